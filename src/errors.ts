@@ -1,0 +1,59 @@
+import createError from '@fastify/error'
+
+// Every error keatrail raises on purpose has a stable code from this file, so operators can
+// search for it and scripts can match it. Messages take printf-style arguments.
+
+export const PatternSyntaxError = createError<[string, number, string]>(
+  'KEATRAIL_ERR_PATTERN_SYNTAX',
+  'Invalid log4cplus pattern %s at position %d: %s',
+  500
+)
+export const PatternUnsupportedError = createError<[string, string, number, string]>(
+  'KEATRAIL_ERR_PATTERN_UNSUPPORTED',
+  'Unsupported construct %s in log4cplus pattern %s at position %d: %s',
+  500
+)
+export const StrftimeUnsupportedError = createError<[string, string, number]>(
+  'KEATRAIL_ERR_STRFTIME_UNSUPPORTED',
+  'Unsupported strftime code %s in date format %s at position %d',
+  500
+)
+export const TimezoneInvalidError = createError<[string]>(
+  'KEATRAIL_ERR_TIMEZONE_INVALID',
+  'Unknown IANA time zone %s',
+  500
+)
+export const KeaConfigError = createError<[string, string]>(
+  'KEATRAIL_ERR_KEA_CONFIG',
+  'Cannot use Kea configuration %s: %s',
+  500
+)
+export const RulesInvalidError = createError<[string, string]>(
+  'KEATRAIL_ERR_RULES_INVALID',
+  'Invalid message rules in %s: %s',
+  500
+)
+export const ConfigInvalidError = createError<[string, string]>(
+  'KEATRAIL_ERR_CONFIG_INVALID',
+  'Invalid configuration at %s: %s',
+  500
+)
+export const InputReadError = createError<[string, string]>(
+  'KEATRAIL_ERR_INPUT_READ',
+  'Cannot read %s: %s',
+  500
+)
+export const UsageError = createError<[string]>(
+  'KEATRAIL_ERR_USAGE',
+  '%s',
+  400
+)
+
+export interface CodedError extends Error {
+  code: string
+}
+
+export function isCodedError (err: unknown): err is CodedError {
+  return err instanceof Error && typeof (err as { code?: unknown }).code === 'string' &&
+    (err as CodedError).code.startsWith('KEATRAIL_ERR_')
+}

@@ -1,0 +1,113 @@
+import { readFileSync } from 'node:fs'
+import { basename } from 'node:path'
+import { KeaConfigError } from '../errors.js'
+import { defaultPatternForOutput } from '../parse/patterns.js'
+
+/**
+ * Kea's JSON dialect allows `//`, `/* … *\/` and `#` comments outside strings (Kea's
+ * bison/flex config parser). jsonc-parser handles the first two but not `#`, so this small
+ * scanner removes all three, keeping string contents and line numbers intact.
+ */
+export function stripKeaComments (text: string): string {
+  let out = ''
+  let i = 0
+  while (i < text.length) {
+    const ch = text[i] as string
+    if (ch === '"') {
+      let j = i + 1
+      while (j < text.length && text[j] !== '"') j += text[j] === '\\' ? 2 : 1
+      out += text.slice(i, j + 1)
+      i = j + 1
+    } else if (ch === '#' || (ch === '/' && text[i + 1] === '/')) {
+      while (i < text.length && text[i] !== '\n') i++
+    } else if (ch === '/' && text[i + 1] === '*') {
+      const end = text.indexOf('*/', i + 2)
+      const stop = end < 0 ? text.length : end + 2
+      out += text.slice(i, stop).replace(/[^\n]/g, ' ')
+      i = stop
+    } else {
+      out += ch
+      i++
+    }
+  }
+  return out
+}
+
+export interface KeaOutput {
+  /** Daemon section the logger is in: Dhcp4, Dhcp6, DhcpDdns, Control-agent, … */
+  daemon: string
+  logger: string
+  severity: string | undefined
+  output: string
+  pattern: string
+  /** True when the config sets the pattern; false when Kea's default applies. */
+  explicitPattern: boolean
+  maxsize: number | undefined
+  maxver: number | undefined
+}
+
+export function readKeaConfig (path: string): unknown {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (err) {
+    throw new KeaConfigError(path, (err as Error).message)
+  }
+  try {
+    return JSON.parse(stripKeaComments(text)) as unknown
+  } catch (err) {
+    throw new KeaConfigError(path, `not valid JSON after removing comments: ${(err as Error).message}`)
+  }
+}
+
+/** Every logger output in a Kea config (`output_options` ≤ 2.5.0, `output-options` later). */
+export function keaOutputs (config: unknown, path: string): KeaOutput[] {
+  if (config === null || typeof config !== 'object') throw new KeaConfigError(path, 'the top level is not an object')
+  const outputs: KeaOutput[] = []
+  for (const [daemon, section] of Object.entries(config as Record<string, unknown>)) {
+    if (section === null || typeof section !== 'object') continue
+    const loggers = (section as Record<string, unknown>).loggers
+    if (!Array.isArray(loggers)) continue
+    for (const logger of loggers as Array<Record<string, unknown>>) {
+      const opts = (logger['output-options'] ?? logger.output_options) as Array<Record<string, unknown>> | undefined
+      for (const o of opts ?? []) {
+        const output = typeof o.output === 'string' ? o.output : 'stdout'
+        const explicit = typeof o.pattern === 'string' && o.pattern !== ''
+        outputs.push({
+          daemon,
+          logger: String(logger.name ?? ''),
+          severity: typeof logger.severity === 'string' ? logger.severity : undefined,
+          output,
+          pattern: explicit ? o.pattern as string : defaultPatternForOutput(output),
+          explicitPattern: explicit,
+          maxsize: typeof o.maxsize === 'number' ? o.maxsize : undefined,
+          maxver: typeof o.maxver === 'number' ? o.maxver : undefined
+        })
+      }
+    }
+  }
+  return outputs
+}
+
+/**
+ * The pattern of one output named on the command line: its exact `output` value, its file
+ * name, or `stdout` / `syslog`. Without a name the config must have exactly one output.
+ */
+export function patternFromKeaConfig (path: string, outputName: string | undefined): KeaOutput {
+  const outputs = keaOutputs(readKeaConfig(path), path)
+  if (outputs.length === 0) throw new KeaConfigError(path, 'it has no loggers with output options')
+  if (outputName === undefined) {
+    const distinct = new Set(outputs.map((o) => o.output))
+    if (distinct.size > 1) {
+      throw new KeaConfigError(path, `it has several outputs (${[...distinct].join(', ')}); choose one with --output`)
+    }
+    return outputs[0] as KeaOutput
+  }
+  const found = outputs.find((o) => o.output === outputName) ??
+    outputs.find((o) => basename(o.output) === basename(outputName)) ??
+    outputs.find((o) => outputName === 'syslog' && o.output.startsWith('syslog'))
+  if (found === undefined) {
+    throw new KeaConfigError(path, `no output named ${JSON.stringify(outputName)}; it has ${outputs.map((o) => JSON.stringify(o.output)).join(', ')}`)
+  }
+  return found
+}

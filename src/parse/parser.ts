@@ -1,0 +1,229 @@
+import { createHash } from 'node:crypto'
+import type { KeaEvent, ParseStatus } from './event.js'
+import type { InputLine } from './lines.js'
+import { interpretMessage } from './kea/message.js'
+import { builtinRules, type RuleSet } from './kea/rules.js'
+import { compilePattern, emptyHeader, type HeaderFields, type LineParser } from './pattern/compile.js'
+
+export interface RecordParserOptions {
+  /** log4cplus pattern the lines were written with. */
+  pattern: string
+  /** IANA zone for local-time (%D) patterns; default UTC. */
+  timeZone?: string
+  /** Stable identity of the stream; event ids are derived from it (see sourceIdentity). */
+  sourceId: string
+  /** log.file.path of the events. */
+  path?: string
+  /** host.name when the pattern has no %h and the transport gives none. */
+  host?: string
+  /** event.dataset when neither the logger nor the message ID tells (default kea.other). */
+  dataset?: string
+  /** A record (all its lines) is cut at this size (default 1 MiB). */
+  maxRecordBytes?: number
+  /** A record is closed after this many lines (default 5000). */
+  maxRecordLines?: number
+  rules?: RuleSet
+  /** A compiled pattern to fork instead of compiling again. */
+  compiled?: LineParser
+}
+
+export interface ParseStats {
+  lines: number
+  records: number
+  continuationLines: number
+  status: Record<ParseStatus, number>
+  invalidUtf8: number
+  truncated: number
+  byCode: Map<string, number>
+}
+
+export function emptyStats (): ParseStats {
+  return { lines: 0, records: 0, continuationLines: 0, status: { ok: 0, partial: 0, unmatched: 0 }, invalidUtf8: 0, truncated: 0, byCode: new Map() }
+}
+
+/**
+ * The identity of a stream: a hash of its first line (and host). A file keeps its identity
+ * when Kea renames it to .1, and a gzip'd copy has the same identity as the original, so
+ * re-reading any of them yields the same event ids (Vector fingerprints files the same way).
+ */
+export function sourceIdentity (firstLine: Buffer | string, host = ''): string {
+  return createHash('sha256').update(host).update('\0').update(firstLine).digest('hex').slice(0, 20)
+}
+
+const LEVELS: Record<string, string> = { FATAL: 'fatal', ERROR: 'error', WARN: 'warn', INFO: 'info', DEBUG: 'debug', TRACE: 'trace' }
+
+interface Pending {
+  lines: InputLine[]
+  bytes: number
+  /** The full-pattern match of the first line; valid while the record has one line. */
+  match: RegExpExecArray | null
+}
+
+/**
+ * Assembles lines into Kea records and turns each into a KeaEvent.
+ *
+ * A record starts only at a line whose header matches the pattern; other lines continue the
+ * open record (Kea's multi-line packet and lease dumps). A line that continues nothing is
+ * emitted on its own as `unmatched`, raw text kept: no line is ever dropped.
+ */
+export class RecordParser {
+  readonly stats: ParseStats = emptyStats()
+  private readonly parser: LineParser
+  private readonly rules: RuleSet
+  private readonly opts: RecordParserOptions
+  private readonly maxRecordBytes: number
+  private readonly maxRecordLines: number
+  private pending: Pending | undefined
+  private readonly header: HeaderFields = emptyHeader()
+  private readonly headerOnly: RegExp
+
+  constructor (opts: RecordParserOptions) {
+    this.opts = opts
+    const compileOpts = opts.timeZone === undefined ? {} : { timeZone: opts.timeZone }
+    this.parser = opts.compiled?.fork() ?? compilePattern(opts.pattern, compileOpts)
+    this.rules = opts.rules ?? builtinRules()
+    this.maxRecordBytes = opts.maxRecordBytes ?? 1024 * 1024
+    this.maxRecordLines = opts.maxRecordLines ?? 5000
+    this.headerOnly = this.parser.header
+  }
+
+  /** Feed one line; completed records are passed to `emit`. */
+  push (line: InputLine, emit: (e: KeaEvent) => void): void {
+    this.stats.lines++
+    if (line.raw !== undefined) this.stats.invalidUtf8++
+    if (line.truncated === true) this.stats.truncated++
+    const match = this.parser.full.exec(line.text)
+    if (match !== null || this.headerOnly.test(line.text)) {
+      if (this.pending !== undefined) this.finish(emit)
+      this.pending = { lines: [line], bytes: line.bytes, match }
+      return
+    }
+    const p = this.pending
+    if (p !== undefined && p.lines.length < this.maxRecordLines && p.bytes + line.bytes + 1 <= this.maxRecordBytes) {
+      p.lines.push(line)
+      p.bytes += line.bytes + 1
+      p.match = null
+      this.stats.continuationLines++
+      return
+    }
+    if (p !== undefined) this.finish(emit)
+    this.emitUnmatched(line, p === undefined ? 'no header' : 'continuation beyond the record size limit', emit)
+  }
+
+  /** Close the open record (end of input, idle timeout, before a checkpoint). */
+  flush (emit: (e: KeaEvent) => void): void {
+    if (this.pending !== undefined) this.finish(emit)
+  }
+
+  /** Byte offset where the open record starts, or undefined: a checkpoint must not pass it. */
+  get pendingOffset (): number | undefined {
+    return this.pending?.lines[0]?.offset
+  }
+
+  private finish (emit: (e: KeaEvent) => void): void {
+    const p = this.pending as Pending
+    this.pending = undefined
+    const first = p.lines[0] as InputLine
+    const text = p.lines.length === 1 ? first.text : p.lines.map((l) => l.text).join('\n')
+    const h = this.header
+    let status: ParseStatus = 'ok'
+    let reason: string | undefined
+    let message: string
+    const m = p.match ?? this.parser.full.exec(text)
+    if (m !== null) {
+      if (!this.parser.extract(m, h)) { status = 'partial'; reason = 'unreadable timestamp' }
+      message = h.message ?? ''
+      if (h.messageTruncated) { status = 'partial'; reason = 'pattern shows only a truncated message' }
+    } else {
+      // The header matched but text after the message did not (e.g. a pattern with literal
+      // text after %m and a multi-line message): keep the header fields and the rest as message.
+      const hm = this.headerOnly.exec(text) as RegExpExecArray
+      if (!this.parser.extract(hm, h)) reason = 'unreadable timestamp'
+      message = text.slice(hm[0].length)
+      status = 'partial'
+      reason = reason ?? 'record does not match the whole pattern'
+    }
+    const event = this.baseEvent(first, text, message, status, h)
+    if (reason !== undefined) event.kea.parse.reason = reason
+    if (p.lines.some((l) => l.truncated === true) || p.bytes >= this.maxRecordBytes) event.kea.parse.truncated = true
+    if (p.lines.some((l) => l.raw !== undefined)) {
+      event.kea.parse.raw_base64 = Buffer.concat(p.lines.flatMap((l, i) => [
+        ...(i > 0 ? [Buffer.from('\n')] : []), l.raw ?? Buffer.from(l.text, 'utf8')
+      ])).toString('base64')
+    }
+    const result = interpretMessage(message, event, this.rules)
+    if (result.formMismatch && event.kea.parse.status === 'ok') {
+      event.kea.parse.status = 'partial'
+      event.kea.parse.reason = 'message text does not match any form of its rule'
+    }
+    if (event.event.dataset === '') event.event.dataset = datasetOf(h.logger, event.event.code, result.rule?.family, this.opts.dataset)
+    this.count(event)
+    emit(event)
+  }
+
+  private emitUnmatched (line: InputLine, reason: string, emit: (e: KeaEvent) => void): void {
+    const h = emptyHeader()
+    const event = this.baseEvent(line, line.text, line.text, 'unmatched', h)
+    event.kea.parse.reason = reason
+    if (line.truncated === true) event.kea.parse.truncated = true
+    if (line.raw !== undefined) event.kea.parse.raw_base64 = line.raw.toString('base64')
+    event.event.dataset = this.opts.dataset ?? 'kea.other'
+    this.count(event)
+    emit(event)
+  }
+
+  private count (event: KeaEvent): void {
+    this.stats.records++
+    this.stats.status[event.kea.parse.status]++
+    const code = event.event.code ?? '(none)'
+    this.stats.byCode.set(code, (this.stats.byCode.get(code) ?? 0) + 1)
+  }
+
+  private baseEvent (first: InputLine, original: string, message: string, status: ParseStatus, h: HeaderFields): KeaEvent {
+    const time = h.time ?? first.time ?? Date.now()
+    let iso = new Date(time).toISOString()
+    if (h.micros > 0) iso = iso.slice(0, -1) + String(h.micros).padStart(3, '0') + 'Z'
+    const event: KeaEvent = {
+      '@timestamp': iso,
+      message,
+      event: {
+        id: `${this.opts.sourceId}-${first.offset.toString(16)}`,
+        original,
+        dataset: h.logger === undefined ? '' : datasetOf(h.logger, undefined, undefined, this.opts.dataset),
+        module: 'kea',
+        kind: 'event'
+      },
+      log: { offset: first.offset },
+      kea: { source_id: this.opts.sourceId, parse: { status } }
+    }
+    if (h.time === undefined && first.time === undefined) event.event.ingested = iso
+    if (this.parser.resolver !== undefined && h.time !== undefined) event.event.timezone = this.parser.resolver.zone
+    if (h.level !== undefined) event.log.level = LEVELS[h.level] ?? h.level.toLowerCase()
+    if (h.logger !== undefined) event.log.logger = h.logger
+    if (this.opts.path !== undefined) event.log.file = { path: this.opts.path }
+    if (h.logger !== undefined || h.pid !== undefined || h.thread !== undefined) {
+      const proc: NonNullable<KeaEvent['process']> = {}
+      if (h.logger !== undefined) {
+        const dot = h.logger.indexOf('.')
+        proc.name = dot < 0 ? h.logger : h.logger.slice(0, dot)
+      }
+      if (h.pid !== undefined) proc.pid = h.pid
+      if (h.thread !== undefined) proc.thread = { id: h.thread }
+      event.process = proc
+    }
+    const host = h.host ?? first.host ?? this.opts.host
+    if (host !== undefined) event.host = { name: host }
+    return event
+  }
+}
+
+function datasetOf (logger: string | undefined, code: string | undefined, family: 4 | 6 | undefined, fallback: string | undefined): string {
+  if (logger !== undefined) {
+    if (logger.startsWith('kea-dhcp4')) return 'kea.dhcp4'
+    if (logger.startsWith('kea-dhcp6')) return 'kea.dhcp6'
+    return 'kea.other'
+  }
+  if (family === 4 || (code !== undefined && /^(DHCP4_|ALLOC_ENGINE_V4_|DHCPSRV_MEMFILE_\w*4)/.test(code))) return 'kea.dhcp4'
+  if (family === 6 || (code !== undefined && /^(DHCP6_|ALLOC_ENGINE_V6_|DHCPSRV_MEMFILE_\w*6)/.test(code))) return 'kea.dhcp6'
+  return fallback ?? 'kea.other'
+}

@@ -1,0 +1,90 @@
+import { createReadStream, openSync, readSync, closeSync } from 'node:fs'
+import type { Readable } from 'node:stream'
+import { createGunzip } from 'node:zlib'
+import type { KeaEvent } from './event.js'
+import { LineSplitter } from './lines.js'
+import { RecordParser, sourceIdentity, type ParseStats, type RecordParserOptions } from './parser.js'
+
+export interface ParseStreamOptions extends Omit<RecordParserOptions, 'sourceId'> {
+  /** Fixed source identity; by default the hash of the first line (see sourceIdentity). */
+  sourceId?: string
+  maxLineBytes?: number
+}
+
+const FINGERPRINT_BYTES = 1024
+
+/**
+ * Parses a whole byte stream. Events are handed over per input chunk and the next chunk is
+ * read only after `onBatch` resolves: backpressure is that await.
+ */
+export async function parseStream (
+  input: AsyncIterable<Buffer | string>,
+  opts: ParseStreamOptions,
+  onBatch: (events: KeaEvent[]) => void | Promise<void>
+): Promise<ParseStats> {
+  const splitter = new LineSplitter(opts.maxLineBytes === undefined ? {} : { maxLineBytes: opts.maxLineBytes })
+  let parser: RecordParser | undefined = opts.sourceId === undefined ? undefined : new RecordParser({ ...opts, sourceId: opts.sourceId })
+  let head: Buffer[] = []
+  let headBytes = 0
+  let batch: KeaEvent[] = []
+  const emit = (e: KeaEvent): void => { batch.push(e) }
+  const onLine = (line: Parameters<RecordParser['push']>[0]): void => { (parser as RecordParser).push(line, emit) }
+
+  const start = (bytes: Buffer): void => {
+    const nl = bytes.indexOf(10)
+    const first = bytes.subarray(0, nl < 0 ? Math.min(bytes.length, FINGERPRINT_BYTES) : Math.min(nl, FINGERPRINT_BYTES))
+    parser = new RecordParser({ ...opts, sourceId: sourceIdentity(first, opts.host) })
+  }
+
+  for await (const raw of input) {
+    const chunk = typeof raw === 'string' ? Buffer.from(raw) : raw
+    if (parser === undefined) {
+      // Hold data until the first line is complete: it names the source.
+      head.push(chunk)
+      headBytes += chunk.length
+      const joined = Buffer.concat(head, headBytes)
+      if (joined.indexOf(10) < 0 && headBytes < FINGERPRINT_BYTES) continue
+      start(joined)
+      head = []
+      headBytes = 0
+      splitter.push(joined, onLine)
+    } else {
+      splitter.push(chunk, onLine)
+    }
+    if (batch.length > 0) {
+      const out = batch
+      batch = []
+      await onBatch(out)
+    }
+  }
+  if (parser === undefined) {
+    const joined = Buffer.concat(head, headBytes)
+    start(joined)
+    splitter.push(joined, onLine)
+  }
+  const p = parser as RecordParser
+  splitter.flush(onLine)
+  p.flush(emit)
+  if (batch.length > 0) await onBatch(batch)
+  return p.stats
+}
+
+/** Opens a log file for reading, transparently gunzipping `.gz` files (rotated archives). */
+export function openLogFile (path: string): Readable {
+  const raw = createReadStream(path, { highWaterMark: 1024 * 1024 })
+  return isGzip(path) ? raw.pipe(createGunzip()) : raw
+}
+
+function isGzip (path: string): boolean {
+  if (path.endsWith('.gz')) return true
+  let fd: number | undefined
+  try {
+    fd = openSync(path, 'r')
+    const b = Buffer.alloc(2)
+    return readSync(fd, b, 0, 2, 0) === 2 && b[0] === 0x1f && b[1] === 0x8b
+  } catch {
+    return false
+  } finally {
+    if (fd !== undefined) closeSync(fd)
+  }
+}
