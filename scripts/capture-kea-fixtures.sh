@@ -54,7 +54,7 @@ kea_config() {
   if [ "$mode" = info ]; then
     outputs=$(cat <<EOF
         { "output": "$WORK/$name-INFO-file.log", "maxsize": 0 },
-        { "output": "$WORK/$name-INFO-custom.log", "maxsize": 0, "pattern": "${CUSTOM_PATTERN//\\/\\\\}" },
+        { "output": "$WORK/$name-INFO-custom.log", "maxsize": 0, "pattern": "$CUSTOM_PATTERN" },
         { "output": "stdout" }
 EOF
 )
@@ -79,6 +79,7 @@ EOF
   else
     cat <<EOF
 { "Dhcp6": {
+  "server-id": { "type": "LLT", "persist": false },
   "interfaces-config": { "interfaces": [ "kt-s0" ] },
   "control-socket": { "socket-type": "unix", "socket-name": "$WORK/kea6.sock" },
   "lease-database": { "type": "memfile", "persist": true, "name": "$WORK/$name-$mode-leases.csv", "lfc-interval": 0 },

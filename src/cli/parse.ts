@@ -55,6 +55,7 @@ async function runParse (files: string[], o: ParseCliOptions, io: CliIo): Promis
         pattern: resolved.pattern,
         compiled,
         timeZone: resolved.timeZone,
+        countByCode: o.stats === true,
         ...(resolved.host === undefined ? {} : { host: resolved.host }),
         ...(file === '-' ? {} : { path: file })
       }, write)

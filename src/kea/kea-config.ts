@@ -4,20 +4,53 @@ import { KeaConfigError } from '../errors.js'
 import { defaultPatternForOutput } from '../parse/patterns.js'
 
 /**
- * Kea's JSON dialect allows `//`, `/* … *\/` and `#` comments outside strings (Kea's
- * bison/flex config parser). jsonc-parser handles the first two but not `#`, so this small
- * scanner removes all three, keeping string contents and line numbers intact.
+ * Kea's JSON dialect allows `//`, `/* … *\/` and `#` comments outside strings, and a trailing
+ * comma before `}` or `]` (Debian's shipped kea-dhcp4.conf has one). jsonc-parser handles the
+ * first two comment kinds but not `#`, so this small scanner removes all of it, keeping string
+ * contents and line numbers intact.
  */
 export function stripKeaComments (text: string): string {
+  return removeTrailingCommas(removeComments(text))
+}
+
+/** Index just past the JSON string starting at `start` (a '"'). */
+function stringEnd (text: string, start: number): number {
+  let j = start + 1
+  while (j < text.length && text[j] !== '"') j += text[j] === '\\' ? 2 : 1
+  return Math.min(j + 1, text.length)
+}
+
+function removeTrailingCommas (text: string): string {
   let out = ''
   let i = 0
   while (i < text.length) {
     const ch = text[i] as string
     if (ch === '"') {
+      const end = stringEnd(text, i)
+      out += text.slice(i, end)
+      i = end
+      continue
+    }
+    if (ch === ',') {
       let j = i + 1
-      while (j < text.length && text[j] !== '"') j += text[j] === '\\' ? 2 : 1
-      out += text.slice(i, j + 1)
-      i = j + 1
+      while (j < text.length && /\s/.test(text[j] as string)) j++
+      if (text[j] === '}' || text[j] === ']') { out += ' '; i++; continue }
+    }
+    out += ch
+    i++
+  }
+  return out
+}
+
+function removeComments (text: string): string {
+  let out = ''
+  let i = 0
+  while (i < text.length) {
+    const ch = text[i] as string
+    if (ch === '"') {
+      const end = stringEnd(text, i)
+      out += text.slice(i, end)
+      i = end
     } else if (ch === '#' || (ch === '/' && text[i + 1] === '/')) {
       while (i < text.length && text[i] !== '\n') i++
     } else if (ch === '/' && text[i + 1] === '*') {

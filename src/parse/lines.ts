@@ -1,3 +1,5 @@
+import { isAscii } from 'node:buffer'
+
 /** One line as read: decoded text plus where its bytes were. */
 export interface InputLine {
   text: string
@@ -41,6 +43,7 @@ export class LineSplitter {
 
   push (chunk: Buffer, onLine: (line: InputLine) => void): void {
     let start = 0
+    if (this.carryBytes === 0 && this.skipped === 0) start = this.pushAscii(chunk, onLine)
     for (;;) {
       const nl = chunk.indexOf(10, start)
       if (nl < 0) break
@@ -62,6 +65,27 @@ export class LineSplitter {
       start = nl + 1
     }
     if (start < chunk.length) this.append(chunk.subarray(start))
+  }
+
+  /**
+   * NOTE: the hot path. Kea logs are ASCII, where byte offsets equal string offsets: decoding a
+   * whole run of complete lines once and slicing it is ~10% of the parse time cheaper than
+   * decoding line by line (bench/parse). Returns where the byte-wise path must continue.
+   */
+  private pushAscii (chunk: Buffer, onLine: (line: InputLine) => void): number {
+    const last = chunk.lastIndexOf(10)
+    if (last < 0 || last > 64 * 1024 * 1024 || !isAscii(chunk.subarray(0, last))) return 0
+    const text = chunk.toString('latin1', 0, last + 1)
+    let start = 0
+    for (;;) {
+      const nl = text.indexOf('\n', start)
+      if (nl < 0) break
+      if (nl - start > this.maxLineBytes) return start
+      onLine({ text: text.slice(start, nl), offset: this.offset, bytes: nl - start })
+      this.offset += nl - start + 1
+      start = nl + 1
+    }
+    return start
   }
 
   /** Hands out a last line that has no newline (end of input, or idle timeout). */

@@ -12,6 +12,7 @@ export interface ParseStreamOptions extends Omit<RecordParserOptions, 'sourceId'
 }
 
 const FINGERPRINT_BYTES = 1024
+const SLICE_BYTES = 64 * 1024
 
 /**
  * Parses a whole byte stream. Events are handed over per input chunk and the next chunk is
@@ -38,23 +39,26 @@ export async function parseStream (
 
   for await (const raw of input) {
     const chunk = typeof raw === 'string' ? Buffer.from(raw) : raw
+    let data = chunk
     if (parser === undefined) {
       // Hold data until the first line is complete: it names the source.
       head.push(chunk)
       headBytes += chunk.length
-      const joined = Buffer.concat(head, headBytes)
-      if (joined.indexOf(10) < 0 && headBytes < FINGERPRINT_BYTES) continue
-      start(joined)
+      data = Buffer.concat(head, headBytes)
+      if (data.indexOf(10) < 0 && headBytes < FINGERPRINT_BYTES) continue
+      start(data)
       head = []
       headBytes = 0
-      splitter.push(joined, onLine)
-    } else {
-      splitter.push(chunk, onLine)
     }
-    if (batch.length > 0) {
-      const out = batch
-      batch = []
-      await onBatch(out)
+    // Small slices keep batches small: events handed over soon die young, in the cheap
+    // generation of the garbage collector, and the consumer sees steady flow (bench/parse).
+    for (let at = 0; at < data.length; at += SLICE_BYTES) {
+      splitter.push(data.subarray(at, at + SLICE_BYTES), onLine)
+      if (batch.length > 0) {
+        const out = batch
+        batch = []
+        await onBatch(out)
+      }
     }
   }
   if (parser === undefined) {

@@ -60,7 +60,9 @@ function readHw (hw: string, out: ClientLabel): void {
   if (!hw.startsWith('hwtype=')) return
   const space = hw.indexOf(' ')
   if (space < 0) return
-  out.hwtype = Number(hw.slice(7, space))
+  const type = hw.slice(7, space)
+  if (!/^\d{1,5}$/.test(type)) return
+  out.hwtype = Number(type)
   const addr = hw.slice(space + 1)
   if (addr.length > 0) out.hwaddr = addr
 }

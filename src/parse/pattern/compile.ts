@@ -238,6 +238,8 @@ function buildExtractor (
   })
   const fieldGroups = [...best.entries()].map(([field, i]) => ({ field, group: i + 1 }))
   const timeGroups = captures.flatMap((c, i) => c.field === 'time' ? [{ group: i + 1, c }] : [])
+  const fast = generateExtractor(fieldGroups, timeGroups, dates, resolver, hasFullMessage)
+  if (fast !== undefined) return fast
 
   return (m, out) => {
     out.time = undefined
@@ -297,6 +299,65 @@ function buildExtractor (
     }
     return resolveTime(parts, dates, resolver, ref, out)
   }
+}
+
+const FAST_COMPONENTS = new Set<TimeComponent>(['year', 'month', 'day', 'hour', 'minute', 'second', 'millis'])
+const DIGITS = /^\d{1,15}$/
+
+/**
+ * The hot path: for a pattern with one date made of Y m d H M S [q] (Kea's defaults and most
+ * custom patterns) the extractor is generated as straight-line code with fixed group
+ * indexes. Only integers from the compiled pattern go into the source text.
+ */
+function generateExtractor (
+  fieldGroups: Array<{ field: FieldName, group: number }>,
+  timeGroups: Array<{ group: number, c: Capture }>,
+  dates: DateSpec[],
+  resolver: LocalTimeResolver | undefined,
+  hasFullMessage: boolean
+): ((m: RegExpExecArray, out: HeaderFields) => boolean) | undefined {
+  if (dates.length > 1) return undefined
+  const comp = new Map<TimeComponent, number>()
+  for (const t of timeGroups) {
+    const c = t.c.component as TimeComponent
+    if (!FAST_COMPONENTS.has(c) || comp.has(c)) return undefined
+    comp.set(c, t.group)
+  }
+  if (dates.length === 1 && !['year', 'month', 'day', 'hour', 'minute', 'second'].every((c) => comp.has(c as TimeComponent))) return undefined
+  const g = (n: number): string => `m[${Math.trunc(n)}]`
+  const lines: string[] = [`out.micros = 0; out.messageTruncated = ${hasFullMessage ? 'false' : 'true'};`]
+  const set = new Set(fieldGroups.map((f) => f.field))
+  for (const f of ['level', 'logger', 'pid', 'thread', 'threadAlt', 'host', 'message'] as const) {
+    if (!set.has(f)) lines.push(`out.${f} = undefined;`)
+  }
+  for (const { field, group } of fieldGroups) {
+    const v = g(group)
+    switch (field) {
+      case 'level': lines.push(`{ const v = ${v}; out.level = v === undefined ? undefined : v.length >= 4 ? v : expandLevel(v); }`); break
+      case 'pid': case 'threadAlt': lines.push(`{ const v = ${v}; out.${field} = v === undefined ? undefined : +v; }`); break
+      case 'thread': lines.push(`{ const v = ${v}; out.thread = v === undefined ? undefined : DIGITS.test(v) ? +v : v; }`); break
+      case 'logger': case 'host': case 'message': lines.push(`out.${field} = ${v};`); break
+    }
+  }
+  if (dates.length === 0) {
+    lines.push('out.time = undefined; return true;')
+  } else {
+    const ms = comp.has('millis') ? `+${g(comp.get('millis') as number)}` : '0'
+    lines.push(
+      `const mo = +${g(comp.get('month') as number)} - 1, d = +${g(comp.get('day') as number)}, h = +${g(comp.get('hour') as number)}, mi = +${g(comp.get('minute') as number)}, s = +${g(comp.get('second') as number)};`,
+      'if (mo > 11 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) { out.time = undefined; return false; }',
+      // Date.UTC once per calendar day; within a day the arithmetic is exact.
+      `const y = +${g(comp.get('year') as number)}, dayKey = y * 416 + mo * 32 + d;`,
+      'if (dayKey !== day.key) { day.key = dayKey; day.ms = Date.UTC(y, mo, d); }',
+      `const wall = day.ms + ((h * 60 + mi) * 60 + s) * 1000 + ${ms};`,
+      (dates[0] as DateSpec).local && resolver !== undefined ? 'out.time = resolver.resolve(wall);' : 'out.time = wall;',
+      'return true;'
+    )
+  }
+  // The source is built from integers only (see above), never from input text.
+  const factory = new Function('expandLevel', 'DIGITS', 'resolver', 'day', `return function extract (m, out) {\n${lines.join('\n')}\n}`) as
+    (e: typeof expandLevel, d: RegExp, r: LocalTimeResolver | undefined, day: { key: number, ms: number }) => (m: RegExpExecArray, out: HeaderFields) => boolean
+  return factory(expandLevel, DIGITS, resolver, { key: -1, ms: 0 })
 }
 
 function blankParts (): DateParts {
