@@ -4,6 +4,7 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     testTimeout: 30_000,
-    pool: 'forks'
+    pool: 'forks',
+    reporters: ['default', './test/helpers/summary-reporter.ts']
   }
 })

@@ -66,7 +66,9 @@ function ecsLevel (level: string): string {
   return level.toLowerCase()
 }
 
+/** The record being assembled; one per parser, reused (no allocation per record). */
 interface Pending {
+  open: boolean
   lines: InputLine[]
   bytes: number
   /** Some line was cut at the size limit / was not valid UTF-8. */
@@ -90,7 +92,7 @@ export class RecordParser {
   private readonly opts: RecordParserOptions
   private readonly maxRecordBytes: number
   private readonly maxRecordLines: number
-  private pending: Pending | undefined
+  private readonly pending: Pending = { open: false, lines: [], bytes: 0, truncated: false, invalid: false, match: null }
   private readonly header: HeaderFields = emptyHeader()
   private readonly headerOnly: RegExp
   private readonly file: { path: string } | undefined
@@ -106,7 +108,7 @@ export class RecordParser {
     this.maxRecordLines = opts.maxRecordLines ?? 5000
     this.headerOnly = this.parser.header
     this.file = opts.path === undefined ? undefined : { path: opts.path }
-    this.zone = this.parser.resolver?.zone
+    this.zone = this.parser.zone
   }
 
   /** Feed one line; completed records are passed to `emit`. */
@@ -115,13 +117,18 @@ export class RecordParser {
     if (line.raw !== undefined) this.stats.invalidUtf8++
     if (line.truncated === true) this.stats.truncated++
     const match = this.parser.full.exec(line.text)
+    const p = this.pending
     if (match !== null || this.headerOnly.test(line.text)) {
-      if (this.pending !== undefined) this.finish(emit)
-      this.pending = { lines: [line], bytes: line.bytes, truncated: line.truncated === true, invalid: line.raw !== undefined, match }
+      if (p.open) this.finish(emit)
+      p.open = true
+      p.lines.push(line)
+      p.bytes = line.bytes
+      p.truncated = line.truncated === true
+      p.invalid = line.raw !== undefined
+      p.match = match
       return
     }
-    const p = this.pending
-    if (p !== undefined && p.lines.length < this.maxRecordLines && p.bytes + line.bytes + 1 <= this.maxRecordBytes) {
+    if (p.open && p.lines.length < this.maxRecordLines && p.bytes + line.bytes + 1 <= this.maxRecordBytes) {
       p.lines.push(line)
       p.bytes += line.bytes + 1
       p.match = null
@@ -130,25 +137,28 @@ export class RecordParser {
       this.stats.continuationLines++
       return
     }
-    if (p !== undefined) this.finish(emit)
-    this.emitUnmatched(line, p === undefined ? 'no header' : 'continuation beyond the record size limit', emit)
+    const wasOpen = p.open
+    if (wasOpen) this.finish(emit)
+    this.emitUnmatched(line, wasOpen ? 'continuation beyond the record size limit' : 'no header', emit)
   }
 
   /** Close the open record (end of input, idle timeout, before a checkpoint). */
   flush (emit: (e: KeaEvent) => void): void {
-    if (this.pending !== undefined) this.finish(emit)
+    if (this.pending.open) this.finish(emit)
   }
 
   /** Byte offset where the open record starts, or undefined: a checkpoint must not pass it. */
   get pendingOffset (): number | undefined {
-    return this.pending?.lines[0]?.offset
+    return this.pending.open ? this.pending.lines[0]?.offset : undefined
   }
 
   private finish (emit: (e: KeaEvent) => void): void {
-    const p = this.pending as Pending
-    this.pending = undefined
+    const p = this.pending
     const first = p.lines[0] as InputLine
     const text = p.lines.length === 1 ? first.text : p.lines.map((l) => l.text).join('\n')
+    const rawLines = p.invalid ? p.lines.slice() : undefined
+    p.open = false
+    p.lines.length = 0
     const h = this.header
     let status: ParseStatus = 'ok'
     let reason: string | undefined
@@ -170,8 +180,8 @@ export class RecordParser {
     const event = this.baseEvent(first, text, message, status, h)
     if (reason !== undefined) event.kea.parse.reason = reason
     if (p.truncated || p.bytes >= this.maxRecordBytes) event.kea.parse.truncated = true
-    if (p.invalid) {
-      event.kea.parse.raw_base64 = Buffer.concat(p.lines.flatMap((l, i) => [
+    if (rawLines !== undefined) {
+      event.kea.parse.raw_base64 = Buffer.concat(rawLines.flatMap((l, i) => [
         ...(i > 0 ? [Buffer.from('\n')] : []), l.raw ?? Buffer.from(l.text, 'utf8')
       ])).toString('base64')
     }

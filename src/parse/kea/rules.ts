@@ -6,7 +6,7 @@ import { RulesInvalidError } from '../../errors.js'
 import { packageRoot } from '../../paths.js'
 import { LEASE_ACTIONS } from '../event.js'
 import { escapeRegex } from '../time/strftime.js'
-import { LABEL_SOURCE } from './label.js'
+import { LABEL_GROUPS, LABEL_SOURCE } from './label.js'
 
 /** Placeholder roles usable in rule forms, with the text each may match. */
 export const ROLE_SOURCES = {
@@ -51,10 +51,16 @@ const fileSchema = z.object({
   rules: z.record(z.string().regex(/^[A-Z][A-Z0-9_]*$/), ruleSchema)
 }).strict()
 
+/** What one capture group of a compiled form holds: a role, or a part of a {label}. */
+export type GroupRole = Exclude<Role, 'label'> | `label_${typeof LABEL_GROUPS[number]}`
+
 export interface CompiledForm {
   form: string
   regex: RegExp
+  /** The placeholders, in order. */
   roles: Role[]
+  /** The capture groups, in order (a {label} has several). */
+  groups: GroupRole[]
 }
 
 export interface MessageRule {
@@ -73,17 +79,25 @@ const PLACEHOLDER = /\{([a-z_0-9]+)\}/g
 
 export function compileForm (form: string, where: string): CompiledForm {
   const roles: Role[] = []
+  const groups: GroupRole[] = []
   let source = '^'
   let last = 0
   for (const m of form.matchAll(PLACEHOLDER)) {
     const role = m[1] as string
     if (!(role in ROLE_SOURCES)) throw new RulesInvalidError(where, `unknown role {${role}} in form ${JSON.stringify(form)}`)
-    source += escapeRegex(form.slice(last, m.index)) + '(' + ROLE_SOURCES[role as Role] + ')'
+    source += escapeRegex(form.slice(last, m.index))
+    if (role === 'label') {
+      source += '(?:' + LABEL_SOURCE + ')'
+      for (const part of LABEL_GROUPS) groups.push(`label_${part}`)
+    } else {
+      source += '(' + ROLE_SOURCES[role as Role] + ')'
+      groups.push(role as GroupRole)
+    }
     roles.push(role as Role)
     last = (m.index ?? 0) + m[0].length
   }
   source += escapeRegex(form.slice(last)) + '$'
-  return { form, regex: new RegExp(source, 's'), roles }
+  return { form, regex: new RegExp(source, 's'), roles, groups }
 }
 
 /** Loads and compiles every rule file in a directory (default: the package's parsers/messages). */

@@ -1,5 +1,5 @@
 import { PatternUnsupportedError } from '../../errors.js'
-import { compileTimeFormat, escapeRegex, type TimeComponent } from '../time/strftime.js'
+import { compileTimeFormat, escapeRegex, fixedLayout, type FixedLayout, type TimeComponent } from '../time/strftime.js'
 import { LocalTimeResolver } from '../time/zone.js'
 import { tokenizePattern, type ConversionToken, type PatternToken } from './tokenize.js'
 
@@ -36,8 +36,10 @@ export interface LineParser {
   readonly full: RegExp
   /** Fills `out` from a successful `full.exec()`; returns false if a value is unusable. */
   extract: (m: RegExpExecArray, out: HeaderFields) => boolean
-  /** Resolver for local times; one per stream, see LocalTimeResolver. */
+  /** Resolver for local times; one per stream, see LocalTimeResolver (undefined for UTC). */
   readonly resolver: LocalTimeResolver | undefined
+  /** The zone local-time (%D) headers are read in; undefined when the pattern has none. */
+  readonly zone: string | undefined
   /** A fresh parser for another stream (local-time fold state is per stream). */
   fork: () => LineParser
 }
@@ -55,10 +57,14 @@ interface Capture {
   quality: number
   /** For time captures: which date conversion and component. */
   dateIndex?: number
-  component?: TimeComponent
+  component?: TimeComponent | 'fixed'
 }
 
-interface DateSpec { local: boolean }
+interface DateSpec {
+  local: boolean
+  /** Set when the date is captured whole and read by offsets (see fixedLayout). */
+  layout: FixedLayout | undefined
+}
 
 /**
  * Compiles a log4cplus PatternLayout string into a record parser, once, at start.
@@ -95,8 +101,10 @@ export function compilePattern (pattern: string, options: CompileOptions = {}): 
   const full = new RegExp(fullSource, 's')
 
   const referenceTime = options.referenceTime ?? Date.now()
-  const needsZone = dates.some((d) => d.local)
-  const resolver = needsZone ? new LocalTimeResolver(options.timeZone ?? 'UTC') : undefined
+  const zone = dates.some((d) => d.local) ? options.timeZone ?? 'UTC' : undefined
+  // Validates the zone name even for UTC; only other zones need resolving at run time.
+  const zoneResolver = zone === undefined ? undefined : new LocalTimeResolver(zone)
+  const resolver = zone === 'UTC' || zone === 'Etc/UTC' ? undefined : zoneResolver
   const extract = buildExtractor(captures, dates, resolver, referenceTime, hasFullMessage)
   return {
     pattern,
@@ -104,6 +112,7 @@ export function compilePattern (pattern: string, options: CompileOptions = {}): 
     full,
     extract,
     resolver,
+    zone,
     fork: () => compilePattern(pattern, options)
   }
 }
@@ -147,7 +156,13 @@ function conversionSource (tok: ConversionToken, captures: Capture[], dates: Dat
       const format = tok.option === undefined || tok.option === '' ? '%Y-%m-%d %H:%M:%S' : tok.option
       const compiled = compileTimeFormat(format)
       const dateIndex = dates.length
-      dates.push({ local: tok.char === 'D' })
+      const layout = fixedLayout(format)
+      dates.push({ local: tok.char === 'D', layout })
+      if (layout !== undefined) {
+        // One capture for the whole date; the inner groups become non-capturing.
+        captures.push({ field: 'time', quality: 0, dateIndex, component: 'fixed' })
+        return pad(tok, '(' + compiled.source.replace(/\((?!\?)/g, '(?:') + ')')
+      }
       for (const component of compiled.groups) captures.push({ field: 'time', quality: 0, dateIndex, component })
       return pad(tok, compiled.source)
     }
@@ -295,6 +310,23 @@ function buildExtractor (
           break
         }
         case 'zoneName': break
+        case 'fixed': {
+          const layout = (dates[tg.c.dateIndex as number] as DateSpec).layout as FixedLayout
+          for (const f of layout.fields) {
+            const n = Number(v.slice(f.offset, f.offset + f.width))
+            switch (f.component) {
+              case 'year': p.year = n; break
+              case 'month': p.month = n - 1; break
+              case 'day': p.day = n; break
+              case 'hour': p.hour = n; break
+              case 'minute': p.minute = n; break
+              case 'second': p.second = n; break
+              case 'millis': p.millis = n; p.seen |= SEEN_SUBSEC; break
+            }
+          }
+          p.seen |= SEEN_DATE | SEEN_TIME
+          break
+        }
       }
     }
     return resolveTime(parts, dates, resolver, ref, out)
@@ -317,14 +349,26 @@ function generateExtractor (
   hasFullMessage: boolean
 ): ((m: RegExpExecArray, out: HeaderFields) => boolean) | undefined {
   if (dates.length > 1) return undefined
-  const comp = new Map<TimeComponent, number>()
-  for (const t of timeGroups) {
-    const c = t.c.component as TimeComponent
-    if (!FAST_COMPONENTS.has(c) || comp.has(c)) return undefined
-    comp.set(c, t.group)
+  const g = (n: number): string => `m[${Math.trunc(n)}]`
+  // Reads the component at a fixed offset of the date text as decimal digits.
+  const layout = dates[0]?.layout
+  const comp = new Map<TimeComponent, string>()
+  if (layout !== undefined) {
+    const group = (timeGroups[0] as { group: number }).group
+    for (const f of layout.fields) {
+      const digits: string[] = []
+      for (let i = 0; i < f.width; i++) digits.push(`(t.charCodeAt(${f.offset + i}) - 48)`)
+      comp.set(f.component, digits.reduce((acc, d) => `(${acc} * 10 + ${d})`))
+    }
+    comp.set('__text' as TimeComponent, `const t = ${g(group)};`)
+  } else {
+    for (const t of timeGroups) {
+      const c = t.c.component as TimeComponent
+      if (!FAST_COMPONENTS.has(c) || comp.has(c)) return undefined
+      comp.set(c, `+${g(t.group)}`)
+    }
   }
   if (dates.length === 1 && !['year', 'month', 'day', 'hour', 'minute', 'second'].every((c) => comp.has(c as TimeComponent))) return undefined
-  const g = (n: number): string => `m[${Math.trunc(n)}]`
   const lines: string[] = [`out.micros = 0; out.messageTruncated = ${hasFullMessage ? 'false' : 'true'};`]
   const set = new Set(fieldGroups.map((f) => f.field))
   for (const f of ['level', 'logger', 'pid', 'thread', 'threadAlt', 'host', 'message'] as const) {
@@ -342,12 +386,13 @@ function generateExtractor (
   if (dates.length === 0) {
     lines.push('out.time = undefined; return true;')
   } else {
-    const ms = comp.has('millis') ? `+${g(comp.get('millis') as number)}` : '0'
+    const ms = comp.get('millis') ?? '0'
     lines.push(
-      `const mo = +${g(comp.get('month') as number)} - 1, d = +${g(comp.get('day') as number)}, h = +${g(comp.get('hour') as number)}, mi = +${g(comp.get('minute') as number)}, s = +${g(comp.get('second') as number)};`,
+      comp.get('__text' as TimeComponent) ?? '',
+      `const mo = ${comp.get('month') as string} - 1, d = ${comp.get('day') as string}, h = ${comp.get('hour') as string}, mi = ${comp.get('minute') as string}, s = ${comp.get('second') as string};`,
       'if (mo > 11 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) { out.time = undefined; return false; }',
       // Date.UTC once per calendar day; within a day the arithmetic is exact.
-      `const y = +${g(comp.get('year') as number)}, dayKey = y * 416 + mo * 32 + d;`,
+      `const y = ${comp.get('year') as string}, dayKey = y * 416 + mo * 32 + d;`,
       'if (dayKey !== day.key) { day.key = dayKey; day.ms = Date.UTC(y, mo, d); }',
       `const wall = day.ms + ((h * 60 + mi) * 60 + s) * 1000 + ${ms};`,
       (dates[0] as DateSpec).local && resolver !== undefined ? 'out.time = resolver.resolve(wall);' : 'out.time = wall;',
