@@ -5,6 +5,7 @@ import { interpretMessage } from './kea/message.js'
 import { builtinRules, type RuleSet } from './kea/rules.js'
 import { IsoFormatter } from './time/iso.js'
 import { compilePattern, emptyHeader, type HeaderFields, type LineParser } from './pattern/compile.js'
+import { SCAN_BAD_TIME, SCAN_NONE } from './pattern/scanner.js'
 
 export interface RecordParserOptions {
   /** log4cplus pattern the lines were written with. */
@@ -76,6 +77,8 @@ interface Pending {
   invalid: boolean
   /** The full-pattern match of the first line; valid while the record has one line. */
   match: RegExpExecArray | null
+  /** The scanner's result for the first line (scanner path only). */
+  scanned: number
 }
 
 /**
@@ -92,12 +95,15 @@ export class RecordParser {
   private readonly opts: RecordParserOptions
   private readonly maxRecordBytes: number
   private readonly maxRecordLines: number
-  private readonly pending: Pending = { open: false, lines: [], bytes: 0, truncated: false, invalid: false, match: null }
-  private readonly header: HeaderFields = emptyHeader()
+  private readonly pending: Pending = { open: false, lines: [], bytes: 0, truncated: false, invalid: false, match: null, scanned: SCAN_NONE }
+  /** Header of the open record. With a scanner, the next line is read into `nextHeader` and the two swap. */
+  private header: HeaderFields = emptyHeader()
+  private nextHeader: HeaderFields = emptyHeader()
   private readonly headerOnly: RegExp
   private readonly file: { path: string } | undefined
   private readonly zone: string | undefined
   private readonly iso = new IsoFormatter()
+  private readonly idPrefix: string
 
   constructor (opts: RecordParserOptions) {
     this.opts = opts
@@ -109,6 +115,7 @@ export class RecordParser {
     this.headerOnly = this.parser.header
     this.file = opts.path === undefined ? undefined : { path: opts.path }
     this.zone = this.parser.zone
+    this.idPrefix = opts.sourceId + '-'
   }
 
   /** Feed one line; completed records are passed to `emit`. */
@@ -116,10 +123,26 @@ export class RecordParser {
     this.stats.lines++
     if (line.raw !== undefined) this.stats.invalidUtf8++
     if (line.truncated === true) this.stats.truncated++
-    const match = this.parser.full.exec(line.text)
     const p = this.pending
-    if (match !== null || this.headerOnly.test(line.text)) {
+    const scan = this.parser.scan
+    let match: RegExpExecArray | null = null
+    let scanned = SCAN_NONE
+    let isHeader: boolean
+    if (scan !== undefined) {
+      scanned = scan(line.text, this.nextHeader)
+      isHeader = scanned !== SCAN_NONE
+    } else {
+      match = this.parser.full.exec(line.text)
+      isHeader = match !== null || this.headerOnly.test(line.text)
+    }
+    if (isHeader) {
       if (p.open) this.finish(emit)
+      if (scan !== undefined) {
+        const h = this.header
+        this.header = this.nextHeader
+        this.nextHeader = h
+      }
+      p.scanned = scanned
       p.open = true
       p.lines.push(line)
       p.bytes = line.bytes
@@ -163,8 +186,13 @@ export class RecordParser {
     let status: ParseStatus = 'ok'
     let reason: string | undefined
     let message: string
-    const m = p.match ?? this.parser.full.exec(text)
-    if (m !== null) {
+    const m = this.parser.scan !== undefined ? null : p.match ?? this.parser.full.exec(text)
+    if (this.parser.scan !== undefined) {
+      // The scanner read the header when the record started; %m runs to the record's end.
+      const firstMessage = h.message ?? ''
+      message = text === first.text ? firstMessage : text.slice(first.text.length - firstMessage.length)
+      if ((p.scanned & SCAN_BAD_TIME) !== 0) { status = 'partial'; reason = 'unreadable timestamp' }
+    } else if (m !== null) {
       if (!this.parser.extract(m, h)) { status = 'partial'; reason = 'unreadable timestamp' }
       message = h.message ?? ''
       if (h.messageTruncated) { status = 'partial'; reason = 'pattern shows only a truncated message' }
@@ -219,14 +247,10 @@ export class RecordParser {
     const time = h.time ?? first.time ?? Date.now()
     const iso = this.iso.format(time, h.micros)
     const logger = h.logger
+    const root = logger === undefined ? undefined : loggerRoot(logger)
     let proc: KeaEvent['process']
     if (logger !== undefined || h.pid !== undefined || h.thread !== undefined) {
-      const dot = logger === undefined ? -1 : logger.indexOf('.')
-      proc = {
-        name: logger === undefined ? undefined : dot < 0 ? logger : logger.slice(0, dot),
-        pid: h.pid,
-        thread: h.thread === undefined ? undefined : { id: h.thread }
-      }
+      proc = { name: root, pid: h.pid, thread: h.thread === undefined ? undefined : { id: h.thread } }
     }
     const host = h.host ?? first.host ?? this.opts.host
     const timed = h.time !== undefined || first.time !== undefined
@@ -236,11 +260,11 @@ export class RecordParser {
       '@timestamp': iso,
       message,
       event: {
-        id: this.opts.sourceId + '-' + first.offset.toString(16),
+        id: this.idPrefix + first.offset.toString(16),
         original,
         code: undefined,
         action: undefined,
-        dataset: logger === undefined ? '' : datasetOf(logger, undefined, undefined, this.opts.dataset),
+        dataset: root === undefined ? '' : datasetOfRoot(root),
         module: 'kea',
         kind: 'event',
         category: undefined,
@@ -280,12 +304,18 @@ export class RecordParser {
   }
 }
 
+/** The daemon part of a logger name: kea-dhcp4.leases → kea-dhcp4. */
+function loggerRoot (logger: string): string {
+  const dot = logger.indexOf('.')
+  return dot < 0 ? logger : logger.slice(0, dot)
+}
+
+function datasetOfRoot (root: string): string {
+  return root === 'kea-dhcp4' ? 'kea.dhcp4' : root === 'kea-dhcp6' ? 'kea.dhcp6' : 'kea.other'
+}
+
 function datasetOf (logger: string | undefined, code: string | undefined, family: 4 | 6 | undefined, fallback: string | undefined): string {
-  if (logger !== undefined) {
-    if (logger.startsWith('kea-dhcp4')) return 'kea.dhcp4'
-    if (logger.startsWith('kea-dhcp6')) return 'kea.dhcp6'
-    return 'kea.other'
-  }
+  if (logger !== undefined) return datasetOfRoot(loggerRoot(logger))
   if (family === 4 || (code !== undefined && /^(DHCP4_|ALLOC_ENGINE_V4_|DHCPSRV_MEMFILE_\w*4)/.test(code))) return 'kea.dhcp4'
   if (family === 6 || (code !== undefined && /^(DHCP6_|ALLOC_ENGINE_V6_|DHCPSRV_MEMFILE_\w*6)/.test(code))) return 'kea.dhcp6'
   return fallback ?? 'kea.other'

@@ -59,7 +59,8 @@ export function renderPattern (pattern: string, v: RenderValues, micros = 0): st
     if (tok.kind === 'literal') { out += tok.text; continue }
     let value: string
     switch (tok.char) {
-      case 'd': value = strftimeUtc(tok.option || '%Y-%m-%d %H:%M:%S', v.time, micros); break
+      case 'd':
+      case 'D': value = strftimeUtc(tok.option || '%Y-%m-%d %H:%M:%S', v.time, micros); break
       case 'p': value = v.level; break
       case 'c': {
         const n = tok.option ? Number(tok.option) : 0

@@ -1,6 +1,7 @@
 import { PatternUnsupportedError } from '../../errors.js'
 import { compileTimeFormat, escapeRegex, fixedLayout, type FixedLayout, type TimeComponent } from '../time/strftime.js'
 import { LocalTimeResolver } from '../time/zone.js'
+import { buildScanner, type Scanner } from './scanner.js'
 import { tokenizePattern, type ConversionToken, type PatternToken } from './tokenize.js'
 
 /** What a log4cplus header yields, before the Kea message text is interpreted. */
@@ -25,6 +26,8 @@ export interface CompileOptions {
   timeZone?: string
   /** Date parts a format leaves out (e.g. `%H:%M:%S` only) come from this instant. */
   referenceTime?: number
+  /** Use the regex path even where a scanner could be built (tests compare the two). */
+  noScanner?: boolean
 }
 
 /** Reads one record's header; returns undefined when the record does not match. */
@@ -42,6 +45,8 @@ export interface LineParser {
   readonly zone: string | undefined
   /** A fresh parser for another stream (local-time fold state is per stream). */
   fork: () => LineParser
+  /** A regex-free reader of the same pattern, when the pattern allows one (see scanner.ts). */
+  readonly scan: Scanner | undefined
 }
 
 const LEVELS = '(FATAL|ERROR|WARN|INFO|DEBUG|TRACE)'
@@ -113,6 +118,7 @@ export function compilePattern (pattern: string, options: CompileOptions = {}): 
     extract,
     resolver,
     zone,
+    scan: options.noScanner === true ? undefined : buildScanner(tokens, dates.map((d) => d.layout), resolver),
     fork: () => compilePattern(pattern, options)
   }
 }

@@ -103,6 +103,8 @@ function expand (format: string, whole: string, out: CompiledTimeFormat, depth: 
 /** Where each component sits in a date text whose every part has a fixed width. */
 export interface FixedLayout {
   length: number
+  /** The layout's text with '0' at every digit position: its literal characters, in place. */
+  template: string
   fields: Array<{ component: 'year' | 'month' | 'day' | 'hour' | 'minute' | 'second' | 'millis', offset: number, width: number }>
 }
 
@@ -117,10 +119,16 @@ const FIXED: Record<string, [FixedLayout['fields'][number]['component'], number]
  * group and read by character offsets instead of seven captures (bench/parse).
  */
 export function fixedLayout (format: string): FixedLayout | undefined {
-  const out: FixedLayout = { length: 0, fields: [] }
+  const out: FixedLayout = { length: 0, template: '', fields: [] }
   const walk = (f: string, depth: number): boolean => {
     for (let i = 0; i < f.length; i++) {
-      if (f[i] !== '%') { out.length++; continue }
+      if (f[i] !== '%') {
+        // The regex reads other whitespace as \s (any): only a plain space is exact.
+        if (/\s/.test(f[i] as string) && f[i] !== ' ') return false
+        out.length++
+        out.template += f[i]
+        continue
+      }
       const spec = FIXED[f[i + 1] ?? '']
       i++
       if (spec === undefined) return false
@@ -130,6 +138,7 @@ export function fixedLayout (format: string): FixedLayout | undefined {
       }
       out.fields.push({ component: spec[0], offset: out.length, width: spec[1] })
       out.length += spec[1]
+      out.template += '0'.repeat(spec[1])
     }
     return true
   }
