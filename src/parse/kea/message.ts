@@ -26,6 +26,16 @@ export interface MessageResult {
   formMismatch: boolean
 }
 
+// One result object, overwritten by each call: the caller reads it at once (no allocation
+// per record on the hot path).
+const result: MessageResult = { rule: undefined, formMismatch: false }
+function done (rule: MessageRule | undefined, formMismatch: boolean): MessageResult {
+  result.rule = rule
+  result.formMismatch = formMismatch
+  return result
+}
+
+
 type Kea = KeaEvent['kea']
 type Lease = NonNullable<Kea['lease']>
 
@@ -39,7 +49,7 @@ export function interpretMessage (message: string, event: KeaEvent, rules: RuleS
   const id = space < 0 ? message : message.slice(0, space)
   if (!isMessageId(id)) {
     scanGeneric(message, event)
-    return { rule: undefined, formMismatch: false }
+    return done(undefined, false)
   }
   event.event.code = id
   const text = space < 0 ? '' : message.slice(space + 1)
@@ -50,13 +60,13 @@ export function interpretMessage (message: string, event: KeaEvent, rules: RuleS
       const m = form.regex.exec(text)
       if (m === null) continue
       applyRule(rule, form.groups, m, event)
-      return { rule, formMismatch: false }
+      return done(rule, false)
     }
     scanGeneric(text, event)
-    return { rule: undefined, formMismatch: true }
+    return done(undefined, true)
   }
   scanGeneric(text, event)
-  return { rule: undefined, formMismatch: false }
+  return done(undefined, false)
 }
 
 // NOTE: nested objects are created whole, every field present (undefined until set), so all
@@ -175,8 +185,10 @@ function setHostname (event: KeaEvent, name: string): void {
 }
 
 export function addRelatedIp (event: KeaEvent, ip: string): void {
-  const list = (related(event).ip ??= [])
-  if (list.length < 32 && !list.includes(ip)) list.push(ip)
+  const r = related(event)
+  const list = r.ip
+  if (list === undefined) r.ip = [ip]
+  else if (list.length < 32 && !list.includes(ip)) list.push(ip)
 }
 
 const scratchLabel: ClientLabel = {}
