@@ -43,6 +43,26 @@ export const InputReadError = createError<[string, string]>(
   'Cannot read %s: %s',
   500
 )
+export const StoreWriteError = createError<[string, string]>(
+  'KEATRAIL_ERR_STORE_WRITE',
+  'The %s store could not write the batch (nothing of it was acknowledged): %s',
+  503
+)
+export const StoreReadError = createError<[string, string]>(
+  'KEATRAIL_ERR_STORE_READ',
+  'The %s store could not answer: %s',
+  503
+)
+export const StoreSchemaError = createError<[string, string]>(
+  'KEATRAIL_ERR_STORE_SCHEMA',
+  'The %s store\'s schema is not usable: %s',
+  500
+)
+export const CursorInvalidError = createError<[]>(
+  'KEATRAIL_ERR_CURSOR_INVALID',
+  'The cursor is not valid for this query',
+  400
+)
 export const UsageError = createError<[string]>(
   'KEATRAIL_ERR_USAGE',
   '%s',
@@ -56,4 +76,10 @@ export interface CodedError extends Error {
 export function isCodedError (err: unknown): err is CodedError {
   return err instanceof Error && typeof (err as { code?: unknown }).code === 'string' &&
     (err as CodedError).code.startsWith('KEATRAIL_ERR_')
+}
+
+/** Attaches the underlying error (createError's constructors take only message arguments). */
+export function withCause<E extends Error> (err: E, cause: unknown): E {
+  Object.defineProperty(err, 'cause', { value: cause, enumerable: false, configurable: true, writable: true })
+  return err
 }

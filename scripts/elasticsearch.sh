@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# A real Elasticsearch for tests and benchmarks: Elastic's integ-test-zip from Maven Central
+# (server, netty4, x-pack core+security), cached outside the repo, run as a non-root user on
+# free loopback ports.
+#
+#   scripts/elasticsearch.sh fetch    download the zip into the cache (mvn)
+#   scripts/elasticsearch.sh start    start it (fetching if needed), wait for yellow, print its URL
+#   scripts/elasticsearch.sh stop     stop the instance started by `start`
+#   scripts/elasticsearch.sh url      print the URL of the running instance
+#
+# Environment: KEATRAIL_ES_VERSION (default 8.19.21, the newest 8.x published as integ-test-zip),
+# KEATRAIL_CACHE (default ~/.cache/keatrail), KEATRAIL_ES_RUN (instance dir, default
+# /tmp/keatrail-es), KEATRAIL_ES_HEAP (default 512m), ES_JAVA_HOME (default: a JDK 17 or 21).
+set -euo pipefail
+
+VERSION=${KEATRAIL_ES_VERSION:-8.19.21}
+CACHE=${KEATRAIL_CACHE:-$HOME/.cache/keatrail}
+RUN=${KEATRAIL_ES_RUN:-/tmp/keatrail-es}
+HEAP=${KEATRAIL_ES_HEAP:-512m}
+ZIP=$CACHE/elasticsearch-$VERSION.zip
+ES_USER=keatrail-es
+
+log() { echo "elasticsearch.sh: $*" >&2; }
+
+fetch() {
+  [ -s "$ZIP" ] && return 0
+  mkdir -p "$CACHE"
+  command -v mvn >/dev/null || { log "mvn is needed to fetch Elasticsearch from Maven Central"; exit 1; }
+  log "fetching org.elasticsearch.distribution.integ-test-zip:elasticsearch:$VERSION:zip"
+  mvn -q -B dependency:copy \
+    "-Dartifact=org.elasticsearch.distribution.integ-test-zip:elasticsearch:$VERSION:zip" \
+    "-DoutputDirectory=$CACHE" >&2
+  [ -s "$ZIP" ] || { log "download failed: $ZIP missing"; exit 1; }
+}
+
+java_home() {
+  if [ -n "${ES_JAVA_HOME:-}" ]; then echo "$ES_JAVA_HOME"; return; fi
+  # Elasticsearch 8 runs on JDK 17 and 21; newer JDKs lack the Security Manager it uses.
+  for candidate in /usr/lib/jvm/java-21-openjdk-amd64 /usr/lib/jvm/temurin-21-jdk-amd64 /usr/lib/jvm/java-17-openjdk-amd64 /usr/lib/jvm/openjdk-17; do
+    if [ -x "$candidate/bin/java" ]; then echo "$candidate"; return; fi
+  done
+  dirname "$(dirname "$(readlink -f "$(command -v java)")")"
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+as_es_user() {
+  if [ "$(id -u)" = 0 ]; then
+    id "$ES_USER" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$ES_USER"
+    chown -R "$ES_USER" "$RUN"
+    runuser -u "$ES_USER" -- env "$@"
+  else
+    env "$@"
+  fi
+}
+
+url() { cat "$RUN/url"; }
+
+running() {
+  [ -f "$RUN/pid" ] && kill -0 "$(cat "$RUN/pid")" 2>/dev/null
+}
+
+start() {
+  if running; then url; return 0; fi
+  fetch
+  rm -rf "$RUN"
+  mkdir -p "$RUN/data" "$RUN/logs"
+  unzip -q "$ZIP" -d "$RUN"
+  local home port tport jhome
+  home=$(echo "$RUN"/elasticsearch-*)
+  port=$(free_port)
+  tport=$(free_port)
+  jhome=$(java_home)
+  log "starting Elasticsearch $VERSION on 127.0.0.1:$port (java: $jhome, heap $HEAP)"
+  as_es_user "ES_JAVA_HOME=$jhome" "ES_JAVA_OPTS=-Xms$HEAP -Xmx$HEAP" \
+    "$home/bin/elasticsearch" -d -p "$RUN/pid" \
+    -Ediscovery.type=single-node -Expack.security.enabled=false -Enetwork.host=127.0.0.1 \
+    -Ehttp.port="$port" -Etransport.port="$tport" \
+    -Epath.data="$RUN/data" -Epath.logs="$RUN/logs" \
+    -Ecluster.routing.allocation.disk.threshold_enabled=false \
+    -Eaction.destructive_requires_name=false >"$RUN/stdout.log" 2>&1 || {
+      log "Elasticsearch did not start:"; tail -n 30 "$RUN/stdout.log" "$RUN"/logs/*.log 2>/dev/null >&2; exit 1; }
+  local url="http://127.0.0.1:$port"
+  for _ in $(seq 1 180); do
+    if curl -fsS "$url/_cluster/health?wait_for_status=yellow&timeout=1s" >/dev/null 2>&1; then
+      echo "$url" > "$RUN/url"
+      echo "$url"
+      return 0
+    fi
+    if ! running && [ -f "$RUN/pid" ]; then break; fi
+    sleep 1
+  done
+  log "Elasticsearch did not become ready; its log:"
+  tail -n 40 "$RUN"/logs/*.log >&2 2>/dev/null || true
+  exit 1
+}
+
+stop() {
+  if running; then
+    local pid
+    pid=$(cat "$RUN/pid")
+    kill "$pid"
+    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$RUN/pid" "$RUN/url"
+}
+
+case "${1:-}" in
+  fetch) fetch ;;
+  start) start ;;
+  stop) stop ;;
+  url) url ;;
+  *) echo "usage: $0 fetch|start|stop|url" >&2; exit 2 ;;
+esac

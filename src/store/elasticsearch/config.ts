@@ -1,0 +1,25 @@
+import { z } from 'zod'
+
+export const elasticsearchStoreConfigSchema = z.object({
+  url: z.string().url().describe('Elasticsearch URL, e.g. http://127.0.0.1:9200'),
+  username: z.string().optional().describe('Basic-auth user (with password)'),
+  password: z.string().optional().describe('Basic-auth password; prefer the KEATRAIL_ES_PASSWORD environment variable'),
+  apiKey: z.string().optional().describe('API key (base64 id:key); prefer KEATRAIL_ES_API_KEY'),
+  caFile: z.string().optional().describe('PEM file of the CA that signed the cluster\'s certificate'),
+  namespace: z.string().regex(/^[a-z0-9][a-z0-9_]*$/).default('default').describe('Data stream namespace: logs-kea.dhcp4-<namespace>'),
+  bulk: z.object({
+    flushBytes: z.number().int().positive().default(5_000_000).describe('Bulk request size at which the helper sends (bytes)'),
+    flushIntervalMs: z.number().int().positive().default(5_000).describe('Send a partial bulk after this long'),
+    concurrency: z.number().int().min(1).max(32).default(4).describe('Bulk requests in flight'),
+    retries: z.number().int().min(0).default(5).describe('Per-document retries of 429 (too many requests)')
+  }).strict().default({ flushBytes: 5_000_000, flushIntervalMs: 5_000, concurrency: 4, retries: 5 }),
+  retry: z.object({
+    initialMs: z.number().int().positive().default(500).describe('First wait after a failed bulk request'),
+    maxMs: z.number().int().positive().default(30_000).describe('Longest wait between retries (exponential, capped)')
+  }).strict().default({ initialMs: 500, maxMs: 30_000 })
+    .describe('A whole bulk request that fails (cluster down) is retried with backoff until it succeeds or the store closes'),
+  refresh: z.boolean().default(false).describe('Refresh after each write so it is searchable at once (tests only: costs throughput)'),
+  requestTimeoutMs: z.number().int().positive().default(30_000).describe('Timeout of one request')
+}).strict()
+
+export type ElasticsearchStoreConfig = z.input<typeof elasticsearchStoreConfigSchema>

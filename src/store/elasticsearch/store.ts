@@ -1,0 +1,251 @@
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Client, errors as esErrors, type estypes } from '@elastic/elasticsearch'
+import { ConfigInvalidError, CursorInvalidError, StoreReadError, withCause } from '../../errors.js'
+import type { KeaEvent } from '../../parse/event.js'
+import { packageRoot } from '../../paths.js'
+import type { DeadLetterStore } from '../deadletter.js'
+import {
+  decodeCursor, encodeCursor, FILTER_FIELDS, MAX_PAGE_SIZE, TOTAL_BOUND,
+  type Bucket, type EventQuery, type FilterField, type SearchPage, type SearchRequest, type Store, type TermCount, type WriteResult
+} from '../types.js'
+import { elasticsearchStoreConfigSchema, type ElasticsearchStoreConfig } from './config.js'
+
+const DATASETS = new Set(['kea.dhcp4', 'kea.dhcp6', 'kea.other'])
+/** The event data streams of one namespace: what a keatrail instance reads. */
+export function eventsPattern (namespace: string): string {
+  return `logs-kea.*-${namespace}`
+}
+const TIME_FORMAT = 'strict_date_optional_time_nanos'
+
+type Doc = KeaEvent & { data_stream: { type: 'logs', dataset: string, namespace: string } }
+
+export interface ElasticsearchStoreOptions {
+  deadLetters?: DeadLetterStore
+  /** Called when a bulk request fails and will be retried (for logs and metrics). */
+  onRetry?: (err: Error, attempt: number, waitMs: number) => void
+}
+
+/**
+ * The scale-out store: one data stream per dataset (`logs-kea.dhcp4-<ns>` …), bulk `create`
+ * with event.id as `_id` so a replay answers 409 (counted as already stored), 429 retried by
+ * the helper, any other item failure dead-lettered with its reason.
+ */
+export class ElasticsearchStore implements Store {
+  readonly kind = 'elasticsearch' as const
+  readonly client: Client
+  private readonly cfg: ReturnType<typeof elasticsearchStoreConfigSchema.parse>
+  private readonly opts: ElasticsearchStoreOptions
+  private closed = false
+  private readonly stop = new AbortController()
+  private readonly pattern: string
+
+  constructor (config: ElasticsearchStoreConfig, opts: ElasticsearchStoreOptions = {}) {
+    const parsed = elasticsearchStoreConfigSchema.safeParse(config)
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]
+      throw new ConfigInvalidError(`store.elasticsearch.${issue?.path.join('.') ?? ''}`, issue?.message ?? 'invalid')
+    }
+    this.cfg = parsed.data
+    this.opts = opts
+    this.pattern = eventsPattern(this.cfg.namespace)
+    const auth = this.cfg.apiKey !== undefined
+      ? { apiKey: this.cfg.apiKey }
+      : this.cfg.username !== undefined ? { username: this.cfg.username, password: this.cfg.password ?? '' } : undefined
+    this.client = new Client({
+      node: this.cfg.url,
+      requestTimeout: this.cfg.requestTimeoutMs,
+      ...(auth === undefined ? {} : { auth }),
+      ...(this.cfg.caFile === undefined ? {} : { tls: { ca: readFileSync(this.cfg.caFile) } })
+    })
+  }
+
+  /** Installs or updates the component and index templates from mappings/. Returns what changed. */
+  async ensureTemplates (): Promise<string[]> {
+    const dir = join(packageRoot(), 'mappings')
+    const read = (f: string): Record<string, unknown> => JSON.parse(readFileSync(join(dir, f), 'utf8')) as Record<string, unknown>
+    const changed: string[] = []
+    for (const [name, file] of [['keatrail-ecs@mappings', 'component-ecs.json'], ['keatrail-kea@mappings', 'component-kea.json']] as const) {
+      const body = read(file)
+      const existing = await this.client.cluster.getComponentTemplate({ name }, { ignore: [404] })
+      const current = existing.component_templates?.[0]?.component_template
+      if (current === undefined || JSON.stringify(current.template) !== JSON.stringify(body.template)) changed.push(name)
+      if (changed.includes(name)) await this.client.cluster.putComponentTemplate({ name, ...body } as unknown as estypes.ClusterPutComponentTemplateRequest)
+    }
+    const name = 'keatrail-logs-kea'
+    const body = read('index-template-events.json')
+    const existing = await this.client.indices.getIndexTemplate({ name }, { ignore: [404] })
+    const current = existing.index_templates?.[0]?.index_template
+    if (current === undefined || JSON.stringify(current.index_patterns) !== JSON.stringify(body.index_patterns) || current.priority !== body.priority) changed.push(name)
+    if (changed.length > 0) await this.client.indices.putIndexTemplate({ name, ...body } as unknown as estypes.IndicesPutIndexTemplateRequest)
+    return changed
+  }
+
+  private toDoc (e: KeaEvent): Doc {
+    const dataset = DATASETS.has(e.event.dataset) ? e.event.dataset : 'kea.other'
+    return { ...e, data_stream: { type: 'logs', dataset, namespace: this.cfg.namespace } }
+  }
+
+  /**
+   * Resolves when every event is in Elasticsearch (or dead-lettered). A failing request (cluster
+   * down, network) is retried with capped exponential backoff until it succeeds or the store
+   * closes; the caller's await is the backpressure.
+   */
+  async write (events: readonly KeaEvent[]): Promise<WriteResult> {
+    if (events.length === 0) return { written: 0, duplicates: 0, deadLettered: 0 }
+    let wait = this.cfg.retry.initialMs
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.bulkOnce(events)
+      } catch (err) {
+        if (this.closed) throw err
+        this.opts.onRetry?.(err as Error, attempt, wait)
+        await sleep(wait, undefined, { signal: this.stop.signal }).catch(() => {})
+        if (this.closed) throw err
+        wait = Math.min(wait * 2, this.cfg.retry.maxMs)
+      }
+    }
+  }
+
+  private async bulkOnce (events: readonly KeaEvent[]): Promise<WriteResult> {
+    let duplicates = 0
+    const dead: Array<{ event: KeaEvent, reason: string }> = []
+    const stats = await this.client.helpers.bulk<Doc>({
+      datasource: events.map((e) => this.toDoc(e)),
+      onDocument: (doc) => ({ create: { _index: `logs-${doc.data_stream.dataset}-${doc.data_stream.namespace}`, _id: doc.event.id } }),
+      onDrop: (d) => {
+        if (d.status === 409) { duplicates++; return }
+        const { data_stream: _ds, ...event } = d.document
+        dead.push({ event, reason: `${d.status} ${d.error?.type ?? ''}: ${d.error?.reason ?? ''}`.trim() })
+      },
+      flushBytes: this.cfg.bulk.flushBytes,
+      flushInterval: this.cfg.bulk.flushIntervalMs,
+      concurrency: this.cfg.bulk.concurrency,
+      retries: this.cfg.bulk.retries,
+      wait: 1000,
+      refreshOnCompletion: this.cfg.refresh ? this.pattern : false
+    })
+    if (stats.aborted) throw new Error('bulk aborted')
+    if (dead.length > 0) {
+      if (this.opts.deadLetters === undefined) throw new Error(`${dead.length} events were rejected and no dead-letter store is configured: ${dead[0]?.reason ?? ''}`)
+      this.opts.deadLetters.add('elasticsearch', dead)
+    }
+    return { written: stats.successful, duplicates, deadLettered: dead.length }
+  }
+
+  private query (q: EventQuery): estypes.QueryDslQueryContainer {
+    const filter: estypes.QueryDslQueryContainer[] = []
+    if (q.from !== undefined || q.to !== undefined) {
+      filter.push({ range: { '@timestamp': { ...(q.from === undefined ? {} : { gte: q.from }), ...(q.to === undefined ? {} : { lt: q.to }), format: 'epoch_millis' } } })
+    }
+    for (const [field, values] of Object.entries(q.filters ?? {}) as Array<[FilterField, ReadonlyArray<string | number>]>) {
+      if (values.length === 0) continue
+      const path = FILTER_FIELDS[field]
+      if (path === undefined) throw new StoreReadError('elasticsearch', `unknown filter field ${JSON.stringify(field)}`)
+      filter.push({ terms: { [path]: values.map((v) => field === 'subnet_id' ? Number(v) : String(v)) } })
+    }
+    const must: estypes.QueryDslQueryContainer[] = []
+    const text = q.text?.trim()
+    if (text !== undefined && text !== '') must.push({ match: { message: { query: text, operator: 'and' } } })
+    return { bool: { filter, must } }
+  }
+
+  async search (req: SearchRequest): Promise<SearchPage> {
+    const size = Math.min(Math.max(req.size ?? 100, 1), MAX_PAGE_SIZE)
+    const order = req.sort ?? 'desc'
+    let searchAfter: estypes.SortResults | undefined
+    if (req.cursor !== undefined) {
+      const c = decodeCursor(req.cursor)
+      if (c === undefined) throw new CursorInvalidError()
+      searchAfter = [c.t, c.id]
+    }
+    const res = await this.read(async () => await this.client.search<KeaEvent>({
+      index: this.pattern,
+      ignore_unavailable: true,
+      allow_no_indices: true,
+      query: this.query(req),
+      sort: [{ '@timestamp': { order, format: TIME_FORMAT } }, { 'event.id': { order } }],
+      size: size + 1,
+      track_total_hits: TOTAL_BOUND,
+      ...(searchAfter === undefined ? {} : { search_after: searchAfter })
+    }))
+    const hits = res.hits.hits
+    const more = hits.length > size
+    const page = more ? hits.slice(0, size) : hits
+    const last = page[page.length - 1]
+    const total = typeof res.hits.total === 'number' ? { value: res.hits.total, relation: 'eq' as const } : res.hits.total ?? { value: 0, relation: 'eq' as const }
+    return {
+      events: page.map((h) => stripDataStream(h._source as Doc)),
+      total: { value: total.value, relation: total.relation === 'gte' ? 'gte' : 'eq' },
+      ...(more && last?.sort !== undefined ? { cursor: encodeCursor({ t: String(last.sort[0]), id: String(last.sort[1]) }) } : {})
+    }
+  }
+
+  async get (id: string): Promise<KeaEvent | undefined> {
+    const res = await this.read(async () => await this.client.search<KeaEvent>({
+      index: this.pattern, ignore_unavailable: true, allow_no_indices: true, size: 1, query: { ids: { values: [id] } }
+    }))
+    const hit = res.hits.hits[0]
+    return hit === undefined ? undefined : stripDataStream(hit._source as Doc)
+  }
+
+  async count (q: EventQuery = {}): Promise<number> {
+    const res = await this.read(async () => await this.client.count({ index: this.pattern, ignore_unavailable: true, allow_no_indices: true, query: this.query(q) }))
+    return res.count
+  }
+
+  async histogram (q: EventQuery, intervalMs: number): Promise<Bucket[]> {
+    if (!Number.isInteger(intervalMs) || intervalMs < 1) throw new StoreReadError('elasticsearch', 'the histogram interval must be a positive whole number of ms')
+    const res = await this.read(async () => await this.client.search({
+      index: this.pattern, ignore_unavailable: true, allow_no_indices: true, size: 0, query: this.query(q),
+      aggs: { h: { date_histogram: { field: '@timestamp', fixed_interval: `${intervalMs}ms`, min_doc_count: 1 } } }
+    }))
+    const buckets = (res.aggregations?.h as estypes.AggregationsDateHistogramAggregate | undefined)?.buckets
+    return (Array.isArray(buckets) ? buckets : []).map((b) => ({ key: Number(b.key), count: b.doc_count }))
+  }
+
+  async top (field: FilterField, q: EventQuery, size: number): Promise<TermCount[]> {
+    const n = Math.min(Math.max(Math.trunc(size), 1), 1000)
+    const res = await this.read(async () => await this.client.search({
+      index: this.pattern, ignore_unavailable: true, allow_no_indices: true, size: 0, query: this.query(q),
+      aggs: { t: { terms: { field: FILTER_FIELDS[field], size: n, order: [{ _count: 'desc' }, { _key: 'asc' }] } } }
+    }))
+    const buckets = (res.aggregations?.t as estypes.AggregationsStringTermsAggregate | undefined)?.buckets
+    return (Array.isArray(buckets) ? buckets : []).map((b) => ({ value: String(b.key_as_string ?? b.key), count: b.doc_count }))
+  }
+
+  async health (): Promise<{ ok: boolean, detail: string }> {
+    try {
+      const h = await this.client.cluster.health({ timeout: '5s' })
+      return { ok: h.status !== 'red', detail: `cluster ${h.cluster_name} ${h.status}` }
+    } catch (err) {
+      return { ok: false, detail: (err as Error).message }
+    }
+  }
+
+  /** Makes written events visible to search now (tests; otherwise within refresh_interval). */
+  async refresh (): Promise<void> {
+    await this.client.indices.refresh({ index: this.pattern, ignore_unavailable: true, allow_no_indices: true })
+  }
+
+  async close (): Promise<void> {
+    this.closed = true
+    this.stop.abort()
+    await this.client.close()
+  }
+
+  private async read<T> (fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn()
+    } catch (err) {
+      if (err instanceof esErrors.ResponseError && err.statusCode === 400) throw withCause(new StoreReadError('elasticsearch', err.message), err)
+      throw withCause(new StoreReadError('elasticsearch', (err as Error).message), err)
+    }
+  }
+}
+
+function stripDataStream (doc: Doc): KeaEvent {
+  const { data_stream: _ds, ...event } = doc
+  return event
+}

@@ -1,0 +1,274 @@
+import { mkdirSync } from 'node:fs'
+import { dirname } from 'node:path'
+import Database from 'better-sqlite3'
+import { ConfigInvalidError, CursorInvalidError, StoreReadError, StoreSchemaError, StoreWriteError, withCause } from '../../errors.js'
+import type { KeaEvent } from '../../parse/event.js'
+import { isoToMicros } from '../time.js'
+import {
+  decodeCursor, encodeCursor, MAX_PAGE_SIZE, TOTAL_BOUND,
+  type Bucket, type EventQuery, type FilterField, type SearchPage, type SearchRequest, type Store, type TermCount, type WriteResult
+} from '../types.js'
+import { sqliteStoreConfigSchema, type SqliteStoreConfig } from './config.js'
+import { MIGRATIONS } from './migrations.js'
+
+/** Filter field → column of `events` (ip is answered from event_ips). Fixed: never user text. */
+const COLUMNS: Record<Exclude<FilterField, 'ip'>, string> = {
+  code: 'code',
+  action: 'action',
+  dataset: 'dataset',
+  level: 'level',
+  logger: 'logger',
+  host: 'host',
+  status: 'status',
+  mac: 'mac',
+  hwaddr: 'hwaddr',
+  client_id: 'client_id',
+  duid: 'duid',
+  subnet_id: 'subnet_id',
+  source_id: 'source_id'
+}
+
+interface Where { sql: string, params: unknown[] }
+
+/**
+ * The embedded store: one SQLite file, WAL, FTS5 over messages. Single host, no other server.
+ * Writes are one transaction per batch; `INSERT OR IGNORE` on event.id makes replays no-ops.
+ */
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite' as const
+  readonly path: string
+  private readonly db: Database.Database
+  private readonly cfg: ReturnType<typeof sqliteStoreConfigSchema.parse>
+  private readonly insertEvent: Database.Statement
+  private readonly insertIp: Database.Statement
+  private readonly writeTx: (events: readonly KeaEvent[]) => WriteResult
+
+  constructor (config: SqliteStoreConfig) {
+    const parsed = sqliteStoreConfigSchema.safeParse(config)
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]
+      throw new ConfigInvalidError(`store.sqlite.${issue?.path.join('.') ?? ''}`, issue?.message ?? 'invalid')
+    }
+    this.cfg = parsed.data
+    this.path = this.cfg.path
+    if (this.path !== ':memory:') mkdirSync(dirname(this.path), { recursive: true })
+    this.db = new Database(this.path, { timeout: this.cfg.busyTimeoutMs })
+    // auto_vacuum must be chosen before the first table exists; incremental mode lets
+    // retention give pages back without a full VACUUM.
+    this.db.pragma('auto_vacuum = INCREMENTAL')
+    this.db.pragma('journal_mode = WAL')
+    this.db.pragma(`synchronous = ${this.cfg.synchronous === 'full' ? 'FULL' : 'NORMAL'}`)
+    this.db.pragma('foreign_keys = ON')
+    this.migrate()
+    this.insertEvent = this.db.prepare(`INSERT OR IGNORE INTO events
+      (id, ts, dataset, code, action, level, logger, host, status, mac, hwaddr, client_id, duid, client_ip, subnet_id, source_id, message, doc)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+    this.insertIp = this.db.prepare('INSERT OR IGNORE INTO event_ips (ip, ts, event) VALUES (?, ?, ?)')
+    this.writeTx = this.db.transaction((events: readonly KeaEvent[]) => {
+      let written = 0
+      let duplicates = 0
+      for (const e of events) {
+        const ts = isoToMicros(e['@timestamp'])
+        const r = this.insertEvent.run(
+          e.event.id, ts, e.event.dataset, e.event.code ?? null, e.event.action ?? null, e.log.level ?? null,
+          e.log.logger ?? null, e.host?.name ?? null, e.kea.parse.status, e.client?.mac ?? null, e.kea.hwaddr ?? null,
+          e.kea.client_id ?? null, e.kea.duid ?? null, e.client?.ip ?? null, e.kea.subnet_id ?? null, e.kea.source_id ?? null,
+          e.message, JSON.stringify(e))
+        if (r.changes === 0) { duplicates++; continue }
+        written++
+        const ips = e.related?.ip
+        if (ips !== undefined) for (const ip of ips) this.insertIp.run(ip, ts, r.lastInsertRowid)
+      }
+      return { written, duplicates, deadLettered: 0 }
+    })
+  }
+
+  private migrate (): void {
+    const current = this.db.pragma('user_version', { simple: true }) as number
+    const latest = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0
+    if (current > latest) {
+      throw new StoreSchemaError('sqlite', `${this.path} has schema version ${current}, newer than this keatrail (${latest}); upgrade keatrail`)
+    }
+    for (const m of MIGRATIONS) {
+      if (m.version <= current) continue
+      this.db.transaction(() => {
+        this.db.exec(m.sql)
+        this.db.pragma(`user_version = ${m.version}`)
+      })()
+    }
+  }
+
+  async write (events: readonly KeaEvent[]): Promise<WriteResult> {
+    if (events.length === 0) return { written: 0, duplicates: 0, deadLettered: 0 }
+    try {
+      // One transaction: all of the batch or none of it (better-sqlite3 rolls back on throw).
+      return this.writeTx(events)
+    } catch (err) {
+      throw withCause(new StoreWriteError('sqlite', `${(err as { code?: string }).code ?? ''} ${(err as Error).message}`.trim()), err)
+    }
+  }
+
+  private where (q: EventQuery): Where {
+    const parts: string[] = []
+    const params: unknown[] = []
+    if (q.from !== undefined) { parts.push('ts >= ?'); params.push(q.from * 1000) }
+    if (q.to !== undefined) { parts.push('ts < ?'); params.push(q.to * 1000) }
+    const fts = ftsQuery(q.text)
+    if (fts !== undefined) {
+      parts.push('rowid IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)')
+      params.push(fts)
+    }
+    for (const [field, values] of Object.entries(q.filters ?? {}) as Array<[FilterField, ReadonlyArray<string | number>]>) {
+      if (values.length === 0) continue
+      const marks = values.map(() => '?').join(', ')
+      if (field === 'ip') {
+        parts.push(`rowid IN (SELECT event FROM event_ips WHERE ip IN (${marks}))`)
+      } else {
+        const column = COLUMNS[field]
+        if (column === undefined) throw new StoreReadError('sqlite', `unknown filter field ${JSON.stringify(field)}`)
+        parts.push(`${column} IN (${marks})`)
+      }
+      params.push(...values.map((v) => field === 'subnet_id' ? Number(v) : String(v)))
+    }
+    return { sql: parts.length === 0 ? '1' : parts.join(' AND '), params }
+  }
+
+  async search (req: SearchRequest): Promise<SearchPage> {
+    const size = Math.min(Math.max(req.size ?? 100, 1), MAX_PAGE_SIZE)
+    const desc = (req.sort ?? 'desc') === 'desc'
+    const w = this.where(req)
+    let sql = `SELECT doc, ts, id FROM events WHERE ${w.sql}`
+    const params = [...w.params]
+    if (req.cursor !== undefined) {
+      const c = decodeCursor(req.cursor)
+      if (c === undefined || !/^-?\d+$/.test(c.t)) throw new CursorInvalidError()
+      sql += desc ? ' AND (ts, id) < (?, ?)' : ' AND (ts, id) > (?, ?)'
+      params.push(Number(c.t), c.id)
+    }
+    sql += desc ? ' ORDER BY ts DESC, id DESC' : ' ORDER BY ts ASC, id ASC'
+    sql += ' LIMIT ?'
+    params.push(size + 1)
+    try {
+      const rows = this.db.prepare(sql).all(...params) as Array<{ doc: string, ts: number, id: string }>
+      const more = rows.length > size
+      const page = more ? rows.slice(0, size) : rows
+      const last = page[page.length - 1]
+      const total = (this.db.prepare(`SELECT count(*) AS n FROM (SELECT 1 FROM events WHERE ${w.sql} LIMIT ${TOTAL_BOUND + 1})`).get(...w.params) as { n: number }).n
+      return {
+        events: page.map((r) => JSON.parse(r.doc) as KeaEvent),
+        total: total > TOTAL_BOUND ? { value: TOTAL_BOUND, relation: 'gte' } : { value: total, relation: 'eq' },
+        ...(more && last !== undefined ? { cursor: encodeCursor({ t: String(last.ts), id: last.id }) } : {})
+      }
+    } catch (err) {
+      throw readError(err)
+    }
+  }
+
+  async get (id: string): Promise<KeaEvent | undefined> {
+    const row = this.db.prepare('SELECT doc FROM events WHERE id = ?').get(id) as { doc: string } | undefined
+    return row === undefined ? undefined : JSON.parse(row.doc) as KeaEvent
+  }
+
+  async count (q: EventQuery = {}): Promise<number> {
+    const w = this.where(q)
+    try {
+      return (this.db.prepare(`SELECT count(*) AS n FROM events WHERE ${w.sql}`).get(...w.params) as { n: number }).n
+    } catch (err) {
+      throw readError(err)
+    }
+  }
+
+  async histogram (q: EventQuery, intervalMs: number): Promise<Bucket[]> {
+    if (!Number.isInteger(intervalMs) || intervalMs < 1) throw new StoreReadError('sqlite', 'the histogram interval must be a positive whole number of ms')
+    const w = this.where(q)
+    const step = intervalMs * 1000
+    try {
+      const rows = this.db.prepare(`SELECT (ts - ((ts % ${step}) + ${step}) % ${step}) / 1000 AS key, count(*) AS count
+        FROM events WHERE ${w.sql} GROUP BY 1 ORDER BY 1`).all(...w.params) as Bucket[]
+      return rows
+    } catch (err) {
+      throw readError(err)
+    }
+  }
+
+  async top (field: FilterField, q: EventQuery, size: number): Promise<TermCount[]> {
+    const w = this.where(q)
+    const n = Math.min(Math.max(Math.trunc(size), 1), 1000)
+    const sql = field === 'ip'
+      ? `SELECT ip AS value, count(*) AS count FROM event_ips WHERE event IN (SELECT rowid FROM events WHERE ${w.sql}) GROUP BY ip ORDER BY count DESC, value ASC LIMIT ${n}`
+      : `SELECT ${COLUMNS[field]} AS value, count(*) AS count FROM events WHERE ${w.sql} AND ${COLUMNS[field]} IS NOT NULL GROUP BY 1 ORDER BY count DESC, value ASC LIMIT ${n}`
+    try {
+      return (this.db.prepare(sql).all(...w.params) as Array<{ value: string | number, count: number }>)
+        .map((r) => ({ value: String(r.value), count: r.count }))
+    } catch (err) {
+      throw readError(err)
+    }
+  }
+
+  async health (): Promise<{ ok: boolean, detail: string }> {
+    try {
+      const n = (this.db.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n
+      return { ok: true, detail: `${this.path}: ${n} events` }
+    } catch (err) {
+      return { ok: false, detail: (err as Error).message }
+    }
+  }
+
+  /**
+   * Deletes events older than maxAgeDays, then the oldest while the file is over maxSizeMiB,
+   * and hands freed pages back (incremental vacuum: no full VACUUM in steady state).
+   * Returns how many events were deleted.
+   */
+  applyRetention (now = Date.now()): number {
+    let deleted = 0
+    const { maxAgeDays, maxSizeMiB } = this.cfg.retention
+    const delOlder = this.db.prepare('DELETE FROM events WHERE rowid IN (SELECT rowid FROM events WHERE ts < ? ORDER BY ts LIMIT 10000)')
+    if (maxAgeDays !== undefined) {
+      const cutoff = (now - maxAgeDays * 86_400_000) * 1000
+      for (;;) {
+        const r = delOlder.run(cutoff)
+        deleted += r.changes
+        if (r.changes === 0) break
+      }
+    }
+    if (maxSizeMiB !== undefined) {
+      const limit = maxSizeMiB * 1024 * 1024
+      const delOldest = this.db.prepare('DELETE FROM events WHERE rowid IN (SELECT rowid FROM events ORDER BY ts LIMIT ?)')
+      for (let round = 0; round < 1000 && this.usedBytes() > limit; round++) {
+        const total = (this.db.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n
+        if (total === 0) break
+        const r = delOldest.run(Math.max(1, Math.ceil(total * 0.05)))
+        deleted += r.changes
+        this.db.pragma('wal_checkpoint(TRUNCATE)')
+        this.db.pragma('incremental_vacuum')
+      }
+    }
+    if (deleted > 0) this.db.pragma('incremental_vacuum')
+    return deleted
+  }
+
+  /** Bytes of the database in use (pages minus free pages). */
+  usedBytes (): number {
+    const pageSize = this.db.pragma('page_size', { simple: true }) as number
+    const pages = this.db.pragma('page_count', { simple: true }) as number
+    const free = this.db.pragma('freelist_count', { simple: true }) as number
+    return (pages - free) * pageSize
+  }
+
+  async close (): Promise<void> {
+    if (this.db.open) this.db.close()
+  }
+}
+
+/** Words to an FTS5 query: each quoted (no FTS syntax from users), all required. */
+function ftsQuery (text: string | undefined): string | undefined {
+  if (text === undefined) return undefined
+  const words = text.split(/\s+/).filter((w) => w.length > 0)
+  if (words.length === 0) return undefined
+  return words.map((w) => `"${w.replaceAll('"', '""')}"`).join(' AND ')
+}
+
+function readError (err: unknown): Error {
+  if ((err as { code?: string }).code?.startsWith('KEATRAIL_ERR_') === true) return err as Error
+  return withCause(new StoreReadError('sqlite', (err as Error).message), err)
+}

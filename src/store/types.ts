@@ -1,0 +1,97 @@
+import type { KeaEvent } from '../parse/event.js'
+
+/** Exact-match filters every store supports; values within a field are ORed, fields ANDed. */
+export const FILTER_FIELDS = {
+  code: 'event.code',
+  action: 'event.action',
+  dataset: 'event.dataset',
+  level: 'log.level',
+  logger: 'log.logger',
+  host: 'host.name',
+  status: 'kea.parse.status',
+  mac: 'client.mac',
+  hwaddr: 'kea.hwaddr',
+  client_id: 'kea.client_id',
+  duid: 'kea.duid',
+  /** client.ip or any of related.ip */
+  ip: 'related.ip',
+  subnet_id: 'kea.subnet_id',
+  source_id: 'kea.source_id'
+} as const
+export type FilterField = keyof typeof FILTER_FIELDS
+
+export interface EventQuery {
+  /** Inclusive lower bound, epoch ms. */
+  from?: number
+  /** Exclusive upper bound, epoch ms. */
+  to?: number
+  /** Words that must all occur in the message (full-text). */
+  text?: string
+  filters?: Partial<Record<FilterField, ReadonlyArray<string | number>>>
+}
+
+export interface SearchRequest extends EventQuery {
+  /** By @timestamp, then event.id; default desc (newest first). */
+  sort?: 'asc' | 'desc'
+  /** Page size, 1…1000. */
+  size?: number
+  /** Opaque cursor from a previous page of the same query. */
+  cursor?: string
+}
+
+export interface SearchPage {
+  events: KeaEvent[]
+  /** Hits of the whole query; `gte` when counting stopped at the bound. */
+  total: { value: number, relation: 'eq' | 'gte' }
+  /** Present when more results may follow. */
+  cursor?: string
+}
+
+export interface WriteResult {
+  /** Events newly stored. */
+  written: number
+  /** Events that were already stored (same event.id): a replay. */
+  duplicates: number
+  /** Events the store rejected; kept in the dead-letter store with the reason. */
+  deadLettered: number
+}
+
+export interface Bucket { key: number, count: number }
+export interface TermCount { value: string, count: number }
+
+/**
+ * What keatrail needs from a place that keeps events. Both stores answer every query the same
+ * way (test/store/contract.test.ts). `write` resolves only once the batch is durable: that is
+ * what lets a collector advance its checkpoint.
+ */
+export interface Store {
+  readonly kind: 'sqlite' | 'elasticsearch'
+  write: (events: readonly KeaEvent[]) => Promise<WriteResult>
+  search: (req: SearchRequest) => Promise<SearchPage>
+  get: (id: string) => Promise<KeaEvent | undefined>
+  count: (q?: EventQuery) => Promise<number>
+  /** Events per time bucket of `intervalMs`, buckets keyed by their start. */
+  histogram: (q: EventQuery, intervalMs: number) => Promise<Bucket[]>
+  /** Most frequent values of a field among the matching events. */
+  top: (field: FilterField, q: EventQuery, size: number) => Promise<TermCount[]>
+  health: () => Promise<{ ok: boolean, detail: string }>
+  close: () => Promise<void>
+}
+
+export const MAX_PAGE_SIZE = 1000
+/** Totals are exact up to this many hits, then reported as "at least". */
+export const TOTAL_BOUND = 10_000
+
+export interface Cursor { t: string, id: string }
+
+export function encodeCursor (c: Cursor): string {
+  return Buffer.from(JSON.stringify([c.t, c.id])).toString('base64url')
+}
+
+export function decodeCursor (s: string): Cursor | undefined {
+  try {
+    const v = JSON.parse(Buffer.from(s, 'base64url').toString('utf8')) as unknown
+    if (Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && typeof v[1] === 'string') return { t: v[0], id: v[1] }
+  } catch { /* fall through */ }
+  return undefined
+}
