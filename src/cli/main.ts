@@ -1,5 +1,7 @@
 import { Command, CommanderError } from 'commander'
 import { isCodedError } from '../errors.js'
+import { registerDeadLetter } from './deadletter.js'
+import { registerImport } from './import.js'
 import { registerParse, type CliIo } from './parse.js'
 
 /** Runs the CLI; resolves to the process exit code. `io` is swappable for tests. */
@@ -17,6 +19,8 @@ export async function main (argv: string[], io: CliIo = {
       writeErr: (s) => io.stderr.write(s)
     })
   registerParse(program, io)
+  registerImport(program, io)
+  registerDeadLetter(program, io)
   try {
     await program.parseAsync(argv)
   } catch (err) {

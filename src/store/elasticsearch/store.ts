@@ -125,7 +125,9 @@ export class ElasticsearchStore implements Store {
       retries: this.cfg.bulk.retries,
       wait: 1000,
       refreshOnCompletion: this.cfg.refresh ? this.pattern : false
-    })
+    // The client's own retries would hide an outage for a while and then give up; write()
+    // retries whole requests itself, visibly and without limit.
+    }, { maxRetries: 0 })
     if (stats.aborted) throw new Error('bulk aborted')
     if (dead.length > 0) {
       if (this.opts.deadLetters === undefined) throw new Error(`${dead.length} events were rejected and no dead-letter store is configured: ${dead[0]?.reason ?? ''}`)

@@ -1,0 +1,65 @@
+import { mkdtempSync, copyFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { PassThrough, Readable } from 'node:stream'
+import { describe, expect, inject, it } from 'vitest'
+import { importOrder } from '../../src/cli/import.js'
+import { main } from '../../src/cli/main.js'
+import { ElasticsearchStore } from '../../src/store/elasticsearch/store.js'
+import { SqliteStore } from '../../src/store/sqlite/store.js'
+import { KEA_FIXTURES } from '../helpers/fixtures.js'
+
+async function run (args: string[]): Promise<{ code: number, err: string }> {
+  const stderr = new PassThrough()
+  let err = ''
+  stderr.on('data', (d: Buffer) => { err += d.toString() })
+  const code = await main(['node', 'keatrail', ...args], { stdin: Readable.from([]), stdout: new PassThrough(), stderr, exitCode: 0 })
+  return { code, err }
+}
+
+const files = [join(KEA_FIXTURES, 'kea-2.2.0-dhcp4-INFO-full.log'), join(KEA_FIXTURES, 'kea-2.2.0-dhcp4-DEBUG99-full.log.gz')]
+
+describe('keatrail import', () => {
+  it('reads rotated files oldest first', () => {
+    expect(importOrder(['k.log', 'k.log.1', 'k.log.2.gz', 'a.log', 'k.log.10'])).toEqual(['a.log', 'k.log.10', 'k.log.2.gz', 'k.log.1', 'k.log'])
+  })
+
+  it('backfills into SQLite; a second run stores nothing new', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kt-import-'))
+    const first = await run(['import', '--data-dir', dir, '--tz', 'UTC', ...files])
+    expect(first.code).toBe(0)
+    expect(first.err).toMatch(/→ 5,991 events .*: 5991 new, 0 already stored, 0 dead-lettered; parse: 0 unmatched, 0 partial/)
+    const second = await run(['import', '--data-dir', dir, '--tz', 'UTC', ...files])
+    expect(second.err).toContain('0 new, 5991 already stored')
+    const store = new SqliteStore({ path: join(dir, 'keatrail.db') })
+    expect(await store.count()).toBe(5991)
+    await store.close()
+  })
+
+  it('treats a renamed (rotated) copy as the same events', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kt-import-'))
+    const rotated = join(dir, 'kea-dhcp4.log.1')
+    copyFileSync(files[0]!, rotated)
+    await run(['import', '--data-dir', dir, '--tz', 'UTC', files[0]!])
+    expect((await run(['import', '--data-dir', dir, '--tz', 'UTC', rotated])).err).toContain('0 new, 206 already stored')
+  })
+
+  it('exits non-zero when a file cannot be read, naming it', async () => {
+    const r = await run(['import', '--data-dir', mkdtempSync(join(tmpdir(), 'kt-import-')), '/nonexistent/kea.log'])
+    expect(r.code).toBe(2)
+    expect(r.err).toContain('KEATRAIL_ERR_INPUT_READ')
+  })
+
+  const esUrl = inject('esUrl')
+  it.skipIf(esUrl === '')('backfills into Elasticsearch; a second run stores nothing new', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kt-import-'))
+    const ns = `import${Date.now().toString(36)}`
+    const args = ['import', '--store', 'elasticsearch', '--es-url', esUrl, '--es-namespace', ns, '--data-dir', dir, '--tz', 'UTC', ...files]
+    expect((await run(args)).err).toContain('5991 new, 0 already stored')
+    expect((await run(args)).err).toContain('0 new, 5991 already stored')
+    const es = new ElasticsearchStore({ url: esUrl, namespace: ns })
+    await es.refresh()
+    expect(await es.count()).toBe(5991)
+    await es.close()
+  })
+})

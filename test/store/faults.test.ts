@@ -1,0 +1,141 @@
+import { mkdtempSync } from 'node:fs'
+import { createServer, connect, type Server, type Socket } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import { describe, expect, inject, it } from 'vitest'
+import type { KeaEvent } from '../../src/parse/event.js'
+import { DeadLetterStore } from '../../src/store/deadletter.js'
+import { ElasticsearchStore } from '../../src/store/elasticsearch/store.js'
+import { SqliteStore } from '../../src/store/sqlite/store.js'
+import { parseBuffer, readFixture } from '../helpers/fixtures.js'
+
+async function someEvents (file = 'kea-2.2.0-dhcp4-INFO-full.log'): Promise<KeaEvent[]> {
+  return (await parseBuffer(readFixture(file))).events.map((e) => JSON.parse(JSON.stringify(e)) as KeaEvent)
+}
+
+const tmp = (): string => mkdtempSync(join(tmpdir(), 'kt-faults-'))
+
+/** A TCP proxy to Elasticsearch that can be cut (connections destroyed) and restored. */
+class Outage {
+  private server: Server | undefined
+  private readonly sockets = new Set<Socket>()
+  constructor (readonly port: number, private readonly target: URL) {}
+  async up (): Promise<void> {
+    this.server = createServer((client) => {
+      const upstream = connect(Number(this.target.port), this.target.hostname)
+      for (const s of [client, upstream]) { this.sockets.add(s); s.on('close', () => this.sockets.delete(s)); s.on('error', () => {}) }
+      client.pipe(upstream).pipe(client)
+    })
+    await new Promise<void>((resolve) => this.server?.listen(this.port, '127.0.0.1', resolve))
+  }
+
+  async down (): Promise<void> {
+    for (const s of this.sockets) s.destroy()
+    await new Promise<void>((resolve) => { if (this.server === undefined) resolve(); else this.server.close(() => resolve()) })
+    this.server = undefined
+  }
+}
+
+async function freePort (): Promise<number> {
+  const s = createServer()
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve))
+  const port = (s.address() as { port: number }).port
+  await new Promise<void>((resolve) => s.close(() => resolve()))
+  return port
+}
+
+const esUrl = inject('esUrl')
+describe.skipIf(esUrl === '')(`elasticsearch store faults${esUrl === '' ? ` (skipped: ${inject('esSkipReason')})` : ''}`, () => {
+  it('dead-letters a document the mapping rejects, with the reason, and keeps the rest', async () => {
+    const dlq = new DeadLetterStore(join(tmp(), 'deadletter.db'))
+    const store = new ElasticsearchStore({ url: esUrl, namespace: `dlq${Date.now().toString(36)}`, refresh: true }, { deadLetters: dlq })
+    await store.ensureTemplates()
+    const events = (await someEvents()).slice(0, 20)
+    const bad = events[5]!
+    bad.client = { ...bad.client, ip: 'not-an-address' }
+    const res = await store.write(events)
+    expect(res).toEqual({ written: 19, duplicates: 0, deadLettered: 1 })
+    const [entry] = dlq.list()
+    expect(entry).toMatchObject({ store: 'elasticsearch', eventId: bad.event.id, reason: expect.stringMatching(/^400 document_parsing_exception|^400 mapper_parsing_exception/) })
+    expect(entry!.event.client?.ip).toBe('not-an-address')
+    expect(await store.count()).toBe(19)
+    await store.close()
+    dlq.close()
+  })
+
+  it('rides out an outage in the middle of an import: every event stored exactly once', async () => {
+    const namespace = `outage${Date.now().toString(36)}`
+    const proxy = new Outage(await freePort(), new URL(esUrl))
+    await proxy.up()
+    const retries: number[] = []
+    const store = new ElasticsearchStore({ url: `http://127.0.0.1:${proxy.port}`, namespace, retry: { initialMs: 100, maxMs: 800 }, requestTimeoutMs: 5000 },
+      { onRetry: (_e, attempt) => retries.push(attempt) })
+    await store.ensureTemplates()
+    const events = await someEvents('kea-2.2.0-dhcp6-INFO-full.log')
+    const batches = [events.slice(0, 120), events.slice(120, 240), events.slice(240)]
+    let written = 0
+    let duplicates = 0
+    for (const [i, batch] of batches.entries()) {
+      if (i === 1) {
+        await proxy.down()
+        setTimeout(() => { void proxy.up() }, 1500)
+      }
+      const r = await store.write(batch)
+      written += r.written
+      duplicates += r.duplicates
+    }
+    expect(retries.length).toBeGreaterThan(0)
+    expect(written + duplicates).toBe(events.length)
+    const direct = new ElasticsearchStore({ url: esUrl, namespace })
+    await direct.refresh()
+    expect(await direct.count()).toBe(events.length)
+    await store.close()
+    await direct.close()
+    await proxy.down()
+  }, 60_000)
+})
+
+describe('sqlite store faults', () => {
+  it('fails a batch it cannot write with a code, acknowledging none of it', async () => {
+    const path = join(tmp(), 'keatrail.db')
+    const store = new SqliteStore({ path, busyTimeoutMs: 100 })
+    const events = await someEvents()
+    await store.write(events.slice(0, 10))
+    const other = new Database(path)
+    other.prepare('BEGIN IMMEDIATE').run()
+    await expect(store.write(events.slice(10, 50))).rejects.toMatchObject({ code: 'KEATRAIL_ERR_STORE_WRITE', message: expect.stringContaining('SQLITE_BUSY') })
+    other.prepare('ROLLBACK').run()
+    other.close()
+    expect(await store.count()).toBe(10)
+    expect(await store.write(events.slice(10, 50))).toEqual({ written: 40, duplicates: 0, deadLettered: 0 })
+    await store.close()
+  })
+
+  it('drops old events by age and keeps search, addresses and text consistent', async () => {
+    const store = new SqliteStore({ path: join(tmp(), 'k.db'), retention: { maxAgeDays: 1 } })
+    const events = await someEvents()
+    const old = events.slice(0, 100).map((e) => ({ ...e, '@timestamp': '2020-01-01T00:00:00.000Z', event: { ...e.event, id: `old-${e.event.id}` } }))
+    await store.write([...old, ...events])
+    const now = Date.parse(events[0]!['@timestamp']) + 3_600_000
+    expect(store.applyRetention(now)).toBe(100)
+    expect(await store.count()).toBe(events.length)
+    expect(await store.count({ filters: { ip: ['192.0.2.10'] } })).toBe(events.filter((e) => e.related?.ip?.includes('192.0.2.10')).length)
+    expect((await store.search({ text: 'allocated', size: 1000 })).events.every((e) => !e.event.id.startsWith('old-'))).toBe(true)
+    await store.close()
+  })
+
+  it('refuses a database written by a newer keatrail', async () => {
+    const path = join(tmp(), 'k.db')
+    const db = new Database(path)
+    db.pragma('user_version = 99')
+    db.close()
+    expect(() => new SqliteStore({ path })).toThrow(expect.objectContaining({ code: 'KEATRAIL_ERR_STORE_SCHEMA' }))
+  })
+
+  it('names the bad field of its config', () => {
+    expect(() => new SqliteStore({ path: '/tmp/x.db', synchronous: 'sometimes' as 'full' })).toThrow(expect.objectContaining({
+      code: 'KEATRAIL_ERR_CONFIG_INVALID', message: expect.stringContaining('store.sqlite.synchronous')
+    }))
+  })
+})
