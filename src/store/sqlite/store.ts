@@ -41,6 +41,7 @@ export class SqliteStore implements Store {
   private readonly cfg: ReturnType<typeof sqliteStoreConfigSchema.parse>
   private readonly insertEvent: Database.Statement
   private readonly insertIp: Database.Statement
+  private readonly insertFts: Database.Statement
   private readonly writeTx: (events: readonly KeaEvent[]) => WriteResult
 
   constructor (config: SqliteStoreConfig) {
@@ -55,6 +56,9 @@ export class SqliteStore implements Store {
     this.db = new Database(this.path, { timeout: this.cfg.busyTimeoutMs })
     // auto_vacuum must be chosen before the first table exists; incremental mode lets
     // retention give pages back without a full VACUUM.
+    // 16 KiB pages: fewer page splits across the indexes and FTS segments; 30k vs 24k
+    // events/s at 4 KiB (bench/store). Like auto_vacuum, only effective on a new file.
+    this.db.pragma('page_size = 16384')
     this.db.pragma('auto_vacuum = INCREMENTAL')
     this.db.pragma('journal_mode = WAL')
     this.db.pragma(`synchronous = ${this.cfg.synchronous === 'full' ? 'FULL' : 'NORMAL'}`)
@@ -64,6 +68,7 @@ export class SqliteStore implements Store {
       (id, ts, dataset, code, action, level, logger, host, status, mac, hwaddr, client_id, duid, client_ip, subnet_id, source_id, message, doc)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
     this.insertIp = this.db.prepare('INSERT OR IGNORE INTO event_ips (ip, ts, event) VALUES (?, ?, ?)')
+    this.insertFts = this.db.prepare('INSERT INTO events_fts (rowid, message) VALUES (?, ?)')
     this.writeTx = this.db.transaction((events: readonly KeaEvent[]) => {
       let written = 0
       let duplicates = 0
@@ -76,6 +81,7 @@ export class SqliteStore implements Store {
           e.message, JSON.stringify(e))
         if (r.changes === 0) { duplicates++; continue }
         written++
+        this.insertFts.run(r.lastInsertRowid, e.message)
         const ips = e.related?.ip
         if (ips !== undefined) for (const ip of ips) this.insertIp.run(ip, ts, r.lastInsertRowid)
       }

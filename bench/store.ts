@@ -1,0 +1,94 @@
+import { execFileSync, spawnSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Client } from '@elastic/elasticsearch'
+import type { KeaEvent } from '../src/parse/event.js'
+import { resolvePattern } from '../src/parse/patterns.js'
+import { parseStream } from '../src/parse/stream.js'
+import { packageRoot } from '../src/paths.js'
+import { ElasticsearchStore } from '../src/store/elasticsearch/store.js'
+import { SqliteStore } from '../src/store/sqlite/store.js'
+
+// bench/store: events/s written into SQLite and into a real Elasticsearch, and the rate of a
+// bare helpers.bulk loop of the same documents (the ceiling), each phase in its own process
+// so its peak RSS is its own. Events are parsed before the clock starts.
+// Usage: npm run bench:store [-- EVENTS]   (default 1,000,000; ES_URL or scripts/elasticsearch.sh)
+
+const root = packageRoot()
+const EVENTS = Number((process.argv[2] === 'phase' ? process.argv[4] : process.argv[2]) ?? 1_000_000)
+
+async function buildEvents (count: number): Promise<KeaEvent[]> {
+  const sources = ['kea-2.2.0-dhcp4-INFO-full.log', 'kea-2.2.0-dhcp6-INFO-full.log']
+  const templates = sources.flatMap((f) => readFileSync(join(root, 'test', 'fixtures', 'kea', f), 'utf8').split('\n').filter(Boolean))
+  const parts: string[] = []
+  let t = Date.UTC(2026, 10, 1)
+  for (let i = 0; i < count; i++) {
+    const tpl = templates[i % templates.length] as string
+    t += 7
+    const n = (i & 0xff).toString(16).padStart(2, '0')
+    parts.push(new Date(t).toISOString().replace('T', ' ').slice(0, 23) + tpl.slice(23).replace(/:0a\]/, `:${n}]`).replace(/tid=0x[0-9a-f]+/, `tid=0x${i.toString(16)}`))
+  }
+  const buf = Buffer.from(parts.join('\n') + '\n')
+  const events: KeaEvent[] = []
+  async function * chunks (): AsyncGenerator<Buffer> { for (let i = 0; i < buf.length; i += 1 << 20) yield buf.subarray(i, i + (1 << 20)) }
+  await parseStream(chunks(), { pattern: resolvePattern('kea-file'), timeZone: 'UTC', path: 'bench.log' }, (b) => { events.push(...b) })
+  return events
+}
+
+async function phase (name: string, esUrl: string): Promise<void> {
+  const events = await buildEvents(EVENTS)
+  const BATCH = 10_000
+  const t0 = process.hrtime.bigint()
+  if (name === 'sqlite') {
+    const dir = mkdtempSync(join(tmpdir(), 'kt-bench-'))
+    const store = new SqliteStore({ path: join(dir, 'keatrail.db') })
+    for (let i = 0; i < events.length; i += BATCH) await store.write(events.slice(i, i + BATCH))
+    await store.close()
+    rmSync(dir, { recursive: true, force: true })
+  } else if (name === 'elasticsearch') {
+    const store = new ElasticsearchStore({ url: esUrl, namespace: `benchk${Date.now().toString(36)}` })
+    await store.ensureTemplates()
+    for (let i = 0; i < events.length; i += BATCH) await store.write(events.slice(i, i + BATCH))
+    await store.close()
+  } else {
+    // The ceiling: one helpers.bulk over the same documents, same flush size and concurrency.
+    const client = new Client({ node: esUrl })
+    const ns = `benchb${Date.now().toString(36)}`
+    const stats = await client.helpers.bulk({
+      datasource: events.map((e) => ({ ...e, data_stream: { type: 'logs', dataset: e.event.dataset, namespace: ns } })),
+      onDocument: (doc) => ({ create: { _index: `logs-${doc.event.dataset}-${ns}`, _id: doc.event.id } }),
+      flushBytes: 5_000_000,
+      concurrency: 4
+    })
+    if (stats.successful !== events.length) throw new Error(`ceiling indexed ${stats.successful} of ${events.length}`)
+    await client.close()
+  }
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9
+  process.stdout.write(JSON.stringify({ name, events: events.length, seconds, rssMiB: process.resourceUsage().maxRSS / 1024 }) + '\n')
+}
+
+async function driver (): Promise<void> {
+  let esUrl = process.env.ES_URL ?? ''
+  if (esUrl === '') esUrl = execFileSync('bash', [join(root, 'scripts', 'elasticsearch.sh'), 'start'], { encoding: 'utf8' }).trim().split('\n').pop() ?? ''
+  process.stdout.write(`bench/store: ${EVENTS.toLocaleString('en')} real-shaped Kea events (parsed before timing), batches of 10,000, Elasticsearch ${esUrl}\n`)
+  const results: Record<string, { events: number, seconds: number, rssMiB: number }> = {}
+  for (const name of ['sqlite', 'elasticsearch', 'ceiling']) {
+    const r = spawnSync(process.execPath, ['--max-old-space-size=8192', fileURLToPath(import.meta.url), 'phase', name, String(EVENTS)], {
+      encoding: 'utf8', env: { ...process.env, ES_URL: esUrl }, maxBuffer: 1 << 24
+    })
+    if (r.status !== 0) throw new Error(`${name} phase failed: ${r.stderr}`)
+    const line = r.stdout.trim().split('\n').pop() as string
+    results[name] = JSON.parse(line) as { events: number, seconds: number, rssMiB: number }
+    const x = results[name]
+    const label = name === 'ceiling' ? 'bare helpers.bulk (ceiling)' : `keatrail → ${name}`
+    process.stdout.write(`${label.padEnd(28)} ${Math.round(x.events / x.seconds).toLocaleString('en').padStart(9)} events/s  ${x.seconds.toFixed(1).padStart(6)} s  peak RSS ${x.rssMiB.toFixed(0)} MiB\n`)
+  }
+  const k = results.elasticsearch as { seconds: number }
+  const c = results.ceiling as { seconds: number }
+  process.stdout.write(`keatrail → Elasticsearch is ${(c.seconds / k.seconds).toFixed(2)} of the bare bulk ceiling\n`)
+}
+
+if (process.argv[2] === 'phase') await phase(process.argv[3] as string, process.env.ES_URL ?? '')
+else await driver()
