@@ -139,3 +139,22 @@ describe('sqlite store faults', () => {
     }))
   })
 })
+
+describe('sqlite retention by size', () => {
+  it('deletes the oldest events until the database fits, keeping the newest', async () => {
+    const store = new SqliteStore({ path: join(tmp(), 'k.db'), retention: { maxSizeMiB: 1 } })
+    const base = await someEvents('kea-2.2.0-dhcp6-INFO-full.log')
+    const many = Array.from({ length: 8 }, (_, r) => base.map((e) => ({ ...e, event: { ...e.event, id: `${r}-${e.event.id}` } }))).flat()
+    await store.write(many)
+    expect(store.usedBytes()).toBeGreaterThan(1024 * 1024)
+    const deleted = store.applyRetention()
+    expect(deleted).toBeGreaterThan(0)
+    expect(store.usedBytes()).toBeLessThanOrEqual(1024 * 1024)
+    const left = await store.search({ sort: 'asc', size: 1 })
+    const newest = [...many].sort((a, b) => Date.parse(b['@timestamp']) - Date.parse(a['@timestamp']))[0]!
+    expect(await store.get(newest.event.id)).toBeDefined()
+    expect(Date.parse(left.events[0]!['@timestamp'])).toBeGreaterThanOrEqual(Date.parse([...many].sort((a, b) => Date.parse(a['@timestamp']) - Date.parse(b['@timestamp']))[0]!['@timestamp']))
+    expect(await store.count()).toBe(many.length - deleted)
+    await store.close()
+  })
+})
