@@ -10,7 +10,28 @@ import { defaultPatternForOutput } from '../parse/patterns.js'
  * contents and line numbers intact.
  */
 export function stripKeaComments (text: string): string {
-  return removeTrailingCommas(removeComments(text))
+  let out = ''
+  let i = 0
+  while (i < text.length) {
+    const ch = text[i] as string
+    if (ch === '"') {
+      const end = stringEnd(text, i)
+      out += text.slice(i, end)
+      i = end
+    } else if (ch === '#' || (ch === '/' && (text[i + 1] === '/' || text[i + 1] === '*'))) {
+      const end = commentEnd(text, i)
+      // Keep newlines so JSON.parse error positions still point at the right line.
+      out += text.slice(i, end).replace(/[^\n]/g, ' ')
+      i = end
+    } else if (ch === ',' && /[}\]]/.test(text[skipInsignificant(text, i + 1)] ?? '')) {
+      out += ' '
+      i++
+    } else {
+      out += ch
+      i++
+    }
+  }
+  return out
 }
 
 /** Index just past the JSON string starting at `start` (a '"'). */
@@ -20,50 +41,26 @@ function stringEnd (text: string, start: number): number {
   return Math.min(j + 1, text.length)
 }
 
-function removeTrailingCommas (text: string): string {
-  let out = ''
-  let i = 0
-  while (i < text.length) {
-    const ch = text[i] as string
-    if (ch === '"') {
-      const end = stringEnd(text, i)
-      out += text.slice(i, end)
-      i = end
-      continue
-    }
-    if (ch === ',') {
-      let j = i + 1
-      while (j < text.length && /\s/.test(text[j] as string)) j++
-      if (text[j] === '}' || text[j] === ']') { out += ' '; i++; continue }
-    }
-    out += ch
-    i++
+/** Index just past the comment starting at `start` (#, // or /*). */
+function commentEnd (text: string, start: number): number {
+  if (text[start] === '/' && text[start + 1] === '*') {
+    const end = text.indexOf('*/', start + 2)
+    return end < 0 ? text.length : end + 2
   }
-  return out
+  const nl = text.indexOf('\n', start)
+  return nl < 0 ? text.length : nl
 }
 
-function removeComments (text: string): string {
-  let out = ''
-  let i = 0
-  while (i < text.length) {
-    const ch = text[i] as string
-    if (ch === '"') {
-      const end = stringEnd(text, i)
-      out += text.slice(i, end)
-      i = end
-    } else if (ch === '#' || (ch === '/' && text[i + 1] === '/')) {
-      while (i < text.length && text[i] !== '\n') i++
-    } else if (ch === '/' && text[i + 1] === '*') {
-      const end = text.indexOf('*/', i + 2)
-      const stop = end < 0 ? text.length : end + 2
-      out += text.slice(i, stop).replace(/[^\n]/g, ' ')
-      i = stop
-    } else {
-      out += ch
-      i++
-    }
+/** Index of the next character that is neither white space nor inside a comment. */
+function skipInsignificant (text: string, start: number): number {
+  let j = start
+  while (j < text.length) {
+    const c = text[j] as string
+    if (/\s/.test(c)) j++
+    else if (c === '#' || (c === '/' && (text[j + 1] === '/' || text[j + 1] === '*'))) j = commentEnd(text, j)
+    else break
   }
-  return out
+  return j
 }
 
 export interface KeaOutput {

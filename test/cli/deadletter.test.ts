@@ -1,23 +1,12 @@
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { PassThrough, Readable } from 'node:stream'
+import { runCli as run } from '../helpers/cli.js'
 import { describe, expect, inject, it } from 'vitest'
-import { main } from '../../src/cli/main.js'
 import { DeadLetterStore } from '../../src/store/deadletter.js'
 import { ElasticsearchStore } from '../../src/store/elasticsearch/store.js'
 import { parseBuffer, readFixture } from '../helpers/fixtures.js'
 
-async function run (args: string[]): Promise<{ code: number, out: string, err: string }> {
-  const stdout = new PassThrough()
-  const stderr = new PassThrough()
-  let out = ''
-  let err = ''
-  stdout.on('data', (d: Buffer) => { out += d.toString() })
-  stderr.on('data', (d: Buffer) => { err += d.toString() })
-  const code = await main(['node', 'keatrail', ...args], { stdin: Readable.from([]), stdout, stderr, exitCode: 0 })
-  return { code, out, err }
-}
 
 const esUrl = inject('esUrl')
 describe.skipIf(esUrl === '')('keatrail deadletter', () => {

@@ -1,21 +1,13 @@
 import { mkdtempSync, copyFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { PassThrough, Readable } from 'node:stream'
+import { runCli as run } from '../helpers/cli.js'
 import { describe, expect, inject, it } from 'vitest'
 import { importOrder } from '../../src/cli/import.js'
-import { main } from '../../src/cli/main.js'
 import { ElasticsearchStore } from '../../src/store/elasticsearch/store.js'
 import { SqliteStore } from '../../src/store/sqlite/store.js'
 import { KEA_FIXTURES } from '../helpers/fixtures.js'
 
-async function run (args: string[]): Promise<{ code: number, err: string }> {
-  const stderr = new PassThrough()
-  let err = ''
-  stderr.on('data', (d: Buffer) => { err += d.toString() })
-  const code = await main(['node', 'keatrail', ...args], { stdin: Readable.from([]), stdout: new PassThrough(), stderr, exitCode: 0 })
-  return { code, err }
-}
 
 const files = [join(KEA_FIXTURES, 'kea-2.2.0-dhcp4-INFO-full.log'), join(KEA_FIXTURES, 'kea-2.2.0-dhcp4-DEBUG99-full.log.gz')]
 

@@ -1,20 +1,9 @@
 import { execFileSync } from 'node:child_process'
 import { join } from 'node:path'
-import { PassThrough, Readable } from 'node:stream'
+import { runCli as run } from '../helpers/cli.js'
 import { describe, expect, it } from 'vitest'
-import { main } from '../../src/cli/main.js'
 import { KEA_FIXTURES, ROOT } from '../helpers/fixtures.js'
 
-async function run (args: string[], stdin = ''): Promise<{ code: number, out: string, err: string }> {
-  const stdout = new PassThrough()
-  const stderr = new PassThrough()
-  let out = ''
-  let err = ''
-  stdout.on('data', (d: Buffer) => { out += d.toString() })
-  stderr.on('data', (d: Buffer) => { err += d.toString() })
-  const code = await main(['node', 'keatrail', ...args], { stdin: Readable.from([Buffer.from(stdin)]), stdout, stderr, exitCode: 0 })
-  return { code, out, err }
-}
 
 const INFO4 = join(KEA_FIXTURES, 'kea-2.2.0-dhcp4-INFO-full.log')
 
