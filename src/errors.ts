@@ -83,3 +83,9 @@ export function withCause<E extends Error> (err: E, cause: unknown): E {
   Object.defineProperty(err, 'cause', { value: cause, enumerable: false, configurable: true, writable: true })
   return err
 }
+
+export const SourceError = createError<[string, string, string]>(
+  'KEATRAIL_ERR_SOURCE',
+  'Source %s: %s: %s',
+  500
+)

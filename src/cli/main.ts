@@ -3,6 +3,7 @@ import { isCodedError } from '../errors.js'
 import { registerDeadLetter } from './deadletter.js'
 import { registerImport } from './import.js'
 import { registerParse, type CliIo } from './parse.js'
+import { registerRun } from './run.js'
 
 /** Runs the CLI; resolves to the process exit code. `io` is swappable for tests. */
 export async function main (argv: string[], io: CliIo = {
@@ -21,6 +22,7 @@ export async function main (argv: string[], io: CliIo = {
   registerParse(program, io)
   registerImport(program, io)
   registerDeadLetter(program, io)
+  registerRun(program, io)
   try {
     await program.parseAsync(argv)
   } catch (err) {

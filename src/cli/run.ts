@@ -1,0 +1,95 @@
+import { existsSync, readdirSync } from 'node:fs'
+import { join } from 'node:path'
+import type { Command } from 'commander'
+import { loadConfig, parseConfig, type KeatrailConfig } from '../config/config.js'
+import { packageRoot } from '../paths.js'
+import { Pipeline, type PipelineLog } from '../pipeline/pipeline.js'
+import { FileSource } from '../sources/file/source.js'
+import { DeadLetterStore } from '../store/deadletter.js'
+import { ElasticsearchStore } from '../store/elasticsearch/store.js'
+import { SqliteStore } from '../store/sqlite/store.js'
+import type { Store } from '../store/types.js'
+import type { CliIo } from './parse.js'
+
+export function registerRun (program: Command, io: CliIo): void {
+  program.command('run')
+    .description('Run keatrail: follow Kea\'s logs and store the events (default: SQLite in ./data)')
+    .option('--config <file>', 'keatrail.yaml; without it: /var/log/kea/*.log if present, else the bundled sample logs')
+    .option('--data-dir <dir>', 'overrides dataDir of the config')
+    .action(async (o: { config?: string, dataDir?: string }) => {
+      const cfg = o.config !== undefined ? loadConfig(o.config) : defaultConfig()
+      if (o.dataDir !== undefined) cfg.dataDir = o.dataDir
+      io.exitCode = await runService(cfg, io)
+    })
+}
+
+/** No config: Kea's default log directory if it has logs, else the bundled samples (so `run` shows something real). */
+export function defaultConfig (): KeatrailConfig {
+  const kea = '/var/log/kea'
+  const live = existsSync(kea) && readdirSync(kea).some((f) => /\.log/.test(f))
+  const include = live
+    ? [join(kea, 'kea-dhcp4*.log*'), join(kea, 'kea-dhcp6*.log*')]
+    : [join(packageRoot(), 'test', 'fixtures', 'kea', 'kea-2.2.0-dhcp*-INFO-full.log')]
+  return parseConfig({ sources: [{ type: 'file', name: live ? 'kea' : 'samples', include, ...(live ? {} : { timeZone: 'UTC' }) }] })
+}
+
+function jsonLog (io: CliIo): PipelineLog {
+  const write = (level: string, msg: string, fields?: Record<string, unknown>, code?: string): void => {
+    io.stderr.write(JSON.stringify({ time: new Date().toISOString(), level, ...(code === undefined ? {} : { code }), msg, ...fields }) + '\n')
+  }
+  return { info: (msg, f) => write('info', msg, f), error: (code, msg, f) => write('error', msg, f, code) }
+}
+
+async function runService (cfg: KeatrailConfig, io: CliIo): Promise<number> {
+  const log = jsonLog(io)
+  const deadLetters = new DeadLetterStore(join(cfg.dataDir, 'deadletter.db'))
+  let store: Store
+  if (cfg.store.type === 'sqlite') {
+    store = new SqliteStore({
+      path: cfg.store.path ?? join(cfg.dataDir, 'keatrail.db'),
+      ...(cfg.store.synchronous === undefined ? {} : { synchronous: cfg.store.synchronous }),
+      ...(cfg.store.retention === undefined ? {} : { retention: cfg.store.retention })
+    })
+  } else {
+    const es = new ElasticsearchStore({
+      url: cfg.store.url,
+      ...(cfg.store.namespace === undefined ? {} : { namespace: cfg.store.namespace }),
+      ...(cfg.store.username === undefined ? {} : { username: cfg.store.username, password: process.env.KEATRAIL_ES_PASSWORD ?? '' }),
+      ...(process.env.KEATRAIL_ES_API_KEY === undefined ? {} : { apiKey: process.env.KEATRAIL_ES_API_KEY }),
+      ...(cfg.store.caFile === undefined ? {} : { caFile: cfg.store.caFile })
+    }, { deadLetters, onRetry: (err, attempt, waitMs) => log.error('KEATRAIL_ERR_STORE_WRITE', 'Elasticsearch write failed; retrying.', { attempt, waitMs, error: err.message }) })
+    await es.ensureTemplates()
+    store = es
+  }
+  const sources = cfg.sources.map((s) => new FileSource(s, join(cfg.dataDir, 'state'), log))
+  const pipeline = new Pipeline(store, { queueBatches: cfg.pipeline.queueBatches, drainMs: cfg.pipeline.drainMs, log })
+  const stop = new AbortController()
+  let signals = 0
+  const onSignal = (sig: NodeJS.Signals): void => {
+    signals++
+    if (signals > 1) {
+      // Second signal: leave now. Nothing unacknowledged was checkpointed, so nothing is lost.
+      log.error('KEATRAIL_ERR_SHUTDOWN_FORCED', 'Second signal; exiting without draining.', { signal: sig })
+      process.exit(130)
+    }
+    log.info('Shutting down: draining queued batches.', { signal: sig })
+    stop.abort()
+  }
+  process.on('SIGTERM', onSignal)
+  process.on('SIGINT', onSignal)
+  log.info('keatrail running.', { store: store.kind, dataDir: cfg.dataDir, sources: cfg.sources.map((s) => s.name) })
+  const stats = setInterval(() => {
+    log.info('Counters.', { pipeline: pipeline.counters, sources: Object.fromEntries(sources.map((s) => [s.name, s.counters])) })
+  }, 10_000)
+  try {
+    await pipeline.run(sources, stop.signal)
+  } finally {
+    clearInterval(stats)
+    process.off('SIGTERM', onSignal)
+    process.off('SIGINT', onSignal)
+    log.info('Stopped.', { pipeline: pipeline.counters })
+    await store.close()
+    deadLetters.close()
+  }
+  return 0
+}

@@ -1,0 +1,57 @@
+import { readFileSync } from 'node:fs'
+import { parse as parseYaml } from 'yaml'
+import { z } from 'zod'
+import { ConfigInvalidError } from '../errors.js'
+import { fileSourceConfigSchema } from '../sources/file/config.js'
+
+const sqliteSchema = z.object({
+  type: z.literal('sqlite'),
+  path: z.string().optional().describe('Database file; default <dataDir>/keatrail.db'),
+  synchronous: z.enum(['full', 'normal']).optional().describe('full: batches survive power loss'),
+  retention: z.object({
+    maxAgeDays: z.number().positive().optional().describe('Delete events older than this'),
+    maxSizeMiB: z.number().positive().optional().describe('Delete the oldest events while the database is larger')
+  }).strict().optional()
+}).strict()
+
+const elasticsearchSchema = z.object({
+  type: z.literal('elasticsearch'),
+  url: z.string().url().describe('Elasticsearch URL'),
+  namespace: z.string().optional().describe('Data stream namespace (logs-kea.dhcp4-<namespace>)'),
+  username: z.string().optional().describe('Basic-auth user; password from KEATRAIL_ES_PASSWORD'),
+  caFile: z.string().optional().describe('CA certificate (PEM) of the cluster')
+}).strict()
+
+export const configSchema = z.object({
+  dataDir: z.string().default('./data').describe('SQLite database, dead letters and checkpoints (state/) live here'),
+  store: z.discriminatedUnion('type', [sqliteSchema, elasticsearchSchema]).default({ type: 'sqlite' }).describe('Where events are kept'),
+  sources: z.array(fileSourceConfigSchema).default([]).describe('What to collect'),
+  pipeline: z.object({
+    queueBatches: z.number().int().min(1).default(8).describe('Batches waiting for the store before sources wait'),
+    drainMs: z.number().int().min(0).default(10_000).describe('How long a shutdown may spend writing queued batches')
+  }).strict().default({ queueBatches: 8, drainMs: 10_000 })
+}).strict()
+
+export type KeatrailConfig = z.infer<typeof configSchema>
+
+/** Validates a config object; an error names the field's path. */
+export function parseConfig (value: unknown, where = 'config'): KeatrailConfig {
+  const r = configSchema.safeParse(value ?? {})
+  if (!r.success) {
+    const issue = r.error.issues[0]
+    const path = issue?.path.join('.') ?? ''
+    const extra = issue?.code === 'unrecognized_keys' ? ` (${issue.keys.join(', ')})` : ''
+    throw new ConfigInvalidError(`${where}: ${path === '' ? '(top level)' : path}`, `${issue?.message ?? 'invalid'}${extra}`)
+  }
+  return r.data
+}
+
+export function loadConfig (path: string): KeatrailConfig {
+  let doc: unknown
+  try {
+    doc = parseYaml(readFileSync(path, 'utf8'))
+  } catch (err) {
+    throw new ConfigInvalidError(path, (err as Error).message)
+  }
+  return parseConfig(doc, path)
+}

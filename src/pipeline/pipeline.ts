@@ -1,0 +1,99 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Store } from '../store/types.js'
+import type { Batch, Source } from './types.js'
+
+export interface PipelineLog {
+  info: (msg: string, fields?: Record<string, unknown>) => void
+  error: (code: string, msg: string, fields?: Record<string, unknown>) => void
+}
+
+export interface PipelineOptions {
+  /** Batches waiting for the store; a source's emit waits while it is full. */
+  queueBatches?: number
+  /** How long a shutdown may spend writing what is queued. */
+  drainMs?: number
+  log: PipelineLog
+}
+
+export interface PipelineCounters { batches: number, stored: number, duplicates: number, deadLettered: number, storeErrors: number, queued: number }
+
+/**
+ * sources → bounded queue → store. A batch is acknowledged to its source only after the store
+ * has written it durably, so checkpoints never pass what is stored. A failed write is retried
+ * (never acknowledged, never dropped) with capped backoff.
+ */
+export class Pipeline {
+  readonly counters: PipelineCounters = { batches: 0, stored: 0, duplicates: 0, deadLettered: 0, storeErrors: 0, queued: 0 }
+  private readonly queue: Batch[] = []
+  private readonly capacity: number
+  private wakeSink: (() => void) | undefined
+  private readonly spaceWaiters: Array<() => void> = []
+
+  constructor (private readonly store: Store, private readonly opts: PipelineOptions) {
+    this.capacity = opts.queueBatches ?? 8
+  }
+
+  /** Runs until `signal` aborts, then drains the queue (within drainMs) and saves checkpoints. */
+  async run (sources: Source[], signal: AbortSignal): Promise<void> {
+    const stopSources = new AbortController()
+    signal.addEventListener('abort', () => stopSources.abort(), { once: true })
+    const emit = async (batch: Batch): Promise<void> => {
+      while (this.queue.length >= this.capacity && !stopSources.signal.aborted) {
+        await new Promise<void>((resolve) => this.spaceWaiters.push(resolve))
+      }
+      // Stopping: the batch is not queued and so never acknowledged; it is read again next start.
+      if (stopSources.signal.aborted) return
+      this.queue.push(batch)
+      this.counters.queued = this.queue.length
+      this.wakeSink?.()
+    }
+    stopSources.signal.addEventListener('abort', () => { for (const w of this.spaceWaiters.splice(0)) w() }, { once: true })
+    const running = sources.map(async (s) => {
+      try {
+        await s.run(emit, stopSources.signal)
+      } catch (err) {
+        this.opts.log.error('KEATRAIL_ERR_SOURCE', 'Source stopped with an error.', { source: s.name, error: (err as Error).message })
+      }
+    })
+    signal.addEventListener('abort', () => this.wakeSink?.(), { once: true })
+    const drainBy = { at: Number.POSITIVE_INFINITY }
+    signal.addEventListener('abort', () => { drainBy.at = Date.now() + (this.opts.drainMs ?? 10_000) }, { once: true })
+    await this.sink(signal, drainBy)
+    await Promise.all(running)
+    for (const s of sources) s.checkpoint()
+  }
+
+  private async sink (signal: AbortSignal, drainBy: { at: number }): Promise<void> {
+    let backoff = 200
+    for (;;) {
+      const batch = this.queue[0]
+      if (batch === undefined) {
+        if (signal.aborted) return
+        await new Promise<void>((resolve) => { this.wakeSink = resolve })
+        this.wakeSink = undefined
+        continue
+      }
+      if (Date.now() > drainBy.at) {
+        this.opts.log.error('KEATRAIL_ERR_SHUTDOWN_DEADLINE', 'Shutdown deadline passed; queued batches are left to be read again.', { batches: this.queue.length })
+        return
+      }
+      try {
+        const r = await this.store.write(batch.events)
+        this.queue.shift()
+        this.counters.queued = this.queue.length
+        this.spaceWaiters.shift()?.()
+        batch.ack()
+        this.counters.batches++
+        this.counters.stored += r.written
+        this.counters.duplicates += r.duplicates
+        this.counters.deadLettered += r.deadLettered
+        backoff = 200
+      } catch (err) {
+        this.counters.storeErrors++
+        this.opts.log.error((err as { code?: string }).code ?? 'KEATRAIL_ERR_STORE_WRITE', 'Store write failed; retrying the batch.', { error: (err as Error).message, retryInMs: backoff })
+        await sleep(backoff)
+        backoff = Math.min(backoff * 2, 30_000)
+      }
+    }
+  }
+}

@@ -1,0 +1,37 @@
+import type { KeaEvent } from '../parse/event.js'
+
+/** Events a source hands to the pipeline, and how to tell it they are stored. */
+export interface Batch {
+  source: string
+  events: KeaEvent[]
+  /** Called once the store has durably written `events`: the source may advance its checkpoint. */
+  ack: () => void
+}
+
+/** Emits a batch; resolves when the pipeline has room (backpressure is this await). */
+export type Emit = (batch: Batch) => Promise<void>
+
+export interface Source {
+  readonly name: string
+  /** Runs until `signal` aborts; must not lose events it has not had acknowledged. */
+  run: (emit: Emit, signal: AbortSignal) => Promise<void>
+  /** Saves checkpoints of everything acknowledged so far (called on shutdown). */
+  checkpoint: () => void
+}
+
+/** Per-source counters (the instrumentation contract of every component). */
+export interface SourceCounters {
+  received: number
+  parsed: number
+  unmatched: number
+  partial: number
+  stored: number
+  duplicates: number
+  deadLettered: number
+  dropped: number
+  errors: number
+}
+
+export function emptyCounters (): SourceCounters {
+  return { received: 0, parsed: 0, unmatched: 0, partial: 0, stored: 0, duplicates: 0, deadLettered: 0, dropped: 0, errors: 0 }
+}

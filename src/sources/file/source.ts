@@ -1,0 +1,290 @@
+import { closeSync, fstatSync, openSync, readdirSync, readSync, statSync } from 'node:fs'
+import { hostname } from 'node:os'
+import { basename, dirname, join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { ConfigInvalidError } from '../../errors.js'
+import type { KeaEvent } from '../../parse/event.js'
+import { LineSplitter } from '../../parse/lines.js'
+import { RecordParser, sourceIdentity } from '../../parse/parser.js'
+import { compilePattern, type LineParser } from '../../parse/pattern/compile.js'
+import { resolvePattern } from '../../parse/patterns.js'
+import { systemTimeZone } from '../../parse/time/zone.js'
+import { CheckpointFile } from '../../pipeline/checkpoint.js'
+import { emptyCounters, type Emit, type Source, type SourceCounters } from '../../pipeline/types.js'
+import { fileSourceConfigSchema, type FileSourceConfig } from './config.js'
+
+const FINGERPRINT_BYTES = 1024
+const READ_BYTES = 64 * 1024
+
+/** Checkpoint of one file, keyed by its fingerprint (the hash of its first line). */
+interface FileCheckpoint { offset: number, path: string, updated: string }
+type Checkpoints = Record<string, FileCheckpoint>
+
+export interface FileSourceLog {
+  info: (msg: string, fields?: Record<string, unknown>) => void
+  error: (code: string, msg: string, fields?: Record<string, unknown>) => void
+}
+
+/** One open file being read; follows it through renames (the descriptor stays valid). */
+class Reader {
+  pos: number
+  path: string
+  readonly fingerprint: string
+  readonly fd: number
+  readonly ino: number
+  readonly splitter: LineSplitter
+  readonly parser: RecordParser
+  lastGrowth = Date.now()
+  /** Highest offset acknowledged by the store: everything before it is stored. */
+  acked: number
+  gone = false
+
+  constructor (fd: number, ino: number, path: string, fingerprint: string, start: number, parser: RecordParser, maxLineBytes: number) {
+    this.fd = fd
+    this.ino = ino
+    this.path = path
+    this.fingerprint = fingerprint
+    this.pos = start
+    this.acked = start
+    this.splitter = new LineSplitter({ maxLineBytes, startOffset: start })
+    this.parser = parser
+  }
+
+  /** Where a restart may resume without losing anything handed out so far: not past an open record or a partial line. */
+  safeOffset (): number {
+    return Math.min(this.parser.pendingOffset ?? Number.POSITIVE_INFINITY, this.splitter.position)
+  }
+}
+
+/**
+ * Follows Kea's log files: rename rotation (x.log → x.log.1 …: the renamed file is read to its
+ * end through its open descriptor while the new x.log is picked up), files deleted while being
+ * read, partial last lines (emitted after `idleFlushMs`), multi-line records, and restarts.
+ *
+ * A file is identified by the hash of its first line, not its name or inode: after a rename
+ * it keeps its checkpoint and its event ids, so nothing is read twice into the store (and if it
+ * is, event ids make the store ignore it).
+ */
+export class FileSource implements Source {
+  readonly name: string
+  readonly counters: SourceCounters = emptyCounters()
+  private readonly cfg: ReturnType<typeof fileSourceConfigSchema.parse>
+  private readonly compiled: LineParser
+  private readonly pattern: string
+  private readonly timeZone: string
+  private readonly host: string
+  private readonly readers = new Map<string, Reader>()
+  private readonly byInode = new Map<string, Reader>()
+  private readonly checkpoints: Checkpoints
+  private readonly checkpointFile: CheckpointFile<Checkpoints>
+  private readonly reported = new Set<string>()
+  private dirty = false
+  private lastSave = 0
+  private firstScan = true
+
+  constructor (config: FileSourceConfig, stateDir: string, private readonly log: FileSourceLog) {
+    const parsed = fileSourceConfigSchema.safeParse(config)
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]
+      throw new ConfigInvalidError(`sources.${(config as { name?: string }).name ?? '?'}.${issue?.path.join('.') ?? ''}`, issue?.message ?? 'invalid')
+    }
+    this.cfg = parsed.data
+    this.name = this.cfg.name
+    this.pattern = resolvePattern(this.cfg.pattern)
+    this.timeZone = this.cfg.timeZone ?? systemTimeZone()
+    this.host = this.cfg.host ?? hostname()
+    this.compiled = compilePattern(this.pattern, { timeZone: this.timeZone })
+    this.checkpointFile = new CheckpointFile<Checkpoints>(join(stateDir, `file-${this.name}.json`))
+    this.checkpoints = this.checkpointFile.load() ?? {}
+    if (this.checkpointFile.corrupt !== undefined) {
+      this.log.error('KEATRAIL_ERR_CHECKPOINT_CORRUPT', 'Checkpoint file is unreadable; re-reading all files (event ids prevent duplicates).',
+        { source: this.name, path: this.checkpointFile.path, reason: this.checkpointFile.corrupt })
+    }
+  }
+
+  async run (emit: Emit, signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      this.scan()
+      let progressed = false
+      for (const reader of [...this.readers.values()]) {
+        if (signal.aborted) break
+        progressed = await this.readSome(reader, emit) || progressed
+      }
+      this.maybeSave(false)
+      if (!progressed) await sleep(this.cfg.pollIntervalMs, undefined, { signal }).catch(() => {})
+    }
+  }
+
+  checkpoint (): void {
+    this.maybeSave(true)
+  }
+
+  /** Finds files to follow: new ones, renamed ones, replaced ones. */
+  private scan (): void {
+    for (const path of this.matchingFiles()) {
+      let st
+      try {
+        st = statSync(path)
+      } catch {
+        continue
+      }
+      if (st.isDirectory()) { this.reportOnce(path, 'KEATRAIL_ERR_SOURCE', 'Path is a directory, not a log file; skipped.'); continue }
+      const known = this.byInode.get(`${st.dev}:${st.ino}`)
+      if (known !== undefined) { known.path = path; continue }
+      this.open(path)
+    }
+    this.firstScan = false
+  }
+
+  private matchingFiles (): string[] {
+    const out: string[] = []
+    for (const glob of this.cfg.include) {
+      const dir = dirname(glob)
+      const re = wildcard(basename(glob))
+      let names: string[]
+      try {
+        names = readdirSync(dir)
+      } catch (err) {
+        this.reportOnce(glob, 'KEATRAIL_ERR_SOURCE', `Cannot list ${dir}: ${(err as Error).message}`)
+        continue
+      }
+      for (const n of names) {
+        if (re.test(n) && !this.cfg.exclude.some((x) => wildcard(x).test(n))) out.push(join(dir, n))
+      }
+    }
+    return out
+  }
+
+  private open (path: string): void {
+    let fd: number
+    try {
+      fd = openSync(path, 'r')
+    } catch (err) {
+      this.reportOnce(path, 'KEATRAIL_ERR_SOURCE', `Cannot open: ${(err as Error).message}`)
+      return
+    }
+    const st = fstatSync(fd)
+    const head = Buffer.alloc(Math.min(FINGERPRINT_BYTES, st.size))
+    const n = head.length === 0 ? 0 : readSync(fd, head, 0, head.length, 0)
+    const nl = head.subarray(0, n).indexOf(10)
+    if (nl < 0 && n < FINGERPRINT_BYTES) {
+      // Not even one complete line yet: its identity is not known. Look again next scan.
+      closeSync(fd)
+      return
+    }
+    const fingerprint = sourceIdentity(head.subarray(0, nl < 0 ? n : nl), this.host)
+    if (this.readers.has(fingerprint)) {
+      // Same content under another name with another inode (a copy): already being read.
+      closeSync(fd)
+      return
+    }
+    const cp = this.checkpoints[fingerprint]
+    const start = cp !== undefined ? Math.min(cp.offset, st.size) : this.cfg.readFrom === 'end' && this.firstScan ? st.size : 0
+    const parser = new RecordParser({ pattern: this.pattern, compiled: this.compiled, timeZone: this.timeZone, sourceId: fingerprint, path, host: this.host })
+    const reader = new Reader(fd, st.ino, path, fingerprint, start, parser, this.cfg.maxLineBytes)
+    this.readers.set(fingerprint, reader)
+    this.byInode.set(`${st.dev}:${st.ino}`, reader)
+    this.log.info('Following file.', { source: this.name, path, fingerprint, offset: start })
+  }
+
+  /** Reads what is new in one file and hands it over in batches. Returns whether anything happened. */
+  private async readSome (reader: Reader, emit: Emit): Promise<boolean> {
+    let st
+    try {
+      st = fstatSync(reader.fd)
+    } catch {
+      this.close(reader)
+      return false
+    }
+    if (st.size < reader.pos) {
+      // Truncated in place (copytruncate): the content is new; identity is re-read by the next scan.
+      this.log.error('KEATRAIL_ERR_SOURCE_TRUNCATED', 'File shrank; treating it as a new file.', { source: this.name, path: reader.path })
+      this.close(reader)
+      return true
+    }
+    let events: KeaEvent[] = []
+    const onEvent = (e: KeaEvent): void => {
+      events.push(e)
+      this.counters.parsed++
+      if (e.kea.parse.status === 'unmatched') this.counters.unmatched++
+      else if (e.kea.parse.status === 'partial') this.counters.partial++
+    }
+    const hand = async (): Promise<void> => {
+      if (events.length === 0) return
+      const batch = events
+      events = []
+      const upTo = reader.safeOffset()
+      await emit({ source: this.name, events: batch, ack: () => this.ack(reader, upTo) })
+    }
+    const buf = Buffer.allocUnsafe(READ_BYTES)
+    let grew = false
+    while (reader.pos < st.size) {
+      const n = readSync(reader.fd, buf, 0, Math.min(READ_BYTES, st.size - reader.pos), reader.pos)
+      if (n <= 0) break
+      reader.pos += n
+      grew = true
+      this.counters.received += n
+      reader.splitter.push(buf.subarray(0, n), (line) => reader.parser.push(line, onEvent))
+      if (events.length >= this.cfg.batchEvents) await hand()
+    }
+    if (grew) reader.lastGrowth = Date.now()
+    else if (Date.now() - reader.lastGrowth >= this.cfg.idleFlushMs && (reader.splitter.pendingBytes > 0 || reader.parser.pendingOffset !== undefined)) {
+      // Quiet for a while: Kea writes whole records, so what is held is complete.
+      reader.splitter.flush((line) => reader.parser.push(line, onEvent))
+      reader.parser.flush(onEvent)
+    }
+    await hand()
+    if (!grew && this.isGone(reader) && reader.safeOffset() >= reader.pos) {
+      this.close(reader)
+      return true
+    }
+    return grew
+  }
+
+  private ack (reader: Reader, upTo: number): void {
+    if (upTo <= reader.acked) return
+    reader.acked = upTo
+    this.checkpoints[reader.fingerprint] = { offset: upTo, path: reader.path, updated: new Date().toISOString() }
+    this.dirty = true
+  }
+
+  /** The file was deleted, or its name now belongs to another file: after EOF it can be closed. */
+  private isGone (reader: Reader): boolean {
+    try {
+      return statSync(reader.path).ino !== reader.ino
+    } catch {
+      return true
+    }
+  }
+
+  private close (reader: Reader): void {
+    try { closeSync(reader.fd) } catch { /* already closed */ }
+    this.readers.delete(reader.fingerprint)
+    for (const [k, v] of this.byInode) if (v === reader) this.byInode.delete(k)
+  }
+
+  private maybeSave (force: boolean): void {
+    if (!this.dirty) return
+    if (!force && Date.now() - this.lastSave < 1000) return
+    // Keep checkpoints of files still present or recently acknowledged; forget ones long gone.
+    const keys = Object.keys(this.checkpoints)
+    if (keys.length > 1000) {
+      keys.sort((a, b) => (this.checkpoints[a]?.updated ?? '').localeCompare(this.checkpoints[b]?.updated ?? ''))
+      for (const k of keys.slice(0, keys.length - 1000)) if (!this.readers.has(k)) delete this.checkpoints[k]
+    }
+    this.checkpointFile.save(this.checkpoints)
+    this.dirty = false
+    this.lastSave = Date.now()
+  }
+
+  private reportOnce (key: string, code: string, msg: string): void {
+    if (this.reported.has(key + msg)) return
+    this.reported.add(key + msg)
+    this.counters.errors++
+    this.log.error(code, msg, { source: this.name, path: key })
+  }
+}
+
+function wildcard (glob: string): RegExp {
+  return new RegExp('^' + glob.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*') + '$')
+}

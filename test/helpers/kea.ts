@@ -1,0 +1,89 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+
+/** Why real-Kea tests cannot run here, or '' when they can (root, kea-dhcp4, perfdhcp, ip). */
+export function keaUnavailable (): string {
+  if (process.getuid?.() !== 0) return 'needs root for network namespaces'
+  for (const bin of ['kea-dhcp4', 'perfdhcp', 'ip']) {
+    try { execFileSync('which', [bin], { stdio: 'ignore' }) } catch { return `${bin} is not installed (apt-get install kea-dhcp4-server kea-admin iproute2)` }
+  }
+  return ''
+}
+
+/**
+ * A private test network: Kea serves in namespace `<prefix>-srv` on 192.0.2.1, clients run in
+ * `<prefix>-cli`, joined by a veth pair. Nothing outside the namespaces is touched.
+ */
+export class KeaLab {
+  readonly srv: string
+  readonly cli: string
+  readonly srvIf: string
+  readonly cliIf: string
+  private kea: ChildProcess | undefined
+
+  constructor (readonly prefix: string, readonly dir: string) {
+    this.srv = `${prefix}-srv`
+    this.cli = `${prefix}-cli`
+    this.srvIf = `${prefix}s0`
+    this.cliIf = `${prefix}c0`
+  }
+
+  up (): void {
+    this.down()
+    const ip = (...args: string[]): void => { execFileSync('ip', args, { stdio: 'inherit' }) }
+    ip('netns', 'add', this.srv)
+    ip('netns', 'add', this.cli)
+    ip('link', 'add', this.srvIf, 'netns', this.srv, 'type', 'veth', 'peer', 'name', this.cliIf, 'netns', this.cli)
+    ip('-n', this.srv, 'addr', 'add', '192.0.2.1/24', 'dev', this.srvIf)
+    ip('-n', this.cli, 'addr', 'add', '192.0.2.250/24', 'dev', this.cliIf)
+    for (const [ns, dev] of [[this.srv, this.srvIf], [this.cli, this.cliIf]] as const) {
+      ip('-n', ns, 'link', 'set', 'lo', 'up')
+      ip('-n', ns, 'link', 'set', dev, 'up')
+    }
+    mkdirSync(join(this.dir, 'lock'), { recursive: true })
+  }
+
+  /** Starts kea-dhcp4 with this Dhcp4 configuration body; resolves once its socket is up. */
+  async startDhcp4 (dhcp4: Record<string, unknown>): Promise<void> {
+    const config = join(this.dir, 'kea-dhcp4.json')
+    writeFileSync(config, JSON.stringify({
+      Dhcp4: {
+        'interfaces-config': { interfaces: [this.srvIf], 'dhcp-socket-type': 'raw' },
+        'lease-database': { type: 'memfile', persist: true, name: join(this.dir, 'leases4.csv'), 'lfc-interval': 0 },
+        ...dhcp4
+      }
+    }))
+    this.kea = spawn('ip', ['netns', 'exec', this.srv, 'kea-dhcp4', '-c', config], {
+      env: { ...process.env, KEA_PIDFILE_DIR: join(this.dir, 'lock'), KEA_LOCKFILE_DIR: join(this.dir, 'lock') },
+      stdio: ['ignore', 'ignore', 'inherit']
+    })
+    await new Promise((resolve) => setTimeout(resolve, 2000))
+    if (this.kea.exitCode !== null) throw new Error(`kea-dhcp4 exited with ${this.kea.exitCode}`)
+  }
+
+  /** perfdhcp from the client namespace; resolves when it finishes (it is bounded by -p). */
+  async perfdhcp (args: string[]): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      const p = spawn('ip', ['netns', 'exec', this.cli, 'perfdhcp', '-4', '-l', this.cliIf, ...args, '192.0.2.1'], { stdio: 'ignore' })
+      p.on('exit', () => resolve())
+      p.on('error', reject)
+    })
+  }
+
+  async stopKea (): Promise<void> {
+    const k = this.kea
+    if (k === undefined || k.exitCode !== null) return
+    await new Promise<void>((resolve) => { k.on('exit', () => resolve()); k.kill('SIGTERM') })
+  }
+
+  down (): void {
+    if (this.kea !== undefined && this.kea.exitCode === null) this.kea.kill('SIGKILL')
+    for (const ns of [this.srv, this.cli]) {
+      if (existsSync(`/run/netns/${ns}`)) {
+        try { execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).split('\n').filter(Boolean).forEach((pid) => { try { process.kill(Number(pid), 'SIGKILL') } catch { /* gone */ } }) } catch { /* none */ }
+        try { execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' }) } catch { /* gone */ }
+      }
+    }
+  }
+}

@@ -1,0 +1,93 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import { afterAll, describe, expect, it } from 'vitest'
+import { keaUnavailable, KeaLab } from '../helpers/kea.js'
+import { ROOT } from '../helpers/fixtures.js'
+
+// The file source against the real thing: Kea 2.2 logging at INFO with maxsize 204800, so it
+// rotates (x.log → x.log.1 …) many times under perfdhcp load, while keatrail is killed with
+// SIGKILL and restarted again and again. Afterwards every line of every file (current and
+// rotated) must be in the store exactly once.
+
+const unavailable = keaUnavailable()
+const HEADER = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} /
+
+function startKeatrail (config: string): ChildProcess {
+  return spawn(process.execPath, [join(ROOT, 'bin', 'keatrail.js'), 'run', '--config', config], { stdio: ['ignore', 'ignore', 'ignore'] })
+}
+
+async function exited (p: ChildProcess): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return
+  await new Promise<void>((resolve) => p.on('exit', () => resolve()))
+}
+
+describe.skipIf(unavailable !== '')(`file source on real Kea rotation${unavailable === '' ? '' : ` (skipped: ${unavailable})`}`, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kt-kea-rot-'))
+  const lab = new KeaLab(`kt${process.pid % 10000}`, dir)
+  afterAll(() => lab.down())
+
+  it('stores every line of every rotated file exactly once across repeated kill -9', async () => {
+    lab.up()
+    const logs = join(dir, 'logs')
+    const log = join(logs, 'kea-dhcp4.log')
+    await import('node:fs').then((fs) => fs.mkdirSync(logs, { recursive: true }))
+    await lab.startDhcp4({
+      'valid-lifetime': 60,
+      subnet4: [{ id: 1, subnet: '192.0.2.0/24', pools: [{ pool: '192.0.2.10 - 192.0.2.240' }] }],
+      loggers: [{ name: 'kea-dhcp4', severity: 'INFO', output_options: [{ output: log, maxsize: 204800, maxver: 400 }] }]
+    })
+    const config = join(dir, 'keatrail.yaml')
+    writeFileSync(config, [
+      `dataDir: ${join(dir, 'data')}`,
+      'sources:',
+      '  - type: file',
+      '    name: kea4',
+      `    include: ["${log}*"]`,
+      '    timeZone: UTC',
+      '    pollIntervalMs: 50',
+      '    idleFlushMs: 300',
+      '    batchEvents: 200'
+    ].join('\n') + '\n')
+
+    let keatrail = startKeatrail(config)
+    const load = lab.perfdhcp(['-r', '400', '-R', '5000', '-p', '12'])
+    let kills = 0
+    let loadDone = false
+    void load.then(() => { loadDone = true })
+    while (!loadDone || kills < 10) {
+      await new Promise((resolve) => setTimeout(resolve, 400 + Math.floor(Math.random() * 900)))
+      keatrail.kill('SIGKILL')
+      await exited(keatrail)
+      kills++
+      keatrail = startKeatrail(config)
+    }
+    await load
+    await lab.stopKea()
+
+    const files = readdirSync(logs).filter((f) => f.startsWith('kea-dhcp4.log') && !f.endsWith('.lock'))
+    const lines = files.flatMap((f) => readFileSync(join(logs, f), 'utf8').split('\n').filter((l) => l !== ''))
+    expect(files.length, 'Kea rotated at least 5 times').toBeGreaterThan(5)
+    expect(lines.every((l) => HEADER.test(l))).toBe(true)
+
+    // Let keatrail catch up, then stop it gracefully.
+    const db = (): Database.Database => new Database(join(dir, 'data', 'keatrail.db'), { readonly: true })
+    let stored = 0
+    for (let i = 0; i < 300 && stored < lines.length; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 200))
+      try { const d = db(); stored = (d.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n; d.close() } catch { /* not yet created */ }
+    }
+    keatrail.kill('SIGTERM')
+    await exited(keatrail)
+
+    const d = db()
+    const originals = (d.prepare('SELECT doc FROM events').all() as Array<{ doc: string }>).map((r) => (JSON.parse(r.doc) as { event: { original: string } }).event.original)
+    d.close()
+    process.stdout.write(`rotation test: ${files.length} files, ${lines.length} lines, ${kills} kill -9, ${originals.length} stored\n`)
+    expect(kills).toBeGreaterThanOrEqual(10)
+    expect(originals.length).toBe(lines.length)
+    expect([...originals].sort()).toEqual([...lines].sort())
+  }, 180_000)
+})
