@@ -36,7 +36,16 @@ export const keaEventSchema = z.object({
     level: z.string().optional().describe('Kea severity, lowercase: fatal, error, warn, info, debug'),
     logger: z.string().optional().describe('Kea logger name (%c), e.g. kea-dhcp4.leases'),
     file: z.object({ path: z.string() }).optional(),
-    offset: z.number().int().nonnegative().optional().describe('Byte offset of the record in its source')
+    offset: z.number().int().nonnegative().optional().describe('Byte offset of the record in its source'),
+    syslog: z.object({
+      facility: z.object({ code: z.number().int() }),
+      severity: z.object({ code: z.number().int() }),
+      appname: z.string().optional(),
+      hostname: z.string().optional(),
+      procid: z.string().optional(),
+      msgid: z.string().optional(),
+      structured_data: z.string().optional()
+    }).optional().describe('The syslog header, for events received over syslog')
   }),
   process: z.object({
     name: z.string().optional().describe('Root logger, i.e. the daemon: kea-dhcp4, kea-dhcp6, …'),
