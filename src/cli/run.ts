@@ -5,6 +5,7 @@ import { loadConfig, parseConfig, type KeatrailConfig } from '../config/config.j
 import { packageRoot } from '../paths.js'
 import { Pipeline, type PipelineLog } from '../pipeline/pipeline.js'
 import { FileSource } from '../sources/file/source.js'
+import { JournalSource } from '../sources/journal/source.js'
 import { SyslogSource } from '../sources/syslog/source.js'
 import { DeadLetterStore } from '../store/deadletter.js'
 import { ElasticsearchStore } from '../store/elasticsearch/store.js'
@@ -62,7 +63,8 @@ async function runService (cfg: KeatrailConfig, io: CliIo): Promise<number> {
     await es.ensureTemplates()
     store = es
   }
-  const sources = cfg.sources.map((s) => s.type === 'file' ? new FileSource(s, join(cfg.dataDir, 'state'), log) : new SyslogSource(s))
+  const state = join(cfg.dataDir, 'state')
+  const sources = cfg.sources.map((s) => s.type === 'file' ? new FileSource(s, state, log) : s.type === 'syslog' ? new SyslogSource(s) : new JournalSource(s, state, log))
   const pipeline = new Pipeline(store, { queueBatches: cfg.pipeline.queueBatches, drainMs: cfg.pipeline.drainMs, log })
   const stop = new AbortController()
   let signals = 0

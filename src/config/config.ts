@@ -3,6 +3,7 @@ import { parse as parseYaml } from 'yaml'
 import { z } from 'zod'
 import { ConfigInvalidError } from '../errors.js'
 import { fileSourceConfigSchema } from '../sources/file/config.js'
+import { journalSourceConfigSchema } from '../sources/journal/source.js'
 import { syslogSourceConfigSchema } from '../sources/syslog/source.js'
 
 const sqliteSchema = z.object({
@@ -26,7 +27,7 @@ const elasticsearchSchema = z.object({
 export const configSchema = z.object({
   dataDir: z.string().default('./data').describe('SQLite database, dead letters and checkpoints (state/) live here'),
   store: z.discriminatedUnion('type', [sqliteSchema, elasticsearchSchema]).default({ type: 'sqlite' }).describe('Where events are kept'),
-  sources: z.array(z.discriminatedUnion('type', [fileSourceConfigSchema, syslogSourceConfigSchema])).default([]).describe('What to collect: file and syslog sources'),
+  sources: z.array(z.discriminatedUnion('type', [fileSourceConfigSchema, syslogSourceConfigSchema, journalSourceConfigSchema])).default([]).describe('What to collect: file, syslog and journal sources'),
   pipeline: z.object({
     queueBatches: z.number().int().min(1).default(8).describe('Batches waiting for the store before sources wait'),
     drainMs: z.number().int().min(0).default(10_000).describe('How long a shutdown may spend writing queued batches')
