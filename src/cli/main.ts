@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander'
 import { isCodedError } from '../errors.js'
 import { registerDeadLetter } from './deadletter.js'
+import { registerDiscover } from './discover.js'
 import { registerImport } from './import.js'
 import { registerParse, type CliIo } from './parse.js'
 import { registerRun } from './run.js'
@@ -23,6 +24,7 @@ export async function main (argv: string[], io: CliIo = {
   registerImport(program, io)
   registerDeadLetter(program, io)
   registerRun(program, io)
+  registerDiscover(program, io)
   try {
     await program.parseAsync(argv)
   } catch (err) {

@@ -1,0 +1,53 @@
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { loadConfig } from '../../src/config/config.js'
+import { Pipeline } from '../../src/pipeline/pipeline.js'
+import { FileSource } from '../../src/sources/file/source.js'
+import { SqliteStore } from '../../src/store/sqlite/store.js'
+import { runCli } from '../helpers/cli.js'
+import { KEA_FIXTURES, readFixture } from '../helpers/fixtures.js'
+
+const configs = join(KEA_FIXTURES, 'configs')
+const quiet = { info: () => {}, error: () => {} }
+
+describe('keatrail discover', () => {
+  it('turns every sample Kea config (and Debian\'s) into a config keatrail run accepts', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kt-discover-'))
+    const files = readdirSync(configs).map((f) => join(configs, f))
+    const out = join(dir, 'keatrail.yaml')
+    expect((await runCli(['discover', ...files, '--out', out])).code).toBe(0)
+    const cfg = loadConfig(out)
+    const types = cfg.sources.map((s) => s.type)
+    expect(types).toContain('journal')
+    expect(types).toContain('syslog')
+    expect(types).toContain('file')
+    expect(cfg.sources.find((s) => s.type === 'journal')).toMatchObject({ units: ['kea-dhcp4-server.service'], pattern: 'debian-systemd' })
+    expect(cfg.sources.find((s) => s.type === 'file' && s.include[0] === '/var/lib/kea/pattern-all.log*')).toMatchObject({ pattern: expect.stringContaining('.-12m=[%.-12m]') })
+  })
+
+  it('produces a config that follows the outputs it names', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kt-discover-'))
+    const log = join(dir, 'kea-dhcp4.log')
+    writeFileSync(join(dir, 'kea.conf'), `// Kea config with comments
+{ "Dhcp4": { "loggers": [ { "name": "kea-dhcp4", "output-options": [ { "output": "${log}", "maxsize": 204800 } ] } ] } }`)
+    const out = join(dir, 'keatrail.yaml')
+    await runCli(['discover', join(dir, 'kea.conf'), '--out', out, '--data-dir', join(dir, 'data')])
+    const cfg = loadConfig(out)
+    const spec = cfg.sources[0]!
+    expect(spec).toMatchObject({ type: 'file', include: [`${log}*`] })
+    writeFileSync(log, readFixture('kea-2.2.0-dhcp4-INFO-full.log'))
+    writeFileSync(`${log}.1`, readFixture('captured/kea-dhcp4-INFO-file.log'))
+    const store = new SqliteStore({ path: join(dir, 'k.db') })
+    const source = new FileSource({ ...(spec as Parameters<typeof FileSource>[0]), timeZone: 'UTC', pollIntervalMs: 20, idleFlushMs: 50 }, join(dir, 'state'), quiet)
+    const pipeline = new Pipeline(store, { log: quiet })
+    const stop = new AbortController()
+    const run = pipeline.run([source], stop.signal)
+    for (let i = 0; i < 200 && await store.count() < 206 + 254; i++) await new Promise((resolve) => setTimeout(resolve, 25))
+    stop.abort()
+    await run
+    expect(await store.count()).toBe(206 + 254)
+    await store.close()
+  })
+})
