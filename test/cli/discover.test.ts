@@ -40,7 +40,7 @@ describe('keatrail discover', () => {
     writeFileSync(log, readFixture('kea-2.2.0-dhcp4-INFO-full.log'))
     writeFileSync(`${log}.1`, readFixture('captured/kea-dhcp4-INFO-file.log'))
     const store = new SqliteStore({ path: join(dir, 'k.db') })
-    const source = new FileSource({ ...(spec as Parameters<typeof FileSource>[0]), timeZone: 'UTC', pollIntervalMs: 20, idleFlushMs: 50 }, join(dir, 'state'), quiet)
+    const source = new FileSource({ ...(spec as ConstructorParameters<typeof FileSource>[0]), timeZone: 'UTC', pollIntervalMs: 20, idleFlushMs: 50 }, join(dir, 'state'), quiet)
     const pipeline = new Pipeline(store, { log: quiet })
     const stop = new AbortController()
     const run = pipeline.run([source], stop.signal)
