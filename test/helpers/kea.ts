@@ -44,8 +44,13 @@ export class KeaLab {
     mkdirSync(join(this.dir, 'lock'), { recursive: true })
   }
 
-  /** Starts kea-dhcp4 with this Dhcp4 configuration body; resolves once its socket is up. */
-  async startDhcp4 (dhcp4: Record<string, unknown>): Promise<void> {
+  /**
+   * Starts kea-dhcp4 with this Dhcp4 configuration body; resolves once it is up. With `devLog`,
+   * Kea runs in a private mount namespace whose /dev is a tmpfs holding null/zero/random/urandom
+   * and a `log` bound to `devLog` (a syslog daemon's socket): Kea's syslog output goes there
+   * and the host's /dev is untouched.
+   */
+  async startDhcp4 (dhcp4: Record<string, unknown>, devLog?: string): Promise<void> {
     const config = join(this.dir, 'kea-dhcp4.json')
     writeFileSync(config, JSON.stringify({
       Dhcp4: {
@@ -54,7 +59,19 @@ export class KeaLab {
         ...dhcp4
       }
     }))
-    this.kea = spawn('ip', ['netns', 'exec', this.srv, 'kea-dhcp4', '-c', config], {
+    const keaCmd = ['ip', 'netns', 'exec', this.srv, 'kea-dhcp4', '-c', config]
+    const script = [
+      'set -e',
+      `d=${JSON.stringify(join(this.dir, 'dev'))}`,
+      'mkdir -p "$d"',
+      'mount -t tmpfs tmpfs "$d"',
+      'for n in null zero random urandom; do touch "$d/$n"; mount --bind "/dev/$n" "$d/$n"; done',
+      `touch "$d/log"; mount --bind ${JSON.stringify(devLog ?? '')} "$d/log"`,
+      'mount --rbind "$d" /dev',
+      `exec ${keaCmd.map((a) => JSON.stringify(a)).join(' ')}`
+    ].join('\n')
+    const [cmd, args] = devLog === undefined ? [keaCmd[0] as string, keaCmd.slice(1)] : ['unshare', ['-m', '--propagation', 'private', 'sh', '-c', script]]
+    this.kea = spawn(cmd, args, {
       env: { ...process.env, KEA_PIDFILE_DIR: join(this.dir, 'lock'), KEA_LOCKFILE_DIR: join(this.dir, 'lock') },
       stdio: ['ignore', 'ignore', 'inherit']
     })
