@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import { parse as parseYaml } from 'yaml'
 import { z } from 'zod'
 import { ConfigInvalidError } from '../errors.js'
+import { validateConfig } from './validate.js'
 import { fileSourceConfigSchema } from '../sources/file/config.js'
 import { journalSourceConfigSchema } from '../sources/journal/source.js'
 import { syslogSourceConfigSchema } from '../sources/syslog/source.js'
@@ -38,14 +39,7 @@ export type KeatrailConfig = z.infer<typeof configSchema>
 
 /** Validates a config object; an error names the field's path. */
 export function parseConfig (value: unknown, where = 'config'): KeatrailConfig {
-  const r = configSchema.safeParse(value ?? {})
-  if (!r.success) {
-    const issue = r.error.issues[0]
-    const path = issue?.path.join('.') ?? ''
-    const extra = issue?.code === 'unrecognized_keys' ? ` (${issue.keys.join(', ')})` : ''
-    throw new ConfigInvalidError(`${where}: ${path === '' ? '(top level)' : path}`, `${issue?.message ?? 'invalid'}${extra}`)
-  }
-  return r.data
+  return validateConfig(configSchema, value ?? {}, `${where}:`)
 }
 
 export function loadConfig (path: string): KeatrailConfig {

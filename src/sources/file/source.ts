@@ -2,7 +2,6 @@ import { closeSync, fstatSync, openSync, readdirSync, readSync, statSync } from 
 import { hostname } from 'node:os'
 import { basename, dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { ConfigInvalidError } from '../../errors.js'
 import type { KeaEvent } from '../../parse/event.js'
 import { LineSplitter } from '../../parse/lines.js'
 import { RecordParser, sourceIdentity } from '../../parse/parser.js'
@@ -12,6 +11,7 @@ import { systemTimeZone } from '../../parse/time/zone.js'
 import { CheckpointFile } from '../../pipeline/checkpoint.js'
 import { emptyCounters, type Emit, type Source, type SourceCounters } from '../../pipeline/types.js'
 import { fileSourceConfigSchema, type FileSourceConfig } from './config.js'
+import { validateConfig } from '../../config/validate.js'
 
 const FINGERPRINT_BYTES = 1024
 const READ_BYTES = 64 * 1024
@@ -83,12 +83,7 @@ export class FileSource implements Source {
   private firstScan = true
 
   constructor (config: FileSourceConfig, stateDir: string, private readonly log: FileSourceLog) {
-    const parsed = fileSourceConfigSchema.safeParse(config)
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]
-      throw new ConfigInvalidError(`sources.${(config as { name?: string }).name ?? '?'}.${issue?.path.join('.') ?? ''}`, issue?.message ?? 'invalid')
-    }
-    this.cfg = parsed.data
+    this.cfg = validateConfig(fileSourceConfigSchema, config, `sources.${(config as { name?: string }).name ?? '?'}`)
     this.name = this.cfg.name
     this.pattern = resolvePattern(this.cfg.pattern)
     this.timeZone = this.cfg.timeZone ?? systemTimeZone()

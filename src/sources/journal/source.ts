@@ -4,7 +4,6 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { z } from 'zod'
-import { ConfigInvalidError } from '../../errors.js'
 import type { KeaEvent } from '../../parse/event.js'
 import type { InputLine } from '../../parse/lines.js'
 import { RecordParser } from '../../parse/parser.js'
@@ -13,6 +12,7 @@ import { resolvePattern } from '../../parse/patterns.js'
 import { CheckpointFile } from '../../pipeline/checkpoint.js'
 import { emptyCounters, type Emit, type Source, type SourceCounters } from '../../pipeline/types.js'
 import type { FileSourceLog } from '../file/source.js'
+import { validateConfig } from '../../config/validate.js'
 
 export const journalSourceConfigSchema = z.object({
   type: z.literal('journal'),
@@ -61,12 +61,7 @@ export class JournalSource implements Source {
   private readonly idPrefix: string
 
   constructor (config: JournalSourceConfig, stateDir: string, private readonly log: FileSourceLog) {
-    const parsed = journalSourceConfigSchema.safeParse(config)
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]
-      throw new ConfigInvalidError(`sources.${(config as { name?: string }).name ?? '?'}.${issue?.path.join('.') ?? ''}`, issue?.message ?? 'invalid')
-    }
-    this.cfg = parsed.data
+    this.cfg = validateConfig(journalSourceConfigSchema, config, `sources.${(config as { name?: string }).name ?? '?'}`)
     this.name = this.cfg.name
     const pattern = resolvePattern(this.cfg.pattern)
     this.idPrefix = createHash('sha256').update(`journal\0${this.cfg.directory ?? ''}\0${this.cfg.file ?? ''}`).digest('hex').slice(0, 12)

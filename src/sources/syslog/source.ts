@@ -4,7 +4,6 @@ import { readFileSync } from 'node:fs'
 import { createServer, type Server, type Socket } from 'node:net'
 import { createServer as createTlsServer } from 'node:tls'
 import { z } from 'zod'
-import { ConfigInvalidError } from '../../errors.js'
 import type { KeaEvent } from '../../parse/event.js'
 import { RecordParser } from '../../parse/parser.js'
 import { compilePattern } from '../../parse/pattern/compile.js'
@@ -13,6 +12,7 @@ import { LocalTimeResolver, systemTimeZone } from '../../parse/time/zone.js'
 import { emptyCounters, type Emit, type Source, type SourceCounters } from '../../pipeline/types.js'
 import { SyslogFramer } from './frame.js'
 import { parseSyslog } from './header.js'
+import { validateConfig } from '../../config/validate.js'
 
 const listen = z.object({
   host: z.string().default('127.0.0.1').describe('Address to listen on (:: for all IPv6 and IPv4)'),
@@ -64,12 +64,7 @@ export class SyslogSource implements Source {
   private readonly sockets = new Set<Socket>()
 
   constructor (config: SyslogSourceConfig) {
-    const parsed = syslogSourceConfigSchema.safeParse(config)
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]
-      throw new ConfigInvalidError(`sources.${(config as { name?: string }).name ?? '?'}.${issue?.path.join('.') ?? ''}`, issue?.message ?? 'invalid')
-    }
-    this.cfg = parsed.data
+    this.cfg = validateConfig(syslogSourceConfigSchema, config, `sources.${(config as { name?: string }).name ?? '?'}`)
     this.name = this.cfg.name
     const pattern = resolvePattern(this.cfg.pattern)
     // Syslog has no replayable position: ids are unique per receipt (source, start, sequence).

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Client, errors as esErrors, type estypes } from '@elastic/elasticsearch'
-import { ConfigInvalidError, CursorInvalidError, StoreReadError, withCause } from '../../errors.js'
+import { CursorInvalidError, StoreReadError, withCause } from '../../errors.js'
 import type { KeaEvent } from '../../parse/event.js'
 import { packageRoot } from '../../paths.js'
 import type { DeadLetterStore } from '../deadletter.js'
@@ -11,6 +11,7 @@ import {
   type Bucket, type EventQuery, type FilterField, type SearchPage, type SearchRequest, type Store, type TermCount, type WriteResult
 } from '../types.js'
 import { elasticsearchStoreConfigSchema, type ElasticsearchStoreConfig } from './config.js'
+import { validateConfig } from '../../config/validate.js'
 
 const DATASETS = new Set(['kea.dhcp4', 'kea.dhcp6', 'kea.other'])
 /** The event data streams of one namespace: what a keatrail instance reads. */
@@ -42,12 +43,7 @@ export class ElasticsearchStore implements Store {
   private readonly pattern: string
 
   constructor (config: ElasticsearchStoreConfig, opts: ElasticsearchStoreOptions = {}) {
-    const parsed = elasticsearchStoreConfigSchema.safeParse(config)
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]
-      throw new ConfigInvalidError(`store.elasticsearch.${issue?.path.join('.') ?? ''}`, issue?.message ?? 'invalid')
-    }
-    this.cfg = parsed.data
+    this.cfg = validateConfig(elasticsearchStoreConfigSchema, config, 'store.elasticsearch')
     this.opts = opts
     this.pattern = eventsPattern(this.cfg.namespace)
     const auth = this.cfg.apiKey !== undefined

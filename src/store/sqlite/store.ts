@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
-import { ConfigInvalidError, CursorInvalidError, StoreReadError, StoreSchemaError, StoreWriteError, withCause } from '../../errors.js'
+import { CursorInvalidError, StoreReadError, StoreSchemaError, StoreWriteError, withCause } from '../../errors.js'
 import type { KeaEvent } from '../../parse/event.js'
 import { isoToMicros } from '../time.js'
 import {
@@ -10,6 +10,7 @@ import {
 } from '../types.js'
 import { sqliteStoreConfigSchema, type SqliteStoreConfig } from './config.js'
 import { MIGRATIONS } from './migrations.js'
+import { validateConfig } from '../../config/validate.js'
 
 /** Filter field → column of `events` (ip is answered from event_ips). Fixed: never user text. */
 const COLUMNS: Record<Exclude<FilterField, 'ip'>, string> = {
@@ -45,12 +46,7 @@ export class SqliteStore implements Store {
   private readonly writeTx: (events: readonly KeaEvent[]) => WriteResult
 
   constructor (config: SqliteStoreConfig) {
-    const parsed = sqliteStoreConfigSchema.safeParse(config)
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]
-      throw new ConfigInvalidError(`store.sqlite.${issue?.path.join('.') ?? ''}`, issue?.message ?? 'invalid')
-    }
-    this.cfg = parsed.data
+    this.cfg = validateConfig(sqliteStoreConfigSchema, config, 'store.sqlite')
     this.path = this.cfg.path
     if (this.path !== ':memory:') mkdirSync(dirname(this.path), { recursive: true })
     this.db = new Database(this.path, { timeout: this.cfg.busyTimeoutMs })
