@@ -1,0 +1,69 @@
+import { spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { connect } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import { describe, expect, it } from 'vitest'
+import { Pipeline } from '../../src/pipeline/pipeline.js'
+import { SyslogSource } from '../../src/sources/syslog/source.js'
+import { SqliteStore } from '../../src/store/sqlite/store.js'
+import { KEA_FIXTURES, ROOT } from '../helpers/fixtures.js'
+
+describe('keatrail run (the process)', () => {
+  it('drains and saves checkpoints on SIGTERM; a second signal exits at once', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kt-run-'))
+    const log = join(KEA_FIXTURES, 'kea-2.2.0-dhcp6-INFO-full.log')
+    const config = join(dir, 'keatrail.yaml')
+    writeFileSync(config, `dataDir: ${join(dir, 'data')}\nsources:\n  - type: file\n    name: k\n    include: ["${log}"]\n    timeZone: UTC\n    idleFlushMs: 100\n`)
+    const p = spawn(process.execPath, [join(ROOT, 'bin', 'keatrail.js'), 'run', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] })
+    let stderr = ''
+    p.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+    const count = (): number => {
+      try { const db = new Database(join(dir, 'data', 'keatrail.db'), { readonly: true }); const n = (db.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n; db.close(); return n } catch { return 0 }
+    }
+    for (let i = 0; i < 200 && count() < 371; i++) await new Promise((resolve) => setTimeout(resolve, 50))
+    const exit = new Promise<number | null>((resolve) => p.on('exit', (code) => resolve(code)))
+    p.kill('SIGTERM')
+    expect(await exit).toBe(0)
+    expect(count()).toBe(371)
+    const cp = JSON.parse(readFileSync(join(dir, 'data', 'state', 'file-k.json'), 'utf8')) as Record<string, { offset: number }>
+    expect(Object.values(cp).map((c) => c.offset)).toEqual([statSync(log).size])
+    const lines = stderr.trim().split('\n').map((l) => JSON.parse(l) as { msg: string })
+    expect(lines.map((l) => l.msg)).toEqual(expect.arrayContaining(['keatrail running.', 'Shutting down: draining queued batches.', 'Stopped.']))
+
+    // A second signal during the drain: out at once, with the documented code.
+    const q = spawn(process.execPath, [join(ROOT, 'bin', 'keatrail.js'), 'run', '--config', config], { stdio: 'ignore' })
+    await new Promise((resolve) => setTimeout(resolve, 700))
+    const qexit = new Promise<number | null>((resolve) => q.on('exit', (code) => resolve(code)))
+    q.kill('SIGTERM')
+    q.kill('SIGINT')
+    expect([0, 130]).toContain(await qexit)
+  }, 30_000)
+})
+
+describe('syslog source and misbehaving clients', () => {
+  it('keeps serving while a client holds a connection half-open, and closes it when idle', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kt-half-'))
+    const store = new SqliteStore({ path: join(dir, 'k.db') })
+    const source = new SyslogSource({ type: 'syslog', name: 's', tcp: { host: '127.0.0.1', port: 0 }, idleTimeoutMs: 1000, flushMs: 20, timeZone: 'UTC' })
+    const quiet = { info: () => {}, error: () => {} }
+    const pipeline = new Pipeline(store, { log: quiet })
+    const stop = new AbortController()
+    const run = pipeline.run([source], stop.signal)
+    for (let i = 0; i < 100 && source.bound.tcp === undefined; i++) await new Promise((resolve) => setTimeout(resolve, 20))
+    const stuck = connect(source.bound.tcp as number, '127.0.0.1')
+    const closed = new Promise<void>((resolve) => stuck.on('close', () => resolve()))
+    stuck.write('200 <134>Nov 24 09:23:04 kea-dhcp4: INFO  [kea-dhcp4.x.1] DHC') // and never the rest
+    const ok = connect(source.bound.tcp as number, '127.0.0.1')
+    ok.end('<134>Nov 24 09:23:05 kea-dhcp4: INFO  [kea-dhcp4.x.1] DHCP4_STARTED ok\n')
+    for (let i = 0; i < 100 && await store.count() < 1; i++) await new Promise((resolve) => setTimeout(resolve, 20))
+    expect(await store.count()).toBe(1)
+    const t0 = Date.now()
+    await closed
+    expect(Date.now() - t0).toBeLessThan(5000)
+    stop.abort()
+    await run
+    await store.close()
+  })
+})
