@@ -64,7 +64,7 @@ async function runService (cfg: KeatrailConfig, io: CliIo): Promise<number> {
     store = es
   }
   const state = join(cfg.dataDir, 'state')
-  const sources = cfg.sources.map((s) => s.type === 'file' ? new FileSource(s, state, log) : s.type === 'syslog' ? new SyslogSource(s) : new JournalSource(s, state, log))
+  const sources = cfg.sources.map((s) => s.type === 'file' ? new FileSource(s, state, log) : s.type === 'syslog' ? new SyslogSource(s, state) : new JournalSource(s, state, log))
   const pipeline = new Pipeline(store, { queueBatches: cfg.pipeline.queueBatches, drainMs: cfg.pipeline.drainMs, log })
   const stop = new AbortController()
   let signals = 0

@@ -28,10 +28,12 @@ export interface SourceCounters {
   stored: number
   duplicates: number
   deadLettered: number
+  /** Input kept in an on-disk spill queue because the pipeline was full (UDP syslog). */
+  spilled: number
   dropped: number
   errors: number
 }
 
 export function emptyCounters (): SourceCounters {
-  return { received: 0, parsed: 0, unmatched: 0, partial: 0, stored: 0, duplicates: 0, deadLettered: 0, dropped: 0, errors: 0 }
+  return { received: 0, parsed: 0, unmatched: 0, partial: 0, stored: 0, duplicates: 0, deadLettered: 0, spilled: 0, dropped: 0, errors: 0 }
 }

@@ -123,3 +123,54 @@ describe('syslog source with real senders', () => {
     expect(events.some((e) => e.kea.parse.status === 'unmatched' && e.message.includes('not a kea line'))).toBe(true)
   })
 })
+
+describe('syslog UDP spill queue', () => {
+  async function scenario (spillMaxBytes: number, sent: number): Promise<{ stored: number, spilled: number, dropped: number, left: number }> {
+    const dir = mkdtempSync(join(tmpdir(), 'kt-spill-'))
+    const dbPath = join(dir, 'k.db')
+    const store = new SqliteStore({ path: dbPath, busyTimeoutMs: 5 })
+    const { default: Database } = await import('better-sqlite3')
+    const blocker = new Database(dbPath)
+    blocker.prepare('BEGIN IMMEDIATE').run() // the store cannot write: the pipeline fills up
+    const source = new SyslogSource({ type: 'syslog', name: 'u', udp: { host: '127.0.0.1', port: 0 }, flushMs: 10, batchEvents: 20, maxPendingBatches: 2, spillMaxBytes, timeZone: 'UTC' }, join(dir, 'state'))
+    const pipeline = new Pipeline(store, { log: quiet, queueBatches: 1 })
+    const stop = new AbortController()
+    const run = pipeline.run([source], stop.signal)
+    for (let i = 0; i < 100 && source.bound.udp === undefined; i++) await new Promise((resolve) => setTimeout(resolve, 20))
+    const { createSocket } = await import('node:dgram')
+    const client = createSocket('udp4')
+    for (let i = 0; i < sent; i++) {
+      await new Promise<void>((resolve) => client.send(`<134>Nov 24 09:23:04 kea-dhcp4: INFO  [kea-dhcp4.leases.1] DHCP4_X datagram ${i}`, source.bound.udp, '127.0.0.1', () => resolve()))
+      if (i % 50 === 0) await new Promise((resolve) => setTimeout(resolve, 5))
+    }
+    client.close()
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    blocker.prepare('ROLLBACK').run()
+    blocker.close()
+    for (let i = 0; i < 300 && (await store.count()) + source.counters.dropped < sent; i++) await new Promise((resolve) => setTimeout(resolve, 20))
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    const stored = await store.count()
+    stop.abort()
+    await run
+    await store.close()
+    const { SpillQueue } = await import('../../src/pipeline/spill.js')
+    const q = new SpillQueue(join(dir, 'state', 'spill-u.db'), 1)
+    const left = q.count()
+    q.close()
+    return { stored, spilled: source.counters.spilled, dropped: source.counters.dropped, left }
+  }
+
+  it('keeps datagrams that arrive while the pipeline is full, and stores all of them afterwards', async () => {
+    const r = await scenario(16 * 1024 * 1024, 400)
+    expect(r.spilled).toBeGreaterThan(100)
+    expect(r.dropped).toBe(0)
+    expect(r.stored).toBe(400)
+    expect(r.left).toBe(0)
+  })
+
+  it('counts exactly what it drops when even the spill queue is full', async () => {
+    const r = await scenario(4096, 400)
+    expect(r.dropped).toBeGreaterThan(0)
+    expect(r.stored + r.dropped).toBe(400)
+  })
+})

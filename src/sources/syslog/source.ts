@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { createSocket, type Socket as UdpSocket } from 'node:dgram'
 import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { createServer, type Server, type Socket } from 'node:net'
 import { createServer as createTlsServer } from 'node:tls'
 import { z } from 'zod'
@@ -9,6 +10,7 @@ import { RecordParser } from '../../parse/parser.js'
 import { compilePattern } from '../../parse/pattern/compile.js'
 import { resolvePattern } from '../../parse/patterns.js'
 import { LocalTimeResolver, systemTimeZone } from '../../parse/time/zone.js'
+import { SpillQueue } from '../../pipeline/spill.js'
 import { emptyCounters, type Emit, type Source, type SourceCounters } from '../../pipeline/types.js'
 import { SyslogFramer } from './frame.js'
 import { parseSyslog } from './header.js'
@@ -37,7 +39,9 @@ export const syslogSourceConfigSchema = z.object({
   batchEvents: z.number().int().min(1).default(500).describe('Events per batch'),
   flushMs: z.number().int().min(1).default(200).describe('A partial batch is handed over after this long'),
   maxPendingBatches: z.number().int().min(1).default(4)
-    .describe('UDP cannot push back: while this many batches wait for the pipeline, datagrams are dropped and counted')
+    .describe('UDP cannot push back: while this many batches wait for the pipeline, datagrams go to the spill queue'),
+  spillMaxBytes: z.number().int().min(0).default(64 * 1024 * 1024)
+    .describe('Size of the on-disk spill queue for UDP datagrams (in the state directory); when it is full they are dropped and counted. 0 disables it')
 }).strict()
 
 export type SyslogSourceConfig = z.input<typeof syslogSourceConfigSchema>
@@ -61,9 +65,12 @@ export class SyslogSource implements Source {
   private seq = 0
   private emit: Emit | undefined
   private readonly servers: Array<Server | UdpSocket> = []
+  private readonly spill: SpillQueue | undefined
+  /** Highest spill entry in the batch being filled (released when that batch is acknowledged). */
+  private batchSpillSeq = 0
   private readonly sockets = new Set<Socket>()
 
-  constructor (config: SyslogSourceConfig) {
+  constructor (config: SyslogSourceConfig, stateDir?: string) {
     this.cfg = validateConfig(syslogSourceConfigSchema, config, `sources.${(config as { name?: string }).name ?? '?'}`)
     this.name = this.cfg.name
     const pattern = resolvePattern(this.cfg.pattern)
@@ -71,16 +78,35 @@ export class SyslogSource implements Source {
     const sourceId = createHash('sha256').update(`${this.name}\0${Date.now()}\0${process.pid}`).digest('hex').slice(0, 20)
     this.parser = new RecordParser({ pattern, compiled: compilePattern(pattern), sourceId, maxRecordBytes: this.cfg.maxMessageBytes * 2 })
     this.resolver = new LocalTimeResolver(this.cfg.timeZone ?? systemTimeZone())
+    if (stateDir !== undefined && this.cfg.udp !== undefined && this.cfg.spillMaxBytes > 0) {
+      this.spill = new SpillQueue(join(stateDir, `spill-${this.name}.db`), this.cfg.spillMaxBytes)
+    }
   }
 
   async run (emit: Emit, signal: AbortSignal): Promise<void> {
     this.emit = emit
     await this.start()
-    const timer = setInterval(() => { void this.flushBatch() }, this.cfg.flushMs)
+    const timer = setInterval(() => { this.drainSpill(); void this.flushBatch() }, this.cfg.flushMs)
     await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }))
     clearInterval(timer)
     await this.stop()
     await this.flushBatch()
+    this.spill?.close()
+  }
+
+  /** Moves spilled datagrams into batches while the pipeline has room. */
+  private drainSpill (): void {
+    const spill = this.spill
+    if (spill === undefined || spill.pendingBytes === 0) return
+    while (this.pending < this.cfg.maxPendingBatches && this.batch.length < this.cfg.batchEvents) {
+      const rows = spill.take(this.cfg.batchEvents - this.batch.length)
+      if (rows.length === 0) return
+      for (const r of rows) {
+        // Before receive(): a full batch is flushed inside it and must carry this row's seq.
+        this.batchSpillSeq = r.seq
+        this.receive(r.data, false, r.remote, r.time)
+      }
+    }
   }
 
   checkpoint (): void {
@@ -92,7 +118,12 @@ export class SyslogSource implements Source {
     if (c.udp !== undefined) {
       const sock = createSocket({ type: c.udp.host.includes(':') ? 'udp6' : 'udp4', reuseAddr: true })
       sock.on('message', (msg, rinfo) => {
-        if (this.pending >= c.maxPendingBatches) { this.counters.dropped++; return }
+        // Full pipeline, or older datagrams still spilled (keep their order): to the spill queue.
+        if (this.pending >= c.maxPendingBatches || (this.spill !== undefined && this.spill.pendingBytes > 0)) {
+          if (this.spill?.push(msg.subarray(0, c.maxMessageBytes), rinfo.address, Date.now()) === true) this.counters.spilled++
+          else this.counters.dropped++
+          return
+        }
         this.receive(msg.subarray(0, c.maxMessageBytes), msg.length > c.maxMessageBytes, rinfo.address)
       })
       await new Promise<void>((resolve, reject) => { sock.once('error', reject); sock.bind(c.udp?.port, c.udp?.host, () => resolve()) })
@@ -135,7 +166,7 @@ export class SyslogSource implements Source {
     return (server.address() as { port: number }).port
   }
 
-  private receive (raw: Buffer, truncated: boolean, remote: string): void {
+  private receive (raw: Buffer, truncated: boolean, remote: string, receivedAt = Date.now()): void {
     this.counters.received += raw.length
     const text = raw.toString('utf8').replace(/\n+$/, '')
     const msg = parseSyslog(text, Date.now(), (wall) => this.resolver.resolve(wall))
@@ -161,7 +192,7 @@ export class SyslogSource implements Source {
       this.batch.push(e)
     }
     for (const line of lines) {
-      this.parser.push({ text: line, offset: seq, bytes: Buffer.byteLength(line), time: msg?.time ?? Date.now(), host: msg?.host ?? remote }, onEvent)
+      this.parser.push({ text: line, offset: seq, bytes: Buffer.byteLength(line), time: msg?.time ?? receivedAt, host: msg?.host ?? remote }, onEvent)
     }
     this.parser.flush(onEvent)
     if (this.batch.length >= this.cfg.batchEvents) void this.flushBatch()
@@ -170,10 +201,12 @@ export class SyslogSource implements Source {
   private async flushBatch (): Promise<void> {
     if (this.batch.length === 0 || this.emit === undefined) return
     const events = this.batch
+    const spillSeq = this.batchSpillSeq
     this.batch = []
+    this.batchSpillSeq = 0
     this.pending++
     try {
-      await this.emit({ source: this.name, events, ack: () => {} })
+      await this.emit({ source: this.name, events, ack: () => { if (spillSeq > 0) this.spill?.release(spillSeq) } })
     } finally {
       this.pending--
     }
