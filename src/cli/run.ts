@@ -3,7 +3,8 @@ import { join } from 'node:path'
 import type { Command } from 'commander'
 import { loadConfig, parseConfig, type KeatrailConfig } from '../config/config.js'
 import { packageRoot } from '../paths.js'
-import { Pipeline, type PipelineLog } from '../pipeline/pipeline.js'
+import { Pipeline } from '../pipeline/pipeline.js'
+import type { Log } from '../pipeline/types.js'
 import { FileSource } from '../sources/file/source.js'
 import { JournalSource } from '../sources/journal/source.js'
 import { SyslogSource } from '../sources/syslog/source.js'
@@ -35,7 +36,7 @@ export function defaultConfig (): KeatrailConfig {
   return parseConfig({ sources: [{ type: 'file', name: live ? 'kea' : 'samples', include, ...(live ? {} : { timeZone: 'UTC' }) }] })
 }
 
-function jsonLog (io: CliIo): PipelineLog {
+function jsonLog (io: CliIo): Log {
   const write = (level: string, msg: string, fields?: Record<string, unknown>, code?: string): void => {
     io.stderr.write(JSON.stringify({ time: new Date().toISOString(), level, ...(code === undefined ? {} : { code }), msg, ...fields }) + '\n')
   }

@@ -1,18 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Store } from '../store/types.js'
-import type { Batch, Source } from './types.js'
-
-export interface PipelineLog {
-  info: (msg: string, fields?: Record<string, unknown>) => void
-  error: (code: string, msg: string, fields?: Record<string, unknown>) => void
-}
+import type { Batch, Log, Source } from './types.js'
 
 export interface PipelineOptions {
   /** Batches waiting for the store; a source's emit waits while it is full. */
   queueBatches?: number
   /** How long a shutdown may spend writing what is queued. */
   drainMs?: number
-  log: PipelineLog
+  log: Log
 }
 
 export interface PipelineCounters { batches: number, stored: number, duplicates: number, deadLettered: number, storeErrors: number, queued: number }

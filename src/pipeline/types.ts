@@ -37,3 +37,9 @@ export interface SourceCounters {
 export function emptyCounters (): SourceCounters {
   return { received: 0, parsed: 0, unmatched: 0, partial: 0, stored: 0, duplicates: 0, deadLettered: 0, spilled: 0, dropped: 0, errors: 0 }
 }
+
+/** Structured logging every component receives (JSON lines in `keatrail run`). */
+export interface Log {
+  info: (msg: string, fields?: Record<string, unknown>) => void
+  error: (code: string, msg: string, fields?: Record<string, unknown>) => void
+}

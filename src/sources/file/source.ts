@@ -9,7 +9,7 @@ import { compilePattern, type LineParser } from '../../parse/pattern/compile.js'
 import { resolvePattern } from '../../parse/patterns.js'
 import { systemTimeZone } from '../../parse/time/zone.js'
 import { CheckpointFile } from '../../pipeline/checkpoint.js'
-import { emptyCounters, type Emit, type Source, type SourceCounters } from '../../pipeline/types.js'
+import { emptyCounters, type Emit, type Log, type Source, type SourceCounters } from '../../pipeline/types.js'
 import { fileSourceConfigSchema, type FileSourceConfig } from './config.js'
 import { validateConfig } from '../../config/validate.js'
 
@@ -19,11 +19,6 @@ const READ_BYTES = 64 * 1024
 /** Checkpoint of one file, keyed by its fingerprint (the hash of its first line). */
 interface FileCheckpoint { offset: number, path: string, updated: string }
 type Checkpoints = Record<string, FileCheckpoint>
-
-export interface FileSourceLog {
-  info: (msg: string, fields?: Record<string, unknown>) => void
-  error: (code: string, msg: string, fields?: Record<string, unknown>) => void
-}
 
 /** One open file being read; follows it through renames (the descriptor stays valid). */
 class Reader {
@@ -82,7 +77,7 @@ export class FileSource implements Source {
   private lastSave = 0
   private firstScan = true
 
-  constructor (config: FileSourceConfig, stateDir: string, private readonly log: FileSourceLog) {
+  constructor (config: FileSourceConfig, stateDir: string, private readonly log: Log) {
     this.cfg = validateConfig(fileSourceConfigSchema, config, `sources.${(config as { name?: string }).name ?? '?'}`)
     this.name = this.cfg.name
     this.pattern = resolvePattern(this.cfg.pattern)

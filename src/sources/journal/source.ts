@@ -10,8 +10,7 @@ import { RecordParser } from '../../parse/parser.js'
 import { compilePattern } from '../../parse/pattern/compile.js'
 import { resolvePattern } from '../../parse/patterns.js'
 import { CheckpointFile } from '../../pipeline/checkpoint.js'
-import { emptyCounters, type Emit, type Source, type SourceCounters } from '../../pipeline/types.js'
-import type { FileSourceLog } from '../file/source.js'
+import { emptyCounters, type Emit, type Log, type Source, type SourceCounters } from '../../pipeline/types.js'
 import { validateConfig } from '../../config/validate.js'
 
 export const journalSourceConfigSchema = z.object({
@@ -60,7 +59,7 @@ export class JournalSource implements Source {
   private savedCursor: string | undefined
   private readonly idPrefix: string
 
-  constructor (config: JournalSourceConfig, stateDir: string, private readonly log: FileSourceLog) {
+  constructor (config: JournalSourceConfig, stateDir: string, private readonly log: Log) {
     this.cfg = validateConfig(journalSourceConfigSchema, config, `sources.${(config as { name?: string }).name ?? '?'}`)
     this.name = this.cfg.name
     const pattern = resolvePattern(this.cfg.pattern)
