@@ -51,7 +51,7 @@ async function runService (cfg: KeatrailConfig, io: CliIo): Promise<number> {
     store = new SqliteStore({
       path: cfg.store.path ?? join(cfg.dataDir, 'keatrail.db'),
       ...(cfg.store.synchronous === undefined ? {} : { synchronous: cfg.store.synchronous }),
-      ...(cfg.store.retention === undefined ? {} : { retention: cfg.store.retention })
+      ...(cfg.store.retention === undefined ? {} : { retention: { maxAgeDays: cfg.store.retention.maxAgeDays, maxSizeMiB: cfg.store.retention.maxSizeMiB } })
     })
   } else {
     const es = new ElasticsearchStore({
@@ -82,6 +82,21 @@ async function runService (cfg: KeatrailConfig, io: CliIo): Promise<number> {
   process.on('SIGTERM', onSignal)
   process.on('SIGINT', onSignal)
   log.info('keatrail running.', { store: store.kind, dataDir: cfg.dataDir, sources: cfg.sources.map((s) => s.name) })
+  // Retention (SQLite): once now, then on its interval; Elasticsearch users use ILM or data stream lifecycle.
+  let retention: NodeJS.Timeout | undefined
+  if (store instanceof SqliteStore && cfg.store.type === 'sqlite' && cfg.store.retention !== undefined) {
+    const sqlite = store
+    const apply = (): void => {
+      try {
+        const deleted = sqlite.applyRetention()
+        if (deleted > 0) log.info('Retention deleted old events.', { deleted })
+      } catch (err) {
+        log.error('KEATRAIL_ERR_STORE_WRITE', 'Retention failed; will try again.', { error: (err as Error).message })
+      }
+    }
+    apply()
+    retention = setInterval(apply, cfg.store.retention.intervalMinutes * 60_000)
+  }
   const stats = setInterval(() => {
     log.info('Counters.', { pipeline: pipeline.counters, sources: Object.fromEntries(sources.map((s) => [s.name, s.counters])) })
   }, 10_000)
@@ -89,6 +104,7 @@ async function runService (cfg: KeatrailConfig, io: CliIo): Promise<number> {
     await pipeline.run(sources, stop.signal)
   } finally {
     clearInterval(stats)
+    if (retention !== undefined) clearInterval(retention)
     process.off('SIGTERM', onSignal)
     process.off('SIGINT', onSignal)
     log.info('Stopped.', { pipeline: pipeline.counters })

@@ -13,7 +13,8 @@ const sqliteSchema = z.object({
   synchronous: z.enum(['full', 'normal']).optional().describe('full: batches survive power loss'),
   retention: z.object({
     maxAgeDays: z.number().positive().optional().describe('Delete events older than this'),
-    maxSizeMiB: z.number().positive().optional().describe('Delete the oldest events while the database is larger')
+    maxSizeMiB: z.number().positive().optional().describe('Delete the oldest events while the database is larger'),
+    intervalMinutes: z.number().positive().default(10).describe('How often retention runs (also once at start)')
   }).strict().optional()
 }).strict()
 

@@ -33,13 +33,39 @@ describe('keatrail run (the process)', () => {
     expect(lines.map((l) => l.msg)).toEqual(expect.arrayContaining(['keatrail running.', 'Shutting down: draining queued batches.', 'Stopped.']))
 
     // A second signal during the drain: out at once, with the documented code.
-    const q = spawn(process.execPath, [join(ROOT, 'bin', 'keatrail.js'), 'run', '--config', config], { stdio: 'ignore' })
-    await new Promise((resolve) => setTimeout(resolve, 700))
+    const q = spawn(process.execPath, [join(ROOT, 'bin', 'keatrail.js'), 'run', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] })
+    let qerr = ''
+    q.stderr.on('data', (d: Buffer) => { qerr += d.toString() })
+    for (let i = 0; i < 200 && !qerr.includes('keatrail running.'); i++) await new Promise((resolve) => setTimeout(resolve, 25))
     const qexit = new Promise<number | null>((resolve) => q.on('exit', (code) => resolve(code)))
     q.kill('SIGTERM')
     q.kill('SIGINT')
     expect([0, 130]).toContain(await qexit)
   }, 30_000)
+})
+
+describe('keatrail run retention', () => {
+  it('applies the configured retention at start', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kt-ret-'))
+    const seed = new SqliteStore({ path: join(dir, 'data', 'keatrail.db') })
+    const { parseBuffer, readFixture } = await import('../helpers/fixtures.js')
+    const { events } = await parseBuffer(readFixture('kea-2.2.0-dhcp4-INFO-full.log'))
+    await seed.write(events.map((e) => ({ ...e, '@timestamp': '2020-01-01T00:00:00.000Z' })))
+    await seed.close()
+    const config = join(dir, 'keatrail.yaml')
+    writeFileSync(config, `dataDir: ${join(dir, 'data')}\nstore:\n  type: sqlite\n  retention:\n    maxAgeDays: 30\nsources: []\n`)
+    const p = spawn(process.execPath, [join(ROOT, 'bin', 'keatrail.js'), 'run', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] })
+    let stderr = ''
+    p.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+    for (let i = 0; i < 100 && !stderr.includes('Retention deleted'); i++) await new Promise((resolve) => setTimeout(resolve, 50))
+    const exit = new Promise<number | null>((resolve) => p.on('exit', (code) => resolve(code)))
+    p.kill('SIGTERM')
+    await exit
+    expect(stderr).toContain('"deleted":206')
+    const check = new SqliteStore({ path: join(dir, 'data', 'keatrail.db') })
+    expect(await check.count()).toBe(0)
+    await check.close()
+  })
 })
 
 describe('syslog source and misbehaving clients', () => {
