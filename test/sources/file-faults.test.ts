@@ -64,3 +64,33 @@ describe('file source faults', () => {
     await store.close()
   })
 })
+
+describe('file source and partial lines', () => {
+  const LINE = '2026-11-24 09:16:16.851 INFO  [kea-dhcp4.leases/1.2] DHCP4_LEASE_ALLOC [hwtype=1 02:00:00:00:00:0a], cid=[no info], tid=0x1: lease 192.0.2.10 has been allocated for 40 seconds'
+
+  it('waits for the newline of a line written in two parts, and emits a line without one after the idle time', async () => {
+    const { appendFileSync } = await import('node:fs')
+    const dir = mkdtempSync(join(tmpdir(), 'kt-partial-'))
+    const log = join(dir, 'kea-dhcp4.log')
+    writeFileSync(log, `${LINE}\n${LINE.slice(0, 70)}`)
+    const store = new SqliteStore({ path: join(dir, 'k.db') })
+    const source = new FileSource({ type: 'file', name: 'k', include: [log], timeZone: 'UTC', pollIntervalMs: 20, idleFlushMs: 600 }, join(dir, 'state'), { info: () => {}, error: () => {} })
+    const pipeline = new Pipeline(store, { log: { info: () => {}, error: () => {} } })
+    const stop = new AbortController()
+    const run = pipeline.run([source], stop.signal)
+    await new Promise((resolve) => setTimeout(resolve, 250))
+    appendFileSync(log, `${LINE.slice(70)}\n`) // the rest arrives before the idle time
+    await new Promise((resolve) => setTimeout(resolve, 900))
+    const events = (await store.search({ sort: 'asc' })).events
+    expect(events.map((e) => e.event.original)).toEqual([LINE, LINE])
+    appendFileSync(log, 'tail without newline') // never completed
+    for (let i = 0; i < 100 && await store.count() < 3; i++) await new Promise((resolve) => setTimeout(resolve, 25))
+    stop.abort()
+    await run
+    const last = (await store.search({ size: 1 })).events[0]!
+    expect(await store.count()).toBe(3)
+    expect(last.event.original).toBe('tail without newline')
+    expect(last.kea.parse.status).toBe('unmatched')
+    await store.close()
+  })
+})

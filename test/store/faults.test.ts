@@ -158,3 +158,29 @@ describe('sqlite retention by size', () => {
     await store.close()
   })
 })
+
+describe.skipIf(process.getuid?.() !== 0 && process.env.CI !== 'true')('sqlite store on a full disk', () => {
+  it('fails the batch with a code, acknowledges none of it, and recovers when space returns', async () => {
+    const { execFileSync } = await import('node:child_process')
+    const { rmSync, writeFileSync: write } = await import('node:fs')
+    const mnt = tmp()
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', mnt])
+    try {
+      const store = new SqliteStore({ path: join(mnt, 'k.db') })
+      const events = await someEvents('kea-2.2.0-dhcp6-INFO-full.log')
+      await store.write(events.slice(0, 50))
+      const ballast = join(mnt, 'ballast')
+      // Fill the rest of the file system.
+      try { write(ballast, Buffer.alloc(3 * 1024 * 1024)) } catch { /* ENOSPC: full, as intended */ }
+      const many = Array.from({ length: 20 }, (_, r) => events.map((e) => ({ ...e, event: { ...e.event, id: `${r}-${e.event.id}` } }))).flat()
+      await expect(store.write(many)).rejects.toMatchObject({ code: 'KEATRAIL_ERR_STORE_WRITE', message: expect.stringMatching(/SQLITE_FULL|disk|full/i) })
+      expect(await store.count()).toBe(50)
+      rmSync(ballast, { force: true })
+      expect((await store.write(events.slice(50, 100))).written).toBe(50)
+      expect(await store.count()).toBe(100)
+      await store.close()
+    } finally {
+      execFileSync('umount', ['-l', mnt])
+    }
+  })
+})
