@@ -84,8 +84,21 @@ export function withCause<E extends Error> (err: E, cause: unknown): E {
   return err
 }
 
-export const SourceError = createError<[string, string, string]>(
-  'KEATRAIL_ERR_SOURCE',
-  'Source %s: %s: %s',
-  500
-)
+/**
+ * Codes of problems keatrail reports in its log and keeps running through (a source that cannot
+ * read a file, a corrupt checkpoint…): they are not thrown, but they are as stable as the errors.
+ */
+export const LOG_CODES = {
+  /** A source could not read something (a path, journalctl); it keeps running and retries. */
+  source: 'KEATRAIL_ERR_SOURCE',
+  /** A file shrank (copytruncate): read again as a new file. */
+  sourceTruncated: 'KEATRAIL_ERR_SOURCE_TRUNCATED',
+  /** A checkpoint file was unreadable: everything is read again (event ids prevent duplicates). */
+  checkpointCorrupt: 'KEATRAIL_ERR_CHECKPOINT_CORRUPT',
+  /** A store write failed; the batch is retried and not acknowledged. */
+  storeWrite: 'KEATRAIL_ERR_STORE_WRITE',
+  /** Shutdown could not write the queued batches in time; they are read again next start. */
+  shutdownDeadline: 'KEATRAIL_ERR_SHUTDOWN_DEADLINE',
+  /** A second signal: exit without draining. */
+  shutdownForced: 'KEATRAIL_ERR_SHUTDOWN_FORCED'
+} as const

@@ -91,7 +91,8 @@ async function runImport (files: string[], o: ImportOptions, io: CliIo): Promise
       } catch (err) {
         if (isCodedError(err) && err.code.startsWith('KEATRAIL_ERR_STORE')) throw err
         totals.failedFiles++
-        io.stderr.write(`${tty ? '\n' : ''}keatrail: KEATRAIL_ERR_INPUT_READ: ${file}: ${(err as Error).message}\n`)
+        const e = new InputReadError(file, (err as Error).message)
+        io.stderr.write(`${tty ? '\n' : ''}keatrail: ${e.code}: ${e.message}\n`)
       }
     }
   } finally {

@@ -13,6 +13,7 @@ import { ElasticsearchStore } from '../store/elasticsearch/store.js'
 import { SqliteStore } from '../store/sqlite/store.js'
 import type { Store } from '../store/types.js'
 import type { CliIo } from './parse.js'
+import { LOG_CODES } from '../errors.js'
 
 export function registerRun (program: Command, io: CliIo): void {
   program.command('run')
@@ -60,7 +61,7 @@ async function runService (cfg: KeatrailConfig, io: CliIo): Promise<number> {
       ...(cfg.store.username === undefined ? {} : { username: cfg.store.username, password: process.env.KEATRAIL_ES_PASSWORD ?? '' }),
       ...(process.env.KEATRAIL_ES_API_KEY === undefined ? {} : { apiKey: process.env.KEATRAIL_ES_API_KEY }),
       ...(cfg.store.caFile === undefined ? {} : { caFile: cfg.store.caFile })
-    }, { deadLetters, onRetry: (err, attempt, waitMs) => log.error('KEATRAIL_ERR_STORE_WRITE', 'Elasticsearch write failed; retrying.', { attempt, waitMs, error: err.message }) })
+    }, { deadLetters, onRetry: (err, attempt, waitMs) => log.error(LOG_CODES.storeWrite, 'Elasticsearch write failed; retrying.', { attempt, waitMs, error: err.message }) })
     await es.ensureTemplates()
     store = es
   }
@@ -73,7 +74,7 @@ async function runService (cfg: KeatrailConfig, io: CliIo): Promise<number> {
     signals++
     if (signals > 1) {
       // Second signal: leave now. Nothing unacknowledged was checkpointed, so nothing is lost.
-      log.error('KEATRAIL_ERR_SHUTDOWN_FORCED', 'Second signal; exiting without draining.', { signal: sig })
+      log.error(LOG_CODES.shutdownForced, 'Second signal; exiting without draining.', { signal: sig })
       process.exit(130)
     }
     log.info('Shutting down: draining queued batches.', { signal: sig })
@@ -91,7 +92,7 @@ async function runService (cfg: KeatrailConfig, io: CliIo): Promise<number> {
         const deleted = sqlite.applyRetention()
         if (deleted > 0) log.info('Retention deleted old events.', { deleted })
       } catch (err) {
-        log.error('KEATRAIL_ERR_STORE_WRITE', 'Retention failed; will try again.', { error: (err as Error).message })
+        log.error(LOG_CODES.storeWrite, 'Retention failed; will try again.', { error: (err as Error).message })
       }
     }
     apply()

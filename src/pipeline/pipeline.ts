@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Store } from '../store/types.js'
 import type { Batch, Log, Source } from './types.js'
+import { LOG_CODES } from '../errors.js'
 
 export interface PipelineOptions {
   /** Batches waiting for the store; a source's emit waits while it is full. */
@@ -47,7 +48,7 @@ export class Pipeline {
       try {
         await s.run(emit, stopSources.signal)
       } catch (err) {
-        this.opts.log.error('KEATRAIL_ERR_SOURCE', 'Source stopped with an error.', { source: s.name, error: (err as Error).message })
+        this.opts.log.error(LOG_CODES.source, 'Source stopped with an error.', { source: s.name, error: (err as Error).message })
       }
     })
     signal.addEventListener('abort', () => this.wakeSink?.(), { once: true })
@@ -69,7 +70,7 @@ export class Pipeline {
         continue
       }
       if (Date.now() > drainBy.at) {
-        this.opts.log.error('KEATRAIL_ERR_SHUTDOWN_DEADLINE', 'Shutdown deadline passed; queued batches are left to be read again.', { batches: this.queue.length })
+        this.opts.log.error(LOG_CODES.shutdownDeadline, 'Shutdown deadline passed; queued batches are left to be read again.', { batches: this.queue.length })
         return
       }
       try {
@@ -85,7 +86,7 @@ export class Pipeline {
         backoff = 200
       } catch (err) {
         this.counters.storeErrors++
-        this.opts.log.error((err as { code?: string }).code ?? 'KEATRAIL_ERR_STORE_WRITE', 'Store write failed; retrying the batch.', { error: (err as Error).message, retryInMs: backoff })
+        this.opts.log.error((err as { code?: string }).code ?? LOG_CODES.storeWrite, 'Store write failed; retrying the batch.', { error: (err as Error).message, retryInMs: backoff })
         await sleep(backoff)
         backoff = Math.min(backoff * 2, 30_000)
       }

@@ -94,21 +94,3 @@ export function toEcsMac (kea: string): string {
   }
   return ecs
 }
-
-/**
- * Normalizes a hardware address, client-id or DUID typed by a person into Kea's form:
- * lowercase hex bytes joined by ':'. Accepts colons, hyphens, dots, spaces or no separators.
- * Returns undefined when the input is not an even number of hex digits.
- */
-export function normalizeHexId (input: string): string | undefined {
-  const hex = input.trim().replace(/^0x/i, '').replace(/[:\-.\s]/g, '').toLowerCase()
-  if (hex.length === 0 || hex.length % 2 !== 0 || !/^[0-9a-f]+$/.test(hex)) {
-    // Kea prints single-digit bytes unpadded nowhere, but people do ("2:0:0:0:0:a").
-    const parts = input.trim().split(/[:-]/)
-    if (parts.length > 1 && parts.every((p) => /^[0-9a-fA-F]{1,2}$/.test(p))) {
-      return parts.map((p) => p.padStart(2, '0').toLowerCase()).join(':')
-    }
-    return undefined
-  }
-  return hex.match(/../g)?.join(':')
-}

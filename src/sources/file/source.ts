@@ -12,6 +12,7 @@ import { CheckpointFile } from '../../pipeline/checkpoint.js'
 import { emptyCounters, type Emit, type Log, type Source, type SourceCounters } from '../../pipeline/types.js'
 import { fileSourceConfigSchema, type FileSourceConfig } from './config.js'
 import { validateConfig } from '../../config/validate.js'
+import { LOG_CODES } from '../../errors.js'
 
 const FINGERPRINT_BYTES = 1024
 const READ_BYTES = 64 * 1024
@@ -32,7 +33,6 @@ class Reader {
   lastGrowth = Date.now()
   /** Highest offset acknowledged by the store: everything before it is stored. */
   acked: number
-  gone = false
 
   constructor (fd: number, ino: number, path: string, fingerprint: string, start: number, parser: RecordParser, maxLineBytes: number) {
     this.fd = fd
@@ -87,7 +87,7 @@ export class FileSource implements Source {
     this.checkpointFile = new CheckpointFile<Checkpoints>(join(stateDir, `file-${this.name}.json`))
     this.checkpoints = this.checkpointFile.load() ?? {}
     if (this.checkpointFile.corrupt !== undefined) {
-      this.log.error('KEATRAIL_ERR_CHECKPOINT_CORRUPT', 'Checkpoint file is unreadable; re-reading all files (event ids prevent duplicates).',
+      this.log.error(LOG_CODES.checkpointCorrupt, 'Checkpoint file is unreadable; re-reading all files (event ids prevent duplicates).',
         { source: this.name, path: this.checkpointFile.path, reason: this.checkpointFile.corrupt })
     }
   }
@@ -118,7 +118,7 @@ export class FileSource implements Source {
       } catch {
         continue
       }
-      if (st.isDirectory()) { this.reportOnce(path, 'KEATRAIL_ERR_SOURCE', 'Path is a directory, not a log file; skipped.'); continue }
+      if (st.isDirectory()) { this.reportOnce(path, LOG_CODES.source, 'Path is a directory, not a log file; skipped.'); continue }
       const known = this.byInode.get(`${st.dev}:${st.ino}`)
       if (known !== undefined) { known.path = path; continue }
       this.open(path)
@@ -135,7 +135,7 @@ export class FileSource implements Source {
       try {
         names = readdirSync(dir)
       } catch (err) {
-        this.reportOnce(glob, 'KEATRAIL_ERR_SOURCE', `Cannot list ${dir}: ${(err as Error).message}`)
+        this.reportOnce(glob, LOG_CODES.source, `Cannot list ${dir}: ${(err as Error).message}`)
         continue
       }
       for (const n of names) {
@@ -150,7 +150,7 @@ export class FileSource implements Source {
     try {
       fd = openSync(path, 'r')
     } catch (err) {
-      this.reportOnce(path, 'KEATRAIL_ERR_SOURCE', `Cannot open: ${(err as Error).message}`)
+      this.reportOnce(path, LOG_CODES.source, `Cannot open: ${(err as Error).message}`)
       return
     }
     const st = fstatSync(fd)
@@ -188,7 +188,7 @@ export class FileSource implements Source {
     }
     if (st.size < reader.pos) {
       // Truncated in place (copytruncate): the content is new; identity is re-read by the next scan.
-      this.log.error('KEATRAIL_ERR_SOURCE_TRUNCATED', 'File shrank; treating it as a new file.', { source: this.name, path: reader.path })
+      this.log.error(LOG_CODES.sourceTruncated, 'File shrank; treating it as a new file.', { source: this.name, path: reader.path })
       this.close(reader)
       return true
     }

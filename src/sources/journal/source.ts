@@ -12,6 +12,7 @@ import { resolvePattern } from '../../parse/patterns.js'
 import { CheckpointFile } from '../../pipeline/checkpoint.js'
 import { emptyCounters, type Emit, type Log, type Source, type SourceCounters } from '../../pipeline/types.js'
 import { validateConfig } from '../../config/validate.js'
+import { LOG_CODES } from '../../errors.js'
 
 export const journalSourceConfigSchema = z.object({
   type: z.literal('journal'),
@@ -68,7 +69,7 @@ export class JournalSource implements Source {
     this.checkpointFile = new CheckpointFile(join(stateDir, `journal-${this.name}.json`))
     const saved = this.checkpointFile.load()
     if (this.checkpointFile.corrupt !== undefined) {
-      this.log.error('KEATRAIL_ERR_CHECKPOINT_CORRUPT', 'Journal cursor file is unreadable; reading from the start (event ids prevent duplicates).', { source: this.name })
+      this.log.error(LOG_CODES.checkpointCorrupt, 'Journal cursor file is unreadable; reading from the start (event ids prevent duplicates).', { source: this.name })
     }
     this.cursor = typeof saved?.cursor === 'string' ? saved.cursor : undefined
     this.ackedCursor = this.cursor
@@ -83,7 +84,7 @@ export class JournalSource implements Source {
         await this.follow(emit, signal)
       } catch (err) {
         this.counters.errors++
-        this.log.error('KEATRAIL_ERR_SOURCE', 'journalctl failed; restarting.', { source: this.name, error: (err as Error).message, retryInMs: wait })
+        this.log.error(LOG_CODES.source, 'journalctl failed; restarting.', { source: this.name, error: (err as Error).message, retryInMs: wait })
       }
       if (signal.aborted) break
       if (Date.now() - started > 60_000) wait = this.cfg.restartMs.initial

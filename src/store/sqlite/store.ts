@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
-import { CursorInvalidError, StoreReadError, StoreSchemaError, StoreWriteError, withCause } from '../../errors.js'
+import { CursorInvalidError, StoreReadError, StoreSchemaError, StoreWriteError, isCodedError, withCause } from '../../errors.js'
 import type { KeaEvent } from '../../parse/event.js'
 import { isoToMicros } from '../time.js'
 import {
@@ -271,6 +271,6 @@ function ftsQuery (text: string | undefined): string | undefined {
 }
 
 function readError (err: unknown): Error {
-  if ((err as { code?: string }).code?.startsWith('KEATRAIL_ERR_') === true) return err as Error
+  if (isCodedError(err)) return err
   return withCause(new StoreReadError('sqlite', (err as Error).message), err)
 }
