@@ -50,6 +50,20 @@ export function emptyStats (): ParseStats {
  * when Kea renames it to .1, and a gzip'd copy has the same identity as the original, so
  * re-reading any of them yields the same event ids (Vector fingerprints files the same way).
  */
+/** How much of a stream's start names it: its first line, cut at this many bytes. */
+export const FINGERPRINT_BYTES = 1024
+
+/**
+ * The identity of a stream from the bytes at its start, or undefined while they do not yet
+ * hold a complete first line (nor FINGERPRINT_BYTES of one). `ended`: no more bytes will come.
+ */
+export function identityFromHead (head: Buffer, host: string | undefined, ended = false): string | undefined {
+  const nl = head.indexOf(10)
+  if (nl < 0 && head.length < FINGERPRINT_BYTES && !ended) return undefined
+  const end = nl < 0 ? Math.min(head.length, FINGERPRINT_BYTES) : Math.min(nl, FINGERPRINT_BYTES)
+  return sourceIdentity(head.subarray(0, end), host)
+}
+
 export function sourceIdentity (firstLine: Buffer | string, host = ''): string {
   return createHash('sha256').update(host).update('\0').update(firstLine).digest('hex').slice(0, 20)
 }

@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream'
 import { createGunzip } from 'node:zlib'
 import type { KeaEvent } from './event.js'
 import { LineSplitter } from './lines.js'
-import { RecordParser, sourceIdentity, type ParseStats, type RecordParserOptions } from './parser.js'
+import { identityFromHead, RecordParser, type ParseStats, type RecordParserOptions } from './parser.js'
 
 export interface ParseStreamOptions extends Omit<RecordParserOptions, 'sourceId'> {
   /** Fixed source identity; by default the hash of the first line (see sourceIdentity). */
@@ -11,7 +11,6 @@ export interface ParseStreamOptions extends Omit<RecordParserOptions, 'sourceId'
   maxLineBytes?: number
 }
 
-const FINGERPRINT_BYTES = 1024
 const SLICE_BYTES = 64 * 1024
 
 /**
@@ -31,10 +30,12 @@ export async function parseStream (
   const emit = (e: KeaEvent): void => { batch.push(e) }
   const onLine = (line: Parameters<RecordParser['push']>[0]): void => { (parser as RecordParser).push(line, emit) }
 
-  const start = (bytes: Buffer): void => {
-    const nl = bytes.indexOf(10)
-    const first = bytes.subarray(0, nl < 0 ? Math.min(bytes.length, FINGERPRINT_BYTES) : Math.min(nl, FINGERPRINT_BYTES))
-    parser = new RecordParser({ ...opts, sourceId: sourceIdentity(first, opts.host) })
+  /** Creates the parser once the head names the source; false while it does not yet. */
+  const start = (bytes: Buffer, ended: boolean): boolean => {
+    const sourceId = identityFromHead(bytes, opts.host, ended)
+    if (sourceId === undefined) return false
+    parser = new RecordParser({ ...opts, sourceId })
+    return true
   }
 
   for await (const raw of input) {
@@ -45,8 +46,7 @@ export async function parseStream (
       head.push(chunk)
       headBytes += chunk.length
       data = Buffer.concat(head, headBytes)
-      if (data.indexOf(10) < 0 && headBytes < FINGERPRINT_BYTES) continue
-      start(data)
+      if (!start(data, false)) continue
       head = []
       headBytes = 0
     }
@@ -63,7 +63,7 @@ export async function parseStream (
   }
   if (parser === undefined) {
     const joined = Buffer.concat(head, headBytes)
-    start(joined)
+    start(joined, true)
     splitter.push(joined, onLine)
   }
   const p = parser as RecordParser

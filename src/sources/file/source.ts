@@ -4,7 +4,7 @@ import { basename, dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { KeaEvent } from '../../parse/event.js'
 import { LineSplitter } from '../../parse/lines.js'
-import { RecordParser, sourceIdentity } from '../../parse/parser.js'
+import { FINGERPRINT_BYTES, identityFromHead, RecordParser } from '../../parse/parser.js'
 import { compilePattern, type LineParser } from '../../parse/pattern/compile.js'
 import { resolvePattern } from '../../parse/patterns.js'
 import { systemTimeZone } from '../../parse/time/zone.js'
@@ -14,7 +14,6 @@ import { fileSourceConfigSchema, type FileSourceConfig } from './config.js'
 import { validateConfig } from '../../config/validate.js'
 import { LOG_CODES } from '../../errors.js'
 
-const FINGERPRINT_BYTES = 1024
 const READ_BYTES = 64 * 1024
 
 /** Checkpoint of one file, keyed by its fingerprint (the hash of its first line). */
@@ -156,13 +155,12 @@ export class FileSource implements Source {
     const st = fstatSync(fd)
     const head = Buffer.alloc(Math.min(FINGERPRINT_BYTES, st.size))
     const n = head.length === 0 ? 0 : readSync(fd, head, 0, head.length, 0)
-    const nl = head.subarray(0, n).indexOf(10)
-    if (nl < 0 && n < FINGERPRINT_BYTES) {
+    const fingerprint = identityFromHead(head.subarray(0, n), this.host)
+    if (fingerprint === undefined) {
       // Not even one complete line yet: its identity is not known. Look again next scan.
       closeSync(fd)
       return
     }
-    const fingerprint = sourceIdentity(head.subarray(0, nl < 0 ? n : nl), this.host)
     if (this.readers.has(fingerprint)) {
       // Same content under another name with another inode (a copy): already being read.
       closeSync(fd)
