@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -10,37 +10,44 @@ import { SyslogSource } from '../../src/sources/syslog/source.js'
 import { SqliteStore } from '../../src/store/sqlite/store.js'
 import { KEA_FIXTURES, ROOT } from '../helpers/fixtures.js'
 
+/** `keatrail run --config` as a real process, with its stderr (JSON log lines) collected. */
+function startRun (config: string): { proc: ChildProcess, stderr: () => string, exit: Promise<number | null> } {
+  const proc = spawn(process.execPath, [join(ROOT, 'bin', 'keatrail.js'), 'run', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] })
+  let err = ''
+  proc.stderr?.on('data', (d: Buffer) => { err += d.toString() })
+  const exit = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)))
+  return { proc, stderr: () => err, exit }
+}
+
+async function waitForLog (run: { stderr: () => string }, text: string): Promise<void> {
+  for (let i = 0; i < 200 && !run.stderr().includes(text); i++) await new Promise((resolve) => setTimeout(resolve, 25))
+}
+
 describe('keatrail run (the process)', () => {
   it('drains and saves checkpoints on SIGTERM; a second signal exits at once', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'kt-run-'))
     const log = join(KEA_FIXTURES, 'kea-2.2.0-dhcp6-INFO-full.log')
     const config = join(dir, 'keatrail.yaml')
     writeFileSync(config, `dataDir: ${join(dir, 'data')}\nsources:\n  - type: file\n    name: k\n    include: ["${log}"]\n    timeZone: UTC\n    idleFlushMs: 100\n`)
-    const p = spawn(process.execPath, [join(ROOT, 'bin', 'keatrail.js'), 'run', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] })
-    let stderr = ''
-    p.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+    const first = startRun(config)
     const count = (): number => {
       try { const db = new Database(join(dir, 'data', 'keatrail.db'), { readonly: true }); const n = (db.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n; db.close(); return n } catch { return 0 }
     }
     for (let i = 0; i < 200 && count() < 371; i++) await new Promise((resolve) => setTimeout(resolve, 50))
-    const exit = new Promise<number | null>((resolve) => p.on('exit', (code) => resolve(code)))
-    p.kill('SIGTERM')
-    expect(await exit).toBe(0)
+    first.proc.kill('SIGTERM')
+    expect(await first.exit).toBe(0)
     expect(count()).toBe(371)
     const cp = JSON.parse(readFileSync(join(dir, 'data', 'state', 'file-k.json'), 'utf8')) as Record<string, { offset: number }>
     expect(Object.values(cp).map((c) => c.offset)).toEqual([statSync(log).size])
-    const lines = stderr.trim().split('\n').map((l) => JSON.parse(l) as { msg: string })
+    const lines = first.stderr().trim().split('\n').map((l) => JSON.parse(l) as { msg: string })
     expect(lines.map((l) => l.msg)).toEqual(expect.arrayContaining(['keatrail running.', 'Shutting down: draining queued batches.', 'Stopped.']))
 
     // A second signal during the drain: out at once, with the documented code.
-    const q = spawn(process.execPath, [join(ROOT, 'bin', 'keatrail.js'), 'run', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] })
-    let qerr = ''
-    q.stderr.on('data', (d: Buffer) => { qerr += d.toString() })
-    for (let i = 0; i < 200 && !qerr.includes('keatrail running.'); i++) await new Promise((resolve) => setTimeout(resolve, 25))
-    const qexit = new Promise<number | null>((resolve) => q.on('exit', (code) => resolve(code)))
-    q.kill('SIGTERM')
-    q.kill('SIGINT')
-    expect([0, 130]).toContain(await qexit)
+    const second = startRun(config)
+    await waitForLog(second, 'keatrail running.')
+    second.proc.kill('SIGTERM')
+    second.proc.kill('SIGINT')
+    expect([0, 130]).toContain(await second.exit)
   }, 30_000)
 })
 
@@ -54,14 +61,11 @@ describe('keatrail run retention', () => {
     await seed.close()
     const config = join(dir, 'keatrail.yaml')
     writeFileSync(config, `dataDir: ${join(dir, 'data')}\nstore:\n  type: sqlite\n  retention:\n    maxAgeDays: 30\nsources: []\n`)
-    const p = spawn(process.execPath, [join(ROOT, 'bin', 'keatrail.js'), 'run', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] })
-    let stderr = ''
-    p.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-    for (let i = 0; i < 100 && !stderr.includes('Retention deleted'); i++) await new Promise((resolve) => setTimeout(resolve, 50))
-    const exit = new Promise<number | null>((resolve) => p.on('exit', (code) => resolve(code)))
-    p.kill('SIGTERM')
-    await exit
-    expect(stderr).toContain('"deleted":206')
+    const run = startRun(config)
+    await waitForLog(run, 'Retention deleted')
+    run.proc.kill('SIGTERM')
+    await run.exit
+    expect(run.stderr()).toContain('"deleted":206')
     const check = new SqliteStore({ path: join(dir, 'data', 'keatrail.db') })
     expect(await check.count()).toBe(0)
     await check.close()
