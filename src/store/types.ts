@@ -1,4 +1,5 @@
 import type { KeaEvent } from '../parse/event.js'
+import type { LeaseStore } from '../leases/types.js'
 
 /** Exact-match filters every store supports; values within a field are ORed, fields ANDed. */
 export const FILTER_FIELDS = {
@@ -75,6 +76,8 @@ export interface Store {
   /** Most frequent values of a field among the matching events. */
   top: (field: FilterField, q: EventQuery, size: number) => Promise<TermCount[]>
   health: () => Promise<{ ok: boolean, detail: string }>
+  /** Lease history derived from the lifecycle events written (src/leases/). */
+  readonly leases: LeaseStore
   close: () => Promise<void>
 }
 

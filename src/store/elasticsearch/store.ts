@@ -12,6 +12,8 @@ import {
 } from '../types.js'
 import { elasticsearchStoreConfigSchema, type ElasticsearchStoreConfig } from './config.js'
 import { validateConfig } from '../../config/validate.js'
+import { coverageSpans, observeAll } from '../../leases/observe.js'
+import { EsLeases, leaseIndices } from './leases.js'
 
 const DATASETS = new Set(['kea.dhcp4', 'kea.dhcp6', 'kea.other'])
 /** The event data streams of one namespace: what a keatrail instance reads. */
@@ -41,6 +43,7 @@ export class ElasticsearchStore implements Store {
   private closed = false
   private readonly stop = new AbortController()
   private readonly pattern: string
+  readonly leases: EsLeases
 
   constructor (config: ElasticsearchStoreConfig, opts: ElasticsearchStoreOptions = {}) {
     this.cfg = validateConfig(elasticsearchStoreConfigSchema, config, 'store.elasticsearch')
@@ -55,6 +58,7 @@ export class ElasticsearchStore implements Store {
       ...(auth === undefined ? {} : { auth }),
       ...(this.cfg.caFile === undefined ? {} : { tls: { ca: readFileSync(this.cfg.caFile) } })
     })
+    this.leases = new EsLeases(this.client, this.cfg.namespace)
   }
 
   /** Installs or updates the component and index templates from mappings/. Returns what changed. */
@@ -75,6 +79,15 @@ export class ElasticsearchStore implements Store {
     const current = existing.index_templates?.[0]?.index_template
     if (current === undefined || JSON.stringify(current.index_patterns) !== JSON.stringify(body.index_patterns) || current.priority !== body.priority) changed.push(name)
     if (changed.length > 0) await this.client.indices.putIndexTemplate({ name, ...body } as unknown as estypes.IndicesPutIndexTemplateRequest)
+    for (const [tname, file] of [['keatrail-leases', 'index-template-leases.json'], ['keatrail-lease-obs', 'index-template-lease-obs.json']] as const) {
+      const tbody = read(file)
+      const got = await this.client.indices.getIndexTemplate({ name: tname }, { ignore: [404] })
+      const cur = got.index_templates?.[0]?.index_template
+      if (cur !== undefined && JSON.stringify(cur.index_patterns) === JSON.stringify(tbody.index_patterns) &&
+        JSON.stringify(cur.template?.mappings) === JSON.stringify((tbody.template as { mappings: unknown }).mappings)) continue
+      changed.push(tname)
+      await this.client.indices.putIndexTemplate({ name: tname, ...tbody } as unknown as estypes.IndicesPutIndexTemplateRequest)
+    }
     return changed
   }
 
@@ -90,10 +103,20 @@ export class ElasticsearchStore implements Store {
    */
   async write (events: readonly KeaEvent[]): Promise<WriteResult> {
     if (events.length === 0) return { written: 0, duplicates: 0, deadLettered: 0 }
+    const result = await this.retrying(async () => await this.bulkOnce(events))
+    // Lease history after the events: a retry here must not re-send the events (their 409s
+    // would be counted as duplicates of themselves).
+    const obs = observeAll(events)
+    const spans = coverageSpans(events)
+    await this.retrying(async () => { await this.leases.apply(obs, spans) })
+    return result
+  }
+
+  private async retrying<T> (fn: () => Promise<T>): Promise<T> {
     let wait = this.cfg.retry.initialMs
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.bulkOnce(events)
+        return await fn()
       } catch (err) {
         if (this.closed) throw err
         this.opts.onRetry?.(err as Error, attempt, wait)
@@ -224,7 +247,8 @@ export class ElasticsearchStore implements Store {
 
   /** Makes written events visible to search now (tests; otherwise within refresh_interval). */
   async refresh (): Promise<void> {
-    await this.client.indices.refresh({ index: this.pattern, ignore_unavailable: true, allow_no_indices: true })
+    const l = leaseIndices(this.cfg.namespace)
+    await this.client.indices.refresh({ index: [this.pattern, l.intervals, l.obs, l.coverage], ignore_unavailable: true, allow_no_indices: true })
   }
 
   async close (): Promise<void> {

@@ -56,5 +56,55 @@ CREATE TRIGGER events_ad AFTER DELETE ON events BEGIN
   DELETE FROM event_ips WHERE event = old.rowid;
 END;
 `
+  },
+  {
+    version: 2,
+    name: 'lease history',
+    sql: `
+-- Lease-shaping events reduced to what derivation needs; replays hit the primary key.
+CREATE TABLE lease_obs (
+  event_id TEXT PRIMARY KEY,
+  key      TEXT NOT NULL,              -- scope|type|address or prefix
+  ts       INTEGER NOT NULL,           -- epoch ms
+  seq      TEXT NOT NULL,              -- source + zero-padded offset: orders equal ts
+  doc      TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX lease_obs_key ON lease_obs (key, ts, seq);
+
+-- Derived intervals (origin 'log') and intervals from Kea's own lease state ('kea-state').
+-- lo/hi: fixed-width hex of the address or prefix range (src/leases/address.ts).
+CREATE TABLE lease_intervals (
+  id        TEXT PRIMARY KEY,
+  key       TEXT NOT NULL,
+  origin    TEXT NOT NULL,
+  scope     TEXT NOT NULL,
+  type      TEXT NOT NULL,
+  lo        TEXT NOT NULL,
+  hi        TEXT NOT NULL,
+  start     INTEGER,                   -- epoch ms; NULL: began before collection
+  start_seq TEXT,
+  end       INTEGER,                   -- epoch ms; NULL: unknown lifetime, still open
+  hwaddr    TEXT,
+  client_id TEXT,
+  duid      TEXT,
+  duid_ll   TEXT,
+  hostname  TEXT,
+  doc       TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX lease_intervals_key      ON lease_intervals (key, origin, start);
+CREATE INDEX lease_intervals_lo       ON lease_intervals (lo, start);
+CREATE INDEX lease_intervals_hwaddr   ON lease_intervals (hwaddr, start) WHERE hwaddr IS NOT NULL;
+CREATE INDEX lease_intervals_clientid ON lease_intervals (client_id, start) WHERE client_id IS NOT NULL;
+CREATE INDEX lease_intervals_duid     ON lease_intervals (duid, start) WHERE duid IS NOT NULL;
+CREATE INDEX lease_intervals_duid_ll  ON lease_intervals (duid_ll, start) WHERE duid_ll IS NOT NULL;
+CREATE INDEX lease_intervals_hostname ON lease_intervals (hostname, start) WHERE hostname IS NOT NULL;
+
+-- What keatrail has collected, per scope (host.name): "nobody held it" is only said inside.
+CREATE TABLE coverage (
+  scope TEXT PRIMARY KEY,
+  first INTEGER NOT NULL,
+  last  INTEGER NOT NULL
+) WITHOUT ROWID;
+`
   }
 ]

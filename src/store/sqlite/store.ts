@@ -11,6 +11,8 @@ import {
 import { sqliteStoreConfigSchema, type SqliteStoreConfig } from './config.js'
 import { MIGRATIONS } from './migrations.js'
 import { validateConfig } from '../../config/validate.js'
+import { coverageSpans, observeAll } from '../../leases/observe.js'
+import { SqliteLeases } from './leases.js'
 
 /** Filter field → column of `events` (ip is answered from event_ips). Fixed: never user text. */
 const COLUMNS: Record<Exclude<FilterField, 'ip'>, string> = {
@@ -44,6 +46,7 @@ export class SqliteStore implements Store {
   private readonly insertIp: Database.Statement
   private readonly insertFts: Database.Statement
   private readonly writeTx: (events: readonly KeaEvent[]) => WriteResult
+  readonly leases: SqliteLeases
 
   constructor (config: SqliteStoreConfig) {
     this.cfg = validateConfig(sqliteStoreConfigSchema, config, 'store.sqlite')
@@ -59,7 +62,9 @@ export class SqliteStore implements Store {
     this.db.pragma('journal_mode = WAL')
     this.db.pragma(`synchronous = ${this.cfg.synchronous === 'full' ? 'FULL' : 'NORMAL'}`)
     this.db.pragma('foreign_keys = ON')
-    this.migrate()
+    const from = this.migrate()
+    this.leases = new SqliteLeases(this.db)
+    if (from === 1) this.backfillLeases()
     this.insertEvent = this.db.prepare(`INSERT OR IGNORE INTO events
       (id, ts, dataset, code, action, level, logger, host, status, mac, hwaddr, client_id, duid, client_ip, subnet_id, source_id, message, doc)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
@@ -81,11 +86,14 @@ export class SqliteStore implements Store {
         const ips = e.related?.ip
         if (ips !== undefined) for (const ip of ips) this.insertIp.run(ip, ts, r.lastInsertRowid)
       }
+      this.leases.cover(coverageSpans(events))
+      this.leases.apply(observeAll(events))
       return { written, duplicates, deadLettered: 0 }
     })
   }
 
-  private migrate (): void {
+  /** Applies pending migrations; returns the version the file had (0: new). */
+  private migrate (): number {
     const current = this.db.pragma('user_version', { simple: true }) as number
     const latest = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0
     if (current > latest) {
@@ -98,6 +106,25 @@ export class SqliteStore implements Store {
         this.db.pragma(`user_version = ${m.version}`)
       })()
     }
+    return current
+  }
+
+  /** A database from before lease history: derive it from the events already stored. */
+  private backfillLeases (): void {
+    this.db.transaction(() => {
+      const spans = new Map<string, { first: number, last: number }>()
+      for (const r of this.db.prepare('SELECT coalesce(host, \'\') AS scope, min(ts) AS f, max(ts) AS l FROM events GROUP BY 1').all() as Array<{ scope: string, f: number, l: number }>) {
+        spans.set(r.scope, { first: Math.floor(r.f / 1000), last: Math.floor(r.l / 1000) })
+      }
+      this.leases.cover(spans)
+      const page = this.db.prepare('SELECT rowid, doc FROM events WHERE action IS NOT NULL AND rowid > ? ORDER BY rowid LIMIT 5000')
+      for (let after = 0; ;) {
+        const rows = page.all(after) as Array<{ rowid: number, doc: string }>
+        if (rows.length === 0) break
+        after = (rows[rows.length - 1] as { rowid: number }).rowid
+        this.leases.apply(observeAll(rows.map((r) => JSON.parse(r.doc) as KeaEvent)))
+      }
+    })()
   }
 
   async write (events: readonly KeaEvent[]): Promise<WriteResult> {
@@ -232,6 +259,7 @@ export class SqliteStore implements Store {
         deleted += r.changes
         if (r.changes === 0) break
       }
+      this.leases.prune(Math.floor(cutoff / 1000))
     }
     if (maxSizeMiB !== undefined) {
       const limit = maxSizeMiB * 1024 * 1024
@@ -241,6 +269,8 @@ export class SqliteStore implements Store {
         if (total === 0) break
         const r = delOldest.run(Math.max(1, Math.ceil(total * 0.05)))
         deleted += r.changes
+        const oldest = (this.db.prepare('SELECT min(ts) AS t FROM events').get() as { t: number | null }).t
+        if (oldest !== null) this.leases.prune(Math.floor(oldest / 1000))
         this.db.pragma('wal_checkpoint(TRUNCATE)')
         this.db.pragma('incremental_vacuum')
       }

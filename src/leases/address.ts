@@ -1,0 +1,174 @@
+import { isIPv4, isIPv6 } from 'node:net'
+import { UsageError } from '../errors.js'
+
+/**
+ * Addresses and prefixes as fixed-width hex keys: `4:` + 8 hex digits or `6:` + 32. Within a
+ * family they sort like the numbers they are, so "is this address inside that prefix" is a
+ * range comparison in SQL and in Elasticsearch alike (both stores keep `lo`/`hi` keywords).
+ */
+export interface AddressRange {
+  family: 4 | 6
+  /** Canonical text: dotted quad, or RFC 5952 (as Kea prints it). */
+  text: string
+  /** Prefix length (32 or 128 for a single address). */
+  length: number
+  lo: string
+  hi: string
+}
+
+function v4Hex (text: string): string {
+  return text.split('.').map((o) => Number(o).toString(16).padStart(2, '0')).join('')
+}
+
+function v6Hex (text: string): string {
+  let s = text.toLowerCase()
+  const zone = s.indexOf('%')
+  if (zone >= 0) s = s.slice(0, zone)
+  // An embedded dotted quad (::ffff:192.0.2.1) becomes two groups.
+  const lastColon = s.lastIndexOf(':')
+  const tail = s.slice(lastColon + 1)
+  if (tail.includes('.')) {
+    const h = v4Hex(tail)
+    s = `${s.slice(0, lastColon + 1)}${h.slice(0, 4)}:${h.slice(4)}`
+  }
+  const [head, rest] = s.split('::') as [string, string | undefined]
+  const left = head === '' ? [] : head.split(':')
+  const right = rest === undefined || rest === '' ? [] : rest.split(':')
+  const fill = rest === undefined ? 0 : 8 - left.length - right.length
+  return [...left, ...Array<string>(fill).fill('0'), ...right].map((g) => g.padStart(4, '0')).join('')
+}
+
+/** RFC 5952 text from 32 hex digits: lowercase, no leading zeros, longest zero run (≥ 2) as `::`. */
+function v6Text (hex: string): string {
+  const groups = Array.from({ length: 8 }, (_, i) => parseInt(hex.slice(i * 4, i * 4 + 4), 16).toString(16))
+  let best = -1
+  let bestLen = 1
+  for (let i = 0; i < 8;) {
+    if (groups[i] !== '0') { i++; continue }
+    let j = i
+    while (j < 8 && groups[j] === '0') j++
+    if (j - i > bestLen) { best = i; bestLen = j - i }
+    i = j
+  }
+  if (best < 0) return groups.join(':')
+  return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`
+}
+
+function maskHex (hex: string, length: number, fill: '0' | 'f'): string {
+  const bits = hex.length * 4
+  let out = ''
+  for (let nibble = 0; nibble < hex.length; nibble++) {
+    const keep = Math.min(Math.max(length - nibble * 4, 0), 4)
+    const v = parseInt(hex[nibble] as string, 16)
+    const hostMask = (1 << (4 - keep)) - 1
+    out += (fill === '0' ? v & ~hostMask : v | hostMask).toString(16)
+  }
+  return out.slice(0, bits / 4)
+}
+
+/** Parses `192.0.2.1`, `2001:db8::1` or a prefix `2001:db8::/56`; throws KEATRAIL_ERR_USAGE otherwise. */
+export function parseAddressOrPrefix (input: string): AddressRange {
+  const text = input.trim()
+  const slash = text.indexOf('/')
+  const addr = slash < 0 ? text : text.slice(0, slash)
+  const lenText = slash < 0 ? undefined : text.slice(slash + 1)
+  let family: 4 | 6
+  let hex: string
+  if (isIPv4(addr)) { family = 4; hex = v4Hex(addr) } else if (isIPv6(addr)) { family = 6; hex = v6Hex(addr) } else {
+    throw new UsageError(`${JSON.stringify(input)} is not an IPv4 or IPv6 address${slash < 0 ? '' : ' prefix'}`)
+  }
+  const max = family === 4 ? 32 : 128
+  let length = max
+  if (lenText !== undefined) {
+    if (!/^\d{1,3}$/.test(lenText) || Number(lenText) > max) throw new UsageError(`${JSON.stringify(input)}: the prefix length must be 0…${max}`)
+    length = Number(lenText)
+  }
+  const lo = maskHex(hex, length, '0')
+  const hi = maskHex(hex, length, 'f')
+  const canonical = family === 4 ? lo.match(/../g)!.map((b) => parseInt(b, 16)).join('.') : v6Text(lo)
+  return { family, text: length === max ? canonical : `${canonical}/${length}`, length, lo: `${family}:${lo}`, hi: `${family}:${hi}` }
+}
+
+/** Only a single address (no prefix length other than /32 or /128). */
+export function parseAddress (input: string): AddressRange {
+  const r = parseAddressOrPrefix(input)
+  if (r.length !== (r.family === 4 ? 32 : 128)) throw new UsageError(`${JSON.stringify(input)} is a prefix; give one address`)
+  return r
+}
+
+// --- client identifiers -------------------------------------------------------------------
+
+/** Hex bytes from any common spelling: `02:00:00:00:00:0A`, `02-00-…`, `0200.0000.000a`, `020000…`. */
+function hexBytes (input: string, what: string): string[] {
+  const s = input.trim().toLowerCase()
+  if (s === '') throw new UsageError(`empty ${what}`)
+  let bytes: string[]
+  if (/^[0-9a-f]{1,2}([:-][0-9a-f]{1,2})+$/.test(s)) {
+    bytes = s.split(/[:-]/).map((b) => b.padStart(2, '0'))
+  } else {
+    const compact = s.replace(/[.\s]/g, '')
+    if (!/^[0-9a-f]+$/.test(compact) || compact.length % 2 !== 0) {
+      throw new UsageError(`${JSON.stringify(input)} is not a valid ${what}: expected hex bytes such as 02:00:00:00:00:0a, 02-00-00-00-00-0A or 02000000000a`)
+    }
+    bytes = compact.match(/../g) as string[]
+  }
+  return bytes
+}
+
+/** A MAC in Kea's form (lowercase, colons). Accepts a leading hwtype byte 01 (Ethernet) on a 7-byte value. */
+export function normalizeMac (input: string): string {
+  let b = hexBytes(input, 'MAC address')
+  if (b.length === 7 && b[0] === '01') b = b.slice(1)
+  if (b.length < 1 || b.length > 20) throw new UsageError(`${JSON.stringify(input)} is not a valid MAC address (1…20 bytes)`)
+  return b.join(':')
+}
+
+/** A DUID in Kea's form. */
+export function normalizeDuid (input: string): string {
+  const b = hexBytes(input, 'DUID')
+  if (b.length < 1 || b.length > 130) throw new UsageError(`${JSON.stringify(input)} is not a valid DUID (1…130 bytes)`)
+  return b.join(':')
+}
+
+/** A DHCPv4 client identifier (option 61, type byte included) in Kea's form. */
+export function normalizeClientId (input: string): string {
+  const b = hexBytes(input, 'client identifier')
+  if (b.length < 2 || b.length > 255) throw new UsageError(`${JSON.stringify(input)} is not a valid client identifier (2…255 bytes)`)
+  return b.join(':')
+}
+
+/**
+ * The link-layer address inside a DUID-LLT (type 1) or DUID-LL (type 3), so that a MAC finds
+ * a DHCPv6 client's leases and a DUID given without its type bytes still matches.
+ */
+export function duidLinkLayer (duid: string): string | undefined {
+  const b = duid.split(':')
+  if (b[0] !== '00') return undefined
+  if (b[1] === '01' && b.length > 8) return b.slice(8).join(':')
+  if (b[1] === '03' && b.length > 4) return b.slice(4).join(':')
+  return undefined
+}
+
+/** RFC 3339 with an offset (or Z), or epoch ms digits → epoch ms; anything else is a usage error. */
+export function parseTime (input: string, what = 'time'): number {
+  const s = input.trim()
+  if (/^\d{10,16}$/.test(s)) return s.length > 13 ? Math.floor(Number(s) / 1000) : Number(s)
+  if (!/^\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)$/i.test(s)) {
+    throw new UsageError(`${what} ${JSON.stringify(input)} must be RFC 3339 with an offset, e.g. 2026-11-24T04:16:00Z or 2026-11-24T05:16:00+01:00`)
+  }
+  const ms = Date.parse(s.replace(' ', 'T'))
+  if (Number.isNaN(ms)) throw new UsageError(`${what} ${JSON.stringify(input)} is not a valid date`)
+  return ms
+}
+
+/**
+ * The `lo` keys of every prefix that could contain this address (one per prefix length): an
+ * IA_PD lookup is then an indexed `lo IN (…)` instead of a range scan over all prefixes.
+ */
+export function containingPrefixLos (r: AddressRange): string[] {
+  const hex = r.lo.slice(2)
+  const max = r.family === 4 ? 32 : 128
+  const out = new Set<string>()
+  for (let len = 0; len <= max; len++) out.add(`${r.family}:${maskHex(hex, len, '0')}`)
+  return [...out]
+}

@@ -1,0 +1,155 @@
+import { createHash } from 'node:crypto'
+import type { EndReason, LeaseClient, LeaseInterval, LeaseObservation } from './types.js'
+
+const START_ACTIONS = new Set(['allocate', 'renew', 'reuse', 'lease-add', 'lease-update'])
+const END_REASON: Record<string, EndReason> = {
+  release: 'release',
+  decline: 'decline',
+  reclaim: 'reclaim',
+  expire: 'reclaim',
+  revoke: 'deleted',
+  'lease-delete': 'deleted'
+}
+/** Evidence kept per interval: the first event, the latest extensions, the end. */
+const EVIDENCE_TAIL = 8
+
+export function intervalId (key: string, firstEvent: string): string {
+  return createHash('sha1').update(key).update('\0').update(firstEvent).digest('hex').slice(0, 24)
+}
+
+/**
+ * Two observations are about different clients when an identifier both carry differs. Kea
+ * logs the hwaddr and/or client-id for v4 and the DUID (+ IAID) for v6; an admin command may
+ * carry only some of them, and then the ones it has decide.
+ */
+export function sameClient (a: LeaseClient, b: LeaseClient): boolean {
+  if (a.hwaddr !== undefined && b.hwaddr !== undefined && a.hwaddr !== b.hwaddr) return false
+  if (a.client_id !== undefined && b.client_id !== undefined && a.client_id !== b.client_id) return false
+  if (a.duid !== undefined && b.duid !== undefined && a.duid !== b.duid) return false
+  if (a.iaid !== undefined && b.iaid !== undefined && a.iaid !== b.iaid) return false
+  return true
+}
+
+interface Open {
+  iv: LeaseInterval
+  /** When the lease runs out unless extended (ms); null when no lifetime is known. */
+  expiry: number | null
+  tail: string[]
+}
+
+function adopt (iv: LeaseClient, o: LeaseObservation): void {
+  if (o.hwaddr !== undefined) iv.hwaddr = o.hwaddr
+  if (o.client_id !== undefined) iv.client_id = o.client_id
+  if (o.duid !== undefined) iv.duid = o.duid
+  if (o.duid_ll !== undefined) iv.duid_ll = o.duid_ll
+  if (o.iaid !== undefined) iv.iaid = o.iaid
+  if (o.hostname !== undefined) iv.hostname = o.hostname
+}
+
+function open (o: LeaseObservation, start: number | null): Open {
+  const iv: LeaseInterval = {
+    id: intervalId(o.key, o.event_id),
+    key: o.key,
+    scope: o.scope,
+    type: o.type,
+    lease: o.lease,
+    lo: o.lo,
+    hi: o.hi,
+    start,
+    end: null,
+    end_reason: 'still-active',
+    certainty: 'inferred',
+    extensions: 0,
+    evidence: [o.event_id],
+    origin: 'log'
+  }
+  if (o.subnet_id !== undefined) iv.subnet_id = o.subnet_id
+  adopt(iv, o)
+  if (o.lifetime !== undefined) iv.lifetime = o.lifetime
+  return { iv, expiry: o.lifetime === undefined ? null : o.ts + o.lifetime * 1000, tail: [] }
+}
+
+function finish (cur: Open, end: number | null, reason: EndReason, observed: boolean, endEvent?: string): LeaseInterval {
+  const iv = cur.iv
+  iv.end = end
+  iv.end_reason = reason
+  iv.certainty = observed && iv.start !== null ? 'observed' : iv.start === null ? 'gap' : 'inferred'
+  iv.evidence = [...iv.evidence, ...cur.tail, ...(endEvent === undefined ? [] : [endEvent])]
+  return iv
+}
+
+/**
+ * Lease intervals of one key (one address or prefix of one server) from its observations in
+ * (ts, seq) order. Pure and deterministic: the same observations always give the same
+ * intervals with the same ids, whatever order they were stored in.
+ *
+ * - allocate/renew/reuse/lease-add/lease-update by the holder extend its interval (a renewal
+ *   without a lifetime, as DHCPv6 logs it, keeps the last lifetime); by another client, or
+ *   after the lease ran out, they close it and open a new one;
+ * - release, decline, reclaim, delete end it at the logged time (reclaim: at the expiry if
+ *   that came first, since reclamation runs after the lease has run out);
+ * - otherwise the lease ends when its last lifetime runs out ("expiry-by-lifetime",
+ *   inferred: Kea logs expiry only at DEBUG).
+ *
+ * `before`: when `obs` is the tail of a key's history starting at an interval's first event,
+ * the interval just before it (a lifetime-less renewal opening an interval borrows its lifetime).
+ */
+export function deriveIntervals (obs: readonly LeaseObservation[], before?: LeaseInterval): LeaseInterval[] {
+  const out: LeaseInterval[] = []
+  let cur: Open | undefined
+  // Stores re-derive only the tail of a key's history; `before` is the stored interval that
+  // precedes that tail, so the result equals a derivation from the very first observation.
+  let prev: LeaseInterval | undefined = before === undefined ? undefined : { ...before, evidence: [...before.evidence] }
+  const close = (end: number | null, reason: EndReason, observed: boolean, endEvent?: string): void => {
+    if (cur === undefined) return
+    prev = finish(cur, end, reason, observed, endEvent)
+    out.push(prev)
+    cur = undefined
+  }
+  for (const o of obs) {
+    if (START_ACTIONS.has(o.action)) {
+      if (cur !== undefined && sameClient(cur.iv, o) && (cur.expiry === null || o.ts <= cur.expiry)) {
+        cur.iv.extensions++
+        adopt(cur.iv, o)
+        if (o.subnet_id !== undefined) cur.iv.subnet_id = o.subnet_id
+        const lifetime = o.lifetime ?? cur.iv.lifetime
+        if (lifetime !== undefined) { cur.iv.lifetime = lifetime; cur.expiry = o.ts + lifetime * 1000 }
+        cur.tail.push(o.event_id)
+        if (cur.tail.length > EVIDENCE_TAIL) cur.tail.shift()
+        continue
+      }
+      if (cur !== undefined) {
+        if (cur.expiry !== null && cur.expiry <= o.ts) close(cur.expiry, 'expiry-by-lifetime', false)
+        else close(o.ts, 'superseded', true)
+      }
+      cur = open(o, o.ts)
+      // A renewal without a lifetime opening an interval: take the lifetime this address had.
+      if (o.lifetime === undefined && prev?.lifetime !== undefined && sameClient(prev, o)) {
+        cur.iv.lifetime = prev.lifetime
+        cur.expiry = o.ts + prev.lifetime * 1000
+      }
+      continue
+    }
+    const reason = END_REASON[o.action]
+    if (reason === undefined) continue
+    if (cur !== undefined) {
+      const end = reason === 'reclaim' && cur.expiry !== null ? Math.min(cur.expiry, o.ts) : o.ts
+      close(end, reason, true, o.event_id)
+      continue
+    }
+    // An end with nothing open: the second line of a reclamation, or the end of a lease that
+    // began before collection did.
+    if (prev !== undefined && sameClient(prev, o) && prev.end !== null && prev.end <= o.ts) {
+      if (!prev.evidence.includes(o.event_id)) prev.evidence.push(o.event_id)
+      continue
+    }
+    const started = open(o, null)
+    cur = started
+    close(o.ts, reason, false, undefined)
+  }
+  if (cur !== undefined) {
+    if (cur.expiry !== null) close(cur.expiry, 'expiry-by-lifetime', false)
+    else close(null, 'still-active', false)
+  }
+  return out
+}

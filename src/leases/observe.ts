@@ -1,0 +1,102 @@
+import type { KeaEvent } from '../parse/event.js'
+import { duidLinkLayer, parseAddressOrPrefix } from './address.js'
+import type { LeaseObservation, LeaseType } from './types.js'
+
+/**
+ * Actions that shape lease intervals. Offers, NAKs and failures are evidence in the event store
+ * but never make anyone a holder: Kea's lease file does not change for them either.
+ */
+export const SHAPING_ACTIONS = new Set(['allocate', 'renew', 'reuse', 'lease-add', 'lease-update', 'release', 'decline', 'reclaim', 'expire', 'revoke', 'lease-delete'])
+
+/** `<source>-<hex offset>` → a string that sorts like (source, offset). Other ids sort as they are. */
+export function sequenceOf (eventId: string): string {
+  const dash = eventId.lastIndexOf('-')
+  const off = dash < 0 ? '' : eventId.slice(dash + 1)
+  if (dash < 0 || !/^[0-9a-f]{1,13}$/.test(off)) return eventId
+  return `${eventId.slice(0, dash)}-${off.padStart(13, '0')}`
+}
+
+function leaseType (e: KeaEvent): LeaseType | undefined {
+  const t = e.kea.lease?.type
+  if (t === 'V4' || t === 'IA_NA' || t === 'IA_PD') return t
+  if (t === 'IA_TA') return undefined
+  if (e.event.dataset === 'kea.dhcp4') return 'V4'
+  if (e.event.dataset === 'kea.dhcp6') return e.kea.lease?.prefix !== undefined ? 'IA_PD' : 'IA_NA'
+  return undefined
+}
+
+/** The lease observation in an event, if the event shapes a lease of one address or prefix. */
+export function observe (e: KeaEvent): LeaseObservation | undefined {
+  const action = e.event.action
+  if (action === undefined || !SHAPING_ACTIONS.has(action)) return undefined
+  const type = leaseType(e)
+  if (type === undefined) return undefined
+  const lease = e.kea.lease
+  let text: string | undefined
+  if (type === 'IA_PD') {
+    if (lease?.prefix === undefined || lease.prefix_length === undefined) return undefined
+    text = `${lease.prefix}/${lease.prefix_length}`
+  } else {
+    text = lease?.address ?? e.client?.ip
+  }
+  if (text === undefined) return undefined
+  let range
+  try { range = parseAddressOrPrefix(text) } catch { return undefined }
+  if ((type === 'V4') !== (range.family === 4)) return undefined
+  const ts = Date.parse(e['@timestamp'])
+  if (Number.isNaN(ts)) return undefined
+  const scope = e.host?.name ?? ''
+  const o: LeaseObservation = {
+    event_id: e.event.id,
+    ts,
+    seq: sequenceOf(e.event.id),
+    key: `${scope}|${type}|${range.text}`,
+    scope,
+    type,
+    lease: range.text,
+    lo: range.lo,
+    hi: range.hi,
+    action
+  }
+  if (lease?.lifetime !== undefined) o.lifetime = lease.lifetime
+  if (e.kea.subnet_id !== undefined) o.subnet_id = e.kea.subnet_id
+  if (e.kea.hwaddr !== undefined) o.hwaddr = e.kea.hwaddr.toLowerCase()
+  if (e.kea.client_id !== undefined) o.client_id = e.kea.client_id.toLowerCase()
+  if (e.kea.duid !== undefined) {
+    o.duid = e.kea.duid.toLowerCase()
+    const ll = duidLinkLayer(o.duid)
+    if (ll !== undefined) o.duid_ll = ll
+  }
+  if (e.kea.iaid !== undefined) o.iaid = e.kea.iaid
+  if (e.kea.hostname !== undefined) o.hostname = e.kea.hostname
+  return o
+}
+
+export function observeAll (events: readonly KeaEvent[]): LeaseObservation[] {
+  const out: LeaseObservation[] = []
+  for (const e of events) {
+    if (e.event.action === undefined) continue
+    const o = observe(e)
+    if (o !== undefined) out.push(o)
+  }
+  return out
+}
+
+export function compareObservations (a: LeaseObservation, b: LeaseObservation): number {
+  return a.ts - b.ts || (a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0)
+}
+
+/** The time span of a batch per scope (host.name, '' when unknown): what was collected. */
+export function coverageSpans (events: readonly KeaEvent[]): Map<string, { first: number, last: number }> {
+  const spans = new Map<string, { first: number, last: number }>()
+  for (const e of events) {
+    const ms = Date.parse(e['@timestamp'])
+    if (Number.isNaN(ms)) continue
+    const scope = e.host?.name ?? ''
+    const s = spans.get(scope)
+    if (s === undefined) spans.set(scope, { first: ms, last: ms })
+    else if (ms < s.first) s.first = ms
+    else if (ms > s.last) s.last = ms
+  }
+  return spans
+}

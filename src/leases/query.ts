@@ -1,0 +1,113 @@
+import { UsageError } from '../errors.js'
+import { normalizeClientId, normalizeDuid, normalizeMac, parseAddress, parseAddressOrPrefix } from './address.js'
+import type { Holder, HistoryQuery, HolderAnswer, LeaseInterval, LeaseStore } from './types.js'
+
+function iso (ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString()
+}
+
+/** ECS form of a Kea hardware address: uppercase, hyphens. */
+function ecsMac (hwaddr: string | undefined): string | undefined {
+  return hwaddr?.toUpperCase().replaceAll(':', '-')
+}
+
+/** An interval as answers show it; an inferred end still ahead of `now` is "still-active". */
+export function toHolder (iv: LeaseInterval, now = Date.now()): Holder {
+  const active = iv.end_reason === 'expiry-by-lifetime' && iv.end !== null && iv.end > now
+  const h: Holder = {
+    lease: iv.lease,
+    type: iv.type,
+    scope: iv.scope,
+    start: iso(iv.start),
+    end: iso(iv.end),
+    end_reason: active ? 'still-active' : iv.end_reason,
+    certainty: iv.certainty,
+    evidence: iv.evidence,
+    origin: iv.origin
+  }
+  const mac = ecsMac(iv.hwaddr)
+  if (mac !== undefined) h.mac = mac
+  for (const k of ['hwaddr', 'client_id', 'duid', 'duid_ll', 'iaid', 'hostname'] as const) {
+    const v = iv[k]
+    if (v !== undefined) (h as unknown as Record<string, unknown>)[k] = v
+  }
+  return h
+}
+
+/**
+ * Marks intervals that reach past what keatrail collected for their scope: their end is a
+ * guess about a time it has no logs for, so they are "gap" rather than "inferred".
+ */
+async function withCoverage (store: LeaseStore, ivs: LeaseInterval[]): Promise<LeaseInterval[]> {
+  const cov = new Map<string, { from: number, to: number } | undefined>()
+  const out: LeaseInterval[] = []
+  for (const iv of ivs) {
+    if (!cov.has(iv.scope)) cov.set(iv.scope, await store.coverage(iv.scope))
+    const c = cov.get(iv.scope)
+    const beyond = iv.origin === 'log' && c !== undefined && iv.certainty === 'inferred' && (iv.end === null || iv.end > c.to)
+    out.push(beyond ? { ...iv, certainty: 'gap' } : iv)
+  }
+  return out
+}
+
+/**
+ * Who held `address` at `time`: the holders (for DHCPv6, the holder of a delegated prefix
+ * containing it too) with their evidence; or nobody, with the nearest intervals before and after.
+ */
+export async function holderAt (store: LeaseStore, address: string, time: number, scope?: string, now = Date.now()): Promise<HolderAnswer> {
+  const range = parseAddress(address)
+  const at = await withCoverage(store, await store.intervalsAt(range, time, scope))
+  const cov = await store.coverage(scope)
+  const covered = cov !== undefined && time >= cov.from && time <= cov.to
+  const answer: HolderAnswer = {
+    address: range.text,
+    time: new Date(time).toISOString(),
+    holders: at.map((iv) => toHolder(iv, now)),
+    covered,
+    ...(cov === undefined ? {} : { coverage: { from: new Date(cov.from).toISOString(), to: new Date(cov.to).toISOString() } })
+  }
+  if (at.length === 0) {
+    const n = await store.neighbours(range, time, scope)
+    if (n.before !== undefined) answer.before = toHolder(n.before, now)
+    if (n.after !== undefined) answer.after = toHolder(n.after, now)
+  }
+  return answer
+}
+
+/** Validates and normalizes a history query: exactly one subject, identifiers in Kea's form. */
+export function normalizeHistoryQuery (q: HistoryQuery): HistoryQuery {
+  const subjects = (['address', 'prefix', 'mac', 'client_id', 'duid', 'hostname'] as const).filter((k) => q[k] !== undefined)
+  if (subjects.length !== 1) throw new UsageError('give exactly one of address, prefix, mac, client-id, duid, hostname')
+  const out: HistoryQuery = { ...q }
+  if (q.address !== undefined) out.address = parseAddress(q.address).text
+  if (q.prefix !== undefined) out.prefix = parseAddressOrPrefix(q.prefix).text
+  if (q.mac !== undefined) out.mac = normalizeMac(q.mac)
+  if (q.client_id !== undefined) out.client_id = normalizeClientId(q.client_id)
+  if (q.duid !== undefined) out.duid = normalizeDuid(q.duid)
+  if (q.hostname !== undefined) {
+    out.hostname = q.hostname.trim().toLowerCase().replace(/\.$/, '')
+    if (out.hostname === '') throw new UsageError('empty hostname')
+  }
+  if (q.from !== undefined && q.to !== undefined && q.from >= q.to) throw new UsageError('from must be before to')
+  return out
+}
+
+/** Every interval of an address, prefix or client, in time order. */
+export async function history (store: LeaseStore, q: HistoryQuery, now = Date.now()): Promise<Array<Holder & { address?: string, prefix?: string }>> {
+  const ivs = await withCoverage(store, await store.intervals(normalizeHistoryQuery(q)))
+  return ivs.map((iv) => ({ ...toHolder(iv, now), ...(iv.type === 'IA_PD' ? { prefix: iv.lease } : { address: iv.lease }) }))
+}
+
+/** The identifier values a client query matches, per column (a MAC also finds DUID-LL/LLT clients). */
+export function clientMatchers (q: HistoryQuery): Array<{ column: 'hwaddr' | 'client_id' | 'duid' | 'duid_ll' | 'hostname', values: string[] }> {
+  if (q.mac !== undefined) return [{ column: 'hwaddr', values: [q.mac] }, { column: 'duid_ll', values: [q.mac] }]
+  if (q.client_id !== undefined) {
+    // Given without its type byte, a client-id is most often type 1 (Ethernet) + MAC.
+    const values = [q.client_id]
+    if (q.client_id.split(':').length === 6) values.push(`01:${q.client_id}`)
+    return [{ column: 'client_id', values }]
+  }
+  if (q.duid !== undefined) return [{ column: 'duid', values: [q.duid] }, { column: 'duid_ll', values: [q.duid] }]
+  if (q.hostname !== undefined) return [{ column: 'hostname', values: [q.hostname, `${q.hostname}.`] }]
+  return []
+}

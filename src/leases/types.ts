@@ -1,0 +1,126 @@
+/** Kinds of lease keatrail tracks: DHCPv4, DHCPv6 addresses (IA_NA), DHCPv6 prefixes (IA_PD). */
+export type LeaseType = 'V4' | 'IA_NA' | 'IA_PD'
+
+export const END_REASONS = ['release', 'decline', 'reclaim', 'expiry-by-lifetime', 'superseded', 'deleted', 'still-active'] as const
+export type EndReason = typeof END_REASONS[number]
+
+/** observed: start and end seen in logs; inferred: end from the lifetime; gap: collection had a gap inside. */
+export type Certainty = 'observed' | 'inferred' | 'gap'
+
+/** Who a lease was for. Every identifier Kea logged is kept; any of them finds the interval. */
+export interface LeaseClient {
+  /** Kea form: lowercase, colons. */
+  hwaddr?: string
+  client_id?: string
+  duid?: string
+  /** The link-layer address inside a DUID-LLT/LL. */
+  duid_ll?: string
+  iaid?: number
+  hostname?: string
+}
+
+/**
+ * One lifecycle event reduced to what derivation needs. Stored (idempotently, by event id) so
+ * that intervals can be recomputed when events arrive late or again.
+ */
+export interface LeaseObservation extends LeaseClient {
+  event_id: string
+  /** Epoch ms. */
+  ts: number
+  /** Orders observations with the same ts: the source, then the byte offset. */
+  seq: string
+  /** scope|type|range: one address or prefix of one server. */
+  key: string
+  scope: string
+  type: LeaseType
+  /** Address or prefix text (prefix with /len). */
+  lease: string
+  lo: string
+  hi: string
+  action: string
+  /** Seconds; absent when the message has none (v6 renew). */
+  lifetime?: number
+  subnet_id?: number
+}
+
+export interface LeaseInterval extends LeaseClient {
+  /** Deterministic: hash of the key and the first evidence event. */
+  id: string
+  key: string
+  scope: string
+  type: LeaseType
+  /** The address (V4, IA_NA) or prefix with length (IA_PD). */
+  lease: string
+  lo: string
+  hi: string
+  subnet_id?: number
+  /** Epoch ms; null when collection began after the lease started (only its end was seen). */
+  start: number | null
+  /** Epoch ms; null when the lifetime is unknown and no end was seen. */
+  end: number | null
+  end_reason: EndReason
+  certainty: Certainty
+  /** Last lifetime Kea granted (s). */
+  lifetime?: number
+  /** Allocations, renewals and reuses merged into this interval. */
+  extensions: number
+  /** Event ids: the start, the latest extensions, the end. */
+  evidence: string[]
+  /** Where the interval came from: logs, or Kea's own lease state (memfile CSV, lease*-get-all). */
+  origin: 'log' | 'kea-state'
+}
+
+/** One holder in an answer, as the CLI and API print it. */
+export interface Holder extends LeaseClient {
+  lease: string
+  type: LeaseType
+  scope: string
+  mac?: string
+  start: string | null
+  end: string | null
+  end_reason: EndReason
+  certainty: Certainty
+  evidence: string[]
+  origin: 'log' | 'kea-state'
+}
+
+export interface EvidenceLine { id: string, time: string, line: string }
+
+export interface HolderAnswer {
+  address: string
+  time: string
+  holders: Holder[]
+  /** When nobody held it: the nearest intervals before and after, as evidence for "nobody". */
+  before?: Holder
+  after?: Holder
+  /** False when the time lies outside what keatrail collected for this scope (then the answer says nothing). */
+  covered: boolean
+  coverage?: { from: string, to: string }
+}
+
+export interface HistoryQuery {
+  address?: string
+  prefix?: string
+  mac?: string
+  client_id?: string
+  duid?: string
+  hostname?: string
+  /** Epoch ms, inclusive / exclusive. */
+  from?: number
+  to?: number
+  scope?: string
+}
+
+/** The lease-history half of a store: both stores implement it with the same derivation code. */
+export interface LeaseStore {
+  /** Intervals overlapping `time` whose range contains the address (IA_PD prefixes too). */
+  intervalsAt: (range: { lo: string, hi: string }, time: number, scope?: string) => Promise<LeaseInterval[]>
+  /** The last interval ending at or before `time` and the first starting after it. */
+  neighbours: (range: { lo: string, hi: string }, time: number, scope?: string) => Promise<{ before?: LeaseInterval, after?: LeaseInterval }>
+  /** Intervals matching the query, in time order. */
+  intervals: (q: HistoryQuery) => Promise<LeaseInterval[]>
+  /** Time span of stored events per scope (host.name; '' when unknown). */
+  coverage: (scope?: string) => Promise<{ from: number, to: number } | undefined>
+  /** Stores intervals built from Kea's own lease state (memfile CSV…); idempotent. */
+  writeKeaState: (intervals: LeaseInterval[]) => Promise<number>
+}

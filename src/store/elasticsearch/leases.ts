@@ -1,0 +1,224 @@
+import type { Client, estypes } from '@elastic/elasticsearch'
+import { containingPrefixLos, parseAddressOrPrefix } from '../../leases/address.js'
+import { deriveIntervals } from '../../leases/derive.js'
+import { compareObservations, sequenceOf } from '../../leases/observe.js'
+import { clientMatchers } from '../../leases/query.js'
+import type { HistoryQuery, LeaseInterval, LeaseObservation, LeaseStore } from '../../leases/types.js'
+
+type Q = estypes.QueryDslQueryContainer
+
+export function leaseIndices (namespace: string): { intervals: string, obs: string, coverage: string } {
+  return { intervals: `keatrail-leases-${namespace}`, obs: `keatrail-lease-obs-${namespace}`, coverage: `keatrail-coverage-${namespace}` }
+}
+
+function intervalDoc (iv: LeaseInterval): Record<string, unknown> {
+  const first = iv.evidence[0]
+  return {
+    '@timestamp': iv.start ?? iv.end ?? 0,
+    id: iv.id,
+    key: iv.key,
+    origin: iv.origin,
+    scope: iv.scope,
+    type: iv.type,
+    lease: iv.lease,
+    lo: iv.lo,
+    hi: iv.hi,
+    start: iv.start,
+    start_seq: iv.start === null || first === undefined ? null : sequenceOf(first),
+    end: iv.end,
+    end_reason: iv.end_reason,
+    certainty: iv.certainty,
+    hwaddr: iv.hwaddr ?? null,
+    mac: iv.hwaddr?.toUpperCase().replaceAll(':', '-') ?? null,
+    client_id: iv.client_id ?? null,
+    duid: iv.duid ?? null,
+    duid_ll: iv.duid_ll ?? null,
+    iaid: iv.iaid ?? null,
+    hostname: iv.hostname?.toLowerCase() ?? null,
+    subnet_id: iv.subnet_id ?? null,
+    lifetime: iv.lifetime ?? null,
+    extensions: iv.extensions,
+    doc: iv
+  }
+}
+
+interface IntervalHit { _id?: string | null, _source?: { doc: LeaseInterval, start?: number, start_seq?: string } }
+
+/**
+ * Lease history in Elasticsearch, derived by the same code as the SQLite store. Observations
+ * are indexed by event id (replays overwrite themselves); after each batch the affected keys
+ * are re-derived from their last interval before the batch's earliest observation, stale
+ * intervals deleted and the rest indexed by their deterministic id.
+ */
+export class EsLeases implements LeaseStore {
+  private readonly idx: ReturnType<typeof leaseIndices>
+
+  constructor (private readonly client: Client, namespace: string) {
+    this.idx = leaseIndices(namespace)
+  }
+
+  private async bulk (operations: unknown[]): Promise<void> {
+    if (operations.length === 0) return
+    const res = await this.client.bulk({ operations, refresh: true }, { maxRetries: 0 })
+    if (res.errors) {
+      const bad = res.items.map((i) => Object.values(i)[0]).find((r) => r?.error !== undefined && r.status !== 404)
+      if (bad !== undefined) throw new Error(`lease index update failed: ${bad.status} ${bad.error?.type ?? ''}: ${bad.error?.reason ?? ''}`)
+    }
+  }
+
+  async apply (obs: readonly LeaseObservation[], spans: ReadonlyMap<string, { first: number, last: number }>): Promise<void> {
+    const ops: unknown[] = []
+    for (const [scope, s] of spans) ops.push({ index: { _index: this.idx.coverage, _id: `${scope}|${s.first}|${s.last}` } }, { scope, first: s.first, last: s.last })
+    for (const o of obs) ops.push({ index: { _index: this.idx.obs, _id: o.event_id } }, { key: o.key, ts: o.ts, seq: o.seq, scope: o.scope, doc: o })
+    await this.bulk(ops)
+    // Unlike SQLite this is not one transaction: a replayed batch re-derives its keys too, so a
+    // crash between the event write and this point is repaired by the replay.
+    const earliest = new Map<string, LeaseObservation>()
+    for (const o of obs) {
+      const e = earliest.get(o.key)
+      if (e === undefined || compareObservations(o, e) < 0) earliest.set(o.key, o)
+    }
+    const keys = [...earliest.values()]
+    for (let i = 0; i < keys.length; i += 200) await this.rederive(keys.slice(i, i + 200))
+  }
+
+  private async msearch<T> (index: string, bodies: estypes.SearchRequest[]): Promise<Array<estypes.SearchHit<T>[]>> {
+    if (bodies.length === 0) return []
+    const searches: estypes.MsearchRequestItem[] = []
+    for (const b of bodies) searches.push({ index, ignore_unavailable: true, allow_no_indices: true }, b as estypes.MsearchMultisearchBody)
+    const res = await this.client.msearch<T>({ searches })
+    return res.responses.map((r) => {
+      if ('error' in r) throw new Error(`lease search failed: ${r.error.type}: ${r.error.reason ?? ''}`)
+      return r.hits.hits
+    })
+  }
+
+  private async rederive (firsts: LeaseObservation[]): Promise<void> {
+    const anchors = await this.msearch<IntervalHit['_source']>(this.idx.intervals, firsts.map((o) => ({
+      size: 2,
+      query: { bool: { filter: [{ term: { key: o.key } }, { term: { origin: 'log' } }, { range: { start: { lt: o.ts } } }] } },
+      sort: [{ start: 'desc' }, { start_seq: 'desc' }] as estypes.Sort,
+      _source: ['doc', 'start', 'start_seq']
+    })))
+    const windows = firsts.map((o, i) => {
+      const hits = anchors[i] ?? []
+      const a = hits[0]?._source
+      const b = hits[1]?._source
+      return { key: o.key, anchor: a === undefined ? undefined : { start: a.start as number, seq: a.start_seq as string }, before: b?.doc }
+    })
+    const obsQ = (w: typeof windows[number]): Q => ({
+      bool: {
+        filter: [{ term: { key: w.key } }],
+        ...(w.anchor === undefined
+          ? {}
+          : { should: [{ range: { ts: { gt: w.anchor.start } } }, { bool: { filter: [{ term: { ts: w.anchor.start } }, { range: { seq: { gte: w.anchor.seq } } }] } }], minimum_should_match: 1 })
+      }
+    })
+    const staleQ = (w: typeof windows[number]): Q => ({
+      bool: {
+        filter: [{ term: { key: w.key } }, { term: { origin: 'log' } }],
+        ...(w.anchor === undefined
+          ? {}
+          : {
+              should: [
+                { range: { start: { gte: w.anchor.start } } },
+                { bool: { must_not: [{ exists: { field: 'start' } }], should: [{ range: { end: { gte: w.anchor.start } } }, { bool: { must_not: [{ exists: { field: 'end' } }] } }], minimum_should_match: 1 } }
+              ],
+              minimum_should_match: 1
+            })
+      }
+    })
+    const [obsHits, staleHits] = await Promise.all([
+      this.msearch<{ doc: LeaseObservation }>(this.idx.obs, windows.map((w) => ({ size: 10_000, query: obsQ(w), sort: [{ ts: 'asc' }, { seq: 'asc' }] as estypes.Sort, _source: ['doc'] }))),
+      this.msearch<unknown>(this.idx.intervals, windows.map((w) => ({ size: 10_000, query: staleQ(w), _source: false })))
+    ])
+    const ops: unknown[] = []
+    windows.forEach((w, i) => {
+      const tail = (obsHits[i] ?? []).map((h) => (h._source as { doc: LeaseObservation }).doc)
+      const fresh = deriveIntervals(tail, w.before)
+      const keep = new Set(fresh.map((iv) => iv.id))
+      for (const h of staleHits[i] ?? []) if (typeof h._id === 'string' && !keep.has(h._id)) ops.push({ delete: { _index: this.idx.intervals, _id: h._id } })
+      for (const iv of fresh) ops.push({ index: { _index: this.idx.intervals, _id: iv.id } }, intervalDoc(iv))
+    })
+    await this.bulk(ops)
+  }
+
+  private async find (query: Q, sort: estypes.Sort, size: number): Promise<LeaseInterval[]> {
+    const res = await this.client.search<{ doc: LeaseInterval }>({
+      index: this.idx.intervals, ignore_unavailable: true, allow_no_indices: true, size, query, sort, _source: ['doc']
+    })
+    return res.hits.hits.map((h) => (h._source as { doc: LeaseInterval }).doc)
+  }
+
+  private rangeFilter (range: { lo: string, hi: string }): Q[] {
+    const r = parseLo(range.lo)
+    return [{ terms: { lo: r.family === 6 ? containingPrefixLos(r) : [r.lo] } }, { range: { hi: { gte: r.lo } } }]
+  }
+
+  async intervalsAt (range: { lo: string, hi: string }, time: number, scope?: string): Promise<LeaseInterval[]> {
+    return await this.find({
+      bool: {
+        filter: [
+          ...this.rangeFilter(range),
+          ...(scope === undefined ? [] : [{ term: { scope } }]),
+          { bool: { should: [{ range: { start: { lte: time } } }, { bool: { must_not: [{ exists: { field: 'start' } }] } }], minimum_should_match: 1 } },
+          { bool: { should: [{ range: { end: { gt: time } } }, { bool: { must_not: [{ exists: { field: 'end' } }] } }], minimum_should_match: 1 } }
+        ]
+      }
+    }, [{ start: { order: 'asc', missing: '_first' } }, { id: 'asc' }] as estypes.Sort, 1000)
+  }
+
+  async neighbours (range: { lo: string, hi: string }, time: number, scope?: string): Promise<{ before?: LeaseInterval, after?: LeaseInterval }> {
+    const base = [...this.rangeFilter(range), ...(scope === undefined ? [] : [{ term: { scope } }])]
+    const [before] = await this.find({ bool: { filter: [...base, { range: { end: { lte: time } } }] } }, [{ end: 'desc' }, { id: 'asc' }] as estypes.Sort, 1)
+    const [after] = await this.find({ bool: { filter: [...base, { range: { start: { gt: time } } }] } }, [{ start: 'asc' }, { id: 'asc' }] as estypes.Sort, 1)
+    return { ...(before === undefined ? {} : { before }), ...(after === undefined ? {} : { after }) }
+  }
+
+  async intervals (q: HistoryQuery): Promise<LeaseInterval[]> {
+    const filter: Q[] = []
+    if (q.address !== undefined || q.prefix !== undefined) {
+      const r = parseAddressOrPrefix((q.address ?? q.prefix) as string)
+      filter.push({ term: { lo: r.lo } }, { term: { hi: r.hi } })
+    } else {
+      filter.push({ bool: { should: clientMatchers(q).map((m) => ({ terms: { [m.column]: m.values } })), minimum_should_match: 1 } })
+    }
+    if (q.from !== undefined) filter.push({ bool: { should: [{ range: { end: { gt: q.from } } }, { bool: { must_not: [{ exists: { field: 'end' } }] } }], minimum_should_match: 1 } })
+    if (q.to !== undefined) filter.push({ bool: { should: [{ range: { start: { lt: q.to } } }, { bool: { must_not: [{ exists: { field: 'start' } }] } }], minimum_should_match: 1 } })
+    if (q.scope !== undefined) filter.push({ term: { scope: q.scope } })
+    // Same order as SQLite: coalesce(start, end), then id.
+    const ivs = await this.find({ bool: { filter } }, [{ '@timestamp': 'asc' }, { id: 'asc' }] as estypes.Sort, 10_000)
+    return ivs
+  }
+
+  async coverage (scope?: string): Promise<{ from: number, to: number } | undefined> {
+    const res = await this.client.search({
+      index: this.idx.coverage, ignore_unavailable: true, allow_no_indices: true, size: 0,
+      query: scope === undefined ? { match_all: {} } : { term: { scope } },
+      aggs: { f: { min: { field: 'first' } }, l: { max: { field: 'last' } } }
+    })
+    const f = (res.aggregations?.f as estypes.AggregationsMinAggregate | undefined)?.value
+    const l = (res.aggregations?.l as estypes.AggregationsMaxAggregate | undefined)?.value
+    if (f === null || f === undefined || l === null || l === undefined) return undefined
+    return { from: f, to: l }
+  }
+
+  async writeKeaState (intervals: LeaseInterval[]): Promise<number> {
+    if (intervals.length === 0) return 0
+    const ops: unknown[] = []
+    for (const iv of intervals) ops.push({ create: { _index: this.idx.intervals, _id: iv.id } }, intervalDoc(iv))
+    const res = await this.client.bulk({ operations: ops, refresh: true })
+    let created = 0
+    for (const item of res.items) {
+      const r = item.create
+      if (r?.status === 201) created++
+      else if (r?.status !== 409) throw new Error(`lease index update failed: ${r?.status ?? '?'} ${r?.error?.reason ?? ''}`)
+    }
+    return created
+  }
+}
+
+function parseLo (lo: string): ReturnType<typeof parseAddressOrPrefix> {
+  const family = lo.startsWith('6:') ? 6 : 4
+  return { family, text: '', length: family === 4 ? 32 : 128, lo, hi: lo }
+}

@@ -1,0 +1,171 @@
+import type Database from 'better-sqlite3'
+import { containingPrefixLos } from '../../leases/address.js'
+import { deriveIntervals } from '../../leases/derive.js'
+import { compareObservations, sequenceOf } from '../../leases/observe.js'
+import { clientMatchers } from '../../leases/query.js'
+import type { HistoryQuery, LeaseInterval, LeaseObservation, LeaseStore } from '../../leases/types.js'
+import { parseAddressOrPrefix } from '../../leases/address.js'
+
+interface Row { doc: string }
+
+/**
+ * Lease history in the SQLite store. `apply` runs inside the store's write transaction, so
+ * events, observations and intervals are committed together or not at all.
+ */
+export class SqliteLeases implements LeaseStore {
+  private readonly insObs: Database.Statement
+  private readonly startBefore: Database.Statement
+  private readonly intervalBefore: Database.Statement
+  private readonly obsFrom: Database.Statement
+  private readonly obsAll: Database.Statement
+  private readonly delFrom: Database.Statement
+  private readonly delAll: Database.Statement
+  private readonly insInterval: Database.Statement
+  private readonly upCoverage: Database.Statement
+
+  constructor (private readonly db: Database.Database) {
+    this.insObs = db.prepare('INSERT OR IGNORE INTO lease_obs (event_id, key, ts, seq, doc) VALUES (?, ?, ?, ?, ?)')
+    this.startBefore = db.prepare(`SELECT start, start_seq FROM lease_intervals WHERE key = ? AND origin = 'log' AND start < ?
+      ORDER BY start DESC, start_seq DESC LIMIT 1`)
+    this.intervalBefore = db.prepare(`SELECT doc FROM lease_intervals WHERE key = ? AND origin = 'log' AND start < ?
+      ORDER BY start DESC, start_seq DESC LIMIT 1`)
+    this.obsFrom = db.prepare('SELECT doc FROM lease_obs WHERE key = ? AND (ts > ? OR (ts = ? AND seq >= ?)) ORDER BY ts, seq')
+    this.obsAll = db.prepare('SELECT doc FROM lease_obs WHERE key = ? ORDER BY ts, seq')
+    this.delFrom = db.prepare(`DELETE FROM lease_intervals WHERE key = ? AND origin = 'log' AND (start >= ? OR (start IS NULL AND (end IS NULL OR end >= ?)))`)
+    this.delAll = db.prepare('DELETE FROM lease_intervals WHERE key = ? AND origin = \'log\'')
+    this.insInterval = db.prepare(`INSERT OR REPLACE INTO lease_intervals
+      (id, key, origin, scope, type, lo, hi, start, start_seq, end, hwaddr, client_id, duid, duid_ll, hostname, doc)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+    this.upCoverage = db.prepare(`INSERT INTO coverage (scope, first, last) VALUES (?, ?, ?)
+      ON CONFLICT (scope) DO UPDATE SET first = min(first, excluded.first), last = max(last, excluded.last)`)
+  }
+
+  /** Stores new observations and re-derives the affected keys from the earliest change on. */
+  apply (obs: readonly LeaseObservation[]): void {
+    const earliest = new Map<string, LeaseObservation>()
+    for (const o of obs) {
+      if (this.insObs.run(o.event_id, o.key, o.ts, o.seq, JSON.stringify(o)).changes === 0) continue
+      const e = earliest.get(o.key)
+      if (e === undefined || compareObservations(o, e) < 0) earliest.set(o.key, o)
+    }
+    for (const [key, first] of earliest) this.rederive(key, first.ts)
+  }
+
+  /**
+   * Re-derives `key` from the last interval that started before `from`: everything earlier is
+   * unaffected by observations at or after `from` (see deriveIntervals).
+   */
+  private rederive (key: string, from: number): void {
+    const anchor = this.startBefore.get(key, from) as { start: number, start_seq: string } | undefined
+    let tail: LeaseObservation[]
+    let before: LeaseInterval | undefined
+    if (anchor === undefined) {
+      tail = (this.obsAll.all(key) as Row[]).map((r) => JSON.parse(r.doc) as LeaseObservation)
+      this.delAll.run(key)
+    } else {
+      tail = (this.obsFrom.all(key, anchor.start, anchor.start, anchor.start_seq) as Row[]).map((r) => JSON.parse(r.doc) as LeaseObservation)
+      const b = this.intervalBefore.get(key, anchor.start) as Row | undefined
+      before = b === undefined ? undefined : JSON.parse(b.doc) as LeaseInterval
+      this.delFrom.run(key, anchor.start, anchor.start)
+    }
+    for (const iv of deriveIntervals(tail, before)) this.put(iv)
+  }
+
+  private put (iv: LeaseInterval): void {
+    const first = iv.evidence[0]
+    this.insInterval.run(iv.id, iv.key, iv.origin, iv.scope, iv.type, iv.lo, iv.hi, iv.start,
+      iv.start === null || first === undefined ? null : sequenceOf(first), iv.end,
+      iv.hwaddr ?? null, iv.client_id ?? null, iv.duid ?? null, iv.duid_ll ?? null, iv.hostname?.toLowerCase() ?? null, JSON.stringify(iv))
+  }
+
+  /**
+   * Retention: forgets lease history before `cutoff` (epoch ms), except the observations an
+   * interval still reaching past the cutoff is derived from (re-derivation needs them).
+   */
+  prune (cutoff: number): void {
+    this.db.prepare('DELETE FROM lease_intervals WHERE end IS NOT NULL AND end < ?').run(cutoff)
+    this.db.prepare(`DELETE FROM lease_obs WHERE ts < ? AND NOT EXISTS (SELECT 1 FROM lease_intervals i
+      WHERE i.key = lease_obs.key AND i.origin = 'log' AND (i.end IS NULL OR i.end >= ?) AND (i.start IS NULL OR i.start <= lease_obs.ts))`).run(cutoff, cutoff)
+    this.db.prepare('UPDATE coverage SET first = ? WHERE first < ?').run(cutoff, cutoff)
+    this.db.prepare('DELETE FROM coverage WHERE last < first').run()
+  }
+
+  /** Widens the collected time span of each scope by this batch's events. */
+  cover (spans: ReadonlyMap<string, { first: number, last: number }>): void {
+    for (const [scope, s] of spans) this.upCoverage.run(scope, s.first, s.last)
+  }
+
+  async intervalsAt (range: { lo: string, hi: string }, time: number, scope?: string): Promise<LeaseInterval[]> {
+    const r = parseRange(range)
+    const los = r.family === 6 ? containingPrefixLos(r) : [r.lo]
+    const marks = los.map(() => '?').join(', ')
+    const rows = this.db.prepare(`SELECT doc FROM lease_intervals
+      WHERE lo IN (${marks}) AND hi >= ? AND (start IS NULL OR start <= ?) AND (end IS NULL OR end > ?)
+      ${scope === undefined ? '' : 'AND scope = ?'} ORDER BY start, id`)
+      .all(...los, r.lo, time, time, ...(scope === undefined ? [] : [scope])) as Row[]
+    return rows.map((x) => JSON.parse(x.doc) as LeaseInterval)
+  }
+
+  async neighbours (range: { lo: string, hi: string }, time: number, scope?: string): Promise<{ before?: LeaseInterval, after?: LeaseInterval }> {
+    const r = parseRange(range)
+    const los = r.family === 6 ? containingPrefixLos(r) : [r.lo]
+    const marks = los.map(() => '?').join(', ')
+    const sc = scope === undefined ? '' : 'AND scope = ?'
+    const scp = scope === undefined ? [] : [scope]
+    const before = this.db.prepare(`SELECT doc FROM lease_intervals WHERE lo IN (${marks}) AND hi >= ? AND end IS NOT NULL AND end <= ? ${sc}
+      ORDER BY end DESC, id LIMIT 1`).get(...los, r.lo, time, ...scp) as Row | undefined
+    const after = this.db.prepare(`SELECT doc FROM lease_intervals WHERE lo IN (${marks}) AND hi >= ? AND start > ? ${sc}
+      ORDER BY start ASC, id LIMIT 1`).get(...los, r.lo, time, ...scp) as Row | undefined
+    return {
+      ...(before === undefined ? {} : { before: JSON.parse(before.doc) as LeaseInterval }),
+      ...(after === undefined ? {} : { after: JSON.parse(after.doc) as LeaseInterval })
+    }
+  }
+
+  async intervals (q: HistoryQuery): Promise<LeaseInterval[]> {
+    const parts: string[] = []
+    const params: unknown[] = []
+    if (q.address !== undefined || q.prefix !== undefined) {
+      const r = parseAddressOrPrefix((q.address ?? q.prefix) as string)
+      parts.push('lo = ? AND hi = ?')
+      params.push(r.lo, r.hi)
+    } else {
+      const ors = clientMatchers(q).map((m) => {
+        params.push(...m.values)
+        return `${m.column} IN (${m.values.map(() => '?').join(', ')})`
+      })
+      parts.push(`(${ors.join(' OR ')})`)
+    }
+    if (q.from !== undefined) { parts.push('(end IS NULL OR end > ?)'); params.push(q.from) }
+    if (q.to !== undefined) { parts.push('(start IS NULL OR start < ?)'); params.push(q.to) }
+    if (q.scope !== undefined) { parts.push('scope = ?'); params.push(q.scope) }
+    const rows = this.db.prepare(`SELECT doc FROM lease_intervals WHERE ${parts.join(' AND ')}
+      ORDER BY coalesce(start, end), id LIMIT 100000`).all(...params) as Row[]
+    return rows.map((x) => JSON.parse(x.doc) as LeaseInterval)
+  }
+
+  async coverage (scope?: string): Promise<{ from: number, to: number } | undefined> {
+    const row = (scope === undefined
+      ? this.db.prepare('SELECT min(first) AS f, max(last) AS l FROM coverage').get()
+      : this.db.prepare('SELECT first AS f, last AS l FROM coverage WHERE scope = ?').get(scope)) as { f: number | null, l: number | null } | undefined
+    if (row === undefined || row.f === null || row.l === null) return undefined
+    return { from: row.f, to: row.l }
+  }
+
+  async writeKeaState (intervals: LeaseInterval[]): Promise<number> {
+    let n = 0
+    this.db.transaction(() => {
+      for (const iv of intervals) {
+        const exists = this.db.prepare('SELECT 1 FROM lease_intervals WHERE id = ?').get(iv.id) !== undefined
+        if (!exists) n++
+        this.put(iv)
+      }
+    })()
+    return n
+  }
+}
+
+function parseRange (range: { lo: string, hi: string }): { family: 4 | 6, lo: string, hi: string, text: string, length: number } {
+  const family = range.lo.startsWith('6:') ? 6 : 4
+  return { family, lo: range.lo, hi: range.hi, text: '', length: family === 4 ? 32 : 128 }
+}

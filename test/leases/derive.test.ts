@@ -1,0 +1,82 @@
+import { describe, expect, it } from 'vitest'
+import { deriveIntervals } from '../../src/leases/derive.js'
+import { compareObservations } from '../../src/leases/observe.js'
+import type { LeaseObservation } from '../../src/leases/types.js'
+
+const T0 = Date.parse('2026-11-24T04:00:00Z')
+let n = 0
+function obs (action: string, s: number, client: Partial<LeaseObservation>, lifetime?: number): LeaseObservation {
+  const id = `src-${(n++).toString(16)}`
+  return {
+    event_id: id, ts: T0 + s * 1000, seq: `src-${n.toString(16).padStart(13, '0')}`, key: 'kea|V4|192.0.2.23', scope: 'kea', type: 'V4',
+    lease: '192.0.2.23', lo: '4:c0000217', hi: '4:c0000217', action, ...client, ...(lifetime === undefined ? {} : { lifetime })
+  }
+}
+const A = { hwaddr: '02:00:00:00:00:0a' }
+const B = { hwaddr: '02:00:00:00:00:0b' }
+const at = (s: number): number => T0 + s * 1000
+
+describe('deriveIntervals', () => {
+  it('merges renewals by the holder, ends on release (observed)', () => {
+    const ivs = deriveIntervals([obs('allocate', 0, A, 60), obs('allocate', 30, A, 60), obs('release', 50, A)])
+    expect(ivs).toHaveLength(1)
+    expect(ivs[0]).toMatchObject({ start: at(0), end: at(50), end_reason: 'release', certainty: 'observed', extensions: 1, hwaddr: A.hwaddr })
+    expect(ivs[0]?.evidence).toHaveLength(3)
+  })
+
+  it('ends by lifetime when nothing else is logged (inferred), and a later renewal opens a new interval', () => {
+    const ivs = deriveIntervals([obs('allocate', 0, A, 60), obs('allocate', 100, A, 60)])
+    expect(ivs.map((i) => [i.start, i.end, i.end_reason, i.certainty])).toEqual([
+      [at(0), at(60), 'expiry-by-lifetime', 'inferred'],
+      [at(100), at(160), 'expiry-by-lifetime', 'inferred']
+    ])
+  })
+
+  it('another client allocated the address before the lifetime ran out: superseded at that moment', () => {
+    const ivs = deriveIntervals([obs('allocate', 0, A, 60), obs('lease-update', 20, B, 3600)])
+    expect(ivs.map((i) => [i.hwaddr, i.start, i.end, i.end_reason])).toEqual([
+      [A.hwaddr, at(0), at(20), 'superseded'],
+      [B.hwaddr, at(20), at(3620), 'expiry-by-lifetime']
+    ])
+  })
+
+  it('another client after the lifetime ran out: the first ended by expiry, not superseded', () => {
+    const ivs = deriveIntervals([obs('allocate', 0, A, 60), obs('allocate', 90, B, 60)])
+    expect(ivs[0]).toMatchObject({ end: at(60), end_reason: 'expiry-by-lifetime' })
+  })
+
+  it('a DHCPv6 renewal without a lifetime keeps the last one, even across a new interval', () => {
+    const ivs = deriveIntervals([obs('allocate', 0, A, 40), obs('renew', 30, A), obs('renew', 100, A)])
+    expect(ivs.map((i) => [i.start, i.end])).toEqual([[at(0), at(70)], [at(100), at(140)]])
+    // Re-deriving only the tail with the interval before it as context gives the same result.
+    const [first] = ivs
+    expect(deriveIntervals([obs('renew', 100, A)], first)).toEqual([{ ...ivs[1], id: expect.any(String), evidence: expect.any(Array) }])
+  })
+
+  it('reclamation ends at the expiry; its second log line is evidence, not a new lease', () => {
+    const ivs = deriveIntervals([obs('allocate', 0, A, 60), obs('reclaim', 65, A), obs('reclaim', 65.001, {})])
+    expect(ivs).toHaveLength(1)
+    expect(ivs[0]).toMatchObject({ end: at(60), end_reason: 'reclaim', certainty: 'observed' })
+    expect(ivs[0]?.evidence).toHaveLength(3)
+  })
+
+  it('an end whose start was before collection: start unknown, certainty gap', () => {
+    const ivs = deriveIntervals([obs('release', 10, A), obs('allocate', 20, B, 60)])
+    expect(ivs[0]).toMatchObject({ start: null, end: at(10), end_reason: 'release', certainty: 'gap', hwaddr: A.hwaddr })
+    expect(ivs[1]).toMatchObject({ start: at(20), hwaddr: B.hwaddr })
+  })
+
+  it('decline and admin delete end the lease; an unknown lifetime stays open', () => {
+    expect(deriveIntervals([obs('allocate', 0, A, 60), obs('decline', 5, A)])[0]).toMatchObject({ end: at(5), end_reason: 'decline' })
+    expect(deriveIntervals([obs('lease-add', 0, A, 60), obs('lease-delete', 5, {})])[0]).toMatchObject({ end: at(5), end_reason: 'deleted' })
+    expect(deriveIntervals([obs('lease-update', 0, A)])[0]).toMatchObject({ end: null, end_reason: 'still-active' })
+  })
+
+  it('is deterministic: ids and intervals do not depend on input order once sorted', () => {
+    const list = [obs('allocate', 0, A, 60), obs('allocate', 30, A, 60), obs('release', 50, A), obs('allocate', 55, B, 60)]
+    const a = deriveIntervals(list)
+    const b = deriveIntervals([...list].reverse().sort(compareObservations))
+    expect(b).toEqual(a)
+    expect(new Set(a.map((i) => i.id)).size).toBe(a.length)
+  })
+})

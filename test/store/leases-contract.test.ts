@@ -1,0 +1,188 @@
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { deriveIntervals } from '../../src/leases/derive.js'
+import { compareObservations, observeAll } from '../../src/leases/observe.js'
+import { history, holderAt } from '../../src/leases/query.js'
+import type { LeaseInterval } from '../../src/leases/types.js'
+import type { KeaEvent } from '../../src/parse/event.js'
+import { ElasticsearchStore } from '../../src/store/elasticsearch/store.js'
+import { SqliteStore } from '../../src/store/sqlite/store.js'
+import type { Store } from '../../src/store/types.js'
+import { parseBuffer, readFixture } from '../helpers/fixtures.js'
+
+// Lease history, every store: the same real Kea events (two servers, v4 and v6, addresses and
+// prefixes) written in order, out of order and twice; every store must hold exactly the
+// intervals one full derivation gives, and answer holderAt / history identically.
+
+const FIXTURES = [
+  ['kea-2.2.0-dhcp4-INFO-full.log', 'kea-a'],
+  ['kea-2.2.0-dhcp6-INFO-full.log', 'kea-a'],
+  ['captured/kea-dhcp4-INFO-file.log', 'kea-b'],
+  ['captured/kea-dhcp6-INFO-file.log', 'kea-b'],
+  // The same v4 log from another server: equal addresses at two sites must never merge.
+  ['captured/kea-dhcp4-INFO-file.log', 'kea-c']
+] as const
+
+async function fixtureEvents (): Promise<KeaEvent[]> {
+  const all: KeaEvent[] = []
+  for (const [file, host] of FIXTURES) {
+    const { events } = await parseBuffer(readFixture(file), { host, path: `${host}/${file}` })
+    all.push(...events)
+  }
+  return all
+}
+
+/** A deterministic shuffle (the test must not flake): a linear congruential generator. */
+function shuffled<T> (items: readonly T[], seed: number): T[] {
+  const out = [...items]
+  let s = seed
+  for (let i = out.length - 1; i > 0; i--) {
+    s = (s * 1103515245 + 12345) % 2147483648
+    const j = s % (i + 1)
+    ;[out[i], out[j]] = [out[j] as T, out[i] as T]
+  }
+  return out
+}
+
+function expectedIntervals (events: readonly KeaEvent[]): Map<string, LeaseInterval[]> {
+  const byKey = new Map<string, ReturnType<typeof observeAll>>()
+  for (const o of observeAll(events)) {
+    const list = byKey.get(o.key) ?? []
+    list.push(o)
+    byKey.set(o.key, list)
+  }
+  const out = new Map<string, LeaseInterval[]>()
+  for (const [key, obs] of byKey) out.set(key, deriveIntervals([...obs].sort(compareObservations)))
+  return out
+}
+
+const esUrl = inject('esUrl')
+const esSkip = esUrl === '' ? inject('esSkipReason') : ''
+let seq = 0
+const makers: Record<string, () => Promise<Store>> = {
+  sqlite: async () => new SqliteStore({ path: join(mkdtempSync(join(tmpdir(), 'kt-lease-')), 'keatrail.db') }),
+  elasticsearch: async () => {
+    const s = new ElasticsearchStore({ url: esUrl, namespace: `leases${Date.now().toString(36)}${seq++}`, refresh: true })
+    await s.ensureTemplates()
+    return s
+  }
+}
+const kinds = esSkip === '' ? ['sqlite', 'elasticsearch'] : ['sqlite']
+
+describe(`lease history contract: ${kinds.join(' and ')}${esSkip === '' ? '' : ` (elasticsearch skipped: ${esSkip})`}`, () => {
+  let events: KeaEvent[]
+  let expected: Map<string, LeaseInterval[]>
+  const inOrder: Record<string, Store> = {}
+  const outOfOrder: Record<string, Store> = {}
+
+  beforeAll(async () => {
+    if (process.env.CI === 'true' && esSkip !== '') throw new Error(`CI needs Elasticsearch: ${esSkip}`)
+    events = await fixtureEvents()
+    expected = expectedIntervals(events)
+    const batches: KeaEvent[][] = []
+    for (let i = 0; i < events.length; i += 150) batches.push(events.slice(i, i + 150))
+    for (const kind of kinds) {
+      const make = makers[kind] as () => Promise<Store>
+      inOrder[kind] = await make()
+      for (const b of batches) await inOrder[kind].write(b)
+      // Out of order (as several sources and restarts deliver them), with replays mixed in.
+      outOfOrder[kind] = await make()
+      for (const b of shuffled([...batches, ...batches.slice(0, 7)], 42)) await outOfOrder[kind].write(b)
+    }
+  }, 300_000)
+  afterAll(async () => {
+    for (const s of [...Object.values(inOrder), ...Object.values(outOfOrder)]) await s.close()
+  })
+
+  it('the fixtures exercise v4, v6 addresses and v6 prefixes on three servers', () => {
+    const types = new Set([...expected.keys()].map((k) => k.split('|')[1]))
+    expect(types).toEqual(new Set(['V4', 'IA_NA', 'IA_PD']))
+    expect(new Set([...expected.keys()].map((k) => k.split('|')[0]))).toEqual(new Set(['kea-a', 'kea-b', 'kea-c']))
+    const all = [...expected.values()].flat()
+    expect(all.length).toBeGreaterThan(200)
+    const reasons = new Set(all.map((iv) => iv.end_reason))
+    for (const r of ['release', 'expiry-by-lifetime', 'decline']) expect(reasons, r).toContain(r)
+  })
+
+  for (const kind of kinds) {
+    for (const mode of ['in order', 'out of order with replays'] as const) {
+      it(`${kind}, ${mode}: holds exactly the intervals of one full derivation`, async () => {
+        const store = (mode === 'in order' ? inOrder : outOfOrder)[kind] as Store
+        for (const [key, want] of expected) {
+          const [scope, type, lease] = key.split('|') as [string, string, string]
+          const got = await store.leases.intervals(type === 'IA_PD' ? { prefix: lease, scope } : { address: lease, scope })
+          expect(got, key).toEqual(want)
+        }
+      })
+    }
+  }
+
+  it('both stores answer holderAt identically, inside intervals, between them and outside coverage', async () => {
+    const now = Date.parse('2030-01-01T00:00:00Z')
+    const points: Array<[string, number, string | undefined]> = []
+    for (const ivs of expected.values()) {
+      for (const iv of ivs.slice(0, 4)) {
+        const addr = iv.type === 'IA_PD' ? iv.lease.replace(/::\/\d+$/, '::1234') : iv.lease
+        if (iv.start !== null && iv.end !== null) {
+          points.push([addr, Math.floor((iv.start + iv.end) / 2), undefined], [addr, iv.end + 1, iv.scope], [addr, iv.start - 5, iv.scope])
+        }
+      }
+    }
+    points.push(['192.0.2.23', Date.parse('2001-01-01T00:00:00Z'), undefined])
+    expect(points.length).toBeGreaterThan(300)
+    let answersWithHolders = 0
+    for (const [addr, t, scope] of points) {
+      const answers = await Promise.all(kinds.map(async (k) => await holderAt((inOrder[k] as Store).leases, addr, t, scope, now)))
+      for (const a of answers.slice(1)) expect(a, `${addr} @ ${new Date(t).toISOString()}`).toEqual(answers[0])
+      if ((answers[0]?.holders.length ?? 0) > 0) answersWithHolders++
+    }
+    expect(answersWithHolders).toBeGreaterThan(100)
+  })
+
+  it('a DHCPv6 address inside a delegated prefix finds the prefix holder', async () => {
+    const pd = [...expected.values()].flat().find((iv) => iv.type === 'IA_PD' && iv.start !== null && iv.end !== null) as LeaseInterval
+    const inside = pd.lease.replace(/::\/\d+$/, '::ab:1')
+    for (const k of kinds) {
+      const a = await holderAt((inOrder[k] as Store).leases, inside, (pd.start as number) + 1, pd.scope)
+      expect(a.holders.map((h) => [h.lease, h.duid, h.iaid])).toContainEqual([pd.lease, pd.duid, pd.iaid])
+    }
+  })
+
+  it('both stores give every client the same history, whatever spelling of its identifier', async () => {
+    const macs = new Set<string>()
+    const duids = new Set<string>()
+    for (const iv of [...expected.values()].flat()) {
+      if (iv.hwaddr !== undefined) macs.add(iv.hwaddr)
+      if (iv.duid !== undefined) duids.add(iv.duid)
+    }
+    expect(macs.size).toBeGreaterThan(20)
+    expect(duids.size).toBeGreaterThan(10)
+    for (const mac of macs) {
+      const want = [...expected.values()].flat().filter((iv) => iv.hwaddr === mac || iv.duid_ll === mac).length
+      const spellings = [mac, mac.toUpperCase().replaceAll(':', '-'), mac.replaceAll(':', '')]
+      for (const k of kinds) {
+        for (const m of spellings) {
+          const h = await history((inOrder[k] as Store).leases, { mac: m })
+          expect(h.length, `${k} ${m}`).toBe(want)
+        }
+      }
+    }
+    for (const duid of duids) {
+      const answers = await Promise.all(kinds.map(async (k) => await history((inOrder[k] as Store).leases, { duid: duid.toUpperCase() })))
+      expect(answers[0]?.length).toBeGreaterThan(0)
+      for (const a of answers.slice(1)) expect(a).toEqual(answers[0])
+    }
+  })
+
+  it('rejects what it cannot read instead of answering wrongly', async () => {
+    const leases = (inOrder.sqlite as Store).leases
+    await expect(holderAt(leases, '192.0.2.300', 0)).rejects.toThrow(/KEATRAIL_ERR_USAGE|not an IPv4 or IPv6/)
+    await expect(history(leases, { mac: '02:00:00:00:00:0g' })).rejects.toThrow(/not a valid MAC/)
+    await expect(history(leases, { duid: '0:1:2' })).resolves.toEqual([])
+    await expect(history(leases, { mac: 'a', duid: 'b' })).rejects.toThrow(/exactly one/)
+    const outside = await holderAt(leases, '192.0.2.10', Date.parse('1999-01-01T00:00:00Z'))
+    expect(outside.covered).toBe(false)
+  })
+})
