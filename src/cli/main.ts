@@ -3,6 +3,7 @@ import { isCodedError } from '../errors.js'
 import { registerDeadLetter } from './deadletter.js'
 import { registerDiscover } from './discover.js'
 import { registerImport } from './import.js'
+import { registerLease } from './lease.js'
 import { registerParse, type CliIo } from './parse.js'
 import { registerRun } from './run.js'
 
@@ -25,6 +26,7 @@ export async function main (argv: string[], io: CliIo = {
   registerDeadLetter(program, io)
   registerRun(program, io)
   registerDiscover(program, io)
+  registerLease(program, io)
   try {
     await program.parseAsync(argv)
   } catch (err) {

@@ -203,6 +203,15 @@ export class EsLeases implements LeaseStore {
     return { from: f, to: l }
   }
 
+  async scopes (): Promise<string[]> {
+    const res = await this.client.search({
+      index: this.idx.coverage, ignore_unavailable: true, allow_no_indices: true, size: 0,
+      aggs: { s: { terms: { field: 'scope', size: 1000, order: { _key: 'asc' } } } }
+    })
+    const buckets = (res.aggregations?.s as estypes.AggregationsStringTermsAggregate | undefined)?.buckets
+    return (Array.isArray(buckets) ? buckets : []).map((b) => String(b.key))
+  }
+
   async writeKeaState (intervals: LeaseInterval[]): Promise<number> {
     if (intervals.length === 0) return 0
     const ops: unknown[] = []

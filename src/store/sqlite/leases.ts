@@ -152,6 +152,10 @@ export class SqliteLeases implements LeaseStore {
     return { from: row.f, to: row.l }
   }
 
+  async scopes (): Promise<string[]> {
+    return (this.db.prepare('SELECT scope FROM coverage ORDER BY scope').all() as Array<{ scope: string }>).map((r) => r.scope)
+  }
+
   async writeKeaState (intervals: LeaseInterval[]): Promise<number> {
     let n = 0
     this.db.transaction(() => {
