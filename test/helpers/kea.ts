@@ -5,8 +5,8 @@ import { join } from 'node:path'
 /** Why real-Kea tests cannot run here, or '' when they can (root, kea-dhcp4, perfdhcp, ip). */
 export function keaUnavailable (): string {
   if (process.getuid?.() !== 0) return 'needs root for network namespaces'
-  for (const bin of ['kea-dhcp4', 'perfdhcp', 'ip']) {
-    try { execFileSync('which', [bin], { stdio: 'ignore' }) } catch { return `${bin} is not installed (apt-get install kea-dhcp4-server kea-admin iproute2)` }
+  for (const bin of ['kea-dhcp4', 'kea-dhcp6', 'perfdhcp', 'ip']) {
+    try { execFileSync('which', [bin], { stdio: 'ignore' }) } catch { return `${bin} is not installed (apt-get install kea-dhcp4-server kea-dhcp6-server kea-admin iproute2)` }
   }
   return ''
 }
@@ -21,6 +21,7 @@ export class KeaLab {
   readonly srvIf: string
   readonly cliIf: string
   private kea: ChildProcess | undefined
+  private readonly daemons: ChildProcess[] = []
 
   constructor (readonly prefix: string, readonly dir: string) {
     this.srv = `${prefix}-srv`
@@ -37,6 +38,7 @@ export class KeaLab {
     ip('link', 'add', this.srvIf, 'netns', this.srv, 'type', 'veth', 'peer', 'name', this.cliIf, 'netns', this.cli)
     ip('-n', this.srv, 'addr', 'add', '192.0.2.1/24', 'dev', this.srvIf)
     ip('-n', this.cli, 'addr', 'add', '192.0.2.250/24', 'dev', this.cliIf)
+    ip('-n', this.srv, 'addr', 'add', '2001:db8:1::1/64', 'dev', this.srvIf, 'nodad')
     for (const [ns, dev] of [[this.srv, this.srvIf], [this.cli, this.cliIf]] as const) {
       ip('-n', ns, 'link', 'set', 'lo', 'up')
       ip('-n', ns, 'link', 'set', dev, 'up')
@@ -79,10 +81,46 @@ export class KeaLab {
     if (this.kea.exitCode !== null) throw new Error(`kea-dhcp4 exited with ${this.kea.exitCode}`)
   }
 
+  /**
+   * Starts kea-dhcp4 or kea-dhcp6 with this configuration body (lease file in the lab dir,
+   * TZ=UTC so its %D headers are UTC); several may run at once. Resolves once it is up.
+   */
+  async startKea (family: 4 | 6, body: Record<string, unknown>): Promise<void> {
+    const config = join(this.dir, `kea-dhcp${family}.json`)
+    const iface = family === 4 ? { interfaces: [this.srvIf], 'dhcp-socket-type': 'raw' } : { interfaces: [this.srvIf] }
+    writeFileSync(config, JSON.stringify({
+      [`Dhcp${family}`]: {
+        'interfaces-config': iface,
+        'lease-database': { type: 'memfile', persist: true, name: this.leaseFile(family), 'lfc-interval': 0 },
+        ...body
+      }
+    }))
+    const p = spawn('ip', ['netns', 'exec', this.srv, `kea-dhcp${family}`, '-c', config], {
+      env: { ...process.env, TZ: 'UTC', KEA_PIDFILE_DIR: join(this.dir, 'lock'), KEA_LOCKFILE_DIR: join(this.dir, 'lock') },
+      stdio: ['ignore', 'ignore', 'inherit']
+    })
+    this.daemons.push(p)
+    await new Promise((resolve) => setTimeout(resolve, 2500))
+    if (p.exitCode !== null) throw new Error(`kea-dhcp${family} exited with ${p.exitCode}`)
+  }
+
+  leaseFile (family: 4 | 6): string {
+    return join(this.dir, `leases${family}.csv`)
+  }
+
+  /** Stops every daemon started with startKea (SIGTERM: Kea flushes its lease file). */
+  async stopDaemons (): Promise<void> {
+    await Promise.all(this.daemons.map(async (k) => {
+      if (k.exitCode !== null || k.signalCode !== null) return
+      await new Promise<void>((resolve) => { k.on('exit', () => resolve()); k.kill('SIGTERM') })
+    }))
+  }
+
   /** perfdhcp from the client namespace; resolves when it finishes (it is bounded by -p). */
-  async perfdhcp (args: string[]): Promise<void> {
+  async perfdhcp (args: string[], family: 4 | 6 = 4): Promise<void> {
+    const target = family === 4 ? ['192.0.2.1'] : []
     await new Promise<void>((resolve, reject) => {
-      const p = spawn('ip', ['netns', 'exec', this.cli, 'perfdhcp', '-4', '-l', this.cliIf, ...args, '192.0.2.1'], { stdio: 'ignore' })
+      const p = spawn('ip', ['netns', 'exec', this.cli, 'perfdhcp', `-${family}`, '-l', this.cliIf, ...args, ...target], { stdio: 'ignore' })
       p.on('exit', () => resolve())
       p.on('error', reject)
     })
@@ -96,6 +134,7 @@ export class KeaLab {
 
   down (): void {
     if (this.kea !== undefined && this.kea.exitCode === null) this.kea.kill('SIGKILL')
+    for (const d of this.daemons) if (d.exitCode === null) d.kill('SIGKILL')
     for (const ns of [this.srv, this.cli]) {
       if (existsSync(`/run/netns/${ns}`)) {
         try { execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).split('\n').filter(Boolean).forEach((pid) => { try { process.kill(Number(pid), 'SIGKILL') } catch { /* gone */ } }) } catch { /* none */ }

@@ -1,0 +1,94 @@
+import { closeSync, existsSync, openSync, readSync } from 'node:fs'
+
+/**
+ * Ground truth for lease history from Kea's own memfile lease file, written independently of
+ * keatrail's code. Kea appends one CSV row per lease change; a removal row (valid_lifetime 0)
+ * carries no time of its own (its expire is the old cltt), so the tailer stamps every row with
+ * the moment it appeared in the file.
+ */
+export class CsvTailer {
+  private offset = 0
+  private partial = ''
+  private timer: NodeJS.Timeout | undefined
+  readonly rows: Array<{ fields: string[], at: number }> = []
+  header: string[] = []
+
+  constructor (private readonly path: string, private readonly everyMs = 10) {}
+
+  start (): void {
+    this.timer = setInterval(() => { this.poll() }, this.everyMs)
+  }
+
+  poll (): void {
+    if (!existsSync(this.path)) return
+    const fd = openSync(this.path, 'r')
+    try {
+      const buf = Buffer.alloc(1 << 16)
+      for (;;) {
+        const n = readSync(fd, buf, 0, buf.length, this.offset)
+        if (n <= 0) break
+        this.offset += n
+        const text = this.partial + buf.subarray(0, n).toString('utf8')
+        const lines = text.split('\n')
+        this.partial = lines.pop() ?? ''
+        const at = Date.now()
+        for (const line of lines) {
+          if (line === '') continue
+          if (this.header.length === 0) { this.header = line.split(','); continue }
+          this.rows.push({ fields: line.split(','), at })
+        }
+      }
+    } finally {
+      closeSync(fd)
+    }
+  }
+
+  stop (): void {
+    if (this.timer !== undefined) clearInterval(this.timer)
+    this.poll()
+  }
+}
+
+/**
+ * start/end in epoch ms. Kea writes cltt and expire in whole seconds (truncated): such a time
+ * means "somewhere in this second", so it carries a width of 999 ms; a time the tailer saw a
+ * row appear carries none.
+ */
+export interface TruthInterval { lease: string, client: string, start: number, end: number, startWidth: number, endWidth: number }
+
+/**
+ * Who held what when, per the lease file: per lease in file order, a holding row by the same
+ * client before the lease ran out extends it; anything else ends it (at the row's appearance
+ * for a removal or decline, at the expiry for a reclamation). v6 leases are keyed by type, and
+ * clients by DUID + IAID.
+ */
+export function truthIntervals (t: CsvTailer, family: 4 | 6): TruthInterval[] {
+  const col = (name: string): number => t.header.indexOf(name)
+  const [cAddr, cValid, cExpire, cState] = [col('address'), col('valid_lifetime'), col('expire'), col('state')]
+  const out: TruthInterval[] = []
+  const open = new Map<string, TruthInterval>()
+  for (const { fields: f, at } of t.rows) {
+    const type = family === 4 ? 'V4' : f[col('lease_type')] === '2' ? 'IA_PD' : 'IA_NA'
+    const lease = type === 'IA_PD' ? `${f[cAddr]}/${f[col('prefix_len')]}` : f[cAddr] as string
+    const client = family === 4 ? (f[col('hwaddr')] ?? '') : `${f[col('duid')] ?? ''}/${f[col('iaid')] ?? ''}`
+    const valid = Number(f[cValid])
+    const expire = Number(f[cExpire]) * 1000
+    const state = Number(f[cState])
+    const key = `${type}|${lease}`
+    const cur = open.get(key)
+    if (valid > 0 && state === 0) {
+      const cltt = expire - valid * 1000
+      if (cur !== undefined && cur.client === client && cltt <= cur.end) { cur.end = expire; cur.endWidth = 999; continue }
+      if (cur !== undefined) { if (cltt < cur.end) { cur.end = cltt; cur.endWidth = 999 } out.push(cur) }
+      open.set(key, { lease: `${type}|${lease}`, client, start: cltt, end: expire, startWidth: 999, endWidth: 999 })
+      continue
+    }
+    if (cur === undefined) continue
+    const end = state === 2 ? expire : at
+    if (end < cur.end) { cur.end = end; cur.endWidth = state === 2 ? 999 : 0 }
+    out.push(cur)
+    open.delete(key)
+  }
+  out.push(...open.values())
+  return out.sort((a, b) => a.start - b.start)
+}
