@@ -69,6 +69,20 @@ function open (o: LeaseObservation, start: number | null): Open {
   return { iv, expiry: o.lifetime === undefined ? null : o.ts + o.lifetime * 1000, tail: [] }
 }
 
+/** An interval the fold closed only because its input ended: it can take more observations. */
+export function resumable (iv: LeaseInterval): boolean {
+  return iv.origin === 'log' && iv.start !== null && (iv.end_reason === 'expiry-by-lifetime' || iv.end_reason === 'still-active')
+}
+
+function reopen (iv: LeaseInterval): Open {
+  const [first, ...tail] = iv.evidence
+  return {
+    iv: { ...iv, end: null, end_reason: 'still-active', certainty: 'inferred', evidence: first === undefined ? [] : [first] },
+    expiry: iv.end,
+    tail
+  }
+}
+
 function finish (cur: Open, end: number | null, reason: EndReason, observed: boolean, endEvent?: string): LeaseInterval {
   const iv = cur.iv
   iv.end = end
@@ -93,13 +107,17 @@ function finish (cur: Open, end: number | null, reason: EndReason, observed: boo
  *
  * `before`: when `obs` is the tail of a key's history starting at an interval's first event,
  * the interval just before it (a lifetime-less renewal opening an interval borrows its lifetime).
+ * `resume`: when `obs` all come after every observation already derived, the key's last
+ * interval if it was still open when that derivation ran out of observations (see resumable).
  */
-export function deriveIntervals (obs: readonly LeaseObservation[], before?: LeaseInterval): LeaseInterval[] {
+export function deriveIntervals (obs: readonly LeaseObservation[], before?: LeaseInterval, resume?: LeaseInterval): LeaseInterval[] {
   const out: LeaseInterval[] = []
-  let cur: Open | undefined
+  let cur: Open | undefined = resume === undefined ? undefined : reopen(resume)
   // Stores re-derive only the tail of a key's history; `before` is the stored interval that
   // precedes that tail, so the result equals a derivation from the very first observation.
   let prev: LeaseInterval | undefined = before === undefined ? undefined : { ...before, evidence: [...before.evidence] }
+  const context = prev
+  let contextChanged = false
   const close = (end: number | null, reason: EndReason, observed: boolean, endEvent?: string): void => {
     if (cur === undefined) return
     prev = finish(cur, end, reason, observed, endEvent)
@@ -140,7 +158,10 @@ export function deriveIntervals (obs: readonly LeaseObservation[], before?: Leas
     // An end with nothing open: the second line of a reclamation, or the end of a lease that
     // began before collection did.
     if (prev !== undefined && sameClient(prev, o) && prev.end !== null && prev.end <= o.ts) {
-      if (!prev.evidence.includes(o.event_id)) prev.evidence.push(o.event_id)
+      if (!prev.evidence.includes(o.event_id)) {
+        prev.evidence.push(o.event_id)
+        if (prev === context) contextChanged = true
+      }
       continue
     }
     const started = open(o, null)
@@ -151,5 +172,7 @@ export function deriveIntervals (obs: readonly LeaseObservation[], before?: Leas
     if (cur.expiry !== null) close(cur.expiry, 'expiry-by-lifetime', false)
     else close(null, 'still-active', false)
   }
+  // The context interval gained evidence: hand it back so the store rewrites it.
+  if (contextChanged && context !== undefined) out.unshift(context)
   return out
 }

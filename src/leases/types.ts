@@ -121,6 +121,8 @@ export interface LeaseStore {
   intervals: (q: HistoryQuery) => Promise<LeaseInterval[]>
   /** Time span of stored events per scope (host.name; '' when unknown). */
   coverage: (scope?: string) => Promise<{ from: number, to: number } | undefined>
+  /** How much lease history is stored. */
+  stats: () => Promise<{ intervals: number, observations: number }>
   /** Scopes (host.name, '' when unknown) that events were collected for. */
   scopes: () => Promise<string[]>
   /** Stores intervals built from Kea's own lease state (memfile CSV…); idempotent. */

@@ -22,7 +22,10 @@ const FIXTURES = [
   ['captured/kea-dhcp4-INFO-file.log', 'kea-b'],
   ['captured/kea-dhcp6-INFO-file.log', 'kea-b'],
   // The same v4 log from another server: equal addresses at two sites must never merge.
-  ['captured/kea-dhcp4-INFO-file.log', 'kea-c']
+  ['captured/kea-dhcp4-INFO-file.log', 'kea-c'],
+  // DEBUG 99: reclamation logs two lines per lease (the second one is evidence, not a lease).
+  ['kea-2.2.0-dhcp4-DEBUG99-full.log.gz', 'kea-d'],
+  ['kea-2.2.0-dhcp6-DEBUG99-full.log.gz', 'kea-d']
 ] as const
 
 async function fixtureEvents (): Promise<KeaEvent[]> {
@@ -71,7 +74,7 @@ const makers: Record<string, () => Promise<Store>> = {
 }
 const kinds = esSkip === '' ? ['sqlite', 'elasticsearch'] : ['sqlite']
 
-describe(`lease history contract: ${kinds.join(' and ')}${esSkip === '' ? '' : ` (elasticsearch skipped: ${esSkip})`}`, () => {
+describe(`lease history contract: ${kinds.join(' and ')} ${esSkip === '' ? '' : ` (elasticsearch skipped: ${esSkip})`}`, () => {
   let events: KeaEvent[]
   let expected: Map<string, LeaseInterval[]>
   const inOrder: Record<string, Store> = {}
@@ -96,14 +99,16 @@ describe(`lease history contract: ${kinds.join(' and ')}${esSkip === '' ? '' : `
     for (const s of [...Object.values(inOrder), ...Object.values(outOfOrder)]) await s.close()
   })
 
-  it('the fixtures exercise v4, v6 addresses and v6 prefixes on three servers', () => {
+  it('the fixtures exercise v4, v6 addresses and v6 prefixes on four servers, INFO and DEBUG', () => {
     const types = new Set([...expected.keys()].map((k) => k.split('|')[1]))
     expect(types).toEqual(new Set(['V4', 'IA_NA', 'IA_PD']))
-    expect(new Set([...expected.keys()].map((k) => k.split('|')[0]))).toEqual(new Set(['kea-a', 'kea-b', 'kea-c']))
+    expect(new Set([...expected.keys()].map((k) => k.split('|')[0]))).toEqual(new Set(['kea-a', 'kea-b', 'kea-c', 'kea-d']))
     const all = [...expected.values()].flat()
     expect(all.length).toBeGreaterThan(200)
     const reasons = new Set(all.map((iv) => iv.end_reason))
-    for (const r of ['release', 'expiry-by-lifetime', 'decline']) expect(reasons, r).toContain(r)
+    for (const r of ['release', 'expiry-by-lifetime', 'decline', 'reclaim']) expect(reasons, r).toContain(r)
+    // Intervals that gained evidence from a later line (a reclamation's second line).
+    expect(all.some((iv) => iv.end_reason === 'reclaim' && iv.evidence.length > 2)).toBe(true)
   })
 
   for (const kind of kinds) {

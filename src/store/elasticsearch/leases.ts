@@ -203,6 +203,11 @@ export class EsLeases implements LeaseStore {
     return { from: f, to: l }
   }
 
+  async stats (): Promise<{ intervals: number, observations: number }> {
+    const n = async (index: string): Promise<number> => (await this.client.count({ index, ignore_unavailable: true, allow_no_indices: true })).count
+    return { intervals: await n(this.idx.intervals), observations: await n(this.idx.obs) }
+  }
+
   async scopes (): Promise<string[]> {
     const res = await this.client.search({
       index: this.idx.coverage, ignore_unavailable: true, allow_no_indices: true, size: 0,

@@ -1,12 +1,22 @@
 import type Database from 'better-sqlite3'
 import { containingPrefixLos } from '../../leases/address.js'
-import { deriveIntervals } from '../../leases/derive.js'
+import { deriveIntervals, resumable } from '../../leases/derive.js'
 import { compareObservations, sequenceOf } from '../../leases/observe.js'
 import { clientMatchers } from '../../leases/query.js'
 import type { HistoryQuery, LeaseInterval, LeaseObservation, LeaseStore } from '../../leases/types.js'
 import { parseAddressOrPrefix } from '../../leases/address.js'
 
 interface Row { doc: string }
+/** The indexed columns of a stored interval: if they are unchanged an update need not touch the indexes. */
+interface ExistingRow { id: string, hwaddr: string | null, client_id: string | null, duid: string | null, duid_ll: string | null, hostname: string | null, start: number | null }
+
+function identityOf (iv: LeaseInterval): ExistingRow {
+  return { id: iv.id, hwaddr: iv.hwaddr ?? null, client_id: iv.client_id ?? null, duid: iv.duid ?? null, duid_ll: iv.duid_ll ?? null, hostname: iv.hostname?.toLowerCase() ?? null, start: iv.start }
+}
+
+function sameIdentity (a: ExistingRow, b: ExistingRow): boolean {
+  return a.hwaddr === b.hwaddr && a.client_id === b.client_id && a.duid === b.duid && a.duid_ll === b.duid_ll && a.hostname === b.hostname && a.start === b.start
+}
 
 /**
  * Lease history in the SQLite store. `apply` runs inside the store's write transaction, so
@@ -18,9 +28,13 @@ export class SqliteLeases implements LeaseStore {
   private readonly intervalBefore: Database.Statement
   private readonly obsFrom: Database.Statement
   private readonly obsAll: Database.Statement
-  private readonly delFrom: Database.Statement
-  private readonly delAll: Database.Statement
   private readonly insInterval: Database.Statement
+  private readonly updInterval: Database.Statement
+  private readonly lastObs: Database.Statement
+  private readonly lastInterval: Database.Statement
+  private readonly windowIds: Database.Statement
+  private readonly allIds: Database.Statement
+  private readonly delId: Database.Statement
   private readonly upCoverage: Database.Statement
 
   constructor (private readonly db: Database.Database) {
@@ -31,24 +45,56 @@ export class SqliteLeases implements LeaseStore {
       ORDER BY start DESC, start_seq DESC LIMIT 1`)
     this.obsFrom = db.prepare('SELECT doc FROM lease_obs WHERE key = ? AND (ts > ? OR (ts = ? AND seq >= ?)) ORDER BY ts, seq')
     this.obsAll = db.prepare('SELECT doc FROM lease_obs WHERE key = ? ORDER BY ts, seq')
-    this.delFrom = db.prepare(`DELETE FROM lease_intervals WHERE key = ? AND origin = 'log' AND (start >= ? OR (start IS NULL AND (end IS NULL OR end >= ?)))`)
-    this.delAll = db.prepare('DELETE FROM lease_intervals WHERE key = ? AND origin = \'log\'')
+    this.windowIds = db.prepare(`SELECT id, hwaddr, client_id, duid, duid_ll, hostname, start FROM lease_intervals
+      WHERE key = ? AND origin = 'log' AND (start >= ? OR (start IS NULL AND (end IS NULL OR end >= ?)))`)
+    this.allIds = db.prepare('SELECT id, hwaddr, client_id, duid, duid_ll, hostname, start FROM lease_intervals WHERE key = ? AND origin = \'log\'')
+    this.delId = db.prepare('DELETE FROM lease_intervals WHERE id = ?')
     this.insInterval = db.prepare(`INSERT OR REPLACE INTO lease_intervals
-      (id, key, origin, scope, type, lo, hi, start, start_seq, end, hwaddr, client_id, duid, duid_ll, hostname, doc)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+      (id, key, origin, scope, type, lo, hi, start, start_seq, pos_ts, pos_seq, end, hwaddr, client_id, duid, duid_ll, hostname, doc)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+    // end and doc are in no index: a renewal rewrites the row, not the seven index entries.
+    this.updInterval = db.prepare('UPDATE lease_intervals SET end = ?, doc = ? WHERE id = ?')
+    this.lastObs = db.prepare('SELECT ts, seq FROM lease_obs WHERE key = ? ORDER BY ts DESC, seq DESC LIMIT 1')
+    this.lastInterval = db.prepare(`SELECT doc FROM lease_intervals WHERE key = ? AND origin = 'log' ORDER BY pos_ts DESC, pos_seq DESC LIMIT 1`)
     this.upCoverage = db.prepare(`INSERT INTO coverage (scope, first, last) VALUES (?, ?, ?)
       ON CONFLICT (scope) DO UPDATE SET first = min(first, excluded.first), last = max(last, excluded.last)`)
   }
 
-  /** Stores new observations and re-derives the affected keys from the earliest change on. */
+  /**
+   * Stores new observations and re-derives the affected keys. When a key's new observations
+   * all follow the ones it had (the usual case: logs read in order), its last interval is
+   * resumed with them; otherwise the key is re-derived from the last interval that started
+   * before the earliest change (everything earlier cannot depend on it).
+   */
   apply (obs: readonly LeaseObservation[]): void {
-    const earliest = new Map<string, LeaseObservation>()
+    const byKey = new Map<string, LeaseObservation[]>()
     for (const o of obs) {
-      if (this.insObs.run(o.event_id, o.key, o.ts, o.seq, JSON.stringify(o)).changes === 0) continue
-      const e = earliest.get(o.key)
-      if (e === undefined || compareObservations(o, e) < 0) earliest.set(o.key, o)
+      const list = byKey.get(o.key)
+      if (list === undefined) byKey.set(o.key, [o])
+      else list.push(o)
     }
-    for (const [key, first] of earliest) this.rederive(key, first.ts)
+    for (const [key, list] of byKey) {
+      const last = this.lastObs.get(key) as { ts: number, seq: string } | undefined
+      const fresh = list.filter((o) => this.insObs.run(o.event_id, o.key, o.ts, o.seq, JSON.stringify(o)).changes > 0)
+      if (fresh.length === 0) continue
+      fresh.sort(compareObservations)
+      const first = fresh[0] as LeaseObservation
+      if (last === undefined || first.ts > last.ts || (first.ts === last.ts && first.seq > last.seq)) this.extend(key, fresh)
+      else this.rederive(key, first.ts)
+    }
+  }
+
+  /** In-order observations: continue the fold where the stored history ends. */
+  private extend (key: string, tail: LeaseObservation[]): void {
+    const row = this.lastInterval.get(key) as Row | undefined
+    const lastIv = row === undefined ? undefined : JSON.parse(row.doc) as LeaseInterval
+    const fresh = lastIv !== undefined && resumable(lastIv) ? deriveIntervals(tail, undefined, lastIv) : deriveIntervals(tail, lastIv)
+    // Resumed, the last interval comes back with its id; otherwise it stays as it is (unless
+    // derivation hands it back with more evidence, which store() then rewrites).
+    const existing = new Map<string, ExistingRow>()
+    if (lastIv !== undefined) existing.set(lastIv.id, identityOf(lastIv))
+    if (lastIv !== undefined && !fresh.some((iv) => iv.id === lastIv.id)) existing.delete(lastIv.id)
+    this.store(fresh, existing)
   }
 
   /**
@@ -59,22 +105,35 @@ export class SqliteLeases implements LeaseStore {
     const anchor = this.startBefore.get(key, from) as { start: number, start_seq: string } | undefined
     let tail: LeaseObservation[]
     let before: LeaseInterval | undefined
+    let rows: ExistingRow[]
     if (anchor === undefined) {
       tail = (this.obsAll.all(key) as Row[]).map((r) => JSON.parse(r.doc) as LeaseObservation)
-      this.delAll.run(key)
+      rows = this.allIds.all(key) as ExistingRow[]
     } else {
       tail = (this.obsFrom.all(key, anchor.start, anchor.start, anchor.start_seq) as Row[]).map((r) => JSON.parse(r.doc) as LeaseObservation)
       const b = this.intervalBefore.get(key, anchor.start) as Row | undefined
       before = b === undefined ? undefined : JSON.parse(b.doc) as LeaseInterval
-      this.delFrom.run(key, anchor.start, anchor.start)
+      rows = this.windowIds.all(key, anchor.start, anchor.start) as ExistingRow[]
     }
-    for (const iv of deriveIntervals(tail, before)) this.put(iv)
+    this.store(deriveIntervals(tail, before), new Map(rows.map((r) => [r.id, r])))
+  }
+
+  /** Writes derived intervals over `existing` (same id: updated in place), deleting the ones gone. */
+  private store (fresh: readonly LeaseInterval[], existing: Map<string, ExistingRow>): void {
+    for (const iv of fresh) {
+      const old = existing.get(iv.id)
+      existing.delete(iv.id)
+      if (old !== undefined && sameIdentity(old, identityOf(iv))) this.updInterval.run(iv.end, JSON.stringify(iv), iv.id)
+      else this.put(iv)
+    }
+    for (const id of existing.keys()) this.delId.run(id)
   }
 
   private put (iv: LeaseInterval): void {
     const first = iv.evidence[0]
+    const seq = first === undefined ? '' : sequenceOf(first)
     this.insInterval.run(iv.id, iv.key, iv.origin, iv.scope, iv.type, iv.lo, iv.hi, iv.start,
-      iv.start === null || first === undefined ? null : sequenceOf(first), iv.end,
+      iv.start === null || first === undefined ? null : seq, iv.start ?? iv.end ?? 0, seq, iv.end,
       iv.hwaddr ?? null, iv.client_id ?? null, iv.duid ?? null, iv.duid_ll ?? null, iv.hostname?.toLowerCase() ?? null, JSON.stringify(iv))
   }
 
@@ -150,6 +209,11 @@ export class SqliteLeases implements LeaseStore {
       : this.db.prepare('SELECT first AS f, last AS l FROM coverage WHERE scope = ?').get(scope)) as { f: number | null, l: number | null } | undefined
     if (row === undefined || row.f === null || row.l === null) return undefined
     return { from: row.f, to: row.l }
+  }
+
+  async stats (): Promise<{ intervals: number, observations: number }> {
+    const n = (sql: string): number => (this.db.prepare(sql).get() as { n: number }).n
+    return { intervals: n('SELECT count(*) AS n FROM lease_intervals'), observations: n('SELECT count(*) AS n FROM lease_obs') }
   }
 
   async scopes (): Promise<string[]> {

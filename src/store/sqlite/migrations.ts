@@ -83,6 +83,8 @@ CREATE TABLE lease_intervals (
   hi        TEXT NOT NULL,
   start     INTEGER,                   -- epoch ms; NULL: began before collection
   start_seq TEXT,
+  pos_ts    INTEGER NOT NULL,          -- the first observation's (ts, seq): derivation order
+  pos_seq   TEXT NOT NULL,
   end       INTEGER,                   -- epoch ms; NULL: unknown lifetime, still open
   hwaddr    TEXT,
   client_id TEXT,
@@ -92,6 +94,7 @@ CREATE TABLE lease_intervals (
   doc       TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX lease_intervals_key      ON lease_intervals (key, origin, start);
+CREATE INDEX lease_intervals_pos      ON lease_intervals (key, origin, pos_ts, pos_seq);
 CREATE INDEX lease_intervals_lo       ON lease_intervals (lo, start);
 CREATE INDEX lease_intervals_hwaddr   ON lease_intervals (hwaddr, start) WHERE hwaddr IS NOT NULL;
 CREATE INDEX lease_intervals_clientid ON lease_intervals (client_id, start) WHERE client_id IS NOT NULL;
