@@ -69,6 +69,12 @@ export const UsageError = createError<[string]>(
   400
 )
 
+export const KeaControlError = createError<[string, string, string]>(
+  'KEATRAIL_ERR_KEA_CONTROL',
+  'Kea server %s, command %s: %s',
+  502
+)
+
 export interface CodedError extends Error {
   code: string
 }
@@ -100,5 +106,9 @@ export const LOG_CODES = {
   /** Shutdown could not write the queued batches in time; they are read again next start. */
   shutdownDeadline: 'KEATRAIL_ERR_SHUTDOWN_DEADLINE',
   /** A second signal: exit without draining. */
-  shutdownForced: 'KEATRAIL_ERR_SHUTDOWN_FORCED'
+  shutdownForced: 'KEATRAIL_ERR_SHUTDOWN_FORCED',
+  /** A Kea server did not answer a poll (recorded as an "unreachable" snapshot too). */
+  keaUnreachable: 'KEATRAIL_ERR_KEA_UNREACHABLE',
+  /** An alert webhook could not be delivered after its retries. */
+  webhook: 'KEATRAIL_ERR_WEBHOOK'
 } as const

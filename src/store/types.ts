@@ -1,5 +1,6 @@
 import type { KeaEvent } from '../parse/event.js'
 import type { LeaseStore } from '../leases/types.js'
+import type { SnapshotStore } from '../kea/snapshot.js'
 
 /** Exact-match filters every store supports; values within a field are ORed, fields ANDed. */
 export const FILTER_FIELDS = {
@@ -78,6 +79,8 @@ export interface Store {
   health: () => Promise<{ ok: boolean, detail: string }>
   /** Lease history derived from the lifecycle events written (src/leases/). */
   readonly leases: LeaseStore
+  /** Kea status snapshots (src/kea/). */
+  readonly snapshots: SnapshotStore
   close: () => Promise<void>
 }
 

@@ -14,6 +14,7 @@ import { elasticsearchStoreConfigSchema, type ElasticsearchStoreConfig } from '.
 import { validateConfig } from '../../config/validate.js'
 import { coverageSpans, observeAll } from '../../leases/observe.js'
 import { EsLeases, leaseIndices } from './leases.js'
+import { EsSnapshots, snapshotIndex } from './snapshots.js'
 
 const DATASETS = new Set(['kea.dhcp4', 'kea.dhcp6', 'kea.other'])
 /** The event data streams of one namespace: what a keatrail instance reads. */
@@ -44,6 +45,7 @@ export class ElasticsearchStore implements Store {
   private readonly stop = new AbortController()
   private readonly pattern: string
   readonly leases: EsLeases
+  readonly snapshots: EsSnapshots
 
   constructor (config: ElasticsearchStoreConfig, opts: ElasticsearchStoreOptions = {}) {
     this.cfg = validateConfig(elasticsearchStoreConfigSchema, config, 'store.elasticsearch')
@@ -59,6 +61,7 @@ export class ElasticsearchStore implements Store {
       ...(this.cfg.caFile === undefined ? {} : { tls: { ca: readFileSync(this.cfg.caFile) } })
     })
     this.leases = new EsLeases(this.client, this.cfg.namespace)
+    this.snapshots = new EsSnapshots(this.client, this.cfg.namespace)
   }
 
   /** Installs or updates the component and index templates from mappings/. Returns what changed. */
@@ -79,7 +82,7 @@ export class ElasticsearchStore implements Store {
     const current = existing.index_templates?.[0]?.index_template
     if (current === undefined || JSON.stringify(current.index_patterns) !== JSON.stringify(body.index_patterns) || current.priority !== body.priority) changed.push(name)
     if (changed.length > 0) await this.client.indices.putIndexTemplate({ name, ...body } as unknown as estypes.IndicesPutIndexTemplateRequest)
-    for (const [tname, file] of [['keatrail-leases', 'index-template-leases.json'], ['keatrail-lease-obs', 'index-template-lease-obs.json']] as const) {
+    for (const [tname, file] of [['keatrail-leases', 'index-template-leases.json'], ['keatrail-lease-obs', 'index-template-lease-obs.json'], ['keatrail-snapshots', 'index-template-snapshots.json']] as const) {
       const tbody = read(file)
       const got = await this.client.indices.getIndexTemplate({ name: tname }, { ignore: [404] })
       const cur = got.index_templates?.[0]?.index_template
@@ -248,7 +251,7 @@ export class ElasticsearchStore implements Store {
   /** Makes written events visible to search now (tests; otherwise within refresh_interval). */
   async refresh (): Promise<void> {
     const l = leaseIndices(this.cfg.namespace)
-    await this.client.indices.refresh({ index: [this.pattern, l.intervals, l.obs, l.coverage], ignore_unavailable: true, allow_no_indices: true })
+    await this.client.indices.refresh({ index: [this.pattern, l.intervals, l.obs, l.coverage, snapshotIndex(this.cfg.namespace)], ignore_unavailable: true, allow_no_indices: true })
   }
 
   async close (): Promise<void> {

@@ -109,5 +109,22 @@ CREATE TABLE coverage (
   last  INTEGER NOT NULL
 ) WITHOUT ROWID;
 `
+  },
+  {
+    version: 3,
+    name: 'kea snapshots',
+    sql: `
+-- One row per server, service and time bucket (a second poll in the bucket replaces it).
+CREATE TABLE snapshots (
+  id      TEXT PRIMARY KEY,
+  server  TEXT NOT NULL,
+  service TEXT NOT NULL,
+  ts      INTEGER NOT NULL,            -- epoch ms
+  state   TEXT NOT NULL,
+  doc     TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX snapshots_server ON snapshots (server, service, ts);
+CREATE INDEX snapshots_ts     ON snapshots (ts);
+`
   }
 ]

@@ -13,6 +13,7 @@ import { MIGRATIONS } from './migrations.js'
 import { validateConfig } from '../../config/validate.js'
 import { coverageSpans, observeAll } from '../../leases/observe.js'
 import { SqliteLeases } from './leases.js'
+import { SqliteSnapshots } from './snapshots.js'
 
 /** Filter field → column of `events` (ip is answered from event_ips). Fixed: never user text. */
 const COLUMNS: Record<Exclude<FilterField, 'ip'>, string> = {
@@ -47,6 +48,7 @@ export class SqliteStore implements Store {
   private readonly insertFts: Database.Statement
   private readonly writeTx: (events: readonly KeaEvent[]) => WriteResult
   readonly leases: SqliteLeases
+  readonly snapshots: SqliteSnapshots
 
   constructor (config: SqliteStoreConfig) {
     this.cfg = validateConfig(sqliteStoreConfigSchema, config, 'store.sqlite')
@@ -64,6 +66,7 @@ export class SqliteStore implements Store {
     this.db.pragma('foreign_keys = ON')
     const from = this.migrate()
     this.leases = new SqliteLeases(this.db)
+    this.snapshots = new SqliteSnapshots(this.db)
     if (from === 1) this.backfillLeases()
     this.insertEvent = this.db.prepare(`INSERT OR IGNORE INTO events
       (id, ts, dataset, code, action, level, logger, host, status, mac, hwaddr, client_id, duid, client_ip, subnet_id, source_id, message, doc)

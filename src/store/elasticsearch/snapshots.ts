@@ -1,0 +1,58 @@
+import type { Client, estypes } from '@elastic/elasticsearch'
+import { MAX_SNAPSHOTS, type KeaSnapshot, type SnapshotQuery, type SnapshotStore } from '../../kea/snapshot.js'
+
+export function snapshotIndex (namespace: string): string {
+  return `keatrail-snapshots-${namespace}`
+}
+
+/** Kea status snapshots in Elasticsearch: indexed by id (an upsert), the whole snapshot kept in `doc`. */
+export class EsSnapshots implements SnapshotStore {
+  private readonly index: string
+
+  constructor (private readonly client: Client, namespace: string) {
+    this.index = snapshotIndex(namespace)
+  }
+
+  async write (snapshots: readonly KeaSnapshot[]): Promise<void> {
+    if (snapshots.length === 0) return
+    const operations: unknown[] = []
+    for (const s of snapshots) {
+      operations.push({ index: { _index: this.index, _id: s.id } }, { ...s, key: `${s.server}|${s.service}`, doc: s })
+    }
+    const res = await this.client.bulk({ operations, refresh: true })
+    const bad = res.items.map((i) => i.index).find((r) => r?.error !== undefined)
+    if (bad !== undefined) throw new Error(`snapshot not stored: ${bad.status} ${bad.error?.type ?? ''}: ${bad.error?.reason ?? ''}`)
+  }
+
+  async query (q: SnapshotQuery): Promise<KeaSnapshot[]> {
+    const filter: estypes.QueryDslQueryContainer[] = []
+    if (q.server !== undefined) filter.push({ term: { server: q.server } })
+    if (q.service !== undefined) filter.push({ term: { service: q.service } })
+    if (q.subnet_id !== undefined) filter.push({ term: { 'subnets.id': q.subnet_id } })
+    if (q.from !== undefined || q.to !== undefined) {
+      filter.push({ range: { '@timestamp': { ...(q.from === undefined ? {} : { gte: q.from }), ...(q.to === undefined ? {} : { lt: q.to }), format: 'epoch_millis' } } })
+    }
+    const size = Math.min(Math.max(Math.trunc(q.size ?? 1000), 1), MAX_SNAPSHOTS)
+    const res = await this.client.search<{ doc: KeaSnapshot }>({
+      index: this.index, ignore_unavailable: true, allow_no_indices: true, size, query: { bool: { filter } },
+      sort: [{ '@timestamp': 'asc' }, { id: 'asc' }], _source: ['doc']
+    })
+    return res.hits.hits.map((h) => (h._source as { doc: KeaSnapshot }).doc)
+  }
+
+  async latest (server?: string): Promise<KeaSnapshot[]> {
+    const res = await this.client.search<{ doc: KeaSnapshot }>({
+      index: this.index, ignore_unavailable: true, allow_no_indices: true, size: 1000,
+      query: server === undefined ? { match_all: {} } : { term: { server } },
+      collapse: { field: 'key' },
+      sort: [{ '@timestamp': 'desc' }], _source: ['doc']
+    })
+    return res.hits.hits.map((h) => (h._source as { doc: KeaSnapshot }).doc)
+      .sort((a, b) => byte(a.server, b.server) || byte(a.service, b.service))
+  }
+}
+
+/** Code-unit order, as SQLite's BINARY collation sorts: both stores list servers alike. */
+function byte (a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0
+}
