@@ -4,7 +4,7 @@ import { InputReadError, UsageError } from '../errors.js'
 import { parseTime } from '../leases/address.js'
 import { memfileIntervals, parseMemfile } from '../leases/memfile.js'
 import { history, holderAt } from '../leases/query.js'
-import { sameClient } from '../leases/derive.js'
+import { seedKeaState } from '../leases/seed.js'
 import type { Holder, HistoryQuery } from '../leases/types.js'
 import type { Store } from '../store/types.js'
 import type { CliIo } from './parse.js'
@@ -158,15 +158,9 @@ export function registerLease (program: Command, io: CliIo): void {
           try { text = readFileSync(file, 'utf8') } catch (err) { throw new InputReadError(file, (err as Error).message) }
           const parsed = parseMemfile(text)
           rows += parsed.length
-          const fresh = []
-          // An interval the logs already show is confirmed, not stored twice.
-          for (const iv of memfileIntervals(parsed, scope)) {
-            const known = await opened.store.leases.intervals(iv.type === 'IA_PD' ? { prefix: iv.lease, scope } : { address: iv.lease, scope })
-            const seen = known.some((k) => k.origin === 'log' && sameClient(k, iv) && (k.start ?? 0) < (iv.end ?? Infinity) && (k.end ?? Infinity) > (iv.start ?? 0))
-            if (seen) confirmed++
-            else fresh.push(iv)
-          }
-          created += await opened.store.leases.writeKeaState(fresh)
+          const r = await seedKeaState(opened.store.leases, memfileIntervals(parsed, scope), scope)
+          created += r.created
+          confirmed += r.confirmed
         }
         io.stderr.write(`read ${rows} lease rows: ${created} new intervals from Kea's lease state, ${confirmed} already shown by the logs (scope ${JSON.stringify(scope)})\n`)
       } finally {

@@ -4,6 +4,7 @@ import { registerDeadLetter } from './deadletter.js'
 import { registerDiscover } from './discover.js'
 import { registerImport } from './import.js'
 import { registerLease } from './lease.js'
+import { registerKea } from './kea.js'
 import { registerParse, type CliIo } from './parse.js'
 import { registerRun } from './run.js'
 
@@ -27,6 +28,7 @@ export async function main (argv: string[], io: CliIo = {
   registerRun(program, io)
   registerDiscover(program, io)
   registerLease(program, io)
+  registerKea(program, io)
   try {
     await program.parseAsync(argv)
   } catch (err) {

@@ -14,6 +14,7 @@ import { SqliteStore } from '../store/sqlite/store.js'
 import type { Store } from '../store/types.js'
 import type { CliIo } from './parse.js'
 import { LOG_CODES } from '../errors.js'
+import { KeaPoller } from '../kea/poller.js'
 
 export function registerRun (program: Command, io: CliIo): void {
   program.command('run')
@@ -82,7 +83,7 @@ async function runService (cfg: KeatrailConfig, io: CliIo): Promise<number> {
   }
   process.on('SIGTERM', onSignal)
   process.on('SIGINT', onSignal)
-  log.info('keatrail running.', { store: store.kind, dataDir: cfg.dataDir, sources: cfg.sources.map((s) => s.name) })
+  log.info('keatrail running.', { store: store.kind, dataDir: cfg.dataDir, sources: cfg.sources.map((s) => s.name), kea: cfg.kea.servers.map((s) => s.name) })
   // Retention (SQLite): once now, then on its interval; Elasticsearch users use ILM or data stream lifecycle.
   let retention: NodeJS.Timeout | undefined
   if (store instanceof SqliteStore && cfg.store.type === 'sqlite' && cfg.store.retention !== undefined) {
@@ -98,11 +99,14 @@ async function runService (cfg: KeatrailConfig, io: CliIo): Promise<number> {
     apply()
     retention = setInterval(apply, cfg.store.retention.intervalMinutes * 60_000)
   }
+  const poller = cfg.kea.servers.length === 0 ? undefined : new KeaPoller(cfg.kea, store, log)
   const stats = setInterval(() => {
-    log.info('Counters.', { pipeline: pipeline.counters, sources: Object.fromEntries(sources.map((s) => [s.name, s.counters])) })
+    log.info('Counters.', { pipeline: pipeline.counters, sources: Object.fromEntries(sources.map((s) => [s.name, s.counters])), ...(poller === undefined ? {} : { kea: poller.counters }) })
   }, 10_000)
+  const polling = poller?.run(stop.signal)
   try {
     await pipeline.run(sources, stop.signal)
+    await polling
   } finally {
     clearInterval(stats)
     if (retention !== undefined) clearInterval(retention)

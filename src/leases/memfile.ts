@@ -152,3 +152,36 @@ export function memfileIntervals (rows: readonly MemfileRow[], scope: string): L
   }
   return out
 }
+
+/** Leases from lease4-get-page / lease6-get-page / *-get-all answers, as memfile rows. */
+export function rowsFromLeaseCommand (leases: ReadonlyArray<Record<string, unknown>>, family: 4 | 6): MemfileRow[] {
+  const rows: MemfileRow[] = []
+  for (const l of leases) {
+    const address = l['ip-address']
+    const valid = l['valid-lft']
+    const cltt = l.cltt
+    if (typeof address !== 'string' || typeof valid !== 'number' || typeof cltt !== 'number') continue
+    const pd = family === 6 && l.type === 'IA_PD'
+    if (family === 6 && l.type === 'IA_TA') continue
+    const row: MemfileRow = {
+      type: family === 4 ? 'V4' : pd ? 'IA_PD' : 'IA_NA',
+      lease: pd ? `${address}/${typeof l['prefix-len'] === 'number' ? l['prefix-len'] : 128}` : address,
+      valid,
+      expire: cltt + valid,
+      state: typeof l.state === 'number' ? l.state : 0
+    }
+    const str = (k: string): string | undefined => typeof l[k] === 'string' && l[k] !== '' ? (l[k] as string) : undefined
+    const hw = str('hw-address')
+    if (hw !== undefined) row.hwaddr = hw.toLowerCase()
+    const cid = str('client-id')
+    if (cid !== undefined) row.client_id = cid.toLowerCase()
+    const duid = str('duid')
+    if (duid !== undefined) row.duid = duid.toLowerCase()
+    if (typeof l.iaid === 'number') row.iaid = l.iaid
+    const host = str('hostname')
+    if (host !== undefined) row.hostname = host
+    if (typeof l['subnet-id'] === 'number') row.subnet_id = l['subnet-id']
+    rows.push(row)
+  }
+  return rows
+}
