@@ -21,7 +21,7 @@ export class KeaLab {
   readonly srvIf: string
   readonly cliIf: string
   private kea: ChildProcess | undefined
-  private readonly daemons: ChildProcess[] = []
+  private readonly daemons: Array<{ family: 4 | 6, proc: ChildProcess }> = []
 
   constructor (readonly prefix: string, readonly dir: string) {
     this.srv = `${prefix}-srv`
@@ -99,7 +99,7 @@ export class KeaLab {
       env: { ...process.env, TZ: 'UTC', KEA_PIDFILE_DIR: join(this.dir, 'lock'), KEA_LOCKFILE_DIR: join(this.dir, 'lock') },
       stdio: ['ignore', 'ignore', 'inherit']
     })
-    this.daemons.push(p)
+    this.daemons.push({ family, proc: p })
     await new Promise((resolve) => setTimeout(resolve, 2500))
     if (p.exitCode !== null) throw new Error(`kea-dhcp${family} exited with ${p.exitCode}`)
   }
@@ -108,9 +108,9 @@ export class KeaLab {
     return join(this.dir, `leases${family}.csv`)
   }
 
-  /** Stops every daemon started with startKea (SIGTERM: Kea flushes its lease file). */
-  async stopDaemons (): Promise<void> {
-    await Promise.all(this.daemons.map(async (k) => {
+  /** Stops the daemons started with startKea, or those of one family (SIGTERM: Kea flushes its lease file). */
+  async stopDaemons (family?: 4 | 6): Promise<void> {
+    await Promise.all(this.daemons.filter((d) => family === undefined || d.family === family).map(async ({ proc: k }) => {
       if (k.exitCode !== null || k.signalCode !== null) return
       await new Promise<void>((resolve) => { k.on('exit', () => resolve()); k.kill('SIGTERM') })
     }))
@@ -134,7 +134,7 @@ export class KeaLab {
 
   down (): void {
     if (this.kea !== undefined && this.kea.exitCode === null) this.kea.kill('SIGKILL')
-    for (const d of this.daemons) if (d.exitCode === null) d.kill('SIGKILL')
+    for (const { proc } of this.daemons) if (proc.exitCode === null) proc.kill('SIGKILL')
     for (const ns of [this.srv, this.cli]) {
       if (existsSync(`/run/netns/${ns}`)) {
         try { execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).split('\n').filter(Boolean).forEach((pid) => { try { process.kill(Number(pid), 'SIGKILL') } catch { /* gone */ } }) } catch { /* none */ }
