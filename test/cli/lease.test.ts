@@ -59,7 +59,7 @@ describe('keatrail lease', () => {
   })
 })
 
-describe('sqlite schema 1 → 2', () => {
+describe('sqlite schema 1 → 3', () => {
   it('derives lease history from the events already stored when an old database is opened', async () => {
     const path = join(mkdtempSync(join(tmpdir(), 'kt-mig-')), 'keatrail.db')
     const { parseBuffer, readFixture } = await import('../helpers/fixtures.js')
@@ -70,7 +70,7 @@ describe('sqlite schema 1 → 2', () => {
     await fresh.close()
     // Make it what schema 1 left behind.
     const db = new Database(path)
-    db.exec('DROP TABLE lease_obs; DROP TABLE lease_intervals; DROP TABLE coverage; PRAGMA user_version = 1')
+    db.exec('DROP TABLE lease_obs; DROP TABLE lease_intervals; DROP TABLE coverage; DROP TABLE snapshots; PRAGMA user_version = 1')
     db.close()
     const upgraded = new SqliteStore({ path })
     expect(want.length).toBeGreaterThan(1)

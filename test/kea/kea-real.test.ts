@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -169,6 +169,41 @@ describe.skipIf(unavailable !== '' && process.env.CI !== 'true')(`Kea snapshots 
     expect(created).toBeGreaterThan(10)
     const pd = await store.leases.intervals({ prefix: '2001:db8:8000::/56', scope: 'kea-lab' })
     expect(pd.every((iv) => iv.origin === 'kea-state')).toBe(true)
+  })
+
+  it('a Control Agent with TLS (client certificate required) and basic auth, as Kea configures them', async () => {
+    // A private CA, a server certificate for 127.0.0.1 and a client certificate (openssl).
+    const tls = join(dir, 'tls')
+    mkdirSync(tls, { recursive: true })
+    const ossl = (...args: string[]): void => { execFileSync('openssl', args, { cwd: tls, stdio: 'ignore' }) }
+    ossl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=keatrail test CA')
+    for (const who of ['server', 'client']) {
+      ossl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${who}.key`, '-out', `${who}.csr`, '-subj', `/CN=${who === 'server' ? '127.0.0.1' : 'keatrail'}`)
+      writeFileSync(join(tls, `${who}.ext`), who === 'server' ? 'subjectAltName=IP:127.0.0.1\n' : 'extendedKeyUsage=clientAuth\n')
+      ossl('x509', '-req', '-in', `${who}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${who}.pem`, '-days', '2', '-extfile', `${who}.ext`)
+    }
+    const port = await freePort()
+    const secure = agent(port, { dhcp4: join(dir, 'kea4.sock') }) as { 'Control-agent': Record<string, unknown> }
+    Object.assign(secure['Control-agent'], {
+      'trust-anchor': join(tls, 'ca.pem'), 'cert-file': join(tls, 'server.pem'), 'key-file': join(tls, 'server.key'), 'cert-required': true,
+      authentication: { type: 'basic', realm: 'kea', clients: [{ user: 'keatrail', password: 'secret' }] }
+    })
+    await procs.start('kea-ctrl-agent', 'ca-tls', secure)
+    const server = (extra: Record<string, unknown>): Record<string, unknown> => ({ name: 'kea-tls', url: `https://127.0.0.1:${port}/`, timeoutMs: 3000, ...extra })
+    const certs = { caFile: join(tls, 'ca.pem'), certFile: join(tls, 'client.pem'), keyFile: join(tls, 'client.key') }
+    const p = new KeaPoller(keaConfigSchema.parse({
+      servers: [
+        server({ tls: certs, username: 'keatrail', password: 'secret' }),
+        { ...server({ tls: certs, username: 'keatrail', password: 'wrong' }), name: 'bad-password' },
+        { ...server({ tls: { caFile: certs.caFile }, username: 'keatrail', password: 'secret' }), name: 'no-client-cert' },
+        { ...server({ username: 'keatrail', password: 'secret' }), name: 'unknown-ca' }
+      ]
+    }), undefined, quiet)
+    const states = await Promise.all(p.clients.map(async (c) => { const [s] = await p.snapshot(c); return [s?.server, s?.state, s?.error?.kind] }))
+    expect(states[0]).toEqual(['kea-tls', 'up', undefined])
+    expect(states[1]).toEqual(['bad-password', 'unreachable', 'auth'])
+    expect(states.slice(2).map((x) => x[1])).toEqual(['unreachable', 'unreachable'])
+    expect(states[3]?.[2]).toBe('auth')
   })
 
   it('a stopped Control Agent: every service of that server unreachable', async () => {
