@@ -5,7 +5,13 @@ export function snapshotIndex (namespace: string): string {
   return `keatrail-snapshots-${namespace}`
 }
 
-/** Kea status snapshots in Elasticsearch: indexed by id (an upsert), the whole snapshot kept in `doc`. */
+/**
+ * Kea status snapshots in Elasticsearch: indexed by id (an upsert), the whole snapshot kept in
+ * `doc`. Besides the server document (`kind: server`), each subnet and shared network gets a
+ * small document of its own (`kind: subnet | shared-network`, flat `pool.*` fields): object
+ * arrays are flattened in Elasticsearch, so "utilization per subnet over time" in Kibana needs
+ * one document per pool.
+ */
 export class EsSnapshots implements SnapshotStore {
   private readonly index: string
 
@@ -17,7 +23,16 @@ export class EsSnapshots implements SnapshotStore {
     if (snapshots.length === 0) return
     const operations: unknown[] = []
     for (const s of snapshots) {
-      operations.push({ index: { _index: this.index, _id: s.id } }, { ...s, key: `${s.server}|${s.service}`, doc: s })
+      const base = { '@timestamp': s['@timestamp'], server: s.server, service: s.service, state: s.state, key: `${s.server}|${s.service}` }
+      operations.push({ index: { _index: this.index, _id: s.id } }, { ...s, ...base, kind: 'server', doc: s })
+      for (const u of s.subnets) {
+        const { id, ...rest } = u
+        operations.push({ index: { _index: this.index, _id: `${s.id}|subnet|${id}` } }, { ...base, id: `${s.id}|subnet|${id}`, kind: 'subnet', pool: { subnet_id: id, ...rest } })
+      }
+      for (const n of s.shared_networks) {
+        const { name, ...rest } = n
+        operations.push({ index: { _index: this.index, _id: `${s.id}|network|${name}` } }, { ...base, id: `${s.id}|network|${name}`, kind: 'shared-network', pool: { shared_network: name, ...rest } })
+      }
     }
     const res = await this.client.bulk({ operations, refresh: true })
     const bad = res.items.map((i) => i.index).find((r) => r?.error !== undefined)
@@ -25,7 +40,7 @@ export class EsSnapshots implements SnapshotStore {
   }
 
   async query (q: SnapshotQuery): Promise<KeaSnapshot[]> {
-    const filter: estypes.QueryDslQueryContainer[] = []
+    const filter: estypes.QueryDslQueryContainer[] = [{ term: { kind: 'server' } }]
     if (q.server !== undefined) filter.push({ term: { server: q.server } })
     if (q.service !== undefined) filter.push({ term: { service: q.service } })
     if (q.subnet_id !== undefined) filter.push({ term: { 'subnets.id': q.subnet_id } })
@@ -43,7 +58,7 @@ export class EsSnapshots implements SnapshotStore {
   async latest (server?: string): Promise<KeaSnapshot[]> {
     const res = await this.client.search<{ doc: KeaSnapshot }>({
       index: this.index, ignore_unavailable: true, allow_no_indices: true, size: 1000,
-      query: server === undefined ? { match_all: {} } : { term: { server } },
+      query: { bool: { filter: [{ term: { kind: 'server' } }, ...(server === undefined ? [] : [{ term: { server } }])] } },
       collapse: { field: 'key' },
       sort: [{ '@timestamp': 'desc' }], _source: ['doc']
     })
