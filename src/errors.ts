@@ -75,6 +75,12 @@ export const KeaControlError = createError<[string, string, string]>(
   502
 )
 
+export const KibanaError = createError<[string, string]>(
+  'KEATRAIL_ERR_KIBANA',
+  'Kibana %s: %s',
+  502
+)
+
 export interface CodedError extends Error {
   code: string
 }

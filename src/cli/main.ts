@@ -5,6 +5,7 @@ import { registerDiscover } from './discover.js'
 import { registerImport } from './import.js'
 import { registerLease } from './lease.js'
 import { registerKea } from './kea.js'
+import { registerSetup } from './setup.js'
 import { registerParse, type CliIo } from './parse.js'
 import { registerRun } from './run.js'
 
@@ -29,6 +30,7 @@ export async function main (argv: string[], io: CliIo = {
   registerDiscover(program, io)
   registerLease(program, io)
   registerKea(program, io)
+  registerSetup(program, io)
   try {
     await program.parseAsync(argv)
   } catch (err) {

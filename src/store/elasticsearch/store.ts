@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -17,6 +18,15 @@ import { EsLeases, leaseIndices } from './leases.js'
 import { EsSnapshots, snapshotIndex } from './snapshots.js'
 
 const DATASETS = new Set(['kea.dhcp4', 'kea.dhcp6', 'kea.other'])
+/** Templates keatrail installs, in dependency order (components before the index templates using them). */
+export const TEMPLATE_FILES = [
+  ['component', 'keatrail-ecs@mappings', 'component-ecs.json'],
+  ['component', 'keatrail-kea@mappings', 'component-kea.json'],
+  ['index', 'keatrail-logs-kea', 'index-template-events.json'],
+  ['index', 'keatrail-leases', 'index-template-leases.json'],
+  ['index', 'keatrail-lease-obs', 'index-template-lease-obs.json'],
+  ['index', 'keatrail-snapshots', 'index-template-snapshots.json']
+] as const
 /** The event data streams of one namespace: what a keatrail instance reads. */
 export function eventsPattern (namespace: string): string {
   return `logs-kea.*-${namespace}`
@@ -64,32 +74,26 @@ export class ElasticsearchStore implements Store {
     this.snapshots = new EsSnapshots(this.client, this.cfg.namespace)
   }
 
-  /** Installs or updates the component and index templates from mappings/. Returns what changed. */
+  /**
+   * Installs or updates the component and index templates from mappings/; returns the names of
+   * those that changed. Each template carries the hash of its file in `_meta.keatrail_hash`:
+   * Elasticsearch normalizes what it stores (numbers become strings, settings are flattened), so
+   * comparing bodies would report changes that are not there.
+   */
   async ensureTemplates (): Promise<string[]> {
     const dir = join(packageRoot(), 'mappings')
-    const read = (f: string): Record<string, unknown> => JSON.parse(readFileSync(join(dir, f), 'utf8')) as Record<string, unknown>
     const changed: string[] = []
-    for (const [name, file] of [['keatrail-ecs@mappings', 'component-ecs.json'], ['keatrail-kea@mappings', 'component-kea.json']] as const) {
-      const body = read(file)
-      const existing = await this.client.cluster.getComponentTemplate({ name }, { ignore: [404] })
-      const current = existing.component_templates?.[0]?.component_template
-      if (current === undefined || JSON.stringify(current.template) !== JSON.stringify(body.template)) changed.push(name)
-      if (changed.includes(name)) await this.client.cluster.putComponentTemplate({ name, ...body } as unknown as estypes.ClusterPutComponentTemplateRequest)
-    }
-    const name = 'keatrail-logs-kea'
-    const body = read('index-template-events.json')
-    const existing = await this.client.indices.getIndexTemplate({ name }, { ignore: [404] })
-    const current = existing.index_templates?.[0]?.index_template
-    if (current === undefined || JSON.stringify(current.index_patterns) !== JSON.stringify(body.index_patterns) || current.priority !== body.priority) changed.push(name)
-    if (changed.length > 0) await this.client.indices.putIndexTemplate({ name, ...body } as unknown as estypes.IndicesPutIndexTemplateRequest)
-    for (const [tname, file] of [['keatrail-leases', 'index-template-leases.json'], ['keatrail-lease-obs', 'index-template-lease-obs.json'], ['keatrail-snapshots', 'index-template-snapshots.json']] as const) {
-      const tbody = read(file)
-      const got = await this.client.indices.getIndexTemplate({ name: tname }, { ignore: [404] })
-      const cur = got.index_templates?.[0]?.index_template
-      if (cur !== undefined && JSON.stringify(cur.index_patterns) === JSON.stringify(tbody.index_patterns) &&
-        JSON.stringify(cur.template?.mappings) === JSON.stringify((tbody.template as { mappings: unknown }).mappings)) continue
-      changed.push(tname)
-      await this.client.indices.putIndexTemplate({ name: tname, ...tbody } as unknown as estypes.IndicesPutIndexTemplateRequest)
+    for (const [kind, name, file] of TEMPLATE_FILES) {
+      const body = JSON.parse(readFileSync(join(dir, file), 'utf8')) as Record<string, unknown>
+      const hash = createHash('sha256').update(JSON.stringify(body)).digest('hex').slice(0, 16)
+      const meta = { ...(body._meta as Record<string, unknown> | undefined), keatrail_hash: hash }
+      const stored = kind === 'component'
+        ? (await this.client.cluster.getComponentTemplate({ name }, { ignore: [404] })).component_templates?.[0]?.component_template._meta
+        : (await this.client.indices.getIndexTemplate({ name }, { ignore: [404] })).index_templates?.[0]?.index_template._meta
+      if (stored?.keatrail_hash === hash) continue
+      changed.push(name)
+      if (kind === 'component') await this.client.cluster.putComponentTemplate({ name, ...body, _meta: meta } as unknown as estypes.ClusterPutComponentTemplateRequest)
+      else await this.client.indices.putIndexTemplate({ name, ...body, _meta: meta } as unknown as estypes.IndicesPutIndexTemplateRequest)
     }
     return changed
   }
