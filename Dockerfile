@@ -1,0 +1,35 @@
+# keatrail: build stage compiles TypeScript and better-sqlite3 (from source), the runtime stage
+# carries only what runs. Non-root; data in /var/lib/keatrail; config at /etc/keatrail/keatrail.yaml.
+FROM node:20.19-bookworm-slim AS build
+WORKDIR /src
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 make g++ \
+ && rm -rf /var/lib/apt/lists/*
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+COPY bench ./bench
+COPY scripts ./scripts
+RUN npm run build && npm prune --omit=dev
+
+FROM node:20.19-bookworm-slim
+ENV NODE_ENV=production
+WORKDIR /opt/keatrail
+COPY --from=build /src/node_modules ./node_modules
+COPY --from=build /src/dist ./dist
+COPY package.json ./
+COPY bin ./bin
+COPY parsers ./parsers
+COPY mappings ./mappings
+COPY dashboards ./dashboards
+RUN ln -s /opt/keatrail/bin/keatrail.js /usr/local/bin/keatrail \
+ && mkdir -p /var/lib/keatrail /etc/keatrail \
+ && chown node:node /var/lib/keatrail
+USER node
+VOLUME ["/var/lib/keatrail"]
+# Syslog from Kea (via rsyslog/syslog-ng or Kea itself): RFC 3164/5424 over UDP and TCP.
+EXPOSE 5514/udp 5514/tcp
+HEALTHCHECK --interval=30s --timeout=10s --start-period=30s CMD ["node", "-e", "process.kill(1, 0)"]
+ENTRYPOINT ["keatrail"]
+CMD ["run", "--config", "/etc/keatrail/keatrail.yaml"]
