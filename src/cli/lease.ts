@@ -8,7 +8,7 @@ import { seedKeaState } from '../leases/seed.js'
 import type { Holder, HistoryQuery } from '../leases/types.js'
 import type { Store } from '../store/types.js'
 import type { CliIo } from './parse.js'
-import { addStoreOptions, openStore, type StoreOptions } from './store-options.js'
+import { addStoreOptions, withStore, type StoreOptions } from './store-options.js'
 
 interface LeaseOptions extends StoreOptions {
   json?: boolean
@@ -83,8 +83,7 @@ export function registerLease (program: Command, io: CliIo): void {
     .option('--json', 'print one JSON object')
     .action(async (address: string, time: string, o: LeaseOptions) => {
       const t = parseTime(time)
-      const opened = await openStore(o)
-      try {
+      await withStore(o, async (opened) => {
         const a = await holderAt(opened.store.leases, address, t, o.scope)
         if (o.json === true) { io.stdout.write(JSON.stringify(a) + '\n'); return }
         const lines = [`${a.address} at ${a.time}:`]
@@ -96,9 +95,7 @@ export function registerLease (program: Command, io: CliIo): void {
         }
         for (const h of a.holders) lines.push(await describeHolder(opened.store, h, o.tz, '  '))
         io.stdout.write(lines.join('\n') + '\n')
-      } finally {
-        await opened.close()
-      }
+      })
     })
 
   addStoreOptions(lease.command('history'))
@@ -126,15 +123,12 @@ export function registerLease (program: Command, io: CliIo): void {
         ...(o.to === undefined ? {} : { to: parseTime(o.to, '--to') }),
         ...(o.scope === undefined ? {} : { scope: o.scope })
       }
-      const opened = await openStore(o)
-      try {
+      await withStore(o, async (opened) => {
         const intervals = await history(opened.store.leases, q)
         if (o.json === true) { io.stdout.write(JSON.stringify({ intervals }) + '\n'); return }
         if (intervals.length === 0) { io.stdout.write('no leases found.\n'); return }
         for (const h of intervals) io.stdout.write(await describeHolder(opened.store, h, o.tz, '') + '\n')
-      } finally {
-        await opened.close()
-      }
+      })
     })
 
   addStoreOptions(lease.command('import-csv'))
@@ -142,8 +136,7 @@ export function registerLease (program: Command, io: CliIo): void {
     .argument('<files...>', 'kea-leases4.csv / kea-leases6.csv (and rotated .1, .2 …: Kea\'s LFC output)')
     .option('--scope <host>', 'the Kea server these leases belong to (host.name of its events; default: the only one the store has)')
     .action(async (files: string[], o: LeaseOptions) => {
-      const opened = await openStore(o)
-      try {
+      await withStore(o, async (opened) => {
         let scope = o.scope
         if (scope === undefined) {
           const known = await opened.store.leases.scopes()
@@ -163,8 +156,6 @@ export function registerLease (program: Command, io: CliIo): void {
           confirmed += r.confirmed
         }
         io.stderr.write(`read ${rows} lease rows: ${created} new intervals from Kea's lease state, ${confirmed} already shown by the logs (scope ${JSON.stringify(scope)})\n`)
-      } finally {
-        await opened.close()
-      }
+      })
     })
 }

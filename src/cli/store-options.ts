@@ -54,3 +54,13 @@ export async function openStore (o: StoreOptions): Promise<OpenedStore> {
     close: async () => { await store.close(); deadLetters.close() }
   }
 }
+
+/** Opens the store the options name, runs `fn` with it, and closes it whatever happens. */
+export async function withStore<T> (o: StoreOptions, fn: (opened: OpenedStore) => Promise<T>): Promise<T> {
+  const opened = await openStore(o)
+  try {
+    return await fn(opened)
+  } finally {
+    await opened.close()
+  }
+}

@@ -19,40 +19,39 @@ export interface LeaseClient {
   hostname?: string
 }
 
+/** Which lease: one address or delegated prefix of one Kea server. */
+export interface LeaseKey {
+  /** scope|type|lease. */
+  key: string
+  /** host.name of the server ('' when unknown). */
+  scope: string
+  type: LeaseType
+  /** The address (V4, IA_NA) or prefix with length (IA_PD), canonical text. */
+  lease: string
+  /** Fixed-width hex bounds of the address or prefix (src/leases/address.ts). */
+  lo: string
+  hi: string
+}
+
 /**
  * One lifecycle event reduced to what derivation needs. Stored (idempotently, by event id) so
  * that intervals can be recomputed when events arrive late or again.
  */
-export interface LeaseObservation extends LeaseClient {
+export interface LeaseObservation extends LeaseClient, LeaseKey {
   event_id: string
   /** Epoch ms. */
   ts: number
   /** Orders observations with the same ts: the source, then the byte offset. */
   seq: string
-  /** scope|type|range: one address or prefix of one server. */
-  key: string
-  scope: string
-  type: LeaseType
-  /** Address or prefix text (prefix with /len). */
-  lease: string
-  lo: string
-  hi: string
   action: string
   /** Seconds; absent when the message has none (v6 renew). */
   lifetime?: number
   subnet_id?: number
 }
 
-export interface LeaseInterval extends LeaseClient {
+export interface LeaseInterval extends LeaseClient, LeaseKey {
   /** Deterministic: hash of the key and the first evidence event. */
   id: string
-  key: string
-  scope: string
-  type: LeaseType
-  /** The address (V4, IA_NA) or prefix with length (IA_PD). */
-  lease: string
-  lo: string
-  hi: string
   subnet_id?: number
   /** Epoch ms; null when collection began after the lease started (only its end was seen). */
   start: number | null
