@@ -81,6 +81,12 @@ export const KibanaError = createError<[string, string]>(
   502
 )
 
+export const QuerySyntaxError = createError<[number, string, string]>(
+  'KEATRAIL_ERR_QUERY_SYNTAX',
+  'Query syntax error at position %d: expected %s (in %s)',
+  400
+)
+
 export interface CodedError extends Error {
   code: string
 }

@@ -1,6 +1,7 @@
 import type { KeaEvent } from '../parse/event.js'
 import type { LeaseStore } from '../leases/types.js'
 import type { SnapshotStore } from '../kea/snapshot.js'
+import type { QueryNode } from '../query/parse.js'
 
 /** Exact-match filters every store supports; values within a field are ORed, fields ANDed. */
 export const FILTER_FIELDS = {
@@ -30,6 +31,8 @@ export interface EventQuery {
   /** Words that must all occur in the message (full-text). */
   text?: string
   filters?: Partial<Record<FilterField, ReadonlyArray<string | number>>>
+  /** A parsed query-language expression (src/query/), ANDed with the rest. */
+  where?: QueryNode
 }
 
 export interface SearchRequest extends EventQuery {

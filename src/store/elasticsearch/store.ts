@@ -16,6 +16,7 @@ import { validateConfig } from '../../config/validate.js'
 import { coverageSpans, observeAll } from '../../leases/observe.js'
 import { EsLeases, leaseIndices } from './leases.js'
 import { EsSnapshots, snapshotIndex } from './snapshots.js'
+import { toElasticsearch } from '../../query/translate.js'
 
 const DATASETS = new Set(['kea.dhcp4', 'kea.dhcp6', 'kea.other'])
 /** Templates keatrail installs, in dependency order (components before the index templates using them). */
@@ -173,6 +174,7 @@ export class ElasticsearchStore implements Store {
       if (path === undefined) throw new StoreReadError('elasticsearch', `unknown filter field ${JSON.stringify(field)}`)
       filter.push({ terms: { [path]: values.map((v) => field === 'subnet_id' ? Number(v) : String(v)) } })
     }
+    if (q.where !== undefined) filter.push(toElasticsearch(q.where))
     const must: estypes.QueryDslQueryContainer[] = []
     const text = q.text?.trim()
     if (text !== undefined && text !== '') must.push({ match: { message: { query: text, operator: 'and' } } })

@@ -126,5 +126,16 @@ CREATE TABLE snapshots (
 CREATE INDEX snapshots_server ON snapshots (server, service, ts);
 CREATE INDEX snapshots_ts     ON snapshots (ts);
 `
+  },
+  {
+    version: 4,
+    name: 'full text: underscores join words',
+    sql: `
+-- Elasticsearch's standard tokenizer keeps DHCP4_LEASE_ALLOC or $lease4_add one word; FTS5's
+-- unicode61 split them, so the two stores answered the same words differently.
+DROP TABLE events_fts;
+CREATE VIRTUAL TABLE events_fts USING fts5 (message, content = 'events', content_rowid = 'rowid', tokenize = "unicode61 tokenchars '_'");
+INSERT INTO events_fts (events_fts) VALUES ('rebuild');
+`
   }
 ]

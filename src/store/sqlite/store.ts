@@ -14,6 +14,8 @@ import { validateConfig } from '../../config/validate.js'
 import { coverageSpans, observeAll } from '../../leases/observe.js'
 import { SqliteLeases } from './leases.js'
 import { SqliteSnapshots } from './snapshots.js'
+import { toSql } from '../../query/translate.js'
+import { parseAddressOrPrefix } from '../../leases/address.js'
 
 /** Filter field → column of `events` (ip is answered from event_ips). Fixed: never user text. */
 const COLUMNS: Record<Exclude<FilterField, 'ip'>, string> = {
@@ -64,6 +66,11 @@ export class SqliteStore implements Store {
     this.db.pragma('journal_mode = WAL')
     this.db.pragma(`synchronous = ${this.cfg.synchronous === 'full' ? 'FULL' : 'NORMAL'}`)
     this.db.pragma('foreign_keys = ON')
+    // CIDR queries compare fixed-width hex forms of addresses (src/leases/address.ts).
+    this.db.function('keatrail_ip_hex', { deterministic: true }, (ip: unknown) => {
+      if (typeof ip !== 'string') return null
+      try { return parseAddressOrPrefix(ip).lo } catch { return null }
+    })
     const from = this.migrate()
     this.leases = new SqliteLeases(this.db)
     this.snapshots = new SqliteSnapshots(this.db)
@@ -161,6 +168,11 @@ export class SqliteStore implements Store {
         parts.push(`${column} IN (${marks})`)
       }
       params.push(...values.map((v) => field === 'subnet_id' ? Number(v) : String(v)))
+    }
+    if (q.where !== undefined) {
+      const w = toSql(q.where)
+      parts.push(w.sql)
+      params.push(...w.params)
     }
     return { sql: parts.length === 0 ? '1' : parts.join(' AND '), params }
   }
