@@ -23,13 +23,14 @@ COPY bin ./bin
 COPY parsers ./parsers
 COPY mappings ./mappings
 COPY dashboards ./dashboards
+COPY ui ./ui
 RUN ln -s /opt/keatrail/bin/keatrail.js /usr/local/bin/keatrail \
  && mkdir -p /var/lib/keatrail /etc/keatrail \
  && chown node:node /var/lib/keatrail
 USER node
 VOLUME ["/var/lib/keatrail"]
 # Syslog from Kea (via rsyslog/syslog-ng or Kea itself): RFC 3164/5424 over UDP and TCP.
-EXPOSE 5514/udp 5514/tcp
+EXPOSE 5514/udp 5514/tcp 8080/tcp
 HEALTHCHECK --interval=30s --timeout=10s --start-period=30s CMD ["node", "-e", "process.kill(1, 0)"]
 ENTRYPOINT ["keatrail"]
 CMD ["run", "--config", "/etc/keatrail/keatrail.yaml"]

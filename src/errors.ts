@@ -87,6 +87,27 @@ export const QuerySyntaxError = createError<[number, string, string]>(
   400
 )
 
+export const ApiAuthError = createError<[string]>(
+  'KEATRAIL_ERR_AUTH',
+  '%s',
+  401
+)
+export const ApiForbiddenError = createError<[string]>(
+  'KEATRAIL_ERR_FORBIDDEN',
+  '%s',
+  403
+)
+export const ApiBadRequestError = createError<[string]>(
+  'KEATRAIL_ERR_BAD_REQUEST',
+  '%s',
+  400
+)
+export const NotFoundError = createError<[string]>(
+  'KEATRAIL_ERR_NOT_FOUND',
+  '%s',
+  404
+)
+
 export interface CodedError extends Error {
   code: string
 }
@@ -122,5 +143,7 @@ export const LOG_CODES = {
   /** A Kea server did not answer a poll (recorded as an "unreachable" snapshot too). */
   keaUnreachable: 'KEATRAIL_ERR_KEA_UNREACHABLE',
   /** An alert webhook could not be delivered after its retries. */
-  webhook: 'KEATRAIL_ERR_WEBHOOK'
+  webhook: 'KEATRAIL_ERR_WEBHOOK',
+  /** The API server could not listen (port taken…); the pipeline keeps running. */
+  apiListen: 'KEATRAIL_ERR_API_LISTEN'
 } as const

@@ -6,6 +6,7 @@ import { registerImport } from './import.js'
 import { registerLease } from './lease.js'
 import { registerKea } from './kea.js'
 import { registerSetup } from './setup.js'
+import { registerServe } from './serve.js'
 import { registerParse, type CliIo } from './parse.js'
 import { registerRun } from './run.js'
 
@@ -31,6 +32,7 @@ export async function main (argv: string[], io: CliIo = {
   registerLease(program, io)
   registerKea(program, io)
   registerSetup(program, io)
+  registerServe(program, io)
   try {
     await program.parseAsync(argv)
   } catch (err) {

@@ -15,15 +15,22 @@ import type { Store } from '../store/types.js'
 import type { CliIo } from './parse.js'
 import { LOG_CODES } from '../errors.js'
 import { KeaPoller } from '../kea/poller.js'
+import { Registry } from 'prom-client'
+import { writeLatency } from '../api/app.js'
+import { checkExposure, serveApi } from '../api/serve.js'
 
 export function registerRun (program: Command, io: CliIo): void {
   program.command('run')
     .description('Run keatrail: follow Kea\'s logs and store the events (default: SQLite in ./data)')
     .option('--config <file>', 'keatrail.yaml; without it: /var/log/kea/*.log if present, else the bundled sample logs')
     .option('--data-dir <dir>', 'overrides dataDir of the config')
-    .action(async (o: { config?: string, dataDir?: string }) => {
+    .option('--no-api', 'do not serve the REST API and web UI')
+    .option('--insecure', 'allow the API beyond loopback without API keys')
+    .action(async (o: { config?: string, dataDir?: string, api?: boolean, insecure?: boolean }) => {
       const cfg = o.config !== undefined ? loadConfig(o.config) : defaultConfig()
       if (o.dataDir !== undefined) cfg.dataDir = o.dataDir
+      if (o.api === false) cfg.api.enabled = false
+      if (o.insecure === true) cfg.api.insecure = true
       io.exitCode = await runService(cfg, io)
     })
 }
@@ -46,6 +53,7 @@ function jsonLog (io: CliIo): Log {
 }
 
 async function runService (cfg: KeatrailConfig, io: CliIo): Promise<number> {
+  if (cfg.api.enabled) checkExposure(cfg.api)
   const log = jsonLog(io)
   const deadLetters = new DeadLetterStore(join(cfg.dataDir, 'deadletter.db'))
   let store: Store
@@ -68,7 +76,9 @@ async function runService (cfg: KeatrailConfig, io: CliIo): Promise<number> {
   }
   const state = join(cfg.dataDir, 'state')
   const sources = cfg.sources.map((s) => s.type === 'file' ? new FileSource(s, state, log) : s.type === 'syslog' ? new SyslogSource(s, state) : new JournalSource(s, state, log))
-  const pipeline = new Pipeline(store, { queueBatches: cfg.pipeline.queueBatches, drainMs: cfg.pipeline.drainMs, log })
+  const registry = new Registry()
+  const latency = writeLatency(registry)
+  const pipeline = new Pipeline(store, { queueBatches: cfg.pipeline.queueBatches, drainMs: cfg.pipeline.drainMs, log, onWrite: (ms) => latency.observe(ms / 1000) })
   const stop = new AbortController()
   let signals = 0
   const onSignal = (sig: NodeJS.Signals): void => {
@@ -104,10 +114,29 @@ async function runService (cfg: KeatrailConfig, io: CliIo): Promise<number> {
     log.info('Counters.', { pipeline: pipeline.counters, sources: Object.fromEntries(sources.map((s) => [s.name, s.counters])), ...(poller === undefined ? {} : { kea: poller.counters }) })
   }, 10_000)
   const polling = poller?.run(stop.signal)
+  let api: Awaited<ReturnType<typeof serveApi>> | undefined
+  let running = true
+  if (cfg.api.enabled) {
+    try {
+      api = await serveApi(store, cfg.api, cfg.dataDir, {
+        sources: () => Object.fromEntries(sources.map((s) => [s.name, { ...s.counters }])),
+        pipeline: () => ({ ...pipeline.counters }),
+        ...(poller === undefined ? {} : { kea: () => ({ ...poller.counters }) }),
+        deadLetters: () => deadLetters.count(),
+        sourcesRunning: () => running
+      }, registry)
+      log.info('API and web UI listening.', { url: api.url })
+    } catch (err) {
+      // The pipeline matters more than the API: keep collecting, say why there is no API.
+      log.error((err as { code?: string }).code === 'KEATRAIL_ERR_USAGE' ? 'KEATRAIL_ERR_USAGE' : LOG_CODES.apiListen, 'API not started; collecting anyway.', { error: (err as Error).message })
+    }
+  }
   try {
     await pipeline.run(sources, stop.signal)
+    running = false
     await polling
   } finally {
+    await api?.app.close()
     clearInterval(stats)
     if (retention !== undefined) clearInterval(retention)
     process.off('SIGTERM', onSignal)

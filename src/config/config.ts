@@ -7,6 +7,7 @@ import { fileSourceConfigSchema } from '../sources/file/config.js'
 import { journalSourceConfigSchema } from '../sources/journal/source.js'
 import { syslogSourceConfigSchema } from '../sources/syslog/source.js'
 import { keaConfigSchema } from '../kea/poller.js'
+import { apiConfigSchema } from '../api/config.js'
 
 const sqliteSchema = z.object({
   type: z.literal('sqlite'),
@@ -32,6 +33,7 @@ export const configSchema = z.object({
   store: z.discriminatedUnion('type', [sqliteSchema, elasticsearchSchema]).default({ type: 'sqlite' }).describe('Where events are kept'),
   sources: z.array(z.discriminatedUnion('type', [fileSourceConfigSchema, syslogSourceConfigSchema, journalSourceConfigSchema])).default([]).describe('What to collect: file, syslog and journal sources'),
   kea: keaConfigSchema.default({ servers: [], alerts: { warn: 80, critical: 95, hysteresis: 5, overrides: [] } }).describe('Kea status snapshots (Control Agent / control sockets) and pool depletion alerts'),
+  api: apiConfigSchema.default(apiConfigSchema.parse({})).describe('REST API and web UI (GET /, /api/v1, /docs, /metrics)'),
   pipeline: z.object({
     queueBatches: z.number().int().min(1).default(8).describe('Batches waiting for the store before sources wait'),
     drainMs: z.number().int().min(0).default(10_000).describe('How long a shutdown may spend writing queued batches')

@@ -9,6 +9,8 @@ export interface PipelineOptions {
   /** How long a shutdown may spend writing what is queued. */
   drainMs?: number
   log: Log
+  /** Called after each successful store write with its duration (metrics). */
+  onWrite?: (ms: number) => void
 }
 
 export interface PipelineCounters { batches: number, stored: number, duplicates: number, deadLettered: number, storeErrors: number, queued: number }
@@ -74,7 +76,9 @@ export class Pipeline {
         return
       }
       try {
+        const started = performance.now()
         const r = await this.store.write(batch.events)
+        this.opts.onWrite?.(performance.now() - started)
         this.queue.shift()
         this.counters.queued = this.queue.length
         this.spaceWaiters.shift()?.()

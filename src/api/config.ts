@@ -1,0 +1,21 @@
+import { z } from 'zod'
+
+export const apiConfigSchema = z.object({
+  enabled: z.boolean().default(true).describe('Serve the REST API and web UI from keatrail run'),
+  host: z.string().default('127.0.0.1').describe('Address to listen on; other than loopback needs API keys (or insecure: true)'),
+  port: z.number().int().min(0).max(65535).default(8080).describe('TCP port (0: any free port)'),
+  keys: z.array(z.object({
+    name: z.string().min(1).describe('Who holds the key (shown in the audit log)'),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/).describe('SHA-256 (hex) of the key: keatrail never stores keys themselves; make one with `keatrail api-key`'),
+    role: z.enum(['read', 'admin']).default('read').describe('read: every GET; admin: also what changes state')
+  }).strict()).default([]).describe('API keys, sent as "Authorization: Bearer <key>"; none: no authentication (loopback only)'),
+  insecure: z.boolean().default(false).describe('Allow listening beyond loopback without API keys'),
+  rateLimit: z.object({
+    max: z.number().int().min(1).default(1200).describe('Requests per key (or address) per window'),
+    windowMs: z.number().int().min(1000).default(60_000).describe('The window')
+  }).strict().default({ max: 1200, windowMs: 60_000 }),
+  auditLog: z.string().optional().describe('File to append lease-history lookups to (JSON lines: who asked about which address or client); default <dataDir>/audit.log'),
+  cors: z.boolean().default(false).describe('Send CORS headers allowing any origin (off: the UI is served by keatrail itself)')
+}).strict()
+
+export type ApiConfig = z.output<typeof apiConfigSchema>

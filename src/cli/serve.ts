@@ -1,0 +1,54 @@
+import { randomBytes } from 'node:crypto'
+import type { Command } from 'commander'
+import { apiKeyHash } from '../api/app.js'
+import { apiConfigSchema } from '../api/config.js'
+import { checkExposure, serveApi } from '../api/serve.js'
+import { loadConfig } from '../config/config.js'
+import type { CliIo } from './parse.js'
+import { addStoreOptions, openStore, type StoreOptions } from './store-options.js'
+
+interface ServeOptions extends StoreOptions {
+  config?: string
+  host?: string
+  port?: string
+  insecure?: boolean
+}
+
+export function registerServe (program: Command, io: CliIo): void {
+  addStoreOptions(program.command('serve'))
+    .description('Serve the REST API and web UI on an existing store, without collecting (api: section of --config, or the options)')
+    .option('--config <file>', 'keatrail.yaml: its api: section and dataDir')
+    .option('--host <addr>', 'listen address (default 127.0.0.1)')
+    .option('--port <n>', 'TCP port (default 8080)')
+    .option('--insecure', 'allow listening beyond loopback without API keys')
+    .action(async (o: ServeOptions) => {
+      const file = o.config === undefined ? undefined : loadConfig(o.config)
+      const api = apiConfigSchema.parse({
+        ...(file?.api ?? {}),
+        ...(o.host === undefined ? {} : { host: o.host }),
+        ...(o.port === undefined ? {} : { port: Number(o.port) }),
+        ...(o.insecure === true ? { insecure: true } : {})
+      })
+      checkExposure(api)
+      const dataDir = o.dataDir ?? file?.dataDir ?? './data'
+      const opened = await openStore({ ...o, dataDir })
+      const { app, url } = await serveApi(opened.store, api, dataDir, { deadLetters: () => opened.deadLetters.count() })
+      io.stderr.write(`keatrail API and web UI on ${url} (store: ${opened.store.kind})\n`)
+      await new Promise<void>((resolve) => {
+        const stop = (): void => { resolve() }
+        process.once('SIGTERM', stop)
+        process.once('SIGINT', stop)
+      })
+      await app.close()
+      await opened.close()
+    })
+
+  program.command('api-key')
+    .description('Make a new API key: prints the key (give it to the client) and the api.keys entry (put it in keatrail.yaml)')
+    .argument('<name>', 'who will use it')
+    .option('--role <role>', 'read or admin', 'read')
+    .action((name: string, o: { role: string }) => {
+      const key = `kt_${randomBytes(24).toString('base64url')}`
+      io.stdout.write(`key:   ${key}\nentry: - { name: ${JSON.stringify(name)}, role: ${o.role === 'admin' ? 'admin' : 'read'}, sha256: ${apiKeyHash(key)} }\n`)
+    })
+}
