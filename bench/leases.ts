@@ -3,9 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { holderAt } from '../src/leases/query.js'
-import { resolvePattern } from '../src/parse/patterns.js'
-import { parseStream } from '../src/parse/stream.js'
 import { packageRoot } from '../src/paths.js'
+import { fill, shape, STEPS, T0, ip, type Shape } from './generate.js'
 import { ElasticsearchStore } from '../src/store/elasticsearch/store.js'
 import { SqliteStore } from '../src/store/sqlite/store.js'
 import type { Store } from '../src/store/types.js'
@@ -19,59 +18,6 @@ import type { Store } from '../src/store/types.js'
 const SQLITE_EVENTS = Number(process.argv[2] ?? 10_000_000)
 const ES_EVENTS = Number(process.argv[3] ?? 1_000_000)
 const QUERIES = 2000
-const T0 = Date.UTC(2026, 9, 1)
-const STEPS = 10 // allocate, 8 renewals, release
-const LIFETIME = 4000 // s; a renewal every STEP_S keeps the lease alive
-
-interface Shape { addresses: number, rounds: number, stepS: number }
-
-function shape (events: number): Shape {
-  const addresses = Math.max(100, Math.floor(events / 100))
-  const rounds = Math.max(1, Math.floor(events / STEPS / addresses))
-  return { addresses, rounds, stepS: 3000 }
-}
-
-const ip = (a: number): string => `10.${(a >> 16) & 255}.${(a >> 8) & 255}.${a & 255}`
-function mac (a: number, r: number): string {
-  const m = (a * 7 + r * 100_003) % 2_000_003
-  return `02:00:${[(m >> 24) & 255, (m >> 16) & 255, (m >> 8) & 255, m & 255].map((b) => b.toString(16).padStart(2, '0')).join(':')}`
-}
-function stamp (ms: number): string {
-  return new Date(ms).toISOString().replace('T', ' ').slice(0, 23)
-}
-
-/** Kea 2.2 INFO lines in time order, 64k lines per chunk. */
-async function * logLines (s: Shape): AsyncGenerator<Buffer> {
-  const gap = (s.stepS * 1000) / s.addresses
-  let out: string[] = []
-  let tid = 1
-  for (let r = 0; r < s.rounds; r++) {
-    for (let step = 0; step < STEPS; step++) {
-      for (let a = 0; a < s.addresses; a++) {
-        const t = T0 + ((r * STEPS + step) * s.stepS * 1000) + Math.floor(a * gap)
-        const m = mac(a, r)
-        const label = `[hwtype=1 ${m}], cid=[01:${m}], tid=0x${(tid++).toString(16)}`
-        out.push(step === STEPS - 1
-          ? `${stamp(t)} INFO  [kea-dhcp4.leases/811.140000000000000] DHCP4_RELEASE ${label}: address ${ip(a)} was released properly.`
-          : `${stamp(t)} INFO  [kea-dhcp4.leases/811.140000000000000] DHCP4_LEASE_ALLOC ${label}: lease ${ip(a)} has been allocated for ${LIFETIME} seconds`)
-        if (out.length === 65536) { yield Buffer.from(out.join('\n') + '\n'); out = [] }
-      }
-    }
-  }
-  if (out.length > 0) yield Buffer.from(out.join('\n') + '\n')
-}
-
-async function fill (store: Store, s: Shape): Promise<{ events: number, seconds: number }> {
-  const t0 = process.hrtime.bigint()
-  let events = 0
-  let pending: Parameters<Store['write']>[0][number][] = []
-  await parseStream(logLines(s), { pattern: resolvePattern('kea-file'), timeZone: 'UTC', path: 'bench-leases.log', host: 'kea-bench' }, async (batch) => {
-    pending.push(...batch)
-    if (pending.length >= 10_000) { events += pending.length; await store.write(pending); pending = [] }
-  })
-  if (pending.length > 0) { events += pending.length; await store.write(pending) }
-  return { events, seconds: Number(process.hrtime.bigint() - t0) / 1e9 }
-}
 
 /** A deterministic sequence of (address, time) inside the data: holders, gaps, prefixes of time. */
 function queries (s: Shape): Array<[string, number]> {
@@ -111,8 +57,10 @@ function report (name: string, fillRes: { events: number, seconds: number }, int
 
 const s1 = shape(SQLITE_EVENTS)
 process.stdout.write(`bench/leases: DHCPv4 INFO logs, ${STEPS} events per interval, ${s1.addresses.toLocaleString('en')} addresses × ${s1.rounds} holders each\n`)
+// KEATRAIL_BENCH_DB=path keeps the filled database (bench/api can reuse it).
+const keep = process.env.KEATRAIL_BENCH_DB
 const dir = mkdtempSync(join(tmpdir(), 'kt-bench-leases-'))
-const sqlite = new SqliteStore({ path: join(dir, 'keatrail.db') })
+const sqlite = new SqliteStore({ path: keep ?? join(dir, 'keatrail.db') })
 const f1 = await fill(sqlite, s1)
 report('sqlite', f1, (await sqlite.leases.stats()).intervals, await measure(sqlite, s1))
 await sqlite.close()

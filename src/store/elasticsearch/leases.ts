@@ -1,6 +1,6 @@
 import type { Client, estypes } from '@elastic/elasticsearch'
 import { containingPrefixLos, parseAddressOrPrefix } from '../../leases/address.js'
-import { deriveIntervals } from '../../leases/derive.js'
+import { deriveIntervals, resumable } from '../../leases/derive.js'
 import { compareObservations, sequenceOf } from '../../leases/observe.js'
 import { clientMatchers } from '../../leases/query.js'
 import type { HistoryQuery, LeaseInterval, LeaseObservation, LeaseStore } from '../../leases/types.js'
@@ -11,9 +11,15 @@ export function leaseIndices (namespace: string): { intervals: string, obs: stri
   return { intervals: `keatrail-leases-${namespace}`, obs: `keatrail-lease-obs-${namespace}`, coverage: `keatrail-coverage-${namespace}` }
 }
 
-function intervalDoc (iv: LeaseInterval): Record<string, unknown> {
+/** `last`: on a key's latest interval, the newest observation derived into the key. */
+function intervalDoc (iv: LeaseInterval, last?: LeaseObservation): Record<string, unknown> {
   const first = iv.evidence[0]
+  const seq = first === undefined ? '' : sequenceOf(first)
   return {
+    pos_ts: iv.start ?? iv.end ?? 0,
+    pos_seq: seq,
+    last_ts: last?.ts ?? null,
+    last_seq: last?.seq ?? null,
     '@timestamp': iv.start ?? iv.end ?? 0,
     id: iv.id,
     key: iv.key,
@@ -42,7 +48,7 @@ function intervalDoc (iv: LeaseInterval): Record<string, unknown> {
   }
 }
 
-interface IntervalHit { _id?: string | null, _source?: { doc: LeaseInterval, start?: number, start_seq?: string } }
+interface IntervalHit { _id?: string | null, _source?: { doc: LeaseInterval, start?: number, start_seq?: string, last_ts?: number | null, last_seq?: string | null } }
 
 /**
  * Lease history in Elasticsearch, derived by the same code as the SQLite store. Observations
@@ -73,13 +79,58 @@ export class EsLeases implements LeaseStore {
     await this.bulk(ops)
     // Unlike SQLite this is not one transaction: a replayed batch re-derives its keys too, so a
     // crash between the event write and this point is repaired by the replay.
-    const earliest = new Map<string, LeaseObservation>()
+    const byKey = new Map<string, LeaseObservation[]>()
     for (const o of obs) {
-      const e = earliest.get(o.key)
-      if (e === undefined || compareObservations(o, e) < 0) earliest.set(o.key, o)
+      const list = byKey.get(o.key)
+      if (list === undefined) byKey.set(o.key, [o])
+      else list.push(o)
     }
-    const keys = [...earliest.values()]
-    for (let i = 0; i < keys.length; i += 200) await this.rederive(keys.slice(i, i + 200))
+    for (const list of byKey.values()) list.sort(compareObservations)
+    const keys = [...byKey.keys()]
+    const late: LeaseObservation[] = []
+    for (let i = 0; i < keys.length; i += 5000) {
+      const chunk = keys.slice(i, i + 5000)
+      late.push(...await this.extend(chunk, byKey))
+    }
+    for (let i = 0; i < late.length; i += 200) await this.rederive(late.slice(i, i + 200))
+  }
+
+  /**
+   * The usual case, logs read in order: one search finds each key's latest interval (which
+   * records the newest observation derived into the key); keys whose new observations all come
+   * after it continue that interval without reading observations back. Returns the earliest new
+   * observation of every other key (late or replayed events), for rederive.
+   */
+  private async extend (keys: string[], byKey: Map<string, LeaseObservation[]>): Promise<LeaseObservation[]> {
+    const res = await this.client.search<NonNullable<IntervalHit['_source']>>({
+      index: this.idx.intervals, ignore_unavailable: true, allow_no_indices: true, size: keys.length,
+      query: { bool: { filter: [{ terms: { key: keys } }, { term: { origin: 'log' } }] } },
+      collapse: { field: 'key' },
+      sort: [{ pos_ts: 'desc' }, { pos_seq: 'desc' }] as estypes.Sort,
+      _source: ['doc', 'last_ts', 'last_seq']
+    })
+    const latest = new Map<string, NonNullable<IntervalHit['_source']>>()
+    for (const h of res.hits.hits) if (h._source !== undefined) latest.set(h._source.doc.key, h._source)
+    const ops: unknown[] = []
+    const late: LeaseObservation[] = []
+    for (const key of keys) {
+      const tail = byKey.get(key) as LeaseObservation[]
+      const first = tail[0] as LeaseObservation
+      const last = tail[tail.length - 1] as LeaseObservation
+      const prev = latest.get(key)
+      if (prev !== undefined && (prev.last_ts === undefined || prev.last_ts === null ||
+        first.ts < prev.last_ts || (first.ts === prev.last_ts && first.seq <= (prev.last_seq ?? '')))) {
+        late.push(first)
+        continue
+      }
+      const lastIv = prev?.doc
+      const fresh = lastIv !== undefined && resumable(lastIv) ? deriveIntervals(tail, undefined, lastIv) : deriveIntervals(tail, lastIv)
+      fresh.forEach((iv, i) => {
+        ops.push({ index: { _index: this.idx.intervals, _id: iv.id } }, intervalDoc(iv, i === fresh.length - 1 ? last : undefined))
+      })
+    }
+    await this.bulk(ops)
+    return late
   }
 
   private async msearch<T> (index: string, bodies: estypes.SearchRequest[]): Promise<Array<estypes.SearchHit<T>[]>> {
@@ -138,7 +189,7 @@ export class EsLeases implements LeaseStore {
       const fresh = deriveIntervals(tail, w.before)
       const keep = new Set(fresh.map((iv) => iv.id))
       for (const h of staleHits[i] ?? []) if (typeof h._id === 'string' && !keep.has(h._id)) ops.push({ delete: { _index: this.idx.intervals, _id: h._id } })
-      for (const iv of fresh) ops.push({ index: { _index: this.idx.intervals, _id: iv.id } }, intervalDoc(iv))
+      fresh.forEach((iv, j) => { ops.push({ index: { _index: this.idx.intervals, _id: iv.id } }, intervalDoc(iv, j === fresh.length - 1 ? tail[tail.length - 1] : undefined)) })
     })
     await this.bulk(ops)
   }
