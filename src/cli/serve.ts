@@ -21,7 +21,7 @@ export function registerServe (program: Command, io: CliIo): void {
     .option('--host <addr>', 'listen address (default 127.0.0.1)')
     .option('--port <n>', 'TCP port (default 8080)')
     .option('--insecure', 'allow listening beyond loopback without API keys')
-    .action(async (o: ServeOptions) => {
+    .action(async (o: ServeOptions, cmd: Command) => {
       const file = o.config === undefined ? undefined : loadConfig(o.config)
       const api = apiConfigSchema.parse({
         ...(file?.api ?? {}),
@@ -30,7 +30,8 @@ export function registerServe (program: Command, io: CliIo): void {
         ...(o.insecure === true ? { insecure: true } : {})
       })
       checkExposure(api)
-      const dataDir = o.dataDir ?? file?.dataDir ?? './data'
+      // --data-dir given on the command line wins; its default does not override the config's.
+      const dataDir = cmd.getOptionValueSource('dataDir') === 'cli' ? o.dataDir as string : file?.dataDir ?? o.dataDir ?? './data'
       const opened = await openStore({ ...o, dataDir })
       const { app, url } = await serveApi(opened.store, api, dataDir, { deadLetters: () => opened.deadLetters.count() })
       io.stderr.write(`keatrail API and web UI on ${url} (store: ${opened.store.kind})\n`)
