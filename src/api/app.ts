@@ -14,6 +14,7 @@ import { keaEventSchema, type KeaEvent } from '../parse/event.js'
 import { packageRoot } from '../paths.js'
 import { parseQuery } from '../query/parse.js'
 import { FILTER_FIELDS, MAX_PAGE_SIZE, type FilterField, type Store } from '../store/types.js'
+import { retryDeadLetters, type DeadLetterStore } from '../store/deadletter.js'
 import { apiConfigSchema, type ApiConfig } from './config.js'
 import { apiRange, apiTime } from './time.js'
 
@@ -39,6 +40,8 @@ export interface BuildAppOptions {
   logger?: boolean
   /** Exposed so the pipeline can record store write latency. */
   registry?: Registry
+  /** Events the store rejected (admin endpoints list and retry them). */
+  deadLetters?: DeadLetterStore
 }
 
 export const ALERT_CODES = ['KEATRAIL_POOL_DEPLETION_WARN', 'KEATRAIL_POOL_DEPLETION_CRITICAL', 'KEATRAIL_POOL_DEPLETION_CLEAR']
@@ -355,6 +358,32 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
     const where = req.query.q === undefined ? undefined : parseQuery(req.query.q)
     const values = await store.top(req.query.field, { ...apiRange(req.query.from, req.query.to), ...(where === undefined ? {} : { where }) }, req.query.size)
     return { field: req.query.field, values }
+  })
+
+  app.get('/api/v1/deadletter', {
+    schema: {
+      description: 'Events the store rejected, with the reason (admin key)',
+      querystring: z.object({ limit: z.coerce.number().int().min(1).max(1000).default(100) }).strict(),
+      response: { 200: z.object({ count: z.number(), entries: z.array(z.object({ seq: z.number(), time: z.string(), store: z.string(), event_id: z.string(), reason: z.string() })) }) }
+    }
+  }, async (req) => {
+    requireRole(req, 'admin')
+    const dlq = opts.deadLetters
+    if (dlq === undefined) return { count: 0, entries: [] }
+    return { count: dlq.count(), entries: dlq.list(req.query.limit).map((e) => ({ seq: e.seq, time: e.time, store: e.store, event_id: e.eventId, reason: e.reason })) }
+  })
+
+  app.post('/api/v1/deadletter/retry', {
+    schema: {
+      description: 'Write dead-lettered events to the store again (admin key); accepted ones leave the dead-letter store',
+      querystring: z.object({ limit: z.coerce.number().int().min(1).max(100_000).default(10_000) }).strict(),
+      response: { 200: z.object({ retried: z.number(), written: z.number(), duplicates: z.number(), deadLettered: z.number(), remaining: z.number() }) }
+    }
+  }, async (req) => {
+    requireRole(req, 'admin')
+    const dlq = opts.deadLetters
+    if (dlq === undefined) return { retried: 0, written: 0, duplicates: 0, deadLettered: 0, remaining: 0 }
+    return await retryDeadLetters(store, dlq, req.query.limit)
   })
 
   app.get('/api/v1/whoami', {

@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Registry } from 'prom-client'
 import { UsageError } from '../errors.js'
 import type { Store } from '../store/types.js'
+import type { DeadLetterStore } from '../store/deadletter.js'
 import { buildApp, type ServiceStatus } from './app.js'
 import { apiConfigSchema, type ApiConfig } from './config.js'
 
@@ -16,13 +17,13 @@ export function checkExposure (cfg: ApiConfig): void {
 }
 
 /** Builds the app with an audit log file, checks exposure, listens; resolves to the app and its URL. */
-export async function serveApi (store: Store, api: unknown, dataDir: string, status: ServiceStatus, registry?: Registry): Promise<{ app: FastifyInstance, url: string }> {
+export async function serveApi (store: Store, api: unknown, dataDir: string, status: ServiceStatus, registry?: Registry, deadLetters?: DeadLetterStore): Promise<{ app: FastifyInstance, url: string }> {
   const cfg = apiConfigSchema.parse(api ?? {})
   checkExposure(cfg)
   const auditPath = cfg.auditLog ?? `${dataDir}/audit.log`
   mkdirSync(dirname(auditPath), { recursive: true })
   const app = await buildApp({
-    store, api: cfg, status, ...(registry === undefined ? {} : { registry }),
+    store, api: cfg, status, ...(registry === undefined ? {} : { registry }), ...(deadLetters === undefined ? {} : { deadLetters }),
     // Lease lookups reveal who had which address: keep who asked, append-only.
     audit: (e) => { appendFileSync(auditPath, JSON.stringify(e) + '\n') }
   })

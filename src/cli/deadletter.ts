@@ -1,5 +1,5 @@
 import type { Command } from 'commander'
-import { DeadLetterStore } from '../store/deadletter.js'
+import { DeadLetterStore, retryDeadLetters } from '../store/deadletter.js'
 import type { CliIo } from './parse.js'
 import { addStoreOptions, openStore, type StoreOptions } from './store-options.js'
 import { join } from 'node:path'
@@ -28,12 +28,9 @@ export function registerDeadLetter (program: Command, io: CliIo): void {
     .action(async (o: StoreOptions & { limit: string }) => {
       const opened = await openStore(o)
       try {
-        const entries = opened.deadLetters.list(Number(o.limit))
         const before = opened.deadLetters.count()
-        // Rejected again → the store dead-letters them anew; the originals go either way.
-        const r = await opened.store.write(entries.map((e) => e.event))
-        opened.deadLetters.remove(entries.map((e) => e.seq))
-        io.stderr.write(`retried ${entries.length}: ${r.written} stored, ${r.duplicates} already stored, ${r.deadLettered} rejected again (${opened.deadLetters.count()} of ${before} remain)\n`)
+        const r = await retryDeadLetters(opened.store, opened.deadLetters, Number(o.limit))
+        io.stderr.write(`retried ${r.retried}: ${r.written} stored, ${r.duplicates} already stored, ${r.deadLettered} rejected again (${r.remaining} of ${before} remain)\n`)
         io.exitCode = r.deadLettered > 0 ? 1 : 0
       } finally {
         await opened.close()

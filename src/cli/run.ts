@@ -124,7 +124,7 @@ async function runService (cfg: KeatrailConfig, io: CliIo): Promise<number> {
         ...(poller === undefined ? {} : { kea: () => ({ ...poller.counters }) }),
         deadLetters: () => deadLetters.count(),
         sourcesRunning: () => running
-      }, registry)
+      }, registry, deadLetters)
       log.info('API and web UI listening.', { url: api.url })
     } catch (err) {
       // The pipeline matters more than the API: keep collecting, say why there is no API.

@@ -33,7 +33,7 @@ export function registerServe (program: Command, io: CliIo): void {
       // --data-dir given on the command line wins; its default does not override the config's.
       const dataDir = cmd.getOptionValueSource('dataDir') === 'cli' ? o.dataDir as string : file?.dataDir ?? o.dataDir ?? './data'
       const opened = await openStore({ ...o, dataDir })
-      const { app, url } = await serveApi(opened.store, api, dataDir, { deadLetters: () => opened.deadLetters.count() })
+      const { app, url } = await serveApi(opened.store, api, dataDir, { deadLetters: () => opened.deadLetters.count() }, undefined, opened.deadLetters)
       io.stderr.write(`keatrail API and web UI on ${url} (store: ${opened.store.kind})\n`)
       await new Promise<void>((resolve) => {
         const stop = (): void => { resolve() }

@@ -66,3 +66,14 @@ export class DeadLetterStore {
     if (this.db.open) this.db.close()
   }
 }
+
+/**
+ * Writes up to `limit` dead-lettered events to the store again. Those it accepts (or already
+ * has) leave the dead-letter store; those it rejects again are dead-lettered anew by the store.
+ */
+export async function retryDeadLetters (store: { write: (events: KeaEvent[]) => Promise<{ written: number, duplicates: number, deadLettered: number }> }, dlq: DeadLetterStore, limit: number): Promise<{ retried: number, written: number, duplicates: number, deadLettered: number, remaining: number }> {
+  const entries = dlq.list(limit)
+  const r = await store.write(entries.map((e) => e.event))
+  dlq.remove(entries.map((e) => e.seq))
+  return { retried: entries.length, ...r, remaining: dlq.count() }
+}

@@ -10,6 +10,7 @@ import type { KeaSnapshot } from '../../src/kea/snapshot.js'
 import type { KeaEvent } from '../../src/parse/event.js'
 import { ElasticsearchStore } from '../../src/store/elasticsearch/store.js'
 import { SqliteStore } from '../../src/store/sqlite/store.js'
+import { DeadLetterStore } from '../../src/store/deadletter.js'
 import type { Store } from '../../src/store/types.js'
 import { parseBuffer, readFixture } from '../helpers/fixtures.js'
 
@@ -187,6 +188,26 @@ describe(`REST API on ${kinds.join(' and ')}${esSkip === '' ? '' : ` (elasticsea
       for (const a of await both('/api/v1/events', {})) expect(a).toMatchObject({ status: 401, body: { code: 'KEATRAIL_ERR_AUTH' } })
       for (const a of await both('/api/v1/events', { authorization: 'Bearer kt_wrong-key-012345' })) expect(a.status).toBe(401)
       expect((await both('/api/v1/whoami', { authorization: `Bearer ${ADMIN}` }))[0]?.body).toEqual({ name: 'ops', role: 'admin' })
+    })
+
+    it('dead letters: admin only; listed with the reason and retried into the store', async () => {
+      const dlq = new DeadLetterStore(':memory:')
+      const store = new SqliteStore({ path: ':memory:' })
+      const { events } = await parseBuffer(readFixture('captured/kea-dhcp4-INFO-file.log'), { host: 'x' })
+      dlq.add('elasticsearch', events.slice(0, 3).map((event) => ({ event, reason: '400 mapper_parsing_exception: failed to parse field [kea.iaid]' })))
+      const app = await buildApp({ store, deadLetters: dlq, api: { keys: [{ name: 'reader', sha256: apiKeyHash(KEY), role: 'read' }, { name: 'ops', sha256: apiKeyHash(ADMIN), role: 'admin' }] } })
+      const reader = await app.inject({ url: '/api/v1/deadletter', headers: auth })
+      expect([reader.statusCode, reader.json().code]).toEqual([403, 'KEATRAIL_ERR_FORBIDDEN'])
+      const admin = { authorization: `Bearer ${ADMIN}` }
+      const list = (await app.inject({ url: '/api/v1/deadletter', headers: admin })).json()
+      expect(list).toMatchObject({ count: 3, entries: [{ store: 'elasticsearch', reason: expect.stringContaining('mapper_parsing_exception') }, {}, {}] })
+      expect((await app.inject({ method: 'POST', url: '/api/v1/deadletter/retry', headers: auth })).statusCode).toBe(403)
+      const retry = (await app.inject({ method: 'POST', url: '/api/v1/deadletter/retry', headers: admin })).json()
+      expect(retry).toEqual({ retried: 3, written: 3, duplicates: 0, deadLettered: 0, remaining: 0 })
+      expect(await store.count()).toBe(3)
+      await app.close()
+      await store.close()
+      dlq.close()
     })
 
     it('rate limit per key: 429 with a code once the window is used up', async () => {
