@@ -75,7 +75,12 @@ async function runService (cfg: KeatrailConfig, io: CliIo): Promise<number> {
     store = es
   }
   const state = join(cfg.dataDir, 'state')
-  const sources = cfg.sources.map((s) => s.type === 'file' ? new FileSource(s, state, log) : s.type === 'syslog' ? new SyslogSource(s, state) : new JournalSource(s, state, log))
+  // Dropped datagrams are a gap in what keatrail saw: lease answers overlapping it say so.
+  const onLoss = (name: string) => (from: number, to: number, count: number): void => {
+    store.leases.recordGap({ scope: '*', from, to, reason: `syslog source ${name} dropped ${count} datagram(s)` })
+      .catch((err: Error) => { log.error(LOG_CODES.storeWrite, 'Could not record a collection gap.', { source: name, error: err.message }) })
+  }
+  const sources = cfg.sources.map((s) => s.type === 'file' ? new FileSource(s, state, log) : s.type === 'syslog' ? new SyslogSource(s, state, onLoss(s.name)) : new JournalSource(s, state, log))
   const registry = new Registry()
   const latency = writeLatency(registry)
   const pipeline = new Pipeline(store, { queueBatches: cfg.pipeline.queueBatches, drainMs: cfg.pipeline.drainMs, log, onWrite: (ms) => latency.observe(ms / 1000) })

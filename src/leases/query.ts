@@ -45,7 +45,10 @@ async function withCoverage (store: LeaseStore, ivs: LeaseInterval[]): Promise<L
     if (!cov.has(iv.scope)) cov.set(iv.scope, await store.coverage(iv.scope))
     const c = cov.get(iv.scope)
     const beyond = iv.origin === 'log' && c !== undefined && iv.certainty === 'inferred' && (iv.end === null || iv.end > c.to)
-    out.push(beyond ? { ...iv, certainty: 'gap' } : iv)
+    // Input lost inside the interval (dropped datagrams): its end, or another holder, may be missing.
+    const lost = iv.origin === 'log' && iv.certainty !== 'gap' &&
+      (await store.gapsIn(iv.scope, iv.start ?? iv.end ?? 0, iv.end ?? Number.MAX_SAFE_INTEGER)).length > 0
+    out.push(beyond || lost ? { ...iv, certainty: 'gap' } : iv)
   }
   return out
 }
@@ -58,13 +61,15 @@ export async function holderAt (store: LeaseStore, address: string, time: number
   const range = parseAddress(address)
   const at = await withCoverage(store, await store.intervalsAt(range, time, scope))
   const cov = await store.coverage(scope)
-  const covered = cov !== undefined && time >= cov.from && time <= cov.to
+  const gaps = await store.gapsIn(scope ?? '*', time, time + 1)
+  const covered = cov !== undefined && time >= cov.from && time <= cov.to && gaps.length === 0
   const answer: HolderAnswer = {
     address: range.text,
     time: new Date(time).toISOString(),
     holders: at.map((iv) => toHolder(iv, now)),
     covered,
-    ...(cov === undefined ? {} : { coverage: { from: new Date(cov.from).toISOString(), to: new Date(cov.to).toISOString() } })
+    ...(cov === undefined ? {} : { coverage: { from: new Date(cov.from).toISOString(), to: new Date(cov.to).toISOString() } }),
+    ...(gaps.length === 0 ? {} : { gaps: gaps.map((g) => ({ from: new Date(g.from).toISOString(), to: new Date(g.to).toISOString(), reason: g.reason })) })
   }
   if (at.length === 0) {
     const n = await store.neighbours(range, time, scope)

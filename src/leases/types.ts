@@ -83,6 +83,16 @@ export interface Holder extends LeaseClient {
   origin: 'log' | 'kea-state'
 }
 
+/** A time range in which keatrail knows it lost input (UDP datagrams dropped…): no answer inside is certain. */
+export interface CollectionGap {
+  /** host.name, or '*' when the lost input's server is unknown. */
+  scope: string
+  /** Epoch ms. */
+  from: number
+  to: number
+  reason: string
+}
+
 export interface EvidenceLine { id: string, time: string, line: string }
 
 export interface HolderAnswer {
@@ -92,8 +102,10 @@ export interface HolderAnswer {
   /** When nobody held it: the nearest intervals before and after, as evidence for "nobody". */
   before?: Holder
   after?: Holder
-  /** False when the time lies outside what keatrail collected for this scope (then the answer says nothing). */
+  /** False when the time lies outside what keatrail collected for this scope, or inside a known gap (then the answer says nothing). */
   covered: boolean
+  /** Known collection gaps containing the time. */
+  gaps?: Array<{ from: string, to: string, reason: string }>
   coverage?: { from: string, to: string }
 }
 
@@ -122,6 +134,10 @@ export interface LeaseStore {
   coverage: (scope?: string) => Promise<{ from: number, to: number } | undefined>
   /** How much lease history is stored. */
   stats: () => Promise<{ intervals: number, observations: number }>
+  /** Records lost input. */
+  recordGap: (gap: CollectionGap) => Promise<void>
+  /** Gaps of this scope (or of all scopes) overlapping [from, to). */
+  gapsIn: (scope: string, from: number, to: number) => Promise<CollectionGap[]>
   /** Scopes (host.name, '' when unknown) that events were collected for. */
   scopes: () => Promise<string[]>
   /** Stores intervals built from Kea's own lease state (memfile CSV…); idempotent. */

@@ -125,14 +125,15 @@ describe('syslog source with real senders', () => {
 })
 
 describe('syslog UDP spill queue', () => {
-  async function scenario (spillMaxBytes: number, sent: number): Promise<{ stored: number, spilled: number, dropped: number, left: number }> {
+  async function scenario (spillMaxBytes: number, sent: number): Promise<{ stored: number, spilled: number, dropped: number, left: number, losses: Array<[number, number, number]> }> {
     const dir = mkdtempSync(join(tmpdir(), 'kt-spill-'))
     const dbPath = join(dir, 'k.db')
     const store = new SqliteStore({ path: dbPath, busyTimeoutMs: 5 })
     const { default: Database } = await import('better-sqlite3')
     const blocker = new Database(dbPath)
     blocker.prepare('BEGIN IMMEDIATE').run() // the store cannot write: the pipeline fills up
-    const source = new SyslogSource({ type: 'syslog', name: 'u', udp: { host: '127.0.0.1', port: 0 }, flushMs: 10, batchEvents: 20, maxPendingBatches: 2, spillMaxBytes, timeZone: 'UTC' }, join(dir, 'state'))
+    const losses: Array<[number, number, number]> = []
+    const source = new SyslogSource({ type: 'syslog', name: 'u', udp: { host: '127.0.0.1', port: 0 }, flushMs: 10, batchEvents: 20, maxPendingBatches: 2, spillMaxBytes, timeZone: 'UTC' }, join(dir, 'state'), (from, to, n) => losses.push([from, to, n]))
     const pipeline = new Pipeline(store, { log: quiet, queueBatches: 1 })
     const stop = new AbortController()
     const run = pipeline.run([source], stop.signal)
@@ -157,13 +158,14 @@ describe('syslog UDP spill queue', () => {
     const q = new SpillQueue(join(dir, 'state', 'spill-u.db'), 1)
     const left = q.count()
     q.close()
-    return { stored, spilled: source.counters.spilled, dropped: source.counters.dropped, left }
+    return { stored, spilled: source.counters.spilled, dropped: source.counters.dropped, left, losses }
   }
 
   it('keeps datagrams that arrive while the pipeline is full, and stores all of them afterwards', async () => {
     const r = await scenario(16 * 1024 * 1024, 400)
     expect(r.spilled).toBeGreaterThan(100)
     expect(r.dropped).toBe(0)
+    expect(r.losses).toEqual([])
     expect(r.stored).toBe(400)
     expect(r.left).toBe(0)
   })
@@ -172,5 +174,8 @@ describe('syslog UDP spill queue', () => {
     const r = await scenario(4096, 400)
     expect(r.dropped).toBeGreaterThan(0)
     expect(r.stored + r.dropped).toBe(400)
+    // Every drop is reported as lost input (a collection gap for lease history), with its time range.
+    expect(r.losses.reduce((n, l) => n + l[2], 0)).toBe(r.dropped)
+    for (const [from, to] of r.losses) expect(from).toBeLessThanOrEqual(to)
   })
 })

@@ -181,6 +181,25 @@ describe(`lease history contract: ${kinds.join(' and ')} ${esSkip === '' ? '' : 
     }
   })
 
+  it('input known to be lost (dropped datagrams) makes overlapping answers "gap", in both stores', async () => {
+    const iv = [...expected.values()].flat().find((x) => x.type === 'V4' && x.start !== null && x.end !== null && x.end - x.start > 2000 && x.end_reason === 'release') as LeaseInterval
+    const mid = Math.floor(((iv.start as number) + (iv.end as number)) / 2)
+    const answers = []
+    for (const k of kinds) {
+      const leases = (outOfOrder[k] as Store).leases
+      await leases.recordGap({ scope: '*', from: mid - 100, to: mid + 100, reason: 'syslog source u dropped 7 datagram(s)' })
+      const h = await history(leases, { address: iv.lease, scope: iv.scope })
+      const same = h.find((x) => x.start === new Date(iv.start as number).toISOString())
+      expect(same?.certainty, k).toBe('gap')
+      const at = await holderAt(leases, iv.lease, mid, iv.scope)
+      expect(at.covered).toBe(false)
+      expect(at.gaps).toEqual([{ from: new Date(mid - 100).toISOString(), to: new Date(mid + 100).toISOString(), reason: 'syslog source u dropped 7 datagram(s)' }])
+      expect((await holderAt(leases, iv.lease, (iv.start as number) - 5000, iv.scope)).gaps).toBeUndefined()
+      answers.push(at)
+    }
+    for (const a of answers.slice(1)) expect(a).toEqual(answers[0])
+  })
+
   it('rejects what it cannot read instead of answering wrongly', async () => {
     const leases = (inOrder.sqlite as Store).leases
     await expect(holderAt(leases, '192.0.2.300', 0)).rejects.toThrow(/KEATRAIL_ERR_USAGE|not an IPv4 or IPv6/)

@@ -70,7 +70,15 @@ export class SyslogSource implements Source {
   private batchSpillSeq = 0
   private readonly sockets = new Set<Socket>()
 
-  constructor (config: SyslogSourceConfig, stateDir?: string) {
+  /** Consecutive drops not yet reported: [first, last, count]. */
+  private loss: [number, number, number] | undefined
+  private lossTimer: NodeJS.Timeout | undefined
+
+  /**
+   * `onLoss` hears of every run of dropped datagrams (first and last drop time, count), so
+   * lease history can say its answers there are not certain.
+   */
+  constructor (config: SyslogSourceConfig, stateDir?: string, private readonly onLoss?: (from: number, to: number, count: number) => void) {
     this.cfg = validateConfig(syslogSourceConfigSchema, config, `sources.${(config as { name?: string }).name ?? '?'}`)
     this.name = this.cfg.name
     const pattern = resolvePattern(this.cfg.pattern)
@@ -111,6 +119,23 @@ export class SyslogSource implements Source {
 
   checkpoint (): void {
     // Nothing to checkpoint: syslog senders cannot be asked to send again.
+    this.reportLoss()
+  }
+
+  private dropped (): void {
+    this.counters.dropped++
+    const now = Date.now()
+    if (this.loss === undefined) this.loss = [now, now, 1]
+    else { this.loss[1] = now; this.loss[2]++ }
+    // Report a long run of drops at least once a second, not only when it ends.
+    this.lossTimer ??= setTimeout(() => { this.lossTimer = undefined; this.reportLoss() }, 1000)
+  }
+
+  private reportLoss (): void {
+    const l = this.loss
+    if (l === undefined) return
+    this.loss = undefined
+    this.onLoss?.(l[0], l[1], l[2])
   }
 
   private async start (): Promise<void> {
@@ -120,10 +145,10 @@ export class SyslogSource implements Source {
       sock.on('message', (msg, rinfo) => {
         // Full pipeline, or older datagrams still spilled (keep their order): to the spill queue.
         if (this.pending >= c.maxPendingBatches || (this.spill !== undefined && this.spill.pendingBytes > 0)) {
-          if (this.spill?.push(msg.subarray(0, c.maxMessageBytes), rinfo.address, Date.now()) === true) this.counters.spilled++
-          else this.counters.dropped++
+          if (this.spill?.push(msg.subarray(0, c.maxMessageBytes), rinfo.address, Date.now()) === true) { this.counters.spilled++; this.reportLoss() } else this.dropped()
           return
         }
+        this.reportLoss()
         this.receive(msg.subarray(0, c.maxMessageBytes), msg.length > c.maxMessageBytes, rinfo.address)
       })
       await new Promise<void>((resolve, reject) => { sock.once('error', reject); sock.bind(c.udp?.port, c.udp?.host, () => resolve()) })

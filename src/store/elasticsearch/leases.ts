@@ -3,7 +3,7 @@ import { containingPrefixLos, parseAddressOrPrefix } from '../../leases/address.
 import { deriveIntervals, resumable } from '../../leases/derive.js'
 import { compareObservations, sequenceOf } from '../../leases/observe.js'
 import { clientMatchers } from '../../leases/query.js'
-import type { HistoryQuery, LeaseInterval, LeaseObservation, LeaseStore } from '../../leases/types.js'
+import type { CollectionGap, HistoryQuery, LeaseInterval, LeaseObservation, LeaseStore } from '../../leases/types.js'
 
 type Q = estypes.QueryDslQueryContainer
 
@@ -245,13 +245,26 @@ export class EsLeases implements LeaseStore {
   async coverage (scope?: string): Promise<{ from: number, to: number } | undefined> {
     const res = await this.client.search({
       index: this.idx.coverage, ignore_unavailable: true, allow_no_indices: true, size: 0,
-      query: scope === undefined ? { match_all: {} } : { term: { scope } },
+      query: { bool: { must_not: [{ term: { kind: 'gap' } }], ...(scope === undefined ? {} : { filter: [{ term: { scope } }] }) } },
       aggs: { f: { min: { field: 'first' } }, l: { max: { field: 'last' } } }
     })
     const f = (res.aggregations?.f as estypes.AggregationsMinAggregate | undefined)?.value
     const l = (res.aggregations?.l as estypes.AggregationsMaxAggregate | undefined)?.value
     if (f === null || f === undefined || l === null || l === undefined) return undefined
     return { from: f, to: l }
+  }
+
+  async recordGap (g: CollectionGap): Promise<void> {
+    await this.client.index({ index: this.idx.coverage, document: { kind: 'gap', scope: g.scope, first: g.from, last: g.to, reason: g.reason }, refresh: true })
+  }
+
+  async gapsIn (scope: string, from: number, to: number): Promise<CollectionGap[]> {
+    const res = await this.client.search<{ scope: string, first: number, last: number, reason: string }>({
+      index: this.idx.coverage, ignore_unavailable: true, allow_no_indices: true, size: 1000,
+      query: { bool: { filter: [{ term: { kind: 'gap' } }, { range: { first: { lt: to } } }, { range: { last: { gte: from } } }, ...(scope === '*' ? [] : [{ terms: { scope: [scope, '*'] } }])] } },
+      sort: [{ first: 'asc' }]
+    })
+    return res.hits.hits.map((h) => { const d = h._source as { scope: string, first: number, last: number, reason: string }; return { scope: d.scope, from: d.first, to: d.last, reason: d.reason } })
   }
 
   async stats (): Promise<{ intervals: number, observations: number }> {
@@ -262,6 +275,7 @@ export class EsLeases implements LeaseStore {
   async scopes (): Promise<string[]> {
     const res = await this.client.search({
       index: this.idx.coverage, ignore_unavailable: true, allow_no_indices: true, size: 0,
+      query: { bool: { must_not: [{ term: { kind: 'gap' } }] } },
       aggs: { s: { terms: { field: 'scope', size: 1000, order: { _key: 'asc' } } } }
     })
     const buckets = (res.aggregations?.s as estypes.AggregationsStringTermsAggregate | undefined)?.buckets

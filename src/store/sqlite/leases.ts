@@ -3,7 +3,7 @@ import { containingPrefixLos } from '../../leases/address.js'
 import { deriveIntervals, resumable } from '../../leases/derive.js'
 import { compareObservations, sequenceOf } from '../../leases/observe.js'
 import { clientMatchers } from '../../leases/query.js'
-import type { HistoryQuery, LeaseInterval, LeaseObservation, LeaseStore } from '../../leases/types.js'
+import type { CollectionGap, HistoryQuery, LeaseInterval, LeaseObservation, LeaseStore } from '../../leases/types.js'
 import { parseAddressOrPrefix } from '../../leases/address.js'
 
 interface Row { doc: string }
@@ -209,6 +209,16 @@ export class SqliteLeases implements LeaseStore {
       : this.db.prepare('SELECT first AS f, last AS l FROM coverage WHERE scope = ?').get(scope)) as { f: number | null, l: number | null } | undefined
     if (row === undefined || row.f === null || row.l === null) return undefined
     return { from: row.f, to: row.l }
+  }
+
+  async recordGap (g: CollectionGap): Promise<void> {
+    this.db.prepare('INSERT INTO gaps (scope, from_ts, to_ts, reason) VALUES (?, ?, ?, ?)').run(g.scope, g.from, g.to, g.reason)
+  }
+
+  async gapsIn (scope: string, from: number, to: number): Promise<CollectionGap[]> {
+    const rows = this.db.prepare(`SELECT scope, from_ts AS "from", to_ts AS "to", reason FROM gaps
+      WHERE from_ts < ? AND to_ts >= ? AND (scope = ? OR scope = '*' OR ? = '*') ORDER BY from_ts`).all(to, from, scope, scope) as CollectionGap[]
+    return rows
   }
 
   async stats (): Promise<{ intervals: number, observations: number }> {

@@ -137,5 +137,19 @@ DROP TABLE events_fts;
 CREATE VIRTUAL TABLE events_fts USING fts5 (message, content = 'events', content_rowid = 'rowid', tokenize = "unicode61 tokenchars '_'");
 INSERT INTO events_fts (events_fts) VALUES ('rebuild');
 `
+  },
+  {
+    version: 5,
+    name: 'collection gaps',
+    sql: `
+-- Time ranges in which input was lost (UDP datagrams dropped with the spill queue full).
+CREATE TABLE gaps (
+  scope   TEXT NOT NULL,               -- host.name, or '*' for every server
+  from_ts INTEGER NOT NULL,
+  to_ts   INTEGER NOT NULL,
+  reason  TEXT NOT NULL
+);
+CREATE INDEX gaps_time ON gaps (from_ts, to_ts);
+`
   }
 ]
