@@ -1,3 +1,4 @@
+import fc from 'fast-check'
 import { execFileSync, spawn } from 'node:child_process'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -26,6 +27,21 @@ describe('syslog framing (RFC 6587)', () => {
         expect(got, `cut at ${cut}/${cut2}`).toEqual(want)
       }
     }
+  })
+
+  it('random octet-counted streams (LF and UTF-8 inside frames) give the same frames however TCP cuts them', () => {
+    const body = fc.string({ unit: fc.constantFrom('a', 'Z', ' ', '\n', 'é', '→', '<', '1', '[', ']'), minLength: 1, maxLength: 60 })
+    fc.assert(fc.property(fc.array(body, { minLength: 1, maxLength: 8 }), fc.array(fc.nat(400), { maxLength: 6 }), (bodies, cuts) => {
+      const frames = bodies.map((b) => `<134>${b}`)
+      const stream = Buffer.concat(frames.map((m) => Buffer.from(`${Buffer.byteLength(m)} ${m}`)))
+      const points = [...new Set(cuts.map((c) => c % (stream.length + 1)))].sort((a, b) => a - b)
+      const f = new SyslogFramer(4096)
+      const got: string[] = []
+      let at = 0
+      for (const p of [...points, stream.length]) { f.push(stream.subarray(at, p), (m) => got.push(m.toString())); at = p }
+      f.end((m) => got.push(m.toString()))
+      expect(got).toEqual(frames)
+    }), { numRuns: 500 })
   })
 
   it('cuts oversized frames without buffering them, and resynchronises', () => {
