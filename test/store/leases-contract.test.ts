@@ -79,6 +79,7 @@ describe(`lease history contract: ${kinds.join(' and ')} ${esSkip === '' ? '' : 
   let expected: Map<string, LeaseInterval[]>
   const inOrder: Record<string, Store> = {}
   const outOfOrder: Record<string, Store> = {}
+  const concurrent: Record<string, Store> = {}
 
   beforeAll(async () => {
     if (process.env.CI === 'true' && esSkip !== '') throw new Error(`CI needs Elasticsearch: ${esSkip}`)
@@ -93,10 +94,13 @@ describe(`lease history contract: ${kinds.join(' and ')} ${esSkip === '' ? '' : 
       // Out of order (as several sources and restarts deliver them), with replays mixed in.
       outOfOrder[kind] = await make()
       for (const b of shuffled([...batches, ...batches.slice(0, 7)], 42)) await outOfOrder[kind].write(b)
+      // Four writes in flight at once, as a caller with concurrent batches does.
+      concurrent[kind] = await make()
+      for (let i = 0; i < batches.length; i += 4) await Promise.all(batches.slice(i, i + 4).map(async (b) => await (concurrent[kind] as Store).write(b)))
     }
   }, 300_000)
   afterAll(async () => {
-    for (const s of [...Object.values(inOrder), ...Object.values(outOfOrder)]) await s.close()
+    for (const s of [...Object.values(inOrder), ...Object.values(outOfOrder), ...Object.values(concurrent)]) await s.close()
   })
 
   it('the fixtures exercise v4, v6 addresses and v6 prefixes on four servers, INFO and DEBUG', () => {
@@ -112,9 +116,9 @@ describe(`lease history contract: ${kinds.join(' and ')} ${esSkip === '' ? '' : 
   })
 
   for (const kind of kinds) {
-    for (const mode of ['in order', 'out of order with replays'] as const) {
+    for (const mode of ['in order', 'out of order with replays', 'four batches in flight'] as const) {
       it(`${kind}, ${mode}: holds exactly the intervals of one full derivation`, async () => {
-        const store = (mode === 'in order' ? inOrder : outOfOrder)[kind] as Store
+        const store = (mode === 'in order' ? inOrder : mode === 'four batches in flight' ? concurrent : outOfOrder)[kind] as Store
         for (const [key, want] of expected) {
           const [scope, type, lease] = key.split('|') as [string, string, string]
           const got = await store.leases.intervals(type === 'IA_PD' ? { prefix: lease, scope } : { address: lease, scope })

@@ -58,6 +58,8 @@ interface IntervalHit { _id?: string | null, _source?: { doc: LeaseInterval, sta
  */
 export class EsLeases implements LeaseStore {
   private readonly idx: ReturnType<typeof leaseIndices>
+  /** Lease application runs one batch at a time (the event bulks may overlap). */
+  private applying: Promise<void> = Promise.resolve()
 
   constructor (private readonly client: Client, namespace: string) {
     this.idx = leaseIndices(namespace)
@@ -72,7 +74,17 @@ export class EsLeases implements LeaseStore {
     }
   }
 
+  /**
+   * Stores observations and re-derives their keys. Serialized: two batches touching the same key
+   * at once would both extend the same latest interval, and one of the updates would be lost.
+   */
   async apply (obs: readonly LeaseObservation[], spans: ReadonlyMap<string, { first: number, last: number }>): Promise<void> {
+    const run = this.applying.then(async () => { await this.applyNow(obs, spans) })
+    this.applying = run.catch(() => {})
+    await run
+  }
+
+  private async applyNow (obs: readonly LeaseObservation[], spans: ReadonlyMap<string, { first: number, last: number }>): Promise<void> {
     const ops: unknown[] = []
     for (const [scope, s] of spans) ops.push({ index: { _index: this.idx.coverage, _id: `${scope}|${s.first}|${s.last}` } }, { scope, first: s.first, last: s.last })
     for (const o of obs) ops.push({ index: { _index: this.idx.obs, _id: o.event_id } }, { key: o.key, ts: o.ts, seq: o.seq, scope: o.scope, doc: o })
