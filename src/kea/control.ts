@@ -125,7 +125,6 @@ export class KeaControlClient {
         })
         res.on('error', (err) => { fail('unreachable', err.message) })
       })
-      req.setTimeout(this.cfg.timeoutMs, () => { req.destroy(); fail('timeout', `no answer within ${this.cfg.timeoutMs} ms`) })
       const deadline = setTimeout(() => { req.destroy(); fail('timeout', `no complete answer within ${this.cfg.timeoutMs} ms`) }, this.cfg.timeoutMs)
       req.on('close', () => { clearTimeout(deadline) })
       req.on('error', (err: NodeJS.ErrnoException) => {

@@ -165,10 +165,11 @@ export function parseTime (input: string, what = 'time'): number {
  * The `lo` keys of every prefix that could contain this address (one per prefix length): an
  * IA_PD lookup is then an indexed `lo IN (…)` instead of a range scan over all prefixes.
  */
-export function containingPrefixLos (r: AddressRange): string[] {
-  const hex = r.lo.slice(2)
-  const max = r.family === 4 ? 32 : 128
+export function containingPrefixLos (lo: string): string[] {
+  const family = lo.startsWith('6:') ? 6 : 4
+  const hex = lo.slice(2)
+  const max = family === 4 ? 32 : 128
   const out = new Set<string>()
-  for (let len = 0; len <= max; len++) out.add(`${r.family}:${maskHex(hex, len, '0')}`)
+  for (let len = 0; len <= max; len++) out.add(`${family}:${maskHex(hex, len, '0')}`)
   return [...out]
 }

@@ -93,8 +93,6 @@ export interface CollectionGap {
   reason: string
 }
 
-export interface EvidenceLine { id: string, time: string, line: string }
-
 export interface HolderAnswer {
   address: string
   time: string

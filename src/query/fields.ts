@@ -71,7 +71,7 @@ export const ALIASES: Record<string, string> = {
 
 /** The canonical name of a field or alias, or undefined. */
 export function resolveField (name: string): string | undefined {
-  const n = name.toLowerCase() === name ? name : name.toLowerCase()
+  const n = name.toLowerCase()
   if (FIELDS[n] !== undefined) return n
   return ALIASES[n]
 }

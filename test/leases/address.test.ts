@@ -12,8 +12,8 @@ describe('addresses', () => {
   it('an address lies inside a prefix exactly when its masked form is that prefix', () => {
     const a = parseAddress('2001:db8:8000:1ab::7')
     const p = parseAddressOrPrefix('2001:db8:8000:100::/56')
-    expect(containingPrefixLos(a)).toContain(p.lo)
-    expect(containingPrefixLos(parseAddress('2001:db8:8000:200::1'))).not.toContain(p.lo)
+    expect(containingPrefixLos(a.lo)).toContain(p.lo)
+    expect(containingPrefixLos(parseAddress('2001:db8:8000:200::1').lo)).not.toContain(p.lo)
   })
   it('rejects what is not an address with a clear message', () => {
     for (const bad of ['192.0.2.300', 'host.example', '2001:db8::g', '192.0.2.1/33', '']) expect(() => parseAddressOrPrefix(bad)).toThrow(/KEATRAIL_ERR_USAGE|not an IPv4|prefix length/)

@@ -214,8 +214,7 @@ export class EsLeases implements LeaseStore {
   }
 
   private rangeFilter (range: { lo: string, hi: string }): Q[] {
-    const r = parseLo(range.lo)
-    return [{ terms: { lo: r.family === 6 ? containingPrefixLos(r) : [r.lo] } }, { range: { hi: { gte: r.lo } } }]
+    return [{ terms: { lo: containingPrefixLos(range.lo) } }, { range: { hi: { gte: range.lo } } }]
   }
 
   async intervalsAt (range: { lo: string, hi: string }, time: number, scope?: string): Promise<LeaseInterval[]> {
@@ -309,7 +308,3 @@ export class EsLeases implements LeaseStore {
   }
 }
 
-function parseLo (lo: string): ReturnType<typeof parseAddressOrPrefix> {
-  const family = lo.startsWith('6:') ? 6 : 4
-  return { family, text: '', length: family === 4 ? 32 : 128, lo, hi: lo }
-}

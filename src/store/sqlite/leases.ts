@@ -155,26 +155,24 @@ export class SqliteLeases implements LeaseStore {
   }
 
   async intervalsAt (range: { lo: string, hi: string }, time: number, scope?: string): Promise<LeaseInterval[]> {
-    const r = parseRange(range)
-    const los = r.family === 6 ? containingPrefixLos(r) : [r.lo]
+    const los = containingPrefixLos(range.lo)
     const marks = los.map(() => '?').join(', ')
     const rows = this.db.prepare(`SELECT doc FROM lease_intervals
       WHERE lo IN (${marks}) AND hi >= ? AND (start IS NULL OR start <= ?) AND (end IS NULL OR end > ?)
       ${scope === undefined ? '' : 'AND scope = ?'} ORDER BY start, id`)
-      .all(...los, r.lo, time, time, ...(scope === undefined ? [] : [scope])) as Row[]
+      .all(...los, range.lo, time, time, ...(scope === undefined ? [] : [scope])) as Row[]
     return rows.map((x) => JSON.parse(x.doc) as LeaseInterval)
   }
 
   async neighbours (range: { lo: string, hi: string }, time: number, scope?: string): Promise<{ before?: LeaseInterval, after?: LeaseInterval }> {
-    const r = parseRange(range)
-    const los = r.family === 6 ? containingPrefixLos(r) : [r.lo]
+    const los = containingPrefixLos(range.lo)
     const marks = los.map(() => '?').join(', ')
     const sc = scope === undefined ? '' : 'AND scope = ?'
     const scp = scope === undefined ? [] : [scope]
     const before = this.db.prepare(`SELECT doc FROM lease_intervals WHERE lo IN (${marks}) AND hi >= ? AND end IS NOT NULL AND end <= ? ${sc}
-      ORDER BY end DESC, id LIMIT 1`).get(...los, r.lo, time, ...scp) as Row | undefined
+      ORDER BY end DESC, id LIMIT 1`).get(...los, range.lo, time, ...scp) as Row | undefined
     const after = this.db.prepare(`SELECT doc FROM lease_intervals WHERE lo IN (${marks}) AND hi >= ? AND start > ? ${sc}
-      ORDER BY start ASC, id LIMIT 1`).get(...los, r.lo, time, ...scp) as Row | undefined
+      ORDER BY start ASC, id LIMIT 1`).get(...los, range.lo, time, ...scp) as Row | undefined
     return {
       ...(before === undefined ? {} : { before: JSON.parse(before.doc) as LeaseInterval }),
       ...(after === undefined ? {} : { after: JSON.parse(after.doc) as LeaseInterval })
@@ -232,9 +230,10 @@ export class SqliteLeases implements LeaseStore {
 
   async writeKeaState (intervals: LeaseInterval[]): Promise<number> {
     let n = 0
+    const known = this.db.prepare('SELECT 1 FROM lease_intervals WHERE id = ?')
     this.db.transaction(() => {
       for (const iv of intervals) {
-        const exists = this.db.prepare('SELECT 1 FROM lease_intervals WHERE id = ?').get(iv.id) !== undefined
+        const exists = known.get(iv.id) !== undefined
         if (!exists) n++
         this.put(iv)
       }
@@ -243,7 +242,3 @@ export class SqliteLeases implements LeaseStore {
   }
 }
 
-function parseRange (range: { lo: string, hi: string }): { family: 4 | 6, lo: string, hi: string, text: string, length: number } {
-  const family = range.lo.startsWith('6:') ? 6 : 4
-  return { family, lo: range.lo, hi: range.hi, text: '', length: family === 4 ? 32 : 128 }
-}
