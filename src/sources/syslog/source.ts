@@ -14,6 +14,7 @@ import { SpillQueue } from '../../pipeline/spill.js'
 import { emptyCounters, type Emit, type Source, type SourceCounters } from '../../pipeline/types.js'
 import { SyslogFramer } from './frame.js'
 import { parseSyslog } from './header.js'
+import { UdpKernelDrops } from './udp-drops.js'
 import { validateConfig } from '../../config/validate.js'
 
 const listen = z.object({
@@ -40,6 +41,8 @@ export const syslogSourceConfigSchema = z.object({
   flushMs: z.number().int().min(1).default(200).describe('A partial batch is handed over after this long'),
   maxPendingBatches: z.number().int().min(1).default(4)
     .describe('UDP cannot push back: while this many batches wait for the pipeline, datagrams go to the spill queue'),
+  udpReceiveBufferBytes: z.number().int().min(4096).optional()
+    .describe('SO_RCVBUF of the UDP socket (the kernel caps it at net.core.rmem_max); datagrams the kernel drops when it is full are counted in `dropped`'),
   spillMaxBytes: z.number().int().min(0).default(64 * 1024 * 1024)
     .describe('Size of the on-disk spill queue for UDP datagrams (in the state directory); when it is full they are dropped and counted. 0 disables it')
 }).strict()
@@ -69,6 +72,7 @@ export class SyslogSource implements Source {
   /** Highest spill entry in the batch being filled (released when that batch is acknowledged). */
   private batchSpillSeq = 0
   private readonly sockets = new Set<Socket>()
+  private kernelDrops: UdpKernelDrops | undefined
 
   /** Consecutive drops not yet reported: [first, last, count]. */
   private loss: [number, number, number] | undefined
@@ -94,7 +98,7 @@ export class SyslogSource implements Source {
   async run (emit: Emit, signal: AbortSignal): Promise<void> {
     this.emit = emit
     await this.start()
-    const timer = setInterval(() => { this.drainSpill(); void this.flushBatch() }, this.cfg.flushMs)
+    const timer = setInterval(() => { this.countKernelDrops(); this.drainSpill(); void this.flushBatch() }, this.cfg.flushMs)
     await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }))
     clearInterval(timer)
     await this.stop()
@@ -122,11 +126,16 @@ export class SyslogSource implements Source {
     this.reportLoss()
   }
 
-  private dropped (): void {
-    this.counters.dropped++
+  private countKernelDrops (): void {
+    const n = this.kernelDrops?.delta() ?? 0
+    if (n > 0) this.dropped(n)
+  }
+
+  private dropped (count = 1): void {
+    this.counters.dropped += count
     const now = Date.now()
-    if (this.loss === undefined) this.loss = [now, now, 1]
-    else { this.loss[1] = now; this.loss[2]++ }
+    if (this.loss === undefined) this.loss = [now, now, count]
+    else { this.loss[1] = now; this.loss[2] += count }
     // Report a long run of drops at least once a second, not only when it ends.
     this.lossTimer ??= setTimeout(() => { this.lossTimer = undefined; this.reportLoss() }, 1000)
   }
@@ -152,7 +161,9 @@ export class SyslogSource implements Source {
         this.receive(msg.subarray(0, c.maxMessageBytes), msg.length > c.maxMessageBytes, rinfo.address)
       })
       await new Promise<void>((resolve, reject) => { sock.once('error', reject); sock.bind(c.udp?.port, c.udp?.host, () => resolve()) })
+      if (c.udpReceiveBufferBytes !== undefined) sock.setRecvBufferSize(c.udpReceiveBufferBytes)
       this.bound.udp = sock.address().port
+      this.kernelDrops = new UdpKernelDrops(this.bound.udp)
       this.servers.push(sock)
     }
     if (c.tcp !== undefined) this.bound.tcp = await this.listenStream(createServer(), c.tcp.host, c.tcp.port)
@@ -238,6 +249,7 @@ export class SyslogSource implements Source {
   }
 
   private async stop (): Promise<void> {
+    this.countKernelDrops()
     for (const s of this.sockets) s.destroy()
     await Promise.all(this.servers.map(async (s) => await new Promise<void>((resolve) => {
       if ('close' in s && 'listen' in s) (s as Server).close(() => resolve())
