@@ -134,6 +134,8 @@ export const LOG_CODES = {
   sourceTruncated: 'KEATRAIL_ERR_SOURCE_TRUNCATED',
   /** A checkpoint file was unreadable: everything is read again (event ids prevent duplicates). */
   checkpointCorrupt: 'KEATRAIL_ERR_CHECKPOINT_CORRUPT',
+  /** A checkpoint could not be written (disk full…): kept in memory and written again later. */
+  checkpointWrite: 'KEATRAIL_ERR_CHECKPOINT_WRITE',
   /** A store write failed; the batch is retried and not acknowledged. */
   storeWrite: 'KEATRAIL_ERR_STORE_WRITE',
   /** Shutdown could not write the queued batches in time; they are read again next start. */

@@ -1,5 +1,7 @@
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs'
 import { dirname } from 'node:path'
+import { LOG_CODES } from '../errors.js'
+import type { Log } from './types.js'
 
 /**
  * A small JSON document of read positions, written atomically: temp file, fsync, rename, fsync
@@ -32,6 +34,26 @@ export class CheckpointFile<T extends object> {
     } catch (err) {
       this.corrupt = (err as Error).message
       return undefined
+    }
+  }
+
+  private failing = false
+
+  /**
+   * Saves, or reports why it could not (once per run of failures) and returns false: a disk
+   * that is full must not stop a source. The position is only as old as the last save, and
+   * what is read again is recognized by its event ids.
+   */
+  trySave (value: T, log: Log, source: string): boolean {
+    try {
+      this.save(value)
+      if (this.failing) log.info('Checkpoint written again.', { source, path: this.path })
+      this.failing = false
+      return true
+    } catch (err) {
+      if (!this.failing) log.error(LOG_CODES.checkpointWrite, 'Could not write a checkpoint; will try again.', { source, path: this.path, error: (err as Error).message })
+      this.failing = true
+      return false
     }
   }
 

@@ -260,9 +260,8 @@ export class FileSource implements Source {
       keys.sort((a, b) => (this.checkpoints[a]?.updated ?? '').localeCompare(this.checkpoints[b]?.updated ?? ''))
       for (const k of keys.slice(0, keys.length - 1000)) if (!this.readers.has(k)) delete this.checkpoints[k]
     }
-    this.checkpointFile.save(this.checkpoints)
-    this.dirty = false
     this.lastSave = Date.now()
+    if (this.checkpointFile.trySave(this.checkpoints, this.log, this.name)) this.dirty = false
   }
 
   private reportOnce (key: string, code: string, msg: string): void {

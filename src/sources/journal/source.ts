@@ -96,8 +96,7 @@ export class JournalSource implements Source {
 
   checkpoint (): void {
     if (this.ackedCursor !== undefined && this.ackedCursor !== this.savedCursor) {
-      this.checkpointFile.save({ cursor: this.ackedCursor })
-      this.savedCursor = this.ackedCursor
+      if (this.checkpointFile.trySave({ cursor: this.ackedCursor }, this.log, this.name)) this.savedCursor = this.ackedCursor
     }
   }
 
