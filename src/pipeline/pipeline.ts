@@ -13,7 +13,16 @@ export interface PipelineOptions {
   onWrite?: (ms: number) => void
 }
 
-export interface PipelineCounters { batches: number, stored: number, duplicates: number, deadLettered: number, storeErrors: number, queued: number }
+export interface PipelineCounters {
+  batches: number
+  stored: number
+  duplicates: number
+  deadLettered: number
+  storeErrors: number
+  queued: number
+  /** Batches a source had to wait to hand over because the queue was full (backpressure). */
+  backpressured: number
+}
 
 /**
  * sources → bounded queue → store. A batch is acknowledged to its source only after the store
@@ -21,7 +30,7 @@ export interface PipelineCounters { batches: number, stored: number, duplicates:
  * (never acknowledged, never dropped) with capped backoff.
  */
 export class Pipeline {
-  readonly counters: PipelineCounters = { batches: 0, stored: 0, duplicates: 0, deadLettered: 0, storeErrors: 0, queued: 0 }
+  readonly counters: PipelineCounters = { batches: 0, stored: 0, duplicates: 0, deadLettered: 0, storeErrors: 0, queued: 0, backpressured: 0 }
   private readonly queue: Batch[] = []
   private readonly capacity: number
   private wakeSink: (() => void) | undefined
@@ -36,6 +45,7 @@ export class Pipeline {
     const stopSources = new AbortController()
     signal.addEventListener('abort', () => stopSources.abort(), { once: true })
     const emit = async (batch: Batch): Promise<void> => {
+      if (this.queue.length >= this.capacity) this.counters.backpressured++
       while (this.queue.length >= this.capacity && !stopSources.signal.aborted) {
         await new Promise<void>((resolve) => this.spaceWaiters.push(resolve))
       }
@@ -88,6 +98,9 @@ export class Pipeline {
         this.counters.duplicates += r.duplicates
         this.counters.deadLettered += r.deadLettered
         backoff = 200
+        // A synchronous store (SQLite) never yields inside write(): without this, sources,
+        // the API and /metrics would wait until the whole queue is written.
+        await new Promise((resolve) => setImmediate(resolve))
       } catch (err) {
         this.counters.storeErrors++
         this.opts.log.error((err as { code?: string }).code ?? LOG_CODES.storeWrite, 'Store write failed; retrying the batch.', { error: (err as Error).message, retryInMs: backoff })
