@@ -69,7 +69,8 @@ async function runService (cfg: KeatrailConfig, io: CliIo): Promise<number> {
       ...(cfg.store.namespace === undefined ? {} : { namespace: cfg.store.namespace }),
       ...(cfg.store.username === undefined ? {} : { username: cfg.store.username, password: process.env.KEATRAIL_ES_PASSWORD ?? '' }),
       ...(process.env.KEATRAIL_ES_API_KEY === undefined ? {} : { apiKey: process.env.KEATRAIL_ES_API_KEY }),
-      ...(cfg.store.caFile === undefined ? {} : { caFile: cfg.store.caFile })
+      ...(cfg.store.caFile === undefined ? {} : { caFile: cfg.store.caFile }),
+      retry: cfg.store.retry
     }, { deadLetters, onRetry: (err, attempt, waitMs) => log.error(LOG_CODES.storeWrite, 'Elasticsearch write failed; retrying.', { attempt, waitMs, error: err.message }) })
     await es.ensureTemplates()
     store = es

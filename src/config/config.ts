@@ -8,6 +8,7 @@ import { journalSourceConfigSchema } from '../sources/journal/source.js'
 import { syslogSourceConfigSchema } from '../sources/syslog/source.js'
 import { keaConfigSchema } from '../kea/poller.js'
 import { apiConfigSchema } from '../api/config.js'
+import { elasticsearchStoreConfigSchema } from '../store/elasticsearch/config.js'
 
 const sqliteSchema = z.object({
   type: z.literal('sqlite'),
@@ -25,7 +26,8 @@ const elasticsearchSchema = z.object({
   url: z.string().url().describe('Elasticsearch URL'),
   namespace: z.string().optional().describe('Data stream namespace (logs-kea.dhcp4-<namespace>)'),
   username: z.string().optional().describe('Basic-auth user; password from KEATRAIL_ES_PASSWORD'),
-  caFile: z.string().optional().describe('CA certificate (PEM) of the cluster')
+  caFile: z.string().optional().describe('CA certificate (PEM) of the cluster'),
+  retry: elasticsearchStoreConfigSchema.shape.retry
 }).strict()
 
 export const configSchema = z.object({
