@@ -1,5 +1,4 @@
 import { mkdtempSync } from 'node:fs'
-import { createServer, connect, type Server, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
@@ -9,41 +8,13 @@ import { DeadLetterStore } from '../../src/store/deadletter.js'
 import { ElasticsearchStore } from '../../src/store/elasticsearch/store.js'
 import { SqliteStore } from '../../src/store/sqlite/store.js'
 import { parseBuffer, readFixture } from '../helpers/fixtures.js'
+import { freePort, Outage } from '../helpers/outage.js'
 
 async function someEvents (file = 'kea-2.2.0-dhcp4-INFO-full.log'): Promise<KeaEvent[]> {
   return (await parseBuffer(readFixture(file))).events.map((e) => JSON.parse(JSON.stringify(e)) as KeaEvent)
 }
 
 const tmp = (): string => mkdtempSync(join(tmpdir(), 'kt-faults-'))
-
-/** A TCP proxy to Elasticsearch that can be cut (connections destroyed) and restored. */
-class Outage {
-  private server: Server | undefined
-  private readonly sockets = new Set<Socket>()
-  constructor (readonly port: number, private readonly target: URL) {}
-  async up (): Promise<void> {
-    this.server = createServer((client) => {
-      const upstream = connect(Number(this.target.port), this.target.hostname)
-      for (const s of [client, upstream]) { this.sockets.add(s); s.on('close', () => this.sockets.delete(s)); s.on('error', () => {}) }
-      client.pipe(upstream).pipe(client)
-    })
-    await new Promise<void>((resolve) => this.server?.listen(this.port, '127.0.0.1', resolve))
-  }
-
-  async down (): Promise<void> {
-    for (const s of this.sockets) s.destroy()
-    await new Promise<void>((resolve) => { if (this.server === undefined) resolve(); else this.server.close(() => resolve()) })
-    this.server = undefined
-  }
-}
-
-async function freePort (): Promise<number> {
-  const s = createServer()
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve))
-  const port = (s.address() as { port: number }).port
-  await new Promise<void>((resolve) => s.close(() => resolve()))
-  return port
-}
 
 const esUrl = inject('esUrl')
 describe.skipIf(esUrl === '')(`elasticsearch store faults${esUrl === '' ? ` (skipped: ${inject('esSkipReason')})` : ''}`, () => {

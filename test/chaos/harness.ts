@@ -1,0 +1,82 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { stringify } from 'yaml'
+import { ROOT } from '../helpers/fixtures.js'
+
+// The chaos suite runs `keatrail run` as a real process and hurts it from outside. Short by
+// default (CI); KEATRAIL_SOAK=1 (npm run test:soak) repeats each fault for longer.
+
+export const SOAK = process.env.KEATRAIL_SOAK === '1'
+
+export interface LogLine { level: string, code?: string, msg: string, [k: string]: unknown }
+
+export interface Keatrail {
+  proc: ChildProcess
+  logs: () => LogLine[]
+  exited: Promise<number | null>
+  /** The API's base URL, once it listens. */
+  apiUrl: () => Promise<string>
+}
+
+export function writeConfig (dir: string, config: Record<string, unknown>): string {
+  const path = join(dir, 'keatrail.yaml')
+  writeFileSync(path, stringify({ dataDir: join(dir, 'data'), api: { port: 0 }, ...config }))
+  return path
+}
+
+export function startKeatrail (config: string): Keatrail {
+  const proc = spawn(process.execPath, [join(ROOT, 'bin', 'keatrail.js'), 'run', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] })
+  let err = ''
+  proc.stderr?.on('data', (d: Buffer) => { err += d.toString() })
+  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)))
+  const logs = (): LogLine[] => err.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as LogLine)
+  const apiUrl = async (): Promise<string> => {
+    for (let i = 0; i < 400; i++) {
+      const line = logs().find((l) => l.msg === 'API and web UI listening.')
+      if (line !== undefined) return line.url as string
+      if (proc.exitCode !== null) break
+      await sleep(25)
+    }
+    throw new Error(`keatrail did not serve its API:\n${err}`)
+  }
+  return { proc, logs, exited, apiUrl }
+}
+
+export async function sleep (ms: number): Promise<void> {
+  await new Promise((resolve) => setTimeout(resolve, ms))
+}
+
+/** Prometheus text → `name{labels}` → value. */
+export async function metrics (apiUrl: string): Promise<Map<string, number>> {
+  const text = await (await fetch(`${apiUrl}/metrics`)).text()
+  const out = new Map<string, number>()
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#') || line === '') continue
+    const i = line.lastIndexOf(' ')
+    out.set(line.slice(0, i), Number(line.slice(i + 1)))
+  }
+  return out
+}
+
+export const sourceCounter = (m: Map<string, number>, source: string, counter: string): number =>
+  m.get(`keatrail_source_events{source="${source}",counter="${counter}"}`) ?? 0
+
+export const pipelineCounter = (m: Map<string, number>, counter: string): number =>
+  m.get(`keatrail_pipeline{counter="${counter}"}`) ?? 0
+
+/** Resident set size of a process, MiB (Linux). */
+export function rssMiB (pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  return m === null ? 0 : Number(m[1]) / 1024
+}
+
+/** Polls `probe` until it returns true or `ms` pass; returns whether it did. */
+export async function until (probe: () => boolean | Promise<boolean>, ms: number, every = 100): Promise<boolean> {
+  const end = Date.now() + ms
+  while (Date.now() < end) {
+    if (await probe()) return true
+    await sleep(every)
+  }
+  return await probe()
+}
