@@ -1,60 +1,218 @@
-import { spawnSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { execFileSync, spawn, spawnSync } from 'node:child_process'
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs'
+import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { Client } from '@elastic/elasticsearch'
 import { packageRoot } from '../src/paths.js'
 import { Pipeline } from '../src/pipeline/pipeline.js'
 import { FileSource } from '../src/sources/file/source.js'
+import { ElasticsearchStore } from '../src/store/elasticsearch/store.js'
 import { SqliteStore } from '../src/store/sqlite/store.js'
+import type { Store } from '../src/store/types.js'
+import { type Mix, writeKeaLog } from './lines.js'
 
-// bench/e2e: end to end, a Kea log file → file source → parse → pipeline → SQLite, on
-// real-shaped lines. Prints events/s and peak RSS. The input is written first; the pipeline
-// runs in a fresh child process, so its peak RSS is the pipeline's own.
-// Usage: npm run bench:e2e [-- LINES]   (default 1,000,000)
+// bench/e2e: the same real-shaped Kea log file (default file pattern; the INFO mix and the
+// DEBUG mix of real captures) through
+//   keatrail  file source → parse → SQLite
+//   keatrail  file source → parse → Elasticsearch
+//   syslog-ng file() → regexp-parser/date-parser (header and client identifiers) → file()
+//   syslog-ng file() → the same parsers → elasticsearch-http() into the same Elasticsearch
+// each in its own process, timed from start until the last event is stored (syslog-ng: until
+// the output file has every record / Elasticsearch counts every document). Prints events/s,
+// CPU seconds per million events, peak RSS, and the keatrail/syslog-ng ratios.
+// Usage: npm run bench:e2e [-- LINES] [--mix info|debug|both] [--only sqlite,es,sng-file,sng-es]
+//   LINES default 2,000,000 per mix; ES_URL or scripts/elasticsearch.sh; syslog-ng from
+//   scripts/syslog-ng.sh (Debian's packages unpacked privately).
 
-const LINES = Number((process.argv[2] === 'measure' ? process.argv[4] : process.argv[2]) ?? 1_000_000)
 const root = packageRoot()
 const quiet = { info: () => {}, error: () => {} }
 
-async function measure (dir: string, log: string): Promise<void> {
-  const store = new SqliteStore({ path: join(dir, 'keatrail.db') })
-  const source = new FileSource({ type: 'file', name: 'bench', include: [log], timeZone: 'UTC', pollIntervalMs: 20, idleFlushMs: 200, batchEvents: 5000 }, join(dir, 'state'), quiet)
+interface Figures { name: string, events: number, seconds: number, cpuSeconds: number, rssMiB: number, esCpuSeconds?: number }
+
+/** keatrail in this (child) process: file source → pipeline → store, until every record is stored. */
+async function measureKeatrail (kind: 'sqlite' | 'es', dir: string, log: string, records: number, esUrl: string): Promise<void> {
+  const store: Store = kind === 'sqlite'
+    ? new SqliteStore({ path: join(dir, 'keatrail.db') })
+    : new ElasticsearchStore({ url: esUrl, namespace: `e2e${Date.now().toString(36)}` })
+  if (store instanceof ElasticsearchStore) await store.ensureTemplates()
+  const source = new FileSource({ type: 'file', name: 'bench', include: [log], timeZone: 'UTC', pollIntervalMs: 20, idleFlushMs: 200, batchEvents: 5000 }, join(dir, `state-${kind}`), quiet)
   const pipeline = new Pipeline(store, { log: quiet, queueBatches: 4 })
   const stop = new AbortController()
   globalThis.gc?.()
   const cpu0 = process.cpuUsage()
   const t0 = process.hrtime.bigint()
   const running = pipeline.run([source], stop.signal)
-  while (pipeline.counters.stored < LINES) await new Promise((resolve) => setTimeout(resolve, 50))
+  while (pipeline.counters.stored < records) await new Promise((resolve) => setTimeout(resolve, 50))
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9
   const cpu = process.cpuUsage(cpu0)
   stop.abort()
   await running
+  if (store instanceof ElasticsearchStore) {
+    await store.refresh()
+    const n = await store.count()
+    if (n !== records) throw new Error(`Elasticsearch holds ${n} of ${records} events`)
+  }
   await store.close()
-  process.stdout.write(`end to end ${Math.round(LINES / seconds).toLocaleString('en')} events/s  ${seconds.toFixed(1)} s wall  ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s CPU  peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB\n`)
+  const f: Figures = { name: kind, events: records, seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, rssMiB: process.resourceUsage().maxRSS / 1024 }
+  process.stdout.write(JSON.stringify(f) + '\n')
+}
+
+function procCpuSeconds (pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(f[11]) + Number(f[12])) / 100 // utime, stime in USER_HZ (100 on Linux)
+}
+function procPeakRssMiB (pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  return m === null ? 0 : Number(m[1]) / 1024
+}
+
+function esPid (): number | undefined {
+  try { return Number(execFileSync('pgrep', ['-f', 'org.elasticsearch.bootstrap.Elasticsearch'], { encoding: 'utf8' }).trim().split('\n')[0]) } catch { return undefined }
+}
+
+/** syslog-ng's configuration: the same fields keatrail extracts from the header and the identifiers. */
+function syslogNgConfig (prefix: string, log: string, dest: string): string {
+  return `@version: 3.35
+@include "${prefix}/usr/share/syslog-ng/include/scl/elasticsearch/elastic-http.conf"
+options { threaded(yes); stats-freq(0); log-msg-size(262144); frac-digits(3); };
+source s_kea {
+  file("${log}" flags(no-parse) follow-freq(0.1) log-iw-size(20000) log-fetch-limit(1000)
+       multi-line-mode(prefix-garbage) multi-line-prefix("^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:") multi-line-timeout(1));
+};
+parser p_kea {
+  regexp-parser(prefix("kea.") patterns('(?s)^(?<ts>[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:.]{12}) (?<level>[A-Z]+) +\\[(?<logger>[^/\\]]+)/(?<pid>[0-9]+)\\.(?<thread>[0-9]+)\\] (?<msgid>[A-Z][A-Z0-9_]+) (?<text>.*)$'));
+  date-parser(format("%Y-%m-%d %H:%M:%S.%f") template("\${kea.ts}") time-zone("UTC"));
+  regexp-parser(prefix("kea.") template("\${kea.text}") patterns('^(?=(?:.*?\\[hwtype=(?<hwtype>[0-9]+) (?<mac>[0-9a-f:]+)\\])?)(?=(?:.*?cid=\\[(?<cid>[^\\]]*)\\])?)(?=(?:.*?duid=\\[(?<duid>[^\\]]*)\\])?)(?=(?:.*?tid=(?<xid>0x[0-9a-f]+))?)(?=(?:.*?iaid=(?<iaid>[0-9]+))?)(?=(?:.*?(?:lease|address|prefix) (?<address>[0-9a-f.:]*[0-9a-f](?:/[0-9]+)?))?)(?=(?:.*?for (?<lifetime>[0-9]+) seconds)?)(?=(?:.*?subnet(?:-id| with ID)? (?<subnet>[0-9]+))?)'));
+};
+${dest}
+log { source(s_kea); parser(p_kea); destination(d_out); flags(flow-control); };
+`
+}
+
+async function measureSyslogNg (prefix: string, dir: string, log: string, records: number, target: { file: string } | { esUrl: string, index: string }): Promise<Figures> {
+  const template = '$(format-json --scope none --key kea.* @timestamp=${ISODATE} message=${MESSAGE} host.name=${HOST})'
+  const dest = 'file' in target
+    ? `destination d_out { file("${target.file}" template("${template}\\n")); };`
+    : `destination d_out { elasticsearch-http(url("${target.esUrl}/_bulk") index("${target.index}") type("") workers(4) batch-lines(5000) batch-timeout(1000) template("${template}")); };`
+  const conf = join(dir, 'syslog-ng.conf')
+  writeFileSync(conf, syslogNgConfig(prefix, log, dest))
+  for (const f of ['sng.persist', 'sng.pid', 'sng.ctl']) rmSync(join(dir, f), { force: true })
+  const lib = [`${prefix}/usr/lib/syslog-ng`, `${prefix}/usr/lib/x86_64-linux-gnu`, `${prefix}/lib/x86_64-linux-gnu`].join(':')
+  const es = 'esUrl' in target ? new Client({ node: target.esUrl }) : undefined
+  if (es !== undefined && 'index' in target) {
+    await es.indices.create({ index: target.index, settings: { number_of_shards: 1, number_of_replicas: 0 } })
+  }
+  const pid = esPid()
+  const esCpu0 = pid === undefined ? 0 : procCpuSeconds(pid)
+  const t0 = process.hrtime.bigint()
+  const proc = spawn(`${prefix}/usr/sbin/syslog-ng`, [`--module-path=${prefix}/usr/lib/syslog-ng/3.38`, '-F', '-f', conf, '-R', join(dir, 'sng.persist'), '-p', join(dir, 'sng.pid'), '-c', join(dir, 'sng.ctl')],
+    { env: { ...process.env, LD_LIBRARY_PATH: lib }, stdio: ['ignore', 'ignore', 'inherit'] })
+  let stored = 0
+  let readAt = 0
+  const buf = Buffer.alloc(1 << 20)
+  let cpu = 0
+  let rss = 0
+  while (stored < records) {
+    await new Promise((resolve) => setTimeout(resolve, 'file' in target ? 100 : 250))
+    if (proc.exitCode !== null) throw new Error(`syslog-ng exited with ${proc.exitCode}`)
+    cpu = procCpuSeconds(proc.pid as number)
+    rss = procPeakRssMiB(proc.pid as number)
+    if ('file' in target) {
+      if (!existsSync(target.file)) continue
+      const fd = openSync(target.file, 'r')
+      for (let n; (n = readSync(fd, buf, 0, buf.length, readAt)) > 0; readAt += n) {
+        for (let i = 0; i < n; i++) if (buf[i] === 10) stored++
+      }
+      closeSync(fd)
+    } else if (es !== undefined) {
+      stored = (await es.count({ index: target.index })).count
+    }
+  }
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9
+  const esCpuSeconds = pid === undefined ? undefined : procCpuSeconds(pid) - esCpu0
+  proc.kill('SIGTERM')
+  await new Promise((resolve) => proc.on('exit', resolve))
+  await es?.close()
+  return { name: 'file' in target ? 'sng-file' : 'sng-es', events: records, seconds, cpuSeconds: cpu, rssMiB: rss, ...(esCpuSeconds === undefined ? {} : { esCpuSeconds }) }
+}
+
+function keatrailPhase (kind: 'sqlite' | 'es', dir: string, log: string, records: number, esUrl: string): Figures {
+  const pid = kind === 'es' ? esPid() : undefined
+  const esCpu0 = pid === undefined ? 0 : procCpuSeconds(pid)
+  const r = spawnSync(process.execPath, ['--expose-gc', fileURLToPath(import.meta.url), 'measure', kind, dir, log, String(records), esUrl],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 })
+  if (r.status !== 0) throw new Error(`keatrail ${kind} phase failed (${r.status})`)
+  const f = JSON.parse(r.stdout.trim().split('\n').pop() as string) as Figures
+  return pid === undefined ? f : { ...f, esCpuSeconds: procCpuSeconds(pid) - esCpu0 }
+}
+
+const LABEL: Record<string, string> = {
+  sqlite: 'keatrail  file → parse → SQLite',
+  'sng-file': 'syslog-ng file → regexp → file',
+  es: 'keatrail  file → parse → Elasticsearch',
+  'sng-es': 'syslog-ng file → regexp → elasticsearch-http()'
+}
+
+function row (mix: string, f: Figures): string {
+  const perM = (s: number): string => (s / (f.events / 1e6)).toFixed(1).padStart(8)
+  return `${mix.padEnd(6)}${LABEL[f.name]?.padEnd(48)}${f.events.toLocaleString('en').padStart(10)}${f.seconds.toFixed(1).padStart(8)}${Math.round(f.events / f.seconds).toLocaleString('en').padStart(10)}` +
+    `${perM(f.cpuSeconds)}${Math.round(f.events / f.cpuSeconds).toLocaleString('en').padStart(11)}${f.rssMiB.toFixed(0).padStart(8)}${f.esCpuSeconds === undefined ? '' : perM(f.esCpuSeconds)}`
+}
+
+async function driver (): Promise<void> {
+  const args = process.argv.slice(2)
+  const opt = (name: string): string | undefined => { const i = args.indexOf(name); return i < 0 ? undefined : args[i + 1] }
+  const lines = Number(args.find((a, i) => /^\d+$/.test(a) && !['--mix', '--only'].includes(args[i - 1] ?? '')) ?? 2_000_000)
+  const mixes: Mix[] = (opt('--mix') ?? 'both') === 'both' ? ['info', 'debug'] : [opt('--mix') as Mix]
+  const only = new Set((opt('--only') ?? 'sqlite,sng-file,es,sng-es').split(','))
+  const needsEs = only.has('es') || only.has('sng-es')
+  let esUrl = process.env.ES_URL ?? ''
+  if (needsEs && esUrl === '') esUrl = execFileSync('bash', [join(root, 'scripts', 'elasticsearch.sh'), 'start'], { encoding: 'utf8' }).trim().split('\n').pop() ?? ''
+  const needsSng = only.has('sng-file') || only.has('sng-es')
+  const prefix = needsSng ? execFileSync('bash', [join(root, 'scripts', 'syslog-ng.sh'), 'install'], { encoding: 'utf8' }).trim() : ''
+  process.stdout.write(`bench/e2e: ${lines.toLocaleString('en')} lines per mix, node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? '?'}${needsEs ? `, Elasticsearch ${esUrl}` : ''}${needsSng ? ', syslog-ng 3.38.1 (Debian)' : ''}\n`)
+  process.stdout.write(`${'mix'.padEnd(6)}${'pipeline'.padEnd(48)}${'events'.padStart(10)}${'wall s'.padStart(8)}${'events/s'.padStart(10)}${'CPU s/M'.padStart(8)}${'ev/CPU-s'.padStart(11)}${'RSS MiB'.padStart(8)}${needsEs ? 'ES CPU s/M'.padStart(11) : ''}\n`)
+  const results: Array<{ mix: Mix, f: Figures }> = []
+  for (const mix of mixes) {
+    const dir = mkdtempSync(join(tmpdir(), 'kt-e2e-'))
+    const log = join(dir, 'kea.log')
+    const w = writeKeaLog(log, lines, mix)
+    process.stdout.write(`${mix.toUpperCase()} mix: ${w.lines.toLocaleString('en')} lines, ${w.records.toLocaleString('en')} records (events), ${(w.bytes / 1024 / 1024).toFixed(0)} MiB\n`)
+    const run = async (name: string): Promise<Figures | undefined> => {
+      if (!only.has(name)) return undefined
+      if (name === 'sqlite' || name === 'es') return keatrailPhase(name, dir, log, w.records, esUrl)
+      if (name === 'sng-file') return await measureSyslogNg(prefix, dir, log, w.records, { file: join(dir, 'sng-out.ndjson') })
+      return await measureSyslogNg(prefix, dir, log, w.records, { esUrl, index: `sng-e2e-${mix}-${Date.now().toString(36)}` })
+    }
+    for (const name of ['sqlite', 'sng-file', 'es', 'sng-es']) {
+      const f = await run(name)
+      if (f === undefined) continue
+      results.push({ mix, f })
+      process.stdout.write(row(mix.toUpperCase(), f) + '\n')
+    }
+    rmSync(dir, { recursive: true, force: true })
+  }
+  for (const mix of mixes) {
+    const get = (n: string): Figures | undefined => results.find((r) => r.mix === mix && r.f.name === n)?.f
+    const perCpu = (f: Figures): number => f.events / f.cpuSeconds
+    const rate = (f: Figures): number => f.events / f.seconds
+    const es = get('es')
+    const sngEs = get('sng-es')
+    const sq = get('sqlite')
+    const sngFile = get('sng-file')
+    const out: string[] = []
+    if (es !== undefined && sngEs !== undefined) out.push(`into Elasticsearch, events per CPU-second keatrail/syslog-ng = ${(perCpu(es) / perCpu(sngEs)).toFixed(2)}× (target ≥ 1.0), events/s ${(rate(es) / rate(sngEs)).toFixed(2)}×`)
+    if (sq !== undefined && sngFile !== undefined) out.push(`keatrail→SQLite / syslog-ng→file: events/s ${(rate(sq) / rate(sngFile)).toFixed(2)}×, per CPU-second ${(perCpu(sq) / perCpu(sngFile)).toFixed(2)}×`)
+    if (sq !== undefined) out.push(`SQLite ${Math.round(rate(sq)).toLocaleString('en')} events/s (target ≥ 100,000)`)
+    if (out.length > 0) process.stdout.write(`${mix.toUpperCase()} ratios: ${out.join('; ')}\n`)
+  }
 }
 
 if (process.argv[2] === 'measure') {
-  await measure(process.argv[3] as string, join(process.argv[3] as string, 'kea-dhcp4.log'))
+  const [, , , kind, dir, log, records, esUrl] = process.argv
+  await measureKeatrail(kind as 'sqlite' | 'es', dir as string, log as string, Number(records), esUrl ?? '')
 } else {
-  const templates = ['kea-2.2.0-dhcp4-INFO-full.log', 'kea-2.2.0-dhcp6-INFO-full.log']
-    .flatMap((f) => readFileSync(join(root, 'test', 'fixtures', 'kea', f), 'utf8').split('\n').filter(Boolean))
-  const dir = mkdtempSync(join(tmpdir(), 'kt-e2e-'))
-  const log = join(dir, 'kea-dhcp4.log')
-  const parts: string[] = []
-  let t = Date.UTC(2026, 10, 1)
-  for (let i = 0; i < LINES; i++) {
-    const tpl = templates[i % templates.length] as string
-    t += 7
-    parts.push(new Date(t).toISOString().replace('T', ' ').slice(0, 23) + tpl.slice(23).replace(/tid=0x[0-9a-f]+/, `tid=0x${i.toString(16)}`))
-  }
-  writeFileSync(log, parts.join('\n') + '\n')
-  parts.length = 0
-  const mib = statSync(log).size / 1024 / 1024
-  process.stdout.write(`bench/e2e: ${LINES.toLocaleString('en')} real-shaped Kea 2.2 INFO lines (${mib.toFixed(1)} MiB), file source → parse → SQLite, node ${process.version}\n`)
-  const r = spawnSync(process.execPath, ['--expose-gc', fileURLToPath(import.meta.url), 'measure', dir, String(LINES)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
-  process.stdout.write(r.stdout)
-  rmSync(dir, { recursive: true, force: true })
-  if (r.status !== 0) process.exitCode = 1
+  await driver()
 }
