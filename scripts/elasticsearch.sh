@@ -5,7 +5,8 @@
 #
 #   scripts/elasticsearch.sh fetch    download the zip into the cache (mvn)
 #   scripts/elasticsearch.sh start    start it (fetching if needed), wait for yellow, print its URL
-#   scripts/elasticsearch.sh stop     stop the instance started by `start`
+#   scripts/elasticsearch.sh stop     stop the instance started by `start` (its data stays)
+#   scripts/elasticsearch.sh resume   start the stopped instance again: same data, same port
 #   scripts/elasticsearch.sh url      print the URL of the running instance
 #
 # Environment: KEATRAIL_ES_VERSION (default 8.19.21, the newest 8.x published as integ-test-zip),
@@ -68,10 +69,20 @@ start() {
   rm -rf "$RUN"
   mkdir -p "$RUN/data" "$RUN/logs"
   unzip -q "$ZIP" -d "$RUN"
+  echo "$(free_port) $(free_port)" > "$RUN/ports"
+  launch
+}
+
+resume() {
+  if running; then url; return 0; fi
+  [ -f "$RUN/ports" ] || { log "no stopped instance in $RUN to resume"; exit 1; }
+  launch
+}
+
+launch() {
   local home port tport jhome
   home=$(echo "$RUN"/elasticsearch-*)
-  port=$(free_port)
-  tport=$(free_port)
+  read -r port tport < "$RUN/ports"
   jhome=$(java_home)
   log "starting Elasticsearch $VERSION on 127.0.0.1:$port (java: $jhome, heap $HEAP)"
   as_es_user "ES_JAVA_HOME=$jhome" "ES_JAVA_OPTS=-Xms$HEAP -Xmx$HEAP" \
@@ -111,7 +122,8 @@ stop() {
 case "${1:-}" in
   fetch) fetch ;;
   start) start ;;
+  resume) resume ;;
   stop) stop ;;
   url) url ;;
-  *) echo "usage: $0 fetch|start|stop|url" >&2; exit 2 ;;
+  *) echo "usage: $0 fetch|start|stop|resume|url" >&2; exit 2 ;;
 esac
