@@ -1,4 +1,21 @@
 import { closeSync, existsSync, openSync, readSync } from 'node:fs'
+import { deriveIntervals } from '../../src/leases/derive.js'
+import { compareObservations, observeAll } from '../../src/leases/observe.js'
+import type { LeaseInterval } from '../../src/leases/types.js'
+import type { KeaEvent } from '../../src/parse/event.js'
+
+/** One full derivation of every key from all events at once: what any store must end up with. */
+export function expectedIntervals (events: readonly KeaEvent[]): Map<string, LeaseInterval[]> {
+  const byKey = new Map<string, ReturnType<typeof observeAll>>()
+  for (const o of observeAll(events)) {
+    const list = byKey.get(o.key) ?? []
+    list.push(o)
+    byKey.set(o.key, list)
+  }
+  const out = new Map<string, LeaseInterval[]>()
+  for (const [key, obs] of byKey) out.set(key, deriveIntervals([...obs].sort(compareObservations)))
+  return out
+}
 
 /**
  * Ground truth for lease history from Kea's own memfile lease file, written independently of

@@ -2,8 +2,6 @@ import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
-import { deriveIntervals } from '../../src/leases/derive.js'
-import { compareObservations, observeAll } from '../../src/leases/observe.js'
 import { history, holderAt } from '../../src/leases/query.js'
 import type { LeaseInterval } from '../../src/leases/types.js'
 import type { KeaEvent } from '../../src/parse/event.js'
@@ -11,6 +9,7 @@ import { ElasticsearchStore } from '../../src/store/elasticsearch/store.js'
 import { SqliteStore } from '../../src/store/sqlite/store.js'
 import type { Store } from '../../src/store/types.js'
 import { parseBuffer, readFixture } from '../helpers/fixtures.js'
+import { expectedIntervals } from '../helpers/lease-truth.js'
 
 // Lease history, every store: the same real Kea events (two servers, v4 and v6, addresses and
 // prefixes) written in order, out of order and twice; every store must hold exactly the
@@ -49,17 +48,6 @@ function shuffled<T> (items: readonly T[], seed: number): T[] {
   return out
 }
 
-function expectedIntervals (events: readonly KeaEvent[]): Map<string, LeaseInterval[]> {
-  const byKey = new Map<string, ReturnType<typeof observeAll>>()
-  for (const o of observeAll(events)) {
-    const list = byKey.get(o.key) ?? []
-    list.push(o)
-    byKey.set(o.key, list)
-  }
-  const out = new Map<string, LeaseInterval[]>()
-  for (const [key, obs] of byKey) out.set(key, deriveIntervals([...obs].sort(compareObservations)))
-  return out
-}
 
 const esUrl = inject('esUrl')
 const esSkip = esUrl === '' ? inject('esSkipReason') : ''
@@ -67,7 +55,8 @@ let seq = 0
 const makers: Record<string, () => Promise<Store>> = {
   sqlite: async () => new SqliteStore({ path: join(mkdtempSync(join(tmpdir(), 'kt-lease-')), 'keatrail.db') }),
   elasticsearch: async () => {
-    const s = new ElasticsearchStore({ url: esUrl, namespace: `leases${Date.now().toString(36)}${seq++}`, refresh: true })
+    // No refresh per write, as in production: derivation must refresh what it reads itself.
+    const s = new ElasticsearchStore({ url: esUrl, namespace: `leases${Date.now().toString(36)}${seq++}`, refresh: false })
     await s.ensureTemplates()
     return s
   }

@@ -50,6 +50,12 @@ function intervalDoc (iv: LeaseInterval, last?: LeaseObservation): Record<string
 
 interface IntervalHit { _id?: string | null, _source?: { doc: LeaseInterval, start?: number, start_seq?: string, last_ts?: number | null, last_seq?: string | null } }
 
+/** A key's latest derived interval and the newest observation derived into the key. */
+type Latest = Pick<NonNullable<IntervalHit['_source']>, 'doc' | 'last_ts' | 'last_seq'>
+
+/** Keys whose latest interval is remembered (about 1 KiB each). */
+const LATEST_CACHE_KEYS = 100_000
+
 /**
  * Lease history in Elasticsearch, derived by the same code as the SQLite store. Observations
  * are indexed by event id (replays overwrite themselves); after each batch the affected keys
@@ -60,17 +66,55 @@ export class EsLeases implements LeaseStore {
   private readonly idx: ReturnType<typeof leaseIndices>
   /** Lease application runs one batch at a time (the event bulks may overlap). */
   private applying: Promise<void> = Promise.resolve()
+  /**
+   * The latest interval of recently derived keys as this process wrote it (null: the key has
+   * none), so that in-order batches need no search. Only this process derives these keys (one
+   * keatrail per Kea server's logs), and any failure clears it.
+   */
+  private readonly latest = new Map<string, Latest | null>()
+  /** Indices written since their last refresh: refreshed before derivation reads them. */
+  private readonly unrefreshed = new Set<string>()
 
-  constructor (private readonly client: Client, namespace: string) {
+  /** `refreshEachWrite`: make every write searchable at once (tests); else within refresh_interval. */
+  constructor (private readonly client: Client, namespace: string, private readonly refreshEachWrite = false) {
     this.idx = leaseIndices(namespace)
   }
 
   private async bulk (operations: unknown[]): Promise<void> {
     if (operations.length === 0) return
-    const res = await this.client.bulk({ operations, refresh: true }, { maxRetries: 0 })
+    // Marked before sending: a request that fails half-way may still have written some.
+    if (!this.refreshEachWrite) for (let i = 0; i < operations.length; i++) this.markWritten(operations[i])
+    const res = await this.client.bulk({ operations, refresh: this.refreshEachWrite }, { maxRetries: 0 })
     if (res.errors) {
       const bad = res.items.map((i) => Object.values(i)[0]).find((r) => r?.error !== undefined && r.status !== 404)
       if (bad !== undefined) throw new Error(`lease index update failed: ${bad.status} ${bad.error?.type ?? ''}: ${bad.error?.reason ?? ''}`)
+    }
+  }
+
+  private markWritten (op: unknown): void {
+    const action = op as { index?: { _index?: string }, delete?: { _index?: string } }
+    const index = action.index?._index ?? action.delete?._index
+    if (index !== undefined) this.unrefreshed.add(index)
+  }
+
+  /** Derivation reads what earlier batches wrote: refresh the indices it reads if they changed. */
+  private async visible (...indices: string[]): Promise<void> {
+    const stale = indices.filter((i) => this.unrefreshed.has(i))
+    if (stale.length === 0) return
+    for (const i of stale) this.unrefreshed.delete(i)
+    try {
+      await this.client.indices.refresh({ index: stale, ignore_unavailable: true, allow_no_indices: true })
+    } catch (err) {
+      for (const i of stale) this.unrefreshed.add(i)
+      throw err
+    }
+  }
+
+  private remember (key: string, value: Latest | null): void {
+    this.latest.delete(key)
+    this.latest.set(key, value)
+    if (this.latest.size > LATEST_CACHE_KEYS) {
+      for (const k of this.latest.keys()) { this.latest.delete(k); if (this.latest.size <= LATEST_CACHE_KEYS * 0.9) break }
     }
   }
 
@@ -79,7 +123,15 @@ export class EsLeases implements LeaseStore {
    * at once would both extend the same latest interval, and one of the updates would be lost.
    */
   async apply (obs: readonly LeaseObservation[], spans: ReadonlyMap<string, { first: number, last: number }>): Promise<void> {
-    const run = this.applying.then(async () => { await this.applyNow(obs, spans) })
+    const run = this.applying.then(async () => {
+      try {
+        await this.applyNow(obs, spans)
+      } catch (err) {
+        // What was written before the failure is unknown: ask the index again next time.
+        this.latest.clear()
+        throw err
+      }
+    })
     this.applying = run.catch(() => {})
     await run
   }
@@ -88,7 +140,6 @@ export class EsLeases implements LeaseStore {
     const ops: unknown[] = []
     for (const [scope, s] of spans) ops.push({ index: { _index: this.idx.coverage, _id: `${scope}|${s.first}|${s.last}` } }, { scope, first: s.first, last: s.last })
     for (const o of obs) ops.push({ index: { _index: this.idx.obs, _id: o.event_id } }, { key: o.key, ts: o.ts, seq: o.seq, scope: o.scope, doc: o })
-    await this.bulk(ops)
     // Unlike SQLite this is not one transaction: a replayed batch re-derives its keys too, so a
     // crash between the event write and this point is repaired by the replay.
     const byKey = new Map<string, LeaseObservation[]>()
@@ -100,30 +151,45 @@ export class EsLeases implements LeaseStore {
     for (const list of byKey.values()) list.sort(compareObservations)
     const keys = [...byKey.keys()]
     const late: LeaseObservation[] = []
+    const next = new Map<string, Latest | null>()
     for (let i = 0; i < keys.length; i += 5000) {
       const chunk = keys.slice(i, i + 5000)
-      late.push(...await this.extend(chunk, byKey))
+      late.push(...await this.extend(chunk, byKey, ops, next))
     }
+    // Observations and the intervals extended from them in one request.
+    await this.bulk(ops)
+    for (const [key, value] of next) this.remember(key, value)
+    for (const o of late) this.latest.delete(o.key)
     for (let i = 0; i < late.length; i += 200) await this.rederive(late.slice(i, i + 200))
   }
 
   /**
-   * The usual case, logs read in order: one search finds each key's latest interval (which
-   * records the newest observation derived into the key); keys whose new observations all come
-   * after it continue that interval without reading observations back. Returns the earliest new
-   * observation of every other key (late or replayed events), for rederive.
+   * The usual case, logs read in order: each key's latest interval (which records the newest
+   * observation derived into the key) comes from the cache or one search; keys whose new
+   * observations all come after it continue that interval without reading observations back.
+   * Adds the index operations to `ops` and the keys' new latest intervals to `next` (both
+   * applied by the caller once written). Returns the earliest new observation of every other
+   * key (late or replayed events), for rederive.
    */
-  private async extend (keys: string[], byKey: Map<string, LeaseObservation[]>): Promise<LeaseObservation[]> {
-    const res = await this.client.search<NonNullable<IntervalHit['_source']>>({
-      index: this.idx.intervals, ignore_unavailable: true, allow_no_indices: true, size: keys.length,
-      query: { bool: { filter: [{ terms: { key: keys } }, { term: { origin: 'log' } }] } },
-      collapse: { field: 'key' },
-      sort: [{ pos_ts: 'desc' }, { pos_seq: 'desc' }] as estypes.Sort,
-      _source: ['doc', 'last_ts', 'last_seq']
-    })
-    const latest = new Map<string, NonNullable<IntervalHit['_source']>>()
-    for (const h of res.hits.hits) if (h._source !== undefined) latest.set(h._source.doc.key, h._source)
-    const ops: unknown[] = []
+  private async extend (keys: string[], byKey: Map<string, LeaseObservation[]>, ops: unknown[], next: Map<string, Latest | null>): Promise<LeaseObservation[]> {
+    const latest = new Map<string, Latest>()
+    const unknown: string[] = []
+    for (const key of keys) {
+      const cached = this.latest.get(key)
+      if (cached === undefined) unknown.push(key)
+      else if (cached !== null) latest.set(key, cached)
+    }
+    if (unknown.length > 0) {
+      await this.visible(this.idx.intervals)
+      const res = await this.client.search<NonNullable<IntervalHit['_source']>>({
+        index: this.idx.intervals, ignore_unavailable: true, allow_no_indices: true, size: unknown.length,
+        query: { bool: { filter: [{ terms: { key: unknown } }, { term: { origin: 'log' } }] } },
+        collapse: { field: 'key' },
+        sort: [{ pos_ts: 'desc' }, { pos_seq: 'desc' }] as estypes.Sort,
+        _source: ['doc', 'last_ts', 'last_seq']
+      })
+      for (const h of res.hits.hits) if (h._source !== undefined) latest.set(h._source.doc.key, h._source)
+    }
     const late: LeaseObservation[] = []
     for (const key of keys) {
       const tail = byKey.get(key) as LeaseObservation[]
@@ -140,8 +206,9 @@ export class EsLeases implements LeaseStore {
       fresh.forEach((iv, i) => {
         ops.push({ index: { _index: this.idx.intervals, _id: iv.id } }, intervalDoc(iv, i === fresh.length - 1 ? last : undefined))
       })
+      const newest = fresh[fresh.length - 1]
+      next.set(key, newest !== undefined ? { doc: newest, last_ts: last.ts, last_seq: last.seq } : prev ?? null)
     }
-    await this.bulk(ops)
     return late
   }
 
@@ -157,6 +224,7 @@ export class EsLeases implements LeaseStore {
   }
 
   private async rederive (firsts: LeaseObservation[]): Promise<void> {
+    await this.visible(this.idx.intervals, this.idx.obs)
     const anchors = await this.msearch<IntervalHit['_source']>(this.idx.intervals, firsts.map((o) => ({
       size: 2,
       query: { bool: { filter: [{ term: { key: o.key } }, { term: { origin: 'log' } }, { range: { start: { lt: o.ts } } }] } },
@@ -207,6 +275,8 @@ export class EsLeases implements LeaseStore {
   }
 
   private async find (query: Q, sort: estypes.Sort, size: number): Promise<LeaseInterval[]> {
+    // Read-your-writes for lease questions: at most one refresh per batch written meanwhile.
+    await this.visible(this.idx.intervals)
     const res = await this.client.search<{ doc: LeaseInterval }>({
       index: this.idx.intervals, ignore_unavailable: true, allow_no_indices: true, size, query, sort, _source: ['doc']
     })
@@ -254,6 +324,7 @@ export class EsLeases implements LeaseStore {
   }
 
   async coverage (scope?: string): Promise<{ from: number, to: number } | undefined> {
+    await this.visible(this.idx.coverage)
     const res = await this.client.search({
       index: this.idx.coverage, ignore_unavailable: true, allow_no_indices: true, size: 0,
       query: { bool: { must_not: [{ term: { kind: 'gap' } }], ...(scope === undefined ? {} : { filter: [{ term: { scope } }] }) } },
@@ -270,6 +341,7 @@ export class EsLeases implements LeaseStore {
   }
 
   async gapsIn (scope: string, from: number, to: number): Promise<CollectionGap[]> {
+    await this.visible(this.idx.coverage)
     const res = await this.client.search<{ scope: string, first: number, last: number, reason: string }>({
       index: this.idx.coverage, ignore_unavailable: true, allow_no_indices: true, size: 1000,
       query: { bool: { filter: [{ term: { kind: 'gap' } }, { range: { first: { lt: to } } }, { range: { last: { gte: from } } }, ...(scope === '*' ? [] : [{ terms: { scope: [scope, '*'] } }])] } },

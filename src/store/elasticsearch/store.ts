@@ -71,7 +71,7 @@ export class ElasticsearchStore implements Store {
       ...(auth === undefined ? {} : { auth }),
       ...(this.cfg.caFile === undefined ? {} : { tls: { ca: readFileSync(this.cfg.caFile) } })
     })
-    this.leases = new EsLeases(this.client, this.cfg.namespace)
+    this.leases = new EsLeases(this.client, this.cfg.namespace, this.cfg.refresh)
     this.snapshots = new EsSnapshots(this.client, this.cfg.namespace)
   }
 
