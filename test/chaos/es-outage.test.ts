@@ -6,7 +6,8 @@ import { promisify } from 'node:util'
 import { afterAll, describe, expect, inject, it } from 'vitest'
 import { writeKeaLog } from '../../bench/lines.js'
 import { ElasticsearchStore } from '../../src/store/elasticsearch/store.js'
-import { ROOT } from '../helpers/fixtures.js'
+import { parseBuffer, ROOT } from '../helpers/fixtures.js'
+import { expectedIntervals } from '../helpers/lease-truth.js'
 import { metrics, pipelineCounter, rssMiB, SOAK, sleep, sourceCounter, startKeatrail, until, writeConfig } from './harness.js'
 
 // Chaos: Elasticsearch is killed (SIGKILL) in the middle of an ingest, stays down for 60 s,
@@ -75,10 +76,22 @@ describe.skipIf(esUrl === '')(`chaos: Elasticsearch killed for 60 s mid-ingest${
     const direct = new ElasticsearchStore({ url, namespace })
     await direct.refresh()
     const count = await direct.count()
+    // Lease history too survived the outages: every key's intervals (time, outcome, client)
+    // equal one derivation from the whole file.
+    const project = (ivs: Array<{ start: number | null, end: number | null, end_reason: string | null, hwaddr?: string, duid?: string }>): string[] =>
+      ivs.map((iv) => `${iv.start}-${iv.end} ${iv.end_reason} ${iv.hwaddr ?? iv.duid ?? ''}`)
+    const expected = expectedIntervals((await parseBuffer(readFileSync(log), { timeZone: 'UTC' })).events)
+    let intervals = 0
+    for (const [key, want] of expected) {
+      const [, type, lease] = key.split('|') as [string, string, string]
+      const got = await direct.leases.intervals(type === 'IA_PD' ? { prefix: lease } : { address: lease })
+      expect(project(got), key).toEqual(project(want))
+      intervals += want.length
+    }
     await direct.close()
     const cp = JSON.parse(readFileSync(join(dir, 'data', 'state', 'file-kea.json'), 'utf8')) as Record<string, { offset: number }>
     process.stdout.write(`chaos ES outage: ${written.records} lines, ${outages} × killed for ${OUTAGE_MS / 1000} s and restarted; ${report.join('; ')}; ` +
-      `stored ${count} (pipeline: ${pipelineCounter(m, 'stored')} written, ${pipelineCounter(m, 'duplicates')} already there, ${kt.logs().filter((l) => l.msg === 'Elasticsearch write failed; retrying.').length} failed requests retried); peak RSS ${peakRss.toFixed(0)} MiB\n`)
+      `stored ${count} events and ${intervals} lease intervals over ${expected.size} addresses (pipeline: ${pipelineCounter(m, 'stored')} written, ${pipelineCounter(m, 'duplicates')} already there, ${kt.logs().filter((l) => l.msg === 'Elasticsearch write failed; retrying.').length} failed requests retried); peak RSS ${peakRss.toFixed(0)} MiB\n`)
     expect(count).toBe(written.records)
     expect(Object.values(cp).map((c) => c.offset)).toEqual([written.bytes])
     expect(peakRss).toBeLessThan(RSS_BOUND_MIB)
