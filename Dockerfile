@@ -15,6 +15,8 @@ RUN npm run build && npm prune --omit=dev
 
 FROM node:20.19-bookworm-slim
 ENV NODE_ENV=production
+# Bounded heap: see deploy/keatrail.service.
+ENV NODE_OPTIONS=--max-old-space-size=256
 WORKDIR /opt/keatrail
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist

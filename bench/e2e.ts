@@ -141,7 +141,8 @@ async function measureSyslogNg (prefix: string, dir: string, log: string, record
 function keatrailPhase (kind: 'sqlite' | 'es', dir: string, log: string, records: number, esUrl: string): Figures {
   const pid = kind === 'es' ? esPid() : undefined
   const esCpu0 = pid === undefined ? 0 : procCpuSeconds(pid)
-  const r = spawnSync(process.execPath, ['--expose-gc', fileURLToPath(import.meta.url), 'measure', kind, dir, log, String(records), esUrl],
+  // The heap cap every launcher of keatrail sets (npm start, the systemd unit, the image).
+  const r = spawnSync(process.execPath, ['--expose-gc', '--max-old-space-size=256', fileURLToPath(import.meta.url), 'measure', kind, dir, log, String(records), esUrl],
     { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 })
   if (r.status !== 0) throw new Error(`keatrail ${kind} phase failed (${r.status})`)
   const f = JSON.parse(r.stdout.trim().split('\n').pop() as string) as Figures

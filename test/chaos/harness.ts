@@ -26,7 +26,8 @@ export function writeConfig (dir: string, config: Record<string, unknown>): stri
 }
 
 export function startKeatrail (config: string): Keatrail {
-  const proc = spawn(process.execPath, [join(ROOT, 'bin', 'keatrail.js'), 'run', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] })
+  // As deployed: the systemd unit, the image and npm start cap the heap the same way.
+  const proc = spawn(process.execPath, ['--max-old-space-size=256', join(ROOT, 'bin', 'keatrail.js'), 'run', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] })
   let err = ''
   proc.stderr?.on('data', (d: Buffer) => { err += d.toString() })
   const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)))
