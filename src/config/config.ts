@@ -37,9 +37,9 @@ export const configSchema = z.object({
   kea: keaConfigSchema.default({ servers: [], alerts: { warn: 80, critical: 95, hysteresis: 5, overrides: [] } }).describe('Kea status snapshots (Control Agent / control sockets) and pool depletion alerts'),
   api: apiConfigSchema.default(apiConfigSchema.parse({})).describe('REST API and web UI (GET /, /api/v1, /docs, /metrics)'),
   pipeline: z.object({
-    queueBatches: z.number().int().min(1).default(8).describe('Batches waiting for the store before sources wait'),
+    queueBatches: z.number().int().min(1).default(4).describe('Batches waiting for the store before sources wait (with the sources\' batch sizes, this bounds memory)'),
     drainMs: z.number().int().min(0).default(10_000).describe('How long a shutdown may spend writing queued batches')
-  }).strict().default({ queueBatches: 8, drainMs: 10_000 })
+  }).strict().default({ queueBatches: 4, drainMs: 10_000 })
 }).strict()
 
 export type KeatrailConfig = z.infer<typeof configSchema>

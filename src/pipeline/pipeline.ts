@@ -37,7 +37,7 @@ export class Pipeline {
   private readonly spaceWaiters: Array<() => void> = []
 
   constructor (private readonly store: Store, private readonly opts: PipelineOptions) {
-    this.capacity = opts.queueBatches ?? 8
+    this.capacity = opts.queueBatches ?? 4
   }
 
   /** Runs until `signal` aborts, then drains the queue (within drainMs) and saves checkpoints. */
