@@ -1,5 +1,6 @@
 import { existsSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Command } from 'commander'
 import { loadConfig, parseConfig, type KeatrailConfig } from '../config/config.js'
 import { packageRoot } from '../paths.js'
@@ -52,6 +53,36 @@ function jsonLog (io: CliIo): Log {
   return { info: (msg, f) => write('info', msg, f), error: (code, msg, f) => write('error', msg, f, code) }
 }
 
+/**
+ * Elasticsearch may not be up yet when keatrail starts (both started at boot, or the cluster is
+ * down): wait for it with the write backoff instead of exiting. No source starts before the
+ * templates are in place, or the first write would create indices with default mappings.
+ * Returns false when a signal asked to stop meanwhile.
+ */
+async function ensureTemplatesWaiting (es: ElasticsearchStore, log: Log, initialMs: number, maxMs: number): Promise<boolean> {
+  const stop = new AbortController()
+  const onSignal = (): void => { stop.abort() }
+  process.once('SIGTERM', onSignal)
+  process.once('SIGINT', onSignal)
+  try {
+    for (let wait = initialMs, attempt = 1; ; attempt++) {
+      try {
+        await es.ensureTemplates()
+        if (attempt > 1) log.info('Elasticsearch reachable; templates in place.', { attempts: attempt })
+        return true
+      } catch (err) {
+        log.error(LOG_CODES.storeWrite, 'Elasticsearch not reachable to check templates; waiting for it.', { attempt, waitMs: wait, error: (err as Error).message })
+      }
+      await sleep(wait, undefined, { signal: stop.signal }).catch(() => {})
+      if (stop.signal.aborted) return false
+      wait = Math.min(wait * 2, maxMs)
+    }
+  } finally {
+    process.off('SIGTERM', onSignal)
+    process.off('SIGINT', onSignal)
+  }
+}
+
 async function runService (cfg: KeatrailConfig, io: CliIo): Promise<number> {
   if (cfg.api.enabled) checkExposure(cfg.api)
   const log = jsonLog(io)
@@ -72,7 +103,11 @@ async function runService (cfg: KeatrailConfig, io: CliIo): Promise<number> {
       ...(cfg.store.caFile === undefined ? {} : { caFile: cfg.store.caFile }),
       retry: cfg.store.retry
     }, { deadLetters, onRetry: (err, attempt, waitMs) => log.error(LOG_CODES.storeWrite, 'Elasticsearch write failed; retrying.', { attempt, waitMs, error: err.message }) })
-    await es.ensureTemplates()
+    if (!await ensureTemplatesWaiting(es, log, cfg.store.retry.initialMs, cfg.store.retry.maxMs)) {
+      await es.close()
+      deadLetters.close()
+      return 0
+    }
     store = es
   }
   const state = join(cfg.dataDir, 'state')
