@@ -234,6 +234,9 @@ export class FileSource implements Source {
     reader.acked = upTo
     this.checkpoints[reader.fingerprint] = { offset: upTo, path: reader.path, updated: new Date().toISOString() }
     this.dirty = true
+    // Also from here, not only from the read loop: while the store is down the loop waits in
+    // emit() and would not save what was acknowledged before (a crash then re-reads all of it).
+    this.maybeSave(false)
   }
 
   /** The file was deleted, or its name now belongs to another file: after EOF it can be closed. */
