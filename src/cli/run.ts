@@ -1,6 +1,5 @@
 import { existsSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
 import type { Command } from 'commander'
 import { loadConfig, parseConfig, type KeatrailConfig } from '../config/config.js'
 import { packageRoot } from '../paths.js'
@@ -55,28 +54,26 @@ function jsonLog (io: CliIo): Log {
 
 /**
  * Elasticsearch may not be up yet when keatrail starts (both started at boot, or the cluster is
- * down): wait for it with the write backoff instead of exiting. No source starts before the
- * templates are in place, or the first write would create indices with default mappings.
- * Returns false when a signal asked to stop meanwhile.
+ * down): wait for it instead of exiting. No source starts before the templates are in place, or
+ * the first write would create indices with default mappings. Returns false when a signal asked
+ * to stop meanwhile (closing the store ends the wait).
  */
-async function ensureTemplatesWaiting (es: ElasticsearchStore, log: Log, initialMs: number, maxMs: number): Promise<boolean> {
-  const stop = new AbortController()
-  const onSignal = (): void => { stop.abort() }
+async function templatesInPlace (es: ElasticsearchStore, log: Log): Promise<boolean> {
+  let stopping = false
+  let attempts = 0
+  const onSignal = (): void => { stopping = true; void es.close() }
   process.once('SIGTERM', onSignal)
   process.once('SIGINT', onSignal)
   try {
-    for (let wait = initialMs, attempt = 1; ; attempt++) {
-      try {
-        await es.ensureTemplates()
-        if (attempt > 1) log.info('Elasticsearch reachable; templates in place.', { attempts: attempt })
-        return true
-      } catch (err) {
-        log.error(LOG_CODES.storeWrite, 'Elasticsearch not reachable to check templates; waiting for it.', { attempt, waitMs: wait, error: (err as Error).message })
-      }
-      await sleep(wait, undefined, { signal: stop.signal }).catch(() => {})
-      if (stop.signal.aborted) return false
-      wait = Math.min(wait * 2, maxMs)
-    }
+    await es.ensureTemplatesWaiting((err, attempt, waitMs) => {
+      attempts = attempt
+      log.error(LOG_CODES.storeWrite, 'Elasticsearch not reachable to check templates; waiting for it.', { attempt, waitMs, error: err.message })
+    })
+    if (attempts > 0) log.info('Elasticsearch reachable; templates in place.', { attempts: attempts + 1 })
+    return true
+  } catch (err) {
+    if (stopping) return false
+    throw err
   } finally {
     process.off('SIGTERM', onSignal)
     process.off('SIGINT', onSignal)
@@ -103,8 +100,7 @@ async function runService (cfg: KeatrailConfig, io: CliIo): Promise<number> {
       ...(cfg.store.caFile === undefined ? {} : { caFile: cfg.store.caFile }),
       retry: cfg.store.retry
     }, { deadLetters, onRetry: (err, attempt, waitMs) => log.error(LOG_CODES.storeWrite, 'Elasticsearch write failed; retrying.', { attempt, waitMs, error: err.message }) })
-    if (!await ensureTemplatesWaiting(es, log, cfg.store.retry.initialMs, cfg.store.retry.maxMs)) {
-      await es.close()
+    if (!await templatesInPlace(es, log)) {
       deadLetters.close()
       return 0
     }

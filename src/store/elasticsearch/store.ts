@@ -120,14 +120,22 @@ export class ElasticsearchStore implements Store {
     return result
   }
 
-  private async retrying<T> (fn: () => Promise<T>): Promise<T> {
+  /**
+   * `ensureTemplates`, retried with the write backoff while the cluster does not answer (it may
+   * start after keatrail); throws only once the store is closed.
+   */
+  async ensureTemplatesWaiting (onRetry?: ElasticsearchStoreOptions['onRetry']): Promise<string[]> {
+    return await this.retrying(async () => await this.ensureTemplates(), onRetry)
+  }
+
+  private async retrying<T> (fn: () => Promise<T>, onRetry = this.opts.onRetry): Promise<T> {
     let wait = this.cfg.retry.initialMs
     for (let attempt = 1; ; attempt++) {
       try {
         return await fn()
       } catch (err) {
         if (this.closed) throw err
-        this.opts.onRetry?.(err as Error, attempt, wait)
+        onRetry?.(err as Error, attempt, wait)
         await sleep(wait, undefined, { signal: this.stop.signal }).catch(() => {})
         if (this.closed) throw err
         wait = Math.min(wait * 2, this.cfg.retry.maxMs)
