@@ -4,16 +4,13 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
  * Datagrams the kernel dropped because this process's UDP socket's receive buffer was full.
  * Node cannot see them (no SO_RXQ_OVFL), but Linux counts them per socket in the last column
  * of /proc/net/udp{,6}. Without this, a flood would lose datagrams that no counter shows.
- * Elsewhere (no /proc) it reads 0 and says so in `supported`.
+ * Elsewhere (no /proc) it reads 0.
  */
 export class UdpKernelDrops {
   private inodes: Set<string> | undefined
   private last = 0
-  readonly supported: boolean
 
-  constructor (private readonly port: number) {
-    this.supported = this.read() !== undefined
-  }
+  constructor (private readonly port: number) {}
 
   /** Drops since the previous call (the first call counts from the socket's creation). */
   delta (): number {
