@@ -33,39 +33,51 @@ export function templateRecords (mix: Mix): string[][] {
 
 export interface Written { lines: number, records: number, bytes: number }
 
+export interface LogOptions {
+  startMs?: number
+  /** Number of the first record (its transaction id), to continue an earlier log. */
+  offset?: number
+  /** Also vary the MAC of each record (256 clients per template MAC). */
+  varyMac?: boolean
+}
+
 /**
- * Writes at least `minLines` lines (whole records) to `path`, appending when `append`.
- * Record i is stamped `startMs + 7 i` and gets transaction id 0x<offset + i>.
+ * At least `minLines` lines (whole records), in chunks of about 64k lines; `totals` counts what
+ * was produced. Record i is stamped `startMs + 7 i` and gets transaction id 0x<offset + i>.
  */
-export function writeKeaLog (path: string, minLines: number, mix: Mix, opts: { startMs?: number, offset?: number, append?: boolean } = {}): Written {
+export function * keaLogChunks (minLines: number, mix: Mix, opts: LogOptions = {}, totals: Written = { lines: 0, records: 0, bytes: 0 }): Generator<Buffer> {
   const tpl = templateRecords(mix)
-  const fd = openSync(path, opts.append === true ? 'a' : 'w')
   const start = opts.startMs ?? Date.UTC(2026, 10, 1)
   const offset = opts.offset ?? 0
-  let lines = 0
-  let records = 0
-  let bytes = 0
   let chunk: string[] = []
-  const flush = (): void => {
+  const flush = (): Buffer => {
     const buf = Buffer.from(chunk.join('\n') + '\n')
-    writeSync(fd, buf)
-    bytes += buf.length
+    totals.bytes += buf.length
     chunk = []
+    return buf
   }
+  for (let r = 0; totals.lines < minLines; r++) {
+    const rec = tpl[r % tpl.length] as string[]
+    const i = offset + r
+    let first = new Date(start + 7 * i).toISOString().replace('T', ' ').slice(0, 23) + (rec[0] as string).slice(23).replace(/tid=0x[0-9a-f]+/, `tid=0x${i.toString(16)}`)
+    if (opts.varyMac === true) first = first.replace(/:0a\]/, `:${(i & 0xff).toString(16).padStart(2, '0')}]`)
+    chunk.push(first)
+    for (let k = 1; k < rec.length; k++) chunk.push(rec[k] as string)
+    totals.lines += rec.length
+    totals.records++
+    if (chunk.length >= 65536) yield flush()
+  }
+  if (chunk.length > 0) yield flush()
+}
+
+/** Writes at least `minLines` lines (whole records) to `path`, appending when `append`. */
+export function writeKeaLog (path: string, minLines: number, mix: Mix, opts: LogOptions & { append?: boolean } = {}): Written {
+  const totals: Written = { lines: 0, records: 0, bytes: 0 }
+  const fd = openSync(path, opts.append === true ? 'a' : 'w')
   try {
-    while (lines < minLines) {
-      const rec = tpl[records % tpl.length] as string[]
-      const i = offset + records
-      const first = rec[0] as string
-      chunk.push(new Date(start + 7 * i).toISOString().replace('T', ' ').slice(0, 23) + first.slice(23).replace(/tid=0x[0-9a-f]+/, `tid=0x${i.toString(16)}`))
-      for (let k = 1; k < rec.length; k++) chunk.push(rec[k] as string)
-      lines += rec.length
-      records++
-      if (chunk.length >= 65536) flush()
-    }
-    if (chunk.length > 0) flush()
+    for (const buf of keaLogChunks(minLines, mix, opts, totals)) writeSync(fd, buf)
   } finally {
     closeSync(fd)
   }
-  return { lines, records, bytes }
+  return totals
 }

@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -10,6 +10,7 @@ import { parseStream } from '../src/parse/stream.js'
 import { packageRoot } from '../src/paths.js'
 import { ElasticsearchStore } from '../src/store/elasticsearch/store.js'
 import { SqliteStore } from '../src/store/sqlite/store.js'
+import { keaLogChunks } from './lines.js'
 
 // bench/store: events/s written into SQLite and into a real Elasticsearch, and the rate of a
 // bare helpers.bulk loop of the same documents (the ceiling), each phase in its own process
@@ -20,19 +21,8 @@ const root = packageRoot()
 const EVENTS = Number((process.argv[2] === 'phase' ? process.argv[4] : process.argv[2]) ?? 1_000_000)
 
 async function buildEvents (count: number): Promise<KeaEvent[]> {
-  const sources = ['kea-2.2.0-dhcp4-INFO-full.log', 'kea-2.2.0-dhcp6-INFO-full.log']
-  const templates = sources.flatMap((f) => readFileSync(join(root, 'test', 'fixtures', 'kea', f), 'utf8').split('\n').filter(Boolean))
-  const parts: string[] = []
-  let t = Date.UTC(2026, 10, 1)
-  for (let i = 0; i < count; i++) {
-    const tpl = templates[i % templates.length] as string
-    t += 7
-    const n = (i & 0xff).toString(16).padStart(2, '0')
-    parts.push(new Date(t).toISOString().replace('T', ' ').slice(0, 23) + tpl.slice(23).replace(/:0a\]/, `:${n}]`).replace(/tid=0x[0-9a-f]+/, `tid=0x${i.toString(16)}`))
-  }
-  const buf = Buffer.from(parts.join('\n') + '\n')
   const events: KeaEvent[] = []
-  async function * chunks (): AsyncGenerator<Buffer> { for (let i = 0; i < buf.length; i += 1 << 20) yield buf.subarray(i, i + (1 << 20)) }
+  async function * chunks (): AsyncGenerator<Buffer> { yield * keaLogChunks(count, 'info', { varyMac: true }) }
   await parseStream(chunks(), { pattern: resolvePattern('kea-file'), timeZone: 'UTC', path: 'bench.log' }, (b) => { events.push(...b) })
   return events
 }
