@@ -6,8 +6,8 @@ export interface FieldDef {
   /** ECS / keatrail field path (what Elasticsearch indexes). */
   path: string
   kind: FieldKind
-  /** SQLite: a column of `events`, or a JSON path into the stored event. */
-  sql: { column: string } | { json: string } | { ips: 'related' | 'client' } | { fts: true } | { time: true }
+  /** SQLite: a column of `events` (documents are deflated: SQL cannot look inside them). */
+  sql: { column: string } | { ips: 'related' | 'client' } | { fts: true } | { time: true }
   /** Turns what a user typed into the stored form (MACs in any spelling…); throws on nonsense. */
   normalize?: (v: string) => string
 }
@@ -22,7 +22,7 @@ export const FIELDS: Record<string, FieldDef> = {
   'event.code': { path: 'event.code', kind: 'keyword', sql: { column: 'code' } },
   'event.action': { path: 'event.action', kind: 'keyword', sql: { column: 'action' } },
   'event.dataset': { path: 'event.dataset', kind: 'keyword', sql: { column: 'dataset' } },
-  'event.kind': { path: 'event.kind', kind: 'keyword', sql: { json: '$.event.kind' } },
+  'event.kind': { path: 'event.kind', kind: 'keyword', sql: { column: 'kind' } },
   'log.level': { path: 'log.level', kind: 'keyword', sql: { column: 'level' }, normalize: (v) => v.toLowerCase() },
   'log.logger': { path: 'log.logger', kind: 'keyword', sql: { column: 'logger' } },
   'host.name': { path: 'host.name', kind: 'keyword', sql: { column: 'host' } },
@@ -33,9 +33,9 @@ export const FIELDS: Record<string, FieldDef> = {
   'kea.client_id': { path: 'kea.client_id', kind: 'keyword', sql: { column: 'client_id' }, normalize: normalizeClientId },
   'kea.duid': { path: 'kea.duid', kind: 'keyword', sql: { column: 'duid' }, normalize: normalizeDuid },
   'kea.subnet_id': { path: 'kea.subnet_id', kind: 'number', sql: { column: 'subnet_id' } },
-  'kea.transaction_id': { path: 'kea.transaction_id', kind: 'keyword', sql: { json: '$.kea.transaction_id' }, normalize: (v) => v.toLowerCase() },
-  'kea.hostname': { path: 'kea.hostname', kind: 'keyword', sql: { json: '$.kea.hostname' } },
-  'kea.iaid': { path: 'kea.iaid', kind: 'number', sql: { json: '$.kea.iaid' } },
+  'kea.transaction_id': { path: 'kea.transaction_id', kind: 'keyword', sql: { column: 'tid' }, normalize: (v) => v.toLowerCase() },
+  'kea.hostname': { path: 'kea.hostname', kind: 'keyword', sql: { column: 'hostname' } },
+  'kea.iaid': { path: 'kea.iaid', kind: 'number', sql: { column: 'iaid' } },
   'kea.parse.status': { path: 'kea.parse.status', kind: 'keyword', sql: { column: 'status' } },
   'kea.source_id': { path: 'kea.source_id', kind: 'keyword', sql: { column: 'source_id' } }
 }

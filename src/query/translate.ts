@@ -75,7 +75,8 @@ function leaf (n: Extract<QueryNode, { field: string }>): SqlWhere {
     }
     return s.ips === 'client' ? { sql: 'client_ip = ?', params: [n.value] } : { sql: 'rowid IN (SELECT event FROM event_ips WHERE ip = ?)', params: [n.value] }
   }
-  const col = 'column' in s ? s.column : `json_extract(doc, '${(s as { json: string }).json}')`
+  if (!('column' in s)) throw new Error(`field ${n.field} has no column`)
+  const col = s.column
   // Not LIKE: SQLite's LIKE ignores ASCII case and Elasticsearch's prefix does not.
   if (n.type === 'prefix') return { sql: `substr(${col}, 1, ?) = ?`, params: [n.value.length, n.value] }
   if (n.type === 'range') return { sql: `${col} ${n.op} ?`, params: [Number(n.value)] }

@@ -151,5 +151,27 @@ CREATE TABLE gaps (
 );
 CREATE INDEX gaps_time ON gaps (from_ts, to_ts);
 `
+  },
+  {
+    version: 6,
+    name: 'event documents in deflated blocks',
+    sql: `
+-- events.doc held each event's JSON (~1 KB, 40 % of the file); new rows leave it '' and their
+-- documents live here, deflated in blocks of consecutive rowids (src/store/sqlite/doc-blocks.ts).
+-- Rows written before this version keep their doc.
+CREATE TABLE event_docs (
+  first INTEGER PRIMARY KEY,           -- rowid of the block's first event
+  n     INTEGER NOT NULL,              -- its events are rowids first .. first + n - 1
+  dict  INTEGER NOT NULL,              -- preset dictionary version
+  data  BLOB NOT NULL                  -- raw deflate of the documents joined by newlines
+);
+-- What queries read from the JSON document before (SQL cannot inflate a block mid-query).
+ALTER TABLE events ADD COLUMN kind TEXT;
+ALTER TABLE events ADD COLUMN tid TEXT;
+ALTER TABLE events ADD COLUMN hostname TEXT;
+ALTER TABLE events ADD COLUMN iaid INTEGER;
+UPDATE events SET kind = json_extract(doc, '$.event.kind'), tid = json_extract(doc, '$.kea.transaction_id'),
+  hostname = json_extract(doc, '$.kea.hostname'), iaid = json_extract(doc, '$.kea.iaid');
+`
   }
 ]

@@ -14,6 +14,7 @@ import { validateConfig } from '../../config/validate.js'
 import { coverageSpans, observeAll } from '../../leases/observe.js'
 import { SqliteLeases } from './leases.js'
 import { SqliteSnapshots } from './snapshots.js'
+import { DocBlocks } from './doc-blocks.js'
 import { toSql } from '../../query/translate.js'
 import { parseAddressOrPrefix } from '../../leases/address.js'
 
@@ -35,6 +36,7 @@ const COLUMNS: Record<Exclude<FilterField, 'ip'>, string> = {
 }
 
 interface Where { sql: string, params: unknown[] }
+interface StoredRow { rowid: number, doc: string }
 
 /**
  * The embedded store: one SQLite file, WAL, FTS5 over messages. Single host, no other server.
@@ -51,6 +53,7 @@ export class SqliteStore implements Store {
   private readonly writeTx: (events: readonly KeaEvent[]) => WriteResult
   readonly leases: SqliteLeases
   readonly snapshots: SqliteSnapshots
+  private readonly docs: DocBlocks
 
   constructor (config: SqliteStoreConfig) {
     this.cfg = validateConfig(sqliteStoreConfigSchema, config, 'store.sqlite')
@@ -74,28 +77,34 @@ export class SqliteStore implements Store {
     const from = this.migrate()
     this.leases = new SqliteLeases(this.db)
     this.snapshots = new SqliteSnapshots(this.db)
+    this.docs = new DocBlocks(this.db)
     if (from === 1) this.backfillLeases()
     this.insertEvent = this.db.prepare(`INSERT OR IGNORE INTO events
-      (id, ts, dataset, code, action, level, logger, host, status, mac, hwaddr, client_id, duid, client_ip, subnet_id, source_id, message, doc)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+      (id, ts, dataset, code, action, level, logger, host, status, mac, hwaddr, client_id, duid, client_ip, subnet_id, source_id, message, doc, kind, tid, hostname, iaid)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?, ?)`)
     this.insertIp = this.db.prepare('INSERT OR IGNORE INTO event_ips (ip, ts, event) VALUES (?, ?, ?)')
     this.insertFts = this.db.prepare('INSERT INTO events_fts (rowid, message) VALUES (?, ?)')
     this.writeTx = this.db.transaction((events: readonly KeaEvent[]) => {
       let written = 0
       let duplicates = 0
+      const rowids: number[] = []
+      const docs: string[] = []
       for (const e of events) {
         const ts = isoToMicros(e['@timestamp'])
         const r = this.insertEvent.run(
           e.event.id, ts, e.event.dataset, e.event.code ?? null, e.event.action ?? null, e.log.level ?? null,
           e.log.logger ?? null, e.host?.name ?? null, e.kea.parse.status, e.client?.mac ?? null, e.kea.hwaddr ?? null,
           e.kea.client_id ?? null, e.kea.duid ?? null, e.client?.ip ?? null, e.kea.subnet_id ?? null, e.kea.source_id ?? null,
-          e.message, JSON.stringify(e))
+          e.message, e.event.kind, e.kea.transaction_id ?? null, e.kea.hostname ?? null, e.kea.iaid ?? null)
         if (r.changes === 0) { duplicates++; continue }
         written++
+        rowids.push(Number(r.lastInsertRowid))
+        docs.push(JSON.stringify(e))
         this.insertFts.run(r.lastInsertRowid, e.message)
         const ips = e.related?.ip
         if (ips !== undefined) for (const ip of ips) this.insertIp.run(ip, ts, r.lastInsertRowid)
       }
+      this.docs.write(rowids, docs)
       this.leases.cover(coverageSpans(events))
       this.leases.apply(observeAll(events))
       return { written, duplicates, deadLettered: 0 }
@@ -132,7 +141,7 @@ export class SqliteStore implements Store {
         const rows = page.all(after) as Array<{ rowid: number, doc: string }>
         if (rows.length === 0) break
         after = (rows[rows.length - 1] as { rowid: number }).rowid
-        this.leases.apply(observeAll(rows.map((r) => JSON.parse(r.doc) as KeaEvent)))
+        this.leases.apply(observeAll(rows.map((r) => this.eventOf(r))))
       }
     })()
   }
@@ -181,7 +190,7 @@ export class SqliteStore implements Store {
     const size = Math.min(Math.max(req.size ?? 100, 1), MAX_PAGE_SIZE)
     const desc = (req.sort ?? 'desc') === 'desc'
     const w = this.where(req)
-    let sql = `SELECT doc, ts, id FROM events WHERE ${w.sql}`
+    let sql = `SELECT rowid, doc, ts, id FROM events WHERE ${w.sql}`
     const params = [...w.params]
     if (req.cursor !== undefined) {
       const c = decodeCursor(req.cursor)
@@ -193,13 +202,13 @@ export class SqliteStore implements Store {
     sql += ' LIMIT ?'
     params.push(size + 1)
     try {
-      const rows = this.db.prepare(sql).all(...params) as Array<{ doc: string, ts: number, id: string }>
+      const rows = this.db.prepare(sql).all(...params) as Array<StoredRow & { ts: number, id: string }>
       const more = rows.length > size
       const page = more ? rows.slice(0, size) : rows
       const last = page[page.length - 1]
       const total = (this.db.prepare(`SELECT count(*) AS n FROM (SELECT 1 FROM events WHERE ${w.sql} LIMIT ${TOTAL_BOUND + 1})`).get(...w.params) as { n: number }).n
       return {
-        events: page.map((r) => JSON.parse(r.doc) as KeaEvent),
+        events: page.map((r) => this.eventOf(r)),
         total: total > TOTAL_BOUND ? { value: TOTAL_BOUND, relation: 'gte' } : { value: total, relation: 'eq' },
         ...(more && last !== undefined ? { cursor: encodeCursor({ t: String(last.ts), id: last.id }) } : {})
       }
@@ -209,8 +218,15 @@ export class SqliteStore implements Store {
   }
 
   async get (id: string): Promise<KeaEvent | undefined> {
-    const row = this.db.prepare('SELECT doc FROM events WHERE id = ?').get(id) as { doc: string } | undefined
-    return row === undefined ? undefined : JSON.parse(row.doc) as KeaEvent
+    const row = this.db.prepare('SELECT rowid, doc FROM events WHERE id = ?').get(id) as StoredRow | undefined
+    return row === undefined ? undefined : this.eventOf(row)
+  }
+
+  /** A row's event: its own doc (rows from before schema 6) or its place in a document block. */
+  private eventOf (row: StoredRow): KeaEvent {
+    const doc = row.doc === '' ? this.docs.read(row.rowid) : row.doc
+    if (doc === undefined) throw new StoreReadError('sqlite', `the document of event row ${row.rowid} is missing`)
+    return JSON.parse(doc) as KeaEvent
   }
 
   async count (q: EventQuery = {}): Promise<number> {
@@ -266,24 +282,28 @@ export class SqliteStore implements Store {
   applyRetention (now = Date.now()): number {
     let deleted = 0
     const { maxAgeDays, maxSizeMiB } = this.cfg.retention
-    const delOlder = this.db.prepare('DELETE FROM events WHERE rowid IN (SELECT rowid FROM events WHERE ts < ? ORDER BY ts LIMIT 10000)')
+    // RETURNING: the document blocks to look at are those up to the greatest rowid deleted.
+    const deleteRows = (stmt: Database.Statement, arg: number): number => {
+      const rows = stmt.all(arg) as Array<{ rowid: number }>
+      let max = 0
+      for (const r of rows) if (r.rowid > max) max = r.rowid
+      if (max > 0) this.docs.prune(max)
+      deleted += rows.length
+      return rows.length
+    }
+    const delOlder = this.db.prepare('DELETE FROM events WHERE rowid IN (SELECT rowid FROM events WHERE ts < ? ORDER BY ts LIMIT 10000) RETURNING rowid')
     if (maxAgeDays !== undefined) {
       const cutoff = (now - maxAgeDays * 86_400_000) * 1000
-      for (;;) {
-        const r = delOlder.run(cutoff)
-        deleted += r.changes
-        if (r.changes === 0) break
-      }
+      while (deleteRows(delOlder, cutoff) > 0);
       this.leases.prune(Math.floor(cutoff / 1000))
     }
     if (maxSizeMiB !== undefined) {
       const limit = maxSizeMiB * 1024 * 1024
-      const delOldest = this.db.prepare('DELETE FROM events WHERE rowid IN (SELECT rowid FROM events ORDER BY ts LIMIT ?)')
+      const delOldest = this.db.prepare('DELETE FROM events WHERE rowid IN (SELECT rowid FROM events ORDER BY ts LIMIT ?) RETURNING rowid')
       for (let round = 0; round < 1000 && this.usedBytes() > limit; round++) {
         const total = (this.db.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n
         if (total === 0) break
-        const r = delOldest.run(Math.max(1, Math.ceil(total * 0.05)))
-        deleted += r.changes
+        deleteRows(delOldest, Math.max(1, Math.ceil(total * 0.05)))
         const oldest = (this.db.prepare('SELECT min(ts) AS t FROM events').get() as { t: number | null }).t
         if (oldest !== null) this.leases.prune(Math.floor(oldest / 1000))
         this.db.pragma('wal_checkpoint(TRUNCATE)')
