@@ -7,6 +7,18 @@ import type { CollectionGap, HistoryQuery, LeaseInterval, LeaseObservation, Leas
 import { parseAddressOrPrefix } from '../../leases/address.js'
 
 interface Row { doc: string }
+interface ObsRow { event_id: string, key: string, ts: number, seq: string, doc: string }
+
+/** An observation's doc without what its columns hold (a third of its bytes). */
+function obsDoc (o: LeaseObservation): string {
+  const { event_id: _id, key: _key, ts: _ts, seq: _seq, ...rest } = o
+  return JSON.stringify(rest)
+}
+
+function obsOf (r: ObsRow): LeaseObservation {
+  // Rows written before the doc was slimmed carry these fields twice; the columns win either way.
+  return { ...(JSON.parse(r.doc) as Omit<LeaseObservation, 'event_id' | 'key' | 'ts' | 'seq'>), event_id: r.event_id, key: r.key, ts: r.ts, seq: r.seq }
+}
 /** The indexed columns of a stored interval: if they are unchanged an update need not touch the indexes. */
 interface ExistingRow { id: string, hwaddr: string | null, client_id: string | null, duid: string | null, duid_ll: string | null, hostname: string | null, start: number | null }
 
@@ -43,8 +55,8 @@ export class SqliteLeases implements LeaseStore {
       ORDER BY start DESC, start_seq DESC LIMIT 1`)
     this.intervalBefore = db.prepare(`SELECT doc FROM lease_intervals WHERE key = ? AND origin = 'log' AND start < ?
       ORDER BY start DESC, start_seq DESC LIMIT 1`)
-    this.obsFrom = db.prepare('SELECT doc FROM lease_obs WHERE key = ? AND (ts > ? OR (ts = ? AND seq >= ?)) ORDER BY ts, seq')
-    this.obsAll = db.prepare('SELECT doc FROM lease_obs WHERE key = ? ORDER BY ts, seq')
+    this.obsFrom = db.prepare('SELECT event_id, key, ts, seq, doc FROM lease_obs WHERE key = ? AND (ts > ? OR (ts = ? AND seq >= ?)) ORDER BY ts, seq')
+    this.obsAll = db.prepare('SELECT event_id, key, ts, seq, doc FROM lease_obs WHERE key = ? ORDER BY ts, seq')
     this.windowIds = db.prepare(`SELECT id, hwaddr, client_id, duid, duid_ll, hostname, start FROM lease_intervals
       WHERE key = ? AND origin = 'log' AND (start >= ? OR (start IS NULL AND (end IS NULL OR end >= ?)))`)
     this.allIds = db.prepare('SELECT id, hwaddr, client_id, duid, duid_ll, hostname, start FROM lease_intervals WHERE key = ? AND origin = \'log\'')
@@ -75,7 +87,7 @@ export class SqliteLeases implements LeaseStore {
     }
     for (const [key, list] of byKey) {
       const last = this.lastObs.get(key) as { ts: number, seq: string } | undefined
-      const fresh = list.filter((o) => this.insObs.run(o.event_id, o.key, o.ts, o.seq, JSON.stringify(o)).changes > 0)
+      const fresh = list.filter((o) => this.insObs.run(o.event_id, o.key, o.ts, o.seq, obsDoc(o)).changes > 0)
       if (fresh.length === 0) continue
       fresh.sort(compareObservations)
       const first = fresh[0] as LeaseObservation
@@ -107,10 +119,10 @@ export class SqliteLeases implements LeaseStore {
     let before: LeaseInterval | undefined
     let rows: ExistingRow[]
     if (anchor === undefined) {
-      tail = (this.obsAll.all(key) as Row[]).map((r) => JSON.parse(r.doc) as LeaseObservation)
+      tail = (this.obsAll.all(key) as ObsRow[]).map(obsOf)
       rows = this.allIds.all(key) as ExistingRow[]
     } else {
-      tail = (this.obsFrom.all(key, anchor.start, anchor.start, anchor.start_seq) as Row[]).map((r) => JSON.parse(r.doc) as LeaseObservation)
+      tail = (this.obsFrom.all(key, anchor.start, anchor.start, anchor.start_seq) as ObsRow[]).map(obsOf)
       const b = this.intervalBefore.get(key, anchor.start) as Row | undefined
       before = b === undefined ? undefined : JSON.parse(b.doc) as LeaseInterval
       rows = this.windowIds.all(key, anchor.start, anchor.start) as ExistingRow[]
