@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -31,11 +31,13 @@ async function phase (name: string, esUrl: string): Promise<void> {
   const events = await buildEvents(EVENTS)
   const BATCH = 10_000
   const t0 = process.hrtime.bigint()
+  let bytes: number | undefined
   if (name === 'sqlite') {
     const dir = mkdtempSync(join(tmpdir(), 'kt-bench-'))
     const store = new SqliteStore({ path: join(dir, 'keatrail.db') })
     for (let i = 0; i < events.length; i += BATCH) await store.write(events.slice(i, i + BATCH))
     await store.close()
+    bytes = statSync(join(dir, 'keatrail.db')).size
     rmSync(dir, { recursive: true, force: true })
   } else if (name === 'elasticsearch') {
     const store = new ElasticsearchStore({ url: esUrl, namespace: `benchk${Date.now().toString(36)}` })
@@ -63,24 +65,24 @@ async function phase (name: string, esUrl: string): Promise<void> {
     await client.close()
   }
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9
-  process.stdout.write(JSON.stringify({ name, events: events.length, seconds, rssMiB: process.resourceUsage().maxRSS / 1024 }) + '\n')
+  process.stdout.write(JSON.stringify({ name, events: events.length, seconds, rssMiB: process.resourceUsage().maxRSS / 1024, bytes }) + '\n')
 }
 
 async function driver (): Promise<void> {
   let esUrl = process.env.ES_URL ?? ''
   if (esUrl === '') esUrl = execFileSync('bash', [join(root, 'scripts', 'elasticsearch.sh'), 'start'], { encoding: 'utf8' }).trim().split('\n').pop() ?? ''
   process.stdout.write(`bench/store: ${EVENTS.toLocaleString('en')} real-shaped Kea events (parsed before timing), batches of 10,000 (two in flight to Elasticsearch), Elasticsearch ${esUrl}\n`)
-  const results: Record<string, { events: number, seconds: number, rssMiB: number }> = {}
+  const results: Record<string, { events: number, seconds: number, rssMiB: number, bytes?: number }> = {}
   for (const name of ['sqlite', 'elasticsearch', 'ceiling']) {
     const r = spawnSync(process.execPath, ['--max-old-space-size=8192', fileURLToPath(import.meta.url), 'phase', name, String(EVENTS)], {
       encoding: 'utf8', env: { ...process.env, ES_URL: esUrl }, maxBuffer: 1 << 24
     })
     if (r.status !== 0) throw new Error(`${name} phase failed: ${r.stderr}`)
     const line = r.stdout.trim().split('\n').pop() as string
-    results[name] = JSON.parse(line) as { events: number, seconds: number, rssMiB: number }
+    results[name] = JSON.parse(line) as { events: number, seconds: number, rssMiB: number, bytes?: number }
     const x = results[name]
     const label = name === 'ceiling' ? 'bare helpers.bulk (ceiling)' : `keatrail → ${name}`
-    process.stdout.write(`${label.padEnd(28)} ${Math.round(x.events / x.seconds).toLocaleString('en').padStart(9)} events/s  ${x.seconds.toFixed(1).padStart(6)} s  peak RSS ${x.rssMiB.toFixed(0)} MiB\n`)
+    process.stdout.write(`${label.padEnd(28)} ${Math.round(x.events / x.seconds).toLocaleString('en').padStart(9)} events/s  ${x.seconds.toFixed(1).padStart(6)} s  peak RSS ${x.rssMiB.toFixed(0)} MiB${x.bytes === undefined ? '' : `  file ${(x.bytes / 2 ** 20).toFixed(0)} MiB = ${Math.round(x.bytes / x.events)} bytes/event`}\n`)
   }
   const k = results.elasticsearch as { seconds: number }
   const c = results.ceiling as { seconds: number }
