@@ -6,10 +6,13 @@ import autocannon from 'autocannon'
 import { packageRoot } from '../src/paths.js'
 import { SqliteStore } from '../src/store/sqlite/store.js'
 import { fill, ip, mac, shape, STEPS, T0 } from './generate.js'
+import { constantRate } from './load.js'
 
-// bench/api: /api/v1/leases/at and /api/v1/events latency (p50/p99) under a fixed request rate
-// on loopback, against `keatrail serve` (its own process, as deployed) on a SQLite store of
-// real-shaped Kea events. Bounded: each run lasts SECONDS at RATE requests/s.
+// bench/api: /api/v1/leases/at and /api/v1/events latency (p50/p99) at a fixed request rate on
+// loopback, against `keatrail serve` (its own process, as deployed) on a SQLite store of
+// real-shaped Kea events, measured twice per endpoint: open loop at a constant rate (bench/load.ts,
+// the figure the target is about) and with autocannon as before (its rate limit sends each
+// second's requests in one burst). Bounded: each run lasts SECONDS at RATE requests/s.
 // Usage: npm run bench:api [-- EVENTS]   (default 1,000,000)
 //        KEATRAIL_BENCH_DIR=dir: reuse (or keep) the data directory (dir/keatrail.db).
 
@@ -37,7 +40,7 @@ for (let i = 0; i < 100; i++) {
   await new Promise((resolve) => setTimeout(resolve, 200))
 }
 const ready = await (await fetch(`${url}/readyz`)).json() as { store: string }
-process.stdout.write(`bench/api: keatrail serve on ${ready.store}; ${RATE} requests/s for ${SECONDS} s per endpoint, 20 connections, loopback\n`)
+process.stdout.write(`bench/api: keatrail serve on ${ready.store}; ${RATE} requests/s for ${SECONDS} s per endpoint and load, loopback\n`)
 
 const span = s.rounds * STEPS * s.stepS * 1000
 let x = 4242
@@ -49,10 +52,14 @@ const paths: Record<string, () => string> = {
 }
 try {
   for (const [name, next] of Object.entries(paths)) {
+    x = 4242
+    const o = await constantRate(url, RATE, SECONDS, next)
+    process.stdout.write(`${name.padEnd(42)} open loop   ${Math.round(o.achievedRate)} req/s  p50 ${o.p50.toFixed(1)} ms  p99 ${o.p99.toFixed(1)} ms  max ${o.max.toFixed(1)} ms  (${o.ok} ok, ${o.failed} failed)\n`)
+    x = 4242
     // setupRequest, not a precomputed request list: with a list autocannon sent in bursts
     // (p99 ≈ 440 ms even on an empty store).
     const r = await autocannon({ url, connections: 20, overallRate: RATE, duration: SECONDS, requests: [{ method: 'GET', setupRequest: (req) => ({ ...req, path: next() }) }] })
-    process.stdout.write(`${name.padEnd(42)} ${Math.round(r.requests.average)} req/s  p50 ${r.latency.p50} ms  p99 ${r.latency.p99} ms  max ${r.latency.max} ms  (${r['2xx']} ok, ${r.non2xx} non-2xx, ${r.errors} errors)\n`)
+    process.stdout.write(`${''.padEnd(42)} autocannon  ${Math.round(r.requests.average)} req/s  p50 ${r.latency.p50} ms  p99 ${r.latency.p99} ms  max ${r.latency.max} ms  (${r['2xx']} ok, ${r.non2xx} non-2xx, ${r.errors} errors; 20 connections)\n`)
   }
 } finally {
   server.kill('SIGTERM')

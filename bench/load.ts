@@ -1,0 +1,44 @@
+import { Agent, request } from 'node:http'
+
+export interface RateResult { sent: number, ok: number, failed: number, p50: number, p99: number, max: number, achievedRate: number }
+
+/**
+ * Open-loop HTTP load at a constant rate, as wrk2 does: request i is due at start + i/rate
+ * whether or not earlier ones have answered, and its latency runs from when it was due, so a
+ * stalled server is charged for every request it delayed (no coordinated omission).
+ * autocannon's `overallRate` is not this: each connection sends its share of a second back to
+ * back as soon as the second starts and then idles, so 20 connections make bursts of 200.
+ * Bounded: `seconds` × `rate` requests, at most `maxSockets` connections.
+ */
+export async function constantRate (baseUrl: string, rate: number, seconds: number, nextPath: () => string, maxSockets = 64): Promise<RateResult> {
+  const agent = new Agent({ keepAlive: true, maxSockets })
+  const total = Math.round(rate * seconds)
+  const latencies: number[] = []
+  let failed = 0
+  const pending: Array<Promise<void>> = []
+  const start = performance.now()
+  const send = (due: number, path: string): Promise<void> => new Promise((resolve) => {
+    const req = request(`${baseUrl}${path}`, { agent }, (res) => {
+      res.resume()
+      res.on('end', () => {
+        if (res.statusCode === 200) latencies.push(performance.now() - due)
+        else failed++
+        resolve()
+      })
+    })
+    req.on('error', () => { failed++; resolve() })
+    req.end()
+  })
+  for (let i = 0; i < total; i++) {
+    const due = start + (i * 1000) / rate
+    const wait = due - performance.now()
+    if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait))
+    pending.push(send(due, nextPath()))
+  }
+  await Promise.all(pending)
+  const elapsed = (performance.now() - start) / 1000
+  agent.destroy()
+  latencies.sort((a, b) => a - b)
+  const at = (q: number): number => latencies.length === 0 ? NaN : latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] as number
+  return { sent: total, ok: latencies.length, failed, p50: at(0.5), p99: at(0.99), max: at(1), achievedRate: total / elapsed }
+}
