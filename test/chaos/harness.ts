@@ -1,7 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import Database from 'better-sqlite3'
 import { stringify } from 'yaml'
+import { DocBlocks } from '../../src/store/sqlite/doc-blocks.js'
 import { ROOT } from '../helpers/fixtures.js'
 
 // The chaos suite runs `keatrail run` as a real process and hurts it from outside. Short by
@@ -80,4 +82,19 @@ export async function until (probe: () => boolean | Promise<boolean>, ms: number
     await sleep(every)
   }
   return await probe()
+}
+
+/**
+ * `event.original` of every event in a SQLite store file (keatrail stopped), read as the store
+ * keeps them: documents in deflated blocks, or in the row for files from before schema 6.
+ */
+export function storedOriginals (dbPath: string): string[] {
+  const db = new Database(dbPath, { readonly: true })
+  try {
+    const blocks = new DocBlocks(db)
+    const rows = db.prepare('SELECT rowid, doc FROM events ORDER BY rowid').all() as Array<{ rowid: number, doc: string }>
+    return rows.map((r) => (JSON.parse(r.doc === '' ? blocks.read(r.rowid) ?? 'null' : r.doc) as { event: { original: string } }).event.original)
+  } finally {
+    db.close()
+  }
 }

@@ -6,7 +6,7 @@ import Database from 'better-sqlite3'
 import { afterAll, describe, expect, it } from 'vitest'
 import { keaUnavailable, KeaLab } from '../helpers/kea.js'
 import { ROOT } from '../helpers/fixtures.js'
-import { SOAK } from './harness.js'
+import { SOAK, storedOriginals } from './harness.js'
 
 // Chaos: the file source against the real thing. Kea 2.2 logs at INFO with maxsize 204800, so
 // it rotates (x.log → x.log.1 …) many times under perfdhcp load, while keatrail is killed with
@@ -84,9 +84,7 @@ describe.skipIf(unavailable !== '' && process.env.CI !== 'true')(`file source on
     keatrail.kill('SIGTERM')
     await exited(keatrail)
 
-    const d = db()
-    const originals = (d.prepare('SELECT doc FROM events').all() as Array<{ doc: string }>).map((r) => (JSON.parse(r.doc) as { event: { original: string } }).event.original)
-    d.close()
+    const originals = storedOriginals(join(dir, 'data', 'keatrail.db'))
     process.stdout.write(`chaos kill -9: ${files.length} files, ${lines.length} lines, ${kills} kill -9, ${originals.length} stored\n`)
     expect(kills).toBeGreaterThanOrEqual(KILLS)
     expect(originals.length).toBe(lines.length)
