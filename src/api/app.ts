@@ -10,7 +10,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { z } from 'zod'
 import { ApiAuthError, ApiBadRequestError, ApiForbiddenError, CursorInvalidError, NotFoundError, isCodedError } from '../errors.js'
 import { history, holderAt } from '../leases/query.js'
-import { keaEventSchema, type KeaEvent } from '../parse/event.js'
+import { keaEventSchema } from '../parse/event.js'
 import { packageRoot } from '../paths.js'
 import { parseQuery } from '../query/parse.js'
 import { FILTER_FIELDS, MAX_PAGE_SIZE, type FilterField, type Store } from '../store/types.js'
@@ -257,12 +257,7 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
   })
 
   const evidenceLines = async (ids: readonly string[]): Promise<Array<{ id: string, time: string, line: string }>> => {
-    const out = []
-    for (const id of ids.slice(0, 20)) {
-      const e: KeaEvent | undefined = await store.get(id)
-      if (e !== undefined) out.push({ id, time: e['@timestamp'], line: e.event.original })
-    }
-    return out
+    return (await store.getMany(ids.slice(0, 20))).map((e) => ({ id: e.event.id, time: e['@timestamp'], line: e.event.original }))
   }
 
   app.get('/api/v1/leases/at', {

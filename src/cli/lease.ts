@@ -49,8 +49,9 @@ function who (h: Holder): string {
 async function evidenceLines (store: Store, ids: readonly string[]): Promise<{ lines: string[], zone?: string }> {
   const lines: string[] = []
   let zone: string | undefined
+  const found = new Map((await store.getMany(ids)).map((e) => [e.event.id, e]))
   for (const id of ids) {
-    const e = await store.get(id)
+    const e = found.get(id)
     if (e === undefined) { lines.push(`(event ${id} is no longer stored)`); continue }
     zone ??= e.event.timezone
     lines.push(e.event.original.split('\n')[0] ?? '')

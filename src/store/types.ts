@@ -74,6 +74,8 @@ export interface Store {
   write: (events: readonly KeaEvent[]) => Promise<WriteResult>
   search: (req: SearchRequest) => Promise<SearchPage>
   get: (id: string) => Promise<KeaEvent | undefined>
+  /** The stored events among `ids` (at most MAX_PAGE_SIZE), in the order of `ids`: one round trip for evidence lines. */
+  getMany: (ids: readonly string[]) => Promise<KeaEvent[]>
   count: (q?: EventQuery) => Promise<number>
   /** Events per time bucket of `intervalMs`, buckets keyed by their start. */
   histogram: (q: EventQuery, intervalMs: number) => Promise<Bucket[]>

@@ -107,6 +107,13 @@ for (const kind of kinds) {
       expect(await store.get('no-such-id')).toBeUndefined()
     })
 
+    it('returns several events by id in the order asked, skipping unknown ids', async () => {
+      const pick = [events[events.length - 1]!, events[0]!, events.find((x) => x.event.action === 'allocate')!]
+      const ids = [pick[0]!.event.id, 'no-such-id', pick[1]!.event.id, pick[2]!.event.id, pick[0]!.event.id]
+      expect(await store.getMany(ids)).toEqual(pick)
+      expect(await store.getMany([])).toEqual([])
+    })
+
     it('pages through everything in a stable order, both directions', async () => {
       const asc = [...events].sort(sortKey).map((e) => e.event.id)
       expect(await allPages(store, {}, 'asc', 97)).toEqual(asc)

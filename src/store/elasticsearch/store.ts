@@ -228,6 +228,16 @@ export class ElasticsearchStore implements Store {
     return hit === undefined ? undefined : stripDataStream(hit._source as Doc)
   }
 
+  async getMany (ids: readonly string[]): Promise<KeaEvent[]> {
+    const wanted = [...new Set(ids)].slice(0, MAX_PAGE_SIZE)
+    if (wanted.length === 0) return []
+    const res = await this.read(async () => await this.client.search<KeaEvent>({
+      index: this.pattern, ignore_unavailable: true, allow_no_indices: true, size: wanted.length, query: { ids: { values: wanted } }
+    }))
+    const found = new Map(res.hits.hits.map((h) => [h._id, stripDataStream(h._source as Doc)]))
+    return wanted.flatMap((id) => { const e = found.get(id); return e === undefined ? [] : [e] })
+  }
+
   async count (q: EventQuery = {}): Promise<number> {
     const res = await this.read(async () => await this.client.count({ index: this.pattern, ignore_unavailable: true, allow_no_indices: true, query: this.query(q) }))
     return res.count
