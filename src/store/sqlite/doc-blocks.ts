@@ -43,6 +43,11 @@ export class DocBlocks {
     }
   }
 
+  /** Drops every cached block: the caller found one stale. */
+  forgetAll (): void {
+    this.cache.clear()
+  }
+
   /** Drops cached blocks overlapping rowids first .. first + n - 1 (stale after rowid reuse). */
   private forget (first: number, n: number): void {
     for (const [f, docs] of this.cache) if (f < first + n && first < f + docs.length) this.cache.delete(f)
@@ -70,7 +75,7 @@ export class DocBlocks {
 
   /** Deletes the blocks none of whose events are left (after retention deleted events up to `maxRowid`). */
   prune (maxRowid: number): number {
-    this.cache.clear()
+    this.forgetAll()
     return this.db.prepare(`DELETE FROM event_docs WHERE first <= ? AND NOT EXISTS
       (SELECT 1 FROM events WHERE rowid >= event_docs.first AND rowid < event_docs.first + event_docs.n)`).run(maxRowid).changes
   }

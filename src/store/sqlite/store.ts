@@ -36,7 +36,7 @@ const COLUMNS: Record<Exclude<FilterField, 'ip'>, string> = {
 }
 
 interface Where { sql: string, params: unknown[] }
-interface StoredRow { rowid: number, doc: string }
+interface StoredRow { rowid: number, id: string, doc: string }
 
 /**
  * The embedded store: one SQLite file, WAL, FTS5 over messages. Single host, no other server.
@@ -85,7 +85,7 @@ export class SqliteStore implements Store {
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?, ?)`)
     this.insertIp = this.db.prepare('INSERT OR IGNORE INTO event_ips (ip, ts, event) VALUES (?, ?, ?)')
     this.insertFts = this.db.prepare('INSERT INTO events_fts (rowid, message) VALUES (?, ?)')
-    this.byId = this.db.prepare('SELECT rowid, doc FROM events WHERE id = ?')
+    this.byId = this.db.prepare('SELECT rowid, id, doc FROM events WHERE id = ?')
     this.writeTx = this.db.transaction((events: readonly KeaEvent[]) => {
       let written = 0
       let duplicates = 0
@@ -138,9 +138,9 @@ export class SqliteStore implements Store {
         spans.set(r.scope, { first: Math.floor(r.f / 1000), last: Math.floor(r.l / 1000) })
       }
       this.leases.cover(spans)
-      const page = this.db.prepare('SELECT rowid, doc FROM events WHERE action IS NOT NULL AND rowid > ? ORDER BY rowid LIMIT 5000')
+      const page = this.db.prepare('SELECT rowid, id, doc FROM events WHERE action IS NOT NULL AND rowid > ? ORDER BY rowid LIMIT 5000')
       for (let after = 0; ;) {
-        const rows = page.all(after) as Array<{ rowid: number, doc: string }>
+        const rows = page.all(after) as StoredRow[]
         if (rows.length === 0) break
         after = (rows[rows.length - 1] as { rowid: number }).rowid
         this.leases.apply(observeAll(rows.map((r) => this.eventOf(r))))
@@ -192,7 +192,7 @@ export class SqliteStore implements Store {
     const size = Math.min(Math.max(req.size ?? 100, 1), MAX_PAGE_SIZE)
     const desc = (req.sort ?? 'desc') === 'desc'
     const w = this.where(req)
-    let sql = `SELECT rowid, doc, ts, id FROM events WHERE ${w.sql}`
+    let sql = `SELECT rowid, id, doc, ts FROM events WHERE ${w.sql}`
     const params = [...w.params]
     if (req.cursor !== undefined) {
       const c = decodeCursor(req.cursor)
@@ -204,7 +204,7 @@ export class SqliteStore implements Store {
     sql += ' LIMIT ?'
     params.push(size + 1)
     try {
-      const rows = this.db.prepare(sql).all(...params) as Array<StoredRow & { ts: number, id: string }>
+      const rows = this.db.prepare(sql).all(...params) as Array<StoredRow & { ts: number }>
       const more = rows.length > size
       const page = more ? rows.slice(0, size) : rows
       const last = page[page.length - 1]
@@ -228,17 +228,25 @@ export class SqliteStore implements Store {
     const wanted = [...new Set(ids)].slice(0, MAX_PAGE_SIZE)
     if (wanted.length === 0) return []
     // Rowid order: events of one document block are inflated once, consecutively.
-    const rows = this.db.prepare(`SELECT rowid, doc, id FROM events WHERE id IN (${wanted.map(() => '?').join(', ')}) ORDER BY rowid`)
-      .all(...wanted) as Array<StoredRow & { id: string }>
+    const rows = this.db.prepare(`SELECT rowid, id, doc FROM events WHERE id IN (${wanted.map(() => '?').join(', ')}) ORDER BY rowid`)
+      .all(...wanted) as StoredRow[]
     const found = new Map(rows.map((r) => [r.id, this.eventOf(r)]))
     return wanted.flatMap((id) => { const e = found.get(id); return e === undefined ? [] : [e] })
   }
 
   /** A row's event: its own doc (rows from before schema 6) or its place in a document block. */
   private eventOf (row: StoredRow): KeaEvent {
-    const doc = row.doc === '' ? this.docs.read(row.rowid) : row.doc
-    if (doc === undefined) throw new StoreReadError('sqlite', `the document of event row ${row.rowid} is missing`)
-    return JSON.parse(doc) as KeaEvent
+    if (row.doc !== '') return JSON.parse(row.doc) as KeaEvent
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const doc = this.docs.read(row.rowid)
+      if (doc === undefined) break
+      const e = JSON.parse(doc) as KeaEvent
+      if (e.event.id === row.id) return e
+      // A block cached before another process (keatrail run beside keatrail serve) had
+      // retention delete every event, so that the rowid now belongs to a newer event.
+      this.docs.forgetAll()
+    }
+    throw new StoreReadError('sqlite', `the document of event ${row.id} (row ${row.rowid}) is missing`)
   }
 
   async count (q: EventQuery = {}): Promise<number> {

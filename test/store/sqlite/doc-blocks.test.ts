@@ -73,4 +73,24 @@ describe('sqlite event documents in blocks', () => {
     for (const e of events) expect(await store.get(e.event.id)).toEqual(e)
     await store.close()
   })
+
+  it('does not serve a block another process replaced after rowid reuse (keatrail serve beside keatrail run)', async () => {
+    const path = join(dir, 'two.db')
+    const writer = new SqliteStore({ path, retention: { maxAgeDays: 1 } })
+    const reader = new SqliteStore({ path })
+    const events = await fixtureEvents()
+    const old = events.map((e) => ({ ...e, '@timestamp': '2020-01-01T00:00:00.000Z', event: { ...e.event, id: `old-${e.event.id}` } }))
+    await writer.write(old)
+    // The reader caches the old events' blocks.
+    expect((await reader.search({ size: 1000, sort: 'asc' })).events).toHaveLength(old.length)
+    writer.applyRetention(Date.parse((events[0] as KeaEvent)['@timestamp']))
+    await writer.write(events)
+    const byId = new Map(events.map((e) => [e.event.id, e]))
+    const page = (await reader.search({ size: 1000, sort: 'asc' })).events
+    expect(page).toHaveLength(events.length)
+    for (const e of page) expect(e).toEqual(byId.get(e.event.id))
+    for (const e of events.slice(0, 20)) expect(await reader.get(e.event.id)).toEqual(e)
+    await reader.close()
+    await writer.close()
+  })
 })
