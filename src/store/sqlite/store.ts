@@ -82,7 +82,7 @@ export class SqliteStore implements Store {
     if (from === 1) this.backfillLeases()
     this.insertEvent = this.db.prepare(`INSERT OR IGNORE INTO events
       (id, ts, dataset, code, action, level, logger, host, status, mac, hwaddr, client_id, duid, client_ip, subnet_id, source_id, message, doc, kind, tid, hostname, iaid)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?, ?)`)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', '', ?, ?, ?, ?)`)
     this.insertIp = this.db.prepare('INSERT OR IGNORE INTO event_ips (ip, ts, event) VALUES (?, ?, ?)')
     this.insertFts = this.db.prepare('INSERT INTO events_fts (rowid, message) VALUES (?, ?)')
     this.byId = this.db.prepare('SELECT rowid, id, doc FROM events WHERE id = ?')
@@ -97,7 +97,7 @@ export class SqliteStore implements Store {
           e.event.id, ts, e.event.dataset, e.event.code ?? null, e.event.action ?? null, e.log.level ?? null,
           e.log.logger ?? null, e.host?.name ?? null, e.kea.parse.status, e.client?.mac ?? null, e.kea.hwaddr ?? null,
           e.kea.client_id ?? null, e.kea.duid ?? null, e.client?.ip ?? null, e.kea.subnet_id ?? null, e.kea.source_id ?? null,
-          e.message, e.event.kind, e.kea.transaction_id ?? null, e.kea.hostname ?? null, e.kea.iaid ?? null)
+          e.event.kind, e.kea.transaction_id ?? null, e.kea.hostname ?? null, e.kea.iaid ?? null)
         if (r.changes === 0) { duplicates++; continue }
         written++
         rowids.push(Number(r.lastInsertRowid))
