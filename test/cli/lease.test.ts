@@ -95,6 +95,9 @@ describe('sqlite schema 1 → current', () => {
     const withTid = events.find((e) => e.kea.transaction_id !== undefined) as KeaEvent
     const page = await upgraded.search({ where: parseQuery(`tid:${withTid.kea.transaction_id ?? ''}`), size: 1000 })
     expect(page.events.map((e) => e.event.id)).toContain(withTid.event.id)
+    // The full-text index was rebuilt from the old rows' text (schema 7).
+    const words = await upgraded.search({ text: first.event.code ?? 'missing', size: 1000 })
+    expect(words.events.map((e) => e.event.id)).toContain(first.event.id)
     await upgraded.close()
   })
 })
