@@ -90,6 +90,16 @@ export interface Store {
 }
 
 export const MAX_PAGE_SIZE = 1000
+
+/** What `getMany` looks up: `ids` without repeats, at most MAX_PAGE_SIZE. */
+export function idsToGet (ids: readonly string[]): string[] {
+  return [...new Set(ids)].slice(0, MAX_PAGE_SIZE)
+}
+
+/** `getMany`'s answer: the events found, in the order of `ids`. */
+export function inIdOrder (ids: readonly string[], found: ReadonlyMap<string, KeaEvent>): KeaEvent[] {
+  return ids.flatMap((id) => { const e = found.get(id); return e === undefined ? [] : [e] })
+}
 /** Totals are exact up to this many hits, then reported as "at least". */
 export const TOTAL_BOUND = 10_000
 

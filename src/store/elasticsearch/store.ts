@@ -8,7 +8,7 @@ import type { KeaEvent } from '../../parse/event.js'
 import { packageRoot } from '../../paths.js'
 import type { DeadLetterStore } from '../deadletter.js'
 import {
-  decodeCursor, encodeCursor, FILTER_FIELDS, MAX_PAGE_SIZE, TOTAL_BOUND,
+  decodeCursor, encodeCursor, FILTER_FIELDS, idsToGet, inIdOrder, MAX_PAGE_SIZE, TOTAL_BOUND,
   type Bucket, type EventQuery, type FilterField, type SearchPage, type SearchRequest, type Store, type TermCount, type WriteResult
 } from '../types.js'
 import { elasticsearchStoreConfigSchema, type ElasticsearchStoreConfig } from './config.js'
@@ -221,21 +221,17 @@ export class ElasticsearchStore implements Store {
   }
 
   async get (id: string): Promise<KeaEvent | undefined> {
-    const res = await this.read(async () => await this.client.search<KeaEvent>({
-      index: this.pattern, ignore_unavailable: true, allow_no_indices: true, size: 1, query: { ids: { values: [id] } }
-    }))
-    const hit = res.hits.hits[0]
-    return hit === undefined ? undefined : stripDataStream(hit._source as Doc)
+    return (await this.getMany([id]))[0]
   }
 
   async getMany (ids: readonly string[]): Promise<KeaEvent[]> {
-    const wanted = [...new Set(ids)].slice(0, MAX_PAGE_SIZE)
+    const wanted = idsToGet(ids)
     if (wanted.length === 0) return []
     const res = await this.read(async () => await this.client.search<KeaEvent>({
       index: this.pattern, ignore_unavailable: true, allow_no_indices: true, size: wanted.length, query: { ids: { values: wanted } }
     }))
-    const found = new Map(res.hits.hits.map((h) => [h._id, stripDataStream(h._source as Doc)]))
-    return wanted.flatMap((id) => { const e = found.get(id); return e === undefined ? [] : [e] })
+    const found = res.hits.hits.map((h) => stripDataStream(h._source as Doc))
+    return inIdOrder(wanted, new Map(found.map((e) => [e.event.id, e])))
   }
 
   async count (q: EventQuery = {}): Promise<number> {

@@ -5,7 +5,7 @@ import { CursorInvalidError, StoreReadError, StoreSchemaError, StoreWriteError, 
 import type { KeaEvent } from '../../parse/event.js'
 import { isoToMicros } from '../time.js'
 import {
-  decodeCursor, encodeCursor, MAX_PAGE_SIZE, TOTAL_BOUND,
+  decodeCursor, encodeCursor, idsToGet, inIdOrder, MAX_PAGE_SIZE, TOTAL_BOUND,
   type Bucket, type EventQuery, type FilterField, type SearchPage, type SearchRequest, type Store, type TermCount, type WriteResult
 } from '../types.js'
 import { sqliteStoreConfigSchema, type SqliteStoreConfig } from './config.js'
@@ -50,7 +50,6 @@ export class SqliteStore implements Store {
   private readonly insertEvent: Database.Statement
   private readonly insertIp: Database.Statement
   private readonly insertFts: Database.Statement
-  private readonly byId: Database.Statement
   private readonly writeTx: (events: readonly KeaEvent[]) => WriteResult
   readonly leases: SqliteLeases
   readonly snapshots: SqliteSnapshots
@@ -85,7 +84,6 @@ export class SqliteStore implements Store {
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', '', ?, ?, ?, ?)`)
     this.insertIp = this.db.prepare('INSERT OR IGNORE INTO event_ips (ip, ts, event) VALUES (?, ?, ?)')
     this.insertFts = this.db.prepare('INSERT INTO events_fts (rowid, message) VALUES (?, ?)')
-    this.byId = this.db.prepare('SELECT rowid, id, doc FROM events WHERE id = ?')
     this.writeTx = this.db.transaction((events: readonly KeaEvent[]) => {
       let written = 0
       let duplicates = 0
@@ -220,18 +218,16 @@ export class SqliteStore implements Store {
   }
 
   async get (id: string): Promise<KeaEvent | undefined> {
-    const row = this.byId.get(id) as StoredRow | undefined
-    return row === undefined ? undefined : this.eventOf(row)
+    return (await this.getMany([id]))[0]
   }
 
   async getMany (ids: readonly string[]): Promise<KeaEvent[]> {
-    const wanted = [...new Set(ids)].slice(0, MAX_PAGE_SIZE)
+    const wanted = idsToGet(ids)
     if (wanted.length === 0) return []
     // Rowid order: events of one document block are inflated once, consecutively.
     const rows = this.db.prepare(`SELECT rowid, id, doc FROM events WHERE id IN (${wanted.map(() => '?').join(', ')}) ORDER BY rowid`)
       .all(...wanted) as StoredRow[]
-    const found = new Map(rows.map((r) => [r.id, this.eventOf(r)]))
-    return wanted.flatMap((id) => { const e = found.get(id); return e === undefined ? [] : [e] })
+    return inIdOrder(wanted, new Map(rows.map((r) => [r.id, this.eventOf(r)])))
   }
 
   /** A row's event: its own doc (rows from before schema 6) or its place in a document block. */
