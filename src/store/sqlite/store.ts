@@ -298,19 +298,21 @@ export class SqliteStore implements Store {
   applyRetention (now = Date.now()): number {
     let deleted = 0
     const { maxAgeDays, maxSizeMiB } = this.cfg.retention
-    // RETURNING: the document blocks to look at are those up to the greatest rowid deleted.
+    // RETURNING: the document blocks that may have lost their last event are those up to the
+    // greatest rowid deleted; they are pruned once per pass, not per statement.
+    let maxDeleted = 0
     const deleteRows = (stmt: Database.Statement, arg: number): number => {
       const rows = stmt.all(arg) as Array<{ rowid: number }>
-      let max = 0
-      for (const r of rows) if (r.rowid > max) max = r.rowid
-      if (max > 0) this.docs.prune(max)
+      for (const r of rows) if (r.rowid > maxDeleted) maxDeleted = r.rowid
       deleted += rows.length
       return rows.length
     }
+    const pruneDocs = (): void => { if (maxDeleted > 0) this.docs.prune(maxDeleted) }
     const delOlder = this.db.prepare('DELETE FROM events WHERE rowid IN (SELECT rowid FROM events WHERE ts < ? ORDER BY ts LIMIT 10000) RETURNING rowid')
     if (maxAgeDays !== undefined) {
       const cutoff = (now - maxAgeDays * 86_400_000) * 1000
       while (deleteRows(delOlder, cutoff) > 0);
+      pruneDocs()
       this.leases.prune(Math.floor(cutoff / 1000))
     }
     if (maxSizeMiB !== undefined) {
@@ -320,6 +322,7 @@ export class SqliteStore implements Store {
         const total = (this.db.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n
         if (total === 0) break
         deleteRows(delOldest, Math.max(1, Math.ceil(total * 0.05)))
+        pruneDocs()
         const oldest = (this.db.prepare('SELECT min(ts) AS t FROM events').get() as { t: number | null }).t
         if (oldest !== null) this.leases.prune(Math.floor(oldest / 1000))
         this.db.pragma('wal_checkpoint(TRUNCATE)')
