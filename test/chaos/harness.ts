@@ -3,7 +3,8 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { stringify } from 'yaml'
-import { DocBlocks } from '../../src/store/sqlite/doc-blocks.js'
+import { SqliteStore } from '../../src/store/sqlite/store.js'
+import { MAX_PAGE_SIZE } from '../../src/store/types.js'
 import { ROOT } from '../helpers/fixtures.js'
 
 // The chaos suite runs `keatrail run` as a real process and hurts it from outside. Short by
@@ -84,17 +85,20 @@ export async function until (probe: () => boolean | Promise<boolean>, ms: number
   return await probe()
 }
 
-/**
- * `event.original` of every event in a SQLite store file (keatrail stopped), read as the store
- * keeps them: documents in deflated blocks, or in the row for files from before schema 6.
- */
-export function storedOriginals (dbPath: string): string[] {
-  const db = new Database(dbPath, { readonly: true })
+/** `event.original` of every event in a SQLite store file (keatrail stopped), read through the store. */
+export async function storedOriginals (dbPath: string): Promise<string[]> {
+  const ids = (() => {
+    const db = new Database(dbPath, { readonly: true })
+    try { return db.prepare('SELECT id FROM events ORDER BY rowid').pluck().all() as string[] } finally { db.close() }
+  })()
+  const store = new SqliteStore({ path: dbPath })
   try {
-    const blocks = new DocBlocks(db)
-    const rows = db.prepare('SELECT rowid, doc FROM events ORDER BY rowid').all() as Array<{ rowid: number, doc: string }>
-    return rows.map((r) => (JSON.parse(r.doc === '' ? blocks.read(r.rowid) ?? 'null' : r.doc) as { event: { original: string } }).event.original)
+    const originals: string[] = []
+    for (let i = 0; i < ids.length; i += MAX_PAGE_SIZE) {
+      originals.push(...(await store.getMany(ids.slice(i, i + MAX_PAGE_SIZE))).map((e) => e.event.original))
+    }
+    return originals
   } finally {
-    db.close()
+    await store.close()
   }
 }

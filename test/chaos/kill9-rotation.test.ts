@@ -84,7 +84,7 @@ describe.skipIf(unavailable !== '' && process.env.CI !== 'true')(`file source on
     keatrail.kill('SIGTERM')
     await exited(keatrail)
 
-    const originals = storedOriginals(join(dir, 'data', 'keatrail.db'))
+    const originals = await storedOriginals(join(dir, 'data', 'keatrail.db'))
     process.stdout.write(`chaos kill -9: ${files.length} files, ${lines.length} lines, ${kills} kill -9, ${originals.length} stored\n`)
     expect(kills).toBeGreaterThanOrEqual(KILLS)
     expect(originals.length).toBe(lines.length)

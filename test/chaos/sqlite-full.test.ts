@@ -76,7 +76,7 @@ describe.skipIf(!canMount && process.env.CI !== 'true')(`chaos: SQLite on a full
     }
     kt.proc.kill('SIGTERM')
     expect(await kt.exited).toBe(0)
-    const originals = storedOriginals(join(data, 'keatrail.db'))
+    const originals = await storedOriginals(join(data, 'keatrail.db'))
     const n = originals.length
     const d = new Set(originals).size
     const codes = [...new Set(kt.logs().map((l) => l.code).filter((c) => c !== undefined))].join(', ')

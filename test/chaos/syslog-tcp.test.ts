@@ -66,7 +66,7 @@ describe('chaos: TCP syslog clients faster than the store', () => {
     const backpressured = pipelineCounter(await metrics(api), 'backpressured')
     kt.proc.kill('SIGTERM')
     expect(await kt.exited).toBe(0)
-    const originals = storedOriginals(join(dir, 'data', 'keatrail.db'))
+    const originals = await storedOriginals(join(dir, 'data', 'keatrail.db'))
     const n = originals.length
     const distinct = new Set(originals).size
     process.stdout.write(`chaos TCP: ${CLIENTS} clients × ${perClient} messages sent in ${sentIn} ms, stored in ${storedIn} ms: ${n} (${distinct} distinct), ${backpressured} batches waited for room in the queue, peak RSS ${peakRss.toFixed(0)} MiB\n`)
