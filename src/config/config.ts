@@ -8,6 +8,7 @@ import { journalSourceConfigSchema } from '../sources/journal/source.js'
 import { syslogSourceConfigSchema } from '../sources/syslog/source.js'
 import { keaConfigSchema } from '../kea/poller.js'
 import { apiConfigSchema } from '../api/config.js'
+import { PIPELINE_DEFAULTS, pipelineConfigSchema } from '../pipeline/config.js'
 import { elasticsearchStoreConfigSchema } from '../store/elasticsearch/config.js'
 
 const sqliteSchema = z.object({
@@ -36,10 +37,7 @@ export const configSchema = z.object({
   sources: z.array(z.discriminatedUnion('type', [fileSourceConfigSchema, syslogSourceConfigSchema, journalSourceConfigSchema])).default([]).describe('What to collect: file, syslog and journal sources'),
   kea: keaConfigSchema.default({ servers: [], alerts: { warn: 80, critical: 95, hysteresis: 5, overrides: [] } }).describe('Kea status snapshots (Control Agent / control sockets) and pool depletion alerts'),
   api: apiConfigSchema.default(apiConfigSchema.parse({})).describe('REST API and web UI (GET /, /api/v1, /docs, /metrics)'),
-  pipeline: z.object({
-    queueBatches: z.number().int().min(1).default(4).describe('Batches waiting for the store before sources wait (with the sources\' batch sizes, this bounds memory)'),
-    drainMs: z.number().int().min(0).default(10_000).describe('How long a shutdown may spend writing queued batches')
-  }).strict().default({ queueBatches: 4, drainMs: 10_000 })
+  pipeline: pipelineConfigSchema.default(PIPELINE_DEFAULTS).describe('The queue between sources and the store')
 }).strict()
 
 export type KeatrailConfig = z.infer<typeof configSchema>

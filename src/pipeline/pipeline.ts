@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Store } from '../store/types.js'
 import type { Batch, Log, Source } from './types.js'
 import { LOG_CODES } from '../errors.js'
+import { PIPELINE_DEFAULTS } from './config.js'
 
 export interface PipelineOptions {
   /** Batches waiting for the store; a source's emit waits while it is full. */
@@ -37,7 +38,7 @@ export class Pipeline {
   private readonly spaceWaiters: Array<() => void> = []
 
   constructor (private readonly store: Store, private readonly opts: PipelineOptions) {
-    this.capacity = opts.queueBatches ?? 4
+    this.capacity = opts.queueBatches ?? PIPELINE_DEFAULTS.queueBatches
   }
 
   /** Runs until `signal` aborts, then drains the queue (within drainMs) and saves checkpoints. */
@@ -65,7 +66,7 @@ export class Pipeline {
     })
     signal.addEventListener('abort', () => this.wakeSink?.(), { once: true })
     const drainBy = { at: Number.POSITIVE_INFINITY }
-    signal.addEventListener('abort', () => { drainBy.at = Date.now() + (this.opts.drainMs ?? 10_000) }, { once: true })
+    signal.addEventListener('abort', () => { drainBy.at = Date.now() + (this.opts.drainMs ?? PIPELINE_DEFAULTS.drainMs) }, { once: true })
     await this.sink(signal, drainBy)
     await Promise.all(running)
     for (const s of sources) s.checkpoint()

@@ -1,0 +1,11 @@
+import { z } from 'zod'
+
+export const pipelineConfigSchema = z.object({
+  queueBatches: z.number().int().min(1).default(4).describe('Batches waiting for the store before sources wait (with the sources\' batch sizes, this bounds memory)'),
+  drainMs: z.number().int().min(0).default(10_000).describe('How long a shutdown may spend writing queued batches')
+}).strict()
+
+export type PipelineConfig = z.output<typeof pipelineConfigSchema>
+
+/** What a Pipeline uses for options it is not given: the config's defaults. */
+export const PIPELINE_DEFAULTS: PipelineConfig = pipelineConfigSchema.parse({})
