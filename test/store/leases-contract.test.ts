@@ -54,6 +54,9 @@ const esSkip = esUrl === '' ? inject('esSkipReason') : ''
 let seq = 0
 const makers: Record<string, () => Promise<Store>> = {
   sqlite: async () => new SqliteStore({ path: join(mkdtempSync(join(tmpdir(), 'kt-lease-')), 'keatrail.db') }),
+  // Deriving after every write, as with a small maxPending: each batch meets the history the
+  // earlier ones left (the default derives many batches at once, before the first read).
+  'sqlite, deriving each write': async () => new SqliteStore({ path: join(mkdtempSync(join(tmpdir(), 'kt-lease-')), 'keatrail.db'), leaseDerivation: { maxPending: 1, maxDelayMs: 0 } }),
   elasticsearch: async () => {
     // No refresh per write, as in production: derivation must refresh what it reads itself.
     const s = new ElasticsearchStore({ url: esUrl, namespace: `leases${Date.now().toString(36)}${seq++}`, refresh: false })
@@ -61,7 +64,7 @@ const makers: Record<string, () => Promise<Store>> = {
     return s
   }
 }
-const kinds = esSkip === '' ? ['sqlite', 'elasticsearch'] : ['sqlite']
+const kinds = esSkip === '' ? ['sqlite', 'sqlite, deriving each write', 'elasticsearch'] : ['sqlite', 'sqlite, deriving each write']
 
 describe(`lease history contract: ${kinds.join(' and ')} ${esSkip === '' ? '' : ` (elasticsearch skipped: ${esSkip})`}`, () => {
   let events: KeaEvent[]

@@ -5,6 +5,15 @@ export const sqliteStoreConfigSchema = z.object({
   synchronous: z.enum(['full', 'normal']).default('full')
     .describe('full: a written batch survives power loss (fsync per commit); normal: survives a crash of keatrail, not of the machine'),
   busyTimeoutMs: z.number().int().min(0).default(5000).describe('How long a writer waits for a lock held by another process'),
+  cacheMiB: z.number().int().min(2).max(4096).default(32)
+    .describe('SQLite page cache of the connection; the indexes written by every batch should fit (SQLite\'s own default is 2 MiB)'),
+  leaseDerivation: z.object({
+    maxPending: z.number().int().min(1).default(20_000)
+      .describe('Lease observations of stored events held before they are derived into intervals in one transaction'),
+    maxDelayMs: z.number().int().min(0).default(1000)
+      .describe('Longest time an observation waits to be derived (lease queries in this process derive pending ones first)')
+  }).strict().default({ maxPending: 20_000, maxDelayMs: 1000 })
+    .describe('Lease intervals are derived from stored events in larger transactions than the events\' own: each commit rewrites every index page it touched, and the lease indexes are keyed by address and client'),
   retention: z.object({
     maxAgeDays: z.number().positive().optional().describe('Delete events older than this'),
     maxSizeMiB: z.number().positive().optional().describe('Delete the oldest events while the database is larger than this')

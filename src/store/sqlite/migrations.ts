@@ -190,5 +190,19 @@ CREATE TRIGGER events_ad AFTER DELETE ON events BEGIN
   DELETE FROM event_ips WHERE event = old.rowid;
 END;
 `
+  },
+  {
+    version: 8,
+    name: 'lease derivation after the events',
+    sql: `
+-- Lease intervals are derived in transactions of their own, after the events' (SqliteLeases):
+-- leases_through is the greatest event rowid whose observations are derived. Until now every
+-- write derived its own, so all stored events are.
+CREATE TABLE meta (
+  key   TEXT PRIMARY KEY,
+  value INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO meta (key, value) VALUES ('leases_through', (SELECT coalesce(max(rowid), 0) FROM events));
+`
   }
 ]

@@ -50,7 +50,7 @@ export class SqliteStore implements Store {
   private readonly insertEvent: Database.Statement
   private readonly insertIp: Database.Statement
   private readonly insertFts: Database.Statement
-  private readonly writeTx: (events: readonly KeaEvent[]) => WriteResult
+  private readonly writeTx: (events: readonly KeaEvent[]) => WriteResult & { fresh: KeaEvent[], lastRowid: number }
   readonly leases: SqliteLeases
   readonly snapshots: SqliteSnapshots
   private readonly docs: DocBlocks
@@ -69,16 +69,18 @@ export class SqliteStore implements Store {
     this.db.pragma('journal_mode = WAL')
     this.db.pragma(`synchronous = ${this.cfg.synchronous === 'full' ? 'FULL' : 'NORMAL'}`)
     this.db.pragma('foreign_keys = ON')
+    this.db.pragma(`cache_size = -${this.cfg.cacheMiB * 1024}`)
     // CIDR queries compare fixed-width hex forms of addresses (src/leases/address.ts).
     this.db.function('keatrail_ip_hex', { deterministic: true }, (ip: unknown) => {
       if (typeof ip !== 'string') return null
       try { return parseAddressOrPrefix(ip).lo } catch { return null }
     })
     const from = this.migrate()
-    this.leases = new SqliteLeases(this.db)
+    this.leases = new SqliteLeases(this.db, this.cfg.leaseDerivation)
     this.snapshots = new SqliteSnapshots(this.db)
     this.docs = new DocBlocks(this.db)
     if (from === 1) this.backfillLeases()
+    this.deriveAfterCrash()
     this.insertEvent = this.db.prepare(`INSERT OR IGNORE INTO events
       (id, ts, dataset, code, action, level, logger, host, status, mac, hwaddr, client_id, duid, client_ip, subnet_id, source_id, message, doc, kind, tid, hostname, iaid)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', '', ?, ?, ?, ?)`)
@@ -89,6 +91,7 @@ export class SqliteStore implements Store {
       let duplicates = 0
       const rowids: number[] = []
       const docs: string[] = []
+      const fresh: KeaEvent[] = []
       for (const e of events) {
         const ts = isoToMicros(e['@timestamp'])
         const r = this.insertEvent.run(
@@ -98,6 +101,7 @@ export class SqliteStore implements Store {
           e.event.kind, e.kea.transaction_id ?? null, e.kea.hostname ?? null, e.kea.iaid ?? null)
         if (r.changes === 0) { duplicates++; continue }
         written++
+        fresh.push(e)
         rowids.push(Number(r.lastInsertRowid))
         docs.push(JSON.stringify(e))
         this.insertFts.run(r.lastInsertRowid, e.message)
@@ -106,8 +110,7 @@ export class SqliteStore implements Store {
       }
       this.docs.write(rowids, docs)
       this.leases.cover(coverageSpans(events))
-      this.leases.apply(observeAll(events))
-      return { written, duplicates, deadLettered: 0 }
+      return { written, duplicates, deadLettered: 0, fresh, lastRowid: rowids[rowids.length - 1] ?? 0 }
     })
   }
 
@@ -146,11 +149,31 @@ export class SqliteStore implements Store {
     })()
   }
 
+  /**
+   * Observations of events stored after the lease watermark were pending in a process that
+   * stopped before deriving them: derive them now, from the stored documents.
+   */
+  private deriveAfterCrash (): void {
+    const page = this.db.prepare('SELECT rowid, id, doc FROM events WHERE rowid > ? AND action IS NOT NULL ORDER BY rowid LIMIT 5000')
+    for (let after = this.leases.derivedThrough(); ;) {
+      const rows = page.all(after) as StoredRow[]
+      if (rows.length === 0) break
+      after = (rows[rows.length - 1] as StoredRow).rowid
+      this.leases.enqueue(observeAll(rows.map((r) => this.eventOf(r))), after)
+    }
+    const newest = (this.db.prepare('SELECT coalesce(max(rowid), 0) AS n FROM events').get() as { n: number }).n
+    this.leases.enqueue([], newest)
+    this.leases.flush()
+  }
+
   async write (events: readonly KeaEvent[]): Promise<WriteResult> {
     if (events.length === 0) return { written: 0, duplicates: 0, deadLettered: 0 }
     try {
       // One transaction: all of the batch or none of it (better-sqlite3 rolls back on throw).
-      return this.writeTx(events)
+      const { fresh, lastRowid, ...result } = this.writeTx(events)
+      // Only events stored now: a replayed one was observed when it was first stored.
+      this.leases.enqueue(observeAll(fresh), lastRowid)
+      return result
     } catch (err) {
       throw withCause(new StoreWriteError('sqlite', `${(err as { code?: string }).code ?? ''} ${(err as Error).message}`.trim()), err)
     }
@@ -296,6 +319,7 @@ export class SqliteStore implements Store {
    * Returns how many events were deleted.
    */
   applyRetention (now = Date.now()): number {
+    this.leases.flush()
     let deleted = 0
     const { maxAgeDays, maxSizeMiB } = this.cfg.retention
     // RETURNING: the document blocks that may have lost their last event are those up to the
@@ -329,7 +353,11 @@ export class SqliteStore implements Store {
         this.db.pragma('incremental_vacuum')
       }
     }
-    if (deleted > 0) this.db.pragma('incremental_vacuum')
+    if (deleted > 0) {
+      // Rowids above the newest left may be handed out again: the watermark must not cover them.
+      this.leases.resetThrough((this.db.prepare('SELECT coalesce(max(rowid), 0) AS n FROM events').get() as { n: number }).n)
+      this.db.pragma('incremental_vacuum')
+    }
     return deleted
   }
 
@@ -342,7 +370,14 @@ export class SqliteStore implements Store {
   }
 
   async close (): Promise<void> {
-    if (this.db.open) this.db.close()
+    if (!this.db.open) return
+    this.leases.stop()
+    try {
+      this.leases.flush()
+    } finally {
+      // Whatever could not be derived now is derived from the events when the file is next opened.
+      this.db.close()
+    }
   }
 }
 

@@ -1,0 +1,121 @@
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { observeAll } from '../../../src/leases/observe.js'
+import type { LeaseInterval } from '../../../src/leases/types.js'
+import type { KeaEvent } from '../../../src/parse/event.js'
+import { packageRoot } from '../../../src/paths.js'
+import { SqliteStore } from '../../../src/store/sqlite/store.js'
+import { parseBuffer, readFixture } from '../../helpers/fixtures.js'
+import { expectedIntervals } from '../../helpers/lease-truth.js'
+
+// The SQLite store derives lease intervals after the events' own commit (SqliteLeases.flush):
+// what a crash leaves underived must be derived when the file is opened again, and a writer
+// that goes quiet must still derive within maxDelayMs for other processes to read.
+
+async function realEvents (): Promise<KeaEvent[]> {
+  const all: KeaEvent[] = []
+  for (const [file, host] of [['kea-2.2.0-dhcp4-INFO-full.log', 'kea-a'], ['kea-2.2.0-dhcp6-INFO-full.log', 'kea-a'], ['captured/kea-dhcp4-INFO-file.log', 'kea-b']] as const) {
+    all.push(...(await parseBuffer(readFixture(file), { host, path: `${host}/${file}` })).events)
+  }
+  return all
+}
+
+function raw (path: string): { through: number, newest: number, observations: number } {
+  const db = new Database(path, { readonly: true })
+  try {
+    return {
+      through: (db.prepare('SELECT value FROM meta WHERE key = \'leases_through\'').get() as { value: number }).value,
+      newest: (db.prepare('SELECT max(rowid) AS n FROM events').get() as { n: number }).n,
+      observations: (db.prepare('SELECT count(*) AS n FROM lease_obs').get() as { n: number }).n
+    }
+  } finally {
+    db.close()
+  }
+}
+
+async function intervalsOf (store: SqliteStore, expected: Map<string, LeaseInterval[]>): Promise<Map<string, LeaseInterval[]>> {
+  const got = new Map<string, LeaseInterval[]>()
+  for (const key of expected.keys()) {
+    const [scope, type, lease] = key.split('|') as [string, string, string]
+    got.set(key, await store.leases.intervals(type === 'IA_PD' ? { prefix: lease, scope } : { address: lease, scope }))
+  }
+  return got
+}
+
+describe('sqlite store: lease derivation after the events', () => {
+  let events: KeaEvent[]
+  let expected: Map<string, LeaseInterval[]>
+  beforeAll(async () => {
+    events = await realEvents()
+    expected = expectedIntervals(events)
+  })
+
+  it('a writer killed with observations pending: reopening derives exactly one full derivation', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kt-derive-'))
+    const path = join(dir, 'keatrail.db')
+    const input = join(dir, 'events.ndjson')
+    writeFileSync(input, events.map((e) => JSON.stringify(e)).join('\n'))
+    // The built store in a process of its own, SIGKILLed after its last write: no close, no flush.
+    const script = `
+      import { readFileSync } from 'node:fs'
+      const { SqliteStore } = await import(${JSON.stringify(join(packageRoot(), 'dist', 'src', 'store', 'sqlite', 'store.js'))})
+      const events = readFileSync(${JSON.stringify(input)}, 'utf8').split('\\n').map((l) => JSON.parse(l))
+      const store = new SqliteStore({ path: ${JSON.stringify(path)}, leaseDerivation: { maxPending: ${Math.floor(observeAll(events).length / 3)}, maxDelayMs: 600000 } })
+      for (let i = 0; i < events.length; i += 200) await store.write(events.slice(i, i + 200))
+      process.kill(process.pid, 'SIGKILL')`
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' })
+    expect(r.signal, r.stderr).toBe('SIGKILL')
+    const before = raw(path)
+    expect(before.newest).toBe(events.length)
+    // Some observations were derived (maxPending reached), the newest were not.
+    expect(before.through).toBeGreaterThan(0)
+    expect(before.through).toBeLessThan(before.newest)
+    expect(before.observations).toBeLessThan(observeAll(events).length)
+
+    const store = new SqliteStore({ path })
+    try {
+      expect(raw(path).through).toBe(events.length)
+      expect(await intervalsOf(store, expected)).toEqual(expected)
+      expect((await store.leases.stats()).observations).toBe(observeAll(events).length)
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('a writer that goes quiet derives its pending observations within maxDelayMs', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'kt-derive-')), 'keatrail.db')
+    const store = new SqliteStore({ path, leaseDerivation: { maxPending: 1_000_000, maxDelayMs: 200 } })
+    try {
+      await store.write(events.slice(0, 500))
+      expect(raw(path).observations).toBe(0)
+      await new Promise((resolve) => setTimeout(resolve, 600))
+      // Read by another connection, as `keatrail serve` beside `keatrail run` does.
+      const after = raw(path)
+      expect(after.observations).toBe(observeAll(events.slice(0, 500)).length)
+      expect(after.through).toBe(500)
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('a replayed batch adds no observation, and retention keeps the watermark at the newest event left', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'kt-derive-')), 'keatrail.db')
+    const store = new SqliteStore({ path, retention: { maxAgeDays: 1 } })
+    try {
+      await store.write(events)
+      await store.write(events)
+      expect((await store.leases.stats()).observations).toBe(observeAll(events).length)
+      // Every fixture event is years old: retention deletes them all, and rowids start again.
+      expect(store.applyRetention(Date.parse('2040-01-01T00:00:00Z'))).toBe(events.length)
+      expect(raw(path).through).toBe(0)
+      await store.write(events.slice(0, 300))
+    } finally {
+      await store.close()
+    }
+    expect(raw(path).through).toBe(300)
+  })
+})
