@@ -1,9 +1,10 @@
 import type { Client, estypes } from '@elastic/elasticsearch'
 import { containingPrefixLos, parseAddressOrPrefix } from '../../leases/address.js'
 import { deriveIntervals, resumable } from '../../leases/derive.js'
-import { compareObservations, sequenceOf } from '../../leases/observe.js'
+import { compareObservations, observe, sequenceOf } from '../../leases/observe.js'
 import { clientMatchers } from '../../leases/query.js'
 import type { CollectionGap, HistoryQuery, LeaseInterval, LeaseObservation, LeaseStore } from '../../leases/types.js'
+import type { KeaEvent } from '../../parse/event.js'
 
 type Q = estypes.QueryDslQueryContainer
 
@@ -53,14 +54,20 @@ interface IntervalHit { _id?: string | null, _source?: { doc: LeaseInterval, sta
 /** A key's latest derived interval and the newest observation derived into the key. */
 type Latest = Pick<NonNullable<IntervalHit['_source']>, 'doc' | 'last_ts' | 'last_seq'>
 
+/** What `observe` reads of an event: re-derivation fetches no more of each document. */
+const OBSERVED_FIELDS = ['@timestamp', 'event.id', 'event.action', 'event.dataset', 'host.name', 'client.ip', 'kea.lease', 'kea.subnet_id', 'kea.hwaddr', 'kea.client_id', 'kea.duid', 'kea.iaid', 'kea.hostname']
+
 /** Keys whose latest interval is remembered (about 1 KiB each). */
 const LATEST_CACHE_KEYS = 100_000
 
 /**
- * Lease history in Elasticsearch, derived by the same code as the SQLite store. Observations
- * are indexed by event id (replays overwrite themselves); after each batch the affected keys
- * are re-derived from their last interval before the batch's earliest observation, stale
- * intervals deleted and the rest indexed by their deterministic id.
+ * Lease history in Elasticsearch, derived by the same code as the SQLite store. The events are
+ * the observations: each lease-shaping event document carries its key (`kea.lease.key`), so a
+ * batch adds no document per observation, only the intervals it changed. In-order batches
+ * extend each key's latest interval; keys with late or replayed observations are re-derived from
+ * their last interval before the earliest one, reading the observations back from the events
+ * (and from the observation index that keatrail before 0.1 wrote), stale intervals deleted and
+ * the rest indexed by their deterministic id.
  */
 export class EsLeases implements LeaseStore {
   private readonly idx: ReturnType<typeof leaseIndices>
@@ -76,7 +83,8 @@ export class EsLeases implements LeaseStore {
   private readonly unrefreshed = new Set<string>()
 
   /** `refreshEachWrite`: make every write searchable at once (tests); else within refresh_interval. */
-  constructor (private readonly client: Client, namespace: string, private readonly refreshEachWrite = false) {
+  /** `events`: the index pattern of this namespace's event data streams. */
+  constructor (private readonly client: Client, namespace: string, private readonly events: string, private readonly refreshEachWrite = false) {
     this.idx = leaseIndices(namespace)
   }
 
@@ -119,27 +127,47 @@ export class EsLeases implements LeaseStore {
   }
 
   /**
-   * Stores observations and re-derives their keys. Serialized: two batches touching the same key
-   * at once would both extend the same latest interval, and one of the updates would be lost.
+   * A place in the order batches are applied, taken when a batch's write starts: `ready` settles
+   * once every earlier place is released, `release` lets the next one go. Batches are applied one
+   * at a time (two touching the same key at once would both extend the same latest interval, and
+   * one update would be lost) and in the order they were written: in the order their event
+   * bulks finished, a batch overtaken by the next one found all its observations late and
+   * re-derived every key it touched.
    */
+  reserve (): { ready: Promise<void>, release: () => void } {
+    const ready = this.applying
+    let release = (): void => {}
+    this.applying = new Promise<void>((resolve) => { release = resolve })
+    return { ready, release }
+  }
+
+  /** Stores observations and re-derives their keys, after the batches applied before it. */
   async apply (obs: readonly LeaseObservation[], spans: ReadonlyMap<string, { first: number, last: number }>): Promise<void> {
-    const run = this.applying.then(async () => {
-      try {
-        await this.applyNow(obs, spans)
-      } catch (err) {
-        // What was written before the failure is unknown: ask the index again next time.
-        this.latest.clear()
-        throw err
-      }
-    })
-    this.applying = run.catch(() => {})
-    await run
+    const turn = this.reserve()
+    try {
+      await turn.ready
+      await this.applyReserved(obs, spans)
+    } finally {
+      turn.release()
+    }
+  }
+
+  /** `apply` for a caller holding the current place (see reserve). */
+  async applyReserved (obs: readonly LeaseObservation[], spans: ReadonlyMap<string, { first: number, last: number }>): Promise<void> {
+    try {
+      await this.applyNow(obs, spans)
+    } catch (err) {
+      // What was written before the failure is unknown: ask the index again next time.
+      this.latest.clear()
+      throw err
+    }
   }
 
   private async applyNow (obs: readonly LeaseObservation[], spans: ReadonlyMap<string, { first: number, last: number }>): Promise<void> {
+    // The batch's events were just indexed: a re-derivation must refresh them before reading.
+    if (!this.refreshEachWrite) this.unrefreshed.add(this.events)
     const ops: unknown[] = []
     for (const [scope, s] of spans) ops.push({ index: { _index: this.idx.coverage, _id: `${scope}|${s.first}|${s.last}` } }, { scope, first: s.first, last: s.last })
-    for (const o of obs) ops.push({ index: { _index: this.idx.obs, _id: o.event_id } }, { key: o.key, ts: o.ts, seq: o.seq, scope: o.scope, doc: o })
     // Unlike SQLite this is not one transaction: a replayed batch re-derives its keys too, so a
     // crash between the event write and this point is repaired by the replay.
     const byKey = new Map<string, LeaseObservation[]>()
@@ -223,8 +251,36 @@ export class EsLeases implements LeaseStore {
     })
   }
 
+  /**
+   * Each window's observations from its anchor on, in derivation order: from the events that
+   * carry its key, and from the legacy observation index; the same event in both counts once.
+   */
+  private async observationsFrom (windows: ReadonlyArray<{ key: string, anchor?: { start: number, seq: string } }>): Promise<LeaseObservation[][]> {
+    const [eventHits, legacyHits] = await Promise.all([
+      this.msearch<KeaEvent>(this.events, windows.map((w) => ({
+        size: 10_000,
+        query: { bool: { filter: [{ term: { 'kea.lease.key': w.key } }, ...(w.anchor === undefined ? [] : [{ range: { '@timestamp': { gte: w.anchor.start, format: 'epoch_millis' } } }])] } },
+        sort: [{ '@timestamp': 'asc' }, { 'event.id': 'asc' }] as estypes.Sort,
+        _source: OBSERVED_FIELDS
+      }))),
+      this.msearch<{ doc: LeaseObservation }>(this.idx.obs, windows.map((w) => ({
+        size: 10_000,
+        query: { bool: { filter: [{ term: { key: w.key } }, ...(w.anchor === undefined ? [] : [{ range: { ts: { gte: w.anchor.start } } }])] } },
+        sort: [{ ts: 'asc' }, { seq: 'asc' }] as estypes.Sort,
+        _source: ['doc']
+      })))
+    ])
+    return windows.map((w, i) => {
+      const byEvent = new Map<string, LeaseObservation>()
+      for (const h of legacyHits[i] ?? []) { const o = (h._source as { doc: LeaseObservation }).doc; byEvent.set(o.event_id, o) }
+      for (const h of eventHits[i] ?? []) { const o = observe(h._source as KeaEvent); if (o !== undefined && o.key === w.key) byEvent.set(o.event_id, o) }
+      const a = w.anchor
+      return [...byEvent.values()].filter((o) => a === undefined || o.ts > a.start || (o.ts === a.start && o.seq >= a.seq)).sort(compareObservations)
+    })
+  }
+
   private async rederive (firsts: LeaseObservation[]): Promise<void> {
-    await this.visible(this.idx.intervals, this.idx.obs)
+    await this.visible(this.idx.intervals, this.idx.obs, this.events)
     const anchors = await this.msearch<IntervalHit['_source']>(this.idx.intervals, firsts.map((o) => ({
       size: 2,
       query: { bool: { filter: [{ term: { key: o.key } }, { term: { origin: 'log' } }, { range: { start: { lt: o.ts } } }] } },
@@ -236,14 +292,6 @@ export class EsLeases implements LeaseStore {
       const a = hits[0]?._source
       const b = hits[1]?._source
       return { key: o.key, anchor: a === undefined ? undefined : { start: a.start as number, seq: a.start_seq as string }, before: b?.doc }
-    })
-    const obsQ = (w: typeof windows[number]): Q => ({
-      bool: {
-        filter: [{ term: { key: w.key } }],
-        ...(w.anchor === undefined
-          ? {}
-          : { should: [{ range: { ts: { gt: w.anchor.start } } }, { bool: { filter: [{ term: { ts: w.anchor.start } }, { range: { seq: { gte: w.anchor.seq } } }] } }], minimum_should_match: 1 })
-      }
     })
     const staleQ = (w: typeof windows[number]): Q => ({
       bool: {
@@ -259,13 +307,13 @@ export class EsLeases implements LeaseStore {
             })
       }
     })
-    const [obsHits, staleHits] = await Promise.all([
-      this.msearch<{ doc: LeaseObservation }>(this.idx.obs, windows.map((w) => ({ size: 10_000, query: obsQ(w), sort: [{ ts: 'asc' }, { seq: 'asc' }] as estypes.Sort, _source: ['doc'] }))),
+    const [tails, staleHits] = await Promise.all([
+      this.observationsFrom(windows),
       this.msearch<unknown>(this.idx.intervals, windows.map((w) => ({ size: 10_000, query: staleQ(w), _source: false })))
     ])
     const ops: unknown[] = []
     windows.forEach((w, i) => {
-      const tail = (obsHits[i] ?? []).map((h) => (h._source as { doc: LeaseObservation }).doc)
+      const tail = tails[i] ?? []
       const fresh = deriveIntervals(tail, w.before)
       const keep = new Set(fresh.map((iv) => iv.id))
       for (const h of staleHits[i] ?? []) if (typeof h._id === 'string' && !keep.has(h._id)) ops.push({ delete: { _index: this.idx.intervals, _id: h._id } })
@@ -351,8 +399,12 @@ export class EsLeases implements LeaseStore {
   }
 
   async stats (): Promise<{ intervals: number, observations: number }> {
-    const n = async (index: string): Promise<number> => (await this.client.count({ index, ignore_unavailable: true, allow_no_indices: true })).count
-    return { intervals: await n(this.idx.intervals), observations: await n(this.idx.obs) }
+    await this.visible(this.idx.intervals, this.events)
+    const n = async (index: string, query?: Q): Promise<number> => (await this.client.count({ index, ignore_unavailable: true, allow_no_indices: true, ...(query === undefined ? {} : { query }) })).count
+    return {
+      intervals: await n(this.idx.intervals),
+      observations: await n(this.events, { exists: { field: 'kea.lease.key' } }) + await n(this.idx.obs)
+    }
   }
 
   async scopes (): Promise<string[]> {

@@ -13,7 +13,8 @@ import {
 } from '../types.js'
 import { elasticsearchStoreConfigSchema, type ElasticsearchStoreConfig } from './config.js'
 import { validateConfig } from '../../config/validate.js'
-import { coverageSpans, observeAll } from '../../leases/observe.js'
+import { coverageSpans, observe } from '../../leases/observe.js'
+import type { LeaseObservation } from '../../leases/types.js'
 import { EsLeases, leaseIndices } from './leases.js'
 import { EsSnapshots, snapshotIndex } from './snapshots.js'
 import { toElasticsearch } from '../../query/translate.js'
@@ -34,7 +35,15 @@ export function eventsPattern (namespace: string): string {
 }
 const TIME_FORMAT = 'strict_date_optional_time_nanos'
 
+/**
+ * An event as indexed. A lease-shaping event also carries its lease-history key
+ * (`kea.lease.key`), so that re-derivation reads its observations back from the events instead
+ * of a second document per event; it is removed again when events are read (`fromDoc`).
+ */
 type Doc = KeaEvent & { data_stream: { type: 'logs', dataset: string, namespace: string } }
+
+/** The mapping of `kea.lease.key`, also put on event data streams created before it existed. */
+const LEASE_KEY_MAPPING = { kea: { properties: { lease: { properties: { key: { type: 'keyword' } } } } } } as const
 
 export interface ElasticsearchStoreOptions {
   deadLetters?: DeadLetterStore
@@ -71,7 +80,7 @@ export class ElasticsearchStore implements Store {
       ...(auth === undefined ? {} : { auth }),
       ...(this.cfg.caFile === undefined ? {} : { tls: { ca: readFileSync(this.cfg.caFile) } })
     })
-    this.leases = new EsLeases(this.client, this.cfg.namespace, this.cfg.refresh)
+    this.leases = new EsLeases(this.client, this.cfg.namespace, this.pattern, this.cfg.refresh)
     this.snapshots = new EsSnapshots(this.client, this.cfg.namespace)
   }
 
@@ -96,12 +105,18 @@ export class ElasticsearchStore implements Store {
       if (kind === 'component') await this.client.cluster.putComponentTemplate({ name, ...body, _meta: meta } as unknown as estypes.ClusterPutComponentTemplateRequest)
       else await this.client.indices.putIndexTemplate({ name, ...body, _meta: meta } as unknown as estypes.IndicesPutIndexTemplateRequest)
     }
+    // Index templates reach new backing indices only; lease re-derivation searches this field
+    // in the existing ones too (adding a field is allowed on a live index, and a no-op once there).
+    await this.client.indices.putMapping({ index: this.pattern, allow_no_indices: true, ignore_unavailable: true, properties: LEASE_KEY_MAPPING })
     return changed
   }
 
-  private toDoc (e: KeaEvent): Doc {
+  /** `o`: the event's lease observation, if it has one. */
+  private toDoc (e: KeaEvent, o: LeaseObservation | undefined): Doc {
     const dataset = DATASETS.has(e.event.dataset) ? e.event.dataset : 'kea.other'
-    return { ...e, data_stream: { type: 'logs', dataset, namespace: this.cfg.namespace } }
+    const data_stream = { type: 'logs', dataset, namespace: this.cfg.namespace } as const
+    if (o === undefined) return { ...e, data_stream }
+    return { ...e, kea: { ...e.kea, lease: { ...e.kea.lease, key: o.key } as NonNullable<KeaEvent['kea']['lease']> }, data_stream }
   }
 
   /**
@@ -111,13 +126,23 @@ export class ElasticsearchStore implements Store {
    */
   async write (events: readonly KeaEvent[]): Promise<WriteResult> {
     if (events.length === 0) return { written: 0, duplicates: 0, deadLettered: 0 }
-    const result = await this.retrying(async () => await this.bulkOnce(events))
-    // Lease history after the events: a retry here must not re-send the events (their 409s
-    // would be counted as duplicates of themselves).
-    const obs = observeAll(events)
-    const spans = coverageSpans(events)
-    await this.retrying(async () => { await this.leases.apply(obs, spans) })
-    return result
+    // Once per event: the document carries the observation's key, lease history takes the rest.
+    const observed = events.map((e) => e.event.action === undefined ? undefined : observe(e))
+    const docs = events.map((e, i) => this.toDoc(e, observed[i]))
+    // Lease history is applied in the order of the writes, whichever event bulk finishes first.
+    const turn = this.leases.reserve()
+    try {
+      const result = await this.retrying(async () => await this.bulkOnce(docs))
+      // Lease history after the events: a retry here must not re-send the events (their 409s
+      // would be counted as duplicates of themselves).
+      const obs = observed.filter((o): o is LeaseObservation => o !== undefined)
+      const spans = coverageSpans(events)
+      await turn.ready
+      await this.retrying(async () => { await this.leases.applyReserved(obs, spans) })
+      return result
+    } finally {
+      turn.release()
+    }
   }
 
   /**
@@ -143,16 +168,15 @@ export class ElasticsearchStore implements Store {
     }
   }
 
-  private async bulkOnce (events: readonly KeaEvent[]): Promise<WriteResult> {
+  private async bulkOnce (docs: readonly Doc[]): Promise<WriteResult> {
     let duplicates = 0
     const dead: Array<{ event: KeaEvent, reason: string }> = []
     const stats = await this.client.helpers.bulk<Doc>({
-      datasource: events.map((e) => this.toDoc(e)),
+      datasource: docs as Doc[],
       onDocument: (doc) => ({ create: { _index: `logs-${doc.data_stream.dataset}-${doc.data_stream.namespace}`, _id: doc.event.id } }),
       onDrop: (d) => {
         if (d.status === 409) { duplicates++; return }
-        const { data_stream: _ds, ...event } = d.document
-        dead.push({ event, reason: `${d.status} ${d.error?.type ?? ''}: ${d.error?.reason ?? ''}`.trim() })
+        dead.push({ event: fromDoc(d.document), reason: `${d.status} ${d.error?.type ?? ''}: ${d.error?.reason ?? ''}`.trim() })
       },
       flushBytes: this.cfg.bulk.flushBytes,
       flushInterval: this.cfg.bulk.flushIntervalMs,
@@ -214,7 +238,7 @@ export class ElasticsearchStore implements Store {
     const last = page[page.length - 1]
     const total = typeof res.hits.total === 'number' ? { value: res.hits.total, relation: 'eq' as const } : res.hits.total ?? { value: 0, relation: 'eq' as const }
     return {
-      events: page.map((h) => stripDataStream(h._source as Doc)),
+      events: page.map((h) => fromDoc(h._source as Doc)),
       total: { value: total.value, relation: total.relation === 'gte' ? 'gte' : 'eq' },
       ...(more && last?.sort !== undefined ? { cursor: encodeCursor({ t: String(last.sort[0]), id: String(last.sort[1]) }) } : {})
     }
@@ -230,7 +254,7 @@ export class ElasticsearchStore implements Store {
     const res = await this.read(async () => await this.client.search<KeaEvent>({
       index: this.pattern, ignore_unavailable: true, allow_no_indices: true, size: wanted.length, query: { ids: { values: wanted } }
     }))
-    const found = res.hits.hits.map((h) => stripDataStream(h._source as Doc))
+    const found = res.hits.hits.map((h) => fromDoc(h._source as Doc))
     return inIdOrder(wanted, new Map(found.map((e) => [e.event.id, e])))
   }
 
@@ -290,7 +314,11 @@ export class ElasticsearchStore implements Store {
   }
 }
 
-function stripDataStream (doc: Doc): KeaEvent {
+/** A stored document as the event keatrail parsed: without what only the index needs. */
+export function fromDoc (doc: Doc): KeaEvent {
   const { data_stream: _ds, ...event } = doc
-  return event
+  const lease = event.kea?.lease as (KeaEvent['kea']['lease'] & { key?: string }) | undefined
+  if (lease?.key === undefined) return event
+  const { key: _key, ...rest } = lease
+  return { ...event, kea: { ...event.kea, lease: rest } }
 }
