@@ -46,6 +46,8 @@ export interface DerivationPolicy { maxPending: number, maxDelayMs: number }
 export class SqliteLeases implements LeaseStore {
   private pending: LeaseObservation[] = []
   private pendingThrough = 0
+  /** The watermark as last read or written; -1: not known yet. */
+  private through = -1
   private timer: NodeJS.Timeout | undefined
   private readonly getThrough: Database.Statement
   private readonly setThrough: Database.Statement
@@ -90,7 +92,8 @@ export class SqliteLeases implements LeaseStore {
 
   /** The greatest event rowid whose observations are derived. */
   derivedThrough (): number {
-    return (this.getThrough.get() as { value: number }).value
+    this.through = (this.getThrough.get() as { value: number }).value
+    return this.through
   }
 
   /**
@@ -101,7 +104,9 @@ export class SqliteLeases implements LeaseStore {
     for (const o of obs) this.pending.push(o)
     if (throughRowid > this.pendingThrough) this.pendingThrough = throughRowid
     if (this.pending.length >= this.policy.maxPending) this.flush()
-    else if (this.pending.length > 0 && this.timer === undefined) {
+    else if (this.timer === undefined && (this.pending.length > 0 || this.pendingThrough > this.through)) {
+      // Also when only the watermark moved (events without lease activity): recovery after a
+      // crash re-reads everything past it.
       // A failed timed flush keeps its observations; the next write or read retries and reports it.
       this.timer = setTimeout(() => { this.timer = undefined; try { this.flush() } catch { /* kept pending */ } }, this.policy.maxDelayMs)
       this.timer.unref()
@@ -115,7 +120,7 @@ export class SqliteLeases implements LeaseStore {
     if (this.pending.length === 0 && through <= this.derivedThrough()) return
     this.db.transaction(() => {
       this.apply(this.pending)
-      if (through > this.derivedThrough()) this.setThrough.run(through)
+      if (through > this.derivedThrough()) { this.setThrough.run(through); this.through = through }
     })()
     this.pending = []
   }
@@ -124,6 +129,7 @@ export class SqliteLeases implements LeaseStore {
   resetThrough (maxRowid: number): void {
     this.setThrough.run(maxRowid)
     this.pendingThrough = maxRowid
+    this.through = maxRowid
   }
 
   /** Stops the flush timer (the store flushes before closing). */

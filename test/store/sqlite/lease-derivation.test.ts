@@ -97,6 +97,12 @@ describe('sqlite store: lease derivation after the events', () => {
       const after = raw(path)
       expect(after.observations).toBe(observeAll(events.slice(0, 500)).length)
       expect(after.through).toBe(500)
+      // Events without lease activity move the watermark too: recovery would re-read them.
+      const quiet = events.slice(500).filter((e) => e.event.action === undefined).slice(0, 20)
+      expect(quiet.length).toBe(20)
+      await store.write(quiet)
+      await new Promise((resolve) => setTimeout(resolve, 600))
+      expect(raw(path).through).toBe(520)
     } finally {
       await store.close()
     }
