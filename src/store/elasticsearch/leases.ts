@@ -66,7 +66,7 @@ const LATEST_CACHE_KEYS = 100_000
  * batch adds no document per observation, only the intervals it changed. In-order batches
  * extend each key's latest interval; keys with late or replayed observations are re-derived from
  * their last interval before the earliest one, reading the observations back from the events
- * (and from the observation index that keatrail before 0.1 wrote), stale intervals deleted and
+ * (and from the observation index earlier versions wrote, one document per observation), stale intervals deleted and
  * the rest indexed by their deterministic id.
  */
 export class EsLeases implements LeaseStore {
