@@ -66,8 +66,8 @@ const LATEST_CACHE_KEYS = 100_000
  * batch adds no document per observation, only the intervals it changed. In-order batches
  * extend each key's latest interval; keys with late or replayed observations are re-derived from
  * their last interval before the earliest one, reading the observations back from the events
- * (and from the observation index earlier versions wrote, one document per observation), stale intervals deleted and
- * the rest indexed by their deterministic id.
+ * (and from the observation index earlier versions wrote, one document per observation), stale
+ * intervals deleted and the rest indexed by their deterministic id.
  */
 export class EsLeases implements LeaseStore {
   private readonly idx: ReturnType<typeof leaseIndices>
@@ -82,8 +82,10 @@ export class EsLeases implements LeaseStore {
   /** Indices written since their last refresh: refreshed before derivation reads them. */
   private readonly unrefreshed = new Set<string>()
 
-  /** `refreshEachWrite`: make every write searchable at once (tests); else within refresh_interval. */
-  /** `events`: the index pattern of this namespace's event data streams. */
+  /**
+   * `events`: the index pattern of this namespace's event data streams. `refreshEachWrite`: make
+   * every write searchable at once (tests); else within refresh_interval.
+   */
   constructor (private readonly client: Client, namespace: string, private readonly events: string, private readonly refreshEachWrite = false) {
     this.idx = leaseIndices(namespace)
   }
