@@ -161,8 +161,7 @@ export class SqliteStore implements Store {
       after = (rows[rows.length - 1] as StoredRow).rowid
       this.leases.enqueue(observeAll(rows.map((r) => this.eventOf(r))), after)
     }
-    const newest = (this.db.prepare('SELECT coalesce(max(rowid), 0) AS n FROM events').get() as { n: number }).n
-    this.leases.enqueue([], newest)
+    this.leases.enqueue([], this.newestRowid())
     this.leases.flush()
   }
 
@@ -355,10 +354,15 @@ export class SqliteStore implements Store {
     }
     if (deleted > 0) {
       // Rowids above the newest left may be handed out again: the watermark must not cover them.
-      this.leases.resetThrough((this.db.prepare('SELECT coalesce(max(rowid), 0) AS n FROM events').get() as { n: number }).n)
+      this.leases.resetThrough(this.newestRowid())
       this.db.pragma('incremental_vacuum')
     }
     return deleted
+  }
+
+  /** The rowid of the newest event row (0: none). */
+  private newestRowid (): number {
+    return (this.db.prepare('SELECT coalesce(max(rowid), 0) AS n FROM events').get() as { n: number }).n
   }
 
   /** Bytes of the database in use (pages minus free pages). */
