@@ -127,7 +127,7 @@ export class ElasticsearchStore implements Store {
   async write (events: readonly KeaEvent[]): Promise<WriteResult> {
     if (events.length === 0) return { written: 0, duplicates: 0, deadLettered: 0 }
     // Once per event: the document carries the observation's key, lease history takes the rest.
-    const observed = events.map((e) => e.event.action === undefined ? undefined : observe(e))
+    const observed = events.map(observe)
     const docs = events.map((e, i) => this.toDoc(e, observed[i]))
     // Lease history is applied in the order of the writes, whichever event bulk finishes first.
     const turn = this.leases.reserve()
