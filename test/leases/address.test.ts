@@ -1,3 +1,4 @@
+import { isIP } from 'node:net'
 import { describe, expect, it } from 'vitest'
 import { containingPrefixLos, duidLinkLayer, normalizeClientId, normalizeDuid, normalizeMac, parseAddress, parseAddressOrPrefix, parseTime } from '../../src/leases/address.js'
 
@@ -18,6 +19,71 @@ describe('addresses', () => {
   it('rejects what is not an address with a clear message', () => {
     for (const bad of ['192.0.2.300', 'host.example', '2001:db8::g', '192.0.2.1/33', '']) expect(() => parseAddressOrPrefix(bad)).toThrow(/KEATRAIL_ERR_USAGE|not an IPv4|prefix length/)
     expect(() => parseAddress('2001:db8::/56')).toThrow(/is a prefix/)
+  })
+})
+
+describe('addresses, against node:net and the WHATWG URL parser', () => {
+  // Deterministic pseudo-random cases: plain addresses take a hand-written path, the rest the
+  // general one; both must agree with independent parsers.
+  let seed = 42
+  const rnd = (n: number): number => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed % n }
+  const v6Case = (): string => {
+    const groups = Array.from({ length: 8 }, () => [0, 0, 1, 0xffff, rnd(0x10000)][rnd(5)] as number)
+    let text = groups.map((g) => { const h = g.toString(16); return rnd(3) === 0 ? h.padStart(4, '0') : h }).join(':')
+    if (rnd(2) === 0) text = text.toUpperCase()
+    const from = rnd(8)
+    const to = from + rnd(8 - from)
+    if (to > from + 1) text = `${groups.slice(0, from).map((g) => g.toString(16)).join(':')}::${groups.slice(to).map((g) => g.toString(16)).join(':')}`
+    return text
+  }
+  const hexOfV6 = (canonical: string): string => {
+    const [head, tail] = canonical.split('::') as [string, string | undefined]
+    const left = head === '' ? [] : head.split(':')
+    const right = tail === undefined || tail === '' ? [] : tail.split(':')
+    return [...left, ...Array<string>(tail === undefined ? 0 : 8 - left.length - right.length).fill('0'), ...right].map((g) => g.padStart(4, '0')).join('')
+  }
+
+  it('gives every valid address the text and key the independent parsers give', () => {
+    for (let k = 0; k < 5000; k++) {
+      const v4 = Array.from({ length: 4 }, () => [0, 1, 9, 10, 99, 100, 199, 200, 255, rnd(256)][rnd(10)] as number)
+      const r4 = parseAddressOrPrefix(v4.join('.'))
+      expect(r4).toEqual({ family: 4, text: v4.join('.'), length: 32, lo: `4:${v4.map((o) => o.toString(16).padStart(2, '0')).join('')}`, hi: r4.lo })
+      const text = v6Case()
+      const canonical = new URL(`http://[${text}]/`).hostname.slice(1, -1)
+      const r6 = parseAddressOrPrefix(text)
+      expect(r6, text).toEqual({ family: 6, text: canonical, length: 128, lo: `6:${hexOfV6(canonical)}`, hi: `6:${hexOfV6(canonical)}` })
+    }
+  })
+
+  it('rejects exactly what node:net rejects', () => {
+    const octets = ['0', '1', '00', '01', '001', '99', '255', '256', '1000', '', 'a', ' 1']
+    const goodGroups = ['0', '1', '0000', 'ffff', 'FFFF', 'db8']
+    const badGroups = ['00000', 'fffff', 'g', '', '1.2.3.4', '%eth0', '1 ', ':']
+    const pieces = ['1', '0', '00', '01', '255', '256', 'ffff', 'fffff', 'g', ':', '::', '.', ' ', '%eth0', '1.2.3.4', 'db8']
+    const pick = (list: string[]): string => list[rnd(list.length)] as string
+    const v6Fuzz = (group: () => string): string => {
+      const n = 1 + rnd(9)
+      const list = Array.from({ length: n }, group)
+      if (rnd(2) === 0) return list.join(':')
+      const at = rnd(n + 1)
+      return `${list.slice(0, at).join(':')}::${list.slice(at).join(':')}`
+    }
+    const edges = ['1:2:3:4:5:6:7:8:', '1::2::3', ':1:2:3:4:5:6:7', '1:2:3:4:5:6:7::', '::1:2:3:4:5:6:7', '1:2:3:4:5:6:7:8::', '::', ':::', '1:',
+      '1.2.3', '1.2.3.4.', '.1.2.3.4', '1..2.3', '0.0.0.0', '255.255.255.255', '1:2:3:4:5:6:7:8:9', '1::2:3:4:5:6:7:8', ' 1.2.3.4', '::ffff:1.2.3.4']
+    let accepted = 0
+    for (let k = -edges.length; k < 30000; k++) {
+      const mode = rnd(3)
+      const text = k < 0 ? edges[k + edges.length] as string : mode === 0
+        ? Array.from({ length: 3 + rnd(3) }, () => pick(octets)).join('.')
+        : mode === 1
+          ? v6Fuzz(() => rnd(6) === 0 ? pick(badGroups) : pick(goodGroups))
+          : Array.from({ length: 1 + rnd(9) }, () => pick(pieces)).join(pick([':', '', '.']))
+      const valid = isIP(text.trim()) !== 0
+      if (valid) accepted++
+      if (valid) expect(() => parseAddressOrPrefix(text), text).not.toThrow()
+      else expect(() => parseAddressOrPrefix(text), text).toThrow(/not an IPv4 or IPv6/)
+    }
+    expect(accepted).toBeGreaterThan(500)
   })
 })
 
