@@ -12,7 +12,7 @@ const duids = Array.from({ length: 1000 }, (_, i) => `00:01:00:01:2c:5f:3a:1b:02
 const cases: Array<[string, string[], (s: string) => unknown]> = [
   ['IPv4 address', v4, parseAddressOrPrefix],
   ['IPv6 address', v6, parseAddressOrPrefix],
-  ['IPv6 prefix (general path)', prefixes, parseAddressOrPrefix],
+  ['IPv6 prefix', prefixes, parseAddressOrPrefix],
   ['link-layer address in a DUID-LLT', duids, duidLinkLayer]
 ]
 let sink = 0

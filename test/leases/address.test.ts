@@ -52,7 +52,28 @@ describe('addresses, against node:net and the WHATWG URL parser', () => {
       const canonical = new URL(`http://[${text}]/`).hostname.slice(1, -1)
       const r6 = parseAddressOrPrefix(text)
       expect(r6, text).toEqual({ family: 6, text: canonical, length: 128, lo: `6:${hexOfV6(canonical)}`, hi: `6:${hexOfV6(canonical)}` })
+      // As prefixes: the address with its host bits cleared (lo) or set (hi), in BigInt arithmetic.
+      for (const [family, value, bits, len] of [[4, BigInt(`0x${r4.lo.slice(2)}`), 32, rnd(34)], [6, BigInt(`0x${hexOfV6(canonical)}`), 128, rnd(130)]] as const) {
+        const input = `${family === 4 ? v4.join('.') : text}/${len}`
+        if (len > bits) { expect(() => parseAddressOrPrefix(input), input).toThrow(/prefix length/); continue }
+        const host = (1n << BigInt(bits - len)) - 1n
+        const hex = (v: bigint): string => v.toString(16).padStart(bits / 4, '0')
+        const lo = value & ~host
+        const loText = family === 4
+          ? [24, 16, 8, 0].map((shift) => Number((lo >> BigInt(shift)) & 255n)).join('.')
+          : new URL(`http://[${hex(lo).match(/..../g)?.join(':') ?? ''}]/`).hostname.slice(1, -1)
+        expect(parseAddressOrPrefix(input), input).toEqual({ family, text: len === bits ? loText : `${loText}/${len}`, length: len, lo: `${family}:${hex(lo)}`, hi: `${family}:${hex(lo | host)}` })
+      }
     }
+  })
+
+  it('reads prefix lengths of one to three digits only', () => {
+    for (const bad of ['192.0.2.0/0024', '2001:db8::/0056', '192.0.2.0/', '192.0.2.0/2a', '192.0.2.0/33', '::/129', '192.0.2.0/-1']) {
+      expect(() => parseAddressOrPrefix(bad), bad).toThrow(/prefix length|not an IPv4/)
+    }
+    expect(parseAddressOrPrefix('192.0.2.7/0')).toEqual({ family: 4, text: '0.0.0.0/0', length: 0, lo: '4:00000000', hi: '4:ffffffff' })
+    expect(parseAddressOrPrefix('2001:db8::/056')).toMatchObject({ text: '2001:db8::/56', length: 56 })
+    expect(parseAddressOrPrefix('2001:db8::1/128')).toEqual(parseAddressOrPrefix('2001:db8::1'))
   })
 
   it('rejects exactly what node:net rejects', () => {
