@@ -67,10 +67,14 @@ export function parseAddressOrPrefix (input: string): AddressRange {
   const length = prefixLength(input, slash + 1)
   const a = length === undefined ? undefined : plainAddress(input.slice(0, slash))
   if (a === undefined || length === undefined || length > (a.family === 4 ? 32 : 128)) return parseGeneral(input)
-  if (length === (a.family === 4 ? 32 : 128)) return a
-  const lo = maskHex(a.lo.slice(2), length, '0')
-  const canonical = a.family === 4 ? v4TextOfHex(lo) : v6Text(lo)
-  return { family: a.family, text: `${canonical}/${length}`, length, lo: `${a.family}:${lo}`, hi: `${a.family}:${maskHex(a.lo.slice(2), length, 'f')}` }
+  return rangeOf(a.family, a.lo.slice(2), length)
+}
+
+/** The range of the first `length` bits of the address `hex`. */
+function rangeOf (family: 4 | 6, hex: string, length: number): AddressRange {
+  const lo = maskHex(hex, length, '0')
+  const canonical = family === 4 ? v4TextOfHex(lo) : v6Text(lo)
+  return { family, text: length === (family === 4 ? 32 : 128) ? canonical : `${canonical}/${length}`, length, lo: `${family}:${lo}`, hi: `${family}:${maskHex(hex, length, 'f')}` }
 }
 
 /** The 1-3 digits from `at` to the end of `s` as a number, or undefined. */
@@ -106,10 +110,7 @@ function parseGeneral (input: string): AddressRange {
     if (!/^\d{1,3}$/.test(lenText) || Number(lenText) > max) throw new UsageError(`${JSON.stringify(input)}: the prefix length must be 0…${max}`)
     length = Number(lenText)
   }
-  const lo = maskHex(hex, length, '0')
-  const hi = maskHex(hex, length, 'f')
-  const canonical = family === 4 ? v4TextOfHex(lo) : v6Text(lo)
-  return { family, text: length === max ? canonical : `${canonical}/${length}`, length, lo: `${family}:${lo}`, hi: `${family}:${hi}` }
+  return rangeOf(family, hex, length)
 }
 
 const HEX = '0123456789abcdef'
