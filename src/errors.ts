@@ -149,3 +149,10 @@ export const LOG_CODES = {
   /** The API server could not listen (port taken…); the pipeline keeps running. */
   apiListen: 'KEATRAIL_ERR_API_LISTEN'
 } as const
+
+// API hardening
+export const ApiRateLimitError = createError<[string]>(
+  'KEATRAIL_ERR_RATE_LIMIT',
+  'Rate limit exceeded, retry in %s',
+  429
+)

@@ -8,7 +8,7 @@ import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
 import { jsonSchemaTransform, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { z } from 'zod'
-import { ApiAuthError, ApiBadRequestError, ApiForbiddenError, CursorInvalidError, NotFoundError, isCodedError } from '../errors.js'
+import { ApiAuthError, ApiBadRequestError, ApiForbiddenError, ApiRateLimitError, CursorInvalidError, NotFoundError, isCodedError } from '../errors.js'
 import { history, holderAt } from '../leases/query.js'
 import { keaEventSchema } from '../parse/event.js'
 import { packageRoot } from '../paths.js'
@@ -17,6 +17,26 @@ import { FILTER_FIELDS, MAX_PAGE_SIZE, type FilterField, type Store } from '../s
 import { retryDeadLetters, type DeadLetterStore } from '../store/deadletter.js'
 import { apiConfigSchema, type ApiConfig } from './config.js'
 import { apiRange, apiTime } from './time.js'
+
+/** Who a request authenticated as. */
+export interface ApiKeyIdentity { name: string, role: 'read' | 'admin' }
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The key that authenticated this request; null on public routes and before authentication. */
+    apiKey: ApiKeyIdentity | null
+  }
+  interface FastifyContextConfig {
+    /**
+     * Served without a key (the UI page, health, the OpenAPI explorer). Authentication is decided
+     * from the route the router matched, never from the URL text: every other route, and every
+     * unmatched path, needs a key (deny by default).
+     */
+    public?: boolean
+    /** admin: the route changes state or shows what only operators may see; unset: any key. */
+    role?: 'admin'
+  }
+}
 
 export interface AuditEntry { time: string, key: string, ip: string, route: string, query: Record<string, unknown> }
 
@@ -128,7 +148,6 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
       return reply.status(400).send({ code: 'KEATRAIL_ERR_VALIDATION', message: `${req.routeOptions.url ?? req.url}: ${where === '' ? '' : `${where}: `}${first?.message ?? e.message}` })
     }
     if (isCodedError(e)) return reply.status((e as { statusCode?: number }).statusCode ?? 500).send({ code: e.code, message: e.message })
-    if (e.statusCode === 429) return reply.status(429).send({ code: 'KEATRAIL_ERR_RATE_LIMIT', message: e.message })
     if (e.statusCode !== undefined && e.statusCode >= 400 && e.statusCode < 500) return reply.status(e.statusCode).send({ code: 'KEATRAIL_ERR_BAD_REQUEST', message: e.message })
     req.log.error(e)
     return reply.status(500).send({ code: 'KEATRAIL_ERR_INTERNAL', message: 'internal error' })
@@ -157,38 +176,55 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
   app.addHook('onResponse', async (req, reply) => { requests.inc({ route: req.routeOptions.url ?? 'unknown', status: String(reply.statusCode) }) })
 
   // --- authentication, rate limit, CORS ---------------------------------------------------
+  // The decision comes from the route the router matched (req.routeOptions.config), not from
+  // req.url: the router decodes the path (/%61pi/… is /api/…) and strips an absolute-form target
+  // (GET http://x/api/…), so any test on the raw URL text can be walked around.
   const keys = cfg.keys.map((k) => ({ ...k, hash: Buffer.from(k.sha256, 'hex') }))
   app.decorateRequest('apiKey', null)
-  const protectedPath = (url: string): boolean => url.startsWith('/api/') || url.startsWith('/metrics')
+  /** The key of an Authorization header, or why there is none. */
+  const identify = (header: string | undefined): ApiKeyIdentity | string => {
+    if (keys.length === 0) return { name: 'anonymous', role: 'admin' }
+    const m = header === undefined ? null : /^Bearer\s+(\S{8,512})$/.exec(header)
+    if (m === null) return 'an API key is required: Authorization: Bearer <key>'
+    const given = sha(m[1] as string)
+    const key = keys.find((k) => timingSafeEqual(k.hash, given))
+    return key === undefined ? 'unknown API key' : { name: key.name, role: key.role }
+  }
+  // Limits are applied by the authentication hook itself (global: false), so that a refused
+  // attempt is counted too: per client address, with its own smaller budget.
+  await app.register(fastifyRateLimit, {
+    global: false,
+    max: cfg.rateLimit.max,
+    timeWindow: cfg.rateLimit.windowMs,
+    errorResponseBuilder: (_req, ctx) => new ApiRateLimitError(ctx.after)
+  })
+  const keyLimit = app.rateLimit({ keyGenerator: (req) => `key:${req.apiKey?.name ?? ''}` })
+  const refusedLimit = app.rateLimit({ max: cfg.rateLimit.failedAuthMax, keyGenerator: (req) => `ip:${req.ip}` })
+  app.addHook('onRequest', async (req, reply) => {
+    const route = req.routeOptions.config
+    if (route.public === true) return
+    const key = identify(req.headers.authorization)
+    if (typeof key === 'string') {
+      await refusedLimit.call(app, req, reply)
+      throw new ApiAuthError(key)
+    }
+    req.apiKey = key
+    await keyLimit.call(app, req, reply)
+    if (route.role === 'admin' && key.role !== 'admin') throw new ApiForbiddenError('this needs an admin key')
+  })
   // fast-querystring leaves malformed percent-encoding as it is: refuse it rather than search for it.
   app.addHook('onRequest', async (req) => {
     const qs = req.url.indexOf('?')
     if (qs < 0) return
     try { decodeURIComponent(req.url.slice(qs + 1).replaceAll('+', ' ')) } catch { throw new ApiBadRequestError('the query string is not valid UTF-8 (percent-encoded)') }
   })
-  app.addHook('onRequest', async (req) => {
-    if (!protectedPath(req.url)) return
-    if (keys.length === 0) { (req as FastifyRequest & { apiKey: unknown }).apiKey = { name: 'anonymous', role: 'admin' }; return }
-    const h = req.headers.authorization
-    const m = h === undefined ? null : /^Bearer\s+(\S{8,512})$/.exec(h)
-    if (m === null) throw new ApiAuthError('an API key is required: Authorization: Bearer <key>')
-    const given = sha(m[1] as string)
-    const key = keys.find((k) => timingSafeEqual(k.hash, given))
-    if (key === undefined) throw new ApiAuthError('unknown API key')
-    ;(req as FastifyRequest & { apiKey: unknown }).apiKey = { name: key.name, role: key.role }
-  })
-  await app.register(fastifyRateLimit, {
-    max: cfg.rateLimit.max,
-    timeWindow: cfg.rateLimit.windowMs,
-    keyGenerator: (req) => ((req as FastifyRequest & { apiKey?: { name: string } | null }).apiKey?.name ?? req.ip),
-    allowList: (req) => !protectedPath(req.url)
-  })
   if (cfg.cors) {
     app.addHook('onSend', async (_req, reply) => { reply.header('access-control-allow-origin', '*') })
   }
-  const keyOf = (req: FastifyRequest): { name: string, role: string } => (req as FastifyRequest & { apiKey: { name: string, role: string } }).apiKey
-  const requireRole = (req: FastifyRequest, role: 'read' | 'admin'): void => {
-    if (role === 'admin' && keyOf(req).role !== 'admin') throw new ApiForbiddenError('this needs an admin key')
+  /** The authenticated key (every non-public route has one by the time its handler runs). */
+  const keyOf = (req: { apiKey: ApiKeyIdentity | null }): ApiKeyIdentity => {
+    if (req.apiKey === null) throw new ApiAuthError('an API key is required: Authorization: Bearer <key>')
+    return req.apiKey
   }
 
   await app.register(fastifySwagger, {
@@ -199,7 +235,12 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
     },
     transform: jsonSchemaTransform
   })
-  await app.register(fastifySwaggerUi, { routePrefix: '/docs' })
+  // The explorer's page and assets are public: marked on every route the plugin adds, in its own
+  // context so that no other route is.
+  await app.register(async (docs) => {
+    docs.addHook('onRoute', (r) => { r.config = { ...r.config, public: true } })
+    await docs.register(fastifySwaggerUi, { routePrefix: '/docs' })
+  })
 
   const audit = (req: FastifyRequest, query: Record<string, unknown>): void => {
     opts.audit?.({ time: new Date().toISOString(), key: keyOf(req).name, ip: req.ip, route: req.routeOptions.url ?? req.url, query })
@@ -207,11 +248,12 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
 
   // --- routes -------------------------------------------------------------------------------
   const ui = readFileSync(join(packageRoot(), 'ui', 'index.html'), 'utf8')
-  app.get('/', { schema: { hide: true } }, async (_req, reply) => reply.type('text/html; charset=utf-8').header('content-security-policy', "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; img-src 'self' data:").send(ui))
+  app.get('/', { schema: { hide: true }, config: { public: true } }, async (_req, reply) => reply.type('text/html; charset=utf-8').header('content-security-policy', "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; img-src 'self' data:").send(ui))
 
-  app.get('/healthz', { schema: { description: 'The process is up', response: { 200: z.object({ status: z.literal('ok') }) } } }, async () => ({ status: 'ok' as const }))
+  app.get('/healthz', { config: { public: true }, schema: { description: 'The process is up', response: { 200: z.object({ status: z.literal('ok') }) } } }, async () => ({ status: 'ok' as const }))
 
   app.get('/readyz', {
+    config: { public: true },
     schema: { description: 'The store answers and the sources run', response: { 200: z.object({ ready: z.boolean(), store: z.string(), sources: z.boolean() }), 503: z.object({ ready: z.boolean(), store: z.string(), sources: z.boolean() }) } }
   }, async (_req, reply) => {
     const h = await store.health()
@@ -356,26 +398,26 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
   })
 
   app.get('/api/v1/deadletter', {
+    config: { role: 'admin' },
     schema: {
       description: 'Events the store rejected, with the reason (admin key)',
       querystring: z.object({ limit: z.coerce.number().int().min(1).max(1000).default(100) }).strict(),
       response: { 200: z.object({ count: z.number(), entries: z.array(z.object({ seq: z.number(), time: z.string(), store: z.string(), event_id: z.string(), reason: z.string() })) }) }
     }
   }, async (req) => {
-    requireRole(req, 'admin')
     const dlq = opts.deadLetters
     if (dlq === undefined) return { count: 0, entries: [] }
     return { count: dlq.count(), entries: dlq.list(req.query.limit).map((e) => ({ seq: e.seq, time: e.time, store: e.store, event_id: e.eventId, reason: e.reason })) }
   })
 
   app.post('/api/v1/deadletter/retry', {
+    config: { role: 'admin' },
     schema: {
       description: 'Write dead-lettered events to the store again (admin key); accepted ones leave the dead-letter store',
       querystring: z.object({ limit: z.coerce.number().int().min(1).max(100_000).default(10_000) }).strict(),
       response: { 200: z.object({ retried: z.number(), written: z.number(), duplicates: z.number(), deadLettered: z.number(), remaining: z.number() }) }
     }
   }, async (req) => {
-    requireRole(req, 'admin')
     const dlq = opts.deadLetters
     if (dlq === undefined) return { retried: 0, written: 0, duplicates: 0, deadLettered: 0, remaining: 0 }
     return await retryDeadLetters(store, dlq, req.query.limit)
@@ -383,7 +425,7 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
 
   app.get('/api/v1/whoami', {
     schema: { description: 'The key this request used and its role', response: { 200: z.object({ name: z.string(), role: z.string() }) } }
-  }, async (req) => { requireRole(req, 'read'); return keyOf(req) })
+  }, async (req) => keyOf(req))
 
   return app
 }

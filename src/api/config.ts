@@ -11,9 +11,10 @@ export const apiConfigSchema = z.object({
   }).strict()).default([]).describe('API keys, sent as "Authorization: Bearer <key>"; none: no authentication (loopback only)'),
   insecure: z.boolean().default(false).describe('Allow listening beyond loopback without API keys'),
   rateLimit: z.object({
-    max: z.number().int().min(1).default(1200).describe('Requests per key (or address) per window'),
+    max: z.number().int().min(1).default(1200).describe('Requests per key per window'),
+    failedAuthMax: z.number().int().min(1).default(60).describe('Requests without a valid key per client address per window (refused with 401, then 429): bounds key guessing and the work unauthenticated clients can cause'),
     windowMs: z.number().int().min(1000).default(60_000).describe('The window')
-  }).strict().default({ max: 1200, windowMs: 60_000 }),
+  }).strict().prefault({}),
   auditLog: z.string().optional().describe('File to append lease-history lookups to (JSON lines: who asked about which address or client); default <dataDir>/audit.log'),
   cors: z.boolean().default(false).describe('Send CORS headers allowing any origin (off: the UI is served by keatrail itself)')
 }).strict()

@@ -13,6 +13,7 @@ import { SqliteStore } from '../../src/store/sqlite/store.js'
 import { DeadLetterStore } from '../../src/store/deadletter.js'
 import type { Store } from '../../src/store/types.js'
 import { parseBuffer, readFixture } from '../helpers/fixtures.js'
+import { rawRequest, UNAUTHENTICATED_VARIANTS } from '../helpers/raw-http.js'
 
 // One API suite, both stores: the same requests give the same responses.
 
@@ -144,6 +145,44 @@ describe(`REST API on ${kinds.join(' and ')}${esSkip === '' ? '' : ` (elasticsea
     expect(ui.body).toContain('<title>keatrail</title>')
   })
 
+  describe('authentication is decided from the matched route (real socket, raw request lines)', () => {
+    let app: FastifyInstance
+    let port = 0
+    beforeAll(async () => {
+      app = await buildApp({ store: stores.sqlite as Store, api: { keys: [{ name: 'reader', sha256: apiKeyHash(KEY), role: 'read' }, { name: 'ops', sha256: apiKeyHash(ADMIN), role: 'admin' }], rateLimit: { max: 100_000, failedAuthMax: 100_000, windowMs: 60_000 } } })
+      const url = await app.listen({ host: '127.0.0.1', port: 0 })
+      port = Number(new URL(url).port)
+    })
+    afterAll(async () => { await app.close() })
+
+    for (const line of UNAUTHENTICATED_VARIANTS) {
+      it(`401 without a key: ${line}`, async () => {
+        const r = await rawRequest(port, line)
+        expect(r.status, r.body).toBe(401)
+        if (!line.startsWith('HEAD')) expect(JSON.parse(r.body)).toEqual({ code: 'KEATRAIL_ERR_AUTH', message: expect.any(String) })
+        expect(r.body).not.toMatch(/DHCP|"events"|keatrail_/)
+      })
+    }
+
+    it('the same requests with a key reach their routes; leases and admin routes answer', async () => {
+      const reader = { authorization: `Bearer ${KEY}` }
+      expect((await rawRequest(port, 'GET /%61pi/v1/events?size=1 HTTP/1.1', reader)).status).toBe(200)
+      expect((await rawRequest(port, 'GET http://x/api/v1/events?size=1 HTTP/1.1', reader)).status).toBe(200)
+      expect((await rawRequest(port, 'GET /%6detrics HTTP/1.1', reader)).status).toBe(200)
+      expect((await rawRequest(port, 'GET /api/v1/leases/history?mac=02-00-00-00-00-0a HTTP/1.1', reader)).status).toBe(200)
+      expect((await rawRequest(port, 'GET /api/v1/deadletter HTTP/1.1', reader)).status).toBe(403)
+      expect((await rawRequest(port, 'GET /%61pi/v1/deadletter HTTP/1.1', { authorization: `Bearer ${ADMIN}` })).status).toBe(200)
+      // An unknown path with a key: a plain 404.
+      expect(JSON.parse((await rawRequest(port, 'GET /api/v1/nosuchroute HTTP/1.1', reader)).body)).toMatchObject({ code: 'KEATRAIL_ERR_NOT_FOUND' })
+    })
+
+    it('public routes need no key: the UI page, health, readiness, the OpenAPI explorer', async () => {
+      for (const line of ['GET / HTTP/1.1', 'GET /healthz HTTP/1.1', 'GET /readyz HTTP/1.1', 'GET /docs/json HTTP/1.1', 'GET /docs/static/index.html HTTP/1.1', 'GET /docs/static/swagger-ui.css HTTP/1.1']) {
+        expect([line, (await rawRequest(port, line)).status]).toEqual([line, line.includes('index.html') ? 302 : 200])
+      }
+    })
+  })
+
   describe('bad input: a 4xx with a clear message, nothing executed, nothing leaked', () => {
     const cases: Array<[string, number, string | RegExp]> = [
       ['/api/v1/events?q=mac:', 400, 'KEATRAIL_ERR_QUERY_SYNTAX'],
@@ -210,13 +249,29 @@ describe(`REST API on ${kinds.join(' and ')}${esSkip === '' ? '' : ` (elasticsea
       dlq.close()
     })
 
-    it('rate limit per key: 429 with a code once the window is used up', async () => {
-      const app = await buildApp({ store: stores.sqlite as Store, api: { rateLimit: { max: 3, windowMs: 60_000 } } })
-      const codes = []
-      for (let i = 0; i < 5; i++) codes.push((await app.inject({ url: '/api/v1/events?size=1' })).statusCode)
-      expect(codes).toEqual([200, 200, 200, 429, 429])
-      expect((await app.inject({ url: '/api/v1/events?size=1' })).json()).toMatchObject({ code: 'KEATRAIL_ERR_RATE_LIMIT' })
+    it('rate limit per key: key A using up its window does not limit key B; refused attempts are limited per address', async () => {
+      const OTHER = 'kt_test-other-key-0123456789'
+      const app = await buildApp({ store: stores.sqlite as Store, api: { keys: [{ name: 'a', sha256: apiKeyHash(KEY) }, { name: 'b', sha256: apiKeyHash(OTHER) }], rateLimit: { max: 3, failedAuthMax: 2, windowMs: 60_000 } } })
+      const codes = async (headers: Record<string, string>, n: number): Promise<number[]> => {
+        const out = []
+        for (let i = 0; i < n; i++) out.push((await app.inject({ url: '/api/v1/events?size=1', headers })).statusCode)
+        return out
+      }
+      expect(await codes({ authorization: `Bearer ${KEY}` }, 5)).toEqual([200, 200, 200, 429, 429])
+      expect((await app.inject({ url: '/api/v1/events?size=1', headers: { authorization: `Bearer ${KEY}` } })).json()).toMatchObject({ code: 'KEATRAIL_ERR_RATE_LIMIT' })
+      // Key B has its own window.
+      expect(await codes({ authorization: `Bearer ${OTHER}` }, 2)).toEqual([200, 200])
+      // Without a key, and with a wrong one: 401 until the address's budget is used, then 429.
+      expect(await codes({}, 1).then(async (a) => a.concat(await codes({ authorization: 'Bearer kt_wrong-key-012345' }, 3)))).toEqual([401, 401, 429, 429])
+      // A valid key is not blocked by the refused attempts from the same address.
+      expect(await codes({ authorization: `Bearer ${OTHER}` }, 1)).toEqual([200])
       await app.close()
+      // Keyless (loopback): one bucket for everyone.
+      const keyless = await buildApp({ store: stores.sqlite as Store, api: { rateLimit: { max: 2, windowMs: 60_000 } } })
+      const k = []
+      for (let i = 0; i < 3; i++) k.push((await keyless.inject({ url: '/api/v1/events?size=1' })).statusCode)
+      expect(k).toEqual([200, 200, 429])
+      await keyless.close()
     })
 
     it('refuses to listen beyond loopback without keys unless insecure', () => {
