@@ -156,3 +156,8 @@ export const ApiRateLimitError = createError<[string]>(
   'Rate limit exceeded, retry in %s',
   429
 )
+export const ApiHostNotAllowedError = createError<[string]>(
+  'KEATRAIL_ERR_HOST_NOT_ALLOWED',
+  'Host %s is not served here: without API keys keatrail answers only requests addressed to a loopback name (localhost, 127.0.0.1, [::1])',
+  421
+)

@@ -8,14 +8,14 @@ import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
 import { jsonSchemaTransform, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { z } from 'zod'
-import { ApiAuthError, ApiBadRequestError, ApiForbiddenError, ApiRateLimitError, CursorInvalidError, NotFoundError, isCodedError } from '../errors.js'
+import { ApiAuthError, ApiBadRequestError, ApiForbiddenError, ApiHostNotAllowedError, ApiRateLimitError, CursorInvalidError, NotFoundError, isCodedError } from '../errors.js'
 import { history, holderAt } from '../leases/query.js'
 import { keaEventSchema } from '../parse/event.js'
 import { packageRoot } from '../paths.js'
 import { parseQuery } from '../query/parse.js'
 import { FILTER_FIELDS, MAX_PAGE_SIZE, type FilterField, type Store } from '../store/types.js'
 import { retryDeadLetters, type DeadLetterStore } from '../store/deadletter.js'
-import { apiConfigSchema, type ApiConfig } from './config.js'
+import { LOOPBACK, apiConfigSchema, type ApiConfig } from './config.js'
 import { apiRange, apiTime } from './time.js'
 
 /** Who a request authenticated as. */
@@ -72,6 +72,9 @@ export function writeLatency (registry: Registry): Histogram {
   if (existing !== undefined) return existing as Histogram
   return new Histogram({ name: 'keatrail_store_write_seconds', help: 'Time to write one batch durably (SQLite transaction or Elasticsearch bulk)', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: [registry] })
 }
+
+/** A Host header (or absolute-form authority) naming this machine: name or address, optional port. */
+const LOOPBACK_AUTHORITY = /^(?:localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d{1,5})?$/i
 
 const sha = (s: string): Buffer => createHash('sha256').update(s).digest()
 
@@ -200,6 +203,17 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
   })
   const keyLimit = app.rateLimit({ keyGenerator: (req) => `key:${req.apiKey?.name ?? ''}` })
   const refusedLimit = app.rateLimit({ max: cfg.rateLimit.failedAuthMax, keyGenerator: (req) => `ip:${req.ip}` })
+  // DNS rebinding: without keys, any web page the operator visits could point its own name at
+  // 127.0.0.1 and read the API through the browser. Such requests carry the page's name in Host
+  // (and in an absolute-form target): answer only loopback names.
+  if (keys.length === 0 && LOOPBACK.test(cfg.host)) {
+    app.addHook('onRequest', async (req) => {
+      const absolute = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)/i.exec(req.url)
+      for (const host of [req.headers.host, ...(absolute === null ? [] : [absolute[1]])]) {
+        if (host === undefined || !LOOPBACK_AUTHORITY.test(host)) throw new ApiHostNotAllowedError(JSON.stringify(host ?? '').slice(0, 100))
+      }
+    })
+  }
   app.addHook('onRequest', async (req, reply) => {
     const route = req.routeOptions.config
     if (route.public === true) return

@@ -19,4 +19,7 @@ export const apiConfigSchema = z.object({
   cors: z.boolean().default(false).describe('Send CORS headers allowing any origin (off: the UI is served by keatrail itself)')
 }).strict()
 
+/** The listen addresses that keep the API on this machine. */
+export const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/
+
 export type ApiConfig = z.output<typeof apiConfigSchema>

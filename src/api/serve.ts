@@ -6,9 +6,7 @@ import { UsageError } from '../errors.js'
 import type { Store } from '../store/types.js'
 import type { DeadLetterStore } from '../store/deadletter.js'
 import { buildApp, type ServiceStatus } from './app.js'
-import { apiConfigSchema, type ApiConfig } from './config.js'
-
-const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/
+import { LOOPBACK, apiConfigSchema, type ApiConfig } from './config.js'
 
 /** Refuses to expose the API beyond loopback without keys, unless the operator said insecure. */
 export function checkExposure (cfg: ApiConfig): void {

@@ -183,6 +183,30 @@ describe(`REST API on ${kinds.join(' and ')}${esSkip === '' ? '' : ` (elasticsea
     })
   })
 
+  it('without keys on loopback, only requests addressed to a loopback name are answered (DNS rebinding)', async () => {
+    const app = await buildApp({ store: stores.sqlite as Store })
+    const port = Number(new URL(await app.listen({ host: '127.0.0.1', port: 0 })).port)
+    try {
+      for (const host of ['evil.example', `evil.example:${port}`, '127.0.0.1.evil.example', 'localhost.evil.example', '[::1].evil', '0.0.0.0', '']) {
+        const r = await rawRequest(port, 'GET /api/v1/events?size=1 HTTP/1.1', { host })
+        expect([host, r.status, JSON.parse(r.body).code]).toEqual([host, 421, 'KEATRAIL_ERR_HOST_NOT_ALLOWED'])
+      }
+      // The UI page too: a rebound page must not even get the app to run in its origin.
+      expect((await rawRequest(port, 'GET / HTTP/1.1', { host: 'evil.example' })).status).toBe(421)
+      expect((await rawRequest(port, 'GET http://evil.example/api/v1/events?size=1 HTTP/1.1', { host: 'localhost' })).status).toBe(421)
+      for (const host of ['localhost', `localhost:${port}`, `127.0.0.1:${port}`, '127.3.2.1', `[::1]:${port}`, 'LOCALHOST']) {
+        expect([host, (await rawRequest(port, 'GET /api/v1/events?size=1 HTTP/1.1', { host })).status]).toEqual([host, 200])
+      }
+    } finally { await app.close() }
+    // With keys, or exposed on purpose (insecure), the name is not checked: the key is the guard.
+    const keyed = await buildApp({ store: stores.sqlite as Store, api: { keys: [{ name: 'reader', sha256: apiKeyHash(KEY) }] } })
+    expect((await keyed.inject({ url: '/api/v1/events?size=1', headers: { host: 'kea-logs.example', ...auth } })).statusCode).toBe(200)
+    await keyed.close()
+    const open = await buildApp({ store: stores.sqlite as Store, api: { host: '0.0.0.0', insecure: true } })
+    expect((await open.inject({ url: '/api/v1/events?size=1', headers: { host: 'kea-logs.example' } })).statusCode).toBe(200)
+    await open.close()
+  })
+
   describe('bad input: a 4xx with a clear message, nothing executed, nothing leaked', () => {
     const cases: Array<[string, number, string | RegExp]> = [
       ['/api/v1/events?q=mac:', 400, 'KEATRAIL_ERR_QUERY_SYNTAX'],
