@@ -95,7 +95,11 @@ function unwrapCursor (cursor: string, hash: string): string {
   return c.c
 }
 
-const interval = z.string().regex(/^(\d{1,9})(ms|s|m|h|d)?$/).describe('Bucket width: 30s, 5m, 1h, 1d or milliseconds')
+/** Histogram bounds: the widest bucket, the most buckets, and the span when from is not given. */
+const MAX_INTERVAL_MS = 366 * 86_400_000
+const MAX_BUCKETS = 5000
+const DEFAULT_HISTOGRAM_SPAN_MS = 86_400_000
+const interval = z.string().regex(/^(\d{1,9})(ms|s|m|h|d)?$/).describe('Bucket width: 30s, 5m, 1h, 1d or milliseconds; from 1s to 366d, at most 5000 buckets between from (default: to minus 24 h) and to (default: now)')
 function intervalMs (s: string): number {
   const m = /^(\d+)(ms|s|m|h|d)?$/.exec(s) as RegExpExecArray
   const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? 'ms') as 'ms']
@@ -389,13 +393,22 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
       response: { 200: z.object({ interval_ms: z.number(), buckets: z.array(z.object({ key: z.number(), count: z.number() })) }) }
     }
   }, async (req) => {
+    // Every histogram is bounded: a from is always given to the store (default: a day before
+    // to), and the buckets between from and to are counted before the query runs. An unbounded
+    // from, or an interval wide enough to overflow the store's integer arithmetic, would
+    // otherwise turn into one bucket per event.
     const ms = intervalMs(req.query.interval)
-    const range = apiRange(req.query.from, req.query.to)
     if (ms < 1000) throw new ApiBadRequestError('interval must be at least 1s')
-    const span = (range.to ?? Date.now()) - (range.from ?? (range.to ?? Date.now()) - 86_400_000)
-    if (range.from !== undefined && span / ms > 5000) throw new ApiBadRequestError(`at most 5000 buckets: ${Math.ceil(span / ms)} requested; widen the interval`)
+    if (ms > MAX_INTERVAL_MS) throw new ApiBadRequestError(`interval must be at most ${MAX_INTERVAL_MS / 86_400_000}d`)
+    const now = Date.now()
+    const range = apiRange(req.query.from, req.query.to, now)
+    const to = range.to ?? now
+    const from = range.from ?? to - DEFAULT_HISTOGRAM_SPAN_MS
+    if (from >= to) throw new ApiBadRequestError('from must be before to')
+    const count = Math.ceil((to - from) / ms)
+    if (count > MAX_BUCKETS) throw new ApiBadRequestError(`at most ${MAX_BUCKETS} buckets: ${count} requested; widen the interval or narrow from/to`)
     const where = req.query.q === undefined ? undefined : parseQuery(req.query.q)
-    const buckets = await store.histogram({ ...range, ...(where === undefined ? {} : { where }) }, ms)
+    const buckets = await store.histogram({ from, to, ...(where === undefined ? {} : { where }) }, ms)
     return { interval_ms: ms, buckets }
   })
 

@@ -131,6 +131,28 @@ describe(`REST API on ${kinds.join(' and ')}${esSkip === '' ? '' : ` (elasticsea
     expect(top.body.values[0]).toEqual({ value: 'DHCP4_LEASE_ALLOC', count: 121 })
   })
 
+  it('histogram: the interval is capped and the buckets always counted; the store always gets a bounded range', async () => {
+    for (const url of ['/api/v1/stats/histogram?interval=999999999d', '/api/v1/stats/histogram?interval=367d&from=2026-01-01T00:00:00Z']) {
+      for (const a of await both(url)) expect([url, a.status, a.body.message]).toEqual([url, 400, 'interval must be at most 366d'])
+    }
+    // No from: a day before to; one-second buckets over a day are too many, whatever the store holds.
+    for (const a of await both('/api/v1/stats/histogram?interval=1s')) expect([a.status, a.body.message]).toEqual([400, 'at most 5000 buckets: 86400 requested; widen the interval or narrow from/to'])
+    for (const a of await both('/api/v1/stats/histogram?interval=1s&from=1970-01-01T00:00:00Z&to=2026-11-25T00:00:00Z')) expect(a.status).toBe(400)
+    const calls: Array<{ from?: number, to?: number }> = []
+    const real = stores.sqlite as Store
+    const spy = new Proxy(real, { get: (t, k) => k === 'histogram' ? async (q: { from?: number, to?: number }, ms: number) => { calls.push(q); return await t.histogram(q, ms) } : Reflect.get(t, k) })
+    const app = await buildApp({ store: spy, api: { keys: [{ name: 'reader', sha256: apiKeyHash(KEY) }] } })
+    const day = (await app.inject({ url: '/api/v1/stats/histogram?interval=1h&to=2026-11-25T00:00:00Z', headers: auth })).json()
+    expect(day.buckets.length).toBeGreaterThan(0)
+    expect(day.buckets.every((b: { key: number }) => b.key >= Date.parse('2026-11-24T00:00:00Z'))).toBe(true)
+    const before = Date.now()
+    expect((await app.inject({ url: '/api/v1/stats/histogram?interval=1h', headers: auth })).statusCode).toBe(200)
+    await app.close()
+    expect(calls[0]).toMatchObject({ from: Date.parse('2026-11-24T00:00:00Z'), to: Date.parse('2026-11-25T00:00:00Z') })
+    expect(calls[1]?.to).toBeGreaterThanOrEqual(before)
+    expect((calls[1]?.to ?? 0) - (calls[1]?.from ?? 0)).toBe(86_400_000)
+  })
+
   it('health, readiness, metrics, OpenAPI and the UI page', async () => {
     const app = apps.sqlite as FastifyInstance
     expect((await app.inject({ url: '/healthz' })).json()).toEqual({ status: 'ok' })
