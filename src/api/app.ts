@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import fastifyRateLimit from '@fastify/rate-limit'
 import fastifySwagger from '@fastify/swagger'
 import fastifySwaggerUi from '@fastify/swagger-ui'
-import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
+import Fastify, { type FastifyInstance } from 'fastify'
 import { jsonSchemaTransform, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { z } from 'zod'
@@ -35,10 +35,13 @@ declare module 'fastify' {
     public?: boolean
     /** admin: the route changes state or shows what only operators may see; unset: any key. */
     role?: 'admin'
+    /** false: not written to the audit log (metrics scrapes, whoami: they read no stored data). */
+    audit?: boolean
   }
 }
 
-export interface AuditEntry { time: string, key: string, ip: string, route: string, query: Record<string, unknown> }
+/** One line of the audit log: who read what, and what they got. */
+export interface AuditEntry { time: string, key: string, ip: string, method: string, route: string, params: Record<string, unknown>, query: Record<string, unknown>, status: number }
 
 /** What the running service tells the API about itself (metrics, readiness). */
 export interface ServiceStatus {
@@ -260,9 +263,17 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
     await docs.register(fastifySwaggerUi, { routePrefix: '/docs' })
   })
 
-  const audit = (req: FastifyRequest, query: Record<string, unknown>): void => {
-    opts.audit?.({ time: new Date().toISOString(), key: keyOf(req).name, ip: req.ip, route: req.routeOptions.url ?? req.url, query })
-  }
+  // Every authenticated request is audited, in one place, once answered: events, stats, alerts
+  // and snapshots reveal who had which address as much as the lease routes do. Refused requests
+  // (no key) are not: they read nothing, and are rate limited per address instead.
+  app.addHook('onResponse', async (req, reply) => {
+    if (opts.audit === undefined || req.apiKey === null || req.routeOptions.config.audit === false) return
+    opts.audit({
+      time: new Date().toISOString(), key: req.apiKey.name, ip: req.ip, method: req.method,
+      route: req.routeOptions.url ?? `(no route) ${(req.url.split('?')[0] ?? '').slice(0, 256)}`,
+      params: { ...(req.params as Record<string, unknown>) }, query: { ...(req.query as Record<string, unknown>) }, status: reply.statusCode
+    })
+  })
 
   // --- routes -------------------------------------------------------------------------------
   const ui = readFileSync(join(packageRoot(), 'ui', 'index.html'), 'utf8')
@@ -280,7 +291,7 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
     return reply.status(ready ? 200 : 503).send({ ready, store: h.detail, sources })
   })
 
-  app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()))
+  app.get('/metrics', { schema: { hide: true }, config: { audit: false } }, async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()))
 
   app.get('/api/v1/events', {
     schema: {
@@ -327,7 +338,6 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
       response: { 200: z.object({ address: z.string(), time: z.string(), covered: z.boolean(), holders: z.array(holderOut), before: holderOut.optional(), after: holderOut.optional(), coverage: z.object({ from: z.string(), to: z.string() }).optional() }) }
     }
   }, async (req) => {
-    audit(req, req.query)
     const a = await holderAt(store.leases, req.query.address, apiTime(req.query.time, 'time'), req.query.scope)
     const withLines = async (h: typeof a.holders[number]): Promise<typeof h & { evidence_lines: Awaited<ReturnType<typeof evidenceLines>> }> => ({ ...h, evidence_lines: await evidenceLines(h.evidence) })
     return {
@@ -349,7 +359,6 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
       response: { 200: z.object({ intervals: z.array(holderOut) }) }
     }
   }, async (req) => {
-    audit(req, req.query)
     const { from, to, ...rest } = req.query
     const range = apiRange(from, to)
     const subject = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined))
@@ -451,6 +460,7 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
   })
 
   app.get('/api/v1/whoami', {
+    config: { audit: false },
     schema: { description: 'The key this request used and its role', response: { 200: z.object({ name: z.string(), role: z.string() }) } }
   }, async (req) => keyOf(req))
 

@@ -15,7 +15,7 @@ export const apiConfigSchema = z.object({
     failedAuthMax: z.number().int().min(1).default(60).describe('Requests without a valid key per client address per window (refused with 401, then 429): bounds key guessing and the work unauthenticated clients can cause'),
     windowMs: z.number().int().min(1000).default(60_000).describe('The window')
   }).strict().prefault({}),
-  auditLog: z.string().optional().describe('File to append lease-history lookups to (JSON lines: who asked about which address or client); default <dataDir>/audit.log'),
+  auditLog: z.string().optional().describe('File to append every authenticated read to (JSON lines: key name, client address, route, parameters, status), created mode 0600; default <dataDir>/audit.log'),
   cors: z.boolean().default(false).describe('Send CORS headers allowing any origin (off: the UI is served by keatrail itself)')
 }).strict()
 

@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest'
 import { apiKeyHash, buildApp, type AuditEntry } from '../../src/api/app.js'
 import { checkExposure } from '../../src/api/serve.js'
 import { apiConfigSchema } from '../../src/api/config.js'
@@ -118,7 +118,30 @@ describe(`REST API on ${kinds.join(' and ')}${esSkip === '' ? '' : ` (elasticsea
     expect(at.body.holders[0].evidence_lines[0].line).toMatch(/DHCP4_LEASE_ALLOC .* 192\.0\.2\.10 /)
     const hist = await same('/api/v1/leases/history?duid=00-03-00-01-02-00-00-00-06-0A')
     expect(hist.body.intervals.some((i: { prefix?: string }) => i.prefix !== undefined)).toBe(true)
-    expect(audits.map((a) => [a.key, a.route])).toEqual(kinds.flatMap(() => [['reader', '/api/v1/leases/at']]).concat(kinds.flatMap(() => [['reader', '/api/v1/leases/history']])))
+    await vi.waitFor(() => { expect(audits.map((a) => [a.key, a.route, a.status])).toEqual(kinds.flatMap(() => [['reader', '/api/v1/leases/at', 200]]).concat(kinds.flatMap(() => [['reader', '/api/v1/leases/history', 200]]))) })
+  })
+
+  it('every authenticated read is audited once, with key, address, route, parameters and status; public, refused and metrics requests are not', async () => {
+    const log: AuditEntry[] = []
+    const app = await buildApp({ store: stores.sqlite as Store, api: { keys: [{ name: 'reader', sha256: apiKeyHash(KEY) }, { name: 'ops', sha256: apiKeyHash(ADMIN), role: 'admin' }] }, audit: (e) => log.push(e) })
+    const id = (await app.inject({ url: '/api/v1/events?q=code:DHCP4_RELEASE&size=1', headers: auth })).json().events[0].event.id as string
+    const reads = [
+      `/api/v1/events/${id}`, '/api/v1/stats/top?field=mac&q=ip:192.0.2.10', '/api/v1/stats/histogram?interval=1h&to=2026-11-25T00:00:00Z',
+      '/api/v1/alerts', '/api/v1/snapshots', '/api/v1/snapshots/latest', '/api/v1/deadletter', '/api/v1/events?q=mac:zz-bad'
+    ]
+    for (const url of reads) await app.inject({ url, headers: auth })
+    await app.inject({ method: 'POST', url: '/api/v1/deadletter/retry', headers: { authorization: `Bearer ${ADMIN}` } })
+    for (const url of ['/healthz', '/', '/docs/json', '/metrics', '/api/v1/whoami']) await app.inject({ url, headers: auth })
+    await app.inject({ url: '/api/v1/events?q=ip:192.0.2.10' })
+    await vi.waitFor(() => { expect(log).toHaveLength(reads.length + 2) })
+    await app.close()
+    expect(log[0]).toMatchObject({ key: 'reader', ip: '127.0.0.1', method: 'GET', route: '/api/v1/events', query: { q: 'code:DHCP4_RELEASE', size: 1 }, status: 200, time: expect.stringMatching(/^\d{4}-/) })
+    expect(log[1]).toMatchObject({ route: '/api/v1/events/:id', params: { id }, status: 200 })
+    expect(log[2]).toMatchObject({ route: '/api/v1/stats/top', query: { field: 'mac', q: 'ip:192.0.2.10' } })
+    expect(log.slice(3).map((e) => [e.key, e.route, e.status])).toEqual([
+      ['reader', '/api/v1/stats/histogram', 200], ['reader', '/api/v1/alerts', 200], ['reader', '/api/v1/snapshots', 200], ['reader', '/api/v1/snapshots/latest', 200],
+      ['reader', '/api/v1/deadletter', 403], ['reader', '/api/v1/events', 400], ['ops', '/api/v1/deadletter/retry', 200]
+    ])
   })
 
   it('snapshots, latest, alerts, histogram, top', async () => {
