@@ -1,10 +1,10 @@
-import { mkdtempSync, readFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest'
 import { apiKeyHash, buildApp, type AuditEntry } from '../../src/api/app.js'
-import { checkExposure } from '../../src/api/serve.js'
+import { checkExposure, serveApi } from '../../src/api/serve.js'
 import { apiConfigSchema } from '../../src/api/config.js'
 import type { KeaSnapshot } from '../../src/kea/snapshot.js'
 import type { KeaEvent } from '../../src/parse/event.js'
@@ -250,6 +250,29 @@ describe(`REST API on ${kinds.join(' and ')}${esSkip === '' ? '' : ` (elasticsea
     const open = await buildApp({ store: stores.sqlite as Store, api: { host: '0.0.0.0', insecure: true } })
     expect((await open.inject({ url: '/api/v1/events?size=1', headers: { host: 'kea-logs.example' } })).statusCode).toBe(200)
     await open.close()
+  })
+
+  it('the audit log file is 0600 and a directory made for it 0700, whatever the umask; no entry lost at close', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kt-audit-'))
+    const path = join(dir, 'made', 'here', 'audit.log')
+    const old = process.umask(0)
+    let served: Awaited<ReturnType<typeof serveApi>>
+    try {
+      served = await serveApi(stores.sqlite as Store, { port: 0, auditLog: path, keys: [{ name: 'reader', sha256: apiKeyHash(KEY) }] }, dir, {})
+    } finally { process.umask(old) }
+    for (let i = 0; i < 20; i++) expect((await fetch(`${served.url}/api/v1/events?size=1&q=ip:192.0.2.${i}`, { headers: auth })).status).toBe(200)
+    await served.app.close()
+    expect((statSync(path).mode & 0o777).toString(8)).toBe('600')
+    expect((statSync(join(dir, 'made')).mode & 0o777).toString(8)).toBe('700')
+    expect((statSync(join(dir, 'made', 'here')).mode & 0o777).toString(8)).toBe('700')
+    const lines = readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as AuditEntry)
+    expect(lines.map((l) => l.query.q)).toEqual(Array.from({ length: 20 }, (_, i) => `ip:192.0.2.${i}`))
+    // An existing, readable file is brought back to 0600.
+    const loose = join(dir, 'loose.log')
+    writeFileSync(loose, '', { mode: 0o644 })
+    const again = await serveApi(stores.sqlite as Store, { port: 0, auditLog: loose }, dir, {})
+    await again.app.close()
+    expect((statSync(loose).mode & 0o777).toString(8)).toBe('600')
   })
 
   describe('bad input: a 4xx with a clear message, nothing executed, nothing leaked', () => {
