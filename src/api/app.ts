@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import fastifyRateLimit from '@fastify/rate-limit'
 import fastifySwagger from '@fastify/swagger'
 import fastifySwaggerUi from '@fastify/swagger-ui'
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { jsonSchemaTransform, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { z } from 'zod'
@@ -59,8 +59,8 @@ export interface BuildAppOptions {
   api?: z.input<typeof apiConfigSchema>
   audit?: (e: AuditEntry) => void
   status?: ServiceStatus
-  /** Fastify's logger (pino); off by default in tests. */
-  logger?: boolean
+  /** Fastify's logger (pino) or its options; off by default in tests. */
+  logger?: FastifyServerOptions['logger']
   /** Exposed so the pipeline can record store write latency. */
   registry?: Registry
   /** Events the store rejected (admin endpoints list and retry them). */
@@ -157,10 +157,13 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
       const where = (first?.instancePath ?? '').replace(/^\//, '').replaceAll('/', '.')
       return reply.status(400).send({ code: 'KEATRAIL_ERR_VALIDATION', message: `${req.routeOptions.url ?? req.url}: ${where === '' ? '' : `${where}: `}${first?.message ?? e.message}` })
     }
-    if (isCodedError(e)) return reply.status((e as { statusCode?: number }).statusCode ?? 500).send({ code: e.code, message: e.message })
-    if (e.statusCode !== undefined && e.statusCode >= 400 && e.statusCode < 500) return reply.status(e.statusCode).send({ code: 'KEATRAIL_ERR_BAD_REQUEST', message: e.message })
-    req.log.error(e)
-    return reply.status(500).send({ code: 'KEATRAIL_ERR_INTERNAL', message: 'internal error' })
+    const status = e.statusCode !== undefined && e.statusCode >= 400 && e.statusCode < 600 ? e.statusCode : 500
+    const code = isCodedError(e) ? e.code : status < 500 ? 'KEATRAIL_ERR_BAD_REQUEST' : 'KEATRAIL_ERR_INTERNAL'
+    // A 4xx is the client's mistake, said plainly. A 5xx is ours: its text (SQLite's or
+    // Elasticsearch's message, a stack) describes the internals and goes to the log, not out.
+    if (status < 500) return reply.status(status).send({ code, message: e.message })
+    req.log.error({ err: e, code }, `${req.method} ${req.routeOptions.url ?? '(no route)'} failed`)
+    return reply.status(status).send({ code, message: code.startsWith('KEATRAIL_ERR_STORE') ? 'the store could not answer this query (the service log has the detail)' : 'internal error' })
   })
   app.setNotFoundHandler((req, reply) => reply.status(404).send({ code: 'KEATRAIL_ERR_NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0] ?? ''}` }))
 
@@ -284,11 +287,13 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
   app.get('/readyz', {
     config: { public: true },
     schema: { description: 'The store answers and the sources run', response: { 200: z.object({ ready: z.boolean(), store: z.string(), sources: z.boolean() }), 503: z.object({ ready: z.boolean(), store: z.string(), sources: z.boolean() }) } }
-  }, async (_req, reply) => {
+  }, async (req, reply) => {
     const h = await store.health()
     const sources = status.sourcesRunning?.() ?? true
     const ready = h.ok && sources
-    return reply.status(ready ? 200 : 503).send({ ready, store: h.detail, sources })
+    // Public: the store's own detail (its path, its error text) goes to the log, not to anyone asking.
+    if (!h.ok) req.log.warn({ detail: h.detail }, 'readiness: the store does not answer')
+    return reply.status(ready ? 200 : 503).send({ ready, store: `${store.kind} ${h.ok ? 'ok' : 'unavailable'}`, sources })
   })
 
   app.get('/metrics', { schema: { hide: true }, config: { audit: false } }, async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()))

@@ -8,6 +8,7 @@ import { checkExposure, serveApi } from '../../src/api/serve.js'
 import { apiConfigSchema } from '../../src/api/config.js'
 import type { KeaSnapshot } from '../../src/kea/snapshot.js'
 import type { KeaEvent } from '../../src/parse/event.js'
+import { StoreReadError, withCause } from '../../src/errors.js'
 import { ElasticsearchStore } from '../../src/store/elasticsearch/store.js'
 import { SqliteStore } from '../../src/store/sqlite/store.js'
 import { DeadLetterStore } from '../../src/store/deadletter.js'
@@ -25,6 +26,8 @@ const esUrl = inject('esUrl')
 const esSkip = esUrl === '' ? inject('esSkipReason') : ''
 const kinds = esSkip === '' ? ['sqlite', 'elasticsearch'] : ['sqlite']
 const KEY = 'kt_test-reader-key-0123456789'
+/** What a response must never carry: the store's own messages (SQLite, FTS5), SQL, stack frames. */
+const LEAK = /SQLITE|sqlite_|syntax error near|fts5|no such (column|table|function)|Recursion|Expression tree|unterminated|\bat \S+ \(|\bat (\/|file:|node:)|"stack"|SELECT |events_fts|node_modules/i
 const ADMIN = 'kt_test-admin-key-0123456789'
 
 describe(`REST API on ${kinds.join(' and ')}${esSkip === '' ? '' : ` (elasticsearch skipped: ${esSkip})`}`, () => {
@@ -276,6 +279,52 @@ describe(`REST API on ${kinds.join(' and ')}${esSkip === '' ? '' : ` (elasticsea
   })
 
   describe('bad input: a 4xx with a clear message, nothing executed, nothing leaked', () => {
+    it('a query the store cannot run: a clear 400 or a 5xx with a code and a generic message, never the store\'s text', async () => {
+      // A NUL inside a phrase, NOT nested past SQLite's limits: SQLite said "unterminated string",
+      // "Recursion limit", "Expression tree is too large" to the client.
+      for (const url of ['/api/v1/events?q=%22a%00%22', `/api/v1/events?q=${'NOT%20'.repeat(1000)}a`, `/api/v1/events?q=${'NOT%20'.repeat(600)}a`, `/api/v1/stats/top?field=mac&q=${'NOT%20'.repeat(1000)}a`]) {
+        for (const a of await both(url)) {
+          expect(a.body).toMatchObject({ code: expect.stringMatching(/^KEATRAIL_ERR_/), message: expect.any(String) })
+          expect(JSON.stringify(a.body)).not.toMatch(LEAK)
+          if (a.status >= 500) expect(a.body.message).toBe('the store could not answer this query (the service log has the detail)')
+          else expect(a.status).toBe(400)
+        }
+      }
+    })
+
+    it('a store failure is logged with its detail and stack, and answered with the code only', async () => {
+      const lines: string[] = []
+      const real = stores.sqlite as Store
+      const broken = new Proxy(real, {
+        get: (t, k) => k === 'search'
+          ? async () => { throw withCause(new StoreReadError('sqlite', 'fts5: syntax error near "\'"'), new Error('SQLITE_ERROR: no such column: x')) }
+          : k === 'top' ? async () => { throw new TypeError('Cannot read properties of undefined (reading \'rows\')') } : Reflect.get(t, k)
+      })
+      const app = await buildApp({ store: broken, logger: { level: 'error', stream: { write: (l: string) => { lines.push(l) } } } })
+      const search = await app.inject({ url: '/api/v1/events?q=a' })
+      expect([search.statusCode, search.json()]).toEqual([503, { code: 'KEATRAIL_ERR_STORE_READ', message: 'the store could not answer this query (the service log has the detail)' }])
+      const top = await app.inject({ url: '/api/v1/stats/top?field=mac' })
+      expect([top.statusCode, top.json()]).toEqual([500, { code: 'KEATRAIL_ERR_INTERNAL', message: 'internal error' }])
+      for (const r of [search, top]) expect(r.body).not.toMatch(LEAK)
+      await app.close()
+      const logged = lines.map((l) => JSON.parse(l) as { msg: string, code: string, err: { message: string, stack: string } })
+      expect(logged).toMatchObject([
+        { code: 'KEATRAIL_ERR_STORE_READ', msg: 'GET /api/v1/events failed', err: { message: expect.stringContaining('fts5: syntax error near') } },
+        { code: 'KEATRAIL_ERR_INTERNAL', msg: 'GET /api/v1/stats/top failed', err: { message: expect.stringContaining('reading \'rows\'') } }
+      ])
+      for (const l of logged) expect(l.err.stack).toMatch(/\n\s+at /)
+    })
+
+    it('readiness does not tell anyone the store\'s path or its error text', async () => {
+      const real = stores.sqlite as Store
+      const down = new Proxy(real, { get: (t, k) => k === 'health' ? async () => ({ ok: false, detail: 'SQLITE_CANTOPEN: unable to open database file /var/lib/keatrail/keatrail.db' }) : Reflect.get(t, k) })
+      const app = await buildApp({ store: down })
+      const r = await app.inject({ url: '/readyz' })
+      expect([r.statusCode, r.json()]).toEqual([503, { ready: false, store: 'sqlite unavailable', sources: true }])
+      expect((await (apps.sqlite as FastifyInstance).inject({ url: '/readyz' })).json()).toEqual({ ready: true, store: 'sqlite ok', sources: true })
+      await app.close()
+    })
+
     const cases: Array<[string, number, string | RegExp]> = [
       ['/api/v1/events?q=mac:', 400, 'KEATRAIL_ERR_QUERY_SYNTAX'],
       ['/api/v1/events?q=nosuchfield:1', 400, /a known field, not \\"nosuchfield\\"/],
@@ -301,7 +350,7 @@ describe(`REST API on ${kinds.join(' and ')}${esSkip === '' ? '' : ` (elasticsea
           expect(a.status).toBe(status)
           expect(a.body).toMatchObject({ code: expect.stringMatching(/^KEATRAIL_ERR_/), message: expect.any(String) })
           expect(JSON.stringify(a.body)).toMatch(msg)
-          expect(JSON.stringify(a.body)).not.toMatch(/stack|sqlite_|SELECT |events_fts|at \/|node_modules/i)
+          expect(JSON.stringify(a.body)).not.toMatch(LEAK)
         }
       })
     }
