@@ -85,6 +85,19 @@ function cursorHash (parts: unknown[]): string {
   return createHash('sha256').update(JSON.stringify(parts)).digest('base64url').slice(0, 12)
 }
 
+/** API answers are data: they load nothing and are never framed. */
+const API_CSP = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+/**
+ * The web UI's policy: its inline <script> and <style> run by their SHA-256 (computed from the
+ * page as served), so no 'unsafe-inline': text injected into the page could not run.
+ */
+export function pageCsp (html: string): string {
+  const hashes = (tag: string): string => [...html.matchAll(new RegExp(`<${tag}(?:\\s[^>]*)?>([\\s\\S]*?)</${tag}>`, 'g'))]
+    .map((m) => `'sha256-${createHash('sha256').update(m[1] ?? '').digest('base64')}'`).join(' ')
+  return `default-src 'none'; script-src ${hashes('script')}; style-src ${hashes('style')}; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`
+}
+
 /** The API's cursor wraps the store's with a hash of the query, so a cursor only fits its own query. */
 function wrapCursor (store: string, hash: string): string {
   return Buffer.from(JSON.stringify({ c: store, h: hash })).toString('base64url')
@@ -242,6 +255,13 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
     if (qs < 0) return
     try { decodeURIComponent(req.url.slice(qs + 1).replaceAll('+', ' ')) } catch { throw new ApiBadRequestError('the query string is not valid UTF-8 (percent-encoded)') }
   })
+  // Every answer: no MIME sniffing (a JSON body holding log text is never run as HTML), no
+  // Referer leaving with a URL that holds a query, no framing; API answers load nothing.
+  app.addHook('onSend', async (_req, reply) => {
+    reply.header('x-content-type-options', 'nosniff')
+    reply.header('referrer-policy', 'no-referrer')
+    if (reply.getHeader('content-security-policy') === undefined) reply.header('content-security-policy', API_CSP)
+  })
   if (cfg.cors) {
     app.addHook('onSend', async (_req, reply) => { reply.header('access-control-allow-origin', '*') })
   }
@@ -263,7 +283,13 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
   // context so that no other route is.
   await app.register(async (docs) => {
     docs.addHook('onRoute', (r) => { r.config = { ...r.config, public: true } })
-    await docs.register(fastifySwaggerUi, { routePrefix: '/docs' })
+    await docs.register(fastifySwaggerUi, {
+      routePrefix: '/docs',
+      // swagger-ui's own policy (hashes of its inline code), not framable, and without
+      // upgrade-insecure-requests: keatrail usually serves plain HTTP on loopback.
+      staticCSP: true,
+      transformStaticCSP: (h) => h.replace("frame-ancestors 'self'", "frame-ancestors 'none'").replace(/\s*upgrade-insecure-requests;?/, '')
+    })
   })
 
   // Every authenticated request is audited, in one place, once answered: events, stats, alerts
@@ -280,7 +306,8 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
 
   // --- routes -------------------------------------------------------------------------------
   const ui = readFileSync(join(packageRoot(), 'ui', 'index.html'), 'utf8')
-  app.get('/', { schema: { hide: true }, config: { public: true } }, async (_req, reply) => reply.type('text/html; charset=utf-8').header('content-security-policy', "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; img-src 'self' data:").send(ui))
+  const uiCsp = pageCsp(ui)
+  app.get('/', { schema: { hide: true }, config: { public: true } }, async (_req, reply) => reply.type('text/html; charset=utf-8').header('content-security-policy', uiCsp).send(ui))
 
   app.get('/healthz', { config: { public: true }, schema: { description: 'The process is up', response: { 200: z.object({ status: z.literal('ok') }) } } }, async () => ({ status: 'ok' as const }))
 
