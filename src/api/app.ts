@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import fastifyRateLimit from '@fastify/rate-limit'
 import fastifySwagger from '@fastify/swagger'
 import fastifySwaggerUi from '@fastify/swagger-ui'
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify'
 import { jsonSchemaTransform, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { z } from 'zod'
@@ -85,6 +85,8 @@ function cursorHash (parts: unknown[]): string {
   return createHash('sha256').update(JSON.stringify(parts)).digest('base64url').slice(0, 12)
 }
 
+/** On every answer: no MIME sniffing, no Referer. */
+const BASE_HEADERS = { 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer' }
 /** API answers are data: they load nothing and are never framed. */
 const API_CSP = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
@@ -154,7 +156,15 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
     logger: opts.logger ?? false,
     bodyLimit: 64 * 1024,
     // Query strings are bounded by the schemas (a 10 KB query is refused, not parsed).
-    routerOptions: { maxParamLength: 512 }
+    routerOptions: { maxParamLength: 512 },
+    // A URL the router cannot even decode is answered before any hook (and so without the
+    // headers below): give it the same shape and headers.
+    frameworkErrors: (err, _req, res) => {
+      // Typed for this reply's (empty) schema; the plain reply takes any status.
+      const reply = res as unknown as FastifyReply
+      void reply.headers(BASE_HEADERS).header('content-security-policy', API_CSP)
+        .status(err.statusCode ?? 400).send({ code: 'KEATRAIL_ERR_BAD_REQUEST', message: err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a path parameter is too long' : 'the request URL is not valid' })
+    }
   }).withTypeProvider<ZodTypeProvider>()
   app.setValidatorCompiler(validatorCompiler)
   // Requests are validated by their zod schemas; responses are not re-validated on the way out
@@ -258,8 +268,7 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
   // Every answer: no MIME sniffing (a JSON body holding log text is never run as HTML), no
   // Referer leaving with a URL that holds a query, no framing; API answers load nothing.
   app.addHook('onSend', async (_req, reply) => {
-    reply.header('x-content-type-options', 'nosniff')
-    reply.header('referrer-policy', 'no-referrer')
+    reply.headers(BASE_HEADERS)
     if (reply.getHeader('content-security-policy') === undefined) reply.header('content-security-policy', API_CSP)
   })
   if (cfg.cors) {

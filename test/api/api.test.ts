@@ -281,7 +281,7 @@ describe(`REST API on ${kinds.join(' and ')}${esSkip === '' ? '' : ` (elasticsea
 
   it('every answer: nosniff, no referrer, a CSP that forbids framing; the UI runs its inline code by hash, not unsafe-inline', async () => {
     const app = apps.sqlite as FastifyInstance
-    for (const [url, headers] of [['/api/v1/events?size=1', auth], ['/api/v1/events', {}], ['/nosuch', auth], ['/healthz', {}], ['/', {}], ['/docs', {}], ['/docs/json', {}], ['/metrics', auth]] as Array<[string, Record<string, string>]>) {
+    for (const [url, headers] of [['/api/v1/events?size=1', auth], ['/api/v1/events', {}], ['/nosuch', auth], ['/healthz', {}], ['/', {}], ['/docs', {}], ['/docs/json', {}], ['/metrics', auth], ['/%zzapi/v1/events', {}], [`/api/v1/events/${'x'.repeat(600)}`, {}]] as Array<[string, Record<string, string>]>) {
       const r = await app.inject({ url, headers })
       expect([url, r.headers['x-content-type-options'], r.headers['referrer-policy']]).toEqual([url, 'nosniff', 'no-referrer'])
       expect(r.headers['content-security-policy'], url).toMatch(/frame-ancestors 'none'/)
