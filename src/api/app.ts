@@ -235,7 +235,8 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
     errorResponseBuilder: (_req, ctx) => new ApiRateLimitError(ctx.after)
   })
   const keyLimit = app.rateLimit({ keyGenerator: (req) => `key:${req.apiKey?.name ?? ''}` })
-  const refusedLimit = app.rateLimit({ max: cfg.rateLimit.failedAuthMax, keyGenerator: (req) => `ip:${req.ip}` })
+  const refusedLimit = app.rateLimit({ max: cfg.rateLimit.failedAuthMax, keyGenerator: (req) => `refused:${req.ip}` })
+  const publicLimit = app.rateLimit({ keyGenerator: (req) => `public:${req.ip}` })
   // DNS rebinding: without keys, any web page the operator visits could point its own name at
   // 127.0.0.1 and read the API through the browser. Such requests carry the page's name in Host
   // (and in an absolute-form target): answer only loopback names.
@@ -249,7 +250,8 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
   }
   app.addHook('onRequest', async (req, reply) => {
     const route = req.routeOptions.config
-    if (route.public === true) return
+    // Public routes are limited per address with the keys' budget: /readyz asks the store.
+    if (route.public === true) { await publicLimit.call(app, req, reply); return }
     const key = identify(req.headers.authorization)
     if (typeof key === 'string') {
       await refusedLimit.call(app, req, reply)

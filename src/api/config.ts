@@ -11,7 +11,7 @@ export const apiConfigSchema = z.object({
   }).strict()).default([]).describe('API keys, sent as "Authorization: Bearer <key>"; none: no authentication (loopback only)'),
   insecure: z.boolean().default(false).describe('Allow listening beyond loopback without API keys'),
   rateLimit: z.object({
-    max: z.number().int().min(1).default(1200).describe('Requests per key per window'),
+    max: z.number().int().min(1).default(1200).describe('Requests per key per window (and to the public routes, /, /healthz, /readyz, /docs, per client address)'),
     failedAuthMax: z.number().int().min(1).default(60).describe('Requests without a valid key per client address per window (refused with 401, then 429): bounds key guessing and the work unauthenticated clients can cause'),
     windowMs: z.number().int().min(1000).default(60_000).describe('The window')
   }).strict().prefault({}),

@@ -427,6 +427,10 @@ describe(`REST API on ${kinds.join(' and ')}${esSkip === '' ? '' : ` (elasticsea
       expect(await codes({}, 1).then(async (a) => a.concat(await codes({ authorization: 'Bearer kt_wrong-key-012345' }, 3)))).toEqual([401, 401, 429, 429])
       // A valid key is not blocked by the refused attempts from the same address.
       expect(await codes({ authorization: `Bearer ${OTHER}` }, 1)).toEqual([200])
+      // Public routes need no key but have a budget per address (readiness asks the store).
+      const pub = []
+      for (let i = 0; i < 4; i++) pub.push((await app.inject({ url: '/readyz' })).statusCode)
+      expect(pub).toEqual([200, 200, 200, 429])
       await app.close()
       // Keyless (loopback): one bucket for everyone.
       const keyless = await buildApp({ store: stores.sqlite as Store, api: { rateLimit: { max: 2, windowMs: 60_000 } } })
