@@ -149,3 +149,12 @@ export const LOG_CODES = {
   /** The API server could not listen (port taken…); the pipeline keeps running. */
   apiListen: 'KEATRAIL_ERR_API_LISTEN'
 } as const
+
+// Source start-up
+
+/** A configured source could not open what it needs (port in use, state directory not writable…): start-up fails. */
+export const SourceStartError = createError<[string, string]>(
+  'KEATRAIL_ERR_SOURCE_START',
+  'Source %s could not start: %s',
+  500
+)
