@@ -13,6 +13,7 @@ import { ElasticsearchStore } from '../store/elasticsearch/store.js'
 import { SqliteStore } from '../store/sqlite/store.js'
 import type { Store } from '../store/types.js'
 import type { CliIo } from './parse.js'
+import { ensureDataDir } from './store-options.js'
 import { LOG_CODES } from '../errors.js'
 import { KeaPoller } from '../kea/poller.js'
 import { Registry } from 'prom-client'
@@ -93,6 +94,7 @@ function selfStarting (s: SyslogSource): Source {
 async function runService (cfg: KeatrailConfig, io: CliIo): Promise<number> {
   if (cfg.api.enabled) checkExposure(cfg.api)
   const log = jsonLog(io)
+  ensureDataDir(cfg.dataDir)
   const deadLetters = new DeadLetterStore(join(cfg.dataDir, 'deadletter.db'))
   let store: Store
   if (cfg.store.type === 'sqlite') {
