@@ -161,3 +161,12 @@ export const ApiHostNotAllowedError = createError<[string]>(
   'Host %s is not served here: without API keys keatrail answers only requests addressed to a loopback name (localhost, 127.0.0.1, [::1])',
   421
 )
+
+// Source start-up
+
+/** A configured source could not open what it needs (port in use, state directory not writable…): start-up fails. */
+export const SourceStartError = createError<[string, string]>(
+  'KEATRAIL_ERR_SOURCE_START',
+  'Source %s could not start: %s',
+  500
+)

@@ -52,6 +52,8 @@ export interface ServiceStatus {
   deadLetters?: () => number
   /** Sources still running. */
   sourcesRunning?: () => boolean
+  /** Each configured source's state; /readyz is 503 unless all are running. */
+  sourceStates?: () => Record<string, 'starting' | 'running' | 'failed' | 'stopped'>
 }
 
 export interface BuildAppOptions {
@@ -322,16 +324,23 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
 
   app.get('/healthz', { config: { public: true }, schema: { description: 'The process is up', response: { 200: z.object({ status: z.literal('ok') }) } } }, async () => ({ status: 'ok' as const }))
 
+  const readyOut = z.object({
+    ready: z.boolean(),
+    store: z.string(),
+    sources: z.boolean().describe('Every configured source is running'),
+    sourceStates: z.record(z.string(), z.enum(['starting', 'running', 'failed', 'stopped'])).describe('Each configured source\'s state by name')
+  })
   app.get('/readyz', {
     config: { public: true },
-    schema: { description: 'The store answers and the sources run', response: { 200: z.object({ ready: z.boolean(), store: z.string(), sources: z.boolean() }), 503: z.object({ ready: z.boolean(), store: z.string(), sources: z.boolean() }) } }
+    schema: { description: 'The store answers and every configured source runs', response: { 200: readyOut, 503: readyOut } }
   }, async (req, reply) => {
     const h = await store.health()
-    const sources = status.sourcesRunning?.() ?? true
+    const sourceStates = status.sourceStates?.() ?? {}
+    const sources = (status.sourcesRunning?.() ?? true) && Object.values(sourceStates).every((s) => s === 'running')
     const ready = h.ok && sources
     // Public: the store's own detail (its path, its error text) goes to the log, not to anyone asking.
     if (!h.ok) req.log.warn({ detail: h.detail }, 'readiness: the store does not answer')
-    return reply.status(ready ? 200 : 503).send({ ready, store: `${store.kind} ${h.ok ? 'ok' : 'unavailable'}`, sources })
+    return reply.status(ready ? 200 : 503).send({ ready, store: `${store.kind} ${h.ok ? 'ok' : 'unavailable'}`, sources, sourceStates })
   })
 
   app.get('/metrics', { schema: { hide: true }, config: { audit: false } }, async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()))

@@ -1,7 +1,7 @@
 import type { Command } from 'commander'
 import { DeadLetterStore, retryDeadLetters } from '../store/deadletter.js'
 import type { CliIo } from './parse.js'
-import { addStoreOptions, openStore, type StoreOptions } from './store-options.js'
+import { addStoreOptions, ensureDataDir, openStore, type StoreOptions } from './store-options.js'
 import { join } from 'node:path'
 
 export function registerDeadLetter (program: Command, io: CliIo): void {
@@ -11,6 +11,7 @@ export function registerDeadLetter (program: Command, io: CliIo): void {
     .option('--limit <n>', 'at most this many', '100')
     .option('--json', 'one JSON object per line')
     .action(async (o: StoreOptions & { limit: string, json?: boolean }) => {
+      ensureDataDir(o.dataDir ?? './data')
       const dlq = new DeadLetterStore(join(o.dataDir ?? './data', 'deadletter.db'))
       try {
         const entries = dlq.list(Number(o.limit))

@@ -1,3 +1,4 @@
+import { chmodSync, existsSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Command } from 'commander'
 import { UsageError } from '../errors.js'
@@ -28,8 +29,21 @@ export interface OpenedStore {
   close: () => Promise<void>
 }
 
+/**
+ * Creates the data directory private (0700) when it does not exist yet: it holds who had which
+ * address when, and the API's audit log. mkdir's mode is cut by the umask but never widened,
+ * hence the chmod; bin/keatrail.js also sets umask 077, so files in it are 0600. An existing
+ * directory keeps the mode its operator gave it.
+ */
+export function ensureDataDir (dir: string): void {
+  if (existsSync(dir)) return
+  mkdirSync(dir, { recursive: true, mode: 0o700 })
+  chmodSync(dir, 0o700)
+}
+
 export async function openStore (o: StoreOptions): Promise<OpenedStore> {
   const dataDir = o.dataDir ?? './data'
+  ensureDataDir(dataDir)
   const deadLetters = new DeadLetterStore(join(dataDir, 'deadletter.db'))
   let store: Store
   if ((o.store ?? 'sqlite') === 'sqlite') {

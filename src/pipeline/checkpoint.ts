@@ -1,4 +1,4 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs'
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { LOG_CODES } from '../errors.js'
 import type { Log } from './types.js'
@@ -12,10 +12,32 @@ export class CheckpointFile<T extends object> {
   readonly path: string
   /** Set when the file existed but could not be read: callers re-read and rely on event ids. */
   corrupt: string | undefined
+  /**
+   * Set when reading failed for another reason than its content (permissions, not a file…):
+   * a fault of the setup, which check() reports instead of re-reading everything.
+   */
+  unreadable: string | undefined
 
+  /** Creates nothing yet: a state directory that cannot be made is reported by check(), per source. */
   constructor (path: string) {
     this.path = path
-    mkdirSync(dirname(path), { recursive: true })
+  }
+
+  /**
+   * Throws, with a reason fit for one line, unless the checkpoint can be kept: its directory
+   * exists or can be made, a file can be created in it, and an existing checkpoint was readable.
+   */
+  check (): void {
+    const dir = dirname(this.path)
+    const probe = `${this.path}.probe`
+    try {
+      mkdirSync(dir, { recursive: true })
+      closeSync(openSync(probe, 'w', 0o600))
+      unlinkSync(probe)
+    } catch (err) {
+      throw new Error(`state directory ${dir} is not writable: ${(err as Error).message}`)
+    }
+    if (this.unreadable !== undefined) throw new Error(`checkpoint ${this.path} cannot be read: ${this.unreadable}`)
   }
 
   load (): T | undefined {
@@ -25,6 +47,7 @@ export class CheckpointFile<T extends object> {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
       this.corrupt = (err as Error).message
+      this.unreadable = (err as Error).message
       return undefined
     }
     try {
@@ -59,6 +82,7 @@ export class CheckpointFile<T extends object> {
 
   save (value: T): void {
     const tmp = `${this.path}.tmp`
+    mkdirSync(dirname(this.path), { recursive: true })
     const fd = openSync(tmp, 'w', 0o600)
     try {
       writeSync(fd, JSON.stringify(value))

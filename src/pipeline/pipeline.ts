@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Store } from '../store/types.js'
-import type { Batch, Log, Source } from './types.js'
-import { LOG_CODES } from '../errors.js'
+import { isStartable, type Batch, type Log, type Source, type SourceState } from './types.js'
+import { LOG_CODES, SourceStartError } from '../errors.js'
 import { PIPELINE_DEFAULTS } from './config.js'
 
 export interface PipelineOptions {
@@ -9,6 +9,8 @@ export interface PipelineOptions {
   queueBatches?: number
   /** How long a shutdown may spend writing what is queued. */
   drainMs?: number
+  /** How soon an error of a source without start() still fails start-up (see the config schema). */
+  startGraceMs?: number
   log: Log
   /** Called after each successful store write with its duration (metrics). */
   onWrite?: (ms: number) => void
@@ -36,16 +38,64 @@ export class Pipeline {
   private readonly capacity: number
   private wakeSink: (() => void) | undefined
   private readonly spaceWaiters: Array<() => void> = []
+  private readonly states = new Map<string, SourceState>()
 
   constructor (private readonly store: Store, private readonly opts: PipelineOptions) {
     this.capacity = opts.queueBatches ?? PIPELINE_DEFAULTS.queueBatches
   }
 
-  /** Runs until `signal` aborts, then drains the queue (within drainMs) and saves checkpoints. */
+  /** Each source's state by name ('starting' until run() reaches it). */
+  sourceState (name: string): SourceState {
+    return this.states.get(name) ?? 'starting'
+  }
+
+  /**
+   * Starts every source (start() where it has one), then runs until `signal` aborts, drains the
+   * queue (within drainMs) and saves checkpoints. A source that cannot start stops the others
+   * and rejects with SourceStartError: a service whose configured source collects nothing must
+   * not look healthy. A source failing later is marked failed and the others keep running.
+   */
   async run (sources: Source[], signal: AbortSignal): Promise<void> {
+    for (const s of sources) this.states.set(s.name, 'starting')
     const stopSources = new AbortController()
-    signal.addEventListener('abort', () => stopSources.abort(), { once: true })
+    let launched = false
+    let halted = false
+    let startError: Error | undefined
+    const drainBy = { at: Number.POSITIVE_INFINITY }
+    let graceTimer: NodeJS.Timeout | undefined
+    // Stops sources and sink, once: on the caller's signal (also one that came before or during
+    // start-up) or when a source fails to start.
+    const halt = (): void => {
+      if (halted) return
+      halted = true
+      clearTimeout(graceTimer)
+      drainBy.at = Date.now() + (this.opts.drainMs ?? PIPELINE_DEFAULTS.drainMs)
+      if (launched) stopSources.abort()
+      this.wakeSink?.()
+    }
+    const failStart = (s: Source, err: unknown): void => {
+      this.failed(s)
+      // One line: the reason ends up in the single line `keatrail run` exits with.
+      const reason = (err instanceof Error ? err.message : String(err)).replace(/\s+/g, ' ').trim()
+      // The first failure is what start-up rejects with; further ones are only logged.
+      if (startError === undefined) startError = new SourceStartError(s.name, reason)
+      else this.opts.log.error(LOG_CODES.source, 'Source could not start.', { source: s.name, error: reason })
+      halt()
+    }
+    if (signal.aborted) halt()
+    else signal.addEventListener('abort', halt, { once: true })
+
+    const starts = await Promise.allSettled(sources.map(async (s) => { if (isStartable(s)) await s.start() }))
+    starts.forEach((r, i) => { if (r.status === 'rejected') failStart(sources[i] as Source, r.reason) })
+    // After a failed start-up or a signal, only sources that opened something run (to close it).
+    const toRun = sources.filter((s, i) => starts[i]?.status === 'fulfilled' && (!halted || isStartable(s)))
+    if (!halted) for (const s of sources) if (isStartable(s)) this.states.set(s.name, 'running')
+
     const emit = async (batch: Batch): Promise<void> => {
+      // Stopping (see below); also ends a source started just to be closed at its first batch.
+      if (halted) { stopSources.abort(); return }
+      // A first batch proves a source without start() is up.
+      if (this.states.get(batch.source) === 'starting') this.states.set(batch.source, 'running')
       if (this.queue.length >= this.capacity) this.counters.backpressured++
       while (this.queue.length >= this.capacity && !stopSources.signal.aborted) {
         await new Promise<void>((resolve) => this.spaceWaiters.push(resolve))
@@ -57,27 +107,59 @@ export class Pipeline {
       this.wakeSink?.()
     }
     stopSources.signal.addEventListener('abort', () => { for (const w of this.spaceWaiters.splice(0)) w() }, { once: true })
-    const running = sources.map(async (s) => {
+    const running = toRun.map(async (s) => {
       try {
         await s.run(emit, stopSources.signal)
+        if (this.states.get(s.name) !== 'failed') this.states.set(s.name, 'stopped')
       } catch (err) {
-        this.opts.log.error(LOG_CODES.source, 'Source stopped with an error.', { source: s.name, error: (err as Error).message })
+        // Without start(), an error this early is the source failing to start (a port in use).
+        if (this.states.get(s.name) === 'starting' && !halted) failStart(s, err)
+        else {
+          this.failed(s)
+          this.opts.log.error(LOG_CODES.source, 'Source stopped with an error.', { source: s.name, error: (err as Error).message })
+        }
       }
     })
-    signal.addEventListener('abort', () => this.wakeSink?.(), { once: true })
-    const drainBy = { at: Number.POSITIVE_INFINITY }
-    signal.addEventListener('abort', () => { drainBy.at = Date.now() + (this.opts.drainMs ?? PIPELINE_DEFAULTS.drainMs) }, { once: true })
-    await this.sink(signal, drainBy)
-    await Promise.all(running)
-    for (const s of sources) s.checkpoint()
+    launched = true
+    // Halted before the sources ran: the started ones run only to close what they opened. Their
+    // run() may listen for the abort only after its first await (start() again), so the abort
+    // comes on the next turn (or at their first batch), never before run() could hear it.
+    const started = (): void => {
+      for (const s of sources) if (this.states.get(s.name) === 'starting') this.states.set(s.name, 'running')
+      this.opts.log.info('Sources started.', { sources: sources.map((s) => s.name) })
+    }
+    if (halted) setImmediate(() => stopSources.abort())
+    else if (sources.some((s) => this.states.get(s.name) === 'starting')) graceTimer = setTimeout(started, this.opts.startGraceMs ?? PIPELINE_DEFAULTS.startGraceMs)
+    else started()
+    await this.sink(() => halted, drainBy)
+    clearTimeout(graceTimer)
+    // Bounded: a source that does not stop must not keep the process from exiting.
+    const late = new AbortController()
+    const stopped = await Promise.race([
+      Promise.all(running).then(() => true),
+      sleep(Math.max(0, drainBy.at - Date.now()) + 1000, false, { signal: late.signal }).catch(() => false)
+    ])
+    late.abort()
+    if (!stopped) this.opts.log.error(LOG_CODES.shutdownDeadline, 'Sources did not stop in time; exiting without them.', { sources: toRun.filter((s) => this.states.get(s.name) !== 'stopped' && this.states.get(s.name) !== 'failed').map((s) => s.name) })
+    for (const s of sources) {
+      s.checkpoint()
+      if (this.states.get(s.name) !== 'failed') this.states.set(s.name, 'stopped')
+    }
+    signal.removeEventListener('abort', halt)
+    if (startError !== undefined) throw startError
   }
 
-  private async sink (signal: AbortSignal, drainBy: { at: number }): Promise<void> {
+  private failed (s: Source): void {
+    this.states.set(s.name, 'failed')
+    if (s.counters !== undefined) s.counters.errors++
+  }
+
+  private async sink (halted: () => boolean, drainBy: { at: number }): Promise<void> {
     let backoff = 200
     for (;;) {
       const batch = this.queue[0]
       if (batch === undefined) {
-        if (signal.aborted) return
+        if (halted()) return
         await new Promise<void>((resolve) => { this.wakeSink = resolve })
         this.wakeSink = undefined
         continue

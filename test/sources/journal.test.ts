@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process'
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { Pipeline } from '../../src/pipeline/pipeline.js'
 import { JournalSource } from '../../src/sources/journal/source.js'
 import { SqliteStore } from '../../src/store/sqlite/store.js'
@@ -90,16 +90,23 @@ describe.skipIf(unavailable !== '' && process.env.CI !== 'true')(`journal source
     await store.close()
   }, 60_000)
 
-  it('reports a missing journalctl and keeps retrying instead of crashing', async () => {
+})
+
+describe('journal source without a journal', () => {
+  it('reports journalctl failing once running and keeps retrying instead of crashing', async () => {
+    // (journalctl missing altogether fails start-up instead: test/pipeline/startup.test.ts)
+    const dir = mkdtempSync(join(tmpdir(), 'kt-journal-'))
+    const journalctl = join(dir, 'journalctl')
+    writeFileSync(journalctl, '#!/bin/sh\n[ "$1" = --version ] && exit 0\necho "No journal files were found." >&2\nexit 1\n', { mode: 0o755 })
     const errors: string[] = []
-    const source = new JournalSource({ type: 'journal', name: 'x', journalctl: '/nonexistent/journalctl', restartMs: { initial: 20, max: 40 } },
-      mkdtempSync(join(tmpdir(), 'kt-journal-')), { info: () => {}, error: (code) => errors.push(code) })
+    const source = new JournalSource({ type: 'journal', name: 'x', journalctl, restartMs: { initial: 20, max: 40 } },
+      dir, { info: () => {}, error: (code) => errors.push(code) })
     const stop = new AbortController()
     const run = source.run(async () => {}, stop.signal)
-    await new Promise((resolve) => setTimeout(resolve, 200))
+    await vi.waitFor(() => { expect(errors.length).toBeGreaterThan(1) })
     stop.abort()
     await run
-    expect(errors.length).toBeGreaterThan(1)
     expect(new Set(errors)).toEqual(new Set(['KEATRAIL_ERR_SOURCE']))
+    expect(source.counters.errors).toBeGreaterThan(1)
   })
 })

@@ -85,19 +85,30 @@ export class FileSource implements Source {
     this.compiled = compilePattern(this.pattern, { timeZone: this.timeZone })
     this.checkpointFile = new CheckpointFile<Checkpoints>(join(stateDir, `file-${this.name}.json`))
     this.checkpoints = this.checkpointFile.load() ?? {}
-    if (this.checkpointFile.corrupt !== undefined) {
+    // A checkpoint that cannot be read at all is a setup fault start() reports; bad content is re-read.
+    if (this.checkpointFile.corrupt !== undefined && this.checkpointFile.unreadable === undefined) {
       this.log.error(LOG_CODES.checkpointCorrupt, 'Checkpoint file is unreadable; re-reading all files (event ids prevent duplicates).',
         { source: this.name, path: this.checkpointFile.path, reason: this.checkpointFile.corrupt })
     }
   }
 
+  /**
+   * Fails (one line: why) when checkpoints could not be kept: a source that would re-read
+   * everything after each restart, or never advance, must not start. Missing log files are
+   * not a failure: Kea may not have written them yet.
+   */
+  async start (): Promise<void> {
+    this.checkpointFile.check()
+  }
+
   async run (emit: Emit, signal: AbortSignal): Promise<void> {
+    await this.start()
     while (!signal.aborted) {
       this.scan()
       let progressed = false
       for (const reader of [...this.readers.values()]) {
         if (signal.aborted) break
-        progressed = await this.readSome(reader, emit) || progressed
+        progressed = await this.readSome(reader, emit, signal) || progressed
       }
       this.maybeSave(false)
       if (!progressed) await sleep(this.cfg.pollIntervalMs, undefined, { signal }).catch(() => {})
@@ -176,7 +187,7 @@ export class FileSource implements Source {
   }
 
   /** Reads what is new in one file and hands it over in batches. Returns whether anything happened. */
-  private async readSome (reader: Reader, emit: Emit): Promise<boolean> {
+  private async readSome (reader: Reader, emit: Emit, signal: AbortSignal): Promise<boolean> {
     let st
     try {
       st = fstatSync(reader.fd)
@@ -206,7 +217,8 @@ export class FileSource implements Source {
     }
     const buf = Buffer.allocUnsafe(READ_BYTES)
     let grew = false
-    while (reader.pos < st.size) {
+    // Stops at a signal: a large backlog must not delay shutdown until it is all read (and dropped).
+    while (reader.pos < st.size && !signal.aborted) {
       const n = readSync(reader.fd, buf, 0, Math.min(READ_BYTES, st.size - reader.pos), reader.pos)
       if (n <= 0) break
       reader.pos += n

@@ -1,5 +1,6 @@
-import { spawn } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
+import { statSync } from 'node:fs'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -68,7 +69,8 @@ export class JournalSource implements Source {
     this.parser = new RecordParser({ pattern, compiled: compilePattern(pattern), sourceId: this.idPrefix })
     this.checkpointFile = new CheckpointFile(join(stateDir, `journal-${this.name}.json`))
     const saved = this.checkpointFile.load()
-    if (this.checkpointFile.corrupt !== undefined) {
+    // A cursor file that cannot be read at all is a setup fault start() reports; bad content is re-read.
+    if (this.checkpointFile.corrupt !== undefined && this.checkpointFile.unreadable === undefined) {
       this.log.error(LOG_CODES.checkpointCorrupt, 'Journal cursor file is unreadable; reading from the start (event ids prevent duplicates).', { source: this.name })
     }
     this.cursor = typeof saved?.cursor === 'string' ? saved.cursor : undefined
@@ -76,7 +78,42 @@ export class JournalSource implements Source {
     this.savedCursor = this.cursor
   }
 
+  private starting: Promise<void> | undefined
+
+  /**
+   * Fails (one line: why) when this source could never work: its cursor cannot be kept, the
+   * journal directory or file does not exist, or journalctl cannot be run. Once running,
+   * journalctl exiting is retried with backoff instead (a journal being rotated, a restart).
+   */
+  async start (): Promise<void> {
+    this.starting ??= this.check().catch((err: unknown) => {
+      this.starting = undefined
+      throw err
+    })
+    await this.starting
+  }
+
+  private async check (): Promise<void> {
+    this.checkpointFile.check()
+    for (const [what, path] of [['journal directory', this.cfg.directory], ['journal file', this.cfg.file]] as const) {
+      if (path === undefined) continue
+      try {
+        statSync(path)
+      } catch (err) {
+        throw new Error(`${what} ${path}: ${(err as Error).message}`)
+      }
+    }
+    await new Promise<void>((resolve, reject) => {
+      // Bounded: a journalctl that hangs must not hold start-up (and a signal) forever.
+      execFile(this.cfg.journalctl, ['--version'], { timeout: 10_000 }, (err) => {
+        if (err === null) resolve()
+        else reject(new Error(`cannot run ${this.cfg.journalctl}: ${err.message.split('\n')[0] ?? ''}`))
+      })
+    })
+  }
+
   async run (emit: Emit, signal: AbortSignal): Promise<void> {
+    await this.start()
     let wait = this.cfg.restartMs.initial
     while (!signal.aborted) {
       const started = Date.now()
