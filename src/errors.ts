@@ -161,6 +161,11 @@ export const ApiHostNotAllowedError = createError<[string]>(
   'Host %s is not served here: without API keys keatrail answers only requests addressed to a loopback name (localhost, 127.0.0.1, [::1])',
   421
 )
+export const ApiCrossSiteError = createError<[string]>(
+  'KEATRAIL_ERR_CROSS_SITE',
+  'Request from another site (%s) refused: without API keys keatrail answers only its own web UI and non-browser clients',
+  403
+)
 
 // Source start-up
 

@@ -8,14 +8,14 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOpt
 import { jsonSchemaTransform, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { z } from 'zod'
-import { ApiAuthError, ApiBadRequestError, ApiForbiddenError, ApiHostNotAllowedError, ApiRateLimitError, CursorInvalidError, NotFoundError, isCodedError } from '../errors.js'
+import { ApiAuthError, ApiBadRequestError, ApiForbiddenError, ApiCrossSiteError, ApiHostNotAllowedError, ApiRateLimitError, CursorInvalidError, NotFoundError, isCodedError } from '../errors.js'
 import { history, holderAt } from '../leases/query.js'
 import { keaEventSchema } from '../parse/event.js'
 import { packageRoot } from '../paths.js'
 import { parseQuery } from '../query/parse.js'
 import { FILTER_FIELDS, MAX_PAGE_SIZE, type FilterField, type Store } from '../store/types.js'
 import { retryDeadLetters, type DeadLetterStore } from '../store/deadletter.js'
-import { LOOPBACK, apiConfigSchema, type ApiConfig } from './config.js'
+import { LOOPBACK, apiConfigSchema, corsNeedsKeys, type ApiConfig } from './config.js'
 import { apiRange, apiTime } from './time.js'
 
 /** Who a request authenticated as. */
@@ -88,6 +88,22 @@ function cursorHash (parts: unknown[]): string {
 }
 
 /** On every answer: no MIME sniffing, no Referer. */
+/** An Origin header naming a loopback web origin (the UI served by keatrail itself). */
+const LOOPBACK_ORIGIN = /^https?:\/\/(?:localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d{1,5})?$/i
+
+/**
+ * Request parameters as the audit log keeps them: a request that failed validation still has
+ * its raw values, so each is cut (a 16 KiB query string must not become a 16 KiB audit line).
+ */
+function auditable (values: unknown): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  if (values === null || typeof values !== 'object') return out
+  for (const [k, v] of Object.entries(values as Record<string, unknown>).slice(0, 16)) {
+    out[k.slice(0, 64)] = typeof v === 'string' ? v.slice(0, 512) : typeof v === 'number' || typeof v === 'boolean' ? v : String(v).slice(0, 512)
+  }
+  return out
+}
+
 const BASE_HEADERS = { 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer' }
 /** API answers are data: they load nothing and are never framed. */
 const API_CSP = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
@@ -154,9 +170,17 @@ const queryParam = z.string().max(4096).optional().describe('Query language: mac
 export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance> {
   const cfg: ApiConfig = apiConfigSchema.parse(opts.api ?? {})
   const store = opts.store
+  corsNeedsKeys(cfg)
   const app = Fastify({
     logger: opts.logger ?? false,
     bodyLimit: 64 * 1024,
+    // A client that dribbles its request (one byte every few seconds) would otherwise hold a
+    // socket for ever (fastify's default is no limit).
+    requestTimeout: cfg.requestTimeoutMs,
+    // Node enforces the request timeout only when the server is created with it (fastify sets
+    // it afterwards, which alone left a dribbling client connected for minutes), and checks it
+    // on an interval (default 30 s): check often enough that the timeout means what it says.
+    http: { requestTimeout: cfg.requestTimeoutMs, connectionsCheckingInterval: Math.min(5_000, cfg.requestTimeoutMs) },
     // Query strings are bounded by the schemas (a 10 KB query is refused, not parsed).
     routerOptions: { maxParamLength: 512 },
     // A URL the router cannot even decode is answered before any hook (and so without the
@@ -182,7 +206,11 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
       const where = (first?.instancePath ?? '').replace(/^\//, '').replaceAll('/', '.')
       return reply.status(400).send({ code: 'KEATRAIL_ERR_VALIDATION', message: `${req.routeOptions.url ?? req.url}: ${where === '' ? '' : `${where}: `}${first?.message ?? e.message}` })
     }
-    const status = e.statusCode !== undefined && e.statusCode >= 400 && e.statusCode < 600 ? e.statusCode : 500
+    // Only our own coded errors and fastify's (FST_…) say what status they are. An error from a
+    // library (an Elasticsearch ResponseError carries the cluster's 401/403/429 and its text)
+    // is an internal failure, not the client's: 500 with nothing of its text.
+    const trusted = isCodedError(e as unknown) || (e.code?.startsWith('FST_') ?? false)
+    const status = trusted && e.statusCode !== undefined && e.statusCode >= 400 && e.statusCode < 600 ? e.statusCode : 500
     const code = isCodedError(e) ? e.code : status < 500 ? 'KEATRAIL_ERR_BAD_REQUEST' : 'KEATRAIL_ERR_INTERNAL'
     // A 4xx is the client's mistake, said plainly. A 5xx is ours: its text (SQLite's or
     // Elasticsearch's message, a stack) describes the internals and goes to the log, not out.
@@ -248,6 +276,15 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
       for (const host of [req.headers.host, ...(absolute === null ? [] : [absolute[1]])]) {
         if (host === undefined || !LOOPBACK_AUTHORITY.test(host)) throw new ApiHostNotAllowedError(JSON.stringify(host ?? '').slice(0, 100))
       }
+      // Cross-site request forgery: without keys every request is an anonymous admin, and a
+      // page on any site can make the browser send a GET or a simple POST to 127.0.0.1 (it
+      // cannot read the answer, but the query runs and the admin POST acts). Browsers say where
+      // a request comes from: only the UI's own origin, or no browser at all, is served.
+      const site = req.headers['sec-fetch-site']
+      const origin = req.headers.origin
+      if ((site !== undefined && site !== 'same-origin' && site !== 'none') || (origin !== undefined && !LOOPBACK_ORIGIN.test(origin))) {
+        throw new ApiCrossSiteError(JSON.stringify(origin ?? site ?? '').slice(0, 100))
+      }
     })
   }
   app.addHook('onRequest', async (req, reply) => {
@@ -256,6 +293,10 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
     if (route.public === true) { await publicLimit.call(app, req, reply); return }
     const key = identify(req.headers.authorization)
     if (typeof key === 'string') {
+      // Refusals are logged (never the header) and end the connection: a client without a key
+      // gets no kept-alive socket to hold.
+      req.log.warn({ ip: req.ip, route: req.routeOptions.url ?? '(no route)' }, 'API request refused: no valid key')
+      reply.header('connection', 'close')
       await refusedLimit.call(app, req, reply)
       throw new ApiAuthError(key)
     }
@@ -271,8 +312,10 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
   })
   // Every answer: no MIME sniffing (a JSON body holding log text is never run as HTML), no
   // Referer leaving with a URL that holds a query, no framing; API answers load nothing.
-  app.addHook('onSend', async (_req, reply) => {
+  app.addHook('onSend', async (req, reply) => {
     reply.headers(BASE_HEADERS)
+    // Answers with data are for the client that asked, not for a shared or browser cache.
+    if (req.routeOptions.config.public !== true) reply.header('cache-control', 'no-store')
     if (reply.getHeader('content-security-policy') === undefined) reply.header('content-security-policy', API_CSP)
   })
   if (cfg.cors) {
@@ -313,7 +356,7 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
     opts.audit({
       time: new Date().toISOString(), key: req.apiKey.name, ip: req.ip, method: req.method,
       route: req.routeOptions.url ?? `(no route) ${(req.url.split('?')[0] ?? '').slice(0, 256)}`,
-      params: { ...(req.params as Record<string, unknown>) }, query: { ...(req.query as Record<string, unknown>) }, status: reply.statusCode
+      params: auditable(req.params), query: auditable(req.query), status: reply.statusCode
     })
   })
 

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { UsageError } from '../errors.js'
 
 export const apiConfigSchema = z.object({
   enabled: z.boolean().default(true).describe('Serve the REST API and web UI from keatrail run'),
@@ -16,10 +17,19 @@ export const apiConfigSchema = z.object({
     windowMs: z.number().int().min(1000).default(60_000).describe('The window')
   }).strict().prefault({}),
   auditLog: z.string().optional().describe('File to append every authenticated read to (JSON lines: key name, client address, route, parameters, status), created mode 0600; default <dataDir>/audit.log'),
-  cors: z.boolean().default(false).describe('Send CORS headers allowing any origin (off: the UI is served by keatrail itself)')
+  requestTimeoutMs: z.number().int().min(1000).default(30_000).describe('Time a client has to send a whole request; a client that dribbles its request is cut off (fastify\'s default is no limit)'),
+  cors: z.boolean().default(false).describe('Send CORS headers allowing any origin (off: the UI is served by keatrail itself); needs api.keys')
 }).strict()
 
 /** The listen addresses that keep the API on this machine. */
 export const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/
 
 export type ApiConfig = z.output<typeof apiConfigSchema>
+
+/**
+ * `Access-Control-Allow-Origin: *` on an API without keys lets every web page the operator
+ * visits read everything through the browser: CORS only where requests carry a key.
+ */
+export function corsNeedsKeys (cfg: ApiConfig): void {
+  if (cfg.cors && cfg.keys.length === 0) throw new UsageError('api.cors needs api.keys: without keys any web page could read the API through the browser')
+}

@@ -6,10 +6,11 @@ import { UsageError } from '../errors.js'
 import type { Store } from '../store/types.js'
 import type { DeadLetterStore } from '../store/deadletter.js'
 import { buildApp, type AuditEntry, type ServiceStatus } from './app.js'
-import { LOOPBACK, apiConfigSchema, type ApiConfig } from './config.js'
+import { LOOPBACK, apiConfigSchema, corsNeedsKeys, type ApiConfig } from './config.js'
 
 /** Refuses to expose the API beyond loopback without keys, unless the operator said insecure. */
 export function checkExposure (cfg: ApiConfig): void {
+  corsNeedsKeys(cfg)
   if (LOOPBACK.test(cfg.host) || cfg.keys.length > 0 || cfg.insecure) return
   throw new UsageError(`refusing to serve the API on ${cfg.host} without API keys: add api.keys (keatrail api-key makes one) or set api.insecure / --insecure`)
 }

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import { connect } from 'node:net'
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -254,6 +255,66 @@ describe(`REST API on ${kinds.join(' and ')}${esSkip === '' ? '' : ` (elasticsea
     const open = await buildApp({ store: stores.sqlite as Store, api: { host: '0.0.0.0', insecure: true } })
     expect((await open.inject({ url: '/api/v1/events?size=1', headers: { host: 'kea-logs.example' } })).statusCode).toBe(200)
     await open.close()
+  })
+
+  it('without keys, a request a browser sends for another site is refused (cross-site request forgery)', async () => {
+    const app = await buildApp({ store: stores.sqlite as Store })
+    const port = Number(new URL(await app.listen({ host: '127.0.0.1', port: 0 })).port)
+    try {
+      const forged = [
+        ['POST /api/v1/deadletter/retry?limit=100000 HTTP/1.1', { origin: 'https://evil.example', 'sec-fetch-site': 'cross-site', 'content-type': 'text/plain', 'content-length': '3' }],
+        ['GET /api/v1/events?q=mac:02-00-00-00-00-0a HTTP/1.1', { 'sec-fetch-site': 'cross-site' }],
+        ['GET /api/v1/events?size=1 HTTP/1.1', { 'sec-fetch-site': 'same-site' }],
+        ['GET /api/v1/events?size=1 HTTP/1.1', { origin: 'null' }],
+        ['GET /api/v1/events?size=1 HTTP/1.1', { origin: 'http://127.0.0.1.evil.example' }]
+      ] as const
+      for (const [line, headers] of forged) {
+        const r = await rawRequest(port, line, headers)
+        expect([line, headers, r.status, JSON.parse(r.body).code]).toEqual([line, headers, 403, 'KEATRAIL_ERR_CROSS_SITE'])
+      }
+      // The UI's own requests, and clients that are not browsers, are served.
+      for (const headers of [{}, { 'sec-fetch-site': 'same-origin', origin: `http://127.0.0.1:${port}` }, { 'sec-fetch-site': 'none' }, { origin: `http://localhost:${port}` }] as Array<Record<string, string>>) {
+        expect([headers, (await rawRequest(port, 'GET /api/v1/events?size=1 HTTP/1.1', headers)).status]).toEqual([headers, 200])
+      }
+    } finally { await app.close() }
+  })
+
+  it('CORS is refused without keys: any page could read the API through the browser', async () => {
+    await expect(buildApp({ store: stores.sqlite as Store, api: { cors: true } })).rejects.toMatchObject({ code: 'KEATRAIL_ERR_USAGE' })
+    const keyed = await buildApp({ store: stores.sqlite as Store, api: { cors: true, keys: [{ name: 'reader', sha256: apiKeyHash(KEY) }] } })
+    expect((await keyed.inject({ url: '/api/v1/events?size=1', headers: auth })).headers['access-control-allow-origin']).toBe('*')
+    await keyed.close()
+  })
+
+  it('a client that dribbles its request is cut off; a refused one gets no kept-alive socket; data answers are not cached', async () => {
+    const app = await buildApp({ store: stores.sqlite as Store, api: { keys: [{ name: 'reader', sha256: apiKeyHash(KEY) }], requestTimeoutMs: 1000 } })
+    const port = Number(new URL(await app.listen({ host: '127.0.0.1', port: 0 })).port)
+    try {
+      const closed = await new Promise<string>((resolve) => {
+        const socket = connect({ host: '127.0.0.1', port })
+        // A body announced and never sent: only the request timeout ends this.
+        socket.on('connect', () => socket.write(`POST /api/v1/deadletter/retry HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\nauthorization: ${auth.authorization}\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{`))
+        const giveUp = setTimeout(() => { socket.destroy(); resolve('still open after 10 s') }, 10_000)
+        socket.on('error', () => undefined)
+        socket.on('close', () => { clearTimeout(giveUp); resolve('closed') })
+        socket.resume()
+      })
+      expect(closed).toBe('closed')
+      const refused = await rawRequest(port, 'GET /api/v1/events?size=1 HTTP/1.1', { connection: 'keep-alive' })
+      expect([refused.status, refused.headers.connection]).toEqual([401, 'close'])
+      const ok = await rawRequest(port, 'GET /api/v1/events?size=1 HTTP/1.1', auth)
+      expect([ok.status, ok.headers['cache-control']]).toEqual([200, 'no-store'])
+    } finally { await app.close() }
+  })
+
+  it('an error from a library is a 500 without its text, whatever status it carries (an Elasticsearch 401 is not the client\'s)', async () => {
+    const real = stores.sqlite as Store
+    const esError = Object.assign(new Error('security_exception: unable to authenticate user [keatrail_writer] for REST request [/keatrail-snapshots-default/_search]'), { statusCode: 401 })
+    const failing = new Proxy(real, { get: (t, k) => k === 'search' ? async () => { throw esError } : Reflect.get(t, k) })
+    const app = await buildApp({ store: failing })
+    const r = await app.inject({ url: '/api/v1/events?size=1' })
+    expect([r.statusCode, r.json()]).toEqual([500, { code: 'KEATRAIL_ERR_INTERNAL', message: 'internal error' }])
+    await app.close()
   })
 
   it('the audit log file is 0600 and a directory made for it 0700, whatever the umask; no entry lost at close', async () => {
