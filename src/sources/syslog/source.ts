@@ -40,7 +40,11 @@ export const syslogSourceConfigSchema = z.object({
   batchEvents: z.number().int().min(1).default(500).describe('Events per batch'),
   flushMs: z.number().int().min(1).default(200).describe('A partial batch is handed over after this long'),
   maxPendingBatches: z.number().int().min(1).default(4)
-    .describe('UDP cannot push back: while this many batches wait for the pipeline, datagrams go to the spill queue'),
+    .describe('Batches waiting for room in the pipeline; at this many TCP/TLS connections are paused and UDP datagrams go to the spill queue'),
+  maxBufferedEvents: z.number().int().min(1).default(10_000)
+    .describe('Events in memory across all connections: the open batch and batches handed to the pipeline but not yet stored. At the bound TCP/TLS connections are paused (nothing is lost) and UDP datagrams go to the spill queue'),
+  maxBufferedBytes: z.number().int().min(64 * 1024).default(16 * 1024 * 1024)
+    .describe('Message bytes in memory, counted like maxBufferedEvents (large messages reach this bound first)'),
   udpReceiveBufferBytes: z.number().int().min(4096).optional()
     .describe('SO_RCVBUF of the UDP socket (the kernel caps it at net.core.rmem_max); datagrams the kernel drops when it is full are counted in `dropped`'),
   spillMaxBytes: z.number().int().min(0).default(64 * 1024 * 1024)
@@ -49,11 +53,27 @@ export const syslogSourceConfigSchema = z.object({
 
 export type SyslogSourceConfig = z.input<typeof syslogSourceConfigSchema>
 
+/** One TCP/TLS connection. */
+interface Conn {
+  socket: Socket
+  framer: SyslogFramer
+  remote: string
+  /** Paused by this source because it is full: its framer holds the rest of a chunk. */
+  paused: boolean
+  /** The peer finished sending: the framer's last unfinished frame counts. */
+  ended: boolean
+}
+
 /**
  * Receives Kea's logs over syslog: Kea's own `syslog` output through rsyslog/syslog-ng, or any
  * sender. Each message is one Kea record (a multi-line record arrives as one message).
  * TCP and TLS push back (a connection is paused while the pipeline is full); UDP cannot, so
- * what does not fit is dropped and counted in `dropped`.
+ * what does not fit is spilled to disk, or dropped and counted in `dropped`.
+ *
+ * Memory is bounded across all connections: events in the open batch plus events handed to the
+ * pipeline and not yet stored stay under maxBufferedEvents/maxBufferedBytes (and batches waiting
+ * for the pipeline under maxPendingBatches). A connection is framed one message at a time, so
+ * when the bound is reached it holds at most the rest of one received chunk.
  */
 export class SyslogSource implements Source {
   readonly name: string
@@ -64,14 +84,23 @@ export class SyslogSource implements Source {
   private readonly parser: RecordParser
   private readonly resolver: LocalTimeResolver
   private batch: KeaEvent[] = []
+  /** Message bytes of the events in `batch`. */
+  private batchBytes = 0
+  /** Batches handed to emit() whose emit has not returned (waiting for room in the pipeline). */
   private pending = 0
+  /** Events and message bytes handed to emit() and not yet acknowledged (stored). */
+  private heldEvents = 0
+  private heldBytes = 0
   private seq = 0
   private emit: Emit | undefined
   private readonly servers: Array<Server | UdpSocket> = []
   private readonly spill: SpillQueue | undefined
   /** Highest spill entry in the batch being filled (released when that batch is acknowledged). */
   private batchSpillSeq = 0
-  private readonly sockets = new Set<Socket>()
+  private readonly conns = new Set<Conn>()
+  /** Connections paused while full, in the order they get room again. */
+  private readonly paused = new Set<Conn>()
+  private roomScheduled = false
   private kernelDrops: UdpKernelDrops | undefined
 
   /** Consecutive drops not yet reported: [first, last, count]. */
@@ -97,21 +126,58 @@ export class SyslogSource implements Source {
 
   async run (emit: Emit, signal: AbortSignal): Promise<void> {
     this.emit = emit
-    await this.start()
-    const timer = setInterval(() => { this.countKernelDrops(); this.drainSpill(); void this.flushBatch() }, this.cfg.flushMs)
-    await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }))
-    clearInterval(timer)
-    await this.stop()
-    await this.flushBatch()
-    this.spill?.close()
+    try {
+      await this.start()
+      const timer = setInterval(() => { this.countKernelDrops(); this.drainSpill(); this.maybeFlush(true); this.resumePaused() }, this.cfg.flushMs)
+      this.roomReturned()
+      await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }))
+      clearInterval(timer)
+      await this.stop()
+      await this.flushBatch()
+    } finally {
+      this.spill?.close()
+    }
   }
 
-  /** Moves spilled datagrams into batches while the pipeline has room. */
+  private async start (): Promise<void> {
+    const c = this.cfg
+    if (c.udp !== undefined) {
+      const sock = createSocket({ type: c.udp.host.includes(':') ? 'udp6' : 'udp4', reuseAddr: true })
+      sock.on('message', (msg, rinfo) => this.datagram(msg, rinfo.address))
+      await new Promise<void>((resolve, reject) => { sock.once('error', reject); sock.bind(c.udp?.port, c.udp?.host, () => resolve()) })
+      if (c.udpReceiveBufferBytes !== undefined) sock.setRecvBufferSize(c.udpReceiveBufferBytes)
+      this.bound.udp = sock.address().port
+      this.kernelDrops = new UdpKernelDrops(this.bound.udp)
+      this.servers.push(sock)
+    }
+    if (c.tcp !== undefined) this.bound.tcp = await this.listenStream(createServer(), c.tcp.host, c.tcp.port)
+    if (c.tls !== undefined) {
+      const tls = createTlsServer({
+        cert: readFileSync(c.tls.certFile),
+        key: readFileSync(c.tls.keyFile),
+        ...(c.tls.caFile === undefined ? {} : { ca: readFileSync(c.tls.caFile), requestCert: true, rejectUnauthorized: true })
+      })
+      this.bound.tls = await this.listenStream(tls, c.tls.host, c.tls.port, 'secureConnection')
+    }
+  }
+
+  private datagram (msg: Buffer, remote: string): void {
+    const c = this.cfg
+    // Full, or older datagrams still spilled (keep their order): to the spill queue.
+    if (this.full() || (this.spill !== undefined && this.spill.pendingBytes > 0)) {
+      if (this.spill?.push(msg.subarray(0, c.maxMessageBytes), remote, Date.now()) === true) { this.counters.spilled++; this.reportLoss() } else this.dropped()
+      return
+    }
+    this.reportLoss()
+    this.receive(msg.subarray(0, c.maxMessageBytes), msg.length > c.maxMessageBytes, remote)
+  }
+
+  /** Moves spilled datagrams into batches while there is room. */
   private drainSpill (): void {
     const spill = this.spill
     if (spill === undefined || spill.pendingBytes === 0) return
-    while (this.pending < this.cfg.maxPendingBatches && this.batch.length < this.cfg.batchEvents) {
-      const rows = spill.take(this.cfg.batchEvents - this.batch.length)
+    while (!this.full() && this.batch.length < this.cfg.batchEvents) {
+      const rows = spill.take(Math.min(this.cfg.batchEvents - this.batch.length, this.cfg.maxBufferedEvents))
       if (rows.length === 0) return
       for (const r of rows) {
         // Before receive(): a full batch is flushed inside it and must carry this row's seq.
@@ -147,59 +213,94 @@ export class SyslogSource implements Source {
     this.onLoss?.(l[0], l[1], l[2])
   }
 
-  private async start (): Promise<void> {
+  /** No room for more events in memory: stop reading TCP/TLS, send UDP to the spill queue. */
+  private full (): boolean {
     const c = this.cfg
-    if (c.udp !== undefined) {
-      const sock = createSocket({ type: c.udp.host.includes(':') ? 'udp6' : 'udp4', reuseAddr: true })
-      sock.on('message', (msg, rinfo) => {
-        // Full pipeline, or older datagrams still spilled (keep their order): to the spill queue.
-        if (this.pending >= c.maxPendingBatches || (this.spill !== undefined && this.spill.pendingBytes > 0)) {
-          if (this.spill?.push(msg.subarray(0, c.maxMessageBytes), rinfo.address, Date.now()) === true) { this.counters.spilled++; this.reportLoss() } else this.dropped()
-          return
-        }
-        this.reportLoss()
-        this.receive(msg.subarray(0, c.maxMessageBytes), msg.length > c.maxMessageBytes, rinfo.address)
-      })
-      await new Promise<void>((resolve, reject) => { sock.once('error', reject); sock.bind(c.udp?.port, c.udp?.host, () => resolve()) })
-      if (c.udpReceiveBufferBytes !== undefined) sock.setRecvBufferSize(c.udpReceiveBufferBytes)
-      this.bound.udp = sock.address().port
-      this.kernelDrops = new UdpKernelDrops(this.bound.udp)
-      this.servers.push(sock)
-    }
-    if (c.tcp !== undefined) this.bound.tcp = await this.listenStream(createServer(), c.tcp.host, c.tcp.port)
-    if (c.tls !== undefined) {
-      const tls = createTlsServer({
-        cert: readFileSync(c.tls.certFile),
-        key: readFileSync(c.tls.keyFile),
-        ...(c.tls.caFile === undefined ? {} : { ca: readFileSync(c.tls.caFile), requestCert: true, rejectUnauthorized: true })
-      })
-      this.bound.tls = await this.listenStream(tls, c.tls.host, c.tls.port, 'secureConnection')
-    }
+    return this.pending >= c.maxPendingBatches ||
+      this.batch.length + this.heldEvents >= c.maxBufferedEvents ||
+      this.batchBytes + this.heldBytes >= c.maxBufferedBytes
   }
 
   private async listenStream (server: Server, host: string, port: number, event = 'connection'): Promise<number> {
     server.maxConnections = this.cfg.maxConnections
-    server.on(event, (socket: Socket) => {
-      this.sockets.add(socket)
-      const framer = new SyslogFramer(this.cfg.maxMessageBytes)
-      const remote = socket.remoteAddress ?? 'unknown'
-      socket.setTimeout(this.cfg.idleTimeoutMs, () => socket.destroy())
-      socket.on('data', (chunk: Buffer) => {
-        framer.push(chunk, (frame, truncated) => this.receive(frame, truncated, remote))
-        if (this.pending >= this.cfg.maxPendingBatches) {
-          // Push back: stop reading this connection until the pipeline took the batches.
-          socket.pause()
-          void this.flushBatch().then(() => socket.resume())
-        }
-      })
-      socket.on('end', () => framer.end((frame, truncated) => this.receive(frame, truncated, remote)))
-      socket.on('error', () => { this.counters.errors++ })
-      socket.on('close', () => this.sockets.delete(socket))
-    })
+    server.on(event, (socket: Socket) => this.accept(socket))
     server.on('tlsClientError', () => { this.counters.errors++ })
     await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(port, host, () => resolve()) })
     this.servers.push(server)
     return (server.address() as { port: number }).port
+  }
+
+  private accept (socket: Socket): void {
+    const remote = socket.remoteAddress ?? 'unknown'
+    const conn: Conn = { socket, framer: new SyslogFramer(this.cfg.maxMessageBytes), remote, paused: false, ended: false }
+    this.conns.add(conn)
+    socket.setTimeout(this.cfg.idleTimeoutMs, () => {
+      // Silent because this source paused it: it is not idle.
+      if (!conn.paused) socket.destroy()
+    })
+    socket.on('data', (chunk: Buffer) => {
+      conn.framer.feed(chunk)
+      if (!conn.paused) this.pump(conn)
+    })
+    socket.on('end', () => {
+      conn.ended = true
+      if (!conn.paused) this.pump(conn)
+    })
+    socket.on('error', () => { this.counters.errors++ })
+    socket.on('close', () => {
+      this.conns.delete(conn)
+      // A paused connection keeps its received bytes in `paused` until they are read.
+    })
+  }
+
+  /** Hands out the connection's frames while there is room; pauses it when there is none. */
+  private pump (conn: Conn): void {
+    while (!this.full()) {
+      const f = conn.framer.next() ?? (conn.ended ? conn.framer.last() : undefined)
+      if (f === undefined) {
+        if (conn.paused) {
+          conn.paused = false
+          this.paused.delete(conn)
+          if (!conn.socket.destroyed) conn.socket.resume()
+        }
+        return
+      }
+      this.receive(f.frame, f.truncated, conn.remote)
+    }
+    // Push back: stop reading this connection until there is room (roomReturned).
+    if (conn.paused) {
+      // To the back of the line: the others get room first next time.
+      this.paused.delete(conn)
+      this.paused.add(conn)
+    } else {
+      conn.paused = true
+      this.paused.add(conn)
+      conn.socket.pause()
+    }
+  }
+
+  private resumePaused (): void {
+    for (const conn of [...this.paused]) {
+      if (this.full()) return
+      this.pump(conn)
+    }
+  }
+
+  /** A batch was taken by the pipeline or stored: hand over, then read paused connections (soon, not inside the pipeline's call). */
+  private roomReturned (): void {
+    if (this.roomScheduled) return
+    this.roomScheduled = true
+    setImmediate(() => {
+      this.roomScheduled = false
+      this.maybeFlush(false)
+      this.resumePaused()
+    })
+  }
+
+  /** Hands the batch over when it is complete, when memory is full (so room can return), or on the timer. */
+  private maybeFlush (timer: boolean): void {
+    if (this.batch.length === 0) return
+    if (timer || this.batch.length >= this.cfg.batchEvents || this.full()) void this.flushBatch()
   }
 
   private receive (raw: Buffer, truncated: boolean, remote: string, receivedAt = Date.now()): void {
@@ -231,26 +332,42 @@ export class SyslogSource implements Source {
       this.parser.push({ text: line, offset: seq, bytes: Buffer.byteLength(line), time: msg?.time ?? receivedAt, host: msg?.host ?? remote }, onEvent)
     }
     this.parser.flush(onEvent)
-    if (this.batch.length >= this.cfg.batchEvents) void this.flushBatch()
+    this.batchBytes += raw.length
+    this.maybeFlush(false)
   }
 
   private async flushBatch (): Promise<void> {
-    if (this.batch.length === 0 || this.emit === undefined) return
+    // While this many wait for the pipeline the batch stays open (and full() keeps it bounded).
+    if (this.batch.length === 0 || this.emit === undefined || this.pending >= this.cfg.maxPendingBatches) return
     const events = this.batch
+    const bytes = this.batchBytes
     const spillSeq = this.batchSpillSeq
     this.batch = []
+    this.batchBytes = 0
     this.batchSpillSeq = 0
     this.pending++
+    this.heldEvents += events.length
+    this.heldBytes += bytes
+    let acked = false
+    const ack = (): void => {
+      if (acked) return
+      acked = true
+      this.heldEvents -= events.length
+      this.heldBytes -= bytes
+      if (spillSeq > 0) this.spill?.release(spillSeq)
+      this.roomReturned()
+    }
     try {
-      await this.emit({ source: this.name, events, ack: () => { if (spillSeq > 0) this.spill?.release(spillSeq) } })
+      await this.emit({ source: this.name, events, ack })
     } finally {
       this.pending--
+      this.roomReturned()
     }
   }
 
   private async stop (): Promise<void> {
     this.countKernelDrops()
-    for (const s of this.sockets) s.destroy()
+    for (const c of this.conns) c.socket.destroy()
     await Promise.all(this.servers.map(async (s) => await new Promise<void>((resolve) => {
       if ('close' in s && 'listen' in s) (s as Server).close(() => resolve())
       else (s as UdpSocket).close(() => resolve())
