@@ -149,3 +149,13 @@ export const LOG_CODES = {
   /** The API server could not listen (port taken…); the pipeline keeps running. */
   apiListen: 'KEATRAIL_ERR_API_LISTEN'
 } as const
+
+// Syslog hardening
+
+/** Codes the syslog source logs while it keeps running. */
+export const SYSLOG_LOG_CODES = {
+  /** The UDP spill queue could not be written or read (disk full…): datagrams are dropped and counted. */
+  spill: 'KEATRAIL_ERR_SYSLOG_SPILL',
+  /** A run of dropped datagrams could not be recorded as a collection gap yet; retried. */
+  gap: 'KEATRAIL_ERR_SYSLOG_GAP'
+} as const

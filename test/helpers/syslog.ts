@@ -20,7 +20,8 @@ export function running (config: Omit<SyslogSourceConfig, 'type' | 'name'>, opts
   stop: () => Promise<void>
 } {
   const logs: Line[] = []
-  const source = new SyslogSource({ type: 'syslog', name: 'kea', timeZone: 'UTC', flushMs: 20, ...config }, opts.stateDir, opts.onLoss)
+  const log = { info: (msg: string, f?: Record<string, unknown>) => logs.push(['info', msg, f]), error: (code: string, msg: string, f?: Record<string, unknown>) => logs.push([code, msg, f]) }
+  const source = new SyslogSource({ type: 'syslog', name: 'kea', timeZone: 'UTC', flushMs: 20, ...config }, opts.stateDir, opts.onLoss, log)
   const batches: Batch[] = []
   const abort = new AbortController()
   const run = source.run(opts.emit ?? (async (b) => { batches.push(b) }), abort.signal)

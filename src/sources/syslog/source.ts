@@ -5,13 +5,14 @@ import { join } from 'node:path'
 import { createServer, type Server, type Socket } from 'node:net'
 import { createServer as createTlsServer } from 'node:tls'
 import { z } from 'zod'
+import { SYSLOG_LOG_CODES } from '../../errors.js'
 import type { KeaEvent } from '../../parse/event.js'
 import { RecordParser } from '../../parse/parser.js'
 import { compilePattern } from '../../parse/pattern/compile.js'
 import { resolvePattern } from '../../parse/patterns.js'
 import { LocalTimeResolver, systemTimeZone } from '../../parse/time/zone.js'
 import { SpillQueue } from '../../pipeline/spill.js'
-import { emptyCounters, type Emit, type Source, type SourceCounters } from '../../pipeline/types.js'
+import { emptyCounters, type Emit, type Log, type Source, type SourceCounters } from '../../pipeline/types.js'
 import { SyslogFramer } from './frame.js'
 import { parseSyslog } from './header.js'
 import { UdpKernelDrops } from './udp-drops.js'
@@ -48,7 +49,7 @@ export const syslogSourceConfigSchema = z.object({
   udpReceiveBufferBytes: z.number().int().min(4096).optional()
     .describe('SO_RCVBUF of the UDP socket (the kernel caps it at net.core.rmem_max); datagrams the kernel drops when it is full are counted in `dropped`'),
   spillMaxBytes: z.number().int().min(0).default(64 * 1024 * 1024)
-    .describe('Size of the on-disk spill queue for UDP datagrams (in the state directory); when it is full they are dropped and counted. 0 disables it')
+    .describe('Size of the on-disk spill queue for UDP datagrams (in the state directory); when it is full or cannot be written (disk full) they are dropped, counted and recorded as a gap. 0 disables it')
 }).strict()
 
 export type SyslogSourceConfig = z.input<typeof syslogSourceConfigSchema>
@@ -62,6 +63,42 @@ interface Conn {
   paused: boolean
   /** The peer finished sending: the framer's last unfinished frame counts. */
   ended: boolean
+}
+
+/** How long one line per kind of trouble stands for the same trouble happening again. */
+const LOG_EVERY_MS = 10_000
+
+/**
+ * Logs the first occurrence at once, then at most one line per LOG_EVERY_MS saying how many
+ * more there were: trouble repeating thousands of times a second (refused connections, a
+ * full disk) must not become as many log lines.
+ */
+class Throttled {
+  private count = 0
+  private fields: Record<string, unknown> = {}
+  private timer: NodeJS.Timeout | undefined
+  constructor (private readonly write: (count: number, fields: Record<string, unknown>) => void) {}
+
+  hit (fields: Record<string, unknown>): void {
+    this.count++
+    this.fields = fields
+    if (this.timer === undefined) this.flush()
+  }
+
+  private flush (): void {
+    if (this.count === 0) { this.timer = undefined; return }
+    this.write(this.count, this.fields)
+    this.count = 0
+    this.timer = setTimeout(() => this.flush(), LOG_EVERY_MS)
+    this.timer.unref()
+  }
+
+  stop (): void {
+    clearTimeout(this.timer)
+    this.timer = undefined
+    if (this.count > 0) this.write(this.count, this.fields)
+    this.count = 0
+  }
 }
 
 /**
@@ -102,16 +139,25 @@ export class SyslogSource implements Source {
   private readonly paused = new Set<Conn>()
   private roomScheduled = false
   private kernelDrops: UdpKernelDrops | undefined
+  private readonly spillLog: Throttled
+  private readonly gapLog: Throttled
 
   /** Consecutive drops not yet reported: [first, last, count]. */
   private loss: [number, number, number] | undefined
   private lossTimer: NodeJS.Timeout | undefined
+  /** After a failed report, no new attempt before this (the timer retries): not one per datagram. */
+  private lossRetryAt = 0
+  /** A batch was acknowledged (the store wrote) since the drops not yet reported began. */
+  private storeWroteSinceLoss = false
 
   /**
    * `onLoss` hears of every run of dropped datagrams (first and last drop time, count), so
-   * lease history can say its answers there are not certain.
+   * lease history can say its answers there are not certain. If it throws or returns a promise
+   * that rejects (the store is on the same full disk), the run is reported again later.
    */
-  constructor (config: SyslogSourceConfig, stateDir?: string, private readonly onLoss?: (from: number, to: number, count: number) => void) {
+  constructor (config: SyslogSourceConfig, stateDir?: string,
+    private readonly onLoss?: (from: number, to: number, count: number) => unknown,
+    private readonly log?: Log) {
     this.cfg = validateConfig(syslogSourceConfigSchema, config, `sources.${(config as { name?: string }).name ?? '?'}`)
     this.name = this.cfg.name
     const pattern = resolvePattern(this.cfg.pattern)
@@ -119,8 +165,10 @@ export class SyslogSource implements Source {
     const sourceId = createHash('sha256').update(`${this.name}\0${Date.now()}\0${process.pid}`).digest('hex').slice(0, 20)
     this.parser = new RecordParser({ pattern, compiled: compilePattern(pattern), sourceId, maxRecordBytes: this.cfg.maxMessageBytes * 2 })
     this.resolver = new LocalTimeResolver(this.cfg.timeZone ?? systemTimeZone())
+    this.spillLog = new Throttled((count, f) => this.log?.error(SYSLOG_LOG_CODES.spill, 'Spill queue failed; datagrams that do not fit in memory are dropped and counted.', { source: this.name, count, ...f }))
+    this.gapLog = new Throttled((count, f) => this.log?.error(SYSLOG_LOG_CODES.gap, 'Could not record dropped datagrams as a collection gap yet; trying again.', { source: this.name, count, ...f }))
     if (stateDir !== undefined && this.cfg.udp !== undefined && this.cfg.spillMaxBytes > 0) {
-      this.spill = new SpillQueue(join(stateDir, `spill-${this.name}.db`), this.cfg.spillMaxBytes)
+      this.spill = new SpillQueue(join(stateDir, `spill-${this.name}.db`), this.cfg.spillMaxBytes, (op, err) => { this.counters.errors++; this.spillLog.hit({ op, error: err.message }) })
     }
   }
 
@@ -165,6 +213,7 @@ export class SyslogSource implements Source {
     const c = this.cfg
     // Full, or older datagrams still spilled (keep their order): to the spill queue.
     if (this.full() || (this.spill !== undefined && this.spill.pendingBytes > 0)) {
+      // push() returns false when the queue is full and when it cannot be written (disk full).
       if (this.spill?.push(msg.subarray(0, c.maxMessageBytes), remote, Date.now()) === true) { this.counters.spilled++; this.reportLoss() } else this.dropped()
       return
     }
@@ -189,7 +238,7 @@ export class SyslogSource implements Source {
 
   checkpoint (): void {
     // Nothing to checkpoint: syslog senders cannot be asked to send again.
-    this.reportLoss()
+    this.reportLoss(true)
   }
 
   private countKernelDrops (): void {
@@ -199,18 +248,42 @@ export class SyslogSource implements Source {
 
   private dropped (count = 1): void {
     this.counters.dropped += count
-    const now = Date.now()
-    if (this.loss === undefined) this.loss = [now, now, count]
-    else { this.loss[1] = now; this.loss[2] += count }
-    // Report a long run of drops at least once a second, not only when it ends.
-    this.lossTimer ??= setTimeout(() => { this.lossTimer = undefined; this.reportLoss() }, 1000)
+    this.addLoss(Date.now(), Date.now(), count)
   }
 
-  private reportLoss (): void {
+  private addLoss (from: number, to: number, count: number): void {
+    if (this.loss === undefined) { this.loss = [from, to, count]; this.storeWroteSinceLoss = false } else { this.loss[0] = Math.min(this.loss[0], from); this.loss[1] = Math.max(this.loss[1], to); this.loss[2] += count }
+    // Report a long run of drops at least once a second, not only when it ends.
+    this.retryLoss(1000)
+  }
+
+  private retryLoss (ms: number): void {
+    this.lossTimer ??= setTimeout(() => { this.lossTimer = undefined; this.reportLoss() }, ms)
+  }
+
+  /**
+   * Hands the drops on to `onLoss`. While the store has written nothing since they began (a full
+   * disk, an outage) a gap cannot be recorded there either: it waits for the next acknowledged
+   * batch (or `force`, at shutdown).
+   */
+  private reportLoss (force = false): void {
     const l = this.loss
-    if (l === undefined) return
+    if (l === undefined || this.onLoss === undefined) return
+    if (!force && Date.now() < this.lossRetryAt) { this.retryLoss(this.lossRetryAt - Date.now() + 1); return }
+    if (!force && this.heldEvents > 0 && !this.storeWroteSinceLoss) return
     this.loss = undefined
-    this.onLoss?.(l[0], l[1], l[2])
+    const failed = (err: unknown): void => {
+      // The gap must not be forgotten: keep it and report it again (merged with later drops).
+      this.gapLog.hit({ count: l[2], error: (err as Error).message })
+      this.lossRetryAt = Date.now() + 1000
+      this.addLoss(l[0], l[1], l[2])
+    }
+    try {
+      const r = this.onLoss(l[0], l[1], l[2])
+      if (r instanceof Promise) r.catch(failed)
+    } catch (err) {
+      failed(err)
+    }
   }
 
   /** No room for more events in memory: stop reading TCP/TLS, send UDP to the spill queue. */
@@ -292,6 +365,7 @@ export class SyslogSource implements Source {
     this.roomScheduled = true
     setImmediate(() => {
       this.roomScheduled = false
+      this.reportLoss()
       this.maybeFlush(false)
       this.resumePaused()
     })
@@ -354,6 +428,7 @@ export class SyslogSource implements Source {
       acked = true
       this.heldEvents -= events.length
       this.heldBytes -= bytes
+      this.storeWroteSinceLoss = true
       if (spillSeq > 0) this.spill?.release(spillSeq)
       this.roomReturned()
     }
@@ -372,5 +447,6 @@ export class SyslogSource implements Source {
       if ('close' in s && 'listen' in s) (s as Server).close(() => resolve())
       else (s as UdpSocket).close(() => resolve())
     })))
+    for (const t of [this.spillLog, this.gapLog]) t.stop()
   }
 }
