@@ -190,7 +190,9 @@ export class SyslogSource implements Source {
   private async start (): Promise<void> {
     const c = this.cfg
     if (c.udp !== undefined) {
-      const sock = createSocket({ type: c.udp.host.includes(':') ? 'udp6' : 'udp4', reuseAddr: true })
+      // No reuseAddr: with SO_REUSEADDR any local user could bind the same port and receive
+      // (most of) the datagrams meant for keatrail.
+      const sock = createSocket({ type: c.udp.host.includes(':') ? 'udp6' : 'udp4' })
       sock.on('message', (msg, rinfo) => this.datagram(msg, rinfo.address))
       await new Promise<void>((resolve, reject) => { sock.once('error', reject); sock.bind(c.udp?.port, c.udp?.host, () => resolve()) })
       if (c.udpReceiveBufferBytes !== undefined) sock.setRecvBufferSize(c.udpReceiveBufferBytes)
@@ -298,7 +300,8 @@ export class SyslogSource implements Source {
     server.maxConnections = this.cfg.maxConnections
     server.on(event, (socket: Socket) => this.accept(socket))
     server.on('tlsClientError', () => { this.counters.errors++ })
-    await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(port, host, () => resolve()) })
+    // exclusive: not shared with cluster workers; Node never sets SO_REUSEPORT on it.
+    await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen({ port, host, exclusive: true }, () => resolve()) })
     this.servers.push(server)
     return (server.address() as { port: number }).port
   }
