@@ -152,6 +152,13 @@ export const LOG_CODES = {
 
 // Syslog hardening
 
+/** A source could not start (port in use, TLS certificate unreadable…): keatrail stops at once. */
+export const SourceStartError = createError<[string, string]>(
+  'KEATRAIL_ERR_SOURCE_START',
+  'Source %s could not start: %s',
+  500
+)
+
 /** Codes the syslog source logs while it keeps running. */
 export const SYSLOG_LOG_CODES = {
   /** The UDP spill queue could not be written or read (disk full…): datagrams are dropped and counted. */

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { createServer, type Server, type Socket } from 'node:net'
 import { createServer as createTlsServer } from 'node:tls'
 import { z } from 'zod'
-import { SYSLOG_LOG_CODES } from '../../errors.js'
+import { SourceStartError, SYSLOG_LOG_CODES, withCause } from '../../errors.js'
 import type { KeaEvent } from '../../parse/event.js'
 import { RecordParser } from '../../parse/parser.js'
 import { compilePattern } from '../../parse/pattern/compile.js'
@@ -101,6 +101,18 @@ class Throttled {
   }
 }
 
+/** A short reason for an error from listen/bind/readFile. */
+function why (err: unknown): string {
+  const code = (err as { code?: string }).code
+  switch (code) {
+    case 'EADDRINUSE': return 'address in use'
+    case 'EACCES': return 'permission denied'
+    case 'EADDRNOTAVAIL': return 'address not available on this host'
+    case 'ENOENT': return 'no such file'
+    default: return (err as Error).message
+  }
+}
+
 /**
  * Receives Kea's logs over syslog: Kea's own `syslog` output through rsyslog/syslog-ng, or any
  * sender. Each message is one Kea record (a multi-line record arrives as one message).
@@ -139,6 +151,7 @@ export class SyslogSource implements Source {
   private readonly paused = new Set<Conn>()
   private roomScheduled = false
   private kernelDrops: UdpKernelDrops | undefined
+  private starting: Promise<void> | undefined
   private readonly spillLog: Throttled
   private readonly gapLog: Throttled
 
@@ -187,27 +200,64 @@ export class SyslogSource implements Source {
     }
   }
 
-  private async start (): Promise<void> {
+  /**
+   * Binds every configured listener. Idempotent (run() calls it when the pipeline has not).
+   * On failure nothing stays open: a half-started source would take datagrams it never hands on.
+   */
+  async start (): Promise<void> {
+    this.starting ??= this.open().catch(async (err: unknown) => {
+      await this.stop()
+      this.starting = undefined
+      throw err
+    })
+    await this.starting
+  }
+
+  private startError (reason: string, cause: unknown): Error {
+    return withCause(new SourceStartError(`syslog source ${this.name}`, reason), cause)
+  }
+
+  private async open (): Promise<void> {
     const c = this.cfg
+    // Read the TLS files before binding anything: a missing certificate is the common mistake.
+    let tlsFiles: { cert: Buffer, key: Buffer, ca?: Buffer } | undefined
+    if (c.tls !== undefined) {
+      const read = (what: string, path: string): Buffer => {
+        try { return readFileSync(path) } catch (err) { throw this.startError(`cannot read TLS ${what} ${path}: ${why(err)}`, err) }
+      }
+      tlsFiles = { cert: read('certificate', c.tls.certFile), key: read('key', c.tls.keyFile), ...(c.tls.caFile === undefined ? {} : { ca: read('CA', c.tls.caFile) }) }
+    }
     if (c.udp !== undefined) {
+      const udp = c.udp
       // No reuseAddr: with SO_REUSEADDR any local user could bind the same port and receive
       // (most of) the datagrams meant for keatrail.
-      const sock = createSocket({ type: c.udp.host.includes(':') ? 'udp6' : 'udp4' })
+      const sock = createSocket({ type: udp.host.includes(':') ? 'udp6' : 'udp4' })
+      this.servers.push(sock)
       sock.on('message', (msg, rinfo) => this.datagram(msg, rinfo.address))
-      await new Promise<void>((resolve, reject) => { sock.once('error', reject); sock.bind(c.udp?.port, c.udp?.host, () => resolve()) })
+      try {
+        await new Promise<void>((resolve, reject) => { sock.once('error', reject); sock.bind(udp.port, udp.host, () => { sock.off('error', reject); resolve() }) })
+      } catch (err) {
+        throw this.startError(`cannot listen on udp ${udp.host}:${udp.port}: ${why(err)}`, err)
+      }
+      // After the bind an error must not become an uncaught exception.
+      sock.on('error', () => { this.counters.errors++ })
       if (c.udpReceiveBufferBytes !== undefined) sock.setRecvBufferSize(c.udpReceiveBufferBytes)
       this.bound.udp = sock.address().port
       this.kernelDrops = new UdpKernelDrops(this.bound.udp)
-      this.servers.push(sock)
     }
-    if (c.tcp !== undefined) this.bound.tcp = await this.listenStream(createServer(), c.tcp.host, c.tcp.port)
-    if (c.tls !== undefined) {
-      const tls = createTlsServer({
-        cert: readFileSync(c.tls.certFile),
-        key: readFileSync(c.tls.keyFile),
-        ...(c.tls.caFile === undefined ? {} : { ca: readFileSync(c.tls.caFile), requestCert: true, rejectUnauthorized: true })
-      })
-      this.bound.tls = await this.listenStream(tls, c.tls.host, c.tls.port, 'secureConnection')
+    if (c.tcp !== undefined) this.bound.tcp = await this.listenStream(createServer(), 'tcp', c.tcp.host, c.tcp.port)
+    if (c.tls !== undefined && tlsFiles !== undefined) {
+      let tls: Server
+      try {
+        tls = createTlsServer({
+          cert: tlsFiles.cert,
+          key: tlsFiles.key,
+          ...(tlsFiles.ca === undefined ? {} : { ca: tlsFiles.ca, requestCert: true, rejectUnauthorized: true })
+        })
+      } catch (err) {
+        throw this.startError(`cannot use the TLS certificate or key: ${(err as Error).message}`, err)
+      }
+      this.bound.tls = await this.listenStream(tls, 'tls', c.tls.host, c.tls.port, 'secureConnection')
     }
   }
 
@@ -296,12 +346,17 @@ export class SyslogSource implements Source {
       this.batchBytes + this.heldBytes >= c.maxBufferedBytes
   }
 
-  private async listenStream (server: Server, host: string, port: number, event = 'connection'): Promise<number> {
+  private async listenStream (server: Server, kind: 'tcp' | 'tls', host: string, port: number, event = 'connection'): Promise<number> {
     server.maxConnections = this.cfg.maxConnections
     server.on(event, (socket: Socket) => this.accept(socket))
     server.on('tlsClientError', () => { this.counters.errors++ })
-    // exclusive: not shared with cluster workers; Node never sets SO_REUSEPORT on it.
-    await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen({ port, host, exclusive: true }, () => resolve()) })
+    server.on('error', () => { this.counters.errors++ })
+    try {
+      // exclusive: not shared with cluster workers; Node never sets SO_REUSEPORT on it.
+      await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen({ port, host, exclusive: true }, () => { server.off('error', reject); resolve() }) })
+    } catch (err) {
+      throw this.startError(`cannot listen on ${kind} ${host}:${port}: ${why(err)}`, err)
+    }
     this.servers.push(server)
     return (server.address() as { port: number }).port
   }
@@ -446,9 +501,12 @@ export class SyslogSource implements Source {
   private async stop (): Promise<void> {
     this.countKernelDrops()
     for (const c of this.conns) c.socket.destroy()
-    await Promise.all(this.servers.map(async (s) => await new Promise<void>((resolve) => {
-      if ('close' in s && 'listen' in s) (s as Server).close(() => resolve())
-      else (s as UdpSocket).close(() => resolve())
+    const servers = this.servers.splice(0)
+    await Promise.all(servers.map(async (s) => await new Promise<void>((resolve) => {
+      if ('listen' in s) s.close(() => resolve()) // a server not listening calls back with an error: closed all the same
+      else {
+        try { s.close(() => resolve()) } catch { resolve() } // a UDP socket whose bind failed may be closed already
+      }
     })))
     for (const t of [this.spillLog, this.gapLog]) t.stop()
   }
