@@ -36,7 +36,11 @@ export const syslogSourceConfigSchema = z.object({
   pattern: z.string().default('kea-syslog').describe('Pattern of the message body: Kea\'s syslog default "%-5p [%c.%t] %m\\n", or the output\'s own'),
   timeZone: z.string().optional().describe('Zone of RFC 3164 timestamps (they carry none); default: this host\'s'),
   maxMessageBytes: z.number().int().min(480).default(64 * 1024).describe('Longer messages are cut, marked and counted'),
-  maxConnections: z.number().int().min(1).default(256).describe('TCP/TLS connections at once'),
+  maxConnections: z.number().int().min(1).default(256).describe('TCP/TLS connections at once (more are refused, logged and counted in `rejectedConnections`)'),
+  maxConnectionsPerPeer: z.number().int().min(1).default(32)
+    .describe('TCP/TLS connections at once from one remote address, so that one host cannot take every slot (more are refused, logged and counted)'),
+  firstFrameTimeoutMs: z.number().int().min(100).default(10_000)
+    .describe('Close a TCP/TLS connection that has not sent one complete message this long after connecting (for TLS, also the handshake\'s limit): idle or dribbling connections cannot hold slots'),
   idleTimeoutMs: z.number().int().min(1000).default(300_000).describe('Close a TCP/TLS connection silent for this long'),
   batchEvents: z.number().int().min(1).default(500).describe('Events per batch'),
   flushMs: z.number().int().min(1).default(200).describe('A partial batch is handed over after this long'),
@@ -54,6 +58,9 @@ export const syslogSourceConfigSchema = z.object({
 
 export type SyslogSourceConfig = z.input<typeof syslogSourceConfigSchema>
 
+/** Counters of a syslog source: the common ones and connections refused or closed by a limit. */
+export type SyslogCounters = SourceCounters & { rejectedConnections: number }
+
 /** One TCP/TLS connection. */
 interface Conn {
   socket: Socket
@@ -63,6 +70,7 @@ interface Conn {
   paused: boolean
   /** The peer finished sending: the framer's last unfinished frame counts. */
   ended: boolean
+  firstFrame: NodeJS.Timeout | undefined
 }
 
 /** How long one line per kind of trouble stands for the same trouble happening again. */
@@ -126,7 +134,7 @@ function why (err: unknown): string {
  */
 export class SyslogSource implements Source {
   readonly name: string
-  readonly counters: SourceCounters = emptyCounters()
+  readonly counters: SyslogCounters = { ...emptyCounters(), rejectedConnections: 0 }
   /** The ports actually bound (port 0 in the config picks a free one). */
   readonly bound: { udp?: number, tcp?: number, tls?: number } = {}
   private readonly cfg: ReturnType<typeof syslogSourceConfigSchema.parse>
@@ -150,8 +158,11 @@ export class SyslogSource implements Source {
   /** Connections paused while full, in the order they get room again. */
   private readonly paused = new Set<Conn>()
   private roomScheduled = false
+  /** Open connections (TLS ones from before the handshake) per remote address. */
+  private readonly perPeer = new Map<string, number>()
   private kernelDrops: UdpKernelDrops | undefined
   private starting: Promise<void> | undefined
+  private readonly limitLog: Throttled
   private readonly spillLog: Throttled
   private readonly gapLog: Throttled
 
@@ -178,6 +189,7 @@ export class SyslogSource implements Source {
     const sourceId = createHash('sha256').update(`${this.name}\0${Date.now()}\0${process.pid}`).digest('hex').slice(0, 20)
     this.parser = new RecordParser({ pattern, compiled: compilePattern(pattern), sourceId, maxRecordBytes: this.cfg.maxMessageBytes * 2 })
     this.resolver = new LocalTimeResolver(this.cfg.timeZone ?? systemTimeZone())
+    this.limitLog = new Throttled((count, f) => this.log?.error(SYSLOG_LOG_CODES.connectionLimit, 'Refused or closed syslog connections at a limit.', { source: this.name, count, ...f }))
     this.spillLog = new Throttled((count, f) => this.log?.error(SYSLOG_LOG_CODES.spill, 'Spill queue failed; datagrams that do not fit in memory are dropped and counted.', { source: this.name, count, ...f }))
     this.gapLog = new Throttled((count, f) => this.log?.error(SYSLOG_LOG_CODES.gap, 'Could not record dropped datagrams as a collection gap yet; trying again.', { source: this.name, count, ...f }))
     if (stateDir !== undefined && this.cfg.udp !== undefined && this.cfg.spillMaxBytes > 0) {
@@ -252,6 +264,7 @@ export class SyslogSource implements Source {
         tls = createTlsServer({
           cert: tlsFiles.cert,
           key: tlsFiles.key,
+          handshakeTimeout: c.firstFrameTimeoutMs,
           ...(tlsFiles.ca === undefined ? {} : { ca: tlsFiles.ca, requestCert: true, rejectUnauthorized: true })
         })
       } catch (err) {
@@ -348,8 +361,13 @@ export class SyslogSource implements Source {
 
   private async listenStream (server: Server, kind: 'tcp' | 'tls', host: string, port: number, event = 'connection'): Promise<number> {
     server.maxConnections = this.cfg.maxConnections
+    // First, before the TLS handshake: a peer over its share of slots is refused at once.
+    server.prependListener('connection', (raw: Socket) => this.admit(raw))
+    server.on('drop', (d?: { remoteAddress?: string }) => this.limitHit('maxConnections', d?.remoteAddress))
     server.on(event, (socket: Socket) => this.accept(socket))
-    server.on('tlsClientError', () => { this.counters.errors++ })
+    // A listener here means Node no longer closes the socket itself (a handshake timeout would
+    // leave it open, holding its slot).
+    server.on('tlsClientError', (_err: Error, tlsSocket: Socket) => { this.counters.errors++; tlsSocket.destroy() })
     server.on('error', () => { this.counters.errors++ })
     try {
       // exclusive: not shared with cluster workers; Node never sets SO_REUSEPORT on it.
@@ -361,10 +379,43 @@ export class SyslogSource implements Source {
     return (server.address() as { port: number }).port
   }
 
+  private limitHit (limit: string, peer: string | undefined): void {
+    this.counters.rejectedConnections++
+    this.limitLog.hit({ limit, peer })
+  }
+
+  /** Counts a new connection against its peer's share; closes it when over. */
+  private admit (raw: Socket): void {
+    const peer = raw.remoteAddress ?? 'unknown'
+    const n = this.perPeer.get(peer) ?? 0
+    if (n >= this.cfg.maxConnectionsPerPeer) {
+      raw.on('error', () => {})
+      // Still handed to the other listeners (TLS, accept()): they see it destroyed.
+      raw.destroy()
+      this.limitHit('maxConnectionsPerPeer', peer)
+      return
+    }
+    this.perPeer.set(peer, n + 1)
+    raw.once('close', () => {
+      const left = (this.perPeer.get(peer) ?? 1) - 1
+      if (left <= 0) this.perPeer.delete(peer)
+      else this.perPeer.set(peer, left)
+    })
+  }
+
   private accept (socket: Socket): void {
+    if (socket.destroyed) return
     const remote = socket.remoteAddress ?? 'unknown'
-    const conn: Conn = { socket, framer: new SyslogFramer(this.cfg.maxMessageBytes), remote, paused: false, ended: false }
+    const conn: Conn = { socket, framer: new SyslogFramer(this.cfg.maxMessageBytes), remote, paused: false, ended: false, firstFrame: undefined }
     this.conns.add(conn)
+    // Absolute, not an inactivity timeout: a peer dribbling a byte now and then resets the latter.
+    const firstFrame = (): void => {
+      // Its bytes wait here because this source is full: not the peer's fault.
+      if (conn.paused) { conn.firstFrame = setTimeout(firstFrame, this.cfg.firstFrameTimeoutMs); return }
+      this.limitHit('firstFrameTimeoutMs', remote)
+      socket.destroy()
+    }
+    conn.firstFrame = setTimeout(firstFrame, this.cfg.firstFrameTimeoutMs)
     socket.setTimeout(this.cfg.idleTimeoutMs, () => {
       // Silent because this source paused it: it is not idle.
       if (!conn.paused) socket.destroy()
@@ -379,6 +430,7 @@ export class SyslogSource implements Source {
     })
     socket.on('error', () => { this.counters.errors++ })
     socket.on('close', () => {
+      clearTimeout(conn.firstFrame)
       this.conns.delete(conn)
       // A paused connection keeps its received bytes in `paused` until they are read.
     })
@@ -396,6 +448,7 @@ export class SyslogSource implements Source {
         }
         return
       }
+      if (conn.firstFrame !== undefined) { clearTimeout(conn.firstFrame); conn.firstFrame = undefined }
       this.receive(f.frame, f.truncated, conn.remote)
     }
     // Push back: stop reading this connection until there is room (roomReturned).
@@ -500,7 +553,7 @@ export class SyslogSource implements Source {
 
   private async stop (): Promise<void> {
     this.countKernelDrops()
-    for (const c of this.conns) c.socket.destroy()
+    for (const c of this.conns) { clearTimeout(c.firstFrame); c.socket.destroy() }
     const servers = this.servers.splice(0)
     await Promise.all(servers.map(async (s) => await new Promise<void>((resolve) => {
       if ('listen' in s) s.close(() => resolve()) // a server not listening calls back with an error: closed all the same
@@ -508,6 +561,6 @@ export class SyslogSource implements Source {
         try { s.close(() => resolve()) } catch { resolve() } // a UDP socket whose bind failed may be closed already
       }
     })))
-    for (const t of [this.spillLog, this.gapLog]) t.stop()
+    for (const t of [this.limitLog, this.spillLog, this.gapLog]) t.stop()
   }
 }
