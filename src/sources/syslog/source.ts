@@ -6,6 +6,7 @@ import { createServer, type Server, type Socket } from 'node:net'
 import { createServer as createTlsServer } from 'node:tls'
 import { z } from 'zod'
 import { SourceStartError, SYSLOG_LOG_CODES, withCause } from '../../errors.js'
+import type { InputLine } from '../../parse/lines.js'
 import type { KeaEvent } from '../../parse/event.js'
 import { RecordParser } from '../../parse/parser.js'
 import { compilePattern } from '../../parse/pattern/compile.js'
@@ -14,7 +15,7 @@ import { LocalTimeResolver, systemTimeZone } from '../../parse/time/zone.js'
 import { SpillQueue } from '../../pipeline/spill.js'
 import { emptyCounters, type Emit, type Log, type Source, type SourceCounters } from '../../pipeline/types.js'
 import { SyslogFramer } from './frame.js'
-import { parseSyslog } from './header.js'
+import { parseSyslog, type SyslogMessage } from './header.js'
 import { UdpKernelDrops } from './udp-drops.js'
 import { validateConfig } from '../../config/validate.js'
 
@@ -490,11 +491,14 @@ export class SyslogSource implements Source {
 
   private receive (raw: Buffer, truncated: boolean, remote: string, receivedAt = Date.now()): void {
     this.counters.received += raw.length
-    const text = raw.toString('utf8').replace(/\n+$/, '')
+    const decoded = raw.toString('utf8')
+    const text = decoded.replace(/\n+$/, '')
     const msg = parseSyslog(text, Date.now(), (wall) => this.resolver.resolve(wall))
     const body = msg?.body ?? text
     const seq = this.seq++
     const lines = body.split('\n')
+    // Not valid UTF-8: each line keeps its bytes, as the file source keeps them (kea.parse.raw_base64).
+    const rawLines = decoded.includes('\uFFFD') && !Buffer.from(decoded, 'utf8').equals(raw) ? bodyLines(raw, text, msg, lines.length) : undefined
     const onEvent = (e: KeaEvent): void => {
       if (msg !== undefined) {
         e.log.syslog = {
@@ -513,9 +517,12 @@ export class SyslogSource implements Source {
       else if (e.kea.parse.status === 'partial') this.counters.partial++
       this.batch.push(e)
     }
-    for (const line of lines) {
-      this.parser.push({ text: line, offset: seq, bytes: Buffer.byteLength(line), time: msg?.time ?? receivedAt, host: msg?.host ?? remote }, onEvent)
-    }
+    lines.forEach((line, i) => {
+      const input: InputLine = { text: line, offset: seq, bytes: Buffer.byteLength(line), time: msg?.time ?? receivedAt, host: msg?.host ?? remote }
+      const bytes = rawLines?.[i]
+      if (bytes !== undefined && !Buffer.from(line, 'utf8').equals(bytes)) { input.raw = Buffer.from(bytes); input.bytes = bytes.length }
+      this.parser.push(input, onEvent)
+    })
     this.parser.flush(onEvent)
     this.batchBytes += raw.length
     this.maybeFlush(false)
@@ -563,4 +570,36 @@ export class SyslogSource implements Source {
     })))
     for (const t of [this.limitLog, this.spillLog, this.gapLog]) t.stop()
   }
+}
+
+/**
+ * The bytes of each body line of a message that is not valid UTF-8 (undefined if they cannot be
+ * matched to `count` text lines). The header is ASCII-delimited: when its decoded text holds no
+ * replacement character its UTF-8 length is its byte length; otherwise it is parsed again over
+ * latin1 (one character per byte).
+ */
+function bodyLines (raw: Buffer, text: string, msg: SyslogMessage | undefined, count: number): Buffer[] | undefined {
+  let end = raw.length
+  while (end > 0 && raw[end - 1] === 0x0a) end--
+  let start = 0
+  if (msg !== undefined) {
+    const bom = msg.format === 'rfc5424' && text.endsWith(`\uFEFF${msg.body}`) ? 1 : 0
+    const header = text.slice(0, text.length - msg.body.length - bom)
+    if (!header.includes('\uFFFD')) start = Buffer.byteLength(header, 'utf8') + bom * 3
+    else {
+      const latin = raw.toString('latin1', 0, end)
+      const m = parseSyslog(latin, Date.now(), (w) => w)
+      if (m === undefined) return undefined
+      start = end - m.body.length
+      if (m.format === 'rfc5424' && raw[start] === 0xef && raw[start + 1] === 0xbb && raw[start + 2] === 0xbf) start += 3
+    }
+  }
+  const lines: Buffer[] = []
+  for (let at = start; ;) {
+    const nl = raw.indexOf(0x0a, at)
+    if (nl < 0 || nl >= end) { lines.push(raw.subarray(at, end)); break }
+    lines.push(raw.subarray(at, nl))
+    at = nl + 1
+  }
+  return lines.length === count ? lines : undefined
 }
