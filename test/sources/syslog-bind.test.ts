@@ -35,7 +35,8 @@ describe('syslog start (issue 17 #5)', () => {
     try {
       const err = await source.start().then(() => undefined, (e: unknown) => e as Error & { code: string })
       expect(err?.code).toBe('KEATRAIL_ERR_SOURCE_START')
-      expect(err?.message).toBe(`Source syslog source kea could not start: cannot listen on tcp 127.0.0.1:${tcp}: address in use`)
+      expect(err?.message).toBe(`Source kea could not start: cannot listen on tcp 127.0.0.1:${tcp}: address in use`)
+      expect(source.bound).toEqual({})
       // The UDP socket bound before the failure is closed: the port is free again.
       const again = await bindUdp(udp, false)
       again.close()

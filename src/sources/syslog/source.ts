@@ -220,6 +220,10 @@ export class SyslogSource implements Source {
   async start (): Promise<void> {
     this.starting ??= this.open().catch(async (err: unknown) => {
       await this.stop()
+      // Nothing is bound any more: a port here would be a closed one.
+      delete this.bound.udp
+      delete this.bound.tcp
+      delete this.bound.tls
       this.starting = undefined
       throw err
     })
@@ -227,7 +231,7 @@ export class SyslogSource implements Source {
   }
 
   private startError (reason: string, cause: unknown): Error {
-    return withCause(new SourceStartError(`syslog source ${this.name}`, reason), cause)
+    return withCause(new SourceStartError(this.name, reason), cause)
   }
 
   private async open (): Promise<void> {
