@@ -4,7 +4,7 @@ import Database from 'better-sqlite3'
 
 export interface Spilled { seq: number, time: number, remote: string, data: Buffer }
 
-/** How long after a failed open the database is tried again (a full disk does not clear at once). */
+/** How long after a failed open or delete it is tried again (a full disk does not clear at once). */
 const REOPEN_MS = 1000
 
 /**
@@ -26,6 +26,8 @@ export class SpillQueue {
   private taken = 0
   /** Entries up to it are acknowledged but their delete failed: deleted at the next chance. */
   private unreleased = 0
+  /** After a failed delete, not again before this: not one failing transaction per datagram. */
+  private releaseAt = 0
   private reopenAt = 0
 
   constructor (private readonly path: string, private readonly maxBytes: number, private readonly onError?: (op: string, err: Error) => void) {
@@ -90,13 +92,13 @@ export class SpillQueue {
   /** The entries up to `seq` are stored: forget them (later, if the delete fails now). */
   release (seq: number): void {
     this.unreleased = Math.max(this.unreleased, seq)
-    this.retryRelease()
+    this.retryRelease(true)
   }
 
-  private retryRelease (): void {
+  private retryRelease (now = false): void {
     const db = this.db
     const seq = this.unreleased
-    if (db === undefined || seq === 0) return
+    if (db === undefined || seq === 0 || (!now && Date.now() < this.releaseAt)) return
     try {
       const freed = db.transaction(() => {
         const n = (db.prepare('SELECT coalesce(sum(length(data)), 0) AS n FROM spill WHERE seq <= ?').get(seq) as { n: number }).n
@@ -107,6 +109,7 @@ export class SpillQueue {
       this.unreleased = 0
     } catch (err) {
       // Kept: a restart before the delete succeeds reads these again (stored twice, never lost).
+      this.releaseAt = Date.now() + REOPEN_MS
       this.onError?.('release', err as Error)
     }
   }
@@ -125,7 +128,7 @@ export class SpillQueue {
   close (): void {
     const db = this.db
     if (db === undefined) return
-    this.retryRelease()
+    this.retryRelease(true)
     try { db.close() } catch (err) { this.onError?.('close', err as Error) }
     this.db = undefined
   }
