@@ -175,3 +175,13 @@ export const SourceStartError = createError<[string, string]>(
   'Source %s could not start: %s',
   500
 )
+
+/** Codes the syslog source logs while it keeps running. */
+export const SYSLOG_LOG_CODES = {
+  /** A TCP/TLS connection was refused or closed by a limit (per peer, total, first-frame timeout). */
+  connectionLimit: 'KEATRAIL_ERR_SYSLOG_CONNECTION_LIMIT',
+  /** The UDP spill queue could not be written or read (disk full…): datagrams are dropped and counted. */
+  spill: 'KEATRAIL_ERR_SYSLOG_SPILL',
+  /** A run of dropped datagrams could not be recorded as a collection gap yet; retried. */
+  gap: 'KEATRAIL_ERR_SYSLOG_GAP'
+} as const

@@ -5,15 +5,17 @@ import { join } from 'node:path'
 import { createServer, type Server, type Socket } from 'node:net'
 import { createServer as createTlsServer } from 'node:tls'
 import { z } from 'zod'
+import { SourceStartError, SYSLOG_LOG_CODES, withCause } from '../../errors.js'
+import type { InputLine } from '../../parse/lines.js'
 import type { KeaEvent } from '../../parse/event.js'
 import { RecordParser } from '../../parse/parser.js'
 import { compilePattern } from '../../parse/pattern/compile.js'
 import { resolvePattern } from '../../parse/patterns.js'
 import { LocalTimeResolver, systemTimeZone } from '../../parse/time/zone.js'
 import { SpillQueue } from '../../pipeline/spill.js'
-import { emptyCounters, type Emit, type Source, type SourceCounters } from '../../pipeline/types.js'
+import { emptyCounters, type Emit, type Log, type Source, type SourceCounters } from '../../pipeline/types.js'
 import { SyslogFramer } from './frame.js'
-import { parseSyslog } from './header.js'
+import { parseSyslog, type SyslogMessage } from './header.js'
 import { UdpKernelDrops } from './udp-drops.js'
 import { validateConfig } from '../../config/validate.js'
 
@@ -35,54 +37,152 @@ export const syslogSourceConfigSchema = z.object({
   pattern: z.string().default('kea-syslog').describe('Pattern of the message body: Kea\'s syslog default "%-5p [%c.%t] %m\\n", or the output\'s own'),
   timeZone: z.string().optional().describe('Zone of RFC 3164 timestamps (they carry none); default: this host\'s'),
   maxMessageBytes: z.number().int().min(480).default(64 * 1024).describe('Longer messages are cut, marked and counted'),
-  maxConnections: z.number().int().min(1).default(256).describe('TCP/TLS connections at once'),
+  maxConnections: z.number().int().min(1).default(256).describe('TCP/TLS connections at once (more are refused, logged and counted in `rejectedConnections`)'),
+  maxConnectionsPerPeer: z.number().int().min(1).default(32)
+    .describe('TCP/TLS connections at once from one remote address, so that one host cannot take every slot (more are refused, logged and counted)'),
+  firstFrameTimeoutMs: z.number().int().min(100).default(10_000)
+    .describe('Close a TCP/TLS connection that has not sent one complete message this long after connecting (for TLS, also the handshake\'s limit): idle or dribbling connections cannot hold slots'),
   idleTimeoutMs: z.number().int().min(1000).default(300_000).describe('Close a TCP/TLS connection silent for this long'),
   batchEvents: z.number().int().min(1).default(500).describe('Events per batch'),
   flushMs: z.number().int().min(1).default(200).describe('A partial batch is handed over after this long'),
   maxPendingBatches: z.number().int().min(1).default(4)
-    .describe('UDP cannot push back: while this many batches wait for the pipeline, datagrams go to the spill queue'),
+    .describe('Batches waiting for room in the pipeline; at this many TCP/TLS connections are paused and UDP datagrams go to the spill queue'),
+  maxBufferedEvents: z.number().int().min(1).default(10_000)
+    .describe('Events in memory across all connections: the open batch and batches handed to the pipeline but not yet stored. At the bound TCP/TLS connections are paused (nothing is lost) and UDP datagrams go to the spill queue'),
+  maxBufferedBytes: z.number().int().min(64 * 1024).default(16 * 1024 * 1024)
+    .describe('Message bytes in memory, counted like maxBufferedEvents (large messages reach this bound first)'),
   udpReceiveBufferBytes: z.number().int().min(4096).optional()
     .describe('SO_RCVBUF of the UDP socket (the kernel caps it at net.core.rmem_max); datagrams the kernel drops when it is full are counted in `dropped`'),
   spillMaxBytes: z.number().int().min(0).default(64 * 1024 * 1024)
-    .describe('Size of the on-disk spill queue for UDP datagrams (in the state directory); when it is full they are dropped and counted. 0 disables it')
+    .describe('Size of the on-disk spill queue for UDP datagrams (in the state directory); when it is full or cannot be written (disk full) they are dropped, counted and recorded as a gap. 0 disables it')
 }).strict()
 
 export type SyslogSourceConfig = z.input<typeof syslogSourceConfigSchema>
+
+/** Counters of a syslog source: the common ones and connections refused or closed by a limit. */
+export type SyslogCounters = SourceCounters & { rejectedConnections: number }
+
+/** One TCP/TLS connection. */
+interface Conn {
+  socket: Socket
+  framer: SyslogFramer
+  remote: string
+  /** Paused by this source because it is full: its framer holds the rest of a chunk. */
+  paused: boolean
+  /** The peer finished sending: the framer's last unfinished frame counts. */
+  ended: boolean
+  firstFrame: NodeJS.Timeout | undefined
+}
+
+/** How long one line per kind of trouble stands for the same trouble happening again. */
+const LOG_EVERY_MS = 10_000
+
+/**
+ * Logs the first occurrence at once, then at most one line per LOG_EVERY_MS saying how many
+ * more there were: trouble repeating thousands of times a second (refused connections, a
+ * full disk) must not become as many log lines.
+ */
+class Throttled {
+  private count = 0
+  private fields: Record<string, unknown> = {}
+  private timer: NodeJS.Timeout | undefined
+  constructor (private readonly write: (count: number, fields: Record<string, unknown>) => void) {}
+
+  hit (fields: Record<string, unknown>): void {
+    this.count++
+    this.fields = fields
+    if (this.timer === undefined) this.flush()
+  }
+
+  private flush (): void {
+    if (this.count === 0) { this.timer = undefined; return }
+    this.write(this.count, this.fields)
+    this.count = 0
+    this.timer = setTimeout(() => this.flush(), LOG_EVERY_MS)
+    this.timer.unref()
+  }
+
+  stop (): void {
+    clearTimeout(this.timer)
+    this.timer = undefined
+    if (this.count > 0) this.write(this.count, this.fields)
+    this.count = 0
+  }
+}
+
+/** A short reason for an error from listen/bind/readFile. */
+function why (err: unknown): string {
+  const code = (err as { code?: string }).code
+  switch (code) {
+    case 'EADDRINUSE': return 'address in use'
+    case 'EACCES': return 'permission denied'
+    case 'EADDRNOTAVAIL': return 'address not available on this host'
+    case 'ENOENT': return 'no such file'
+    default: return (err as Error).message
+  }
+}
 
 /**
  * Receives Kea's logs over syslog: Kea's own `syslog` output through rsyslog/syslog-ng, or any
  * sender. Each message is one Kea record (a multi-line record arrives as one message).
  * TCP and TLS push back (a connection is paused while the pipeline is full); UDP cannot, so
- * what does not fit is dropped and counted in `dropped`.
+ * what does not fit is spilled to disk, or dropped and counted in `dropped`.
+ *
+ * Memory is bounded across all connections: events in the open batch plus events handed to the
+ * pipeline and not yet stored stay under maxBufferedEvents/maxBufferedBytes (and batches waiting
+ * for the pipeline under maxPendingBatches). A connection is framed one message at a time, so
+ * when the bound is reached it holds at most the rest of one received chunk.
  */
 export class SyslogSource implements Source {
   readonly name: string
-  readonly counters: SourceCounters = emptyCounters()
+  readonly counters: SyslogCounters = { ...emptyCounters(), rejectedConnections: 0 }
   /** The ports actually bound (port 0 in the config picks a free one). */
   readonly bound: { udp?: number, tcp?: number, tls?: number } = {}
   private readonly cfg: ReturnType<typeof syslogSourceConfigSchema.parse>
   private readonly parser: RecordParser
   private readonly resolver: LocalTimeResolver
   private batch: KeaEvent[] = []
+  /** Message bytes of the events in `batch`. */
+  private batchBytes = 0
+  /** Batches handed to emit() whose emit has not returned (waiting for room in the pipeline). */
   private pending = 0
+  /** Events and message bytes handed to emit() and not yet acknowledged (stored). */
+  private heldEvents = 0
+  private heldBytes = 0
   private seq = 0
   private emit: Emit | undefined
   private readonly servers: Array<Server | UdpSocket> = []
   private readonly spill: SpillQueue | undefined
   /** Highest spill entry in the batch being filled (released when that batch is acknowledged). */
   private batchSpillSeq = 0
-  private readonly sockets = new Set<Socket>()
+  private readonly conns = new Set<Conn>()
+  /** Connections paused while full, in the order they get room again. */
+  private readonly paused = new Set<Conn>()
+  private roomScheduled = false
+  /** Open connections (TLS ones from before the handshake) per remote address. */
+  private readonly perPeer = new Map<string, number>()
   private kernelDrops: UdpKernelDrops | undefined
+  private starting: Promise<void> | undefined
+  private readonly limitLog: Throttled
+  private readonly spillLog: Throttled
+  private readonly gapLog: Throttled
 
   /** Consecutive drops not yet reported: [first, last, count]. */
   private loss: [number, number, number] | undefined
   private lossTimer: NodeJS.Timeout | undefined
+  /** After a failed report, no new attempt before this (the timer retries): not one per datagram. */
+  private lossRetryAt = 0
+  /** A batch was acknowledged (the store wrote) since the drops not yet reported began. */
+  private storeWroteSinceLoss = false
 
   /**
    * `onLoss` hears of every run of dropped datagrams (first and last drop time, count), so
-   * lease history can say its answers there are not certain.
+   * lease history can say its answers there are not certain. If it throws or returns a promise
+   * that rejects (the store is on the same full disk), the run is reported again later.
    */
-  constructor (config: SyslogSourceConfig, stateDir?: string, private readonly onLoss?: (from: number, to: number, count: number) => void) {
+  constructor (config: SyslogSourceConfig, stateDir?: string,
+    private readonly onLoss?: (from: number, to: number, count: number) => unknown,
+    private readonly log?: Log) {
     this.cfg = validateConfig(syslogSourceConfigSchema, config, `sources.${(config as { name?: string }).name ?? '?'}`)
     this.name = this.cfg.name
     const pattern = resolvePattern(this.cfg.pattern)
@@ -90,28 +190,113 @@ export class SyslogSource implements Source {
     const sourceId = createHash('sha256').update(`${this.name}\0${Date.now()}\0${process.pid}`).digest('hex').slice(0, 20)
     this.parser = new RecordParser({ pattern, compiled: compilePattern(pattern), sourceId, maxRecordBytes: this.cfg.maxMessageBytes * 2 })
     this.resolver = new LocalTimeResolver(this.cfg.timeZone ?? systemTimeZone())
+    this.limitLog = new Throttled((count, f) => this.log?.error(SYSLOG_LOG_CODES.connectionLimit, 'Refused or closed syslog connections at a limit.', { source: this.name, count, ...f }))
+    this.spillLog = new Throttled((count, f) => this.log?.error(SYSLOG_LOG_CODES.spill, 'Spill queue failed; datagrams that do not fit in memory are dropped and counted.', { source: this.name, count, ...f }))
+    this.gapLog = new Throttled((count, f) => this.log?.error(SYSLOG_LOG_CODES.gap, 'Could not record dropped datagrams as a collection gap yet; trying again.', { source: this.name, count, ...f }))
     if (stateDir !== undefined && this.cfg.udp !== undefined && this.cfg.spillMaxBytes > 0) {
-      this.spill = new SpillQueue(join(stateDir, `spill-${this.name}.db`), this.cfg.spillMaxBytes)
+      this.spill = new SpillQueue(join(stateDir, `spill-${this.name}.db`), this.cfg.spillMaxBytes, (op, err) => { this.counters.errors++; this.spillLog.hit({ op, error: err.message }) })
     }
   }
 
   async run (emit: Emit, signal: AbortSignal): Promise<void> {
     this.emit = emit
-    await this.start()
-    const timer = setInterval(() => { this.countKernelDrops(); this.drainSpill(); void this.flushBatch() }, this.cfg.flushMs)
-    await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }))
-    clearInterval(timer)
-    await this.stop()
-    await this.flushBatch()
-    this.spill?.close()
+    try {
+      await this.start()
+      const timer = setInterval(() => { this.countKernelDrops(); this.drainSpill(); this.maybeFlush(true); this.resumePaused() }, this.cfg.flushMs)
+      this.roomReturned()
+      await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }))
+      clearInterval(timer)
+      await this.stop()
+      await this.flushBatch()
+    } finally {
+      this.spill?.close()
+    }
   }
 
-  /** Moves spilled datagrams into batches while the pipeline has room. */
+  /**
+   * Binds every configured listener. Idempotent (run() calls it when the pipeline has not).
+   * On failure nothing stays open: a half-started source would take datagrams it never hands on.
+   */
+  async start (): Promise<void> {
+    this.starting ??= this.open().catch(async (err: unknown) => {
+      await this.stop()
+      // Nothing is bound any more: a port here would be a closed one.
+      delete this.bound.udp
+      delete this.bound.tcp
+      delete this.bound.tls
+      this.starting = undefined
+      throw err
+    })
+    await this.starting
+  }
+
+  private startError (reason: string, cause: unknown): Error {
+    return withCause(new SourceStartError(this.name, reason), cause)
+  }
+
+  private async open (): Promise<void> {
+    const c = this.cfg
+    // Read the TLS files before binding anything: a missing certificate is the common mistake.
+    let tlsFiles: { cert: Buffer, key: Buffer, ca?: Buffer } | undefined
+    if (c.tls !== undefined) {
+      const read = (what: string, path: string): Buffer => {
+        try { return readFileSync(path) } catch (err) { throw this.startError(`cannot read TLS ${what} ${path}: ${why(err)}`, err) }
+      }
+      tlsFiles = { cert: read('certificate', c.tls.certFile), key: read('key', c.tls.keyFile), ...(c.tls.caFile === undefined ? {} : { ca: read('CA', c.tls.caFile) }) }
+    }
+    if (c.udp !== undefined) {
+      const udp = c.udp
+      // No reuseAddr: with SO_REUSEADDR any local user could bind the same port and receive
+      // (most of) the datagrams meant for keatrail.
+      const sock = createSocket({ type: udp.host.includes(':') ? 'udp6' : 'udp4' })
+      this.servers.push(sock)
+      sock.on('message', (msg, rinfo) => this.datagram(msg, rinfo.address))
+      try {
+        await new Promise<void>((resolve, reject) => { sock.once('error', reject); sock.bind(udp.port, udp.host, () => { sock.off('error', reject); resolve() }) })
+      } catch (err) {
+        throw this.startError(`cannot listen on udp ${udp.host}:${udp.port}: ${why(err)}`, err)
+      }
+      // After the bind an error must not become an uncaught exception.
+      sock.on('error', () => { this.counters.errors++ })
+      if (c.udpReceiveBufferBytes !== undefined) sock.setRecvBufferSize(c.udpReceiveBufferBytes)
+      this.bound.udp = sock.address().port
+      this.kernelDrops = new UdpKernelDrops(this.bound.udp)
+    }
+    if (c.tcp !== undefined) this.bound.tcp = await this.listenStream(createServer(), 'tcp', c.tcp.host, c.tcp.port)
+    if (c.tls !== undefined && tlsFiles !== undefined) {
+      let tls: Server
+      try {
+        tls = createTlsServer({
+          cert: tlsFiles.cert,
+          key: tlsFiles.key,
+          handshakeTimeout: c.firstFrameTimeoutMs,
+          ...(tlsFiles.ca === undefined ? {} : { ca: tlsFiles.ca, requestCert: true, rejectUnauthorized: true })
+        })
+      } catch (err) {
+        throw this.startError(`cannot use the TLS certificate or key: ${(err as Error).message}`, err)
+      }
+      this.bound.tls = await this.listenStream(tls, 'tls', c.tls.host, c.tls.port, 'secureConnection')
+    }
+  }
+
+  private datagram (msg: Buffer, remote: string): void {
+    const c = this.cfg
+    // Full, or older datagrams still spilled (keep their order): to the spill queue.
+    if (this.full() || (this.spill !== undefined && this.spill.pendingBytes > 0)) {
+      // push() returns false when the queue is full and when it cannot be written (disk full).
+      if (this.spill?.push(msg.subarray(0, c.maxMessageBytes), remote, Date.now()) === true) { this.counters.spilled++; this.reportLoss() } else this.dropped()
+      return
+    }
+    this.reportLoss()
+    this.receive(msg.subarray(0, c.maxMessageBytes), msg.length > c.maxMessageBytes, remote)
+  }
+
+  /** Moves spilled datagrams into batches while there is room. */
   private drainSpill (): void {
     const spill = this.spill
     if (spill === undefined || spill.pendingBytes === 0) return
-    while (this.pending < this.cfg.maxPendingBatches && this.batch.length < this.cfg.batchEvents) {
-      const rows = spill.take(this.cfg.batchEvents - this.batch.length)
+    while (!this.full() && this.batch.length < this.cfg.batchEvents) {
+      const rows = spill.take(Math.min(this.cfg.batchEvents - this.batch.length, this.cfg.maxBufferedEvents))
       if (rows.length === 0) return
       for (const r of rows) {
         // Before receive(): a full batch is flushed inside it and must carry this row's seq.
@@ -123,7 +308,7 @@ export class SyslogSource implements Source {
 
   checkpoint (): void {
     // Nothing to checkpoint: syslog senders cannot be asked to send again.
-    this.reportLoss()
+    this.reportLoss(true)
   }
 
   private countKernelDrops (): void {
@@ -133,82 +318,191 @@ export class SyslogSource implements Source {
 
   private dropped (count = 1): void {
     this.counters.dropped += count
-    const now = Date.now()
-    if (this.loss === undefined) this.loss = [now, now, count]
-    else { this.loss[1] = now; this.loss[2] += count }
+    this.addLoss(Date.now(), Date.now(), count)
+  }
+
+  private addLoss (from: number, to: number, count: number): void {
+    if (this.loss === undefined) { this.loss = [from, to, count]; this.storeWroteSinceLoss = false } else { this.loss[0] = Math.min(this.loss[0], from); this.loss[1] = Math.max(this.loss[1], to); this.loss[2] += count }
     // Report a long run of drops at least once a second, not only when it ends.
-    this.lossTimer ??= setTimeout(() => { this.lossTimer = undefined; this.reportLoss() }, 1000)
+    this.retryLoss(1000)
   }
 
-  private reportLoss (): void {
+  private retryLoss (ms: number): void {
+    this.lossTimer ??= setTimeout(() => { this.lossTimer = undefined; this.reportLoss() }, ms)
+  }
+
+  /**
+   * Hands the drops on to `onLoss`. While the store has written nothing since they began (a full
+   * disk, an outage) a gap cannot be recorded there either: it waits for the next acknowledged
+   * batch (or `force`, at shutdown).
+   */
+  private reportLoss (force = false): void {
     const l = this.loss
-    if (l === undefined) return
+    if (l === undefined || this.onLoss === undefined) return
+    if (!force && Date.now() < this.lossRetryAt) { this.retryLoss(this.lossRetryAt - Date.now() + 1); return }
+    if (!force && this.heldEvents > 0 && !this.storeWroteSinceLoss) return
     this.loss = undefined
-    this.onLoss?.(l[0], l[1], l[2])
+    const failed = (err: unknown): void => {
+      // The gap must not be forgotten: keep it and report it again (merged with later drops).
+      this.gapLog.hit({ count: l[2], error: (err as Error).message })
+      this.lossRetryAt = Date.now() + 1000
+      this.addLoss(l[0], l[1], l[2])
+    }
+    try {
+      const r = this.onLoss(l[0], l[1], l[2])
+      if (r instanceof Promise) r.catch(failed)
+    } catch (err) {
+      failed(err)
+    }
   }
 
-  private async start (): Promise<void> {
+  /** No room for more events in memory: stop reading TCP/TLS, send UDP to the spill queue. */
+  private full (): boolean {
     const c = this.cfg
-    if (c.udp !== undefined) {
-      const sock = createSocket({ type: c.udp.host.includes(':') ? 'udp6' : 'udp4', reuseAddr: true })
-      sock.on('message', (msg, rinfo) => {
-        // Full pipeline, or older datagrams still spilled (keep their order): to the spill queue.
-        if (this.pending >= c.maxPendingBatches || (this.spill !== undefined && this.spill.pendingBytes > 0)) {
-          if (this.spill?.push(msg.subarray(0, c.maxMessageBytes), rinfo.address, Date.now()) === true) { this.counters.spilled++; this.reportLoss() } else this.dropped()
-          return
-        }
-        this.reportLoss()
-        this.receive(msg.subarray(0, c.maxMessageBytes), msg.length > c.maxMessageBytes, rinfo.address)
-      })
-      await new Promise<void>((resolve, reject) => { sock.once('error', reject); sock.bind(c.udp?.port, c.udp?.host, () => resolve()) })
-      if (c.udpReceiveBufferBytes !== undefined) sock.setRecvBufferSize(c.udpReceiveBufferBytes)
-      this.bound.udp = sock.address().port
-      this.kernelDrops = new UdpKernelDrops(this.bound.udp)
-      this.servers.push(sock)
-    }
-    if (c.tcp !== undefined) this.bound.tcp = await this.listenStream(createServer(), c.tcp.host, c.tcp.port)
-    if (c.tls !== undefined) {
-      const tls = createTlsServer({
-        cert: readFileSync(c.tls.certFile),
-        key: readFileSync(c.tls.keyFile),
-        ...(c.tls.caFile === undefined ? {} : { ca: readFileSync(c.tls.caFile), requestCert: true, rejectUnauthorized: true })
-      })
-      this.bound.tls = await this.listenStream(tls, c.tls.host, c.tls.port, 'secureConnection')
-    }
+    return this.pending >= c.maxPendingBatches ||
+      this.batch.length + this.heldEvents >= c.maxBufferedEvents ||
+      this.batchBytes + this.heldBytes >= c.maxBufferedBytes
   }
 
-  private async listenStream (server: Server, host: string, port: number, event = 'connection'): Promise<number> {
+  private async listenStream (server: Server, kind: 'tcp' | 'tls', host: string, port: number, event = 'connection'): Promise<number> {
     server.maxConnections = this.cfg.maxConnections
-    server.on(event, (socket: Socket) => {
-      this.sockets.add(socket)
-      const framer = new SyslogFramer(this.cfg.maxMessageBytes)
-      const remote = socket.remoteAddress ?? 'unknown'
-      socket.setTimeout(this.cfg.idleTimeoutMs, () => socket.destroy())
-      socket.on('data', (chunk: Buffer) => {
-        framer.push(chunk, (frame, truncated) => this.receive(frame, truncated, remote))
-        if (this.pending >= this.cfg.maxPendingBatches) {
-          // Push back: stop reading this connection until the pipeline took the batches.
-          socket.pause()
-          void this.flushBatch().then(() => socket.resume())
-        }
-      })
-      socket.on('end', () => framer.end((frame, truncated) => this.receive(frame, truncated, remote)))
-      socket.on('error', () => { this.counters.errors++ })
-      socket.on('close', () => this.sockets.delete(socket))
-    })
-    server.on('tlsClientError', () => { this.counters.errors++ })
-    await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(port, host, () => resolve()) })
+    // First, before the TLS handshake: a peer over its share of slots is refused at once.
+    server.prependListener('connection', (raw: Socket) => this.admit(raw))
+    server.on('drop', (d?: { remoteAddress?: string }) => this.limitHit('maxConnections', d?.remoteAddress))
+    server.on(event, (socket: Socket) => this.accept(socket))
+    // A listener here means Node no longer closes the socket itself (a handshake timeout would
+    // leave it open, holding its slot).
+    server.on('tlsClientError', (_err: Error, tlsSocket: Socket) => { this.counters.errors++; tlsSocket.destroy() })
+    server.on('error', () => { this.counters.errors++ })
+    try {
+      // exclusive: not shared with cluster workers; Node never sets SO_REUSEPORT on it.
+      await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen({ port, host, exclusive: true }, () => { server.off('error', reject); resolve() }) })
+    } catch (err) {
+      throw this.startError(`cannot listen on ${kind} ${host}:${port}: ${why(err)}`, err)
+    }
     this.servers.push(server)
     return (server.address() as { port: number }).port
   }
 
+  private limitHit (limit: string, peer: string | undefined): void {
+    this.counters.rejectedConnections++
+    this.limitLog.hit({ limit, peer })
+  }
+
+  /** Counts a new connection against its peer's share; closes it when over. */
+  private admit (raw: Socket): void {
+    const peer = raw.remoteAddress ?? 'unknown'
+    const n = this.perPeer.get(peer) ?? 0
+    if (n >= this.cfg.maxConnectionsPerPeer) {
+      raw.on('error', () => {})
+      // Still handed to the other listeners (TLS, accept()): they see it destroyed.
+      raw.destroy()
+      this.limitHit('maxConnectionsPerPeer', peer)
+      return
+    }
+    this.perPeer.set(peer, n + 1)
+    raw.once('close', () => {
+      const left = (this.perPeer.get(peer) ?? 1) - 1
+      if (left <= 0) this.perPeer.delete(peer)
+      else this.perPeer.set(peer, left)
+    })
+  }
+
+  private accept (socket: Socket): void {
+    if (socket.destroyed) return
+    const remote = socket.remoteAddress ?? 'unknown'
+    const conn: Conn = { socket, framer: new SyslogFramer(this.cfg.maxMessageBytes), remote, paused: false, ended: false, firstFrame: undefined }
+    this.conns.add(conn)
+    // Absolute, not an inactivity timeout: a peer dribbling a byte now and then resets the latter.
+    const firstFrame = (): void => {
+      // Its bytes wait here because this source is full: not the peer's fault.
+      if (conn.paused) { conn.firstFrame = setTimeout(firstFrame, this.cfg.firstFrameTimeoutMs); return }
+      this.limitHit('firstFrameTimeoutMs', remote)
+      socket.destroy()
+    }
+    conn.firstFrame = setTimeout(firstFrame, this.cfg.firstFrameTimeoutMs)
+    socket.setTimeout(this.cfg.idleTimeoutMs, () => {
+      // Silent because this source paused it: it is not idle.
+      if (!conn.paused) socket.destroy()
+    })
+    socket.on('data', (chunk: Buffer) => {
+      conn.framer.feed(chunk)
+      if (!conn.paused) this.pump(conn)
+    })
+    socket.on('end', () => {
+      conn.ended = true
+      if (!conn.paused) this.pump(conn)
+    })
+    socket.on('error', () => { this.counters.errors++ })
+    socket.on('close', () => {
+      clearTimeout(conn.firstFrame)
+      this.conns.delete(conn)
+      // A paused connection keeps its received bytes in `paused` until they are read.
+    })
+  }
+
+  /** Hands out the connection's frames while there is room; pauses it when there is none. */
+  private pump (conn: Conn): void {
+    while (!this.full()) {
+      const f = conn.framer.next() ?? (conn.ended ? conn.framer.last() : undefined)
+      if (f === undefined) {
+        if (conn.paused) {
+          conn.paused = false
+          this.paused.delete(conn)
+          if (!conn.socket.destroyed) conn.socket.resume()
+        }
+        return
+      }
+      if (conn.firstFrame !== undefined) { clearTimeout(conn.firstFrame); conn.firstFrame = undefined }
+      this.receive(f.frame, f.truncated, conn.remote)
+    }
+    // Push back: stop reading this connection until there is room (roomReturned).
+    if (conn.paused) {
+      // To the back of the line: the others get room first next time.
+      this.paused.delete(conn)
+      this.paused.add(conn)
+    } else {
+      conn.paused = true
+      this.paused.add(conn)
+      conn.socket.pause()
+    }
+  }
+
+  private resumePaused (): void {
+    for (const conn of [...this.paused]) {
+      if (this.full()) return
+      this.pump(conn)
+    }
+  }
+
+  /** A batch was taken by the pipeline or stored: hand over, then read paused connections (soon, not inside the pipeline's call). */
+  private roomReturned (): void {
+    if (this.roomScheduled) return
+    this.roomScheduled = true
+    setImmediate(() => {
+      this.roomScheduled = false
+      this.reportLoss()
+      this.maybeFlush(false)
+      this.resumePaused()
+    })
+  }
+
+  /** Hands the batch over when it is complete, when memory is full (so room can return), or on the timer. */
+  private maybeFlush (timer: boolean): void {
+    if (this.batch.length === 0) return
+    if (timer || this.batch.length >= this.cfg.batchEvents || this.full()) void this.flushBatch()
+  }
+
   private receive (raw: Buffer, truncated: boolean, remote: string, receivedAt = Date.now()): void {
     this.counters.received += raw.length
-    const text = raw.toString('utf8').replace(/\n+$/, '')
+    const decoded = raw.toString('utf8')
+    const text = decoded.replace(/\n+$/, '')
     const msg = parseSyslog(text, Date.now(), (wall) => this.resolver.resolve(wall))
     const body = msg?.body ?? text
     const seq = this.seq++
     const lines = body.split('\n')
+    // Not valid UTF-8: each line keeps its bytes, as the file source keeps them (kea.parse.raw_base64).
+    const rawLines = decoded.includes('\uFFFD') && !Buffer.from(decoded, 'utf8').equals(raw) ? bodyLines(raw, text, msg, lines.length) : undefined
     const onEvent = (e: KeaEvent): void => {
       if (msg !== undefined) {
         e.log.syslog = {
@@ -227,33 +521,89 @@ export class SyslogSource implements Source {
       else if (e.kea.parse.status === 'partial') this.counters.partial++
       this.batch.push(e)
     }
-    for (const line of lines) {
-      this.parser.push({ text: line, offset: seq, bytes: Buffer.byteLength(line), time: msg?.time ?? receivedAt, host: msg?.host ?? remote }, onEvent)
-    }
+    lines.forEach((line, i) => {
+      const input: InputLine = { text: line, offset: seq, bytes: Buffer.byteLength(line), time: msg?.time ?? receivedAt, host: msg?.host ?? remote }
+      const bytes = rawLines?.[i]
+      if (bytes !== undefined && !Buffer.from(line, 'utf8').equals(bytes)) { input.raw = Buffer.from(bytes); input.bytes = bytes.length }
+      this.parser.push(input, onEvent)
+    })
     this.parser.flush(onEvent)
-    if (this.batch.length >= this.cfg.batchEvents) void this.flushBatch()
+    this.batchBytes += raw.length
+    this.maybeFlush(false)
   }
 
   private async flushBatch (): Promise<void> {
-    if (this.batch.length === 0 || this.emit === undefined) return
+    // While this many wait for the pipeline the batch stays open (and full() keeps it bounded).
+    if (this.batch.length === 0 || this.emit === undefined || this.pending >= this.cfg.maxPendingBatches) return
     const events = this.batch
+    const bytes = this.batchBytes
     const spillSeq = this.batchSpillSeq
     this.batch = []
+    this.batchBytes = 0
     this.batchSpillSeq = 0
     this.pending++
+    this.heldEvents += events.length
+    this.heldBytes += bytes
+    let acked = false
+    const ack = (): void => {
+      if (acked) return
+      acked = true
+      this.heldEvents -= events.length
+      this.heldBytes -= bytes
+      this.storeWroteSinceLoss = true
+      if (spillSeq > 0) this.spill?.release(spillSeq)
+      this.roomReturned()
+    }
     try {
-      await this.emit({ source: this.name, events, ack: () => { if (spillSeq > 0) this.spill?.release(spillSeq) } })
+      await this.emit({ source: this.name, events, ack })
     } finally {
       this.pending--
+      this.roomReturned()
     }
   }
 
   private async stop (): Promise<void> {
     this.countKernelDrops()
-    for (const s of this.sockets) s.destroy()
-    await Promise.all(this.servers.map(async (s) => await new Promise<void>((resolve) => {
-      if ('close' in s && 'listen' in s) (s as Server).close(() => resolve())
-      else (s as UdpSocket).close(() => resolve())
+    for (const c of this.conns) { clearTimeout(c.firstFrame); c.socket.destroy() }
+    const servers = this.servers.splice(0)
+    await Promise.all(servers.map(async (s) => await new Promise<void>((resolve) => {
+      if ('listen' in s) s.close(() => resolve()) // a server not listening calls back with an error: closed all the same
+      else {
+        try { s.close(() => resolve()) } catch { resolve() } // a UDP socket whose bind failed may be closed already
+      }
     })))
+    for (const t of [this.limitLog, this.spillLog, this.gapLog]) t.stop()
   }
+}
+
+/**
+ * The bytes of each body line of a message that is not valid UTF-8 (undefined if they cannot be
+ * matched to `count` text lines). The header is ASCII-delimited: when its decoded text holds no
+ * replacement character its UTF-8 length is its byte length; otherwise it is parsed again over
+ * latin1 (one character per byte).
+ */
+function bodyLines (raw: Buffer, text: string, msg: SyslogMessage | undefined, count: number): Buffer[] | undefined {
+  let end = raw.length
+  while (end > 0 && raw[end - 1] === 0x0a) end--
+  let start = 0
+  if (msg !== undefined) {
+    const bom = msg.format === 'rfc5424' && text.endsWith(`\uFEFF${msg.body}`) ? 1 : 0
+    const header = text.slice(0, text.length - msg.body.length - bom)
+    if (!header.includes('\uFFFD')) start = Buffer.byteLength(header, 'utf8') + bom * 3
+    else {
+      const latin = raw.toString('latin1', 0, end)
+      const m = parseSyslog(latin, Date.now(), (w) => w)
+      if (m === undefined) return undefined
+      start = end - m.body.length
+      if (m.format === 'rfc5424' && raw[start] === 0xef && raw[start + 1] === 0xbb && raw[start + 2] === 0xbf) start += 3
+    }
+  }
+  const lines: Buffer[] = []
+  for (let at = start; ;) {
+    const nl = raw.indexOf(0x0a, at)
+    if (nl < 0 || nl >= end) { lines.push(raw.subarray(at, end)); break }
+    lines.push(raw.subarray(at, nl))
+    at = nl + 1
+  }
+  return lines.length === count ? lines : undefined
 }

@@ -23,7 +23,8 @@ export class UdpKernelDrops {
 
   private read (): number | undefined {
     try {
-      // Only this process's own sockets: another process may share the port (SO_REUSEADDR).
+      // Only this process's own sockets: another socket may be bound to the same port (another
+      // address, or SO_REUSEPORT elsewhere).
       this.inodes ??= ownSocketInodes()
       const hexPort = this.port.toString(16).toUpperCase().padStart(4, '0')
       let drops = 0
