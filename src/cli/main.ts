@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import { Command, CommanderError } from 'commander'
 import { isCodedError, UsageError, type CodedError } from '../errors.js'
 import { packageRoot } from '../paths.js'
+import { registerConfigCheck } from './config-check.js'
 import { registerDeadLetter } from './deadletter.js'
 import { registerDiscover } from './discover.js'
 import { explainError, type ErrorContext } from './explain.js'
@@ -53,6 +54,7 @@ export async function main (argv: string[], io: CliIo = {
   registerKea(program, io)
   registerSetup(program, io)
   registerServe(program, io)
+  registerConfigCheck(program, io)
   addExamples(program)
   const fail = (err: CodedError): number => {
     io.stderr.write(`keatrail: ${err.code}: ${err.message.replace(/\s*\n\s*/g, ' ')}\n`)
