@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Command, CommanderError } from 'commander'
 import { isCodedError, UsageError, type CodedError } from '../errors.js'
+import { loadConfig } from '../config/config.js'
 import { packageRoot } from '../paths.js'
 import { registerConfigCheck } from './config-check.js'
 import { registerDeadLetter } from './deadletter.js'
@@ -77,11 +78,22 @@ export async function main (argv: string[], io: CliIo = {
   return io.exitCode
 }
 
+/** The dataDir a config file names (already validated by the command that failed), if readable. */
+function configDataDir (file: string): string | undefined {
+  try {
+    return loadConfig(file).dataDir
+  } catch {
+    return undefined
+  }
+}
+
 function errorContext (cmd: Command | undefined): ErrorContext {
   if (cmd === undefined) return {}
-  const o = cmd.opts<{ dataDir?: unknown, esUrl?: unknown }>()
+  const o = cmd.opts<{ dataDir?: unknown, esUrl?: unknown, config?: unknown }>()
   return {
-    dataDir: typeof o.dataDir === 'string' ? o.dataDir : undefined,
+    dataDir: typeof o.dataDir === 'string' && (cmd.getOptionValueSource('dataDir') === 'cli' || typeof o.config !== 'string')
+      ? o.dataDir
+      : typeof o.config === 'string' ? configDataDir(o.config) : undefined,
     esUrl: typeof o.esUrl === 'string' ? o.esUrl : process.env.KEATRAIL_ES_URL
   }
 }

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -140,6 +140,20 @@ describe('what dependencies raise, named (processes)', () => {
     chmodSync(join(dir, '..'), 0o755)
     const asNobody = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {}
     const r = await runProcess(['import', '--data-dir', dir, '--tz', 'UTC', INFO4], asNobody)
+    expect(r.code).toBe(2)
+    oneCodedLine(r.err, 'KEATRAIL_ERR_DATA_DIR')
+    expect(r.err).toContain(`Cannot use the data directory ${dir}: `)
+  }, 30_000)
+
+  it('run names the dataDir of its config when it cannot write it', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'kt-err-'))
+    chmodSync(root, 0o755)
+    const dir = join(root, 'data')
+    mkdirSync(dir, { mode: 0o555 })
+    chmodSync(dir, 0o555)
+    const config = join(root, 'keatrail.yaml')
+    writeFileSync(config, `dataDir: ${dir}\napi: { enabled: false }\nsources:\n  - { type: file, name: k, include: ["${INFO4}"] }\n`, { mode: 0o644 })
+    const r = await runProcess(['run', '--config', config], process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {})
     expect(r.code).toBe(2)
     oneCodedLine(r.err, 'KEATRAIL_ERR_DATA_DIR')
     expect(r.err).toContain(`Cannot use the data directory ${dir}: `)
