@@ -185,3 +185,42 @@ export const SYSLOG_LOG_CODES = {
   /** A run of dropped datagrams could not be recorded as a collection gap yet; retried. */
   gap: 'KEATRAIL_ERR_SYSLOG_GAP'
 } as const
+
+// CLI mistakes
+
+/** `--pattern` (or a source's `pattern:`) without `%` is a built-in name, and this one is not. */
+export const PatternUnknownError = createError<[string, string]>(
+  'KEATRAIL_ERR_PATTERN_UNKNOWN',
+  'Unknown pattern name %s: the built-in names are %s (a log4cplus pattern has conversions such as %%m)',
+  400
+)
+/** An import whose lines the pattern mostly did not match: stored, but as `unmatched` raw text. */
+export const PatternMismatchError = createError<[string, string]>(
+  'KEATRAIL_ERR_PATTERN_MISMATCH',
+  '%s: %s',
+  422
+)
+/** A gzip file that ends before its end (a copy cut short): what came before the cut was read. */
+export const InputTruncatedError = createError<[string, string]>(
+  'KEATRAIL_ERR_INPUT_TRUNCATED',
+  '%s is a truncated gzip file (%s): the lines before the cut were read, the rest of it is lost',
+  500
+)
+/** The store could not be reached at all (Elasticsearch down, wrong URL). */
+export const StoreUnreachableError = createError<[string, string, string]>(
+  'KEATRAIL_ERR_STORE_UNREACHABLE',
+  'Cannot reach %s at %s: %s',
+  503
+)
+/** The data directory (or a file in it) cannot be created, opened or written. */
+export const DataDirError = createError<[string, string]>(
+  'KEATRAIL_ERR_DATA_DIR',
+  'Cannot use the data directory %s: %s',
+  500
+)
+/** The REST API could not listen (port taken, address not available): start-up fails. */
+export const ApiListenError = createError<[string, string]>(
+  'KEATRAIL_ERR_API_LISTEN',
+  'The API cannot listen on %s: %s',
+  500
+)

@@ -1,10 +1,11 @@
 import { writeFileSync } from 'node:fs'
 import { basename, isAbsolute, join } from 'node:path'
-import type { Command } from 'commander'
+import { Option, type Command } from 'commander'
 import { stringify } from 'yaml'
 import { parseConfig } from '../config/config.js'
 import { keaOutputs, readKeaConfig, type KeaOutput } from '../kea/kea-config.js'
 import { builtinPatterns } from '../parse/patterns.js'
+import { parsePort } from './options.js'
 import type { CliIo } from './parse.js'
 
 /** Debian's systemd units for each Kea daemon section (for stdout/stderr outputs). */
@@ -22,9 +23,9 @@ export function registerDiscover (program: Command, io: CliIo): void {
     .argument('<kea-configs...>', 'e.g. /etc/kea/kea-dhcp4.conf /etc/kea/kea-dhcp6.conf')
     .option('--out <file>', 'write the config here instead of stdout')
     .option('--data-dir <dir>', 'dataDir of the config', './data')
-    .option('--syslog-port <port>', 'where keatrail receives syslog forwarded by rsyslog/syslog-ng', '5514')
-    .action((files: string[], o: { out?: string, dataDir: string, syslogPort: string }) => {
-      const yaml = discover(files, o.dataDir, Number(o.syslogPort))
+    .addOption(new Option('--syslog-port <port>', 'where keatrail receives syslog forwarded by rsyslog/syslog-ng').argParser(parsePort).default(5514))
+    .action((files: string[], o: { out?: string, dataDir: string, syslogPort: number }) => {
+      const yaml = discover(files, o.dataDir, o.syslogPort)
       if (o.out === undefined) io.stdout.write(yaml)
       else writeFileSync(o.out, yaml)
     })

@@ -1,10 +1,13 @@
 import { statSync } from 'node:fs'
 import { basename } from 'node:path'
 import type { Command } from 'commander'
-import { InputReadError, isCodedError } from '../errors.js'
+import { InputReadError, isCodedError, PatternMismatchError } from '../errors.js'
 import type { KeaEvent } from '../parse/event.js'
+import { MismatchWatch } from '../parse/mismatch.js'
+import type { ParseStats } from '../parse/parser.js'
 import { compilePattern } from '../parse/pattern/compile.js'
-import { openLogFile, parseStream } from '../parse/stream.js'
+import { DEFAULT_FILE_PATTERN_NAME } from '../parse/patterns.js'
+import { inputError, openLogFile, parseStream } from '../parse/stream.js'
 import type { CliIo } from './parse.js'
 import { addPatternOptions, resolvePatternOptions, type PatternOptions } from './pattern-options.js'
 import { addStoreOptions, openStore, type StoreOptions } from './store-options.js'
@@ -41,7 +44,9 @@ async function runImport (files: string[], o: ImportOptions, io: CliIo): Promise
   const opened = await openStore(o)
   const tty = (io.stderr as NodeJS.WriteStream).isTTY === true
   const started = Date.now()
-  const totals = { files: 0, failedFiles: 0, lines: 0, events: 0, written: 0, duplicates: 0, deadLettered: 0, unmatched: 0, partial: 0, bytes: 0 }
+  // How the pattern is named in a warning: as the operator gave it.
+  const patternShown = o.keaConfig === undefined ? o.pattern ?? DEFAULT_FILE_PATTERN_NAME : resolved.pattern
+  const totals = { files: 0, failedFiles: 0, mismatchedFiles: 0, lines: 0, events: 0, written: 0, duplicates: 0, deadLettered: 0, unmatched: 0, partial: 0, bytes: 0 }
   let lastDraw = 0
   try {
     for (const file of importOrder(files)) {
@@ -67,31 +72,50 @@ async function runImport (files: string[], o: ImportOptions, io: CliIo): Promise
       }
       const input = openLogFile(file)
       input.on('data', (chunk: Buffer) => { if (!file.endsWith('.gz')) read += chunk.length })
+      const watch = new MismatchWatch()
+      // The parser's counters, also when the file fails halfway (a truncated .gz): what was read
+      // before is stored and counted.
+      let stats: ParseStats | undefined
+      const count = (s: ParseStats): void => {
+        totals.lines += s.lines
+        totals.unmatched += s.status.unmatched
+        totals.partial += s.status.partial
+      }
       try {
-        const stats = await parseStream(input, {
+        await parseStream(input, {
           pattern: resolved.pattern,
           compiled,
           timeZone: resolved.timeZone,
           path: file,
+          onStats: (s) => { stats = s },
           ...(resolved.host === undefined ? {} : { host: resolved.host })
         }, async (events) => {
           pending.push(...events)
           totals.events += events.length
+          watch.observe(events)
           if (pending.length >= BATCH) await flush()
           draw()
         })
         await flush()
         totals.files++
-        totals.lines += stats.lines
-        totals.unmatched += stats.status.unmatched
-        totals.partial += stats.status.partial
+        if (stats !== undefined) count(stats)
         totals.bytes += size
         read = size
         draw(true)
       } catch (err) {
         if (isCodedError(err) && err.code.startsWith('KEATRAIL_ERR_STORE')) throw err
+        // Events of the batches already handed over are stored; the ones still pending too.
+        await flush()
+        if (stats !== undefined) count(stats)
         totals.failedFiles++
-        const e = new InputReadError(file, (err as Error).message)
+        const e = inputError(file, err)
+        io.stderr.write(`${tty ? '\n' : ''}keatrail: ${e.code}: ${e.message}\n`)
+      }
+      // A log in another pattern than the one given is stored as unmatched raw text, which no
+      // lease history or search by field can use: say so loudly, with the fix, and exit 1.
+      if (watch.mostlyUnmatched) {
+        totals.mismatchedFiles++
+        const e = new PatternMismatchError(file, watch.describe(patternShown, (name) => `import it with --pattern ${name}`))
         io.stderr.write(`${tty ? '\n' : ''}keatrail: ${e.code}: ${e.message}\n`)
       }
     }
@@ -103,8 +127,9 @@ async function runImport (files: string[], o: ImportOptions, io: CliIo): Promise
   io.stderr.write(`imported ${totals.files} file(s), ${mib(totals.bytes)}, ${totals.lines.toLocaleString('en')} lines → ${totals.events.toLocaleString('en')} events in ${secs.toFixed(1)} s ` +
     `(${Math.round(totals.events / Math.max(secs, 0.001)).toLocaleString('en')} events/s): ${totals.written} new, ${totals.duplicates} already stored, ` +
     `${totals.deadLettered} dead-lettered; parse: ${totals.unmatched} unmatched, ${totals.partial} partial` +
-    `${totals.failedFiles > 0 ? `; ${totals.failedFiles} file(s) failed` : ''}\n`)
-  return totals.failedFiles > 0 ? 1 : 0
+    `${totals.failedFiles > 0 ? `; ${totals.failedFiles} file(s) failed` : ''}` +
+    `${totals.mismatchedFiles > 0 ? `; ${totals.mismatchedFiles} file(s) mostly not matching the pattern` : ''}\n`)
+  return totals.failedFiles > 0 || totals.mismatchedFiles > 0 ? 1 : 0
 }
 
 function mib (bytes: number): string {

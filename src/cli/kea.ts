@@ -1,4 +1,4 @@
-import type { Command } from 'commander'
+import { Option, type Command } from 'commander'
 import { loadConfig } from '../config/config.js'
 import { UsageError } from '../errors.js'
 import { KeaPoller, keaConfigSchema } from '../kea/poller.js'
@@ -56,7 +56,7 @@ export function registerKea (program: Command, io: CliIo): void {
     .option('--server <name>', 'only this server of the config')
     .option('--url <url>', 'a Control Agent (or Kea 3.x daemon) URL, instead of --config')
     .option('--socket <path>', 'a local daemon\'s unix control socket, instead of --config')
-    .option('--service <s...>', 'dhcp4 and/or dhcp6 (with --url)', ['dhcp4'])
+    .addOption(new Option('--service <s...>', 'dhcp4 and/or dhcp6 (with --url)').choices(['dhcp4', 'dhcp6']).default(['dhcp4']))
     .option('--json', 'print the snapshots as JSON')
     .action(async (o: StatusOptions) => {
       let cfg

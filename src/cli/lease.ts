@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs'
-import type { Command } from 'commander'
+import { Option, type Command } from 'commander'
 import { InputReadError, UsageError } from '../errors.js'
 import { parseTime } from '../leases/address.js'
 import { memfileIntervals, parseMemfile } from '../leases/memfile.js'
@@ -7,6 +7,7 @@ import { history, holderAt } from '../leases/query.js'
 import { seedKeaState } from '../leases/seed.js'
 import type { Holder, HistoryQuery } from '../leases/types.js'
 import type { Store } from '../store/types.js'
+import { parseTimeZone } from './options.js'
 import type { CliIo } from './parse.js'
 import { addStoreOptions, withStore, type StoreOptions } from './store-options.js'
 
@@ -80,7 +81,7 @@ export function registerLease (program: Command, io: CliIo): void {
     .argument('<address>', 'IPv4 or IPv6 address')
     .argument('<time>', 'RFC 3339 time with offset, e.g. 2026-11-24T04:16:00Z')
     .option('--scope <host>', 'only leases of this Kea server (host.name)')
-    .option('--tz <zone>', 'show local times in this IANA zone (default: the zone the logs were read in)')
+    .addOption(new Option('--tz <zone>', 'show local times in this IANA zone (default: the zone the logs were read in)').argParser(parseTimeZone))
     .option('--json', 'print one JSON object')
     .action(async (address: string, time: string, o: LeaseOptions) => {
       const t = parseTime(time)
@@ -110,7 +111,7 @@ export function registerLease (program: Command, io: CliIo): void {
     .option('--from <t>', 'RFC 3339 time with offset')
     .option('--to <t>', 'RFC 3339 time with offset')
     .option('--scope <host>', 'only leases of this Kea server (host.name)')
-    .option('--tz <zone>', 'show local times in this IANA zone')
+    .addOption(new Option('--tz <zone>', 'show local times in this IANA zone').argParser(parseTimeZone))
     .option('--json', 'print one JSON object')
     .action(async (o: HistoryOptions) => {
       const q: HistoryQuery = {

@@ -3,8 +3,8 @@ import type { Command } from 'commander'
 import type { KeaEvent } from '../parse/event.js'
 import { compilePattern } from '../parse/pattern/compile.js'
 import { emptyStats, type ParseStats } from '../parse/parser.js'
-import { openLogFile, parseStream } from '../parse/stream.js'
-import { InputReadError, isCodedError } from '../errors.js'
+import { inputError, openLogFile, parseStream } from '../parse/stream.js'
+import { InputReadError } from '../errors.js'
 import { addPatternOptions, resolvePatternOptions, type PatternOptions } from './pattern-options.js'
 
 interface ParseCliOptions extends PatternOptions {
@@ -60,8 +60,7 @@ async function runParse (files: string[], o: ParseCliOptions, io: CliIo): Promis
         ...(file === '-' ? {} : { path: file })
       }, write)
     } catch (err) {
-      if (isCodedError(err)) throw err
-      throw new InputReadError(file, (err as Error).message)
+      throw inputError(file, err)
     }
     mergeStats(total, stats)
   }

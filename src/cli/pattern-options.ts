@@ -1,8 +1,9 @@
-import type { Command } from 'commander'
+import { Option, type Command } from 'commander'
 import { UsageError } from '../errors.js'
 import { patternFromKeaConfig } from '../kea/kea-config.js'
 import { DEFAULT_FILE_PATTERN_NAME, resolvePattern } from '../parse/patterns.js'
 import { systemTimeZone } from '../parse/time/zone.js'
+import { parseTimeZone } from './options.js'
 
 export interface PatternOptions {
   pattern?: string
@@ -18,7 +19,7 @@ export function addPatternOptions (cmd: Command): Command {
     .option('--pattern <pattern>', `log4cplus pattern, or a built-in name (kea-file, kea-syslog, kea-file-pre-1.7.7, kea-syslog-pre-1.7.7, debian-systemd); default ${DEFAULT_FILE_PATTERN_NAME}`)
     .option('--kea-config <file>', 'take the pattern from this Kea configuration (comments allowed)')
     .option('--output <name>', 'with --kea-config: which output_options entry (its output value or file name)')
-    .option('--tz <zone>', 'IANA time zone of local-time (%D) headers; default: this host\'s zone')
+    .addOption(new Option('--tz <zone>', 'IANA time zone of local-time (%D) headers; default: this host\'s zone').argParser(parseTimeZone))
     .option('--host <name>', 'host.name for the events (the Kea server the logs come from)')
 }
 

@@ -1,16 +1,17 @@
 import { randomBytes } from 'node:crypto'
-import type { Command } from 'commander'
+import { Option, type Command } from 'commander'
 import { apiKeyHash } from '../api/app.js'
 import { apiConfigSchema } from '../api/config.js'
 import { checkExposure, serveApi } from '../api/serve.js'
 import { loadConfig } from '../config/config.js'
+import { parsePort } from './options.js'
 import type { CliIo } from './parse.js'
 import { addStoreOptions, openStore, type StoreOptions } from './store-options.js'
 
 interface ServeOptions extends StoreOptions {
   config?: string
   host?: string
-  port?: string
+  port?: number
   insecure?: boolean
 }
 
@@ -19,14 +20,14 @@ export function registerServe (program: Command, io: CliIo): void {
     .description('Serve the REST API and web UI on an existing store, without collecting (api: section of --config, or the options)')
     .option('--config <file>', 'keatrail.yaml: its api: section and dataDir')
     .option('--host <addr>', 'listen address (default 127.0.0.1)')
-    .option('--port <n>', 'TCP port (default 8080)')
+    .addOption(new Option('--port <n>', 'TCP port (default 8080)').argParser(parsePort))
     .option('--insecure', 'allow listening beyond loopback without API keys')
     .action(async (o: ServeOptions, cmd: Command) => {
       const file = o.config === undefined ? undefined : loadConfig(o.config)
       const api = apiConfigSchema.parse({
         ...(file?.api ?? {}),
         ...(o.host === undefined ? {} : { host: o.host }),
-        ...(o.port === undefined ? {} : { port: Number(o.port) }),
+        ...(o.port === undefined ? {} : { port: o.port }),
         ...(o.insecure === true ? { insecure: true } : {})
       })
       checkExposure(api)
@@ -47,9 +48,9 @@ export function registerServe (program: Command, io: CliIo): void {
   program.command('api-key')
     .description('Make a new API key: prints the key (give it to the client) and the api.keys entry (put it in keatrail.yaml)')
     .argument('<name>', 'who will use it')
-    .option('--role <role>', 'read or admin', 'read')
-    .action((name: string, o: { role: string }) => {
+    .addOption(new Option('--role <role>', 'what the key may do').choices(['read', 'admin']).default('read'))
+    .action((name: string, o: { role: 'read' | 'admin' }) => {
       const key = `kt_${randomBytes(24).toString('base64url')}`
-      io.stdout.write(`key:   ${key}\nentry: - { name: ${JSON.stringify(name)}, role: ${o.role === 'admin' ? 'admin' : 'read'}, sha256: ${apiKeyHash(key)} }\n`)
+      io.stdout.write(`key:   ${key}\nentry: - { name: ${JSON.stringify(name)}, role: ${o.role}, sha256: ${apiKeyHash(key)} }\n`)
     })
 }

@@ -271,12 +271,25 @@ export function duidLinkLayer (duid: string): string | undefined {
   return undefined
 }
 
-/** RFC 3339 with an offset (or Z), or epoch ms digits → epoch ms; anything else is a usage error. */
-export function parseTime (input: string, what = 'time'): number {
+const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }
+
+/**
+ * RFC 3339 with an offset (or Z), epoch ms digits, `now`, or `now-15m` / `now+1h` (s, m, h, d,
+ * w) → epoch ms; anything else is a usage error. Relative times are resolved against `now` here,
+ * once, so every store and the API read the same instant (the CLI, the query language and the
+ * API's from/to all come through this function).
+ */
+export function parseTime (input: string, what = 'time', now = Date.now()): number {
   const s = input.trim()
+  const rel = /^now(?:([-+])(\d{1,6})([smhdw]))?$/.exec(s)
+  if (rel !== null) {
+    if (rel[1] === undefined) return now
+    const delta = Number(rel[2]) * (UNIT_MS[rel[3] as string] as number)
+    return rel[1] === '-' ? now - delta : now + delta
+  }
   if (/^\d{10,16}$/.test(s)) return s.length > 13 ? Math.floor(Number(s) / 1000) : Number(s)
   if (!/^\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)$/i.test(s)) {
-    throw new UsageError(`${what} ${JSON.stringify(input)} must be RFC 3339 with an offset, e.g. 2026-11-24T04:16:00Z or 2026-11-24T05:16:00+01:00`)
+    throw new UsageError(`${what} ${JSON.stringify(input)} must be RFC 3339 with an offset, e.g. 2026-11-24T04:16:00Z or 2026-11-24T05:16:00+01:00, or now, now-15m, now-24h, now-7d`)
   }
   const ms = Date.parse(s.replace(' ', 'T'))
   if (Number.isNaN(ms)) throw new UsageError(`${what} ${JSON.stringify(input)} is not a valid date`)

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parse as parseYaml } from 'yaml'
 import { z } from 'zod'
-import { RulesInvalidError } from '../errors.js'
+import { PatternUnknownError, RulesInvalidError } from '../errors.js'
 import { packageRoot } from '../paths.js'
 
 const patternsSchema = z.object({
@@ -30,9 +30,16 @@ export function builtinPatterns (): BuiltinPatterns {
 export const DEFAULT_FILE_PATTERN_NAME = 'kea-file'
 export const DEFAULT_SYSLOG_PATTERN_NAME = 'kea-syslog'
 
-/** A built-in name resolves to its pattern; anything else is taken as a pattern. */
+/**
+ * A built-in name resolves to its pattern; text with a `%` is taken as a pattern. Text without
+ * one is meant as a name: every usable pattern has `%m`, so a mistyped name (`kea-sylog`) taken
+ * as a literal pattern would only store every line as `unmatched`.
+ */
 export function resolvePattern (nameOrPattern: string): string {
-  return builtinPatterns()[nameOrPattern]?.pattern ?? nameOrPattern
+  const builtin = builtinPatterns()[nameOrPattern]
+  if (builtin !== undefined) return builtin.pattern
+  if (!nameOrPattern.includes('%')) throw new PatternUnknownError(JSON.stringify(nameOrPattern), Object.keys(builtinPatterns()).join(', '))
+  return nameOrPattern
 }
 
 /** The pattern Kea (≥ 1.7.7) uses for an output when the config sets none. */

@@ -1,6 +1,7 @@
 import { createReadStream, openSync, readSync, closeSync } from 'node:fs'
-import type { Readable } from 'node:stream'
+import { pipeline, type Readable } from 'node:stream'
 import { createGunzip } from 'node:zlib'
+import { InputReadError, InputTruncatedError, isCodedError, withCause, type CodedError } from '../errors.js'
 import type { KeaEvent } from './event.js'
 import { LineSplitter } from './lines.js'
 import { identityFromHead, RecordParser, type ParseStats, type RecordParserOptions } from './parser.js'
@@ -9,6 +10,8 @@ export interface ParseStreamOptions extends Omit<RecordParserOptions, 'sourceId'
   /** Fixed source identity; by default the hash of the first line (see sourceIdentity). */
   sourceId?: string
   maxLineBytes?: number
+  /** Receives the parser's live counters when it starts: what was read before an input error. */
+  onStats?: (stats: ParseStats) => void
 }
 
 const SLICE_BYTES = 64 * 1024
@@ -35,6 +38,7 @@ export async function parseStream (
     const sourceId = identityFromHead(bytes, opts.host, ended)
     if (sourceId === undefined) return false
     parser = new RecordParser({ ...opts, sourceId })
+    opts.onStats?.(parser.stats)
     return true
   }
 
@@ -73,10 +77,26 @@ export async function parseStream (
   return p.stats
 }
 
-/** Opens a log file for reading, transparently gunzipping `.gz` files (rotated archives). */
+/**
+ * Opens a log file for reading, transparently gunzipping `.gz` files (rotated archives). A read
+ * error of the file (it does not exist, it is a directory) reaches whoever reads the stream.
+ */
 export function openLogFile (path: string): Readable {
   const raw = createReadStream(path, { highWaterMark: 1024 * 1024 })
-  return isGzip(path) ? raw.pipe(createGunzip()) : raw
+  if (!isGzip(path)) return raw
+  // pipeline, not pipe: a read error of the file ends the gunzip stream with it (pipe would
+  // leave it unhandled, and the process would crash).
+  return pipeline(raw, createGunzip(), () => {})
+}
+
+/** The coded error for a file that could not be read to its end (see openLogFile). */
+export function inputError (path: string, err: unknown): CodedError {
+  if (isCodedError(err)) return err
+  const message = err instanceof Error ? err.message : String(err)
+  // zlib's "unexpected end of file": the gzip stream stops before its trailer (a copy cut short,
+  // a disk that filled up while it was written). Everything before the cut was read.
+  if ((err as { code?: unknown }).code === 'Z_BUF_ERROR') return withCause(new InputTruncatedError(path, message), err)
+  return withCause(new InputReadError(path, message), err)
 }
 
 function isGzip (path: string): boolean {

@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Store } from '../store/types.js'
 import { isStartable, type Batch, type Log, type Source, type SourceState } from './types.js'
-import { LOG_CODES, SourceStartError } from '../errors.js'
+import { LOG_CODES, PatternMismatchError, SourceStartError } from '../errors.js'
+import { MISMATCH_SAMPLE_RECORDS, MismatchWatch } from '../parse/mismatch.js'
 import { PIPELINE_DEFAULTS } from './config.js'
 
 export interface PipelineOptions {
@@ -39,9 +40,28 @@ export class Pipeline {
   private wakeSink: (() => void) | undefined
   private readonly spaceWaiters: Array<() => void> = []
   private readonly states = new Map<string, SourceState>()
+  /** Each source's parse statuses until its first records are judged (see checkPattern). */
+  private readonly mismatch = new Map<string, MismatchWatch | 'judged'>()
 
   constructor (private readonly store: Store, private readonly opts: PipelineOptions) {
     this.capacity = opts.queueBatches ?? PIPELINE_DEFAULTS.queueBatches
+  }
+
+  /**
+   * Judges each source on its first records: when most did not match its pattern (a log in
+   * another pattern), they are stored as unmatched raw text that no lease history can use, so
+   * this is logged once per source, coded, with the built-in pattern the lines look like.
+   */
+  private checkPattern (batch: Batch): void {
+    let watch = this.mismatch.get(batch.source)
+    if (watch === 'judged') return
+    if (watch === undefined) this.mismatch.set(batch.source, watch = new MismatchWatch())
+    watch.observe(batch.events)
+    if (watch.records < MISMATCH_SAMPLE_RECORDS) return
+    this.mismatch.set(batch.source, 'judged')
+    if (!watch.mostlyUnmatched) return
+    const e = new PatternMismatchError(`Source ${batch.source}`, watch.describe(undefined, (name) => `set \`pattern: ${name}\` in its configuration`))
+    this.opts.log.error(e.code, e.message, { source: batch.source, records: watch.records, unmatched: watch.unmatched, sample: watch.samples[0] })
   }
 
   /** Each source's state by name ('starting' until run() reaches it). */
@@ -96,6 +116,7 @@ export class Pipeline {
       if (halted) { stopSources.abort(); return }
       // A first batch proves a source without start() is up.
       if (this.states.get(batch.source) === 'starting') this.states.set(batch.source, 'running')
+      this.checkPattern(batch)
       if (this.queue.length >= this.capacity) this.counters.backpressured++
       while (this.queue.length >= this.capacity && !stopSources.signal.aborted) {
         await new Promise<void>((resolve) => this.spaceWaiters.push(resolve))

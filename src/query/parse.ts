@@ -212,7 +212,7 @@ export function parseQuery (q: string): QueryNode | undefined {
     }
     if (def.kind === 'date') {
       let ms: number
-      try { ms = parseTime(raw) } catch { return fail(q, at, `an RFC 3339 time with offset for ${field}, e.g. 2026-11-24T04:16:00Z`) }
+      try { ms = parseTime(raw) } catch { return fail(q, at, `an RFC 3339 time with offset for ${field}, e.g. 2026-11-24T04:16:00Z, or now-15m`) }
       return { type: 'range', field, op, value: new Date(ms).toISOString() }
     }
     return fail(q, at, `a field that has an order (numbers, @timestamp), not ${field}`)

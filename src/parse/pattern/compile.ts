@@ -1,4 +1,4 @@
-import { PatternUnsupportedError } from '../../errors.js'
+import { PatternSyntaxError, PatternUnsupportedError } from '../../errors.js'
 import { compileTimeFormat, escapeRegex, fixedLayout, type FixedLayout, type TimeComponent } from '../time/strftime.js'
 import { LocalTimeResolver } from '../time/zone.js'
 import { buildScanner, type Scanner } from './scanner.js'
@@ -101,8 +101,12 @@ export function compilePattern (pattern: string, options: CompileOptions = {}): 
     fullSource += conversionSource(token, captures, dates, pattern)
     if (token.char === 'm' && token.maxWidth === undefined) hasFullMessage = true
   }
+  // Without %m a record has no message: no message ID to tell records from continuation lines
+  // and nothing to interpret. Kea logs nothing useful with such a pattern; a pattern like this
+  // is a mistake ('%', a date format given as the pattern), refused before lines are stored.
+  if (headerSource === undefined) throw new PatternSyntaxError(JSON.stringify(pattern), pattern.length, 'it has no %m (the message); Kea\'s patterns end in %m%n')
   fullSource += '$'
-  const header = new RegExp(headerSource ?? fullSource)
+  const header = new RegExp(headerSource)
   const full = new RegExp(fullSource, 's')
 
   const referenceTime = options.referenceTime ?? Date.now()

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import { compilePattern, emptyHeader } from '../../../src/parse/pattern/compile.js'
 import { tokenizePattern } from '../../../src/parse/pattern/tokenize.js'
-import { builtinPatterns } from '../../../src/parse/patterns.js'
+import { builtinPatterns, resolvePattern } from '../../../src/parse/patterns.js'
 import { renderPattern } from '../../helpers/render.js'
 import { readFixture } from '../../helpers/fixtures.js'
 
@@ -112,6 +112,21 @@ describe('compilePattern', () => {
     expect(() => compilePattern('%d{%Y %Ez} %m')).toThrow(expect.objectContaining({ code: 'KEATRAIL_ERR_STRFTIME_UNSUPPORTED' }))
     expect(() => compilePattern('%p%n%m')).toThrow(expect.objectContaining({ code: 'KEATRAIL_ERR_PATTERN_UNSUPPORTED', message: expect.stringContaining('"%n"') }))
     expect(() => compilePattern('%.5d %m')).toThrow(expect.objectContaining({ code: 'KEATRAIL_ERR_PATTERN_UNSUPPORTED' }))
+  })
+
+  it('refuses a pattern without %m: it could match no Kea record', () => {
+    for (const pattern of ['%', '%d{%Y-%m-%d %H:%M:%S}', '%-5p [%c]', 'kea-file %%m']) {
+      expect(() => compilePattern(pattern)).toThrow(expect.objectContaining({ code: 'KEATRAIL_ERR_PATTERN_SYNTAX', message: expect.stringContaining('no %m') }))
+    }
+  })
+
+  it('tells a mistyped built-in name from a pattern: text without % is a name', () => {
+    expect(() => resolvePattern('kea-sylog')).toThrow(expect.objectContaining({
+      code: 'KEATRAIL_ERR_PATTERN_UNKNOWN',
+      message: expect.stringContaining('kea-file, kea-syslog, kea-file-pre-1.7.7, kea-syslog-pre-1.7.7, debian-systemd')
+    }))
+    expect(resolvePattern('kea-syslog')).toBe(builtinPatterns()['kea-syslog']!.pattern)
+    expect(resolvePattern('%p %m%n')).toBe('%p %m%n')
   })
 
   it('round-trips random valid patterns rendered with random values', () => {
