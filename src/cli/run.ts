@@ -4,7 +4,7 @@ import type { Command } from 'commander'
 import { loadConfig, parseConfig, type KeatrailConfig } from '../config/config.js'
 import { packageRoot } from '../paths.js'
 import { Pipeline } from '../pipeline/pipeline.js'
-import type { Log, Source } from '../pipeline/types.js'
+import type { Log } from '../pipeline/types.js'
 import { FileSource } from '../sources/file/source.js'
 import { JournalSource } from '../sources/journal/source.js'
 import { SyslogSource } from '../sources/syslog/source.js'
@@ -81,16 +81,6 @@ async function templatesInPlace (es: ElasticsearchStore, log: Log): Promise<bool
   }
 }
 
-/**
- * SyslogSource's start() is still private and binds again on each call, while run() calls it
- * too: handed over without it, so the pipeline does not bind twice. Its start-up grace turns
- * run() failing to bind into a start-up failure all the same. Unneeded (delete it) once
- * SyslogSource.start() is public and idempotent.
- */
-function selfStarting (s: SyslogSource): Source {
-  return { name: s.name, counters: s.counters, run: async (emit, signal) => { await s.run(emit, signal) }, checkpoint: () => { s.checkpoint() } }
-}
-
 async function runService (cfg: KeatrailConfig, io: CliIo): Promise<number> {
   if (cfg.api.enabled) checkExposure(cfg.api)
   const log = jsonLog(io)
@@ -120,11 +110,11 @@ async function runService (cfg: KeatrailConfig, io: CliIo): Promise<number> {
   }
   const state = join(cfg.dataDir, 'state')
   // Dropped datagrams are a gap in what keatrail saw: lease answers overlapping it say so.
-  const onLoss = (name: string) => (from: number, to: number, count: number): void => {
-    store.leases.recordGap({ scope: '*', from, to, reason: `syslog source ${name} dropped ${count} datagram(s)` })
-      .catch((err: Error) => { log.error(LOG_CODES.storeWrite, 'Could not record a collection gap.', { source: name, error: err.message }) })
+  // The source retries (and logs) a gap that could not be recorded: the promise is its answer.
+  const onLoss = (name: string) => async (from: number, to: number, count: number): Promise<void> => {
+    await store.leases.recordGap({ scope: '*', from, to, reason: `syslog source ${name} dropped ${count} datagram(s)` })
   }
-  const sources = cfg.sources.map((s) => s.type === 'file' ? new FileSource(s, state, log) : s.type === 'syslog' ? new SyslogSource(s, state, onLoss(s.name)) : new JournalSource(s, state, log))
+  const sources = cfg.sources.map((s) => s.type === 'file' ? new FileSource(s, state, log) : s.type === 'syslog' ? new SyslogSource(s, state, onLoss(s.name), log) : new JournalSource(s, state, log))
   const registry = new Registry()
   const latency = writeLatency(registry)
   const pipeline = new Pipeline(store, { queueBatches: cfg.pipeline.queueBatches, drainMs: cfg.pipeline.drainMs, startGraceMs: cfg.pipeline.startGraceMs, log, onWrite: (ms) => latency.observe(ms / 1000) })
@@ -183,7 +173,7 @@ async function runService (cfg: KeatrailConfig, io: CliIo): Promise<number> {
   }
   try {
     // A source that cannot start rejects this with its coded error: main prints it as one line.
-    await pipeline.run(sources.map((s) => s instanceof SyslogSource ? selfStarting(s) : s), stop.signal)
+    await pipeline.run(sources, stop.signal)
   } finally {
     running = false
     stop.abort()

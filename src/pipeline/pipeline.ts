@@ -98,7 +98,8 @@ export class Pipeline {
       // One line: the reason ends up in the single line `keatrail run` exits with.
       const reason = (err instanceof Error ? err.message : String(err)).replace(/\s+/g, ' ').trim()
       // The first failure is what start-up rejects with; further ones are only logged.
-      if (startError === undefined) startError = new SourceStartError(s.name, reason)
+      // A source's own SourceStartError already names it and says what failed: not wrapped twice.
+      if (startError === undefined) startError = (err as { code?: string })?.code === 'KEATRAIL_ERR_SOURCE_START' ? err as Error : new SourceStartError(s.name, reason)
       else this.opts.log.error(LOG_CODES.source, 'Source could not start.', { source: s.name, error: reason })
       halt()
     }

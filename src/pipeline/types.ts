@@ -19,25 +19,20 @@ export interface Source {
   checkpoint: () => void
   /** Its counters: the pipeline counts a source that stops with an error in `errors`. */
   readonly counters?: SourceCounters
+  /**
+   * Opens what the source needs (binds its ports, checks its state directory…) before it runs,
+   * so one that cannot work fails start-up instead of leaving a service that collects nothing.
+   * Idempotent (run() calls it itself when it was not called); when it fails, it closes what it
+   * opened and throws. A source without it is judged by its first batch (Pipeline's start grace).
+   */
+  start?: () => Promise<void>
 }
 
-/**
- * A source that opens what it needs (binds its ports, checks its state directory…) before it
- * runs, so one that cannot work fails start-up instead of leaving a service that collects
- * nothing. start() is idempotent (run() calls it itself when it was not called) and, when it
- * fails, closes what it opened and throws.
- *
- * This is the agreed optional `start` of every Source, declared beside Source rather than in
- * it while SyslogSource's start() is still private (TypeScript rejects a class whose private
- * member an interface it implements declares public); it can move into Source as `start?`
- * once that start() is public.
- */
-export interface StartableSource extends Source {
-  start: () => Promise<void>
-}
+/** A source that opens what it needs before it runs (see `Source.start`). */
+export type StartableSource = Source & { start: () => Promise<void> }
 
 export function isStartable (s: Source): s is StartableSource {
-  return typeof (s as Partial<StartableSource>).start === 'function'
+  return typeof s.start === 'function'
 }
 
 /** What /readyz reports per source: only `running` is ready. */

@@ -58,7 +58,7 @@ describe('keatrail run fails start-up when a source cannot start', () => {
     const err = collect(k)
     expect(await exitWithin(k, 15_000)).toBe(2)
     const coded = err().split('\n').filter((l) => l.includes('KEATRAIL_ERR_SOURCE_START'))
-    expect(coded).toEqual([`keatrail: KEATRAIL_ERR_SOURCE_START: Source relay could not start: listen EADDRINUSE: address already in use 127.0.0.1:${port}`])
+    expect(coded).toEqual([`keatrail: KEATRAIL_ERR_SOURCE_START: Source relay could not start: cannot listen on tcp 127.0.0.1:${port}: address in use`])
   })
 
   it('exits non-zero with one coded line when a syslog TLS certificate does not exist, even if a port it bound stays open', async () => {
@@ -68,7 +68,7 @@ describe('keatrail run fails start-up when a source cannot start', () => {
     const err = collect(k)
     expect(await exitWithin(k, 15_000)).toBe(2)
     const coded = err().split('\n').filter((l) => l.includes('KEATRAIL_ERR_SOURCE_START'))
-    expect(coded).toEqual([`keatrail: KEATRAIL_ERR_SOURCE_START: Source tls could not start: ENOENT: no such file or directory, open '${missing}'`])
+    expect(coded).toEqual([`keatrail: KEATRAIL_ERR_SOURCE_START: Source tls could not start: cannot read TLS certificate ${missing}: no such file`])
   })
 })
 
