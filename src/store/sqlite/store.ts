@@ -82,9 +82,9 @@ export class SqliteStore implements Store {
     if (from === 1) this.backfillLeases()
     this.deriveAfterCrash()
     this.insertEvent = this.db.prepare(`INSERT OR IGNORE INTO events
-      (id, ts, dataset, code, action, level, logger, host, status, mac, hwaddr, client_id, duid, client_ip, subnet_id, source_id, message, doc, kind, tid, hostname, iaid)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', '', ?, ?, ?, ?)`)
-    this.insertIp = this.db.prepare('INSERT OR IGNORE INTO event_ips (ip, ts, event) VALUES (?, ?, ?)')
+      (id, ts, dataset, code, action, level, logger, host, status, mac, hwaddr, client_id, duid, client_ip, subnet_id, source_id, message, doc, kind, tid, hostname, iaid, client_hex)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', '', ?, ?, ?, ?, ?)`)
+    this.insertIp = this.db.prepare('INSERT OR IGNORE INTO event_ips (ip, ts, event, hex) VALUES (?, ?, ?, ?)')
     this.insertFts = this.db.prepare('INSERT INTO events_fts (rowid, message) VALUES (?, ?)')
     this.writeTx = this.db.transaction((events: readonly KeaEvent[]) => {
       let written = 0
@@ -98,7 +98,7 @@ export class SqliteStore implements Store {
           e.event.id, ts, e.event.dataset, e.event.code ?? null, e.event.action ?? null, e.log.level ?? null,
           e.log.logger ?? null, e.host?.name ?? null, e.kea.parse.status, e.client?.mac ?? null, e.kea.hwaddr ?? null,
           e.kea.client_id ?? null, e.kea.duid ?? null, e.client?.ip ?? null, e.kea.subnet_id ?? null, e.kea.source_id ?? null,
-          e.event.kind, e.kea.transaction_id ?? null, e.kea.hostname ?? null, e.kea.iaid ?? null)
+          e.event.kind, e.kea.transaction_id ?? null, e.kea.hostname ?? null, e.kea.iaid ?? null, ipHex(e.client?.ip))
         if (r.changes === 0) { duplicates++; continue }
         written++
         fresh.push(e)
@@ -106,7 +106,7 @@ export class SqliteStore implements Store {
         docs.push(JSON.stringify(e))
         this.insertFts.run(r.lastInsertRowid, e.message)
         const ips = e.related?.ip
-        if (ips !== undefined) for (const ip of ips) this.insertIp.run(ip, ts, r.lastInsertRowid)
+        if (ips !== undefined) for (const ip of ips) this.insertIp.run(ip, ts, r.lastInsertRowid, ipHex(ip))
       }
       this.docs.write(rowids, docs)
       this.leases.cover(coverageSpans(events))
@@ -391,6 +391,15 @@ function ftsQuery (text: string | undefined): string | undefined {
   const words = text.split(/\s+/).filter((w) => w.length > 0)
   if (words.length === 0) return undefined
   return words.map((w) => `"${w.replaceAll('"', '""')}"`).join(' AND ')
+}
+
+/**
+ * The fixed-width hex form CIDR queries compare (schema 9), or null for text that is no address.
+ * ~0.1 µs for IPv4 and ~1 µs for IPv6 (npm run bench:address), against ~30 µs of write per event.
+ */
+function ipHex (ip: string | undefined): string | null {
+  if (ip === undefined) return null
+  try { return parseAddressOrPrefix(ip).lo } catch { return null }
 }
 
 function readError (err: unknown): Error {
