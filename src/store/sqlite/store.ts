@@ -1,13 +1,10 @@
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
-import { CursorInvalidError, StoreReadError, StoreSchemaError, StoreWriteError, isCodedError, withCause } from '../../errors.js'
+import { StoreSchemaError, StoreWriteError, withCause } from '../../errors.js'
 import type { KeaEvent } from '../../parse/event.js'
 import { isoToMicros } from '../time.js'
-import {
-  decodeCursor, encodeCursor, idsToGet, inIdOrder, MAX_PAGE_SIZE, TOTAL_BOUND,
-  type Bucket, type EventQuery, type FilterField, type SearchPage, type SearchRequest, type Store, type TermCount, type WriteResult
-} from '../types.js'
+import type { Bucket, EventQuery, FilterField, SearchPage, SearchRequest, Store, TermCount, WriteResult } from '../types.js'
 import { sqliteStoreConfigSchema, type SqliteStoreConfig } from './config.js'
 import { MIGRATIONS } from './migrations.js'
 import { validateConfig } from '../../config/validate.js'
@@ -15,28 +12,9 @@ import { coverageSpans, observeAll } from '../../leases/observe.js'
 import { SqliteLeases } from './leases.js'
 import { SqliteSnapshots } from './snapshots.js'
 import { DocBlocks } from './doc-blocks.js'
-import { toSql } from '../../query/translate.js'
 import { parseAddressOrPrefix } from '../../leases/address.js'
-
-/** Filter field → column of `events` (ip is answered from event_ips). Fixed: never user text. */
-const COLUMNS: Record<Exclude<FilterField, 'ip'>, string> = {
-  code: 'code',
-  action: 'action',
-  dataset: 'dataset',
-  level: 'level',
-  logger: 'logger',
-  host: 'host',
-  status: 'status',
-  mac: 'mac',
-  hwaddr: 'hwaddr',
-  client_id: 'client_id',
-  duid: 'duid',
-  subnet_id: 'subnet_id',
-  source_id: 'source_id'
-}
-
-interface Where { sql: string, params: unknown[] }
-interface StoredRow { rowid: number, id: string, doc: string }
+import { SqliteReader, type ReadOp, type ReadOps, type StoredRow } from './reader.js'
+import { ReaderPool } from './reader-pool.js'
 
 /**
  * The embedded store: one SQLite file, WAL, FTS5 over messages. Single host, no other server.
@@ -54,6 +32,9 @@ export class SqliteStore implements Store {
   readonly leases: SqliteLeases
   readonly snapshots: SqliteSnapshots
   private readonly docs: DocBlocks
+  /** Reads on this connection: ':memory:' databases, `readers.workers: 0`, and lease backfill. */
+  private readonly reader: SqliteReader
+  private readonly pool: ReaderPool | undefined
 
   constructor (config: SqliteStoreConfig) {
     this.cfg = validateConfig(sqliteStoreConfigSchema, config, 'store.sqlite')
@@ -79,6 +60,7 @@ export class SqliteStore implements Store {
     this.leases = new SqliteLeases(this.db, this.cfg.leaseDerivation)
     this.snapshots = new SqliteSnapshots(this.db)
     this.docs = new DocBlocks(this.db)
+    this.reader = new SqliteReader(this.db, this.docs)
     if (from === 1) this.backfillLeases()
     this.deriveAfterCrash()
     this.insertEvent = this.db.prepare(`INSERT OR IGNORE INTO events
@@ -112,6 +94,11 @@ export class SqliteStore implements Store {
       this.leases.cover(coverageSpans(events))
       return { written, duplicates, deadLettered: 0, fresh, lastRowid: rowids[rowids.length - 1] ?? 0 }
     })
+    // Started on the first read; the schema is in place by now, so read-only connections can open.
+    const r = this.cfg.readers
+    this.pool = this.path === ':memory:' || r.workers === 0
+      ? undefined
+      : new ReaderPool({ path: this.path, workers: r.workers, queryTimeoutMs: r.queryTimeoutMs, maxQueued: r.maxQueued, cacheMiB: r.cacheMiB, busyTimeoutMs: this.cfg.busyTimeoutMs })
   }
 
   /** Applies pending migrations; returns the version the file had (0: new). */
@@ -178,65 +165,14 @@ export class SqliteStore implements Store {
     }
   }
 
-  private where (q: EventQuery): Where {
-    const parts: string[] = []
-    const params: unknown[] = []
-    if (q.from !== undefined) { parts.push('ts >= ?'); params.push(q.from * 1000) }
-    if (q.to !== undefined) { parts.push('ts < ?'); params.push(q.to * 1000) }
-    const fts = ftsQuery(q.text)
-    if (fts !== undefined) {
-      parts.push('rowid IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)')
-      params.push(fts)
-    }
-    for (const [field, values] of Object.entries(q.filters ?? {}) as Array<[FilterField, ReadonlyArray<string | number>]>) {
-      if (values.length === 0) continue
-      const marks = values.map(() => '?').join(', ')
-      if (field === 'ip') {
-        parts.push(`rowid IN (SELECT event FROM event_ips WHERE ip IN (${marks}))`)
-      } else {
-        const column = COLUMNS[field]
-        if (column === undefined) throw new StoreReadError('sqlite', `unknown filter field ${JSON.stringify(field)}`)
-        parts.push(`${column} IN (${marks})`)
-      }
-      params.push(...values.map((v) => field === 'subnet_id' ? Number(v) : String(v)))
-    }
-    if (q.where !== undefined) {
-      const w = toSql(q.where)
-      parts.push(w.sql)
-      params.push(...w.params)
-    }
-    return { sql: parts.length === 0 ? '1' : parts.join(' AND '), params }
+  /** A read on a reader worker, or on this connection when there are none. */
+  private async read<K extends ReadOp> (op: K, ...args: Parameters<ReadOps[K]>): Promise<ReturnType<ReadOps[K]>> {
+    if (this.pool !== undefined) return await this.pool.run(op, args)
+    return (this.reader[op] as (...a: unknown[]) => ReturnType<ReadOps[K]>).apply(this.reader, args)
   }
 
   async search (req: SearchRequest): Promise<SearchPage> {
-    const size = Math.min(Math.max(req.size ?? 100, 1), MAX_PAGE_SIZE)
-    const desc = (req.sort ?? 'desc') === 'desc'
-    const w = this.where(req)
-    let sql = `SELECT rowid, id, doc, ts FROM events WHERE ${w.sql}`
-    const params = [...w.params]
-    if (req.cursor !== undefined) {
-      const c = decodeCursor(req.cursor)
-      if (c === undefined || !/^-?\d+$/.test(c.t)) throw new CursorInvalidError()
-      sql += desc ? ' AND (ts, id) < (?, ?)' : ' AND (ts, id) > (?, ?)'
-      params.push(Number(c.t), c.id)
-    }
-    sql += desc ? ' ORDER BY ts DESC, id DESC' : ' ORDER BY ts ASC, id ASC'
-    sql += ' LIMIT ?'
-    params.push(size + 1)
-    try {
-      const rows = this.db.prepare(sql).all(...params) as Array<StoredRow & { ts: number }>
-      const more = rows.length > size
-      const page = more ? rows.slice(0, size) : rows
-      const last = page[page.length - 1]
-      const total = (this.db.prepare(`SELECT count(*) AS n FROM (SELECT 1 FROM events WHERE ${w.sql} LIMIT ${TOTAL_BOUND + 1})`).get(...w.params) as { n: number }).n
-      return {
-        events: page.map((r) => this.eventOf(r)),
-        total: total > TOTAL_BOUND ? { value: TOTAL_BOUND, relation: 'gte' } : { value: total, relation: 'eq' },
-        ...(more && last !== undefined ? { cursor: encodeCursor({ t: String(last.ts), id: last.id }) } : {})
-      }
-    } catch (err) {
-      throw readError(err)
-    }
+    return await this.read('search', req)
   }
 
   async get (id: string): Promise<KeaEvent | undefined> {
@@ -244,63 +180,23 @@ export class SqliteStore implements Store {
   }
 
   async getMany (ids: readonly string[]): Promise<KeaEvent[]> {
-    const wanted = idsToGet(ids)
-    if (wanted.length === 0) return []
-    // Rowid order: events of one document block are inflated once, consecutively.
-    const rows = this.db.prepare(`SELECT rowid, id, doc FROM events WHERE id IN (${wanted.map(() => '?').join(', ')}) ORDER BY rowid`)
-      .all(...wanted) as StoredRow[]
-    return inIdOrder(wanted, new Map(rows.map((r) => [r.id, this.eventOf(r)])))
+    return await this.read('getMany', ids)
   }
 
-  /** A row's event: its own doc (rows from before schema 6) or its place in a document block. */
   private eventOf (row: StoredRow): KeaEvent {
-    if (row.doc !== '') return JSON.parse(row.doc) as KeaEvent
-    for (let attempt = 0; attempt < 2; attempt++) {
-      const doc = this.docs.read(row.rowid)
-      if (doc === undefined) break
-      const e = JSON.parse(doc) as KeaEvent
-      if (e.event.id === row.id) return e
-      // A block cached before another process (keatrail run beside keatrail serve) had
-      // retention delete every event, so that the rowid now belongs to a newer event.
-      this.docs.forgetAll()
-    }
-    throw new StoreReadError('sqlite', `the document of event ${row.id} (row ${row.rowid}) is missing`)
+    return this.reader.eventOf(row)
   }
 
   async count (q: EventQuery = {}): Promise<number> {
-    const w = this.where(q)
-    try {
-      return (this.db.prepare(`SELECT count(*) AS n FROM events WHERE ${w.sql}`).get(...w.params) as { n: number }).n
-    } catch (err) {
-      throw readError(err)
-    }
+    return await this.read('count', q)
   }
 
   async histogram (q: EventQuery, intervalMs: number): Promise<Bucket[]> {
-    if (!Number.isInteger(intervalMs) || intervalMs < 1) throw new StoreReadError('sqlite', 'the histogram interval must be a positive whole number of ms')
-    const w = this.where(q)
-    const step = intervalMs * 1000
-    try {
-      const rows = this.db.prepare(`SELECT (ts - ((ts % ${step}) + ${step}) % ${step}) / 1000 AS key, count(*) AS count
-        FROM events WHERE ${w.sql} GROUP BY 1 ORDER BY 1`).all(...w.params) as Bucket[]
-      return rows
-    } catch (err) {
-      throw readError(err)
-    }
+    return await this.read('histogram', q, intervalMs)
   }
 
   async top (field: FilterField, q: EventQuery, size: number): Promise<TermCount[]> {
-    const w = this.where(q)
-    const n = Math.min(Math.max(Math.trunc(size), 1), 1000)
-    const sql = field === 'ip'
-      ? `SELECT ip AS value, count(*) AS count FROM event_ips WHERE event IN (SELECT rowid FROM events WHERE ${w.sql}) GROUP BY ip ORDER BY count DESC, value ASC LIMIT ${n}`
-      : `SELECT ${COLUMNS[field]} AS value, count(*) AS count FROM events WHERE ${w.sql} AND ${COLUMNS[field]} IS NOT NULL GROUP BY 1 ORDER BY count DESC, value ASC LIMIT ${n}`
-    try {
-      return (this.db.prepare(sql).all(...w.params) as Array<{ value: string | number, count: number }>)
-        .map((r) => ({ value: String(r.value), count: r.count }))
-    } catch (err) {
-      throw readError(err)
-    }
+    return await this.read('top', field, q, size)
   }
 
   async health (): Promise<{ ok: boolean, detail: string }> {
@@ -375,6 +271,8 @@ export class SqliteStore implements Store {
 
   async close (): Promise<void> {
     if (!this.db.open) return
+    await this.pool?.close()
+    if (!this.db.open) return
     this.leases.stop()
     try {
       this.leases.flush()
@@ -385,14 +283,6 @@ export class SqliteStore implements Store {
   }
 }
 
-/** Words to an FTS5 query: each quoted (no FTS syntax from users), all required. */
-function ftsQuery (text: string | undefined): string | undefined {
-  if (text === undefined) return undefined
-  const words = text.split(/\s+/).filter((w) => w.length > 0)
-  if (words.length === 0) return undefined
-  return words.map((w) => `"${w.replaceAll('"', '""')}"`).join(' AND ')
-}
-
 /**
  * The fixed-width hex form CIDR queries compare (schema 9), or null for text that is no address.
  * ~0.1 µs for IPv4 and ~1 µs for IPv6 (npm run bench:address), against ~30 µs of write per event.
@@ -400,9 +290,4 @@ function ftsQuery (text: string | undefined): string | undefined {
 function ipHex (ip: string | undefined): string | null {
   if (ip === undefined) return null
   try { return parseAddressOrPrefix(ip).lo } catch { return null }
-}
-
-function readError (err: unknown): Error {
-  if (isCodedError(err)) return err
-  return withCause(new StoreReadError('sqlite', (err as Error).message), err)
 }
