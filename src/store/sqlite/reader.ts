@@ -3,7 +3,7 @@ import { CursorInvalidError, QueryBucketsError, StoreReadError, isCodedError, wi
 import type { KeaEvent } from '../../parse/event.js'
 import { toSql } from '../../query/translate.js'
 import {
-  decodeCursor, encodeCursor, idsToGet, inIdOrder, MAX_PAGE_SIZE, TOTAL_BOUND,
+  decodeCursor, encodeCursor, idsToGet, inIdOrder, MAX_BUCKETS, MAX_INTERVAL_MS, MAX_PAGE_SIZE, TOTAL_BOUND,
   type Bucket, type EventQuery, type FilterField, type SearchPage, type SearchRequest, type TermCount
 } from '../types.js'
 import { DocBlocks } from './doc-blocks.js'
@@ -24,11 +24,6 @@ const COLUMNS: Record<Exclude<FilterField, 'ip'>, string> = {
   subnet_id: 'subnet_id',
   source_id: 'source_id'
 }
-
-/** Histogram buckets one answer may hold: a year of hours is 8,760. */
-export const MAX_BUCKETS = 10_000
-/** Longest histogram interval: `ts` is in µs, and interval × 1000 must stay an exact integer (≈ 285 years). */
-export const MAX_INTERVAL_MS = Math.floor(Number.MAX_SAFE_INTEGER / 1000)
 
 interface Where { sql: string, params: unknown[] }
 export interface StoredRow { rowid: number, id: string, doc: string }
