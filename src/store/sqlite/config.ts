@@ -22,7 +22,9 @@ export const sqliteStoreConfigSchema = z.object({
     maxQueued: z.number().int().min(1).default(64)
       .describe('Reads waiting for a free worker beyond which more are refused KEATRAIL_ERR_QUERY_BUSY (503)'),
     cacheMiB: z.number().int().min(2).max(4096).default(16)
-      .describe('SQLite page cache of each worker\'s connection')
+      .describe('SQLite page cache of each worker\'s connection'),
+    nice: z.number().int().min(0).max(19).default(10)
+      .describe('Scheduling niceness of the worker threads (Linux): when the cores are busy, ingestion and the API go first')
   }).strict().prefault({})
     .describe('Where event reads run (lease reads stay on the store\'s own connection: they derive pending observations first and are index lookups)'),
   retention: z.object({

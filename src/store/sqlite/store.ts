@@ -98,7 +98,7 @@ export class SqliteStore implements Store {
     const r = this.cfg.readers
     this.pool = this.path === ':memory:' || r.workers === 0
       ? undefined
-      : new ReaderPool({ path: this.path, workers: r.workers, queryTimeoutMs: r.queryTimeoutMs, maxQueued: r.maxQueued, cacheMiB: r.cacheMiB, busyTimeoutMs: this.cfg.busyTimeoutMs })
+      : new ReaderPool({ path: this.path, workers: r.workers, queryTimeoutMs: r.queryTimeoutMs, maxQueued: r.maxQueued, cacheMiB: r.cacheMiB, nice: r.nice, busyTimeoutMs: this.cfg.busyTimeoutMs })
   }
 
   /** Applies pending migrations; returns the version the file had (0: new). */
