@@ -73,13 +73,15 @@ describe('sqlite reads on reader workers', () => {
       expect(err.statusCode).toBe(503)
       expect(err.message).toMatch(/within its time budget of 50 ms .*narrow it/)
       process.stdout.write(`reader-pool: timed-out read answered after ${answeredMs.toFixed(0)} ms (deadline 50 ms)\n`)
-      // A replacement worker answers the next reads (a cheap one well within 50 ms once started).
+      // While the terminated worker finishes its step no second one starts (threads ≤ 2 × workers);
+      // then a replacement answers the next reads (a cheap one well within 50 ms once started).
+      const pool = (store as unknown as { pool: { size: number, terminating: number, lastTerminationMs?: number } }).pool
+      expect(pool.size + pool.terminating).toBeLessThanOrEqual(2)
       await expect.poll(cheap, { timeout: 20_000, interval: 100 }).toBeGreaterThan(0)
       expect((await store.search({ size: 1 })).events).toHaveLength(1)
       process.stdout.write(`reader-pool: replacement answered after ${(performance.now() - t0).toFixed(0)} ms\n`)
-      const stopped = (store as unknown as { pool: { lastTerminationMs?: number } }).pool
-      await vi.waitFor(() => { expect(stopped.lastTerminationMs).toBeDefined() }, { timeout: 30_000 })
-      process.stdout.write(`reader-pool: the terminated worker stopped ${stopped.lastTerminationMs?.toFixed(0) ?? '?'} ms after terminate() (SQLite finishes its step first)\n`)
+      await vi.waitFor(() => { expect(pool.lastTerminationMs).toBeDefined() }, { timeout: 30_000 })
+      process.stdout.write(`reader-pool: the terminated worker stopped ${pool.lastTerminationMs?.toFixed(0) ?? '?'} ms after terminate() (SQLite finishes its step first)\n`)
     } finally {
       await store.close()
     }
