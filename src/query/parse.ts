@@ -26,7 +26,7 @@ export const MAX_QUERY_LENGTH = 4096
 /**
  * Cost bounds: what one query may ask of a store. Every leaf is an index lookup or a full-text
  * doclist read; with 32 of them a 20-clause CIDR query on 200k events is answered from the
- * event_ips hex index in milliseconds instead of a 7 s scan (issue 17). Nesting counts NOT as
+ * hex key of event_ips in milliseconds instead of a 7 s scan (issue 17). Nesting counts NOT as
  * well as parentheses: ~1,000 chained NOTs used to reach SQLite's expression recursion limit.
  */
 export const QUERY_LIMITS = {

@@ -68,15 +68,16 @@ function leaf (n: Extract<QueryNode, { field: string }>): SqlWhere {
     return { sql: `ts ${op} ?`, params: [isoToMicros(n.value)] }
   }
   if ('ips' in s) {
+    // event_ips is keyed by the addresses' fixed-width hex forms (schema 9), which sort like
+    // the addresses: a CIDR is a range of its primary key, an address an equality.
+    const r = parseAddressOrPrefix(n.value)
     if (n.type === 'cidr') {
-      // A range of the event_ips_hex index (schema 9): hex forms sort like the addresses.
-      const r = parseAddressOrPrefix(n.value)
       const related = 'rowid IN (SELECT event FROM event_ips WHERE hex BETWEEN ? AND ?)'
       return s.ips === 'client'
         ? { sql: `(${related} AND client_hex BETWEEN ? AND ?)`, params: [r.lo, r.hi, r.lo, r.hi] }
         : { sql: related, params: [r.lo, r.hi] }
     }
-    return s.ips === 'client' ? { sql: 'client_ip = ?', params: [n.value] } : { sql: 'rowid IN (SELECT event FROM event_ips WHERE ip = ?)', params: [n.value] }
+    return s.ips === 'client' ? { sql: 'client_ip = ?', params: [n.value] } : { sql: 'rowid IN (SELECT event FROM event_ips WHERE hex = ?)', params: [r.lo] }
   }
   if (!('column' in s)) throw new Error(`field ${n.field} has no column`)
   const col = s.column

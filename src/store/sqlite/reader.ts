@@ -7,6 +7,7 @@ import {
   type Bucket, type EventQuery, type FilterField, type SearchPage, type SearchRequest, type TermCount
 } from '../types.js'
 import { DocBlocks } from './doc-blocks.js'
+import { ipKey } from './ip-key.js'
 
 /** Filter field → column of `events` (ip is answered from event_ips). Fixed: never user text. */
 const COLUMNS: Record<Exclude<FilterField, 'ip'>, string> = {
@@ -54,7 +55,9 @@ export class SqliteReader {
       if (values.length === 0) continue
       const marks = values.map(() => '?').join(', ')
       if (field === 'ip') {
-        parts.push(`rowid IN (SELECT event FROM event_ips WHERE ip IN (${marks}))`)
+        parts.push(`rowid IN (SELECT event FROM event_ips WHERE hex IN (${marks}))`)
+        params.push(...values.map((v) => ipKey(String(v))))
+        continue
       } else {
         const column = COLUMNS[field]
         if (column === undefined) throw new StoreReadError('sqlite', `unknown filter field ${JSON.stringify(field)}`)

@@ -61,7 +61,7 @@ async function allIds (store: SqliteStore, where: QueryNode): Promise<string[]> 
   return out.sort()
 }
 
-describe('sqlite ip:<cidr> from the event_ips_hex index', () => {
+describe('sqlite ip:<cidr> from event_ips keyed by hex', () => {
   let events: KeaEvent[] = []
   const path = join(dir, 'k.db')
   beforeAll(async () => {
@@ -71,18 +71,33 @@ describe('sqlite ip:<cidr> from the event_ips_hex index', () => {
     await store.close()
   })
 
-  it('plans every CIDR leaf as a search of the index, without calling keatrail_ip_hex', () => {
+  it('plans every CIDR leaf as a search of the primary key, without calling keatrail_ip_hex', () => {
     const db = new Database(path, { readonly: true })
     try {
       for (const q of CIDRS) {
         const w = toSql(parseQuery(q) as QueryNode)
         expect(w.sql, q).not.toMatch(/keatrail_ip_hex/)
         const plan = (db.prepare(`EXPLAIN QUERY PLAN SELECT rowid FROM events WHERE ${w.sql}`).all(...w.params) as Array<{ detail: string }>).map((r) => r.detail)
-        expect(plan.join('\n'), q).toMatch(/SEARCH event_ips USING COVERING INDEX event_ips_hex \(hex>\? AND hex<\?\)/)
+        expect(plan.join('\n'), q).toMatch(/SEARCH event_ips USING PRIMARY KEY \(hex>\? AND hex<\?\)/)
         expect(plan.join('\n'), q).not.toMatch(/SCAN event_ips/)
       }
     } finally {
       db.close()
+    }
+  })
+
+  it('answers addresses (query terms and ip filters) by the hex key too, whatever their spelling', async () => {
+    const store = new SqliteStore({ path })
+    try {
+      const want = events.filter((e) => (e.related?.ip ?? []).includes('2001:db8:1::100')).map((e) => e.event.id).sort()
+      expect(want.length).toBeGreaterThan(0)
+      expect(await allIds(store, parseQuery('ip:2001:DB8:1:0::100') as QueryNode)).toEqual(want)
+      expect(await store.count({ filters: { ip: ['2001:db8:1::100'] } })).toBe(want.length)
+      expect(await store.count({ filters: { ip: ['not an address'] } })).toBe(0)
+      const top = await store.top('ip', {}, 3)
+      expect(top[0]?.value).toMatch(/^[0-9a-f.:]+$/)
+    } finally {
+      await store.close()
     }
   })
 
@@ -103,14 +118,24 @@ describe('sqlite ip:<cidr> from the event_ips_hex index', () => {
     }
   })
 
-  it('a database from before schema 9 gets the column, the index and the hex of every stored address', async () => {
+  it('a database from before schema 9 gets event_ips keyed by the hex of every stored address, and client_hex', async () => {
     const old = join(dir, 'old.db')
     const writer = new SqliteStore({ path: old })
     await writer.write(events)
     await writer.close()
-    // Back to schema 8: as an older keatrail left the file.
+    // Back to schema 8: as an older keatrail left the file (event_ips keyed by the text).
     const db = new Database(old)
-    db.exec('DROP INDEX event_ips_hex; ALTER TABLE event_ips DROP COLUMN hex; ALTER TABLE events DROP COLUMN client_hex')
+    db.exec(`DROP TRIGGER events_ad;
+      CREATE TABLE v8 (ip TEXT NOT NULL, ts INTEGER NOT NULL, event INTEGER NOT NULL, PRIMARY KEY (ip, ts, event)) WITHOUT ROWID;
+      INSERT INTO v8 SELECT ip, ts, event FROM event_ips;
+      DROP TABLE event_ips;
+      ALTER TABLE v8 RENAME TO event_ips;
+      CREATE INDEX event_ips_event ON event_ips (event);
+      CREATE TRIGGER events_ad AFTER DELETE ON events BEGIN
+        DELETE FROM events_fts WHERE rowid = old.rowid;
+        DELETE FROM event_ips WHERE event = old.rowid;
+      END;
+      ALTER TABLE events DROP COLUMN client_hex`)
     db.pragma(`user_version = ${(MIGRATIONS.find((m) => m.name === 'addresses as comparable hex')?.version ?? 0) - 1}`)
     db.close()
     const store = new SqliteStore({ path: old })
@@ -124,7 +149,8 @@ describe('sqlite ip:<cidr> from the event_ips_hex index', () => {
     }
     const check = new Database(old, { readonly: true })
     try {
-      expect(check.prepare('SELECT count(*) AS n FROM event_ips WHERE hex IS NULL').get()).toEqual({ n: 0 })
+      expect(check.prepare('SELECT count(*) AS n FROM event_ips WHERE hex NOT LIKE \'4:%\' AND hex NOT LIKE \'6:%\'').get()).toEqual({ n: 0 })
+      expect(check.prepare('SELECT count(*) AS n FROM event_ips').get()).toEqual({ n: events.reduce((n, e) => n + (e.related?.ip?.length ?? 0), 0) })
       expect(check.prepare('SELECT count(*) AS n FROM events WHERE client_ip IS NOT NULL AND client_hex IS NULL').get()).toEqual({ n: 0 })
     } finally {
       check.close()
