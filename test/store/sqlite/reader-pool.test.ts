@@ -103,6 +103,20 @@ describe('sqlite reads on reader workers', () => {
     }
   })
 
+  it('health counts on a reader and stays ready while the readers are busy with queries', async () => {
+    const store = open({ workers: 1, maxQueued: 1 })
+    try {
+      expect(await store.health()).toEqual({ ok: true, detail: `${path}: ${EVENTS} events` })
+      const running = store.count({ where: HEAVY })
+      const queued = store.count({})
+      // Its count is refused (the queue is full): the last one is reported.
+      expect(await store.health()).toEqual({ ok: true, detail: `${path}: ${EVENTS} events` })
+      await Promise.all([running, queued])
+    } finally {
+      await store.close()
+    }
+  })
+
   it('reader errors keep their codes across the thread: a bad cursor is 400', async () => {
     const store = open()
     try {
