@@ -224,3 +224,25 @@ export const ApiListenError = createError<[string, string]>(
   'The API cannot listen on %s: %s',
   500
 )
+
+// Query cost bounds
+export const QueryTooComplexError = createError<[string]>(
+  'KEATRAIL_ERR_QUERY_TOO_COMPLEX',
+  'The query is too large to answer: %s',
+  400
+)
+export const QueryTimeoutError = createError<[number]>(
+  'KEATRAIL_ERR_QUERY_TIMEOUT',
+  'The query did not finish within its time budget of %d ms and was stopped; narrow it: a shorter time range, fewer OR terms, smaller CIDR ranges, more specific words',
+  503
+)
+export const QueryBusyError = createError<[number]>(
+  'KEATRAIL_ERR_QUERY_BUSY',
+  'Too many queries are waiting (%d queued); retry in a moment',
+  503
+)
+export const QueryBucketsError = createError<[string]>(
+  'KEATRAIL_ERR_QUERY_BUCKETS',
+  'The histogram cannot be answered: %s',
+  400
+)

@@ -68,12 +68,16 @@ function leaf (n: Extract<QueryNode, { field: string }>): SqlWhere {
     return { sql: `ts ${op} ?`, params: [isoToMicros(n.value)] }
   }
   if ('ips' in s) {
-    const table = s.ips === 'client' ? 'SELECT rowid AS event, client_ip AS ip FROM events WHERE client_ip IS NOT NULL' : 'SELECT event, ip FROM event_ips'
+    // event_ips is keyed by the addresses' fixed-width hex forms (schema 9), which sort like
+    // the addresses: a CIDR is a range of its primary key, an address an equality.
+    const r = parseAddressOrPrefix(n.value)
     if (n.type === 'cidr') {
-      const r = parseAddressOrPrefix(n.value)
-      return { sql: `rowid IN (SELECT event FROM (${table}) WHERE keatrail_ip_hex(ip) BETWEEN ? AND ?)`, params: [r.lo, r.hi] }
+      const related = 'rowid IN (SELECT event FROM event_ips WHERE hex BETWEEN ? AND ?)'
+      return s.ips === 'client'
+        ? { sql: `(${related} AND client_hex BETWEEN ? AND ?)`, params: [r.lo, r.hi, r.lo, r.hi] }
+        : { sql: related, params: [r.lo, r.hi] }
     }
-    return s.ips === 'client' ? { sql: 'client_ip = ?', params: [n.value] } : { sql: 'rowid IN (SELECT event FROM event_ips WHERE ip = ?)', params: [n.value] }
+    return s.ips === 'client' ? { sql: 'client_ip = ?', params: [n.value] } : { sql: 'rowid IN (SELECT event FROM event_ips WHERE hex = ?)', params: [r.lo] }
   }
   if (!('column' in s)) throw new Error(`field ${n.field} has no column`)
   const col = s.column

@@ -100,6 +100,11 @@ export function idsToGet (ids: readonly string[]): string[] {
 export function inIdOrder (ids: readonly string[], found: ReadonlyMap<string, KeaEvent>): KeaEvent[] {
   return ids.flatMap((id) => { const e = found.get(id); return e === undefined ? [] : [e] })
 }
+/** Histogram buckets one answer may hold (a year of hours is 8,760), in every store. */
+export const MAX_BUCKETS = 10_000
+/** Longest histogram interval: the SQLite store keeps µs, and interval × 1000 must stay an exact integer (≈ 285 years). */
+export const MAX_INTERVAL_MS = Math.floor(Number.MAX_SAFE_INTEGER / 1000)
+
 /** Totals are exact up to this many hits, then reported as "at least". */
 export const TOTAL_BOUND = 10_000
 

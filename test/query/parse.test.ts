@@ -39,7 +39,8 @@ describe('query language', () => {
     ['OR b', /a search term before OR/],
     ['x'.repeat(10_000), /at most 4096 characters/],
     ['bad\uFFFDutf8', /valid UTF-8/],
-    ['('.repeat(40) + 'a' + ')'.repeat(40), /nested parentheses/]
+    ['msg:"lease\u0000 x"', /position 10: expected a phrase without control characters/],
+    ['"a\u0001b"', /without control characters/]
   ]
   for (const [q, msg] of errors) {
     it(`refuses ${JSON.stringify(q.slice(0, 30))} with the position and what was expected`, () => {
@@ -47,6 +48,34 @@ describe('query language', () => {
       try { parseQuery(q) } catch (err) { expect((err as { code: string, statusCode: number }).code).toBe('KEATRAIL_ERR_QUERY_SYNTAX'); expect((err as { statusCode: number }).statusCode).toBe(400) }
     })
   }
+
+  // Issue 17: what one query may cost. Each of these parsed before and reached the store.
+  const tooComplex: Array<[string, string, RegExp]> = [
+    ['1,000 chained NOTs', 'NOT '.repeat(1000) + 'a', /at most 32 nested parentheses and NOTs/],
+    ['NOTs count toward the depth with parentheses', '('.repeat(20) + 'NOT '.repeat(13) + 'a' + ')'.repeat(20), /at most 32 nested parentheses and NOTs/],
+    ['40 nested parentheses', '('.repeat(40) + 'a' + ')'.repeat(40), /at most 32 nested parentheses/],
+    ['33 terms', Array.from({ length: 33 }, (_, i) => `ip:10.${i}.0.0/16`).join(' OR '), /at most 32 terms/],
+    ['a 257-character phrase', `"${'a'.repeat(257)}"`, /at most 256 characters/],
+    ['a 17-word phrase', `msg:"${Array.from({ length: 17 }, (_, i) => `w${i}`).join(' ')}"`, /at most 16 words/],
+    ['a bare word full text splits into 17 words', Array.from({ length: 17 }, () => 'a').join('.'), /at most 16 words/]
+  ]
+  for (const [name, q, msg] of tooComplex) {
+    it(`refuses ${name} with KEATRAIL_ERR_QUERY_TOO_COMPLEX (400)`, () => {
+      expect(() => parseQuery(q)).toThrow(msg)
+      try { parseQuery(q) } catch (err) { expect((err as { code: string }).code).toBe('KEATRAIL_ERR_QUERY_TOO_COMPLEX'); expect((err as { statusCode: number }).statusCode).toBe(400) }
+    })
+  }
+
+  it('accepts what is inside the bounds: 32 terms, 32 levels counting NOTs, a 16-word phrase', () => {
+    expect(parseQuery(Array.from({ length: 32 }, (_, i) => `ip:10.${i}.0.0/16`).join(' OR '))).toMatchObject({ type: 'or' })
+    expect(parseQuery('('.repeat(16) + 'NOT '.repeat(16) + 'a' + ')'.repeat(16))).toMatchObject({ type: 'not' })
+    expect(parseQuery(`"${Array.from({ length: 16 }, (_, i) => `w${i}`).join(' ')}"`)).toMatchObject({ type: 'text', phrase: true })
+    expect(parseQuery('"tab\tand newline\n are whitespace"')).toMatchObject({ type: 'text' })
+  })
+
+  it('does not echo control characters in the error message', () => {
+    expect(() => parseQuery('"a\u0000b')).toThrow(/in "a\?b\)/)
+  })
 
   // Random ASTs with values each field accepts, in their stored form.
   const word = fc.stringMatching(/^[A-Za-z][A-Za-z0-9_]{0,8}$/).filter((w) => !['AND', 'OR', 'NOT'].includes(w))
@@ -85,7 +114,7 @@ describe('query language', () => {
     fc.assert(fc.property(fc.oneof(fc.string({ maxLength: 80 }), fc.stringMatching(/^[a-z_:. ()"<>=*0-9-]{0,60}$/)), (q) => {
       let ast: QueryNode | undefined
       try { ast = parseQuery(q) } catch (err) {
-        expect((err as { code?: string }).code).toBe('KEATRAIL_ERR_QUERY_SYNTAX')
+        expect((err as { code?: string }).code).toMatch(/^KEATRAIL_ERR_QUERY_(SYNTAX|TOO_COMPLEX)$/)
         return
       }
       if (ast !== undefined) for (const f of fields(ast)) expect(FIELDS[f]).toBeDefined()

@@ -52,6 +52,8 @@ const QUERIES = [
   'ip:192.0.2.0/28',
   'ip:2001:db8:8000::/52',
   'ip:192.0.2.10',
+  'client.ip:192.0.2.0/24',
+  'NOT ip:192.0.2.0/28 AND client.ip:2001:db8::/32',
   'level:warn OR level:error',
   'NOT level:info',
   'subnet_id >= 1',

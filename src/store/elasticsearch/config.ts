@@ -19,7 +19,9 @@ export const elasticsearchStoreConfigSchema = z.object({
   }).strict().default({ initialMs: 500, maxMs: 30_000 })
     .describe('A whole bulk request that fails (cluster down) is retried with backoff until it succeeds or the store closes'),
   refresh: z.boolean().default(false).describe('Refresh after each write so it is searchable at once (tests only: costs throughput)'),
-  requestTimeoutMs: z.number().int().positive().default(30_000).describe('Timeout of one request')
+  requestTimeoutMs: z.number().int().positive().default(30_000).describe('Timeout of one request'),
+  queryTimeoutMs: z.number().int().positive().default(10_000)
+    .describe('Time budget of one event search, count, histogram or top-values read: Elasticsearch stops the search (`timeout`) and the request is abandoned a second later; answered KEATRAIL_ERR_QUERY_TIMEOUT (503)')
 }).strict()
 
 export type ElasticsearchStoreConfig = z.input<typeof elasticsearchStoreConfigSchema>

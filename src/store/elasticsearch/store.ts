@@ -3,12 +3,12 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Client, errors as esErrors, type estypes } from '@elastic/elasticsearch'
-import { CursorInvalidError, StoreReadError, withCause } from '../../errors.js'
+import { CursorInvalidError, QueryBucketsError, QueryTimeoutError, StoreReadError, withCause } from '../../errors.js'
 import type { KeaEvent } from '../../parse/event.js'
 import { packageRoot } from '../../paths.js'
 import type { DeadLetterStore } from '../deadletter.js'
 import {
-  decodeCursor, encodeCursor, FILTER_FIELDS, idsToGet, inIdOrder, MAX_PAGE_SIZE, TOTAL_BOUND,
+  decodeCursor, encodeCursor, FILTER_FIELDS, idsToGet, inIdOrder, MAX_BUCKETS, MAX_INTERVAL_MS, MAX_PAGE_SIZE, TOTAL_BOUND,
   type Bucket, type EventQuery, type FilterField, type SearchPage, type SearchRequest, type Store, type TermCount, type WriteResult
 } from '../types.js'
 import { elasticsearchStoreConfigSchema, type ElasticsearchStoreConfig } from './config.js'
@@ -226,12 +226,13 @@ export class ElasticsearchStore implements Store {
       index: this.pattern,
       ignore_unavailable: true,
       allow_no_indices: true,
+      timeout: this.budget,
       query: this.query(req),
       sort: [{ '@timestamp': { order, format: TIME_FORMAT } }, { 'event.id': { order } }],
       size: size + 1,
       track_total_hits: TOTAL_BOUND,
       ...(searchAfter === undefined ? {} : { search_after: searchAfter })
-    }))
+    }, this.readOptions))
     const hits = res.hits.hits
     const more = hits.length > size
     const page = more ? hits.slice(0, size) : hits
@@ -252,33 +253,36 @@ export class ElasticsearchStore implements Store {
     const wanted = idsToGet(ids)
     if (wanted.length === 0) return []
     const res = await this.read(async () => await this.client.search<KeaEvent>({
-      index: this.pattern, ignore_unavailable: true, allow_no_indices: true, size: wanted.length, query: { ids: { values: wanted } }
-    }))
+      index: this.pattern, ignore_unavailable: true, allow_no_indices: true, timeout: this.budget, size: wanted.length, query: { ids: { values: wanted } }
+    }, this.readOptions))
     const found = res.hits.hits.map((h) => fromDoc(h._source as Doc))
     return inIdOrder(wanted, new Map(found.map((e) => [e.event.id, e])))
   }
 
   async count (q: EventQuery = {}): Promise<number> {
-    const res = await this.read(async () => await this.client.count({ index: this.pattern, ignore_unavailable: true, allow_no_indices: true, query: this.query(q) }))
+    // _count takes no `timeout`: the request's own is the bound (closing it cancels the search task).
+    const res = await this.read(async () => await this.client.count({ index: this.pattern, ignore_unavailable: true, allow_no_indices: true, query: this.query(q) }, this.readOptions))
     return res.count
   }
 
   async histogram (q: EventQuery, intervalMs: number): Promise<Bucket[]> {
     if (!Number.isInteger(intervalMs) || intervalMs < 1) throw new StoreReadError('elasticsearch', 'the histogram interval must be a positive whole number of ms')
+    if (intervalMs > MAX_INTERVAL_MS) throw new QueryBucketsError(`an interval of at most ${MAX_INTERVAL_MS} ms (about 285 years), not ${intervalMs} ms`)
     const res = await this.read(async () => await this.client.search({
-      index: this.pattern, ignore_unavailable: true, allow_no_indices: true, size: 0, query: this.query(q),
+      index: this.pattern, ignore_unavailable: true, allow_no_indices: true, size: 0, timeout: this.budget, query: this.query(q),
       aggs: { h: { date_histogram: { field: '@timestamp', fixed_interval: `${intervalMs}ms`, min_doc_count: 1 } } }
-    }))
+    }, this.readOptions))
     const buckets = (res.aggregations?.h as estypes.AggregationsDateHistogramAggregate | undefined)?.buckets
+    if (Array.isArray(buckets) && buckets.length > MAX_BUCKETS) throw tooManyBuckets()
     return (Array.isArray(buckets) ? buckets : []).map((b) => ({ key: Number(b.key), count: b.doc_count }))
   }
 
   async top (field: FilterField, q: EventQuery, size: number): Promise<TermCount[]> {
     const n = Math.min(Math.max(Math.trunc(size), 1), 1000)
     const res = await this.read(async () => await this.client.search({
-      index: this.pattern, ignore_unavailable: true, allow_no_indices: true, size: 0, query: this.query(q),
+      index: this.pattern, ignore_unavailable: true, allow_no_indices: true, size: 0, timeout: this.budget, query: this.query(q),
       aggs: { t: { terms: { field: FILTER_FIELDS[field], size: n, order: [{ _count: 'desc' }, { _key: 'asc' }] } } }
-    }))
+    }, this.readOptions))
     const buckets = (res.aggregations?.t as estypes.AggregationsStringTermsAggregate | undefined)?.buckets
     return (Array.isArray(buckets) ? buckets : []).map((b) => ({ value: String(b.key_as_string ?? b.key), count: b.doc_count }))
   }
@@ -304,14 +308,34 @@ export class ElasticsearchStore implements Store {
     await this.client.close()
   }
 
+  /** `timeout` of a search: Elasticsearch stops collecting when it passes (answers `timed_out`). */
+  private get budget (): string {
+    return `${this.cfg.queryTimeoutMs}ms`
+  }
+
+  /** The request itself is abandoned a second after the budget (no retry: the answer is 503 now). */
+  private get readOptions (): { requestTimeout: number, maxRetries: number } {
+    return { requestTimeout: this.cfg.queryTimeoutMs + 1000, maxRetries: 0 }
+  }
+
+  /** A read within the query budget: partial answers (`timed_out`) and abandoned requests are KEATRAIL_ERR_QUERY_TIMEOUT. */
   private async read<T> (fn: () => Promise<T>): Promise<T> {
+    let res: T
     try {
-      return await fn()
+      res = await fn()
     } catch (err) {
-      if (err instanceof esErrors.ResponseError && err.statusCode === 400) throw withCause(new StoreReadError('elasticsearch', err.message), err)
+      if (err instanceof esErrors.TimeoutError) throw withCause(new QueryTimeoutError(this.cfg.queryTimeoutMs), err)
+      if (err instanceof esErrors.ResponseError && JSON.stringify(err.body ?? '').includes('too_many_buckets_exception')) throw withCause(tooManyBuckets(), err)
       throw withCause(new StoreReadError('elasticsearch', (err as Error).message), err)
     }
+    // A search past its `timeout` answers what it collected so far: not an answer to give.
+    if ((res as { timed_out?: boolean }).timed_out === true) throw new QueryTimeoutError(this.cfg.queryTimeoutMs)
+    return res
   }
+}
+
+function tooManyBuckets (): Error {
+  return new QueryBucketsError(`more than ${MAX_BUCKETS} buckets hold events; widen the interval or narrow the time range`)
 }
 
 /** A stored document as the event keatrail parsed: without what only the index needs. */

@@ -1,13 +1,10 @@
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
-import { CursorInvalidError, StoreReadError, StoreSchemaError, StoreWriteError, isCodedError, withCause } from '../../errors.js'
+import { StoreSchemaError, StoreWriteError, withCause } from '../../errors.js'
 import type { KeaEvent } from '../../parse/event.js'
 import { isoToMicros } from '../time.js'
-import {
-  decodeCursor, encodeCursor, idsToGet, inIdOrder, MAX_PAGE_SIZE, TOTAL_BOUND,
-  type Bucket, type EventQuery, type FilterField, type SearchPage, type SearchRequest, type Store, type TermCount, type WriteResult
-} from '../types.js'
+import type { Bucket, EventQuery, FilterField, SearchPage, SearchRequest, Store, TermCount, WriteResult } from '../types.js'
 import { sqliteStoreConfigSchema, type SqliteStoreConfig } from './config.js'
 import { MIGRATIONS } from './migrations.js'
 import { validateConfig } from '../../config/validate.js'
@@ -15,28 +12,10 @@ import { coverageSpans, observeAll } from '../../leases/observe.js'
 import { SqliteLeases } from './leases.js'
 import { SqliteSnapshots } from './snapshots.js'
 import { DocBlocks } from './doc-blocks.js'
-import { toSql } from '../../query/translate.js'
 import { parseAddressOrPrefix } from '../../leases/address.js'
-
-/** Filter field → column of `events` (ip is answered from event_ips). Fixed: never user text. */
-const COLUMNS: Record<Exclude<FilterField, 'ip'>, string> = {
-  code: 'code',
-  action: 'action',
-  dataset: 'dataset',
-  level: 'level',
-  logger: 'logger',
-  host: 'host',
-  status: 'status',
-  mac: 'mac',
-  hwaddr: 'hwaddr',
-  client_id: 'client_id',
-  duid: 'duid',
-  subnet_id: 'subnet_id',
-  source_id: 'source_id'
-}
-
-interface Where { sql: string, params: unknown[] }
-interface StoredRow { rowid: number, id: string, doc: string }
+import { ipHex, ipKey } from './ip-key.js'
+import { SqliteReader, type ReadOp, type ReadOps, type StoredRow } from './reader.js'
+import { ReaderPool } from './reader-pool.js'
 
 /**
  * The embedded store: one SQLite file, WAL, FTS5 over messages. Single host, no other server.
@@ -54,6 +33,10 @@ export class SqliteStore implements Store {
   readonly leases: SqliteLeases
   readonly snapshots: SqliteSnapshots
   private readonly docs: DocBlocks
+  /** Reads on this connection: ':memory:' databases, `readers.workers: 0`, and lease backfill. */
+  private readonly reader: SqliteReader
+  private readonly pool: ReaderPool | undefined
+  private lastCount: number | undefined
 
   constructor (config: SqliteStoreConfig) {
     this.cfg = validateConfig(sqliteStoreConfigSchema, config, 'store.sqlite')
@@ -79,12 +62,13 @@ export class SqliteStore implements Store {
     this.leases = new SqliteLeases(this.db, this.cfg.leaseDerivation)
     this.snapshots = new SqliteSnapshots(this.db)
     this.docs = new DocBlocks(this.db)
+    this.reader = new SqliteReader(this.db, this.docs)
     if (from === 1) this.backfillLeases()
     this.deriveAfterCrash()
     this.insertEvent = this.db.prepare(`INSERT OR IGNORE INTO events
-      (id, ts, dataset, code, action, level, logger, host, status, mac, hwaddr, client_id, duid, client_ip, subnet_id, source_id, message, doc, kind, tid, hostname, iaid)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', '', ?, ?, ?, ?)`)
-    this.insertIp = this.db.prepare('INSERT OR IGNORE INTO event_ips (ip, ts, event) VALUES (?, ?, ?)')
+      (id, ts, dataset, code, action, level, logger, host, status, mac, hwaddr, client_id, duid, client_ip, subnet_id, source_id, message, doc, kind, tid, hostname, iaid, client_hex)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', '', ?, ?, ?, ?, ?)`)
+    this.insertIp = this.db.prepare('INSERT OR IGNORE INTO event_ips (hex, ts, event, ip) VALUES (?, ?, ?, ?)')
     this.insertFts = this.db.prepare('INSERT INTO events_fts (rowid, message) VALUES (?, ?)')
     this.writeTx = this.db.transaction((events: readonly KeaEvent[]) => {
       let written = 0
@@ -98,7 +82,7 @@ export class SqliteStore implements Store {
           e.event.id, ts, e.event.dataset, e.event.code ?? null, e.event.action ?? null, e.log.level ?? null,
           e.log.logger ?? null, e.host?.name ?? null, e.kea.parse.status, e.client?.mac ?? null, e.kea.hwaddr ?? null,
           e.kea.client_id ?? null, e.kea.duid ?? null, e.client?.ip ?? null, e.kea.subnet_id ?? null, e.kea.source_id ?? null,
-          e.event.kind, e.kea.transaction_id ?? null, e.kea.hostname ?? null, e.kea.iaid ?? null)
+          e.event.kind, e.kea.transaction_id ?? null, e.kea.hostname ?? null, e.kea.iaid ?? null, ipHex(e.client?.ip))
         if (r.changes === 0) { duplicates++; continue }
         written++
         fresh.push(e)
@@ -106,12 +90,17 @@ export class SqliteStore implements Store {
         docs.push(JSON.stringify(e))
         this.insertFts.run(r.lastInsertRowid, e.message)
         const ips = e.related?.ip
-        if (ips !== undefined) for (const ip of ips) this.insertIp.run(ip, ts, r.lastInsertRowid)
+        if (ips !== undefined) for (const ip of ips) this.insertIp.run(ipKey(ip), ts, r.lastInsertRowid, ip)
       }
       this.docs.write(rowids, docs)
       this.leases.cover(coverageSpans(events))
       return { written, duplicates, deadLettered: 0, fresh, lastRowid: rowids[rowids.length - 1] ?? 0 }
     })
+    // Started on the first read; the schema is in place by now, so read-only connections can open.
+    const r = this.cfg.readers
+    this.pool = this.path === ':memory:' || r.workers === 0
+      ? undefined
+      : new ReaderPool({ path: this.path, workers: r.workers, queryTimeoutMs: r.queryTimeoutMs, maxQueued: r.maxQueued, cacheMiB: r.cacheMiB, nice: r.nice, busyTimeoutMs: this.cfg.busyTimeoutMs })
   }
 
   /** Applies pending migrations; returns the version the file had (0: new). */
@@ -178,65 +167,14 @@ export class SqliteStore implements Store {
     }
   }
 
-  private where (q: EventQuery): Where {
-    const parts: string[] = []
-    const params: unknown[] = []
-    if (q.from !== undefined) { parts.push('ts >= ?'); params.push(q.from * 1000) }
-    if (q.to !== undefined) { parts.push('ts < ?'); params.push(q.to * 1000) }
-    const fts = ftsQuery(q.text)
-    if (fts !== undefined) {
-      parts.push('rowid IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)')
-      params.push(fts)
-    }
-    for (const [field, values] of Object.entries(q.filters ?? {}) as Array<[FilterField, ReadonlyArray<string | number>]>) {
-      if (values.length === 0) continue
-      const marks = values.map(() => '?').join(', ')
-      if (field === 'ip') {
-        parts.push(`rowid IN (SELECT event FROM event_ips WHERE ip IN (${marks}))`)
-      } else {
-        const column = COLUMNS[field]
-        if (column === undefined) throw new StoreReadError('sqlite', `unknown filter field ${JSON.stringify(field)}`)
-        parts.push(`${column} IN (${marks})`)
-      }
-      params.push(...values.map((v) => field === 'subnet_id' ? Number(v) : String(v)))
-    }
-    if (q.where !== undefined) {
-      const w = toSql(q.where)
-      parts.push(w.sql)
-      params.push(...w.params)
-    }
-    return { sql: parts.length === 0 ? '1' : parts.join(' AND '), params }
+  /** A read on a reader worker, or on this connection when there are none. */
+  private async read<K extends ReadOp> (op: K, ...args: Parameters<ReadOps[K]>): Promise<ReturnType<ReadOps[K]>> {
+    if (this.pool !== undefined) return await this.pool.run(op, args)
+    return (this.reader[op] as (...a: unknown[]) => ReturnType<ReadOps[K]>).apply(this.reader, args)
   }
 
   async search (req: SearchRequest): Promise<SearchPage> {
-    const size = Math.min(Math.max(req.size ?? 100, 1), MAX_PAGE_SIZE)
-    const desc = (req.sort ?? 'desc') === 'desc'
-    const w = this.where(req)
-    let sql = `SELECT rowid, id, doc, ts FROM events WHERE ${w.sql}`
-    const params = [...w.params]
-    if (req.cursor !== undefined) {
-      const c = decodeCursor(req.cursor)
-      if (c === undefined || !/^-?\d+$/.test(c.t)) throw new CursorInvalidError()
-      sql += desc ? ' AND (ts, id) < (?, ?)' : ' AND (ts, id) > (?, ?)'
-      params.push(Number(c.t), c.id)
-    }
-    sql += desc ? ' ORDER BY ts DESC, id DESC' : ' ORDER BY ts ASC, id ASC'
-    sql += ' LIMIT ?'
-    params.push(size + 1)
-    try {
-      const rows = this.db.prepare(sql).all(...params) as Array<StoredRow & { ts: number }>
-      const more = rows.length > size
-      const page = more ? rows.slice(0, size) : rows
-      const last = page[page.length - 1]
-      const total = (this.db.prepare(`SELECT count(*) AS n FROM (SELECT 1 FROM events WHERE ${w.sql} LIMIT ${TOTAL_BOUND + 1})`).get(...w.params) as { n: number }).n
-      return {
-        events: page.map((r) => this.eventOf(r)),
-        total: total > TOTAL_BOUND ? { value: TOTAL_BOUND, relation: 'gte' } : { value: total, relation: 'eq' },
-        ...(more && last !== undefined ? { cursor: encodeCursor({ t: String(last.ts), id: last.id }) } : {})
-      }
-    } catch (err) {
-      throw readError(err)
-    }
+    return await this.read('search', req)
   }
 
   async get (id: string): Promise<KeaEvent | undefined> {
@@ -244,72 +182,41 @@ export class SqliteStore implements Store {
   }
 
   async getMany (ids: readonly string[]): Promise<KeaEvent[]> {
-    const wanted = idsToGet(ids)
-    if (wanted.length === 0) return []
-    // Rowid order: events of one document block are inflated once, consecutively.
-    const rows = this.db.prepare(`SELECT rowid, id, doc FROM events WHERE id IN (${wanted.map(() => '?').join(', ')}) ORDER BY rowid`)
-      .all(...wanted) as StoredRow[]
-    return inIdOrder(wanted, new Map(rows.map((r) => [r.id, this.eventOf(r)])))
+    return await this.read('getMany', ids)
   }
 
-  /** A row's event: its own doc (rows from before schema 6) or its place in a document block. */
   private eventOf (row: StoredRow): KeaEvent {
-    if (row.doc !== '') return JSON.parse(row.doc) as KeaEvent
-    for (let attempt = 0; attempt < 2; attempt++) {
-      const doc = this.docs.read(row.rowid)
-      if (doc === undefined) break
-      const e = JSON.parse(doc) as KeaEvent
-      if (e.event.id === row.id) return e
-      // A block cached before another process (keatrail run beside keatrail serve) had
-      // retention delete every event, so that the rowid now belongs to a newer event.
-      this.docs.forgetAll()
-    }
-    throw new StoreReadError('sqlite', `the document of event ${row.id} (row ${row.rowid}) is missing`)
+    return this.reader.eventOf(row)
   }
 
   async count (q: EventQuery = {}): Promise<number> {
-    const w = this.where(q)
-    try {
-      return (this.db.prepare(`SELECT count(*) AS n FROM events WHERE ${w.sql}`).get(...w.params) as { n: number }).n
-    } catch (err) {
-      throw readError(err)
-    }
+    return await this.read('count', q)
   }
 
   async histogram (q: EventQuery, intervalMs: number): Promise<Bucket[]> {
-    if (!Number.isInteger(intervalMs) || intervalMs < 1) throw new StoreReadError('sqlite', 'the histogram interval must be a positive whole number of ms')
-    const w = this.where(q)
-    const step = intervalMs * 1000
-    try {
-      const rows = this.db.prepare(`SELECT (ts - ((ts % ${step}) + ${step}) % ${step}) / 1000 AS key, count(*) AS count
-        FROM events WHERE ${w.sql} GROUP BY 1 ORDER BY 1`).all(...w.params) as Bucket[]
-      return rows
-    } catch (err) {
-      throw readError(err)
-    }
+    return await this.read('histogram', q, intervalMs)
   }
 
   async top (field: FilterField, q: EventQuery, size: number): Promise<TermCount[]> {
-    const w = this.where(q)
-    const n = Math.min(Math.max(Math.trunc(size), 1), 1000)
-    const sql = field === 'ip'
-      ? `SELECT ip AS value, count(*) AS count FROM event_ips WHERE event IN (SELECT rowid FROM events WHERE ${w.sql}) GROUP BY ip ORDER BY count DESC, value ASC LIMIT ${n}`
-      : `SELECT ${COLUMNS[field]} AS value, count(*) AS count FROM events WHERE ${w.sql} AND ${COLUMNS[field]} IS NOT NULL GROUP BY 1 ORDER BY count DESC, value ASC LIMIT ${n}`
-    try {
-      return (this.db.prepare(sql).all(...w.params) as Array<{ value: string | number, count: number }>)
-        .map((r) => ({ value: String(r.value), count: r.count }))
-    } catch (err) {
-      throw readError(err)
-    }
+    return await this.read('top', field, q, size)
   }
 
   async health (): Promise<{ ok: boolean, detail: string }> {
     try {
-      const n = (this.db.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n
-      return { ok: true, detail: `${this.path}: ${n} events` }
+      // The writer's connection answers; counting (a scan of an index: ~0.25 s per 10M events)
+      // is a read like any other, off this thread.
+      this.db.prepare('SELECT 1 FROM events LIMIT 1').get()
     } catch (err) {
       return { ok: false, detail: (err as Error).message }
     }
+    try {
+      this.lastCount = await this.count({})
+    } catch (err) {
+      // Readers busy with queries do not make the store unready: the last count is reported.
+      const code = (err as { code?: string }).code
+      if (code !== 'KEATRAIL_ERR_QUERY_BUSY' && code !== 'KEATRAIL_ERR_QUERY_TIMEOUT') return { ok: false, detail: (err as Error).message }
+    }
+    return { ok: true, detail: `${this.path}: ${this.lastCount ?? '?'} events` }
   }
 
   /**
@@ -348,7 +255,7 @@ export class SqliteStore implements Store {
         pruneDocs()
         const oldest = (this.db.prepare('SELECT min(ts) AS t FROM events').get() as { t: number | null }).t
         if (oldest !== null) this.leases.prune(Math.floor(oldest / 1000))
-        this.db.pragma('wal_checkpoint(TRUNCATE)')
+        this.checkpointNow()
         this.db.pragma('incremental_vacuum')
       }
     }
@@ -358,6 +265,20 @@ export class SqliteStore implements Store {
       this.db.pragma('incremental_vacuum')
     }
     return deleted
+  }
+
+  /**
+   * Moves the WAL into the database file and truncates it, as far as readers allow right now: a
+   * TRUNCATE checkpoint waits for every reader to reach the newest snapshot, and the busy timeout
+   * would hold this thread (the collector's) for as long as a reader worker's query runs.
+   */
+  private checkpointNow (): void {
+    this.db.pragma('busy_timeout = 0')
+    try {
+      this.db.pragma('wal_checkpoint(TRUNCATE)')
+    } finally {
+      this.db.pragma(`busy_timeout = ${this.cfg.busyTimeoutMs}`)
+    }
   }
 
   /** The rowid of the newest event row (0: none). */
@@ -375,6 +296,8 @@ export class SqliteStore implements Store {
 
   async close (): Promise<void> {
     if (!this.db.open) return
+    await this.pool?.close()
+    if (!this.db.open) return
     this.leases.stop()
     try {
       this.leases.flush()
@@ -383,17 +306,4 @@ export class SqliteStore implements Store {
       this.db.close()
     }
   }
-}
-
-/** Words to an FTS5 query: each quoted (no FTS syntax from users), all required. */
-function ftsQuery (text: string | undefined): string | undefined {
-  if (text === undefined) return undefined
-  const words = text.split(/\s+/).filter((w) => w.length > 0)
-  if (words.length === 0) return undefined
-  return words.map((w) => `"${w.replaceAll('"', '""')}"`).join(' AND ')
-}
-
-function readError (err: unknown): Error {
-  if (isCodedError(err)) return err
-  return withCause(new StoreReadError('sqlite', (err as Error).message), err)
 }

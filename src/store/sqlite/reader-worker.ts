@@ -1,0 +1,41 @@
+import { readlinkSync } from 'node:fs'
+import { setPriority } from 'node:os'
+import { parentPort, workerData } from 'node:worker_threads'
+import Database from 'better-sqlite3'
+import { isCodedError } from '../../errors.js'
+import { SqliteReader, runRead, type ReadOp } from './reader.js'
+
+// A reader worker (reader-pool.ts): a read-only connection to the store's WAL file and a
+// SqliteReader on it, answering one read at a time. Queries run here, not on the thread of the
+// sources, the pipeline and the API.
+
+export interface ReaderWorkerData { path: string, busyTimeoutMs: number, cacheMiB: number, nice: number }
+export interface ReadRequest { op: ReadOp, args: unknown[] }
+export type ReadReply =
+  | { ok: true, value: unknown }
+  | { ok: false, error: { message: string, code?: string, statusCode?: number, name: string } }
+
+const data = workerData as ReaderWorkerData
+// Linux schedules threads, and nice is per thread: this one yields its core to the collector's
+// thread (sources, pipeline, API) when both want it. Elsewhere the call fails and is skipped.
+if (data.nice !== 0) {
+  try { setPriority(Number(readlinkSync('/proc/thread-self').split('/').pop()), data.nice) } catch { /* not Linux */ }
+}
+const db = new Database(data.path, { readonly: true, fileMustExist: true, timeout: data.busyTimeoutMs })
+db.pragma(`cache_size = -${data.cacheMiB * 1024}`)
+const reader = new SqliteReader(db)
+const port = parentPort
+if (port === null) throw new Error('reader-worker.ts runs as a worker thread')
+
+port.on('message', (req: ReadRequest) => {
+  let reply: ReadReply
+  try {
+    reply = { ok: true, value: runRead(reader, req.op, req.args as never) }
+  } catch (err) {
+    const e = err as Error & { statusCode?: number }
+    const status = e.statusCode === undefined ? {} : { statusCode: e.statusCode }
+    reply = { ok: false, error: { message: e.message, name: e.name, ...(isCodedError(e) ? { code: e.code, ...status } : {}) } }
+  }
+  port.postMessage(reply)
+})
+port.postMessage('ready')

@@ -1,0 +1,202 @@
+import type Database from 'better-sqlite3'
+import { CursorInvalidError, QueryBucketsError, StoreReadError, isCodedError, withCause } from '../../errors.js'
+import type { KeaEvent } from '../../parse/event.js'
+import { toSql } from '../../query/translate.js'
+import {
+  decodeCursor, encodeCursor, idsToGet, inIdOrder, MAX_BUCKETS, MAX_INTERVAL_MS, MAX_PAGE_SIZE, TOTAL_BOUND,
+  type Bucket, type EventQuery, type FilterField, type SearchPage, type SearchRequest, type TermCount
+} from '../types.js'
+import { DocBlocks } from './doc-blocks.js'
+import { ipKey } from './ip-key.js'
+
+/** Filter field → column of `events` (ip is answered from event_ips). Fixed: never user text. */
+const COLUMNS: Record<Exclude<FilterField, 'ip'>, string> = {
+  code: 'code',
+  action: 'action',
+  dataset: 'dataset',
+  level: 'level',
+  logger: 'logger',
+  host: 'host',
+  status: 'status',
+  mac: 'mac',
+  hwaddr: 'hwaddr',
+  client_id: 'client_id',
+  duid: 'duid',
+  subnet_id: 'subnet_id',
+  source_id: 'source_id'
+}
+
+interface Where { sql: string, params: unknown[] }
+export interface StoredRow { rowid: number, id: string, doc: string }
+
+/**
+ * Every event read of the SQLite store, synchronous, on one connection: the store's own for
+ * ':memory:' databases, a read-only connection of its own in each reader worker otherwise
+ * (reader-worker.ts), so that no query runs on the event loop of the sources and the API.
+ */
+export class SqliteReader {
+  private readonly docs: DocBlocks
+
+  constructor (private readonly db: Database.Database, docs?: DocBlocks) {
+    this.docs = docs ?? new DocBlocks(db)
+  }
+
+  private where (q: EventQuery): Where {
+    const parts: string[] = []
+    const params: unknown[] = []
+    if (q.from !== undefined) { parts.push('ts >= ?'); params.push(q.from * 1000) }
+    if (q.to !== undefined) { parts.push('ts < ?'); params.push(q.to * 1000) }
+    const fts = ftsQuery(q.text)
+    if (fts !== undefined) {
+      parts.push('rowid IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)')
+      params.push(fts)
+    }
+    for (const [field, values] of Object.entries(q.filters ?? {}) as Array<[FilterField, ReadonlyArray<string | number>]>) {
+      if (values.length === 0) continue
+      const marks = values.map(() => '?').join(', ')
+      if (field === 'ip') {
+        parts.push(`rowid IN (SELECT event FROM event_ips WHERE hex IN (${marks}))`)
+        params.push(...values.map((v) => ipKey(String(v))))
+        continue
+      } else {
+        const column = COLUMNS[field]
+        if (column === undefined) throw new StoreReadError('sqlite', `unknown filter field ${JSON.stringify(field)}`)
+        parts.push(`${column} IN (${marks})`)
+      }
+      params.push(...values.map((v) => field === 'subnet_id' ? Number(v) : String(v)))
+    }
+    if (q.where !== undefined) {
+      const w = toSql(q.where)
+      parts.push(w.sql)
+      params.push(...w.params)
+    }
+    return { sql: parts.length === 0 ? '1' : parts.join(' AND '), params }
+  }
+
+  search (req: SearchRequest): SearchPage {
+    const size = Math.min(Math.max(req.size ?? 100, 1), MAX_PAGE_SIZE)
+    const desc = (req.sort ?? 'desc') === 'desc'
+    const w = this.where(req)
+    let sql = `SELECT rowid, id, doc, ts FROM events WHERE ${w.sql}`
+    const params = [...w.params]
+    if (req.cursor !== undefined) {
+      const c = decodeCursor(req.cursor)
+      if (c === undefined || !/^-?\d+$/.test(c.t)) throw new CursorInvalidError()
+      sql += desc ? ' AND (ts, id) < (?, ?)' : ' AND (ts, id) > (?, ?)'
+      params.push(Number(c.t), c.id)
+    }
+    sql += desc ? ' ORDER BY ts DESC, id DESC' : ' ORDER BY ts ASC, id ASC'
+    sql += ' LIMIT ?'
+    params.push(size + 1)
+    try {
+      const rows = this.db.prepare(sql).all(...params) as Array<StoredRow & { ts: number }>
+      const more = rows.length > size
+      const page = more ? rows.slice(0, size) : rows
+      const last = page[page.length - 1]
+      const total = (this.db.prepare(`SELECT count(*) AS n FROM (SELECT 1 FROM events WHERE ${w.sql} LIMIT ${TOTAL_BOUND + 1})`).get(...w.params) as { n: number }).n
+      return {
+        events: page.map((r) => this.eventOf(r)),
+        total: total > TOTAL_BOUND ? { value: TOTAL_BOUND, relation: 'gte' } : { value: total, relation: 'eq' },
+        ...(more && last !== undefined ? { cursor: encodeCursor({ t: String(last.ts), id: last.id }) } : {})
+      }
+    } catch (err) {
+      throw readError(err)
+    }
+  }
+
+  getMany (ids: readonly string[]): KeaEvent[] {
+    const wanted = idsToGet(ids)
+    if (wanted.length === 0) return []
+    try {
+      // Rowid order: events of one document block are inflated once, consecutively.
+      const rows = this.db.prepare(`SELECT rowid, id, doc FROM events WHERE id IN (${wanted.map(() => '?').join(', ')}) ORDER BY rowid`)
+        .all(...wanted) as StoredRow[]
+      return inIdOrder(wanted, new Map(rows.map((r) => [r.id, this.eventOf(r)])))
+    } catch (err) {
+      throw readError(err)
+    }
+  }
+
+  /** A row's event: its own doc (rows from before schema 6) or its place in a document block. */
+  eventOf (row: StoredRow): KeaEvent {
+    if (row.doc !== '') return JSON.parse(row.doc) as KeaEvent
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const doc = this.docs.read(row.rowid)
+      if (doc === undefined) break
+      const e = JSON.parse(doc) as KeaEvent
+      if (e.event.id === row.id) return e
+      // A block cached before another connection (the writer, or keatrail run beside keatrail
+      // serve) had retention delete every event, so that the rowid now belongs to a newer event.
+      this.docs.forgetAll()
+    }
+    throw new StoreReadError('sqlite', `the document of event ${row.id} (row ${row.rowid}) is missing`)
+  }
+
+  count (q: EventQuery = {}): number {
+    const w = this.where(q)
+    try {
+      return (this.db.prepare(`SELECT count(*) AS n FROM events WHERE ${w.sql}`).get(...w.params) as { n: number }).n
+    } catch (err) {
+      throw readError(err)
+    }
+  }
+
+  histogram (q: EventQuery, intervalMs: number): Bucket[] {
+    if (!Number.isInteger(intervalMs) || intervalMs < 1) throw new StoreReadError('sqlite', 'the histogram interval must be a positive whole number of ms')
+    // interval=999999999d made interval × 1000 overflow SQLite's int64 arithmetic.
+    if (intervalMs > MAX_INTERVAL_MS) throw new QueryBucketsError(`an interval of at most ${MAX_INTERVAL_MS} ms (about 285 years), not ${intervalMs} ms`)
+    const w = this.where(q)
+    const step = intervalMs * 1000
+    try {
+      const rows = this.db.prepare(`SELECT (ts - ((ts % ${step}) + ${step}) % ${step}) / 1000 AS key, count(*) AS count
+        FROM events WHERE ${w.sql} GROUP BY 1 ORDER BY 1 LIMIT ${MAX_BUCKETS + 1}`).all(...w.params) as Bucket[]
+      if (rows.length > MAX_BUCKETS) throw new QueryBucketsError(`more than ${MAX_BUCKETS} buckets hold events; widen the interval or narrow the time range`)
+      return rows
+    } catch (err) {
+      throw readError(err)
+    }
+  }
+
+  top (field: FilterField, q: EventQuery, size: number): TermCount[] {
+    const w = this.where(q)
+    const n = Math.min(Math.max(Math.trunc(size), 1), 1000)
+    const sql = field === 'ip'
+      ? `SELECT ip AS value, count(*) AS count FROM event_ips WHERE event IN (SELECT rowid FROM events WHERE ${w.sql}) GROUP BY ip ORDER BY count DESC, value ASC LIMIT ${n}`
+      : `SELECT ${COLUMNS[field]} AS value, count(*) AS count FROM events WHERE ${w.sql} AND ${COLUMNS[field]} IS NOT NULL GROUP BY 1 ORDER BY count DESC, value ASC LIMIT ${n}`
+    try {
+      return (this.db.prepare(sql).all(...w.params) as Array<{ value: string | number, count: number }>)
+        .map((r) => ({ value: String(r.value), count: r.count }))
+    } catch (err) {
+      throw readError(err)
+    }
+  }
+}
+
+/** The reads a reader worker answers, by name: what crosses the thread boundary. */
+export interface ReadOps {
+  search: (req: SearchRequest) => SearchPage
+  getMany: (ids: readonly string[]) => KeaEvent[]
+  count: (q?: EventQuery) => number
+  histogram: (q: EventQuery, intervalMs: number) => Bucket[]
+  top: (field: FilterField, q: EventQuery, size: number) => TermCount[]
+}
+export type ReadOp = keyof ReadOps
+const READ_OPS: ReadonlySet<string> = new Set<ReadOp>(['search', 'getMany', 'count', 'histogram', 'top'])
+
+export function runRead<K extends ReadOp> (reader: SqliteReader, op: K, args: Parameters<ReadOps[K]>): ReturnType<ReadOps[K]> {
+  if (!READ_OPS.has(op)) throw new StoreReadError('sqlite', `unknown read ${JSON.stringify(op)}`)
+  return (reader[op] as (...a: unknown[]) => ReturnType<ReadOps[K]>).apply(reader, args)
+}
+
+/** Words to an FTS5 query: each quoted (no FTS syntax from users), all required. */
+function ftsQuery (text: string | undefined): string | undefined {
+  if (text === undefined) return undefined
+  const words = text.split(/\s+/).filter((w) => w.length > 0)
+  if (words.length === 0) return undefined
+  return words.map((w) => `"${w.replaceAll('"', '""')}"`).join(' AND ')
+}
+
+export function readError (err: unknown): Error {
+  if (isCodedError(err)) return err
+  return withCause(new StoreReadError('sqlite', (err as Error).message), err)
+}

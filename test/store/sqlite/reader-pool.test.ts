@@ -1,0 +1,150 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { fill, shape } from '../../../bench/generate.js'
+import { parseQuery, type QueryNode } from '../../../src/query/parse.js'
+import { SqliteStore } from '../../../src/store/sqlite/store.js'
+import type { SqliteStoreConfig } from '../../../src/store/sqlite/config.js'
+
+// Issue 17: better-sqlite3 is synchronous, and the API, the sources and the pipeline share one
+// event loop: a slow query froze all of them. Event reads now run on worker threads with their
+// own read-only connections; a read past its deadline is answered 503 and its worker replaced.
+
+const dir = mkdtempSync(join(tmpdir(), 'kt-readers-'))
+const path = join(dir, 'k.db')
+afterAll(() => { rmSync(dir, { recursive: true, force: true }) })
+
+// Within the query caps but slow: 32 ranges covering every stored address, each a subquery of
+// all of event_ips (~0.8 s for 50k events on the 2-core test machine, ~1.6 s for 100k).
+const HEAVY = parseQuery(Array.from({ length: 32 }, () => 'ip:0.0.0.0/0').join(' OR ')) as QueryNode
+const EVENTS = 50_000
+
+function open (readers: SqliteStoreConfig['readers'] = {}): SqliteStore {
+  return new SqliteStore({ path, synchronous: 'normal', readers })
+}
+
+async function codeOf (p: Promise<unknown>): Promise<{ code?: string, statusCode?: number, message: string }> {
+  try {
+    await p
+  } catch (err) {
+    return err as { code?: string, statusCode?: number, message: string }
+  }
+  throw new Error('expected the read to fail')
+}
+
+describe('sqlite reads on reader workers', () => {
+  beforeAll(async () => {
+    const store = open({ workers: 0 })
+    await fill(store, shape(EVENTS))
+    await store.close()
+  }, 120_000)
+
+  it('a heavy query leaves the main event loop free: its timers keep firing while the worker answers', async () => {
+    const store = open()
+    try {
+      await store.count({}) // the worker is up
+      let ticks = 0
+      const timer = setInterval(() => { ticks++ }, 5)
+      let n: number
+      try {
+        n = await store.count({ where: HEAVY })
+      } finally {
+        clearInterval(timer)
+      }
+      expect(n).toBe(EVENTS)
+      // On the main thread the count ran synchronously: not one tick before it returned.
+      expect(ticks).toBeGreaterThanOrEqual(3)
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('a read past its deadline is answered KEATRAIL_ERR_QUERY_TIMEOUT (503) and the pool keeps serving', async () => {
+    const store = open({ workers: 1, queryTimeoutMs: 50 })
+    const cheap = async (): Promise<number> => await store.count({ where: parseQuery('ip:10.0.0.1') as QueryNode }).catch(() => -1)
+    try {
+      // Until its worker is up, a read waits in the queue (and may time out there).
+      await expect.poll(cheap, { timeout: 20_000, interval: 100 }).toBeGreaterThan(0)
+      const t0 = performance.now()
+      const err = await codeOf(store.count({ where: HEAVY }))
+      const answeredMs = performance.now() - t0
+      expect(err.code).toBe('KEATRAIL_ERR_QUERY_TIMEOUT')
+      expect(err.statusCode).toBe(503)
+      expect(err.message).toMatch(/within its time budget of 50 ms .*narrow it/)
+      process.stdout.write(`reader-pool: timed-out read answered after ${answeredMs.toFixed(0)} ms (deadline 50 ms)\n`)
+      // While the terminated worker finishes its step no second one starts (threads ≤ 2 × workers);
+      // then a replacement answers the next reads (a cheap one well within 50 ms once started).
+      const pool = (store as unknown as { pool: { size: number, terminating: number, lastTerminationMs?: number } }).pool
+      expect(pool.size + pool.terminating).toBeLessThanOrEqual(2)
+      await expect.poll(cheap, { timeout: 20_000, interval: 100 }).toBeGreaterThan(0)
+      expect((await store.search({ size: 1 })).events).toHaveLength(1)
+      process.stdout.write(`reader-pool: replacement answered after ${(performance.now() - t0).toFixed(0)} ms\n`)
+      await vi.waitFor(() => { expect(pool.lastTerminationMs).toBeDefined() }, { timeout: 30_000 })
+      process.stdout.write(`reader-pool: the terminated worker stopped ${pool.lastTerminationMs?.toFixed(0) ?? '?'} ms after terminate() (SQLite finishes its step first)\n`)
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('reads beyond the queue bound are refused KEATRAIL_ERR_QUERY_BUSY (503); the queued ones are answered', async () => {
+    const store = open({ workers: 1, maxQueued: 1 })
+    try {
+      await store.count({}) // the worker is up: the next read runs at once
+      const running = store.count({ where: HEAVY })
+      const queued = store.count({})
+      const refused = await codeOf(store.count({}))
+      expect(refused.code).toBe('KEATRAIL_ERR_QUERY_BUSY')
+      expect(refused.statusCode).toBe(503)
+      expect(await running).toBe(EVENTS)
+      expect(await queued).toBe(EVENTS)
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('health counts on a reader and stays ready while the readers are busy with queries', async () => {
+    const store = open({ workers: 1, maxQueued: 1 })
+    try {
+      expect(await store.health()).toEqual({ ok: true, detail: `${path}: ${EVENTS} events` })
+      const running = store.count({ where: HEAVY })
+      const queued = store.count({})
+      // Its count is refused (the queue is full): the last one is reported.
+      expect(await store.health()).toEqual({ ok: true, detail: `${path}: ${EVENTS} events` })
+      await Promise.all([running, queued])
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('reader errors keep their codes across the thread: a bad cursor is 400', async () => {
+    const store = open()
+    try {
+      const err = await codeOf(store.search({ cursor: 'not-a-cursor' }))
+      expect(err.code).toBe('KEATRAIL_ERR_CURSOR_INVALID')
+      expect(err.statusCode).toBe(400)
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('histograms refuse an interval whose µs overflow and more than 10,000 buckets (KEATRAIL_ERR_QUERY_BUCKETS, 400)', async () => {
+    for (const readers of [{}, { workers: 0 }]) {
+      const store = open(readers)
+      try {
+        // interval=999999999d
+        const overflow = await codeOf(store.histogram({}, 999_999_999 * 86_400_000))
+        expect(overflow.code).toBe('KEATRAIL_ERR_QUERY_BUCKETS')
+        expect(overflow.statusCode).toBe(400)
+        // 50k events 3 s apart or more: one bucket per second is far more than 10,000.
+        const many = await codeOf(store.histogram({}, 1000))
+        expect(many.code).toBe('KEATRAIL_ERR_QUERY_BUCKETS')
+        expect(many.message).toMatch(/more than 10000 buckets/)
+        const hours = await store.histogram({}, 3_600_000)
+        expect(hours.reduce((n, b) => n + b.count, 0)).toBe(EVENTS)
+      } finally {
+        await store.close()
+      }
+    }
+  })
+})
