@@ -1,11 +1,12 @@
 import { execFileSync } from 'node:child_process'
 import { createSocket } from 'node:dgram'
-import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, statfsSync, writeSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterAll, describe, expect, it } from 'vitest'
 import { freePort } from '../helpers/outage.js'
+import { canMount, fill } from '../helpers/syslog.js'
 import { metrics, pipelineCounter, sourceCounter, startKeatrail, until, writeConfig } from './harness.js'
 
 // Chaos (issue 17): keatrail's data directory (SQLite store, UDP spill queue) on a small tmpfs
@@ -14,21 +15,6 @@ import { metrics, pipelineCounter, sourceCounter, startKeatrail, until, writeCon
 // SQLITE_FULL was thrown in the socket's 'message' handler and killed the process, losing
 // datagrams uncounted. Now every datagram is stored or counted as dropped (and recorded as a
 // collection gap), the process stays up, and it recovers when space returns.
-
-const canMount = process.getuid?.() === 0
-
-/** Fills the file system to the last block with a ballast file. */
-function fill (mount: string): string {
-  const path = join(mount, `ballast-${Date.now()}`)
-  const block = Buffer.alloc(64 * 1024, 1)
-  const fd = openSync(path, 'w')
-  try {
-    for (let left = statfsSync(mount).bavail * statfsSync(mount).bsize + block.length; left > 0;) {
-      try { left -= writeSync(fd, block, 0, Math.min(block.length, left)) } catch { break } // ENOSPC: full
-    }
-  } finally { closeSync(fd) }
-  return path
-}
 
 describe.skipIf(!canMount && process.env.CI !== 'true')(`chaos: UDP syslog while the disk is full${canMount ? '' : ' (skipped: needs root to mount a tmpfs)'}`, () => {
   const mounts: string[] = []
