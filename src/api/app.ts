@@ -88,9 +88,6 @@ function cursorHash (parts: unknown[]): string {
 }
 
 /** On every answer: no MIME sniffing, no Referer. */
-/** An Origin header naming a loopback web origin (the UI served by keatrail itself). */
-const LOOPBACK_ORIGIN = /^https?:\/\/(?:localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d{1,5})?$/i
-
 /**
  * Request parameters as the audit log keeps them: a request that failed validation still has
  * its raw values, so each is cut (a 16 KiB query string must not become a 16 KiB audit line).
@@ -276,13 +273,19 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
       for (const host of [req.headers.host, ...(absolute === null ? [] : [absolute[1]])]) {
         if (host === undefined || !LOOPBACK_AUTHORITY.test(host)) throw new ApiHostNotAllowedError(JSON.stringify(host ?? '').slice(0, 100))
       }
-      // Cross-site request forgery: without keys every request is an anonymous admin, and a
-      // page on any site can make the browser send a GET or a simple POST to 127.0.0.1 (it
-      // cannot read the answer, but the query runs and the admin POST acts). Browsers say where
-      // a request comes from: only the UI's own origin, or no browser at all, is served.
+    })
+  }
+  // Cross-site request forgery: without keys every request is an anonymous admin, and a page on
+  // any site can make the browser send a GET or a simple POST to keatrail (it cannot read the
+  // answer, but the query runs and the admin POST acts). Browsers say where a request comes
+  // from: only the UI's own origin (the one the request is addressed to), or no browser at all,
+  // is served. With keys a browser sends none by itself, so a forged request is refused anyway.
+  if (keys.length === 0) {
+    app.addHook('onRequest', async (req) => {
       const site = req.headers['sec-fetch-site']
       const origin = req.headers.origin
-      if ((site !== undefined && site !== 'same-origin' && site !== 'none') || (origin !== undefined && !LOOPBACK_ORIGIN.test(origin))) {
+      const own = origin !== undefined && req.headers.host !== undefined && (origin === `http://${req.headers.host}` || origin === `https://${req.headers.host}`)
+      if ((site !== undefined && site !== 'same-origin' && site !== 'none') || (origin !== undefined && !own)) {
         throw new ApiCrossSiteError(JSON.stringify(origin ?? site ?? '').slice(0, 100))
       }
     })

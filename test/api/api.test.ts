@@ -273,10 +273,19 @@ describe(`REST API on ${kinds.join(' and ')}${esSkip === '' ? '' : ` (elasticsea
         expect([line, headers, r.status, JSON.parse(r.body).code]).toEqual([line, headers, 403, 'KEATRAIL_ERR_CROSS_SITE'])
       }
       // The UI's own requests, and clients that are not browsers, are served.
-      for (const headers of [{}, { 'sec-fetch-site': 'same-origin', origin: `http://127.0.0.1:${port}` }, { 'sec-fetch-site': 'none' }, { origin: `http://localhost:${port}` }] as Array<Record<string, string>>) {
+      for (const headers of [{}, { 'sec-fetch-site': 'same-origin', origin: `http://127.0.0.1:${port}` }, { 'sec-fetch-site': 'none' }, { origin: `http://localhost:${port}`, host: `localhost:${port}` }] as Array<Record<string, string>>) {
         expect([headers, (await rawRequest(port, 'GET /api/v1/events?size=1 HTTP/1.1', headers)).status]).toEqual([headers, 200])
       }
     } finally { await app.close() }
+    // Exposed without keys on purpose (insecure): the UI's own origin is the name it is reached by.
+    const open = await buildApp({ store: stores.sqlite as Store, api: { host: '0.0.0.0', insecure: true } })
+    const openPort = Number(new URL(await open.listen({ host: '127.0.0.1', port: 0 })).port)
+    try {
+      const line = 'GET /api/v1/events?size=1 HTTP/1.1'
+      expect((await rawRequest(openPort, line, { host: 'kea-logs.example', origin: 'http://kea-logs.example', 'sec-fetch-site': 'same-origin' })).status).toBe(200)
+      expect((await rawRequest(openPort, line, { host: 'kea-logs.example', origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' })).status).toBe(403)
+      expect((await rawRequest(openPort, line, { host: 'kea-logs.example', origin: 'https://evil.example' })).status).toBe(403)
+    } finally { await open.close() }
   })
 
   it('CORS is refused without keys: any page could read the API through the browser', async () => {
