@@ -33,6 +33,7 @@ USER node
 VOLUME ["/var/lib/keatrail"]
 # Syslog from Kea (via rsyslog/syslog-ng or Kea itself): RFC 3164/5424 over UDP and TCP.
 EXPOSE 5514/udp 5514/tcp 8080/tcp
-HEALTHCHECK --interval=30s --timeout=10s --start-period=30s CMD ["node", "-e", "process.kill(1, 0)"]
+# Ready, not merely alive: the store answers and every source runs (the API on its default port).
+HEALTHCHECK --interval=30s --timeout=10s --start-period=30s CMD ["node", "-e", "fetch('http://127.0.0.1:8080/readyz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 ENTRYPOINT ["keatrail"]
 CMD ["run", "--config", "/etc/keatrail/keatrail.yaml"]

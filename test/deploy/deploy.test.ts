@@ -1,10 +1,12 @@
-import { execFileSync } from 'node:child_process'
+import { execFile, execFileSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parse as parseYaml } from 'yaml'
 import { describe, expect, it } from 'vitest'
+import { buildApp } from '../../src/api/app.js'
 import { loadConfig } from '../../src/config/config.js'
+import { SqliteStore } from '../../src/store/sqlite/store.js'
 import { ROOT } from '../helpers/fixtures.js'
 
 // No Docker engine runs here: the compose file, the Dockerfile and the deployment files are
@@ -58,7 +60,9 @@ describe('docker-compose.yml', () => {
     expect(s.keatrail?.build).toBe('.')
     expect(JSON.stringify(s.keatrail?.command)).toMatch(/keatrail setup --es http:\/\/elasticsearch:9200 --kibana http:\/\/kibana:5601 && exec keatrail run --config \/etc\/keatrail\/keatrail.yaml/)
     expect(s.keatrail?.volumes).toEqual(expect.arrayContaining(['${KEA_LOG_DIR}:/var/log/kea:ro', './deploy/compose-keatrail.yaml:/etc/keatrail/keatrail.yaml:ro']))
-    expect(s.keatrail?.ports).toEqual(['${SYSLOG_PORT}:5514/udp', '${SYSLOG_PORT}:5514/tcp'])
+    expect(s.keatrail?.ports).toEqual(['${SYSLOG_PORT}:5514/udp', '${SYSLOG_PORT}:5514/tcp', '127.0.0.1:${API_PORT}:8080'])
+    // Its health is readiness (store and sources), asked of the API it publishes.
+    expect(JSON.stringify(s.keatrail?.healthcheck?.test)).toContain('http://127.0.0.1:8080/readyz')
     for (const v of (s.keatrail?.volumes ?? []).concat(s.elasticsearch?.volumes ?? [])) {
       const src = v.split(':')[0] as string
       if (src.startsWith('./')) expect(existsSync(join(ROOT, src)), src).toBe(true)
@@ -71,6 +75,8 @@ describe('docker-compose.yml', () => {
     expect(cfg.store).toMatchObject({ type: 'elasticsearch', url: 'http://elasticsearch:9200' })
     const syslog = cfg.sources.find((x) => x.type === 'syslog') as { udp?: { port: number }, tcp?: { port: number } }
     expect([syslog.udp?.port, syslog.tcp?.port]).toEqual([5514, 5514])
+    // The API on the port the compose file publishes, reachable from outside the container.
+    expect(cfg.api).toMatchObject({ enabled: true, host: '0.0.0.0', port: 8080 })
   })
 })
 
@@ -96,6 +102,30 @@ describe('Dockerfile', () => {
     const ignore = read('.dockerignore').split('\n')
     for (const x of ['node_modules', 'dist', 'data', 'test', '.git']) expect(ignore).toContain(x)
     expect(lines.some((l) => l.startsWith('ENTRYPOINT ["keatrail"]'))).toBe(true)
+  })
+
+  it('its health check (and the compose file\'s) passes only while keatrail is ready', async () => {
+    const hc = /^HEALTHCHECK .* CMD \["node", "-e", "(.*)"\]$/.exec(lines.find((l) => l.startsWith('HEALTHCHECK ')) ?? '')?.[1]
+    expect(hc).toBeDefined()
+    const compose = parseYaml(read('docker-compose.yml')) as { services: Record<string, Service> }
+    expect(compose.services.keatrail?.healthcheck?.test).toEqual(['CMD', 'node', '-e', hc])
+    // Run the very command against a real API on a free port, ready and then not.
+    let ready = true
+    const store = new SqliteStore({ path: ':memory:' })
+    const app = await buildApp({ store, status: { sourcesRunning: () => ready } })
+    const port = new URL(await app.listen({ host: '127.0.0.1', port: 0 })).port
+    // Asynchronously: the API answering it runs in this process.
+    const check = async (): Promise<number | null> => await new Promise((resolve) => {
+      execFile(process.execPath, ['-e', (hc as string).replace('127.0.0.1:8080', `127.0.0.1:${port}`)], { timeout: 10_000 }, (err) => { resolve(err === null ? 0 : typeof err.code === 'number' ? err.code : null) })
+    })
+    try {
+      expect(await check()).toBe(0)
+      ready = false
+      expect(await check()).toBe(1)
+    } finally {
+      await app.close()
+      await store.close()
+    }
   })
 })
 
