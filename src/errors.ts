@@ -170,3 +170,12 @@ export const SourceStartError = createError<[string, string]>(
   'Source %s could not start: %s',
   500
 )
+
+// Shell
+
+/** A read command named a store that does not exist: only writers (run, import) create one. */
+export const StoreMissingError = createError<[string, string]>(
+  'KEATRAIL_ERR_STORE_MISSING',
+  'No keatrail store at %s: %s',
+  500
+)

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import fastifyRateLimit from '@fastify/rate-limit'
 import fastifySwagger from '@fastify/swagger'
 import fastifySwaggerUi from '@fastify/swagger-ui'
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify'
 import { jsonSchemaTransform, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { z } from 'zod'
@@ -63,6 +63,8 @@ export interface BuildAppOptions {
   status?: ServiceStatus
   /** Fastify's logger (pino) or its options; off by default in tests. */
   logger?: FastifyServerOptions['logger']
+  /** The service's own pino logger: request errors (HTTP 5xx) are logged to it; requests themselves at debug. */
+  loggerInstance?: FastifyBaseLogger
   /** Exposed so the pipeline can record store write latency. */
   registry?: Registry
   /** Events the store rejected (admin endpoints list and retry them). */
@@ -155,7 +157,7 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
   const cfg: ApiConfig = apiConfigSchema.parse(opts.api ?? {})
   const store = opts.store
   const app = Fastify({
-    logger: opts.logger ?? false,
+    ...(opts.loggerInstance === undefined ? { logger: opts.logger ?? false } : { loggerInstance: opts.loggerInstance.child({ component: 'api' }, { level: opts.loggerInstance.level === 'debug' || opts.loggerInstance.level === 'trace' ? opts.loggerInstance.level : 'warn' }) }),
     bodyLimit: 64 * 1024,
     // Query strings are bounded by the schemas (a 10 KB query is refused, not parsed).
     routerOptions: { maxParamLength: 512 },

@@ -11,7 +11,7 @@ import { buildSnapshot, failedSnapshot, summarizeConfig, type ConfigSummary, typ
 
 export const keaConfigSchema = z.object({
   servers: z.array(keaServerConfigSchema).default([]).describe('Kea servers to take status snapshots of'),
-  alerts: alertsConfigSchema.default({ warn: 80, critical: 95, hysteresis: 5, overrides: [] }).describe('Pool depletion alerts')
+  alerts: alertsConfigSchema.prefault({}).describe('Pool depletion alerts')
 }).strict()
 
 export type KeaConfig = z.output<typeof keaConfigSchema>

@@ -66,4 +66,8 @@ export function emptyCounters (): SourceCounters {
 export interface Log {
   info: (msg: string, fields?: Record<string, unknown>) => void
   error: (code: string, msg: string, fields?: Record<string, unknown>) => void
+  /** Something the operator should look at that is not a failure (optional: tests pass stubs). */
+  warn?: (code: string, msg: string, fields?: Record<string, unknown>) => void
+  /** Detail only wanted when looking into a problem (log.level debug). */
+  debug?: (msg: string, fields?: Record<string, unknown>) => void
 }

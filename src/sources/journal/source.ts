@@ -30,7 +30,7 @@ export const journalSourceConfigSchema = z.object({
   restartMs: z.object({
     initial: z.number().int().min(10).default(500).describe('First wait before restarting journalctl after it exited'),
     max: z.number().int().min(10).default(30_000).describe('Longest wait (exponential, capped)')
-  }).strict().default({ initial: 500, max: 30_000 })
+  }).strict().prefault({})
 }).strict()
 
 export type JournalSourceConfig = z.input<typeof journalSourceConfigSchema>

@@ -1,0 +1,139 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs'
+import type { Server } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, describe, expect, inject, it, vi } from 'vitest'
+import { stringify } from 'yaml'
+import { parseConfig } from '../../src/config/config.js'
+import { runCli } from '../helpers/cli.js'
+import { KEA_FIXTURES, ROOT } from '../helpers/fixtures.js'
+
+// The shell: one composition root turns a config (and flags) into stores, sources, logger and
+// API, for every command the same way.
+
+const sample = join(KEA_FIXTURES, 'kea-2.2.0-dhcp4-INFO-full.log')
+const esUrl = inject('esUrl')
+
+interface Proc { proc: ChildProcess, lines: () => Array<Record<string, unknown>>, stderr: () => string, exited: Promise<number | null> }
+const procs: Proc[] = []
+const servers: Server[] = []
+afterEach(async () => {
+  for (const p of procs.splice(0)) if (p.proc.exitCode === null) { p.proc.kill('SIGKILL'); await p.exited }
+  for (const s of servers.splice(0)) await new Promise((resolve) => s.close(resolve))
+})
+
+/** keatrail as a process, with its JSON log lines. */
+function keatrail (...args: string[]): Proc {
+  const proc = spawn(process.execPath, [join(ROOT, 'bin', 'keatrail.js'), ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
+  let err = ''
+  proc.stderr?.on('data', (d: Buffer) => { err += d.toString() })
+  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)))
+  const p = { proc, stderr: () => err, exited, lines: () => err.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>) }
+  procs.push(p)
+  return p
+}
+
+async function listening (p: Proc): Promise<string> {
+  let url: string | undefined
+  await vi.waitFor(() => {
+    if (p.proc.exitCode !== null) throw new Error(`exited ${p.proc.exitCode}: ${p.stderr()}`)
+    url = p.lines().find((l) => l.msg === 'API and web UI listening.')?.url as string | undefined
+    expect(url, p.stderr()).toBeDefined()
+  }, { timeout: 15_000, interval: 50 })
+  return url as string
+}
+
+function config (dir: string, doc: Record<string, unknown>): string {
+  const path = join(dir, 'keatrail.yaml')
+  writeFileSync(path, stringify({ dataDir: join(dir, 'data'), api: { port: 0 }, ...doc }))
+  return path
+}
+
+async function total (url: string): Promise<number> {
+  const res = await fetch(`${url}/api/v1/events?size=1`)
+  expect(res.status).toBe(200)
+  const t = (await res.json() as { total: number | { value: number } }).total
+  return typeof t === 'number' ? t : t.value
+}
+
+describe('keatrail.yaml is composed of the components\' schemas', () => {
+  it('accepts every field a store component accepts (SQLite cacheMiB, Elasticsearch bulk)', () => {
+    // Before: "Unrecognized key" for both; the config redeclared narrower store schemas.
+    expect(parseConfig({ store: { type: 'sqlite', cacheMiB: 64 } }).store).toMatchObject({ type: 'sqlite', cacheMiB: 64 })
+    expect(parseConfig({ store: { type: 'elasticsearch', url: 'http://127.0.0.1:9200', bulk: { concurrency: 2 } } }).store)
+      .toMatchObject({ type: 'elasticsearch', bulk: { concurrency: 2, flushBytes: 5_000_000 } })
+  })
+
+  it('fills every default from the component schemas', () => {
+    const cfg = parseConfig({})
+    expect(cfg).toMatchObject({ dataDir: './data', store: { type: 'sqlite', synchronous: 'full' }, kea: { alerts: { warn: 80, critical: 95 } }, api: { port: 8080 }, log: { level: 'info' } })
+  })
+})
+
+describe('keatrail serve --config', () => {
+  it('serves the SQLite store of the config', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kt-serve-sqlite-'))
+    const cfg = config(dir, { store: { type: 'sqlite', cacheMiB: 16 } })
+    expect((await runCli(['import', '--config', cfg, '--tz', 'UTC', sample])).code).toBe(0)
+    const url = await listening(keatrail('serve', '--config', cfg))
+    expect(await total(url)).toBe(206)
+  })
+
+  it.skipIf(esUrl === '')('serves the Elasticsearch store of the config', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kt-serve-es-'))
+    const namespace = `serve${Date.now().toString(36)}`
+    const cfg = config(dir, { store: { type: 'elasticsearch', url: esUrl, namespace, refresh: true } })
+    expect((await runCli(['import', '--config', cfg, '--tz', 'UTC', sample])).code).toBe(0)
+    // Before: the store section was ignored and an empty SQLite database in dataDir was served.
+    const serve = keatrail('serve', '--config', cfg)
+    const url = await listening(serve)
+    expect(await total(url)).toBe(206)
+    expect(existsSync(join(dir, 'data', 'keatrail.db'))).toBe(false)
+  })
+})
+
+describe('read commands never create a store', () => {
+  // Before: each made an empty store at the mistyped path and answered from it
+  // ("nobody held it", "0 dead-lettered event(s)", a ready API).
+  const typo = (): string => join(mkdtempSync(join(tmpdir(), 'kt-typo-')), 'dtaa')
+  const oneLine = (err: string, code: string, path: string): void => {
+    const lines = err.trim().split('\n')
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).toMatch(new RegExp(`^keatrail: ${code}: `))
+    expect(lines[0]).toContain(path)
+  }
+
+  it('lease at, lease history, deadletter list and retry, serve: one coded line naming the path, nothing created', async () => {
+    for (const args of [
+      ['lease', 'at', '192.0.2.10', '2026-11-24T18:02:30Z'],
+      ['lease', 'history', '--address', '192.0.2.10'],
+      ['deadletter', 'list'],
+      ['deadletter', 'retry'],
+      ['serve', '--port', '0']
+    ]) {
+      const dir = typo()
+      const r = await runCli([...args, '--data-dir', dir])
+      expect(r.code, args.join(' ')).toBe(2)
+      oneLine(r.err, 'KEATRAIL_ERR_STORE_MISSING', dir)
+      expect(existsSync(dir), args.join(' ')).toBe(false)
+    }
+  })
+
+  it('the same through --config', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kt-typo-cfg-'))
+    const cfg = config(dir, {})
+    const r = await runCli(['lease', 'at', '--config', cfg, '192.0.2.10', '2026-11-24T18:02:30Z'])
+    expect(r.code).toBe(2)
+    oneLine(r.err, 'KEATRAIL_ERR_STORE_MISSING', join(dir, 'data', 'keatrail.db'))
+    expect(existsSync(join(dir, 'data'))).toBe(false)
+  })
+
+  it('writers create it: import, then the readers answer from it', async () => {
+    const dir = typo()
+    expect((await runCli(['import', '--data-dir', dir, '--tz', 'UTC', sample])).code).toBe(0)
+    const r = await runCli(['deadletter', 'list', '--data-dir', dir])
+    expect(r.code).toBe(0)
+    expect(r.err).toContain('0 dead-lettered event(s)')
+  })
+})
