@@ -179,3 +179,9 @@ export const StoreMissingError = createError<[string, string]>(
   'No keatrail store at %s: %s',
   500
 )
+/** Another keatrail writer (keatrail run) holds the data directory. */
+export const DataDirLockedError = createError<[string, string]>(
+  'KEATRAIL_ERR_DATADIR_LOCKED',
+  'Data directory %s is in use by another keatrail run (%s): one writer per data directory',
+  500
+)

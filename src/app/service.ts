@@ -7,6 +7,7 @@ import { LOG_CODES, isCodedError } from '../errors.js'
 import { KeaPoller } from '../kea/poller.js'
 import { Pipeline } from '../pipeline/pipeline.js'
 import { SqliteStore } from '../store/sqlite/store.js'
+import { lockDataDir } from './lock.js'
 import { asLog } from './logger.js'
 import { buildSources, stateDir } from './sources.js'
 import { ensureDataDir, openStore } from './store.js'
@@ -24,6 +25,8 @@ export async function runService (cfg: KeatrailConfig, logger: Logger): Promise<
   const log = asLog(logger)
   if (cfg.api.enabled) checkExposure(cfg.api)
   ensureDataDir(cfg.dataDir)
+  // Before anything else is opened: a second writer must not touch the store or the checkpoints.
+  const unlock = lockDataDir(cfg.dataDir)
   const stop = new AbortController()
   let signals = 0
   const onSignal = (sig: NodeJS.Signals): void => {
@@ -31,6 +34,7 @@ export async function runService (cfg: KeatrailConfig, logger: Logger): Promise<
     if (signals > 1) {
       // Second signal: leave now. Nothing unacknowledged was checkpointed, so nothing is lost.
       log.error(LOG_CODES.shutdownForced, 'Second signal; exiting without draining.', { signal: sig })
+      unlock()
       process.exit(130)
     }
     log.info('Shutting down: draining queued batches.', { signal: sig })
@@ -108,5 +112,6 @@ export async function runService (cfg: KeatrailConfig, logger: Logger): Promise<
     }
     process.off('SIGTERM', onSignal)
     process.off('SIGINT', onSignal)
+    unlock()
   }
 }

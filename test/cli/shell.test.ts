@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import type { Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -135,5 +135,51 @@ describe('read commands never create a store', () => {
     const r = await runCli(['deadletter', 'list', '--data-dir', dir])
     expect(r.code).toBe(0)
     expect(r.err).toContain('0 dead-lettered event(s)')
+  })
+})
+
+describe('one writer per data directory', () => {
+  const running = async (p: Proc): Promise<void> => {
+    await vi.waitFor(() => {
+      if (p.proc.exitCode !== null) throw new Error(`exited ${p.proc.exitCode}: ${p.stderr()}`)
+      expect(p.lines().some((l) => l.msg === 'keatrail running.')).toBe(true)
+    }, { timeout: 15_000, interval: 25 })
+  }
+
+  it('a second keatrail run on the same dataDir fails with one coded line naming the holder; the first keeps running', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kt-lock-'))
+    const cfg = config(dir, { sources: [{ type: 'file', name: 'k', include: [sample], timeZone: 'UTC' }] })
+    const first = keatrail('run', '--config', cfg)
+    await running(first)
+    const pid = first.proc.pid as number
+    expect(readFileSync(join(dir, 'data', 'keatrail.lock'), 'utf8').trim()).toBe(String(pid))
+
+    // Before: both ran, following the same files with the same checkpoints.
+    const second = keatrail('run', '--config', cfg, '--no-api')
+    expect(await second.exited).toBe(2)
+    expect(second.stderr().trim().split('\n')).toEqual([`keatrail: KEATRAIL_ERR_DATADIR_LOCKED: Data directory ${join(dir, 'data')} is in use by another keatrail run (pid ${pid}, lock file ${join(dir, 'data', 'keatrail.lock')}): one writer per data directory`])
+    // In-process too (the same check, whichever process asks).
+    const inProcess = await runCli(['run', '--config', cfg, '--no-api'])
+    expect(inProcess.code).toBe(2)
+    expect(inProcess.err).toContain(`KEATRAIL_ERR_DATADIR_LOCKED: Data directory ${join(dir, 'data')} is in use by another keatrail run (pid ${pid}`)
+    expect(first.proc.exitCode).toBeNull()
+
+    first.proc.kill('SIGTERM')
+    expect(await first.exited).toBe(0)
+    expect(existsSync(join(dir, 'data', 'keatrail.lock'))).toBe(false)
+  })
+
+  it('takes over a lock left by a process that no longer exists', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kt-lock-stale-'))
+    const cfg = config(dir, { sources: [] })
+    const gone = spawn(process.execPath, ['-e', ''])
+    await new Promise((resolve) => gone.on('exit', resolve))
+    mkdirSync(join(dir, 'data'))
+    writeFileSync(join(dir, 'data', 'keatrail.lock'), `${gone.pid as number}\n`)
+    const run = keatrail('run', '--config', cfg)
+    await running(run)
+    expect(readFileSync(join(dir, 'data', 'keatrail.lock'), 'utf8').trim()).toBe(String(run.proc.pid))
+    run.proc.kill('SIGTERM')
+    expect(await run.exited).toBe(0)
   })
 })
