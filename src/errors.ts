@@ -146,7 +146,7 @@ export const LOG_CODES = {
   keaUnreachable: 'KEATRAIL_ERR_KEA_UNREACHABLE',
   /** An alert webhook could not be delivered after its retries. */
   webhook: 'KEATRAIL_ERR_WEBHOOK',
-  /** The API server could not listen (port taken…); the pipeline keeps running. */
+  /** The API server could not listen (port taken…): start-up fails (ApiListenError). */
   apiListen: 'KEATRAIL_ERR_API_LISTEN'
 } as const
 
@@ -183,5 +183,11 @@ export const StoreMissingError = createError<[string, string]>(
 export const DataDirLockedError = createError<[string, string]>(
   'KEATRAIL_ERR_DATADIR_LOCKED',
   'Data directory %s is in use by another keatrail run (%s): one writer per data directory',
+  500
+)
+/** The REST API could not listen (port taken, address not available): start-up fails. */
+export const ApiListenError = createError<[string, string]>(
+  'KEATRAIL_ERR_API_LISTEN',
+  'The API cannot listen on %s: %s',
   500
 )

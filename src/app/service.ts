@@ -3,7 +3,7 @@ import { Registry } from 'prom-client'
 import { writeLatency } from '../api/app.js'
 import { checkExposure, serveApi } from '../api/serve.js'
 import type { KeatrailConfig } from '../config/config.js'
-import { LOG_CODES, isCodedError } from '../errors.js'
+import { ApiListenError, LOG_CODES, isCodedError } from '../errors.js'
 import { KeaPoller } from '../kea/poller.js'
 import { Pipeline } from '../pipeline/pipeline.js'
 import { SqliteStore } from '../store/sqlite/store.js'
@@ -56,7 +56,7 @@ export async function runService (cfg: KeatrailConfig, logger: Logger): Promise<
     let running = true
     const poller = cfg.kea.servers.length === 0 ? undefined : new KeaPoller(cfg.kea, store, asLog(logger.child({ component: 'kea' })))
     if (cfg.api.enabled) {
-      let api: Awaited<ReturnType<typeof serveApi>> | undefined
+      let api: Awaited<ReturnType<typeof serveApi>>
       try {
         api = await serveApi(store, cfg.api, cfg.dataDir, {
           sources: () => Object.fromEntries(sources.map((s) => [s.name, { ...s.counters }])),
@@ -66,13 +66,14 @@ export async function runService (cfg: KeatrailConfig, logger: Logger): Promise<
           sourcesRunning: () => running,
           sourceStates: () => Object.fromEntries(sources.map((s) => [s.name, pipeline.sourceState(s.name)]))
         }, registry, deadLetters, logger)
-        log.info('API and web UI listening.', { url: api.url })
       } catch (err) {
-        // The pipeline matters more than the API: keep collecting, say why there is no API.
-        log.error(isCodedError(err) ? err.code : LOG_CODES.apiListen, 'API not started; collecting anyway.', { error: err })
+        // A service whose API is configured but not there looks down to everything that
+        // checks it (and the operator may not read the log): fail start-up, as a source that
+        // cannot start does.
+        throw apiListenError(cfg, err)
       }
-      const served = api
-      if (served !== undefined) cleanups.unshift(async () => { await served.app.close() })
+      cleanups.unshift(async () => { await api.app.close() })
+      log.info('API and web UI listening.', { url: api.url })
     }
     // Retention (SQLite): once now, then on its interval; Elasticsearch users use ILM or data stream lifecycle.
     if (store instanceof SqliteStore && cfg.store.type === 'sqlite' && (cfg.store.retention.maxAgeDays !== undefined || cfg.store.retention.maxSizeMiB !== undefined)) {
@@ -114,4 +115,10 @@ export async function runService (cfg: KeatrailConfig, logger: Logger): Promise<
     process.off('SIGINT', onSignal)
     unlock()
   }
+}
+
+/** The API could not listen: one coded line (the port taken, the address not here). */
+export function apiListenError (cfg: Pick<KeatrailConfig, 'api'>, err: unknown): Error {
+  if (isCodedError(err)) return err
+  return new ApiListenError(`${cfg.api.host}:${cfg.api.port}`, (err as Error).message)
 }

@@ -3,6 +3,7 @@ import type { Command } from 'commander'
 import { apiKeyHash } from '../api/app.js'
 import { checkExposure, serveApi } from '../api/serve.js'
 import { asLog, createLogger } from '../app/logger.js'
+import { apiListenError } from '../app/service.js'
 import { openStore, type OpenedStore } from '../app/store.js'
 import type { CliIo } from './parse.js'
 import { addStoreOptions, commandConfig, type StoreOptions } from './store-options.js'
@@ -37,7 +38,7 @@ export function registerServe (program: Command, io: CliIo): void {
         served = await serveApi(opened.store, cfg.api, cfg.dataDir, { deadLetters: () => opened.deadLetters?.count() ?? 0 }, undefined, opened.deadLetters, logger)
       } catch (err) {
         await opened.close()
-        throw err
+        throw apiListenError(cfg, err)
       }
       log.info('API and web UI listening.', { url: served.url, store: opened.store.kind })
       await new Promise<void>((resolve) => {

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
-import type { Server } from 'node:net'
+import { createServer, type AddressInfo, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, inject, it, vi } from 'vitest'
@@ -181,5 +181,45 @@ describe('one writer per data directory', () => {
     expect(readFileSync(join(dir, 'data', 'keatrail.lock'), 'utf8').trim()).toBe(String(run.proc.pid))
     run.proc.kill('SIGTERM')
     expect(await run.exited).toBe(0)
+  })
+})
+
+describe('the API port taken fails start-up', () => {
+  async function taken (): Promise<number> {
+    const server = createServer()
+    servers.push(server)
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    return (server.address() as AddressInfo).port
+  }
+  const line = (port: number): string => `keatrail: KEATRAIL_ERR_API_LISTEN: The API cannot listen on 127.0.0.1:${port}: listen EADDRINUSE: address already in use 127.0.0.1:${port}`
+
+  it('run (in-process): one coded line; the lock, the store and the signal handlers are released', async () => {
+    const port = await taken()
+    const dir = mkdtempSync(join(tmpdir(), 'kt-port-'))
+    const cfg = config(dir, { api: { port }, sources: [{ type: 'file', name: 'k', include: [sample], timeZone: 'UTC' }] })
+    const handlers = [process.listenerCount('SIGTERM'), process.listenerCount('SIGINT')]
+    // Before: "API not started; collecting anyway." and the service ran on without its API.
+    const r = await runCli(['run', '--config', cfg])
+    expect(r.code).toBe(2)
+    expect(r.err.split('\n').filter((l) => !l.startsWith('{') && l !== '')).toEqual([line(port)])
+    expect([process.listenerCount('SIGTERM'), process.listenerCount('SIGINT')]).toEqual(handlers)
+    expect(existsSync(join(dir, 'data', 'keatrail.lock'))).toBe(false)
+  })
+
+  it('run (the process) exits 2', async () => {
+    const port = await taken()
+    const dir = mkdtempSync(join(tmpdir(), 'kt-port-'))
+    const run = keatrail('run', '--config', config(dir, { api: { port }, sources: [] }))
+    expect(await run.exited).toBe(2)
+    expect(run.stderr()).toContain(line(port))
+  })
+
+  it('serve: one coded line', async () => {
+    const port = await taken()
+    const dir = mkdtempSync(join(tmpdir(), 'kt-port-'))
+    expect((await runCli(['import', '--data-dir', dir, '--tz', 'UTC', sample])).code).toBe(0)
+    const r = await runCli(['serve', '--data-dir', dir, '--port', String(port)])
+    expect(r.code).toBe(2)
+    expect(r.err.trim()).toBe(line(port))
   })
 })
