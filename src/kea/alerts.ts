@@ -181,7 +181,7 @@ export class Webhook {
         } catch (err) {
           if (attempt >= this.cfg.retries) {
             this.counters.failed++
-            this.log.error(LOG_CODES.webhook, 'Alert webhook failed; alert not delivered there (it is in the store).', { url: this.cfg.url, error: (err as Error).message, scope: a.scope })
+            this.log.error(LOG_CODES.webhook, 'Alert webhook failed; alert not delivered there (it is in the store).', { url: this.cfg.url, error: err, scope: a.scope })
             break
           }
           await sleep(wait)

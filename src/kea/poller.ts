@@ -176,11 +176,11 @@ export class KeaPoller {
         if (ok && client.cfg.leasesIntervalMs !== undefined && this.now() >= nextLeases) {
           nextLeases = this.now() + client.cfg.leasesIntervalMs
           await this.seedLeases(client).catch((err: Error) => {
-            this.log.error(LOG_CODES.keaUnreachable, 'Lease seeding failed; will try again.', { server: client.cfg.name, error: err.message })
+            this.log.error(LOG_CODES.keaUnreachable, 'Lease seeding failed; will try again.', { server: client.cfg.name, error: err })
           })
         }
       } catch (err) {
-        this.log.error(LOG_CODES.storeWrite, 'Storing a Kea snapshot failed; will poll again.', { server: client.cfg.name, error: (err as Error).message })
+        this.log.error(LOG_CODES.storeWrite, 'Storing a Kea snapshot failed; will poll again.', { server: client.cfg.name, error: err })
       }
       failures = ok ? 0 : failures + 1
       const base = client.cfg.intervalMs * 2 ** Math.min(failures, 10)

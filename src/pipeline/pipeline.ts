@@ -116,7 +116,7 @@ export class Pipeline {
         if (this.states.get(s.name) === 'starting' && !halted) failStart(s, err)
         else {
           this.failed(s)
-          this.opts.log.error(LOG_CODES.source, 'Source stopped with an error.', { source: s.name, error: (err as Error).message })
+          this.opts.log.error(LOG_CODES.source, 'Source stopped with an error.', { source: s.name, error: err })
         }
       }
     })
@@ -186,7 +186,7 @@ export class Pipeline {
         await new Promise((resolve) => setImmediate(resolve))
       } catch (err) {
         this.counters.storeErrors++
-        this.opts.log.error((err as { code?: string }).code ?? LOG_CODES.storeWrite, 'Store write failed; retrying the batch.', { error: (err as Error).message, retryInMs: backoff })
+        this.opts.log.error((err as { code?: string }).code ?? LOG_CODES.storeWrite, 'Store write failed; retrying the batch.', { error: err, retryInMs: backoff })
         await sleep(backoff)
         backoff = Math.min(backoff * 2, 30_000)
       }

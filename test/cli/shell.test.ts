@@ -223,3 +223,22 @@ describe('the API port taken fails start-up', () => {
     expect(r.err.trim()).toBe(line(port))
   })
 })
+
+describe('log level', () => {
+  it('--log-level and log.level choose what is written; sources log through a child with their name', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kt-level-'))
+    const sources = [{ type: 'file', name: 'k', include: [sample], timeZone: 'UTC' }]
+    const quiet = keatrail('run', '--config', config(dir, { log: { level: 'warn' }, sources }), '--no-api')
+    const loud = keatrail('run', '--config', config(mkdtempSync(join(tmpdir(), 'kt-level-')), { sources }), '--no-api', '--log-level', 'debug')
+    await vi.waitFor(() => { expect(loud.lines().some((l) => l.msg === 'Following file.')).toBe(true) }, { timeout: 15_000, interval: 50 })
+    const following = loud.stderr().split('\n').find((l) => l.includes('"msg":"Following file."')) as string
+    expect(following.match(/"source":"k"/g)).toHaveLength(1)
+    quiet.proc.kill('SIGTERM')
+    loud.proc.kill('SIGTERM')
+    expect(await quiet.exited).toBe(0)
+    expect(await loud.exited).toBe(0)
+    // Before: no log.level field (config rejected) and no --log-level flag.
+    expect(quiet.lines().filter((l) => l.level === 'info')).toEqual([])
+    expect(loud.lines().some((l) => l.msg === 'Stopped.')).toBe(true)
+  })
+})

@@ -121,7 +121,7 @@ export class JournalSource implements Source {
         await this.follow(emit, signal)
       } catch (err) {
         this.counters.errors++
-        this.log.error(LOG_CODES.source, 'journalctl failed; restarting.', { source: this.name, error: (err as Error).message, retryInMs: wait })
+        this.log.error(LOG_CODES.source, 'journalctl failed; restarting.', { source: this.name, error: err, retryInMs: wait })
       }
       if (signal.aborted) break
       if (Date.now() - started > 60_000) wait = this.cfg.restartMs.initial
