@@ -191,3 +191,5 @@ export const ApiListenError = createError<[string, string]>(
   'The API cannot listen on %s: %s',
   500
 )
+/** Log code: the dead-letter store was full and its oldest entries were removed (those events are lost). */
+export const DEAD_LETTER_OVERFLOW = 'KEATRAIL_ERR_DEADLETTER_OVERFLOW'

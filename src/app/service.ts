@@ -3,7 +3,7 @@ import { Registry } from 'prom-client'
 import { writeLatency } from '../api/app.js'
 import { checkExposure, serveApi } from '../api/serve.js'
 import type { KeatrailConfig } from '../config/config.js'
-import { ApiListenError, LOG_CODES, isCodedError } from '../errors.js'
+import { ApiListenError, DEAD_LETTER_OVERFLOW, LOG_CODES, isCodedError } from '../errors.js'
 import { KeaPoller } from '../kea/poller.js'
 import { Pipeline } from '../pipeline/pipeline.js'
 import { SqliteStore } from '../store/sqlite/store.js'
@@ -60,6 +60,8 @@ export async function runService (cfg: KeatrailConfig, logger: Logger): Promise<
       try {
         api = await serveApi(store, cfg.api, cfg.dataDir, {
           sources: () => Object.fromEntries(sources.map((s) => [s.name, { ...s.counters }])),
+          flows: () => Object.fromEntries(sources.map((s) => [s.name, { ...pipeline.sourceFlow(s.name) }])),
+          deadLettersDropped: () => deadLetters?.dropped ?? 0,
           pipeline: () => ({ ...pipeline.counters }),
           ...(poller === undefined ? {} : { kea: () => ({ ...poller.counters }) }),
           deadLetters: () => deadLetters?.count() ?? 0,
@@ -90,8 +92,15 @@ export async function runService (cfg: KeatrailConfig, logger: Logger): Promise<
       const retention = setInterval(apply, cfg.store.retention.intervalMinutes * 60_000)
       cleanups.unshift(() => { clearInterval(retention) })
     }
+    let droppedDeadLetters = 0
     const stats = setInterval(() => {
-      log.debug?.('Counters.', { pipeline: pipeline.counters, sources: Object.fromEntries(sources.map((s) => [s.name, s.counters])), ...(poller === undefined ? {} : { kea: poller.counters }) })
+      log.debug?.('Counters.', { pipeline: pipeline.counters, sources: Object.fromEntries(sources.map((s) => [s.name, { ...s.counters, ...pipeline.sourceFlow(s.name) }])), ...(poller === undefined ? {} : { kea: poller.counters }) })
+      // Dead letters lost to the store's bound are data lost: said at error level, not only counted.
+      const dropped = deadLetters?.dropped ?? 0
+      if (dropped > droppedDeadLetters) {
+        log.error(DEAD_LETTER_OVERFLOW, 'The dead-letter store is full: its oldest entries were removed.', { removed: dropped - droppedDeadLetters, removedTotal: dropped, waiting: deadLetters?.count() })
+        droppedDeadLetters = dropped
+      }
     }, COUNTERS_EVERY_MS)
     cleanups.unshift(() => { clearInterval(stats) })
     const polling = poller?.run(stop.signal)

@@ -28,6 +28,26 @@ export interface PipelineCounters {
 }
 
 /**
+ * What the pipeline counts for each source, by the batches it hands over (`Batch.source`): the
+ * one place events are counted by parse status and by what the store did with them.
+ */
+export interface SourceFlow {
+  /** Events handed over (queued for the store). */
+  events: number
+  /** Of those, by kea.parse.status. */
+  ok: number
+  partial: number
+  unmatched: number
+  stored: number
+  duplicates: number
+  deadLettered: number
+}
+
+export function emptyFlow (): SourceFlow {
+  return { events: 0, ok: 0, partial: 0, unmatched: 0, stored: 0, duplicates: 0, deadLettered: 0 }
+}
+
+/**
  * sources → bounded queue → store. A batch is acknowledged to its source only after the store
  * has written it durably, so checkpoints never pass what is stored. A failed write is retried
  * (never acknowledged, never dropped) with capped backoff.
@@ -39,9 +59,17 @@ export class Pipeline {
   private wakeSink: (() => void) | undefined
   private readonly spaceWaiters: Array<() => void> = []
   private readonly states = new Map<string, SourceState>()
+  private readonly flows = new Map<string, SourceFlow>()
 
   constructor (private readonly store: Store, private readonly opts: PipelineOptions) {
     this.capacity = opts.queueBatches ?? PIPELINE_DEFAULTS.queueBatches
+  }
+
+  /** What passed through for one source (zeros for a source that handed over nothing yet). */
+  sourceFlow (name: string): SourceFlow {
+    let f = this.flows.get(name)
+    if (f === undefined) { f = emptyFlow(); this.flows.set(name, f) }
+    return f
   }
 
   /** Each source's state by name ('starting' until run() reaches it). */
@@ -104,6 +132,9 @@ export class Pipeline {
       if (stopSources.signal.aborted) return
       this.queue.push(batch)
       this.counters.queued = this.queue.length
+      const flow = this.sourceFlow(batch.source)
+      flow.events += batch.events.length
+      for (const e of batch.events) flow[e.kea.parse.status]++
       this.wakeSink?.()
     }
     stopSources.signal.addEventListener('abort', () => { for (const w of this.spaceWaiters.splice(0)) w() }, { once: true })
@@ -180,6 +211,11 @@ export class Pipeline {
         this.counters.stored += r.written
         this.counters.duplicates += r.duplicates
         this.counters.deadLettered += r.deadLettered
+        // Per source too: a batch is one source's events.
+        const flow = this.sourceFlow(batch.source)
+        flow.stored += r.written
+        flow.duplicates += r.duplicates
+        flow.deadLettered += r.deadLettered
         backoff = 200
         // A synchronous store (SQLite) never yields inside write(): without this, sources,
         // the API and /metrics would wait until the whole queue is written.

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { createServer, type AddressInfo, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -240,5 +240,40 @@ describe('log level', () => {
     // Before: no log.level field (config rejected) and no --log-level flag.
     expect(quiet.lines().filter((l) => l.level === 'info')).toEqual([])
     expect(loud.lines().some((l) => l.msg === 'Stopped.')).toBe(true)
+  })
+})
+
+describe('/metrics of keatrail run', () => {
+  it('attributes events to their source, counts bytes and events apart, and follows Prometheus naming', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kt-metrics-'))
+    const run = keatrail('run', '--config', config(dir, { sources: [{ type: 'file', name: 'k', include: [sample], timeZone: 'UTC', idleFlushMs: 100 }] }))
+    const url = await listening(run)
+    const scrape = async (): Promise<{ text: string, m: Map<string, number> }> => {
+      const text = await (await fetch(`${url}/metrics`)).text()
+      const m = new Map<string, number>()
+      for (const l of text.split('\n')) if (l !== '' && !l.startsWith('#')) m.set(l.slice(0, l.lastIndexOf(' ')), Number(l.slice(l.lastIndexOf(' ') + 1)))
+      return { text, m }
+    }
+    // Before: keatrail_source_events{source="k",counter="stored"} stayed 0 while the pipeline stored 206.
+    await vi.waitFor(async () => {
+      expect((await scrape()).m.get('keatrail_source_events_total{source="k",outcome="stored"}')).toBe(206)
+    }, { timeout: 15_000, interval: 100 })
+    const { text, m } = await scrape()
+    expect(m.get('keatrail_source_received_bytes_total{source="k"}')).toBe(statSync(sample).size)
+    expect(m.get('keatrail_source_received_events_total{source="k"}')).toBe(206)
+    expect(m.get('keatrail_source_parsed_events_total{source="k",status="ok"}')).toBe(206)
+    expect(m.get('keatrail_source_parsed_events_total{source="k",status="unmatched"}')).toBe(0)
+    expect(m.get('keatrail_source_events_total{source="k",outcome="duplicate"}')).toBe(0)
+    expect(m.get('keatrail_pipeline_events_total{outcome="stored"}')).toBe(206)
+    expect(m.get('keatrail_source_state{source="k",state="running"}')).toBe(1)
+    expect(m.get('keatrail_deadletter_dropped_events_total')).toBe(0)
+    expect(m.has('keatrail_process_cpu_seconds_total')).toBe(true)
+    expect(text).not.toContain('keatrail_process_process_')
+    // Every counter's name ends in _total.
+    const counters = [...text.matchAll(/^# TYPE (\S+) counter$/gm)].map((x) => x[1] as string)
+    expect(counters.length).toBeGreaterThan(10)
+    expect(counters.filter((n) => !n.endsWith('_total'))).toEqual([])
+    run.proc.kill('SIGTERM')
+    expect(await run.exited).toBe(0)
   })
 })

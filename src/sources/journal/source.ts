@@ -211,9 +211,6 @@ export class JournalSource implements Source {
       if (entry.__CURSOR !== undefined) e.event.id = `${this.idPrefix}-${createHash('sha1').update(entry.__CURSOR).digest('hex').slice(0, 20)}`
       if (entry._PID !== undefined && e.process?.pid === undefined) e.process = { ...e.process, pid: Number(entry._PID) }
       if (e.process !== undefined && e.process.name === undefined && entry.SYSLOG_IDENTIFIER !== undefined) e.process.name = entry.SYSLOG_IDENTIFIER
-      this.counters.parsed++
-      if (e.kea.parse.status === 'unmatched') this.counters.unmatched++
-      else if (e.kea.parse.status === 'partial') this.counters.partial++
       out.push(e)
     }
     // Split the bytes, not the text, so each line of a non-UTF-8 MESSAGE keeps its own raw bytes.
