@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { z } from 'zod'
 import { LOG_CODES } from '../errors.js'
+import { retry } from '../backoff.js'
 import type { KeaEvent } from '../parse/event.js'
 import type { Log } from '../pipeline/types.js'
 import type { KeaSnapshot } from './snapshot.js'
@@ -166,9 +166,8 @@ export class Webhook {
 
   private async drain (): Promise<void> {
     for (let a = this.queue.shift(); a !== undefined; a = this.queue.shift()) {
-      let wait = 500
-      for (let attempt = 0; ; attempt++) {
-        try {
+      try {
+        await retry(async () => {
           const res = await fetch(this.cfg.url, {
             method: 'POST',
             headers: { 'content-type': 'application/json', ...this.cfg.headers },
@@ -176,17 +175,11 @@ export class Webhook {
             signal: AbortSignal.timeout(this.cfg.timeoutMs)
           })
           if (!res.ok) throw new Error(`HTTP ${res.status}`)
-          this.counters.sent++
-          break
-        } catch (err) {
-          if (attempt >= this.cfg.retries) {
-            this.counters.failed++
-            this.log.error(LOG_CODES.webhook, 'Alert webhook failed; alert not delivered there (it is in the store).', { url: this.cfg.url, error: err, scope: a.scope })
-            break
-          }
-          await sleep(wait)
-          wait *= 2
-        }
+        }, { initialMs: 500, maxMs: 60_000, retries: this.cfg.retries })
+        this.counters.sent++
+      } catch (err) {
+        this.counters.failed++
+        this.log.error(LOG_CODES.webhook, 'Alert webhook failed; alert not delivered there (it is in the store).', { url: this.cfg.url, error: err, scope: a.scope })
       }
     }
   }

@@ -1,6 +1,6 @@
-import { setTimeout as sleep } from 'node:timers/promises'
 import { z } from 'zod'
 import { LOG_CODES } from '../errors.js'
+import { Backoff } from '../backoff.js'
 import { memfileIntervals, rowsFromLeaseCommand } from '../leases/memfile.js'
 import { seedKeaState } from '../leases/seed.js'
 import type { Log } from '../pipeline/types.js'
@@ -166,7 +166,8 @@ export class KeaPoller {
   }
 
   private async loop (client: KeaControlClient, signal: AbortSignal): Promise<void> {
-    let failures = 0
+    // Polls on the interval; while the server is down, the wait doubles up to MAX_BACKOFF_MS.
+    const backoff = new Backoff({ initialMs: client.cfg.intervalMs, maxMs: Math.max(MAX_BACKOFF_MS, client.cfg.intervalMs), jitter: 0.1 })
     let nextLeases = 0
     while (!signal.aborted) {
       let ok = false
@@ -182,10 +183,9 @@ export class KeaPoller {
       } catch (err) {
         this.log.error(LOG_CODES.storeWrite, 'Storing a Kea snapshot failed; will poll again.', { server: client.cfg.name, error: err })
       }
-      failures = ok ? 0 : failures + 1
-      const base = client.cfg.intervalMs * 2 ** Math.min(failures, 10)
-      const jitter = 0.9 + Math.random() * 0.2
-      await sleep(Math.min(base, Math.max(MAX_BACKOFF_MS, client.cfg.intervalMs)) * jitter, undefined, { signal }).catch(() => {})
+      // Consecutive failures after a success wait 2, 4, 8 … intervals.
+      if (ok) backoff.reset()
+      await backoff.sleep(signal)
     }
   }
 }

@@ -3,6 +3,7 @@ import type { Store } from '../store/types.js'
 import { isStartable, type Batch, type Log, type Source, type SourceState } from './types.js'
 import { LOG_CODES, SourceStartError } from '../errors.js'
 import { PIPELINE_DEFAULTS } from './config.js'
+import { Backoff } from '../backoff.js'
 
 export interface PipelineOptions {
   /** Batches waiting for the store; a source's emit waits while it is full. */
@@ -186,7 +187,7 @@ export class Pipeline {
   }
 
   private async sink (halted: () => boolean, drainBy: { at: number }): Promise<void> {
-    let backoff = 200
+    const backoff = new Backoff({ initialMs: 200, maxMs: 30_000 })
     for (;;) {
       const batch = this.queue[0]
       if (batch === undefined) {
@@ -216,15 +217,15 @@ export class Pipeline {
         flow.stored += r.written
         flow.duplicates += r.duplicates
         flow.deadLettered += r.deadLettered
-        backoff = 200
+        backoff.reset()
         // A synchronous store (SQLite) never yields inside write(): without this, sources,
         // the API and /metrics would wait until the whole queue is written.
         await new Promise((resolve) => setImmediate(resolve))
       } catch (err) {
         this.counters.storeErrors++
-        this.opts.log.error((err as { code?: string }).code ?? LOG_CODES.storeWrite, 'Store write failed; retrying the batch.', { error: err, retryInMs: backoff })
-        await sleep(backoff)
-        backoff = Math.min(backoff * 2, 30_000)
+        const wait = backoff.next()
+        this.opts.log.error((err as { code?: string }).code ?? LOG_CODES.storeWrite, 'Store write failed; retrying the batch.', { error: err, retryInMs: wait })
+        await sleep(wait)
       }
     }
   }

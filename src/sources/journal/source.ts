@@ -14,6 +14,7 @@ import { CheckpointFile } from '../../pipeline/checkpoint.js'
 import { emptyCounters, type Emit, type Log, type Source, type SourceCounters } from '../../pipeline/types.js'
 import { validateConfig } from '../../config/validate.js'
 import { LOG_CODES } from '../../errors.js'
+import { Backoff } from '../../backoff.js'
 
 export const journalSourceConfigSchema = z.object({
   type: z.literal('journal'),
@@ -114,19 +115,24 @@ export class JournalSource implements Source {
 
   async run (emit: Emit, signal: AbortSignal): Promise<void> {
     await this.start()
-    let wait = this.cfg.restartMs.initial
+    const backoff = new Backoff({ initialMs: this.cfg.restartMs.initial, maxMs: this.cfg.restartMs.max })
     while (!signal.aborted) {
       const started = Date.now()
+      let failure: unknown
       try {
         await this.follow(emit, signal)
       } catch (err) {
-        this.counters.errors++
-        this.log.error(LOG_CODES.source, 'journalctl failed; restarting.', { source: this.name, error: err, retryInMs: wait })
+        failure = err
       }
       if (signal.aborted) break
-      if (Date.now() - started > 60_000) wait = this.cfg.restartMs.initial
+      // A journalctl that ran a while was healthy: its exit starts the backoff afresh.
+      if (Date.now() - started > 60_000) backoff.reset()
+      const wait = backoff.next()
+      if (failure !== undefined) {
+        this.counters.errors++
+        this.log.error(LOG_CODES.source, 'journalctl failed; restarting.', { source: this.name, error: failure, retryInMs: wait })
+      }
       await sleep(wait, undefined, { signal }).catch(() => {})
-      wait = Math.min(wait * 2, this.cfg.restartMs.max)
     }
     this.checkpoint()
   }
