@@ -1,10 +1,10 @@
 import { chmodSync, existsSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import type { KeatrailConfig } from '../config/config.js'
-import { LOG_CODES, StoreMissingError } from '../errors.js'
+import { LOG_CODES, StoreMissingError, StoreReadError } from '../errors.js'
 import type { Log } from '../pipeline/types.js'
 import { DeadLetterStore } from '../store/deadletter.js'
-import { ElasticsearchStore } from '../store/elasticsearch/store.js'
+import { ElasticsearchStore, eventsPattern } from '../store/elasticsearch/store.js'
 import { SqliteStore } from '../store/sqlite/store.js'
 import type { Store } from '../store/types.js'
 
@@ -27,7 +27,7 @@ export interface StoreContext {
   log: Log
   /** Elasticsearch: wait (with backoff, logged) for the cluster to install templates; false when `signal` aborted meanwhile. */
   waitForCluster?: AbortSignal
-  /** false: leave Elasticsearch's templates alone (`keatrail setup` installs them itself and reports what changed). */
+  /** false: open Elasticsearch without looking at it (`keatrail setup` installs the templates itself and reports what changed). */
   templates?: boolean
 }
 
@@ -92,9 +92,20 @@ export async function openStore (cfg: KeatrailConfig, ctx: StoreContext): Promis
       onRetry: (err, attempt, waitMs) => { ctx.log.error(LOG_CODES.storeWrite, 'Elasticsearch write failed; retrying.', { attempt, waitMs, error: err }) }
     })
     const opened = { store: es, deadLetters, close: async () => { await closeAll(es) } }
-    if (ctx.waitForCluster === undefined) {
-      if (ctx.templates !== false) await es.ensureTemplates()
-      return opened
+    try {
+      if (ctx.mode === 'read') {
+        // A reader changes nothing in the cluster, and a namespace without keatrail's data
+        // (a typo in --es-namespace) is an error, not an empty answer.
+        if (ctx.templates !== false) await requireEvents(es, esConfig.url, esConfig.namespace)
+        return opened
+      }
+      if (ctx.waitForCluster === undefined) {
+        await es.ensureTemplates()
+        return opened
+      }
+    } catch (err) {
+      await es.close()
+      throw err
     }
     if (await templatesInPlace(es, ctx.log, ctx.waitForCluster)) return opened
     await opened.close()
@@ -102,6 +113,19 @@ export async function openStore (cfg: KeatrailConfig, ctx: StoreContext): Promis
   } catch (err) {
     deadLetters?.close()
     throw err
+  }
+}
+
+/** Fails with the URL and namespace when the cluster holds no keatrail events for that namespace. */
+async function requireEvents (es: ElasticsearchStore, url: string, namespace: string): Promise<void> {
+  let found: { indices: unknown[], data_streams: unknown[] }
+  try {
+    found = await es.client.indices.resolveIndex({ name: eventsPattern(namespace), expand_wildcards: 'all' })
+  } catch (err) {
+    throw new StoreReadError('elasticsearch', `${url}: ${(err as Error).message}`)
+  }
+  if (found.indices.length === 0 && found.data_streams.length === 0) {
+    throw new StoreMissingError(`${url} namespace ${namespace}`, `no ${eventsPattern(namespace)} data streams (check --es-namespace / store.namespace; keatrail run and import create them)`)
   }
 }
 

@@ -129,6 +129,15 @@ describe('read commands never create a store', () => {
     expect(existsSync(join(dir, 'data'))).toBe(false)
   })
 
+  it.skipIf(esUrl === '')('an Elasticsearch namespace without keatrail\'s data: one coded line naming it, nothing created', async () => {
+    const namespace = `typo${Date.now().toString(36)}`
+    const dir = typo()
+    const r = await runCli(['lease', 'at', '--store', 'elasticsearch', '--es-url', esUrl, '--es-namespace', namespace, '--data-dir', dir, '192.0.2.10', '2026-11-24T18:02:30Z'])
+    expect(r.code).toBe(2)
+    oneLine(r.err, 'KEATRAIL_ERR_STORE_MISSING', `${esUrl} namespace ${namespace}`)
+    expect(existsSync(dir)).toBe(false)
+  })
+
   it('writers create it: import, then the readers answer from it', async () => {
     const dir = typo()
     expect((await runCli(['import', '--data-dir', dir, '--tz', 'UTC', sample])).code).toBe(0)
