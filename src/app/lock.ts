@@ -1,4 +1,4 @@
-import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs'
+import { closeSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { DataDirLockedError } from '../errors.js'
 
@@ -12,6 +12,14 @@ function alive (pid: number): boolean {
     return true
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+function ageMs (path: string): number {
+  try {
+    return Date.now() - statSync(path).mtimeMs
+  } catch {
+    return Number.POSITIVE_INFINITY
   }
 }
 
@@ -42,7 +50,9 @@ export function lockDataDir (dataDir: string): () => void {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
       const pid = holder(path)
-      if (attempt === 0 && (pid === undefined || !alive(pid))) {
+      // No pid yet may be a writer between creating the file and writing to it: only a file
+      // that stayed empty for a while is stale.
+      if (attempt === 0 && (pid === undefined ? ageMs(path) > 5000 : !alive(pid))) {
         rmSync(path, { force: true })
         continue
       }
