@@ -6,6 +6,8 @@ import type { KeatrailConfig } from '../config/config.js'
 import { ApiListenError, DEAD_LETTER_OVERFLOW, LOG_CODES, isCodedError } from '../errors.js'
 import { KeaPoller } from '../kea/poller.js'
 import { Pipeline } from '../pipeline/pipeline.js'
+import type { Log } from '../pipeline/types.js'
+import type { DeadLetterStore } from '../store/deadletter.js'
 import { SqliteStore } from '../store/sqlite/store.js'
 import { lockDataDir } from './lock.js'
 import { asLog } from './logger.js'
@@ -92,15 +94,10 @@ export async function runService (cfg: KeatrailConfig, logger: Logger): Promise<
       const retention = setInterval(apply, cfg.store.retention.intervalMinutes * 60_000)
       cleanups.unshift(() => { clearInterval(retention) })
     }
-    let droppedDeadLetters = 0
+    const overflow = deadLetters === undefined ? undefined : deadLetterOverflow(deadLetters, log)
     const stats = setInterval(() => {
       log.debug?.('Counters.', { pipeline: pipeline.counters, sources: Object.fromEntries(sources.map((s) => [s.name, { ...s.counters, ...pipeline.sourceFlow(s.name) }])), ...(poller === undefined ? {} : { kea: poller.counters }) })
-      // Dead letters lost to the store's bound are data lost: said at error level, not only counted.
-      const dropped = deadLetters?.dropped ?? 0
-      if (dropped > droppedDeadLetters) {
-        log.error(DEAD_LETTER_OVERFLOW, 'The dead-letter store is full: its oldest entries were removed.', { removed: dropped - droppedDeadLetters, removedTotal: dropped, waiting: deadLetters?.count() })
-        droppedDeadLetters = dropped
-      }
+      overflow?.()
     }, COUNTERS_EVERY_MS)
     cleanups.unshift(() => { clearInterval(stats) })
     const polling = poller?.run(stop.signal)
@@ -130,4 +127,17 @@ export async function runService (cfg: KeatrailConfig, logger: Logger): Promise<
 export function apiListenError (cfg: Pick<KeatrailConfig, 'api'>, err: unknown): Error {
   if (isCodedError(err)) return err
   return new ApiListenError(`${cfg.api.host}:${cfg.api.port}`, (err as Error).message)
+}
+
+/**
+ * Dead letters lost to the dead-letter store's bound are data lost: each call logs, at error
+ * level, how many were removed since the last (they are also counted in /metrics).
+ */
+export function deadLetterOverflow (dlq: Pick<DeadLetterStore, 'dropped' | 'count'>, log: Log): () => void {
+  let reported = dlq.dropped
+  return () => {
+    if (dlq.dropped <= reported) return
+    log.error(DEAD_LETTER_OVERFLOW, 'The dead-letter store is full: its oldest entries were removed.', { removed: dlq.dropped - reported, removedTotal: dlq.dropped, waiting: dlq.count() })
+    reported = dlq.dropped
+  }
 }
