@@ -93,6 +93,17 @@ describe('keatrail serve --config', () => {
   })
 })
 
+describe('setup --config', () => {
+  it.skipIf(esUrl === '')('installs into the Elasticsearch store of the config (its URL and namespace)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kt-setup-cfg-'))
+    const namespace = `setup${Date.now().toString(36)}`
+    const r = await runCli(['setup', '--config', config(dir, { store: { type: 'elasticsearch', url: esUrl, namespace } })])
+    expect(r.code, r.err).toBe(0)
+    expect(r.out).toContain(`elasticsearch ${esUrl}:`)
+    expect(r.out).toContain(`keatrail-leases-${namespace}`)
+  })
+})
+
 describe('read commands never create a store', () => {
   // Before: each made an empty store at the mistyped path and answered from it
   // ("nobody held it", "0 dead-lettered event(s)", a ready API).
