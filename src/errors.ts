@@ -193,3 +193,9 @@ export const ApiListenError = createError<[string, string]>(
 )
 /** Log code: the dead-letter store was full and its oldest entries were removed (those events are lost). */
 export const DEAD_LETTER_OVERFLOW = 'KEATRAIL_ERR_DEADLETTER_OVERFLOW'
+/** The data directory cannot be created or written (permissions, read-only file system, a file in its place). */
+export const DataDirError = createError<[string, string]>(
+  'KEATRAIL_ERR_DATADIR',
+  'Cannot use data directory %s: %s',
+  500
+)

@@ -1,6 +1,6 @@
 import { closeSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
-import { DataDirLockedError } from '../errors.js'
+import { DataDirError, DataDirLockedError } from '../errors.js'
 
 /** The file in the data directory that says which process writes there. */
 export const LOCK_FILE = 'keatrail.lock'
@@ -48,7 +48,7 @@ export function lockDataDir (dataDir: string): () => void {
     try {
       fd = openSync(path, 'wx', 0o600)
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new DataDirError(dataDir, (err as Error).message)
       const pid = holder(path)
       // No pid yet may be a writer between creating the file and writing to it: only a file
       // that stayed empty for a while is stale.

@@ -1,7 +1,7 @@
 import { chmodSync, existsSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import type { KeatrailConfig } from '../config/config.js'
-import { LOG_CODES, StoreMissingError, StoreReadError } from '../errors.js'
+import { DataDirError, LOG_CODES, StoreMissingError, StoreReadError } from '../errors.js'
 import type { Log } from '../pipeline/types.js'
 import { DeadLetterStore } from '../store/deadletter.js'
 import { ElasticsearchStore, eventsPattern } from '../store/elasticsearch/store.js'
@@ -39,8 +39,12 @@ export interface StoreContext {
  */
 export function ensureDataDir (dir: string): void {
   if (existsSync(dir)) return
-  mkdirSync(dir, { recursive: true, mode: 0o700 })
-  chmodSync(dir, 0o700)
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 })
+    chmodSync(dir, 0o700)
+  } catch (err) {
+    throw new DataDirError(dir, (err as Error).message)
+  }
 }
 
 /** Where the SQLite store of a config lives. */

@@ -297,3 +297,14 @@ describe('/metrics of keatrail run', () => {
     expect(await run.exited).toBe(0)
   })
 })
+
+describe('a data directory keatrail cannot use', () => {
+  it('run: one coded line naming it (a file where the directory should be)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kt-datadir-'))
+    writeFileSync(join(dir, 'data'), '')
+    // Root may write anywhere: a file in the way fails for every user.
+    const r = await runCli(['run', '--config', config(dir, { sources: [] }), '--no-api'])
+    expect(r.code).toBe(2)
+    expect(r.err.trim()).toMatch(new RegExp(`^keatrail: KEATRAIL_ERR_DATADIR: Cannot use data directory ${join(dir, 'data')}: ENOTDIR`))
+  })
+})
