@@ -308,3 +308,24 @@ describe('a data directory keatrail cannot use', () => {
     expect(r.err.trim()).toMatch(new RegExp(`^keatrail: KEATRAIL_ERR_DATADIR: Cannot use data directory ${join(dir, 'data')}: ENOTDIR`))
   })
 })
+
+describe('keatrail run with Elasticsearch not there yet', () => {
+  it('waits for it (logged, with the error and its stack) and stops on SIGTERM meanwhile', async () => {
+    const closed = createServer()
+    servers.push(closed)
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve))
+    const port = (closed.address() as AddressInfo).port
+    await new Promise((resolve) => closed.close(resolve))
+    servers.splice(servers.indexOf(closed), 1)
+    const dir = mkdtempSync(join(tmpdir(), 'kt-es-wait-'))
+    const run = keatrail('run', '--config', config(dir, { store: { type: 'elasticsearch', url: `http://127.0.0.1:${port}`, retry: { initialMs: 50, maxMs: 200 } }, sources: [] }))
+    await vi.waitFor(() => {
+      expect(run.lines().some((l) => l.msg === 'Elasticsearch not reachable to check templates; waiting for it.')).toBe(true)
+    }, { timeout: 15_000, interval: 50 })
+    const waiting = run.lines().find((l) => l.msg === 'Elasticsearch not reachable to check templates; waiting for it.') as Record<string, unknown>
+    expect(waiting).toMatchObject({ level: 'error', code: 'KEATRAIL_ERR_STORE_WRITE', error: expect.stringContaining('ECONNREFUSED'), err: { stack: expect.any(String) } })
+    run.proc.kill('SIGTERM')
+    expect(await run.exited).toBe(0)
+    expect(existsSync(join(dir, 'data', 'keatrail.lock'))).toBe(false)
+  })
+})
