@@ -186,11 +186,13 @@ export class JournalSource implements Source {
         let entry: JournalEntry
         try {
           entry = JSON.parse(line) as JournalEntry
-        } catch {
+        } catch (err) {
           this.counters.errors++
+          this.log.error(LOG_CODES.source, 'journalctl wrote a line that is not JSON; skipped.', { source: this.name, error: err, line: line.slice(0, 200) })
           continue
         }
-        this.counters.received += line.length
+        // Bytes, as every source counts what it received (the line and its newline).
+        this.counters.received += Buffer.byteLength(line) + 1
         for (const e of this.toEvents(entry)) batch.push(e)
         if (entry.__CURSOR !== undefined) { this.cursor = entry.__CURSOR; batchCursor = entry.__CURSOR }
         if (batch.length >= this.cfg.batchEvents) await hand()
