@@ -27,7 +27,10 @@ const KEA_COUNTERS: Record<string, [string, string]> = {
   failures: ['keatrail_kea_poll_failures_total', 'Polls a Kea server did not answer (recorded as unreachable snapshots)'],
   snapshots: ['keatrail_kea_snapshots_total', 'Kea status snapshots stored'],
   alerts: ['keatrail_kea_alerts_total', 'Pool depletion alerts raised or cleared'],
-  leasesSeeded: ['keatrail_kea_leases_seeded_total', 'Lease intervals seeded from Kea\'s lease commands']
+  leasesSeeded: ['keatrail_kea_leases_seeded_total', 'Lease intervals seeded from Kea\'s lease commands'],
+  webhookSent: ['keatrail_kea_webhook_sent_total', 'Alerts delivered to the webhook'],
+  webhookFailed: ['keatrail_kea_webhook_failed_total', 'Alerts the webhook did not take after every retry (each logged)'],
+  webhookDropped: ['keatrail_kea_webhook_dropped_total', 'Alerts not sent to the webhook because its queue was full (each logged)']
 }
 
 /**
@@ -64,7 +67,7 @@ export function registerMetrics (registry: Registry, status: ServiceStatus): voi
   gauge(registry, 'keatrail_pipeline_queued_batches', 'Batches waiting for the store', [], () => hasPipeline() ? [[{}, pipeline().queued ?? 0]] : [])
 
   for (const [key, [name, help]] of Object.entries(KEA_COUNTERS)) {
-    counter(registry, name, help, [], () => { const k = status.kea?.(); return k === undefined ? [] : [[{}, k[key] ?? 0]] })
+    counter(registry, name, help, [], () => { const v = status.kea?.()[key]; return v === undefined ? [] : [[{}, v]] })
   }
 
   gauge(registry, 'keatrail_deadletter_events', 'Events waiting in the dead-letter store (keatrail deadletter list|retry)', [], () => [[{}, status.deadLetters?.() ?? 0]])

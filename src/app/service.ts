@@ -65,7 +65,7 @@ export async function runService (cfg: KeatrailConfig, logger: Logger): Promise<
           flows: () => Object.fromEntries(sources.map((s) => [s.name, { ...pipeline.sourceFlow(s.name) }])),
           deadLettersDropped: () => deadLetters?.dropped ?? 0,
           pipeline: () => ({ ...pipeline.counters }),
-          ...(poller === undefined ? {} : { kea: () => ({ ...poller.counters }) }),
+          ...(poller === undefined ? {} : { kea: () => ({ ...poller.counters, ...(poller.webhook === undefined ? {} : { webhookSent: poller.webhook.counters.sent, webhookFailed: poller.webhook.counters.failed, webhookDropped: poller.webhook.counters.dropped }) }) }),
           deadLetters: () => deadLetters?.count() ?? 0,
           sourcesRunning: () => running,
           sourceStates: () => Object.fromEntries(sources.map((s) => [s.name, pipeline.sourceState(s.name)]))

@@ -154,7 +154,11 @@ export class Webhook {
   constructor (private readonly cfg: NonNullable<AlertsConfig['webhook']>, private readonly log: Log, private readonly capacity = 1000) {}
 
   send (a: PoolAlert): void {
-    if (this.queue.length >= this.capacity) { this.counters.dropped++; return }
+    if (this.queue.length >= this.capacity) {
+      this.counters.dropped++
+      this.log.error(LOG_CODES.webhook, 'Alert webhook queue full; alert not sent there (it is in the store).', { url: this.cfg.url, scope: a.scope, dropped: this.counters.dropped })
+      return
+    }
     this.queue.push(a)
     this.busy ??= this.drain().finally(() => { this.busy = undefined })
   }
