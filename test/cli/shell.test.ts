@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs'
 import { createServer, type AddressInfo, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -199,6 +199,24 @@ describe('one writer per data directory', () => {
     const run = keatrail('run', '--config', cfg)
     await running(run)
     expect(readFileSync(join(dir, 'data', 'keatrail.lock'), 'utf8').trim()).toBe(String(run.proc.pid))
+    run.proc.kill('SIGTERM')
+    expect(await run.exited).toBe(0)
+  })
+
+  it('takes over a lock whose pid now belongs to a process started after it was written (pids are reused, at boot too)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kt-lock-reused-'))
+    const cfg = config(dir, { sources: [] })
+    mkdirSync(join(dir, 'data'))
+    const lock = join(dir, 'data', 'keatrail.lock')
+    const other = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'])
+    procs.push({ proc: other, lines: () => [], stderr: () => '', exited: new Promise((resolve) => other.on('exit', resolve)) })
+    writeFileSync(lock, `${other.pid as number}\n`)
+    // Written an hour before that process started: it cannot be the one that wrote it.
+    const hourAgo = new Date(Date.now() - 3_600_000)
+    utimesSync(lock, hourAgo, hourAgo)
+    const run = keatrail('run', '--config', cfg, '--no-api')
+    await running(run)
+    expect(readFileSync(lock, 'utf8').trim()).toBe(String(run.proc.pid))
     run.proc.kill('SIGTERM')
     expect(await run.exited).toBe(0)
   })
