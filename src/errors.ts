@@ -146,7 +146,7 @@ export const LOG_CODES = {
   keaUnreachable: 'KEATRAIL_ERR_KEA_UNREACHABLE',
   /** An alert webhook could not be delivered after its retries. */
   webhook: 'KEATRAIL_ERR_WEBHOOK',
-  /** The API server could not listen (port taken…); the pipeline keeps running. */
+  /** The API server could not listen (port taken…): start-up fails (ApiListenError). */
   apiListen: 'KEATRAIL_ERR_API_LISTEN'
 } as const
 
@@ -218,6 +218,21 @@ export const DataDirError = createError<[string, string]>(
   'Cannot use the data directory %s: %s',
   500
 )
+
+// Shell
+
+/** A read command named a store that does not exist: only writers (run, import) create one. */
+export const StoreMissingError = createError<[string, string]>(
+  'KEATRAIL_ERR_STORE_MISSING',
+  'No keatrail store at %s: %s',
+  500
+)
+/** Another keatrail writer (keatrail run) holds the data directory. */
+export const DataDirLockedError = createError<[string, string]>(
+  'KEATRAIL_ERR_DATADIR_LOCKED',
+  'Data directory %s is in use by another keatrail run (%s): one writer per data directory',
+  500
+)
 /** The REST API could not listen (port taken, address not available): start-up fails. */
 export const ApiListenError = createError<[string, string]>(
   'KEATRAIL_ERR_API_LISTEN',
@@ -246,3 +261,5 @@ export const QueryBucketsError = createError<[string]>(
   'The histogram cannot be answered: %s',
   400
 )
+/** Log code: the dead-letter store was full and its oldest entries were removed (those events are lost). */
+export const DEAD_LETTER_OVERFLOW = 'KEATRAIL_ERR_DEADLETTER_OVERFLOW'

@@ -4,9 +4,9 @@ import { join } from 'node:path'
 import fastifyRateLimit from '@fastify/rate-limit'
 import fastifySwagger from '@fastify/swagger'
 import fastifySwaggerUi from '@fastify/swagger-ui'
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify'
 import { jsonSchemaTransform, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod'
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Histogram, Registry } from 'prom-client'
 import { z } from 'zod'
 import { ApiAuthError, ApiBadRequestError, ApiForbiddenError, ApiCrossSiteError, ApiHostNotAllowedError, ApiRateLimitError, CursorInvalidError, NotFoundError, isCodedError } from '../errors.js'
 import { history, holderAt } from '../leases/query.js'
@@ -17,6 +17,8 @@ import { FILTER_FIELDS, MAX_PAGE_SIZE, type FilterField, type Store } from '../s
 import { retryDeadLetters, type DeadLetterStore } from '../store/deadletter.js'
 import { LOOPBACK, apiConfigSchema, corsNeedsKeys, type ApiConfig } from './config.js'
 import { apiRange, apiTime } from './time.js'
+import { registerMetrics } from './metrics.js'
+import type { SourceFlow } from '../pipeline/pipeline.js'
 
 /** Who a request authenticated as. */
 export interface ApiKeyIdentity { name: string, role: 'read' | 'admin' }
@@ -45,11 +47,15 @@ export interface AuditEntry { time: string, key: string, ip: string, method: str
 
 /** What the running service tells the API about itself (metrics, readiness). */
 export interface ServiceStatus {
-  /** Per-source counters. */
+  /** Per-source counters of the sources themselves (received bytes, spilled, dropped, errors). */
   sources?: () => Record<string, Record<string, number>>
+  /** Per-source events as the pipeline counted them (parse status, stored, duplicates, dead-lettered). */
+  flows?: () => Record<string, SourceFlow>
   pipeline?: () => Record<string, number>
   kea?: () => Record<string, number>
   deadLetters?: () => number
+  /** Dead letters lost because the dead-letter store was full. */
+  deadLettersDropped?: () => number
   /** Sources still running. */
   sourcesRunning?: () => boolean
   /** Each configured source's state; /readyz is 503 unless all are running. */
@@ -63,6 +69,8 @@ export interface BuildAppOptions {
   status?: ServiceStatus
   /** Fastify's logger (pino) or its options; off by default in tests. */
   logger?: FastifyServerOptions['logger']
+  /** The service's own pino logger: request errors (HTTP 5xx) are logged to it; requests themselves at debug. */
+  loggerInstance?: FastifyBaseLogger
   /** Exposed so the pipeline can record store write latency. */
   registry?: Registry
   /** Events the store rejected (admin endpoints list and retry them). */
@@ -169,7 +177,7 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
   const store = opts.store
   corsNeedsKeys(cfg)
   const app = Fastify({
-    logger: opts.logger ?? false,
+    ...(opts.loggerInstance === undefined ? { logger: opts.logger ?? false } : { loggerInstance: opts.loggerInstance.child({ component: 'api' }, { level: opts.loggerInstance.level === 'debug' || opts.loggerInstance.level === 'trace' ? opts.loggerInstance.level : 'warn' }) }),
     bodyLimit: 64 * 1024,
     // A client that dribbles its request (one byte every few seconds) would otherwise hold a
     // socket for ever (fastify's default is no limit).
@@ -219,23 +227,10 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
 
   // --- metrics ------------------------------------------------------------------------------
   const registry = opts.registry ?? new Registry()
-  collectDefaultMetrics({ register: registry, prefix: 'keatrail_process_' })
+  const status = opts.status ?? {}
+  registerMetrics(registry, status)
   writeLatency(registry)
   const requests = new Counter({ name: 'keatrail_http_requests_total', help: 'API requests by route and status', labelNames: ['route', 'status'], registers: [registry] })
-  const status = opts.status ?? {}
-  new Gauge({
-    name: 'keatrail_source_events', help: 'Per-source counters (received, parsed, unmatched, stored, duplicates, deadLettered, spilled, dropped, errors)', labelNames: ['source', 'counter'], registers: [registry],
-    collect () { for (const [src, c] of Object.entries(status.sources?.() ?? {})) for (const [k, v] of Object.entries(c)) this.set({ source: src, counter: k }, v) }
-  })
-  new Gauge({
-    name: 'keatrail_pipeline', help: 'Pipeline counters and queue depth (queued)', labelNames: ['counter'], registers: [registry],
-    collect () { for (const [k, v] of Object.entries(status.pipeline?.() ?? {})) this.set({ counter: k }, v) }
-  })
-  new Gauge({
-    name: 'keatrail_kea_poller', help: 'Kea snapshot poller counters', labelNames: ['counter'], registers: [registry],
-    collect () { for (const [k, v] of Object.entries(status.kea?.() ?? {})) this.set({ counter: k }, v) }
-  })
-  new Gauge({ name: 'keatrail_deadletter_events', help: 'Events waiting in the dead-letter store', registers: [registry], collect () { this.set(status.deadLetters?.() ?? 0) } })
   app.addHook('onResponse', async (req, reply) => { requests.inc({ route: req.routeOptions.url ?? 'unknown', status: String(reply.statusCode) }) })
 
   // --- authentication, rate limit, CORS ---------------------------------------------------

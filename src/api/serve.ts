@@ -1,6 +1,6 @@
 import { appendFileSync, chmodSync, closeSync, fchmodSync, mkdirSync, openSync, writeSync } from 'node:fs'
 import { dirname } from 'node:path'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { Registry } from 'prom-client'
 import { UsageError } from '../errors.js'
 import type { Store } from '../store/types.js'
@@ -41,14 +41,14 @@ export function openAuditLog (path: string): { write: (e: AuditEntry) => void, c
 }
 
 /** Builds the app with an audit log file, checks exposure, listens; resolves to the app and its URL. */
-export async function serveApi (store: Store, api: unknown, dataDir: string, status: ServiceStatus, registry?: Registry, deadLetters?: DeadLetterStore): Promise<{ app: FastifyInstance, url: string }> {
+export async function serveApi (store: Store, api: unknown, dataDir: string, status: ServiceStatus, registry?: Registry, deadLetters?: DeadLetterStore, logger?: FastifyBaseLogger): Promise<{ app: FastifyInstance, url: string }> {
   const cfg = apiConfigSchema.parse(api ?? {})
   checkExposure(cfg)
   const audit = openAuditLog(cfg.auditLog ?? `${dataDir}/audit.log`)
   let app: FastifyInstance
   try {
     app = await buildApp({
-      store, api: cfg, status, ...(registry === undefined ? {} : { registry }), ...(deadLetters === undefined ? {} : { deadLetters }),
+      store, api: cfg, status, ...(registry === undefined ? {} : { registry }), ...(deadLetters === undefined ? {} : { deadLetters }), ...(logger === undefined ? {} : { loggerInstance: logger }),
       // Reads reveal who had which address: keep who asked, append-only.
       audit: audit.write
     })

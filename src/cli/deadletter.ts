@@ -1,8 +1,9 @@
 import type { Command } from 'commander'
-import { DeadLetterStore, retryDeadLetters } from '../store/deadletter.js'
+import { asLog, createLogger } from '../app/logger.js'
+import { openDeadLetters, withStore } from '../app/store.js'
+import { retryDeadLetters } from '../store/deadletter.js'
 import type { CliIo } from './parse.js'
-import { addStoreOptions, ensureDataDir, openStore, type StoreOptions } from './store-options.js'
-import { join } from 'node:path'
+import { addStoreOptions, commandConfig, type StoreOptions } from './store-options.js'
 
 export function registerDeadLetter (program: Command, io: CliIo): void {
   const dl = program.command('deadletter').description('Inspect and retry events a store rejected')
@@ -11,8 +12,8 @@ export function registerDeadLetter (program: Command, io: CliIo): void {
     .option('--limit <n>', 'at most this many', '100')
     .option('--json', 'one JSON object per line')
     .action(async (o: StoreOptions & { limit: string, json?: boolean }) => {
-      ensureDataDir(o.dataDir ?? './data')
-      const dlq = new DeadLetterStore(join(o.dataDir ?? './data', 'deadletter.db'))
+      // A reader: a data directory without a dead-letter store is an error, not an empty list.
+      const dlq = openDeadLetters(commandConfig(o), 'read')
       try {
         const entries = dlq.list(Number(o.limit))
         for (const e of entries) {
@@ -27,14 +28,16 @@ export function registerDeadLetter (program: Command, io: CliIo): void {
     .description('Write dead-lettered events to the store again; those it accepts leave the dead-letter store')
     .option('--limit <n>', 'at most this many', '10000')
     .action(async (o: StoreOptions & { limit: string }) => {
-      const opened = await openStore(o)
-      try {
-        const before = opened.deadLetters.count()
-        const r = await retryDeadLetters(opened.store, opened.deadLetters, Number(o.limit))
+      const cfg = commandConfig(o)
+      // Retries what is there: both the dead letters and the store must exist already.
+      openDeadLetters(cfg, 'read').close()
+      await withStore(cfg, { mode: 'read', log: asLog(createLogger(cfg.log, io.stderr)) }, async (opened) => {
+        const dlq = opened.deadLetters
+        if (dlq === undefined) return
+        const before = dlq.count()
+        const r = await retryDeadLetters(opened.store, dlq, Number(o.limit))
         io.stderr.write(`retried ${r.retried}: ${r.written} stored, ${r.duplicates} already stored, ${r.deadLettered} rejected again (${r.remaining} of ${before} remain)\n`)
         io.exitCode = r.deadLettered > 0 ? 1 : 0
-      } finally {
-        await opened.close()
-      }
+      })
     })
 }

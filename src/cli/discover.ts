@@ -22,9 +22,9 @@ export function registerDiscover (program: Command, io: CliIo): void {
     .description('Write a keatrail config that follows the outputs of these Kea configurations')
     .argument('<kea-configs...>', 'e.g. /etc/kea/kea-dhcp4.conf /etc/kea/kea-dhcp6.conf')
     .option('--out <file>', 'write the config here instead of stdout')
-    .option('--data-dir <dir>', 'dataDir of the config', './data')
+    .option('--data-dir <dir>', 'dataDir of the config (default: the config\'s default, ./data)')
     .addOption(new Option('--syslog-port <port>', 'where keatrail receives syslog forwarded by rsyslog/syslog-ng').argParser(parsePort).default(5514))
-    .action((files: string[], o: { out?: string, dataDir: string, syslogPort: number }) => {
+    .action((files: string[], o: { out?: string, dataDir?: string, syslogPort: number }) => {
       const yaml = discover(files, o.dataDir, o.syslogPort)
       if (o.out === undefined) io.stdout.write(yaml)
       else writeFileSync(o.out, yaml)
@@ -36,7 +36,7 @@ function patternName (pattern: string): string {
   return Object.entries(builtinPatterns()).find(([, p]) => p.pattern === pattern)?.[0] ?? pattern
 }
 
-export function discover (files: readonly string[], dataDir: string, syslogPort: number): string {
+export function discover (files: readonly string[], dataDir: string | undefined, syslogPort: number): string {
   const sources: Array<Record<string, unknown>> = []
   const notes: string[] = []
   const names = new Set<string>()
@@ -69,7 +69,7 @@ export function discover (files: readonly string[], dataDir: string, syslogPort:
       }
     }
   }
-  const config = { dataDir, store: { type: 'sqlite' }, sources }
+  const config = { ...(dataDir === undefined ? {} : { dataDir }), store: { type: 'sqlite' }, sources }
   parseConfig(config, 'discovered config')
   const header = ['# keatrail configuration written by `keatrail discover` from:', ...files.map((f) => `#   ${f}`), '#', ...notes.map((n) => `# ${n}`), '']
   return header.join('\n') + stringify(config, { lineWidth: 0 })

@@ -10,7 +10,9 @@ import { DEFAULT_FILE_PATTERN_NAME } from '../parse/patterns.js'
 import { inputError, openLogFile, parseStream } from '../parse/stream.js'
 import type { CliIo } from './parse.js'
 import { addPatternOptions, resolvePatternOptions, type PatternOptions } from './pattern-options.js'
-import { addStoreOptions, openStore, type StoreOptions } from './store-options.js'
+import { addStoreOptions, commandConfig, type StoreOptions } from './store-options.js'
+import { asLog, createLogger } from '../app/logger.js'
+import { openStore, type OpenedStore } from '../app/store.js'
 
 const BATCH = 2000
 
@@ -41,7 +43,9 @@ export function importOrder (files: readonly string[]): string[] {
 async function runImport (files: string[], o: ImportOptions, io: CliIo): Promise<number> {
   const resolved = resolvePatternOptions(o)
   const compiled = compilePattern(resolved.pattern, { timeZone: resolved.timeZone })
-  const opened = await openStore(o)
+  const cfg = commandConfig(o)
+  // A writer: creates the store (and its data directory) when there is none yet.
+  const opened = await openStore(cfg, { mode: 'write', log: asLog(createLogger(cfg.log, io.stderr)) }) as OpenedStore
   const tty = (io.stderr as NodeJS.WriteStream).isTTY === true
   const started = Date.now()
   // How the pattern is named in a warning: as the operator gave it.

@@ -1,5 +1,6 @@
 import { Option, type Command } from 'commander'
-import { loadConfig } from '../config/config.js'
+import { resolveConfig } from '../app/config.js'
+import { SILENT_LOG } from '../app/logger.js'
 import { UsageError } from '../errors.js'
 import { KeaPoller, keaConfigSchema } from '../kea/poller.js'
 import type { KeaSnapshot } from '../kea/snapshot.js'
@@ -63,13 +64,13 @@ export function registerKea (program: Command, io: CliIo): void {
       if (o.url !== undefined || o.socket !== undefined) {
         cfg = keaConfigSchema.parse({ servers: [{ name: o.server ?? 'kea', ...(o.url === undefined ? { socket: o.socket } : { url: o.url }), services: o.service }] })
       } else if (o.config !== undefined) {
-        cfg = loadConfig(o.config).kea
+        cfg = resolveConfig(o.config, {}).kea
         if (o.server !== undefined) cfg = { ...cfg, servers: cfg.servers.filter((s) => s.name === o.server) }
       } else {
         throw new UsageError('give --config keatrail.yaml (kea.servers), --url or --socket')
       }
       if (cfg.servers.length === 0) throw new UsageError(o.server === undefined ? 'no Kea servers configured (kea.servers)' : `no Kea server named ${JSON.stringify(o.server)} in the config`)
-      const poller = new KeaPoller(cfg, undefined, { info: () => {}, error: () => {} })
+      const poller = new KeaPoller(cfg, undefined, SILENT_LOG)
       const snaps = (await Promise.all(poller.clients.map(async (c) => await poller.snapshot(c)))).flat()
       io.stdout.write(o.json === true ? JSON.stringify(snaps) + '\n' : renderStatus(snaps))
       io.exitCode = snaps.every((s) => s.state === 'up') ? 0 : 1

@@ -1,15 +1,15 @@
 import { randomBytes } from 'node:crypto'
 import { Option, type Command } from 'commander'
 import { apiKeyHash } from '../api/app.js'
-import { apiConfigSchema } from '../api/config.js'
 import { checkExposure, serveApi } from '../api/serve.js'
-import { loadConfig } from '../config/config.js'
+import { asLog, createLogger } from '../app/logger.js'
+import { apiListenError } from '../app/service.js'
+import { openStore, type OpenedStore } from '../app/store.js'
 import { parsePort } from './options.js'
 import type { CliIo } from './parse.js'
-import { addStoreOptions, openStore, type StoreOptions } from './store-options.js'
+import { addStoreOptions, commandConfig, type StoreOptions } from './store-options.js'
 
 interface ServeOptions extends StoreOptions {
-  config?: string
   host?: string
   port?: number
   insecure?: boolean
@@ -17,31 +17,37 @@ interface ServeOptions extends StoreOptions {
 
 export function registerServe (program: Command, io: CliIo): void {
   addStoreOptions(program.command('serve'))
-    .description('Serve the REST API and web UI on an existing store, without collecting (api: section of --config, or the options)')
-    .option('--config <file>', 'keatrail.yaml: its api: section and dataDir')
+    .description('Serve the REST API and web UI on an existing store, without collecting (the store, dataDir and api: of --config, or the options)')
     .option('--host <addr>', 'listen address (default 127.0.0.1)')
     .addOption(new Option('--port <n>', 'TCP port (default 8080)').argParser(parsePort))
     .option('--insecure', 'allow listening beyond loopback without API keys')
-    .action(async (o: ServeOptions, cmd: Command) => {
-      const file = o.config === undefined ? undefined : loadConfig(o.config)
-      const api = apiConfigSchema.parse({
-        ...(file?.api ?? {}),
-        ...(o.host === undefined ? {} : { host: o.host }),
-        ...(o.port === undefined ? {} : { port: o.port }),
-        ...(o.insecure === true ? { insecure: true } : {})
+    .action(async (o: ServeOptions) => {
+      const cfg = commandConfig(o, {
+        api: {
+          ...(o.host === undefined ? {} : { host: o.host }),
+          ...(o.port === undefined ? {} : { port: o.port }),
+          ...(o.insecure === true ? { insecure: true } : {})
+        }
       })
-      checkExposure(api)
-      // --data-dir given on the command line wins; its default does not override the config's.
-      const dataDir = cmd.getOptionValueSource('dataDir') === 'cli' ? o.dataDir as string : file?.dataDir ?? o.dataDir ?? './data'
-      const opened = await openStore({ ...o, dataDir })
-      const { app, url } = await serveApi(opened.store, api, dataDir, { deadLetters: () => opened.deadLetters.count() }, undefined, opened.deadLetters)
-      io.stderr.write(`keatrail API and web UI on ${url} (store: ${opened.store.kind})\n`)
+      checkExposure(cfg.api)
+      const logger = createLogger(cfg.log, io.stderr)
+      const log = asLog(logger)
+      // A reader: a store that is not there is an error naming where it was looked for.
+      const opened = await openStore(cfg, { mode: 'read', log }) as OpenedStore
+      let served: Awaited<ReturnType<typeof serveApi>>
+      try {
+        served = await serveApi(opened.store, cfg.api, cfg.dataDir, { deadLetters: () => opened.deadLetters?.count() ?? 0 }, undefined, opened.deadLetters, logger)
+      } catch (err) {
+        await opened.close()
+        throw apiListenError(cfg, err)
+      }
+      log.info('API and web UI listening.', { url: served.url, store: opened.store.kind })
       await new Promise<void>((resolve) => {
         const stop = (): void => { resolve() }
         process.once('SIGTERM', stop)
         process.once('SIGINT', stop)
       })
-      await app.close()
+      await served.app.close()
       await opened.close()
     })
 

@@ -5,41 +5,54 @@ import { dashboardFiles } from '../dashboards/keatrail.js'
 import { importSavedObjects, kibanaVersion, type KibanaOptions } from '../kibana/import.js'
 import { packageRoot } from '../paths.js'
 import { setupElasticsearch } from '../store/elasticsearch/setup.js'
-import { ElasticsearchStore } from '../store/elasticsearch/store.js'
+import type { ElasticsearchStore } from '../store/elasticsearch/store.js'
+import { resolveConfig } from '../app/config.js'
+import { asLog, createLogger } from '../app/logger.js'
+import { openStore, type OpenedStore } from '../app/store.js'
+import { UsageError } from '../errors.js'
+import { addConfigOption } from './store-options.js'
 import type { CliIo } from './parse.js'
 
 interface SetupOptions {
-  es: string
-  esNamespace: string
+  config?: string
+  logLevel?: string
+  es?: string
+  esNamespace?: string
   kibana?: string
   space?: string
   retentionDays: string
 }
 
 export function registerSetup (program: Command, io: CliIo): void {
-  program.command('setup')
+  addConfigOption(program.command('setup'))
     .description('Install keatrail\'s templates and indices in Elasticsearch and its dashboards in Kibana (idempotent)')
-    .requiredOption('--es <url>', 'Elasticsearch URL (credentials: KEATRAIL_ES_USERNAME/KEATRAIL_ES_PASSWORD or KEATRAIL_ES_API_KEY)')
-    .option('--es-namespace <ns>', 'data stream namespace: logs-kea.dhcp4-<ns>', 'default')
+    .option('--es <url>', 'Elasticsearch URL, overriding store.url of --config (or KEATRAIL_ES_URL; credentials: KEATRAIL_ES_USERNAME/KEATRAIL_ES_PASSWORD or KEATRAIL_ES_API_KEY)')
+    .option('--es-namespace <ns>', 'data stream namespace: logs-kea.dhcp4-<ns> (default: default)')
     .option('--kibana <url>', 'Kibana URL: import the dashboards (credentials: KEATRAIL_KIBANA_USERNAME/PASSWORD or KEATRAIL_KIBANA_API_KEY, else the Elasticsearch ones)')
     .option('--space <space>', 'Kibana space to import into', 'default')
     .option('--retention-days <n>', 'with ILM: delete event indices after this many days', '90')
     .action(async (o: SetupOptions) => {
       const env = process.env
-      const es = new ElasticsearchStore({
-        url: o.es,
-        namespace: o.esNamespace,
-        ...(env.KEATRAIL_ES_USERNAME === undefined ? {} : { username: env.KEATRAIL_ES_USERNAME, password: env.KEATRAIL_ES_PASSWORD ?? '' }),
-        ...(env.KEATRAIL_ES_API_KEY === undefined ? {} : { apiKey: env.KEATRAIL_ES_API_KEY })
+      const cfg = resolveConfig(o.config, {
+        store: 'elasticsearch',
+        ...(o.es === undefined ? {} : { esUrl: o.es }),
+        ...(o.esNamespace === undefined ? {} : { esNamespace: o.esNamespace }),
+        ...(o.logLevel === undefined ? {} : { logLevel: o.logLevel })
       })
+      if (cfg.store.type !== 'elasticsearch') throw new UsageError('setup installs Elasticsearch templates: give --es or a config whose store is elasticsearch')
+      const url = cfg.store.url
+      const namespace = cfg.store.namespace
+      // setup installs the templates itself (and says which changed): the store is opened without.
+      const opened = await openStore(cfg, { mode: 'read', log: asLog(createLogger(cfg.log, io.stderr)), templates: false }) as OpenedStore
+      const es = opened.store as ElasticsearchStore
       try {
-        const r = await setupElasticsearch(es, o.esNamespace, Number(o.retentionDays))
-        io.stdout.write(`elasticsearch ${o.es}:\n` +
+        const r = await setupElasticsearch(es, namespace, Number(o.retentionDays))
+        io.stdout.write(`elasticsearch ${url}:\n` +
           `  templates: ${r.changed.length === 0 ? 'all up to date' : `installed or updated ${r.changed.join(', ')}`}${r.unchanged.length > 0 && r.changed.length > 0 ? `; unchanged ${r.unchanged.join(', ')}` : ''}\n` +
           `  indices: ${r.created.length === 0 ? 'all exist' : `created ${r.created.join(', ')}`}\n` +
           r.features.map((f) => `  ${f}\n`).join(''))
       } finally {
-        await es.close()
+        await opened.close()
       }
       if (o.kibana === undefined) return
       const kib: KibanaOptions = {

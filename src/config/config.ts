@@ -8,36 +8,41 @@ import { journalSourceConfigSchema } from '../sources/journal/source.js'
 import { syslogSourceConfigSchema } from '../sources/syslog/source.js'
 import { keaConfigSchema } from '../kea/poller.js'
 import { apiConfigSchema } from '../api/config.js'
-import { PIPELINE_DEFAULTS, pipelineConfigSchema } from '../pipeline/config.js'
+import { pipelineConfigSchema } from '../pipeline/config.js'
+import { sqliteStoreConfigSchema } from '../store/sqlite/config.js'
 import { elasticsearchStoreConfigSchema } from '../store/elasticsearch/config.js'
+import { logConfigSchema } from '../app/logger.js'
 
-const sqliteSchema = z.object({
+// keatrail.yaml is composed of the components' own schemas and nothing else: a field a
+// component accepts is accepted here, with the component's default (written once, beside it).
+// Only what the service adds around a component is declared here.
+
+const sqliteSchema = sqliteStoreConfigSchema.extend({
   type: z.literal('sqlite'),
-  path: z.string().optional().describe('Database file; default <dataDir>/keatrail.db'),
-  synchronous: z.enum(['full', 'normal']).optional().describe('full: batches survive power loss'),
-  retention: z.object({
-    maxAgeDays: z.number().positive().optional().describe('Delete events older than this'),
-    maxSizeMiB: z.number().positive().optional().describe('Delete the oldest events while the database is larger'),
-    intervalMinutes: z.number().positive().default(10).describe('How often retention runs (also once at start)')
-  }).strict().optional()
-}).strict()
+  path: z.string().min(1).optional().describe('Database file; default <dataDir>/keatrail.db'),
+  retention: sqliteStoreConfigSchema.shape.retention.unwrap().extend({
+    intervalMinutes: z.number().positive().default(10).describe('How often the service applies retention (also once at start)')
+  }).strict().prefault({}).describe('Retention of events; none unless maxAgeDays or maxSizeMiB is set (Elasticsearch: use ILM)')
+})
 
-const elasticsearchSchema = z.object({
-  type: z.literal('elasticsearch'),
-  url: z.string().url().describe('Elasticsearch URL'),
-  namespace: z.string().optional().describe('Data stream namespace (logs-kea.dhcp4-<namespace>)'),
-  username: z.string().optional().describe('Basic-auth user; password from KEATRAIL_ES_PASSWORD'),
-  caFile: z.string().optional().describe('CA certificate (PEM) of the cluster'),
-  retry: elasticsearchStoreConfigSchema.shape.retry
-}).strict()
+const elasticsearchSchema = elasticsearchStoreConfigSchema.extend({
+  type: z.literal('elasticsearch')
+})
+
+export const storeConfigSchema = z.discriminatedUnion('type', [sqliteSchema, elasticsearchSchema])
+export type StoreConfig = z.output<typeof storeConfigSchema>
+
+export const sourceConfigSchema = z.discriminatedUnion('type', [fileSourceConfigSchema, syslogSourceConfigSchema, journalSourceConfigSchema])
+export type SourceConfig = z.output<typeof sourceConfigSchema>
 
 export const configSchema = z.object({
-  dataDir: z.string().default('./data').describe('SQLite database, dead letters and checkpoints (state/) live here'),
-  store: z.discriminatedUnion('type', [sqliteSchema, elasticsearchSchema]).default({ type: 'sqlite' }).describe('Where events are kept'),
-  sources: z.array(z.discriminatedUnion('type', [fileSourceConfigSchema, syslogSourceConfigSchema, journalSourceConfigSchema])).default([]).describe('What to collect: file, syslog and journal sources'),
-  kea: keaConfigSchema.default({ servers: [], alerts: { warn: 80, critical: 95, hysteresis: 5, overrides: [] } }).describe('Kea status snapshots (Control Agent / control sockets) and pool depletion alerts'),
-  api: apiConfigSchema.default(apiConfigSchema.parse({})).describe('REST API and web UI (GET /, /api/v1, /docs, /metrics)'),
-  pipeline: pipelineConfigSchema.default(PIPELINE_DEFAULTS).describe('The queue between sources and the store')
+  dataDir: z.string().min(1).default('./data').describe('SQLite database, dead letters, checkpoints (state/) and the writer lock live here'),
+  store: storeConfigSchema.prefault({ type: 'sqlite' }).describe('Where events are kept: sqlite (embedded) or elasticsearch'),
+  sources: z.array(sourceConfigSchema).default([]).describe('What to collect: file, syslog and journal sources'),
+  kea: keaConfigSchema.prefault({}).describe('Kea status snapshots (Control Agent / control sockets) and pool depletion alerts'),
+  api: apiConfigSchema.prefault({}).describe('REST API and web UI (GET /, /api/v1, /docs, /metrics)'),
+  pipeline: pipelineConfigSchema.prefault({}).describe('The queue between sources and the store'),
+  log: logConfigSchema.prefault({}).describe('keatrail\'s own log (JSON lines on stderr)')
 }).strict()
 
 export type KeatrailConfig = z.infer<typeof configSchema>
@@ -47,12 +52,15 @@ export function parseConfig (value: unknown, where = 'config'): KeatrailConfig {
   return validateConfig(configSchema, value ?? {}, `${where}:`)
 }
 
-export function loadConfig (path: string): KeatrailConfig {
-  let doc: unknown
+/** The YAML document of a config file, not yet validated. */
+export function readConfigDocument (path: string): unknown {
   try {
-    doc = parseYaml(readFileSync(path, 'utf8'))
+    return parseYaml(readFileSync(path, 'utf8')) ?? {}
   } catch (err) {
     throw new ConfigInvalidError(path, (err as Error).message)
   }
-  return parseConfig(doc, path)
+}
+
+export function loadConfig (path: string): KeatrailConfig {
+  return parseConfig(readConfigDocument(path), path)
 }

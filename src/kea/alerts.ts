@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { z } from 'zod'
 import { LOG_CODES } from '../errors.js'
+import { retry } from '../backoff.js'
 import type { KeaEvent } from '../parse/event.js'
 import type { Log } from '../pipeline/types.js'
 import type { KeaSnapshot } from './snapshot.js'
@@ -154,7 +154,11 @@ export class Webhook {
   constructor (private readonly cfg: NonNullable<AlertsConfig['webhook']>, private readonly log: Log, private readonly capacity = 1000) {}
 
   send (a: PoolAlert): void {
-    if (this.queue.length >= this.capacity) { this.counters.dropped++; return }
+    if (this.queue.length >= this.capacity) {
+      this.counters.dropped++
+      this.log.error(LOG_CODES.webhook, 'Alert webhook queue full; alert not sent there (it is in the store).', { url: this.cfg.url, scope: a.scope, dropped: this.counters.dropped })
+      return
+    }
     this.queue.push(a)
     this.busy ??= this.drain().finally(() => { this.busy = undefined })
   }
@@ -166,9 +170,8 @@ export class Webhook {
 
   private async drain (): Promise<void> {
     for (let a = this.queue.shift(); a !== undefined; a = this.queue.shift()) {
-      let wait = 500
-      for (let attempt = 0; ; attempt++) {
-        try {
+      try {
+        await retry(async () => {
           const res = await fetch(this.cfg.url, {
             method: 'POST',
             headers: { 'content-type': 'application/json', ...this.cfg.headers },
@@ -176,17 +179,11 @@ export class Webhook {
             signal: AbortSignal.timeout(this.cfg.timeoutMs)
           })
           if (!res.ok) throw new Error(`HTTP ${res.status}`)
-          this.counters.sent++
-          break
-        } catch (err) {
-          if (attempt >= this.cfg.retries) {
-            this.counters.failed++
-            this.log.error(LOG_CODES.webhook, 'Alert webhook failed; alert not delivered there (it is in the store).', { url: this.cfg.url, error: (err as Error).message, scope: a.scope })
-            break
-          }
-          await sleep(wait)
-          wait *= 2
-        }
+        }, { initialMs: 500, maxMs: 60_000, retries: this.cfg.retries })
+        this.counters.sent++
+      } catch (err) {
+        this.counters.failed++
+        this.log.error(LOG_CODES.webhook, 'Alert webhook failed; alert not delivered there (it is in the store).', { url: this.cfg.url, error: err, scope: a.scope })
       }
     }
   }

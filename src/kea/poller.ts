@@ -1,6 +1,6 @@
-import { setTimeout as sleep } from 'node:timers/promises'
 import { z } from 'zod'
 import { LOG_CODES } from '../errors.js'
+import { Backoff } from '../backoff.js'
 import { memfileIntervals, rowsFromLeaseCommand } from '../leases/memfile.js'
 import { seedKeaState } from '../leases/seed.js'
 import type { Log } from '../pipeline/types.js'
@@ -11,7 +11,7 @@ import { buildSnapshot, failedSnapshot, summarizeConfig, type ConfigSummary, typ
 
 export const keaConfigSchema = z.object({
   servers: z.array(keaServerConfigSchema).default([]).describe('Kea servers to take status snapshots of'),
-  alerts: alertsConfigSchema.default({ warn: 80, critical: 95, hysteresis: 5, overrides: [] }).describe('Pool depletion alerts')
+  alerts: alertsConfigSchema.prefault({}).describe('Pool depletion alerts')
 }).strict()
 
 export type KeaConfig = z.output<typeof keaConfigSchema>
@@ -166,7 +166,8 @@ export class KeaPoller {
   }
 
   private async loop (client: KeaControlClient, signal: AbortSignal): Promise<void> {
-    let failures = 0
+    // Polls on the interval; while the server is down, the wait doubles up to MAX_BACKOFF_MS.
+    const backoff = new Backoff({ initialMs: client.cfg.intervalMs, maxMs: Math.max(MAX_BACKOFF_MS, client.cfg.intervalMs), jitter: 0.1 })
     let nextLeases = 0
     while (!signal.aborted) {
       let ok = false
@@ -176,16 +177,15 @@ export class KeaPoller {
         if (ok && client.cfg.leasesIntervalMs !== undefined && this.now() >= nextLeases) {
           nextLeases = this.now() + client.cfg.leasesIntervalMs
           await this.seedLeases(client).catch((err: Error) => {
-            this.log.error(LOG_CODES.keaUnreachable, 'Lease seeding failed; will try again.', { server: client.cfg.name, error: err.message })
+            this.log.error(LOG_CODES.keaUnreachable, 'Lease seeding failed; will try again.', { server: client.cfg.name, error: err })
           })
         }
       } catch (err) {
-        this.log.error(LOG_CODES.storeWrite, 'Storing a Kea snapshot failed; will poll again.', { server: client.cfg.name, error: (err as Error).message })
+        this.log.error(LOG_CODES.storeWrite, 'Storing a Kea snapshot failed; will poll again.', { server: client.cfg.name, error: err })
       }
-      failures = ok ? 0 : failures + 1
-      const base = client.cfg.intervalMs * 2 ** Math.min(failures, 10)
-      const jitter = 0.9 + Math.random() * 0.2
-      await sleep(Math.min(base, Math.max(MAX_BACKOFF_MS, client.cfg.intervalMs)) * jitter, undefined, { signal }).catch(() => {})
+      // Consecutive failures after a success wait 2, 4, 8 … intervals.
+      if (ok) backoff.reset()
+      await backoff.sleep(signal)
     }
   }
 }

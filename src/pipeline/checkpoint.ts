@@ -74,7 +74,7 @@ export class CheckpointFile<T extends object> {
       this.failing = false
       return true
     } catch (err) {
-      if (!this.failing) log.error(LOG_CODES.checkpointWrite, 'Could not write a checkpoint; will try again.', { source, path: this.path, error: (err as Error).message })
+      if (!this.failing) log.error(LOG_CODES.checkpointWrite, 'Could not write a checkpoint; will try again.', { source, path: this.path, error: err })
       this.failing = true
       return false
     }

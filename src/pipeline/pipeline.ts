@@ -4,6 +4,7 @@ import { isStartable, type Batch, type Log, type Source, type SourceState } from
 import { LOG_CODES, PatternMismatchError, SourceStartError } from '../errors.js'
 import { MISMATCH_SAMPLE_RECORDS, MismatchWatch } from '../parse/mismatch.js'
 import { PIPELINE_DEFAULTS } from './config.js'
+import { Backoff } from '../backoff.js'
 
 export interface PipelineOptions {
   /** Batches waiting for the store; a source's emit waits while it is full. */
@@ -29,6 +30,26 @@ export interface PipelineCounters {
 }
 
 /**
+ * What the pipeline counts for each source, by the batches it hands over (`Batch.source`): the
+ * one place events are counted by parse status and by what the store did with them.
+ */
+export interface SourceFlow {
+  /** Events handed over (queued for the store). */
+  events: number
+  /** Of those, by kea.parse.status. */
+  ok: number
+  partial: number
+  unmatched: number
+  stored: number
+  duplicates: number
+  deadLettered: number
+}
+
+export function emptyFlow (): SourceFlow {
+  return { events: 0, ok: 0, partial: 0, unmatched: 0, stored: 0, duplicates: 0, deadLettered: 0 }
+}
+
+/**
  * sources → bounded queue → store. A batch is acknowledged to its source only after the store
  * has written it durably, so checkpoints never pass what is stored. A failed write is retried
  * (never acknowledged, never dropped) with capped backoff.
@@ -42,6 +63,7 @@ export class Pipeline {
   private readonly states = new Map<string, SourceState>()
   /** Each source's parse statuses until its first records are judged (see checkPattern). */
   private readonly mismatch = new Map<string, MismatchWatch | 'judged'>()
+  private readonly flows = new Map<string, SourceFlow>()
 
   constructor (private readonly store: Store, private readonly opts: PipelineOptions) {
     this.capacity = opts.queueBatches ?? PIPELINE_DEFAULTS.queueBatches
@@ -62,6 +84,13 @@ export class Pipeline {
     if (!watch.mostlyUnmatched) return
     const e = new PatternMismatchError(`Source ${batch.source}`, watch.describe(undefined, (name) => `set \`pattern: ${name}\` in its configuration`))
     this.opts.log.error(e.code, e.message, { source: batch.source, records: watch.records, unmatched: watch.unmatched, sample: watch.samples[0] })
+  }
+
+  /** What passed through for one source (zeros for a source that handed over nothing yet). */
+  sourceFlow (name: string): SourceFlow {
+    let f = this.flows.get(name)
+    if (f === undefined) { f = emptyFlow(); this.flows.set(name, f) }
+    return f
   }
 
   /** Each source's state by name ('starting' until run() reaches it). */
@@ -126,6 +155,9 @@ export class Pipeline {
       if (stopSources.signal.aborted) return
       this.queue.push(batch)
       this.counters.queued = this.queue.length
+      const flow = this.sourceFlow(batch.source)
+      flow.events += batch.events.length
+      for (const e of batch.events) flow[e.kea.parse.status]++
       this.wakeSink?.()
     }
     stopSources.signal.addEventListener('abort', () => { for (const w of this.spaceWaiters.splice(0)) w() }, { once: true })
@@ -138,7 +170,7 @@ export class Pipeline {
         if (this.states.get(s.name) === 'starting' && !halted) failStart(s, err)
         else {
           this.failed(s)
-          this.opts.log.error(LOG_CODES.source, 'Source stopped with an error.', { source: s.name, error: (err as Error).message })
+          this.opts.log.error(LOG_CODES.source, 'Source stopped with an error.', { source: s.name, error: err })
         }
       }
     })
@@ -177,7 +209,7 @@ export class Pipeline {
   }
 
   private async sink (halted: () => boolean, drainBy: { at: number }): Promise<void> {
-    let backoff = 200
+    const backoff = new Backoff({ initialMs: 200, maxMs: 30_000 })
     for (;;) {
       const batch = this.queue[0]
       if (batch === undefined) {
@@ -202,15 +234,20 @@ export class Pipeline {
         this.counters.stored += r.written
         this.counters.duplicates += r.duplicates
         this.counters.deadLettered += r.deadLettered
-        backoff = 200
+        // Per source too: a batch is one source's events.
+        const flow = this.sourceFlow(batch.source)
+        flow.stored += r.written
+        flow.duplicates += r.duplicates
+        flow.deadLettered += r.deadLettered
+        backoff.reset()
         // A synchronous store (SQLite) never yields inside write(): without this, sources,
         // the API and /metrics would wait until the whole queue is written.
         await new Promise((resolve) => setImmediate(resolve))
       } catch (err) {
         this.counters.storeErrors++
-        this.opts.log.error((err as { code?: string }).code ?? LOG_CODES.storeWrite, 'Store write failed; retrying the batch.', { error: (err as Error).message, retryInMs: backoff })
-        await sleep(backoff)
-        backoff = Math.min(backoff * 2, 30_000)
+        const wait = backoff.next()
+        this.opts.log.error((err as { code?: string }).code ?? LOG_CODES.storeWrite, 'Store write failed; retrying the batch.', { error: err, retryInMs: wait })
+        await sleep(wait)
       }
     }
   }

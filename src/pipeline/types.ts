@@ -38,8 +38,14 @@ export function isStartable (s: Source): s is StartableSource {
 /** What /readyz reports per source: only `running` is ready. */
 export type SourceState = 'starting' | 'running' | 'failed' | 'stopped'
 
-/** Per-source counters (the instrumentation contract of every component). */
+/**
+ * Per-source counters kept by the source itself. Events are counted by parse status and by
+ * what the store did with them in one place, the pipeline (Pipeline.sourceFlow, by
+ * Batch.source): the fields parsed … deadLettered here are not read for metrics (a source may
+ * still fill them; they go once no source does).
+ */
 export interface SourceCounters {
+  /** Bytes read or received. */
   received: number
   parsed: number
   unmatched: number
@@ -61,4 +67,8 @@ export function emptyCounters (): SourceCounters {
 export interface Log {
   info: (msg: string, fields?: Record<string, unknown>) => void
   error: (code: string, msg: string, fields?: Record<string, unknown>) => void
+  /** Something the operator should look at that is not a failure (optional: tests pass stubs). */
+  warn?: (code: string, msg: string, fields?: Record<string, unknown>) => void
+  /** Detail only wanted when looking into a problem (log.level debug). */
+  debug?: (msg: string, fields?: Record<string, unknown>) => void
 }

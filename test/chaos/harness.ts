@@ -63,11 +63,38 @@ export async function metrics (apiUrl: string): Promise<Map<string, number>> {
   return out
 }
 
-export const sourceCounter = (m: Map<string, number>, source: string, counter: string): number =>
-  m.get(`keatrail_source_events{source="${source}",counter="${counter}"}`) ?? 0
+/** A source's counter by its name in the counters (received: bytes; parsed: events handed over). */
+export const sourceCounter = (m: Map<string, number>, source: string, counter: string): number => {
+  const metric = ({
+    received: `keatrail_source_received_bytes_total{source="${source}"}`,
+    parsed: `keatrail_source_received_events_total{source="${source}"}`,
+    stored: `keatrail_source_events_total{source="${source}",outcome="stored"}`,
+    duplicates: `keatrail_source_events_total{source="${source}",outcome="duplicate"}`,
+    deadLettered: `keatrail_source_events_total{source="${source}",outcome="dead_lettered"}`,
+    unmatched: `keatrail_source_parsed_events_total{source="${source}",status="unmatched"}`,
+    partial: `keatrail_source_parsed_events_total{source="${source}",status="partial"}`,
+    spilled: `keatrail_source_spilled_events_total{source="${source}"}`,
+    dropped: `keatrail_source_discarded_events_total{source="${source}"}`,
+    errors: `keatrail_source_errors_total{source="${source}"}`
+  } as Record<string, string>)[counter]
+  if (metric === undefined) throw new Error(`no source metric for ${counter}`)
+  return m.get(metric) ?? 0
+}
 
-export const pipelineCounter = (m: Map<string, number>, counter: string): number =>
-  m.get(`keatrail_pipeline{counter="${counter}"}`) ?? 0
+/** The pipeline's counter by its name in PipelineCounters. */
+export const pipelineCounter = (m: Map<string, number>, counter: string): number => {
+  const metric = ({
+    batches: 'keatrail_pipeline_batches_total',
+    stored: 'keatrail_pipeline_events_total{outcome="stored"}',
+    duplicates: 'keatrail_pipeline_events_total{outcome="duplicate"}',
+    deadLettered: 'keatrail_pipeline_events_total{outcome="dead_lettered"}',
+    storeErrors: 'keatrail_pipeline_store_errors_total',
+    backpressured: 'keatrail_pipeline_backpressure_waits_total',
+    queued: 'keatrail_pipeline_queued_batches'
+  } as Record<string, string>)[counter]
+  if (metric === undefined) throw new Error(`no pipeline metric for ${counter}`)
+  return m.get(metric) ?? 0
+}
 
 /** Resident set size of a process, MiB (Linux). */
 export function rssMiB (pid: number): number {

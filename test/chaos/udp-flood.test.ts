@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { describe, expect, it } from 'vitest'
 import { freePort } from '../helpers/outage.js'
-import { metrics, SOAK, sourceCounter, startKeatrail, until, writeConfig } from './harness.js'
+import { metrics, pipelineCounter, SOAK, sourceCounter, startKeatrail, until, writeConfig } from './harness.js'
 
 // Chaos: UDP cannot push back. A sender floods keatrail's syslog port far faster than SQLite
 // stores, with a small socket buffer and no spill queue, so datagrams are lost, in the kernel
@@ -40,7 +40,7 @@ describe('chaos: UDP syslog flood', () => {
     let last = ''
     const settled = await until(async () => {
       const m = await metrics(api)
-      const now = `${sourceCounter(m, 'flood', 'parsed')}/${sourceCounter(m, 'flood', 'dropped')}/${m.get('keatrail_pipeline{counter="queued"}') ?? 0}`
+      const now = `${sourceCounter(m, 'flood', 'parsed')}/${sourceCounter(m, 'flood', 'dropped')}/${pipelineCounter(m, 'queued')}`
       const same = now === last && now.endsWith('/0')
       last = now
       return same

@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { loadConfig, parseConfig } from '../../src/config/config.js'
 import { defaultConfig } from '../../src/cli/run.js'
+import { applyOverrides, resolveConfig } from '../../src/app/config.js'
 import { FileSource } from '../../src/sources/file/source.js'
 
 describe('keatrail config', () => {
@@ -31,5 +32,31 @@ describe('keatrail config', () => {
     expect(cfg).toMatchObject({ dataDir: './data', store: { type: 'sqlite' } })
     expect(cfg.sources).toHaveLength(1)
     expect(parseConfig(cfg)).toEqual(cfg)
+  })
+})
+
+describe('flags over the config file (src/app/config.ts)', () => {
+  it('switches the store kind, takes the URL from the flag, the file or KEATRAIL_ES_URL, and credentials from the environment', () => {
+    expect(applyOverrides({ store: { type: 'sqlite', cacheMiB: 64 } }, { store: 'elasticsearch', esUrl: 'http://es:9200' }, {}).store).toEqual({ type: 'elasticsearch', url: 'http://es:9200' })
+    expect(applyOverrides({ store: { type: 'elasticsearch', url: 'http://file:9200', namespace: 'a' } }, { esNamespace: 'b' }, { KEATRAIL_ES_API_KEY: 'k' }).store)
+      .toEqual({ type: 'elasticsearch', url: 'http://file:9200', namespace: 'b', apiKey: 'k' })
+    expect(applyOverrides({}, { store: 'elasticsearch' }, { KEATRAIL_ES_URL: 'http://env:9200', KEATRAIL_ES_USERNAME: 'u', KEATRAIL_ES_PASSWORD: 'p' }).store)
+      .toEqual({ type: 'elasticsearch', url: 'http://env:9200', username: 'u', password: 'p' })
+  })
+
+  it('names what is missing or contradictory as a usage error', () => {
+    expect(() => applyOverrides({}, { store: 'elasticsearch' }, {})).toThrow(expect.objectContaining({ code: 'KEATRAIL_ERR_USAGE', message: expect.stringContaining('--es-url') }))
+    expect(() => applyOverrides({}, { esUrl: 'http://es:9200' }, {})).toThrow(expect.objectContaining({ code: 'KEATRAIL_ERR_USAGE', message: expect.stringContaining('--store elasticsearch') }))
+    expect(() => applyOverrides({}, { store: 'postgres' }, {})).toThrow(expect.objectContaining({ code: 'KEATRAIL_ERR_USAGE' }))
+  })
+
+  it('a mistake in the file is named with the file; one the flags make, with the options', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kt-cfg-'))
+    const f = join(dir, 'keatrail.yaml')
+    writeFileSync(f, 'api: { port: 8081 }\nlog: { level: loud }\n')
+    expect(() => resolveConfig(f, {})).toThrow(expect.objectContaining({ message: expect.stringContaining('keatrail.yaml: log.level') }))
+    writeFileSync(f, 'api: { port: 8081 }\n')
+    expect(resolveConfig(f, { dataDir: '/srv/kt' })).toMatchObject({ dataDir: '/srv/kt', api: { port: 8081 } })
+    expect(() => resolveConfig(f, { logLevel: 'loud' })).toThrow(expect.objectContaining({ message: expect.stringMatching(/with the command-line options: log\.level/) }))
   })
 })

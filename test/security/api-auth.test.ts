@@ -48,7 +48,7 @@ describe('keatrail serve with API keys: nothing without a key, whatever the spel
     child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
     await vi.waitFor(() => {
       if (child.exitCode !== null) throw new Error(`keatrail serve exited ${child.exitCode}:\n${stderr}`)
-      const m = /keatrail API and web UI on (http:\/\/127\.0\.0\.1:(\d+))/.exec(stderr)
+      const m = /"url":"(http:\/\/127\.0\.0\.1:(\d+))".*"msg":"API and web UI listening\."/.exec(stderr)
       if (m === null) throw new Error(`not listening yet:\n${stderr}`)
       port = Number(m[2])
     }, { timeout: 20_000, interval: 50 })

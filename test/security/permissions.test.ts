@@ -46,7 +46,7 @@ describe('files keatrail creates are private whatever the umask', () => {
     const k = keatrail(['run', '--config', writeConfig(dir, { sources: [{ type: 'file', name: 'kea', include: [sample], timeZone: 'UTC' }] })])
     let url = ''
     await vi.waitFor(() => {
-      const m = /"API and web UI listening\.","url":"([^"]+)"/.exec(k.stderr())
+      const m = /"url":"([^"]+)".*"msg":"API and web UI listening\."/.exec(k.stderr())
       expect(m, k.stderr()).not.toBeNull()
       url = (m as RegExpExecArray)[1] as string
     }, { timeout: 15_000, interval: 50 })

@@ -204,9 +204,6 @@ export class FileSource implements Source {
     let events: KeaEvent[] = []
     const onEvent = (e: KeaEvent): void => {
       events.push(e)
-      this.counters.parsed++
-      if (e.kea.parse.status === 'unmatched') this.counters.unmatched++
-      else if (e.kea.parse.status === 'partial') this.counters.partial++
     }
     const hand = async (): Promise<void> => {
       if (events.length === 0) return

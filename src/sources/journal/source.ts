@@ -14,6 +14,7 @@ import { CheckpointFile } from '../../pipeline/checkpoint.js'
 import { emptyCounters, type Emit, type Log, type Source, type SourceCounters } from '../../pipeline/types.js'
 import { validateConfig } from '../../config/validate.js'
 import { LOG_CODES } from '../../errors.js'
+import { Backoff } from '../../backoff.js'
 
 export const journalSourceConfigSchema = z.object({
   type: z.literal('journal'),
@@ -30,7 +31,7 @@ export const journalSourceConfigSchema = z.object({
   restartMs: z.object({
     initial: z.number().int().min(10).default(500).describe('First wait before restarting journalctl after it exited'),
     max: z.number().int().min(10).default(30_000).describe('Longest wait (exponential, capped)')
-  }).strict().default({ initial: 500, max: 30_000 })
+  }).strict().prefault({})
 }).strict()
 
 export type JournalSourceConfig = z.input<typeof journalSourceConfigSchema>
@@ -114,19 +115,24 @@ export class JournalSource implements Source {
 
   async run (emit: Emit, signal: AbortSignal): Promise<void> {
     await this.start()
-    let wait = this.cfg.restartMs.initial
+    const backoff = new Backoff({ initialMs: this.cfg.restartMs.initial, maxMs: this.cfg.restartMs.max })
     while (!signal.aborted) {
       const started = Date.now()
+      let failure: unknown
       try {
         await this.follow(emit, signal)
       } catch (err) {
-        this.counters.errors++
-        this.log.error(LOG_CODES.source, 'journalctl failed; restarting.', { source: this.name, error: (err as Error).message, retryInMs: wait })
+        failure = err
       }
       if (signal.aborted) break
-      if (Date.now() - started > 60_000) wait = this.cfg.restartMs.initial
+      // A journalctl that ran a while was healthy: its exit starts the backoff afresh.
+      if (Date.now() - started > 60_000) backoff.reset()
+      const wait = backoff.next()
+      if (failure !== undefined) {
+        this.counters.errors++
+        this.log.error(LOG_CODES.source, 'journalctl failed; restarting.', { source: this.name, error: failure, retryInMs: wait })
+      }
       await sleep(wait, undefined, { signal }).catch(() => {})
-      wait = Math.min(wait * 2, this.cfg.restartMs.max)
     }
     this.checkpoint()
   }
@@ -180,11 +186,13 @@ export class JournalSource implements Source {
         let entry: JournalEntry
         try {
           entry = JSON.parse(line) as JournalEntry
-        } catch {
+        } catch (err) {
           this.counters.errors++
+          this.log.error(LOG_CODES.source, 'journalctl wrote a line that is not JSON; skipped.', { source: this.name, error: err, line: line.slice(0, 200) })
           continue
         }
-        this.counters.received += line.length
+        // Bytes, as every source counts what it received (the line and its newline).
+        this.counters.received += Buffer.byteLength(line) + 1
         for (const e of this.toEvents(entry)) batch.push(e)
         if (entry.__CURSOR !== undefined) { this.cursor = entry.__CURSOR; batchCursor = entry.__CURSOR }
         if (batch.length >= this.cfg.batchEvents) await hand()
@@ -211,9 +219,6 @@ export class JournalSource implements Source {
       if (entry.__CURSOR !== undefined) e.event.id = `${this.idPrefix}-${createHash('sha1').update(entry.__CURSOR).digest('hex').slice(0, 20)}`
       if (entry._PID !== undefined && e.process?.pid === undefined) e.process = { ...e.process, pid: Number(entry._PID) }
       if (e.process !== undefined && e.process.name === undefined && entry.SYSLOG_IDENTIFIER !== undefined) e.process.name = entry.SYSLOG_IDENTIFIER
-      this.counters.parsed++
-      if (e.kea.parse.status === 'unmatched') this.counters.unmatched++
-      else if (e.kea.parse.status === 'partial') this.counters.partial++
       out.push(e)
     }
     // Split the bytes, not the text, so each line of a non-UTF-8 MESSAGE keeps its own raw bytes.

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
+import { retry } from '../../backoff.js'
 import { Client, errors as esErrors, type estypes } from '@elastic/elasticsearch'
 import { CursorInvalidError, QueryBucketsError, QueryTimeoutError, StoreReadError, withCause } from '../../errors.js'
 import type { KeaEvent } from '../../parse/event.js'
@@ -61,7 +61,6 @@ export class ElasticsearchStore implements Store {
   readonly client: Client
   private readonly cfg: ReturnType<typeof elasticsearchStoreConfigSchema.parse>
   private readonly opts: ElasticsearchStoreOptions
-  private closed = false
   private readonly stop = new AbortController()
   private readonly pattern: string
   readonly leases: EsLeases
@@ -154,18 +153,13 @@ export class ElasticsearchStore implements Store {
   }
 
   private async retrying<T> (fn: () => Promise<T>, onRetry = this.opts.onRetry): Promise<T> {
-    let wait = this.cfg.retry.initialMs
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await fn()
-      } catch (err) {
-        if (this.closed) throw err
-        onRetry?.(err as Error, attempt, wait)
-        await sleep(wait, undefined, { signal: this.stop.signal }).catch(() => {})
-        if (this.closed) throw err
-        wait = Math.min(wait * 2, this.cfg.retry.maxMs)
-      }
-    }
+    // Until it succeeds or the store closes (close() aborts the wait).
+    return await retry(fn, {
+      initialMs: this.cfg.retry.initialMs,
+      maxMs: this.cfg.retry.maxMs,
+      signal: this.stop.signal,
+      ...(onRetry === undefined ? {} : { onRetry: (err: unknown, attempt: number, waitMs: number) => { onRetry(err as Error, attempt, waitMs) } })
+    })
   }
 
   private async bulkOnce (docs: readonly Doc[]): Promise<WriteResult> {
@@ -303,7 +297,6 @@ export class ElasticsearchStore implements Store {
   }
 
   async close (): Promise<void> {
-    this.closed = true
     this.stop.abort()
     await this.client.close()
   }

@@ -1,0 +1,169 @@
+import { chmodSync, existsSync, mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import type { KeatrailConfig } from '../config/config.js'
+import { DataDirError, LOG_CODES, StoreMissingError, StoreReadError } from '../errors.js'
+import type { Log } from '../pipeline/types.js'
+import { DeadLetterStore } from '../store/deadletter.js'
+import { ElasticsearchStore, eventsPattern } from '../store/elasticsearch/store.js'
+import { SqliteStore } from '../store/sqlite/store.js'
+import type { Store } from '../store/types.js'
+
+/**
+ * write: run and import, which may create the store (and its data directory). read: every other
+ * command: a store that does not exist is an error naming where it was looked for, never an
+ * empty store made on the spot (a typo in --data-dir would answer "nobody held it").
+ */
+export type StoreMode = 'write' | 'read'
+
+export interface OpenedStore {
+  store: Store
+  /** Events the store rejected; absent for a reader when none was ever written. */
+  deadLetters: DeadLetterStore | undefined
+  close: () => Promise<void>
+}
+
+export interface StoreContext {
+  mode: StoreMode
+  log: Log
+  /** Elasticsearch: wait (with backoff, logged) for the cluster to install templates; false when `signal` aborted meanwhile. */
+  waitForCluster?: AbortSignal
+  /** false: open Elasticsearch without looking at it (`keatrail setup` installs the templates itself and reports what changed). */
+  templates?: boolean
+}
+
+/**
+ * Creates the data directory private (0700) when it does not exist yet: it holds who had which
+ * address when, and the API's audit log. mkdir's mode is cut by the umask but never widened,
+ * hence the chmod; bin/keatrail.js also sets umask 077, so files in it are 0600. An existing
+ * directory keeps the mode its operator gave it.
+ */
+export function ensureDataDir (dir: string): void {
+  if (existsSync(dir)) return
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 })
+    chmodSync(dir, 0o700)
+  } catch (err) {
+    throw new DataDirError(dir, (err as Error).message)
+  }
+}
+
+/** Where the SQLite store of a config lives. */
+export function sqlitePath (cfg: KeatrailConfig): string | undefined {
+  return cfg.store.type === 'sqlite' ? cfg.store.path ?? join(cfg.dataDir, 'keatrail.db') : undefined
+}
+
+export function deadLetterPath (cfg: KeatrailConfig): string {
+  return join(cfg.dataDir, 'deadletter.db')
+}
+
+/** The dead-letter store; a reader gets an error naming the path when there is none. */
+export function openDeadLetters (cfg: KeatrailConfig, mode: StoreMode): DeadLetterStore {
+  const path = deadLetterPath(cfg)
+  if (mode === 'read' && !existsSync(path)) throw new StoreMissingError(path, `no dead-letter store (check --data-dir / dataDir; keatrail run and import create it)`)
+  if (mode === 'write') ensureDataDir(cfg.dataDir)
+  return new DeadLetterStore(path)
+}
+
+/**
+ * The one place keatrail constructs a store from its config. Returns undefined only when
+ * `waitForCluster` aborted before Elasticsearch answered.
+ */
+export async function openStore (cfg: KeatrailConfig, ctx: StoreContext): Promise<OpenedStore | undefined> {
+  if (ctx.mode === 'read') {
+    // Checked before anything is opened: SQLite and the dead-letter store create their files.
+    const path = sqlitePath(cfg)
+    if (path !== undefined && !existsSync(path)) throw new StoreMissingError(path, 'no database there (check --data-dir / dataDir or store.path; keatrail run and import create it)')
+  } else {
+    ensureDataDir(cfg.dataDir)
+  }
+  const dlPath = deadLetterPath(cfg)
+  const deadLetters = ctx.mode === 'write' || existsSync(dlPath) ? new DeadLetterStore(dlPath) : undefined
+  const closeAll = async (store?: Store): Promise<void> => { await store?.close(); deadLetters?.close() }
+  const s = cfg.store
+  try {
+    if (s.type === 'sqlite') {
+      const { type: _type, retention, path: _path, ...rest } = s
+      const store = new SqliteStore({
+        ...rest,
+        path: sqlitePath(cfg) as string,
+        retention: { ...(retention.maxAgeDays === undefined ? {} : { maxAgeDays: retention.maxAgeDays }), ...(retention.maxSizeMiB === undefined ? {} : { maxSizeMiB: retention.maxSizeMiB }) }
+      })
+      return { store, deadLetters, close: async () => { await closeAll(store) } }
+    }
+    const { type: _type, ...esConfig } = s
+    const es = new ElasticsearchStore(esConfig, {
+      ...(deadLetters === undefined ? {} : { deadLetters }),
+      onRetry: (err, attempt, waitMs) => { ctx.log.error(LOG_CODES.storeWrite, 'Elasticsearch write failed; retrying.', { attempt, waitMs, error: err }) }
+    })
+    const opened = { store: es, deadLetters, close: async () => { await closeAll(es) } }
+    try {
+      if (ctx.mode === 'read') {
+        // A reader changes nothing in the cluster, and a namespace without keatrail's data
+        // (a typo in --es-namespace) is an error, not an empty answer.
+        if (ctx.templates !== false) await requireEvents(es, esConfig.url, esConfig.namespace)
+        return opened
+      }
+      if (ctx.waitForCluster === undefined) {
+        await es.ensureTemplates()
+        return opened
+      }
+    } catch (err) {
+      await es.close()
+      throw err
+    }
+    if (await templatesInPlace(es, ctx.log, ctx.waitForCluster)) return opened
+    await opened.close()
+    return undefined
+  } catch (err) {
+    deadLetters?.close()
+    throw err
+  }
+}
+
+/** Fails with the URL and namespace when the cluster holds no keatrail events for that namespace. */
+async function requireEvents (es: ElasticsearchStore, url: string, namespace: string): Promise<void> {
+  let found: { indices: unknown[], data_streams: unknown[] }
+  try {
+    found = await es.client.indices.resolveIndex({ name: eventsPattern(namespace), expand_wildcards: 'all' })
+  } catch (err) {
+    throw new StoreReadError('elasticsearch', `${url}: ${(err as Error).message}`)
+  }
+  if (found.indices.length === 0 && found.data_streams.length === 0) {
+    throw new StoreMissingError(`${url} namespace ${namespace}`, `no ${eventsPattern(namespace)} data streams (check --es-namespace / store.namespace; keatrail run and import create them)`)
+  }
+}
+
+/**
+ * Elasticsearch may not be up yet when keatrail starts (both started at boot, or the cluster is
+ * down): wait for it instead of exiting. No source starts before the templates are in place, or
+ * the first write would create indices with default mappings. Returns false when `signal`
+ * aborted meanwhile (closing the store ends the wait).
+ */
+async function templatesInPlace (es: ElasticsearchStore, log: Log, signal: AbortSignal): Promise<boolean> {
+  let attempts = 0
+  const onAbort = (): void => { void es.close() }
+  signal.addEventListener('abort', onAbort, { once: true })
+  try {
+    await es.ensureTemplatesWaiting((err, attempt, waitMs) => {
+      attempts = attempt
+      log.error(LOG_CODES.storeWrite, 'Elasticsearch not reachable to check templates; waiting for it.', { attempt, waitMs, error: err })
+    })
+    if (attempts > 0) log.info('Elasticsearch reachable; templates in place.', { attempts: attempts + 1 })
+    return true
+  } catch (err) {
+    if (signal.aborted) return false
+    throw err
+  } finally {
+    signal.removeEventListener('abort', onAbort)
+  }
+}
+
+/** Opens the config's store, runs `fn` with it, and closes it whatever happens. */
+export async function withStore<T> (cfg: KeatrailConfig, ctx: StoreContext, fn: (opened: OpenedStore) => Promise<T>): Promise<T> {
+  const opened = await openStore(cfg, ctx) as OpenedStore
+  try {
+    return await fn(opened)
+  } finally {
+    await opened.close()
+  }
+}
