@@ -4,6 +4,7 @@ import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
+import { SqliteStore } from '../../src/store/sqlite/store.js'
 import { runCli as run } from '../helpers/cli.js'
 import { KEA_FIXTURES, ROOT } from '../helpers/fixtures.js'
 
@@ -163,7 +164,10 @@ describe('what dependencies raise, named (processes)', () => {
     const server = await listening()
     try {
       const port = (server.address() as { port: number }).port
-      const r = await runProcess(['serve', '--data-dir', mkdtempSync(join(tmpdir(), 'kt-err-')), '--port', String(port)])
+      // serve reads an existing store (readers never create one): make an empty one first.
+      const dir = mkdtempSync(join(tmpdir(), 'kt-err-'))
+      await new SqliteStore({ path: join(dir, 'keatrail.db') }).close()
+      const r = await runProcess(['serve', '--data-dir', dir, '--port', String(port)])
       expect(r.code).toBe(2)
       oneCodedLine(r.err, 'KEATRAIL_ERR_API_LISTEN')
       expect(r.err).toContain(`127.0.0.1:${port}`)
