@@ -185,3 +185,14 @@ export const SYSLOG_LOG_CODES = {
   /** A run of dropped datagrams could not be recorded as a collection gap yet; retried. */
   gap: 'KEATRAIL_ERR_SYSLOG_GAP'
 } as const
+
+// Shutdown drain
+
+/** Codes the pipeline logs while it stops. */
+export const SHUTDOWN_LOG_CODES = {
+  /**
+   * Events of a source that cannot replay (syslog) were not stored within drainMs: counted in the
+   * source's `dropped` and recorded as a collection gap (they are never read again).
+   */
+  dropped: 'KEATRAIL_ERR_SHUTDOWN_DROPPED'
+} as const
