@@ -1,7 +1,12 @@
+import { createSocket } from 'node:dgram'
+import { mkdtempSync } from 'node:fs'
 import { connect } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { describe, expect, it, vi } from 'vitest'
 import type { KeaEvent } from '../../src/parse/event.js'
 import { Pipeline } from '../../src/pipeline/pipeline.js'
+import { SpillQueue } from '../../src/pipeline/spill.js'
 import { SyslogSource } from '../../src/sources/syslog/source.js'
 import type { Store, WriteResult } from '../../src/store/types.js'
 
@@ -89,5 +94,61 @@ describe('shutdown drain: a source that cannot replay', () => {
     expect(losses.reduce((a, b) => a + b, 0)).toBe(source.counters.dropped)
     const dropLogs = logs.filter(([code]) => code === 'KEATRAIL_ERR_SHUTDOWN_DROPPED')
     expect(dropLogs).toEqual([['KEATRAIL_ERR_SHUTDOWN_DROPPED', { source: 'tcp', batches: expect.any(Number) as number, events: source.counters.dropped }]])
+  })
+})
+
+describe('shutdown drain: UDP syslog', () => {
+  it('counts the datagrams it took off the socket and could not store; spilled ones stay spilled and are stored next start', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kt-drain-udp-'))
+    const config = { type: 'syslog' as const, name: 'u', udp: { host: '127.0.0.1', port: 0 }, timeZone: 'UTC', flushMs: 10, batchEvents: 20, maxPendingBatches: 2 }
+    const quiet = { info: () => {}, error: () => {} }
+    // First run: the store writes nothing at first, so what does not fit in memory is spilled.
+    const first = slowStore(200)
+    const losses: number[] = []
+    const source = new SyslogSource(config, join(dir, 'state'), (_f, _t, n) => { losses.push(n) })
+    const pipeline = new Pipeline(first.store, { log: quiet, queueBatches: 1, drainMs: 300 })
+    const stop = new AbortController()
+    const running = pipeline.run([source], stop.signal)
+    await vi.waitFor(() => expect(source.bound.udp).toBeDefined())
+    const client = createSocket('udp4')
+    const sent = 300
+    for (let i = 0; i < sent; i++) {
+      await new Promise<void>((resolve) => client.send(`<134>Nov 24 09:23:04 kea-dhcp4: ${LEASE} #${i}`, source.bound.udp, '127.0.0.1', () => resolve()))
+      // Paced, so that the socket's buffer does not overflow (the kernel's drops would be counted too).
+      if (i % 50 === 0) await new Promise((resolve) => setImmediate(resolve))
+    }
+    client.close()
+    // Once full it stays full (nothing is stored): every later datagram is spilled, none taken back.
+    await vi.waitFor(() => expect(source.counters.parsed + source.counters.spilled + source.counters.dropped).toBe(sent), { timeout: 10_000 })
+    expect(source.counters.spilled).toBeGreaterThan(0)
+    const direct = source.counters.parsed
+    // The store writes again, slowly: spilled datagrams go into batches; stop while they are in flight.
+    first.ready()
+    await vi.waitFor(() => expect(source.counters.parsed).toBeGreaterThan(direct + 20), { timeout: 10_000 })
+    stop.abort()
+    await running
+    const q = new SpillQueue(join(dir, 'state', 'spill-u.db'), 1)
+    const left = q.count()
+    q.close()
+    process.stdout.write(`shutdown drain (UDP): ${sent} sent, ${direct} taken off the socket, ${first.stored.length} stored, ${source.counters.dropped} dropped at shutdown, ${left} left spilled\n`)
+    expect(left).toBeGreaterThan(0)
+    // Only what came straight off the socket counts as dropped: a spilled datagram is still on disk.
+    expect(first.stored.length + source.counters.dropped + left).toBe(sent)
+    expect(losses.reduce((a, b) => a + b, 0)).toBe(source.counters.dropped)
+
+    // Next start: the spilled datagrams are read again and stored, the dropped ones are not.
+    const next = slowStore(1)
+    next.ready()
+    const again = new SyslogSource(config, join(dir, 'state'))
+    const p2 = new Pipeline(next.store, { log: quiet })
+    const stop2 = new AbortController()
+    const running2 = p2.run([again], stop2.signal)
+    await vi.waitFor(() => expect(next.stored).toHaveLength(left), { timeout: 10_000 })
+    stop2.abort()
+    await running2
+    expect(next.stored).toHaveLength(left)
+    const all = [...first.stored, ...next.stored].map((e) => e.event.original)
+    expect(new Set(all).size).toBe(all.length)
+    expect(all.length + source.counters.dropped).toBe(sent)
   })
 })
