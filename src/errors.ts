@@ -263,3 +263,14 @@ export const QueryBucketsError = createError<[string]>(
 )
 /** Log code: the dead-letter store was full and its oldest entries were removed (those events are lost). */
 export const DEAD_LETTER_OVERFLOW = 'KEATRAIL_ERR_DEADLETTER_OVERFLOW'
+
+// Shutdown drain
+
+/** Codes the pipeline logs while it stops. */
+export const SHUTDOWN_LOG_CODES = {
+  /**
+   * Events of a source that cannot replay (syslog) were not stored within drainMs: counted in the
+   * source's `dropped` and recorded as a collection gap (they are never read again).
+   */
+  dropped: 'KEATRAIL_ERR_SHUTDOWN_DROPPED'
+} as const

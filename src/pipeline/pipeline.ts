@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Store } from '../store/types.js'
 import { isStartable, type Batch, type Log, type Source, type SourceState } from './types.js'
-import { LOG_CODES, PatternMismatchError, SourceStartError } from '../errors.js'
+import { LOG_CODES, PatternMismatchError, SHUTDOWN_LOG_CODES, SourceStartError } from '../errors.js'
 import { MISMATCH_SAMPLE_RECORDS, MismatchWatch } from '../parse/mismatch.js'
 import { PIPELINE_DEFAULTS } from './config.js'
 import { Backoff } from '../backoff.js'
@@ -100,9 +100,12 @@ export class Pipeline {
 
   /**
    * Starts every source (start() where it has one), then runs until `signal` aborts, drains the
-   * queue (within drainMs) and saves checkpoints. A source that cannot start stops the others
-   * and rejects with SourceStartError: a service whose configured source collects nothing must
-   * not look healthy. A source failing later is marked failed and the others keep running.
+   * queue (within drainMs) and saves checkpoints. While stopping, batches of sources that cannot
+   * replay (Source.replayable) are still queued and stored until drainMs; what is not stored by
+   * then is given up with Batch.drop, counted as dropped and logged. A source that cannot start
+   * stops the others and rejects with SourceStartError: a service whose configured source
+   * collects nothing must not look healthy. A source failing later is marked failed and the
+   * others keep running.
    */
   async run (sources: Source[], signal: AbortSignal): Promise<void> {
     for (const s of sources) this.states.set(s.name, 'starting')
@@ -111,6 +114,8 @@ export class Pipeline {
     let halted = false
     let startError: Error | undefined
     const drainBy = { at: Number.POSITIVE_INFINITY }
+    // Ends the sink's retry wait at once on a halt, so the drain starts (and ends) on time.
+    const halting = new AbortController()
     let graceTimer: NodeJS.Timeout | undefined
     // Stops sources and sink, once: on the caller's signal (also one that came before or during
     // start-up) or when a source fails to start.
@@ -120,6 +125,7 @@ export class Pipeline {
       clearTimeout(graceTimer)
       drainBy.at = Date.now() + (this.opts.drainMs ?? PIPELINE_DEFAULTS.drainMs)
       if (launched) stopSources.abort()
+      halting.abort()
       this.wakeSink?.()
     }
     const failStart = (s: Source, err: unknown): void => {
@@ -141,18 +147,39 @@ export class Pipeline {
     const toRun = sources.filter((s, i) => starts[i]?.status === 'fulfilled' && (!halted || isStartable(s)))
     if (!halted) for (const s of sources) if (isStartable(s)) this.states.set(s.name, 'running')
 
+    // Sources that cannot replay: their batches are queued while they stop, until the drain is over.
+    const replays = new Map(sources.map((s) => [s.name, s.replayable === true]))
+    const drain = { over: false }
+    const givenUp = new Map<string, { batches: number, events: number }>()
+    const giveUp = (batch: Batch): void => {
+      const g = givenUp.get(batch.source) ?? { batches: 0, events: 0 }
+      g.batches++
+      g.events += batch.events.length
+      givenUp.set(batch.source, g)
+      if (batch.drop !== undefined) batch.drop()
+      else { const c = sources.find((s) => s.name === batch.source)?.counters; if (c !== undefined) c.dropped += batch.events.length }
+    }
+    // Batches of sources that cannot replay being handed over: the drain waits for them too.
+    let handing = 0
     const emit = async (batch: Batch): Promise<void> => {
+      if (replays.get(batch.source) === true) { await enqueue(batch, true); return }
+      handing++
+      try { await enqueue(batch, false) } finally { handing--; this.wakeSink?.() }
+    }
+    const enqueue = async (batch: Batch, replayable: boolean): Promise<void> => {
       // Stopping (see below); also ends a source started just to be closed at its first batch.
-      if (halted) { stopSources.abort(); return }
+      if (halted) { stopSources.abort(); if (replayable) return }
       // A first batch proves a source without start() is up.
       if (this.states.get(batch.source) === 'starting') this.states.set(batch.source, 'running')
       this.checkPattern(batch)
       if (this.queue.length >= this.capacity) this.counters.backpressured++
-      while (this.queue.length >= this.capacity && !stopSources.signal.aborted) {
+      while (this.queue.length >= this.capacity && !(replayable && stopSources.signal.aborted) && !drain.over) {
         await new Promise<void>((resolve) => this.spaceWaiters.push(resolve))
       }
       // Stopping: the batch is not queued and so never acknowledged; it is read again next start.
-      if (stopSources.signal.aborted) return
+      if (replayable && stopSources.signal.aborted) return
+      // Nobody would ever read it again: the drain stores it or, once over, it is counted as lost.
+      if (drain.over) { giveUp(batch); return }
       this.queue.push(batch)
       this.counters.queued = this.queue.length
       const flow = this.sourceFlow(batch.source)
@@ -161,6 +188,8 @@ export class Pipeline {
       this.wakeSink?.()
     }
     stopSources.signal.addEventListener('abort', () => { for (const w of this.spaceWaiters.splice(0)) w() }, { once: true })
+    // Sources that cannot replay and have not stopped: the drain waits for their last batches.
+    let emitting = toRun.filter((s) => replays.get(s.name) !== true).length
     const running = toRun.map(async (s) => {
       try {
         await s.run(emit, stopSources.signal)
@@ -172,6 +201,8 @@ export class Pipeline {
           this.failed(s)
           this.opts.log.error(LOG_CODES.source, 'Source stopped with an error.', { source: s.name, error: err })
         }
+      } finally {
+        if (replays.get(s.name) !== true) { emitting--; this.wakeSink?.() }
       }
     })
     launched = true
@@ -185,7 +216,10 @@ export class Pipeline {
     if (halted) setImmediate(() => stopSources.abort())
     else if (sources.some((s) => this.states.get(s.name) === 'starting')) graceTimer = setTimeout(started, this.opts.startGraceMs ?? PIPELINE_DEFAULTS.startGraceMs)
     else started()
-    await this.sink(() => halted, drainBy)
+    await this.sink(() => halted, drainBy, () => emitting > 0 || handing > 0, halting.signal)
+    drain.over = true
+    for (const b of this.queue.splice(0)) if (replays.get(b.source) !== true) giveUp(b)
+    for (const w of this.spaceWaiters.splice(0)) w()
     clearTimeout(graceTimer)
     // Bounded: a source that does not stop must not keep the process from exiting.
     const late = new AbortController()
@@ -194,6 +228,9 @@ export class Pipeline {
       sleep(Math.max(0, drainBy.at - Date.now()) + 1000, false, { signal: late.signal }).catch(() => false)
     ])
     late.abort()
+    for (const [source, g] of givenUp) {
+      this.opts.log.error(SHUTDOWN_LOG_CODES.dropped, 'Shutdown drain ended before these events were stored; their source cannot read them again: counted as dropped and recorded as a collection gap.', { source, ...g })
+    }
     if (!stopped) this.opts.log.error(LOG_CODES.shutdownDeadline, 'Sources did not stop in time; exiting without them.', { sources: toRun.filter((s) => this.states.get(s.name) !== 'stopped' && this.states.get(s.name) !== 'failed').map((s) => s.name) })
     for (const s of sources) {
       s.checkpoint()
@@ -208,18 +245,28 @@ export class Pipeline {
     if (s.counters !== undefined) s.counters.errors++
   }
 
-  private async sink (halted: () => boolean, drainBy: { at: number }): Promise<void> {
+  /**
+   * Writes the queue until halted and empty, with no source that cannot replay still stopping
+   * (`emitting`), or until drainBy.
+   */
+  private async sink (halted: () => boolean, drainBy: { at: number }, emitting: () => boolean, halting: AbortSignal): Promise<void> {
     const backoff = new Backoff({ initialMs: 200, maxMs: 30_000 })
     for (;;) {
       const batch = this.queue[0]
       if (batch === undefined) {
-        if (halted()) return
-        await new Promise<void>((resolve) => { this.wakeSink = resolve })
+        if (halted() && (!emitting() || Date.now() > drainBy.at)) return
+        let deadline: NodeJS.Timeout | undefined
+        await new Promise<void>((resolve) => {
+          this.wakeSink = resolve
+          // A source that does not stop must not keep the drain past its deadline.
+          if (halted()) deadline = setTimeout(resolve, drainBy.at - Date.now() + 1)
+        })
+        clearTimeout(deadline)
         this.wakeSink = undefined
         continue
       }
       if (Date.now() > drainBy.at) {
-        this.opts.log.error(LOG_CODES.shutdownDeadline, 'Shutdown deadline passed; queued batches are left to be read again.', { batches: this.queue.length })
+        this.opts.log.error(LOG_CODES.shutdownDeadline, 'Shutdown deadline passed; queued batches are not stored (sources that replay read them again next start).', { batches: this.queue.length })
         return
       }
       try {
@@ -247,7 +294,9 @@ export class Pipeline {
         this.counters.storeErrors++
         const wait = backoff.next()
         this.opts.log.error((err as { code?: string }).code ?? LOG_CODES.storeWrite, 'Store write failed; retrying the batch.', { error: err, retryInMs: wait })
-        await sleep(wait)
+        // Stopping: no later than the deadline, then the batch is given up.
+        if (halted()) await sleep(Math.min(wait, Math.max(0, drainBy.at - Date.now() + 1)))
+        else await sleep(wait, undefined, { signal: halting }).catch(() => {})
       }
     }
   }

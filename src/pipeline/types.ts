@@ -6,6 +6,12 @@ export interface Batch {
   events: KeaEvent[]
   /** Called once the store has durably written `events`: the source may advance its checkpoint. */
   ack: () => void
+  /**
+   * Called instead of ack() when a batch of a source that cannot replay is given up: shutdown
+   * reached drainMs before the store had it. The source counts what it cannot read again in
+   * `dropped` and records it as a collection gap. Without it the pipeline counts the events.
+   */
+  drop?: () => void
 }
 
 /** Emits a batch; resolves when the pipeline has room (backpressure is this await). */
@@ -26,6 +32,14 @@ export interface Source {
    * opened and throws. A source without it is judged by its first batch (Pipeline's start grace).
    */
   start?: () => Promise<void>
+  /**
+   * Whether what it hands over can be read again after a restart (a file or the journal, from
+   * its checkpoint). At shutdown the batches of such a source are not queued any more: it reads
+   * them again next start. Those of a source that cannot (syslog: a sender is never asked again)
+   * are queued and stored during the drain, and what misses drainMs is counted as dropped.
+   * Unset counts as false: a source that does not say costs only drain time, never data.
+   */
+  readonly replayable?: boolean
 }
 
 /** A source that opens what it needs before it runs (see `Source.start`). */

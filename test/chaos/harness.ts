@@ -51,6 +51,16 @@ export async function sleep (ms: number): Promise<void> {
   await new Promise((resolve) => setTimeout(resolve, ms))
 }
 
+/**
+ * Waits until /readyz answers 200: the store answers and every source runs, its ports bound.
+ * `keatrail run` serves its API before its sources have bound their ports: a datagram sent on
+ * the API line alone may reach a port nobody listens on yet, lost before keatrail could see or
+ * count it (the kernel answers with an ICMP error the sender never hears of).
+ */
+export async function ready (apiUrl: string, ms = 30_000): Promise<void> {
+  if (!await until(async () => (await fetch(`${apiUrl}/readyz`)).status === 200, ms, 50)) throw new Error(`keatrail not ready within ${ms} ms`)
+}
+
 /** Prometheus text → `name{labels}` → value. */
 export async function metrics (apiUrl: string): Promise<Map<string, number>> {
   const text = await (await fetch(`${apiUrl}/metrics`)).text()

@@ -7,7 +7,7 @@ import Database from 'better-sqlite3'
 import { afterAll, describe, expect, it } from 'vitest'
 import { freePort } from '../helpers/outage.js'
 import { canMount, fill } from '../helpers/syslog.js'
-import { metrics, pipelineCounter, sourceCounter, startKeatrail, until, writeConfig } from './harness.js'
+import { metrics, pipelineCounter, ready, sourceCounter, startKeatrail, until, writeConfig } from './harness.js'
 
 // Chaos (issue 17): keatrail's data directory (SQLite store, UDP spill queue) on a small tmpfs
 // that fills up while syslog datagrams arrive. The store's writes fail and are retried, the
@@ -32,6 +32,8 @@ describe.skipIf(!canMount && process.env.CI !== 'true')(`chaos: UDP syslog while
     })
     const kt = startKeatrail(config)
     const api = await kt.apiUrl()
+    // Not before the UDP port is bound (and while the store still answers /readyz on a disk with room).
+    await ready(api)
     // The spill queue's database exists from the start; now nothing more fits.
     const ballast = fill(data)
 

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { describe, expect, it } from 'vitest'
 import { freePort } from '../helpers/outage.js'
-import { metrics, pipelineCounter, SOAK, sourceCounter, startKeatrail, until, writeConfig } from './harness.js'
+import { metrics, pipelineCounter, ready, SOAK, sourceCounter, startKeatrail, until, writeConfig } from './harness.js'
 
 // Chaos: UDP cannot push back. A sender floods keatrail's syslog port far faster than SQLite
 // stores, with a small socket buffer and no spill queue, so datagrams are lost, in the kernel
@@ -22,6 +22,8 @@ describe('chaos: UDP syslog flood', () => {
     })
     const kt = startKeatrail(config)
     const api = await kt.apiUrl()
+    // Not before the UDP port is bound: what is sent earlier is lost before keatrail can count it.
+    await ready(api)
 
     const total = SOAK ? 1_000_000 : 100_000
     const sock = createSocket('udp4')

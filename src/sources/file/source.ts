@@ -61,6 +61,8 @@ class Reader {
  */
 export class FileSource implements Source {
   readonly name: string
+  /** Read again from its checkpoint after a restart: batches not stored at shutdown are not lost. */
+  readonly replayable = true
   readonly counters: SourceCounters = emptyCounters()
   private readonly cfg: ReturnType<typeof fileSourceConfigSchema.parse>
   private readonly compiled: LineParser

@@ -53,6 +53,8 @@ interface JournalEntry {
  */
 export class JournalSource implements Source {
   readonly name: string
+  /** Followed again from its cursor after a restart: entries not stored at shutdown are not lost. */
+  readonly replayable = true
   readonly counters: SourceCounters = emptyCounters()
   private readonly cfg: ReturnType<typeof journalSourceConfigSchema.parse>
   private readonly parser: RecordParser

@@ -135,6 +135,11 @@ function why (err: unknown): string {
  */
 export class SyslogSource implements Source {
   readonly name: string
+  /**
+   * Senders are never asked again: at shutdown the pipeline stores its last batches during the
+   * drain, and what misses drainMs comes back through Batch.drop to be counted and recorded.
+   */
+  readonly replayable = false
   readonly counters: SyslogCounters = { ...emptyCounters(), rejectedConnections: 0 }
   /** The ports actually bound (port 0 in the config picks a free one). */
   readonly bound: { udp?: number, tcp?: number, tls?: number } = {}
@@ -144,6 +149,13 @@ export class SyslogSource implements Source {
   private batch: KeaEvent[] = []
   /** Message bytes of the events in `batch`. */
   private batchBytes = 0
+  /** Messages in `batch` nobody can read again (all but those from the spill queue), and when the first arrived. */
+  private batchLost = 0
+  private batchLostFrom = 0
+  /** Stopping: hears when room returns (a batch taken by the pipeline, stored or given up). */
+  private roomWaiter: (() => void) | undefined
+  /** run() has ended: the spill queue closes once no batch handed over is waiting for the store. */
+  private spillClosing = false
   /** Batches handed to emit() whose emit has not returned (waiting for room in the pipeline). */
   private pending = 0
   /** Events and message bytes handed to emit() and not yet acknowledged (stored). */
@@ -207,10 +219,43 @@ export class SyslogSource implements Source {
       await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }))
       clearInterval(timer)
       await this.stop()
-      await this.flushBatch()
+      await this.handOverRest()
     } finally {
-      this.spill?.close()
+      // Not before the batches handed over are stored: their spilled datagrams are released then
+      // (otherwise they are read again next start and stored twice).
+      this.spillClosing = true
+      this.closeSpillWhenSettled()
     }
+  }
+
+  /**
+   * Stopping, nothing more is read: hands over what was received and not yet handed over, for
+   * the pipeline to store during its drain or give back with drop() (counted, a gap).
+   *
+   * - Frames paused connections have read: the kernel acknowledged them to the sender. Handed
+   *   over with room as while running, so memory stays bounded.
+   * - The open batch. UDP: its datagrams were taken off the socket (those from the spill queue
+   *   stay in it until stored, and are read again next start if not); they are handed over like
+   *   TCP's, not spilled at shutdown: the drain stores them or counts them. Datagrams still in
+   *   the kernel's socket buffer when the socket closes are lost uncounted, as are those sent
+   *   while keatrail is not running.
+   */
+  private async handOverRest (): Promise<void> {
+    while (this.paused.size > 0) {
+      const room = new Promise<void>((resolve) => { this.roomWaiter = resolve })
+      this.resumePaused()
+      if (this.paused.size === 0) break
+      this.maybeFlush(false)
+      await room
+    }
+    this.roomWaiter = undefined
+    // Even beyond maxPendingBatches (the pipeline still bounds its queue). Not awaited: the
+    // pipeline settles it, stored or given up, whether or not this source still runs.
+    void this.flushBatch(true)
+  }
+
+  private closeSpillWhenSettled (): void {
+    if (this.spillClosing && this.heldEvents === 0) this.spill?.close()
   }
 
   /**
@@ -301,7 +346,7 @@ export class SyslogSource implements Source {
       for (const r of rows) {
         // Before receive(): a full batch is flushed inside it and must carry this row's seq.
         this.batchSpillSeq = r.seq
-        this.receive(r.data, false, r.remote, r.time)
+        this.receive(r.data, false, r.remote, r.time, true)
       }
     }
   }
@@ -477,6 +522,7 @@ export class SyslogSource implements Source {
 
   /** A batch was taken by the pipeline or stored: hand over, then read paused connections (soon, not inside the pipeline's call). */
   private roomReturned (): void {
+    this.roomWaiter?.()
     if (this.roomScheduled) return
     this.roomScheduled = true
     setImmediate(() => {
@@ -493,8 +539,12 @@ export class SyslogSource implements Source {
     if (timer || this.batch.length >= this.cfg.batchEvents || this.full()) void this.flushBatch()
   }
 
-  private receive (raw: Buffer, truncated: boolean, remote: string, receivedAt = Date.now()): void {
+  private receive (raw: Buffer, truncated: boolean, remote: string, receivedAt = Date.now(), fromSpill = false): void {
     this.counters.received += raw.length
+    if (!fromSpill) {
+      if (this.batchLost === 0) this.batchLostFrom = receivedAt
+      this.batchLost++
+    }
     const decoded = raw.toString('utf8')
     const text = decoded.replace(/\n+$/, '')
     const msg = parseSyslog(text, Date.now(), (wall) => this.resolver.resolve(wall))
@@ -532,30 +582,50 @@ export class SyslogSource implements Source {
     this.maybeFlush(false)
   }
 
-  private async flushBatch (): Promise<void> {
+  /** `last`: the open batch at shutdown, handed over even with maxPendingBatches waiting. */
+  private async flushBatch (last = false): Promise<void> {
     // While this many wait for the pipeline the batch stays open (and full() keeps it bounded).
-    if (this.batch.length === 0 || this.emit === undefined || this.pending >= this.cfg.maxPendingBatches) return
+    if (this.batch.length === 0 || this.emit === undefined || (!last && this.pending >= this.cfg.maxPendingBatches)) return
     const events = this.batch
     const bytes = this.batchBytes
     const spillSeq = this.batchSpillSeq
+    const lost = this.batchLost
+    const lostFrom = this.batchLostFrom
     this.batch = []
     this.batchBytes = 0
     this.batchSpillSeq = 0
+    this.batchLost = 0
     this.pending++
     this.heldEvents += events.length
     this.heldBytes += bytes
-    let acked = false
-    const ack = (): void => {
-      if (acked) return
-      acked = true
+    let settled = false
+    const settle = (): boolean => {
+      if (settled) return false
+      settled = true
       this.heldEvents -= events.length
       this.heldBytes -= bytes
+      return true
+    }
+    const ack = (): void => {
+      if (!settle()) return
       this.storeWroteSinceLoss = true
       if (spillSeq > 0) this.spill?.release(spillSeq)
+      this.closeSpillWhenSettled()
+      this.roomReturned()
+    }
+    // Shutdown drain over before the store had it. Its datagrams from the spill queue stay there
+    // (read again next start); the other messages are lost: counted, and a collection gap.
+    const drop = (): void => {
+      if (!settle()) return
+      if (lost > 0) {
+        this.counters.dropped += lost
+        this.addLoss(lostFrom, Date.now(), lost)
+      }
+      this.closeSpillWhenSettled()
       this.roomReturned()
     }
     try {
-      await this.emit({ source: this.name, events, ack })
+      await this.emit({ source: this.name, events, ack, drop })
     } finally {
       this.pending--
       this.roomReturned()
