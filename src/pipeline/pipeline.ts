@@ -162,6 +162,10 @@ export class Pipeline {
     // Batches of sources that cannot replay being handed over: the drain waits for them too.
     let handing = 0
     const emit = async (batch: Batch): Promise<void> => {
+      // Counted as handed over, before any wait for room: a batch waiting in emit was received.
+      const flow = this.sourceFlow(batch.source)
+      flow.events += batch.events.length
+      for (const e of batch.events) flow[e.kea.parse.status]++
       if (replays.get(batch.source) === true) { await enqueue(batch, true); return }
       handing++
       try { await enqueue(batch, false) } finally { handing--; this.wakeSink?.() }
@@ -182,9 +186,6 @@ export class Pipeline {
       if (drain.over) { giveUp(batch); return }
       this.queue.push(batch)
       this.counters.queued = this.queue.length
-      const flow = this.sourceFlow(batch.source)
-      flow.events += batch.events.length
-      for (const e of batch.events) flow[e.kea.parse.status]++
       this.wakeSink?.()
     }
     stopSources.signal.addEventListener('abort', () => { for (const w of this.spaceWaiters.splice(0)) w() }, { once: true })
