@@ -182,6 +182,8 @@ export class SyslogSource implements Source {
   /** Consecutive drops not yet reported: [first, last, count]. */
   private loss: [number, number, number] | undefined
   private lossTimer: NodeJS.Timeout | undefined
+  /** Shutting down: a gap that cannot be recorded is logged, not retried. */
+  private stopping = false
   /** After a failed report, no new attempt before this (the timer retries): not one per datagram. */
   private lossRetryAt = 0
   /** A batch was acknowledged (the store wrote) since the drops not yet reported began. */
@@ -352,7 +354,10 @@ export class SyslogSource implements Source {
   }
 
   checkpoint (): void {
-    // Nothing to checkpoint: syslog senders cannot be asked to send again.
+    // Nothing to checkpoint: syslog senders cannot be asked to send again. Called at shutdown:
+    // a gap that cannot be recorded now is logged instead of retried (a retry timer would keep
+    // the process from ever exiting while the store fails).
+    this.stopping = true
     this.reportLoss(true)
   }
 
@@ -388,6 +393,11 @@ export class SyslogSource implements Source {
     if (!force && this.heldEvents > 0 && !this.storeWroteSinceLoss) return
     this.loss = undefined
     const failed = (err: unknown): void => {
+      if (this.stopping) {
+        // Last chance: the drops are counted in `dropped`; this line is their record.
+        this.log?.error(SYSLOG_LOG_CODES.gap, 'Could not record dropped datagrams as a collection gap at shutdown; they are counted in dropped.', { source: this.name, from: new Date(l[0]).toISOString(), to: new Date(l[1]).toISOString(), count: l[2], error: (err as Error).message })
+        return
+      }
       // The gap must not be forgotten: keep it and report it again (merged with later drops).
       this.gapLog.hit({ count: l[2], error: (err as Error).message })
       this.lossRetryAt = Date.now() + 1000
