@@ -17,7 +17,7 @@ import { LOG_CODES } from '../../errors.js'
 import { Backoff } from '../../backoff.js'
 
 export const journalSourceConfigSchema = z.object({
-  type: z.literal('journal'),
+  type: z.literal('journal').describe('Read the systemd journal through journalctl (Kea under systemd logging to stdout)'),
   name: z.string().regex(/^[A-Za-z0-9_.-]+$/).describe('Source name: in counters, logs and the checkpoint file name'),
   directory: z.string().optional().describe('Read journal files from this directory (journalctl --directory); default: the system journal'),
   file: z.string().optional().describe('Read this journal file (journalctl --file)'),
@@ -31,7 +31,7 @@ export const journalSourceConfigSchema = z.object({
   restartMs: z.object({
     initial: z.number().int().min(10).default(500).describe('First wait before restarting journalctl after it exited'),
     max: z.number().int().min(10).default(30_000).describe('Longest wait (exponential, capped)')
-  }).strict().prefault({})
+  }).strict().prefault({}).describe('Waits before restarting journalctl after it exited')
 }).strict()
 
 export type JournalSourceConfig = z.input<typeof journalSourceConfigSchema>

@@ -25,7 +25,7 @@ const listen = z.object({
 }).strict()
 
 export const syslogSourceConfigSchema = z.object({
-  type: z.literal('syslog'),
+  type: z.literal('syslog').describe('Receive syslog messages (Kea output: syslog, rsyslog or syslog-ng forwarding) over UDP, TCP or TLS'),
   name: z.string().regex(/^[A-Za-z0-9_.-]+$/).describe('Source name'),
   udp: listen.optional().describe('Receive RFC 3164/5424 datagrams'),
   tcp: listen.optional().describe('Receive over TCP, octet-counted or LF-framed (RFC 6587)'),
