@@ -87,7 +87,14 @@ describe('option values are checked when the command line is read', () => {
     [['serve', '--port', '-1'], '--port'],
     [['api-key', 'ops', '--role', 'superuser'], 'Allowed choices are read, admin'],
     [['discover', '--syslog-port', '99999', 'kea.conf'], '--syslog-port'],
-    [['kea', 'status', '--url', 'http://127.0.0.1:1', '--service', 'dhcp5'], 'Allowed choices are dhcp4, dhcp6']
+    [['kea', 'status', '--url', 'http://127.0.0.1:1', '--service', 'dhcp5'], 'Allowed choices are dhcp4, dhcp6'],
+    [['lease', 'at', '192.0.2.10', 'now', '--store', 'sqlit'], 'Allowed choices are sqlite, elasticsearch'],
+    [['import', '--store', 'es', INFO4], 'Allowed choices are sqlite, elasticsearch'],
+    [['deadletter', 'list', '--limit', '0'], '--limit'],
+    [['deadletter', 'list', '--limit', 'ten'], '--limit'],
+    [['deadletter', 'retry', '--limit', '-3'], '--limit'],
+    [['setup', '--es', 'http://127.0.0.1:1', '--retention-days', '0'], '--retention-days'],
+    [['setup', '--es', 'http://127.0.0.1:1', '--retention-days', '1.5'], '--retention-days']
   ])('%j', async (args, what) => {
     const r = await run(args)
     expect(r.code).toBe(2)
