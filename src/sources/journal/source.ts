@@ -36,6 +36,16 @@ export const journalSourceConfigSchema = z.object({
 
 export type JournalSourceConfig = z.input<typeof journalSourceConfigSchema>
 
+/** journalctl's arguments choosing what a source reads: its journal and its units or identifiers. */
+export function journalFilter (cfg: Pick<z.output<typeof journalSourceConfigSchema>, 'directory' | 'file' | 'units' | 'identifiers'>): string[] {
+  const a: string[] = []
+  if (cfg.directory !== undefined) a.push(`--directory=${cfg.directory}`)
+  if (cfg.file !== undefined) a.push(`--file=${cfg.file}`)
+  for (const u of cfg.units) a.push(`--unit=${u}`)
+  for (const t of cfg.identifiers) a.push(`--identifier=${t}`)
+  return a
+}
+
 interface JournalEntry {
   __CURSOR?: string
   __REALTIME_TIMESTAMP?: string
@@ -144,11 +154,7 @@ export class JournalSource implements Source {
   }
 
   private args (): string[] {
-    const a = ['--follow', '--output=json', '--all', '--no-pager', '--quiet']
-    if (this.cfg.directory !== undefined) a.push(`--directory=${this.cfg.directory}`)
-    if (this.cfg.file !== undefined) a.push(`--file=${this.cfg.file}`)
-    for (const u of this.cfg.units) a.push(`--unit=${u}`)
-    for (const t of this.cfg.identifiers) a.push(`--identifier=${t}`)
+    const a = ['--follow', '--output=json', '--all', '--no-pager', '--quiet', ...journalFilter(this.cfg)]
     // --follow implies --lines=10, even after a cursor: ask for everything explicitly.
     if (this.cursor !== undefined) a.push(`--after-cursor=${this.cursor}`, '--lines=all')
     else a.push(this.cfg.readFrom === 'end' ? '--lines=0' : '--lines=all')
