@@ -516,9 +516,6 @@ export class SyslogSource implements Source {
         }
       }
       if (truncated) e.kea.parse.truncated = true
-      this.counters.parsed++
-      if (e.kea.parse.status === 'unmatched') this.counters.unmatched++
-      else if (e.kea.parse.status === 'partial') this.counters.partial++
       this.batch.push(e)
     }
     lines.forEach((line, i) => {
