@@ -170,7 +170,10 @@ describe('what dependencies raise, named (processes)', () => {
     const server = await listening()
     try {
       const port = (server.address() as { port: number }).port
-      const r = await runProcess(['serve', '--data-dir', mkdtempSync(join(tmpdir(), 'kt-err-')), '--port', String(port)])
+      // serve reads a store that exists (readers never create one): made by an import first.
+      const data = mkdtempSync(join(tmpdir(), 'kt-err-'))
+      expect((await run(['import', '--data-dir', data, INFO4])).code).toBe(0)
+      const r = await runProcess(['serve', '--data-dir', data, '--port', String(port)])
       expect(r.code).toBe(2)
       oneCodedLine(r.err, 'KEATRAIL_ERR_API_LISTEN')
       expect(r.err).toContain(`127.0.0.1:${port}`)
