@@ -274,3 +274,21 @@ export const SHUTDOWN_LOG_CODES = {
    */
   dropped: 'KEATRAIL_ERR_SHUTDOWN_DROPPED'
 } as const
+
+// Install and discover
+
+/** `keatrail discover --out FILE` where FILE exists: it is replaced only with --force. */
+export const OutputExistsError = createError<[string]>(
+  'KEATRAIL_ERR_OUTPUT_EXISTS',
+  '%s exists: keatrail discover replaces it only with --force',
+  400
+)
+/** Warnings (stderr or the service's log), not errors: the command or source carries on. */
+export const INSTALL_LOG_CODES = {
+  /** A Kea configuration given to `discover` has no `loggers` (Kea then logs to stdout at INFO). */
+  keaNoLoggers: 'KEATRAIL_ERR_KEA_NO_LOGGERS',
+  /** A file source's `include` globs match no file yet: it waits for them. */
+  sourceNoFiles: 'KEATRAIL_ERR_SOURCE_NO_FILES',
+  /** A journal source on a machine without a journal, or whose units have no entries. */
+  sourceNoJournal: 'KEATRAIL_ERR_SOURCE_NO_JOURNAL'
+} as const

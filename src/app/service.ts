@@ -12,6 +12,7 @@ import { SqliteStore } from '../store/sqlite/store.js'
 import { lockDataDir } from './lock.js'
 import { asLog } from './logger.js'
 import { buildSources, stateDir } from './sources.js'
+import { warnAboutInputs } from './preflight.js'
 import { ensureDataDir, openStore } from './store.js'
 
 /** How often the "Counters." line is logged (at debug level). */
@@ -51,6 +52,8 @@ export async function runService (cfg: KeatrailConfig, logger: Logger): Promise<
     cleanups.push(async () => { await opened.close() })
     const { store, deadLetters } = opened
     const sources = buildSources(cfg, { stateDir: stateDir(cfg), logger, store })
+    // Warnings only, in the background: each source starts and waits for its input either way.
+    void warnAboutInputs(cfg.sources, (name) => asLog(logger.child({ source: name })), { signal: stop.signal }).catch(() => {})
     const registry = new Registry()
     const latency = writeLatency(registry)
     const pipeline = new Pipeline(store, { ...cfg.pipeline, log, onWrite: (ms) => latency.observe(ms / 1000) })

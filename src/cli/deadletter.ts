@@ -1,21 +1,22 @@
-import type { Command } from 'commander'
+import { Option, type Command } from 'commander'
 import { asLog, createLogger } from '../app/logger.js'
 import { openDeadLetters, withStore } from '../app/store.js'
 import { retryDeadLetters } from '../store/deadletter.js'
 import type { CliIo } from './parse.js'
+import { intAtLeast } from './options.js'
 import { addStoreOptions, commandConfig, type StoreOptions } from './store-options.js'
 
 export function registerDeadLetter (program: Command, io: CliIo): void {
   const dl = program.command('deadletter').description('Inspect and retry events a store rejected')
   addStoreOptions(dl.command('list'))
     .description('List dead-lettered events with the reason')
-    .option('--limit <n>', 'at most this many', '100')
+    .addOption(new Option('--limit <n>', 'at most this many').argParser(intAtLeast(1)).default(100))
     .option('--json', 'one JSON object per line')
-    .action(async (o: StoreOptions & { limit: string, json?: boolean }) => {
+    .action(async (o: StoreOptions & { limit: number, json?: boolean }) => {
       // A reader: a data directory without a dead-letter store is an error, not an empty list.
       const dlq = openDeadLetters(commandConfig(o), 'read')
       try {
-        const entries = dlq.list(Number(o.limit))
+        const entries = dlq.list(o.limit)
         for (const e of entries) {
           io.stdout.write(o.json === true ? JSON.stringify(e) + '\n' : `${e.seq}\t${e.time}\t${e.store}\t${e.eventId}\t${e.reason}\n`)
         }
@@ -26,8 +27,8 @@ export function registerDeadLetter (program: Command, io: CliIo): void {
     })
   addStoreOptions(dl.command('retry'))
     .description('Write dead-lettered events to the store again; those it accepts leave the dead-letter store')
-    .option('--limit <n>', 'at most this many', '10000')
-    .action(async (o: StoreOptions & { limit: string }) => {
+    .addOption(new Option('--limit <n>', 'at most this many').argParser(intAtLeast(1)).default(10_000))
+    .action(async (o: StoreOptions & { limit: number }) => {
       const cfg = commandConfig(o)
       // Retries what is there: both the dead letters and the store must exist already.
       openDeadLetters(cfg, 'read').close()
@@ -35,7 +36,7 @@ export function registerDeadLetter (program: Command, io: CliIo): void {
         const dlq = opened.deadLetters
         if (dlq === undefined) return
         const before = dlq.count()
-        const r = await retryDeadLetters(opened.store, dlq, Number(o.limit))
+        const r = await retryDeadLetters(opened.store, dlq, o.limit)
         io.stderr.write(`retried ${r.retried}: ${r.written} stored, ${r.duplicates} already stored, ${r.deadLettered} rejected again (${r.remaining} of ${before} remain)\n`)
         io.exitCode = r.deadLettered > 0 ? 1 : 0
       })

@@ -1,8 +1,9 @@
 import { writeFileSync } from 'node:fs'
-import { basename, isAbsolute, join } from 'node:path'
+import { basename, isAbsolute, join, resolve } from 'node:path'
 import { Option, type Command } from 'commander'
 import { stringify } from 'yaml'
 import { parseConfig } from '../config/config.js'
+import { INSTALL_LOG_CODES, OutputExistsError } from '../errors.js'
 import { keaOutputs, readKeaConfig, type KeaOutput } from '../kea/kea-config.js'
 import { builtinPatterns } from '../parse/patterns.js'
 import { parsePort } from './options.js'
@@ -16,18 +17,36 @@ const UNITS: Record<string, string> = {
   'Control-agent': 'kea-ctrl-agent.service'
 }
 const KEA_LOG_DIR = '/var/log/kea'
+/**
+ * What the systemd unit (deploy/keatrail.service) gives keatrail: StateDirectory=keatrail is
+ * /var/lib/keatrail, owned by its user. The config's own default (./data) is relative to
+ * wherever the service happens to start, which under systemd is / (read-only there).
+ */
+export const SERVICE_DATA_DIR = '/var/lib/keatrail'
 
 export function registerDiscover (program: Command, io: CliIo): void {
   program.command('discover')
     .description('Write a keatrail config that follows the outputs of these Kea configurations')
     .argument('<kea-configs...>', 'e.g. /etc/kea/kea-dhcp4.conf /etc/kea/kea-dhcp6.conf')
-    .option('--out <file>', 'write the config here instead of stdout')
-    .option('--data-dir <dir>', 'dataDir of the config (default: the config\'s default, ./data)')
+    .option('--out <file>', 'write the config here instead of stdout (an existing file only with --force)')
+    .option('--force', 'replace --out if it exists')
+    .option('--data-dir <dir>', `dataDir of the config (default ${SERVICE_DATA_DIR}, the systemd unit's StateDirectory)`, SERVICE_DATA_DIR)
     .addOption(new Option('--syslog-port <port>', 'where keatrail receives syslog forwarded by rsyslog/syslog-ng').argParser(parsePort).default(5514))
-    .action((files: string[], o: { out?: string, dataDir?: string, syslogPort: number }) => {
-      const yaml = discover(files, o.dataDir, o.syslogPort)
-      if (o.out === undefined) io.stdout.write(yaml)
-      else writeFileSync(o.out, yaml)
+    .action((files: string[], o: { out?: string, force?: boolean, dataDir: string, syslogPort: number }) => {
+      // Absolute: a relative dataDir would be read against whatever directory `run` starts in.
+      const { yaml, warnings } = discover(files, resolve(o.dataDir), o.syslogPort)
+      for (const w of warnings) io.stderr.write(`keatrail: ${w.code}: ${w.message}\n`)
+      if (o.out === undefined) {
+        io.stdout.write(yaml)
+        return
+      }
+      try {
+        // 'wx' fails if the file exists, with no window between a check and the write.
+        writeFileSync(o.out, yaml, { flag: o.force === true ? 'w' : 'wx' })
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new OutputExistsError(o.out)
+        throw err
+      }
     })
 }
 
@@ -36,9 +55,19 @@ function patternName (pattern: string): string {
   return Object.entries(builtinPatterns()).find(([, p]) => p.pattern === pattern)?.[0] ?? pattern
 }
 
-export function discover (files: readonly string[], dataDir: string | undefined, syslogPort: number): string {
+/** Something the operator should know about a Kea config; discover writes the config anyway. */
+export interface DiscoverWarning {
+  code: string
+  message: string
+}
+
+export function discover (files: readonly string[], dataDir: string, syslogPort: number): { yaml: string, warnings: DiscoverWarning[] } {
   const sources: Array<Record<string, unknown>> = []
   const notes: string[] = []
+  const warnings: DiscoverWarning[] = []
+  // One journal source per systemd unit: journalctl -u reads the unit's whole journal, so a
+  // second source for another of its loggers (or for stdout and stderr) would read it twice.
+  const journals = new Map<string, Record<string, unknown>>()
   const names = new Set<string>()
   const unique = (base: string): string => {
     let n = base.replace(/[^A-Za-z0-9_.-]/g, '-')
@@ -48,13 +77,30 @@ export function discover (files: readonly string[], dataDir: string | undefined,
   }
   let syslog: Record<string, unknown> | undefined
   for (const file of files) {
-    const outputs: KeaOutput[] = keaOutputs(readKeaConfig(file), file)
+    const config = readKeaConfig(file)
+    const outputs: KeaOutput[] = keaOutputs(config, file)
+    if (outputs.length === 0) {
+      const daemons = Object.keys(config as Record<string, unknown>).filter((k) => UNITS[k] !== undefined)
+      const where = daemons.map((d) => `the journal of ${UNITS[d] as string}`).join(', ')
+      warnings.push({
+        code: INSTALL_LOG_CODES.keaNoLoggers,
+        message: `${file} has no loggers with output options, so nothing was written for it: Kea then logs INFO to stdout${where === '' ? '' : ` (under systemd, ${where})`}; add "loggers" with a file output, or a journal source`
+      })
+    }
     for (const out of outputs) {
       const daemon = out.daemon.toLowerCase()
       if (out.output === 'stdout' || out.output === 'stderr') {
         const unit = UNITS[out.daemon] ?? `kea-${daemon}.service`
-        sources.push({ type: 'journal', name: unique(`${daemon}-journal`), units: [unit], pattern: patternName(out.pattern) })
-        notes.push(`${file}: ${out.daemon} logs to ${out.output}; under systemd that is the journal of ${unit}.`)
+        const pattern = patternName(out.pattern)
+        const known = journals.get(unit)
+        if (known === undefined) {
+          const source = { type: 'journal', name: unique(`${daemon}-journal`), units: [unit], pattern }
+          journals.set(unit, source)
+          sources.push(source)
+          notes.push(`${file}: ${out.daemon} logs to ${out.output}; under systemd that is the journal of ${unit}.`)
+        } else if (known.pattern !== pattern) {
+          notes.push(`${file}: ${out.daemon} logs to ${out.output} too, with another pattern (${pattern}); source ${String(known.name)} reads ${unit} with ${String(known.pattern)}.`)
+        }
       } else if (out.output.startsWith('syslog')) {
         if (syslog === undefined) {
           syslog = { type: 'syslog', name: unique('syslog'), udp: { host: '127.0.0.1', port: syslogPort }, tcp: { host: '127.0.0.1', port: syslogPort }, pattern: patternName(out.pattern) }
@@ -69,8 +115,8 @@ export function discover (files: readonly string[], dataDir: string | undefined,
       }
     }
   }
-  const config = { ...(dataDir === undefined ? {} : { dataDir }), store: { type: 'sqlite' }, sources }
+  const config = { dataDir, store: { type: 'sqlite' }, sources }
   parseConfig(config, 'discovered config')
   const header = ['# keatrail configuration written by `keatrail discover` from:', ...files.map((f) => `#   ${f}`), '#', ...notes.map((n) => `# ${n}`), '']
-  return header.join('\n') + stringify(config, { lineWidth: 0 })
+  return { yaml: header.join('\n') + stringify(config, { lineWidth: 0 }), warnings }
 }

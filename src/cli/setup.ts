@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import type { Command } from 'commander'
+import { Option, type Command } from 'commander'
 import { dashboardFiles } from '../dashboards/keatrail.js'
 import { importSavedObjects, kibanaVersion, type KibanaOptions } from '../kibana/import.js'
 import { packageRoot } from '../paths.js'
@@ -11,6 +11,7 @@ import { asLog, createLogger } from '../app/logger.js'
 import { openStore, type OpenedStore } from '../app/store.js'
 import { UsageError } from '../errors.js'
 import { addConfigOption } from './store-options.js'
+import { intAtLeast } from './options.js'
 import type { CliIo } from './parse.js'
 
 interface SetupOptions {
@@ -20,7 +21,7 @@ interface SetupOptions {
   esNamespace?: string
   kibana?: string
   space?: string
-  retentionDays: string
+  retentionDays: number
 }
 
 export function registerSetup (program: Command, io: CliIo): void {
@@ -30,7 +31,7 @@ export function registerSetup (program: Command, io: CliIo): void {
     .option('--es-namespace <ns>', 'data stream namespace: logs-kea.dhcp4-<ns> (default: default)')
     .option('--kibana <url>', 'Kibana URL: import the dashboards (credentials: KEATRAIL_KIBANA_USERNAME/PASSWORD or KEATRAIL_KIBANA_API_KEY, else the Elasticsearch ones)')
     .option('--space <space>', 'Kibana space to import into', 'default')
-    .option('--retention-days <n>', 'with ILM: delete event indices after this many days', '90')
+    .addOption(new Option('--retention-days <n>', 'with ILM: delete event indices after this many days').argParser(intAtLeast(1)).default(90))
     .action(async (o: SetupOptions) => {
       const env = process.env
       const cfg = resolveConfig(o.config, {
@@ -46,7 +47,7 @@ export function registerSetup (program: Command, io: CliIo): void {
       const opened = await openStore(cfg, { mode: 'read', log: asLog(createLogger(cfg.log, io.stderr)), templates: false }) as OpenedStore
       const es = opened.store as ElasticsearchStore
       try {
-        const r = await setupElasticsearch(es, namespace, Number(o.retentionDays))
+        const r = await setupElasticsearch(es, namespace, o.retentionDays)
         io.stdout.write(`elasticsearch ${url}:\n` +
           `  templates: ${r.changed.length === 0 ? 'all up to date' : `installed or updated ${r.changed.join(', ')}`}${r.unchanged.length > 0 && r.changed.length > 0 ? `; unchanged ${r.unchanged.join(', ')}` : ''}\n` +
           `  indices: ${r.created.length === 0 ? 'all exist' : `created ${r.created.join(', ')}`}\n` +

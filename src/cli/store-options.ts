@@ -1,7 +1,10 @@
-import type { Command } from 'commander'
+import { Option, type Command } from 'commander'
 import { resolveConfig, type Overrides } from '../app/config.js'
 import { LOG_LEVELS } from '../app/logger.js'
-import type { KeatrailConfig } from '../config/config.js'
+import { storeConfigSchema, type KeatrailConfig } from '../config/config.js'
+
+/** The store kinds --store accepts: the `type`s of the config's store union. */
+export const STORE_KINDS = storeConfigSchema.options.map((o) => o.shape.type.value)
 
 export interface StoreOptions {
   config?: string
@@ -19,7 +22,7 @@ export interface StoreOptions {
  */
 export function addStoreOptions (cmd: Command): Command {
   return addConfigOption(cmd)
-    .option('--store <kind>', 'sqlite (embedded; default) or elasticsearch: overrides store.type of the config')
+    .addOption(new Option('--store <kind>', 'overrides store.type of the config (default sqlite, embedded)').choices(STORE_KINDS))
     .option('--data-dir <dir>', 'where the SQLite database and the dead-letter store live: overrides dataDir (default ./data)')
     .option('--es-url <url>', 'Elasticsearch URL (or KEATRAIL_ES_URL; credentials: KEATRAIL_ES_USERNAME/KEATRAIL_ES_PASSWORD or KEATRAIL_ES_API_KEY)')
     .option('--es-namespace <ns>', 'data stream namespace: logs-kea.dhcp4-<ns> (default: default)')

@@ -18,7 +18,7 @@ import { logConfigSchema } from '../app/logger.js'
 // Only what the service adds around a component is declared here.
 
 const sqliteSchema = sqliteStoreConfigSchema.extend({
-  type: z.literal('sqlite'),
+  type: z.literal('sqlite').describe('Events in an SQLite database under dataDir (embedded: nothing else to run)'),
   path: z.string().min(1).optional().describe('Database file; default <dataDir>/keatrail.db'),
   retention: sqliteStoreConfigSchema.shape.retention.unwrap().extend({
     intervalMinutes: z.number().positive().default(10).describe('How often the service applies retention (also once at start)')
@@ -26,7 +26,7 @@ const sqliteSchema = sqliteStoreConfigSchema.extend({
 })
 
 const elasticsearchSchema = elasticsearchStoreConfigSchema.extend({
-  type: z.literal('elasticsearch')
+  type: z.literal('elasticsearch').describe('Events in Elasticsearch data streams (`keatrail setup` installs their templates and ILM policy)')
 })
 
 export const storeConfigSchema = z.discriminatedUnion('type', [sqliteSchema, elasticsearchSchema])

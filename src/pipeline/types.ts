@@ -53,28 +53,23 @@ export function isStartable (s: Source): s is StartableSource {
 export type SourceState = 'starting' | 'running' | 'failed' | 'stopped'
 
 /**
- * Per-source counters kept by the source itself. Events are counted by parse status and by
- * what the store did with them in one place, the pipeline (Pipeline.sourceFlow, by
- * Batch.source): the fields parsed … deadLettered here are not read for metrics (a source may
- * still fill them; they go once no source does).
+ * Per-source counters of what only the source sees. Events (by parse status, and by what the
+ * store did with them) are counted once, by the pipeline for every source alike
+ * (Pipeline.sourceFlow, by Batch.source), not here.
  */
 export interface SourceCounters {
   /** Bytes read or received. */
   received: number
-  parsed: number
-  unmatched: number
-  partial: number
-  stored: number
-  duplicates: number
-  deadLettered: number
   /** Input kept in an on-disk spill queue because the pipeline was full (UDP syslog). */
   spilled: number
+  /** Input lost (UDP syslog: spill queue full, kernel receive buffer overflows). */
   dropped: number
+  /** Errors, each also logged with its code. */
   errors: number
 }
 
 export function emptyCounters (): SourceCounters {
-  return { received: 0, parsed: 0, unmatched: 0, partial: 0, stored: 0, duplicates: 0, deadLettered: 0, spilled: 0, dropped: 0, errors: 0 }
+  return { received: 0, spilled: 0, dropped: 0, errors: 0 }
 }
 
 /** Structured logging every component receives (JSON lines in `keatrail run`). */

@@ -1,13 +1,14 @@
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
+import { parse as parseYaml } from 'yaml'
 import { describe, expect, it } from 'vitest'
 import { loadConfig } from '../../src/config/config.js'
 import { Pipeline } from '../../src/pipeline/pipeline.js'
 import { FileSource } from '../../src/sources/file/source.js'
 import { SqliteStore } from '../../src/store/sqlite/store.js'
 import { runCli } from '../helpers/cli.js'
-import { KEA_FIXTURES, readFixture } from '../helpers/fixtures.js'
+import { KEA_FIXTURES, readFixture, ROOT } from '../helpers/fixtures.js'
 
 const configs = join(KEA_FIXTURES, 'configs')
 const quiet = { info: () => {}, error: () => {} }
@@ -49,5 +50,50 @@ describe('keatrail discover', () => {
     await run
     expect(await store.count()).toBe(206 + 254)
     await store.close()
+  })
+})
+
+describe('keatrail discover writes what the systemd unit can run', () => {
+  const unit = readFileSync(join(ROOT, 'deploy', 'keatrail.service'), 'utf8')
+
+  it('dataDir is absolute: the unit\'s StateDirectory by default, --data-dir made absolute', async () => {
+    const state = /^StateDirectory=(\S+)$/m.exec(unit)?.[1]
+    expect(state).toBe('keatrail')
+    const r = await runCli(['discover', join(configs, 'kea4-info.json')])
+    expect(r.code).toBe(0)
+    expect((parseYaml(r.out) as { dataDir: string }).dataDir).toBe(`/var/lib/${state as string}`)
+    const rel = await runCli(['discover', join(configs, 'kea4-info.json'), '--data-dir', 'kt-data'])
+    expect((parseYaml(rel.out) as { dataDir: string }).dataDir).toBe(resolve('kt-data'))
+  })
+
+  it('one journal source per systemd unit, however many of its loggers log to stdout', async () => {
+    const r = await runCli(['discover', ...readdirSync(configs).map((f) => join(configs, f))])
+    expect(r.code).toBe(0)
+    const journals = (parseYaml(r.out) as { sources: Array<{ type: string, units?: string[] }> }).sources.filter((s) => s.type === 'journal')
+    expect(journals.map((s) => s.units)).toEqual([['kea-dhcp4-server.service'], ['kea-dhcp6-server.service']])
+  })
+
+  it('warns, with a code, about a Kea config without loggers', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kt-discover-'))
+    const bare = join(dir, 'kea-dhcp4.conf')
+    writeFileSync(bare, '{ "Dhcp4": { "interfaces-config": { "interfaces": [ "eth0" ] }, "subnet4": [] } }')
+    const r = await runCli(['discover', bare, join(configs, 'kea4-info.json')])
+    expect(r.code).toBe(0)
+    expect(r.err).toMatch(new RegExp(`^keatrail: KEATRAIL_ERR_KEA_NO_LOGGERS: ${bare} has no loggers[^\\n]*kea-dhcp4-server\\.service[^\\n]*\\n$`))
+    // The other config's sources are still written.
+    expect((parseYaml(r.out) as { sources: unknown[] }).sources.length).toBeGreaterThan(0)
+  })
+
+  it('refuses to overwrite --out without --force, in one coded line', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kt-discover-'))
+    const out = join(dir, 'keatrail.yaml')
+    writeFileSync(out, 'dataDir: /srv/mine\n')
+    const r = await runCli(['discover', join(configs, 'kea4-info.json'), '--out', out])
+    expect(r.code).toBe(2)
+    expect(r.err).toBe(`keatrail: KEATRAIL_ERR_OUTPUT_EXISTS: ${out} exists: keatrail discover replaces it only with --force\n`)
+    expect(readFileSync(out, 'utf8')).toBe('dataDir: /srv/mine\n')
+    const forced = await runCli(['discover', join(configs, 'kea4-info.json'), '--out', out, '--force'])
+    expect(forced.code).toBe(0)
+    expect(loadConfig(out).dataDir).toBe('/var/lib/keatrail')
   })
 })

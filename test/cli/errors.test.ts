@@ -4,7 +4,6 @@ import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { SqliteStore } from '../../src/store/sqlite/store.js'
 import { runCli as run } from '../helpers/cli.js'
 import { KEA_FIXTURES, ROOT } from '../helpers/fixtures.js'
 
@@ -88,7 +87,14 @@ describe('option values are checked when the command line is read', () => {
     [['serve', '--port', '-1'], '--port'],
     [['api-key', 'ops', '--role', 'superuser'], 'Allowed choices are read, admin'],
     [['discover', '--syslog-port', '99999', 'kea.conf'], '--syslog-port'],
-    [['kea', 'status', '--url', 'http://127.0.0.1:1', '--service', 'dhcp5'], 'Allowed choices are dhcp4, dhcp6']
+    [['kea', 'status', '--url', 'http://127.0.0.1:1', '--service', 'dhcp5'], 'Allowed choices are dhcp4, dhcp6'],
+    [['lease', 'at', '192.0.2.10', 'now', '--store', 'sqlit'], 'Allowed choices are sqlite, elasticsearch'],
+    [['import', '--store', 'es', INFO4], 'Allowed choices are sqlite, elasticsearch'],
+    [['deadletter', 'list', '--limit', '0'], '--limit'],
+    [['deadletter', 'list', '--limit', 'ten'], '--limit'],
+    [['deadletter', 'retry', '--limit', '-3'], '--limit'],
+    [['setup', '--es', 'http://127.0.0.1:1', '--retention-days', '0'], '--retention-days'],
+    [['setup', '--es', 'http://127.0.0.1:1', '--retention-days', '1.5'], '--retention-days']
   ])('%j', async (args, what) => {
     const r = await run(args)
     expect(r.code).toBe(2)
@@ -164,10 +170,10 @@ describe('what dependencies raise, named (processes)', () => {
     const server = await listening()
     try {
       const port = (server.address() as { port: number }).port
-      // serve reads an existing store (readers never create one): make an empty one first.
-      const dir = mkdtempSync(join(tmpdir(), 'kt-err-'))
-      await new SqliteStore({ path: join(dir, 'keatrail.db') }).close()
-      const r = await runProcess(['serve', '--data-dir', dir, '--port', String(port)])
+      // serve reads a store that exists (readers never create one): made by an import first.
+      const data = mkdtempSync(join(tmpdir(), 'kt-err-'))
+      expect((await run(['import', '--data-dir', data, INFO4])).code).toBe(0)
+      const r = await runProcess(['serve', '--data-dir', data, '--port', String(port)])
       expect(r.code).toBe(2)
       oneCodedLine(r.err, 'KEATRAIL_ERR_API_LISTEN')
       expect(r.err).toContain(`127.0.0.1:${port}`)

@@ -61,7 +61,7 @@ async function scenario (opts: { n: number, writeMs: number, drainMs: number }):
   await vi.waitFor(() => expect(source.bound.tcp).toBeDefined())
   await sendTcp(source.bound.tcp as number, opts.n)
   // Received, every one: the store has not written any of them.
-  await vi.waitFor(() => expect(source.counters.parsed).toBe(opts.n), { timeout: 10_000 })
+  await vi.waitFor(() => expect(pipeline.sourceFlow(source.name).events).toBe(opts.n), { timeout: 10_000 })
   expect(stored).toHaveLength(0)
   stop.abort()
   // The store recovers only now: what it writes during the drain is what the drain saves.
@@ -107,16 +107,16 @@ describe('shutdown drain: a paused TCP connection', () => {
     await vi.waitFor(() => expect(source.bound.tcp).toBeDefined())
     // One read is far more than 50 events: the connection is paused with the rest of the read in hand.
     void sendTcp(source.bound.tcp as number, 2000).catch(() => {})
-    await vi.waitFor(() => expect(source.counters.parsed).toBeGreaterThanOrEqual(20), { timeout: 10_000 })
-    const before = source.counters.parsed
+    await vi.waitFor(() => expect(pipeline.sourceFlow(source.name).events).toBeGreaterThanOrEqual(20), { timeout: 10_000 })
+    const before = pipeline.sourceFlow(source.name).events
     stop.abort()
     ready()
     await running
-    process.stdout.write(`shutdown drain (paused TCP): ${before} messages parsed at the stop, ${source.counters.parsed} after the drain, ${stored.length} stored\n`)
+    process.stdout.write(`shutdown drain (paused TCP): ${before} messages parsed at the stop, ${pipeline.sourceFlow(source.name).events} after the drain, ${stored.length} stored\n`)
     // What the connection had read was parsed and stored during the drain (what was still in the
     // kernel's buffer is not: documented).
-    expect(source.counters.parsed).toBeGreaterThan(before)
-    expect(stored).toHaveLength(source.counters.parsed)
+    expect(pipeline.sourceFlow(source.name).events).toBeGreaterThan(before)
+    expect(stored).toHaveLength(pipeline.sourceFlow(source.name).events)
     expect(source.counters.dropped).toBe(0)
   })
 })
@@ -143,12 +143,12 @@ describe('shutdown drain: UDP syslog', () => {
     }
     client.close()
     // Once full it stays full (nothing is stored): every later datagram is spilled, none taken back.
-    await vi.waitFor(() => expect(source.counters.parsed + source.counters.spilled + source.counters.dropped).toBe(sent), { timeout: 10_000 })
+    await vi.waitFor(() => expect(pipeline.sourceFlow(source.name).events + source.counters.spilled + source.counters.dropped).toBe(sent), { timeout: 10_000 })
     expect(source.counters.spilled).toBeGreaterThan(0)
-    const direct = source.counters.parsed
+    const direct = pipeline.sourceFlow(source.name).events
     // The store writes again, slowly: spilled datagrams go into batches; stop while they are in flight.
     first.ready()
-    await vi.waitFor(() => expect(source.counters.parsed).toBeGreaterThan(direct + 20), { timeout: 10_000 })
+    await vi.waitFor(() => expect(pipeline.sourceFlow(source.name).events).toBeGreaterThan(direct + 20), { timeout: 10_000 })
     stop.abort()
     await running
     const q = new SpillQueue(join(dir, 'state', 'spill-u.db'), 1)

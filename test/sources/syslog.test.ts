@@ -137,6 +137,10 @@ describe('syslog source with real senders', () => {
     execFileSync('logger', ['-n', '127.0.0.1', '--udp', '-P', String(source.bound.udp), 'not a kea line at all'])
     const events = await waitFor(before + 1)
     expect(events.some((e) => e.kea.parse.status === 'unmatched' && e.message.includes('not a kea line'))).toBe(true)
+    // Counted once, by the pipeline (as for every source); the source counts only what it alone sees.
+    expect(pipeline.sourceFlow('sys').unmatched).toBe(1)
+    expect(pipeline.sourceFlow('sys').ok).toBe(5)
+    expect(Object.keys(source.counters).sort()).toEqual(['dropped', 'errors', 'received', 'rejectedConnections', 'spilled'])
   })
 })
 

@@ -1,7 +1,7 @@
 import { z } from 'zod'
 
 export const fileSourceConfigSchema = z.object({
-  type: z.literal('file'),
+  type: z.literal('file').describe('Follow log files that Kea writes (output_options output: a file path), through rotation'),
   name: z.string().regex(/^[A-Za-z0-9_.-]+$/).describe('Source name: in counters, logs and the checkpoint file name'),
   include: z.array(z.string()).min(1)
     .describe('Files to follow; "*" matches within a file name. Include the rotated ones (kea-dhcp4.log*) so a file renamed while keatrail was down is still read'),

@@ -17,7 +17,7 @@ import { LOG_CODES } from '../../errors.js'
 import { Backoff } from '../../backoff.js'
 
 export const journalSourceConfigSchema = z.object({
-  type: z.literal('journal'),
+  type: z.literal('journal').describe('Read the systemd journal through journalctl (Kea under systemd logging to stdout)'),
   name: z.string().regex(/^[A-Za-z0-9_.-]+$/).describe('Source name: in counters, logs and the checkpoint file name'),
   directory: z.string().optional().describe('Read journal files from this directory (journalctl --directory); default: the system journal'),
   file: z.string().optional().describe('Read this journal file (journalctl --file)'),
@@ -31,10 +31,20 @@ export const journalSourceConfigSchema = z.object({
   restartMs: z.object({
     initial: z.number().int().min(10).default(500).describe('First wait before restarting journalctl after it exited'),
     max: z.number().int().min(10).default(30_000).describe('Longest wait (exponential, capped)')
-  }).strict().prefault({})
+  }).strict().prefault({}).describe('Waits before restarting journalctl after it exited')
 }).strict()
 
 export type JournalSourceConfig = z.input<typeof journalSourceConfigSchema>
+
+/** journalctl's arguments choosing what a source reads: its journal and its units or identifiers. */
+export function journalFilter (cfg: Pick<z.output<typeof journalSourceConfigSchema>, 'directory' | 'file' | 'units' | 'identifiers'>): string[] {
+  const a: string[] = []
+  if (cfg.directory !== undefined) a.push(`--directory=${cfg.directory}`)
+  if (cfg.file !== undefined) a.push(`--file=${cfg.file}`)
+  for (const u of cfg.units) a.push(`--unit=${u}`)
+  for (const t of cfg.identifiers) a.push(`--identifier=${t}`)
+  return a
+}
 
 interface JournalEntry {
   __CURSOR?: string
@@ -146,11 +156,7 @@ export class JournalSource implements Source {
   }
 
   private args (): string[] {
-    const a = ['--follow', '--output=json', '--all', '--no-pager', '--quiet']
-    if (this.cfg.directory !== undefined) a.push(`--directory=${this.cfg.directory}`)
-    if (this.cfg.file !== undefined) a.push(`--file=${this.cfg.file}`)
-    for (const u of this.cfg.units) a.push(`--unit=${u}`)
-    for (const t of this.cfg.identifiers) a.push(`--identifier=${t}`)
+    const a = ['--follow', '--output=json', '--all', '--no-pager', '--quiet', ...journalFilter(this.cfg)]
     // --follow implies --lines=10, even after a cursor: ask for everything explicitly.
     if (this.cursor !== undefined) a.push(`--after-cursor=${this.cursor}`, '--lines=all')
     else a.push(this.cfg.readFrom === 'end' ? '--lines=0' : '--lines=all')

@@ -25,7 +25,7 @@ const listen = z.object({
 }).strict()
 
 export const syslogSourceConfigSchema = z.object({
-  type: z.literal('syslog'),
+  type: z.literal('syslog').describe('Receive syslog messages (Kea output: syslog, rsyslog or syslog-ng forwarding) over UDP, TCP or TLS'),
   name: z.string().regex(/^[A-Za-z0-9_.-]+$/).describe('Source name'),
   udp: listen.optional().describe('Receive RFC 3164/5424 datagrams'),
   tcp: listen.optional().describe('Receive over TCP, octet-counted or LF-framed (RFC 6587)'),
@@ -576,9 +576,6 @@ export class SyslogSource implements Source {
         }
       }
       if (truncated) e.kea.parse.truncated = true
-      this.counters.parsed++
-      if (e.kea.parse.status === 'unmatched') this.counters.unmatched++
-      else if (e.kea.parse.status === 'partial') this.counters.partial++
       this.batch.push(e)
     }
     lines.forEach((line, i) => {

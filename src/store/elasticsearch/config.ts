@@ -12,7 +12,8 @@ export const elasticsearchStoreConfigSchema = z.object({
     flushIntervalMs: z.number().int().positive().default(5_000).describe('Send a partial bulk after this long'),
     concurrency: z.number().int().min(1).max(32).default(4).describe('Bulk requests in flight'),
     retries: z.number().int().min(0).default(5).describe('Per-document retries of 429 (too many requests)')
-  }).strict().default({ flushBytes: 5_000_000, flushIntervalMs: 5_000, concurrency: 4, retries: 5 }),
+  }).strict().default({ flushBytes: 5_000_000, flushIntervalMs: 5_000, concurrency: 4, retries: 5 })
+    .describe('How events are batched into bulk requests (the client\'s bulk helper)'),
   retry: z.object({
     initialMs: z.number().int().positive().default(500).describe('First wait after a failed bulk request'),
     maxMs: z.number().int().positive().default(30_000).describe('Longest wait between retries (exponential, capped)')
