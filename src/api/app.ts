@@ -204,8 +204,13 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
   app.setSerializerCompiler(() => (data) => JSON.stringify(data))
 
   // --- errors: one shape, stable codes ----------------------------------------------------
+  /** Keys whose query ran past the store's deadline, and until when they wait (see timeoutPenaltyMs). */
+  const penalized = new Map<string, number>()
   app.setErrorHandler((err, req, reply) => {
     const e = err as Error & { code?: string, statusCode?: number, validation?: Array<{ instancePath?: string, message?: string }> }
+    if (e.code === 'KEATRAIL_ERR_QUERY_TIMEOUT' && req.apiKey !== null && cfg.rateLimit.timeoutPenaltyMs > 0) {
+      penalized.set(req.apiKey.name, Date.now() + cfg.rateLimit.timeoutPenaltyMs)
+    }
     if (e.validation !== undefined) {
       const first = e.validation[0]
       const where = (first?.instancePath ?? '').replace(/^\//, '').replaceAll('/', '.')
@@ -300,6 +305,11 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
     }
     req.apiKey = key
     await keyLimit.call(app, req, reply)
+    const until = penalized.get(key.name)
+    if (until !== undefined) {
+      if (Date.now() < until) throw new ApiRateLimitError(`${Math.ceil((until - Date.now()) / 1000)} seconds: a query of this key ran past the store's deadline (narrow it: a shorter time range, fewer OR terms, smaller CIDR ranges)`)
+      penalized.delete(key.name)
+    }
     if (route.role === 'admin' && key.role !== 'admin') throw new ApiForbiddenError('this needs an admin key')
   })
   // fast-querystring leaves malformed percent-encoding as it is: refuse it rather than search for it.

@@ -14,7 +14,8 @@ export const apiConfigSchema = z.object({
   rateLimit: z.object({
     max: z.number().int().min(1).default(1200).describe('Requests per key per window (and to the public routes, /, /healthz, /readyz, /docs, per client address)'),
     failedAuthMax: z.number().int().min(1).default(60).describe('Requests without a valid key per client address per window (refused with 401, then 429): bounds key guessing and the work unauthenticated clients can cause'),
-    windowMs: z.number().int().min(1000).default(60_000).describe('The window')
+    windowMs: z.number().int().min(1000).default(60_000).describe('The window'),
+    timeoutPenaltyMs: z.number().int().min(0).default(60_000).describe('After one of a key\'s queries ran past the store\'s deadline, that key\'s next requests are refused (429) for this long: a stopped SQLite reader thread keeps running its statement (1–30 s measured), so a key repeating such queries could otherwise hold every reader. 0: off')
   }).strict().prefault({}).describe('Request rate limits, per API key (per client address for requests without one)'),
   auditLog: z.string().optional().describe('File to append every authenticated read to (JSON lines: key name, client address, route, parameters, status), created mode 0600; default <dataDir>/audit.log'),
   requestTimeoutMs: z.number().int().min(1000).default(30_000).describe('Time a client has to send a whole request; a client that dribbles its request is cut off (fastify\'s default is no limit)'),

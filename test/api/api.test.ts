@@ -10,7 +10,7 @@ import { checkExposure, serveApi } from '../../src/api/serve.js'
 import { apiConfigSchema } from '../../src/api/config.js'
 import type { KeaSnapshot } from '../../src/kea/snapshot.js'
 import type { KeaEvent } from '../../src/parse/event.js'
-import { StoreReadError, withCause } from '../../src/errors.js'
+import { QueryTimeoutError, StoreReadError, withCause } from '../../src/errors.js'
 import { ElasticsearchStore } from '../../src/store/elasticsearch/store.js'
 import { SqliteStore } from '../../src/store/sqlite/store.js'
 import { DeadLetterStore } from '../../src/store/deadletter.js'
@@ -313,6 +313,20 @@ describe(`REST API on ${kinds.join(' and ')}${esSkip === '' ? '' : ` (elasticsea
       expect([refused.status, refused.headers.connection]).toEqual([401, 'close'])
       const ok = await rawRequest(port, 'GET /api/v1/events?size=1 HTTP/1.1', auth)
       expect([ok.status, ok.headers['cache-control']]).toEqual([200, 'no-store'])
+    } finally { await app.close() }
+  })
+
+  it('a key whose query ran past the deadline waits before its next request; other keys do not', async () => {
+    const real = stores.sqlite as Store
+    const slow = new Proxy(real, { get: (t, k) => k === 'search' ? async () => { throw new QueryTimeoutError(10_000) } : Reflect.get(t, k) })
+    const app = await buildApp({ store: slow, api: { keys: [{ name: 'reader', sha256: apiKeyHash(KEY) }, { name: 'admin', role: 'admin', sha256: apiKeyHash(ADMIN) }] } })
+    try {
+      const first = await app.inject({ url: '/api/v1/events?q=ip:0.0.0.0/0', headers: auth })
+      expect([first.statusCode, first.json().code]).toEqual([503, 'KEATRAIL_ERR_QUERY_TIMEOUT'])
+      const next = await app.inject({ url: '/api/v1/leases/at?address=192.0.2.10&time=2026-11-24T18:02:30Z', headers: auth })
+      expect([next.statusCode, next.json().code]).toEqual([429, 'KEATRAIL_ERR_RATE_LIMIT'])
+      expect(next.json().message).toMatch(/ran past the store's deadline/)
+      expect((await app.inject({ url: '/api/v1/whoami', headers: { authorization: `Bearer ${ADMIN}` } })).statusCode).toBe(200)
     } finally { await app.close() }
   })
 
