@@ -59,6 +59,20 @@ export interface WriteResult {
   duplicates: number
   /** Events the store rejected; kept in the dead-letter store with the reason. */
   deadLettered: number
+  /**
+   * Events that replaced a stored one with the same event.id which had parsed worse (stored
+   * `unmatched` or `partial`, now parsed better: a re-import with the right pattern). Counted
+   * in neither `written` nor `duplicates`; absent when none.
+   */
+  replaced?: number
+}
+
+/** How well an event parsed: a stored event is replaced only by one that parsed better. */
+const PARSE_RANK: Record<string, number> = { unmatched: 0, partial: 1, ok: 2 }
+
+/** Whether an incoming event with status `incoming` should replace a stored one with status `stored`. */
+export function parsesBetter (incoming: string, stored: string): boolean {
+  return (PARSE_RANK[incoming] ?? 0) > (PARSE_RANK[stored] ?? 0)
 }
 
 export interface Bucket { key: number, count: number }

@@ -155,9 +155,9 @@ export class EsLeases implements LeaseStore {
   }
 
   /** `apply` for a caller holding the current place (see reserve). */
-  async applyReserved (obs: readonly LeaseObservation[], spans: ReadonlyMap<string, { first: number, last: number }>): Promise<void> {
+  async applyReserved (obs: readonly LeaseObservation[], spans: ReadonlyMap<string, { first: number, last: number }>, withdrawn: readonly LeaseObservation[] = []): Promise<void> {
     try {
-      await this.applyNow(obs, spans)
+      await this.applyNow(obs, spans, withdrawn)
     } catch (err) {
       // What was written before the failure is unknown: ask the index again next time.
       this.latest.clear()
@@ -165,7 +165,8 @@ export class EsLeases implements LeaseStore {
     }
   }
 
-  private async applyNow (obs: readonly LeaseObservation[], spans: ReadonlyMap<string, { first: number, last: number }>): Promise<void> {
+  /** `withdrawn`: observations of events replaced or deleted; their keys are re-derived from before them. */
+  private async applyNow (obs: readonly LeaseObservation[], spans: ReadonlyMap<string, { first: number, last: number }>, withdrawn: readonly LeaseObservation[] = []): Promise<void> {
     // The batch's events were just indexed: a re-derivation must refresh them before reading.
     if (!this.refreshEachWrite) this.unrefreshed.add(this.events)
     const ops: unknown[] = []
@@ -189,8 +190,15 @@ export class EsLeases implements LeaseStore {
     // Observations and the intervals extended from them in one request.
     await this.bulk(ops)
     for (const [key, value] of next) this.remember(key, value)
-    for (const o of late) this.latest.delete(o.key)
-    for (let i = 0; i < late.length; i += 200) await this.rederive(late.slice(i, i + 200))
+    // One window per key, from the earliest change: a withdrawn observation's key too.
+    const earliest = new Map<string, LeaseObservation>()
+    for (const o of [...late, ...withdrawn]) {
+      const e = earliest.get(o.key)
+      if (e === undefined || compareObservations(o, e) < 0) earliest.set(o.key, o)
+    }
+    const windows = [...earliest.values()]
+    for (const o of windows) this.latest.delete(o.key)
+    for (let i = 0; i < windows.length; i += 200) await this.rederive(windows.slice(i, i + 200))
   }
 
   /**

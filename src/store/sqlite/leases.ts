@@ -227,6 +227,21 @@ export class SqliteLeases implements LeaseStore {
     this.db.prepare('DELETE FROM coverage WHERE last < first').run()
   }
 
+  /**
+   * Events replaced or deleted: their observations are removed and each key they shaped is
+   * re-derived from before the earliest of them. Observations still pending (enqueued, not yet
+   * derived) are not needed: they are applied afterwards as usual, onto the re-derived history.
+   */
+  withdraw (eventIds: readonly string[]): void {
+    const del = this.db.prepare('DELETE FROM lease_obs WHERE event_id = ? RETURNING key, ts')
+    const earliest = new Map<string, number>()
+    for (const id of eventIds) {
+      const r = del.get(id) as { key: string, ts: number } | undefined
+      if (r !== undefined) earliest.set(r.key, Math.min(r.ts, earliest.get(r.key) ?? r.ts))
+    }
+    for (const [key, ts] of earliest) this.rederive(key, ts)
+  }
+
   /** Widens the collected time span of each scope by this batch's events. */
   cover (spans: ReadonlyMap<string, { first: number, last: number }>): void {
     for (const [scope, s] of spans) this.upCoverage.run(scope, s.first, s.last)
