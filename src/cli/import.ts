@@ -1,4 +1,5 @@
 import { statSync } from 'node:fs'
+import { hostname } from 'node:os'
 import { basename } from 'node:path'
 import type { Command } from 'commander'
 import { InputReadError, isCodedError, PatternMismatchError } from '../errors.js'
@@ -50,6 +51,9 @@ async function runImport (files: string[], o: ImportOptions, io: CliIo): Promise
   const started = Date.now()
   // How the pattern is named in a warning: as the operator gave it.
   const patternShown = o.keaConfig === undefined ? o.pattern ?? DEFAULT_FILE_PATTERN_NAME : resolved.pattern
+  // host.name is the scope of lease history: the same default as a file source of `keatrail
+  // run` (this machine's name), so a backfill and the live collection after it are one history.
+  const host = resolved.host ?? hostname()
   const totals = { files: 0, failedFiles: 0, mismatchedFiles: 0, lines: 0, events: 0, written: 0, duplicates: 0, replaced: 0, deadLettered: 0, unmatched: 0, partial: 0, bytes: 0 }
   let lastDraw = 0
   try {
@@ -93,7 +97,7 @@ async function runImport (files: string[], o: ImportOptions, io: CliIo): Promise
           timeZone: resolved.timeZone,
           path: file,
           onStats: (s) => { stats = s },
-          ...(resolved.host === undefined ? {} : { host: resolved.host })
+          host
         }, async (events) => {
           pending.push(...events)
           totals.events += events.length

@@ -1,13 +1,15 @@
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { hostname, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { describe, expect, inject, it } from 'vitest'
+import Database from 'better-sqlite3'
+import { describe, expect, inject, it, vi } from 'vitest'
 import type { HolderAnswer } from '../../src/leases/types.js'
 import { ElasticsearchStore } from '../../src/store/elasticsearch/store.js'
 import { SqliteStore } from '../../src/store/sqlite/store.js'
 import type { Store } from '../../src/store/types.js'
 import { runCli as run } from '../helpers/cli.js'
-import { KEA_FIXTURES } from '../helpers/fixtures.js'
+import { KEA_FIXTURES, parseBuffer, ROOT } from '../helpers/fixtures.js'
 
 // Issue 18: operator mistakes that must not silently corrupt lease answers, in every store.
 
@@ -96,5 +98,89 @@ describe.each(kinds)('a wrong pattern, then the right one ($name)', (kind) => {
     // A third import (a replay) replaces nothing.
     const again = await run(['import', ...store, '--tz', 'UTC', '--host', 'kea-b', LOG])
     expect(again.err).toContain(`0 new, ${EVENTS} already stored, 0 dead-lettered`)
+  })
+})
+
+describe('a backfill by import, then live collection by run, on the same server', () => {
+  // 192.0.2.13 allocated (line 34, imported) and allocated again to the same client (line 46,
+  // read by run): one interval of one server only if both stamp the same host.name.
+  const lines = readFileSync(LOG, 'utf8').split('\n')
+  const SPLIT = 40
+
+  it('is one scope, and lease at --scope finds the holder across the boundary', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kt-repair-'))
+    const log = join(dir, 'kea-dhcp4.log')
+    writeFileSync(log, lines.slice(0, SPLIT).join('\n') + '\n')
+    const imported = await run(['import', '--data-dir', join(dir, 'data'), '--tz', 'UTC', log])
+    expect(imported.code).toBe(0)
+    // Kea writes on; keatrail run follows the same file (its lines already imported are replays).
+    writeFileSync(log, lines.join('\n'))
+    const config = join(dir, 'keatrail.yaml')
+    writeFileSync(config, `dataDir: ${join(dir, 'data')}\nsources:\n  - type: file\n    name: k\n    include: ["${log}"]\n    timeZone: UTC\n    idleFlushMs: 100\napi:\n  enabled: false\n`)
+    const proc = spawn(process.execPath, [join(ROOT, 'bin', 'keatrail.js'), 'run', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] })
+    let err = ''
+    proc.stderr.on('data', (d: Buffer) => { err += d.toString() })
+    const exit = new Promise<number | null>((resolve) => proc.on('exit', (code) => { resolve(code) }))
+    const count = (): number => {
+      try {
+        const db = new Database(join(dir, 'data', 'keatrail.db'), { readonly: true })
+        try { return (db.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n } finally { db.close() }
+      } catch { return 0 }
+    }
+    try {
+      await vi.waitFor(() => { expect(count(), err).toBeGreaterThanOrEqual(EVENTS) }, { timeout: 20_000, interval: 50 })
+    } finally {
+      proc.kill('SIGTERM')
+    }
+    expect(await exit, err).toBe(0)
+    // Event ids depend on the server's name too: under two names the backfill was stored twice.
+    expect(count()).toBe(EVENTS)
+
+    const store = ['--data-dir', join(dir, 'data')]
+    const here = hostname()
+    const s = new SqliteStore({ path: join(dir, 'data', 'keatrail.db') })
+    try {
+      expect(await s.leases.scopes()).toEqual([here])
+    } finally {
+      await s.close()
+    }
+    const a = await leaseAt(store, '192.0.2.13', '2026-11-24T18:02:33.000Z', ['--scope', here])
+    expect(a.covered).toBe(true)
+    expect(a.holders.map((h) => [h.scope, h.hwaddr, h.start])).toEqual([[here, '00:0c:01:02:03:04', '2026-11-24T18:02:32.732Z']])
+    // The interval runs on past the boundary: the allocation read by run extended it.
+    const later = await leaseAt(store, '192.0.2.13', '2026-11-24T18:02:53.000Z', ['--scope', here])
+    expect(later.holders.map((h) => h.start)).toEqual(['2026-11-24T18:02:32.732Z'])
+  }, 30_000)
+})
+
+describe('lease history stored without a server name (imported before import stamped one)', () => {
+  it('is found by lease at --scope and lease history --scope, marked as such', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kt-repair-'))
+    const s = new SqliteStore({ path: join(dir, 'keatrail.db') })
+    try {
+      const { events } = await parseBuffer(readFileSync(LOG))
+      expect(events.every((e) => e.host === undefined)).toBe(true)
+      await s.write(events)
+    } finally {
+      await s.close()
+    }
+    const store = ['--data-dir', dir]
+    const a = await leaseAt(store, ADDRESS, AT, ['--scope', 'kea-b'])
+    expect(a.covered).toBe(true)
+    expect(a.holders.map((h) => [h.scope, h.hwaddr])).toEqual([['', HOLDER]])
+    const text = await run(['lease', 'at', ...store, '--scope', 'kea-b', ADDRESS, AT])
+    expect(text.out).toContain(`address ${ADDRESS} (server not recorded): MAC 02-00-00-00-00-0E`)
+    const h = await run(['lease', 'history', ...store, '--scope', 'kea-b', '--json', '--address', ADDRESS])
+    expect((JSON.parse(h.out) as { intervals: Array<{ scope: string }> }).intervals.map((i) => i.scope)).toEqual([''])
+    // A named scope's own intervals are not mixed up with it: they keep their name.
+    const named = new SqliteStore({ path: join(dir, 'keatrail.db') })
+    try {
+      const { events } = await parseBuffer(readFileSync(LOG), { host: 'kea-b', path: 'other/kea-dhcp4.log' })
+      await named.write(events)
+    } finally {
+      await named.close()
+    }
+    const both = await leaseAt(store, ADDRESS, AT, ['--scope', 'kea-b'])
+    expect(both.holders.map((x) => x.scope).sort()).toEqual(['', 'kea-b'])
   })
 })
