@@ -184,3 +184,75 @@ describe('lease history stored without a server name (imported before import sta
     expect(both.holders.map((x) => x.scope).sort()).toEqual(['', 'kea-b'])
   })
 })
+
+describe.each(kinds)('keatrail store delete ($name)', (kind) => {
+  const OTHER = join(KEA_FIXTURES, 'kea-2.2.0-dhcp4-INFO-full.log')
+
+  it.skipIf(kind.skip)('deletes one file\'s events (a dry run first); lease answers for its time say not covered', async () => {
+    const store = kind.args()
+    expect((await run(['import', ...store, '--tz', 'UTC', '--host', 'kea-b', LOG, OTHER])).code).toBe(0)
+    await kind.settle(store)
+    expect((await leaseAt(store, ADDRESS, AT)).holders.map((h) => h.hwaddr)).toEqual([HOLDER])
+
+    const dry = await run(['store', 'delete', ...store, '--file', LOG, '--host', 'kea-b'])
+    expect(dry.code).toBe(0)
+    expect(dry.out).toMatch(new RegExp(`^would delete ${EVENTS} events \\(source [0-9a-f]{20}; host kea-b\\); run again with --yes to delete them\\n$`))
+    expect((await kind.count(store)).all).toBe(EVENTS + 206)
+
+    const r = await run(['store', 'delete', ...store, '--file', LOG, '--host', 'kea-b', '--yes'])
+    expect(r.err).toBe('')
+    expect(r.code).toBe(0)
+    expect(r.out).toMatch(new RegExp(`^deleted ${EVENTS} events \\(source [0-9a-f]{20}; host kea-b\\); lease history re-derived for [1-9]\\d* addresses and prefixes\\n` +
+      '  kea-b: lease coverage now 2026-11-24T09:16:10.304Z … 2026-11-24T09:17:18.266Z\\n$'))
+    await kind.settle(store)
+    expect(await kind.count(store)).toEqual({ all: 206, unmatched: 0 })
+    const a = await leaseAt(store, ADDRESS, AT)
+    expect(a.holders).toEqual([])
+    expect(a.covered).toBe(false)
+    // What is left of its history comes from the other file (09:16–09:17) alone.
+    const left = JSON.parse((await run(['lease', 'history', ...store, '--json', '--address', ADDRESS])).out) as { intervals: Array<{ start: string }> }
+    expect(left.intervals.length).toBeGreaterThan(0)
+    expect(left.intervals.filter((i) => i.start >= '2026-11-24T18')).toEqual([])
+  })
+
+  it.skipIf(kind.skip)('deletes one time range\'s events of one server; the hole left is a gap, not "nobody held it"', async () => {
+    const store = kind.args()
+    expect((await run(['import', ...store, '--tz', 'UTC', '--host', 'kea-b', LOG])).code).toBe(0)
+    expect((await run(['import', ...store, '--tz', 'UTC', '--host', 'kea-c', LOG])).code).toBe(0)
+    await kind.settle(store)
+    const r = await run(['store', 'delete', ...store, '--from', '2026-11-24T18:02:30Z', '--to', '2026-11-24T18:02:50Z', '--host', 'kea-b', '--yes'])
+    expect(r.err).toBe('')
+    expect(r.out).toMatch(/^deleted \d+ events \(host kea-b; 2026-11-24T18:02:30\.000Z ≤ time < 2026-11-24T18:02:50\.000Z\)/)
+    expect(r.out).toContain('  kea-b: lease coverage now 2026-11-24T18:02:23.835Z … 2026-11-24T18:03:05.757Z\n')
+    expect(r.out).toMatch(/ {2}kea-b: no events left from 2026-11-24T18:02:30\.\d{3}Z to 2026-11-24T18:02:4\d\.\d{3}Z: recorded as a gap/)
+    await kind.settle(store)
+    const b = await leaseAt(store, ADDRESS, AT, ['--scope', 'kea-b'])
+    expect(b.holders).toEqual([])
+    expect(b.covered).toBe(false)
+    // The other server's events of that time stay, and so does its answer.
+    const c = await leaseAt(store, ADDRESS, AT, ['--scope', 'kea-c'])
+    expect(c.holders.map((h) => [h.scope, h.hwaddr])).toEqual([['kea-c', HOLDER]])
+    expect(c.covered).toBe(true)
+  })
+})
+
+describe('keatrail store delete beside keatrail run', () => {
+  it('refuses while the data directory is locked, in one coded line, and deletes nothing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kt-repair-'))
+    expect((await run(['import', '--data-dir', dir, '--tz', 'UTC', '--host', 'kea-b', LOG])).code).toBe(0)
+    // The lock `keatrail run` holds: this (live) process's pid.
+    writeFileSync(join(dir, 'keatrail.lock'), `${process.pid}\n`)
+    const r = await run(['store', 'delete', '--data-dir', dir, '--file', LOG, '--host', 'kea-b', '--yes'])
+    expect(r.code).not.toBe(0)
+    expect(r.err).toMatch(/^keatrail: KEATRAIL_ERR_DATADIR_LOCKED: [^\n]+\n$/)
+    expect(r.out).toBe('')
+    const s = new SqliteStore({ path: join(dir, 'keatrail.db') })
+    try { expect(await s.count()).toBe(EVENTS) } finally { await s.close() }
+  })
+
+  it('says which events to delete when given none', async () => {
+    const r = await run(['store', 'delete', '--data-dir', mkdtempSync(join(tmpdir(), 'kt-repair-')), '--yes'])
+    expect(r.code).toBe(2)
+    expect(r.err).toMatch(/^keatrail: KEATRAIL_ERR_USAGE: say which events[^\n]+\n$/)
+  })
+})

@@ -12,6 +12,27 @@ export function leaseIndices (namespace: string): { intervals: string, obs: stri
   return { intervals: `keatrail-leases-${namespace}`, obs: `keatrail-lease-obs-${namespace}`, coverage: `keatrail-coverage-${namespace}` }
 }
 
+/**
+ * Deletes the documents matching `query` in `index` (a pattern too), returning how many: search
+ * and bulk delete, page after page, since a cluster without the reindex module (the test
+ * cluster) has no _delete_by_query. Bounded: a page of 10,000 per round, at most 100,000 rounds.
+ */
+export async function deleteMatching (client: Client, index: string, query: Q): Promise<number> {
+  let deleted = 0
+  for (let round = 0; round < 100_000; round++) {
+    await client.indices.refresh({ index, ignore_unavailable: true, allow_no_indices: true })
+    const res = await client.search({ index, ignore_unavailable: true, allow_no_indices: true, size: 10_000, _source: false, query })
+    const hits = res.hits.hits
+    if (hits.length === 0) break
+    const r = await client.bulk({ operations: hits.map((h) => ({ delete: { _index: h._index, _id: h._id } })), refresh: true })
+    for (const item of r.items) {
+      if (item.delete?.status === 200) deleted++
+      else if (item.delete?.status !== 404) throw new Error(`delete failed: ${item.delete?.status ?? '?'} ${item.delete?.error?.reason ?? ''}`)
+    }
+  }
+  return deleted
+}
+
 /** `last`: on a key's latest interval, the newest observation derived into the key. */
 function intervalDoc (iv: LeaseInterval, last?: LeaseObservation): Record<string, unknown> {
   const first = iv.evidence[0]
@@ -55,7 +76,7 @@ interface IntervalHit { _id?: string | null, _source?: { doc: LeaseInterval, sta
 type Latest = Pick<NonNullable<IntervalHit['_source']>, 'doc' | 'last_ts' | 'last_seq'>
 
 /** What `observe` reads of an event: re-derivation fetches no more of each document. */
-const OBSERVED_FIELDS = ['@timestamp', 'event.id', 'event.action', 'event.dataset', 'host.name', 'client.ip', 'kea.lease', 'kea.subnet_id', 'kea.hwaddr', 'kea.client_id', 'kea.duid', 'kea.iaid', 'kea.hostname']
+export const OBSERVED_FIELDS = ['@timestamp', 'event.id', 'event.action', 'event.dataset', 'host.name', 'client.ip', 'kea.lease', 'kea.subnet_id', 'kea.hwaddr', 'kea.client_id', 'kea.duid', 'kea.iaid', 'kea.hostname']
 
 /** Keys whose latest interval is remembered (about 1 KiB each). */
 const LATEST_CACHE_KEYS = 100_000
@@ -144,11 +165,11 @@ export class EsLeases implements LeaseStore {
   }
 
   /** Stores observations and re-derives their keys, after the batches applied before it. */
-  async apply (obs: readonly LeaseObservation[], spans: ReadonlyMap<string, { first: number, last: number }>): Promise<void> {
+  async apply (obs: readonly LeaseObservation[], spans: ReadonlyMap<string, { first: number, last: number }>, withdrawn: readonly LeaseObservation[] = []): Promise<void> {
     const turn = this.reserve()
     try {
       await turn.ready
-      await this.applyReserved(obs, spans)
+      await this.applyReserved(obs, spans, withdrawn)
     } finally {
       turn.release()
     }
@@ -392,6 +413,21 @@ export class EsLeases implements LeaseStore {
     const l = (res.aggregations?.l as estypes.AggregationsMaxAggregate | undefined)?.value
     if (f === null || f === undefined || l === null || l === undefined) return undefined
     return { from: f, to: l }
+  }
+
+  /**
+   * Events of `scope` were deleted: its coverage shrinks to `left` (the span of the parsed events
+   * left; none: no coverage), never widening what was there. Coverage is one document per batch
+   * written; they are replaced by one.
+   */
+  async shrinkCoverage (scope: string, left: { first: number, last: number } | undefined): Promise<{ from: number, to: number } | undefined> {
+    const old = await this.coverage(scope)
+    await deleteMatching(this.client, this.idx.coverage, { bool: { filter: [{ term: { scope } }], must_not: [{ term: { kind: 'gap' } }] } })
+    if (old === undefined || left === undefined) return undefined
+    const c = { from: Math.max(old.from, left.first), to: Math.min(old.to, left.last) }
+    if (c.to < c.from) return undefined
+    await this.client.index({ index: this.idx.coverage, id: `${scope}|${c.from}|${c.to}`, document: { scope, first: c.from, last: c.to }, refresh: true })
+    return c
   }
 
   async recordGap (g: CollectionGap): Promise<void> {

@@ -8,14 +8,14 @@ import type { KeaEvent } from '../../parse/event.js'
 import { packageRoot } from '../../paths.js'
 import type { DeadLetterStore } from '../deadletter.js'
 import {
-  decodeCursor, encodeCursor, FILTER_FIELDS, idsToGet, inIdOrder, MAX_BUCKETS, MAX_INTERVAL_MS, MAX_PAGE_SIZE, parsesBetter, TOTAL_BOUND,
+  decodeCursor, encodeCursor, FILTER_FIELDS, type DeleteResult, idsToGet, inIdOrder, MAX_BUCKETS, MAX_INTERVAL_MS, MAX_PAGE_SIZE, parsesBetter, TOTAL_BOUND,
   type Bucket, type EventQuery, type FilterField, type SearchPage, type SearchRequest, type Store, type TermCount, type WriteResult
 } from '../types.js'
 import { elasticsearchStoreConfigSchema, type ElasticsearchStoreConfig } from './config.js'
 import { validateConfig } from '../../config/validate.js'
 import { coverageSpans, observe } from '../../leases/observe.js'
 import type { LeaseObservation } from '../../leases/types.js'
-import { EsLeases, leaseIndices } from './leases.js'
+import { deleteMatching, EsLeases, leaseIndices, OBSERVED_FIELDS } from './leases.js'
 import { EsSnapshots, snapshotIndex } from './snapshots.js'
 import { toElasticsearch } from '../../query/translate.js'
 
@@ -397,6 +397,64 @@ export class ElasticsearchStore implements Store {
     } catch (err) {
       return { ok: false, detail: (err as Error).message }
     }
+  }
+
+  async deleteEvents (q: EventQuery): Promise<DeleteResult> {
+    const query = this.query(q)
+    await this.client.indices.refresh({ index: this.pattern, ignore_unavailable: true, allow_no_indices: true })
+    const scopeQuery = (scope: string): estypes.QueryDslQueryContainer => scope === ''
+      ? { bool: { must_not: [{ exists: { field: 'host.name' } }] } }
+      : { term: { 'host.name': scope } }
+    const spansRes = await this.client.search({
+      index: this.pattern, ignore_unavailable: true, allow_no_indices: true, size: 0, query,
+      aggs: { s: { terms: { field: 'host.name', missing: '', size: 10_000 }, aggs: { f: { min: { field: '@timestamp' } }, l: { max: { field: '@timestamp' } } } } }
+    })
+    const spans = ((spansRes.aggregations?.s as estypes.AggregationsStringTermsAggregate | undefined)?.buckets as Array<{ key: string, f: { value: number }, l: { value: number } }> | undefined ?? [])
+      .map((b) => ({ scope: String(b.key), from: b.f.value, to: b.l.value }))
+    // The earliest observation per key among the events to delete: their keys are re-derived.
+    const withdrawn = new Map<string, LeaseObservation>()
+    let after: estypes.SortResults | undefined
+    for (let page = 0; page < 100_000; page++) {
+      const res = await this.client.search<KeaEvent>({
+        index: this.pattern, ignore_unavailable: true, allow_no_indices: true, size: 10_000, _source: OBSERVED_FIELDS,
+        query: { bool: { filter: [query, { exists: { field: 'kea.lease.key' } }] } },
+        sort: [{ '@timestamp': 'asc' }, { 'event.id': 'asc' }] as estypes.Sort,
+        ...(after === undefined ? {} : { search_after: after })
+      })
+      for (const h of res.hits.hits) {
+        const o = h._source === undefined ? undefined : observe(h._source)
+        if (o !== undefined && !withdrawn.has(o.key)) withdrawn.set(o.key, o)
+      }
+      if (res.hits.hits.length < 10_000) break
+      after = res.hits.hits[res.hits.hits.length - 1]?.sort
+    }
+    const result: DeleteResult = { deleted: await deleteMatching(this.client, this.pattern, query), rederived: withdrawn.size, scopes: [] }
+    if (result.deleted === 0) return result
+    await this.leases.apply([], new Map(), [...withdrawn.values()])
+    for (const s of spans) {
+      const parsedOf = { bool: { filter: [scopeQuery(s.scope)], must_not: [{ term: { 'kea.parse.status': 'unmatched' } }] } }
+      const leftRes = await this.client.search({
+        index: this.pattern, ignore_unavailable: true, allow_no_indices: true, size: 0, query: parsedOf,
+        aggs: { f: { min: { field: '@timestamp' } }, l: { max: { field: '@timestamp' } } }
+      })
+      const f = (leftRes.aggregations?.f as estypes.AggregationsMinAggregate | undefined)?.value
+      const l = (leftRes.aggregations?.l as estypes.AggregationsMaxAggregate | undefined)?.value
+      const coverage = await this.leases.shrinkCoverage(s.scope, f === null || f === undefined || l === null || l === undefined ? undefined : { first: f, last: l })
+      const entry: DeleteResult['scopes'][number] = { scope: s.scope, ...(coverage === undefined ? {} : { coverage }) }
+      const hole = { from: s.from, to: s.to }
+      if (coverage !== undefined && hole.from > coverage.from && hole.to < coverage.to) {
+        const inside = await this.client.count({
+          index: this.pattern, ignore_unavailable: true, allow_no_indices: true,
+          query: { bool: { filter: [parsedOf, { range: { '@timestamp': { gte: hole.from, lte: hole.to, format: 'epoch_millis' } } }] } }
+        })
+        if (inside.count === 0) {
+          await this.leases.recordGap({ scope: s.scope, from: hole.from, to: hole.to, reason: 'events deleted by keatrail store delete' })
+          entry.gap = hole
+        }
+      }
+      result.scopes.push(entry)
+    }
+    return result
   }
 
   /** Makes written events visible to search now (tests; otherwise within refresh_interval). */

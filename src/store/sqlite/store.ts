@@ -4,7 +4,7 @@ import Database from 'better-sqlite3'
 import { StoreSchemaError, StoreWriteError, withCause } from '../../errors.js'
 import type { KeaEvent } from '../../parse/event.js'
 import { isoToMicros } from '../time.js'
-import { parsesBetter, type Bucket, type EventQuery, type FilterField, type SearchPage, type SearchRequest, type Store, type TermCount, type WriteResult } from '../types.js'
+import { parsesBetter, type Bucket, type DeleteResult, type EventQuery, type FilterField, type SearchPage, type SearchRequest, type Store, type TermCount, type WriteResult } from '../types.js'
 import { sqliteStoreConfigSchema, type SqliteStoreConfig } from './config.js'
 import { MIGRATIONS } from './migrations.js'
 import { validateConfig } from '../../config/validate.js'
@@ -193,6 +193,42 @@ export class SqliteStore implements Store {
     } catch (err) {
       throw withCause(new StoreWriteError('sqlite', `${(err as { code?: string }).code ?? ''} ${(err as Error).message}`.trim()), err)
     }
+  }
+
+  async deleteEvents (q: EventQuery): Promise<DeleteResult> {
+    this.leases.flush()
+    const w = this.reader.where(q)
+    const result: DeleteResult = { deleted: 0, rederived: 0, scopes: [] }
+    this.db.transaction(() => {
+      const spans = this.db.prepare(`SELECT coalesce(host, '') AS scope, min(ts) AS f, max(ts) AS l FROM events WHERE ${w.sql} GROUP BY 1`).all(...w.params) as Array<{ scope: string, f: number, l: number }>
+      const rows = this.db.prepare(`DELETE FROM events WHERE ${w.sql} RETURNING rowid, id, action`).all(...w.params) as Array<{ rowid: number, id: string, action: string | null }>
+      result.deleted = rows.length
+      if (rows.length === 0) return
+      this.docs.pruneBlocksOf(rows.map((r) => r.rowid))
+      result.rederived = this.leases.withdraw(rows.filter((r) => r.action !== null).map((r) => r.id))
+      for (const s of spans) {
+        // Lines that did not parse say nothing about leases (see coverageSpans).
+        const byScope = s.scope === '' ? '(host IS NULL OR host = \'\')' : 'host = ?'
+        const args = s.scope === '' ? [] : [s.scope]
+        const left = this.db.prepare(`SELECT min(ts) AS f, max(ts) AS l FROM events WHERE ${byScope} AND status != 'unmatched'`).get(...args) as { f: number | null, l: number | null }
+        const coverage = this.leases.shrinkCoverage(s.scope, left.f === null || left.l === null ? undefined : { first: Math.floor(left.f / 1000), last: Math.floor(left.l / 1000) })
+        const entry: DeleteResult['scopes'][number] = { scope: s.scope, ...(coverage === undefined ? {} : { coverage }) }
+        // A hole inside what is still covered, with no events of the scope left in it: answers
+        // there must say "not covered", not "nobody held it".
+        const hole = { from: Math.floor(s.f / 1000), to: Math.floor(s.l / 1000) }
+        if (coverage !== undefined && hole.from > coverage.from && hole.to < coverage.to) {
+          const inside = this.db.prepare(`SELECT 1 FROM events WHERE ${byScope} AND status != 'unmatched' AND ts >= ? AND ts <= ? LIMIT 1`).get(...args, s.f, s.l)
+          if (inside === undefined) {
+            this.db.prepare('INSERT INTO gaps (scope, from_ts, to_ts, reason) VALUES (?, ?, ?, ?)').run(s.scope, hole.from, hole.to, 'events deleted by keatrail store delete')
+            entry.gap = hole
+          }
+        }
+        result.scopes.push(entry)
+      }
+    })()
+    // Rowids above the newest left may be handed out again: the watermark must not cover them.
+    if (result.deleted > 0) this.leases.resetThrough(this.newestRowid())
+    return result
   }
 
   /** A read on a reader worker, or on this connection when there are none. */
