@@ -226,9 +226,9 @@ export class ElasticsearchStore implements Store {
       if (src === undefined) continue
       if (!sources.has(src)) sources.set(src, await this.unparsedIds(src))
       const ids = sources.get(src) as Set<string> | 'all'
-      // This process's own unparsed events of the source count too (a later repair finds them).
-      if (!parsed(d) || d.kea.parse.status === 'partial') { if (ids !== 'all') ids.add(d.event.id) }
       if (parsed(d) && (ids === 'all' || ids.has(d.event.id))) candidates.set(d.event.id, { doc: d, conflict: false })
+      // This process's own unparsed events of the source count too (a later repair finds them).
+      if (d.kea.parse.status !== 'ok' && ids !== 'all') ids.add(d.event.id)
     }
     let replaced = 0
     let fromWritten = 0
@@ -238,7 +238,8 @@ export class ElasticsearchStore implements Store {
       const chunk = all.slice(i, i + 1000)
       await this.client.indices.refresh({ index: this.pattern, ignore_unavailable: true, allow_no_indices: true })
       const res = await this.client.search<Doc>({
-        index: this.pattern, ignore_unavailable: true, allow_no_indices: true, size: chunk.length, seq_no_primary_term: true,
+        // Twice: a partial event just written matches too, beside the unmatched one it replaces.
+        index: this.pattern, ignore_unavailable: true, allow_no_indices: true, size: chunk.length * 2, seq_no_primary_term: true,
         query: { bool: { filter: [{ ids: { values: chunk.map((c) => c.doc.event.id) } }, { terms: { 'kea.parse.status': ['unmatched', 'partial'] } }] } }
       })
       const ops: unknown[] = []

@@ -204,7 +204,9 @@ export class SqliteStore implements Store {
       const rows = this.db.prepare(`DELETE FROM events WHERE ${w.sql} RETURNING rowid, id, action`).all(...w.params) as Array<{ rowid: number, id: string, action: string | null }>
       result.deleted = rows.length
       if (rows.length === 0) return
-      this.docs.pruneBlocksOf(rows.map((r) => r.rowid))
+      // Few: a lookup per deleted event's block; many: one pass over the blocks up to the last.
+      if (rows.length <= 10_000) this.docs.pruneBlocksOf(rows.map((r) => r.rowid))
+      else this.docs.prune(rows.reduce((m, r) => Math.max(m, r.rowid), 0))
       result.rederived = this.leases.withdraw(rows.filter((r) => r.action !== null).map((r) => r.id))
       for (const s of spans) {
         // Lines that did not parse say nothing about leases (see coverageSpans).
