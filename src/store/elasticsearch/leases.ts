@@ -416,6 +416,17 @@ export class EsLeases implements LeaseStore {
   }
 
   /**
+   * Events replaced or deleted: their documents in the observation index of earlier versions
+   * (_id = event id) go too, or re-derivation would read them back.
+   */
+  async forgetLegacy (eventIds: readonly string[]): Promise<void> {
+    if (eventIds.length === 0 || !await this.client.indices.exists({ index: this.idx.obs })) return
+    for (let i = 0; i < eventIds.length; i += 5000) {
+      await this.bulk(eventIds.slice(i, i + 5000).map((id) => ({ delete: { _index: this.idx.obs, _id: id } })))
+    }
+  }
+
+  /**
    * Events of `scope` were deleted: its coverage shrinks to `left` (the span of the parsed events
    * left; none: no coverage), never widening what was there. Coverage is one document per batch
    * written; they are replaced by one.

@@ -149,6 +149,7 @@ export class ElasticsearchStore implements Store {
       const obs = observed.filter((o): o is LeaseObservation => o !== undefined)
       const spans = coverageSpans(events)
       await turn.ready
+      if (repair.withdrawn.length > 0) await this.retrying(async () => { await this.leases.forgetLegacy(repair.withdrawn.map((o) => o.event_id)) })
       await this.retrying(async () => { await this.leases.applyReserved(obs, spans, repair.withdrawn) })
       return result
     } finally {
@@ -414,23 +415,29 @@ export class ElasticsearchStore implements Store {
       .map((b) => ({ scope: String(b.key), from: b.f.value, to: b.l.value }))
     // The earliest observation per key among the events to delete: their keys are re-derived.
     const withdrawn = new Map<string, LeaseObservation>()
+    const shaping: string[] = []
     let after: estypes.SortResults | undefined
     for (let page = 0; page < 100_000; page++) {
       const res = await this.client.search<KeaEvent>({
         index: this.pattern, ignore_unavailable: true, allow_no_indices: true, size: 10_000, _source: OBSERVED_FIELDS,
-        query: { bool: { filter: [query, { exists: { field: 'kea.lease.key' } }] } },
+        // event.action, not kea.lease.key: events of earlier versions carry no key (their
+        // observations are in the legacy index).
+        query: { bool: { filter: [query, { exists: { field: 'event.action' } }] } },
         sort: [{ '@timestamp': 'asc' }, { 'event.id': 'asc' }] as estypes.Sort,
         ...(after === undefined ? {} : { search_after: after })
       })
       for (const h of res.hits.hits) {
         const o = h._source === undefined ? undefined : observe(h._source)
-        if (o !== undefined && !withdrawn.has(o.key)) withdrawn.set(o.key, o)
+        if (o === undefined) continue
+        shaping.push(o.event_id)
+        if (!withdrawn.has(o.key)) withdrawn.set(o.key, o)
       }
       if (res.hits.hits.length < 10_000) break
       after = res.hits.hits[res.hits.hits.length - 1]?.sort
     }
     const result: DeleteResult = { deleted: await deleteMatching(this.client, this.pattern, query), rederived: withdrawn.size, scopes: [] }
     if (result.deleted === 0) return result
+    await this.leases.forgetLegacy(shaping)
     await this.leases.apply([], new Map(), [...withdrawn.values()])
     for (const s of spans) {
       const parsedOf = { bool: { filter: [scopeQuery(s.scope)], must_not: [{ term: { 'kea.parse.status': 'unmatched' } }] } }
