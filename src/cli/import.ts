@@ -1,4 +1,5 @@
 import { statSync } from 'node:fs'
+import { hostname } from 'node:os'
 import { basename } from 'node:path'
 import type { Command } from 'commander'
 import { InputReadError, isCodedError, PatternMismatchError } from '../errors.js'
@@ -50,7 +51,10 @@ async function runImport (files: string[], o: ImportOptions, io: CliIo): Promise
   const started = Date.now()
   // How the pattern is named in a warning: as the operator gave it.
   const patternShown = o.keaConfig === undefined ? o.pattern ?? DEFAULT_FILE_PATTERN_NAME : resolved.pattern
-  const totals = { files: 0, failedFiles: 0, mismatchedFiles: 0, lines: 0, events: 0, written: 0, duplicates: 0, deadLettered: 0, unmatched: 0, partial: 0, bytes: 0 }
+  // host.name is the scope of lease history: the same default as a file source of `keatrail
+  // run` (this machine's name), so a backfill and the live collection after it are one history.
+  const host = resolved.host ?? hostname()
+  const totals = { files: 0, failedFiles: 0, mismatchedFiles: 0, lines: 0, events: 0, written: 0, duplicates: 0, replaced: 0, deadLettered: 0, unmatched: 0, partial: 0, bytes: 0 }
   let lastDraw = 0
   try {
     for (const file of importOrder(files)) {
@@ -72,6 +76,7 @@ async function runImport (files: string[], o: ImportOptions, io: CliIo): Promise
         const r = await opened.store.write(batch)
         totals.written += r.written
         totals.duplicates += r.duplicates
+        totals.replaced += r.replaced ?? 0
         totals.deadLettered += r.deadLettered
       }
       const input = openLogFile(file)
@@ -92,7 +97,7 @@ async function runImport (files: string[], o: ImportOptions, io: CliIo): Promise
           timeZone: resolved.timeZone,
           path: file,
           onStats: (s) => { stats = s },
-          ...(resolved.host === undefined ? {} : { host: resolved.host })
+          host
         }, async (events) => {
           pending.push(...events)
           totals.events += events.length
@@ -130,6 +135,7 @@ async function runImport (files: string[], o: ImportOptions, io: CliIo): Promise
   if (tty) io.stderr.write('\n')
   io.stderr.write(`imported ${totals.files} file(s), ${mib(totals.bytes)}, ${totals.lines.toLocaleString('en')} lines → ${totals.events.toLocaleString('en')} events in ${secs.toFixed(1)} s ` +
     `(${Math.round(totals.events / Math.max(secs, 0.001)).toLocaleString('en')} events/s): ${totals.written} new, ${totals.duplicates} already stored, ` +
+    `${totals.replaced > 0 ? `${totals.replaced} replaced (stored before without parsing as well), ` : ''}` +
     `${totals.deadLettered} dead-lettered; parse: ${totals.unmatched} unmatched, ${totals.partial} partial` +
     `${totals.failedFiles > 0 ? `; ${totals.failedFiles} file(s) failed` : ''}` +
     `${totals.mismatchedFiles > 0 ? `; ${totals.mismatchedFiles} file(s) mostly not matching the pattern` : ''}\n`)

@@ -73,7 +73,7 @@ async function describeHolder (store: Store, h: Holder, tz: string | undefined, 
   const zone = tz ?? ev.zone
   const span = `${h.start ?? '(before collection)'} → ${h.end ?? '(open)'}`
   const out = [
-    `${indent}${h.type === 'IA_PD' ? 'prefix' : 'address'} ${h.lease}${h.scope === '' ? '' : ` on ${h.scope}`}: ${who(h)}`,
+    `${indent}${h.type === 'IA_PD' ? 'prefix' : 'address'} ${h.lease}${h.scope === '' ? ' (server not recorded)' : ` on ${h.scope}`}: ${who(h)}`,
     `${indent}  ${span}  (${h.end_reason}, ${h.certainty}${h.origin === 'kea-state' ? ', from Kea\'s lease file' : ''})`
   ]
   if (zone !== undefined && zone !== 'UTC') out.push(`${indent}  local: ${local(h.start, zone)} → ${local(h.end, zone)}`)
@@ -88,7 +88,7 @@ export function registerLease (program: Command, io: CliIo): void {
     .description('Who held ADDRESS at TIME (RFC 3339 with offset); DHCPv6 addresses inside a delegated prefix find its holder')
     .argument('<address>', 'IPv4 or IPv6 address')
     .argument('<time>', 'RFC 3339 time with offset, e.g. 2026-11-24T04:16:00Z')
-    .option('--scope <host>', 'only leases of this Kea server (host.name)')
+    .option('--scope <host>', 'only leases of this Kea server (host.name), and of events stored without one (imported before keatrail recorded the server)')
     .addOption(new Option('--tz <zone>', 'show local times in this IANA zone (default: the zone the logs were read in)').argParser(parseTimeZone))
     .option('--json', 'print one JSON object')
     .action(async (address: string, time: string, o: LeaseOptions) => {
@@ -118,7 +118,7 @@ export function registerLease (program: Command, io: CliIo): void {
     .option('--hostname <h>', 'host name the client sent or was given')
     .option('--from <t>', 'RFC 3339 time with offset')
     .option('--to <t>', 'RFC 3339 time with offset')
-    .option('--scope <host>', 'only leases of this Kea server (host.name)')
+    .option('--scope <host>', 'only leases of this Kea server (host.name), and of events stored without one (imported before keatrail recorded the server)')
     .addOption(new Option('--tz <zone>', 'show local times in this IANA zone').argParser(parseTimeZone))
     .option('--json', 'print one JSON object')
     .action(async (o: HistoryOptions) => {

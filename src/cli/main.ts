@@ -16,6 +16,7 @@ import { registerSetup } from './setup.js'
 import { registerServe } from './serve.js'
 import { registerParse, type CliIo } from './parse.js'
 import { registerRun } from './run.js'
+import { registerStore } from './store.js'
 
 /** Exit code of every usage and coded error (commander's own included); 1 is "done, but not all of it". */
 export const EXIT_ERROR = 2
@@ -56,6 +57,7 @@ export async function main (argv: string[], io: CliIo = {
   registerSetup(program, io)
   registerServe(program, io)
   registerConfigCheck(program, io)
+  registerStore(program, io)
   addExamples(program)
   const fail = (err: CodedError): number => {
     io.stderr.write(`keatrail: ${err.code}: ${err.message.replace(/\s*\n\s*/g, ' ')}\n`)

@@ -20,7 +20,7 @@ export function addPatternOptions (cmd: Command): Command {
     .option('--kea-config <file>', 'take the pattern from this Kea configuration (comments allowed)')
     .option('--output <name>', 'with --kea-config: which output_options entry (its output value or file name)')
     .addOption(new Option('--tz <zone>', 'IANA time zone of local-time (%D) headers; default: this host\'s zone').argParser(parseTimeZone))
-    .option('--host <name>', 'host.name for the events (the Kea server the logs come from)')
+    .option('--host <name>', 'host.name for the events: the Kea server the logs come from, the scope of its lease history (import: default this machine\'s name, as a file source of keatrail run)')
 }
 
 export interface ResolvedPattern { pattern: string, timeZone: string, host: string | undefined }

@@ -86,10 +86,15 @@ export function compareObservations (a: LeaseObservation, b: LeaseObservation): 
   return a.ts - b.ts || (a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0)
 }
 
-/** The time span of a batch per scope (host.name, '' when unknown): what was collected. */
+/**
+ * The time span of a batch per scope (host.name, '' when unknown): what was collected. Lines
+ * that matched no pattern say nothing about leases (a log read with the wrong pattern is all
+ * unmatched, stamped with the time it was read): they widen no span.
+ */
 export function coverageSpans (events: readonly KeaEvent[]): Map<string, { first: number, last: number }> {
   const spans = new Map<string, { first: number, last: number }>()
   for (const e of events) {
+    if (e.kea.parse.status === 'unmatched') continue
     const ms = Date.parse(e['@timestamp'])
     if (Number.isNaN(ms)) continue
     const scope = e.host?.name ?? ''

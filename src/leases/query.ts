@@ -54,15 +54,35 @@ async function withCoverage (store: LeaseStore, ivs: LeaseInterval[]): Promise<L
 }
 
 /**
+ * The scopes an answer for `scope` searches: the server itself and the empty scope. Events
+ * stored without host.name (`keatrail import` before it stamped this machine's name, as `run`
+ * does) belong to a server nobody recorded: they may be this one's, and a scoped question that
+ * left them out would answer "nobody held it" where the backfill says who did. Their intervals
+ * keep scope '' in the answer, so it shows where they came from. `undefined`: every scope.
+ */
+export function searchedScopes (scope: string | undefined): Array<string | undefined> {
+  return scope === undefined || scope === '' ? [scope] : [scope, '']
+}
+
+function by<T> (pick: (a: T, b: T) => boolean): (found: Array<T | undefined>) => T | undefined {
+  return (found) => found.reduce<T | undefined>((best, x) => x === undefined ? best : best === undefined || pick(x, best) ? x : best, undefined)
+}
+
+/**
  * Who held `address` at `time`: the holders (for DHCPv6, the holder of a delegated prefix
  * containing it too) with their evidence; or nobody, with the nearest intervals before and after.
  */
 export async function holderAt (store: LeaseStore, address: string, time: number, scope?: string, now = Date.now()): Promise<HolderAnswer> {
   const range = parseAddress(address)
-  const at = await withCoverage(store, await store.intervalsAt(range, time, scope))
-  const cov = await store.coverage(scope)
+  const scopes = searchedScopes(scope)
+  const found = (await Promise.all(scopes.map(async (s) => await store.intervalsAt(range, time, s)))).flat()
+    .sort((a, b) => (a.start ?? -Infinity) - (b.start ?? -Infinity) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+  const at = await withCoverage(store, found)
+  // Covered when the time lies in what was collected for any scope searched.
+  const covs = (await Promise.all(scopes.map(async (s) => await store.coverage(s)))).filter((c): c is { from: number, to: number } => c !== undefined)
+  const cov = covs.length === 0 ? undefined : { from: Math.min(...covs.map((c) => c.from)), to: Math.max(...covs.map((c) => c.to)) }
   const gaps = await store.gapsIn(scope ?? '*', time, time + 1)
-  const covered = cov !== undefined && time >= cov.from && time <= cov.to && gaps.length === 0
+  const covered = covs.some((c) => time >= c.from && time <= c.to) && gaps.length === 0
   const answer: HolderAnswer = {
     address: range.text,
     time: new Date(time).toISOString(),
@@ -72,9 +92,11 @@ export async function holderAt (store: LeaseStore, address: string, time: number
     ...(gaps.length === 0 ? {} : { gaps: gaps.map((g) => ({ from: new Date(g.from).toISOString(), to: new Date(g.to).toISOString(), reason: g.reason })) })
   }
   if (at.length === 0) {
-    const n = await store.neighbours(range, time, scope)
-    if (n.before !== undefined) answer.before = toHolder(n.before, now)
-    if (n.after !== undefined) answer.after = toHolder(n.after, now)
+    const ns = await Promise.all(scopes.map(async (s) => await store.neighbours(range, time, s)))
+    const before = by<LeaseInterval>((a, b) => (a.end ?? 0) > (b.end ?? 0))(ns.map((n) => n.before))
+    const after = by<LeaseInterval>((a, b) => (a.start ?? 0) < (b.start ?? 0))(ns.map((n) => n.after))
+    if (before !== undefined) answer.before = toHolder(before, now)
+    if (after !== undefined) answer.after = toHolder(after, now)
   }
   return answer
 }
@@ -99,7 +121,14 @@ export function normalizeHistoryQuery (q: HistoryQuery): HistoryQuery {
 
 /** Every interval of an address, prefix or client, in time order. */
 export async function history (store: LeaseStore, q: HistoryQuery, now = Date.now()): Promise<Array<Holder & { address?: string, prefix?: string }>> {
-  const ivs = await withCoverage(store, await store.intervals(normalizeHistoryQuery(q)))
+  const nq = normalizeHistoryQuery(q)
+  const found = (await Promise.all(searchedScopes(nq.scope).map(async (s) => {
+    const { scope: _scope, ...rest } = nq
+    return await store.intervals(s === undefined ? rest : { ...rest, scope: s })
+  }))).flat()
+  // The stores' order: coalesce(start, end), then id.
+  found.sort((a, b) => (a.start ?? a.end ?? 0) - (b.start ?? b.end ?? 0) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+  const ivs = await withCoverage(store, found)
   return ivs.map((iv) => ({ ...toHolder(iv, now), ...(iv.type === 'IA_PD' ? { prefix: iv.lease } : { address: iv.lease }) }))
 }
 

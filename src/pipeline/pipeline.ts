@@ -279,12 +279,13 @@ export class Pipeline {
         this.spaceWaiters.shift()?.()
         batch.ack()
         this.counters.batches++
-        this.counters.stored += r.written
+        // A replaced event (it had parsed worse) is stored anew.
+        this.counters.stored += r.written + (r.replaced ?? 0)
         this.counters.duplicates += r.duplicates
         this.counters.deadLettered += r.deadLettered
         // Per source too: a batch is one source's events.
         const flow = this.sourceFlow(batch.source)
-        flow.stored += r.written
+        flow.stored += r.written + (r.replaced ?? 0)
         flow.duplicates += r.duplicates
         flow.deadLettered += r.deadLettered
         backoff.reset()

@@ -59,6 +59,30 @@ export interface WriteResult {
   duplicates: number
   /** Events the store rejected; kept in the dead-letter store with the reason. */
   deadLettered: number
+  /**
+   * Events that replaced a stored one with the same event.id which had parsed worse (stored
+   * `unmatched` or `partial`, now parsed better: a re-import with the right pattern). Counted
+   * in neither `written` nor `duplicates`; absent when none.
+   */
+  replaced?: number
+}
+
+/** How well an event parsed: a stored event is replaced only by one that parsed better. */
+const PARSE_RANK: Record<string, number> = { unmatched: 0, partial: 1, ok: 2 }
+
+/** Whether an incoming event with status `incoming` should replace a stored one with status `stored`. */
+export function parsesBetter (incoming: string, stored: string): boolean {
+  return (PARSE_RANK[incoming] ?? 0) > (PARSE_RANK[stored] ?? 0)
+}
+
+/** What `deleteEvents` did. */
+export interface DeleteResult {
+  /** Events deleted. */
+  deleted: number
+  /** Lease keys (scope, type, address or prefix) re-derived without them. */
+  rederived: number
+  /** Per scope (host.name, '' when none) whose events were deleted: the lease coverage left, and a gap recorded for a hole inside it. */
+  scopes: Array<{ scope: string, coverage?: { from: number, to: number }, gap?: { from: number, to: number } }>
 }
 
 export interface Bucket { key: number, count: number }
@@ -82,6 +106,13 @@ export interface Store {
   /** Most frequent values of a field among the matching events. */
   top: (field: FilterField, q: EventQuery, size: number) => Promise<TermCount[]>
   health: () => Promise<{ ok: boolean, detail: string }>
+  /**
+   * Deletes the events matching `q` (`keatrail store delete`: one file's or one time range's
+   * events) and re-derives the lease history they shaped. Each scope's lease coverage shrinks to
+   * the events left; a hole left inside it with no events of the scope is recorded as a gap, so
+   * answers there say "not covered" instead of "nobody held it".
+   */
+  deleteEvents: (q: EventQuery) => Promise<DeleteResult>
   /** Lease history derived from the lifecycle events written (src/leases/). */
   readonly leases: LeaseStore
   /** Kea status snapshots (src/kea/). */

@@ -9,7 +9,7 @@ export const fileSourceConfigSchema = z.object({
     .describe('File names to skip ("*" wildcards); .gz archives are for `keatrail import`'),
   pattern: z.string().default('kea-file').describe('log4cplus pattern or a built-in name (parsers/patterns.yaml)'),
   timeZone: z.string().optional().describe('IANA zone of local-time (%D) headers; default: this host\'s'),
-  host: z.string().optional().describe('host.name for the events; default: this host\'s name'),
+  host: z.string().optional().describe('host.name for the events: the Kea server that wrote the files, the scope of its lease history; default: this host\'s name (as `keatrail import --host`)'),
   readFrom: z.enum(['beginning', 'end']).default('beginning')
     .describe('Where to start in a file that has no checkpoint yet: beginning (backfill) or end (only new lines)'),
   pollIntervalMs: z.number().int().min(10).default(250).describe('How often files are checked for growth, rotation and new files'),

@@ -12,6 +12,27 @@ export function leaseIndices (namespace: string): { intervals: string, obs: stri
   return { intervals: `keatrail-leases-${namespace}`, obs: `keatrail-lease-obs-${namespace}`, coverage: `keatrail-coverage-${namespace}` }
 }
 
+/**
+ * Deletes the documents matching `query` in `index` (a pattern too), returning how many: search
+ * and bulk delete, page after page, since a cluster without the reindex module (the test
+ * cluster) has no _delete_by_query. Bounded: a page of 10,000 per round, at most 100,000 rounds.
+ */
+export async function deleteMatching (client: Client, index: string, query: Q): Promise<number> {
+  let deleted = 0
+  for (let round = 0; round < 100_000; round++) {
+    await client.indices.refresh({ index, ignore_unavailable: true, allow_no_indices: true })
+    const res = await client.search({ index, ignore_unavailable: true, allow_no_indices: true, size: 10_000, _source: false, query })
+    const hits = res.hits.hits
+    if (hits.length === 0) break
+    const r = await client.bulk({ operations: hits.map((h) => ({ delete: { _index: h._index, _id: h._id } })), refresh: true })
+    for (const item of r.items) {
+      if (item.delete?.status === 200) deleted++
+      else if (item.delete?.status !== 404) throw new Error(`delete failed: ${item.delete?.status ?? '?'} ${item.delete?.error?.reason ?? ''}`)
+    }
+  }
+  return deleted
+}
+
 /** `last`: on a key's latest interval, the newest observation derived into the key. */
 function intervalDoc (iv: LeaseInterval, last?: LeaseObservation): Record<string, unknown> {
   const first = iv.evidence[0]
@@ -55,7 +76,7 @@ interface IntervalHit { _id?: string | null, _source?: { doc: LeaseInterval, sta
 type Latest = Pick<NonNullable<IntervalHit['_source']>, 'doc' | 'last_ts' | 'last_seq'>
 
 /** What `observe` reads of an event: re-derivation fetches no more of each document. */
-const OBSERVED_FIELDS = ['@timestamp', 'event.id', 'event.action', 'event.dataset', 'host.name', 'client.ip', 'kea.lease', 'kea.subnet_id', 'kea.hwaddr', 'kea.client_id', 'kea.duid', 'kea.iaid', 'kea.hostname']
+export const OBSERVED_FIELDS = ['@timestamp', 'event.id', 'event.action', 'event.dataset', 'host.name', 'client.ip', 'kea.lease', 'kea.subnet_id', 'kea.hwaddr', 'kea.client_id', 'kea.duid', 'kea.iaid', 'kea.hostname']
 
 /** Keys whose latest interval is remembered (about 1 KiB each). */
 const LATEST_CACHE_KEYS = 100_000
@@ -144,20 +165,20 @@ export class EsLeases implements LeaseStore {
   }
 
   /** Stores observations and re-derives their keys, after the batches applied before it. */
-  async apply (obs: readonly LeaseObservation[], spans: ReadonlyMap<string, { first: number, last: number }>): Promise<void> {
+  async apply (obs: readonly LeaseObservation[], spans: ReadonlyMap<string, { first: number, last: number }>, withdrawn: readonly LeaseObservation[] = []): Promise<void> {
     const turn = this.reserve()
     try {
       await turn.ready
-      await this.applyReserved(obs, spans)
+      await this.applyReserved(obs, spans, withdrawn)
     } finally {
       turn.release()
     }
   }
 
   /** `apply` for a caller holding the current place (see reserve). */
-  async applyReserved (obs: readonly LeaseObservation[], spans: ReadonlyMap<string, { first: number, last: number }>): Promise<void> {
+  async applyReserved (obs: readonly LeaseObservation[], spans: ReadonlyMap<string, { first: number, last: number }>, withdrawn: readonly LeaseObservation[] = []): Promise<void> {
     try {
-      await this.applyNow(obs, spans)
+      await this.applyNow(obs, spans, withdrawn)
     } catch (err) {
       // What was written before the failure is unknown: ask the index again next time.
       this.latest.clear()
@@ -165,7 +186,8 @@ export class EsLeases implements LeaseStore {
     }
   }
 
-  private async applyNow (obs: readonly LeaseObservation[], spans: ReadonlyMap<string, { first: number, last: number }>): Promise<void> {
+  /** `withdrawn`: observations of events replaced or deleted; their keys are re-derived from before them. */
+  private async applyNow (obs: readonly LeaseObservation[], spans: ReadonlyMap<string, { first: number, last: number }>, withdrawn: readonly LeaseObservation[] = []): Promise<void> {
     // The batch's events were just indexed: a re-derivation must refresh them before reading.
     if (!this.refreshEachWrite) this.unrefreshed.add(this.events)
     const ops: unknown[] = []
@@ -189,8 +211,15 @@ export class EsLeases implements LeaseStore {
     // Observations and the intervals extended from them in one request.
     await this.bulk(ops)
     for (const [key, value] of next) this.remember(key, value)
-    for (const o of late) this.latest.delete(o.key)
-    for (let i = 0; i < late.length; i += 200) await this.rederive(late.slice(i, i + 200))
+    // One window per key, from the earliest change: a withdrawn observation's key too.
+    const earliest = new Map<string, LeaseObservation>()
+    for (const o of [...late, ...withdrawn]) {
+      const e = earliest.get(o.key)
+      if (e === undefined || compareObservations(o, e) < 0) earliest.set(o.key, o)
+    }
+    const windows = [...earliest.values()]
+    for (const o of windows) this.latest.delete(o.key)
+    for (let i = 0; i < windows.length; i += 200) await this.rederive(windows.slice(i, i + 200))
   }
 
   /**
@@ -384,6 +413,32 @@ export class EsLeases implements LeaseStore {
     const l = (res.aggregations?.l as estypes.AggregationsMaxAggregate | undefined)?.value
     if (f === null || f === undefined || l === null || l === undefined) return undefined
     return { from: f, to: l }
+  }
+
+  /**
+   * Events replaced or deleted: their documents in the observation index of earlier versions
+   * (_id = event id) go too, or re-derivation would read them back.
+   */
+  async forgetLegacy (eventIds: readonly string[]): Promise<void> {
+    if (eventIds.length === 0 || !await this.client.indices.exists({ index: this.idx.obs })) return
+    for (let i = 0; i < eventIds.length; i += 5000) {
+      await this.bulk(eventIds.slice(i, i + 5000).map((id) => ({ delete: { _index: this.idx.obs, _id: id } })))
+    }
+  }
+
+  /**
+   * Events of `scope` were deleted: its coverage shrinks to `left` (the span of the parsed events
+   * left; none: no coverage), never widening what was there. Coverage is one document per batch
+   * written; they are replaced by one.
+   */
+  async shrinkCoverage (scope: string, left: { first: number, last: number } | undefined): Promise<{ from: number, to: number } | undefined> {
+    const old = await this.coverage(scope)
+    await deleteMatching(this.client, this.idx.coverage, { bool: { filter: [{ term: { scope } }], must_not: [{ term: { kind: 'gap' } }] } })
+    if (old === undefined || left === undefined) return undefined
+    const c = { from: Math.max(old.from, left.first), to: Math.min(old.to, left.last) }
+    if (c.to < c.from) return undefined
+    await this.client.index({ index: this.idx.coverage, id: `${scope}|${c.from}|${c.to}`, document: { scope, first: c.from, last: c.to }, refresh: true })
+    return c
   }
 
   async recordGap (g: CollectionGap): Promise<void> {

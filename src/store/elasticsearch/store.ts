@@ -8,14 +8,14 @@ import type { KeaEvent } from '../../parse/event.js'
 import { packageRoot } from '../../paths.js'
 import type { DeadLetterStore } from '../deadletter.js'
 import {
-  decodeCursor, encodeCursor, FILTER_FIELDS, idsToGet, inIdOrder, MAX_BUCKETS, MAX_INTERVAL_MS, MAX_PAGE_SIZE, TOTAL_BOUND,
+  decodeCursor, encodeCursor, FILTER_FIELDS, type DeleteResult, idsToGet, inIdOrder, MAX_BUCKETS, MAX_INTERVAL_MS, MAX_PAGE_SIZE, parsesBetter, TOTAL_BOUND,
   type Bucket, type EventQuery, type FilterField, type SearchPage, type SearchRequest, type Store, type TermCount, type WriteResult
 } from '../types.js'
 import { elasticsearchStoreConfigSchema, type ElasticsearchStoreConfig } from './config.js'
 import { validateConfig } from '../../config/validate.js'
 import { coverageSpans, observe } from '../../leases/observe.js'
 import type { LeaseObservation } from '../../leases/types.js'
-import { EsLeases, leaseIndices } from './leases.js'
+import { deleteMatching, EsLeases, leaseIndices, OBSERVED_FIELDS } from './leases.js'
 import { EsSnapshots, snapshotIndex } from './snapshots.js'
 import { toElasticsearch } from '../../query/translate.js'
 
@@ -34,6 +34,8 @@ export function eventsPattern (namespace: string): string {
   return `logs-kea.*-${namespace}`
 }
 const TIME_FORMAT = 'strict_date_optional_time_nanos'
+/** Pages of 10,000 ids of unparsed events kept per source (see unparsedIds); beyond, every parsed event of the source is looked up. */
+const UNPARSED_PAGES = 10
 
 /**
  * An event as indexed. A lease-shaping event also carries its lease-history key
@@ -65,6 +67,8 @@ export class ElasticsearchStore implements Store {
   private readonly pattern: string
   readonly leases: EsLeases
   readonly snapshots: EsSnapshots
+  /** Per kea.source_id: the ids of its events stored without parsing fully (see unparsedIds). */
+  private readonly unparsed = new Map<string, Promise<Set<string> | 'all'>>()
 
   constructor (config: ElasticsearchStoreConfig, opts: ElasticsearchStoreOptions = {}) {
     this.cfg = validateConfig(elasticsearchStoreConfigSchema, config, 'store.elasticsearch')
@@ -131,13 +135,22 @@ export class ElasticsearchStore implements Store {
     // Lease history is applied in the order of the writes, whichever event bulk finishes first.
     const turn = this.leases.reserve()
     try {
-      const result = await this.retrying(async () => await this.bulkOnce(docs))
+      const { result, conflicts, refused } = await this.retrying(async () => await this.bulkOnce(docs))
+      // Stored events that parsed worse than these (a re-import with the right pattern): replaced.
+      const written = docs.filter((d) => !refused.has(d.event.id))
+      const repair = await this.retrying(async () => await this.replaceWorse(conflicts, written))
+      if (repair.replaced > 0) {
+        result.duplicates -= repair.replaced - repair.fromWritten
+        result.written -= repair.fromWritten
+        result.replaced = repair.replaced
+      }
       // Lease history after the events: a retry here must not re-send the events (their 409s
       // would be counted as duplicates of themselves).
       const obs = observed.filter((o): o is LeaseObservation => o !== undefined)
       const spans = coverageSpans(events)
       await turn.ready
-      await this.retrying(async () => { await this.leases.applyReserved(obs, spans) })
+      if (repair.withdrawn.length > 0) await this.retrying(async () => { await this.leases.forgetLegacy(repair.withdrawn.map((o) => o.event_id)) })
+      await this.retrying(async () => { await this.leases.applyReserved(obs, spans, repair.withdrawn) })
       return result
     } finally {
       turn.release()
@@ -162,14 +175,112 @@ export class ElasticsearchStore implements Store {
     })
   }
 
-  private async bulkOnce (docs: readonly Doc[]): Promise<WriteResult> {
+  /**
+   * The ids of the events of source `sourceId` stored without parsing fully ('all': too many to
+   * keep), read once per source and process. Event ids come from the source and offset, not the
+   * pattern, but the data stream comes from the parse: a line stored unmatched (kea.other) and
+   * imported again with the right pattern (kea.dhcp4) is no 409, and both copies would stand.
+   * Knowing the ids, a source with a few unparsed lines costs no search per write.
+   */
+  private async unparsedIds (sourceId: string): Promise<Set<string> | 'all'> {
+    let known = this.unparsed.get(sourceId)
+    if (known === undefined) {
+      known = (async () => {
+        await this.client.indices.refresh({ index: this.pattern, ignore_unavailable: true, allow_no_indices: true })
+        const ids = new Set<string>()
+        let after: estypes.SortResults | undefined
+        for (let page = 0; page < UNPARSED_PAGES; page++) {
+          const res = await this.client.search({
+            index: this.pattern, ignore_unavailable: true, allow_no_indices: true, size: 10_000, _source: false,
+            query: { bool: { filter: [{ term: { 'kea.source_id': sourceId } }, { terms: { 'kea.parse.status': ['unmatched', 'partial'] } }] } },
+            sort: [{ 'event.id': 'asc' }] as estypes.Sort,
+            ...(after === undefined ? {} : { search_after: after })
+          })
+          for (const h of res.hits.hits) ids.add(h._id as string)
+          if (res.hits.hits.length < 10_000) return ids
+          after = res.hits.hits[res.hits.hits.length - 1]?.sort
+        }
+        return 'all' as const
+      })()
+      this.unparsed.set(sourceId, known)
+      known.catch(() => { this.unparsed.delete(sourceId) })
+    }
+    return await known
+  }
+
+  /**
+   * Stored events that parsed worse than these ones with the same id (a re-import with the right
+   * pattern) are replaced: the old document is deleted from its backing index (guarded by its
+   * sequence number: a concurrent change wins) and, where the new one was refused as a
+   * duplicate (409, same data stream), the new one created. Looked up: the parsed documents
+   * refused as duplicates, and the parsed documents just written of a source that has unparsed
+   * events (another data stream). Returns how many were replaced, how many of those had been
+   * counted as written, and the observations the old documents had (their keys are re-derived).
+   */
+  private async replaceWorse (conflicts: readonly Doc[], written: readonly Doc[]): Promise<{ replaced: number, fromWritten: number, withdrawn: LeaseObservation[] }> {
+    const parsed = (d: Doc): boolean => d.kea.parse.status !== 'unmatched'
+    const candidates = new Map<string, { doc: Doc, conflict: boolean }>()
+    for (const d of conflicts) if (parsed(d)) candidates.set(d.event.id, { doc: d, conflict: true })
+    const sources = new Map<string, Set<string> | 'all'>()
+    for (const d of written) {
+      const src = d.kea.source_id
+      if (src === undefined) continue
+      if (!sources.has(src)) sources.set(src, await this.unparsedIds(src))
+      const ids = sources.get(src) as Set<string> | 'all'
+      if (parsed(d) && (ids === 'all' || ids.has(d.event.id))) candidates.set(d.event.id, { doc: d, conflict: false })
+      // This process's own unparsed events of the source count too (a later repair finds them).
+      if (d.kea.parse.status !== 'ok' && ids !== 'all') ids.add(d.event.id)
+    }
+    let replaced = 0
+    let fromWritten = 0
+    const withdrawn: LeaseObservation[] = []
+    const all = [...candidates.values()]
+    for (let i = 0; i < all.length; i += 1000) {
+      const chunk = all.slice(i, i + 1000)
+      await this.client.indices.refresh({ index: this.pattern, ignore_unavailable: true, allow_no_indices: true })
+      const res = await this.client.search<Doc>({
+        // Twice: a partial event just written matches too, beside the unmatched one it replaces.
+        index: this.pattern, ignore_unavailable: true, allow_no_indices: true, size: chunk.length * 2, seq_no_primary_term: true,
+        query: { bool: { filter: [{ ids: { values: chunk.map((c) => c.doc.event.id) } }, { terms: { 'kea.parse.status': ['unmatched', 'partial'] } }] } }
+      })
+      const ops: unknown[] = []
+      const creates = new Set<string>()
+      for (const h of res.hits.hits) {
+        const c = candidates.get(h._id as string)
+        const stored = h._source
+        if (c === undefined || stored === undefined || !parsesBetter(c.doc.kea.parse.status, stored.kea.parse.status)) continue
+        ops.push({ delete: { _index: h._index, _id: h._id, if_seq_no: h._seq_no, if_primary_term: h._primary_term } })
+        if (c.conflict) {
+          ops.push({ create: { _index: `logs-${c.doc.data_stream.dataset}-${c.doc.data_stream.namespace}`, _id: c.doc.event.id } }, c.doc)
+          creates.add(c.doc.event.id)
+        }
+        const o = observe(fromDoc(stored))
+        if (o !== undefined) withdrawn.push(o)
+      }
+      if (ops.length === 0) continue
+      const r = await this.client.bulk({ operations: ops, refresh: this.cfg.refresh })
+      for (const item of r.items) {
+        if (item.create?.status === 201) replaced++
+        else if (item.delete?.status === 200 && !creates.has(item.delete._id ?? '')) { replaced++; fromWritten++ }
+        // 409 on a delete: changed meanwhile by another writer, whose version stands.
+        else if (item.create !== undefined && item.create.status !== 409) throw new Error(`replacing an event failed: ${item.create.status} ${item.create.error?.reason ?? ''}`)
+      }
+    }
+    return { replaced, fromWritten, withdrawn }
+  }
+
+  /** `refused`: ids of the documents not written (duplicates and dead letters). */
+  private async bulkOnce (docs: readonly Doc[]): Promise<{ result: WriteResult, conflicts: Doc[], refused: Set<string> }> {
     let duplicates = 0
+    const conflicts: Doc[] = []
+    const refused = new Set<string>()
     const dead: Array<{ event: KeaEvent, reason: string }> = []
     const stats = await this.client.helpers.bulk<Doc>({
       datasource: docs as Doc[],
       onDocument: (doc) => ({ create: { _index: `logs-${doc.data_stream.dataset}-${doc.data_stream.namespace}`, _id: doc.event.id } }),
       onDrop: (d) => {
-        if (d.status === 409) { duplicates++; return }
+        refused.add(d.document.event.id)
+        if (d.status === 409) { duplicates++; conflicts.push(d.document); return }
         dead.push({ event: fromDoc(d.document), reason: `${d.status} ${d.error?.type ?? ''}: ${d.error?.reason ?? ''}`.trim() })
       },
       flushBytes: this.cfg.bulk.flushBytes,
@@ -186,7 +297,7 @@ export class ElasticsearchStore implements Store {
       if (this.opts.deadLetters === undefined) throw new Error(`${dead.length} events were rejected and no dead-letter store is configured: ${dead[0]?.reason ?? ''}`)
       this.opts.deadLetters.add('elasticsearch', dead)
     }
-    return { written: stats.successful, duplicates, deadLettered: dead.length }
+    return { result: { written: stats.successful, duplicates, deadLettered: dead.length }, conflicts, refused }
   }
 
   private query (q: EventQuery): estypes.QueryDslQueryContainer {
@@ -288,6 +399,70 @@ export class ElasticsearchStore implements Store {
     } catch (err) {
       return { ok: false, detail: (err as Error).message }
     }
+  }
+
+  async deleteEvents (q: EventQuery): Promise<DeleteResult> {
+    const query = this.query(q)
+    await this.client.indices.refresh({ index: this.pattern, ignore_unavailable: true, allow_no_indices: true })
+    const scopeQuery = (scope: string): estypes.QueryDslQueryContainer => scope === ''
+      ? { bool: { must_not: [{ exists: { field: 'host.name' } }] } }
+      : { term: { 'host.name': scope } }
+    const spansRes = await this.client.search({
+      index: this.pattern, ignore_unavailable: true, allow_no_indices: true, size: 0, query,
+      aggs: { s: { terms: { field: 'host.name', missing: '', size: 10_000 }, aggs: { f: { min: { field: '@timestamp' } }, l: { max: { field: '@timestamp' } } } } }
+    })
+    const spans = ((spansRes.aggregations?.s as estypes.AggregationsStringTermsAggregate | undefined)?.buckets as Array<{ key: string, f: { value: number }, l: { value: number } }> | undefined ?? [])
+      .map((b) => ({ scope: String(b.key), from: b.f.value, to: b.l.value }))
+    // The earliest observation per key among the events to delete: their keys are re-derived.
+    const withdrawn = new Map<string, LeaseObservation>()
+    const shaping: string[] = []
+    let after: estypes.SortResults | undefined
+    for (let page = 0; page < 100_000; page++) {
+      const res = await this.client.search<KeaEvent>({
+        index: this.pattern, ignore_unavailable: true, allow_no_indices: true, size: 10_000, _source: OBSERVED_FIELDS,
+        // event.action, not kea.lease.key: events of earlier versions carry no key (their
+        // observations are in the legacy index).
+        query: { bool: { filter: [query, { exists: { field: 'event.action' } }] } },
+        sort: [{ '@timestamp': 'asc' }, { 'event.id': 'asc' }] as estypes.Sort,
+        ...(after === undefined ? {} : { search_after: after })
+      })
+      for (const h of res.hits.hits) {
+        const o = h._source === undefined ? undefined : observe(h._source)
+        if (o === undefined) continue
+        shaping.push(o.event_id)
+        if (!withdrawn.has(o.key)) withdrawn.set(o.key, o)
+      }
+      if (res.hits.hits.length < 10_000) break
+      after = res.hits.hits[res.hits.hits.length - 1]?.sort
+    }
+    const result: DeleteResult = { deleted: await deleteMatching(this.client, this.pattern, query), rederived: withdrawn.size, scopes: [] }
+    if (result.deleted === 0) return result
+    await this.leases.forgetLegacy(shaping)
+    await this.leases.apply([], new Map(), [...withdrawn.values()])
+    for (const s of spans) {
+      const parsedOf = { bool: { filter: [scopeQuery(s.scope)], must_not: [{ term: { 'kea.parse.status': 'unmatched' } }] } }
+      const leftRes = await this.client.search({
+        index: this.pattern, ignore_unavailable: true, allow_no_indices: true, size: 0, query: parsedOf,
+        aggs: { f: { min: { field: '@timestamp' } }, l: { max: { field: '@timestamp' } } }
+      })
+      const f = (leftRes.aggregations?.f as estypes.AggregationsMinAggregate | undefined)?.value
+      const l = (leftRes.aggregations?.l as estypes.AggregationsMaxAggregate | undefined)?.value
+      const coverage = await this.leases.shrinkCoverage(s.scope, f === null || f === undefined || l === null || l === undefined ? undefined : { first: f, last: l })
+      const entry: DeleteResult['scopes'][number] = { scope: s.scope, ...(coverage === undefined ? {} : { coverage }) }
+      const hole = { from: s.from, to: s.to }
+      if (coverage !== undefined && hole.from > coverage.from && hole.to < coverage.to) {
+        const inside = await this.client.count({
+          index: this.pattern, ignore_unavailable: true, allow_no_indices: true,
+          query: { bool: { filter: [parsedOf, { range: { '@timestamp': { gte: hole.from, lte: hole.to, format: 'epoch_millis' } } }] } }
+        })
+        if (inside.count === 0) {
+          await this.leases.recordGap({ scope: s.scope, from: hole.from, to: hole.to, reason: 'events deleted by keatrail store delete' })
+          entry.gap = hole
+        }
+      }
+      result.scopes.push(entry)
+    }
+    return result
   }
 
   /** Makes written events visible to search now (tests; otherwise within refresh_interval). */

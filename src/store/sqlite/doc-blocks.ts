@@ -73,6 +73,14 @@ export class DocBlocks {
     return docs[rowid - row.first]
   }
 
+  /** Deletes the blocks holding these (deleted) rowids if none of their events are left: one lookup per rowid, no scan. */
+  pruneBlocksOf (rowids: readonly number[]): void {
+    this.forgetAll()
+    const stmt = this.db.prepare(`DELETE FROM event_docs WHERE first = (SELECT first FROM event_docs WHERE first <= ? ORDER BY first DESC LIMIT 1)
+      AND NOT EXISTS (SELECT 1 FROM events WHERE rowid >= event_docs.first AND rowid < event_docs.first + event_docs.n)`)
+    for (const r of rowids) stmt.run(r)
+  }
+
   /** Deletes the blocks none of whose events are left (after retention deleted events up to `maxRowid`). */
   prune (maxRowid: number): number {
     this.forgetAll()

@@ -227,6 +227,33 @@ export class SqliteLeases implements LeaseStore {
     this.db.prepare('DELETE FROM coverage WHERE last < first').run()
   }
 
+  /**
+   * Events replaced or deleted: their observations are removed and each key they shaped is
+   * re-derived from before the earliest of them. Observations still pending (enqueued, not yet
+   * derived) are not needed: they are applied afterwards as usual, onto the re-derived history.
+   */
+  withdraw (eventIds: readonly string[]): number {
+    const del = this.db.prepare('DELETE FROM lease_obs WHERE event_id = ? RETURNING key, ts')
+    const earliest = new Map<string, number>()
+    for (const id of eventIds) {
+      const r = del.get(id) as { key: string, ts: number } | undefined
+      if (r !== undefined) earliest.set(r.key, Math.min(r.ts, earliest.get(r.key) ?? r.ts))
+    }
+    for (const [key, ts] of earliest) this.rederive(key, ts)
+    return earliest.size
+  }
+
+  /**
+   * Events of `scope` were deleted: its coverage shrinks to `left` (the span of the parsed events
+   * left; none: no coverage), never widening what was there.
+   */
+  shrinkCoverage (scope: string, left: { first: number, last: number } | undefined): { from: number, to: number } | undefined {
+    if (left === undefined) { this.db.prepare('DELETE FROM coverage WHERE scope = ?').run(scope); return undefined }
+    const r = this.db.prepare('UPDATE coverage SET first = max(first, ?), last = min(last, ?) WHERE scope = ? RETURNING first, last').get(left.first, left.last, scope) as { first: number, last: number } | undefined
+    if (r === undefined || r.last < r.first) { this.db.prepare('DELETE FROM coverage WHERE scope = ?').run(scope); return undefined }
+    return { from: r.first, to: r.last }
+  }
+
   /** Widens the collected time span of each scope by this batch's events. */
   cover (spans: ReadonlyMap<string, { first: number, last: number }>): void {
     for (const [scope, s] of spans) this.upCoverage.run(scope, s.first, s.last)

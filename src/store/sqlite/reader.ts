@@ -41,7 +41,8 @@ export class SqliteReader {
     this.docs = docs ?? new DocBlocks(db)
   }
 
-  private where (q: EventQuery): Where {
+  /** The SQL condition on `events` matching `q` (also the writer's, for deletes). */
+  where (q: EventQuery): Where {
     const parts: string[] = []
     const params: unknown[] = []
     if (q.from !== undefined) { parts.push('ts >= ?'); params.push(q.from * 1000) }

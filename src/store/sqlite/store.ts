@@ -4,7 +4,7 @@ import Database from 'better-sqlite3'
 import { StoreSchemaError, StoreWriteError, withCause } from '../../errors.js'
 import type { KeaEvent } from '../../parse/event.js'
 import { isoToMicros } from '../time.js'
-import type { Bucket, EventQuery, FilterField, SearchPage, SearchRequest, Store, TermCount, WriteResult } from '../types.js'
+import { parsesBetter, type Bucket, type DeleteResult, type EventQuery, type FilterField, type SearchPage, type SearchRequest, type Store, type TermCount, type WriteResult } from '../types.js'
 import { sqliteStoreConfigSchema, type SqliteStoreConfig } from './config.js'
 import { MIGRATIONS } from './migrations.js'
 import { validateConfig } from '../../config/validate.js'
@@ -29,6 +29,8 @@ export class SqliteStore implements Store {
   private readonly insertEvent: Database.Statement
   private readonly insertIp: Database.Statement
   private readonly insertFts: Database.Statement
+  private readonly storedStatus: Database.Statement
+  private readonly deleteEvent: Database.Statement
   private readonly writeTx: (events: readonly KeaEvent[]) => WriteResult & { fresh: KeaEvent[], lastRowid: number }
   readonly leases: SqliteLeases
   readonly snapshots: SqliteSnapshots
@@ -70,21 +72,42 @@ export class SqliteStore implements Store {
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', '', ?, ?, ?, ?, ?)`)
     this.insertIp = this.db.prepare('INSERT OR IGNORE INTO event_ips (hex, ts, event, ip) VALUES (?, ?, ?, ?)')
     this.insertFts = this.db.prepare('INSERT INTO events_fts (rowid, message) VALUES (?, ?)')
+    this.storedStatus = this.db.prepare('SELECT rowid, status, action FROM events WHERE id = ?')
+    this.deleteEvent = this.db.prepare('DELETE FROM events WHERE rowid = ?')
     this.writeTx = this.db.transaction((events: readonly KeaEvent[]) => {
       let written = 0
       let duplicates = 0
+      let replaced = 0
       const rowids: number[] = []
       const docs: string[] = []
       const fresh: KeaEvent[] = []
+      /** Rowids of events replaced by ones that parsed better; with an action, their observations go too. */
+      const gone: number[] = []
+      const withdrawn: string[] = []
+      const insert = (e: KeaEvent, ts: number): Database.RunResult => this.insertEvent.run(
+        e.event.id, ts, e.event.dataset, e.event.code ?? null, e.event.action ?? null, e.log.level ?? null,
+        e.log.logger ?? null, e.host?.name ?? null, e.kea.parse.status, e.client?.mac ?? null, e.kea.hwaddr ?? null,
+        e.kea.client_id ?? null, e.kea.duid ?? null, e.client?.ip ?? null, e.kea.subnet_id ?? null, e.kea.source_id ?? null,
+        e.event.kind, e.kea.transaction_id ?? null, e.kea.hostname ?? null, e.kea.iaid ?? null, ipHex(e.client?.ip))
       for (const e of events) {
         const ts = isoToMicros(e['@timestamp'])
-        const r = this.insertEvent.run(
-          e.event.id, ts, e.event.dataset, e.event.code ?? null, e.event.action ?? null, e.log.level ?? null,
-          e.log.logger ?? null, e.host?.name ?? null, e.kea.parse.status, e.client?.mac ?? null, e.kea.hwaddr ?? null,
-          e.kea.client_id ?? null, e.kea.duid ?? null, e.client?.ip ?? null, e.kea.subnet_id ?? null, e.kea.source_id ?? null,
-          e.event.kind, e.kea.transaction_id ?? null, e.kea.hostname ?? null, e.kea.iaid ?? null, ipHex(e.client?.ip))
-        if (r.changes === 0) { duplicates++; continue }
-        written++
+        let r = insert(e, ts)
+        if (r.changes === 0) {
+          // Event ids come from the source and offset, not the pattern: the same line imported
+          // again with the right pattern after the wrong one. Only a duplicate that parsed at
+          // all is looked up (one index probe), so a replay of unmatched lines costs nothing more.
+          const old = e.kea.parse.status === 'unmatched' ? undefined : this.storedStatus.get(e.event.id) as { rowid: number, status: string, action: string | null } | undefined
+          if (old === undefined || !parsesBetter(e.kea.parse.status, old.status)) { duplicates++; continue }
+          // Deleted (the trigger takes its full-text and address rows) and stored anew: its
+          // document block cannot be rewritten in place.
+          this.deleteEvent.run(old.rowid)
+          gone.push(old.rowid)
+          if (old.action !== null) withdrawn.push(e.event.id)
+          r = insert(e, ts)
+          replaced++
+        } else {
+          written++
+        }
         fresh.push(e)
         rowids.push(Number(r.lastInsertRowid))
         docs.push(JSON.stringify(e))
@@ -93,8 +116,12 @@ export class SqliteStore implements Store {
         if (ips !== undefined) for (const ip of ips) this.insertIp.run(ipKey(ip), ts, r.lastInsertRowid, ip)
       }
       this.docs.write(rowids, docs)
+      if (gone.length > 0) this.docs.pruneBlocksOf(gone)
+      // The replaced events' old observations (a `partial` one may have had one): removed with
+      // them, in this transaction, and their keys re-derived without them.
+      if (withdrawn.length > 0) this.leases.withdraw(withdrawn)
       this.leases.cover(coverageSpans(events))
-      return { written, duplicates, deadLettered: 0, fresh, lastRowid: rowids[rowids.length - 1] ?? 0 }
+      return { written, duplicates, deadLettered: 0, ...(replaced > 0 ? { replaced } : {}), fresh, lastRowid: rowids[rowids.length - 1] ?? 0 }
     })
     // Started on the first read; the schema is in place by now, so read-only connections can open.
     const r = this.cfg.readers
@@ -159,12 +186,51 @@ export class SqliteStore implements Store {
     try {
       // One transaction: all of the batch or none of it (better-sqlite3 rolls back on throw).
       const { fresh, lastRowid, ...result } = this.writeTx(events)
-      // Only events stored now: a replayed one was observed when it was first stored.
+      // Only events stored now (new or replacing one that parsed worse): a replayed one was
+      // observed when it was first stored.
       this.leases.enqueue(observeAll(fresh), lastRowid)
       return result
     } catch (err) {
       throw withCause(new StoreWriteError('sqlite', `${(err as { code?: string }).code ?? ''} ${(err as Error).message}`.trim()), err)
     }
+  }
+
+  async deleteEvents (q: EventQuery): Promise<DeleteResult> {
+    this.leases.flush()
+    const w = this.reader.where(q)
+    const result: DeleteResult = { deleted: 0, rederived: 0, scopes: [] }
+    this.db.transaction(() => {
+      const spans = this.db.prepare(`SELECT coalesce(host, '') AS scope, min(ts) AS f, max(ts) AS l FROM events WHERE ${w.sql} GROUP BY 1`).all(...w.params) as Array<{ scope: string, f: number, l: number }>
+      const rows = this.db.prepare(`DELETE FROM events WHERE ${w.sql} RETURNING rowid, id, action`).all(...w.params) as Array<{ rowid: number, id: string, action: string | null }>
+      result.deleted = rows.length
+      if (rows.length === 0) return
+      // Few: a lookup per deleted event's block; many: one pass over the blocks up to the last.
+      if (rows.length <= 10_000) this.docs.pruneBlocksOf(rows.map((r) => r.rowid))
+      else this.docs.prune(rows.reduce((m, r) => Math.max(m, r.rowid), 0))
+      result.rederived = this.leases.withdraw(rows.filter((r) => r.action !== null).map((r) => r.id))
+      for (const s of spans) {
+        // Lines that did not parse say nothing about leases (see coverageSpans).
+        const byScope = s.scope === '' ? '(host IS NULL OR host = \'\')' : 'host = ?'
+        const args = s.scope === '' ? [] : [s.scope]
+        const left = this.db.prepare(`SELECT min(ts) AS f, max(ts) AS l FROM events WHERE ${byScope} AND status != 'unmatched'`).get(...args) as { f: number | null, l: number | null }
+        const coverage = this.leases.shrinkCoverage(s.scope, left.f === null || left.l === null ? undefined : { first: Math.floor(left.f / 1000), last: Math.floor(left.l / 1000) })
+        const entry: DeleteResult['scopes'][number] = { scope: s.scope, ...(coverage === undefined ? {} : { coverage }) }
+        // A hole inside what is still covered, with no events of the scope left in it: answers
+        // there must say "not covered", not "nobody held it".
+        const hole = { from: Math.floor(s.f / 1000), to: Math.floor(s.l / 1000) }
+        if (coverage !== undefined && hole.from > coverage.from && hole.to < coverage.to) {
+          const inside = this.db.prepare(`SELECT 1 FROM events WHERE ${byScope} AND status != 'unmatched' AND ts >= ? AND ts <= ? LIMIT 1`).get(...args, s.f, s.l)
+          if (inside === undefined) {
+            this.db.prepare('INSERT INTO gaps (scope, from_ts, to_ts, reason) VALUES (?, ?, ?, ?)').run(s.scope, hole.from, hole.to, 'events deleted by keatrail store delete')
+            entry.gap = hole
+          }
+        }
+        result.scopes.push(entry)
+      }
+    })()
+    // Rowids above the newest left may be handed out again: the watermark must not cover them.
+    if (result.deleted > 0) this.leases.resetThrough(this.newestRowid())
+    return result
   }
 
   /** A read on a reader worker, or on this connection when there are none. */
