@@ -420,8 +420,18 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
     return e
   })
 
-  const evidenceLines = async (ids: readonly string[]): Promise<Array<{ id: string, time: string, line: string }>> => {
-    return (await store.getMany(ids.slice(0, 20))).map((e) => ({ id: e.event.id, time: e['@timestamp'], line: e.event.original }))
+  type EvidenceLine = { id: string, time: string, line: string }
+  /**
+   * The evidence lines of every interval of one answer, in one read: up to EVIDENCE_LINES per
+   * interval (20: the allocation, the renewals kept and the end), and at most MAX_PAGE_BYTES in
+   * all (getMany's bound), the first intervals first: forged 60 KB lines could otherwise make an
+   * answer of many holders hundreds of MB.
+   */
+  const EVIDENCE_LINES = 20
+  const evidenceLines = async <H extends { evidence: string[] }>(hs: ReadonlyArray<H | undefined>): Promise<(h: H) => H & { evidence_lines: EvidenceLine[] }> => {
+    const ids = hs.flatMap((h) => h === undefined ? [] : h.evidence.slice(0, EVIDENCE_LINES))
+    const found = new Map((await store.getMany(ids)).map((e) => [e.event.id, { id: e.event.id, time: e['@timestamp'], line: e.event.original }]))
+    return (h) => ({ ...h, evidence_lines: h.evidence.slice(0, EVIDENCE_LINES).flatMap((id) => found.get(id) ?? []) })
   }
 
   app.get('/api/v1/leases/at', {
@@ -432,12 +442,12 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
     }
   }, async (req) => {
     const a = await holderAt(store.leases, req.query.address, apiTime(req.query.time, 'time'), req.query.scope)
-    const withLines = async (h: typeof a.holders[number]): Promise<typeof h & { evidence_lines: Awaited<ReturnType<typeof evidenceLines>> }> => ({ ...h, evidence_lines: await evidenceLines(h.evidence) })
+    const withLines = await evidenceLines([...a.holders, a.before, a.after])
     return {
       ...a,
-      holders: await Promise.all(a.holders.map(withLines)),
-      ...(a.before === undefined ? {} : { before: await withLines(a.before) }),
-      ...(a.after === undefined ? {} : { after: await withLines(a.after) })
+      holders: a.holders.map(withLines),
+      ...(a.before === undefined ? {} : { before: withLines(a.before) }),
+      ...(a.after === undefined ? {} : { after: withLines(a.after) })
     }
   })
 
