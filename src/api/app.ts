@@ -9,7 +9,7 @@ import { jsonSchemaTransform, validatorCompiler, type ZodTypeProvider } from 'fa
 import { Counter, Histogram, Registry } from 'prom-client'
 import { z } from 'zod'
 import { ApiAuthError, ApiBadRequestError, ApiForbiddenError, ApiCrossSiteError, ApiHostNotAllowedError, ApiRateLimitError, CursorInvalidError, NotFoundError, isCodedError } from '../errors.js'
-import { history, holderAt } from '../leases/query.js'
+import { historyPage, holderAt } from '../leases/query.js'
 import { keaEventSchema } from '../parse/event.js'
 import { packageRoot } from '../paths.js'
 import { parseQuery } from '../query/parse.js'
@@ -438,7 +438,7 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
     schema: {
       description: 'Who held an address at a time (an IPv6 address inside a delegated prefix finds the prefix holder), with the evidence lines',
       querystring: z.object({ address: z.string().min(2).max(64), time: z.string().max(64), scope: z.string().max(253).optional() }).strict(),
-      response: { 200: z.object({ address: z.string(), time: z.string(), covered: z.boolean(), holders: z.array(holderOut), before: holderOut.optional(), after: holderOut.optional(), coverage: z.object({ from: z.string(), to: z.string() }).optional() }) }
+      response: { 200: z.object({ address: z.string(), time: z.string(), covered: z.boolean(), holders: z.array(holderOut), before: holderOut.optional(), after: holderOut.optional(), coverage: z.object({ from: z.string(), to: z.string() }).optional(), truncated: z.boolean().optional().describe('More holders than one answer holds (1,000)') }) }
     }
   }, async (req) => {
     const a = await holderAt(store.leases, req.query.address, apiTime(req.query.time, 'time'), req.query.scope)
@@ -459,13 +459,14 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
         client_id: z.string().max(600).optional(), duid: z.string().max(400).optional(), hostname: z.string().max(253).optional(),
         from: timeParam, to: timeParam, scope: z.string().max(253).optional()
       }).strict(),
-      response: { 200: z.object({ intervals: z.array(holderOut) }) }
+      response: { 200: z.object({ intervals: z.array(holderOut), truncated: z.boolean().optional().describe('More intervals match than one answer holds (1,000): narrow from/to') }) }
     }
   }, async (req) => {
     const { from, to, ...rest } = req.query
     const range = apiRange(from, to)
     const subject = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined))
-    return { intervals: await history(store.leases, { ...subject, ...range }) }
+    const page = await historyPage(store.leases, { ...subject, ...range })
+    return { intervals: page.intervals, ...(page.truncated ? { truncated: true } : {}) }
   })
 
   app.get('/api/v1/snapshots', {
