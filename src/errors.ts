@@ -274,3 +274,12 @@ export const SHUTDOWN_LOG_CODES = {
    */
   dropped: 'KEATRAIL_ERR_SHUTDOWN_DROPPED'
 } as const
+
+// Read bounds
+
+/**
+ * 5xx codes whose message is written for the API's client (what to do: retry, narrow the
+ * query) and holds nothing of the internals: the API sends it as is. Every other 5xx (store,
+ * internal, uncoded) is answered with a generic message, its text going to the log only.
+ */
+export const CLIENT_MESSAGE_5XX: ReadonlySet<string> = new Set(['KEATRAIL_ERR_QUERY_TIMEOUT', 'KEATRAIL_ERR_QUERY_BUSY'])

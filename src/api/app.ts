@@ -8,7 +8,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRepl
 import { jsonSchemaTransform, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod'
 import { Counter, Histogram, Registry } from 'prom-client'
 import { z } from 'zod'
-import { ApiAuthError, ApiBadRequestError, ApiForbiddenError, ApiCrossSiteError, ApiHostNotAllowedError, ApiRateLimitError, CursorInvalidError, NotFoundError, isCodedError } from '../errors.js'
+import { ApiAuthError, ApiBadRequestError, ApiForbiddenError, ApiCrossSiteError, ApiHostNotAllowedError, ApiRateLimitError, CLIENT_MESSAGE_5XX, CursorInvalidError, NotFoundError, isCodedError } from '../errors.js'
 import { historyPage, holderAt } from '../leases/query.js'
 import { keaEventSchema } from '../parse/event.js'
 import { packageRoot } from '../paths.js'
@@ -221,6 +221,8 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
     // Elasticsearch's message, a stack) describes the internals and goes to the log, not out.
     if (status < 500) return reply.status(status).send({ code, message: e.message })
     req.log.error({ err: e, code }, `${req.method} ${req.routeOptions.url ?? '(no route)'} failed`)
+    // Except our own bounds (timeout, busy), whose message tells the client what to do.
+    if (CLIENT_MESSAGE_5XX.has(code)) return reply.status(status).send({ code, message: e.message })
     return reply.status(status).send({ code, message: code.startsWith('KEATRAIL_ERR_STORE') ? 'the store could not answer this query (the service log has the detail)' : 'internal error' })
   })
   app.setNotFoundHandler((req, reply) => reply.status(404).send({ code: 'KEATRAIL_ERR_NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0] ?? ''}` }))
