@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
+import { buildApp } from '../../../src/api/app.js'
 import type { KeaEvent } from '../../../src/parse/event.js'
 import { parseQuery } from '../../../src/query/parse.js'
 import { SqliteStore } from '../../../src/store/sqlite/store.js'
@@ -58,6 +59,27 @@ describe('sqlite pages bounded in bytes', () => {
     expect(seen).toHaveLength(N)
     expect(new Set(seen).size).toBe(N)
     expect(seen).toEqual(events.map((e) => e.event.id).reverse())
+  })
+
+  it('the API answers GET /api/v1/events?size=1000 within the bound, and its cursor walks every event once', async () => {
+    const app = await buildApp({ store })
+    try {
+      const one = JSON.stringify(events[0]).length
+      const seen = new Set<string>()
+      let cursor: string | undefined
+      for (let i = 0; i < 100; i++) {
+        const r = await app.inject({ url: `/api/v1/events?size=1000&q=${encodeURIComponent('ip:10.200.0.0/16')}${cursor === undefined ? '' : `&cursor=${encodeURIComponent(cursor)}`}` })
+        expect(r.statusCode).toBe(200)
+        expect(r.body.length).toBeLessThanOrEqual(MAX_PAGE_BYTES + one + 4096)
+        const body = r.json<{ events: Array<{ event: { id: string } }>, cursor?: string }>()
+        for (const e of body.events) seen.add(e.event.id)
+        cursor = body.cursor
+        if (cursor === undefined) break
+      }
+      expect(seen.size).toBe(N)
+    } finally {
+      await app.close()
+    }
   })
 
   it('getMany stops at MAX_PAGE_BYTES too, in the order of the ids asked', async () => {
