@@ -42,3 +42,17 @@ export async function constantRate (baseUrl: string, rate: number, seconds: numb
   const at = (q: number): number => latencies.length === 0 ? NaN : latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] as number
   return { sent: total, ok: latencies.length, failed, p50: at(0.5), p99: at(0.99), max: at(1), achievedRate: total / elapsed }
 }
+
+/**
+ * Messages `source` dropped, from a /metrics text (keatrail_source_discarded_events_total,
+ * src/api/metrics.ts); NaN when the text has no such line.
+ */
+export function discardedEvents (metricsText: string, source: string): number {
+  const label = `source="${source.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`
+  for (const line of metricsText.split('\n')) {
+    if (!line.startsWith('keatrail_source_discarded_events_total{')) continue
+    const m = /^[^{]+\{([^}]*)\} (\S+)$/.exec(line)
+    if (m?.[1]?.split(',').includes(label) === true) return Number(m[2])
+  }
+  return NaN
+}

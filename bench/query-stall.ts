@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { packageRoot } from '../src/paths.js'
 import { SqliteStore } from '../src/store/sqlite/store.js'
 import { fill, shape } from './generate.js'
-import { constantRate } from './load.js'
+import { constantRate, discardedEvents } from './load.js'
 
 // bench/query-stall (issue 17): /healthz latency of `keatrail run` (its own process, as
 // deployed) on a SQLite store of real-shaped events, first idle, then while two clients send
@@ -63,8 +63,7 @@ const QUERIES: Array<[string, string]> = [
   ['interval=999999999d', '/api/v1/stats/histogram?interval=999999999d']
 ]
 
-const metric = async (re: RegExp): Promise<number> => Number(re.exec(await (await fetch(`${url}/metrics`)).text())?.[1] ?? NaN)
-const dropped = async (): Promise<number> => await metric(/keatrail_source_events\{source="burst",counter="dropped"\} (\d+)/)
+const dropped = async (): Promise<number> => discardedEvents(await (await fetch(`${url}/metrics`)).text(), 'burst')
 /** keatrail's own event-loop delay since the previous scrape (prom-client resets it on each), ms. */
 const loopLag = async (): Promise<string> => {
   const text = await (await fetch(`${url}/metrics`)).text()

@@ -292,3 +292,12 @@ export const INSTALL_LOG_CODES = {
   /** A journal source on a machine without a journal, or whose units have no entries. */
   sourceNoJournal: 'KEATRAIL_ERR_SOURCE_NO_JOURNAL'
 } as const
+
+// Read bounds
+
+/**
+ * 5xx codes whose message is written for the API's client (what to do: retry, narrow the
+ * query) and holds nothing of the internals: the API sends it as is. Every other 5xx (store,
+ * internal, uncoded) is answered with a generic message, its text going to the log only.
+ */
+export const CLIENT_MESSAGE_5XX: ReadonlySet<string> = new Set(['KEATRAIL_ERR_QUERY_TIMEOUT', 'KEATRAIL_ERR_QUERY_BUSY'])

@@ -8,8 +8,8 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRepl
 import { jsonSchemaTransform, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod'
 import { Counter, Histogram, Registry } from 'prom-client'
 import { z } from 'zod'
-import { ApiAuthError, ApiBadRequestError, ApiForbiddenError, ApiCrossSiteError, ApiHostNotAllowedError, ApiRateLimitError, CursorInvalidError, NotFoundError, isCodedError } from '../errors.js'
-import { history, holderAt } from '../leases/query.js'
+import { ApiAuthError, ApiBadRequestError, ApiForbiddenError, ApiCrossSiteError, ApiHostNotAllowedError, ApiRateLimitError, CLIENT_MESSAGE_5XX, CursorInvalidError, NotFoundError, isCodedError } from '../errors.js'
+import { historyPage, holderAt } from '../leases/query.js'
 import { keaEventSchema } from '../parse/event.js'
 import { packageRoot } from '../paths.js'
 import { parseQuery } from '../query/parse.js'
@@ -226,6 +226,8 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
     // Elasticsearch's message, a stack) describes the internals and goes to the log, not out.
     if (status < 500) return reply.status(status).send({ code, message: e.message })
     req.log.error({ err: e, code }, `${req.method} ${req.routeOptions.url ?? '(no route)'} failed`)
+    // Except our own bounds (timeout, busy), whose message tells the client what to do.
+    if (CLIENT_MESSAGE_5XX.has(code)) return reply.status(status).send({ code, message: e.message })
     return reply.status(status).send({ code, message: code.startsWith('KEATRAIL_ERR_STORE') ? 'the store could not answer this query (the service log has the detail)' : 'internal error' })
   })
   app.setNotFoundHandler((req, reply) => reply.status(404).send({ code: 'KEATRAIL_ERR_NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0] ?? ''}` }))
@@ -430,24 +432,34 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
     return e
   })
 
-  const evidenceLines = async (ids: readonly string[]): Promise<Array<{ id: string, time: string, line: string }>> => {
-    return (await store.getMany(ids.slice(0, 20))).map((e) => ({ id: e.event.id, time: e['@timestamp'], line: e.event.original }))
+  type EvidenceLine = { id: string, time: string, line: string }
+  /**
+   * The evidence lines of every interval of one answer, in one read: up to EVIDENCE_LINES per
+   * interval (20: the allocation, the renewals kept and the end), and at most MAX_PAGE_BYTES in
+   * all (getMany's bound), the first intervals first: forged 60 KB lines could otherwise make an
+   * answer of many holders hundreds of MB.
+   */
+  const EVIDENCE_LINES = 20
+  const evidenceLines = async <H extends { evidence: string[] }>(hs: ReadonlyArray<H | undefined>): Promise<(h: H) => H & { evidence_lines: EvidenceLine[] }> => {
+    const ids = hs.flatMap((h) => h === undefined ? [] : h.evidence.slice(0, EVIDENCE_LINES))
+    const found = new Map((await store.getMany(ids)).map((e) => [e.event.id, { id: e.event.id, time: e['@timestamp'], line: e.event.original }]))
+    return (h) => ({ ...h, evidence_lines: h.evidence.slice(0, EVIDENCE_LINES).flatMap((id) => found.get(id) ?? []) })
   }
 
   app.get('/api/v1/leases/at', {
     schema: {
       description: 'Who held an address at a time (an IPv6 address inside a delegated prefix finds the prefix holder), with the evidence lines',
       querystring: z.object({ address: z.string().min(2).max(64), time: z.string().max(64), scope: z.string().max(253).optional() }).strict(),
-      response: { 200: z.object({ address: z.string(), time: z.string(), covered: z.boolean(), holders: z.array(holderOut), before: holderOut.optional(), after: holderOut.optional(), coverage: z.object({ from: z.string(), to: z.string() }).optional() }) }
+      response: { 200: z.object({ address: z.string(), time: z.string(), covered: z.boolean(), holders: z.array(holderOut), before: holderOut.optional(), after: holderOut.optional(), coverage: z.object({ from: z.string(), to: z.string() }).optional(), truncated: z.boolean().optional().describe('More holders than one answer holds (1,000)') }) }
     }
   }, async (req) => {
     const a = await holderAt(store.leases, req.query.address, apiTime(req.query.time, 'time'), req.query.scope)
-    const withLines = async (h: typeof a.holders[number]): Promise<typeof h & { evidence_lines: Awaited<ReturnType<typeof evidenceLines>> }> => ({ ...h, evidence_lines: await evidenceLines(h.evidence) })
+    const withLines = await evidenceLines([...a.holders, a.before, a.after])
     return {
       ...a,
-      holders: await Promise.all(a.holders.map(withLines)),
-      ...(a.before === undefined ? {} : { before: await withLines(a.before) }),
-      ...(a.after === undefined ? {} : { after: await withLines(a.after) })
+      holders: a.holders.map(withLines),
+      ...(a.before === undefined ? {} : { before: withLines(a.before) }),
+      ...(a.after === undefined ? {} : { after: withLines(a.after) })
     }
   })
 
@@ -459,13 +471,14 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
         client_id: z.string().max(600).optional(), duid: z.string().max(400).optional(), hostname: z.string().max(253).optional(),
         from: timeParam, to: timeParam, scope: z.string().max(253).optional()
       }).strict(),
-      response: { 200: z.object({ intervals: z.array(holderOut) }) }
+      response: { 200: z.object({ intervals: z.array(holderOut), truncated: z.boolean().optional().describe('More intervals match than one answer holds (1,000): narrow from/to') }) }
     }
   }, async (req) => {
     const { from, to, ...rest } = req.query
     const range = apiRange(from, to)
     const subject = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined))
-    return { intervals: await history(store.leases, { ...subject, ...range }) }
+    const page = await historyPage(store.leases, { ...subject, ...range })
+    return { intervals: page.intervals, ...(page.truncated ? { truncated: true } : {}) }
   })
 
   app.get('/api/v1/snapshots', {

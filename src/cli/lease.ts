@@ -3,7 +3,7 @@ import { Option, type Command } from 'commander'
 import { InputReadError, UsageError } from '../errors.js'
 import { parseTime } from '../leases/address.js'
 import { memfileIntervals, parseMemfile } from '../leases/memfile.js'
-import { history, holderAt } from '../leases/query.js'
+import { historyPage, holderAt } from '../leases/query.js'
 import { seedKeaState } from '../leases/seed.js'
 import type { Holder, HistoryQuery } from '../leases/types.js'
 import type { Store } from '../store/types.js'
@@ -134,10 +134,11 @@ export function registerLease (program: Command, io: CliIo): void {
         ...(o.scope === undefined ? {} : { scope: o.scope })
       }
       await withStore(o, io, 'read', async (opened) => {
-        const intervals = await history(opened.store.leases, q)
-        if (o.json === true) { io.stdout.write(JSON.stringify({ intervals }) + '\n'); return }
+        const { intervals, truncated } = await historyPage(opened.store.leases, q)
+        if (o.json === true) { io.stdout.write(JSON.stringify({ intervals, ...(truncated ? { truncated } : {}) }) + '\n'); return }
         if (intervals.length === 0) { io.stdout.write('no leases found.\n'); return }
         for (const h of intervals) io.stdout.write(await describeHolder(opened.store, h, o.tz, '') + '\n')
+        if (truncated) io.stdout.write(`(the first ${intervals.length} intervals only: narrow --from/--to for the rest)\n`)
       })
     })
 

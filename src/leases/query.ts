@@ -1,6 +1,6 @@
 import { UsageError } from '../errors.js'
 import { normalizeClientId, normalizeDuid, normalizeMac, parseAddress, parseAddressOrPrefix } from './address.js'
-import type { Holder, HistoryQuery, HolderAnswer, LeaseInterval, LeaseStore } from './types.js'
+import { MAX_INTERVALS, type CollectionGap, type Holder, type HistoryQuery, type HolderAnswer, type LeaseInterval, type LeaseStore } from './types.js'
 
 function iso (ms: number | null): string | null {
   return ms === null ? null : new Date(ms).toISOString()
@@ -39,18 +39,24 @@ export function toHolder (iv: LeaseInterval, now = Date.now()): Holder {
  * guess about a time it has no logs for, so they are "gap" rather than "inferred".
  */
 async function withCoverage (store: LeaseStore, ivs: LeaseInterval[]): Promise<LeaseInterval[]> {
-  const cov = new Map<string, { from: number, to: number } | undefined>()
-  const out: LeaseInterval[] = []
-  for (const iv of ivs) {
-    if (!cov.has(iv.scope)) cov.set(iv.scope, await store.coverage(iv.scope))
-    const c = cov.get(iv.scope)
+  // Coverage and gaps are read once per scope (not once per interval: 100,000 intervals were
+  // 100,000 gap queries on the main thread), then checked here.
+  const lo = (iv: LeaseInterval): number => iv.start ?? iv.end ?? 0
+  const hi = (iv: LeaseInterval): number => iv.end ?? Number.MAX_SAFE_INTEGER
+  const scopes = new Map<string, { cov: { from: number, to: number } | undefined, gaps: CollectionGap[] }>()
+  for (const scope of new Set(ivs.map((iv) => iv.scope))) {
+    const own = ivs.filter((iv) => iv.scope === scope && iv.origin === 'log' && iv.certainty !== 'gap')
+    const gaps = own.length === 0 ? [] : await store.gapsIn(scope, Math.min(...own.map(lo)), Math.max(...own.map(hi)))
+    scopes.set(scope, { cov: await store.coverage(scope), gaps })
+  }
+  return ivs.map((iv) => {
+    const { cov: c, gaps } = scopes.get(iv.scope) ?? { cov: undefined, gaps: [] }
     const beyond = iv.origin === 'log' && c !== undefined && iv.certainty === 'inferred' && (iv.end === null || iv.end > c.to)
     // Input lost inside the interval (dropped datagrams): its end, or another holder, may be missing.
-    const lost = iv.origin === 'log' && iv.certainty !== 'gap' &&
-      (await store.gapsIn(iv.scope, iv.start ?? iv.end ?? 0, iv.end ?? Number.MAX_SAFE_INTEGER)).length > 0
-    out.push(beyond || lost ? { ...iv, certainty: 'gap' } : iv)
-  }
-  return out
+    // Same overlap as gapsIn: a gap starting before the interval's end and ending at or after its start.
+    const lost = iv.origin === 'log' && iv.certainty !== 'gap' && gaps.some((g) => g.from < hi(iv) && g.to >= lo(iv))
+    return beyond || lost ? { ...iv, certainty: 'gap' } : iv
+  })
 }
 
 /**
@@ -77,7 +83,8 @@ export async function holderAt (store: LeaseStore, address: string, time: number
   const scopes = searchedScopes(scope)
   const found = (await Promise.all(scopes.map(async (s) => await store.intervalsAt(range, time, s)))).flat()
     .sort((a, b) => (a.start ?? -Infinity) - (b.start ?? -Infinity) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
-  const at = await withCoverage(store, found)
+  const truncated = found.length > MAX_INTERVALS
+  const at = await withCoverage(store, found.slice(0, MAX_INTERVALS))
   // Covered when the time lies in what was collected for any scope searched.
   const covs = (await Promise.all(scopes.map(async (s) => await store.coverage(s)))).filter((c): c is { from: number, to: number } => c !== undefined)
   const cov = covs.length === 0 ? undefined : { from: Math.min(...covs.map((c) => c.from)), to: Math.max(...covs.map((c) => c.to)) }
@@ -89,7 +96,8 @@ export async function holderAt (store: LeaseStore, address: string, time: number
     holders: at.map((iv) => toHolder(iv, now)),
     covered,
     ...(cov === undefined ? {} : { coverage: { from: new Date(cov.from).toISOString(), to: new Date(cov.to).toISOString() } }),
-    ...(gaps.length === 0 ? {} : { gaps: gaps.map((g) => ({ from: new Date(g.from).toISOString(), to: new Date(g.to).toISOString(), reason: g.reason })) })
+    ...(gaps.length === 0 ? {} : { gaps: gaps.map((g) => ({ from: new Date(g.from).toISOString(), to: new Date(g.to).toISOString(), reason: g.reason })) }),
+    ...(truncated ? { truncated } : {})
   }
   if (at.length === 0) {
     const ns = await Promise.all(scopes.map(async (s) => await store.neighbours(range, time, s)))
@@ -119,17 +127,27 @@ export function normalizeHistoryQuery (q: HistoryQuery): HistoryQuery {
   return out
 }
 
-/** Every interval of an address, prefix or client, in time order. */
-export async function history (store: LeaseStore, q: HistoryQuery, now = Date.now()): Promise<Array<Holder & { address?: string, prefix?: string }>> {
+export type HistoryEntry = Holder & { address?: string, prefix?: string }
+
+/** The intervals of an address, prefix or client in time order: the first MAX_INTERVALS, then `truncated`. */
+export async function historyPage (store: LeaseStore, q: HistoryQuery, now = Date.now()): Promise<{ intervals: HistoryEntry[], truncated: boolean }> {
   const nq = normalizeHistoryQuery(q)
   const found = (await Promise.all(searchedScopes(nq.scope).map(async (s) => {
     const { scope: _scope, ...rest } = nq
-    return await store.intervals(s === undefined ? rest : { ...rest, scope: s })
+    return await store.intervals(s === undefined ? { ...rest, limit: MAX_INTERVALS + 1 } : { ...rest, scope: s, limit: MAX_INTERVALS + 1 })
   }))).flat()
   // The stores' order: coalesce(start, end), then id.
   found.sort((a, b) => (a.start ?? a.end ?? 0) - (b.start ?? b.end ?? 0) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
-  const ivs = await withCoverage(store, found)
-  return ivs.map((iv) => ({ ...toHolder(iv, now), ...(iv.type === 'IA_PD' ? { prefix: iv.lease } : { address: iv.lease }) }))
+  const ivs = await withCoverage(store, found.slice(0, MAX_INTERVALS))
+  return {
+    intervals: ivs.map((iv) => ({ ...toHolder(iv, now), ...(iv.type === 'IA_PD' ? { prefix: iv.lease } : { address: iv.lease }) })),
+    truncated: found.length > MAX_INTERVALS
+  }
+}
+
+/** The intervals of an address, prefix or client, in time order: at most MAX_INTERVALS (historyPage says whether more exist). */
+export async function history (store: LeaseStore, q: HistoryQuery, now = Date.now()): Promise<HistoryEntry[]> {
+  return (await historyPage(store, q, now)).intervals
 }
 
 /** The identifier values a client query matches, per column (a MAC also finds DUID-LL/LLT clients). */

@@ -122,6 +122,28 @@ export interface Store {
 
 export const MAX_PAGE_SIZE = 1000
 
+/**
+ * Characters of event documents one page may carry (search, getMany; every store): a page stops
+ * adding events once the next would pass it (it always holds one), and the rest follows behind
+ * its cursor. 8 MiB: a page of 1,000 ordinary ~1 KB events is ~1 MB, so only pages of outsized
+ * events (a flood of 60 KB syslog frames stores ~120 KB each) are cut; 1,000 of those were 120 MB,
+ * cloned from a reader worker then serialised by the API, and exhausted a 256 MiB heap.
+ */
+export const MAX_PAGE_BYTES = 8 * 1024 * 1024
+
+/** Picks, in order, the items whose sizes fit in `budget` together; always the first one. */
+export function withinBudget<T> (items: readonly T[], sizeOf: (item: T) => number, budget = MAX_PAGE_BYTES): T[] {
+  let used = 0
+  const kept: T[] = []
+  for (const item of items) {
+    const n = sizeOf(item)
+    if (kept.length > 0 && used + n > budget) break
+    kept.push(item)
+    used += n
+  }
+  return kept
+}
+
 /** What `getMany` looks up: `ids` without repeats, at most MAX_PAGE_SIZE. */
 export function idsToGet (ids: readonly string[]): string[] {
   return [...new Set(ids)].slice(0, MAX_PAGE_SIZE)

@@ -10,7 +10,7 @@ import { checkExposure, serveApi } from '../../src/api/serve.js'
 import { apiConfigSchema } from '../../src/api/config.js'
 import type { KeaSnapshot } from '../../src/kea/snapshot.js'
 import type { KeaEvent } from '../../src/parse/event.js'
-import { QueryTimeoutError, StoreReadError, withCause } from '../../src/errors.js'
+import { QueryBusyError, QueryTimeoutError, StoreReadError, withCause } from '../../src/errors.js'
 import { ElasticsearchStore } from '../../src/store/elasticsearch/store.js'
 import { SqliteStore } from '../../src/store/sqlite/store.js'
 import { DeadLetterStore } from '../../src/store/deadletter.js'
@@ -337,6 +337,28 @@ describe(`REST API on ${kinds.join(' and ')}${esSkip === '' ? '' : ` (elasticsea
     const app = await buildApp({ store: failing })
     const r = await app.inject({ url: '/api/v1/events?size=1' })
     expect([r.statusCode, r.json()]).toEqual([500, { code: 'KEATRAIL_ERR_INTERNAL', message: 'internal error' }])
+    await app.close()
+  })
+
+  it('503 QUERY_TIMEOUT and QUERY_BUSY keep their message (written for the client); a store or uncoded 5xx does not', async () => {
+    const real = stores.sqlite as Store
+    // As a reader worker's error reaches the main thread (reader-pool.ts fromReply): code and status on a plain Error.
+    const fromWorker = Object.assign(new Error(new QueryBusyError(8).message), { code: 'KEATRAIL_ERR_QUERY_BUSY', statusCode: 503 })
+    const failing = new Proxy(real, {
+      get: (t, k) => k === 'search'
+        ? async () => { throw new QueryTimeoutError(5000) }
+        : k === 'top' ? async () => { throw fromWorker }
+          : k === 'histogram' ? async () => { throw new StoreReadError('sqlite', 'SQLITE_CORRUPT: /var/lib/keatrail/keatrail.db') } : Reflect.get(t, k)
+    })
+    const app = await buildApp({ store: failing })
+    const search = await app.inject({ url: '/api/v1/events?size=1' })
+    expect([search.statusCode, search.json()]).toEqual([503, { code: 'KEATRAIL_ERR_QUERY_TIMEOUT', message: new QueryTimeoutError(5000).message }])
+    expect(search.json<{ message: string }>().message).toMatch(/time budget of 5000 ms/)
+    const top = await app.inject({ url: '/api/v1/stats/top?field=mac' })
+    expect([top.statusCode, top.json()]).toEqual([503, { code: 'KEATRAIL_ERR_QUERY_BUSY', message: 'Too many queries are waiting (8 queued); retry in a moment' }])
+    const hist = await app.inject({ url: '/api/v1/stats/histogram?interval=1h' })
+    expect(hist.statusCode).toBeGreaterThanOrEqual(500)
+    expect(hist.body).not.toMatch(/SQLITE_CORRUPT|keatrail\.db/)
     await app.close()
   })
 

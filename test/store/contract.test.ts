@@ -6,7 +6,7 @@ import type { KeaEvent } from '../../src/parse/event.js'
 import { ElasticsearchStore } from '../../src/store/elasticsearch/store.js'
 import { SqliteStore } from '../../src/store/sqlite/store.js'
 import { isoToMicros } from '../../src/store/time.js'
-import type { EventQuery, Store } from '../../src/store/types.js'
+import { MAX_PAGE_BYTES, type EventQuery, type Store } from '../../src/store/types.js'
 import { parseBuffer, readFixture } from '../helpers/fixtures.js'
 
 // One contract, every store: the same real Kea events written to each, and every answer
@@ -176,5 +176,34 @@ for (const kind of kinds) {
     it('reports health', async () => {
       expect((await store.health()).ok).toBe(true)
     })
+
+    it('stops a page of outsized events at MAX_PAGE_BYTES, the rest behind its cursor; getMany too', async () => {
+      // H1: ~120 KB events (a flood of 60 KB syslog frames), in a time range of their own.
+      const base = events[0]!
+      const t0 = Date.UTC(2030, 0, 1)
+      const big = Array.from({ length: 150 }, (_, i): KeaEvent => {
+        const text = `flood ${i} ${'x'.repeat(60_000)}`
+        return { ...base, '@timestamp': new Date(t0 + i * 1000).toISOString(), message: text, event: { ...base.event, id: `big-${kind.name}-${i}`, original: text } }
+      })
+      for (let i = 0; i < big.length; i += 25) await store.write(big.slice(i, i + 25))
+      const one = JSON.stringify(big[0]).length
+      const range = { from: t0, to: t0 + 1000 * big.length }
+      const seen: string[] = []
+      let cursor: string | undefined
+      let pages = 0
+      for (; pages < 50; pages++) {
+        const page = await store.search({ ...range, size: 1000, sort: 'asc', ...(cursor === undefined ? {} : { cursor }) })
+        expect(JSON.stringify(page.events).length).toBeLessThanOrEqual(MAX_PAGE_BYTES + one)
+        seen.push(...page.events.map((e) => e.event.id))
+        cursor = page.cursor
+        if (cursor === undefined) break
+      }
+      expect(pages).toBeGreaterThan(0)
+      expect(seen).toEqual(big.map((e) => e.event.id))
+      const got = await store.getMany(big.map((e) => e.event.id))
+      expect(got.length).toBeLessThan(big.length)
+      expect(JSON.stringify(got).length).toBeLessThanOrEqual(MAX_PAGE_BYTES + one)
+      expect(got.map((e) => e.event.id)).toEqual(big.slice(0, got.length).map((e) => e.event.id))
+    }, 120_000)
   })
 }

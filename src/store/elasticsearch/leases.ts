@@ -3,7 +3,7 @@ import { containingPrefixLos, parseAddressOrPrefix } from '../../leases/address.
 import { deriveIntervals, resumable } from '../../leases/derive.js'
 import { compareObservations, observe, sequenceOf } from '../../leases/observe.js'
 import { clientMatchers } from '../../leases/query.js'
-import type { CollectionGap, HistoryQuery, LeaseInterval, LeaseObservation, LeaseStore } from '../../leases/types.js'
+import { MAX_INTERVALS, type CollectionGap, type HistoryQuery, type LeaseInterval, type LeaseObservation, type LeaseStore } from '../../leases/types.js'
 import type { KeaEvent } from '../../parse/event.js'
 
 type Q = estypes.QueryDslQueryContainer
@@ -376,7 +376,7 @@ export class EsLeases implements LeaseStore {
           { bool: { should: [{ range: { end: { gt: time } } }, { bool: { must_not: [{ exists: { field: 'end' } }] } }], minimum_should_match: 1 } }
         ]
       }
-    }, [{ start: { order: 'asc', missing: '_first' } }, { id: 'asc' }] as estypes.Sort, 1000)
+    }, [{ start: { order: 'asc', missing: '_first' } }, { id: 'asc' }] as estypes.Sort, MAX_INTERVALS + 1)
   }
 
   async neighbours (range: { lo: string, hi: string }, time: number, scope?: string): Promise<{ before?: LeaseInterval, after?: LeaseInterval }> {
@@ -398,7 +398,7 @@ export class EsLeases implements LeaseStore {
     if (q.to !== undefined) filter.push({ bool: { should: [{ range: { start: { lt: q.to } } }, { bool: { must_not: [{ exists: { field: 'start' } }] } }], minimum_should_match: 1 } })
     if (q.scope !== undefined) filter.push({ term: { scope: q.scope } })
     // Same order as SQLite: coalesce(start, end), then id.
-    const ivs = await this.find({ bool: { filter } }, [{ '@timestamp': 'asc' }, { id: 'asc' }] as estypes.Sort, 10_000)
+    const ivs = await this.find({ bool: { filter } }, [{ '@timestamp': 'asc' }, { id: 'asc' }] as estypes.Sort, Math.min(q.limit ?? 10_000, 10_000))
     return ivs
   }
 

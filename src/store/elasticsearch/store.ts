@@ -8,7 +8,7 @@ import type { KeaEvent } from '../../parse/event.js'
 import { packageRoot } from '../../paths.js'
 import type { DeadLetterStore } from '../deadletter.js'
 import {
-  decodeCursor, encodeCursor, FILTER_FIELDS, type DeleteResult, idsToGet, inIdOrder, MAX_BUCKETS, MAX_INTERVAL_MS, MAX_PAGE_SIZE, parsesBetter, TOTAL_BOUND,
+  decodeCursor, encodeCursor, FILTER_FIELDS, type DeleteResult, idsToGet, inIdOrder, MAX_BUCKETS, MAX_INTERVAL_MS, MAX_PAGE_SIZE, parsesBetter, TOTAL_BOUND, withinBudget,
   type Bucket, type EventQuery, type FilterField, type SearchPage, type SearchRequest, type Store, type TermCount, type WriteResult
 } from '../types.js'
 import { elasticsearchStoreConfigSchema, type ElasticsearchStoreConfig } from './config.js'
@@ -339,8 +339,9 @@ export class ElasticsearchStore implements Store {
       ...(searchAfter === undefined ? {} : { search_after: searchAfter })
     }, this.readOptions))
     const hits = res.hits.hits
-    const more = hits.length > size
-    const page = more ? hits.slice(0, size) : hits
+    // At most MAX_PAGE_BYTES of documents, the rest behind the cursor (as the SQLite store).
+    const page = withinBudget(hits.slice(0, size), (h) => JSON.stringify(h._source).length)
+    const more = hits.length > page.length
     const last = page[page.length - 1]
     const total = typeof res.hits.total === 'number' ? { value: res.hits.total, relation: 'eq' as const } : res.hits.total ?? { value: 0, relation: 'eq' as const }
     return {
@@ -360,8 +361,8 @@ export class ElasticsearchStore implements Store {
     const res = await this.read(async () => await this.client.search<KeaEvent>({
       index: this.pattern, ignore_unavailable: true, allow_no_indices: true, timeout: this.budget, size: wanted.length, query: { ids: { values: wanted } }
     }, this.readOptions))
-    const found = res.hits.hits.map((h) => fromDoc(h._source as Doc))
-    return inIdOrder(wanted, new Map(found.map((e) => [e.event.id, e])))
+    const found = new Map(res.hits.hits.map((h) => fromDoc(h._source as Doc)).map((e) => [e.event.id, e]))
+    return withinBudget(inIdOrder(wanted, found), (e) => JSON.stringify(e).length)
   }
 
   async count (q: EventQuery = {}): Promise<number> {

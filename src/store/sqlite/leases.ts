@@ -3,7 +3,7 @@ import { containingPrefixLos } from '../../leases/address.js'
 import { deriveIntervals, resumable } from '../../leases/derive.js'
 import { compareObservations, sequenceOf } from '../../leases/observe.js'
 import { clientMatchers } from '../../leases/query.js'
-import type { CollectionGap, HistoryQuery, LeaseInterval, LeaseObservation, LeaseStore } from '../../leases/types.js'
+import { MAX_INTERVALS, type CollectionGap, type HistoryQuery, type LeaseInterval, type LeaseObservation, type LeaseStore } from '../../leases/types.js'
 import { parseAddressOrPrefix } from '../../leases/address.js'
 
 interface Row { doc: string }
@@ -265,7 +265,7 @@ export class SqliteLeases implements LeaseStore {
     const marks = los.map(() => '?').join(', ')
     const rows = this.db.prepare(`SELECT doc FROM lease_intervals
       WHERE lo IN (${marks}) AND hi >= ? AND (start IS NULL OR start <= ?) AND (end IS NULL OR end > ?)
-      ${scope === undefined ? '' : 'AND scope = ?'} ORDER BY start, id`)
+      ${scope === undefined ? '' : 'AND scope = ?'} ORDER BY start, id LIMIT ${MAX_INTERVALS + 1}`)
       .all(...los, range.lo, time, time, ...(scope === undefined ? [] : [scope])) as Row[]
     return rows.map((x) => JSON.parse(x.doc) as LeaseInterval)
   }
@@ -305,7 +305,7 @@ export class SqliteLeases implements LeaseStore {
     if (q.to !== undefined) { parts.push('(start IS NULL OR start < ?)'); params.push(q.to) }
     if (q.scope !== undefined) { parts.push('scope = ?'); params.push(q.scope) }
     const rows = this.db.prepare(`SELECT doc FROM lease_intervals WHERE ${parts.join(' AND ')}
-      ORDER BY coalesce(start, end), id LIMIT 100000`).all(...params) as Row[]
+      ORDER BY coalesce(start, end), id LIMIT ?`).all(...params, Math.min(q.limit ?? 100_000, 100_000)) as Row[]
     return rows.map((x) => JSON.parse(x.doc) as LeaseInterval)
   }
 

@@ -51,6 +51,8 @@ export class ReaderPool {
   lastTerminationMs: number | undefined
   /** Terminated workers whose SQLite step has not returned yet: they still hold a core each. */
   private stopping = 0
+  /** Why the last worker started could not open the database; cleared once one does. */
+  private startFailure: string | undefined
 
   constructor (private readonly opts: ReaderPoolOptions) {}
 
@@ -58,6 +60,8 @@ export class ReaderPool {
   get size (): number { return this.slots.length }
   /** Terminated workers still finishing their SQLite step. */
   get terminating (): number { return this.stopping }
+  /** Why the pool cannot answer (closed, or its workers cannot open the database), without queueing a read; undefined when it can. */
+  get unhealthy (): string | undefined { return this.closed ? 'the store is closed' : this.startFailure }
 
   async run<K extends ReadOp> (op: K, args: Parameters<ReadOps[K]>): Promise<ReturnType<ReadOps[K]>> {
     if (this.closed) throw new StoreReadError('sqlite', 'the store is closed')
@@ -108,6 +112,7 @@ export class ReaderPool {
     worker.on('message', (reply: ReadReply | 'ready') => {
       if (reply !== 'ready') { this.settle(slot, reply); return }
       slot.ready = true
+      this.startFailure = undefined
       this.dispatch()
     })
     worker.on('error', (err) => { this.lost(slot, err) })
@@ -164,6 +169,7 @@ export class ReaderPool {
     // A worker that could not even open the database: the waiting reads fail too, rather than
     // a new worker failing the same way for each of them.
     if (!slot.ready) {
+      this.startFailure = `reader worker failed: ${err.message}`
       for (const j of this.queue.splice(0)) { clearTimeout(j.timer); j.reject(failed()) }
     }
     this.dispatch()

@@ -3,7 +3,7 @@ import { CursorInvalidError, QueryBucketsError, StoreReadError, isCodedError, wi
 import type { KeaEvent } from '../../parse/event.js'
 import { toSql } from '../../query/translate.js'
 import {
-  decodeCursor, encodeCursor, idsToGet, inIdOrder, MAX_BUCKETS, MAX_INTERVAL_MS, MAX_PAGE_SIZE, TOTAL_BOUND,
+  decodeCursor, encodeCursor, idsToGet, inIdOrder, MAX_BUCKETS, MAX_INTERVAL_MS, MAX_PAGE_BYTES, MAX_PAGE_SIZE, TOTAL_BOUND, withinBudget,
   type Bucket, type EventQuery, type FilterField, type SearchPage, type SearchRequest, type TermCount
 } from '../types.js'
 import { DocBlocks } from './doc-blocks.js'
@@ -90,13 +90,23 @@ export class SqliteReader {
     sql += ' LIMIT ?'
     params.push(size + 1)
     try {
-      const rows = this.db.prepare(sql).all(...params) as Array<StoredRow & { ts: number }>
-      const more = rows.length > size
-      const page = more ? rows.slice(0, size) : rows
-      const last = page[page.length - 1]
+      // Rows one at a time: the page stops at `size` events or at MAX_PAGE_BYTES of documents,
+      // whichever comes first, and no document past it is read.
+      const events: KeaEvent[] = []
+      let bytes = 0
+      let more = false
+      let last: { ts: number, id: string } | undefined
+      for (const r of this.db.prepare(sql).iterate(...params) as IterableIterator<StoredRow & { ts: number }>) {
+        if (events.length === size) { more = true; break }
+        const { event, size: n } = this.read(r)
+        if (events.length > 0 && bytes + n > MAX_PAGE_BYTES) { more = true; break }
+        bytes += n
+        events.push(event)
+        last = { ts: r.ts, id: r.id }
+      }
       const total = (this.db.prepare(`SELECT count(*) AS n FROM (SELECT 1 FROM events WHERE ${w.sql} LIMIT ${TOTAL_BOUND + 1})`).get(...w.params) as { n: number }).n
       return {
-        events: page.map((r) => this.eventOf(r)),
+        events,
         total: total > TOTAL_BOUND ? { value: TOTAL_BOUND, relation: 'gte' } : { value: total, relation: 'eq' },
         ...(more && last !== undefined ? { cursor: encodeCursor({ t: String(last.ts), id: last.id }) } : {})
       }
@@ -105,14 +115,20 @@ export class SqliteReader {
     }
   }
 
+  /** The stored events among `ids`, in their order, up to MAX_PAGE_BYTES of documents (always the first found). */
   getMany (ids: readonly string[]): KeaEvent[] {
     const wanted = idsToGet(ids)
     if (wanted.length === 0) return []
     try {
-      // Rowid order: events of one document block are inflated once, consecutively.
+      // Rowid order: events of one document block are inflated once, consecutively. Sizes
+      // first, documents kept only for the events that fit (a 1,000-id read of large events
+      // would otherwise hold them all).
       const rows = this.db.prepare(`SELECT rowid, id, doc FROM events WHERE id IN (${wanted.map(() => '?').join(', ')}) ORDER BY rowid`)
         .all(...wanted) as StoredRow[]
-      return inIdOrder(wanted, new Map(rows.map((r) => [r.id, this.eventOf(r)])))
+      const sizes = new Map(rows.map((r) => [r.id, this.read(r).size]))
+      const kept = withinBudget(wanted.filter((id) => sizes.has(id)), (id) => sizes.get(id) ?? 0)
+      const keep = new Set(kept)
+      return inIdOrder(kept, new Map(rows.filter((r) => keep.has(r.id)).map((r) => [r.id, this.eventOf(r)])))
     } catch (err) {
       throw readError(err)
     }
@@ -120,12 +136,17 @@ export class SqliteReader {
 
   /** A row's event: its own doc (rows from before schema 6) or its place in a document block. */
   eventOf (row: StoredRow): KeaEvent {
-    if (row.doc !== '') return JSON.parse(row.doc) as KeaEvent
+    return this.read(row).event
+  }
+
+  /** A row's event and the length of its document. */
+  private read (row: StoredRow): { event: KeaEvent, size: number } {
+    if (row.doc !== '') return { event: JSON.parse(row.doc) as KeaEvent, size: row.doc.length }
     for (let attempt = 0; attempt < 2; attempt++) {
       const doc = this.docs.read(row.rowid)
       if (doc === undefined) break
       const e = JSON.parse(doc) as KeaEvent
-      if (e.event.id === row.id) return e
+      if (e.event.id === row.id) return { event: e, size: doc.length }
       // A block cached before another connection (the writer, or keatrail run beside keatrail
       // serve) had retention delete every event, so that the rowid now belongs to a newer event.
       this.docs.forgetAll()

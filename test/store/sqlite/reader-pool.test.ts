@@ -106,12 +106,36 @@ describe('sqlite reads on reader workers', () => {
   it('health counts on a reader and stays ready while the readers are busy with queries', async () => {
     const store = open({ workers: 1, maxQueued: 1 })
     try {
-      expect(await store.health()).toEqual({ ok: true, detail: `${path}: ${EVENTS} events` })
+      // The count runs in the background: health never waits for it.
+      await expect.poll(async () => await store.health(), { timeout: 20_000, interval: 50 }).toEqual({ ok: true, detail: `${path}: ${EVENTS} events` })
       const running = store.count({ where: HEAVY })
       const queued = store.count({})
       // Its count is refused (the queue is full): the last one is reported.
       expect(await store.health()).toEqual({ ok: true, detail: `${path}: ${EVENTS} events` })
       await Promise.all([running, queued])
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('M2: many concurrent health checks (/readyz) issue at most one count, never queued behind queries, and reuse it', async () => {
+    const store = open({ workers: 1, maxQueued: 4 })
+    const pool = (store as unknown as { pool: { run: (op: string, args: unknown[]) => Promise<unknown> } }).pool
+    const ops: string[] = []
+    const run = pool.run.bind(pool)
+    pool.run = async (op, args) => { ops.push(op); return await run(op, args) }
+    try {
+      const answers = await Promise.all(Array.from({ length: 100 }, async () => await store.health()))
+      expect(answers.every((a) => a.ok)).toBe(true)
+      expect(ops.filter((o) => o === 'count')).toHaveLength(1)
+      await vi.waitFor(async () => { expect((await store.health()).detail).toBe(`${path}: ${EVENTS} events`) }, { timeout: 20_000, interval: 50 })
+      // Within HEALTH_COUNT_MAX_AGE_MS (10 s) the count is reused: no new read.
+      await Promise.all(Array.from({ length: 100 }, async () => await store.health()))
+      expect(ops).toEqual(['count'])
+      // While a heavy query holds the only reader, health still answers at once from the last count.
+      const heavy = store.count({ where: HEAVY })
+      expect(await store.health()).toEqual({ ok: true, detail: `${path}: ${EVENTS} events` })
+      await heavy
     } finally {
       await store.close()
     }
