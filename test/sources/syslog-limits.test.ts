@@ -3,7 +3,9 @@ import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it, vi } from 'vitest'
+import { buildApp } from '../../src/api/app.js'
 import { peerGroup } from '../../src/sources/syslog/source.js'
+import { SqliteStore } from '../../src/store/sqlite/store.js'
 import { bound, closed, connected, running } from '../helpers/syslog.js'
 
 // Issue 17: idle, dribbling or numerous TCP/TLS connections must not lock real senders out.
@@ -159,6 +161,36 @@ describe('syslog TCP/TLS connection limits (issue 17 #4)', () => {
       await closed(silent)
       expect(Date.now() - t0).toBeLessThan(3000)
     } finally {
+      await r.stop()
+    }
+  })
+})
+
+describe('syslog connection counters in /metrics (L2)', () => {
+  it('exposes refused and evicted connections; TLS connections refused at a limit are not errors', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kt-tls-metrics-'))
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-days', '1',
+      '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' })
+    const r = running({ tls: { host: '127.0.0.1', port: 0, certFile: join(dir, 'cert.pem'), keyFile: join(dir, 'key.pem') }, maxConnectionsPerPeer: 1 })
+    const port = await bound(r.source, 'tls')
+    const store = new SqliteStore({ path: join(dir, 'k.db') })
+    const app = await buildApp({ store, status: { sources: () => ({ kea: { ...r.source.counters } }) } })
+    try {
+      const first = await connected(port)
+      const REFUSED = 20
+      for (let i = 0; i < REFUSED; i++) await closed(await connected(port))
+      await vi.waitFor(() => expect(r.source.counters.rejectedConnections).toBe(REFUSED))
+      first.destroy()
+      await closed(first)
+      // The refusals' failed handshakes have been reported by now (each before its close).
+      const text = (await app.inject({ url: '/metrics' })).body
+      expect(text).toContain(`keatrail_source_rejected_connections_total{source="kea"} ${REFUSED}`)
+      expect(text).toContain('keatrail_source_evicted_connections_total{source="kea"} 0')
+      // Before: each refusal was counted again as an error through tlsClientError.
+      expect(text).toContain('keatrail_source_errors_total{source="kea"} 0')
+    } finally {
+      await app.close()
+      await store.close()
       await r.stop()
     }
   })
