@@ -440,7 +440,10 @@ export class SyslogSource implements Source {
   }
 
   private retryLoss (ms: number): void {
-    this.lossTimer ??= setTimeout(() => { this.lossTimer = undefined; this.reportLoss() }, ms)
+    // Unref'd: a gap the closed store can no longer take must not keep a stopped keatrail from
+    // exiting (it was counted and logged as KEATRAIL_ERR_SHUTDOWN_DROPPED); while running, the
+    // sockets keep the process alive.
+    this.lossTimer ??= setTimeout(() => { this.lossTimer = undefined; this.reportLoss() }, ms).unref()
   }
 
   /**
