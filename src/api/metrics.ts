@@ -54,6 +54,10 @@ export function registerMetrics (registry: Registry, status: ServiceStatus): voi
   counter(registry, 'keatrail_source_spilled_events_total', 'Messages kept in the on-disk spill queue because the pipeline was full (UDP syslog)', ['source'], perSource('spilled'))
   counter(registry, 'keatrail_source_discarded_events_total', 'Messages a source dropped (UDP syslog with the spill queue full, kernel receive buffer overflows)', ['source'], perSource('dropped'))
   counter(registry, 'keatrail_source_errors_total', 'Errors of a source (each is logged with its code)', ['source'], perSource('errors'))
+  // Only sources that have connections (syslog TCP/TLS): not a 0 for every file source.
+  const ofSourcesWith = (key: string) => (): Sample[] => sources().filter(([, c]) => key in c).map(([source, c]) => [{ source }, c[key] ?? 0])
+  counter(registry, 'keatrail_source_rejected_connections_total', 'TCP/TLS connections a source refused or closed at a limit (per peer network, total, first message or handshake too late; each logged)', ['source'], ofSourcesWith('rejectedConnections'))
+  counter(registry, 'keatrail_source_evicted_connections_total', 'TCP/TLS connections closed at maxConnections to admit a new one: the longest without a complete message (each logged)', ['source'], ofSourcesWith('evictedConnections'))
   gauge(registry, 'keatrail_source_state', 'Each source\'s state: 1 for the state it is in (starting, running, failed, stopped)', ['source', 'state'],
     () => Object.entries(status.sourceStates?.() ?? {}).flatMap(([source, st]) => (['starting', 'running', 'failed', 'stopped'] as const).map((s): Sample => [{ source, state: s }, s === st ? 1 : 0])))
 

@@ -47,7 +47,7 @@ export async function runService (cfg: KeatrailConfig, logger: Logger): Promise<
   process.on('SIGINT', onSignal)
   const cleanups: Array<() => unknown> = []
   try {
-    const opened = await openStore(cfg, { mode: 'write', log, waitForCluster: stop.signal })
+    const opened = await openStore(cfg, { mode: 'write', log, waitForCluster: stop.signal, lockHeld: true })
     if (opened === undefined) return 0
     cleanups.push(async () => { await opened.close() })
     const { store, deadLetters } = opened

@@ -7,6 +7,7 @@ import { DeadLetterStore } from '../store/deadletter.js'
 import { ElasticsearchStore, eventsPattern } from '../store/elasticsearch/store.js'
 import { SqliteStore } from '../store/sqlite/store.js'
 import type { Store } from '../store/types.js'
+import { lockDataDir } from './lock.js'
 
 /**
  * write: run and import, which may create the store (and its data directory). read: every other
@@ -29,6 +30,11 @@ export interface StoreContext {
   waitForCluster?: AbortSignal
   /** false: open Elasticsearch without looking at it (`keatrail setup` installs the templates itself and reports what changed). */
   templates?: boolean
+  /**
+   * A writer whose caller holds the data directory's lock already (`keatrail run` takes it
+   * before its checkpoints and sources). Every other writer gets it here, released by close().
+   */
+  lockHeld?: boolean
 }
 
 /**
@@ -73,12 +79,31 @@ export async function openStore (cfg: KeatrailConfig, ctx: StoreContext): Promis
     // Checked before anything is opened: SQLite and the dead-letter store create their files.
     const path = sqlitePath(cfg)
     if (path !== undefined && !existsSync(path)) throw new StoreMissingError(path, 'no database there (check --data-dir / dataDir or store.path; keatrail run and import create it)')
-  } else {
-    ensureDataDir(cfg.dataDir)
   }
-  const dlPath = deadLetterPath(cfg)
-  const deadLetters = ctx.mode === 'write' || existsSync(dlPath) ? new DeadLetterStore(dlPath) : undefined
-  const closeAll = async (store?: Store): Promise<void> => { await store?.close(); deadLetters?.close() }
+  // One writer per data directory, whichever command writes: `keatrail import` beside a running
+  // service would wait on (and stall) its writes and die with SQLITE_BUSY. Refused with
+  // KEATRAIL_ERR_DATADIR_LOCKED naming the running pid; stop the service to backfill.
+  let unlock = (): void => {}
+  if (ctx.mode === 'write') {
+    ensureDataDir(cfg.dataDir)
+    if (ctx.lockHeld !== true) unlock = lockDataDir(cfg.dataDir)
+  }
+  let deadLetters: DeadLetterStore | undefined
+  try {
+    const dlPath = deadLetterPath(cfg)
+    deadLetters = ctx.mode === 'write' || existsSync(dlPath) ? new DeadLetterStore(dlPath) : undefined
+  } catch (err) {
+    unlock()
+    throw err
+  }
+  const closeAll = async (store?: Store): Promise<void> => {
+    try {
+      await store?.close()
+      deadLetters?.close()
+    } finally {
+      unlock()
+    }
+  }
   const s = cfg.store
   try {
     if (s.type === 'sqlite') {
@@ -116,6 +141,7 @@ export async function openStore (cfg: KeatrailConfig, ctx: StoreContext): Promis
     return undefined
   } catch (err) {
     deadLetters?.close()
+    unlock()
     throw err
   }
 }

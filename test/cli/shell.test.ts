@@ -182,6 +182,12 @@ describe('one writer per data directory', () => {
     const inProcess = await runCli(['run', '--config', cfg, '--no-api'])
     expect(inProcess.code).toBe(2)
     expect(inProcess.err).toContain(`KEATRAIL_ERR_DATADIR_LOCKED: Data directory ${join(dir, 'data')} is in use by another keatrail run (pid ${pid}`)
+    // import is a writer too. Before: it wrote beside the service (stalling its writes) and
+    // died with SQLITE_BUSY; now one coded line naming the running pid, the lock untouched.
+    const imported = await runCli(['import', '--data-dir', join(dir, 'data'), '--tz', 'UTC', sample])
+    expect(imported.code).toBe(2)
+    expect(imported.err.trim().split('\n')).toEqual([`keatrail: KEATRAIL_ERR_DATADIR_LOCKED: Data directory ${join(dir, 'data')} is in use by another keatrail run (pid ${pid}, lock file ${join(dir, 'data', 'keatrail.lock')}): one writer per data directory`])
+    expect(readFileSync(join(dir, 'data', 'keatrail.lock'), 'utf8').trim()).toBe(String(pid))
     expect(first.proc.exitCode).toBeNull()
 
     first.proc.kill('SIGTERM')

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import { createSocket, type Socket as UdpSocket } from 'node:dgram'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { createServer, type Server, type Socket } from 'node:net'
+import { createServer, isIPv4, isIPv6, type Server, type Socket } from 'node:net'
 import { createServer as createTlsServer } from 'node:tls'
 import { z } from 'zod'
 import { SourceStartError, SYSLOG_LOG_CODES, withCause } from '../../errors.js'
@@ -37,9 +37,17 @@ export const syslogSourceConfigSchema = z.object({
   pattern: z.string().default('kea-syslog').describe('Pattern of the message body: Kea\'s syslog default "%-5p [%c.%t] %m\\n", or the output\'s own'),
   timeZone: z.string().optional().describe('Zone of RFC 3164 timestamps (they carry none); default: this host\'s'),
   maxMessageBytes: z.number().int().min(480).default(64 * 1024).describe('Longer messages are cut, marked and counted'),
-  maxConnections: z.number().int().min(1).default(256).describe('TCP/TLS connections at once (more are refused, logged and counted in `rejectedConnections`)'),
+  maxConnections: z.number().int().min(1).default(256)
+    .describe('TCP/TLS connections at once, both listeners together. At the limit a new connection closes the one that has gone longest without a complete message (not one paused by this source), counted in `evictedConnections` and logged; refused (counted in `rejectedConnections`) only when every connection is paused'),
   maxConnectionsPerPeer: z.number().int().min(1).default(32)
-    .describe('TCP/TLS connections at once from one remote address, so that one host cannot take every slot (more are refused, logged and counted)'),
+    .describe('TCP/TLS connections at once from one peer network (peerPrefixV4 / peerPrefixV6), so that one host, or one host with many addresses, cannot take every slot (more are refused, logged and counted in `rejectedConnections`)'),
+  // /24 and /64: what one host or site can hold without asking anyone (8 loopback or alias
+  // addresses × 32 connections took all 256 slots when each address counted alone); a /64 is
+  // the smallest IPv6 network a host is given.
+  peerPrefixV4: z.number().int().min(0).max(32).default(24)
+    .describe('Prefix length of the IPv4 network (also IPv4-mapped IPv6) that counts as one peer for maxConnectionsPerPeer; 32: each address'),
+  peerPrefixV6: z.number().int().min(0).max(128).default(64)
+    .describe('Prefix length of the IPv6 network that counts as one peer for maxConnectionsPerPeer; 128: each address'),
   firstFrameTimeoutMs: z.number().int().min(100).default(10_000)
     .describe('Close a TCP/TLS connection that has not sent one complete message this long after connecting (for TLS, also the handshake\'s limit): idle or dribbling connections cannot hold slots'),
   idleTimeoutMs: z.number().int().min(1000).default(300_000).describe('Close a TCP/TLS connection silent for this long'),
@@ -59,8 +67,55 @@ export const syslogSourceConfigSchema = z.object({
 
 export type SyslogSourceConfig = z.input<typeof syslogSourceConfigSchema>
 
-/** Counters of a syslog source: the common ones and connections refused or closed by a limit. */
-export type SyslogCounters = SourceCounters & { rejectedConnections: number }
+/**
+ * Counters of a syslog source: the common ones, connections refused or closed by a limit, and
+ * connections closed at maxConnections to admit a new one.
+ */
+export type SyslogCounters = SourceCounters & { rejectedConnections: number, evictedConnections: number }
+
+/** A TCP/TLS connection holding one of the maxConnections slots (from before the TLS handshake). */
+interface Slot {
+  raw: Socket
+  peer: string
+  /** The peer network it counts against (maxConnectionsPerPeer). */
+  group: string
+  /** When it connected or last completed a message: the longest-idle is closed at the limit. */
+  lastMessageAt: number
+  conn: Conn | undefined
+  released: boolean
+}
+
+/**
+ * The network an address counts against for maxConnectionsPerPeer: IPv4 (and IPv4-mapped IPv6)
+ * cut to `v4` bits, IPv6 to `v6` bits, as "network/bits". Anything else is itself.
+ */
+export function peerGroup (address: string, v4: number, v6: number): string {
+  const addr = address.replace(/%.*$/, '')
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(addr)?.[1]
+  const ipv4 = mapped ?? (isIPv4(addr) ? addr : undefined)
+  if (ipv4 !== undefined) {
+    const n = ipv4.split('.').reduce((x, o) => x * 256 + Number(o), 0)
+    const size = 2 ** (32 - v4)
+    const net = Math.floor(n / size) * size
+    return `${[24, 16, 8, 0].map((sh) => Math.floor(net / 2 ** sh) % 256).join('.')}/${v4}`
+  }
+  if (!isIPv6(addr)) return addr
+  let text = addr
+  // An embedded IPv4 tail (::1.2.3.4) as its two groups.
+  const tail4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text)
+  if (tail4 !== null) {
+    const [a, b, c, d] = tail4.slice(1).map(Number) as [number, number, number, number]
+    text = `${text.slice(0, tail4.index)}${(a * 256 + b).toString(16)}:${(c * 256 + d).toString(16)}`
+  }
+  const [head = '', rest] = text.split('::')
+  const h = head === '' ? [] : head.split(':')
+  const t = rest === undefined || rest === '' ? [] : rest.split(':')
+  const groups = [...h, ...Array<string>(rest === undefined ? 0 : 8 - h.length - t.length).fill('0'), ...t].map((g) => parseInt(g, 16))
+  return `${groups.map((g, i) => {
+    const bits = Math.min(16, Math.max(0, v6 - 16 * i))
+    return (bits === 0 ? 0 : g & ((0xffff << (16 - bits)) & 0xffff)).toString(16)
+  }).join(':')}/${v6}`
+}
 
 /** One TCP/TLS connection. */
 interface Conn {
@@ -72,6 +127,7 @@ interface Conn {
   /** The peer finished sending: the framer's last unfinished frame counts. */
   ended: boolean
   firstFrame: NodeJS.Timeout | undefined
+  slot: Slot | undefined
 }
 
 /** How long one line per kind of trouble stands for the same trouble happening again. */
@@ -140,7 +196,7 @@ export class SyslogSource implements Source {
    * drain, and what misses drainMs comes back through Batch.drop to be counted and recorded.
    */
   readonly replayable = false
-  readonly counters: SyslogCounters = { ...emptyCounters(), rejectedConnections: 0 }
+  readonly counters: SyslogCounters = { ...emptyCounters(), rejectedConnections: 0, evictedConnections: 0 }
   /** The ports actually bound (port 0 in the config picks a free one). */
   readonly bound: { udp?: number, tcp?: number, tls?: number } = {}
   private readonly cfg: ReturnType<typeof syslogSourceConfigSchema.parse>
@@ -171,11 +227,19 @@ export class SyslogSource implements Source {
   /** Connections paused while full, in the order they get room again. */
   private readonly paused = new Set<Conn>()
   private roomScheduled = false
-  /** Open connections (TLS ones from before the handshake) per remote address. */
+  /** Between start and the stop signal: spilled datagrams are moved into batches only then. */
+  private reading = false
+  /** Open connections (TLS ones from before the handshake) per peer network (peerGroup). */
   private readonly perPeer = new Map<string, number>()
+  /** Every admitted connection, TCP and TLS: maxConnections bounds its size. */
+  private readonly slots = new Set<Slot>()
+  private readonly slotOf = new WeakMap<Socket, Slot>()
+  /** Sockets this source closed at a limit: their failed TLS handshake is not an error. */
+  private readonly closedAtLimit = new WeakSet<Socket>()
   private kernelDrops: UdpKernelDrops | undefined
   private starting: Promise<void> | undefined
   private readonly limitLog: Throttled
+  private readonly evictLog: Throttled
   private readonly spillLog: Throttled
   private readonly gapLog: Throttled
 
@@ -205,6 +269,7 @@ export class SyslogSource implements Source {
     this.parser = new RecordParser({ pattern, compiled: compilePattern(pattern), sourceId, maxRecordBytes: this.cfg.maxMessageBytes * 2 })
     this.resolver = new LocalTimeResolver(this.cfg.timeZone ?? systemTimeZone())
     this.limitLog = new Throttled((count, f) => this.log?.error(SYSLOG_LOG_CODES.connectionLimit, 'Refused or closed syslog connections at a limit.', { source: this.name, count, ...f }))
+    this.evictLog = new Throttled((count, f) => this.log?.error(SYSLOG_LOG_CODES.connectionLimit, 'Closed the longest-idle syslog connections to admit new ones at maxConnections.', { source: this.name, count, ...f }))
     this.spillLog = new Throttled((count, f) => this.log?.error(SYSLOG_LOG_CODES.spill, 'Spill queue failed; datagrams that do not fit in memory are dropped and counted.', { source: this.name, count, ...f }))
     this.gapLog = new Throttled((count, f) => this.log?.error(SYSLOG_LOG_CODES.gap, 'Could not record dropped datagrams as a collection gap yet; trying again.', { source: this.name, count, ...f }))
     if (stateDir !== undefined && this.cfg.udp !== undefined && this.cfg.spillMaxBytes > 0) {
@@ -217,8 +282,10 @@ export class SyslogSource implements Source {
     try {
       await this.start()
       const timer = setInterval(() => { this.countKernelDrops(); this.drainSpill(); this.maybeFlush(true); this.resumePaused() }, this.cfg.flushMs)
+      this.reading = true
       this.roomReturned()
       await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }))
+      this.reading = false
       clearInterval(timer)
       await this.stop()
       await this.handOverRest()
@@ -378,7 +445,10 @@ export class SyslogSource implements Source {
   }
 
   private retryLoss (ms: number): void {
-    this.lossTimer ??= setTimeout(() => { this.lossTimer = undefined; this.reportLoss() }, ms)
+    // Unref'd: a gap the closed store can no longer take must not keep a stopped keatrail from
+    // exiting (it was counted and logged as KEATRAIL_ERR_SHUTDOWN_DROPPED); while running, the
+    // sockets keep the process alive.
+    this.lossTimer ??= setTimeout(() => { this.lossTimer = undefined; this.reportLoss() }, ms).unref()
   }
 
   /**
@@ -420,14 +490,19 @@ export class SyslogSource implements Source {
   }
 
   private async listenStream (server: Server, kind: 'tcp' | 'tls', host: string, port: number, event = 'connection'): Promise<number> {
-    server.maxConnections = this.cfg.maxConnections
+    // No server.maxConnections: Node would refuse the new connection at the limit, and idle ones
+    // (one message, then silence for idleTimeoutMs) would keep the slots. admit() bounds them.
     // First, before the TLS handshake: a peer over its share of slots is refused at once.
     server.prependListener('connection', (raw: Socket) => this.admit(raw))
-    server.on('drop', (d?: { remoteAddress?: string }) => this.limitHit('maxConnections', d?.remoteAddress))
     server.on(event, (socket: Socket) => this.accept(socket))
     // A listener here means Node no longer closes the socket itself (a handshake timeout would
-    // leave it open, holding its slot).
-    server.on('tlsClientError', (_err: Error, tlsSocket: Socket) => { this.counters.errors++; tlsSocket.destroy() })
+    // leave it open, holding its slot). A socket admit() closed fails its handshake: counted
+    // there, not as an error (the TLS socket's _parent is the connection admit() saw).
+    server.on('tlsClientError', (_err: Error, tlsSocket: Socket) => {
+      const raw = (tlsSocket as Socket & { _parent?: Socket })._parent
+      if (raw === undefined || !this.closedAtLimit.has(raw)) this.counters.errors++
+      tlsSocket.destroy()
+    })
     server.on('error', () => { this.counters.errors++ })
     try {
       // exclusive: not shared with cluster workers; Node never sets SO_REUSEPORT on it.
@@ -439,34 +514,73 @@ export class SyslogSource implements Source {
     return (server.address() as { port: number }).port
   }
 
-  private limitHit (limit: string, peer: string | undefined): void {
+  private limitHit (limit: string, peer: string | undefined, fields: Record<string, unknown> = {}): void {
     this.counters.rejectedConnections++
-    this.limitLog.hit({ limit, peer })
+    this.limitLog.hit({ limit, peer, ...fields })
   }
 
-  /** Counts a new connection against its peer's share; closes it when over. */
+  /**
+   * Counts a new connection against its peer network's share (refused when over) and against
+   * maxConnections: at that limit the connection gone longest without a complete message is
+   * closed to make room (as nginx and HAProxy reclaim idle keep-alive slots), so silent
+   * connections cannot lock a real sender out for idleTimeoutMs. Refused only when every
+   * connection is paused by this source (their bytes wait for the pipeline: not idle).
+   */
   private admit (raw: Socket): void {
+    const c = this.cfg
     const peer = raw.remoteAddress ?? 'unknown'
-    const n = this.perPeer.get(peer) ?? 0
-    if (n >= this.cfg.maxConnectionsPerPeer) {
-      raw.on('error', () => {})
-      // Still handed to the other listeners (TLS, accept()): they see it destroyed.
-      raw.destroy()
-      this.limitHit('maxConnectionsPerPeer', peer)
+    const group = peerGroup(peer, c.peerPrefixV4, c.peerPrefixV6)
+    const n = this.perPeer.get(group) ?? 0
+    if (n >= c.maxConnectionsPerPeer) {
+      this.closeAtLimit(raw)
+      this.limitHit('maxConnectionsPerPeer', peer, { peers: group })
       return
     }
-    this.perPeer.set(peer, n + 1)
-    raw.once('close', () => {
-      const left = (this.perPeer.get(peer) ?? 1) - 1
-      if (left <= 0) this.perPeer.delete(peer)
-      else this.perPeer.set(peer, left)
-    })
+    if (this.slots.size >= c.maxConnections) {
+      let idlest: Slot | undefined
+      for (const s of this.slots) {
+        if (s.conn?.paused !== true && (idlest === undefined || s.lastMessageAt < idlest.lastMessageAt)) idlest = s
+      }
+      if (idlest === undefined) {
+        this.closeAtLimit(raw)
+        this.limitHit('maxConnections', peer)
+        return
+      }
+      this.counters.evictedConnections++
+      this.evictLog.hit({ limit: 'maxConnections', peer: idlest.peer, idleMs: Date.now() - idlest.lastMessageAt, for: peer })
+      this.release(idlest)
+      this.closeAtLimit(idlest.raw)
+      idlest.conn?.socket.destroy()
+    }
+    const slot: Slot = { raw, peer, group, lastMessageAt: Date.now(), conn: undefined, released: false }
+    this.slots.add(slot)
+    this.slotOf.set(raw, slot)
+    this.perPeer.set(group, n + 1)
+    raw.once('close', () => this.release(slot))
+  }
+
+  private release (slot: Slot): void {
+    if (slot.released) return
+    slot.released = true
+    this.slots.delete(slot)
+    const left = (this.perPeer.get(slot.group) ?? 1) - 1
+    if (left <= 0) this.perPeer.delete(slot.group)
+    else this.perPeer.set(slot.group, left)
+  }
+
+  /** Still handed to the other listeners (TLS, accept()): they see it destroyed. */
+  private closeAtLimit (raw: Socket): void {
+    this.closedAtLimit.add(raw)
+    raw.on('error', () => {})
+    raw.destroy()
   }
 
   private accept (socket: Socket): void {
     if (socket.destroyed) return
     const remote = socket.remoteAddress ?? 'unknown'
-    const conn: Conn = { socket, framer: new SyslogFramer(this.cfg.maxMessageBytes), remote, paused: false, ended: false, firstFrame: undefined }
+    const slot = this.slotOf.get(socket) ?? this.slotOf.get((socket as Socket & { _parent?: Socket })._parent as Socket)
+    const conn: Conn = { socket, framer: new SyslogFramer(this.cfg.maxMessageBytes), remote, paused: false, ended: false, firstFrame: undefined, slot }
+    if (slot !== undefined) slot.conn = conn
     this.conns.add(conn)
     // Absolute, not an inactivity timeout: a peer dribbling a byte now and then resets the latter.
     const firstFrame = (): void => {
@@ -509,6 +623,7 @@ export class SyslogSource implements Source {
         return
       }
       if (conn.firstFrame !== undefined) { clearTimeout(conn.firstFrame); conn.firstFrame = undefined }
+      if (conn.slot !== undefined) conn.slot.lastMessageAt = Date.now()
       this.receive(f.frame, f.truncated, conn.remote)
     }
     // Push back: stop reading this connection until there is room (roomReturned).
@@ -538,6 +653,10 @@ export class SyslogSource implements Source {
     setImmediate(() => {
       this.roomScheduled = false
       this.reportLoss()
+      // Spilled datagrams as fast as the pipeline takes them, not one set of batches per flushMs
+      // tick (10k/s at the defaults, while the store takes ~20k/s): while anything is spilled
+      // every live datagram is spilled too, so a slow drain filled the queue and dropped.
+      if (this.reading) this.drainSpill()
       this.maybeFlush(false)
       this.resumePaused()
     })
@@ -649,7 +768,7 @@ export class SyslogSource implements Source {
         try { s.close(() => resolve()) } catch { resolve() } // a UDP socket whose bind failed may be closed already
       }
     })))
-    for (const t of [this.limitLog, this.spillLog, this.gapLog]) t.stop()
+    for (const t of [this.limitLog, this.evictLog, this.spillLog, this.gapLog]) t.stop()
   }
 }
 

@@ -4,7 +4,12 @@ export const sqliteStoreConfigSchema = z.object({
   path: z.string().min(1).describe('Database file; created with its directory if missing'),
   synchronous: z.enum(['full', 'normal']).default('full')
     .describe('full: a written batch survives power loss (fsync per commit); normal: survives a crash of keatrail, not of the machine'),
-  busyTimeoutMs: z.number().int().min(0).default(5000).describe('How long a writer waits for a lock held by another process'),
+  // 100 ms: better-sqlite3 waits for a lock synchronously, on the event loop that also reads
+  // UDP and answers /healthz; at 20k datagrams/s a 5 s wait is 100k datagrams the kernel drops
+  // before the source can even spill them. The pipeline retries a failed write with backoff
+  // (200 ms doubling), so a longer wait here buys nothing but a frozen loop.
+  busyTimeoutMs: z.number().int().min(0).default(100)
+    .describe('How long a write waits, blocking the event loop, for a lock another process holds before it fails with SQLITE_BUSY (the pipeline retries the batch with backoff); also the readers\' wait'),
   cacheMiB: z.number().int().min(2).max(4096).default(32)
     .describe('SQLite page cache of the connection; the indexes written by every batch should fit (SQLite\'s own default is 2 MiB)'),
   leaseDerivation: z.object({
