@@ -140,7 +140,7 @@ describe('syslog source with real senders', () => {
     // Counted once, by the pipeline (as for every source); the source counts only what it alone sees.
     expect(pipeline.sourceFlow('sys').unmatched).toBe(1)
     expect(pipeline.sourceFlow('sys').ok).toBe(5)
-    expect(Object.keys(source.counters).sort()).toEqual(['dropped', 'errors', 'received', 'rejectedConnections', 'spilled'])
+    expect(Object.keys(source.counters).sort()).toEqual(['dropped', 'errors', 'evictedConnections', 'received', 'rejectedConnections', 'spilled'])
   })
 })
 
