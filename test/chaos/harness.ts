@@ -139,3 +139,28 @@ export async function storedOriginals (dbPath: string): Promise<string[]> {
     await store.close()
   }
 }
+
+/**
+ * Waits until a UDP source is quiet (its `moving` counter and `dropped` unchanged for a second,
+ * nothing queued), stops keatrail (SIGTERM, exit 0) and counts what it stored in its SQLite file
+ * and what it counted as dropped: the two UDP chaos tests' stored + dropped = sent.
+ */
+export async function quietThenStop (kt: Keatrail, api: string, dbPath: string, source: string, moving: string): Promise<{ stored: number, dropped: number }> {
+  let last = ''
+  const settled = await until(async () => {
+    const m = await metrics(api)
+    const now = `${sourceCounter(m, source, moving)}/${sourceCounter(m, source, 'dropped')}/${pipelineCounter(m, 'queued')}`
+    const same = now === last && now.endsWith('/0')
+    last = now
+    return same
+  }, 60_000, 1000)
+  if (!settled) throw new Error(`source ${source} did not settle within 60 s (last ${last})`)
+  const dropped = sourceCounter(await metrics(api), source, 'dropped')
+  kt.proc.kill('SIGTERM')
+  const code = await kt.exited
+  if (code !== 0) throw new Error(`keatrail exited ${String(code)}`)
+  const db = new Database(dbPath, { readonly: true })
+  try {
+    return { stored: (db.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n, dropped }
+  } finally { db.close() }
+}

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { describe, expect, it } from 'vitest'
 import { freePort } from '../helpers/outage.js'
-import { metrics, pipelineCounter, ready, SOAK, sourceCounter, startKeatrail, until, writeConfig } from './harness.js'
+import { quietThenStop, ready, SOAK, startKeatrail, writeConfig } from './harness.js'
 
 // Chaos: UDP cannot push back. A sender floods keatrail's syslog port far faster than SQLite
 // stores, with a small socket buffer and no spill queue, so datagrams are lost, in the kernel
@@ -39,22 +39,8 @@ describe('chaos: UDP syslog flood', () => {
     sock.close()
 
     // Quiet: nothing more read or dropped for a second, nothing queued.
-    let last = ''
-    const settled = await until(async () => {
-      const m = await metrics(api)
-      const now = `${sourceCounter(m, 'flood', 'parsed')}/${sourceCounter(m, 'flood', 'dropped')}/${pipelineCounter(m, 'queued')}`
-      const same = now === last && now.endsWith('/0')
-      last = now
-      return same
-    }, 60_000, 1000)
-    expect(settled).toBe(true)
-    const m = await metrics(api)
-    const dropped = sourceCounter(m, 'flood', 'dropped')
-    kt.proc.kill('SIGTERM')
-    expect(await kt.exited).toBe(0)
-
+    const { stored, dropped } = await quietThenStop(kt, api, join(dir, 'data', 'keatrail.db'), 'flood', 'parsed')
     const db = new Database(join(dir, 'data', 'keatrail.db'), { readonly: true })
-    const stored = (db.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n
     const gapCount = (db.prepare('SELECT reason FROM gaps').all() as Array<{ reason: string }>)
       .reduce((n, g) => n + Number(/dropped (\d+) datagram/.exec(g.reason)?.[1] ?? 0), 0)
     db.close()

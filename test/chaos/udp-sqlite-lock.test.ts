@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { describe, expect, it } from 'vitest'
 import { freePort } from '../helpers/outage.js'
-import { metrics, pipelineCounter, ready, sleep, sourceCounter, startKeatrail, until, writeConfig } from './harness.js'
+import { metrics, quietThenStop, ready, sleep, sourceCounter, startKeatrail, until, writeConfig } from './harness.js'
 
 // Chaos: another process holds the SQLite write lock (BEGIN IMMEDIATE: a sqlite3 shell, a
 // backup tool) for 3 s while UDP syslog arrives. better-sqlite3 waits for a lock synchronously,
@@ -66,22 +66,7 @@ describe('chaos: another process holds the SQLite write lock', () => {
     holder.close()
     sock.close()
 
-    let last = ''
-    const settled = await until(async () => {
-      const m = await metrics(api)
-      const now = `${sourceCounter(m, 'udp', 'stored')}/${sourceCounter(m, 'udp', 'dropped')}/${pipelineCounter(m, 'queued')}`
-      const same = now === last && now.endsWith('/0')
-      last = now
-      return same
-    }, 60_000, 1000)
-    expect(settled).toBe(true)
-    const m = await metrics(api)
-    const dropped = sourceCounter(m, 'udp', 'dropped')
-    kt.proc.kill('SIGTERM')
-    expect(await kt.exited).toBe(0)
-    const db = new Database(join(dir, 'data', 'keatrail.db'), { readonly: true })
-    const stored = (db.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n
-    db.close()
+    const { stored, dropped } = await quietThenStop(kt, api, join(dir, 'data', 'keatrail.db'), 'udp', 'stored')
     process.stdout.write(`chaos SQLite lock held ${HOLD_MS} ms: sent ${sent}, stored ${stored}, dropped ${dropped}, slowest /healthz ${slowest} ms\n`)
     expect(sent).toBeGreaterThan(RATE * 2)
     // Before: 5 s busy waits froze the loop for the whole hold (/healthz ~3 s, datagrams lost uncounted).
