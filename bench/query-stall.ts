@@ -67,7 +67,7 @@ const dropped = async (): Promise<number> => discardedEvents(await (await fetch(
 /** keatrail's own event-loop delay since the previous scrape (prom-client resets it on each), ms. */
 const loopLag = async (): Promise<string> => {
   const text = await (await fetch(`${url}/metrics`)).text()
-  const v = (name: string): string => (Number(new RegExp(`^keatrail_process_nodejs_eventloop_lag_${name}_seconds (\\S+)`, 'm').exec(text)?.[1] ?? NaN) * 1000).toFixed(1)
+  const v = (name: string): string => (Number(new RegExp(`^keatrail_nodejs_eventloop_lag_${name}_seconds (\\S+)`, 'm').exec(text)?.[1] ?? NaN) * 1000).toFixed(1)
   return `p50 ${v('p50')} ms  p99 ${v('p99')} ms  max ${v('max')} ms`
 }
 
