@@ -5,6 +5,7 @@ import type { SourceConfig } from '../config/config.js'
 import { INSTALL_LOG_CODES } from '../errors.js'
 import type { Log } from '../pipeline/types.js'
 import { journalFilter } from '../sources/journal/source.js'
+import { wildcard } from '../sources/file/source.js'
 
 // What an operator gets wrong on a first install and keatrail cannot fix: a path that names no
 // file, a journal source on a machine that keeps no journal. Neither stops `run` (files may
@@ -15,11 +16,6 @@ type Output<T extends SourceConfig['type']> = Extract<SourceConfig, { type: T }>
 
 /** Where systemd-journald keeps the system journal: persistent, then volatile. */
 export const JOURNAL_ROOTS = ['/var/log/journal', '/run/log/journal']
-
-/** The file source's matching rule: `*` within a file name; excluded names do not count. */
-function wildcard (glob: string): RegExp {
-  return new RegExp('^' + glob.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*') + '$')
-}
 
 /** The `include` globs of a file source that match no file now. */
 export function globsWithoutFiles (cfg: Output<'file'>): string[] {

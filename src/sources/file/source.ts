@@ -286,6 +286,7 @@ export class FileSource implements Source {
   }
 }
 
-function wildcard (glob: string): RegExp {
+/** The file source's matching rule: `*` within a file name (also what run's start-up warning checks). */
+export function wildcard (glob: string): RegExp {
   return new RegExp('^' + glob.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*') + '$')
 }
