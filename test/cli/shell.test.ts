@@ -277,6 +277,8 @@ describe('log level', () => {
     await vi.waitFor(() => { expect(loud.lines().some((l) => l.msg === 'Following file.')).toBe(true) }, { timeout: 15_000, interval: 50 })
     const following = loud.stderr().split('\n').find((l) => l.includes('"msg":"Following file."')) as string
     expect(following.match(/"source":"k"/g)).toHaveLength(1)
+    // The quiet one writes nothing to wait for: its checkpoint says it runs (signal handlers in place).
+    await vi.waitFor(() => { expect(existsSync(join(dir, 'data', 'state', 'file-k.json'))).toBe(true) }, { timeout: 15_000, interval: 50 })
     quiet.proc.kill('SIGTERM')
     loud.proc.kill('SIGTERM')
     expect(await quiet.exited).toBe(0)
