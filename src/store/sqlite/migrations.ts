@@ -237,5 +237,44 @@ END;
 ALTER TABLE events ADD COLUMN client_hex TEXT;
 UPDATE events SET client_hex = keatrail_ip_hex(client_ip) WHERE client_ip IS NOT NULL;
 `
+  },
+  {
+    version: 11,
+    name: 'event blocks',
+    sql: `
+-- The block layout (src/store/sqlite/blocks/, issue 19): events in compressed blocks of up to
+-- 4,096 of one source instead of a row each with ten indexes and full text (1.2 KB per event).
+-- Columns in this order: pruning reads the summary, then the times, bloom or payload it needs;
+-- SQLite reads a row's overflow pages only for the columns asked for.
+CREATE TABLE blocks (
+  id        INTEGER PRIMARY KEY,
+  source_id TEXT NOT NULL,             -- kea.source_id of every event in the block
+  min_ts    INTEGER NOT NULL,          -- µs
+  max_ts    INTEGER NOT NULL,
+  min_off   INTEGER,                   -- offsets of the events whose id is <source_id>-<hex offset>
+  max_off   INTEGER,
+  n         INTEGER NOT NULL,
+  seq       INTEGER NOT NULL,          -- write sequence of the last batch stored in it (lease watermark)
+  codec     INTEGER NOT NULL,          -- 1 deflate-raw, 2 zstd (src/store/sqlite/blocks/compress.ts)
+  times     BLOB NOT NULL,             -- zigzag varint deltas of the events' µs times
+  bloom     BLOB NOT NULL,             -- full-text token bloom (compressed while the block is small)
+  payload   BLOB NOT NULL              -- the events (src/store/sqlite/blocks/codec.ts)
+);
+CREATE INDEX blocks_time   ON blocks (max_ts);
+CREATE INDEX blocks_source ON blocks (source_id, max_off);
+CREATE INDEX blocks_seq    ON blocks (seq);
+-- Which blocks hold an identifier: deduplicated per block (src/store/sqlite/blocks/plan.ts).
+CREATE TABLE block_postings (
+  term  TEXT NOT NULL,
+  block INTEGER NOT NULL,
+  PRIMARY KEY (term, block)
+) WITHOUT ROWID;
+-- Events whose id does not name their offset (journal cursors): id → block.
+CREATE TABLE block_ids (
+  id    TEXT PRIMARY KEY,
+  block INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO meta (key, value) VALUES ('block_seq', 0);
+`
   }
 ]

@@ -1,0 +1,343 @@
+import type Database from 'better-sqlite3'
+import { CursorInvalidError, QueryBucketsError, StoreReadError } from '../../../errors.js'
+import type { KeaEvent } from '../../../parse/event.js'
+import { compileQuery } from '../../../query/evaluate.js'
+import {
+  decodeCursor, encodeCursor, idsToGet, inIdOrder, MAX_BUCKETS, MAX_INTERVAL_MS, MAX_PAGE_BYTES, MAX_PAGE_SIZE, TOTAL_BOUND, withinBudget,
+  FILTER_FIELDS, type Bucket, type EventQuery, type FilterField, type SearchPage, type SearchRequest, type TermCount
+} from '../../types.js'
+import { readError } from '../reader.js'
+import { BLOOM_BYTES, bloomHas } from './bloom.js'
+import { DecodedBlock, decodeTimes } from './codec.js'
+import { decompress } from './compress.js'
+import { planOf, type Plan } from './plan.js'
+
+/** A block's summary row: what pruning reads before deciding to decode it. */
+export interface BlockRow { id: number, source_id: string, min_ts: number, max_ts: number, n: number, codec: number, seq: number }
+
+/**
+ * Blocks decoded only to complete a page's total after the page itself is full: past this,
+ * the total is reported as "at least" what was counted. A total is a hint on the page; a
+ * 4,096-event block costs ~5 ms to decode, and a MAC seen in every block of a year would
+ * otherwise make every first page of it decode them all.
+ */
+const TOTAL_EXTRA_BLOCKS = 16
+/** Decoded blocks a reader keeps (LRU): pages of one query, the next page, the evidence of a lease answer. */
+const CACHE_BLOCKS = 8
+
+interface Hit { ts: number, id: string, block: number, i: number }
+
+function compareHit (a: Hit, b: Hit): number {
+  return a.ts - b.ts || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+}
+
+/** Whether a query needs the events' documents (anything but its time range does). */
+function needsDocs (q: EventQuery): boolean {
+  if (q.where !== undefined) return true
+  if (q.text !== undefined && q.text.trim() !== '') return true
+  return Object.values(q.filters ?? {}).some((v) => v !== undefined && v.length > 0)
+}
+
+/**
+ * Every event read of the block layout, synchronous, on one connection (a reader worker's, or
+ * the store's own for ':memory:'): prune blocks by time and by the query's plan (postings,
+ * token blooms), decode only the candidates, evaluate the query on their events in JavaScript,
+ * and stop at the page bound. One engine for search, count, histogram and top values.
+ */
+export class BlockReader {
+  private readonly cache = new Map<number, { seq: number, block: DecodedBlock }>()
+  private readonly stmts: {
+    inRange: Database.Statement
+    all: Database.Statement
+    times: Database.Statement
+    payload: Database.Statement
+    bloom: Database.Statement
+    term: Database.Statement
+    range: Database.Statement
+    byOffset: Database.Statement
+    byId: Database.Statement
+    total: Database.Statement
+    byBlock: Database.Statement
+  }
+
+  constructor (db: Database.Database) {
+    this.stmts = {
+      inRange: db.prepare('SELECT id, source_id, min_ts, max_ts, n, codec, seq FROM blocks WHERE max_ts >= ? AND min_ts < ?'),
+      all: db.prepare('SELECT id, source_id, min_ts, max_ts, n, codec, seq FROM blocks'),
+      times: db.prepare('SELECT times FROM blocks WHERE id = ?').pluck(),
+      payload: db.prepare('SELECT payload FROM blocks WHERE id = ?').pluck(),
+      bloom: db.prepare('SELECT bloom, codec FROM blocks WHERE id = ?'),
+      term: db.prepare('SELECT block FROM block_postings WHERE term = ?').pluck(),
+      range: db.prepare('SELECT DISTINCT block FROM block_postings WHERE term BETWEEN ? AND ?').pluck(),
+      byOffset: db.prepare('SELECT id, source_id, min_ts, max_ts, n, codec, seq FROM blocks WHERE source_id = ? AND max_off >= ? AND min_off <= ?'),
+      byId: db.prepare('SELECT b.id, b.source_id, b.min_ts, b.max_ts, b.n, b.codec, b.seq FROM block_ids i JOIN blocks b ON b.id = i.block WHERE i.id = ?'),
+      total: db.prepare('SELECT coalesce(sum(n), 0) FROM blocks').pluck(),
+      byBlock: db.prepare('SELECT id, source_id, min_ts, max_ts, n, codec, seq FROM blocks WHERE id = ?')
+    }
+  }
+
+  /** Forgets decoded blocks: the writer rewrote some (tests and the store's own connection). */
+  forget (): void {
+    this.cache.clear()
+  }
+
+  block (row: BlockRow): DecodedBlock {
+    // Keyed by id and write sequence: every write to a block gives it a new seq, and a block id
+    // can be reused after the newest block was deleted (another connection's cache would be stale).
+    const hit = this.cache.get(row.id)
+    if (hit !== undefined && hit.seq === row.seq) {
+      this.cache.delete(row.id)
+      this.cache.set(row.id, hit)
+      return hit.block
+    }
+    const payload = this.stmts.payload.get(row.id) as Buffer | undefined
+    if (payload === undefined) throw new StoreReadError('sqlite', `block ${row.id} is gone`)
+    const b = DecodedBlock.unpack(payload, row.codec, row.source_id)
+    this.cache.set(row.id, { seq: row.seq, block: b })
+    if (this.cache.size > CACHE_BLOCKS) this.cache.delete(this.cache.keys().next().value as number)
+    return b
+  }
+
+  times (row: BlockRow): Float64Array {
+    return decodeTimes(this.stmts.times.get(row.id) as Buffer, row.n)
+  }
+
+  /** The blocks that may hold matches of `q`: its time range, then its plan. */
+  candidates (q: EventQuery): BlockRow[] {
+    const rows = (q.from === undefined && q.to === undefined
+      ? this.stmts.all.all()
+      : this.stmts.inRange.all((q.from ?? -8.64e15) * 1000, (q.to ?? 8.64e15) * 1000)) as BlockRow[]
+    const plan = planOf(q)
+    if (plan.kind === 'all') return rows
+    if (plan.kind === 'none') return []
+    const sets = new Map<Plan, Set<number>>()
+    const blooms = new Map<number, Uint8Array>()
+    const setOf = (p: Plan & { kind: 'term' | 'range' }): Set<number> => {
+      let s = sets.get(p)
+      if (s === undefined) {
+        s = new Set((p.kind === 'term' ? this.stmts.term.all(p.term) : this.stmts.range.all(p.lo, p.hi)) as number[])
+        sets.set(p, s)
+      }
+      return s
+    }
+    const bloomOf = (block: number): Uint8Array => {
+      let b = blooms.get(block)
+      if (b === undefined) {
+        const r = this.stmts.bloom.get(block) as { bloom: Buffer, codec: number }
+        b = r.bloom.length === BLOOM_BYTES ? r.bloom : decompress(r.bloom, r.codec)
+        blooms.set(block, b)
+      }
+      return b
+    }
+    const keep = (p: Plan, block: number): boolean => {
+      switch (p.kind) {
+        case 'all': return true
+        case 'none': return false
+        case 'term':
+        case 'range': return setOf(p).has(block)
+        case 'tokens': { const b = bloomOf(block); return p.tokens.every((t) => bloomHas(b, t)) }
+        case 'and': return p.parts.every((c) => keep(c, block))
+        case 'or': return p.parts.some((c) => keep(c, block))
+      }
+    }
+    return rows.filter((r) => keep(plan, r.id))
+  }
+
+  /**
+   * Calls `visit` for every event of `blocks` that matches `q`, block by block in the given order,
+   * until it returns false. Without predicates beyond time only the times are read.
+   */
+  private scan (q: EventQuery, blocks: readonly BlockRow[], visit: (row: BlockRow, ts: number, i: number, b: DecodedBlock | undefined, e: KeaEvent | undefined) => boolean, before?: (row: BlockRow) => boolean, withDocs = false): void {
+    const docs = withDocs || needsDocs(q)
+    const match = needsDocs(q) ? compileQuery(q) : undefined
+    const lo = q.from === undefined ? -Infinity : q.from * 1000
+    const hi = q.to === undefined ? Infinity : q.to * 1000
+    for (const row of blocks) {
+      if (before !== undefined && !before(row)) return
+      const ts = this.times(row)
+      const b = docs ? this.block(row) : undefined
+      for (let i = 0; i < row.n; i++) {
+        const t = ts[i] as number
+        if (t < lo || t >= hi) continue
+        let e: KeaEvent | undefined
+        if (b !== undefined) {
+          e = b.event(i)
+          if (match !== undefined && !match(e)) continue
+        }
+        if (!visit(row, t, i, b, e)) return
+      }
+    }
+  }
+
+  /** Every event matching `q` with its block and index (the writer's deletes; the store's own connection). */
+  forEach (q: EventQuery, fn: (row: BlockRow, i: number, e: KeaEvent) => void, withDocs = true): void {
+    this.scan(q, this.candidates(q), (row, _ts, i, _b, e) => { fn(row, i, e as KeaEvent); return true }, undefined, withDocs)
+  }
+
+  search (req: SearchRequest): SearchPage {
+    const size = Math.min(Math.max(req.size ?? 100, 1), MAX_PAGE_SIZE)
+    const desc = (req.sort ?? 'desc') === 'desc'
+    let after: { ts: number, id: string } | undefined
+    if (req.cursor !== undefined) {
+      const c = decodeCursor(req.cursor)
+      if (c === undefined || !/^-?\d+$/.test(c.t)) throw new CursorInvalidError()
+      after = { ts: Number(c.t), id: c.id }
+    }
+    try {
+      const blocks = this.candidates(req)
+      // Newest first: blocks by their newest event (oldest first: by their oldest); a block whose
+      // range cannot reach past the page's last hit ends the scan.
+      blocks.sort(desc ? (a, b) => b.max_ts - a.max_ts : (a, b) => a.min_ts - b.min_ts)
+      const better = desc ? (a: Hit, b: Hit) => compareHit(b, a) : compareHit
+      const afterCursor = (h: Hit): boolean => after === undefined || (desc ? compareHit(h, { ...after, block: 0, i: 0 }) < 0 : compareHit(h, { ...after, block: 0, i: 0 }) > 0)
+      let hits: Hit[] = []
+      let total = 0
+      let extra = 0
+      let pageFull = false
+      const rows = new Map<number, BlockRow>()
+      /** The (size+1)-th best hit so far: the bound a block must beat to matter to the page. */
+      const bound = (): Hit | undefined => hits.length > size ? hits[size] : undefined
+      this.scan(req, blocks, (row, ts, i, b) => {
+        total++
+        const id = b === undefined ? this.block(row).id(i) : b.id(i)
+        const h: Hit = { ts, id, block: row.id, i }
+        if (!pageFull && afterCursor(h)) {
+          hits.push(h)
+          rows.set(row.id, row)
+          // Keep the best size + 1: sorted when the list doubles (amortised O(n log size)).
+          if (hits.length > 2 * (size + 1)) { hits.sort(better); hits = hits.slice(0, size + 1) }
+        }
+        return !(pageFull && total > TOTAL_BOUND)
+      }, (row) => {
+        hits.sort(better)
+        if (hits.length > size + 1) hits = hits.slice(0, size + 1)
+        const k = bound()
+        if (!pageFull && k !== undefined && (desc ? row.max_ts < k.ts : row.min_ts > k.ts)) pageFull = true
+        if (pageFull) extra++
+        return extra <= TOTAL_EXTRA_BLOCKS
+      })
+      hits.sort(better)
+      const counted = extra > TOTAL_EXTRA_BLOCKS || total > TOTAL_BOUND
+      const page = hits.slice(0, size)
+      const events: KeaEvent[] = []
+      let bytes = 0
+      let cut = false
+      for (const h of page) {
+        const b = this.block(rows.get(h.block) as BlockRow)
+        const n = b.size(h.i)
+        if (events.length > 0 && bytes + n > MAX_PAGE_BYTES) { cut = true; break }
+        bytes += n
+        events.push(b.event(h.i))
+      }
+      const last = events.length > 0 ? page[events.length - 1] : undefined
+      const more = cut || hits.length > size
+      return {
+        events,
+        total: counted ? { value: Math.min(total, TOTAL_BOUND), relation: 'gte' } : { value: total, relation: 'eq' },
+        ...(more && last !== undefined ? { cursor: encodeCursor({ t: String(last.ts), id: last.id }) } : {})
+      }
+    } catch (err) {
+      throw readError(err)
+    }
+  }
+
+  /** The blocks that may hold the event `id`: by (source, offset) when it has that shape, else by the id table. */
+  private blocksOf (id: string): BlockRow[] {
+    const dash = id.indexOf('-')
+    if (dash > 0) {
+      const suffix = id.slice(dash + 1)
+      // Offsets are at most 13 hex digits (< 2^52); longer suffixes are hashes (journal cursors).
+      if (/^[0-9a-f]{1,13}$/.test(suffix)) {
+        const off = parseInt(suffix, 16)
+        const rows = this.stmts.byOffset.all(id.slice(0, dash), off, off) as BlockRow[]
+        if (rows.length > 0) return rows
+      }
+    }
+    return this.stmts.byId.all(id) as BlockRow[]
+  }
+
+  /** Where an event is stored, or undefined. */
+  locate (id: string): { row: BlockRow, i: number } | undefined {
+    for (const row of this.blocksOf(id)) {
+      const b = this.block(row)
+      for (let i = 0; i < b.n; i++) if (b.id(i) === id) return { row, i }
+    }
+    return undefined
+  }
+
+  getMany (ids: readonly string[]): KeaEvent[] {
+    const wanted = idsToGet(ids)
+    if (wanted.length === 0) return []
+    try {
+      const found = new Map<string, { row: BlockRow, i: number }>()
+      for (const id of wanted) {
+        const at = this.locate(id)
+        if (at !== undefined) found.set(id, at)
+      }
+      const kept = withinBudget(wanted.filter((id) => found.has(id)), (id) => { const at = found.get(id) as { row: BlockRow, i: number }; return this.block(at.row).size(at.i) })
+      const events = new Map<string, KeaEvent>()
+      for (const id of kept) {
+        const at = found.get(id) as { row: BlockRow, i: number }
+        events.set(id, this.block(at.row).event(at.i))
+      }
+      return inIdOrder(kept, events)
+    } catch (err) {
+      throw readError(err)
+    }
+  }
+
+  count (q: EventQuery = {}): number {
+    try {
+      if (q.from === undefined && q.to === undefined && !needsDocs(q)) return this.stmts.total.get() as number
+      let n = 0
+      this.scan(q, this.candidates(q), () => { n++; return true })
+      return n
+    } catch (err) {
+      throw readError(err)
+    }
+  }
+
+  histogram (q: EventQuery, intervalMs: number): Bucket[] {
+    if (!Number.isInteger(intervalMs) || intervalMs < 1) throw new StoreReadError('sqlite', 'the histogram interval must be a positive whole number of ms')
+    if (intervalMs > MAX_INTERVAL_MS) throw new QueryBucketsError(`an interval of at most ${MAX_INTERVAL_MS} ms (about 285 years), not ${intervalMs} ms`)
+    const step = intervalMs * 1000
+    try {
+      const counts = new Map<number, number>()
+      this.scan(q, this.candidates(q), (_row, ts) => {
+        const key = (ts - (((ts % step) + step) % step)) / 1000
+        counts.set(key, (counts.get(key) ?? 0) + 1)
+        if (counts.size > MAX_BUCKETS) throw new QueryBucketsError(`more than ${MAX_BUCKETS} buckets hold events; widen the interval or narrow the time range`)
+        return true
+      })
+      return [...counts].sort((a, b) => a[0] - b[0]).map(([key, count]) => ({ key, count }))
+    } catch (err) {
+      throw readError(err)
+    }
+  }
+
+  top (field: FilterField, q: EventQuery, size: number): TermCount[] {
+    const n = Math.min(Math.max(Math.trunc(size), 1), 1000)
+    const path = FILTER_FIELDS[field].split('.')
+    try {
+      const counts = new Map<string, number>()
+      this.scan(q, this.candidates(q), (_row, _ts, _i, _b, e) => {
+        const ev = e as KeaEvent
+        if (field === 'ip') {
+          // Each address once per event, as the SQLite row store's event_ips keyed by event.
+          for (const ip of new Set(ev.related?.ip ?? [])) counts.set(ip, (counts.get(ip) ?? 0) + 1)
+          return true
+        }
+        let v: unknown = ev
+        for (const k of path) v = (v as Record<string, unknown> | undefined)?.[k]
+        if (v !== undefined && v !== null) counts.set(String(v), (counts.get(String(v)) ?? 0) + 1)
+        return true
+      }, undefined, true)
+      // Ties by value as SQLite orders the column: numbers numerically (subnet ids), text bytewise.
+      const byValue = field === 'subnet_id' ? (a: string, b: string) => Number(a) - Number(b) : (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0)
+      return [...counts].map(([value, count]) => ({ value, count }))
+        .sort((a, b) => b.count - a.count || byValue(a.value, b.value)).slice(0, n)
+    } catch (err) {
+      throw readError(err)
+    }
+  }
+}

@@ -1,0 +1,267 @@
+import type Database from 'better-sqlite3'
+import type { KeaEvent } from '../../../parse/event.js'
+import { textTokens } from '../../../query/evaluate.js'
+import { isoToMicros } from '../../time.js'
+import { parsesBetter } from '../../types.js'
+import { BLOOM_BYTES, bloomAdd, newBloom } from './bloom.js'
+import { decodeTimes, encodeTimes, filterLines, linesOf, packLines, replaceLine, unpackLines, type BlockLines } from './codec.js'
+import { compress, decompress, WRITE_CODEC } from './compress.js'
+import { eventTerms } from './plan.js'
+import type { BlockReader, BlockRow } from './reader.js'
+
+/**
+ * Events per block. 4,096: one write batch of a busy source fills one (the pipeline's batches
+ * are ≤ 5,000), decoding one for a query costs ~5 ms, and a block's summary, postings and bloom
+ * cost a few bytes per event at that size (issue 19's prototype; bench/e2e, bench/api).
+ */
+export const BLOCK_EVENTS = 4096
+/** Blooms of blocks smaller than this are stored compressed (a sparse 8 KiB bitmap is mostly zeros). */
+export const BLOOM_RAW_FROM = 1024
+/**
+ * A batch is merged into its source's newest block only if that block ends less than this before
+ * the batch begins: a live tail's trickle fills blocks, but a block never spans days (time pruning).
+ */
+const MERGE_WITHIN_US = 3600 * 1e6
+
+interface StoredBlock extends BlockRow { min_off: number | null, max_off: number | null }
+
+export interface BatchResult { written: number, duplicates: number, replaced: number, fresh: KeaEvent[], withdrawn: string[] }
+
+/** The offset an event's id names (`<source_id>-<hex offset>`, file and syslog sources), or undefined. */
+export function offsetOf (e: KeaEvent, sourceId: string): number | undefined {
+  const off = e.log.offset
+  if (off === undefined) return undefined
+  const id = e.event.id
+  return id.length === sourceId.length + 1 + off.toString(16).length && id.startsWith(sourceId) && id.endsWith(off.toString(16)) && id.charCodeAt(sourceId.length) === 45 ? off : undefined
+}
+
+function bloomFor (n: number, bits: Uint8Array): Buffer {
+  return n >= BLOOM_RAW_FROM ? Buffer.from(bits.buffer, bits.byteOffset, bits.byteLength) : compress(Buffer.from(bits.buffer, bits.byteOffset, bits.byteLength))
+}
+
+function bloomOf (row: { bloom: Buffer, n: number, codec: number }): Uint8Array {
+  return row.bloom.length === BLOOM_BYTES && row.n >= BLOOM_RAW_FROM ? new Uint8Array(row.bloom) : new Uint8Array(decompress(row.bloom, row.codec))
+}
+
+/**
+ * The block layout's write side, on the store's connection, inside the store's transaction:
+ * replays are recognised by (source, offset) — the blocks of the source whose offset range
+ * overlaps the batch's — or by the id table for ids that name no offset; new events fill their
+ * source's newest block up to BLOCK_EVENTS (compaction at write time: a live tail of a few events
+ * a second would otherwise leave a block per batch), then new blocks.
+ */
+export class BlockWriter {
+  private readonly s: ReturnType<typeof statements>
+
+  constructor (db: Database.Database, private readonly reader: BlockReader) {
+    this.s = statements(db)
+  }
+
+  /** Stores a batch (inside the caller's transaction); returns the write sequence it took. */
+  write (events: readonly KeaEvent[]): BatchResult & { seq: number } {
+    const seq = this.s.seq.get() as number
+    const res: BatchResult = { written: 0, duplicates: 0, replaced: 0, fresh: [], withdrawn: [] }
+    const bySource = new Map<string, KeaEvent[]>()
+    for (const e of events) {
+      const src = e.kea.source_id ?? ''
+      const list = bySource.get(src)
+      if (list === undefined) bySource.set(src, [e])
+      else list.push(e)
+    }
+    for (const [src, list] of bySource) this.writeSource(src, list, seq, res)
+    this.reader.forget()
+    return { ...res, seq }
+  }
+
+  private writeSource (src: string, events: KeaEvent[], seq: number, res: BatchResult): void {
+    // Where each already-stored id is: the blocks of this source overlapping the batch's offsets.
+    const stored = new Map<string, { row: StoredBlock, i: number }>()
+    let lo = Infinity
+    let hi = -Infinity
+    const addressed = new Map<KeaEvent, number>()
+    for (const e of events) {
+      const off = offsetOf(e, src)
+      if (off === undefined) continue
+      addressed.set(e, off)
+      if (off < lo) lo = off
+      if (off > hi) hi = off
+    }
+    const look = (row: StoredBlock): void => {
+      const b = this.reader.block(row)
+      for (let i = 0; i < b.n; i++) stored.set(b.id(i), { row, i })
+    }
+    if (addressed.size > 0) for (const row of this.s.overlapping.all(src, lo, hi) as StoredBlock[]) look(row)
+    const seen = new Set<string>()
+    const fresh: KeaEvent[] = []
+    const repairs = new Map<number, { row: StoredBlock, fixes: Array<{ i: number, e: KeaEvent }> }>()
+    for (const e of events) {
+      const id = e.event.id
+      if (seen.has(id)) { res.duplicates++; continue }
+      seen.add(id)
+      if (!addressed.has(e)) {
+        const row = this.s.idBlock.get(id) as StoredBlock | undefined
+        if (row !== undefined && !stored.has(id)) look(row)
+      }
+      const at = stored.get(id)
+      if (at === undefined) { fresh.push(e); continue }
+      // Event ids come from the source and offset, not the pattern: the same line imported
+      // again with the right pattern after the wrong one replaces what parsed worse.
+      const old = this.reader.block(at.row).event(at.i)
+      if (!parsesBetter(e.kea.parse.status, old.kea.parse.status)) { res.duplicates++; continue }
+      let r = repairs.get(at.row.id)
+      if (r === undefined) { r = { row: at.row, fixes: [] }; repairs.set(at.row.id, r) }
+      r.fixes.push({ i: at.i, e })
+      if (old.event.action !== undefined) res.withdrawn.push(id)
+      res.replaced++
+      res.fresh.push(e)
+    }
+    for (const r of repairs.values()) this.repair(r.row, r.fixes, seq)
+    if (fresh.length === 0) return
+    res.written += fresh.length
+    res.fresh.push(...fresh)
+    let rest = fresh
+    const newest = this.s.newest.get(src) as StoredBlock | undefined
+    if (newest !== undefined && newest.n < BLOCK_EVENTS) {
+      const room = BLOCK_EVENTS - newest.n
+      const head = rest.slice(0, room)
+      const minTs = head.reduce((m, e) => Math.min(m, isoToMicros(e['@timestamp'])), Infinity)
+      const offs = head.map((e) => addressed.get(e))
+      const appends = newest.max_off === null || offs.every((o) => o === undefined || o > (newest.max_off as number))
+      if (appends && minTs - newest.max_ts < MERGE_WITHIN_US) {
+        this.grow(newest, head, addressed, seq)
+        rest = rest.slice(room)
+      }
+    }
+    for (let i = 0; i < rest.length; i += BLOCK_EVENTS) this.create(src, rest.slice(i, i + BLOCK_EVENTS), addressed, seq)
+  }
+
+  /** A new block of `events` (all of source `src`). */
+  private create (src: string, events: KeaEvent[], addressed: Map<KeaEvent, number>, seq: number): void {
+    const lines = linesOf(events, src)
+    const ts = events.map((e) => isoToMicros(e['@timestamp']))
+    const bits = newBloom()
+    const s = summary(ts, events.map((e) => addressed.get(e)))
+    // The id first: postings name the block, and the row is written once (a blob update rewrites it whole).
+    const id = this.s.nextId.get() as number
+    this.index(id, events, bits, addressed)
+    this.s.insert.run(id, src, s.minTs, s.maxTs, s.minOff, s.maxOff, events.length, seq, WRITE_CODEC, encodeTimes(ts), bloomFor(events.length, bits), packLines(lines, WRITE_CODEC))
+  }
+
+  /** Appends `events` to block `row` of the same source (its id, postings and bloom bits stay). */
+  private grow (row: StoredBlock, events: KeaEvent[], addressed: Map<KeaEvent, number>, seq: number): void {
+    const full = this.s.full.get(row.id) as { times: Buffer, bloom: Buffer, payload: Buffer, n: number, codec: number }
+    const lines = linesOf(events, row.source_id, unpackLines(full.payload, full.codec))
+    const ts = [...decodeTimes(full.times, full.n), ...events.map((e) => isoToMicros(e['@timestamp']))]
+    const bits = bloomOf(full)
+    this.index(row.id, events, bits, addressed)
+    const s = summary(ts, events.map((e) => addressed.get(e)), row)
+    this.s.update.run(s.minTs, s.maxTs, s.minOff, s.maxOff, ts.length, seq, WRITE_CODEC, encodeTimes(ts), bloomFor(ts.length, bits), packLines(lines, WRITE_CODEC), row.id)
+  }
+
+  /** Events re-imported with a better parse replace theirs in place (a stale posting only costs a decode). */
+  private repair (row: StoredBlock, fixes: Array<{ i: number, e: KeaEvent }>, seq: number): void {
+    const full = this.s.full.get(row.id) as { times: Buffer, bloom: Buffer, payload: Buffer, n: number, codec: number }
+    const lines = unpackLines(full.payload, full.codec)
+    const bits = bloomOf(full)
+    const ts = [...decodeTimes(full.times, full.n)]
+    for (const f of fixes) {
+      replaceLine(lines, f.i, f.e, row.source_id)
+      ts[f.i] = isoToMicros(f.e['@timestamp'])
+    }
+    this.index(row.id, fixes.map((f) => f.e), bits, new Map())
+    const s = summary(ts, [], row)
+    this.s.update.run(Math.min(s.minTs, row.min_ts), Math.max(s.maxTs, row.max_ts), row.min_off, row.max_off, ts.length, seq, WRITE_CODEC, encodeTimes(ts), bloomFor(ts.length, bits), packLines(lines, WRITE_CODEC), row.id)
+  }
+
+  /** Postings, bloom bits and (for ids that name no offset) id rows of `events` in block `id`. */
+  private index (id: number, events: readonly KeaEvent[], bits: Uint8Array, addressed: Map<KeaEvent, number>): void {
+    const terms = new Set<string>()
+    const tokens = new Set<string>()
+    for (const e of events) {
+      eventTerms(e, terms)
+      for (const t of textTokens(e.message)) tokens.add(t)
+      if (!addressed.has(e)) this.s.addId.run(e.event.id, id)
+    }
+    for (const t of terms) this.s.posting.run(t, id)
+    for (const t of tokens) bloomAdd(bits, t)
+  }
+
+  /**
+   * Removes events from a block (keatrail store delete), or the whole block when none is left
+   * (retention); its postings go with it. Returns the removed events.
+   */
+  remove (row: BlockRow, drop: (i: number) => boolean, seq: number): KeaEvent[] {
+    const full = this.s.full.get(row.id) as { times: Buffer, bloom: Buffer, payload: Buffer, n: number, codec: number } | undefined
+    if (full === undefined) return []
+    const lines = unpackLines(full.payload, full.codec)
+    const ts = decodeTimes(full.times, full.n)
+    const removed: KeaEvent[] = []
+    const kept: KeaEvent[] = []
+    const keptTs: number[] = []
+    const b = this.reader.block(row)
+    for (let i = 0; i < full.n; i++) {
+      const e = b.event(i)
+      if (drop(i)) removed.push(e)
+      else { kept.push(e); keptTs.push(ts[i] as number) }
+    }
+    if (removed.length === 0) return []
+    // Every term of the removed events goes; the kept events' terms are put back below.
+    const gone = new Set<string>()
+    for (const e of removed) {
+      eventTerms(e, gone)
+      this.s.delId.run(e.event.id)
+    }
+    for (const t of gone) this.s.unposting.run(t, row.id)
+    if (kept.length === 0) {
+      this.s.delBlock.run(row.id)
+    } else {
+      const rest = filterLines(lines, (i) => !drop(i))
+      const bits = newBloom()
+      const addressed = new Map<KeaEvent, number>()
+      for (const e of kept) { const off = offsetOf(e, row.source_id); if (off !== undefined) addressed.set(e, off) }
+      this.index(row.id, kept, bits, addressed)
+      const s = summary(keptTs, kept.map((e) => addressed.get(e)))
+      this.s.update.run(s.minTs, s.maxTs, s.minOff, s.maxOff, kept.length, seq, WRITE_CODEC, encodeTimes(keptTs), bloomFor(kept.length, bits), packLines(rest as BlockLines, WRITE_CODEC), row.id)
+    }
+    this.reader.forget()
+    return removed
+  }
+
+  nextSeq (): number {
+    return this.s.seq.get() as number
+  }
+}
+
+function summary (ts: readonly number[], offs: ReadonlyArray<number | undefined>, old?: StoredBlock): { minTs: number, maxTs: number, minOff: number | null, maxOff: number | null } {
+  let minTs = old?.min_ts ?? Infinity
+  let maxTs = old?.max_ts ?? -Infinity
+  for (const t of ts) { if (t < minTs) minTs = t; if (t > maxTs) maxTs = t }
+  let minOff = old?.min_off ?? null
+  let maxOff = old?.max_off ?? null
+  for (const o of offs) {
+    if (o === undefined) continue
+    if (minOff === null || o < minOff) minOff = o
+    if (maxOff === null || o > maxOff) maxOff = o
+  }
+  return { minTs, maxTs, minOff, maxOff }
+}
+
+function statements (db: Database.Database) {
+  return {
+      overlapping: db.prepare('SELECT id, source_id, min_ts, max_ts, n, codec, seq, min_off, max_off FROM blocks WHERE source_id = ? AND max_off >= ? AND min_off <= ?'),
+      idBlock: db.prepare('SELECT b.id, b.source_id, b.min_ts, b.max_ts, b.n, b.codec, b.seq, b.min_off, b.max_off FROM block_ids i JOIN blocks b ON b.id = i.block WHERE i.id = ?'),
+      newest: db.prepare('SELECT id, source_id, min_ts, max_ts, n, codec, seq, min_off, max_off FROM blocks WHERE source_id = ? ORDER BY max_off DESC, id DESC LIMIT 1'),
+      full: db.prepare('SELECT times, bloom, payload, n, codec FROM blocks WHERE id = ?'),
+      insert: db.prepare(`INSERT INTO blocks (id, source_id, min_ts, max_ts, min_off, max_off, n, seq, codec, times, bloom, payload)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      nextId: db.prepare('SELECT coalesce(max(id), 0) + 1 FROM blocks').pluck(),
+      update: db.prepare(`UPDATE blocks SET min_ts = ?, max_ts = ?, min_off = ?, max_off = ?, n = ?, seq = ?, codec = ?, times = ?, bloom = ?, payload = ?
+        WHERE id = ?`),
+      posting: db.prepare('INSERT OR IGNORE INTO block_postings (term, block) VALUES (?, ?)'),
+      unposting: db.prepare('DELETE FROM block_postings WHERE term = ? AND block = ?'),
+      addId: db.prepare('INSERT OR REPLACE INTO block_ids (id, block) VALUES (?, ?)'),
+      delId: db.prepare('DELETE FROM block_ids WHERE id = ?'),
+      delBlock: db.prepare('DELETE FROM blocks WHERE id = ?'),
+      seq: db.prepare('UPDATE meta SET value = value + 1 WHERE key = \'block_seq\' RETURNING value').pluck()
+  }
+}
