@@ -301,3 +301,12 @@ export const INSTALL_LOG_CODES = {
  * internal, uncoded) is answered with a generic message, its text going to the log only.
  */
 export const CLIENT_MESSAGE_5XX: ReadonlySet<string> = new Set(['KEATRAIL_ERR_QUERY_TIMEOUT', 'KEATRAIL_ERR_QUERY_BUSY'])
+
+// Embedded store v2 (issue 19)
+
+/** A file in the row layout opened with `layout: blocks`: converted by `keatrail store migrate`, never read as empty. */
+export const StoreLayoutError = createError<[string]>(
+  'KEATRAIL_ERR_STORE_LAYOUT',
+  '%s holds events in the row layout; convert it with `keatrail store migrate` (or set store.layout: rows)',
+  500
+)

@@ -6,6 +6,7 @@ import type { Log } from '../pipeline/types.js'
 import { DeadLetterStore } from '../store/deadletter.js'
 import { ElasticsearchStore, eventsPattern } from '../store/elasticsearch/store.js'
 import { SqliteStore } from '../store/sqlite/store.js'
+import { SqliteRowStore } from '../store/sqlite/row-store.js'
 import type { Store } from '../store/types.js'
 import { lockDataDir } from './lock.js'
 
@@ -108,7 +109,7 @@ export async function openStore (cfg: KeatrailConfig, ctx: StoreContext): Promis
   try {
     if (s.type === 'sqlite') {
       const { type: _type, retention, path: _path, ...rest } = s
-      const store = new SqliteStore({
+      const store = new (rest.layout === 'rows' ? SqliteRowStore : SqliteStore)({
         ...rest,
         path: sqlitePath(cfg) as string,
         retention: { ...(retention.maxAgeDays === undefined ? {} : { maxAgeDays: retention.maxAgeDays }), ...(retention.maxSizeMiB === undefined ? {} : { maxSizeMiB: retention.maxSizeMiB }) }

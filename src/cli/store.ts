@@ -1,6 +1,7 @@
+import { existsSync } from 'node:fs'
 import { hostname } from 'node:os'
 import type { Command } from 'commander'
-import { InputReadError, UsageError } from '../errors.js'
+import { InputReadError, StoreMissingError, UsageError } from '../errors.js'
 import { parseTime } from '../leases/address.js'
 import { FINGERPRINT_BYTES, identityFromHead } from '../parse/parser.js'
 import { openLogFile } from '../parse/stream.js'
@@ -8,8 +9,9 @@ import type { DeleteResult, EventQuery } from '../store/types.js'
 import type { CliIo } from './parse.js'
 import { addStoreOptions, commandConfig, type StoreOptions } from './store-options.js'
 import { asLog, createLogger } from '../app/logger.js'
-import { ensureDataDir, withStore } from '../app/store.js'
+import { ensureDataDir, sqlitePath, withStore } from '../app/store.js'
 import { lockDataDir } from '../app/lock.js'
+import { migrateRowsToBlocks } from '../store/sqlite/migrate-layout.js'
 
 interface DeleteOptions extends StoreOptions {
   sourceId?: string[]
@@ -105,5 +107,29 @@ export function registerStore (program: Command, io: CliIo): void {
         }
         io.stdout.write(lines.join('\n') + '\n')
       })
+    })
+  addStoreOptions(store.command('migrate'))
+    .description('Convert an SQLite store written in the row layout (keatrail before 2026-12) into the block layout, in place; resumable')
+    .addHelpText('after', '\nStop keatrail run first (the data directory is locked meanwhile). Interrupted, run it again: it continues.\nExample:\n  keatrail store migrate --data-dir /var/lib/keatrail')
+    .action(async (o: StoreOptions) => {
+      const cfg = commandConfig(o)
+      const path = sqlitePath(cfg)
+      if (path === undefined) throw new UsageError('store migrate converts the embedded SQLite store; this config uses Elasticsearch')
+      if (!existsSync(path)) throw new StoreMissingError(path, 'no database there (check --data-dir / dataDir or store.path)')
+      const unlock = lockDataDir(cfg.dataDir)
+      const tty = (io.stderr as NodeJS.WriteStream).isTTY === true
+      let shown = -1
+      try {
+        const n = await migrateRowsToBlocks(path, (p) => {
+          const pct = p.total === 0 ? 100 : Math.floor((p.converted / p.total) * 100)
+          // A bar redrawn in place on a terminal; a line per 10 % in a log.
+          if (tty) io.stderr.write(`\r[${'#'.repeat(Math.floor(pct / 5)).padEnd(20, '.')}] ${pct}% ${p.converted.toLocaleString('en')} / ${p.total.toLocaleString('en')} events`)
+          else if (Math.floor(pct / 10) > shown) { shown = Math.floor(pct / 10); io.stderr.write(`converted ${p.converted} of ${p.total} events (${pct}%)\n`) }
+        })
+        if (tty) io.stderr.write('\n')
+        io.stdout.write(n === 0 ? `${path} holds no events in the row layout: nothing to convert\n` : `converted ${n} events of ${path} into the block layout\n`)
+      } finally {
+        unlock()
+      }
     })
 }

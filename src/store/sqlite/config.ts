@@ -2,6 +2,8 @@ import { z } from 'zod'
 
 export const sqliteStoreConfigSchema = z.object({
   path: z.string().min(1).describe('Database file; created with its directory if missing'),
+  layout: z.enum(['rows', 'blocks']).default('blocks')
+    .describe('blocks: events in compressed blocks with per-block postings and token blooms (~1/30 of the bytes, several times the write rate); rows: a row per event with ten indexes and full text (the layout of keatrail before 2026-12; a file keeps the layout it was written with: `keatrail store migrate` converts it)'),
   synchronous: z.enum(['full', 'normal']).default('full')
     .describe('full: a written batch survives power loss (fsync per commit); normal: survives a crash of keatrail, not of the machine'),
   // 100 ms: better-sqlite3 waits for a lock synchronously, on the event loop that also reads

@@ -102,7 +102,7 @@ export class ReaderPool {
   }
 
   private spawn (): Slot {
-    const data: ReaderWorkerData = { path: this.opts.path, busyTimeoutMs: this.opts.busyTimeoutMs, cacheMiB: this.opts.cacheMiB, nice: this.opts.nice }
+    const data: ReaderWorkerData = { path: this.opts.path, layout: this.opts.layout, busyTimeoutMs: this.opts.busyTimeoutMs, cacheMiB: this.opts.cacheMiB, nice: this.opts.nice }
     const worker = startWorker({
       workerData: data,
       // A page of 1,000 events is ~1 MB of objects; the worker's heap is bounded apart from the main one.

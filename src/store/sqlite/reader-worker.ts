@@ -4,12 +4,13 @@ import { parentPort, workerData } from 'node:worker_threads'
 import Database from 'better-sqlite3'
 import { isCodedError } from '../../errors.js'
 import { SqliteReader, runRead, type ReadOp } from './reader.js'
+import { BlockReader } from './blocks/reader.js'
 
 // A reader worker (reader-pool.ts): a read-only connection to the store's WAL file and a
 // SqliteReader on it, answering one read at a time. Queries run here, not on the thread of the
 // sources, the pipeline and the API.
 
-export interface ReaderWorkerData { path: string, busyTimeoutMs: number, cacheMiB: number, nice: number }
+export interface ReaderWorkerData { path: string, layout: 'rows' | 'blocks', busyTimeoutMs: number, cacheMiB: number, nice: number }
 export interface ReadRequest { op: ReadOp, args: unknown[] }
 export type ReadReply =
   | { ok: true, value: unknown }
@@ -23,14 +24,14 @@ if (data.nice !== 0) {
 }
 const db = new Database(data.path, { readonly: true, fileMustExist: true, timeout: data.busyTimeoutMs })
 db.pragma(`cache_size = -${data.cacheMiB * 1024}`)
-const reader = new SqliteReader(db)
+const reader = data.layout === 'blocks' ? new BlockReader(db) : new SqliteReader(db)
 const port = parentPort
 if (port === null) throw new Error('reader-worker.ts runs as a worker thread')
 
 port.on('message', (req: ReadRequest) => {
   let reply: ReadReply
   try {
-    reply = { ok: true, value: runRead(reader, req.op, req.args as never) }
+    reply = { ok: true, value: runRead(reader as SqliteReader, req.op, req.args as never) }
   } catch (err) {
     const e = err as Error & { statusCode?: number }
     const status = e.statusCode === undefined ? {} : { statusCode: e.statusCode }

@@ -1,34 +1,27 @@
-import { mkdirSync } from 'node:fs'
-import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
-import { StoreSchemaError, StoreWriteError, withCause } from '../../errors.js'
+import { StoreWriteError, withCause } from '../../errors.js'
 import type { KeaEvent } from '../../parse/event.js'
 import { isoToMicros } from '../time.js'
 import { parsesBetter, type Bucket, type DeleteResult, type EventQuery, type FilterField, type SearchPage, type SearchRequest, type Store, type TermCount, type WriteResult } from '../types.js'
 import { sqliteStoreConfigSchema, type SqliteStoreConfig } from './config.js'
-import { MIGRATIONS } from './migrations.js'
+import { openDatabase } from './open.js'
 import { validateConfig } from '../../config/validate.js'
 import { coverageSpans, observeAll } from '../../leases/observe.js'
 import { SqliteLeases } from './leases.js'
 import { SqliteSnapshots } from './snapshots.js'
 import { DocBlocks } from './doc-blocks.js'
-import { parseAddressOrPrefix } from '../../leases/address.js'
 import { ipHex, ipKey } from './ip-key.js'
 import { SqliteReader, type ReadOp, type ReadOps, type StoredRow } from './reader.js'
 import { ReaderPool } from './reader-pool.js'
+import { HealthCount } from './health-count.js'
 
 /**
- * The embedded store: one SQLite file, WAL, FTS5 over messages. Single host, no other server.
+ * The embedded store's row layout (before issue 19): a row per event with ten indexes and FTS5
+ * over messages, one SQLite file, WAL. Kept to read and convert files written in it
+ * (`keatrail store migrate`) and as `store.layout: rows`; new stores use the block layout (store.ts).
  * Writes are one transaction per batch; `INSERT OR IGNORE` on event.id makes replays no-ops.
  */
-/**
- * How long health() reuses its event count: 10 s, the Docker health check's interval, so that
- * polling /readyz (unauthenticated) costs at most one count per 10 s; 6 addresses × 19 requests/s
- * each counting starved authenticated queries (503 BUSY).
- */
-const HEALTH_COUNT_MAX_AGE_MS = 10_000
-
-export class SqliteStore implements Store {
+export class SqliteRowStore implements Store {
   readonly kind = 'sqlite' as const
   readonly path: string
   private readonly db: Database.Database
@@ -45,34 +38,13 @@ export class SqliteStore implements Store {
   /** Reads on this connection: ':memory:' databases, `readers.workers: 0`, and lease backfill. */
   private readonly reader: SqliteReader
   private readonly pool: ReaderPool | undefined
-  private lastCount: number | undefined
-  /** When lastCount was read (epoch ms), and the count in flight: health runs at most one. */
-  private lastCountAt = 0
-  private counting: Promise<void> | undefined
-  /** Why the last count failed, other than busy readers or its deadline: the store is not ready. */
-  private countFailure: string | undefined
+  private readonly healthCount = new HealthCount(async () => await this.count({}))
 
   constructor (config: SqliteStoreConfig) {
     this.cfg = validateConfig(sqliteStoreConfigSchema, config, 'store.sqlite')
     this.path = this.cfg.path
-    if (this.path !== ':memory:') mkdirSync(dirname(this.path), { recursive: true })
-    this.db = new Database(this.path, { timeout: this.cfg.busyTimeoutMs })
-    // auto_vacuum must be chosen before the first table exists; incremental mode lets
-    // retention give pages back without a full VACUUM.
-    // 16 KiB pages: fewer page splits across the indexes and FTS segments; 30k vs 24k
-    // events/s at 4 KiB (bench/store). Like auto_vacuum, only effective on a new file.
-    this.db.pragma('page_size = 16384')
-    this.db.pragma('auto_vacuum = INCREMENTAL')
-    this.db.pragma('journal_mode = WAL')
-    this.db.pragma(`synchronous = ${this.cfg.synchronous === 'full' ? 'FULL' : 'NORMAL'}`)
-    this.db.pragma('foreign_keys = ON')
-    this.db.pragma(`cache_size = -${this.cfg.cacheMiB * 1024}`)
-    // CIDR queries compare fixed-width hex forms of addresses (src/leases/address.ts).
-    this.db.function('keatrail_ip_hex', { deterministic: true }, (ip: unknown) => {
-      if (typeof ip !== 'string') return null
-      try { return parseAddressOrPrefix(ip).lo } catch { return null }
-    })
-    const from = this.migrate()
+    const { db, from } = openDatabase(this.cfg)
+    this.db = db
     this.leases = new SqliteLeases(this.db, this.cfg.leaseDerivation)
     this.snapshots = new SqliteSnapshots(this.db)
     this.docs = new DocBlocks(this.db)
@@ -139,24 +111,7 @@ export class SqliteStore implements Store {
     const r = this.cfg.readers
     this.pool = this.path === ':memory:' || r.workers === 0
       ? undefined
-      : new ReaderPool({ path: this.path, workers: r.workers, queryTimeoutMs: r.queryTimeoutMs, maxQueued: r.maxQueued, cacheMiB: r.cacheMiB, nice: r.nice, busyTimeoutMs: this.cfg.busyTimeoutMs })
-  }
-
-  /** Applies pending migrations; returns the version the file had (0: new). */
-  private migrate (): number {
-    const current = this.db.pragma('user_version', { simple: true }) as number
-    const latest = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0
-    if (current > latest) {
-      throw new StoreSchemaError('sqlite', `${this.path} has schema version ${current}, newer than this keatrail (${latest}); upgrade keatrail`)
-    }
-    for (const m of MIGRATIONS) {
-      if (m.version <= current) continue
-      this.db.transaction(() => {
-        this.db.exec(m.sql)
-        this.db.pragma(`user_version = ${m.version}`)
-      })()
-    }
-    return current
+      : new ReaderPool({ path: this.path, layout: 'rows', workers: r.workers, queryTimeoutMs: r.queryTimeoutMs, maxQueued: r.maxQueued, cacheMiB: r.cacheMiB, nice: r.nice, busyTimeoutMs: this.cfg.busyTimeoutMs })
   }
 
   /** A database from before lease history: derive it from the events already stored. */
@@ -293,19 +248,7 @@ export class SqliteStore implements Store {
     }
     const pool = this.pool?.unhealthy
     if (pool !== undefined) return { ok: false, detail: pool }
-    if (this.counting === undefined && Date.now() - this.lastCountAt >= HEALTH_COUNT_MAX_AGE_MS) {
-      // Counting is a scan of an index (~0.25 s per 10M events), a read like any other, off this thread.
-      this.counting = this.count({}).then((n) => {
-        this.lastCount = n
-        this.lastCountAt = Date.now()
-        this.countFailure = undefined
-      }, (err: Error & { code?: string }) => {
-        // Readers busy, or the count past its deadline: the last count stays, the next health tries again.
-        if (err.code !== 'KEATRAIL_ERR_QUERY_BUSY' && err.code !== 'KEATRAIL_ERR_QUERY_TIMEOUT') this.countFailure = err.message
-      }).finally(() => { this.counting = undefined })
-    }
-    if (this.countFailure !== undefined) return { ok: false, detail: this.countFailure }
-    return { ok: true, detail: `${this.path}: ${this.lastCount ?? '?'} events` }
+    return this.healthCount.health(this.path)
   }
 
   /**

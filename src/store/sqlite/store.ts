@@ -1,0 +1,241 @@
+import type Database from 'better-sqlite3'
+import { StoreLayoutError, StoreWriteError, withCause } from '../../errors.js'
+import type { KeaEvent } from '../../parse/event.js'
+import { coverageSpans, observeAll } from '../../leases/observe.js'
+import { validateConfig } from '../../config/validate.js'
+import type { Bucket, DeleteResult, EventQuery, FilterField, SearchPage, SearchRequest, Store, TermCount, WriteResult } from '../types.js'
+import { sqliteStoreConfigSchema, type SqliteStoreConfig } from './config.js'
+import { SqliteLeases } from './leases.js'
+import { openDatabase } from './open.js'
+import { ReaderPool } from './reader-pool.js'
+import { SqliteSnapshots } from './snapshots.js'
+import { BlockReader, type BlockRow } from './blocks/reader.js'
+import { BlockWriter } from './blocks/writer.js'
+import { HealthCount } from './health-count.js'
+
+export type BlockReadOps = Pick<BlockReader, 'search' | 'getMany' | 'count' | 'histogram' | 'top'>
+
+/**
+ * The embedded store in the block layout (issue 19): events in compressed blocks of up to 4,096
+ * of one source, with per-block postings for identifiers and a token bloom for full text
+ * (src/store/sqlite/blocks/), in one SQLite file (WAL) beside the lease history and snapshots.
+ * A write is one transaction per batch; replays are recognised by (source, offset) or id.
+ */
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite' as const
+  readonly layout = 'blocks' as const
+  readonly path: string
+  private readonly db: Database.Database
+  private readonly cfg: ReturnType<typeof sqliteStoreConfigSchema.parse>
+  readonly leases: SqliteLeases
+  readonly snapshots: SqliteSnapshots
+  /** Reads on this connection: ':memory:' databases, `readers.workers: 0`, deletes and lease recovery. */
+  private readonly reader: BlockReader
+  private readonly writer: BlockWriter
+  private readonly pool: ReaderPool | undefined
+  private readonly writeTx: (events: readonly KeaEvent[]) => ReturnType<BlockWriter['write']>
+  private readonly healthCount: HealthCount
+
+  constructor (config: SqliteStoreConfig) {
+    this.cfg = validateConfig(sqliteStoreConfigSchema, config, 'store.sqlite')
+    this.path = this.cfg.path
+    this.db = openDatabase({
+      ...this.cfg,
+      // A file of the row layout is refused before anything in it changes (the row layout, or
+      // store migrate, still finds it as it was).
+      accept: (db, version) => {
+        if (version > 0 && db.prepare('SELECT count(*) FROM (SELECT 1 FROM events LIMIT 1)').pluck().get() === 1) throw new StoreLayoutError(this.path)
+      }
+    }).db
+    this.leases = new SqliteLeases(this.db, this.cfg.leaseDerivation)
+    this.snapshots = new SqliteSnapshots(this.db)
+    this.reader = new BlockReader(this.db)
+    this.writer = new BlockWriter(this.db, this.reader)
+    this.deriveAfterCrash()
+    this.writeTx = this.db.transaction((events: readonly KeaEvent[]) => {
+      const r = this.writer.write(events)
+      // The replaced events' old observations go with them, in this transaction, and their keys
+      // are re-derived without them.
+      if (r.withdrawn.length > 0) this.leases.withdraw(r.withdrawn)
+      this.leases.cover(coverageSpans(events))
+      return r
+    })
+    const r = this.cfg.readers
+    this.pool = this.path === ':memory:' || r.workers === 0
+      ? undefined
+      : new ReaderPool({ path: this.path, layout: 'blocks', workers: r.workers, queryTimeoutMs: r.queryTimeoutMs, maxQueued: r.maxQueued, cacheMiB: r.cacheMiB, nice: r.nice, busyTimeoutMs: this.cfg.busyTimeoutMs })
+    this.healthCount = new HealthCount(async () => await this.count({}))
+  }
+
+  /**
+   * Observations of blocks written after the lease watermark were pending in a process that
+   * stopped before deriving them: derive them now (observations are stored idempotently, so a
+   * block merged into since is simply observed again).
+   */
+  private deriveAfterCrash (): void {
+    const through = this.leases.derivedThrough()
+    const rows = this.db.prepare('SELECT id, source_id, min_ts, max_ts, n, codec, seq FROM blocks WHERE seq > ? ORDER BY seq').all(through) as BlockRow[]
+    for (const row of rows) {
+      const b = this.reader.block(row)
+      const events: KeaEvent[] = []
+      for (let i = 0; i < b.n; i++) events.push(b.event(i))
+      this.leases.enqueue(observeAll(events), row.seq)
+    }
+    this.leases.flush()
+  }
+
+  async write (events: readonly KeaEvent[]): Promise<WriteResult> {
+    if (events.length === 0) return { written: 0, duplicates: 0, deadLettered: 0 }
+    try {
+      const { fresh, seq, written, duplicates, replaced } = this.writeTx(events)
+      this.leases.enqueue(observeAll(fresh), seq)
+      return { written, duplicates, deadLettered: 0, ...(replaced > 0 ? { replaced } : {}) }
+    } catch (err) {
+      throw withCause(new StoreWriteError('sqlite', `${(err as { code?: string }).code ?? ''} ${(err as Error).message}`.trim()), err)
+    }
+  }
+
+  private async read<K extends keyof BlockReadOps> (op: K, ...args: Parameters<BlockReadOps[K]>): Promise<ReturnType<BlockReadOps[K]>> {
+    if (this.pool !== undefined) return await this.pool.run(op, args as never) as ReturnType<BlockReadOps[K]>
+    return (this.reader[op] as (...a: unknown[]) => ReturnType<BlockReadOps[K]>).apply(this.reader, args)
+  }
+
+  async search (req: SearchRequest): Promise<SearchPage> { return await this.read('search', req) }
+  async get (id: string): Promise<KeaEvent | undefined> { return (await this.getMany([id]))[0] }
+  async getMany (ids: readonly string[]): Promise<KeaEvent[]> { return await this.read('getMany', ids) }
+  async count (q: EventQuery = {}): Promise<number> { return await this.read('count', q) }
+  async histogram (q: EventQuery, intervalMs: number): Promise<Bucket[]> { return await this.read('histogram', q, intervalMs) }
+  async top (field: FilterField, q: EventQuery, size: number): Promise<TermCount[]> { return await this.read('top', field, q, size) }
+
+  async deleteEvents (q: EventQuery): Promise<DeleteResult> {
+    this.leases.flush()
+    const result: DeleteResult = { deleted: 0, rederived: 0, scopes: [] }
+    this.db.transaction(() => {
+      const matches = new Map<number, { row: BlockRow, at: Set<number> }>()
+      this.reader.forEach(q, (row, i) => {
+        let m = matches.get(row.id)
+        if (m === undefined) { m = { row, at: new Set() }; matches.set(row.id, m) }
+        m.at.add(i)
+      })
+      if (matches.size === 0) return
+      const seq = this.writer.nextSeq()
+      const removed: KeaEvent[] = []
+      for (const m of matches.values()) removed.push(...this.writer.remove(m.row, (i) => m.at.has(i), seq))
+      result.deleted = removed.length
+      result.rederived = this.leases.withdraw(removed.filter((e) => e.event.action !== undefined).map((e) => e.event.id))
+      for (const [scope, span] of coverageSpans(removed)) {
+        // Lines that did not parse say nothing about leases (see coverageSpans).
+        const left = this.spanOf(scope)
+        const coverage = this.leases.shrinkCoverage(scope, left)
+        const entry: DeleteResult['scopes'][number] = { scope, ...(coverage === undefined ? {} : { coverage }) }
+        // A hole inside what is still covered, with no events of the scope left in it: answers
+        // there must say "not covered", not "nobody held it".
+        const hole = { from: span.first, to: span.last }
+        if (coverage !== undefined && hole.from > coverage.from && hole.to < coverage.to && this.spanOf(scope, hole) === undefined) {
+          this.db.prepare('INSERT INTO gaps (scope, from_ts, to_ts, reason) VALUES (?, ?, ?, ?)').run(scope, hole.from, hole.to, 'events deleted by keatrail store delete')
+          entry.gap = hole
+        }
+        result.scopes.push(entry)
+      }
+    })()
+    return result
+  }
+
+  /** The time span (ms) of the parsed events of `scope` left, within `within` when given. */
+  private spanOf (scope: string, within?: { from: number, to: number }): { first: number, last: number } | undefined {
+    let first = Infinity
+    let last = -Infinity
+    const q: EventQuery = within === undefined ? {} : { from: within.from, to: within.to + 1 }
+    this.reader.forEach(q, (_row, _i, e) => {
+      if (e.kea.parse.status === 'unmatched' || (e.host?.name ?? '') !== scope) return
+      const t = Date.parse(e['@timestamp'])
+      if (t < first) first = t
+      if (t > last) last = t
+    }, true)
+    return first === Infinity ? undefined : { first, last }
+  }
+
+  async health (): Promise<{ ok: boolean, detail: string }> {
+    try {
+      this.db.prepare('SELECT 1').get()
+    } catch (err) {
+      return { ok: false, detail: (err as Error).message }
+    }
+    const pool = this.pool?.unhealthy
+    if (pool !== undefined) return { ok: false, detail: pool }
+    return this.healthCount.health(this.path)
+  }
+
+  /**
+   * Drops whole blocks whose newest event is older than maxAgeDays, then the oldest blocks while
+   * the file is over maxSizeMiB, and hands freed pages back. Returns how many events went.
+   */
+  applyRetention (now = Date.now()): number {
+    this.leases.flush()
+    let deleted = 0
+    const { maxAgeDays, maxSizeMiB } = this.cfg.retention
+    const seq = this.writer.nextSeq()
+    const drop = (rows: BlockRow[]): void => {
+      this.db.transaction(() => { for (const r of rows) deleted += this.writer.remove(r, () => true, seq).length })()
+    }
+    const oldest = this.db.prepare('SELECT id, source_id, min_ts, max_ts, n, codec, seq FROM blocks ORDER BY max_ts LIMIT ?')
+    if (maxAgeDays !== undefined) {
+      const cutoff = (now - maxAgeDays * 86_400_000) * 1000
+      drop(this.db.prepare('SELECT id, source_id, min_ts, max_ts, n, codec, seq FROM blocks WHERE max_ts < ?').all(cutoff) as BlockRow[])
+      // Blocks across the cutoff lose their expired events too: a batch imported from an old
+      // file can hold days, and an age limit is often a legal one.
+      const across = this.db.prepare('SELECT id, source_id, min_ts, max_ts, n, codec, seq FROM blocks WHERE min_ts < ? AND max_ts >= ?').all(cutoff, cutoff) as BlockRow[]
+      this.db.transaction(() => {
+        for (const r of across) {
+          const ts = this.reader.times(r)
+          deleted += this.writer.remove(r, (i) => (ts[i] as number) < cutoff, seq).length
+        }
+      })()
+      this.leases.prune(Math.floor(cutoff / 1000))
+    }
+    if (maxSizeMiB !== undefined) {
+      const limit = maxSizeMiB * 1024 * 1024
+      for (let round = 0; round < 1000 && this.usedBytes() > limit; round++) {
+        const total = this.db.prepare('SELECT count(*) FROM blocks').pluck().get() as number
+        if (total === 0) break
+        drop(oldest.all(Math.max(1, Math.ceil(total * 0.05))) as BlockRow[])
+        const first = this.db.prepare('SELECT min(min_ts) FROM blocks').pluck().get() as number | null
+        if (first !== null) this.leases.prune(Math.floor(first / 1000))
+        this.checkpointNow()
+        this.db.pragma('incremental_vacuum')
+      }
+    }
+    if (deleted > 0) this.db.pragma('incremental_vacuum')
+    return deleted
+  }
+
+  /** See SqliteStore.checkpointNow: a TRUNCATE checkpoint without waiting on readers. */
+  private checkpointNow (): void {
+    this.db.pragma('busy_timeout = 0')
+    try {
+      this.db.pragma('wal_checkpoint(TRUNCATE)')
+    } finally {
+      this.db.pragma(`busy_timeout = ${this.cfg.busyTimeoutMs}`)
+    }
+  }
+
+  /** Bytes of the database in use (pages minus free pages). */
+  usedBytes (): number {
+    const pageSize = this.db.pragma('page_size', { simple: true }) as number
+    const pages = this.db.pragma('page_count', { simple: true }) as number
+    const free = this.db.pragma('freelist_count', { simple: true }) as number
+    return (pages - free) * pageSize
+  }
+
+  async close (): Promise<void> {
+    if (!this.db.open) return
+    await this.pool?.close()
+    if (!this.db.open) return
+    this.leases.stop()
+    try {
+      this.leases.flush()
+    } finally {
+      this.db.close()
+    }
+  }
+}
