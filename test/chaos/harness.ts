@@ -3,9 +3,8 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { stringify } from 'yaml'
-import { SqliteStore } from '../../src/store/sqlite/store.js'
-import { MAX_PAGE_SIZE } from '../../src/store/types.js'
 import { ROOT } from '../helpers/fixtures.js'
+import { COUNT_STORED_SQL, storedEvents } from '../helpers/stored.js'
 
 // The chaos suite runs `keatrail run` as a real process and hurts it from outside. Short by
 // default (CI); KEATRAIL_SOAK=1 (npm run test:soak) repeats each fault for longer.
@@ -122,22 +121,9 @@ export async function until (probe: () => boolean | Promise<boolean>, ms: number
   return await probe()
 }
 
-/** `event.original` of every event in a SQLite store file (keatrail stopped), read through the store. */
+/** `event.original` of every event in a SQLite store file (keatrail stopped), as stored: an event stored twice shows twice. */
 export async function storedOriginals (dbPath: string): Promise<string[]> {
-  const ids = (() => {
-    const db = new Database(dbPath, { readonly: true })
-    try { return db.prepare('SELECT id FROM events ORDER BY rowid').pluck().all() as string[] } finally { db.close() }
-  })()
-  const store = new SqliteStore({ path: dbPath })
-  try {
-    const originals: string[] = []
-    for (let i = 0; i < ids.length; i += MAX_PAGE_SIZE) {
-      originals.push(...(await store.getMany(ids.slice(i, i + MAX_PAGE_SIZE))).map((e) => e.event.original))
-    }
-    return originals
-  } finally {
-    await store.close()
-  }
+  return storedEvents(dbPath).map((e) => e.event.original)
 }
 
 /**
@@ -161,6 +147,6 @@ export async function quietThenStop (kt: Keatrail, api: string, dbPath: string, 
   if (code !== 0) throw new Error(`keatrail exited ${String(code)}`)
   const db = new Database(dbPath, { readonly: true })
   try {
-    return { stored: (db.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n, dropped }
+    return { stored: (db.prepare(COUNT_STORED_SQL).get() as { n: number }).n, dropped }
   } finally { db.close() }
 }

@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { keaUnavailable, KeaLab } from '../helpers/kea.js'
 import { ROOT } from '../helpers/fixtures.js'
 import { SOAK, storedOriginals } from './harness.js'
+import { COUNT_STORED_SQL } from '../helpers/stored.js'
 
 // Chaos: the file source against the real thing. Kea 2.2 logs at INFO with maxsize 204800, so
 // it rotates (x.log → x.log.1 …) many times under perfdhcp load, while keatrail is killed with
@@ -79,7 +80,7 @@ describe.skipIf(unavailable !== '' && process.env.CI !== 'true')(`file source on
     let stored = 0
     for (let i = 0; i < 300 && stored < lines.length; i++) {
       await new Promise((resolve) => setTimeout(resolve, 200))
-      try { const d = db(); stored = (d.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n; d.close() } catch { /* not yet created */ }
+      try { const d = db(); stored = (d.prepare(COUNT_STORED_SQL).get() as { n: number }).n; d.close() } catch { /* not yet created */ }
     }
     keatrail.kill('SIGTERM')
     await exited(keatrail)

@@ -6,6 +6,7 @@ import Database from 'better-sqlite3'
 import { describe, expect, it, vi } from 'vitest'
 import { freePort } from '../helpers/outage.js'
 import { metrics, ready, sourceCounter, startKeatrail, writeConfig } from './harness.js'
+import { COUNT_STORED_SQL } from '../helpers/stored.js'
 
 // Issue 17: "it must never lose data uncounted". A TCP syslog sender's messages are acknowledged
 // by the kernel once keatrail has read them: when keatrail stops with them received but not yet
@@ -48,7 +49,7 @@ describe('chaos: SIGTERM with syslog messages received and not stored', () => {
     try {
       await sendTcp(port, N)
       await vi.waitFor(async () => { expect(sourceCounter(await metrics(api), 'tcp', 'parsed')).toBe(N) }, { timeout: 60_000, interval: 200 })
-      expect(blocker.prepare('SELECT count(*) AS n FROM events').get()).toEqual({ n: 0 })
+      expect(blocker.prepare(COUNT_STORED_SQL).get()).toEqual({ n: 0 })
       kt.proc.kill('SIGTERM')
       if (unlock) {
         // The store works again once keatrail is stopping: what it stores now, only the drain saved.
@@ -63,7 +64,7 @@ describe('chaos: SIGTERM with syslog messages received and not stored', () => {
       if (kt.proc.exitCode === null) kt.proc.kill('SIGKILL')
     }
     const db = new Database(dbPath, { readonly: true })
-    const stored = (db.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n
+    const stored = (db.prepare(COUNT_STORED_SQL).get() as { n: number }).n
     db.close()
     const dropped = kt.logs().filter((l) => l.code === 'KEATRAIL_ERR_SHUTDOWN_DROPPED').reduce((n, l) => n + Number(l.events), 0)
     process.stdout.write(`chaos syslog shutdown: ${N} received, ${stored} stored, ${dropped} counted as dropped\n`)

@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { freePort } from '../helpers/outage.js'
 import { canMount, fill } from '../helpers/syslog.js'
 import { metrics, pipelineCounter, ready, sourceCounter, startKeatrail, until, writeConfig } from './harness.js'
+import { COUNT_STORED_SQL } from '../helpers/stored.js'
 
 // Chaos (issue 17): keatrail's data directory (SQLite store, UDP spill queue) on a small tmpfs
 // that fills up while syslog datagrams arrive. The store's writes fail and are retried, the
@@ -82,7 +83,7 @@ describe.skipIf(!canMount && process.env.CI !== 'true')(`chaos: UDP syslog while
     expect(await kt.exited).toBe(0)
 
     const db = new Database(join(data, 'keatrail.db'), { readonly: true })
-    const stored = (db.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n
+    const stored = (db.prepare(COUNT_STORED_SQL).get() as { n: number }).n
     db.close()
     const codes = [...new Set(kt.logs().map((l) => l.code).filter((c) => c !== undefined))].join(', ')
     process.stdout.write(`chaos UDP on a full disk: sent ${sent}, stored ${stored}, spilled ${spilled}, dropped ${dropped}, gaps ${gapsOf()}; reported ${codes}\n`)

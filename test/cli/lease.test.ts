@@ -7,6 +7,8 @@ import type { KeaEvent } from '../../src/parse/event.js'
 import { parseQuery } from '../../src/query/parse.js'
 import { MIGRATIONS } from '../../src/store/sqlite/migrations.js'
 import { SqliteStore } from '../../src/store/sqlite/store.js'
+import { SqliteRowStore } from '../../src/store/sqlite/row-store.js'
+import { migrateRowsToBlocks } from '../../src/store/sqlite/migrate-layout.js'
 import { isoToMicros } from '../../src/store/time.js'
 import { runCli } from '../helpers/cli.js'
 import { KEA_FIXTURES } from '../helpers/fixtures.js'
@@ -64,7 +66,7 @@ describe('keatrail lease', () => {
 })
 
 describe('sqlite schema 1 → current', () => {
-  it('derives lease history from the events already stored when an old database is opened', async () => {
+  it('derives lease history from the events already stored when an old database is opened, and converts into the block layout with the same answers', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'kt-mig-'))
     const { parseBuffer, readFixture } = await import('../helpers/fixtures.js')
     const { events } = await parseBuffer(readFixture('captured/kea-dhcp6-INFO-file.log'), { host: 'h' })
@@ -85,19 +87,25 @@ describe('sqlite schema 1 → current', () => {
         e.kea.duid ?? null, e.client?.ip ?? null, e.kea.subnet_id ?? null, e.kea.source_id ?? null, e.message, JSON.stringify(e))
     }
     db.close()
-    const upgraded = new SqliteStore({ path })
-    expect(want.length).toBeGreaterThan(1)
-    expect(await upgraded.leases.intervals({ duid: '00:03:00:01:02:00:00:00:06:0a' })).toEqual(want)
-    expect(await upgraded.leases.coverage('h')).toBeDefined()
-    // Rows from before the document blocks still read back whole, and answer the columns added later.
-    const first = events[0] as KeaEvent
-    expect(await upgraded.get(first.event.id)).toEqual(first)
-    const withTid = events.find((e) => e.kea.transaction_id !== undefined) as KeaEvent
-    const page = await upgraded.search({ where: parseQuery(`tid:${withTid.kea.transaction_id ?? ''}`), size: 1000 })
-    expect(page.events.map((e) => e.event.id)).toContain(withTid.event.id)
-    // The full-text index was rebuilt from the old rows' text (schema 7).
-    const words = await upgraded.search({ text: first.event.code ?? 'missing', size: 1000 })
-    expect(words.events.map((e) => e.event.id)).toContain(first.event.id)
-    await upgraded.close()
+    // The block layout refuses the file (one coded error, never an empty store); the row layout
+    // upgrades its schema and derives its lease history; store migrate then converts it.
+    expect(() => new SqliteStore({ path })).toThrow(expect.objectContaining({ code: 'KEATRAIL_ERR_STORE_LAYOUT' }))
+    for (const layout of ['rows', 'blocks'] as const) {
+      if (layout === 'blocks') expect(await migrateRowsToBlocks(path)).toBe(events.length)
+      const upgraded = layout === 'rows' ? new SqliteRowStore({ path }) : new SqliteStore({ path })
+      expect(want.length).toBeGreaterThan(1)
+      expect(await upgraded.leases.intervals({ duid: '00:03:00:01:02:00:00:00:06:0a' })).toEqual(want)
+      expect(await upgraded.leases.coverage('h')).toBeDefined()
+      // Rows from before the document blocks still read back whole, and answer the columns added later.
+      const first = events[0] as KeaEvent
+      expect(await upgraded.get(first.event.id)).toEqual(first)
+      const withTid = events.find((e) => e.kea.transaction_id !== undefined) as KeaEvent
+      const page = await upgraded.search({ where: parseQuery(`tid:${withTid.kea.transaction_id ?? ''}`), size: 1000 })
+      expect(page.events.map((e) => e.event.id)).toContain(withTid.event.id)
+      // The full-text index was rebuilt from the old rows' text (schema 7).
+      const words = await upgraded.search({ text: first.event.code ?? 'missing', size: 1000 })
+      expect(words.events.map((e) => e.event.id)).toContain(first.event.id)
+      await upgraded.close()
+    }
   })
 })

@@ -10,6 +10,7 @@ import { SqliteStore } from '../../src/store/sqlite/store.js'
 import type { Store } from '../../src/store/types.js'
 import { runCli as run } from '../helpers/cli.js'
 import { KEA_FIXTURES, parseBuffer, ROOT } from '../helpers/fixtures.js'
+import { COUNT_STORED_SQL } from '../helpers/stored.js'
 
 // Issue 18: operator mistakes that must not silently corrupt lease answers, in every store.
 
@@ -124,7 +125,7 @@ describe('a backfill by import, then live collection by run, on the same server'
     const count = (): number => {
       try {
         const db = new Database(join(dir, 'data', 'keatrail.db'), { readonly: true })
-        try { return (db.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n } finally { db.close() }
+        try { return (db.prepare(COUNT_STORED_SQL).get() as { n: number }).n } finally { db.close() }
       } catch { return 0 }
     }
     try {

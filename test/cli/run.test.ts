@@ -9,6 +9,7 @@ import { Pipeline } from '../../src/pipeline/pipeline.js'
 import { SyslogSource } from '../../src/sources/syslog/source.js'
 import { SqliteStore } from '../../src/store/sqlite/store.js'
 import { KEA_FIXTURES, ROOT } from '../helpers/fixtures.js'
+import { COUNT_STORED_SQL } from '../helpers/stored.js'
 
 /** `keatrail run --config` as a real process, with its stderr (JSON log lines) collected. */
 function startRun (config: string): { proc: ChildProcess, stderr: () => string, exit: Promise<number | null> } {
@@ -31,7 +32,7 @@ describe('keatrail run (the process)', () => {
     writeFileSync(config, `dataDir: ${join(dir, 'data')}\nsources:\n  - type: file\n    name: k\n    include: ["${log}"]\n    timeZone: UTC\n    idleFlushMs: 100\n`)
     const first = startRun(config)
     const count = (): number => {
-      try { const db = new Database(join(dir, 'data', 'keatrail.db'), { readonly: true }); const n = (db.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n; db.close(); return n } catch { return 0 }
+      try { const db = new Database(join(dir, 'data', 'keatrail.db'), { readonly: true }); const n = (db.prepare(COUNT_STORED_SQL).get() as { n: number }).n; db.close(); return n } catch { return 0 }
     }
     for (let i = 0; i < 200 && count() < 371; i++) await new Promise((resolve) => setTimeout(resolve, 50))
     first.proc.kill('SIGTERM')

@@ -6,6 +6,7 @@ import Database from 'better-sqlite3'
 import { describe, expect, it } from 'vitest'
 import { freePort } from '../helpers/outage.js'
 import { metrics, pipelineCounter, rssMiB, startKeatrail, writeConfig } from '../chaos/harness.js'
+import { COUNT_STORED_SQL } from '../helpers/stored.js'
 
 // Security (issue 17): anyone who can reach the syslog TCP port can send 2-byte frames ("a\n").
 // One 64 KiB read is 32k events; parsing whole reads from 16 connections before pushing back
@@ -55,7 +56,7 @@ describe('security: TCP syslog flood of tiny frames', () => {
     kt.proc.kill('SIGTERM')
     expect(await kt.exited).toBe(0)
     const db = new Database(join(dir, 'data', 'keatrail.db'), { readonly: true })
-    const rows = (db.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n
+    const rows = (db.prepare(COUNT_STORED_SQL).get() as { n: number }).n
     db.close()
     expect(rows).toBe(total)
   }, 150_000)

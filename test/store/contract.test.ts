@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import type { KeaEvent } from '../../src/parse/event.js'
 import { ElasticsearchStore } from '../../src/store/elasticsearch/store.js'
 import { SqliteStore } from '../../src/store/sqlite/store.js'
+import { SqliteRowStore } from '../../src/store/sqlite/row-store.js'
 import { isoToMicros } from '../../src/store/time.js'
 import { MAX_PAGE_BYTES, type EventQuery, type Store } from '../../src/store/types.js'
 import { parseBuffer, readFixture } from '../helpers/fixtures.js'
@@ -67,6 +68,11 @@ const kinds: Kind[] = [
     name: 'sqlite',
     skip: '',
     make: async () => new SqliteStore({ path: join(mkdtempSync(join(tmpdir(), 'kt-store-')), 'keatrail.db') })
+  },
+  {
+    name: 'sqlite rows',
+    skip: '',
+    make: async () => new SqliteRowStore({ path: join(mkdtempSync(join(tmpdir(), 'kt-store-')), 'keatrail.db') })
   },
   {
     name: 'elasticsearch',

@@ -115,7 +115,8 @@ describe('sqlite retention by size', () => {
   it('deletes the oldest events until the database fits, keeping the newest', async () => {
     const store = new SqliteStore({ path: join(tmp(), 'k.db'), retention: { maxSizeMiB: 1 } })
     const base = await someEvents('kea-2.2.0-dhcp6-INFO-full.log')
-    const many = Array.from({ length: 8 }, (_, r) => base.map((e) => ({ ...e, event: { ...e.event, id: `${r}-${e.event.id}` } }))).flat()
+    // A copy an hour apart each: retention by size forgets the lease history before the oldest event left.
+    const many = Array.from({ length: 40 }, (_, r) => base.map((e) => ({ ...e, '@timestamp': new Date(Date.parse(e['@timestamp']) + r * 3_600_000).toISOString(), event: { ...e.event, id: `${r}-${e.event.id}` } }))).flat()
     await store.write(many)
     expect(store.usedBytes()).toBeGreaterThan(1024 * 1024)
     const deleted = store.applyRetention()

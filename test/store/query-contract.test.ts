@@ -8,6 +8,7 @@ import { FIELDS } from '../../src/query/fields.js'
 import { parseQuery, type QueryNode } from '../../src/query/parse.js'
 import { ElasticsearchStore } from '../../src/store/elasticsearch/store.js'
 import { SqliteStore } from '../../src/store/sqlite/store.js'
+import { SqliteRowStore } from '../../src/store/sqlite/row-store.js'
 import type { Store } from '../../src/store/types.js'
 import { parseBuffer, readFixture } from '../helpers/fixtures.js'
 
@@ -70,7 +71,7 @@ const QUERIES = [
 
 const esUrl = inject('esUrl')
 const esSkip = esUrl === '' ? inject('esSkipReason') : ''
-const kinds = esSkip === '' ? ['sqlite', 'elasticsearch'] : ['sqlite']
+const kinds = esSkip === '' ? ['sqlite', 'rows', 'elasticsearch'] : ['sqlite', 'rows']
 
 describe(`query language on ${kinds.join(' and ')}${esSkip === '' ? '' : ` (elasticsearch skipped: ${esSkip})`}`, () => {
   const stores: Record<string, Store> = {}
@@ -82,6 +83,7 @@ describe(`query language on ${kinds.join(' and ')}${esSkip === '' ? '' : ` (elas
     }
     events = events.map((e) => JSON.parse(JSON.stringify(e)) as KeaEvent)
     stores.sqlite = new SqliteStore({ path: join(mkdtempSync(join(tmpdir(), 'kt-q-')), 'k.db') })
+    stores.rows = new SqliteRowStore({ path: join(mkdtempSync(join(tmpdir(), 'kt-q-')), 'k.db') })
     if (esSkip === '') {
       const es = new ElasticsearchStore({ url: esUrl, namespace: `query${Date.now().toString(36)}`, refresh: true })
       await es.ensureTemplates()

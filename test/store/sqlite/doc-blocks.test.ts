@@ -5,10 +5,10 @@ import Database from 'better-sqlite3'
 import { afterAll, describe, expect, it } from 'vitest'
 import type { KeaEvent } from '../../../src/parse/event.js'
 import { BLOCK_EVENTS } from '../../../src/store/sqlite/doc-blocks.js'
-import { SqliteStore } from '../../../src/store/sqlite/store.js'
+import { SqliteRowStore as SqliteStore } from '../../../src/store/sqlite/row-store.js'
 import { parseBuffer, readFixture } from '../../helpers/fixtures.js'
 
-// The SQLite store keeps event documents deflated in blocks of consecutive rowids: every
+// The row layout (store.layout: rows) keeps event documents deflated in blocks of consecutive rowids: every
 // event must read back exactly as written through replays, retention and rowid reuse.
 
 const dir = mkdtempSync(join(tmpdir(), 'kt-docs-'))

@@ -62,7 +62,8 @@ describe('sqlite reads on reader workers', () => {
 
   it('a read past its deadline is answered KEATRAIL_ERR_QUERY_TIMEOUT (503) and the pool keeps serving', async () => {
     const store = open({ workers: 1, queryTimeoutMs: 50 })
-    const cheap = async (): Promise<number> => await store.count({ where: parseQuery('ip:10.0.0.1') as QueryNode }).catch(() => -1)
+    // A count of everything reads block summaries only.
+    const cheap = async (): Promise<number> => await store.count({}).catch(() => -1)
     try {
       // Until its worker is up, a read waits in the queue (and may time out there).
       await expect.poll(cheap, { timeout: 20_000, interval: 100 }).toBeGreaterThan(0)

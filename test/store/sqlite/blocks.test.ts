@@ -1,0 +1,160 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import { afterAll, describe, expect, it } from 'vitest'
+import { holderAt } from '../../../src/leases/query.js'
+import type { KeaEvent } from '../../../src/parse/event.js'
+import { parseQuery, type QueryNode } from '../../../src/query/parse.js'
+import { DecodedBlock, linesOf, packLines } from '../../../src/store/sqlite/blocks/codec.js'
+import { CODECS } from '../../../src/store/sqlite/blocks/compress.js'
+import { BLOCK_EVENTS } from '../../../src/store/sqlite/blocks/writer.js'
+import { migrateRowsToBlocks } from '../../../src/store/sqlite/migrate-layout.js'
+import { SqliteRowStore } from '../../../src/store/sqlite/row-store.js'
+import { SqliteStore } from '../../../src/store/sqlite/store.js'
+import type { Store } from '../../../src/store/types.js'
+import { parseBuffer, readFixture } from '../../helpers/fixtures.js'
+
+// The block layout (issue 19): what the contract suites cannot see from outside — blocks fill
+// up from small batches, replays and re-imports find the stored event, deletes and retention
+// leave no posting behind, and a row-layout file converts into the same answers.
+
+const dir = mkdtempSync(join(tmpdir(), 'kt-blocks-'))
+afterAll(() => { rmSync(dir, { recursive: true, force: true }) })
+let n = 0
+const fresh = (): string => join(dir, `k${n++}.db`)
+
+async function fixtureEvents (): Promise<KeaEvent[]> {
+  const out: KeaEvent[] = []
+  for (const [f, host] of [['kea-2.2.0-dhcp4-INFO-full.log', 'kea-a'], ['kea-2.2.0-dhcp6-INFO-full.log', 'kea-b']] as const) {
+    out.push(...(await parseBuffer(readFixture(f), { host, path: f })).events)
+  }
+  return out.map((e) => JSON.parse(JSON.stringify(e)) as KeaEvent)
+}
+
+function tables (path: string): { blocks: Array<{ id: number, n: number, source_id: string }>, postings: Array<{ term: string, block: number }>, ids: number } {
+  const db = new Database(path, { readonly: true })
+  try {
+    return {
+      blocks: db.prepare('SELECT id, n, source_id FROM blocks ORDER BY id').all() as Array<{ id: number, n: number, source_id: string }>,
+      postings: db.prepare('SELECT term, block FROM block_postings').all() as Array<{ term: string, block: number }>,
+      ids: db.prepare('SELECT count(*) FROM block_ids').pluck().get() as number
+    }
+  } finally {
+    db.close()
+  }
+}
+
+async function allIds (s: Store, where?: QueryNode): Promise<string[]> {
+  const out: string[] = []
+  let cursor: string | undefined
+  for (let i = 0; i < 100; i++) {
+    const p = await s.search({ sort: 'asc', size: 1000, ...(where === undefined ? {} : { where }), ...(cursor === undefined ? {} : { cursor }) })
+    out.push(...p.events.map((e) => e.event.id))
+    cursor = p.cursor
+    if (cursor === undefined) break
+  }
+  return out
+}
+
+describe('sqlite block layout', () => {
+  it('fills a source\'s newest block from small batches (a live tail), and reads every event back as written', async () => {
+    const path = fresh()
+    const store = new SqliteStore({ path, readers: { workers: 0 } })
+    const events = (await fixtureEvents()).filter((e) => e.host?.name === 'kea-a')
+    for (let i = 0; i < events.length; i += 7) await store.write(events.slice(i, i + 7))
+    const t = tables(path)
+    // One source: as few blocks as BLOCK_EVENTS allows, not one per batch.
+    expect(t.blocks).toHaveLength(Math.ceil(events.length / BLOCK_EVENTS))
+    for (const e of events.filter((_, i) => i % 50 === 0)) expect(await store.get(e.event.id)).toEqual(e)
+    expect(await store.count()).toBe(events.length)
+    await store.close()
+  })
+
+  it('recognises a replay in any batch split, and journal-style ids that name no offset', async () => {
+    const path = fresh()
+    const store = new SqliteStore({ path, readers: { workers: 0 } })
+    const events = await fixtureEvents()
+    // Ids that are not <source>-<offset>: looked up in the id table instead.
+    const journal = events.slice(0, 300).map((e, i) => ({ ...e, event: { ...e.event, id: `${e.kea.source_id ?? ''}-${'c'.repeat(19)}${i % 10}${Math.floor(i / 10)}` }, log: { ...e.log, offset: 0 } }))
+    const half = Math.floor(events.length / 2)
+    expect(await store.write(events.slice(0, half))).toMatchObject({ written: half, duplicates: 0 })
+    expect(await store.write(events)).toMatchObject({ written: events.length - half, duplicates: half })
+    expect(await store.write(events.slice(100, half + 100))).toMatchObject({ written: 0, duplicates: half })
+    expect(await store.write(journal)).toMatchObject({ written: 300 })
+    expect(await store.write(journal.slice(100))).toMatchObject({ written: 0, duplicates: 200 })
+    expect(tables(path).ids).toBe(300)
+    expect(await store.count()).toBe(events.length + 300)
+    expect(await store.get(journal[42]?.event.id as string)).toEqual(journal[42])
+    await store.close()
+  })
+
+  it('replaces an event stored unparsed when the same line comes again parsed (a re-import with the right pattern)', async () => {
+    const store = new SqliteStore({ path: fresh(), readers: { workers: 0 } })
+    const events = (await fixtureEvents()).slice(0, 200)
+    const bad = events.map((e) => ({ ...e, kea: { ...e.kea, parse: { status: 'unmatched' as const } } }))
+    await store.write(bad)
+    expect(await store.write(events)).toMatchObject({ written: 0, duplicates: 0, replaced: 200 })
+    for (const e of events.slice(0, 20)) expect(await store.get(e.event.id)).toEqual(e)
+    expect(await store.write(bad)).toMatchObject({ duplicates: 200 })
+    await store.close()
+  })
+
+  it('deletes leave no posting of a removed event, and retention drops whole blocks with their postings', async () => {
+    const path = fresh()
+    const store = new SqliteStore({ path, readers: { workers: 0 }, retention: { maxAgeDays: 1 } })
+    const events = await fixtureEvents()
+    await store.write(events)
+    const mac = events.find((e) => e.client?.mac !== undefined)?.client?.mac as string
+    const where = parseQuery(`mac:${mac}`) as QueryNode
+    const before = await store.count({ where })
+    expect(before).toBeGreaterThan(0)
+    const r = await store.deleteEvents({ where })
+    expect(r.deleted).toBe(before)
+    expect(await store.count({ where })).toBe(0)
+    expect(tables(path).postings.filter((p) => p.term === `m:${mac}`)).toEqual([])
+    expect(await store.count()).toBe(events.length - before)
+    // Everything is years old by now: retention takes every block and every posting.
+    expect(store.applyRetention(Date.parse('2030-01-01T00:00:00Z'))).toBe(events.length - before)
+    const t = tables(path)
+    expect(t.blocks).toEqual([])
+    expect(t.postings).toEqual([])
+    await store.close()
+  })
+
+  it('reads blocks of either codec', async () => {
+    const events = (await fixtureEvents()).slice(0, 50)
+    const src = events[0]?.kea.source_id as string
+    for (const codec of [CODECS.deflate, CODECS.zstd]) {
+      const b = DecodedBlock.unpack(packLines(linesOf(events, src), codec), codec, src)
+      expect(Array.from({ length: b.n }, (_, i) => b.event(i))).toEqual(events)
+    }
+  })
+
+  it('keatrail store migrate: a row-layout file converts into the same answers, resuming where it stopped', async () => {
+    const path = fresh()
+    const rows = new SqliteRowStore({ path, readers: { workers: 0 } })
+    const events = await fixtureEvents()
+    await rows.write(events)
+    const where = parseQuery('action:allocate OR ip:192.0.2.0/24') as QueryNode
+    const want = { all: await allIds(rows), some: await allIds(rows, where) }
+    const ip = events.find((e) => e.event.action === 'allocate' && e.client?.ip !== undefined) as KeaEvent
+    const holder = await holderAt(rows.leases, ip.client?.ip as string, Date.parse(ip['@timestamp']) + 1)
+    await rows.close()
+    // The block layout refuses the file until it is converted: never an empty answer.
+    expect(() => new SqliteStore({ path })).toThrow(expect.objectContaining({ code: 'KEATRAIL_ERR_STORE_LAYOUT' }))
+    // Stopped after its first chunk (as a kill would), then run again.
+    let calls = 0
+    await expect(migrateRowsToBlocks(path, () => { if (++calls === 2) throw new Error('stopped') })).rejects.toThrow('stopped')
+    const seen: number[] = []
+    expect(await migrateRowsToBlocks(path, (p) => { seen.push(p.converted) })).toBe(events.length)
+    expect(seen[0]).toBeGreaterThan(0)
+    const blocks = new SqliteStore({ path, readers: { workers: 0 } })
+    expect(await allIds(blocks)).toEqual(want.all)
+    expect(await allIds(blocks, where)).toEqual(want.some)
+    expect(await holderAt(blocks.leases, ip.client?.ip as string, Date.parse(ip['@timestamp']) + 1)).toEqual(holder)
+    expect(await blocks.write(events.slice(0, 100))).toMatchObject({ written: 0, duplicates: 100 })
+    await blocks.close()
+    expect(await migrateRowsToBlocks(path)).toBe(0)
+  })
+})
