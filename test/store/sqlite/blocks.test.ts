@@ -6,7 +6,9 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { holderAt } from '../../../src/leases/query.js'
 import type { KeaEvent } from '../../../src/parse/event.js'
 import { parseQuery, type QueryNode } from '../../../src/query/parse.js'
+import { bloomAdd, bloomAddText, newBloom } from '../../../src/store/sqlite/blocks/bloom.js'
 import { DecodedBlock, linesOf, packLines } from '../../../src/store/sqlite/blocks/codec.js'
+import { textTokens } from '../../../src/query/evaluate.js'
 import { CODECS } from '../../../src/store/sqlite/blocks/compress.js'
 import { BLOCK_EVENTS } from '../../../src/store/sqlite/blocks/writer.js'
 import { migrateRowsToBlocks } from '../../../src/store/sqlite/migrate-layout.js'
@@ -120,6 +122,17 @@ describe('sqlite block layout', () => {
     expect(t.blocks).toEqual([])
     expect(t.postings).toEqual([])
     await store.close()
+  })
+
+  it('hashes message tokens in place into the same bloom bits as the tokens textTokens makes', async () => {
+    const messages = [...(await fixtureEvents()).map((e) => e.message), 'Ünïcödé DHCP4_LEASE_ALLOC straße 0xABCDEF', 'a'.repeat(40_000) + ' tail', '']
+    for (const m of messages) {
+      const inPlace = newBloom()
+      bloomAddText(inPlace, m)
+      const byTokens = newBloom()
+      for (const t of textTokens(m)) bloomAdd(byTokens, t)
+      expect(Buffer.from(inPlace).equals(Buffer.from(byTokens)), m.slice(0, 80)).toBe(true)
+    }
   })
 
   it('reads blocks of either codec', async () => {

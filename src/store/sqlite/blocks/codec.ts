@@ -23,10 +23,25 @@ export function fullId (suffix: string, sourceId: string): string {
   return suffix.charCodeAt(0) === 33 ? suffix.slice(1) : `${sourceId}-${suffix}`
 }
 
-/** The document line of an event: its JSON with the fields stored elsewhere nulled (their keys keep their place). */
+/**
+ * The document line of an event: its JSON with the fields stored elsewhere nulled (their keys
+ * keep their place). Nulled in place and put back: copying the event and its `event` object for
+ * JSON.stringify was a third of its cost and most of a write's garbage.
+ */
 function docLine (e: KeaEvent, messageDerived: boolean): string {
-  const ev = { ...e.event, id: null, original: null }
-  return JSON.stringify(messageDerived ? { ...e, message: null, event: ev } : { ...e, event: ev })
+  const ev = e.event as { id: string | null, original: string | null }
+  const { id, original } = ev
+  const message = e.message
+  ev.id = null
+  ev.original = null
+  if (messageDerived) (e as { message: string | null }).message = null
+  try {
+    return JSON.stringify(e)
+  } finally {
+    ev.id = id
+    ev.original = original
+    e.message = message
+  }
 }
 
 /** A block's events as the text lines of its payload (see above), before compression. */
@@ -74,8 +89,17 @@ export function filterLines (lines: BlockLines, keep: (i: number) => boolean): B
 }
 
 export function packLines (lines: BlockLines, codec: CodecId = WRITE_CODEC): Buffer {
-  const text = JSON.stringify({ v: PAYLOAD_VERSION, ids: lines.ids, m: lines.m }) + '\n' + lines.docs.join('\n') + '\n' + lines.originals.join('\n')
-  return compress(Buffer.from(text, 'utf8'), codec)
+  // Line by line into one buffer: joining ~8,000 strings into one first and encoding that cost
+  // 8 % of a write (a rope flattened, then copied again).
+  const head = JSON.stringify({ v: PAYLOAD_VERSION, ids: lines.ids, m: lines.m })
+  let bytes = Buffer.byteLength(head)
+  for (const l of lines.docs) bytes += Buffer.byteLength(l) + 1
+  for (const l of lines.originals) bytes += Buffer.byteLength(l) + 1
+  const buf = Buffer.allocUnsafe(bytes)
+  let at = buf.write(head, 0)
+  for (const l of lines.docs) { buf[at++] = 10; at += buf.write(l, at) }
+  for (const l of lines.originals) { buf[at++] = 10; at += buf.write(l, at) }
+  return compress(buf.subarray(0, at), codec)
 }
 
 export function unpackLines (payload: Uint8Array, codec: number): BlockLines {

@@ -1,9 +1,8 @@
 import type Database from 'better-sqlite3'
 import type { KeaEvent } from '../../../parse/event.js'
-import { textTokens } from '../../../query/evaluate.js'
 import { isoToMicros } from '../../time.js'
 import { parsesBetter } from '../../types.js'
-import { BLOOM_BYTES, bloomAdd, newBloom } from './bloom.js'
+import { BLOOM_BYTES, bloomAddText, newBloom } from './bloom.js'
 import { decodeTimes, encodeTimes, filterLines, linesOf, packLines, replaceLine, unpackLines, type BlockLines } from './codec.js'
 import { compress, decompress, WRITE_CODEC } from './compress.js'
 import { eventTerms } from './plan.js'
@@ -120,19 +119,20 @@ export class BlockWriter {
     res.written += fresh.length
     res.fresh.push(...fresh)
     let rest = fresh
+    // A batch that fits in its source's newest block goes there (a live tail's trickle fills
+    // blocks); a larger one makes blocks of its own, of equal sizes: topping up the newest block
+    // first re-encoded it whole for every batch (as much CPU as the batch's own blocks).
     const newest = this.s.newest.get(src) as StoredBlock | undefined
-    if (newest !== undefined && newest.n < BLOCK_EVENTS) {
-      const room = BLOCK_EVENTS - newest.n
-      const head = rest.slice(0, room)
-      const minTs = head.reduce((m, e) => Math.min(m, isoToMicros(e['@timestamp'])), Infinity)
-      const offs = head.map((e) => addressed.get(e))
-      const appends = newest.max_off === null || offs.every((o) => o === undefined || o > (newest.max_off as number))
+    if (newest !== undefined && newest.n + rest.length <= BLOCK_EVENTS) {
+      const minTs = rest.reduce((m, e) => Math.min(m, isoToMicros(e['@timestamp'])), Infinity)
+      const appends = newest.max_off === null || rest.every((e) => { const o = addressed.get(e); return o === undefined || o > (newest.max_off as number) })
       if (appends && minTs - newest.max_ts < MERGE_WITHIN_US) {
-        this.grow(newest, head, addressed, seq)
-        rest = rest.slice(room)
+        this.grow(newest, rest, addressed, seq)
+        rest = []
       }
     }
-    for (let i = 0; i < rest.length; i += BLOCK_EVENTS) this.create(src, rest.slice(i, i + BLOCK_EVENTS), addressed, seq)
+    const blocks = Math.ceil(rest.length / BLOCK_EVENTS)
+    for (let k = 0; k < blocks; k++) this.create(src, rest.slice(Math.floor((k * rest.length) / blocks), Math.floor(((k + 1) * rest.length) / blocks)), addressed, seq)
   }
 
   /** A new block of `events` (all of source `src`). */
@@ -176,14 +176,12 @@ export class BlockWriter {
   /** Postings, bloom bits and (for ids that name no offset) id rows of `events` in block `id`. */
   private index (id: number, events: readonly KeaEvent[], bits: Uint8Array, addressed: Map<KeaEvent, number>): void {
     const terms = new Set<string>()
-    const tokens = new Set<string>()
     for (const e of events) {
       eventTerms(e, terms)
-      for (const t of textTokens(e.message)) tokens.add(t)
+      bloomAddText(bits, e.message)
       if (!addressed.has(e)) this.s.addId.run(e.event.id, id)
     }
     for (const t of terms) this.s.posting.run(t, id)
-    for (const t of tokens) bloomAdd(bits, t)
   }
 
   /**
