@@ -10,6 +10,7 @@ import { parseStream } from '../src/parse/stream.js'
 import { packageRoot } from '../src/paths.js'
 import { ElasticsearchStore } from '../src/store/elasticsearch/store.js'
 import { SqliteStore } from '../src/store/sqlite/store.js'
+import { SqliteRowStore } from '../src/store/sqlite/row-store.js'
 import { keaLogChunks } from './lines.js'
 
 // bench/store: events/s written into SQLite and into a real Elasticsearch, and the rate of a
@@ -18,11 +19,13 @@ import { keaLogChunks } from './lines.js'
 // warmed up first (a fresh node's first bulk ran at under half its later rate here), then
 // keatrail and the ceiling alternate for ES_ROUNDS rounds (default 2): on a VM whose timing
 // varies by ±15-20 % a single pair says little, so every round's ratio is printed.
-// Usage: npm run bench:store [-- EVENTS]   (default 1,000,000; ES_URL or scripts/elasticsearch.sh)
+// Usage: npm run bench:store [-- EVENTS]   (default 1,000,000; ES_URL or scripts/elasticsearch.sh;
+//   SQLITE_ROUNDS rounds of row layout vs block layout, default 2; ES_ROUNDS=0 skips Elasticsearch)
 
 const root = packageRoot()
 const EVENTS = Number((process.argv[2] === 'phase' ? process.argv[4] : process.argv[2]) ?? 1_000_000)
-const ROUNDS = Math.max(1, Number(process.env.ES_ROUNDS ?? 2))
+const ROUNDS = Math.max(0, Number(process.env.ES_ROUNDS ?? 2))
+const SQLITE_ROUNDS = Math.max(1, Number(process.env.SQLITE_ROUNDS ?? 2))
 
 async function buildEvents (count: number): Promise<KeaEvent[]> {
   const events: KeaEvent[] = []
@@ -31,17 +34,27 @@ async function buildEvents (count: number): Promise<KeaEvent[]> {
   return events
 }
 
+/** Bytes of a store file with no event in it (the schema's tables, a 16 KiB page each), subtracted from the per-event figure. */
+async function emptyBytes (name: string): Promise<number> {
+  const dir = mkdtempSync(join(tmpdir(), 'kt-bench-'))
+  const path = join(dir, 'keatrail.db')
+  await new (name === 'sqlite' ? SqliteStore : SqliteRowStore)({ path, readers: { workers: 0 } }).close()
+  const n = statSync(path).size
+  rmSync(dir, { recursive: true, force: true })
+  return n
+}
+
 async function phase (name: string, esUrl: string): Promise<void> {
   const events = await buildEvents(EVENTS)
   const BATCH = 10_000
   const t0 = process.hrtime.bigint()
   let bytes: number | undefined
-  if (name === 'sqlite') {
+  if (name === 'sqlite' || name === 'sqlite-rows') {
     const dir = mkdtempSync(join(tmpdir(), 'kt-bench-'))
-    const store = new SqliteStore({ path: join(dir, 'keatrail.db') })
+    const store = new (name === 'sqlite' ? SqliteStore : SqliteRowStore)({ path: join(dir, 'keatrail.db') })
     for (let i = 0; i < events.length; i += BATCH) await store.write(events.slice(i, i + BATCH))
     await store.close()
-    bytes = statSync(join(dir, 'keatrail.db')).size
+    bytes = statSync(join(dir, 'keatrail.db')).size - await emptyBytes(name)
     rmSync(dir, { recursive: true, force: true })
   } else if (name === 'elasticsearch') {
     const store = new ElasticsearchStore({ url: esUrl, namespace: `benchk${Date.now().toString(36)}` })
@@ -74,7 +87,7 @@ async function phase (name: string, esUrl: string): Promise<void> {
 
 async function driver (): Promise<void> {
   let esUrl = process.env.ES_URL ?? ''
-  if (esUrl === '') esUrl = execFileSync('bash', [join(root, 'scripts', 'elasticsearch.sh'), 'start'], { encoding: 'utf8' }).trim().split('\n').pop() ?? ''
+  if (esUrl === '' && ROUNDS > 0) esUrl = execFileSync('bash', [join(root, 'scripts', 'elasticsearch.sh'), 'start'], { encoding: 'utf8' }).trim().split('\n').pop() ?? ''
   process.stdout.write(`bench/store: ${EVENTS.toLocaleString('en')} real-shaped Kea events (parsed before timing), batches of 10,000 (two in flight to Elasticsearch), Elasticsearch ${esUrl}\n`)
   const run = (name: string, events: number, label: string): { events: number, seconds: number, rssMiB: number, bytes?: number } => {
     const r = spawnSync(process.execPath, ['--max-old-space-size=8192', fileURLToPath(import.meta.url), 'phase', name, String(events)], {
@@ -85,7 +98,13 @@ async function driver (): Promise<void> {
     process.stdout.write(`${label.padEnd(36)} ${Math.round(x.events / x.seconds).toLocaleString('en').padStart(9)} events/s  ${x.seconds.toFixed(1).padStart(6)} s  peak RSS ${x.rssMiB.toFixed(0)} MiB${x.bytes === undefined ? '' : `  file ${(x.bytes / 2 ** 20).toFixed(0)} MiB = ${Math.round(x.bytes / x.events)} bytes/event`}\n`)
     return x
   }
-  run('sqlite', EVENTS, 'keatrail → sqlite')
+  // The block layout and the row layout (before issue 19) alternate: this VM's timing drifts.
+  for (let round = 1; round <= SQLITE_ROUNDS; round++) {
+    const rows = run('sqlite-rows', EVENTS, `keatrail → sqlite, row layout, round ${round}`)
+    const blocks = run('sqlite', EVENTS, `keatrail → sqlite, block layout, round ${round}`)
+    process.stdout.write(`block layout / row layout, round ${round}: ${(rows.seconds / blocks.seconds).toFixed(1)}× the rate, ${((rows.bytes ?? 0) / (blocks.bytes ?? 1)).toFixed(0)}× fewer bytes\n`)
+  }
+  if (ROUNDS === 0) return
   run('ceiling', Math.min(EVENTS, 200_000), 'Elasticsearch warm-up (not counted)')
   const ratios: number[] = []
   for (let round = 1; round <= ROUNDS; round++) {
