@@ -13,12 +13,12 @@ import { constantRate } from './load.js'
 // real-shaped Kea events, measured twice per endpoint: open loop at a constant rate (bench/load.ts,
 // the figure the target is about) and with autocannon as before (its rate limit sends each
 // second's requests in one burst). Bounded: each run lasts SECONDS at RATE requests/s.
-// Usage: npm run bench:api [-- EVENTS]   (default 1,000,000)
+// Usage: npm run bench:api [-- EVENTS]   (default 1,000,000; BENCH_SECONDS per endpoint and load, default 20)
 //        KEATRAIL_BENCH_DIR=dir: reuse (or keep) the data directory (dir/keatrail.db).
 
 const EVENTS = Number(process.argv[2] ?? 1_000_000)
 const RATE = 200
-const SECONDS = 20
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 20)
 
 const s = shape(EVENTS)
 const keep = process.env.KEATRAIL_BENCH_DIR
@@ -48,7 +48,11 @@ const rnd = (n: number): number => { x = (x * 1103515245 + 12345) % 2147483648; 
 const paths: Record<string, () => string> = {
   '/api/v1/leases/at': () => `/api/v1/leases/at?address=${ip(rnd(s.addresses))}&time=${new Date(T0 + rnd(span)).toISOString()}`,
   '/api/v1/events (mac, 100 newest)': () => `/api/v1/events?q=mac:${mac(rnd(s.addresses), rnd(s.rounds))}&size=100`,
-  '/api/v1/events (1 h window, 100 newest)': () => { const t = T0 + rnd(span); return `/api/v1/events?from=${new Date(t).toISOString()}&to=${new Date(t + 3_600_000).toISOString()}&size=100` }
+  '/api/v1/events (1 h window, 100 newest)': () => { const t = T0 + rnd(span); return `/api/v1/events?from=${new Date(t).toISOString()}&to=${new Date(t + 3_600_000).toISOString()}&size=100` },
+  // Issue 19's other targets: an address range in an hour, a phrase in a day, a day's histogram.
+  '/api/v1/events (ip: a /24 in 1 h)': () => { const t = T0 + rnd(span); return `/api/v1/events?q=${encodeURIComponent(`ip:10.${rnd(Math.max(1, s.addresses >> 16))}.${rnd(Math.max(1, Math.min(256, s.addresses >> 8)))}.0/24`)}&from=${new Date(t).toISOString()}&to=${new Date(t + 3_600_000).toISOString()}&size=100` },
+  '/api/v1/events (phrase in 24 h)': () => { const t = T0 + rnd(Math.max(1, span - 86_400_000)); return `/api/v1/events?q=${encodeURIComponent('"was released properly"')}&from=${new Date(t).toISOString()}&to=${new Date(t + 86_400_000).toISOString()}&size=100` },
+  '/api/v1/stats/histogram (24 h, 1 h buckets)': () => { const t = T0 + rnd(Math.max(1, span - 86_400_000)); return `/api/v1/stats/histogram?from=${new Date(t).toISOString()}&to=${new Date(t + 86_400_000).toISOString()}&interval=1h` }
 }
 try {
   for (const [name, next] of Object.entries(paths)) {
