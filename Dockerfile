@@ -1,4 +1,4 @@
-# keatrail: build stage compiles TypeScript and better-sqlite3 (from source), the runtime stage
+# keatrail: build stage compiles TypeScript, better-sqlite3 and zstd-napi (from source), the runtime stage
 # carries only what runs. Non-root; data in /var/lib/keatrail; config at /etc/keatrail/keatrail.yaml.
 FROM node:20.19-bookworm-slim AS build
 WORKDIR /src
