@@ -145,7 +145,8 @@ export class SqliteStore implements Store {
   private spanOf (scope: string, within?: { from: number, to: number }): { first: number, last: number } | undefined {
     let first = Infinity
     let last = -Infinity
-    const q: EventQuery = within === undefined ? {} : { from: within.from, to: within.to + 1 }
+    // A named scope's blocks are found by their host postings; events without a host by a scan.
+    const q: EventQuery = { ...(within === undefined ? {} : { from: within.from, to: within.to + 1 }), ...(scope === '' ? {} : { filters: { host: [scope] } }) }
     this.reader.forEach(q, (_row, _i, e) => {
       if (e.kea.parse.status === 'unmatched' || (e.host?.name ?? '') !== scope) return
       const t = Date.parse(e['@timestamp'])
@@ -175,9 +176,10 @@ export class SqliteStore implements Store {
     let deleted = 0
     const { maxAgeDays, maxSizeMiB } = this.cfg.retention
     const seq = this.writer.nextSeq()
-    const drop = (rows: BlockRow[]): void => {
-      this.db.transaction(() => { for (const r of rows) deleted += this.writer.remove(r, () => true, seq).length })()
-    }
+    // A transaction per block: each is ~5-20 ms (its documents are parsed for the postings to
+    // remove), and the WAL holds one block's pages at a time.
+    const removeTx = this.db.transaction((r: BlockRow, drop: (i: number) => boolean) => this.writer.remove(r, drop, seq).length)
+    const drop = (rows: BlockRow[]): void => { for (const r of rows) deleted += removeTx(r, () => true) }
     const oldest = this.db.prepare('SELECT id, source_id, min_ts, max_ts, n, codec, seq FROM blocks ORDER BY max_ts LIMIT ?')
     if (maxAgeDays !== undefined) {
       const cutoff = (now - maxAgeDays * 86_400_000) * 1000
@@ -185,12 +187,10 @@ export class SqliteStore implements Store {
       // Blocks across the cutoff lose their expired events too: a batch imported from an old
       // file can hold days, and an age limit is often a legal one.
       const across = this.db.prepare('SELECT id, source_id, min_ts, max_ts, n, codec, seq FROM blocks WHERE min_ts < ? AND max_ts >= ?').all(cutoff, cutoff) as BlockRow[]
-      this.db.transaction(() => {
-        for (const r of across) {
-          const ts = this.reader.times(r)
-          deleted += this.writer.remove(r, (i) => (ts[i] as number) < cutoff, seq).length
-        }
-      })()
+      for (const r of across) {
+        const ts = this.reader.times(r)
+        deleted += removeTx(r, (i) => (ts[i] as number) < cutoff)
+      }
       this.leases.prune(Math.floor(cutoff / 1000))
     }
     if (maxSizeMiB !== undefined) {

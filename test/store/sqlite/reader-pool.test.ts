@@ -79,7 +79,8 @@ describe('sqlite reads on reader workers', () => {
       const pool = (store as unknown as { pool: { size: number, terminating: number, lastTerminationMs?: number } }).pool
       expect(pool.size + pool.terminating).toBeLessThanOrEqual(2)
       await expect.poll(cheap, { timeout: 20_000, interval: 100 }).toBeGreaterThan(0)
-      expect((await store.search({ size: 1 })).events).toHaveLength(1)
+      // A page decodes a 4,096-event block: on a fresh worker under load that may pass 50 ms too.
+      await expect.poll(async () => await store.search({ size: 1 }).then((p) => p.events.length, () => -1), { timeout: 20_000, interval: 100 }).toBe(1)
       process.stdout.write(`reader-pool: replacement answered after ${(performance.now() - t0).toFixed(0)} ms\n`)
       await vi.waitFor(() => { expect(pool.lastTerminationMs).toBeDefined() }, { timeout: 30_000 })
       process.stdout.write(`reader-pool: the terminated worker stopped ${pool.lastTerminationMs?.toFixed(0) ?? '?'} ms after terminate() (SQLite finishes its step first)\n`)
