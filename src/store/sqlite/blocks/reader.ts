@@ -35,42 +35,55 @@ function compareHit (a: Hit, b: Hit): number {
 const VERBATIM = new Set(['c', 'a', 'd', 'l', 'g', 'h', 'm', 'w', 'i', 'u', 'n', 's', 'o', 'k'])
 
 /**
- * A test on an event's document text that every match passes: the plan's identifiers as the
- * JSON strings the document must then hold. A block holding a MAC holds it in a few of its
- * 4,096 events; the others fail a substring search instead of costing a JSON.parse each (~3 µs).
- * Undefined when the plan names no such literal.
+ * A test on an event's stored text that every match passes, from the plan: its identifiers as
+ * the JSON strings the document must then hold, its words as case-insensitive substrings of the
+ * document or the raw record (the message is stored in one of them). A block holding a MAC holds
+ * it in a few of its 4,096 events; the others fail a substring search instead of costing a
+ * JSON.parse each (~3 µs). Words are tested only on ASCII text: beyond it FTS5 folds diacritics.
+ * Undefined when the plan names nothing to test.
  */
-export function literalFilter (plan: Plan): ((doc: string) => boolean) | undefined {
-  const literal = (p: Plan): string | undefined => {
+export function literalFilter (plan: Plan): ((doc: string, original: string) => boolean) | undefined {
+  type Test = (doc: string, original: string) => boolean
+  const leaf = (p: Plan): Test | undefined => {
+    if (p.kind === 'tokens') {
+      if (p.tokens.length === 0 || !p.tokens.every((t) => /^[a-z0-9_]+$/.test(t))) return undefined
+      const words = p.tokens.map((t) => new RegExp(t, 'i'))
+      return (doc, original) => NON_ASCII.test(doc) || NON_ASCII.test(original) || words.every((w) => w.test(original) || w.test(doc))
+    }
     if (p.kind !== 'term') return undefined
     const colon = p.term.indexOf(':')
     const code = p.term.slice(0, colon)
     const value = p.term.slice(colon + 1)
-    if (VERBATIM.has(code)) return JSON.stringify(value)
+    let lit: string | undefined
+    if (VERBATIM.has(code)) lit = JSON.stringify(value)
     // An IPv4 address: its dotted quad is the only text Kea prints for it.
     const v4 = /^4:([0-9a-f]{8})$/.exec(value)
     if (code === 'p' && v4 !== null) {
       const h = v4[1] as string
-      return JSON.stringify([0, 2, 4, 6].map((i) => parseInt(h.slice(i, i + 2), 16)).join('.'))
+      lit = JSON.stringify([0, 2, 4, 6].map((i) => parseInt(h.slice(i, i + 2), 16)).join('.'))
     }
-    return undefined
+    if (lit === undefined) return undefined
+    const l = lit
+    return (doc) => doc.includes(l)
   }
-  const build = (p: Plan): ((doc: string) => boolean) | undefined => {
-    const lit = literal(p)
-    if (lit !== undefined) return (doc) => doc.includes(lit)
+  const build = (p: Plan): Test | undefined => {
+    const t = leaf(p)
+    if (t !== undefined) return t
     if (p.kind === 'and') {
       const parts = p.parts.map(build).filter((f) => f !== undefined)
-      return parts.length === 0 ? undefined : (doc) => parts.every((f) => f(doc))
+      return parts.length === 0 ? undefined : (doc, original) => parts.every((f) => f(doc, original))
     }
     if (p.kind === 'or') {
       const parts = p.parts.map(build)
       if (parts.some((f) => f === undefined)) return undefined
-      return (doc) => parts.some((f) => (f as (d: string) => boolean)(doc))
+      return (doc, original) => parts.some((f) => (f as Test)(doc, original))
     }
     return undefined
   }
   return build(plan)
 }
+
+const NON_ASCII = /[^\x00-\x7f]/
 
 /** Whether a query needs the events' documents (anything but its time range does). */
 function needsDocs (q: EventQuery): boolean {
@@ -203,7 +216,7 @@ export class BlockReader {
         if (t < lo || t >= hi) continue
         let e: KeaEvent | undefined
         if (b !== undefined) {
-          if (literal !== undefined && !literal(b.lines.docs[i] as string)) continue
+          if (literal !== undefined && !literal(b.lines.docs[i] as string, b.lines.originals[i] as string)) continue
           e = b.event(i)
           if (match !== undefined && !match(e)) continue
         }
