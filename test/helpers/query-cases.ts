@@ -6,7 +6,7 @@ import { parseBuffer, readFixture } from './fixtures.js'
 // Queries and events shared by test/query/evaluate.test.ts (answers against the SQLite store) and
 // test/store/sqlite/plan.test.ts (block pruning never drops a block with a match).
 
-/** test/store/query-contract.test.ts's QUERIES. */
+/** The queries of test/store/query-contract.test.ts (every store), also evaluated in JS and planned. */
 export const CONTRACT_QUERIES = [
   'code:DHCP4_LEASE_ALLOC',
   'code:DHCP6_*',

@@ -11,6 +11,7 @@ import { SqliteStore } from '../../src/store/sqlite/store.js'
 import { SqliteRowStore } from '../../src/store/sqlite/row-store.js'
 import type { Store } from '../../src/store/types.js'
 import { parseBuffer, readFixture } from '../helpers/fixtures.js'
+import { CONTRACT_QUERIES } from '../helpers/query-cases.js'
 
 // The query language, every store: the same real events, the same queries, the same hits as an
 // evaluator of the AST written here against the events themselves.
@@ -43,31 +44,7 @@ function evaluate (n: QueryNode, e: KeaEvent): boolean {
 }
 const hasText = (n: QueryNode): boolean => n.type === 'text' || (n.type === 'not' ? hasText(n.child) : n.type === 'and' || n.type === 'or' ? n.children.some(hasText) : false)
 
-const QUERIES = [
-  'code:DHCP4_LEASE_ALLOC',
-  'code:DHCP6_*',
-  'action:allocate OR action:release',
-  'action:release AND NOT host:kea-a',
-  'mac:00-0c-01-02-03-05',
-  'mac:00:0c:01:02:03:05 OR duid:00:03:00:01:02:00:00:00:06:0a',
-  'ip:192.0.2.0/28',
-  'ip:2001:db8:8000::/52',
-  'ip:192.0.2.10',
-  'client.ip:192.0.2.0/24',
-  'NOT ip:192.0.2.0/28 AND client.ip:2001:db8::/32',
-  'level:warn OR level:error',
-  'NOT level:info',
-  'subnet_id >= 1',
-  'time >= 2026-11-24T18:03:00Z AND time < 2026-11-24T18:03:30Z',
-  'logger:kea-dhcp6.leases AND (action:renew OR action:reuse)',
-  'tid:0x5122c3',
-  'hostname:admin-added.example.org',
-  'released',
-  '"was released properly"',
-  'msg:declined NOT host:kea-b',
-  'allocated AND code:DHCP6_PD_*',
-  "lease4-add OR \"lease6-add\""
-]
+const QUERIES = CONTRACT_QUERIES
 
 const esUrl = inject('esUrl')
 const esSkip = esUrl === '' ? inject('esSkipReason') : ''

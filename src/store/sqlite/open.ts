@@ -4,6 +4,8 @@ import Database from 'better-sqlite3'
 import { StoreSchemaError } from '../../errors.js'
 import { parseAddressOrPrefix } from '../../leases/address.js'
 import { MIGRATIONS } from './migrations.js'
+import type { HealthCount } from './health-count.js'
+import type { ReaderPool } from './reader-pool.js'
 
 export interface OpenOptions {
   path: string
@@ -61,4 +63,38 @@ function migrate (db: Database.Database): number {
     })()
   }
   return current
+}
+
+/** Bytes of the database in use (pages minus free pages). */
+export function usedBytes (db: Database.Database): number {
+  const pageSize = db.pragma('page_size', { simple: true }) as number
+  const pages = db.pragma('page_count', { simple: true }) as number
+  const free = db.pragma('freelist_count', { simple: true }) as number
+  return (pages - free) * pageSize
+}
+
+/**
+ * Moves the WAL into the database file and truncates it, as far as readers allow right now: a
+ * TRUNCATE checkpoint waits for every reader to reach the newest snapshot, and the busy timeout
+ * would hold this thread (the collector's) for as long as a reader worker's query runs.
+ */
+export function checkpointNow (db: Database.Database, busyTimeoutMs: number): void {
+  db.pragma('busy_timeout = 0')
+  try {
+    db.pragma('wal_checkpoint(TRUNCATE)')
+  } finally {
+    db.pragma(`busy_timeout = ${busyTimeoutMs}`)
+  }
+}
+
+/** A store's health: its connection answers, its reader workers can open the file, and its (cached) event count. */
+export function storeHealth (db: Database.Database, pool: ReaderPool | undefined, count: HealthCount, path: string): { ok: boolean, detail: string } {
+  try {
+    db.prepare('SELECT 1').get()
+  } catch (err) {
+    return { ok: false, detail: (err as Error).message }
+  }
+  const unhealthy = pool?.unhealthy
+  if (unhealthy !== undefined) return { ok: false, detail: unhealthy }
+  return count.health(path)
 }

@@ -4,7 +4,7 @@ import type { KeaEvent } from '../../parse/event.js'
 import { isoToMicros } from '../time.js'
 import { parsesBetter, type Bucket, type DeleteResult, type EventQuery, type FilterField, type SearchPage, type SearchRequest, type Store, type TermCount, type WriteResult } from '../types.js'
 import { sqliteStoreConfigSchema, type SqliteStoreConfig } from './config.js'
-import { openDatabase } from './open.js'
+import { checkpointNow, openDatabase, storeHealth, usedBytes } from './open.js'
 import { validateConfig } from '../../config/validate.js'
 import { coverageSpans, observeAll } from '../../leases/observe.js'
 import { SqliteLeases } from './leases.js'
@@ -241,14 +241,7 @@ export class SqliteRowStore implements Store {
    * most every HEALTH_COUNT_MAX_AGE_MS.
    */
   async health (): Promise<{ ok: boolean, detail: string }> {
-    try {
-      this.db.prepare('SELECT 1').get()
-    } catch (err) {
-      return { ok: false, detail: (err as Error).message }
-    }
-    const pool = this.pool?.unhealthy
-    if (pool !== undefined) return { ok: false, detail: pool }
-    return this.healthCount.health(this.path)
+    return storeHealth(this.db, this.pool, this.healthCount, this.path)
   }
 
   /**
@@ -287,7 +280,7 @@ export class SqliteRowStore implements Store {
         pruneDocs()
         const oldest = (this.db.prepare('SELECT min(ts) AS t FROM events').get() as { t: number | null }).t
         if (oldest !== null) this.leases.prune(Math.floor(oldest / 1000))
-        this.checkpointNow()
+        checkpointNow(this.db, this.cfg.busyTimeoutMs)
         this.db.pragma('incremental_vacuum')
       }
     }
@@ -299,20 +292,6 @@ export class SqliteRowStore implements Store {
     return deleted
   }
 
-  /**
-   * Moves the WAL into the database file and truncates it, as far as readers allow right now: a
-   * TRUNCATE checkpoint waits for every reader to reach the newest snapshot, and the busy timeout
-   * would hold this thread (the collector's) for as long as a reader worker's query runs.
-   */
-  private checkpointNow (): void {
-    this.db.pragma('busy_timeout = 0')
-    try {
-      this.db.pragma('wal_checkpoint(TRUNCATE)')
-    } finally {
-      this.db.pragma(`busy_timeout = ${this.cfg.busyTimeoutMs}`)
-    }
-  }
-
   /** The rowid of the newest event row (0: none). */
   private newestRowid (): number {
     return (this.db.prepare('SELECT coalesce(max(rowid), 0) AS n FROM events').get() as { n: number }).n
@@ -320,10 +299,7 @@ export class SqliteRowStore implements Store {
 
   /** Bytes of the database in use (pages minus free pages). */
   usedBytes (): number {
-    const pageSize = this.db.pragma('page_size', { simple: true }) as number
-    const pages = this.db.pragma('page_count', { simple: true }) as number
-    const free = this.db.pragma('freelist_count', { simple: true }) as number
-    return (pages - free) * pageSize
+    return usedBytes(this.db)
   }
 
   async close (): Promise<void> {

@@ -6,7 +6,7 @@ import { validateConfig } from '../../config/validate.js'
 import type { Bucket, DeleteResult, EventQuery, FilterField, SearchPage, SearchRequest, Store, TermCount, WriteResult } from '../types.js'
 import { sqliteStoreConfigSchema, type SqliteStoreConfig } from './config.js'
 import { SqliteLeases } from './leases.js'
-import { openDatabase } from './open.js'
+import { checkpointNow, openDatabase, storeHealth, usedBytes } from './open.js'
 import { ReaderPool } from './reader-pool.js'
 import { SqliteSnapshots } from './snapshots.js'
 import { BlockReader, type BlockRow } from './blocks/reader.js'
@@ -157,14 +157,7 @@ export class SqliteStore implements Store {
   }
 
   async health (): Promise<{ ok: boolean, detail: string }> {
-    try {
-      this.db.prepare('SELECT 1').get()
-    } catch (err) {
-      return { ok: false, detail: (err as Error).message }
-    }
-    const pool = this.pool?.unhealthy
-    if (pool !== undefined) return { ok: false, detail: pool }
-    return this.healthCount.health(this.path)
+    return storeHealth(this.db, this.pool, this.healthCount, this.path)
   }
 
   /**
@@ -201,7 +194,7 @@ export class SqliteStore implements Store {
         drop(oldest.all(Math.max(1, Math.ceil(total * 0.05))) as BlockRow[])
         const first = this.db.prepare('SELECT min(min_ts) FROM blocks').pluck().get() as number | null
         if (first !== null) this.leases.prune(Math.floor(first / 1000))
-        this.checkpointNow()
+        checkpointNow(this.db, this.cfg.busyTimeoutMs)
         this.db.pragma('incremental_vacuum')
       }
     }
@@ -209,22 +202,9 @@ export class SqliteStore implements Store {
     return deleted
   }
 
-  /** See SqliteStore.checkpointNow: a TRUNCATE checkpoint without waiting on readers. */
-  private checkpointNow (): void {
-    this.db.pragma('busy_timeout = 0')
-    try {
-      this.db.pragma('wal_checkpoint(TRUNCATE)')
-    } finally {
-      this.db.pragma(`busy_timeout = ${this.cfg.busyTimeoutMs}`)
-    }
-  }
-
   /** Bytes of the database in use (pages minus free pages). */
   usedBytes (): number {
-    const pageSize = this.db.pragma('page_size', { simple: true }) as number
-    const pages = this.db.pragma('page_count', { simple: true }) as number
-    const free = this.db.pragma('freelist_count', { simple: true }) as number
-    return (pages - free) * pageSize
+    return usedBytes(this.db)
   }
 
   async close (): Promise<void> {
