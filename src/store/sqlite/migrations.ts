@@ -263,10 +263,12 @@ CREATE TABLE blocks (
 CREATE INDEX blocks_time   ON blocks (max_ts);
 CREATE INDEX blocks_source ON blocks (source_id, max_off);
 CREATE INDEX blocks_seq    ON blocks (seq);
--- Which blocks hold an identifier: deduplicated per block (src/store/sqlite/blocks/plan.ts).
+-- Which blocks hold an identifier, deduplicated per block (src/store/sqlite/blocks/plan.ts), and
+-- in which of its frames of 256 events (bit k: frame k): a query decompresses only those.
 CREATE TABLE block_postings (
-  term  TEXT NOT NULL,
-  block INTEGER NOT NULL,
+  term   TEXT NOT NULL,
+  block  INTEGER NOT NULL,
+  frames INTEGER NOT NULL,
   PRIMARY KEY (term, block)
 ) WITHOUT ROWID;
 -- Events whose id does not name their offset (journal cursors): id → block.

@@ -7,7 +7,8 @@ import { holderAt } from '../../../src/leases/query.js'
 import type { KeaEvent } from '../../../src/parse/event.js'
 import { parseQuery, type QueryNode } from '../../../src/query/parse.js'
 import { bloomAdd, bloomAddText, newBloom } from '../../../src/store/sqlite/blocks/bloom.js'
-import { DecodedBlock, linesOf, packLines } from '../../../src/store/sqlite/blocks/codec.js'
+import { DecodedBlock, FRAME_EVENTS, frameOf, framesFor, linesOf, packLines } from '../../../src/store/sqlite/blocks/codec.js'
+import { BlockReader } from '../../../src/store/sqlite/blocks/reader.js'
 import { textTokens } from '../../../src/query/evaluate.js'
 import { CODECS } from '../../../src/store/sqlite/blocks/compress.js'
 import { BLOCK_EVENTS } from '../../../src/store/sqlite/blocks/writer.js'
@@ -122,6 +123,35 @@ describe('sqlite block layout', () => {
     expect(t.blocks).toEqual([])
     expect(t.postings).toEqual([])
     await store.close()
+  })
+
+  it('names for each identifier the frames of 256 events that hold it, and a query decodes only those', async () => {
+    const path = fresh()
+    const store = new SqliteStore({ path, readers: { workers: 0 } })
+    // One source of thousands of events: the DEBUG capture of a real kea-dhcp6.
+    const events = (await parseBuffer(readFixture('kea-2.2.0-dhcp6-DEBUG99-full.log.gz'), { host: 'kea-d', path: 'debug.log' })).events
+    await store.write(events)
+    await store.close()
+    expect(events.length).toBeGreaterThan(2 * FRAME_EVENTS)
+    const db = new Database(path, { readonly: true })
+    try {
+      const reader = new BlockReader(db)
+      let narrowed = 0
+      for (const duid of new Set(events.map((e) => e.kea.duid).filter((d) => d !== undefined))) {
+        const where = parseQuery(`duid:${duid}`) as QueryNode
+        const candidates = reader.candidates({ where })
+        // Sound: every event with the DUID lies in a frame its block's mask names.
+        for (const c of candidates) {
+          const b = reader.block(c)
+          for (let i = 0; i < b.n; i++) if (b.event(i).kea.duid === duid) expect(c.mask & (2 ** frameOf(i))).not.toBe(0)
+          if (c.mask !== 2 ** framesFor(c.n) - 1) narrowed++
+        }
+        expect(reader.count({ where })).toBe(events.filter((e) => e.kea.duid === duid).length)
+      }
+      expect(narrowed, 'some DUIDs are in fewer frames than their block has').toBeGreaterThan(0)
+    } finally {
+      db.close()
+    }
   })
 
   it('hashes message tokens in place into the same bloom bits as the tokens textTokens makes', async () => {

@@ -6,6 +6,8 @@
  * so ~20 % of the bits are set and a token that is absent passes ~1 % of the time.
  */
 export const BLOOM_BYTES = 8192
+/** Blooms of blocks smaller than this are stored compressed (a sparse 8 KiB bitmap is mostly zeros). */
+export const BLOOM_RAW_FROM = 1024
 const BITS = BLOOM_BYTES * 8
 const HASHES = 3
 

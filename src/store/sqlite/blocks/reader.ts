@@ -7,13 +7,15 @@ import {
   FILTER_FIELDS, type Bucket, type EventQuery, type FilterField, type SearchPage, type SearchRequest, type TermCount
 } from '../../types.js'
 import { readError } from '../reader.js'
-import { BLOOM_BYTES, bloomHas } from './bloom.js'
-import { DecodedBlock, decodeTimes } from './codec.js'
+import { BLOOM_RAW_FROM, bloomHas } from './bloom.js'
+import { DecodedBlock, decodeTimes, FRAME_EVENTS, framesFor } from './codec.js'
 import { decompress } from './compress.js'
 import { planOf, type Plan } from './plan.js'
 
 /** A block's summary row: what pruning reads before deciding to decode it. */
 export interface BlockRow { id: number, source_id: string, min_ts: number, max_ts: number, n: number, codec: number, seq: number }
+/** A block a query must read, and which of its frames (bit k: frame k). */
+export interface Candidate extends BlockRow { mask: number }
 
 /**
  * Blocks decoded only to complete a page's total after the page itself is full: past this,
@@ -42,7 +44,7 @@ const VERBATIM = new Set(['c', 'a', 'd', 'l', 'g', 'h', 'm', 'w', 'i', 'u', 'n',
  * 4,096 events; the others cost a Set lookup instead of a JSON.parse (~3 µs). Words are tested
  * only on ASCII text: beyond it FTS5 folds diacritics. Undefined when the plan names nothing to test.
  */
-export type BlockTest = (b: DecodedBlock) => (i: number) => boolean
+export type BlockTest = (b: DecodedBlock, frame: number) => (i: number) => boolean
 
 export function literalFilter (plan: Plan): BlockTest | undefined {
   const leaf = (p: Plan): BlockTest | undefined => {
@@ -69,7 +71,7 @@ export function literalFilter (plan: Plan): BlockTest | undefined {
     }
     if (lit === undefined) return undefined
     const bytes = Buffer.from(lit, 'utf8')
-    return (b) => { const hits = b.linesWith(bytes); return (i) => hits.has(i) }
+    return (b, k) => { const hits = b.linesWith(k, bytes); return (i) => hits.has(i) }
   }
   const build = (p: Plan): BlockTest | undefined => {
     const t = leaf(p)
@@ -77,12 +79,12 @@ export function literalFilter (plan: Plan): BlockTest | undefined {
     if (p.kind === 'and') {
       // Identifier sets first: a word's test converts lines to text.
       const parts = [...p.parts].sort((x, y) => Number(x.kind === 'tokens') - Number(y.kind === 'tokens')).map(build).filter((f) => f !== undefined)
-      return parts.length === 0 ? undefined : (b) => { const ts = parts.map((f) => f(b)); return (i) => ts.every((t) => t(i)) }
+      return parts.length === 0 ? undefined : (b, k) => { const ts = parts.map((f) => f(b, k)); return (i) => ts.every((t) => t(i)) }
     }
     if (p.kind === 'or') {
       const parts = p.parts.map(build)
       if (parts.some((f) => f === undefined)) return undefined
-      return (b) => { const ts = parts.map((f) => (f as BlockTest)(b)); return (i) => ts.some((t) => t(i)) }
+      return (b, k) => { const ts = parts.map((f) => (f as BlockTest)(b, k)); return (i) => ts.some((t) => t(i)) }
     }
     return undefined
   }
@@ -126,9 +128,9 @@ export class BlockReader {
       all: db.prepare('SELECT id, source_id, min_ts, max_ts, n, codec, seq FROM blocks'),
       times: db.prepare('SELECT times FROM blocks WHERE id = ?').pluck(),
       payload: db.prepare('SELECT payload FROM blocks WHERE id = ?').pluck(),
-      bloom: db.prepare('SELECT bloom, codec FROM blocks WHERE id = ?'),
-      term: db.prepare('SELECT block FROM block_postings WHERE term = ?').pluck(),
-      range: db.prepare('SELECT DISTINCT block FROM block_postings WHERE term BETWEEN ? AND ?').pluck(),
+      bloom: db.prepare('SELECT bloom FROM blocks WHERE id = ?').pluck(),
+      term: db.prepare('SELECT block, frames FROM block_postings WHERE term = ?'),
+      range: db.prepare('SELECT block, frames FROM block_postings WHERE term BETWEEN ? AND ?'),
       byOffset: db.prepare('SELECT id, source_id, min_ts, max_ts, n, codec, seq FROM blocks WHERE source_id = ? AND max_off >= ? AND min_off <= ?'),
       byId: db.prepare('SELECT b.id, b.source_id, b.min_ts, b.max_ts, b.n, b.codec, b.seq FROM block_ids i JOIN blocks b ON b.id = i.block WHERE i.id = ?'),
       total: db.prepare('SELECT coalesce(sum(n), 0) FROM blocks').pluck(),
@@ -162,52 +164,71 @@ export class BlockReader {
     return decodeTimes(this.stmts.times.get(row.id) as Buffer, row.n)
   }
 
-  /** The blocks that may hold matches of `q`: its time range, then its plan. */
-  candidates (q: EventQuery): BlockRow[] {
+  /**
+   * The blocks that may hold matches of `q` (its time range, then its plan), each with the frames
+   * that may: bit k for frame k (block_postings.frames; a word or no plan: every frame).
+   */
+  candidates (q: EventQuery): Candidate[] {
     const rows = (q.from === undefined && q.to === undefined
       ? this.stmts.all.all()
       : this.stmts.inRange.all((q.from ?? -8.64e15) * 1000, (q.to ?? 8.64e15) * 1000)) as BlockRow[]
+    const every = (row: BlockRow): number => 2 ** framesFor(row.n) - 1
     const plan = planOf(q)
-    if (plan.kind === 'all') return rows
+    if (plan.kind === 'all') return rows.map((r) => ({ ...r, mask: every(r) }))
     if (plan.kind === 'none') return []
-    const sets = new Map<Plan, Set<number>>()
+    const postings = new Map<Plan, Map<number, number>>()
     const blooms = new Map<number, Uint8Array>()
-    const setOf = (p: Plan & { kind: 'term' | 'range' }): Set<number> => {
-      let s = sets.get(p)
-      if (s === undefined) {
-        s = new Set((p.kind === 'term' ? this.stmts.term.all(p.term) : this.stmts.range.all(p.lo, p.hi)) as number[])
-        sets.set(p, s)
+    const framesOf = (p: Plan & { kind: 'term' | 'range' }): Map<number, number> => {
+      let m = postings.get(p)
+      if (m === undefined) {
+        m = new Map()
+        const hits = (p.kind === 'term' ? this.stmts.term.all(p.term) : this.stmts.range.all(p.lo, p.hi)) as Array<{ block: number, frames: number }>
+        for (const h of hits) m.set(h.block, (m.get(h.block) ?? 0) | h.frames)
+        postings.set(p, m)
       }
-      return s
+      return m
     }
-    const bloomOf = (block: number): Uint8Array => {
-      let b = blooms.get(block)
+    const bloomOf = (row: BlockRow): Uint8Array => {
+      let b = blooms.get(row.id)
       if (b === undefined) {
-        const r = this.stmts.bloom.get(block) as { bloom: Buffer, codec: number }
-        b = r.bloom.length === BLOOM_BYTES ? r.bloom : decompress(r.bloom, r.codec)
-        blooms.set(block, b)
+        const bloom = this.stmts.bloom.get(row.id) as Buffer
+        b = row.n >= BLOOM_RAW_FROM ? bloom : decompress(bloom, row.codec)
+        blooms.set(row.id, b)
       }
       return b
     }
-    const keep = (p: Plan, block: number): boolean => {
+    const maskOf = (p: Plan, row: BlockRow): number => {
       switch (p.kind) {
-        case 'all': return true
-        case 'none': return false
+        case 'all': return every(row)
+        case 'none': return 0
         case 'term':
-        case 'range': return setOf(p).has(block)
-        case 'tokens': { const b = bloomOf(block); return p.tokens.every((t) => bloomHas(b, t)) }
-        case 'and': return p.parts.every((c) => keep(c, block))
-        case 'or': return p.parts.some((c) => keep(c, block))
+        case 'range': return framesOf(p).get(row.id) ?? 0
+        case 'tokens': { const b = bloomOf(row); return p.tokens.every((t) => bloomHas(b, t)) ? every(row) : 0 }
+        case 'and': {
+          let m = every(row)
+          for (const c of p.parts) { m &= maskOf(c, row); if (m === 0) break }
+          return m
+        }
+        case 'or': {
+          let m = 0
+          for (const c of p.parts) m |= maskOf(c, row)
+          return m
+        }
       }
     }
-    return rows.filter((r) => keep(plan, r.id))
+    const out: Candidate[] = []
+    for (const r of rows) {
+      const mask = maskOf(plan, r)
+      if (mask !== 0) out.push({ ...r, mask })
+    }
+    return out
   }
 
   /**
    * Calls `visit` for every event of `blocks` that matches `q`, block by block in the given order,
    * until it returns false. Without predicates beyond time only the times are read.
    */
-  private scan (q: EventQuery, blocks: readonly BlockRow[], visit: (row: BlockRow, ts: number, i: number, b: DecodedBlock | undefined, e: KeaEvent | undefined) => boolean, before?: (row: BlockRow) => boolean, withDocs = false): void {
+  private scan (q: EventQuery, blocks: readonly Candidate[], visit: (row: BlockRow, ts: number, i: number, b: DecodedBlock | undefined, e: KeaEvent | undefined) => boolean, before?: (row: BlockRow) => boolean, withDocs = false): void {
     const docs = withDocs || needsDocs(q)
     const match = needsDocs(q) ? compileQuery(q) : undefined
     const literal = match === undefined ? undefined : literalFilter(planOf(q))
@@ -217,17 +238,21 @@ export class BlockReader {
       if (before !== undefined && !before(row)) return
       const ts = this.times(row)
       const b = docs ? this.block(row) : undefined
-      const test = b === undefined ? undefined : literal?.(b)
-      for (let i = 0; i < row.n; i++) {
-        const t = ts[i] as number
-        if (t < lo || t >= hi) continue
-        let e: KeaEvent | undefined
-        if (b !== undefined) {
-          if (test !== undefined && !test(i)) continue
-          e = b.event(i)
-          if (match !== undefined && !match(e)) continue
+      for (let k = 0; k * FRAME_EVENTS < row.n; k++) {
+        if ((row.mask & (2 ** k)) === 0) continue
+        const test = b === undefined ? undefined : literal?.(b, k)
+        const end = Math.min(row.n, (k + 1) * FRAME_EVENTS)
+        for (let i = k * FRAME_EVENTS; i < end; i++) {
+          const t = ts[i] as number
+          if (t < lo || t >= hi) continue
+          let e: KeaEvent | undefined
+          if (b !== undefined) {
+            if (test !== undefined && !test(i)) continue
+            e = b.event(i)
+            if (match !== undefined && !match(e)) continue
+          }
+          if (!visit(row, t, i, b, e)) return
         }
-        if (!visit(row, t, i, b, e)) return
       }
     }
   }

@@ -2,8 +2,8 @@ import type Database from 'better-sqlite3'
 import type { KeaEvent } from '../../../parse/event.js'
 import { isoToMicros } from '../../time.js'
 import { parsesBetter } from '../../types.js'
-import { BLOOM_BYTES, bloomAddText, newBloom } from './bloom.js'
-import { decodeTimes, encodeTimes, filterLines, linesOf, packLines, replaceLine, unpackLines, type BlockLines } from './codec.js'
+import { BLOOM_BYTES, BLOOM_RAW_FROM, bloomAddText, newBloom } from './bloom.js'
+import { decodeTimes, encodeTimes, filterLines, frameOf, linesOf, packLines, replaceLine, unpackLines, type BlockLines } from './codec.js'
 import { compress, decompress, WRITE_CODEC } from './compress.js'
 import { eventTerms } from './plan.js'
 import type { BlockReader, BlockRow } from './reader.js'
@@ -14,8 +14,6 @@ import type { BlockReader, BlockRow } from './reader.js'
  * cost a few bytes per event at that size (issue 19's prototype; bench/e2e, bench/api).
  */
 export const BLOCK_EVENTS = 4096
-/** Blooms of blocks smaller than this are stored compressed (a sparse 8 KiB bitmap is mostly zeros). */
-export const BLOOM_RAW_FROM = 1024
 /**
  * A batch is merged into its source's newest block only if that block ends less than this before
  * the batch begins: a live tail's trickle fills blocks, but a block never spans days (time pruning).
@@ -153,7 +151,7 @@ export class BlockWriter {
     const lines = linesOf(events, row.source_id, unpackLines(full.payload, full.codec))
     const ts = [...decodeTimes(full.times, full.n), ...events.map((e) => isoToMicros(e['@timestamp']))]
     const bits = bloomOf(full)
-    this.index(row.id, events, bits, addressed)
+    this.index(row.id, events, bits, addressed, full.n)
     const s = summary(ts, events.map((e) => addressed.get(e)), row)
     this.s.update.run(s.minTs, s.maxTs, s.minOff, s.maxOff, ts.length, seq, WRITE_CODEC, encodeTimes(ts), bloomFor(ts.length, bits), packLines(lines, WRITE_CODEC), row.id)
   }
@@ -168,20 +166,33 @@ export class BlockWriter {
       replaceLine(lines, f.i, f.e, row.source_id)
       ts[f.i] = isoToMicros(f.e['@timestamp'])
     }
-    this.index(row.id, fixes.map((f) => f.e), bits, new Map())
+    for (const f of fixes) this.index(row.id, [f.e], bits, new Map([[f.e, 0]]), f.i)
     const s = summary(ts, [], row)
     this.s.update.run(Math.min(s.minTs, row.min_ts), Math.max(s.maxTs, row.max_ts), row.min_off, row.max_off, ts.length, seq, WRITE_CODEC, encodeTimes(ts), bloomFor(ts.length, bits), packLines(lines, WRITE_CODEC), row.id)
   }
 
   /** Postings, bloom bits and (for ids that name no offset) id rows of `events` in block `id`. */
-  private index (id: number, events: readonly KeaEvent[], bits: Uint8Array, addressed: Map<KeaEvent, number>): void {
+  /** `first`: the index in the block of events[0] (the rest follow it), which places each in its frame. */
+  private index (id: number, events: readonly KeaEvent[], bits: Uint8Array, addressed: Map<KeaEvent, number>, first = 0): void {
+    // A frame's terms as a Set, then a bit per frame per term: one upsert per distinct term.
+    const masks = new Map<string, number>()
     const terms = new Set<string>()
-    for (const e of events) {
+    let frame = frameOf(first)
+    const flush = (): void => {
+      const bit = 2 ** frame
+      for (const t of terms) masks.set(t, (masks.get(t) ?? 0) | bit)
+      terms.clear()
+    }
+    for (let j = 0; j < events.length; j++) {
+      const e = events[j] as KeaEvent
+      const k = frameOf(first + j)
+      if (k !== frame) { flush(); frame = k }
       eventTerms(e, terms)
       bloomAddText(bits, e.message)
       if (!addressed.has(e)) this.s.addId.run(e.event.id, id)
     }
-    for (const t of terms) this.s.posting.run(t, id)
+    flush()
+    for (const [t, mask] of masks) this.s.posting.run(t, id, mask)
   }
 
   /**
@@ -255,7 +266,7 @@ function statements (db: Database.Database) {
       nextId: db.prepare('SELECT coalesce(max(id), 0) + 1 FROM blocks').pluck(),
       update: db.prepare(`UPDATE blocks SET min_ts = ?, max_ts = ?, min_off = ?, max_off = ?, n = ?, seq = ?, codec = ?, times = ?, bloom = ?, payload = ?
         WHERE id = ?`),
-      posting: db.prepare('INSERT OR IGNORE INTO block_postings (term, block) VALUES (?, ?)'),
+      posting: db.prepare('INSERT INTO block_postings (term, block, frames) VALUES (?, ?, ?) ON CONFLICT (term, block) DO UPDATE SET frames = frames | excluded.frames'),
       unposting: db.prepare('DELETE FROM block_postings WHERE term = ? AND block = ?'),
       addId: db.prepare('INSERT OR REPLACE INTO block_ids (id, block) VALUES (?, ?)'),
       delId: db.prepare('DELETE FROM block_ids WHERE id = ?'),
