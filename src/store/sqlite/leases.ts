@@ -4,7 +4,7 @@ import { deriveIntervals, intervalId, resumable } from '../../leases/derive.js'
 import { compareObservations, sequenceOf } from '../../leases/observe.js'
 import { clientMatchers } from '../../leases/query.js'
 import { MAX_INTERVALS, type CollectionGap, type HistoryQuery, type LeaseInterval, type LeaseKey, type LeaseObservation, type LeaseStore } from '../../leases/types.js'
-import { identityOf, intervalDoc, intervalOf, ObsWriter, readObs, sameIdentity, type Identity } from './lease-codec.js'
+import { identityOf, intervalDoc, intervalOf, ObsWriter, readObs, resumeObs, sameIdentity, type Identity } from './lease-codec.js'
 
 interface Row { doc: string }
 
@@ -326,20 +326,24 @@ export class SqliteLeases implements LeaseStore {
 
   private write (kid: number, r: IvRow): void {
     const iv = r.iv
-    const id = identityOf(iv)
     const doc = intervalDoc(iv, r.ids, r.keepId ? '' : iv.id)
     const n = r.sealed + r.main.n
-    if (r.rowid === 0) {
-      r.rowid = Number(this.insLog.run(kid, id.pos, id.start, iv.end, n, id.hwaddr, id.client_id, id.duid, id.duid_ll, id.hostname, doc, r.main.bytes()).lastInsertRowid)
-    } else if (r.stored !== undefined && sameIdentity(r.stored, id)) {
+    if (r.rowid !== 0 && r.stored !== undefined && sameIdentity(r.stored, iv)) {
       this.updLog.run(iv.end, n, doc, r.main.bytes(), r.rowid)
     } else {
-      this.updLogFull.run(id.pos, id.start, iv.end, n, id.hwaddr, id.client_id, id.duid, id.duid_ll, id.hostname, doc, r.main.bytes(), r.rowid)
+      const id = identityOf(iv)
+      if (r.rowid === 0) {
+        r.rowid = Number(this.insLog.run(kid, id.pos, id.start, iv.end, n, id.hwaddr, id.client_id, id.duid, id.duid_ll, id.hostname, doc, r.main.bytes()).lastInsertRowid)
+      } else {
+        this.updLogFull.run(id.pos, id.start, iv.end, n, id.hwaddr, id.client_id, id.duid, id.duid_ll, id.hostname, doc, r.main.bytes(), r.rowid)
+      }
+      r.stored = id
     }
     if (r.resetChunks) { this.delChunks.run(r.rowid); r.resetChunks = false }
-    for (const [first, bytes] of r.chunks) this.insChunk.run(r.rowid, first, bytes)
-    r.chunks = []
-    r.stored = id
+    if (r.chunks.length > 0) {
+      for (const [first, bytes] of r.chunks) this.insChunk.run(r.rowid, first, bytes)
+      r.chunks = []
+    }
     r.dirty = false
   }
 
@@ -380,9 +384,7 @@ export class SqliteLeases implements LeaseStore {
   /** A stored row as an IvRow, with the observations in the row. */
   private rowOf (r: LogRow): Loaded {
     const k = keyOf(r)
-    const obs = readObs(r.obs, k)
-    const main = new ObsWriter(r.obs.length + 16)
-    for (const o of obs) main.add(o)
+    const { writer: main, obs } = resumeObs(r.obs, k)
     const ids = obs.map((o) => o.event_id)
     const iv = intervalOf(k, r, ids, intervalId)
     const row: IvRow = { rowid: r.rowid, iv, stored: { start: r.start, pos: r.pos, hwaddr: r.hwaddr, client_id: r.client_id, duid: r.duid, duid_ll: r.duid_ll, hostname: r.hostname }, main, ids, sealed: r.n - obs.length, chunks: [], resetChunks: false, keepId: (JSON.parse(r.doc) as unknown[])[8] != null, dirty: false }
