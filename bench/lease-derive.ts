@@ -22,12 +22,13 @@ import { keaLogChunks } from './lines.js'
 // Disk: the file's growth, WAL checkpointed.
 // Loads: fill (bench/generate.ts: DHCPv4 INFO, every event an allocation, renewal or release),
 // lines (bench/lines.ts: the captured Kea 2.2 INFO logs repeated, MACs varied).
-// Usage: npm run bench:lease-derive [-- EVENTS [fill|lines] [ROUNDS]]   (defaults 1,000,000 fill 2)
+// Usage: npm run bench:lease-derive [-- EVENTS [fill|lines] [ROUNDS] [MAX_PENDING]]   (defaults 1,000,000 fill 2 20,000)
 
 const EVENTS = Number(process.argv[2] ?? 1_000_000)
 const LOAD = process.argv[3] ?? 'fill'
 const ROUNDS = Number(process.argv[4] ?? 2)
-const POLICY = { maxPending: 20_000, maxDelayMs: 1000 }
+// The store's default (leaseDerivation.maxPending); another to see what the batch size buys.
+const POLICY = { maxPending: Number(process.argv[5] ?? 20_000), maxDelayMs: 1000 }
 
 /**
  * One write batch: its observations as JSON, and how many events it had (the rowid watermark
