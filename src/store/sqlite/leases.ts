@@ -46,7 +46,17 @@ interface IvRow {
 interface Loaded { row: IvRow, obs: LeaseObservation[] }
 
 /** A key as this process last left it: its last interval and its last observation's position. */
-interface Tail { kid: number, k: LeaseKey, last: IvRow | undefined, ts: number, seq: string, used: number }
+interface Tail {
+  kid: number
+  k: LeaseKey
+  last: IvRow | undefined
+  ts: number
+  seq: string
+  /** The last apply that used it. */
+  used: number
+  /** Its observations in the apply running. */
+  batch: LeaseObservation[]
+}
 
 interface LogRow extends Identity { rowid: number, kid: number, end: number | null, n: number, doc: string, obs: Buffer, key: string, scope: string, type: LeaseKey['type'], lease: string, lo: string, hi: string }
 
@@ -235,29 +245,36 @@ export class SqliteLeases implements LeaseStore {
     if (obs.length === 0) return
     this.sync()
     this.tick++
-    const byKey = new Map<string, LeaseObservation[]>()
-    for (const o of obs) {
-      const list = byKey.get(o.key)
-      if (list === undefined) byKey.set(o.key, [o])
-      else list.push(o)
-    }
-    for (const [key, all] of byKey) {
-      if (all.length > 1) all.sort(compareObservations)
-      // The same event twice in one batch sorts next to itself.
-      let list = all
-      for (let i = 1; i < all.length; i++) {
-        if ((all[i] as LeaseObservation).event_id === (all[i - 1] as LeaseObservation).event_id) {
-          list = all.filter((o, j) => j === 0 || o.event_id !== (all[j - 1] as LeaseObservation).event_id)
-          break
+    // Grouped on the keys' cached state itself: one Map lookup per observation, and no Map of
+    // 10,000 keys built per flush (0.7 µs per event on bench/lease-derive's fill load).
+    const touched: Tail[] = []
+    try {
+      for (const o of obs) {
+        const t = this.tail(o.key, o)
+        if (t.batch.length === 0) touched.push(t)
+        t.batch.push(o)
+      }
+      for (const t of touched) {
+        const all = t.batch
+        if (all.length > 1) all.sort(compareObservations)
+        // The same event twice in one batch sorts next to itself.
+        let list = all
+        for (let i = 1; i < all.length; i++) {
+          if ((all[i] as LeaseObservation).event_id === (all[i - 1] as LeaseObservation).event_id) {
+            list = all.filter((o, j) => j === 0 || o.event_id !== (all[j - 1] as LeaseObservation).event_id)
+            break
+          }
+        }
+        t.batch = []
+        const first = list[0] as LeaseObservation
+        if (t.last === undefined || after(first, t.ts, t.seq)) this.extend(t, list)
+        else {
+          this.rederive(t, first.ts, list, new Set())
+          this.cache.delete(t.k.key)
         }
       }
-      const first = list[0] as LeaseObservation
-      const t = this.tail(key, first)
-      if (t.last === undefined || after(first, t.ts, t.seq)) this.extend(t, list)
-      else {
-        this.rederive(t, first.ts, list, new Set())
-        this.cache.delete(key)
-      }
+    } finally {
+      for (const t of touched) if (t.batch.length > 0) t.batch = []
     }
   }
 
@@ -309,7 +326,7 @@ export class SqliteLeases implements LeaseStore {
     }
     // Never reached with derivation's output (every interval is opened by one of `list`).
     for (; next < ivs.length; next++) rows.push(make(ivs[next] as LeaseInterval))
-    return rows.filter((r) => r.dirty)
+    return start === undefined || start.dirty ? rows : rows.slice(1)
   }
 
   private append (r: IvRow, o: LeaseObservation): void {
@@ -356,7 +373,7 @@ export class SqliteLeases implements LeaseStore {
     }
     const k = keyOf(sample)
     const found = this.findKey.get(key) as { kid: number } | undefined
-    const t: Tail = { kid: found?.kid ?? Number(this.insKey.run(key, k.scope, k.type, k.lease, k.lo, k.hi).lastInsertRowid), k, last: undefined, ts: -Infinity, seq: '', used: this.tick }
+    const t: Tail = { kid: found?.kid ?? Number(this.insKey.run(key, k.scope, k.type, k.lease, k.lo, k.hi).lastInsertRowid), k, last: undefined, ts: -Infinity, seq: '', used: this.tick, batch: [] }
     if (found !== undefined) {
       const rows = (this.lastRows.all(t.kid, t.kid) as LogRow[]).map((r) => this.rowOf(r))
       rows.sort((a, b) => byPosition(a.row, b.row))
@@ -487,8 +504,9 @@ export class SqliteLeases implements LeaseStore {
     } else {
       for (const r of this.db.prepare(`SELECT ${LOG_COLS} FROM lease_log l JOIN lease_keys k ON k.kid = l.kid`).iterate() as IterableIterator<LogRow>) {
         const k = keyOf(r)
-        const chunks = r.n > 0 ? (this.chunksOf.all(r.rowid) as Array<{ obs: Buffer }>).flatMap((c) => readObs(c.obs, k)) : []
-        for (const o of [...chunks, ...readObs(r.obs, k)]) if (ids.has(o.event_id)) note(k, o.ts)
+        const own = readObs(r.obs, k)
+        const chunks = r.n > own.length ? (this.chunksOf.all(r.rowid) as Array<{ obs: Buffer }>).flatMap((c) => readObs(c.obs, k)) : []
+        for (const o of [...chunks, ...own]) if (ids.has(o.event_id)) note(k, o.ts)
       }
     }
     let keys = 0
