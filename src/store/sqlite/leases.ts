@@ -4,6 +4,7 @@ import { deriveIntervals, intervalId, resumable } from '../../leases/derive.js'
 import { compareObservations, sequenceOf } from '../../leases/observe.js'
 import { clientMatchers } from '../../leases/query.js'
 import { MAX_INTERVALS, type CollectionGap, type HistoryQuery, type LeaseInterval, type LeaseKey, type LeaseObservation, type LeaseStore } from '../../leases/types.js'
+import { LEASE_OBS_VIEW } from './migrations.js'
 import { identityOf, intervalDoc, intervalOf, ObsWriter, readObs, resumeObs, sameIdentity, type Identity } from './lease-codec.js'
 
 interface Row { doc: string }
@@ -174,7 +175,7 @@ export class SqliteLeases implements LeaseStore {
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
     this.upCoverage = db.prepare(`INSERT INTO coverage (scope, first, last) VALUES (?, ?, ?)
       ON CONFLICT (scope) DO UPDATE SET first = min(first, excluded.first), last = max(last, excluded.last)`)
-    if (db.prepare('SELECT 1 FROM sqlite_master WHERE type = \'table\' AND name = \'lease_obs_v2\'').get() !== undefined) {
+    if (db.prepare('SELECT 1 FROM sqlite_master WHERE type = \'table\' AND name = \'lease_obs\'').get() !== undefined) {
       db.transaction(() => { this.convertLegacy() })()
     }
   }
@@ -704,14 +705,14 @@ export class SqliteLeases implements LeaseStore {
   }
 
   /**
-   * Schema 10 kept the observations of earlier versions (lease_obs, one row each) as
-   * lease_obs_v2: each key's stored log intervals move to lease_log as they are (their ids,
+   * Schema 10 keeps the observations of earlier versions (the lease_obs table, a row each)
+   * until now: each key's stored log intervals move to lease_log as they are (their ids,
    * evidence and ends unchanged), with the observations they were derived from; observations
    * no interval is left for (retention) are derived into intervals. Nothing is dropped.
    */
   private convertLegacy (): void {
-    const keys = this.db.prepare(`SELECT key FROM lease_obs_v2 UNION SELECT key FROM lease_intervals WHERE origin = 'log'`).pluck().all() as string[]
-    const obsOf = this.db.prepare('SELECT event_id, key, ts, seq, doc FROM lease_obs_v2 WHERE key = ? ORDER BY ts, seq')
+    const keys = this.db.prepare(`SELECT key FROM lease_obs UNION SELECT key FROM lease_intervals WHERE origin = 'log'`).pluck().all() as string[]
+    const obsOf = this.db.prepare('SELECT event_id, key, ts, seq, doc FROM lease_obs WHERE key = ? ORDER BY ts, seq')
     const ivsOf = this.db.prepare('SELECT doc FROM lease_intervals WHERE key = ? AND origin = \'log\'')
     for (const key of keys) {
       const obs = (obsOf.all(key) as Array<{ event_id: string, key: string, ts: number, seq: string, doc: string }>)
@@ -728,6 +729,6 @@ export class SqliteLeases implements LeaseStore {
       const touched = this.partition(obs, rows.map((r) => r.iv), undefined, () => rows[i++] as IvRow)
       for (const r of new Set([...touched, ...rows])) this.write(kid, r)
     }
-    this.db.exec('DELETE FROM lease_intervals WHERE origin = \'log\'; DROP TABLE lease_obs_v2')
+    this.db.exec(`DELETE FROM lease_intervals WHERE origin = 'log'; DROP TABLE lease_obs; ${LEASE_OBS_VIEW}`)
   }
 }

@@ -187,7 +187,7 @@ describe('sqlite lease storage (schema 10)', () => {
     const leases = new SqliteLeases(db, { maxPending: 1, maxDelayMs: 0 })
     expect(await stored(leases, first)).toEqual(old)
     expect((await leases.stats())).toEqual({ intervals: old.length + 1, observations: first.length })
-    expect(db.prepare('SELECT name FROM sqlite_master WHERE name = \'lease_obs_v2\'').get()).toBeUndefined()
+    expect(db.prepare('SELECT type FROM sqlite_master WHERE name = \'lease_obs\'').get()).toEqual({ type: 'view' })
     leases.apply([...obs].sort(compareObservations))
     expect(await stored(leases, obs)).toEqual(expected(obs))
   })
