@@ -239,6 +239,64 @@ UPDATE events SET client_hex = keatrail_ip_hex(client_ip) WHERE client_ip IS NOT
 `
   },
   {
+    version: 10,
+    name: 'lease history: one row per interval, not per event',
+    sql: `
+-- Lease history cost ~540 bytes and ~20 CPU-µs per lease-shaping event: a lease_obs row each
+-- (a JSON document and two B-tree entries) and several reads per key per flush. Now one row per
+-- derived interval holds the observations it was derived from, delta-encoded (~9 bytes per
+-- renewal, src/store/sqlite/lease-codec.ts); a key's address and scope live once, in lease_keys.
+-- Indexes hold what queries select by and never the end: extending an interval touches no index.
+-- IF NOT EXISTS: a file whose user_version was set back (tests do) may run this again.
+CREATE TABLE IF NOT EXISTS lease_keys (
+  kid   INTEGER PRIMARY KEY,
+  key   TEXT NOT NULL UNIQUE,          -- scope|type|address or prefix
+  scope TEXT NOT NULL,
+  type  TEXT NOT NULL,
+  lease TEXT NOT NULL,
+  lo    TEXT NOT NULL,                 -- fixed-width hex of the range (src/leases/address.ts)
+  hi    TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS lease_keys_lo ON lease_keys (lo, hi);
+-- Intervals derived from logs (origin 'log'); lease_intervals keeps those from Kea's lease state.
+CREATE TABLE IF NOT EXISTS lease_log (
+  rowid     INTEGER PRIMARY KEY,
+  kid       INTEGER NOT NULL,
+  pos       INTEGER NOT NULL,          -- start, or end when the start was before collection
+  start     INTEGER,                   -- epoch ms
+  "end"     INTEGER,
+  n         INTEGER NOT NULL,          -- observations of the interval (here and in lease_log_obs)
+  hwaddr    TEXT,
+  client_id TEXT,
+  duid      TEXT,
+  duid_ll   TEXT,
+  hostname  TEXT,                      -- lowercased
+  doc       TEXT NOT NULL,             -- the other fields, a JSON array (lease-codec.ts intervalDoc)
+  obs       BLOB NOT NULL              -- its latest observations (at most 64), delta-encoded
+);
+CREATE INDEX IF NOT EXISTS lease_log_kid      ON lease_log (kid, pos);
+CREATE INDEX IF NOT EXISTS lease_log_hwaddr   ON lease_log (hwaddr) WHERE hwaddr IS NOT NULL;
+CREATE INDEX IF NOT EXISTS lease_log_clientid ON lease_log (client_id) WHERE client_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS lease_log_duid     ON lease_log (duid) WHERE duid IS NOT NULL;
+CREATE INDEX IF NOT EXISTS lease_log_duid_ll  ON lease_log (duid_ll) WHERE duid_ll IS NOT NULL;
+CREATE INDEX IF NOT EXISTS lease_log_hostname ON lease_log (hostname) WHERE hostname IS NOT NULL;
+-- Older observations of long intervals, in sealed chunks of 64: a row stays small.
+CREATE TABLE IF NOT EXISTS lease_log_obs (
+  iv    INTEGER NOT NULL,              -- lease_log.rowid
+  first INTEGER NOT NULL,              -- index of the chunk's first observation in the interval
+  obs   BLOB NOT NULL,
+  PRIMARY KEY (iv, first)
+) WITHOUT ROWID;
+-- Changed by every process deriving lease history: another value than its own tells one that
+-- another process changed the history it keeps in memory.
+INSERT OR IGNORE INTO meta (key, value) VALUES ('leases_gen', 0);
+-- The lease_obs table of earlier versions stays until SqliteLeases opens the file: it moves
+-- those observations and the log intervals derived from them into lease_log (JavaScript
+-- decodes and encodes them), deletes the moved lease_intervals rows, and replaces the table by
+-- the view LEASE_OBS_VIEW, in one transaction.
+`
+  },
+  {
     version: 11,
     name: 'event blocks',
     sql: `
@@ -280,3 +338,14 @@ INSERT OR IGNORE INTO meta (key, value) VALUES ('block_seq', 0);
 `
   }
 ]
+
+
+/**
+ * What lease_obs is from schema 10 on: one row per stored observation (its interval and place
+ * in it), for tools that counted them; the observations themselves are in lease_log.
+ */
+export const LEASE_OBS_VIEW = `CREATE VIEW lease_obs (interval, idx) AS
+  WITH RECURSIVE o (interval, idx, n) AS (
+    SELECT rowid, 0, n FROM lease_log WHERE n > 0
+    UNION ALL SELECT interval, idx + 1, n FROM o WHERE idx + 1 < n)
+  SELECT interval, idx FROM o`

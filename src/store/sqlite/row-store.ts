@@ -6,7 +6,8 @@ import { parsesBetter, type Bucket, type DeleteResult, type EventQuery, type Fil
 import { sqliteStoreConfigSchema, type SqliteStoreConfig } from './config.js'
 import { checkpointNow, openDatabase, storeHealth, usedBytes } from './open.js'
 import { validateConfig } from '../../config/validate.js'
-import { coverageSpans, observeAll } from '../../leases/observe.js'
+import { coverageSpans, observe, observeAll } from '../../leases/observe.js'
+import type { LeaseObservation } from '../../leases/types.js'
 import { SqliteLeases } from './leases.js'
 import { SqliteSnapshots } from './snapshots.js'
 import { DocBlocks } from './doc-blocks.js'
@@ -56,7 +57,7 @@ export class SqliteRowStore implements Store {
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', '', ?, ?, ?, ?, ?)`)
     this.insertIp = this.db.prepare('INSERT OR IGNORE INTO event_ips (hex, ts, event, ip) VALUES (?, ?, ?, ?)')
     this.insertFts = this.db.prepare('INSERT INTO events_fts (rowid, message) VALUES (?, ?)')
-    this.storedStatus = this.db.prepare('SELECT rowid, status, action FROM events WHERE id = ?')
+    this.storedStatus = this.db.prepare('SELECT rowid, id, status, action, doc FROM events WHERE id = ?')
     this.deleteEvent = this.db.prepare('DELETE FROM events WHERE rowid = ?')
     this.writeTx = this.db.transaction((events: readonly KeaEvent[]) => {
       let written = 0
@@ -68,6 +69,8 @@ export class SqliteRowStore implements Store {
       /** Rowids of events replaced by ones that parsed better; with an action, their observations go too. */
       const gone: number[] = []
       const withdrawn: string[] = []
+      /** Their observations, which name the keys to re-derive (SqliteLeases.withdraw). */
+      const withdrawnObs: LeaseObservation[] = []
       const insert = (e: KeaEvent, ts: number): Database.RunResult => this.insertEvent.run(
         e.event.id, ts, e.event.dataset, e.event.code ?? null, e.event.action ?? null, e.log.level ?? null,
         e.log.logger ?? null, e.host?.name ?? null, e.kea.parse.status, e.client?.mac ?? null, e.kea.hwaddr ?? null,
@@ -80,13 +83,17 @@ export class SqliteRowStore implements Store {
           // Event ids come from the source and offset, not the pattern: the same line imported
           // again with the right pattern after the wrong one. Only a duplicate that parsed at
           // all is looked up (one index probe), so a replay of unmatched lines costs nothing more.
-          const old = e.kea.parse.status === 'unmatched' ? undefined : this.storedStatus.get(e.event.id) as { rowid: number, status: string, action: string | null } | undefined
+          const old = e.kea.parse.status === 'unmatched' ? undefined : this.storedStatus.get(e.event.id) as (StoredRow & { status: string, action: string | null }) | undefined
           if (old === undefined || !parsesBetter(e.kea.parse.status, old.status)) { duplicates++; continue }
           // Deleted (the trigger takes its full-text and address rows) and stored anew: its
           // document block cannot be rewritten in place.
+          if (old.action !== null) {
+            withdrawn.push(e.event.id)
+            const o = observe(this.eventOf(old))
+            if (o !== undefined) withdrawnObs.push(o)
+          }
           this.deleteEvent.run(old.rowid)
           gone.push(old.rowid)
-          if (old.action !== null) withdrawn.push(e.event.id)
           r = insert(e, ts)
           replaced++
         } else {
@@ -103,7 +110,7 @@ export class SqliteRowStore implements Store {
       if (gone.length > 0) this.docs.pruneBlocksOf(gone)
       // The replaced events' old observations (a `partial` one may have had one): removed with
       // them, in this transaction, and their keys re-derived without them.
-      if (withdrawn.length > 0) this.leases.withdraw(withdrawn)
+      if (withdrawn.length > 0) this.leases.withdraw(withdrawn, withdrawnObs)
       this.leases.cover(coverageSpans(events))
       return { written, duplicates, deadLettered: 0, ...(replaced > 0 ? { replaced } : {}), fresh, lastRowid: rowids[rowids.length - 1] ?? 0 }
     })
@@ -168,13 +175,15 @@ export class SqliteRowStore implements Store {
     const result: DeleteResult = { deleted: 0, rederived: 0, scopes: [] }
     this.db.transaction(() => {
       const spans = this.db.prepare(`SELECT coalesce(host, '') AS scope, min(ts) AS f, max(ts) AS l FROM events WHERE ${w.sql} GROUP BY 1`).all(...w.params) as Array<{ scope: string, f: number, l: number }>
+      // Their observations name the keys to re-derive: read before the documents go.
+      const shaping = observeAll((this.db.prepare(`SELECT rowid, id, doc FROM events WHERE (${w.sql}) AND action IS NOT NULL`).all(...w.params) as StoredRow[]).map((r) => this.eventOf(r)))
       const rows = this.db.prepare(`DELETE FROM events WHERE ${w.sql} RETURNING rowid, id, action`).all(...w.params) as Array<{ rowid: number, id: string, action: string | null }>
       result.deleted = rows.length
       if (rows.length === 0) return
       // Few: a lookup per deleted event's block; many: one pass over the blocks up to the last.
       if (rows.length <= 10_000) this.docs.pruneBlocksOf(rows.map((r) => r.rowid))
       else this.docs.prune(rows.reduce((m, r) => Math.max(m, r.rowid), 0))
-      result.rederived = this.leases.withdraw(rows.filter((r) => r.action !== null).map((r) => r.id))
+      result.rederived = this.leases.withdraw(rows.filter((r) => r.action !== null).map((r) => r.id), shaping)
       for (const s of spans) {
         // Lines that did not parse say nothing about leases (see coverageSpans).
         const byScope = s.scope === '' ? '(host IS NULL OR host = \'\')' : 'host = ?'

@@ -56,7 +56,7 @@ export class SqliteStore implements Store {
       const r = this.writer.write(events)
       // The replaced events' old observations go with them, in this transaction, and their keys
       // are re-derived without them.
-      if (r.withdrawn.length > 0) this.leases.withdraw(r.withdrawn)
+      if (r.withdrawn.length > 0) this.leases.withdraw(r.withdrawn.map((e) => e.event.id), observeAll(r.withdrawn))
       this.leases.cover(coverageSpans(events))
       return r
     })
@@ -122,7 +122,9 @@ export class SqliteStore implements Store {
       const removed: KeaEvent[] = []
       for (const m of matches.values()) removed.push(...this.writer.remove(m.row, (i) => m.at.has(i), seq))
       result.deleted = removed.length
-      result.rederived = this.leases.withdraw(removed.filter((e) => e.event.action !== undefined).map((e) => e.event.id))
+      // Their observations name the keys to re-derive.
+      const shaping = removed.filter((e) => e.event.action !== undefined)
+      result.rederived = this.leases.withdraw(shaping.map((e) => e.event.id), observeAll(shaping))
       for (const [scope, span] of coverageSpans(removed)) {
         // Lines that did not parse say nothing about leases (see coverageSpans).
         const left = this.spanOf(scope)

@@ -22,7 +22,8 @@ const MERGE_WITHIN_US = 3600 * 1e6
 
 interface StoredBlock extends BlockRow { min_off: number | null, max_off: number | null }
 
-export interface BatchResult { written: number, duplicates: number, replaced: number, fresh: KeaEvent[], withdrawn: string[] }
+/** `withdrawn`: the stored versions of events replaced (those with a lease action): their observations go. */
+export interface BatchResult { written: number, duplicates: number, replaced: number, fresh: KeaEvent[], withdrawn: KeaEvent[] }
 
 /** The offset an event's id names (`<source_id>-<hex offset>`, file and syslog sources), or undefined. */
 export function offsetOf (e: KeaEvent, sourceId: string): number | undefined {
@@ -108,7 +109,7 @@ export class BlockWriter {
       let r = repairs.get(at.row.id)
       if (r === undefined) { r = { row: at.row, fixes: [] }; repairs.set(at.row.id, r) }
       r.fixes.push({ i: at.i, e })
-      if (old.event.action !== undefined) res.withdrawn.push(id)
+      if (old.event.action !== undefined) res.withdrawn.push(old)
       res.replaced++
       res.fresh.push(e)
     }

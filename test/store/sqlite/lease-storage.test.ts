@@ -1,0 +1,210 @@
+import Database from 'better-sqlite3'
+import { describe, expect, it } from 'vitest'
+import { parseAddressOrPrefix } from '../../../src/leases/address.js'
+import { deriveIntervals } from '../../../src/leases/derive.js'
+import { compareObservations, sequenceOf } from '../../../src/leases/observe.js'
+import type { LeaseInterval, LeaseObservation } from '../../../src/leases/types.js'
+import { ObsWriter, readObs } from '../../../src/store/sqlite/lease-codec.js'
+import { SqliteLeases } from '../../../src/store/sqlite/leases.js'
+import { MIGRATIONS } from '../../../src/store/sqlite/migrations.js'
+
+// Schema 10 keeps a key's observations inside its interval rows (older ones in sealed chunks)
+// and its last interval in memory. Whatever order observations arrive in, are withdrawn in, or
+// were stored in by earlier versions, the intervals must be those of one full derivation.
+
+const T0 = Date.parse('2026-11-24T04:00:00Z')
+
+/** A deterministic generator (the test must not flake). */
+function lcg (seed: number): () => number {
+  let s = seed
+  return () => {
+    s = (s * 1103515245 + 12345) % 2147483648
+    return s / 2147483648
+  }
+}
+
+function keyOf (scope: string, type: 'V4' | 'IA_NA' | 'IA_PD', lease: string): Pick<LeaseObservation, 'key' | 'scope' | 'type' | 'lease' | 'lo' | 'hi'> {
+  const r = parseAddressOrPrefix(lease)
+  return { key: `${scope}|${type}|${r.text}`, scope, type, lease: r.text, lo: r.lo, hi: r.hi }
+}
+
+/**
+ * Observations of a few keys: long runs of renewals by one client (more than a row holds),
+ * lifetime-less renewals, other clients, every kind of end, equal times, odd event ids.
+ */
+function history (seed: number): LeaseObservation[] {
+  const rnd = lcg(seed)
+  const keys = [keyOf('kea-a', 'V4', '192.0.2.23'), keyOf('kea-a', 'IA_NA', '2001:db8::5'), keyOf('kea-b', 'IA_PD', '2001:db8:100::/56'), keyOf('', 'V4', '192.0.2.24')]
+  const clients = [
+    { hwaddr: '02:00:00:00:00:0a', client_id: '01:02:00:00:00:00:0a' },
+    { hwaddr: '02:00:00:00:00:0b', hostname: 'Host-B.example' },
+    { duid: '00:03:00:01:02:00:00:00:00:0c', duid_ll: '02:00:00:00:00:0c', iaid: 7 },
+    { duid: '00:01:00:01:aa:bb:cc:dd:02:00:00:00:00:0d', iaid: 1 }
+  ]
+  const out: LeaseObservation[] = []
+  let off = 0
+  for (const k of keys) {
+    let t = T0
+    let client = clients[0] as Record<string, unknown>
+    for (let i = 0; i < 700; i++) {
+      const r = rnd()
+      // Mostly renewals by the holder, every 30 s (lifetime 60 s); sometimes a gap past the lifetime.
+      // Observations 100-399: one client renewing, a 300-observation interval.
+      const steady = i >= 100 && i < 400
+      t += r < 0.03 ? 0 : r < 0.06 && !steady ? 90_000 : 30_000
+      if (rnd() < 0.02 && !steady) client = clients[Math.floor(rnd() * clients.length)] as Record<string, unknown>
+      const a = steady ? rnd() * 0.86 : rnd()
+      const action = a < 0.8 ? 'allocate' : a < 0.86 ? 'renew' : a < 0.9 ? 'release' : a < 0.93 ? 'reclaim' : a < 0.95 ? 'expire' : a < 0.97 ? 'decline' : a < 0.99 ? 'lease-update' : 'lease-delete'
+      off += 1 + Math.floor(rnd() * 300)
+      // Ids as file sources make them, and a few that are not (a leading zero, no offset).
+      const id = i % 97 === 5 ? `kea-a-src-0${off.toString(16)}` : i % 101 === 7 ? `journal:${off}` : `${i % 50 < 25 ? 'a1b2c3d4e5f60718' : '99aa88bb77cc66dd'}-${off.toString(16)}`
+      const o: LeaseObservation = { ...k, event_id: id, ts: t, seq: sequenceOf(id), action, ...client }
+      if (action === 'allocate' || action === 'lease-update') o.lifetime = rnd() < 0.1 ? 3.5 : 60
+      if (rnd() < 0.5) o.subnet_id = 1 + Math.floor(rnd() * 3)
+      out.push(o)
+    }
+  }
+  return out
+}
+
+function open (schema = Infinity): Database.Database {
+  const db = new Database(':memory:')
+  db.function('keatrail_ip_hex', { deterministic: true }, (_ip: unknown) => null)
+  for (const m of MIGRATIONS) if (m.version <= schema) db.exec(m.sql)
+  return db
+}
+
+function expected (obs: readonly LeaseObservation[]): LeaseInterval[] {
+  const byKey = new Map<string, LeaseObservation[]>()
+  for (const o of obs) byKey.set(o.key, [...(byKey.get(o.key) ?? []), o])
+  return sorted([...byKey.values()].flatMap((list) => deriveIntervals([...list].sort(compareObservations))))
+}
+
+function sorted (ivs: LeaseInterval[]): LeaseInterval[] {
+  return [...ivs].sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : (a.start ?? a.end ?? 0) - (b.start ?? b.end ?? 0) || (a.id < b.id ? -1 : 1))
+}
+
+async function stored (leases: SqliteLeases, obs: readonly LeaseObservation[]): Promise<LeaseInterval[]> {
+  const keys = new Map(obs.map((o) => [o.key, o]))
+  const all: LeaseInterval[] = []
+  for (const o of keys.values()) all.push(...await leases.intervals(o.type === 'IA_PD' ? { prefix: o.lease, scope: o.scope } : { address: o.lease, scope: o.scope }))
+  return sorted(all)
+}
+
+function batches<T> (items: readonly T[], rnd: () => number): T[][] {
+  const out: T[][] = []
+  for (let i = 0; i < items.length;) {
+    const n = 1 + Math.floor(rnd() * 120)
+    out.push(items.slice(i, i + n))
+    i += n
+  }
+  return out
+}
+
+describe('sqlite lease storage (schema 10)', () => {
+  const obs = history(7)
+
+  it('the observation codec gives back every observation as it was', () => {
+    const w = new ObsWriter()
+    const one = obs.filter((o) => o.key === obs[0]?.key)
+    for (const o of one) w.add(o)
+    expect(readObs(w.bytes(), one[0] as LeaseObservation)).toEqual(one)
+  })
+
+  it('in order, in batches of any size: one full derivation, every observation kept once', async () => {
+    const rnd = lcg(1)
+    const leases = new SqliteLeases(open(), { maxPending: 1_000_000, maxDelayMs: 60_000 })
+    const inOrder = [...obs].sort(compareObservations)
+    for (const b of batches(inOrder, rnd)) leases.apply(b)
+    leases.apply(inOrder.slice(0, 50)) // a replay
+    expect(await stored(leases, obs)).toEqual(expected(obs))
+    expect((await leases.stats()).observations).toBe(obs.length)
+  })
+
+  it('shuffled batches with replays, deriving every few: one full derivation', async () => {
+    for (const seed of [2, 3, 4]) {
+      const rnd = lcg(seed)
+      const db = open()
+      const leases = new SqliteLeases(db, { maxPending: 500, maxDelayMs: 60_000 })
+      const bs = batches([...obs].sort(compareObservations), rnd)
+      const order = [...bs, ...bs.slice(0, 5)].map((b) => [rnd(), b] as const).sort((x, y) => x[0] - y[0]).map(([, b]) => b)
+      let rowid = 0
+      for (const b of order) leases.enqueue(b, ++rowid)
+      leases.flush()
+      expect(await stored(leases, obs), `seed ${seed}`).toEqual(expected(obs))
+      expect((db.prepare('SELECT count(*) AS n FROM lease_obs').get() as { n: number }).n).toBe(obs.length)
+      // Long intervals moved their older observations out of the row.
+      expect((db.prepare('SELECT count(*) AS n FROM lease_log_obs').get() as { n: number }).n).toBeGreaterThan(0)
+      leases.stop()
+    }
+  })
+
+  it('withdrawn events, with and without their observations: the derivation of the rest', async () => {
+    const rnd = lcg(5)
+    const leases = new SqliteLeases(open(), { maxPending: 1, maxDelayMs: 0 })
+    leases.apply([...obs].sort(compareObservations))
+    const gone = obs.filter(() => rnd() < 0.05)
+    const half = Math.floor(gone.length / 2)
+    expect(leases.withdraw(gone.slice(0, half).map((o) => o.event_id), gone.slice(0, half))).toBeGreaterThan(0)
+    expect(leases.withdraw(gone.slice(half).map((o) => o.event_id))).toBeGreaterThan(0)
+    const left = obs.filter((o) => !gone.includes(o))
+    expect(await stored(leases, obs)).toEqual(expected(left))
+    expect((await leases.stats()).observations).toBe(left.length)
+    // And they can come back.
+    leases.apply(gone)
+    expect(await stored(leases, obs)).toEqual(expected(obs))
+  })
+
+  it('another process deriving the same keys in between: nothing of its history is lost', async () => {
+    const db = open()
+    const a = new SqliteLeases(db, { maxPending: 1, maxDelayMs: 0 })
+    const b = new SqliteLeases(db, { maxPending: 1, maxDelayMs: 0 })
+    const inOrder = [...obs].sort(compareObservations)
+    for (const [i, batch] of batches(inOrder, lcg(6)).entries()) (i % 3 === 0 ? b : a).apply(batch)
+    expect(await stored(a, obs)).toEqual(expected(obs))
+  })
+
+  it('moves the lease_obs rows and log intervals of schema 9 over unchanged, and derives on from them', async () => {
+    const db = open(9)
+    const first = obs.filter((o) => o.ts < T0 + 10_000_000)
+    const insObs = db.prepare('INSERT INTO lease_obs (event_id, key, ts, seq, doc) VALUES (?, ?, ?, ?, ?)')
+    const insIv = db.prepare(`INSERT INTO lease_intervals (id, key, origin, scope, type, lo, hi, start, start_seq, pos_ts, pos_seq, end, hwaddr, client_id, duid, duid_ll, hostname, doc)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+    for (const o of first) {
+      const { event_id: id, key, ts, seq, ...rest } = o
+      insObs.run(id, key, ts, seq, JSON.stringify(rest))
+    }
+    const old = expected(first)
+    for (const iv of old) {
+      const seq = sequenceOf(iv.evidence[0] as string)
+      insIv.run(iv.id, iv.key, iv.origin, iv.scope, iv.type, iv.lo, iv.hi, iv.start, iv.start === null ? null : seq, iv.start ?? iv.end ?? 0, seq, iv.end,
+        iv.hwaddr ?? null, iv.client_id ?? null, iv.duid ?? null, iv.duid_ll ?? null, iv.hostname?.toLowerCase() ?? null, JSON.stringify(iv))
+    }
+    // A Kea-state interval stays where it is.
+    insIv.run('kea-state-1', 'kea-a|V4|192.0.2.99', 'kea-state', 'kea-a', 'V4', parseAddressOrPrefix('192.0.2.99').lo, parseAddressOrPrefix('192.0.2.99').hi, T0, null, T0, '', T0 + 1000,
+      null, null, null, null, null, JSON.stringify({ id: 'kea-state-1', origin: 'kea-state', start: T0, end: T0 + 1000 }))
+    db.exec((MIGRATIONS.find((m) => m.version === 10) as { sql: string }).sql)
+    const leases = new SqliteLeases(db, { maxPending: 1, maxDelayMs: 0 })
+    expect(await stored(leases, first)).toEqual(old)
+    expect((await leases.stats())).toEqual({ intervals: old.length + 1, observations: first.length })
+    expect(db.prepare('SELECT type FROM sqlite_master WHERE name = \'lease_obs\'').get()).toEqual({ type: 'view' })
+    leases.apply([...obs].sort(compareObservations))
+    expect(await stored(leases, obs)).toEqual(expected(obs))
+  })
+
+  it('retention forgets the intervals that ended before the cutoff, and derivation carries on', async () => {
+    const leases = new SqliteLeases(open(), { maxPending: 1, maxDelayMs: 0 })
+    const inOrder = [...obs].sort(compareObservations)
+    const half = Math.floor(inOrder.length / 2)
+    leases.apply(inOrder.slice(0, half))
+    const cutoff = (inOrder[Math.floor(half / 2)] as LeaseObservation).ts
+    leases.prune(cutoff)
+    const kept = expected(inOrder.slice(0, half)).filter((iv) => iv.end === null || iv.end >= cutoff)
+    expect(await stored(leases, obs)).toEqual(kept)
+    leases.apply(inOrder.slice(half))
+    const all = expected(inOrder)
+    const got = await stored(leases, obs)
+    // What started after the cutoff is derived as before.
+    expect(got.filter((iv) => (iv.start ?? 0) > cutoff + 1_000_000)).toEqual(all.filter((iv) => (iv.start ?? 0) > cutoff + 1_000_000))
+  })
+})
