@@ -54,6 +54,29 @@ export class ObsWriter {
     this.buf = Buffer.allocUnsafe(capacity)
   }
 
+  /**
+   * A writer over stored bytes whose delta state is read only when something is added: a key
+   * read back into memory is often not appended to (its last interval was closed) — decoding
+   * it up front was most of a cache miss.
+   */
+  static over (data: Buffer, n: number): ObsWriter {
+    const w = new ObsWriter(0)
+    w.stored = data
+    w.n = n
+    w.length = data.byteLength
+    return w
+  }
+
+  private stored: Buffer | undefined
+
+  private materialize (data: Buffer): void {
+    this.stored = undefined
+    const st = fresh()
+    readObs(data, NO_KEY, st)
+    this.buf = Buffer.allocUnsafe(data.byteLength + 64)
+    this.resume(data, this.n, st)
+  }
+
   /** Takes over what another writer wrote: its bytes, count and final state (resumeObs). */
   resume (data: Uint8Array, n: number, st: State): void {
     this.room(data.byteLength)
@@ -64,6 +87,7 @@ export class ObsWriter {
   }
 
   bytes (): Buffer {
+    if (this.stored !== undefined) return this.stored
     return this.buf.subarray(0, this.length)
   }
 
@@ -107,6 +131,7 @@ export class ObsWriter {
    * call: this runs once per lease-shaping event (1 µs of 4 with them, bench/lease-derive).
    */
   add (o: LeaseObservation): void {
+    if (this.stored !== undefined) this.materialize(this.stored)
     this.n++
     const code = ACTION_CODE.get(o.action)
     const id = o.event_id
@@ -168,6 +193,85 @@ export class ObsWriter {
       st.client = { hwaddr: o.hwaddr, client_id: o.client_id, duid: o.duid, duid_ll: o.duid_ll, iaid: o.iaid, hostname: o.hostname }
     }
   }
+}
+
+const NO_KEY: LeaseKey = { key: '', scope: '', type: 'V4', lease: '', lo: '', hi: '' }
+
+/**
+ * The event ids in bytes ObsWriter wrote, and the position (ts, seq) of the last observation:
+ * what a key read back into memory needs, without making the observations.
+ */
+export function readIds (data: Uint8Array): { ids: string[], ts: number, seq: string } {
+  const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+  let p = 0
+  const uint = (): number => {
+    let v = 0
+    let mul = 1
+    for (;;) {
+      const b = buf[p++] as number
+      v += (b & 0x7f) * mul
+      if (b < 0x80) return v
+      mul *= 0x80
+    }
+  }
+  const int = (): number => {
+    const u = uint()
+    return u % 2 === 0 ? u / 2 : -(u + 1) / 2
+  }
+  const text = (): string => {
+    const n = uint()
+    const s = buf.toString('utf8', p, p + n)
+    p += n
+    return s
+  }
+  const skip = (): void => {
+    const n = uint() // before `p +=` reads p
+    p += n
+  }
+  const ids: string[] = []
+  let ts = 0
+  let off = 0
+  let src = ''
+  let lastTs = -Infinity
+  /** The last observation's seq when it was stored whole (JSON), else undefined: sequenceOf its id. */
+  let lastSeq: string | undefined
+  while (p < buf.length) {
+    const flags = buf[p++] as number
+    const a = flags & 0x0f
+    if (a === A_JSON) {
+      const o = JSON.parse(text()) as { event_id: string, ts: number, seq: string }
+      ids.push(o.event_id)
+      lastTs = o.ts
+      lastSeq = o.seq
+      continue
+    }
+    const more = (flags & F_MORE) !== 0 ? buf[p++] as number : 0
+    if (a === A_OTHER) skip()
+    ts += int()
+    let id: string
+    if ((more & X_RAW_ID) !== 0) {
+      id = text()
+    } else {
+      if ((more & X_SOURCE) !== 0) src = text()
+      off += int()
+      id = `${src}-${off.toString(16)}`
+    }
+    if ((flags & F_LIFETIME) !== 0) uint()
+    if ((flags & F_SUBNET) !== 0) uint()
+    if ((flags & F_CLIENT) !== 0) {
+      const mask = buf[p++] as number
+      if ((mask & C_HWADDR) !== 0) skip()
+      if ((mask & C_CLIENT_ID) !== 0) skip()
+      if ((mask & C_DUID) !== 0) skip()
+      if ((mask & C_DUID_LL) !== 0) skip()
+      if ((mask & C_IAID) !== 0) uint()
+      if ((mask & C_HOSTNAME) !== 0) skip()
+    }
+    ids.push(id)
+    lastTs = ts
+    lastSeq = undefined
+  }
+  return { ids, ts: lastTs, seq: lastSeq ?? sequenceOf(ids[ids.length - 1] ?? '') }
 }
 
 /**
@@ -299,8 +403,8 @@ export function sameIdentity (a: Identity, iv: LeaseInterval): boolean {
 }
 
 /** An interval from its row: key fields, identity columns, doc, and the ids of the observations in the row. */
-export function intervalOf (k: LeaseKey, row: Identity & { end: number | null, doc: string }, ids: readonly string[], idOf: (key: string, first: string) => string): LeaseInterval {
-  const d = JSON.parse(row.doc) as [number, number, number, Array<number | string>, (number | null)?, (number | null)?, (number | null)?, (string | null)?, (string | null)?]
+export function intervalOf (k: LeaseKey, row: Identity & { end: number | null, doc: string }, ids: readonly string[], idOf: (key: string, first: string) => string, parsed?: unknown[]): LeaseInterval {
+  const d = (parsed ?? JSON.parse(row.doc)) as [number, number, number, Array<number | string>, (number | null)?, (number | null)?, (number | null)?, (string | null)?, (string | null)?]
   const evidence: string[] = []
   let last = -1
   for (const e of d[3]) {

@@ -4,7 +4,7 @@ import { parseAddressOrPrefix } from '../../../src/leases/address.js'
 import { deriveIntervals } from '../../../src/leases/derive.js'
 import { compareObservations, sequenceOf } from '../../../src/leases/observe.js'
 import type { LeaseInterval, LeaseObservation } from '../../../src/leases/types.js'
-import { ObsWriter, readObs } from '../../../src/store/sqlite/lease-codec.js'
+import { ObsWriter, readIds, readObs } from '../../../src/store/sqlite/lease-codec.js'
 import { SqliteLeases } from '../../../src/store/sqlite/leases.js'
 import { MIGRATIONS } from '../../../src/store/sqlite/migrations.js'
 
@@ -109,6 +109,14 @@ describe('sqlite lease storage (schema 10)', () => {
     const one = obs.filter((o) => o.key === obs[0]?.key)
     for (const o of one) w.add(o)
     expect(readObs(w.bytes(), one[0] as LeaseObservation)).toEqual(one)
+    const last = one[one.length - 1] as LeaseObservation
+    expect(readIds(w.bytes())).toEqual({ ids: one.map((o) => o.event_id), ts: last.ts, seq: last.seq })
+    // A writer over stored bytes appends as the one that wrote them would have.
+    const more = ObsWriter.over(Buffer.from(w.bytes().subarray(0)), w.n)
+    const w2 = new ObsWriter()
+    for (const o of one) w2.add(o)
+    for (const o of one.slice(0, 3)) { more.add({ ...o, ts: o.ts + 1e9 }); w2.add({ ...o, ts: o.ts + 1e9 }) }
+    expect(Buffer.compare(more.bytes(), w2.bytes())).toBe(0)
   })
 
   it('in order, in batches of any size: one full derivation, every observation kept once', async () => {
