@@ -121,21 +121,41 @@ export function packLines (lines: BlockLines, codec: CodecId = WRITE_CODEC): Buf
     for (let i = from; i < to; i++) { at += buf.write(lines.originals[i] as string, at); buf[at++] = 10 }
     frames.push(compress(buf.subarray(0, at), codec))
   }
-  const head = compress(Buffer.from(JSON.stringify({ v: PAYLOAD_VERSION, ids: lines.ids, m: lines.m, b, f: frames.map((f) => f.length) })), codec)
+  // Binary, not JSON: every query that touches a block reads its header, and JSON.parse of
+  // 12,000 numbers and 4,096 ids cost ~1 ms of it (bench/api: /events?q=mac: saturated).
+  const ids = Buffer.from(lines.ids.join('\n'), 'utf8')
+  const raw = Buffer.allocUnsafe(4 * (3 + frames.length + 3 * n) + ids.length)
+  let at = raw.writeInt32LE(PAYLOAD_VERSION, 0)
+  at = raw.writeInt32LE(n, at)
+  at = raw.writeInt32LE(frames.length, at)
+  for (const f of frames) at = raw.writeInt32LE(f.length, at)
+  for (let i = 0; i < n; i++) at = raw.writeInt32LE(lines.m[i] as number, at)
+  for (let i = 0; i < 2 * n; i++) at = raw.writeInt32LE(b[i] as number, at)
+  ids.copy(raw, at)
+  const head = compress(raw, codec)
   const size = Buffer.alloc(4)
   size.writeUInt32LE(head.length, 0)
   return Buffer.concat([size, head, ...frames])
 }
 
-interface Header { v: number, ids: string[], m: number[], b: number[], f: number[] }
+interface Header { n: number, f: Int32Array, m: Int32Array, b: Int32Array, ids: Buffer }
 
 function readHeader (payload: Uint8Array, codec: number): { head: Header, framesAt: number } {
   const buf = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)
   const len = buf.readUInt32LE(0)
-  const head = JSON.parse(decompress(buf.subarray(4, 4 + len), codec).toString('utf8')) as Header
-  if (head.v !== PAYLOAD_VERSION) throw new Error(`block payload version ${head.v} is unknown to this keatrail`)
-  if (head.b.length !== 2 * head.ids.length || head.f.length !== framesFor(head.ids.length)) throw new Error('block payload header does not describe its events')
-  return { head, framesAt: 4 + len }
+  const raw = decompress(buf.subarray(4, 4 + len), codec)
+  const v = raw.readInt32LE(0)
+  if (v !== PAYLOAD_VERSION) throw new Error(`block payload version ${v} is unknown to this keatrail`)
+  const n = raw.readInt32LE(4)
+  const frames = raw.readInt32LE(8)
+  if (frames !== framesFor(n) || raw.length < 4 * (3 + frames + 3 * n)) throw new Error('block payload header does not describe its events')
+  // Copied into aligned arrays (a decompressed buffer may start at any byte).
+  const ints = new Int32Array(frames + 3 * n)
+  for (let k = 0; k < ints.length; k++) ints[k] = raw.readInt32LE(12 + 4 * k)
+  return {
+    head: { n, f: ints.subarray(0, frames), m: ints.subarray(frames, frames + n), b: ints.subarray(frames + n), ids: raw.subarray(4 * (3 + frames + 3 * n)) },
+    framesAt: 4 + len
+  }
 }
 
 export function unpackLines (payload: Uint8Array, codec: number): BlockLines {
@@ -153,9 +173,11 @@ export function unpackLines (payload: Uint8Array, codec: number): BlockLines {
  */
 export class DecodedBlock {
   readonly n: number
-  readonly ids: string[]
-  readonly mLengths: number[]
-  private readonly lengths: number[]
+  readonly mLengths: Int32Array
+  private readonly lengths: Int32Array
+  private readonly idText: Buffer
+  private idList: string[] | undefined
+  private byId: Map<string, number> | undefined
   /** Each frame's decompressed bytes (once read) and its compressed bytes' place in the payload. */
   private readonly frames: Array<Buffer | undefined>
   private readonly frameAt: number[]
@@ -164,10 +186,10 @@ export class DecodedBlock {
 
   constructor (private readonly payload: Buffer, private readonly codec: number, private readonly sourceId: string) {
     const { head, framesAt } = readHeader(payload, codec)
-    this.ids = head.ids
+    this.idText = head.ids
     this.mLengths = head.m
     this.lengths = head.b
-    this.n = head.ids.length
+    this.n = head.n
     this.frameAt = []
     let at = framesAt
     for (const len of head.f) { this.frameAt.push(at); at += len }
@@ -181,6 +203,25 @@ export class DecodedBlock {
   }
 
   get frameCount (): number { return this.frames.length }
+
+  /** The stored id suffixes (split from the header on first use: a MAC query needs few of them). */
+  get ids (): string[] {
+    if (this.idList === undefined) {
+      this.idList = this.n === 0 ? [] : this.idText.toString('utf8').split('\n')
+      if (this.idList.length !== this.n) throw new Error(`block payload names ${this.idList.length} ids for ${this.n} events`)
+    }
+    return this.idList
+  }
+
+  /** Where event `id` is in this block, or undefined (a map built on first use). */
+  indexOf (id: string): number | undefined {
+    if (this.byId === undefined) {
+      this.byId = new Map()
+      const ids = this.ids
+      for (let i = 0; i < ids.length; i++) this.byId.set(fullId(ids[i] as string, this.sourceId), i)
+    }
+    return this.byId.get(id)
+  }
 
   private frame (k: number): { buf: Buffer, starts: Int32Array } {
     let buf = this.frames[k]
@@ -227,7 +268,7 @@ export class DecodedBlock {
   /** Bytes of event i's document as the API serialises it, about (page budgets); reads no frame. */
   size (i: number): number {
     // The message, when derived from the raw record, is a second copy of its end.
-    return (this.lengths[2 * i] as number) + (this.lengths[2 * i + 1] as number) + Math.max(0, this.mLengths[i] as number) + (this.ids[i] as string).length + 40
+    return (this.lengths[2 * i] as number) + (this.lengths[2 * i + 1] as number) + Math.max(0, this.mLengths[i] as number) + 80
   }
 
   /** The events of frame k whose document holds `literal` (UTF-8 bytes), by a byte search of the frame. */

@@ -285,20 +285,29 @@ export class BlockReader {
       const rows = new Map<number, BlockRow>()
       /** The (size+1)-th best hit so far: the bound a block must beat to matter to the page. */
       const bound = (): Hit | undefined => hits.length > size ? hits[size] : undefined
+      /** The time a hit must reach to enter the page once it holds size + 1 (strictly worse: skipped). */
+      let cutoff: number | undefined
+      const trim = (): void => {
+        hits.sort(better)
+        if (hits.length > size + 1) hits = hits.slice(0, size + 1)
+        cutoff = hits.length > size ? (hits[size] as Hit).ts : undefined
+      }
       this.scan(req, blocks, (row, ts, i, b) => {
         total++
+        if (pageFull) return total <= TOTAL_BOUND
+        // Most events of a time window cannot reach the page: counted, no id built for them.
+        if (cutoff !== undefined && (desc ? ts < cutoff : ts > cutoff)) return true
         const id = b === undefined ? this.block(row).id(i) : b.id(i)
         const h: Hit = { ts, id, block: row.id, i }
-        if (!pageFull && afterCursor(h)) {
+        if (afterCursor(h)) {
           hits.push(h)
           rows.set(row.id, row)
           // Keep the best size + 1: sorted when the list doubles (amortised O(n log size)).
-          if (hits.length > 2 * (size + 1)) { hits.sort(better); hits = hits.slice(0, size + 1) }
+          if (hits.length > 2 * (size + 1)) trim()
         }
-        return !(pageFull && total > TOTAL_BOUND)
+        return true
       }, (row) => {
-        hits.sort(better)
-        if (hits.length > size + 1) hits = hits.slice(0, size + 1)
+        trim()
         const k = bound()
         if (!pageFull && k !== undefined && (desc ? row.max_ts < k.ts : row.min_ts > k.ts)) pageFull = true
         if (pageFull) extra++
@@ -347,8 +356,8 @@ export class BlockReader {
   /** Where an event is stored, or undefined. */
   locate (id: string): { row: BlockRow, i: number } | undefined {
     for (const row of this.blocksOf(id)) {
-      const b = this.block(row)
-      for (let i = 0; i < b.n; i++) if (b.id(i) === id) return { row, i }
+      const i = this.block(row).indexOf(id)
+      if (i !== undefined) return { row, i }
     }
     return undefined
   }
