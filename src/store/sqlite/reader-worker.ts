@@ -31,7 +31,9 @@ if (port === null) throw new Error('reader-worker.ts runs as a worker thread')
 port.on('message', (req: ReadRequest) => {
   let reply: ReadReply
   try {
-    reply = { ok: true, value: runRead(reader as SqliteReader, req.op, req.args as never) }
+    // One read transaction per read: its statements see one version of the file (a block's
+    // header and frames are read by range, in several statements).
+    reply = { ok: true, value: db.transaction(() => runRead(reader as SqliteReader, req.op, req.args as never))() }
   } catch (err) {
     const e = err as Error & { statusCode?: number }
     const status = e.statusCode === undefined ? {} : { statusCode: e.statusCode }

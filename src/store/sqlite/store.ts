@@ -97,7 +97,7 @@ export class SqliteStore implements Store {
 
   private async read<K extends keyof BlockReadOps> (op: K, ...args: Parameters<BlockReadOps[K]>): Promise<ReturnType<BlockReadOps[K]>> {
     if (this.pool !== undefined) return await this.pool.run(op, args as never) as ReturnType<BlockReadOps[K]>
-    return (this.reader[op] as (...a: unknown[]) => ReturnType<BlockReadOps[K]>).apply(this.reader, args)
+    return this.db.transaction(() => (this.reader[op] as (...a: unknown[]) => ReturnType<BlockReadOps[K]>).apply(this.reader, args))()
   }
 
   async search (req: SearchRequest): Promise<SearchPage> { return await this.read('search', req) }

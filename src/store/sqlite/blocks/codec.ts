@@ -140,10 +140,12 @@ export function packLines (lines: BlockLines, codec: CodecId = WRITE_CODEC): Buf
 
 interface Header { n: number, f: Int32Array, m: Int32Array, b: Int32Array, ids: Buffer }
 
-function readHeader (payload: Uint8Array, codec: number): { head: Header, framesAt: number } {
-  const buf = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)
-  const len = buf.readUInt32LE(0)
-  const raw = decompress(buf.subarray(4, 4 + len), codec)
+/** Bytes of a stored payload, read by range: a query reads a block's header and the frames it needs, not the whole blob. */
+export interface PayloadReader { length: number, read: (offset: number, length: number) => Buffer }
+
+function readHeader (src: PayloadReader, codec: number): { head: Header, framesAt: number } {
+  const len = src.read(0, 4).readUInt32LE(0)
+  const raw = decompress(src.read(4, len), codec)
   const v = raw.readInt32LE(0)
   if (v !== PAYLOAD_VERSION) throw new Error(`block payload version ${v} is unknown to this keatrail`)
   const n = raw.readInt32LE(4)
@@ -177,14 +179,13 @@ export class DecodedBlock {
   private readonly lengths: Int32Array
   private readonly idText: Buffer
   private idList: string[] | undefined
-  private byId: Map<string, number> | undefined
   /** Each frame's decompressed bytes (once read) and its compressed bytes' place in the payload. */
   private readonly frames: Array<Buffer | undefined>
   private readonly frameAt: number[]
   /** Per frame, the byte offset of each of its lines, documents then raw records. */
   private readonly starts: Array<Int32Array | undefined>
 
-  constructor (private readonly payload: Buffer, private readonly codec: number, private readonly sourceId: string) {
+  constructor (private readonly payload: PayloadReader, private readonly codec: number, private readonly sourceId: string) {
     const { head, framesAt } = readHeader(payload, codec)
     this.idText = head.ids
     this.mLengths = head.m
@@ -199,7 +200,8 @@ export class DecodedBlock {
   }
 
   static unpack (payload: Uint8Array, codec: number, sourceId: string): DecodedBlock {
-    return new DecodedBlock(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), codec, sourceId)
+    const buf = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)
+    return new DecodedBlock({ length: buf.length, read: (offset, length) => buf.subarray(offset, offset + length) }, codec, sourceId)
   }
 
   get frameCount (): number { return this.frames.length }
@@ -213,14 +215,10 @@ export class DecodedBlock {
     return this.idList
   }
 
-  /** Where event `id` is in this block, or undefined (a map built on first use). */
+  /** Where event `id` is in this block, or undefined: its stored suffix searched (a lookup is most often the block's only one). */
   indexOf (id: string): number | undefined {
-    if (this.byId === undefined) {
-      this.byId = new Map()
-      const ids = this.ids
-      for (let i = 0; i < ids.length; i++) this.byId.set(fullId(ids[i] as string, this.sourceId), i)
-    }
-    return this.byId.get(id)
+    const i = this.ids.indexOf(idSuffix(id, this.sourceId))
+    return i < 0 ? undefined : i
   }
 
   private frame (k: number): { buf: Buffer, starts: Int32Array } {
@@ -228,7 +226,7 @@ export class DecodedBlock {
     let starts = this.starts[k]
     if (buf === undefined || starts === undefined) {
       const end = k + 1 < this.frameAt.length ? this.frameAt[k + 1] as number : this.payload.length
-      buf = decompress(this.payload.subarray(this.frameAt[k] as number, end), this.codec)
+      buf = decompress(this.payload.read(this.frameAt[k] as number, end - (this.frameAt[k] as number)), this.codec)
       const from = k * FRAME_EVENTS
       const count = Math.min(this.n, from + FRAME_EVENTS) - from
       starts = new Int32Array(2 * count + 1)

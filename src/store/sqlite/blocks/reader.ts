@@ -112,7 +112,8 @@ export class BlockReader {
     inRange: Database.Statement
     all: Database.Statement
     times: Database.Statement
-    payload: Database.Statement
+    payloadLength: Database.Statement
+    payloadPart: Database.Statement
     bloom: Database.Statement
     term: Database.Statement
     range: Database.Statement
@@ -127,7 +128,8 @@ export class BlockReader {
       inRange: db.prepare('SELECT id, source_id, min_ts, max_ts, n, codec, seq FROM blocks WHERE max_ts >= ? AND min_ts < ?'),
       all: db.prepare('SELECT id, source_id, min_ts, max_ts, n, codec, seq FROM blocks'),
       times: db.prepare('SELECT times FROM blocks WHERE id = ?').pluck(),
-      payload: db.prepare('SELECT payload FROM blocks WHERE id = ?').pluck(),
+      payloadLength: db.prepare('SELECT length(payload) FROM blocks WHERE id = ?').pluck(),
+      payloadPart: db.prepare('SELECT substr(payload, ?, ?) FROM blocks WHERE id = ?').pluck(),
       bloom: db.prepare('SELECT bloom FROM blocks WHERE id = ?').pluck(),
       term: db.prepare('SELECT block, frames FROM block_postings WHERE term = ?'),
       range: db.prepare('SELECT block, frames FROM block_postings WHERE term BETWEEN ? AND ?'),
@@ -152,9 +154,18 @@ export class BlockReader {
       this.cache.set(row.id, hit)
       return hit.block
     }
-    const payload = this.stmts.payload.get(row.id) as Buffer | undefined
-    if (payload === undefined) throw new StoreReadError('sqlite', `block ${row.id} is gone`)
-    const b = DecodedBlock.unpack(payload, row.codec, row.source_id)
+    const length = this.stmts.payloadLength.get(row.id) as number | undefined
+    if (length === undefined) throw new StoreReadError('sqlite', `block ${row.id} is gone`)
+    // By range: the header, then each frame a query reaches (a block's row is ~130 KB, a frame
+    // ~8 KB). Every read runs in one transaction (see read()), so the ranges come from one version.
+    const b = new DecodedBlock({
+      length,
+      read: (offset, n) => {
+        const part = this.stmts.payloadPart.get(offset + 1, n, row.id) as Buffer | undefined
+        if (part === undefined || part.length !== n) throw new StoreReadError('sqlite', `block ${row.id} changed while it was read`)
+        return part
+      }
+    }, row.codec, row.source_id)
     this.cache.set(row.id, { seq: row.seq, block: b })
     if (this.cache.size > CACHE_BLOCKS) this.cache.delete(this.cache.keys().next().value as number)
     return b
