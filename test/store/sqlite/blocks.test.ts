@@ -165,6 +165,31 @@ describe('sqlite block layout', () => {
     }
   })
 
+  it('counts a histogram bucket from a block\'s summary when all its events fall in it, and from its times otherwise', async () => {
+    const store = new SqliteStore({ path: fresh(), readers: { workers: 0 } })
+    const events = await fixtureEvents()
+    await store.write(events)
+    const truth = (ms: number, from: number, to: number): Array<{ key: number, count: number }> => {
+      const m = new Map<number, number>()
+      for (const e of events) {
+        const t = Date.parse(e['@timestamp'])
+        if (t < from || t >= to) continue
+        const k = t - (((t % ms) + ms) % ms)
+        m.set(k, (m.get(k) ?? 0) + 1)
+      }
+      return [...m].sort((a, b) => a[0] - b[0]).map(([key, count]) => ({ key, count }))
+    }
+    const times = events.map((e) => Date.parse(e['@timestamp']))
+    const from = Math.min(...times)
+    const to = Math.max(...times) + 1
+    // A year: every block in one bucket (the summary path); a second: many buckets per block.
+    for (const ms of [366 * 86_400_000, 60_000, 1000]) {
+      expect(await store.histogram({ from, to }, ms), `${ms} ms`).toEqual(truth(ms, from, to))
+      expect(await store.histogram({ from: from + 1, to }, ms), `${ms} ms, the first event outside`).toEqual(truth(ms, from + 1, to))
+    }
+    await store.close()
+  })
+
   it('reads blocks of either codec', async () => {
     const events = (await fixtureEvents()).slice(0, 50)
     const src = events[0]?.kea.source_id as string
