@@ -1,6 +1,7 @@
 import type { EndReason, Certainty, LeaseInterval, LeaseKey, LeaseObservation } from '../../leases/types.js'
 import { END_REASONS } from '../../leases/types.js'
 import { SHAPING_ACTIONS, sequenceOf } from '../../leases/observe.js'
+import { ByteReader } from './varint.js'
 
 // The compact forms SqliteLeases stores (schema 10): a key's observations as delta-encoded
 // bytes, an interval's derived fields as a short JSON array. A DHCPv4 renewal costs ~9 bytes
@@ -202,32 +203,7 @@ const NO_KEY: LeaseKey = { key: '', scope: '', type: 'V4', lease: '', lo: '', hi
  * what a key read back into memory needs, without making the observations.
  */
 export function readIds (data: Uint8Array): { ids: string[], ts: number, seq: string } {
-  const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength)
-  let p = 0
-  const uint = (): number => {
-    let v = 0
-    let mul = 1
-    for (;;) {
-      const b = buf[p++] as number
-      v += (b & 0x7f) * mul
-      if (b < 0x80) return v
-      mul *= 0x80
-    }
-  }
-  const int = (): number => {
-    const u = uint()
-    return u % 2 === 0 ? u / 2 : -(u + 1) / 2
-  }
-  const text = (): string => {
-    const n = uint()
-    const s = buf.toString('utf8', p, p + n)
-    p += n
-    return s
-  }
-  const skip = (): void => {
-    const n = uint() // before `p +=` reads p
-    p += n
-  }
+  const r = new ByteReader(data)
   const ids: string[] = []
   let ts = 0
   let off = 0
@@ -235,37 +211,37 @@ export function readIds (data: Uint8Array): { ids: string[], ts: number, seq: st
   let lastTs = -Infinity
   /** The last observation's seq when it was stored whole (JSON), else undefined: sequenceOf its id. */
   let lastSeq: string | undefined
-  while (p < buf.length) {
-    const flags = buf[p++] as number
+  while (!r.done) {
+    const flags = r.byte()
     const a = flags & 0x0f
     if (a === A_JSON) {
-      const o = JSON.parse(text()) as { event_id: string, ts: number, seq: string }
+      const o = JSON.parse(r.text()) as { event_id: string, ts: number, seq: string }
       ids.push(o.event_id)
       lastTs = o.ts
       lastSeq = o.seq
       continue
     }
-    const more = (flags & F_MORE) !== 0 ? buf[p++] as number : 0
-    if (a === A_OTHER) skip()
-    ts += int()
+    const more = (flags & F_MORE) !== 0 ? r.byte() : 0
+    if (a === A_OTHER) r.skip()
+    ts += r.int()
     let id: string
     if ((more & X_RAW_ID) !== 0) {
-      id = text()
+      id = r.text()
     } else {
-      if ((more & X_SOURCE) !== 0) src = text()
-      off += int()
+      if ((more & X_SOURCE) !== 0) src = r.text()
+      off += r.int()
       id = `${src}-${off.toString(16)}`
     }
-    if ((flags & F_LIFETIME) !== 0) uint()
-    if ((flags & F_SUBNET) !== 0) uint()
+    if ((flags & F_LIFETIME) !== 0) r.uint()
+    if ((flags & F_SUBNET) !== 0) r.uint()
     if ((flags & F_CLIENT) !== 0) {
-      const mask = buf[p++] as number
-      if ((mask & C_HWADDR) !== 0) skip()
-      if ((mask & C_CLIENT_ID) !== 0) skip()
-      if ((mask & C_DUID) !== 0) skip()
-      if ((mask & C_DUID_LL) !== 0) skip()
-      if ((mask & C_IAID) !== 0) uint()
-      if ((mask & C_HOSTNAME) !== 0) skip()
+      const mask = r.byte()
+      if ((mask & C_HWADDR) !== 0) r.skip()
+      if ((mask & C_CLIENT_ID) !== 0) r.skip()
+      if ((mask & C_DUID) !== 0) r.skip()
+      if ((mask & C_DUID_LL) !== 0) r.skip()
+      if ((mask & C_IAID) !== 0) r.uint()
+      if ((mask & C_HOSTNAME) !== 0) r.skip()
     }
     ids.push(id)
     lastTs = ts
@@ -289,58 +265,37 @@ export function resumeObs (data: Uint8Array, k: LeaseKey): { writer: ObsWriter, 
 /** The observations of a byte string ObsWriter wrote, for the key they belong to. `st`: receives the final delta state. */
 export function readObs (data: Uint8Array, k: LeaseKey, st: State = fresh()): LeaseObservation[] {
   const out: LeaseObservation[] = []
-  const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength)
-  let p = 0
-  const uint = (): number => {
-    let v = 0
-    let mul = 1
-    for (;;) {
-      const b = buf[p++] as number
-      v += (b & 0x7f) * mul
-      if (b < 0x80) return v
-      mul *= 0x80
-    }
-  }
-  const int = (): number => {
-    const u = uint()
-    return u % 2 === 0 ? u / 2 : -(u + 1) / 2
-  }
-  const text = (): string => {
-    const n = uint()
-    const s = buf.toString('utf8', p, p + n)
-    p += n
-    return s
-  }
+  const r = new ByteReader(data)
   let client: Client = {}
-  while (p < buf.length) {
-    const flags = buf[p++] as number
+  while (!r.done) {
+    const flags = r.byte()
     const a = flags & 0x0f
     if (a === A_JSON) {
-      out.push({ ...(JSON.parse(text()) as Omit<LeaseObservation, keyof LeaseKey>), key: k.key, scope: k.scope, type: k.type, lease: k.lease, lo: k.lo, hi: k.hi })
+      out.push({ ...(JSON.parse(r.text()) as Omit<LeaseObservation, keyof LeaseKey>), key: k.key, scope: k.scope, type: k.type, lease: k.lease, lo: k.lo, hi: k.hi })
       continue
     }
-    const more = (flags & F_MORE) !== 0 ? buf[p++] as number : 0
-    const action = a === A_OTHER ? text() : ACTIONS[a] as string
-    st.ts += int()
+    const more = (flags & F_MORE) !== 0 ? r.byte() : 0
+    const action = a === A_OTHER ? r.text() : ACTIONS[a] as string
+    st.ts += r.int()
     let id: string
     if ((more & X_RAW_ID) !== 0) {
-      id = text()
+      id = r.text()
     } else {
-      if ((more & X_SOURCE) !== 0) st.src = text()
-      st.off += int()
+      if ((more & X_SOURCE) !== 0) st.src = r.text()
+      st.off += r.int()
       id = `${st.src}-${st.off.toString(16)}`
     }
-    if ((flags & F_LIFETIME) !== 0) { const v = uint(); st.lifetime = v === 0 ? undefined : v - 1 }
-    if ((flags & F_SUBNET) !== 0) { const v = uint(); st.subnet = v === 0 ? undefined : v - 1 }
+    if ((flags & F_LIFETIME) !== 0) { const v = r.uint(); st.lifetime = v === 0 ? undefined : v - 1 }
+    if ((flags & F_SUBNET) !== 0) { const v = r.uint(); st.subnet = v === 0 ? undefined : v - 1 }
     if ((flags & F_CLIENT) !== 0) {
-      const mask = buf[p++] as number
+      const mask = r.byte()
       client = {}
-      if ((mask & C_HWADDR) !== 0) client.hwaddr = text()
-      if ((mask & C_CLIENT_ID) !== 0) client.client_id = text()
-      if ((mask & C_DUID) !== 0) client.duid = text()
-      if ((mask & C_DUID_LL) !== 0) client.duid_ll = text()
-      if ((mask & C_IAID) !== 0) client.iaid = uint()
-      if ((mask & C_HOSTNAME) !== 0) client.hostname = text()
+      if ((mask & C_HWADDR) !== 0) client.hwaddr = r.text()
+      if ((mask & C_CLIENT_ID) !== 0) client.client_id = r.text()
+      if ((mask & C_DUID) !== 0) client.duid = r.text()
+      if ((mask & C_DUID_LL) !== 0) client.duid_ll = r.text()
+      if ((mask & C_IAID) !== 0) client.iaid = r.uint()
+      if ((mask & C_HOSTNAME) !== 0) client.hostname = r.text()
     }
     const o: LeaseObservation = { event_id: id, ts: st.ts, seq: sequenceOf(id), key: k.key, scope: k.scope, type: k.type, lease: k.lease, lo: k.lo, hi: k.hi, action }
     if (st.lifetime !== undefined) o.lifetime = st.lifetime

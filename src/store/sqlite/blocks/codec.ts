@@ -1,5 +1,6 @@
 import type { KeaEvent } from '../../../parse/event.js'
 import { compress, decompress, WRITE_CODEC, type CodecId } from './compress.js'
+import { ByteReader } from '../varint.js'
 
 /**
  * One block's events in the form stored: a payload of frames of FRAME_EVENTS events, each
@@ -324,18 +325,10 @@ export function encodeTimes (ts: readonly number[]): Buffer {
 
 export function decodeTimes (buf: Uint8Array, n: number): Float64Array {
   const out = new Float64Array(n)
-  let at = 0
+  const r = new ByteReader(buf)
   let prev = 0
   for (let i = 0; i < n; i++) {
-    let z = 0
-    let mul = 1
-    for (;;) {
-      const b = buf[at++] as number
-      z += (b & 127) * mul
-      if (b < 128) break
-      mul *= 128
-    }
-    prev += z % 2 === 0 ? z / 2 : -(z + 1) / 2
+    prev += r.int()
     out[i] = prev
   }
   return out

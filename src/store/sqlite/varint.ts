@@ -1,0 +1,47 @@
+/**
+ * Reads what the SQLite store's binary encoders write (lease observations, block times):
+ * unsigned base-128 varints (7 bits per byte, low first), zigzag signed ones, and length-prefixed
+ * UTF-8 text. Doubles, not 32-bit operators: times in µs pass 2^32.
+ */
+export class ByteReader {
+  private readonly buf: Buffer
+  p = 0
+
+  constructor (data: Uint8Array) {
+    this.buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+  }
+
+  get done (): boolean { return this.p >= this.buf.length }
+
+  byte (): number {
+    return this.buf[this.p++] as number
+  }
+
+  uint (): number {
+    let v = 0
+    let mul = 1
+    for (;;) {
+      const b = this.buf[this.p++] as number
+      v += (b & 0x7f) * mul
+      if (b < 0x80) return v
+      mul *= 0x80
+    }
+  }
+
+  int (): number {
+    const u = this.uint()
+    return u % 2 === 0 ? u / 2 : -(u + 1) / 2
+  }
+
+  text (): string {
+    const n = this.uint()
+    const s = this.buf.toString('utf8', this.p, this.p + n)
+    this.p += n
+    return s
+  }
+
+  skip (): void {
+    const n = this.uint()
+    this.p += n
+  }
+}
