@@ -143,7 +143,11 @@ function keatrailPhase (kind: 'sqlite' | 'es', dir: string, log: string, records
   const pid = kind === 'es' ? esPid() : undefined
   const esCpu0 = pid === undefined ? 0 : procCpuSeconds(pid)
   // The heap cap every launcher of keatrail sets (npm start, the systemd unit, the image).
-  const r = spawnSync(process.execPath, ['--expose-gc', '--max-old-space-size=256', fileURLToPath(import.meta.url), 'measure', kind, dir, log, String(records), esUrl],
+  // E2E_CPU_PROF=DIR: the measured process writes a V8 CPU profile there (where the time goes).
+  const prof = process.env.E2E_CPU_PROF === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${process.env.E2E_CPU_PROF}`]
+  // E2E_NODE_FLAGS: extra V8 flags for the measured process (candidates for the launchers' flags).
+  const flags = (process.env.E2E_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '')
+  const r = spawnSync(process.execPath, [...prof, ...flags, '--expose-gc', '--max-old-space-size=256', fileURLToPath(import.meta.url), 'measure', kind, dir, log, String(records), esUrl],
     { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 })
   if (r.status !== 0) throw new Error(`keatrail ${kind} phase failed (${r.status})`)
   const f = JSON.parse(r.stdout.trim().split('\n').pop() as string) as Figures

@@ -97,7 +97,9 @@ async function runImport (files: string[], o: ImportOptions, io: CliIo): Promise
           timeZone: resolved.timeZone,
           path: file,
           onStats: (s) => { stats = s },
-          host
+          host,
+          // Stored as parsed: the store may keep raw records only and re-derive their documents.
+          rederivable: true
         }, async (events) => {
           pending.push(...events)
           totals.events += events.length

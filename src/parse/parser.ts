@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { KeaEvent, ParseStatus } from './event.js'
+import { markDerivable, newDerivation, PARSER_VERSION, type Derivation } from './derivation.js'
 import type { InputLine } from './lines.js'
 import { interpretMessage } from './kea/message.js'
 import { builtinRules, type RuleSet } from './kea/rules.js'
@@ -29,6 +30,14 @@ export interface RecordParserOptions {
   compiled?: LineParser
   /** Count records per message ID in stats.byCode (costs a hash lookup per record). */
   countByCode?: boolean
+  /**
+   * Mark the events this parser can make again from their raw record alone (see
+   * derivation.ts): for sources that hand events over as parsed (files), not those that add
+   * fields afterwards. Not with custom `rules`.
+   */
+  rederivable?: boolean
+  /** The time of a record that names none (default: now); a re-derivation gives the stored time. */
+  clock?: () => number
 }
 
 export interface ParseStats {
@@ -118,6 +127,8 @@ export class RecordParser {
   private readonly zone: string | undefined
   private readonly iso = new IsoFormatter()
   private readonly idPrefix: string
+  private readonly derivation: Derivation | undefined
+  private readonly clock: () => number
 
   constructor (opts: RecordParserOptions) {
     this.opts = opts
@@ -130,6 +141,20 @@ export class RecordParser {
     this.file = opts.path === undefined ? undefined : { path: opts.path }
     this.zone = this.parser.zone
     this.idPrefix = opts.sourceId + '-'
+    this.clock = opts.clock ?? Date.now
+    this.derivation = opts.rederivable !== true || opts.rules !== undefined
+      ? undefined
+      : newDerivation({
+        v: PARSER_VERSION,
+        pattern: opts.pattern,
+        sourceId: opts.sourceId,
+        ...(opts.timeZone === undefined ? {} : { timeZone: opts.timeZone }),
+        ...(opts.path === undefined ? {} : { path: opts.path }),
+        ...(opts.host === undefined ? {} : { host: opts.host }),
+        ...(opts.dataset === undefined ? {} : { dataset: opts.dataset }),
+        ...(opts.maxRecordBytes === undefined ? {} : { maxRecordBytes: opts.maxRecordBytes }),
+        ...(opts.maxRecordLines === undefined ? {} : { maxRecordLines: opts.maxRecordLines })
+      })
   }
 
   /** Feed one line; completed records are passed to `emit`. */
@@ -233,6 +258,8 @@ export class RecordParser {
       event.kea.parse.reason = 'message text does not match any form of its rule'
     }
     if (event.event.dataset === '') event.event.dataset = datasetOf(h.logger, event.event.code, result.rule?.family, this.opts.dataset)
+    // Cut or undecodable records keep bytes the raw text does not hold: their documents are stored.
+    if (this.derivation !== undefined && rawLines === undefined && event.kea.parse.truncated === undefined) markDerivable(event, this.derivation)
     this.count(event)
     emit(event)
   }
@@ -244,6 +271,8 @@ export class RecordParser {
     if (line.truncated === true) event.kea.parse.truncated = true
     if (line.raw !== undefined) event.kea.parse.raw_base64 = line.raw.toString('base64')
     event.event.dataset = this.opts.dataset ?? 'kea.other'
+    // A line cut off its record by the size limit reads as 'no header' when parsed alone.
+    if (this.derivation !== undefined && reason === 'no header' && line.raw === undefined && line.truncated !== true) markDerivable(event, this.derivation)
     this.count(event)
     emit(event)
   }
@@ -258,7 +287,7 @@ export class RecordParser {
   }
 
   private baseEvent (first: InputLine, original: string, message: string, status: ParseStatus, h: HeaderFields): KeaEvent {
-    const time = h.time ?? first.time ?? Date.now()
+    const time = h.time ?? first.time ?? this.clock()
     const iso = this.iso.format(time, h.micros)
     const logger = h.logger
     const root = logger === undefined ? undefined : loggerRoot(logger)

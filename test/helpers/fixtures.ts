@@ -2,6 +2,7 @@ import { readFileSync, existsSync } from 'node:fs'
 import { gunzipSync } from 'node:zlib'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { derivationOf, markDerivable } from '../../src/parse/derivation.js'
 import type { KeaEvent } from '../../src/parse/event.js'
 import { parseStream, type ParseStreamOptions } from '../../src/parse/stream.js'
 import type { ParseStats } from '../../src/parse/parser.js'
@@ -55,4 +56,15 @@ export async function parseBuffer (buf: Buffer | string, opts: Partial<ParseStre
   }
   const stats = await parseStream(chunks(), { pattern: opts.pattern ?? '%D{%Y-%m-%d %H:%M:%S.%q} %-5p [%c/%i.%t] %m\n', timeZone: 'UTC', ...opts }, (b) => { events.push(...b) })
   return { events, stats }
+}
+
+/**
+ * `e` as plain JSON (undefined fields gone), still marked re-derivable when its parser marked it:
+ * the block store then keeps its raw record only and makes its document again when read.
+ */
+export function plainCopy (e: KeaEvent): KeaEvent {
+  const copy = JSON.parse(JSON.stringify(e)) as KeaEvent
+  const d = derivationOf(e)
+  if (d !== undefined) markDerivable(copy, d)
+  return copy
 }

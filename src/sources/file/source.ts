@@ -181,7 +181,8 @@ export class FileSource implements Source {
     }
     const cp = this.checkpoints[fingerprint]
     const start = cp !== undefined ? Math.min(cp.offset, st.size) : this.cfg.readFrom === 'end' && this.firstScan ? st.size : 0
-    const parser = new RecordParser({ pattern: this.pattern, compiled: this.compiled, timeZone: this.timeZone, sourceId: fingerprint, path, host: this.host })
+    // rederivable: events are handed over as parsed, so the store may keep raw records only.
+    const parser = new RecordParser({ pattern: this.pattern, compiled: this.compiled, timeZone: this.timeZone, sourceId: fingerprint, path, host: this.host, rederivable: true })
     const reader = new Reader(fd, st.ino, path, fingerprint, start, parser, this.cfg.maxLineBytes)
     this.readers.set(fingerprint, reader)
     this.byInode.set(`${st.dev}:${st.ino}`, reader)

@@ -336,6 +336,22 @@ CREATE TABLE block_ids (
 ) WITHOUT ROWID;
 INSERT OR IGNORE INTO meta (key, value) VALUES ('block_seq', 0);
 `
+  },
+  {
+    version: 12,
+    name: 'documents re-derived from raw records',
+    sql: `
+-- What a parser needs besides a raw record to make its event's document again (pattern, source
+-- fields, parser version: src/parse/derivation.ts), once per distinct spec; a block's payload
+-- names one per event whose document it does not store.
+CREATE TABLE parse_contexts (
+  id   INTEGER PRIMARY KEY,
+  spec TEXT NOT NULL UNIQUE            -- JSON
+);
+-- The lowest parser version among a block's re-derived events (NULL: none): a block older than
+-- the running parser is scanned, not pruned by postings its rules built.
+ALTER TABLE blocks ADD COLUMN pv INTEGER;
+`
   }
 ]
 

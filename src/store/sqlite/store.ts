@@ -74,7 +74,7 @@ export class SqliteStore implements Store {
    */
   private deriveAfterCrash (): void {
     const through = this.leases.derivedThrough()
-    const rows = this.db.prepare('SELECT id, source_id, min_ts, max_ts, n, codec, seq FROM blocks WHERE seq > ? ORDER BY seq').all(through) as BlockRow[]
+    const rows = this.db.prepare('SELECT id, source_id, min_ts, max_ts, n, codec, seq, pv FROM blocks WHERE seq > ? ORDER BY seq').all(through) as BlockRow[]
     for (const row of rows) {
       const b = this.reader.block(row)
       const events: KeaEvent[] = []
@@ -175,13 +175,13 @@ export class SqliteStore implements Store {
     // remove), and the WAL holds one block's pages at a time.
     const removeTx = this.db.transaction((r: BlockRow, drop: (i: number) => boolean) => this.writer.remove(r, drop, seq).length)
     const drop = (rows: BlockRow[]): void => { for (const r of rows) deleted += removeTx(r, () => true) }
-    const oldest = this.db.prepare('SELECT id, source_id, min_ts, max_ts, n, codec, seq FROM blocks ORDER BY max_ts LIMIT ?')
+    const oldest = this.db.prepare('SELECT id, source_id, min_ts, max_ts, n, codec, seq, pv FROM blocks ORDER BY max_ts LIMIT ?')
     if (maxAgeDays !== undefined) {
       const cutoff = (now - maxAgeDays * 86_400_000) * 1000
-      drop(this.db.prepare('SELECT id, source_id, min_ts, max_ts, n, codec, seq FROM blocks WHERE max_ts < ?').all(cutoff) as BlockRow[])
+      drop(this.db.prepare('SELECT id, source_id, min_ts, max_ts, n, codec, seq, pv FROM blocks WHERE max_ts < ?').all(cutoff) as BlockRow[])
       // Blocks across the cutoff lose their expired events too: a batch imported from an old
       // file can hold days, and an age limit is often a legal one.
-      const across = this.db.prepare('SELECT id, source_id, min_ts, max_ts, n, codec, seq FROM blocks WHERE min_ts < ? AND max_ts >= ?').all(cutoff, cutoff) as BlockRow[]
+      const across = this.db.prepare('SELECT id, source_id, min_ts, max_ts, n, codec, seq, pv FROM blocks WHERE min_ts < ? AND max_ts >= ?').all(cutoff, cutoff) as BlockRow[]
       for (const r of across) {
         const ts = this.reader.times(r)
         deleted += removeTx(r, (i) => (ts[i] as number) < cutoff)

@@ -6,20 +6,23 @@ import { ByteReader } from '../varint.js'
  * One block's events in the form stored: a payload of frames of FRAME_EVENTS events, each
  * compressed on its own, behind a compressed header.
  *   u32 (LE)        the compressed header's length
- *   header          JSON { v, ids, m, b, f } — event ids (without the block's `source-` prefix
- *                   when they have it); per event the length of the message when it is the end
- *                   of the raw record (every record a pattern parsed), -1 else; per event the
- *                   UTF-8 lengths of its two lines (document, raw record); each frame's
- *                   compressed length
- *   frame k         text lines: the JSON documents of events k·F … k·F+F-1, with `event.id`,
- *                   `event.original` (and `message` when derivable) as null, then their raw
- *                   records as JSON strings
+ *   header          binary: version, n, frame count, each frame's compressed length; per event
+ *                   the length of the message when it is the end of the raw record (-1 else),
+ *                   the UTF-8 lengths of its two lines (document, raw record) and its derivation
+ *                   (a parse_contexts id, -1 for none); then the event ids joined by \n (without
+ *                   the block's `source-` prefix when they have it)
+ *   frame k         the documents of events k·F … k·F+F-1, then their raw records, each followed
+ *                   by \n (lengths in the header: a raw record may hold newlines)
+ * Documents: an event its parser marked re-derivable (derivation.ts) stores none — its raw record
+ * and derivation make it again when read (~2/3 of a block's bytes and a JSON.stringify per event
+ * saved at write: bench/e2e, bench/store). Other events store their JSON with `event.id`,
+ * `event.original` (and `message` when derivable) as null. Version 1 payloads (raw records as JSON
+ * string literals, no derivations) are still read.
  * Frames: a query that names an identifier decompresses only the frames whose postings hold it
- * (block_postings.frames), ~200 KB instead of the block's ~3.3 MB (~2 ms of zstd and as much
- * again to find lines in it, per block, for a MAC seen in ten blocks).
+ * (block_postings.frames), ~40 KB instead of the block's ~600 KB.
  */
 export const FRAME_EVENTS = 256
-export const PAYLOAD_VERSION = 1
+export const PAYLOAD_VERSION = 2
 
 /** The id's part after the `<source_id>-` prefix ('' + id: ids of another shape, marked by a leading '!'). */
 function idSuffix (id: string, sourceId: string): string {
@@ -51,46 +54,62 @@ function docLine (e: KeaEvent, messageDerived: boolean): string {
   }
 }
 
-/** A block's events as the text lines of its payload (see above), before compression. */
+/** A block's events as the lines of its payload (see above), before compression. */
 export interface BlockLines {
   ids: string[]
   m: number[]
+  /** '' for an event re-derived when read. */
   docs: string[]
-  /** Each raw record as a JSON string literal. */
   originals: string[]
+  /** Per event its parse_contexts id, -1 when its document is stored. */
+  ctx: number[]
 }
 
-/** The payload lines of `events` (appended to `into` when given: a block growing by a batch). */
-export function linesOf (events: readonly KeaEvent[], sourceId: string, into: BlockLines = { ids: [], m: [], docs: [], originals: [] }): BlockLines {
+const emptyLines = (): BlockLines => ({ ids: [], m: [], docs: [], originals: [], ctx: [] })
+
+/**
+ * The payload lines of `events` (appended to `into` when given: a block growing by a batch).
+ * `contextOf`: an event's parse_contexts id when its document is to be re-derived, else -1.
+ */
+export function linesOf (events: readonly KeaEvent[], sourceId: string, contextOf: (e: KeaEvent) => number, into: BlockLines = emptyLines()): BlockLines {
   for (const e of events) {
     into.ids.push(idSuffix(e.event.id, sourceId))
     const original = e.event.original
+    const ctx = contextOf(e)
+    into.ctx.push(ctx)
+    into.originals.push(original)
+    if (ctx >= 0) {
+      into.m.push(-1)
+      into.docs.push('')
+      continue
+    }
     const derived = e.message.length > 0 && original.endsWith(e.message)
     into.m.push(derived ? e.message.length : -1)
     into.docs.push(docLine(e, derived))
-    into.originals.push(JSON.stringify(original))
   }
   return into
 }
 
 /** Replaces event i of `lines` by `e` (a re-import that parsed better; same id). */
-export function replaceLine (lines: BlockLines, i: number, e: KeaEvent, sourceId: string): void {
-  const one = linesOf([e], sourceId)
+export function replaceLine (lines: BlockLines, i: number, e: KeaEvent, sourceId: string, contextOf: (e: KeaEvent) => number): void {
+  const one = linesOf([e], sourceId, contextOf)
   lines.ids[i] = one.ids[0] as string
   lines.m[i] = one.m[0] as number
   lines.docs[i] = one.docs[0] as string
   lines.originals[i] = one.originals[0] as string
+  lines.ctx[i] = one.ctx[0] as number
 }
 
 /** Keeps the events of `lines` whose index passes `keep`. */
 export function filterLines (lines: BlockLines, keep: (i: number) => boolean): BlockLines {
-  const out: BlockLines = { ids: [], m: [], docs: [], originals: [] }
+  const out = emptyLines()
   for (let i = 0; i < lines.ids.length; i++) {
     if (!keep(i)) continue
     out.ids.push(lines.ids[i] as string)
     out.m.push(lines.m[i] as number)
     out.docs.push(lines.docs[i] as string)
     out.originals.push(lines.originals[i] as string)
+    out.ctx.push(lines.ctx[i] as number)
   }
   return out
 }
@@ -125,13 +144,14 @@ export function packLines (lines: BlockLines, codec: CodecId = WRITE_CODEC): Buf
   // Binary, not JSON: every query that touches a block reads its header, and JSON.parse of
   // 12,000 numbers and 4,096 ids cost ~1 ms of it (bench/api: /events?q=mac: saturated).
   const ids = Buffer.from(lines.ids.join('\n'), 'utf8')
-  const raw = Buffer.allocUnsafe(4 * (3 + frames.length + 3 * n) + ids.length)
+  const raw = Buffer.allocUnsafe(4 * (3 + frames.length + 4 * n) + ids.length)
   let at = raw.writeInt32LE(PAYLOAD_VERSION, 0)
   at = raw.writeInt32LE(n, at)
   at = raw.writeInt32LE(frames.length, at)
   for (const f of frames) at = raw.writeInt32LE(f.length, at)
   for (let i = 0; i < n; i++) at = raw.writeInt32LE(lines.m[i] as number, at)
   for (let i = 0; i < 2 * n; i++) at = raw.writeInt32LE(b[i] as number, at)
+  for (let i = 0; i < n; i++) at = raw.writeInt32LE(lines.ctx[i] as number, at)
   ids.copy(raw, at)
   const head = compress(raw, codec)
   const size = Buffer.alloc(4)
@@ -139,7 +159,7 @@ export function packLines (lines: BlockLines, codec: CodecId = WRITE_CODEC): Buf
   return Buffer.concat([size, head, ...frames])
 }
 
-interface Header { n: number, f: Int32Array, m: Int32Array, b: Int32Array, ids: Buffer }
+interface Header { v: number, n: number, f: Int32Array, m: Int32Array, b: Int32Array, c: Int32Array | undefined, ids: Buffer }
 
 /** Bytes of a stored payload, read by range: a query reads a block's header and the frames it needs, not the whole blob. */
 export interface PayloadReader { length: number, read: (offset: number, length: number) => Buffer }
@@ -148,26 +168,45 @@ function readHeader (src: PayloadReader, codec: number): { head: Header, framesA
   const len = src.read(0, 4).readUInt32LE(0)
   const raw = decompress(src.read(4, len), codec)
   const v = raw.readInt32LE(0)
-  if (v !== PAYLOAD_VERSION) throw new Error(`block payload version ${v} is unknown to this keatrail`)
+  if (v !== 1 && v !== PAYLOAD_VERSION) throw new Error(`block payload version ${v} is unknown to this keatrail`)
   const n = raw.readInt32LE(4)
   const frames = raw.readInt32LE(8)
-  if (frames !== framesFor(n) || raw.length < 4 * (3 + frames + 3 * n)) throw new Error('block payload header does not describe its events')
+  const perEvent = v === 1 ? 3 : 4
+  if (frames !== framesFor(n) || raw.length < 4 * (3 + frames + perEvent * n)) throw new Error('block payload header does not describe its events')
   // Copied into aligned arrays (a decompressed buffer may start at any byte).
-  const ints = new Int32Array(frames + 3 * n)
+  const ints = new Int32Array(frames + perEvent * n)
   for (let k = 0; k < ints.length; k++) ints[k] = raw.readInt32LE(12 + 4 * k)
   return {
-    head: { n, f: ints.subarray(0, frames), m: ints.subarray(frames, frames + n), b: ints.subarray(frames + n), ids: raw.subarray(4 * (3 + frames + 3 * n)) },
+    head: {
+      v,
+      n,
+      f: ints.subarray(0, frames),
+      m: ints.subarray(frames, frames + n),
+      b: ints.subarray(frames + n, frames + 3 * n),
+      c: v === 1 ? undefined : ints.subarray(frames + 3 * n),
+      ids: raw.subarray(4 * (3 + frames + perEvent * n))
+    },
     framesAt: 4 + len
   }
 }
 
 export function unpackLines (payload: Uint8Array, codec: number): BlockLines {
   const b = DecodedBlock.unpack(payload, codec, '')
-  const docs: string[] = []
-  const originals: string[] = []
-  for (let i = 0; i < b.n; i++) { docs.push(b.doc(i)); originals.push(b.originalLiteral(i)) }
-  return { ids: [...b.ids], m: [...b.mLengths], docs, originals }
+  const out = emptyLines()
+  for (let i = 0; i < b.n; i++) {
+    out.docs.push(b.doc(i))
+    out.originals.push(b.original(i))
+    out.ctx.push(b.context(i))
+  }
+  out.ids.push(...b.ids)
+  out.m.push(...b.mLengths)
+  return out
 }
+
+/** Makes event i of a block again from its raw record (the block's reader knows the contexts and times). */
+export type Derive = (ctx: number, raw: string, offset: number, i: number) => KeaEvent
+
+const noDerive: Derive = (ctx) => { throw new Error(`block event of derivation ${ctx} read without its parse contexts`) }
 
 /**
  * A stored block, decoded lazily: the header when it is read, a frame when one of its events is
@@ -177,7 +216,9 @@ export function unpackLines (payload: Uint8Array, codec: number): BlockLines {
 export class DecodedBlock {
   readonly n: number
   readonly mLengths: Int32Array
+  private readonly version: number
   private readonly lengths: Int32Array
+  private readonly contexts: Int32Array | undefined
   private readonly idText: Buffer
   private idList: string[] | undefined
   /** Each frame's decompressed bytes (once read) and its compressed bytes' place in the payload. */
@@ -185,12 +226,16 @@ export class DecodedBlock {
   private readonly frameAt: number[]
   /** Per frame, the byte offset of each of its lines, documents then raw records. */
   private readonly starts: Array<Int32Array | undefined>
+  /** Per frame, its raw records in ASCII lower case (identifier tests), made on first use. */
+  private readonly lowered: Array<Buffer | undefined>
 
-  constructor (private readonly payload: PayloadReader, private readonly codec: number, private readonly sourceId: string) {
+  constructor (private readonly payload: PayloadReader, private readonly codec: number, private readonly sourceId: string, private readonly derive: Derive = noDerive) {
     const { head, framesAt } = readHeader(payload, codec)
+    this.version = head.v
     this.idText = head.ids
     this.mLengths = head.m
     this.lengths = head.b
+    this.contexts = head.c
     this.n = head.n
     this.frameAt = []
     let at = framesAt
@@ -198,11 +243,12 @@ export class DecodedBlock {
     if (at !== payload.length) throw new Error(`block payload of ${payload.length} bytes does not hold its frames`)
     this.frames = new Array<Buffer | undefined>(head.f.length)
     this.starts = new Array<Int32Array | undefined>(head.f.length)
+    this.lowered = new Array<Buffer | undefined>(head.f.length)
   }
 
-  static unpack (payload: Uint8Array, codec: number, sourceId: string): DecodedBlock {
+  static unpack (payload: Uint8Array, codec: number, sourceId: string, derive?: Derive): DecodedBlock {
     const buf = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)
-    return new DecodedBlock({ length: buf.length, read: (offset, length) => buf.subarray(offset, offset + length) }, codec, sourceId)
+    return new DecodedBlock({ length: buf.length, read: (offset, length) => buf.subarray(offset, offset + length) }, codec, sourceId, derive)
   }
 
   get frameCount (): number { return this.frames.length }
@@ -254,45 +300,90 @@ export class DecodedBlock {
     return fullId(this.ids[i] as string, this.sourceId)
   }
 
-  /** Event i's document line (JSON with nulls where the id, raw record and maybe message go). */
+  /** Event i's parse_contexts id, or -1: its document is stored. */
+  context (i: number): number {
+    return this.contexts === undefined ? -1 : this.contexts[i] as number
+  }
+
+  /** Event i's stored document line ('' when it is re-derived; see above). */
   doc (i: number): string {
     return this.line(i, false)
   }
 
-  /** Event i's raw record as its JSON string literal. */
-  originalLiteral (i: number): string {
-    return this.line(i, true)
+  /** Event i's raw record. */
+  original (i: number): string {
+    const text = this.line(i, true)
+    return this.version === 1 ? JSON.parse(text) as string : text
   }
 
   /** Bytes of event i's document as the API serialises it, about (page budgets); reads no frame. */
   size (i: number): number {
+    const raw = this.lengths[2 * i + 1] as number
+    // A re-derived document: its raw record, the message (its end, again) and ~600 bytes of fields.
+    if (this.context(i) >= 0) return 2 * raw + 600
     // The message, when derived from the raw record, is a second copy of its end.
-    return (this.lengths[2 * i] as number) + (this.lengths[2 * i + 1] as number) + Math.max(0, this.mLengths[i] as number) + 80
+    return (this.lengths[2 * i] as number) + raw + Math.max(0, this.mLengths[i] as number) + 80
   }
 
-  /** The events of frame k whose document holds `literal` (UTF-8 bytes), by a byte search of the frame. */
-  linesWith (k: number, literal: Buffer): Set<number> {
+  /**
+   * The events of frame k whose stored document holds `literal` (UTF-8 bytes), by a byte search
+   * of the frame; with `lowerRaw`, also those re-derived whose raw record holds it in any ASCII
+   * case (`lowerRaw` in lower case). A re-derived event without `lowerRaw` is always named.
+   */
+  linesWith (k: number, literal: Buffer, lowerRaw?: Buffer): Set<number> {
     const out = new Set<number>()
     const { buf, starts } = this.frame(k)
     const count = (starts.length - 1) / 2
-    const end = starts[count] as number
-    let lo = 0
-    for (let at = buf.indexOf(literal); at >= 0 && at < end; at = buf.indexOf(literal, at + 1)) {
-      // The line holding `at`: the last start ≤ at (starts ascend; hits ascend too).
-      let hi = count - 1
+    const first = k * FRAME_EVENTS
+    const lineOf = (at: number, lo: number, hi: number): number => {
+      // The last start ≤ at (starts ascend).
       while (lo < hi) {
         const mid = (lo + hi + 1) >> 1
         if ((starts[mid] as number) <= at) lo = mid
         else hi = mid - 1
       }
-      out.add(k * FRAME_EVENTS + lo)
+      return lo
+    }
+    const end = starts[count] as number
+    let lo = 0
+    for (let at = buf.indexOf(literal); at >= 0 && at < end; at = buf.indexOf(literal, at + 1)) {
+      lo = lineOf(at, lo, count - 1)
+      out.add(first + lo)
+    }
+    if (this.contexts === undefined) return out
+    let derived = false
+    for (let j = 0; j < count && !derived; j++) derived = (this.contexts[first + j] as number) >= 0
+    if (!derived) return out
+    if (lowerRaw === undefined) {
+      for (let j = 0; j < count; j++) if ((this.contexts[first + j] as number) >= 0) out.add(first + j)
+      return out
+    }
+    let low = this.lowered[k]
+    if (low === undefined) {
+      low = Buffer.from(buf.subarray(end))
+      // ASCII A-Z → a-z in place: identifiers are hex and ASCII; other bytes stay.
+      for (let x = 0; x < low.length; x++) { const c = low[x] as number; if (c >= 65 && c <= 90) low[x] = c + 32 }
+      this.lowered[k] = low
+    }
+    lo = count
+    for (let at = low.indexOf(lowerRaw); at >= 0; at = low.indexOf(lowerRaw, at + 1)) {
+      lo = lineOf(at + end, lo, 2 * count - 1)
+      const i = first + lo - count
+      if ((this.contexts[i] as number) >= 0) out.add(i)
     }
     return out
   }
 
   event (i: number): KeaEvent {
+    const ctx = this.context(i)
+    if (ctx >= 0) {
+      const suffix = this.ids[i] as string
+      const e = this.derive(ctx, this.original(i), parseInt(suffix, 16), i)
+      e.event.id = this.id(i)
+      return e
+    }
     const e = JSON.parse(this.doc(i)) as KeaEvent
-    const original = JSON.parse(this.originalLiteral(i)) as string
+    const original = this.original(i)
     e.event.id = this.id(i)
     e.event.original = original
     const len = this.mLengths[i] as number

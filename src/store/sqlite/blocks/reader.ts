@@ -1,6 +1,8 @@
 import type Database from 'better-sqlite3'
 import { CursorInvalidError, QueryBucketsError, StoreReadError } from '../../../errors.js'
+import { PARSER_VERSION, type DerivationSpec } from '../../../parse/derivation.js'
 import type { KeaEvent } from '../../../parse/event.js'
+import { Rederiver } from '../../../parse/rederive.js'
 import { compileQuery } from '../../../query/evaluate.js'
 import {
   decodeCursor, encodeCursor, idsToGet, inIdOrder, MAX_BUCKETS, MAX_INTERVAL_MS, MAX_PAGE_BYTES, MAX_PAGE_SIZE, TOTAL_BOUND, withinBudget,
@@ -13,7 +15,7 @@ import { decompress } from './compress.js'
 import { planOf, type Plan } from './plan.js'
 
 /** A block's summary row: what pruning reads before deciding to decode it. */
-export interface BlockRow { id: number, source_id: string, min_ts: number, max_ts: number, n: number, codec: number, seq: number }
+export interface BlockRow { id: number, source_id: string, min_ts: number, max_ts: number, n: number, codec: number, seq: number, pv: number | null }
 /** A block a query must read, and which of its frames (bit k: frame k). */
 export interface Candidate extends BlockRow { mask: number }
 
@@ -37,12 +39,28 @@ function compareHit (a: Hit, b: Hit): number {
 const VERBATIM = new Set(['c', 'a', 'd', 'l', 'g', 'h', 'm', 'w', 'i', 'u', 'n', 's', 'o', 'k'])
 
 /**
+ * The text a matching event's raw record must then hold, in ASCII lower case (compared so), for
+ * term `code:value`, or undefined when the raw record need not hold it (fields the parser or the
+ * source adds). Identifiers come from the record: Kea prints hardware addresses, client ids and
+ * DUIDs as lowercase colon hex (the parser lowercases what a command gave in capitals), an ECS
+ * MAC is a hardware address, a client id or DUID ending, and a message ID and logger verbatim.
+ */
+function rawForm (code: string, value: string): string | undefined {
+  switch (code) {
+    case 'm': return value.toLowerCase().replaceAll('-', ':')
+    case 'w': case 'i': case 'u': case 'c': case 'g': return value.toLowerCase()
+  }
+  return undefined
+}
+
+/**
  * A test of a block's events that every match passes, from the plan, run before any event is
- * parsed: its identifiers as the JSON strings the document must then hold, found by a byte search
- * of the block's payload, and its words as case-insensitive substrings of the document or the raw
- * record (the message is stored in one of them). A block holding a MAC holds it in a few of its
- * 4,096 events; the others cost a Set lookup instead of a JSON.parse (~3 µs). Words are tested
- * only on ASCII text: beyond it FTS5 folds diacritics. Undefined when the plan names nothing to test.
+ * parsed: its identifiers as the JSON strings a stored document must then hold (or the text a
+ * re-derived event's raw record must), found by a byte search of the frame, and its words as
+ * case-insensitive substrings of the document or the raw record (the message is stored in one of
+ * them). A block holding a MAC holds it in a few of its 4,096 events; the others cost a Set lookup
+ * instead of a JSON.parse (~3 µs) or a re-derivation (~6 µs). Words are tested only on ASCII text:
+ * beyond it FTS5 folds diacritics. Undefined when the plan names nothing to test.
  */
 export type BlockTest = (b: DecodedBlock, frame: number) => (i: number) => boolean
 
@@ -53,7 +71,7 @@ export function literalFilter (plan: Plan): BlockTest | undefined {
       const words = p.tokens.map((t) => new RegExp(t, 'i'))
       return (b) => (i) => {
         const doc = b.doc(i)
-        const original = b.originalLiteral(i)
+        const original = b.original(i)
         return NON_ASCII.test(doc) || NON_ASCII.test(original) || words.every((w) => w.test(original) || w.test(doc))
       }
     }
@@ -62,16 +80,19 @@ export function literalFilter (plan: Plan): BlockTest | undefined {
     const code = p.term.slice(0, colon)
     const value = p.term.slice(colon + 1)
     let lit: string | undefined
+    let raw = rawForm(code, value)
     if (VERBATIM.has(code)) lit = JSON.stringify(value)
     // An IPv4 address: its dotted quad is the only text Kea prints for it.
     const v4 = /^4:([0-9a-f]{8})$/.exec(value)
     if (code === 'p' && v4 !== null) {
       const h = v4[1] as string
-      lit = JSON.stringify([0, 2, 4, 6].map((i) => parseInt(h.slice(i, i + 2), 16)).join('.'))
+      raw = [0, 2, 4, 6].map((i) => parseInt(h.slice(i, i + 2), 16)).join('.')
+      lit = JSON.stringify(raw)
     }
     if (lit === undefined) return undefined
     const bytes = Buffer.from(lit, 'utf8')
-    return (b, k) => { const hits = b.linesWith(k, bytes); return (i) => hits.has(i) }
+    const rawBytes = raw === undefined ? undefined : Buffer.from(raw, 'utf8')
+    return (b, k) => { const hits = b.linesWith(k, bytes, rawBytes); return (i) => hits.has(i) }
   }
   const build = (p: Plan): BlockTest | undefined => {
     const t = leaf(p)
@@ -93,6 +114,9 @@ export function literalFilter (plan: Plan): BlockTest | undefined {
 
 const NON_ASCII = /[^\x00-\x7f]/
 
+/** Whether a block holds events re-derived by rules newer than those that indexed it (see derivation.ts). */
+const stale = (row: BlockRow): boolean => row.pv !== null && row.pv < PARSER_VERSION
+
 /** Whether a query needs the events' documents (anything but its time range does). */
 function needsDocs (q: EventQuery): boolean {
   if (q.where !== undefined) return true
@@ -108,7 +132,10 @@ function needsDocs (q: EventQuery): boolean {
  */
 export class BlockReader {
   private readonly cache = new Map<number, { seq: number, block: DecodedBlock }>()
+  /** A parser per parse_contexts row met (a row never changes once written). */
+  private readonly rederivers = new Map<number, Rederiver>()
   private readonly stmts: {
+    context: Database.Statement
     inRange: Database.Statement
     all: Database.Statement
     times: Database.Statement
@@ -125,18 +152,19 @@ export class BlockReader {
 
   constructor (db: Database.Database) {
     this.stmts = {
-      inRange: db.prepare('SELECT id, source_id, min_ts, max_ts, n, codec, seq FROM blocks WHERE max_ts >= ? AND min_ts < ?'),
-      all: db.prepare('SELECT id, source_id, min_ts, max_ts, n, codec, seq FROM blocks'),
+      context: db.prepare('SELECT spec FROM parse_contexts WHERE id = ?').pluck(),
+      inRange: db.prepare('SELECT id, source_id, min_ts, max_ts, n, codec, seq, pv FROM blocks WHERE max_ts >= ? AND min_ts < ?'),
+      all: db.prepare('SELECT id, source_id, min_ts, max_ts, n, codec, seq, pv FROM blocks'),
       times: db.prepare('SELECT times FROM blocks WHERE id = ?').pluck(),
       payloadLength: db.prepare('SELECT length(payload) FROM blocks WHERE id = ?').pluck(),
       payloadPart: db.prepare('SELECT substr(payload, ?, ?) FROM blocks WHERE id = ?').pluck(),
       bloom: db.prepare('SELECT bloom FROM blocks WHERE id = ?').pluck(),
       term: db.prepare('SELECT block, frames FROM block_postings WHERE term = ?'),
       range: db.prepare('SELECT block, frames FROM block_postings WHERE term BETWEEN ? AND ?'),
-      byOffset: db.prepare('SELECT id, source_id, min_ts, max_ts, n, codec, seq FROM blocks WHERE source_id = ? AND max_off >= ? AND min_off <= ?'),
-      byId: db.prepare('SELECT b.id, b.source_id, b.min_ts, b.max_ts, b.n, b.codec, b.seq FROM block_ids i JOIN blocks b ON b.id = i.block WHERE i.id = ?'),
+      byOffset: db.prepare('SELECT id, source_id, min_ts, max_ts, n, codec, seq, pv FROM blocks WHERE source_id = ? AND max_off >= ? AND min_off <= ?'),
+      byId: db.prepare('SELECT b.id, b.source_id, b.min_ts, b.max_ts, b.n, b.codec, b.seq, b.pv FROM block_ids i JOIN blocks b ON b.id = i.block WHERE i.id = ?'),
       total: db.prepare('SELECT coalesce(sum(n), 0) FROM blocks').pluck(),
-      byBlock: db.prepare('SELECT id, source_id, min_ts, max_ts, n, codec, seq FROM blocks WHERE id = ?')
+      byBlock: db.prepare('SELECT id, source_id, min_ts, max_ts, n, codec, seq, pv FROM blocks WHERE id = ?')
     }
   }
 
@@ -158,6 +186,7 @@ export class BlockReader {
     if (length === undefined) throw new StoreReadError('sqlite', `block ${row.id} is gone`)
     // By range: the header, then each frame a query reaches (a block's row is ~130 KB, a frame
     // ~8 KB). Every read runs in one transaction (see read()), so the ranges come from one version.
+    let times: Float64Array | undefined
     const b = new DecodedBlock({
       length,
       read: (offset, n) => {
@@ -165,10 +194,24 @@ export class BlockReader {
         if (part === undefined || part.length !== n) throw new StoreReadError('sqlite', `block ${row.id} changed while it was read`)
         return part
       }
-    }, row.codec, row.source_id)
+    }, row.codec, row.source_id, (ctx, raw, offset, i) => {
+      times ??= this.times(row)
+      return this.rederiver(ctx).derive(raw, offset, (times[i] as number) / 1000)
+    })
     this.cache.set(row.id, { seq: row.seq, block: b })
     if (this.cache.size > CACHE_BLOCKS) this.cache.delete(this.cache.keys().next().value as number)
     return b
+  }
+
+  private rederiver (ctx: number): Rederiver {
+    let r = this.rederivers.get(ctx)
+    if (r === undefined) {
+      const spec = this.stmts.context.get(ctx) as string | undefined
+      if (spec === undefined) throw new StoreReadError('sqlite', `parse context ${ctx} is missing`)
+      r = new Rederiver(JSON.parse(spec) as DerivationSpec)
+      this.rederivers.set(ctx, r)
+    }
+    return r
   }
 
   times (row: BlockRow): Float64Array {
@@ -229,7 +272,8 @@ export class BlockReader {
     }
     const out: Candidate[] = []
     for (const r of rows) {
-      const mask = maskOf(plan, r)
+      // Postings and blooms of a block older than the parser were built by older rules: scanned.
+      const mask = stale(r) ? every(r) : maskOf(plan, r)
       if (mask !== 0) out.push({ ...r, mask })
     }
     return out
@@ -251,7 +295,7 @@ export class BlockReader {
       const b = docs ? this.block(row) : undefined
       for (let k = 0; k * FRAME_EVENTS < row.n; k++) {
         if ((row.mask & (2 ** k)) === 0) continue
-        const test = b === undefined ? undefined : literal?.(b, k)
+        const test = b === undefined || stale(row) ? undefined : literal?.(b, k)
         const end = Math.min(row.n, (k + 1) * FRAME_EVENTS)
         for (let i = k * FRAME_EVENTS; i < end; i++) {
           const t = ts[i] as number

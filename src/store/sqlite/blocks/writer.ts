@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3'
+import { derivationOf } from '../../../parse/derivation.js'
 import type { KeaEvent } from '../../../parse/event.js'
 import { isoToMicros } from '../../time.js'
 import { parsesBetter } from '../../types.js'
@@ -20,6 +21,7 @@ export const BLOCK_EVENTS = 4096
  */
 const MERGE_WITHIN_US = 3600 * 1e6
 
+interface FullBlock { times: Buffer, bloom: Buffer, payload: Buffer, n: number, codec: number, pv: number | null }
 interface StoredBlock extends BlockRow { min_off: number | null, max_off: number | null }
 
 /** `withdrawn`: the stored versions of events replaced (those with a lease action): their observations go. */
@@ -50,6 +52,22 @@ function bloomOf (row: { bloom: Buffer, n: number, codec: number }): Uint8Array 
  */
 export class BlockWriter {
   private readonly s: ReturnType<typeof statements>
+  /**
+   * parse_contexts ids of the derivations met in the current batch: looked up per batch, not
+   * kept across them (a rolled-back batch takes the rows it inserted with it).
+   */
+  private contexts = new Map<string, { id: number, v: number }>()
+  private readonly contextOf = (e: KeaEvent): number => {
+    const d = derivationOf(e)
+    if (d === undefined) return -1
+    let c = this.contexts.get(d.key)
+    if (c === undefined) {
+      this.s.addContext.run(d.key)
+      c = { id: this.s.contextId.get(d.key) as number, v: d.spec.v }
+      this.contexts.set(d.key, c)
+    }
+    return c.id
+  }
 
   constructor (db: Database.Database, private readonly reader: BlockReader) {
     this.s = statements(db)
@@ -58,6 +76,7 @@ export class BlockWriter {
   /** Stores a batch (inside the caller's transaction); returns the write sequence it took. */
   write (events: readonly KeaEvent[]): BatchResult & { seq: number } {
     const seq = this.s.seq.get() as number
+    this.contexts = new Map()
     const res: BatchResult = { written: 0, duplicates: 0, replaced: 0, fresh: [], withdrawn: [] }
     const bySource = new Map<string, KeaEvent[]>()
     for (const e of events) {
@@ -136,40 +155,40 @@ export class BlockWriter {
 
   /** A new block of `events` (all of source `src`). */
   private create (src: string, events: KeaEvent[], addressed: Map<KeaEvent, number>, seq: number): void {
-    const lines = linesOf(events, src)
+    const lines = linesOf(events, src, this.contextOf)
     const ts = events.map((e) => isoToMicros(e['@timestamp']))
     const bits = newBloom()
     const s = summary(ts, events.map((e) => addressed.get(e)))
     // The id first: postings name the block, and the row is written once (a blob update rewrites it whole).
     const id = this.s.nextId.get() as number
     this.index(id, events, bits, addressed)
-    this.s.insert.run(id, src, s.minTs, s.maxTs, s.minOff, s.maxOff, events.length, seq, WRITE_CODEC, encodeTimes(ts), bloomFor(events.length, bits), packLines(lines, WRITE_CODEC))
+    this.s.insert.run(id, src, s.minTs, s.maxTs, s.minOff, s.maxOff, events.length, seq, WRITE_CODEC, encodeTimes(ts), bloomFor(events.length, bits), packLines(lines, WRITE_CODEC), this.versionOf(lines))
   }
 
   /** Appends `events` to block `row` of the same source (its id, postings and bloom bits stay). */
   private grow (row: StoredBlock, events: KeaEvent[], addressed: Map<KeaEvent, number>, seq: number): void {
-    const full = this.s.full.get(row.id) as { times: Buffer, bloom: Buffer, payload: Buffer, n: number, codec: number }
-    const lines = linesOf(events, row.source_id, unpackLines(full.payload, full.codec))
+    const full = this.s.full.get(row.id) as FullBlock
+    const lines = linesOf(events, row.source_id, this.contextOf, unpackLines(full.payload, full.codec))
     const ts = [...decodeTimes(full.times, full.n), ...events.map((e) => isoToMicros(e['@timestamp']))]
     const bits = bloomOf(full)
     this.index(row.id, events, bits, addressed, full.n)
     const s = summary(ts, events.map((e) => addressed.get(e)), row)
-    this.s.update.run(s.minTs, s.maxTs, s.minOff, s.maxOff, ts.length, seq, WRITE_CODEC, encodeTimes(ts), bloomFor(ts.length, bits), packLines(lines, WRITE_CODEC), row.id)
+    this.s.update.run(s.minTs, s.maxTs, s.minOff, s.maxOff, ts.length, seq, WRITE_CODEC, encodeTimes(ts), bloomFor(ts.length, bits), packLines(lines, WRITE_CODEC), this.versionOf(lines, full.pv), row.id)
   }
 
   /** Events re-imported with a better parse replace theirs in place (a stale posting only costs a decode). */
   private repair (row: StoredBlock, fixes: Array<{ i: number, e: KeaEvent }>, seq: number): void {
-    const full = this.s.full.get(row.id) as { times: Buffer, bloom: Buffer, payload: Buffer, n: number, codec: number }
+    const full = this.s.full.get(row.id) as FullBlock
     const lines = unpackLines(full.payload, full.codec)
     const bits = bloomOf(full)
     const ts = [...decodeTimes(full.times, full.n)]
     for (const f of fixes) {
-      replaceLine(lines, f.i, f.e, row.source_id)
+      replaceLine(lines, f.i, f.e, row.source_id, this.contextOf)
       ts[f.i] = isoToMicros(f.e['@timestamp'])
     }
     for (const f of fixes) this.index(row.id, [f.e], bits, new Map([[f.e, 0]]), f.i)
     const s = summary(ts, [], row)
-    this.s.update.run(Math.min(s.minTs, row.min_ts), Math.max(s.maxTs, row.max_ts), row.min_off, row.max_off, ts.length, seq, WRITE_CODEC, encodeTimes(ts), bloomFor(ts.length, bits), packLines(lines, WRITE_CODEC), row.id)
+    this.s.update.run(Math.min(s.minTs, row.min_ts), Math.max(s.maxTs, row.max_ts), row.min_off, row.max_off, ts.length, seq, WRITE_CODEC, encodeTimes(ts), bloomFor(ts.length, bits), packLines(lines, WRITE_CODEC), this.versionOf(lines, full.pv), row.id)
   }
 
   /** Postings, bloom bits and (for ids that name no offset) id rows of `events` in block `id`. */
@@ -201,7 +220,7 @@ export class BlockWriter {
    * (retention); its postings go with it. Returns the removed events.
    */
   remove (row: BlockRow, drop: (i: number) => boolean, seq: number): KeaEvent[] {
-    const full = this.s.full.get(row.id) as { times: Buffer, bloom: Buffer, payload: Buffer, n: number, codec: number } | undefined
+    const full = this.s.full.get(row.id) as FullBlock | undefined
     if (full === undefined) return []
     const lines = unpackLines(full.payload, full.codec)
     const ts = decodeTimes(full.times, full.n)
@@ -231,10 +250,20 @@ export class BlockWriter {
       for (const e of kept) { const off = offsetOf(e, row.source_id); if (off !== undefined) addressed.set(e, off) }
       this.index(row.id, kept, bits, addressed)
       const s = summary(keptTs, kept.map((e) => addressed.get(e)))
-      this.s.update.run(s.minTs, s.maxTs, s.minOff, s.maxOff, kept.length, seq, WRITE_CODEC, encodeTimes(keptTs), bloomFor(kept.length, bits), packLines(rest as BlockLines, WRITE_CODEC), row.id)
+      this.s.update.run(s.minTs, s.maxTs, s.minOff, s.maxOff, kept.length, seq, WRITE_CODEC, encodeTimes(keptTs), bloomFor(kept.length, bits), packLines(rest, WRITE_CODEC), rest.ctx.some((c) => c >= 0) ? full.pv : null, row.id)
     }
     this.reader.forget()
     return removed
+  }
+
+  /**
+   * A block's `pv` after a write: the lowest parser version among its re-derived events. `old`:
+   * the block's before (its events not written now keep theirs).
+   */
+  private versionOf (lines: BlockLines, old: number | null = null): number | null {
+    let v = old
+    for (const c of this.contexts.values()) if (v === null || c.v < v) v = c.v
+    return lines.ctx.some((c) => c >= 0) ? v : null
   }
 
   nextSeq (): number {
@@ -261,12 +290,14 @@ function statements (db: Database.Database) {
       overlapping: db.prepare('SELECT id, source_id, min_ts, max_ts, n, codec, seq, min_off, max_off FROM blocks WHERE source_id = ? AND max_off >= ? AND min_off <= ?'),
       idBlock: db.prepare('SELECT b.id, b.source_id, b.min_ts, b.max_ts, b.n, b.codec, b.seq, b.min_off, b.max_off FROM block_ids i JOIN blocks b ON b.id = i.block WHERE i.id = ?'),
       newest: db.prepare('SELECT id, source_id, min_ts, max_ts, n, codec, seq, min_off, max_off FROM blocks WHERE source_id = ? ORDER BY max_off DESC, id DESC LIMIT 1'),
-      full: db.prepare('SELECT times, bloom, payload, n, codec FROM blocks WHERE id = ?'),
-      insert: db.prepare(`INSERT INTO blocks (id, source_id, min_ts, max_ts, min_off, max_off, n, seq, codec, times, bloom, payload)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      full: db.prepare('SELECT times, bloom, payload, n, codec, pv FROM blocks WHERE id = ?'),
+      insert: db.prepare(`INSERT INTO blocks (id, source_id, min_ts, max_ts, min_off, max_off, n, seq, codec, times, bloom, payload, pv)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
       nextId: db.prepare('SELECT coalesce(max(id), 0) + 1 FROM blocks').pluck(),
-      update: db.prepare(`UPDATE blocks SET min_ts = ?, max_ts = ?, min_off = ?, max_off = ?, n = ?, seq = ?, codec = ?, times = ?, bloom = ?, payload = ?
+      update: db.prepare(`UPDATE blocks SET min_ts = ?, max_ts = ?, min_off = ?, max_off = ?, n = ?, seq = ?, codec = ?, times = ?, bloom = ?, payload = ?, pv = ?
         WHERE id = ?`),
+      addContext: db.prepare('INSERT OR IGNORE INTO parse_contexts (spec) VALUES (?)'),
+      contextId: db.prepare('SELECT id FROM parse_contexts WHERE spec = ?').pluck(),
       posting: db.prepare('INSERT INTO block_postings (term, block, frames) VALUES (?, ?, ?) ON CONFLICT (term, block) DO UPDATE SET frames = frames | excluded.frames'),
       unposting: db.prepare('DELETE FROM block_postings WHERE term = ? AND block = ?'),
       addId: db.prepare('INSERT OR REPLACE INTO block_ids (id, block) VALUES (?, ?)'),
