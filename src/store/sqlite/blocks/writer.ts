@@ -6,7 +6,7 @@ import { parsesBetter } from '../../types.js'
 import { BLOOM_BYTES, BLOOM_RAW_FROM, bloomAddText, newBloom } from './bloom.js'
 import { decodeTimes, encodeTimes, filterLines, frameOf, linesOf, packLines, replaceLine, unpackLines, type BlockLines } from './codec.js'
 import { compress, decompress, WRITE_CODEC } from './compress.js'
-import { eventTerms } from './plan.js'
+import { eventTerms, TermCollector } from './plan.js'
 import type { BlockReader, BlockRow } from './reader.js'
 
 /**
@@ -52,6 +52,7 @@ function bloomOf (row: { bloom: Buffer, n: number, codec: number }): Uint8Array 
  */
 export class BlockWriter {
   private readonly s: ReturnType<typeof statements>
+  private readonly terms = new TermCollector()
   /**
    * parse_contexts ids of the derivations met in the current batch: looked up per batch, not
    * kept across them (a rolled-back batch takes the rows it inserted with it).
@@ -194,20 +195,20 @@ export class BlockWriter {
   /** Postings, bloom bits and (for ids that name no offset) id rows of `events` in block `id`. */
   /** `first`: the index in the block of events[0] (the rest follow it), which places each in its frame. */
   private index (id: number, events: readonly KeaEvent[], bits: Uint8Array, addressed: Map<KeaEvent, number>, first = 0): void {
-    // A frame's terms as a Set, then a bit per frame per term: one upsert per distinct term.
+    // A frame's terms, then a bit per frame per term: one upsert per distinct term.
     const masks = new Map<string, number>()
-    const terms = new Set<string>()
+    const terms = this.terms
+    terms.drain(() => {}) // nothing left from a write that failed halfway
     let frame = frameOf(first)
     const flush = (): void => {
       const bit = 2 ** frame
-      for (const t of terms) masks.set(t, (masks.get(t) ?? 0) | bit)
-      terms.clear()
+      terms.drain((t) => masks.set(t, (masks.get(t) ?? 0) | bit))
     }
     for (let j = 0; j < events.length; j++) {
       const e = events[j] as KeaEvent
       const k = frameOf(first + j)
       if (k !== frame) { flush(); frame = k }
-      eventTerms(e, terms)
+      terms.add(e)
       bloomAddText(bits, e.message)
       if (!addressed.has(e)) this.s.addId.run(e.event.id, id)
     }
