@@ -174,7 +174,18 @@ export class SqliteStore implements Store {
     // A transaction per block: each is ~5-20 ms (its documents are parsed for the postings to
     // remove), and the WAL holds one block's pages at a time.
     const removeTx = this.db.transaction((r: BlockRow, drop: (i: number) => boolean) => this.writer.remove(r, drop, seq).length)
-    const drop = (rows: BlockRow[]): void => { for (const r of rows) deleted += removeTx(r, () => true) }
+    const drop = (rows: BlockRow[]): void => {
+      for (const r of rows) {
+        try {
+          deleted += removeTx(r, () => true)
+        } catch {
+          // A block that cannot be decoded (corrupted on disk) still ages out: dropped whole,
+          // its lease observations left to the lease history's own pruning below.
+          this.db.transaction(() => this.writer.dropBlock(r.id))()
+          deleted += r.n
+        }
+      }
+    }
     const oldest = this.db.prepare('SELECT id, source_id, min_ts, max_ts, n, codec, seq, pv FROM blocks ORDER BY max_ts LIMIT ?')
     if (maxAgeDays !== undefined) {
       const cutoff = (now - maxAgeDays * 86_400_000) * 1000

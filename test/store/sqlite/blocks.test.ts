@@ -272,4 +272,37 @@ describe('sqlite block layout', () => {
     expect(first?.client?.mac).toBe(mac)
     await old.close()
   })
+
+  it('a block corrupted on disk: a read that reaches it fails with a coded error, the others answer, and new events are still stored', async () => {
+    const path = fresh()
+    const events = await fixtureEvents(true)
+    const v4 = events.filter((e) => e.event.dataset === 'kea.dhcp4')
+    const v6 = events.filter((e) => e.event.dataset === 'kea.dhcp6')
+    const store = new SqliteStore({ path })
+    await store.write(v4.slice(0, -10))
+    await store.write(v6)
+    await store.close()
+    // Bytes of the payload past its header overwritten (a torn or bit-rotten page).
+    const db = new Database(path)
+    const victim = db.prepare('SELECT id, payload FROM blocks WHERE source_id = ?').get(v4[0]?.kea.source_id) as { id: number, payload: Buffer }
+    const bad = Buffer.from(victim.payload)
+    bad.fill(0x5a, bad.length - Math.min(200, bad.length - 8))
+    db.prepare('UPDATE blocks SET payload = ? WHERE id = ?').run(bad, victim.id)
+    db.close()
+    const again = new SqliteStore({ path, retention: { maxAgeDays: 1 } })
+    try {
+      await expect(again.search({ where: parseQuery('dataset:kea.dhcp4') as QueryNode, size: 10_000 })).rejects.toMatchObject({ code: 'KEATRAIL_ERR_STORE_READ' })
+      const six = await again.search({ where: parseQuery('dataset:kea.dhcp6') as QueryNode, size: 10_000 })
+      expect(six.events.length).toBe(v6.length)
+      // The source's newest block cannot be read to grow: the batch goes to a block of its own.
+      expect(await again.write(v4.slice(-10))).toMatchObject({ written: 10 })
+      expect((await again.getMany(v4.slice(-10).map((e) => e.event.id))).length).toBe(10)
+      // And it still ages out.
+      again.applyRetention(Date.parse('2100-01-01'))
+      expect(await again.count()).toBe(0)
+      expect(tables(path).postings).toEqual([])
+    } finally {
+      await again.close()
+    }
+  })
 })

@@ -4,7 +4,7 @@ import type { KeaEvent } from '../../../parse/event.js'
 import { isoToMicros } from '../../time.js'
 import { parsesBetter } from '../../types.js'
 import { BLOOM_BYTES, BLOOM_RAW_FROM, bloomAddText, newBloom } from './bloom.js'
-import { decodeTimes, encodeTimes, filterLines, frameOf, linesOf, packLines, replaceLine, unpackLines, type BlockLines } from './codec.js'
+import { decodeTimes, encodeTimes, filterLines, frameOf, linesOf, packLines, replaceLine, unpackLines, type BlockLines, type DecodedBlock } from './codec.js'
 import { compress, decompress, WRITE_CODEC } from './compress.js'
 import { eventTerms, TermCollector } from './plan.js'
 import type { BlockReader, BlockRow } from './reader.js'
@@ -105,7 +105,11 @@ export class BlockWriter {
       if (off > hi) hi = off
     }
     const look = (row: StoredBlock): void => {
-      const b = this.reader.block(row)
+      // A block that cannot be decoded (corrupted on disk: every read reaching it fails with
+      // KEATRAIL_ERR_STORE_READ) cannot tell which of the batch it holds: those are stored
+      // again rather than the source stalled on a batch that can never be written.
+      const b = this.readable(row)
+      if (b === undefined) return
       for (let i = 0; i < b.n; i++) stored.set(b.id(i), { row, i })
     }
     if (addressed.size > 0) for (const row of this.s.overlapping.all(src, lo, hi) as StoredBlock[]) look(row)
@@ -124,8 +128,9 @@ export class BlockWriter {
       if (at === undefined) { fresh.push(e); continue }
       // Event ids come from the source and offset, not the pattern: the same line imported
       // again with the right pattern after the wrong one replaces what parsed worse.
-      const old = this.reader.block(at.row).event(at.i)
-      if (!parsesBetter(e.kea.parse.status, old.kea.parse.status)) { res.duplicates++; continue }
+      // A stored event that cannot be read is kept as it is: a replay, not a repair.
+      const old = this.storedEvent(at)
+      if (old === undefined || !parsesBetter(e.kea.parse.status, old.kea.parse.status)) { res.duplicates++; continue }
       let r = repairs.get(at.row.id)
       if (r === undefined) { r = { row: at.row, fixes: [] }; repairs.set(at.row.id, r) }
       r.fixes.push({ i: at.i, e })
@@ -145,13 +150,36 @@ export class BlockWriter {
     if (newest !== undefined && newest.n + rest.length <= BLOCK_EVENTS) {
       const minTs = rest.reduce((m, e) => Math.min(m, isoToMicros(e['@timestamp'])), Infinity)
       const appends = newest.max_off === null || rest.every((e) => { const o = addressed.get(e); return o === undefined || o > (newest.max_off as number) })
-      if (appends && minTs - newest.max_ts < MERGE_WITHIN_US) {
-        this.grow(newest, rest, addressed, seq)
-        rest = []
-      }
+      if (appends && minTs - newest.max_ts < MERGE_WITHIN_US && this.grow(newest, rest, addressed, seq)) rest = []
     }
     const blocks = Math.ceil(rest.length / BLOCK_EVENTS)
     for (let k = 0; k < blocks; k++) this.create(src, rest.slice(Math.floor((k * rest.length) / blocks), Math.floor(((k + 1) * rest.length) / blocks)), addressed, seq)
+  }
+
+  /** Block `row` with its header decoded, or undefined when it cannot be (corrupt). */
+  private readable (row: StoredBlock): DecodedBlock | undefined {
+    try {
+      return this.reader.block(row)
+    } catch {
+      return undefined
+    }
+  }
+
+  /** The stored event at `at`, or undefined when its frame cannot be decoded (corrupt). */
+  private storedEvent (at: { row: StoredBlock, i: number }): KeaEvent | undefined {
+    try {
+      return this.reader.block(at.row).event(at.i)
+    } catch {
+      return undefined
+    }
+  }
+
+  /** Deletes a block whatever its payload holds (retention of a block that cannot be decoded), with its postings and ids. */
+  dropBlock (id: number): void {
+    this.s.dropPostings.run(id)
+    this.s.dropIds.run(id)
+    this.s.delBlock.run(id)
+    this.reader.forget()
   }
 
   /** A new block of `events` (all of source `src`). */
@@ -166,15 +194,26 @@ export class BlockWriter {
     this.s.insert.run(id, src, s.minTs, s.maxTs, s.minOff, s.maxOff, events.length, seq, WRITE_CODEC, encodeTimes(ts), bloomFor(events.length, bits), packLines(lines, WRITE_CODEC), this.versionOf(lines))
   }
 
-  /** Appends `events` to block `row` of the same source (its id, postings and bloom bits stay). */
-  private grow (row: StoredBlock, events: KeaEvent[], addressed: Map<KeaEvent, number>, seq: number): void {
+  /**
+   * Appends `events` to block `row` of the same source (its id, postings and bloom bits stay).
+   * False, having written nothing, when the block cannot be decoded (corrupted on disk): the
+   * events then make a block of their own.
+   */
+  private grow (row: StoredBlock, events: KeaEvent[], addressed: Map<KeaEvent, number>, seq: number): boolean {
     const full = this.s.full.get(row.id) as FullBlock
-    const lines = linesOf(events, row.source_id, this.contextOf, unpackLines(full.payload, full.codec))
+    let old: BlockLines
+    try {
+      old = unpackLines(full.payload, full.codec)
+    } catch {
+      return false
+    }
+    const lines = linesOf(events, row.source_id, this.contextOf, old)
     const ts = [...decodeTimes(full.times, full.n), ...events.map((e) => isoToMicros(e['@timestamp']))]
     const bits = bloomOf(full)
     this.index(row.id, events, bits, addressed, full.n)
     const s = summary(ts, events.map((e) => addressed.get(e)), row)
     this.s.update.run(s.minTs, s.maxTs, s.minOff, s.maxOff, ts.length, seq, WRITE_CODEC, encodeTimes(ts), bloomFor(ts.length, bits), packLines(lines, WRITE_CODEC), this.versionOf(lines, full.pv), row.id)
+    return true
   }
 
   /** Events re-imported with a better parse replace theirs in place (a stale posting only costs a decode). */
@@ -304,6 +343,9 @@ function statements (db: Database.Database) {
       addId: db.prepare('INSERT OR REPLACE INTO block_ids (id, block) VALUES (?, ?)'),
       delId: db.prepare('DELETE FROM block_ids WHERE id = ?'),
       delBlock: db.prepare('DELETE FROM blocks WHERE id = ?'),
+      // No index by block: a full scan, only for a block that cannot be decoded.
+      dropPostings: db.prepare('DELETE FROM block_postings WHERE block = ?'),
+      dropIds: db.prepare('DELETE FROM block_ids WHERE block = ?'),
       seq: db.prepare('UPDATE meta SET value = value + 1 WHERE key = \'block_seq\' RETURNING value').pluck()
   }
 }
