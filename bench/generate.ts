@@ -53,7 +53,8 @@ export async function fill (store: Store, s: Shape): Promise<{ events: number, s
   const t0 = process.hrtime.bigint()
   let events = 0
   let pending: KeaEvent[] = []
-  await parseStream(logLines(s), { pattern: resolvePattern('kea-file'), timeZone: 'UTC', path: 'bench-leases.log', host: 'kea-bench' }, async (batch) => {
+  // rederivable: parsed as the file source parses (the block store keeps raw records only).
+  await parseStream(logLines(s), { pattern: resolvePattern('kea-file'), timeZone: 'UTC', path: 'bench-leases.log', host: 'kea-bench', rederivable: true }, async (batch) => {
     pending.push(...batch)
     if (pending.length >= 10_000) { events += pending.length; await store.write(pending); pending = [] }
   })

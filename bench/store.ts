@@ -20,17 +20,19 @@ import { keaLogChunks } from './lines.js'
 // keatrail and the ceiling alternate for ES_ROUNDS rounds (default 2): on a VM whose timing
 // varies by ±15-20 % a single pair says little, so every round's ratio is printed.
 // Usage: npm run bench:store [-- EVENTS]   (default 1,000,000; ES_URL or scripts/elasticsearch.sh;
-//   SQLITE_ROUNDS rounds of row layout vs block layout, default 2; ES_ROUNDS=0 skips Elasticsearch)
+//   SQLITE_ROUNDS rounds of row layout vs block layout (raw records only, as files are stored;
+//   then documents stored, as syslog and journal events are), default 2; ES_ROUNDS=0 skips Elasticsearch)
 
 const root = packageRoot()
 const EVENTS = Number((process.argv[2] === 'phase' ? process.argv[4] : process.argv[2]) ?? 1_000_000)
 const ROUNDS = Math.max(0, Number(process.env.ES_ROUNDS ?? 2))
 const SQLITE_ROUNDS = Math.max(1, Number(process.env.SQLITE_ROUNDS ?? 2))
 
-async function buildEvents (count: number): Promise<KeaEvent[]> {
+/** `rederivable`: as the file source and `keatrail import` parse (the block layout keeps raw records only). */
+async function buildEvents (count: number, rederivable: boolean): Promise<KeaEvent[]> {
   const events: KeaEvent[] = []
   async function * chunks (): AsyncGenerator<Buffer> { yield * keaLogChunks(count, 'info', { varyMac: true }) }
-  await parseStream(chunks(), { pattern: resolvePattern('kea-file'), timeZone: 'UTC', path: 'bench.log' }, (b) => { events.push(...b) })
+  await parseStream(chunks(), { pattern: resolvePattern('kea-file'), timeZone: 'UTC', path: 'bench.log', rederivable }, (b) => { events.push(...b) })
   return events
 }
 
@@ -38,20 +40,21 @@ async function buildEvents (count: number): Promise<KeaEvent[]> {
 async function emptyBytes (name: string): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'kt-bench-'))
   const path = join(dir, 'keatrail.db')
-  await new (name === 'sqlite' ? SqliteStore : SqliteRowStore)({ path, readers: { workers: 0 } }).close()
+  await new (name === 'sqlite-rows' ? SqliteRowStore : SqliteStore)({ path, readers: { workers: 0 } }).close()
   const n = statSync(path).size
   rmSync(dir, { recursive: true, force: true })
   return n
 }
 
 async function phase (name: string, esUrl: string): Promise<void> {
-  const events = await buildEvents(EVENTS)
+  // sqlite-docs: the block layout given events it must store documents for (syslog, journal).
+  const events = await buildEvents(EVENTS, name !== 'sqlite-docs')
   const BATCH = 10_000
   const t0 = process.hrtime.bigint()
   let bytes: number | undefined
-  if (name === 'sqlite' || name === 'sqlite-rows') {
+  if (name === 'sqlite' || name === 'sqlite-docs' || name === 'sqlite-rows') {
     const dir = mkdtempSync(join(tmpdir(), 'kt-bench-'))
-    const store = new (name === 'sqlite' ? SqliteStore : SqliteRowStore)({ path: join(dir, 'keatrail.db') })
+    const store = new (name === 'sqlite-rows' ? SqliteRowStore : SqliteStore)({ path: join(dir, 'keatrail.db') })
     for (let i = 0; i < events.length; i += BATCH) await store.write(events.slice(i, i + BATCH))
     await store.close()
     bytes = statSync(join(dir, 'keatrail.db')).size - await emptyBytes(name)
@@ -102,6 +105,7 @@ async function driver (): Promise<void> {
   for (let round = 1; round <= SQLITE_ROUNDS; round++) {
     const rows = run('sqlite-rows', EVENTS, `keatrail → sqlite, row layout, round ${round}`)
     const blocks = run('sqlite', EVENTS, `keatrail → sqlite, block layout, round ${round}`)
+    run('sqlite-docs', EVENTS, `  … documents stored, round ${round}`)
     process.stdout.write(`block layout / row layout, round ${round}: ${(rows.seconds / blocks.seconds).toFixed(1)}× the rate, ${((rows.bytes ?? 0) / (blocks.bytes ?? 1)).toFixed(0)}× fewer bytes\n`)
   }
   if (ROUNDS === 0) return
