@@ -9,7 +9,7 @@ import { RecordParser } from './parser.js'
  */
 export class Rederiver {
   private readonly parser: RecordParser
-  private now = 0
+  private now: () => number = Date.now
   private out: KeaEvent | undefined
   private extra = 0
   private readonly emit = (e: KeaEvent): void => {
@@ -18,11 +18,11 @@ export class Rederiver {
   }
 
   constructor (spec: DerivationSpec) {
-    this.parser = new RecordParser({ ...spec, clock: () => this.now })
+    this.parser = new RecordParser({ ...spec, clock: () => this.now() })
   }
 
-  /** The event of raw record `raw` read at `offset`; `timeMs`: its stored time. */
-  derive (raw: string, offset: number, timeMs: number): KeaEvent {
+  /** The event of raw record `raw` read at `offset`; `timeMs`: its stored time (asked only for a record that names none). */
+  derive (raw: string, offset: number, timeMs: () => number): KeaEvent {
     this.now = timeMs
     this.out = undefined
     this.extra = 0

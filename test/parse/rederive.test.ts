@@ -23,7 +23,7 @@ function rederived (events: readonly KeaEvent[]): { same: number, marked: number
     marked++
     let r = derivers.get(d.key)
     if (r === undefined) { r = new Rederiver(d.spec); derivers.set(d.key, r) }
-    const again = r.derive(e.event.original, e.log.offset as number, isoToMicros(e['@timestamp']) / 1000)
+    const again = r.derive(e.event.original, e.log.offset as number, () => isoToMicros(e['@timestamp']) / 1000)
     if (JSON.stringify(again) === JSON.stringify(e)) same++
     else differ.push(`${JSON.stringify(e)}\n${JSON.stringify(again)}`)
   }

@@ -1,5 +1,6 @@
 import type { KeaEvent } from '../../../parse/event.js'
 import { compress, decompress, WRITE_CODEC, type CodecId } from './compress.js'
+import { endianness } from 'node:os'
 import { ByteReader } from '../varint.js'
 
 /**
@@ -159,6 +160,8 @@ export function packLines (lines: BlockLines, codec: CodecId = WRITE_CODEC): Buf
   return Buffer.concat([size, head, ...frames])
 }
 
+const LITTLE_ENDIAN = endianness() === 'LE'
+
 interface Header { v: number, n: number, f: Int32Array, m: Int32Array, b: Int32Array, c: Int32Array | undefined, ids: Buffer }
 
 /** Bytes of a stored payload, read by range: a query reads a block's header and the frames it needs, not the whole blob. */
@@ -173,9 +176,11 @@ function readHeader (src: PayloadReader, codec: number): { head: Header, framesA
   const frames = raw.readInt32LE(8)
   const perEvent = v === 1 ? 3 : 4
   if (frames !== framesFor(n) || raw.length < 4 * (3 + frames + perEvent * n)) throw new Error('block payload header does not describe its events')
-  // Copied into aligned arrays (a decompressed buffer may start at any byte).
+  // Copied into an aligned array (a decompressed buffer may start at any byte): as bytes on a
+  // little-endian machine, 16k readInt32LE calls were ~12 % of reading one event of a cold block.
   const ints = new Int32Array(frames + perEvent * n)
-  for (let k = 0; k < ints.length; k++) ints[k] = raw.readInt32LE(12 + 4 * k)
+  if (LITTLE_ENDIAN) new Uint8Array(ints.buffer).set(raw.subarray(12, 12 + 4 * ints.length))
+  else for (let k = 0; k < ints.length; k++) ints[k] = raw.readInt32LE(12 + 4 * k)
   return {
     head: {
       v,
@@ -220,7 +225,10 @@ export class DecodedBlock {
   private readonly lengths: Int32Array
   private readonly contexts: Int32Array | undefined
   private readonly idText: Buffer
-  private idList: string[] | undefined
+  /** Where each id starts in idText (and one past the last), found on first use. */
+  private idStarts: Int32Array | undefined
+  private lookups = 0
+  private idMap: Map<string, number> | undefined
   /** Each frame's decompressed bytes (once read) and its compressed bytes' place in the payload. */
   private readonly frames: Array<Buffer | undefined>
   private readonly frameAt: number[]
@@ -253,19 +261,62 @@ export class DecodedBlock {
 
   get frameCount (): number { return this.frames.length }
 
-  /** The stored id suffixes (split from the header on first use: a MAC query needs few of them). */
+  /** The stored id suffixes (see idAt). */
   get ids (): string[] {
-    if (this.idList === undefined) {
-      this.idList = this.n === 0 ? [] : this.idText.toString('utf8').split('\n')
-      if (this.idList.length !== this.n) throw new Error(`block payload names ${this.idList.length} ids for ${this.n} events`)
-    }
-    return this.idList
+    return Array.from({ length: this.n }, (_, i) => this.idAt(i))
   }
 
-  /** Where event `id` is in this block, or undefined: its stored suffix searched (a lookup is most often the block's only one). */
+  private starts0 (): Int32Array {
+    if (this.idStarts === undefined) {
+      // Line starts, not 4,096 strings: a lookup needs one id and a page a hundred (splitting
+      // was 13 % of reading one event of a cold block, and most of its garbage).
+      const starts = new Int32Array(this.n + 1)
+      const t = this.idText
+      let k = 1
+      for (let at = t.indexOf(10); at >= 0 && k < this.n; at = t.indexOf(10, at + 1)) starts[k++] = at + 1
+      if (k !== this.n && this.n > 0) throw new Error(`block payload names ${k} ids for ${this.n} events`)
+      starts[this.n] = t.length + 1
+      this.idStarts = starts
+    }
+    return this.idStarts
+  }
+
+  /** Event i's stored id suffix. */
+  private idAt (i: number): string {
+    const st = this.starts0()
+    return this.idText.toString('utf8', st[i] as number, (st[i + 1] as number) - 1)
+  }
+
+  /**
+   * Where event `id` is in this block, or undefined: its stored suffix searched as bytes (a
+   * lookup is most often the block's only one); from the 9th lookup on, by a map of every id.
+   */
   indexOf (id: string): number | undefined {
-    const i = this.ids.indexOf(idSuffix(id, this.sourceId))
-    return i < 0 ? undefined : i
+    const suffix = idSuffix(id, this.sourceId)
+    if (this.idMap !== undefined || ++this.lookups > 8) {
+      if (this.idMap === undefined) {
+        this.idMap = new Map()
+        for (let i = 0; i < this.n; i++) this.idMap.set(this.idAt(i), i)
+      }
+      return this.idMap.get(suffix)
+    }
+    const want = Buffer.from(suffix, 'utf8')
+    const t = this.idText
+    const st = this.starts0()
+    for (let at = t.indexOf(want); at >= 0; at = t.indexOf(want, at + 1)) {
+      const end = at + want.length
+      if ((at > 0 && t[at - 1] !== 10) || (end < t.length && t[end] !== 10)) continue
+      // The line starting at `at`: binary search of the starts.
+      let lo = 0
+      let hi = this.n - 1
+      while (lo < hi) {
+        const mid = (lo + hi + 1) >> 1
+        if ((st[mid] as number) <= at) lo = mid
+        else hi = mid - 1
+      }
+      return lo
+    }
+    return undefined
   }
 
   private frame (k: number): { buf: Buffer, starts: Int32Array } {
@@ -297,7 +348,7 @@ export class DecodedBlock {
   }
 
   id (i: number): string {
-    return fullId(this.ids[i] as string, this.sourceId)
+    return fullId(this.idAt(i), this.sourceId)
   }
 
   /** Event i's parse_contexts id, or -1: its document is stored. */
@@ -377,8 +428,7 @@ export class DecodedBlock {
   event (i: number): KeaEvent {
     const ctx = this.context(i)
     if (ctx >= 0) {
-      const suffix = this.ids[i] as string
-      const e = this.derive(ctx, this.original(i), parseInt(suffix, 16), i)
+      const e = this.derive(ctx, this.original(i), parseInt(this.idAt(i), 16), i)
       e.event.id = this.id(i)
       return e
     }

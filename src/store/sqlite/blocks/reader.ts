@@ -2,6 +2,7 @@ import type Database from 'better-sqlite3'
 import { CursorInvalidError, QueryBucketsError, StoreReadError } from '../../../errors.js'
 import { PARSER_VERSION, type DerivationSpec } from '../../../parse/derivation.js'
 import type { KeaEvent } from '../../../parse/event.js'
+import { builtinRules } from '../../../parse/kea/rules.js'
 import { Rederiver } from '../../../parse/rederive.js'
 import { compileQuery } from '../../../query/evaluate.js'
 import {
@@ -136,6 +137,7 @@ export class BlockReader {
   private readonly rederivers = new Map<number, Rederiver>()
   private readonly stmts: {
     context: Database.Statement
+    newestContexts: Database.Statement
     inRange: Database.Statement
     all: Database.Statement
     times: Database.Statement
@@ -153,6 +155,7 @@ export class BlockReader {
   constructor (db: Database.Database) {
     this.stmts = {
       context: db.prepare('SELECT spec FROM parse_contexts WHERE id = ?').pluck(),
+      newestContexts: db.prepare('SELECT id FROM parse_contexts ORDER BY id DESC LIMIT 16').pluck(),
       inRange: db.prepare('SELECT id, source_id, min_ts, max_ts, n, codec, seq, pv FROM blocks WHERE max_ts >= ? AND min_ts < ?'),
       all: db.prepare('SELECT id, source_id, min_ts, max_ts, n, codec, seq, pv FROM blocks'),
       times: db.prepare('SELECT times FROM blocks WHERE id = ?').pluck(),
@@ -194,13 +197,25 @@ export class BlockReader {
         if (part === undefined || part.length !== n) throw new StoreReadError('sqlite', `block ${row.id} changed while it was read`)
         return part
       }
-    }, row.codec, row.source_id, (ctx, raw, offset, i) => {
+    }, row.codec, row.source_id, (ctx, raw, offset, i) => this.rederiver(ctx).derive(raw, offset, () => {
+      // Read only for a record without a time of its own (rare): a lookup of one event in a
+      // cold block otherwise decoded 4,096 times for nothing.
       times ??= this.times(row)
-      return this.rederiver(ctx).derive(raw, offset, (times[i] as number) / 1000)
-    })
+      return (times[i] as number) / 1000
+    }))
     this.cache.set(row.id, { seq: row.seq, block: b })
     if (this.cache.size > CACHE_BLOCKS) this.cache.delete(this.cache.keys().next().value as number)
     return b
+  }
+
+  /**
+   * Makes the parsers of the newest parse contexts before the first read asks: the first
+   * re-derivation loads the Kea rules and compiles a pattern (~65 ms), which a fresh reader
+   * worker would otherwise spend inside a read's deadline.
+   */
+  warm (): void {
+    builtinRules()
+    for (const id of this.stmts.newestContexts.all() as number[]) this.rederiver(id)
   }
 
   private rederiver (ctx: number): Rederiver {
