@@ -25,6 +25,7 @@ if (data.nice !== 0) {
 const db = new Database(data.path, { readonly: true, fileMustExist: true, timeout: data.busyTimeoutMs })
 db.pragma(`cache_size = -${data.cacheMiB * 1024}`)
 const reader = data.layout === 'blocks' ? new BlockReader(db) : new SqliteReader(db)
+if (reader instanceof BlockReader) reader.warm()
 const port = parentPort
 if (port === null) throw new Error('reader-worker.ts runs as a worker thread')
 
