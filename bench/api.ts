@@ -35,6 +35,15 @@ const config = join(dataDir, 'bench-api.yaml')
 writeFileSync(config, `dataDir: ${dataDir}\napi:\n  port: ${port}\n  rateLimit: { max: 1000000000, windowMs: 60000, timeoutPenaltyMs: 0 }\n`)
 // No deadline penalty: an endpoint whose queries time out must not refuse the next endpoint's.
 const server = spawn(process.execPath, [join(packageRoot(), 'bin', 'keatrail.js'), 'serve', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] })
+// Read, not just piped: writes to a pipe are synchronous in Node on Linux, so a full pipe (64 KiB
+// of refusals logged under load) blocked the server's thread — and its shutdown — for good.
+let logLines = 0
+let lastLog = ''
+server.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+  const lines = chunk.split('\n').filter((l) => l !== '')
+  logLines += lines.length
+  lastLog = lines[lines.length - 1] ?? lastLog
+})
 const url = `http://127.0.0.1:${port}`
 for (let i = 0; i < 100; i++) {
   if (await fetch(`${url}/healthz`).then((r) => r.ok, () => false)) break
@@ -68,6 +77,8 @@ try {
   }
 } finally {
   server.kill('SIGTERM')
+  const t0 = performance.now()
   await new Promise((resolve) => server.on('exit', resolve))
+  process.stdout.write(`server exited ${(performance.now() - t0).toFixed(0)} ms after SIGTERM; it logged ${logLines} lines, the last: ${lastLog.slice(0, 300)}\n`)
   if (keep === undefined) rmSync(dataDir, { recursive: true, force: true })
 }
