@@ -1,4 +1,5 @@
 import type { KeaEvent } from './event.js'
+import type { RecordParserOptions } from './parser.js'
 
 /**
  * Bump when a change to the parser or its rules makes the same raw record parse into a
@@ -10,19 +11,10 @@ export const PARSER_VERSION = 1
 
 /**
  * What a parser needs, beyond the raw record, to make an event's document again: its
- * pattern and the source's fields. Stored once per distinct spec (parse_contexts), named per event.
+ * pattern and the source's fields (RecordParserOptions'), and the parser version. Stored once
+ * per distinct spec (parse_contexts), named per event.
  */
-export interface DerivationSpec {
-  v: number
-  pattern: string
-  timeZone?: string
-  sourceId: string
-  path?: string
-  host?: string
-  dataset?: string
-  maxRecordBytes?: number
-  maxRecordLines?: number
-}
+export type DerivationSpec = { v: number } & Pick<RecordParserOptions, 'pattern' | 'timeZone' | 'sourceId' | 'path' | 'host' | 'dataset' | 'maxRecordBytes' | 'maxRecordLines'>
 
 /** One parser's spec, shared by every event it marks; `key` is the spec as stored (JSON). */
 export interface Derivation { readonly spec: DerivationSpec, readonly key: string }
