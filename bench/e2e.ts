@@ -23,7 +23,8 @@ import { type Mix, writeKeaLog } from './lines.js'
 // CPU seconds per million events, peak RSS, and the keatrail/syslog-ng ratios.
 // Usage: npm run bench:e2e [-- LINES] [--mix info|debug|both] [--only sqlite,es,sng-file,sng-es]
 //   LINES default 2,000,000 per mix; ES_URL or scripts/elasticsearch.sh; syslog-ng from
-//   scripts/syslog-ng.sh (Debian's packages unpacked privately).
+//   scripts/syslog-ng.sh (Debian's packages unpacked privately). E2E_CPU_PROF=dir: a CPU profile of
+//   the measured keatrail process; E2E_NODE_FLAGS="…": extra V8 flags for it.
 
 const root = packageRoot()
 const quiet = { info: () => {}, error: () => {} }
