@@ -9,7 +9,9 @@ import type { KeaEvent } from '../../../src/parse/event.js'
 import { parseQuery, type QueryNode } from '../../../src/query/parse.js'
 import { bloomAdd, bloomAddText, newBloom } from '../../../src/store/sqlite/blocks/bloom.js'
 import { DecodedBlock, FRAME_EVENTS, frameOf, framesFor, linesOf, packLines } from '../../../src/store/sqlite/blocks/codec.js'
-import { BlockReader } from '../../../src/store/sqlite/blocks/reader.js'
+import { planOf } from '../../../src/store/sqlite/blocks/plan.js'
+import { BlockReader, literalFilter } from '../../../src/store/sqlite/blocks/reader.js'
+import { compileQuery } from '../../../src/query/evaluate.js'
 import { textTokens } from '../../../src/query/evaluate.js'
 import { CODECS } from '../../../src/store/sqlite/blocks/compress.js'
 import { BLOCK_EVENTS } from '../../../src/store/sqlite/blocks/writer.js'
@@ -61,6 +63,8 @@ async function allIds (s: Store, where?: QueryNode): Promise<string[]> {
   }
   return out
 }
+
+const evaluate = (where: QueryNode, e: KeaEvent): boolean => compileQuery({ where })(e)
 
 describe('sqlite block layout', () => {
   it('fills a source\'s newest block from small batches (a live tail), and reads every event back as written', async () => {
@@ -303,6 +307,25 @@ describe('sqlite block layout', () => {
       expect(tables(path).postings).toEqual([])
     } finally {
       await again.close()
+    }
+  })
+
+  it('tests identifiers and IPv4 ranges on a re-derived event\'s raw record before re-deriving it, and lets every match through', async () => {
+    const events = (await fixtureEvents(true)).slice(0, FRAME_EVENTS)
+    const src = events[0]?.kea.source_id as string
+    for (const [stored, contextOf] of [['re-derived', () => 1], ['stored documents', () => -1]] as const) {
+      const b = DecodedBlock.unpack(packLines(linesOf(events, src, contextOf)), CODECS.zstd, src)
+      for (const q of ['ip:192.0.2.0/24', 'ip:192.0.0.0/16', 'ip:192.0.2.10', `mac:${events.find((e) => e.client?.mac !== undefined)?.client?.mac ?? ''}`]) {
+        const where = parseQuery(q) as QueryNode
+        const test = literalFilter(planOf({ where }))?.(b, 0)
+        expect(test, `${q}: a test`).toBeDefined()
+        const passed = events.map((_, i) => (test as (i: number) => boolean)(i))
+        const matching = events.map((e) => evaluate(where, e))
+        expect(matching.filter((m, i) => m && !passed[i]), `${q}, ${stored}: every match passes`).toEqual([])
+        // Kept out: the events whose raw record (stored document) lacks the text.
+        expect(passed.filter(Boolean).length, `${q}, ${stored}: events are kept out`).toBeLessThan(events.length)
+        expect(matching.some(Boolean), `${q}: the fixture holds matches`).toBe(true)
+      }
     }
   })
 })
