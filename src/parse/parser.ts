@@ -38,6 +38,11 @@ export interface RecordParserOptions {
   rederivable?: boolean
   /** The time of a record that names none (default: now); a re-derivation gives the stored time. */
   clock?: () => number
+  /**
+   * Events with their header fields and message only, the Kea rules not applied: a reader
+   * testing a query on the message alone (full text) re-derives them at a fraction of the cost.
+   */
+  messageOnly?: boolean
 }
 
 export interface ParseStats {
@@ -251,6 +256,10 @@ export class RecordParser {
       event.kea.parse.raw_base64 = Buffer.concat(rawLines.flatMap((l, i) => [
         ...(i > 0 ? [Buffer.from('\n')] : []), l.raw ?? Buffer.from(l.text, 'utf8')
       ])).toString('base64')
+    }
+    if (this.opts.messageOnly === true) {
+      emit(event)
+      return
     }
     const result = interpretMessage(message, event, this.rules)
     if (result.formMismatch && event.kea.parse.status === 'ok') {

@@ -17,8 +17,9 @@ export class Rederiver {
     else this.extra++
   }
 
-  constructor (spec: DerivationSpec) {
-    this.parser = new RecordParser({ ...spec, clock: () => this.now() })
+  /** `messageOnly`: events with their header fields and message, no Kea rule applied (RecordParserOptions). */
+  constructor (spec: DerivationSpec, messageOnly = false) {
+    this.parser = new RecordParser({ ...spec, clock: () => this.now(), messageOnly })
   }
 
   /** The event of raw record `raw` read at `offset`; `timeMs`: its stored time (asked only for a record that names none). */

@@ -76,4 +76,16 @@ describe('re-derivation of documents from raw records', () => {
     const custom = await parseBuffer(readFixture('kea-2.2.0-dhcp4-INFO-full.log'), { host: 'kea-a', rederivable: true, rules: builtinRules() })
     expect(custom.events.some((e) => derivationOf(e) !== undefined)).toBe(false)
   })
+
+  it('makes the message and time alone when asked (a full-text test), the same as the whole event\'s', async () => {
+    const { events } = await parseBuffer(readFixture('captured/kea-dhcp4-DEBUG-file.log.gz'), { host: 'kea-a', path: 'k.log', rederivable: true })
+    const d = derivationOf(events[0] as KeaEvent)
+    if (d === undefined) throw new Error('not marked')
+    const text = new Rederiver(d.spec, true)
+    for (const e of events) {
+      const m = text.derive(e.event.original, e.log.offset as number, () => isoToMicros(e['@timestamp']) / 1000)
+      expect([m.message, m['@timestamp']]).toEqual([e.message, e['@timestamp']])
+      expect(m.event.code).toBeUndefined()
+    }
+  })
 })

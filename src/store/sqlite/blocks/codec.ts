@@ -208,8 +208,11 @@ export function unpackLines (payload: Uint8Array, codec: number): BlockLines {
   return out
 }
 
-/** Makes event i of a block again from its raw record (the block's reader knows the contexts and times). */
-export type Derive = (ctx: number, raw: string, offset: number, i: number) => KeaEvent
+/**
+ * Makes event i of a block again from its raw record (the block's reader knows the contexts and
+ * times); `messageOnly`: its header fields and message will do (RecordParserOptions.messageOnly).
+ */
+export type Derive = (ctx: number, raw: string, offset: number, i: number, messageOnly: boolean) => KeaEvent
 
 const noDerive: Derive = (ctx) => { throw new Error(`block event of derivation ${ctx} read without its parse contexts`) }
 
@@ -425,10 +428,14 @@ export class DecodedBlock {
     return out
   }
 
-  event (i: number): KeaEvent {
+  /**
+   * Event i. `messageOnly`: a re-derived event may come with its header fields and message only
+   * (a full-text test needs no more); a stored document is whole either way.
+   */
+  event (i: number, messageOnly = false): KeaEvent {
     const ctx = this.context(i)
     if (ctx >= 0) {
-      const e = this.derive(ctx, this.original(i), parseInt(this.idAt(i), 16), i)
+      const e = this.derive(ctx, this.original(i), parseInt(this.idAt(i), 16), i, messageOnly)
       e.event.id = this.id(i)
       return e
     }
