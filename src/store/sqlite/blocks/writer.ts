@@ -32,7 +32,8 @@ export function offsetOf (e: KeaEvent, sourceId: string): number | undefined {
   const off = e.log.offset
   if (off === undefined) return undefined
   const id = e.event.id
-  return id.length === sourceId.length + 1 + off.toString(16).length && id.startsWith(sourceId) && id.endsWith(off.toString(16)) && id.charCodeAt(sourceId.length) === 45 ? off : undefined
+  const hex = off.toString(16)
+  return id.length === sourceId.length + 1 + hex.length && id.startsWith(sourceId) && id.endsWith(hex) && id.charCodeAt(sourceId.length) === 45 ? off : undefined
 }
 
 function bloomFor (n: number, bits: Uint8Array): Buffer {
@@ -97,10 +98,15 @@ export class BlockWriter {
     let lo = Infinity
     let hi = -Infinity
     const addressed = new Map<KeaEvent, number>()
+    // Offsets ascending through the batch: no id repeats within it (a file source's batch).
+    let ascending = true
+    let prev = -1
     for (const e of events) {
       const off = offsetOf(e, src)
-      if (off === undefined) continue
+      if (off === undefined) { ascending = false; continue }
       addressed.set(e, off)
+      if (off <= prev) ascending = false
+      prev = off
       if (off < lo) lo = off
       if (off > hi) hi = off
     }
@@ -114,9 +120,12 @@ export class BlockWriter {
     }
     if (addressed.size > 0) for (const row of this.s.overlapping.all(src, lo, hi) as StoredBlock[]) look(row)
     const seen = new Set<string>()
-    const fresh: KeaEvent[] = []
+    // New data (nothing stored where the batch's offsets are, none repeated): all of it is
+    // fresh, without a Set and a Map lookup per event (~4 % of a write, bench/e2e profile).
+    const allFresh = ascending && stored.size === 0
+    const fresh: KeaEvent[] = allFresh ? events : []
     const repairs = new Map<number, { row: StoredBlock, fixes: Array<{ i: number, e: KeaEvent }> }>()
-    for (const e of events) {
+    for (const e of allFresh ? [] : events) {
       const id = e.event.id
       if (seen.has(id)) { res.duplicates++; continue }
       seen.add(id)
