@@ -115,8 +115,9 @@ describe('read commands never create a store', () => {
     expect(lines[0]).toContain(path)
   }
 
-  it('lease at, lease history, deadletter list and retry, serve: one coded line naming the path, nothing created', async () => {
+  it('lease at, lease history, deadletter list and retry, store migrate, serve: one coded line naming the path, nothing created', async () => {
     for (const args of [
+      ['store', 'migrate'],
       ['lease', 'at', '192.0.2.10', '2026-11-24T18:02:30Z'],
       ['lease', 'history', '--address', '192.0.2.10'],
       ['deadletter', 'list'],
@@ -129,6 +130,14 @@ describe('read commands never create a store', () => {
       oneLine(r.err, 'KEATRAIL_ERR_STORE_MISSING', dir)
       expect(existsSync(dir), args.join(' ')).toBe(false)
     }
+  })
+
+  it('store migrate with an Elasticsearch config: one coded usage line, nothing created', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kt-migrate-es-'))
+    const r = await runCli(['store', 'migrate', '--config', config(dir, { store: { type: 'elasticsearch', url: 'http://127.0.0.1:1' } })])
+    expect(r.code).toBe(2)
+    oneLine(r.err, 'KEATRAIL_ERR_USAGE', 'Elasticsearch')
+    expect(existsSync(join(dir, 'data'))).toBe(false)
   })
 
   it('the same through --config', async () => {
