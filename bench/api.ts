@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -15,10 +15,14 @@ import { constantRate } from './load.js'
 // second's requests in one burst). Bounded: each run lasts SECONDS at RATE requests/s.
 // Usage: npm run bench:api [-- EVENTS]   (default 1,000,000; BENCH_SECONDS per endpoint and load, default 20)
 //        KEATRAIL_BENCH_DIR=dir: reuse (or keep) the data directory (dir/keatrail.db).
+//        BENCH_RATE=n: requests/s (default 200, the issue's load).
+//        BENCH_COLD=1: the OS page cache dropped before each endpoint (root: /proc/sys/vm/drop_caches),
+//        open loop only: each endpoint's first requests read the file from disk.
 
 const EVENTS = Number(process.argv[2] ?? 1_000_000)
-const RATE = 200
+const RATE = Number(process.env.BENCH_RATE ?? 200)
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20)
+const COLD = process.env.BENCH_COLD === '1'
 
 const s = shape(EVENTS)
 const keep = process.env.KEATRAIL_BENCH_DIR
@@ -67,8 +71,10 @@ const paths: Record<string, () => string> = {
 try {
   for (const [name, next] of Object.entries(paths)) {
     x = 4242
+    if (COLD) execFileSync('sh', ['-c', 'sync && echo 3 > /proc/sys/vm/drop_caches'])
     const o = await constantRate(url, RATE, SECONDS, next)
-    process.stdout.write(`${name.padEnd(42)} open loop   ${Math.round(o.achievedRate)} req/s  p50 ${o.p50.toFixed(1)} ms  p99 ${o.p99.toFixed(1)} ms  max ${o.max.toFixed(1)} ms  (${o.ok} ok, ${o.failed} failed)\n`)
+    process.stdout.write(`${name.padEnd(42)} ${COLD ? 'cold, open' : 'open loop '}  ${Math.round(o.achievedRate)} req/s  p50 ${o.p50.toFixed(1)} ms  p99 ${o.p99.toFixed(1)} ms  max ${o.max.toFixed(1)} ms  (${o.ok} ok, ${o.failed} failed)\n`)
+    if (COLD) continue
     x = 4242
     // setupRequest, not a precomputed request list: with a list autocannon sent in bursts
     // (p99 ≈ 440 ms even on an empty store).
