@@ -37,9 +37,12 @@ async function measureKeatrail (kind: 'sqlite' | 'es', dir: string, log: string,
     ? new SqliteStore({ path: join(dir, 'keatrail.db') })
     : new ElasticsearchStore({ url: esUrl, namespace: `e2e${Date.now().toString(36)}` })
   if (store instanceof ElasticsearchStore) await store.ensureTemplates()
-  const source = new FileSource({ type: 'file', name: 'bench', include: [log], timeZone: 'UTC', pollIntervalMs: 20, idleFlushMs: 200 }, join(dir, `state-${kind}`), quiet)
-  // The product's defaults: file batches of 5,000 events, 4 of them queued.
-  const pipeline = new Pipeline(store, { log: quiet })
+  // The product's defaults: file batches of 5,000 events, 4 of them queued (E2E_BATCH_EVENTS,
+  // E2E_QUEUE_BATCHES: candidates for other defaults).
+  const batchEvents = process.env.E2E_BATCH_EVENTS === undefined ? {} : { batchEvents: Number(process.env.E2E_BATCH_EVENTS) }
+  const queueBatches = process.env.E2E_QUEUE_BATCHES === undefined ? {} : { queueBatches: Number(process.env.E2E_QUEUE_BATCHES) }
+  const source = new FileSource({ type: 'file', name: 'bench', include: [log], timeZone: 'UTC', pollIntervalMs: 20, idleFlushMs: 200, ...batchEvents }, join(dir, `state-${kind}`), quiet)
+  const pipeline = new Pipeline(store, { log: quiet, ...queueBatches })
   const stop = new AbortController()
   globalThis.gc?.()
   const cpu0 = process.cpuUsage()
