@@ -112,6 +112,9 @@ export const MORE_QUERIES = [
   '"ñandú"',
   'msg:"CAFÉ"',
   '"café crème"',
+  // ASCII words that match only folded non-ASCII text: a byte test of the frame must let it through.
+  'cafe',
+  'creme AND nandu',
   'NOT released',
   'released OR code:DHCP4_LEASE_ALLOC'
 ]
