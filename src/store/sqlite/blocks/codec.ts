@@ -412,16 +412,10 @@ export class DecodedBlock {
       for (let j = 0; j < count; j++) if ((this.contexts[first + j] as number) >= 0) out.add(first + j)
       return out
     }
-    let low = this.lowered[k]
-    if (low === undefined) {
-      low = Buffer.from(buf.subarray(end))
-      // ASCII A-Z → a-z in place: identifiers are hex and ASCII; other bytes stay.
-      for (let x = 0; x < low.length; x++) { const c = low[x] as number; if (c >= 65 && c <= 90) low[x] = c + 32 }
-      this.lowered[k] = low
-    }
+    const low = this.lower(k)
     lo = count
-    for (let at = low.indexOf(lowerRaw); at >= 0; at = low.indexOf(lowerRaw, at + 1)) {
-      lo = lineOf(at + end, lo, 2 * count - 1)
+    for (let at = low.indexOf(lowerRaw, end); at >= 0; at = low.indexOf(lowerRaw, at + 1)) {
+      lo = lineOf(at, lo, 2 * count - 1)
       const i = first + lo - count
       if ((this.contexts[i] as number) >= 0) out.add(i)
     }
@@ -432,6 +426,19 @@ export class DecodedBlock {
    * Event i. `messageOnly`: a re-derived event may come with its header fields and message only
    * (a full-text test needs no more); a stored document is whole either way.
    */
+  /** Frame k's raw records in ASCII lower case (A-Z → a-z; other bytes stay), at their places in the frame. */
+  private lower (k: number): Buffer {
+    let low = this.lowered[k]
+    if (low === undefined) {
+      const { buf, starts } = this.frame(k)
+      const from = starts[(starts.length - 1) / 2] as number
+      low = Buffer.from(buf)
+      for (let x = from; x < low.length; x++) { const c = low[x] as number; if (c >= 65 && c <= 90) low[x] = c + 32 }
+      this.lowered[k] = low
+    }
+    return low
+  }
+
   event (i: number, messageOnly = false): KeaEvent {
     const ctx = this.context(i)
     if (ctx >= 0) {
