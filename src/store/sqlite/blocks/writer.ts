@@ -6,7 +6,7 @@ import { parsesBetter } from '../../types.js'
 import { BLOOM_BYTES, BLOOM_RAW_FROM, bloomAddText, newBloom } from './bloom.js'
 import { decodeTimes, encodeTimes, filterLines, frameOf, linesOf, packLines, replaceLine, unpackLines, type BlockLines, type DecodedBlock } from './codec.js'
 import { compress, decompress, WRITE_CODEC } from './compress.js'
-import { eventTerms, TermCollector } from './plan.js'
+import { TermCollector } from './plan.js'
 import type { BlockReader, BlockRow } from './reader.js'
 
 /**
@@ -284,12 +284,14 @@ export class BlockWriter {
     }
     if (removed.length === 0) return []
     // Every term of the removed events goes; the kept events' terms are put back below.
-    const gone = new Set<string>()
+    // One collector for them all (eventTerms makes one per event): retention removes whole blocks.
+    const terms = this.terms
+    terms.drain(() => {})
     for (const e of removed) {
-      eventTerms(e, gone)
+      terms.add(e)
       this.s.delId.run(e.event.id)
     }
-    for (const t of gone) this.s.unposting.run(t, row.id)
+    terms.drain((t) => this.s.unposting.run(t, row.id))
     if (kept.length === 0) {
       this.s.delBlock.run(row.id)
     } else {
