@@ -98,3 +98,19 @@ export function storeHealth (db: Database.Database, pool: ReaderPool | undefined
   if (unhealthy !== undefined) return { ok: false, detail: unhealthy }
   return count.health(path)
 }
+
+/**
+ * Closes a store's database: its reader workers first, then whatever lease history is pending
+ * (what cannot be derived now is derived from the events when the file is next opened).
+ */
+export async function closeStore (db: Database.Database, pool: ReaderPool | undefined, leases: { stop: () => void, flush: () => void }): Promise<void> {
+  if (!db.open) return
+  await pool?.close()
+  if (!db.open) return
+  leases.stop()
+  try {
+    leases.flush()
+  } finally {
+    db.close()
+  }
+}

@@ -4,7 +4,7 @@ import type { KeaEvent } from '../../parse/event.js'
 import { isoToMicros } from '../time.js'
 import { parsesBetter, type Bucket, type DeleteResult, type EventQuery, type FilterField, type SearchPage, type SearchRequest, type Store, type TermCount, type WriteResult } from '../types.js'
 import { sqliteStoreConfigSchema, type SqliteStoreConfig } from './config.js'
-import { checkpointNow, openDatabase, storeHealth, usedBytes } from './open.js'
+import { checkpointNow, closeStore, openDatabase, storeHealth, usedBytes } from './open.js'
 import { validateConfig } from '../../config/validate.js'
 import { coverageSpans, observe, observeAll } from '../../leases/observe.js'
 import type { LeaseObservation } from '../../leases/types.js'
@@ -312,15 +312,6 @@ export class SqliteRowStore implements Store {
   }
 
   async close (): Promise<void> {
-    if (!this.db.open) return
-    await this.pool?.close()
-    if (!this.db.open) return
-    this.leases.stop()
-    try {
-      this.leases.flush()
-    } finally {
-      // Whatever could not be derived now is derived from the events when the file is next opened.
-      this.db.close()
-    }
+    await closeStore(this.db, this.pool, this.leases)
   }
 }

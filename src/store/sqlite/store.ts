@@ -6,7 +6,7 @@ import { validateConfig } from '../../config/validate.js'
 import type { Bucket, DeleteResult, EventQuery, FilterField, SearchPage, SearchRequest, Store, TermCount, WriteResult } from '../types.js'
 import { sqliteStoreConfigSchema, type SqliteStoreConfig } from './config.js'
 import { SqliteLeases } from './leases.js'
-import { checkpointNow, openDatabase, storeHealth, usedBytes } from './open.js'
+import { checkpointNow, closeStore, openDatabase, storeHealth, usedBytes } from './open.js'
 import { ReaderPool } from './reader-pool.js'
 import { SqliteSnapshots } from './snapshots.js'
 import { BlockReader, type BlockRow } from './blocks/reader.js'
@@ -221,14 +221,6 @@ export class SqliteStore implements Store {
   }
 
   async close (): Promise<void> {
-    if (!this.db.open) return
-    await this.pool?.close()
-    if (!this.db.open) return
-    this.leases.stop()
-    try {
-      this.leases.flush()
-    } finally {
-      this.db.close()
-    }
+    await closeStore(this.db, this.pool, this.leases)
   }
 }
