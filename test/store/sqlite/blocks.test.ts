@@ -8,7 +8,7 @@ import { PARSER_VERSION } from '../../../src/parse/derivation.js'
 import type { KeaEvent } from '../../../src/parse/event.js'
 import { parseQuery, type QueryNode } from '../../../src/query/parse.js'
 import { bloomAdd, bloomAddText, newBloom } from '../../../src/store/sqlite/blocks/bloom.js'
-import { DecodedBlock, FRAME_EVENTS, frameOf, framesFor, linesOf, packLines } from '../../../src/store/sqlite/blocks/codec.js'
+import { DecodedBlock, FRAME_EVENTS, frameOf, framesFor, linesOf, lowerBytes, packLines } from '../../../src/store/sqlite/blocks/codec.js'
 import { planOf } from '../../../src/store/sqlite/blocks/plan.js'
 import { BlockReader, literalFilter } from '../../../src/store/sqlite/blocks/reader.js'
 import { compileQuery } from '../../../src/query/evaluate.js'
@@ -327,5 +327,20 @@ describe('sqlite block layout', () => {
         expect(matching.some(Boolean), `${q}: the fixture holds matches`).toBe(true)
       }
     }
+  })
+
+  it('finds an identifier in a raw record whatever its ASCII case, with bytes beyond ASCII where they were', async () => {
+    expect(lowerBytes(Buffer.from('HWTYPE=1 0A:BC É ×ß')).toString('latin1')).toBe(Buffer.from('hwtype=1 0a:bc É ×ß').toString('latin1').toLowerCase())
+    expect(lowerBytes(Buffer.from('É host-Ä')).length).toBe(Buffer.from('É host-Ä').length)
+    const events = (await fixtureEvents(true)).slice(0, FRAME_EVENTS)
+    const src = events[0]?.kea.source_id as string
+    const at = events.findIndex((e) => e.client?.mac !== undefined && e.event.original.includes(e.client.mac.toLowerCase().replaceAll('-', ':')))
+    const e = events[at] as KeaEvent
+    const mac = (e.client?.mac as string).toLowerCase().replaceAll('-', ':')
+    const shouted = events.map((x, i) => i === at ? { ...x, event: { ...x.event, original: x.event.original.replace(mac, mac.toUpperCase()) } } : x)
+    expect(shouted[at]?.event.original).toContain(mac.toUpperCase())
+    const b = DecodedBlock.unpack(packLines(linesOf(shouted, src, () => 1)), CODECS.zstd, src)
+    const hits = b.linesWith(0, Buffer.from('"no such document text"'), lowerBytes(Buffer.from(mac)))
+    expect(hits.has(at)).toBe(true)
   })
 })

@@ -12,7 +12,7 @@ import {
 } from '../../types.js'
 import { readError } from '../reader.js'
 import { BLOOM_RAW_FROM, bloomHas } from './bloom.js'
-import { DecodedBlock, decodeTimes, FRAME_EVENTS, framesFor } from './codec.js'
+import { DecodedBlock, decodeTimes, FRAME_EVENTS, framesFor, lowerBytes } from './codec.js'
 import { decompress } from './compress.js'
 import { planOf, type Plan } from './plan.js'
 
@@ -94,7 +94,7 @@ export function literalFilter (plan: Plan): BlockTest | undefined {
     }
     if (lit === undefined) return undefined
     const bytes = Buffer.from(lit, 'utf8')
-    const rawBytes = raw === undefined ? undefined : Buffer.from(raw, 'utf8')
+    const rawBytes = raw === undefined ? undefined : lowerBytes(Buffer.from(raw, 'utf8'))
     return (b, k) => { const hits = b.linesWith(k, bytes, rawBytes); return (i) => hits.has(i) }
   }
   const build = (p: Plan): BlockTest | undefined => {
