@@ -4,6 +4,7 @@ import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Client } from '@elastic/elasticsearch'
+import { serveApi } from '../src/api/serve.js'
 import { packageRoot } from '../src/paths.js'
 import { Pipeline } from '../src/pipeline/pipeline.js'
 import { FileSource } from '../src/sources/file/source.js'
@@ -11,6 +12,7 @@ import { ElasticsearchStore } from '../src/store/elasticsearch/store.js'
 import { SqliteStore } from '../src/store/sqlite/store.js'
 import type { Store } from '../src/store/types.js'
 import { type Mix, writeKeaLog } from './lines.js'
+import { constantRate, type RateResult } from './load.js'
 
 // bench/e2e: the same real-shaped Kea log file (default file pattern; the INFO mix and the
 // DEBUG mix of real captures) through
@@ -22,43 +24,68 @@ import { type Mix, writeKeaLog } from './lines.js'
 // the output file has every record / Elasticsearch counts every document). Prints events/s,
 // CPU seconds per million events, peak RSS, and the keatrail/syslog-ng ratios.
 // Usage: npm run bench:e2e [-- LINES] [--mix info|debug|both] [--only sqlite,es,sng-file,sng-es]
+//   [--serve RATE]: the SQLite run twice, alone and with the REST API (in the same process, as
+//   `keatrail run` serves it) answering RATE requests/s of mixed queries — a MAC, an address at a
+//   time, an IPv4 /24 in 1 h, the newest 100 in 1 h, a phrase in 24 h, a 24 h histogram — sent
+//   open loop (bench/load.ts) from this process while it ingests; prints the rate lost (issue 19:
+//   ≤ 10 % at 50 requests/s) and the queries' latencies.
 //   LINES default 2,000,000 per mix; ES_URL or scripts/elasticsearch.sh; syslog-ng from
 //   scripts/syslog-ng.sh (Debian's packages unpacked privately). E2E_CPU_PROF=dir: a CPU profile of
-//   the measured keatrail process; E2E_NODE_FLAGS="…": extra V8 flags for it.
+//   the measured keatrail process; E2E_NODE_FLAGS="…": extra V8 flags for it; E2E_SQLITE='{json}':
+//   SQLite store settings other than the defaults (src/store/sqlite/config.ts), e.g. '{"readers":{"nice":0}}'.
 
 const root = packageRoot()
 const quiet = { info: () => {}, error: () => {} }
 
-interface Figures { name: string, events: number, seconds: number, cpuSeconds: number, rssMiB: number, esCpuSeconds?: number }
+interface Figures { name: string, events: number, seconds: number, cpuSeconds: number, rssMiB: number, esCpuSeconds?: number, load?: RateResult }
 
 /** keatrail in this (child) process: file source → pipeline → store, until every record is stored. */
-async function measureKeatrail (kind: 'sqlite' | 'es', dir: string, log: string, records: number, esUrl: string): Promise<void> {
+async function measureKeatrail (kind: 'sqlite' | 'es', dir: string, log: string, records: number, esUrl: string, serve: boolean): Promise<void> {
   const store: Store = kind === 'sqlite'
-    ? new SqliteStore({ path: join(dir, 'keatrail.db') })
+    ? new SqliteStore({ path: join(dir, serve ? 'keatrail-serving.db' : 'keatrail.db'), ...JSON.parse(process.env.E2E_SQLITE ?? '{}') as object })
     : new ElasticsearchStore({ url: esUrl, namespace: `e2e${Date.now().toString(36)}` })
   if (store instanceof ElasticsearchStore) await store.ensureTemplates()
+  // The API on this store, on loopback without keys (as bench/api's `keatrail serve`); its URL is
+  // the first line out, for the driver's load.
+  const api = serve
+    ? await serveApi(store, { host: '127.0.0.1', port: 0, rateLimit: { max: 1_000_000_000, windowMs: 60_000, timeoutPenaltyMs: 0 } }, dir, {})
+    : undefined
+  if (api !== undefined) process.stdout.write(JSON.stringify({ url: api.url }) + '\n')
   // The product's defaults: file batches of 5,000 events, 4 of them queued (E2E_BATCH_EVENTS,
   // E2E_QUEUE_BATCHES: candidates for other defaults).
   const batchEvents = process.env.E2E_BATCH_EVENTS === undefined ? {} : { batchEvents: Number(process.env.E2E_BATCH_EVENTS) }
   const queueBatches = process.env.E2E_QUEUE_BATCHES === undefined ? {} : { queueBatches: Number(process.env.E2E_QUEUE_BATCHES) }
-  const source = new FileSource({ type: 'file', name: 'bench', include: [log], timeZone: 'UTC', pollIntervalMs: 20, idleFlushMs: 200, ...batchEvents }, join(dir, `state-${kind}`), quiet)
+  const source = new FileSource({ type: 'file', name: 'bench', include: [log], timeZone: 'UTC', pollIntervalMs: 20, idleFlushMs: 200, ...batchEvents }, join(dir, `state-${kind}${serve ? '-serving' : ''}`), quiet)
   const pipeline = new Pipeline(store, { log: quiet, ...queueBatches })
   const stop = new AbortController()
   globalThis.gc?.()
   const cpu0 = process.cpuUsage()
   const t0 = process.hrtime.bigint()
   const running = pipeline.run([source], stop.signal)
-  while (pipeline.counters.stored < records) await new Promise((resolve) => setTimeout(resolve, 50))
+  // Bounded: a run that stores nothing new for a minute has failed (a stale checkpoint, a stall).
+  for (let last = -1, since = Date.now(); pipeline.counters.stored < records; await new Promise((resolve) => setTimeout(resolve, 50))) {
+    if (pipeline.counters.stored !== last) { last = pipeline.counters.stored; since = Date.now() }
+    if (Date.now() - since > 60_000) throw new Error(`keatrail ${kind}: ${last} of ${records} events stored, none for 60 s`)
+  }
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9
   const cpu = process.cpuUsage(cpu0)
+  // Serving: the figures go out first, and the API stays up until the driver has stopped its load
+  // and every request it sent has its answer (closing first would refuse them, 503, and count
+  // them against the queries); then stdin closes.
+  if (api !== undefined) {
+    process.stdout.write(JSON.stringify({ name: kind, events: records, seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, rssMiB: process.resourceUsage().maxRSS / 1024 }) + '\n')
+    await new Promise((resolve) => process.stdin.on('end', resolve).resume())
+  }
   stop.abort()
   await running
+  await api?.app.close()
   if (store instanceof ElasticsearchStore) {
     await store.refresh()
     const n = await store.count()
     if (n !== records) throw new Error(`Elasticsearch holds ${n} of ${records} events`)
   }
   await store.close()
+  if (api !== undefined) return
   const f: Figures = { name: kind, events: records, seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, rssMiB: process.resourceUsage().maxRSS / 1024 }
   process.stdout.write(JSON.stringify(f) + '\n')
 }
@@ -158,8 +185,66 @@ function keatrailPhase (kind: 'sqlite' | 'es', dir: string, log: string, records
   return pid === undefined ? f : { ...f, esCpuSeconds: procCpuSeconds(pid) - esCpu0 }
 }
 
+/** The mixed read queries of `--serve`, over the log's span (records 7 ms apart from bench/lines' start). */
+function queryMix (records: number): () => string {
+  const t0 = Date.UTC(2026, 10, 1)
+  const span = Math.max(1, records * 7)
+  let x = 4242
+  const rnd = (n: number): number => { x = (x * 1103515245 + 12345) % 2147483648; return x % n }
+  const iso = (t: number): string => new Date(t).toISOString()
+  // Identifiers of the INFO and DEBUG captures (test/fixtures/kea) the log repeats.
+  const macs = ['00:0c:01:02:03:12', '00:0c:01:02:03:0d', '00:0c:01:02:03:0b']
+  const kinds: Array<() => string> = [
+    () => `/api/v1/events?q=mac:${macs[rnd(macs.length)] as string}&size=100`,
+    () => `/api/v1/leases/at?address=192.0.2.${10 + rnd(40)}&time=${iso(t0 + rnd(span))}`,
+    () => { const t = t0 + rnd(span); return `/api/v1/events?q=${encodeURIComponent('ip:192.0.2.0/24')}&from=${iso(t)}&to=${iso(t + 3_600_000)}&size=100` },
+    () => { const t = t0 + rnd(span); return `/api/v1/events?from=${iso(t)}&to=${iso(t + 3_600_000)}&size=100` },
+    () => `/api/v1/events?q=${encodeURIComponent('"was released"')}&from=${iso(t0)}&to=${iso(t0 + 86_400_000)}&size=100`,
+    () => `/api/v1/stats/histogram?from=${iso(t0)}&to=${iso(t0 + 86_400_000)}&interval=1h`
+  ]
+  // E2E_SERVE_KINDS=0,2: only those queries of the list above (which one costs the rate).
+  const chosen = process.env.E2E_SERVE_KINDS === undefined ? kinds : process.env.E2E_SERVE_KINDS.split(',').map((i) => kinds[Number(i)] as () => string)
+  let k = 0
+  return () => (chosen[k++ % chosen.length] as () => string)()
+}
+
+/** The SQLite run with the API serving `rate` requests/s of queryMix while it ingests. */
+async function servingPhase (dir: string, log: string, records: number, rate: number): Promise<Figures> {
+  const flags = (process.env.E2E_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '')
+  const prof = process.env.E2E_CPU_PROF === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${process.env.E2E_CPU_PROF}-serving`]
+  const child = spawn(process.execPath, [...prof, ...flags, '--expose-gc', '--max-old-space-size=256', fileURLToPath(import.meta.url), 'measure', 'sqlite', dir, log, String(records), '', 'serve'],
+    { stdio: ['pipe', 'pipe', 'inherit'] })
+  const lines: string[] = []
+  const done = new AbortController()
+  let gotUrl: (url: string) => void = () => {}
+  const url = new Promise<string>((resolve) => { gotUrl = resolve })
+  let buffered = ''
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    buffered += chunk
+    for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
+      const line = buffered.slice(0, nl)
+      buffered = buffered.slice(nl + 1)
+      if (line.startsWith('{"url"')) gotUrl((JSON.parse(line) as { url: string }).url)
+      else { lines.push(line); done.abort() }
+    }
+  })
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => { gotUrl(''); resolve(code) }))
+  const base = await url
+  if (base === '') throw new Error('keatrail serving phase exited before listening')
+  void exited.then(() => done.abort())
+  // Bounded: at most 10 minutes of load; it stops when the child has stored every event (its
+  // figures line), then the child closes.
+  const result = await constantRate(base, rate, 600, queryMix(records), 64, done.signal)
+  child.stdin.end()
+  const code = await exited
+  if (code !== 0) throw new Error(`keatrail serving phase failed (${code ?? 'signal'})`)
+  const f = JSON.parse(lines.pop() as string) as Figures
+  return { ...f, name: 'sqlite-serving', load: result }
+}
+
 const LABEL: Record<string, string> = {
   sqlite: 'keatrail  file → parse → SQLite',
+  'sqlite-serving': 'keatrail  file → parse → SQLite, API serving',
   'sng-file': 'syslog-ng file → regexp → file',
   es: 'keatrail  file → parse → Elasticsearch',
   'sng-es': 'syslog-ng file → regexp → elasticsearch-http()'
@@ -174,7 +259,8 @@ function row (mix: string, f: Figures): string {
 async function driver (): Promise<void> {
   const args = process.argv.slice(2)
   const opt = (name: string): string | undefined => { const i = args.indexOf(name); return i < 0 ? undefined : args[i + 1] }
-  const lines = Number(args.find((a, i) => /^\d+$/.test(a) && !['--mix', '--only'].includes(args[i - 1] ?? '')) ?? 2_000_000)
+  const lines = Number(args.find((a, i) => /^\d+$/.test(a) && !['--mix', '--only', '--serve'].includes(args[i - 1] ?? '')) ?? 2_000_000)
+  const serveRate = opt('--serve') === undefined ? 0 : Number(opt('--serve'))
   const mixes: Mix[] = (opt('--mix') ?? 'both') === 'both' ? ['info', 'debug'] : [opt('--mix') as Mix]
   const only = new Set((opt('--only') ?? 'sqlite,sng-file,es,sng-es').split(','))
   const needsEs = only.has('es') || only.has('sng-es')
@@ -191,16 +277,19 @@ async function driver (): Promise<void> {
     const w = writeKeaLog(log, lines, mix)
     process.stdout.write(`${mix.toUpperCase()} mix: ${w.lines.toLocaleString('en')} lines, ${w.records.toLocaleString('en')} records (events), ${(w.bytes / 1024 / 1024).toFixed(0)} MiB\n`)
     const run = async (name: string): Promise<Figures | undefined> => {
+      if (name === 'sqlite-serving') return serveRate > 0 && only.has('sqlite') ? await servingPhase(dir, log, w.records, serveRate) : undefined
       if (!only.has(name)) return undefined
       if (name === 'sqlite' || name === 'es') return keatrailPhase(name, dir, log, w.records, esUrl)
       if (name === 'sng-file') return await measureSyslogNg(prefix, dir, log, w.records, { file: join(dir, 'sng-out.ndjson') })
       return await measureSyslogNg(prefix, dir, log, w.records, { esUrl, index: `sng-e2e-${mix}-${Date.now().toString(36)}` })
     }
-    for (const name of ['sqlite', 'sng-file', 'es', 'sng-es']) {
+    for (const name of ['sqlite', 'sqlite-serving', 'sng-file', 'es', 'sng-es']) {
       const f = await run(name)
       if (f === undefined) continue
       results.push({ mix, f })
       process.stdout.write(row(mix.toUpperCase(), f) + '\n')
+      const l = f.load
+      if (l !== undefined) process.stdout.write(`${''.padEnd(6)}  its queries: ${l.sent.toLocaleString('en')} sent open loop at ${Math.round(l.achievedRate)}/s, ${l.ok} ok, ${l.failed} failed${l.failed > 0 ? ` (by status: ${JSON.stringify(l.failures)})` : ''}, p50 ${l.p50.toFixed(1)} ms, p99 ${l.p99.toFixed(1)} ms, max ${l.max.toFixed(1)} ms\n`)
     }
     rmSync(dir, { recursive: true, force: true })
   }
@@ -216,13 +305,15 @@ async function driver (): Promise<void> {
     if (es !== undefined && sngEs !== undefined) out.push(`into Elasticsearch, events per CPU-second keatrail/syslog-ng = ${(perCpu(es) / perCpu(sngEs)).toFixed(2)}× (target ≥ 1.0), events/s ${(rate(es) / rate(sngEs)).toFixed(2)}×`)
     if (sq !== undefined && sngFile !== undefined) out.push(`keatrail→SQLite / syslog-ng→file: events/s ${(rate(sq) / rate(sngFile)).toFixed(2)}×, per CPU-second ${(perCpu(sq) / perCpu(sngFile)).toFixed(2)}×`)
     if (sq !== undefined) out.push(`SQLite ${Math.round(rate(sq)).toLocaleString('en')} events/s (target ≥ 100,000)`)
+    const serving = get('sqlite-serving')
+    if (sq !== undefined && serving !== undefined) out.push(`serving ${serveRate} requests/s lost ${((1 - rate(serving) / rate(sq)) * 100).toFixed(1)} % of the rate (target ≤ 10 %)`)
     if (out.length > 0) process.stdout.write(`${mix.toUpperCase()} ratios: ${out.join('; ')}\n`)
   }
 }
 
 if (process.argv[2] === 'measure') {
-  const [, , , kind, dir, log, records, esUrl] = process.argv
-  await measureKeatrail(kind as 'sqlite' | 'es', dir as string, log as string, Number(records), esUrl ?? '')
+  const [, , , kind, dir, log, records, esUrl, serve] = process.argv
+  await measureKeatrail(kind as 'sqlite' | 'es', dir as string, log as string, Number(records), esUrl ?? '', serve === 'serve')
 } else {
   await driver()
 }

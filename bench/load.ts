@@ -1,6 +1,6 @@
 import { Agent, request } from 'node:http'
 
-export interface RateResult { sent: number, ok: number, failed: number, p50: number, p99: number, max: number, achievedRate: number }
+export interface RateResult { sent: number, ok: number, failed: number, p50: number, p99: number, max: number, achievedRate: number, /** Failed requests by HTTP status (0: no response). */ failures: Record<number, number> }
 
 /**
  * Open-loop HTTP load at a constant rate, as wrk2 does: request i is due at start + i/rate
@@ -8,13 +8,15 @@ export interface RateResult { sent: number, ok: number, failed: number, p50: num
  * stalled server is charged for every request it delayed (no coordinated omission).
  * autocannon's `overallRate` is not this: each connection sends its share of a second back to
  * back as soon as the second starts and then idles, so 20 connections make bursts of 200.
- * Bounded: `seconds` × `rate` requests, at most `maxSockets` connections.
+ * Bounded: `seconds` × `rate` requests (fewer when `stop` aborts first), at most `maxSockets` connections.
  */
-export async function constantRate (baseUrl: string, rate: number, seconds: number, nextPath: () => string, maxSockets = 64): Promise<RateResult> {
+export async function constantRate (baseUrl: string, rate: number, seconds: number, nextPath: () => string, maxSockets = 64, stop?: AbortSignal): Promise<RateResult> {
   const agent = new Agent({ keepAlive: true, maxSockets })
-  const total = Math.round(rate * seconds)
+  let total = Math.round(rate * seconds)
   const latencies: number[] = []
   let failed = 0
+  const failures: Record<number, number> = {}
+  const fail = (status: number): void => { failed++; failures[status] = (failures[status] ?? 0) + 1 }
   const pending: Array<Promise<void>> = []
   const start = performance.now()
   const send = (due: number, path: string): Promise<void> => new Promise((resolve) => {
@@ -22,17 +24,19 @@ export async function constantRate (baseUrl: string, rate: number, seconds: numb
       res.resume()
       res.on('end', () => {
         if (res.statusCode === 200) latencies.push(performance.now() - due)
-        else failed++
+        else fail(res.statusCode ?? 0)
         resolve()
       })
     })
-    req.on('error', () => { failed++; resolve() })
+    req.on('error', () => { fail(0); resolve() })
     req.end()
   })
   for (let i = 0; i < total; i++) {
     const due = start + (i * 1000) / rate
     const wait = due - performance.now()
     if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait))
+    // `stop`: the load ends early (bench/e2e: when ingestion is done); what was sent is counted.
+    if (stop?.aborted === true) { total = i; break }
     pending.push(send(due, nextPath()))
   }
   await Promise.all(pending)
@@ -40,7 +44,7 @@ export async function constantRate (baseUrl: string, rate: number, seconds: numb
   agent.destroy()
   latencies.sort((a, b) => a - b)
   const at = (q: number): number => latencies.length === 0 ? NaN : latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] as number
-  return { sent: total, ok: latencies.length, failed, p50: at(0.5), p99: at(0.99), max: at(1), achievedRate: total / elapsed }
+  return { sent: total, ok: latencies.length, failed, p50: at(0.5), p99: at(0.99), max: at(1), achievedRate: total / elapsed, failures }
 }
 
 /**
