@@ -41,3 +41,18 @@ export class Rederiver {
     return this.out
   }
 }
+
+/**
+ * The event a stored raw record reads as when it cannot be re-derived (its parse context is
+ * missing or unreadable, or today's rules read the record as other than one event): its text,
+ * offset and stored time kept, `unmatched` with the reason — a line is never lost, only unparsed.
+ */
+export function underivedEvent (raw: string, offset: number, iso: string, sourceId: string, why: string): KeaEvent {
+  return {
+    '@timestamp': iso,
+    message: raw,
+    event: { id: '', original: raw, module: 'kea', kind: 'event', dataset: 'kea.other', ingested: iso },
+    log: { offset },
+    kea: { source_id: sourceId, parse: { status: 'unmatched', reason: `not re-derived: ${why}` } }
+  }
+}

@@ -12,3 +12,11 @@ export function isoToMicros (iso: string): number {
   }
   return ms * 1000 + micros
 }
+
+/** Microseconds since the epoch → RFC 3339 UTC text: milliseconds, or microseconds when they are not whole (isoToMicros' inverse). */
+export function microsToIso (us: number): string {
+  const ms = Math.floor(us / 1000)
+  const iso = new Date(ms).toISOString()
+  const rest = Math.round(us - ms * 1000)
+  return rest === 0 ? iso : `${iso.slice(0, -1)}${String(rest).padStart(3, '0')}Z`
+}

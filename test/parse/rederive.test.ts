@@ -3,7 +3,7 @@ import { derivationOf } from '../../src/parse/derivation.js'
 import type { KeaEvent } from '../../src/parse/event.js'
 import { builtinRules } from '../../src/parse/kea/rules.js'
 import { Rederiver } from '../../src/parse/rederive.js'
-import { isoToMicros } from '../../src/store/time.js'
+import { isoToMicros, microsToIso } from '../../src/store/time.js'
 import { parseBuffer, readFixture } from '../helpers/fixtures.js'
 
 // The block store keeps only the raw record of an event its parser marked re-derivable, and
@@ -86,6 +86,12 @@ describe('re-derivation of documents from raw records', () => {
       const m = text.derive(e.event.original, e.log.offset as number, () => isoToMicros(e['@timestamp']) / 1000)
       expect([m.message, m['@timestamp']]).toEqual([e.message, e['@timestamp']])
       expect(m.event.code).toBeUndefined()
+    }
+  })
+
+  it('an unparsed stand-in keeps a stored time to the microsecond', () => {
+    for (const iso of ['2026-11-24T09:16:10.304Z', '2026-11-24T09:16:10.304123Z', '2026-11-24T09:16:10.000001Z', '1970-01-01T00:00:00.000Z']) {
+      expect(microsToIso(isoToMicros(iso))).toBe(iso)
     }
   })
 })

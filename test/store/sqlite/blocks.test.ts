@@ -310,6 +310,48 @@ describe('sqlite block layout', () => {
     }
   })
 
+  it('a parse context deleted or damaged on disk: its events read from their raw records, marked unparsed; nothing else changes', async () => {
+    const events = await fixtureEvents(true)
+    for (const damage of ['DELETE FROM parse_contexts WHERE id = 1', 'UPDATE parse_contexts SET spec = \'{"v":1,"pattern":\' WHERE id = 1', 'UPDATE parse_contexts SET spec = \'{"v":1,"pattern":{}}\' WHERE id = 1']) {
+      const path = fresh()
+      const store = new SqliteStore({ path })
+      await store.write(events)
+      await store.close()
+      const db = new Database(path)
+      const damaged = db.prepare('SELECT count(*) FROM parse_contexts').pluck().get() as number
+      db.exec(damage)
+      db.close()
+      expect(damaged, 'one context per fixture file').toBe(2)
+      // Reader workers (they make the newest contexts' parsers when they start) and the store's own connection.
+      for (const workers of [2, 0]) {
+        const again = new SqliteStore({ path, readers: { workers } })
+        try {
+          const back = (await again.search({ sort: 'asc', size: 10_000 })).events
+          expect(back.length, damage).toBe(events.length)
+          const byId = new Map(back.map((e) => [e.event.id, e]))
+          let underived = 0
+          for (const e of events) {
+            const b = byId.get(e.event.id) as KeaEvent
+            expect(b.event.original).toBe(e.event.original)
+            expect(b['@timestamp']).toBe(e['@timestamp'])
+            if (b.kea.parse.status === 'unmatched' && b.kea.parse.reason?.startsWith('not re-derived: parse context 1') === true) {
+              underived++
+              expect(b.message).toBe(e.event.original)
+            } else {
+              expect(JSON.stringify(b)).toBe(JSON.stringify(e))
+            }
+          }
+          const ctx1 = events.filter((e) => e.log.file?.path === events[0]?.log.file?.path).length
+          expect(underived, `${damage}: the events of context 1`).toBe(ctx1)
+          // Full text still finds them; new events are still stored and read whole.
+          expect((await again.search({ where: parseQuery('"DHCP4_LEASE_ALLOC"') as QueryNode, size: 10 })).events.length).toBeGreaterThan(0)
+        } finally {
+          await again.close()
+        }
+      }
+    }
+  })
+
   it('tests identifiers and IPv4 ranges on a re-derived event\'s raw record before re-deriving it, and lets every match through', async () => {
     const events = (await fixtureEvents(true)).slice(0, FRAME_EVENTS)
     const src = events[0]?.kea.source_id as string

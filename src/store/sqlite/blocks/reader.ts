@@ -3,13 +3,14 @@ import { CursorInvalidError, QueryBucketsError, StoreReadError } from '../../../
 import { PARSER_VERSION, type DerivationSpec } from '../../../parse/derivation.js'
 import type { KeaEvent } from '../../../parse/event.js'
 import { builtinRules } from '../../../parse/kea/rules.js'
-import { Rederiver } from '../../../parse/rederive.js'
+import { Rederiver, underivedEvent } from '../../../parse/rederive.js'
 import { compileQuery } from '../../../query/evaluate.js'
 import type { QueryNode } from '../../../query/parse.js'
 import {
   decodeCursor, encodeCursor, idsToGet, inIdOrder, MAX_BUCKETS, MAX_INTERVAL_MS, MAX_PAGE_BYTES, MAX_PAGE_SIZE, TOTAL_BOUND, withinBudget,
   FILTER_FIELDS, type Bucket, type EventQuery, type FilterField, type SearchPage, type SearchRequest, type TermCount
 } from '../../types.js'
+import { microsToIso } from '../../time.js'
 import { readError } from '../reader.js'
 import { BLOOM_RAW_FROM, bloomHas } from './bloom.js'
 import { DecodedBlock, decodeTimes, FRAME_EVENTS, framesFor, lowerBytes } from './codec.js'
@@ -160,8 +161,11 @@ function needsDocs (q: EventQuery): boolean {
  */
 export class BlockReader {
   private readonly cache = new Map<number, { seq: number, block: DecodedBlock }>()
-  /** Parsers per parse_contexts row met (a row never changes once written): whole events, and message-only ones. */
-  private readonly rederivers = new Map<number, { full: Rederiver, text: Rederiver }>()
+  /**
+   * Parsers per parse_contexts row met (a row never changes once written): whole events, and
+   * message-only ones; or why the row cannot make one (missing, or not a spec this keatrail reads).
+   */
+  private readonly rederivers = new Map<number, { full: Rederiver, text: Rederiver } | string>()
   private readonly stmts: {
     context: Database.Statement
     newestContexts: Database.Statement
@@ -224,12 +228,23 @@ export class BlockReader {
         if (part === undefined || part.length !== n) throw new StoreReadError('sqlite', `block ${row.id} changed while it was read`)
         return part
       }
-    }, row.codec, row.source_id, (ctx, raw, offset, i, messageOnly) => this.rederiver(ctx, messageOnly).derive(raw, offset, () => {
-      // Read only for a record without a time of its own (rare): a lookup of one event in a
-      // cold block otherwise decoded 4,096 times for nothing.
-      times ??= this.times(row)
-      return (times[i] as number) / 1000
-    }))
+    }, row.codec, row.source_id, (ctx, raw, offset, i, messageOnly) => {
+      const storedUs = (): number => {
+        // Read only for a record without a time of its own (rare): a lookup of one event in a
+        // cold block otherwise decoded 4,096 times for nothing.
+        times ??= this.times(row)
+        return times[i] as number
+      }
+      const r = this.rederiver(ctx)
+      if (typeof r === 'string') return underivedEvent(raw, offset, microsToIso(storedUs()), row.source_id, r)
+      try {
+        return (messageOnly ? r.text : r.full).derive(raw, offset, () => storedUs() / 1000)
+      } catch (err) {
+        // A record today's rules read as other than one event (a parser change): its raw record
+        // still answers, marked, rather than the read failing.
+        return underivedEvent(raw, offset, microsToIso(storedUs()), row.source_id, (err as Error).message)
+      }
+    })
     this.cache.set(row.id, { seq: row.seq, block: b })
     if (this.cache.size > CACHE_BLOCKS) this.cache.delete(this.cache.keys().next().value as number)
     return b
@@ -245,16 +260,28 @@ export class BlockReader {
     for (const id of this.stmts.newestContexts.all() as number[]) this.rederiver(id)
   }
 
-  private rederiver (ctx: number, messageOnly = false): Rederiver {
+  /**
+   * The parsers of parse context `ctx`, or why there are none: a row deleted or damaged by hand
+   * must not fail every read of its events (nor a reader worker's warm-up) — they are read from
+   * their raw records, marked (underivedEvent).
+   */
+  private rederiver (ctx: number): { full: Rederiver, text: Rederiver } | string {
     let r = this.rederivers.get(ctx)
     if (r === undefined) {
       const spec = this.stmts.context.get(ctx) as string | undefined
-      if (spec === undefined) throw new StoreReadError('sqlite', `parse context ${ctx} is missing`)
-      const parsed = JSON.parse(spec) as DerivationSpec
-      r = { full: new Rederiver(parsed), text: new Rederiver(parsed, true) }
+      if (spec === undefined) {
+        r = `parse context ${ctx} is missing`
+      } else {
+        try {
+          const parsed = JSON.parse(spec) as DerivationSpec
+          r = { full: new Rederiver(parsed), text: new Rederiver(parsed, true) }
+        } catch (err) {
+          r = `parse context ${ctx} is unreadable: ${(err as Error).message}`
+        }
+      }
       this.rederivers.set(ctx, r)
     }
-    return messageOnly ? r.text : r.full
+    return r
   }
 
   times (row: BlockRow): Float64Array {
