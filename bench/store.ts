@@ -21,7 +21,8 @@ import { keaLogChunks } from './lines.js'
 // varies by ±15-20 % a single pair says little, so every round's ratio is printed.
 // Usage: npm run bench:store [-- EVENTS]   (default 1,000,000; ES_URL or scripts/elasticsearch.sh;
 //   SQLITE_ROUNDS rounds of row layout vs block layout (raw records only, as files are stored;
-//   then documents stored, as syslog and journal events are), default 2; ES_ROUNDS=0 skips Elasticsearch)
+//   then documents stored, as syslog and journal events are; then deflate, as a keatrail without
+//   zstd-napi writes), default 2; ES_ROUNDS=0 skips Elasticsearch)
 
 const root = packageRoot()
 const EVENTS = Number((process.argv[2] === 'phase' ? process.argv[4] : process.argv[2]) ?? 1_000_000)
@@ -52,9 +53,11 @@ async function phase (name: string, esUrl: string): Promise<void> {
   const BATCH = 10_000
   const t0 = process.hrtime.bigint()
   let bytes: number | undefined
-  if (name === 'sqlite' || name === 'sqlite-docs' || name === 'sqlite-rows') {
+  if (name === 'sqlite' || name === 'sqlite-docs' || name === 'sqlite-rows' || name === 'sqlite-deflate') {
     const dir = mkdtempSync(join(tmpdir(), 'kt-bench-'))
-    const store = new (name === 'sqlite-rows' ? SqliteRowStore : SqliteStore)({ path: join(dir, 'keatrail.db') })
+    const path = join(dir, 'keatrail.db')
+    // sqlite-deflate: the block layout as a keatrail without zstd-napi writes it.
+    const store = name === 'sqlite-rows' ? new SqliteRowStore({ path }) : new SqliteStore({ path, ...(name === 'sqlite-deflate' ? { compression: 'deflate' as const } : {}) })
     for (let i = 0; i < events.length; i += BATCH) await store.write(events.slice(i, i + BATCH))
     await store.close()
     bytes = statSync(join(dir, 'keatrail.db')).size - await emptyBytes(name)
@@ -106,6 +109,7 @@ async function driver (): Promise<void> {
     const rows = run('sqlite-rows', EVENTS, `keatrail → sqlite, row layout, round ${round}`)
     const blocks = run('sqlite', EVENTS, `keatrail → sqlite, block layout, round ${round}`)
     run('sqlite-docs', EVENTS, `  … documents stored, round ${round}`)
+    run('sqlite-deflate', EVENTS, `  … deflate instead of zstd, round ${round}`)
     process.stdout.write(`block layout / row layout, round ${round}: ${(rows.seconds / blocks.seconds).toFixed(1)}× the rate, ${((rows.bytes ?? 0) / (blocks.bytes ?? 1)).toFixed(0)}× fewer bytes\n`)
   }
   if (ROUNDS === 0) return

@@ -77,6 +77,13 @@ const kinds: Kind[] = [
     make: async () => new SqliteStore({ path: join(mkdtempSync(join(tmpdir(), 'kt-store-')), 'keatrail.db') })
   },
   {
+    // What a keatrail without zstd-napi writes (and reads), and `compression: deflate`.
+    name: 'sqlite, deflate, documents re-derived from raw records',
+    skip: '',
+    rederivable: true,
+    make: async () => new SqliteStore({ path: join(mkdtempSync(join(tmpdir(), 'kt-store-')), 'keatrail.db'), compression: 'deflate' })
+  },
+  {
     name: 'sqlite rows',
     skip: '',
     make: async () => new SqliteRowStore({ path: join(mkdtempSync(join(tmpdir(), 'kt-store-')), 'keatrail.db') })

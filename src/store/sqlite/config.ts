@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { ZSTD_AVAILABLE } from './blocks/compress.js'
 
 export const sqliteStoreConfigSchema = z.object({
   path: z.string().min(1).describe('Database file; created with its directory if missing'),
@@ -12,6 +13,9 @@ export const sqliteStoreConfigSchema = z.object({
   // (200 ms doubling), so a longer wait here buys nothing but a frozen loop.
   busyTimeoutMs: z.number().int().min(0).default(100)
     .describe('How long a write waits, blocking the event loop, for a lock another process holds before it fails with SQLITE_BUSY (the pipeline retries the batch with backoff); also the readers\' wait'),
+  compression: z.enum(['zstd', 'deflate']).optional()
+    .refine((c) => c !== 'zstd' || ZSTD_AVAILABLE, 'zstd needs zstd-napi, which did not load in this keatrail (reinstall it with npm ci so that it builds, or use deflate)')
+    .describe('How blocks written from now on are compressed (the blocks layout; each block records its own, so a file mixes them): zstd (level 1; the default when zstd-napi loaded) or deflate (raw, level 1: any Node reads it; 75 bytes per event against 70 with zstd, at about the same rate, bench:store — the default otherwise)'),
   cacheMiB: z.number().int().min(2).max(4096).default(32)
     .describe('SQLite page cache of the connection; the indexes written by every batch should fit (SQLite\'s own default is 2 MiB)'),
   leaseDerivation: z.object({

@@ -11,6 +11,7 @@ import { ReaderPool } from './reader-pool.js'
 import { SqliteSnapshots } from './snapshots.js'
 import { BlockReader, type BlockRow } from './blocks/reader.js'
 import { BlockWriter } from './blocks/writer.js'
+import { CODECS, WRITE_CODEC } from './blocks/compress.js'
 import { HealthCount } from './health-count.js'
 
 export type BlockReadOps = Pick<BlockReader, 'search' | 'getMany' | 'count' | 'histogram' | 'top'>
@@ -50,7 +51,7 @@ export class SqliteStore implements Store {
     this.leases = new SqliteLeases(this.db, this.cfg.leaseDerivation)
     this.snapshots = new SqliteSnapshots(this.db)
     this.reader = new BlockReader(this.db)
-    this.writer = new BlockWriter(this.db, this.reader)
+    this.writer = new BlockWriter(this.db, this.reader, this.cfg.compression === undefined ? WRITE_CODEC : CODECS[this.cfg.compression])
     this.deriveAfterCrash()
     this.writeTx = this.db.transaction((events: readonly KeaEvent[]) => {
       const r = this.writer.write(events)

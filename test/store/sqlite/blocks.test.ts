@@ -205,6 +205,23 @@ describe('sqlite block layout', () => {
     }
   })
 
+  it('compression: deflate writes deflate blocks, and a file mixes codecs (a block grown by another keatrail is re-packed with its codec)', async () => {
+    const path = fresh()
+    const events = await fixtureEvents(true)
+    const v4 = events.filter((e) => e.event.dataset === 'kea.dhcp4')
+    const deflate = new SqliteStore({ path, compression: 'deflate' })
+    await deflate.write(v4.slice(0, 20))
+    await deflate.close()
+    const codecs = (): number[] => { const db = new Database(path, { readonly: true }); try { return db.prepare('SELECT codec FROM blocks ORDER BY id').pluck().all() as number[] } finally { db.close() } }
+    expect(codecs()).toEqual([CODECS.deflate])
+    const zstd = new SqliteStore({ path })
+    await zstd.write(v4.slice(20))
+    expect(codecs()).toEqual([CODECS.zstd])
+    expect((await allIds(zstd)).sort()).toEqual(v4.map((e) => e.event.id).sort())
+    await zstd.close()
+    expect(() => new SqliteStore({ path, compression: 'lz4' as 'zstd' })).toThrow(expect.objectContaining({ code: 'KEATRAIL_ERR_CONFIG_INVALID', message: expect.stringContaining('store.sqlite.compression') }))
+  })
+
   it('keatrail store migrate: a row-layout file converts into the same answers, resuming where it stopped', async () => {
     const path = fresh()
     const rows = new SqliteRowStore({ path, readers: { workers: 0 } })

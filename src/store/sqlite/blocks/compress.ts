@@ -25,7 +25,10 @@ const zstd: Zstd | undefined = (() => {
   }
 })()
 
-/** The codec new blocks are written with. */
+/** Whether zstd-napi loaded (blocks can be written and read with zstd). */
+export const ZSTD_AVAILABLE = zstd !== undefined
+
+/** The codec new blocks are written with unless the store's `compression` says otherwise. */
 export const WRITE_CODEC: CodecId = zstd === undefined ? CODECS.deflate : CODECS.zstd
 
 export function compress (data: Buffer, codec: CodecId = WRITE_CODEC): Buffer {

@@ -5,7 +5,7 @@ import { isoToMicros } from '../../time.js'
 import { parsesBetter } from '../../types.js'
 import { BLOOM_BYTES, BLOOM_RAW_FROM, bloomAddText, newBloom } from './bloom.js'
 import { decodeTimes, encodeTimes, filterLines, frameOf, linesOf, packLines, replaceLine, unpackLines, type BlockLines, type DecodedBlock } from './codec.js'
-import { compress, decompress, WRITE_CODEC } from './compress.js'
+import { compress, decompress, WRITE_CODEC, type CodecId } from './compress.js'
 import { TermCollector } from './plan.js'
 import type { BlockReader, BlockRow } from './reader.js'
 
@@ -36,8 +36,8 @@ export function offsetOf (e: KeaEvent, sourceId: string): number | undefined {
   return id.length === sourceId.length + 1 + hex.length && id.startsWith(sourceId) && id.endsWith(hex) && id.charCodeAt(sourceId.length) === 45 ? off : undefined
 }
 
-function bloomFor (n: number, bits: Uint8Array): Buffer {
-  return n >= BLOOM_RAW_FROM ? Buffer.from(bits.buffer, bits.byteOffset, bits.byteLength) : compress(Buffer.from(bits.buffer, bits.byteOffset, bits.byteLength))
+function bloomFor (n: number, bits: Uint8Array, codec: CodecId): Buffer {
+  return n >= BLOOM_RAW_FROM ? Buffer.from(bits.buffer, bits.byteOffset, bits.byteLength) : compress(Buffer.from(bits.buffer, bits.byteOffset, bits.byteLength), codec)
 }
 
 function bloomOf (row: { bloom: Buffer, n: number, codec: number }): Uint8Array {
@@ -71,7 +71,8 @@ export class BlockWriter {
     return c.id
   }
 
-  constructor (db: Database.Database, private readonly reader: BlockReader) {
+  /** `codec`: what the blocks it writes or rewrites are compressed with (a block read keeps its own). */
+  constructor (db: Database.Database, private readonly reader: BlockReader, private readonly codec: CodecId = WRITE_CODEC) {
     this.s = statements(db)
   }
 
@@ -200,7 +201,7 @@ export class BlockWriter {
     // The id first: postings name the block, and the row is written once (a blob update rewrites it whole).
     const id = this.s.nextId.get() as number
     this.index(id, events, bits, addressed)
-    this.s.insert.run(id, src, s.minTs, s.maxTs, s.minOff, s.maxOff, events.length, seq, WRITE_CODEC, encodeTimes(ts), bloomFor(events.length, bits), packLines(lines, WRITE_CODEC), this.versionOf(lines))
+    this.s.insert.run(id, src, s.minTs, s.maxTs, s.minOff, s.maxOff, events.length, seq, this.codec, encodeTimes(ts), bloomFor(events.length, bits, this.codec), packLines(lines, this.codec), this.versionOf(lines))
   }
 
   /**
@@ -221,7 +222,7 @@ export class BlockWriter {
     const bits = bloomOf(full)
     this.index(row.id, events, bits, addressed, full.n)
     const s = summary(ts, events.map((e) => addressed.get(e)), row)
-    this.s.update.run(s.minTs, s.maxTs, s.minOff, s.maxOff, ts.length, seq, WRITE_CODEC, encodeTimes(ts), bloomFor(ts.length, bits), packLines(lines, WRITE_CODEC), this.versionOf(lines, full.pv), row.id)
+    this.s.update.run(s.minTs, s.maxTs, s.minOff, s.maxOff, ts.length, seq, this.codec, encodeTimes(ts), bloomFor(ts.length, bits, this.codec), packLines(lines, this.codec), this.versionOf(lines, full.pv), row.id)
     return true
   }
 
@@ -237,7 +238,7 @@ export class BlockWriter {
     }
     for (const f of fixes) this.index(row.id, [f.e], bits, new Map([[f.e, 0]]), f.i)
     const s = summary(ts, [], row)
-    this.s.update.run(Math.min(s.minTs, row.min_ts), Math.max(s.maxTs, row.max_ts), row.min_off, row.max_off, ts.length, seq, WRITE_CODEC, encodeTimes(ts), bloomFor(ts.length, bits), packLines(lines, WRITE_CODEC), this.versionOf(lines, full.pv), row.id)
+    this.s.update.run(Math.min(s.minTs, row.min_ts), Math.max(s.maxTs, row.max_ts), row.min_off, row.max_off, ts.length, seq, this.codec, encodeTimes(ts), bloomFor(ts.length, bits, this.codec), packLines(lines, this.codec), this.versionOf(lines, full.pv), row.id)
   }
 
   /** Postings, bloom bits and (for ids that name no offset) id rows of `events` in block `id`. */
@@ -301,7 +302,7 @@ export class BlockWriter {
       for (const e of kept) { const off = offsetOf(e, row.source_id); if (off !== undefined) addressed.set(e, off) }
       this.index(row.id, kept, bits, addressed)
       const s = summary(keptTs, kept.map((e) => addressed.get(e)))
-      this.s.update.run(s.minTs, s.maxTs, s.minOff, s.maxOff, kept.length, seq, WRITE_CODEC, encodeTimes(keptTs), bloomFor(kept.length, bits), packLines(rest, WRITE_CODEC), rest.ctx.some((c) => c >= 0) ? full.pv : null, row.id)
+      this.s.update.run(s.minTs, s.maxTs, s.minOff, s.maxOff, kept.length, seq, this.codec, encodeTimes(keptTs), bloomFor(kept.length, bits, this.codec), packLines(rest, this.codec), rest.ctx.some((c) => c >= 0) ? full.pv : null, row.id)
     }
     this.reader.forget()
     return removed
