@@ -13,7 +13,7 @@ import { historyPage, holderAt } from '../leases/query.js'
 import { keaEventSchema } from '../parse/event.js'
 import { packageRoot } from '../paths.js'
 import { parseQuery } from '../query/parse.js'
-import { FILTER_FIELDS, MAX_PAGE_SIZE, type FilterField, type Store } from '../store/types.js'
+import { FILTER_FIELDS, MAX_PAGE_SIZE, type FilterField, type SearchRequest, type Store } from '../store/types.js'
 import { retryDeadLetters, type DeadLetterStore } from '../store/deadletter.js'
 import { LOOPBACK, apiConfigSchema, corsNeedsKeys, type ApiConfig } from './config.js'
 import { apiRange, apiTime } from './time.js'
@@ -39,6 +39,10 @@ declare module 'fastify' {
     role?: 'admin'
     /** false: not written to the audit log (metrics scrapes, whoami: they read no stored data). */
     audit?: boolean
+  }
+  interface FastifyReply {
+    /** Sends `json`, JSON text made elsewhere (a reader worker's page), as the response body without serialising it again. */
+    sendJsonText: (json: string) => FastifyReply
   }
 }
 
@@ -202,6 +206,8 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
   // (the schemas document them in OpenAPI): zod-encoding a page of 100 events cost more than the
   // query (bench/api). test/api checks the responses' shapes instead.
   app.setSerializerCompiler(() => (data) => JSON.stringify(data))
+  // A string body is sent as it is (fastify serialises only other payloads).
+  app.decorateReply('sendJsonText', function (this: FastifyReply, json: string) { return this.type('application/json; charset=utf-8').send(json) })
 
   // --- errors: one shape, stable codes ----------------------------------------------------
   /** Keys whose query ran past the store's deadline, and until when they wait (see timeoutPenaltyMs). */
@@ -411,16 +417,23 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
       }).strict(),
       response: { 200: z.object({ events: z.array(eventOut), total: z.object({ value: z.number(), relation: z.enum(['eq', 'gte']) }), cursor: z.string().optional() }) }
     }
-  }, async (req) => {
+  }, async (req, reply) => {
     const q = req.query
     const where = q.q === undefined ? undefined : parseQuery(q.q)
     const range = apiRange(q.from, q.to)
     const hash = cursorHash([q.q ?? '', range.from ?? null, range.to ?? null, q.sort])
-    const page = await store.search({
+    const search: SearchRequest = {
       ...range, sort: q.sort, size: q.size,
       ...(where === undefined ? {} : { where }),
       ...(q.cursor === undefined ? {} : { cursor: unwrapCursor(q.cursor, hash) })
-    })
+    }
+    if (store.searchSerialized !== undefined) {
+      // The same JSON as below, its events serialised where the read ran (Store.searchSerialized).
+      const page = await store.searchSerialized(search)
+      const cursor = page.cursor === undefined ? '' : `,"cursor":${JSON.stringify(wrapCursor(page.cursor, hash))}`
+      return await reply.sendJsonText(`{"events":${page.eventsJson},"total":${JSON.stringify(page.total)}${cursor}}`)
+    }
+    const page = await store.search(search)
     return { events: page.events, total: page.total, ...(page.cursor === undefined ? {} : { cursor: wrapCursor(page.cursor, hash) }) }
   })
 

@@ -52,6 +52,11 @@ export interface SearchPage {
   cursor?: string
 }
 
+/** A SearchPage whose events are already JSON text (a JSON array): see Store.searchSerialized. */
+export interface SerializedPage extends Omit<SearchPage, 'events'> {
+  eventsJson: string
+}
+
 export interface WriteResult {
   /** Events newly stored. */
   written: number
@@ -97,6 +102,13 @@ export interface Store {
   readonly kind: 'sqlite' | 'elasticsearch'
   write: (events: readonly KeaEvent[]) => Promise<WriteResult>
   search: (req: SearchRequest) => Promise<SearchPage>
+  /**
+   * `search`, its events JSON already — where reads run on worker threads, serialised there: the
+   * API sends the page as text instead of the collector's thread cloning and serialising ~100 KB
+   * of events per page (~0.7 ms of that thread each, bench/e2e --serve). Optional: the API falls
+   * back to `search`.
+   */
+  searchSerialized?: (req: SearchRequest) => Promise<SerializedPage>
   get: (id: string) => Promise<KeaEvent | undefined>
   /** The stored events among `ids` (at most MAX_PAGE_SIZE), in the order of `ids`: one round trip for evidence lines. */
   getMany: (ids: readonly string[]) => Promise<KeaEvent[]>

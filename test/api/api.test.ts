@@ -316,9 +316,29 @@ describe(`REST API on ${kinds.join(' and ')}${esSkip === '' ? '' : ` (elasticsea
     } finally { await app.close() }
   })
 
+  it('an events page serialised where the read ran is the same JSON as one serialised here', async () => {
+    const real = stores.sqlite as Store
+    expect(real.searchSerialized).toBeDefined()
+    const plain = new Proxy(real, { get: (t, k) => k === 'searchSerialized' ? undefined : Reflect.get(t, k) })
+    const [a, b] = [await buildApp({ store: real }), await buildApp({ store: plain })]
+    try {
+      for (const url of ['/api/v1/events?size=3', '/api/v1/events?q=mac:00:0c:01:02:03:12&size=2&sort=asc', '/api/v1/events?q=nothing_matches_this', '/api/v1/events?size=1000']) {
+        let [x, y] = [await a.inject({ url }), await b.inject({ url })]
+        for (let page = 0; page < 3; page++) {
+          expect(x.statusCode, url).toBe(200)
+          expect(x.headers['content-type']).toBe(y.headers['content-type'])
+          expect(x.body, url).toBe(y.body)
+          const cursor = (x.json() as { cursor?: string }).cursor
+          if (cursor === undefined) break
+          ;[x, y] = [await a.inject({ url: `${url}&cursor=${encodeURIComponent(cursor)}` }), await b.inject({ url: `${url}&cursor=${encodeURIComponent(cursor)}` })]
+        }
+      }
+    } finally { await a.close(); await b.close() }
+  })
+
   it('a key whose query ran past the deadline waits before its next request; other keys do not', async () => {
     const real = stores.sqlite as Store
-    const slow = new Proxy(real, { get: (t, k) => k === 'search' ? async () => { throw new QueryTimeoutError(10_000) } : Reflect.get(t, k) })
+    const slow = new Proxy(real, { get: (t, k) => (k === 'search' || k === 'searchSerialized') ? async () => { throw new QueryTimeoutError(10_000) } : Reflect.get(t, k) })
     const app = await buildApp({ store: slow, api: { keys: [{ name: 'reader', sha256: apiKeyHash(KEY) }, { name: 'admin', role: 'admin', sha256: apiKeyHash(ADMIN) }] } })
     try {
       const first = await app.inject({ url: '/api/v1/events?q=ip:0.0.0.0/0', headers: auth })
@@ -333,7 +353,7 @@ describe(`REST API on ${kinds.join(' and ')}${esSkip === '' ? '' : ` (elasticsea
   it('an error from a library is a 500 without its text, whatever status it carries (an Elasticsearch 401 is not the client\'s)', async () => {
     const real = stores.sqlite as Store
     const esError = Object.assign(new Error('security_exception: unable to authenticate user [keatrail_writer] for REST request [/keatrail-snapshots-default/_search]'), { statusCode: 401 })
-    const failing = new Proxy(real, { get: (t, k) => k === 'search' ? async () => { throw esError } : Reflect.get(t, k) })
+    const failing = new Proxy(real, { get: (t, k) => (k === 'search' || k === 'searchSerialized') ? async () => { throw esError } : Reflect.get(t, k) })
     const app = await buildApp({ store: failing })
     const r = await app.inject({ url: '/api/v1/events?size=1' })
     expect([r.statusCode, r.json()]).toEqual([500, { code: 'KEATRAIL_ERR_INTERNAL', message: 'internal error' }])
@@ -345,7 +365,7 @@ describe(`REST API on ${kinds.join(' and ')}${esSkip === '' ? '' : ` (elasticsea
     // As a reader worker's error reaches the main thread (reader-pool.ts fromReply): code and status on a plain Error.
     const fromWorker = Object.assign(new Error(new QueryBusyError(8).message), { code: 'KEATRAIL_ERR_QUERY_BUSY', statusCode: 503 })
     const failing = new Proxy(real, {
-      get: (t, k) => k === 'search'
+      get: (t, k) => (k === 'search' || k === 'searchSerialized')
         ? async () => { throw new QueryTimeoutError(5000) }
         : k === 'top' ? async () => { throw fromWorker }
           : k === 'histogram' ? async () => { throw new StoreReadError('sqlite', 'SQLITE_CORRUPT: /var/lib/keatrail/keatrail.db') } : Reflect.get(t, k)
@@ -424,7 +444,7 @@ describe(`REST API on ${kinds.join(' and ')}${esSkip === '' ? '' : ` (elasticsea
       const lines: string[] = []
       const real = stores.sqlite as Store
       const broken = new Proxy(real, {
-        get: (t, k) => k === 'search'
+        get: (t, k) => (k === 'search' || k === 'searchSerialized')
           ? async () => { throw withCause(new StoreReadError('sqlite', 'fts5: syntax error near "\'"'), new Error('SQLITE_ERROR: no such column: x')) }
           : k === 'top' ? async () => { throw new TypeError('Cannot read properties of undefined (reading \'rows\')') } : Reflect.get(t, k)
       })

@@ -28,6 +28,7 @@ describe('keatrail\'s own log (pino)', () => {
   it('an internal API error (HTTP 500) leaves a line with the route and the stack', async () => {
     const store = new SqliteStore({ path: join(mkdtempSync(join(tmpdir(), 'kt-log-')), 'k.db') })
     store.search = async () => { throw new Error('database disk image is malformed') }
+    store.searchSerialized = async () => { throw new Error('database disk image is malformed') }
     const { lines, logger } = captured()
     const app = await buildApp({ store, loggerInstance: logger })
     try {

@@ -4,7 +4,7 @@ import type { KeaEvent } from '../../parse/event.js'
 import { toSql } from '../../query/translate.js'
 import {
   decodeCursor, encodeCursor, idsToGet, inIdOrder, MAX_BUCKETS, MAX_INTERVAL_MS, MAX_PAGE_BYTES, MAX_PAGE_SIZE, TOTAL_BOUND, withinBudget,
-  type Bucket, type EventQuery, type FilterField, type SearchPage, type SearchRequest, type TermCount
+  type Bucket, type EventQuery, type FilterField, type SearchPage, type SearchRequest, type SerializedPage, type TermCount
 } from '../types.js'
 import { DocBlocks } from './doc-blocks.js'
 import { ipKey } from './ip-key.js'
@@ -197,17 +197,26 @@ export class SqliteReader {
 /** The reads a reader worker answers, by name: what crosses the thread boundary. */
 export interface ReadOps {
   search: (req: SearchRequest) => SearchPage
+  searchSerialized: (req: SearchRequest) => SerializedPage
   getMany: (ids: readonly string[]) => KeaEvent[]
   count: (q?: EventQuery) => number
   histogram: (q: EventQuery, intervalMs: number) => Bucket[]
   top: (field: FilterField, q: EventQuery, size: number) => TermCount[]
 }
 export type ReadOp = keyof ReadOps
-const READ_OPS: ReadonlySet<string> = new Set<ReadOp>(['search', 'getMany', 'count', 'histogram', 'top'])
+const READ_OPS: ReadonlySet<string> = new Set<ReadOp>(['search', 'searchSerialized', 'getMany', 'count', 'histogram', 'top'])
 
-export function runRead<K extends ReadOp> (reader: SqliteReader, op: K, args: Parameters<ReadOps[K]>): ReturnType<ReadOps[K]> {
+/** A page with its events as JSON text, made where the read ran (Store.searchSerialized). */
+export function serializePage (page: SearchPage): SerializedPage {
+  const { events, ...rest } = page
+  return { ...rest, eventsJson: JSON.stringify(events) }
+}
+
+/** Read `op` on `reader` (either layout's: they have the same read methods). */
+export function runRead<K extends ReadOp> (reader: Pick<SqliteReader, Exclude<ReadOp, 'searchSerialized'>>, op: K, args: Parameters<ReadOps[K]>): ReturnType<ReadOps[K]> {
   if (!READ_OPS.has(op)) throw new StoreReadError('sqlite', `unknown read ${JSON.stringify(op)}`)
-  return (reader[op] as (...a: unknown[]) => ReturnType<ReadOps[K]>).apply(reader, args)
+  if (op === 'searchSerialized') return serializePage(reader.search(...(args as Parameters<ReadOps['search']>))) as ReturnType<ReadOps[K]>
+  return (reader[op as Exclude<ReadOp, 'searchSerialized'>] as (...a: unknown[]) => ReturnType<ReadOps[K]>).apply(reader, args)
 }
 
 /** Words to an FTS5 query: each quoted (no FTS syntax from users), all required. */

@@ -2,7 +2,7 @@ import Database from 'better-sqlite3'
 import { StoreWriteError, withCause } from '../../errors.js'
 import type { KeaEvent } from '../../parse/event.js'
 import { isoToMicros } from '../time.js'
-import { parsesBetter, type Bucket, type DeleteResult, type EventQuery, type FilterField, type SearchPage, type SearchRequest, type Store, type TermCount, type WriteResult } from '../types.js'
+import { parsesBetter, type Bucket, type DeleteResult, type EventQuery, type FilterField, type SearchPage, type SearchRequest, type SerializedPage, type Store, type TermCount, type WriteResult } from '../types.js'
 import { sqliteStoreConfigSchema, type SqliteStoreConfig } from './config.js'
 import { checkpointNow, closeStore, openDatabase, storeHealth, usedBytes } from './open.js'
 import { validateConfig } from '../../config/validate.js'
@@ -12,7 +12,7 @@ import { SqliteLeases } from './leases.js'
 import { SqliteSnapshots } from './snapshots.js'
 import { DocBlocks } from './doc-blocks.js'
 import { ipHex, ipKey } from './ip-key.js'
-import { SqliteReader, type ReadOp, type ReadOps, type StoredRow } from './reader.js'
+import { runRead, SqliteReader, type ReadOp, type ReadOps, type StoredRow } from './reader.js'
 import { ReaderPool } from './reader-pool.js'
 import { HealthCount } from './health-count.js'
 
@@ -212,11 +212,15 @@ export class SqliteRowStore implements Store {
   /** A read on a reader worker, or on this connection when there are none. */
   private async read<K extends ReadOp> (op: K, ...args: Parameters<ReadOps[K]>): Promise<ReturnType<ReadOps[K]>> {
     if (this.pool !== undefined) return await this.pool.run(op, args)
-    return (this.reader[op] as (...a: unknown[]) => ReturnType<ReadOps[K]>).apply(this.reader, args)
+    return runRead(this.reader, op, args)
   }
 
   async search (req: SearchRequest): Promise<SearchPage> {
     return await this.read('search', req)
+  }
+
+  async searchSerialized (req: SearchRequest): Promise<SerializedPage> {
+    return await this.read('searchSerialized', req)
   }
 
   async get (id: string): Promise<KeaEvent | undefined> {

@@ -3,7 +3,8 @@ import { StoreLayoutError, StoreWriteError, withCause } from '../../errors.js'
 import type { KeaEvent } from '../../parse/event.js'
 import { coverageSpans, observeAll } from '../../leases/observe.js'
 import { validateConfig } from '../../config/validate.js'
-import type { Bucket, DeleteResult, EventQuery, FilterField, SearchPage, SearchRequest, Store, TermCount, WriteResult } from '../types.js'
+import type { Bucket, DeleteResult, EventQuery, FilterField, SearchPage, SearchRequest, SerializedPage, Store, TermCount, WriteResult } from '../types.js'
+import { runRead, type ReadOps } from './reader.js'
 import { sqliteStoreConfigSchema, type SqliteStoreConfig } from './config.js'
 import { SqliteLeases } from './leases.js'
 import { checkpointNow, closeStore, openDatabase, storeHealth, usedBytes } from './open.js'
@@ -14,7 +15,7 @@ import { BlockWriter } from './blocks/writer.js'
 import { CODECS, WRITE_CODEC } from './blocks/compress.js'
 import { HealthCount } from './health-count.js'
 
-export type BlockReadOps = Pick<BlockReader, 'search' | 'getMany' | 'count' | 'histogram' | 'top'>
+export type BlockReadOps = Pick<BlockReader, 'search' | 'getMany' | 'count' | 'histogram' | 'top'> & Pick<ReadOps, 'searchSerialized'>
 
 /**
  * The embedded store in the block layout (issue 19): events in compressed blocks of up to 4,096
@@ -98,10 +99,11 @@ export class SqliteStore implements Store {
 
   private async read<K extends keyof BlockReadOps> (op: K, ...args: Parameters<BlockReadOps[K]>): Promise<ReturnType<BlockReadOps[K]>> {
     if (this.pool !== undefined) return await this.pool.run(op, args as never) as ReturnType<BlockReadOps[K]>
-    return this.db.transaction(() => (this.reader[op] as (...a: unknown[]) => ReturnType<BlockReadOps[K]>).apply(this.reader, args))()
+    return this.db.transaction(() => runRead(this.reader, op, args as never) as ReturnType<BlockReadOps[K]>)()
   }
 
   async search (req: SearchRequest): Promise<SearchPage> { return await this.read('search', req) }
+  async searchSerialized (req: SearchRequest): Promise<SerializedPage> { return await this.read('searchSerialized', req) }
   async get (id: string): Promise<KeaEvent | undefined> { return (await this.getMany([id]))[0] }
   async getMany (ids: readonly string[]): Promise<KeaEvent[]> { return await this.read('getMany', ids) }
   async count (q: EventQuery = {}): Promise<number> { return await this.read('count', q) }
