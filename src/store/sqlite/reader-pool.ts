@@ -5,22 +5,30 @@ import { QueryBusyError, QueryTimeoutError, StoreReadError, withCause } from '..
 import type { ReadOp, ReadOps } from './reader.js'
 import type { ReadReply, ReaderWorkerData } from './reader-worker.js'
 
-export interface ReaderPoolOptions extends ReaderWorkerData {
+export interface ReaderPoolOptions extends Omit<ReaderWorkerData, 'claims' | 'marker'> {
   workers: number
   queryTimeoutMs: number
   maxQueued: number
 }
 
 interface Job {
+  id: number
   op: ReadOp
   args: unknown[]
   resolve: (v: unknown) => void
   reject: (e: Error) => void
   timer: NodeJS.Timeout
-  slot?: Slot
 }
-/** A worker; `ready` once its connection is open (before that, reads wait in the queue). */
-interface Slot { worker: Worker, ready: boolean, job?: Job }
+/** A worker; `ready` once its connection is open. `marker`: what it writes into a read's claim. */
+interface Slot { worker: Worker, ready: boolean, marker: number }
+
+/**
+ * Claim cells, one per read in flight (a read's id modulo this): far more than reads can be in
+ * flight (workers + maxQueued, ≤ 16 + a few hundred), so a cell is never reused while in use.
+ */
+const CLAIM_CELLS = 4096
+/** A claim cell's value for a read answered from the main thread (its deadline passed unclaimed). */
+const CANCELLED = -1
 
 // Compiled (dist/…/reader-pool.js) the worker is its .js sibling; from the TypeScript sources
 // (vitest, tsx) it is the .ts one, loaded through tsx's API: Node 20 ignores `--import tsx` in a
@@ -37,15 +45,26 @@ function startWorker (options: WorkerOptions): Worker {
 /**
  * Worker threads answering the SQLite store's event reads, each with its own read-only
  * connection to the WAL file (readers never block the writer, nor it them). A read that passes
- * its deadline is answered KEATRAIL_ERR_QUERY_TIMEOUT at once and its worker is terminated and
- * replaced; reads beyond `maxQueued` waiting are refused KEATRAIL_ERR_QUERY_BUSY.
+ * its deadline is answered KEATRAIL_ERR_QUERY_TIMEOUT at once (and the worker running it is
+ * terminated and replaced); reads beyond `maxQueued` waiting are refused KEATRAIL_ERR_QUERY_BUSY.
+ *
+ * Every read is posted to every worker, and the first free one claims it (an atomic swap of its
+ * claim cell in shared memory); the others skip it. Handing a read to a worker once the last one
+ * answered needed the main thread in between — which, while a batch of 5,000 events is written
+ * (~80 ms), is busy: two workers then served ~20 reads a second however cheap, and reads queued
+ * for seconds (bench/e2e --serve: a 24 h histogram, p50 1.9 s at 50/s during ingestion, against
+ * ~50 ms answered on the main thread).
  *
  * Worker.terminate() stops a worker only once SQLite's current step returns to JavaScript: until
  * then the terminated thread keeps its core. The CIDR index and the parser's caps keep steps short.
  */
 export class ReaderPool {
   private readonly slots: Slot[] = []
-  private readonly queue: Job[] = []
+  /** Reads not answered yet, claimed or not, by id. */
+  private readonly pending = new Map<number, Job>()
+  private readonly claims = new Int32Array(new SharedArrayBuffer(CLAIM_CELLS * 4))
+  private nextId = 1
+  private nextMarker = 1
   private closed = false
   /** How long the last terminated worker took to stop (ms), for tests and benchmarks. */
   lastTerminationMs: number | undefined
@@ -65,81 +84,78 @@ export class ReaderPool {
 
   async run<K extends ReadOp> (op: K, args: Parameters<ReadOps[K]>): Promise<ReturnType<ReadOps[K]>> {
     if (this.closed) throw new StoreReadError('sqlite', 'the store is closed')
-    const free = this.slots.some((s) => s.ready && s.job === undefined)
-    if (!free && this.queue.length >= this.opts.maxQueued) throw new QueryBusyError(this.queue.length)
+    // As many running as there are workers, and maxQueued waiting.
+    if (this.pending.size >= this.slots.length + this.opts.maxQueued) throw new QueryBusyError(this.pending.size - this.slots.length)
     return await new Promise((resolve, reject) => {
-      const job: Job = { op, args, resolve: resolve as (v: unknown) => void, reject, timer: setTimeout(() => { this.expire(job) }, this.opts.queryTimeoutMs) }
-      this.queue.push(job)
-      this.dispatch()
+      const id = this.nextId++
+      const job: Job = { id, op, args, resolve: resolve as (v: unknown) => void, reject, timer: setTimeout(() => { this.expire(job) }, this.opts.queryTimeoutMs) }
+      Atomics.store(this.claims, id % CLAIM_CELLS, 0)
+      this.pending.set(id, job)
+      // A worker with a read in flight keeps the process alive (a CLI awaiting its answer); an idle one does not.
+      for (const s of this.slots) { s.worker.ref(); if (s.ready) this.post(s, job) }
+      // Started on demand, one at a time: a starting worker is sent the reads still unclaimed when its connection is open.
+      if (this.canSpawn() && this.slots.every((s) => s.ready) && this.pending.size > this.slots.length) this.spawn()
     })
   }
 
-  private dispatch (): void {
-    if (this.closed) return
-    while (this.queue.length > 0) {
-      const slot = this.slots.find((s) => s.ready && s.job === undefined)
-      if (slot === undefined) {
-        // Started on demand; a starting worker takes the queue once its connection is open.
-        if (this.canSpawn() && !this.slots.some((s) => !s.ready)) this.spawn()
-        return
-      }
-      const job = this.queue.shift() as Job
-      job.slot = slot
-      slot.job = job
-      // A worker with a read in flight keeps the process alive (a CLI awaiting its answer); an idle one does not.
-      slot.worker.ref()
-      slot.worker.postMessage({ op: job.op, args: job.args })
-    }
+  private post (slot: Slot, job: Job): void {
+    slot.worker.postMessage({ id: job.id, cell: job.id % CLAIM_CELLS, op: job.op, args: job.args })
   }
 
   /**
    * Room for another worker: at most `workers` serving, and while as many terminated ones still
-   * run their last step, none (reads wait, or time out in the queue): threads stay ≤ 2 × workers
-   * however many reads pass their deadline.
+   * run their last step, none (reads wait, or time out): threads stay ≤ 2 × workers however
+   * many reads pass their deadline.
    */
   private canSpawn (): boolean {
     return !this.closed && this.slots.length < this.opts.workers && this.stopping < this.opts.workers
   }
 
   private spawn (): Slot {
-    const data: ReaderWorkerData = { path: this.opts.path, layout: this.opts.layout, busyTimeoutMs: this.opts.busyTimeoutMs, cacheMiB: this.opts.cacheMiB, nice: this.opts.nice }
+    const marker = this.nextMarker++
+    const data: ReaderWorkerData = { path: this.opts.path, layout: this.opts.layout, busyTimeoutMs: this.opts.busyTimeoutMs, cacheMiB: this.opts.cacheMiB, nice: this.opts.nice, claims: this.claims, marker }
     const worker = startWorker({
       workerData: data,
       // A page of 1,000 events is ~1 MB of objects; the worker's heap is bounded apart from the main one.
       resourceLimits: { maxOldGenerationSizeMb: 128 }
     })
-    const slot: Slot = { worker, ready: false }
+    const slot: Slot = { worker, ready: false, marker }
     worker.on('message', (reply: ReadReply | 'ready') => {
-      if (reply !== 'ready') { this.settle(slot, reply); return }
+      if (reply !== 'ready') { this.settle(reply); return }
       slot.ready = true
       this.startFailure = undefined
-      this.dispatch()
+      // What was asked before it started, and nobody took yet.
+      for (const job of this.pending.values()) if (Atomics.load(this.claims, job.id % CLAIM_CELLS) === 0) this.post(slot, job)
+      if (this.canSpawn() && this.pending.size > this.slots.length) this.spawn()
     })
     worker.on('error', (err) => { this.lost(slot, err) })
     worker.on('exit', (code) => { this.lost(slot, new Error(`reader worker exited with code ${code}`)) })
-    worker.unref()
+    if (this.pending.size === 0) worker.unref()
     this.slots.push(slot)
     return slot
   }
 
-  private settle (slot: Slot, reply: ReadReply): void {
-    const job = slot.job
+  private settle (reply: ReadReply): void {
+    const job = this.pending.get(reply.id)
+    // Answered already (its deadline passed): nothing to do.
     if (job === undefined) return
-    slot.job = undefined
-    slot.worker.unref()
-    clearTimeout(job.timer)
+    this.finish(job)
     if (reply.ok) job.resolve(reply.value)
     else job.reject(fromReply(reply.error))
-    this.dispatch()
   }
 
-  /** The deadline: answered now; a running read's worker is stopped and another takes its place. */
+  private finish (job: Job): void {
+    this.pending.delete(job.id)
+    clearTimeout(job.timer)
+    if (this.pending.size === 0) for (const s of this.slots) s.worker.unref()
+  }
+
+  /** The deadline: answered now; the worker running it, if one took it, is stopped and another takes its place. */
   private expire (job: Job): void {
-    const slot = job.slot
-    if (slot === undefined) {
-      const i = this.queue.indexOf(job)
-      if (i >= 0) this.queue.splice(i, 1)
-    } else {
+    this.finish(job)
+    const holder = Atomics.compareExchange(this.claims, job.id % CLAIM_CELLS, 0, CANCELLED)
+    const slot = holder === 0 ? undefined : this.slots.find((s) => s.marker === holder)
+    if (slot !== undefined) {
       this.remove(slot)
       const t0 = performance.now()
       this.stopping++
@@ -148,31 +164,30 @@ export class ReaderPool {
       void slot.worker.terminate().then(() => {
         this.lastTerminationMs = performance.now() - t0
         this.stopping--
-        this.dispatch()
+        if (this.canSpawn() && this.slots.length === 0 && this.pending.size > 0) this.spawn()
       })
       // The replacement starts now, so that it is ready for the next read.
       if (this.canSpawn()) this.spawn()
     }
     job.reject(new QueryTimeoutError(this.opts.queryTimeoutMs))
-    this.dispatch()
   }
 
-  /** A worker that failed or exited on its own: its read fails, later reads get a new worker. */
+  /** A worker that failed or exited on its own: the read it held fails, later reads get a new worker. */
   private lost (slot: Slot, err: Error): void {
     if (!this.remove(slot)) return
     const failed = (): Error => withCause(new StoreReadError('sqlite', `reader worker failed: ${err.message}`), err)
-    const job = slot.job
-    if (job !== undefined) {
-      clearTimeout(job.timer)
+    for (const job of [...this.pending.values()]) {
+      if (Atomics.load(this.claims, job.id % CLAIM_CELLS) !== slot.marker) continue
+      this.finish(job)
       job.reject(failed())
     }
     // A worker that could not even open the database: the waiting reads fail too, rather than
     // a new worker failing the same way for each of them.
     if (!slot.ready) {
       this.startFailure = `reader worker failed: ${err.message}`
-      for (const j of this.queue.splice(0)) { clearTimeout(j.timer); j.reject(failed()) }
+      for (const job of [...this.pending.values()]) { this.finish(job); job.reject(failed()) }
     }
-    this.dispatch()
+    if (this.canSpawn() && this.pending.size > 0 && this.slots.every((s) => s.ready)) this.spawn()
   }
 
   private remove (slot: Slot): boolean {
@@ -184,17 +199,11 @@ export class ReaderPool {
 
   async close (): Promise<void> {
     this.closed = true
-    for (const job of this.queue.splice(0)) {
-      clearTimeout(job.timer)
+    for (const job of [...this.pending.values()]) {
+      this.finish(job)
       job.reject(new StoreReadError('sqlite', 'the store is closed'))
     }
     const slots = this.slots.splice(0)
-    for (const s of slots) {
-      if (s.job !== undefined) {
-        clearTimeout(s.job.timer)
-        s.job.reject(new StoreReadError('sqlite', 'the store is closed'))
-      }
-    }
     await Promise.all(slots.map(async (s) => await s.worker.terminate()))
   }
 }

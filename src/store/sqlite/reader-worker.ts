@@ -10,11 +10,13 @@ import { BlockReader } from './blocks/reader.js'
 // SqliteReader on it, answering one read at a time. Queries run here, not on the thread of the
 // sources, the pipeline and the API.
 
-export interface ReaderWorkerData { path: string, layout: 'rows' | 'blocks', busyTimeoutMs: number, cacheMiB: number, nice: number }
-export interface ReadRequest { op: ReadOp, args: unknown[] }
-export type ReadReply =
+/** `claims`: the pool's claim cells (reader-pool.ts); `marker`: what this worker writes into a read's cell to take it. */
+export interface ReaderWorkerData { path: string, layout: 'rows' | 'blocks', busyTimeoutMs: number, cacheMiB: number, nice: number, claims: Int32Array, marker: number }
+/** A read, posted to every worker: the one that swaps 0 in claims[cell] for its marker answers it. */
+export interface ReadRequest { id: number, cell: number, op: ReadOp, args: unknown[] }
+export type ReadReply = { id: number } & (
   | { ok: true, value: unknown }
-  | { ok: false, error: { message: string, code?: string, statusCode?: number, name: string } }
+  | { ok: false, error: { message: string, code?: string, statusCode?: number, name: string } })
 
 const data = workerData as ReaderWorkerData
 // Linux schedules threads, and nice is per thread: this one yields its core to the collector's
@@ -30,15 +32,17 @@ const port = parentPort
 if (port === null) throw new Error('reader-worker.ts runs as a worker thread')
 
 port.on('message', (req: ReadRequest) => {
+  // Taken by another worker, or answered by the pool already (its deadline passed): skipped, silently.
+  if (Atomics.compareExchange(data.claims, req.cell, 0, data.marker) !== 0) return
   let reply: ReadReply
   try {
     // One read transaction per read: its statements see one version of the file (a block's
     // header and frames are read by range, in several statements).
-    reply = { ok: true, value: db.transaction(() => runRead(reader as SqliteReader, req.op, req.args as never))() }
+    reply = { id: req.id, ok: true, value: db.transaction(() => runRead(reader as SqliteReader, req.op, req.args as never))() }
   } catch (err) {
     const e = err as Error & { statusCode?: number }
     const status = e.statusCode === undefined ? {} : { statusCode: e.statusCode }
-    reply = { ok: false, error: { message: e.message, name: e.name, ...(isCodedError(e) ? { code: e.code, ...status } : {}) } }
+    reply = { id: req.id, ok: false, error: { message: e.message, name: e.name, ...(isCodedError(e) ? { code: e.code, ...status } : {}) } }
   }
   port.postMessage(reply)
 })

@@ -60,6 +60,29 @@ describe('sqlite reads on reader workers', () => {
     }
   })
 
+  it('a free worker takes the next read without the main thread in between (which ingestion keeps busy)', async () => {
+    const store = open({ workers: 2, maxQueued: 100 })
+    try {
+      await Promise.all([store.count({}), store.count({ where: HEAVY })]) // both workers are up
+      // The main thread busy 80 ms at a time, as writing batches of 5,000 events keeps it; count
+      // those turns until 60 cheap reads are answered. Handing each read over after the last one
+      // answered took a turn per read per worker: ~30 turns.
+      let answered = 0
+      const reads = Array.from({ length: 60 }, async () => { await store.count({}); answered++ })
+      let turns = 0
+      while (answered < 60 && turns < 100) {
+        const until = performance.now() + 80
+        while (performance.now() < until) { /* busy, as a batch write is */ }
+        turns++
+        await new Promise((resolve) => setImmediate(resolve))
+      }
+      await Promise.all(reads)
+      expect(turns).toBeLessThanOrEqual(10)
+    } finally {
+      await store.close()
+    }
+  })
+
   it('a read past its deadline is answered KEATRAIL_ERR_QUERY_TIMEOUT (503) and the pool keeps serving', async () => {
     const store = open({ workers: 1, queryTimeoutMs: 50 })
     // A count of everything reads block summaries only.
