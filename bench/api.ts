@@ -73,7 +73,7 @@ try {
     x = 4242
     if (COLD) execFileSync('sh', ['-c', 'sync && echo 3 > /proc/sys/vm/drop_caches'])
     const o = await constantRate(url, RATE, SECONDS, next)
-    process.stdout.write(`${name.padEnd(42)} ${COLD ? 'cold, open' : 'open loop '}  ${Math.round(o.achievedRate)} req/s  p50 ${o.p50.toFixed(1)} ms  p99 ${o.p99.toFixed(1)} ms  max ${o.max.toFixed(1)} ms  (${o.ok} ok, ${o.failed} failed)\n`)
+    process.stdout.write(`${name.padEnd(42)} ${COLD ? 'cold, open' : 'open loop '}  ${Math.round(o.achievedRate)} req/s  p50 ${o.p50.toFixed(1)} ms  p99 ${o.p99.toFixed(1)} ms  max ${o.max.toFixed(1)} ms  (${o.ok} ok, ${o.failed} failed${o.failed > 0 ? ` by status: ${JSON.stringify(o.failures)}` : ''})\n`)
     if (COLD) continue
     x = 4242
     // setupRequest, not a precomputed request list: with a list autocannon sent in bursts
