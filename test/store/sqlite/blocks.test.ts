@@ -20,6 +20,7 @@ import { SqliteRowStore } from '../../../src/store/sqlite/row-store.js'
 import { SqliteStore } from '../../../src/store/sqlite/store.js'
 import type { Store } from '../../../src/store/types.js'
 import { parseBuffer, plainCopy, readFixture } from '../../helpers/fixtures.js'
+import { fill, mac, shape } from '../../../bench/generate.js'
 
 // The block layout (issue 19): what the contract suites cannot see from outside — blocks fill
 // up from small batches, replays and re-imports find the stored event, deletes and retention
@@ -202,6 +203,30 @@ describe('sqlite block layout', () => {
     for (const codec of [CODECS.deflate, CODECS.zstd]) {
       const b = DecodedBlock.unpack(packLines(linesOf(events, src, () => -1), codec), codec, src)
       expect(Array.from({ length: b.n }, (_, i) => b.event(i))).toEqual(events)
+    }
+  })
+
+  it('a page\'s total stops counting soon after the page is full (reported "at least"); count() stays exact', async () => {
+    const path = fresh()
+    const store = new SqliteStore({ path, readers: { workers: 0 } })
+    const s = shape(30_000)
+    const { events } = await fill(store, s)
+    try {
+      // Every event matches: the page is full in the newest block, the rest is only counted.
+      const dense = parseQuery('ip:10.0.0.0/8') as QueryNode
+      const page = await store.search({ where: dense, size: 10 })
+      expect(page.events.length).toBe(10)
+      expect(page.total.relation).toBe('gte')
+      expect(page.total.value).toBeGreaterThanOrEqual(10)
+      expect(page.total.value).toBeLessThanOrEqual(2 * BLOCK_EVENTS)
+      expect(await store.count({ where: dense })).toBe(events)
+      // A client's few events: counted exactly.
+      const sparse = parseQuery(`mac:${mac(7, 0)}`) as QueryNode
+      const few = await store.search({ where: sparse, size: 2 })
+      expect(few.total).toEqual({ value: await store.count({ where: sparse }), relation: 'eq' })
+      expect(few.total.value).toBeGreaterThan(2)
+    } finally {
+      await store.close()
     }
   })
 
