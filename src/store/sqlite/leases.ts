@@ -6,6 +6,7 @@ import { clientMatchers } from '../../leases/query.js'
 import { MAX_INTERVALS, type CollectionGap, type HistoryQuery, type LeaseInterval, type LeaseKey, type LeaseObservation, type LeaseStore } from '../../leases/types.js'
 import { LEASE_OBS_VIEW } from './migrations.js'
 import { identityOf, intervalDoc, intervalOf, ObsWriter, readIds, readObs, resumeObs, sameIdentity, type Identity } from './lease-codec.js'
+import { identBlob, identForms, identText } from './ident-blob.js'
 
 interface Row { doc: string }
 
@@ -61,7 +62,9 @@ interface Tail {
 
 interface LogRow extends Identity { rowid: number, kid: number, end: number | null, n: number, doc: string, obs: Buffer, key: string, scope: string, type: LeaseKey['type'], lease: string, lo: string, hi: string }
 
-const LOG_COLS = 'l.rowid AS rowid, l.kid AS kid, l.pos AS pos, l.start AS start, l."end" AS "end", l.n AS n, l.hwaddr AS hwaddr, l.client_id AS client_id, l.duid AS duid, l.duid_ll AS duid_ll, l.hostname AS hostname, l.doc AS doc, l.obs AS obs, ' +
+// Identifiers read back as text (ident-blob.ts: colon hex is stored as bytes).
+const LOG_COLS = 'l.rowid AS rowid, l.kid AS kid, l.pos AS pos, l.start AS start, l."end" AS "end", l.n AS n, ident_text(l.hwaddr) AS hwaddr, ident_text(l.client_id) AS client_id, ' +
+  'ident_text(l.duid) AS duid, ident_text(l.duid_ll) AS duid_ll, l.hostname AS hostname, l.doc AS doc, l.obs AS obs, ' +
   'k.key AS key, k.scope AS scope, k.type AS type, k.lease AS lease, k.lo AS lo, k.hi AS hi'
 
 function keyOf (r: LeaseKey): LeaseKey {
@@ -150,6 +153,7 @@ export class SqliteLeases implements LeaseStore {
   private readonly upCoverage: Database.Statement
 
   constructor (private readonly db: Database.Database, private readonly policy: DerivationPolicy = { maxPending: 1, maxDelayMs: 0 }) {
+    db.function('ident_text', { deterministic: true }, identText)
     this.getThrough = db.prepare('SELECT value FROM meta WHERE key = \'leases_through\'')
     this.setThrough = db.prepare('UPDATE meta SET value = ? WHERE key = \'leases_through\'')
     this.getGen = db.prepare('SELECT value FROM meta WHERE key = \'leases_gen\'')
@@ -372,9 +376,9 @@ export class SqliteLeases implements LeaseStore {
     } else {
       const id = identityOf(iv)
       if (r.rowid === 0) {
-        r.rowid = Number(this.insLog.run(kid, id.pos, id.start, iv.end, n, id.hwaddr, id.client_id, id.duid, id.duid_ll, id.hostname, doc, r.main.bytes()).lastInsertRowid)
+        r.rowid = Number(this.insLog.run(kid, id.pos, id.start, iv.end, n, identBlob(id.hwaddr), identBlob(id.client_id), identBlob(id.duid), identBlob(id.duid_ll), id.hostname, doc, r.main.bytes()).lastInsertRowid)
       } else {
-        this.updLogFull.run(id.pos, id.start, iv.end, n, id.hwaddr, id.client_id, id.duid, id.duid_ll, id.hostname, doc, r.main.bytes(), r.rowid)
+        this.updLogFull.run(id.pos, id.start, iv.end, n, identBlob(id.hwaddr), identBlob(id.client_id), identBlob(id.duid), identBlob(id.duid_ll), id.hostname, doc, r.main.bytes(), r.rowid)
       }
       r.stored = id
     }
@@ -640,8 +644,9 @@ export class SqliteLeases implements LeaseStore {
       })
       parts.push(`(${ors.join(' OR ')})`)
       const lors = ms.map((m) => {
-        logParams.push(...m.values)
-        return `l.${m.column} IN (${m.values.map(() => '?').join(', ')})`
+        const values = m.column === 'hostname' ? m.values : m.values.flatMap(identForms)
+        logParams.push(...values)
+        return `l.${m.column} IN (${values.map(() => '?').join(', ')})`
       })
       logParts.push(`(${lors.join(' OR ')})`)
     }

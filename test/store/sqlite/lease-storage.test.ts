@@ -5,6 +5,7 @@ import { deriveIntervals } from '../../../src/leases/derive.js'
 import { compareObservations, sequenceOf } from '../../../src/leases/observe.js'
 import type { LeaseInterval, LeaseObservation } from '../../../src/leases/types.js'
 import { ObsWriter, readIds, readObs } from '../../../src/store/sqlite/lease-codec.js'
+import { identBlob, identText } from '../../../src/store/sqlite/ident-blob.js'
 import { SqliteLeases } from '../../../src/store/sqlite/leases.js'
 import { MIGRATIONS } from '../../../src/store/sqlite/migrations.js'
 
@@ -145,6 +146,26 @@ describe('sqlite lease storage (schema 10)', () => {
       expect((db.prepare('SELECT count(*) AS n FROM lease_log_obs').get() as { n: number }).n).toBeGreaterThan(0)
       leases.stop()
     }
+  })
+
+  it('keeps colon-hex identifiers as bytes, finds clients by them and by rows written as text before', async () => {
+    expect(identText(identBlob('02:00:00:00:00:0a'))).toBe('02:00:00:00:00:0a')
+    for (const kept of ['02:00:0A:00:00:0a', 'Host-B.example', '0', '02:00:00:00:00:0a:']) expect(identBlob(kept)).toBe(kept)
+    const db = open()
+    const leases = new SqliteLeases(db, { maxPending: 1, maxDelayMs: 0 })
+    leases.apply([...obs].sort(compareObservations))
+    const types = db.prepare('SELECT DISTINCT typeof(hwaddr) FROM lease_log WHERE hwaddr IS NOT NULL UNION SELECT DISTINCT typeof(duid) FROM lease_log WHERE duid IS NOT NULL').pluck().all()
+    expect(types).toEqual(['blob'])
+    const queries = [{ mac: '02:00:00:00:00:0a' }, { client_id: '02:00:00:00:00:0a' }, { duid: '00:03:00:01:02:00:00:00:00:0c' }, { mac: '02:00:00:00:00:0c' }, { hostname: 'host-b.example' }]
+    const before = await Promise.all(queries.map(async (q) => await leases.intervals(q)))
+    for (const found of before) expect(found.length).toBeGreaterThan(0)
+    // Rows as schema 12 wrote them (text): found the same.
+    const rows = db.prepare('SELECT rowid, hwaddr, client_id, duid, duid_ll FROM lease_log').all() as Array<Record<string, unknown>>
+    const asText = db.prepare('UPDATE lease_log SET hwaddr = ?, client_id = ?, duid = ?, duid_ll = ? WHERE rowid = ?')
+    for (const r of rows.filter((_, i) => i % 2 === 0)) asText.run(identText(r.hwaddr), identText(r.client_id), identText(r.duid), identText(r.duid_ll), r.rowid)
+    expect(db.prepare('SELECT count(*) FROM lease_log WHERE typeof(hwaddr) = \'text\'').pluck().get()).toBeGreaterThan(0)
+    expect(await Promise.all(queries.map(async (q) => await leases.intervals(q)))).toEqual(before)
+    expect(await stored(leases, obs)).toEqual(expected(obs))
   })
 
   it('withdrawn events, with and without their observations: the derivation of the rest', async () => {
