@@ -18,12 +18,22 @@ const F_CLIENT = 0x40
 const F_MORE = 0x80
 const X_SOURCE = 0x01 // the event id's source (before its last '-') differs from the previous one
 const X_RAW_ID = 0x02 // the event id is not <source>-<hex offset>: its text follows
+const X_SOURCE_PACKED = 0x04 // with X_SOURCE: the source is written packed (ByteReader.packed; since schema 13)
 const C_HWADDR = 0x01
 const C_CLIENT_ID = 0x02
 const C_DUID = 0x04
 const C_DUID_LL = 0x08
 const C_IAID = 0x10
 const C_HOSTNAME = 0x20
+/**
+ * The identifiers (not the hostname) are written packed: colon hex as its bytes. With the source
+ * packed too, an interval's first observation is ~31 bytes shorter (MAC 17 → 7, client id 20 → 8,
+ * a file's source id 20 → 11): ~3.5 of the lease history's bytes per event (bench:store). Bytes
+ * written before (schema 12) lack the flag and read as text.
+ */
+const C_PACKED = 0x40
+const COLON_HEX = /^[0-9a-f]{2}(?::[0-9a-f]{2})*$/
+const PLAIN_HEX = /^(?:[0-9a-f]{2})+$/
 
 
 function isCount (n: unknown): n is number {
@@ -125,6 +135,22 @@ export class ObsWriter {
     this.length += this.buf.write(s, this.length)
   }
 
+  /** `s` packed (ByteReader.packed): hex — colon-separated when `colon` — as its bytes, anything else as text. */
+  private packed (s: string, colon: boolean): void {
+    const hex = colon ? (COLON_HEX.test(s) ? s.replaceAll(':', '') : undefined) : (PLAIN_HEX.test(s) ? s : undefined)
+    if (hex === undefined) {
+      const n = Buffer.byteLength(s)
+      this.uint(n * 2)
+      this.room(n)
+      this.length += this.buf.write(s, this.length)
+      return
+    }
+    const n = hex.length / 2
+    this.uint(n * 2 + 1)
+    this.room(n)
+    this.length += this.buf.write(hex, this.length, 'hex')
+  }
+
   /**
    * Appends `o`, which must follow the observations added before. Holds LeaseObservation's
    * fields (the key's are the row's); what observe() never makes (a fractional lifetime, a seq
@@ -165,7 +191,7 @@ export class ObsWriter {
     if (o.subnet_id !== st.subnet) flags |= F_SUBNET
     if (!sameClient(o, st.client)) flags |= F_CLIENT
     if (!idForm) more |= X_RAW_ID
-    else if (dash !== st.src.length || !id.startsWith(st.src)) more |= X_SOURCE
+    else if (dash !== st.src.length || !id.startsWith(st.src)) more |= X_SOURCE | X_SOURCE_PACKED
     if (more !== 0) flags |= F_MORE
     this.byte(flags)
     if (more !== 0) this.byte(more)
@@ -173,7 +199,7 @@ export class ObsWriter {
     this.int(o.ts - st.ts)
     st.ts = o.ts
     if (idForm) {
-      if ((more & X_SOURCE) !== 0) { st.src = id.slice(0, dash); this.text(st.src) }
+      if ((more & X_SOURCE) !== 0) { st.src = id.slice(0, dash); this.packed(st.src, false) }
       this.int(off - st.off)
       st.off = off
     } else {
@@ -184,11 +210,11 @@ export class ObsWriter {
     if ((flags & F_CLIENT) !== 0) {
       const mask = (o.hwaddr === undefined ? 0 : C_HWADDR) | (o.client_id === undefined ? 0 : C_CLIENT_ID) | (o.duid === undefined ? 0 : C_DUID) |
         (o.duid_ll === undefined ? 0 : C_DUID_LL) | (o.iaid === undefined ? 0 : C_IAID) | (o.hostname === undefined ? 0 : C_HOSTNAME)
-      this.byte(mask)
-      if (o.hwaddr !== undefined) this.text(o.hwaddr)
-      if (o.client_id !== undefined) this.text(o.client_id)
-      if (o.duid !== undefined) this.text(o.duid)
-      if (o.duid_ll !== undefined) this.text(o.duid_ll)
+      this.byte(mask | C_PACKED)
+      if (o.hwaddr !== undefined) this.packed(o.hwaddr, true)
+      if (o.client_id !== undefined) this.packed(o.client_id, true)
+      if (o.duid !== undefined) this.packed(o.duid, true)
+      if (o.duid_ll !== undefined) this.packed(o.duid_ll, true)
       if (o.iaid !== undefined) this.uint(o.iaid)
       if (o.hostname !== undefined) this.text(o.hostname)
       st.client = { hwaddr: o.hwaddr, client_id: o.client_id, duid: o.duid, duid_ll: o.duid_ll, iaid: o.iaid, hostname: o.hostname }
@@ -228,7 +254,7 @@ export function readIds (data: Uint8Array): { ids: string[], ts: number, seq: st
     if ((more & X_RAW_ID) !== 0) {
       id = r.text()
     } else {
-      if ((more & X_SOURCE) !== 0) src = r.text()
+      if ((more & X_SOURCE) !== 0) src = (more & X_SOURCE_PACKED) !== 0 ? r.packed(false) : r.text()
       off += r.int()
       id = `${src}-${off.toString(16)}`
     }
@@ -236,10 +262,11 @@ export function readIds (data: Uint8Array): { ids: string[], ts: number, seq: st
     if ((flags & F_SUBNET) !== 0) r.uint()
     if ((flags & F_CLIENT) !== 0) {
       const mask = r.byte()
-      if ((mask & C_HWADDR) !== 0) r.skip()
-      if ((mask & C_CLIENT_ID) !== 0) r.skip()
-      if ((mask & C_DUID) !== 0) r.skip()
-      if ((mask & C_DUID_LL) !== 0) r.skip()
+      const packed = (mask & C_PACKED) !== 0
+      if ((mask & C_HWADDR) !== 0) r.skip(packed)
+      if ((mask & C_CLIENT_ID) !== 0) r.skip(packed)
+      if ((mask & C_DUID) !== 0) r.skip(packed)
+      if ((mask & C_DUID_LL) !== 0) r.skip(packed)
       if ((mask & C_IAID) !== 0) r.uint()
       if ((mask & C_HOSTNAME) !== 0) r.skip()
     }
@@ -281,7 +308,7 @@ export function readObs (data: Uint8Array, k: LeaseKey, st: State = fresh()): Le
     if ((more & X_RAW_ID) !== 0) {
       id = r.text()
     } else {
-      if ((more & X_SOURCE) !== 0) st.src = r.text()
+      if ((more & X_SOURCE) !== 0) st.src = (more & X_SOURCE_PACKED) !== 0 ? r.packed(false) : r.text()
       st.off += r.int()
       id = `${st.src}-${st.off.toString(16)}`
     }
@@ -290,10 +317,11 @@ export function readObs (data: Uint8Array, k: LeaseKey, st: State = fresh()): Le
     if ((flags & F_CLIENT) !== 0) {
       const mask = r.byte()
       client = {}
-      if ((mask & C_HWADDR) !== 0) client.hwaddr = r.text()
-      if ((mask & C_CLIENT_ID) !== 0) client.client_id = r.text()
-      if ((mask & C_DUID) !== 0) client.duid = r.text()
-      if ((mask & C_DUID_LL) !== 0) client.duid_ll = r.text()
+      const ident = (mask & C_PACKED) !== 0 ? () => r.packed(true) : () => r.text()
+      if ((mask & C_HWADDR) !== 0) client.hwaddr = ident()
+      if ((mask & C_CLIENT_ID) !== 0) client.client_id = ident()
+      if ((mask & C_DUID) !== 0) client.duid = ident()
+      if ((mask & C_DUID_LL) !== 0) client.duid_ll = ident()
       if ((mask & C_IAID) !== 0) client.iaid = r.uint()
       if ((mask & C_HOSTNAME) !== 0) client.hostname = r.text()
     }

@@ -40,8 +40,26 @@ export class ByteReader {
     return s
   }
 
-  skip (): void {
-    const n = this.uint()
+  /**
+   * A string written packed (lease-codec.ts): a varint of twice its length, plus one when the
+   * bytes are hex digits' values — printed as lowercase hex, colon-separated when `colon` —
+   * else its UTF-8.
+   */
+  packed (colon: boolean): string {
+    const u = this.uint()
+    const n = Math.floor(u / 2)
+    const from = this.p
     this.p += n
+    if (u % 2 === 0) return this.buf.toString('utf8', from, from + n)
+    if (!colon) return this.buf.toString('hex', from, from + n)
+    let s = ''
+    for (let i = from; i < from + n; i++) s += (i === from ? '' : ':') + (this.buf[i] as number).toString(16).padStart(2, '0')
+    return s
+  }
+
+  /** Skips a length-prefixed string (`packed`: one written packed). */
+  skip (packed = false): void {
+    const u = this.uint()
+    this.p += packed ? Math.floor(u / 2) : u
   }
 }

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { describe, expect, it } from 'vitest'
 import { parseAddressOrPrefix } from '../../../src/leases/address.js'
@@ -5,6 +7,7 @@ import { deriveIntervals } from '../../../src/leases/derive.js'
 import { compareObservations, sequenceOf } from '../../../src/leases/observe.js'
 import type { LeaseInterval, LeaseObservation } from '../../../src/leases/types.js'
 import { ObsWriter, readIds, readObs } from '../../../src/store/sqlite/lease-codec.js'
+import { packageRoot } from '../../../src/paths.js'
 import { identBlob, identText } from '../../../src/store/sqlite/ident-blob.js'
 import { SqliteLeases } from '../../../src/store/sqlite/leases.js'
 import { MIGRATIONS } from '../../../src/store/sqlite/migrations.js'
@@ -146,6 +149,26 @@ describe('sqlite lease storage (schema 10)', () => {
       expect((db.prepare('SELECT count(*) AS n FROM lease_log_obs').get() as { n: number }).n).toBeGreaterThan(0)
       leases.stop()
     }
+  })
+
+  it('reads observations written before identifiers were packed (schema 12), and packs them shorter now', () => {
+    const fixture = JSON.parse(readFileSync(join(packageRoot(), 'test', 'fixtures', 'store', 'lease-obs-schema12.json'), 'utf8')) as { observations: LeaseObservation[], hex: string }
+    const old = Buffer.from(fixture.hex, 'hex')
+    const k = fixture.observations[0] as LeaseObservation
+    expect(readObs(old, k)).toEqual(fixture.observations)
+    expect(readIds(old).ids).toEqual(fixture.observations.map((o) => o.event_id))
+    const w = new ObsWriter()
+    for (const o of fixture.observations) w.add(o)
+    expect(readObs(w.bytes(), k)).toEqual(fixture.observations)
+    expect(readIds(w.bytes()).ids).toEqual(fixture.observations.map((o) => o.event_id))
+    expect(w.bytes().length).toBeLessThan(old.length - 60)
+    // Appending to old bytes: both forms in one row.
+    const more = ObsWriter.over(Buffer.from(old), fixture.observations.length)
+    const next: LeaseObservation = { key: k.key, scope: k.scope, type: k.type, lease: k.lease, lo: k.lo, hi: k.hi, event_id: '2ed252dd1a26bf0b9725-ffff', seq: sequenceOf('2ed252dd1a26bf0b9725-ffff'), ts: k.ts + 1e9, action: 'renew', hwaddr: '02:00:00:00:00:ee' }
+    more.add(next)
+    const back = readObs(more.bytes(), k)
+    expect(back.slice(0, -1)).toEqual(fixture.observations)
+    expect(back[back.length - 1]).toMatchObject({ event_id: next.event_id, hwaddr: '02:00:00:00:00:ee' })
   })
 
   it('keeps colon-hex identifiers as bytes, finds clients by them and by rows written as text before', async () => {
