@@ -14,13 +14,28 @@ export class ByteReader {
   get done (): boolean { return this.p >= this.buf.length }
 
   byte (): number {
+    if (this.p >= this.buf.length) throw this.truncated()
     return this.buf[this.p++] as number
+  }
+
+  /**
+   * Bytes that end inside a value (damaged, or written by a newer keatrail) fail here: reading on
+   * past the end looped forever in uint(), undefined bytes never ending a varint — a keatrail
+   * process stuck at 100 % CPU, deaf to SIGTERM (found when a newer build's bytes met an older one).
+   */
+  private truncated (): Error {
+    return new RangeError(`encoded bytes end inside a value (at byte ${this.p} of ${this.buf.length})`)
+  }
+
+  private need (n: number): void {
+    if (this.p + n > this.buf.length) throw this.truncated()
   }
 
   uint (): number {
     let v = 0
     let mul = 1
     for (;;) {
+      if (this.p >= this.buf.length || mul > 2 ** 56) throw this.truncated()
       const b = this.buf[this.p++] as number
       v += (b & 0x7f) * mul
       if (b < 0x80) return v
@@ -35,6 +50,7 @@ export class ByteReader {
 
   text (): string {
     const n = this.uint()
+    this.need(n)
     const s = this.buf.toString('utf8', this.p, this.p + n)
     this.p += n
     return s
@@ -48,6 +64,7 @@ export class ByteReader {
   packed (colon: boolean): string {
     const u = this.uint()
     const n = Math.floor(u / 2)
+    this.need(n)
     const from = this.p
     this.p += n
     if (u % 2 === 0) return this.buf.toString('utf8', from, from + n)
@@ -60,6 +77,8 @@ export class ByteReader {
   /** Skips a length-prefixed string (`packed`: one written packed). */
   skip (packed = false): void {
     const u = this.uint()
-    this.p += packed ? Math.floor(u / 2) : u
+    const n = packed ? Math.floor(u / 2) : u
+    this.need(n)
+    this.p += n
   }
 }

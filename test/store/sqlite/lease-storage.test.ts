@@ -10,6 +10,7 @@ import { ObsWriter, readIds, readObs } from '../../../src/store/sqlite/lease-cod
 import { packageRoot } from '../../../src/paths.js'
 import { identBlob, identText } from '../../../src/store/sqlite/ident-blob.js'
 import { SqliteLeases } from '../../../src/store/sqlite/leases.js'
+import { ByteReader } from '../../../src/store/sqlite/varint.js'
 import { MIGRATIONS } from '../../../src/store/sqlite/migrations.js'
 
 // Schema 10 keeps a key's observations inside its interval rows (older ones in sealed chunks)
@@ -169,6 +170,22 @@ describe('sqlite lease storage (schema 10)', () => {
     const back = readObs(more.bytes(), k)
     expect(back.slice(0, -1)).toEqual(fixture.observations)
     expect(back[back.length - 1]).toMatchObject({ event_id: next.event_id, hwaddr: '02:00:00:00:00:ee' })
+  })
+
+  it('bytes that end inside a value fail to read, at once (they looped forever)', () => {
+    const w = new ObsWriter()
+    const one = obs.filter((o) => o.key === obs[0]?.key).slice(0, 20)
+    for (const o of one) w.add(o)
+    const bytes = w.bytes()
+    for (const cut of [1, 2, 5, bytes.length - 1]) {
+      const part = bytes.subarray(0, cut)
+      // Some cuts end between two observations: those read; the others throw. None hangs.
+      for (const read of [() => readIds(part), () => readObs(part, one[0] as LeaseObservation)]) {
+        try { read() } catch (err) { expect((err as Error).message).toMatch(/end inside a value/) }
+      }
+    }
+    expect(() => readObs(Buffer.from([0x80 | 0x03, 0x01]), one[0] as LeaseObservation)).toThrow(/end inside a value/)
+    expect(() => new ByteReader(Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01])).uint()).toThrow(/end inside a value/)
   })
 
   it('keeps colon-hex identifiers as bytes, finds clients by them and by rows written as text before', async () => {
