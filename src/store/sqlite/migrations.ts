@@ -352,6 +352,18 @@ CREATE TABLE parse_contexts (
 -- the running parser is scanned, not pruned by postings its rules built.
 ALTER TABLE blocks ADD COLUMN pv INTEGER;
 `
+  },
+  {
+    version: 13,
+    name: 'packed lease identifiers',
+    sql: `
+-- No table changes: from here on lease_log stores colon-hex identifiers (hwaddr, client_id,
+-- duid, duid_ll) as BLOBs of their bytes (src/store/sqlite/ident-blob.ts; rows written before
+-- keep TEXT and are read as they are), and its observation bytes pack identifiers and source
+-- ids (lease-codec.ts C_PACKED, X_SOURCE_PACKED). The version is what makes a keatrail of
+-- schema 12 refuse the file (KEATRAIL_ERR_STORE_SCHEMA) instead of misreading those bytes.
+SELECT 1;
+`
   }
 ]
 
