@@ -13,6 +13,8 @@ export interface ReaderPoolOptions extends Omit<ReaderWorkerData, 'claims' | 'ma
 
 interface Job {
   id: number
+  /** Its claim cell: holds `id` until a worker swaps in its marker. */
+  cell: number
   op: ReadOp
   args: unknown[]
   resolve: (v: unknown) => void
@@ -23,11 +25,11 @@ interface Job {
 interface Slot { worker: Worker, ready: boolean, marker: number }
 
 /**
- * Claim cells, one per read in flight (a read's id modulo this): far more than reads can be in
- * flight (workers + maxQueued, ≤ 16 + a few hundred), so a cell is never reused while in use.
+ * A claim cell holds 0 (free), the id of the read posted with it (> 0, unclaimed), a worker's
+ * marker (< -1, claimed) or CANCELLED (its deadline passed unclaimed). A worker swaps the read's
+ * id for its marker, so a message still queued in a worker after its read was answered, and its
+ * cell given to another read, finds another value and is skipped.
  */
-const CLAIM_CELLS = 4096
-/** A claim cell's value for a read answered from the main thread (its deadline passed unclaimed). */
 const CANCELLED = -1
 
 // Compiled (dist/…/reader-pool.js) the worker is its .js sibling; from the TypeScript sources
@@ -62,9 +64,11 @@ export class ReaderPool {
   private readonly slots: Slot[] = []
   /** Reads not answered yet, claimed or not, by id. */
   private readonly pending = new Map<number, Job>()
-  private readonly claims = new Int32Array(new SharedArrayBuffer(CLAIM_CELLS * 4))
+  /** One cell per read that can be in flight: `workers` running and `maxQueued` waiting. */
+  private readonly claims: Int32Array
+  private readonly freeCells: number[]
   private nextId = 1
-  private nextMarker = 1
+  private nextMarker = -2
   private closed = false
   /** How long the last terminated worker took to stop (ms), for tests and benchmarks. */
   lastTerminationMs: number | undefined
@@ -73,7 +77,11 @@ export class ReaderPool {
   /** Why the last worker started could not open the database; cleared once one does. */
   private startFailure: string | undefined
 
-  constructor (private readonly opts: ReaderPoolOptions) {}
+  constructor (private readonly opts: ReaderPoolOptions) {
+    const cells = opts.workers + opts.maxQueued
+    this.claims = new Int32Array(new SharedArrayBuffer(cells * 4))
+    this.freeCells = Array.from({ length: cells }, (_, i) => cells - 1 - i)
+  }
 
   /** Workers running now (started on demand, up to `workers`). */
   get size (): number { return this.slots.length }
@@ -85,21 +93,38 @@ export class ReaderPool {
   async run<K extends ReadOp> (op: K, args: Parameters<ReadOps[K]>): Promise<ReturnType<ReadOps[K]>> {
     if (this.closed) throw new StoreReadError('sqlite', 'the store is closed')
     // As many running as there are workers, and maxQueued waiting.
-    if (this.pending.size >= this.slots.length + this.opts.maxQueued) throw new QueryBusyError(this.pending.size - this.slots.length)
+    const cell = this.freeCells.pop()
+    if (this.pending.size >= this.slots.length + this.opts.maxQueued || cell === undefined) {
+      if (cell !== undefined) this.freeCells.push(cell)
+      throw new QueryBusyError(this.pending.size - this.slots.length)
+    }
     return await new Promise((resolve, reject) => {
-      const id = this.nextId++
-      const job: Job = { id, op, args, resolve: resolve as (v: unknown) => void, reject, timer: setTimeout(() => { this.expire(job) }, this.opts.queryTimeoutMs) }
-      Atomics.store(this.claims, id % CLAIM_CELLS, 0)
+      const id = this.nextId
+      this.nextId = id >= 0x7fff_fff0 ? 1 : id + 1
+      const job: Job = { id, cell, op, args, resolve: resolve as (v: unknown) => void, reject, timer: setTimeout(() => { this.expire(job) }, this.opts.queryTimeoutMs) }
+      Atomics.store(this.claims, cell, id)
       this.pending.set(id, job)
       // A worker with a read in flight keeps the process alive (a CLI awaiting its answer); an idle one does not.
       for (const s of this.slots) { s.worker.ref(); if (s.ready) this.post(s, job) }
-      // Started on demand, one at a time: a starting worker is sent the reads still unclaimed when its connection is open.
-      if (this.canSpawn() && this.slots.every((s) => s.ready) && this.pending.size > this.slots.length) this.spawn()
+      this.spawnIfNeeded()
     })
   }
 
   private post (slot: Slot, job: Job): void {
-    slot.worker.postMessage({ id: job.id, cell: job.id % CLAIM_CELLS, op: job.op, args: job.args })
+    slot.worker.postMessage({ id: job.id, cell: job.cell, op: job.op, args: job.args })
+  }
+
+  /** Whether no worker has taken `job` yet. */
+  private unclaimed (job: Job): boolean {
+    return Atomics.load(this.claims, job.cell) === job.id
+  }
+
+  /**
+   * Workers start on demand, one at a time: another when every one is up and reads outnumber
+   * them (a starting worker is sent the reads still unclaimed once its connection is open).
+   */
+  private spawnIfNeeded (): void {
+    if (this.canSpawn() && this.slots.every((s) => s.ready) && this.pending.size > this.slots.length) this.spawn()
   }
 
   /**
@@ -125,8 +150,8 @@ export class ReaderPool {
       slot.ready = true
       this.startFailure = undefined
       // What was asked before it started, and nobody took yet.
-      for (const job of this.pending.values()) if (Atomics.load(this.claims, job.id % CLAIM_CELLS) === 0) this.post(slot, job)
-      if (this.canSpawn() && this.pending.size > this.slots.length) this.spawn()
+      for (const job of this.pending.values()) if (this.unclaimed(job)) this.post(slot, job)
+      this.spawnIfNeeded()
     })
     worker.on('error', (err) => { this.lost(slot, err) })
     worker.on('exit', (code) => { this.lost(slot, new Error(`reader worker exited with code ${code}`)) })
@@ -147,14 +172,16 @@ export class ReaderPool {
   private finish (job: Job): void {
     this.pending.delete(job.id)
     clearTimeout(job.timer)
+    Atomics.store(this.claims, job.cell, 0)
+    this.freeCells.push(job.cell)
     if (this.pending.size === 0) for (const s of this.slots) s.worker.unref()
   }
 
   /** The deadline: answered now; the worker running it, if one took it, is stopped and another takes its place. */
   private expire (job: Job): void {
+    const holder = Atomics.compareExchange(this.claims, job.cell, job.id, CANCELLED)
     this.finish(job)
-    const holder = Atomics.compareExchange(this.claims, job.id % CLAIM_CELLS, 0, CANCELLED)
-    const slot = holder === 0 ? undefined : this.slots.find((s) => s.marker === holder)
+    const slot = holder === job.id ? undefined : this.slots.find((s) => s.marker === holder)
     if (slot !== undefined) {
       this.remove(slot)
       const t0 = performance.now()
@@ -164,7 +191,7 @@ export class ReaderPool {
       void slot.worker.terminate().then(() => {
         this.lastTerminationMs = performance.now() - t0
         this.stopping--
-        if (this.canSpawn() && this.slots.length === 0 && this.pending.size > 0) this.spawn()
+        this.spawnIfNeeded()
       })
       // The replacement starts now, so that it is ready for the next read.
       if (this.canSpawn()) this.spawn()
@@ -177,7 +204,7 @@ export class ReaderPool {
     if (!this.remove(slot)) return
     const failed = (): Error => withCause(new StoreReadError('sqlite', `reader worker failed: ${err.message}`), err)
     for (const job of [...this.pending.values()]) {
-      if (Atomics.load(this.claims, job.id % CLAIM_CELLS) !== slot.marker) continue
+      if (Atomics.load(this.claims, job.cell) !== slot.marker) continue
       this.finish(job)
       job.reject(failed())
     }
@@ -187,7 +214,7 @@ export class ReaderPool {
       this.startFailure = `reader worker failed: ${err.message}`
       for (const job of [...this.pending.values()]) { this.finish(job); job.reject(failed()) }
     }
-    if (this.canSpawn() && this.pending.size > 0 && this.slots.every((s) => s.ready)) this.spawn()
+    this.spawnIfNeeded()
   }
 
   private remove (slot: Slot): boolean {

@@ -12,7 +12,7 @@ import { BlockReader } from './blocks/reader.js'
 
 /** `claims`: the pool's claim cells (reader-pool.ts); `marker`: what this worker writes into a read's cell to take it. */
 export interface ReaderWorkerData { path: string, layout: 'rows' | 'blocks', busyTimeoutMs: number, cacheMiB: number, nice: number, claims: Int32Array, marker: number }
-/** A read, posted to every worker: the one that swaps 0 in claims[cell] for its marker answers it. */
+/** A read, posted to every worker: the one that swaps the read's id in claims[cell] for its marker answers it. */
 export interface ReadRequest { id: number, cell: number, op: ReadOp, args: unknown[] }
 export type ReadReply = { id: number } & (
   | { ok: true, value: unknown }
@@ -33,7 +33,7 @@ if (port === null) throw new Error('reader-worker.ts runs as a worker thread')
 
 port.on('message', (req: ReadRequest) => {
   // Taken by another worker, or answered by the pool already (its deadline passed): skipped, silently.
-  if (Atomics.compareExchange(data.claims, req.cell, 0, data.marker) !== 0) return
+  if (Atomics.compareExchange(data.claims, req.cell, req.id, data.marker) !== req.id) return
   let reply: ReadReply
   try {
     // One read transaction per read: its statements see one version of the file (a block's

@@ -83,6 +83,26 @@ describe('sqlite reads on reader workers', () => {
     }
   })
 
+  it('claim cells reused by many reads while one runs long: the late deadline stops the worker running it, no other', async () => {
+    // workers + maxQueued = 3 cells: 40 reads go through them while the heavy one holds its own.
+    const store = open({ workers: 2, maxQueued: 1, queryTimeoutMs: 150 })
+    const pool = (store as unknown as { pool: { slots: Array<{ ready: boolean }> } }).pool
+    try {
+      // Both workers up, their connections open (the second starts when two reads are in flight).
+      await vi.waitFor(async () => {
+        await Promise.all([store.count({}), store.count({})])
+        expect(pool.slots.filter((s) => s.ready)).toHaveLength(2)
+      }, { timeout: 20_000, interval: 10 })
+      const heavy = codeOf(store.count({ where: HEAVY }))
+      for (let i = 0; i < 40; i++) expect(await store.count({}).catch((e: Error) => `read ${i}: ${e.message.slice(0, 40)}`)).toBe(EVENTS)
+      expect((await heavy).code).toBe('KEATRAIL_ERR_QUERY_TIMEOUT')
+      // The worker answering the cheap reads was not the one stopped: they go on at once.
+      for (let i = 0; i < 5; i++) expect(await store.count({})).toBe(EVENTS)
+    } finally {
+      await store.close()
+    }
+  })
+
   it('a read past its deadline is answered KEATRAIL_ERR_QUERY_TIMEOUT (503) and the pool keeps serving', async () => {
     const store = open({ workers: 1, queryTimeoutMs: 50 })
     // A count of everything reads block summaries only.
