@@ -428,6 +428,8 @@ export class BlockReader {
         cutoff = hits.length > size ? (hits[size] as Hit).ts : undefined
       }
       let testsAtFull = 0
+      /** Counting stopped at TOTAL_EXTRA_*: the total is "at least". */
+      let cutShort = false
       this.scan(req, blocks, (row, ts, i, b) => {
         total++
         if (pageFull) return total <= TOTAL_BOUND
@@ -447,10 +449,11 @@ export class BlockReader {
         const k = bound()
         if (!pageFull && k !== undefined && (desc ? row.max_ts < k.ts : row.min_ts > k.ts)) { pageFull = true; testsAtFull = this.tested }
         if (pageFull) extra++
-        return extra <= TOTAL_EXTRA_BLOCKS && (!pageFull || this.tested - testsAtFull <= TOTAL_EXTRA_TESTS)
+        cutShort = extra > TOTAL_EXTRA_BLOCKS || (pageFull && this.tested - testsAtFull > TOTAL_EXTRA_TESTS)
+        return !cutShort
       })
       hits.sort(better)
-      const counted = extra > TOTAL_EXTRA_BLOCKS || (pageFull && this.tested - testsAtFull > TOTAL_EXTRA_TESTS) || total > TOTAL_BOUND
+      const counted = cutShort || total > TOTAL_BOUND
       const page = hits.slice(0, size)
       const events: KeaEvent[] = []
       let bytes = 0
