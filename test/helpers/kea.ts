@@ -1,6 +1,27 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+
+/** The Kea versions tested for real: the host's own Debian 12 package, and Debian's newer ones in chroots. */
+export const KEA_VERSIONS = ['2.2', '2.6', '3.0'] as const
+export type KeaVersion = typeof KEA_VERSIONS[number]
+
+/** Where a Kea version runs: the host's binaries, or a chroot built by scripts/kea-chroot.sh. */
+export interface KeaRuntime {
+  version: KeaVersion
+  /** The chroot's root; undefined for the host's own Kea. */
+  root: string | undefined
+  /** Full version as `kea-dhcp4 -v` prints it (2.2.0, 2.6.3, 3.0.4). */
+  full: string
+  /** Where the hook libraries are (inside the chroot for a chroot). */
+  hooksDir: string
+}
+
+/** The host's own Kea (Debian 12: 2.2), without asking it its version. */
+export const HOST_KEA: KeaRuntime = { version: '2.2', root: undefined, full: '2.2', hooksDir: '/usr/lib/x86_64-linux-gnu/kea/hooks' }
+
+const HOOK_DIRS = ['/usr/lib/x86_64-linux-gnu/kea/hooks', '/usr/lib/kea/hooks']
+const CHROOTS = process.env.KEATRAIL_KEA_CHROOTS ?? '/var/tmp/keatrail-kea'
 
 /** Why real-Kea tests cannot run here, or '' when they can (root, kea-dhcp4, perfdhcp, ip). */
 export function keaUnavailable (): string {
@@ -9,6 +30,81 @@ export function keaUnavailable (): string {
     try { execFileSync('which', [bin], { stdio: 'ignore' }) } catch { return `${bin} is not installed (apt-get install kea-dhcp4-server kea-dhcp6-server kea-admin iproute2)` }
   }
   return ''
+}
+
+/**
+ * The runtime of one Kea version, or why it cannot run here. 2.2 is the host's package; 2.6 and
+ * 3.0 live in chroots that `scripts/kea-chroot.sh VERSION` builds (CI builds them first: a test
+ * does not wait a minute for debootstrap).
+ */
+export function keaRuntime (version: KeaVersion): KeaRuntime | string {
+  if (version === '2.2') {
+    const why = keaUnavailable()
+    if (why !== '') return why
+    const full = execFileSync('kea-dhcp4', ['-v'], { encoding: 'utf8' }).trim()
+    if (!full.startsWith('2.2.')) return `the host's kea-dhcp4 is ${full}, not 2.2`
+    return { version, root: undefined, full, hooksDir: HOOK_DIRS.find((d) => existsSync(d)) ?? HOOK_DIRS[0] as string }
+  }
+  if (process.getuid?.() !== 0) return 'needs root for network namespaces and chroot'
+  const root = join(CHROOTS, `kea-${version}`)
+  const marker = join(root, '.keatrail-kea-version')
+  if (!existsSync(marker)) return `no Kea ${version} chroot in ${CHROOTS} (build it: scripts/kea-chroot.sh ${version})`
+  const full = readFileSync(marker, 'utf8').trim()
+  return { version, root, full, hooksDir: HOOK_DIRS.find((d) => existsSync(join(root, d))) ?? HOOK_DIRS[0] as string }
+}
+
+/** A hook library's path as the daemon sees it. */
+export function hookLibrary (rt: KeaRuntime, name: string): string {
+  return join(rt.hooksDir, name)
+}
+
+/**
+ * The command that runs a Kea binary of this runtime, in network namespace `netns` (or the
+ * host's): for a chroot, in a private mount namespace where `dirs` (configs, logs, lease files,
+ * sockets) are bound at the same paths inside the chroot (over a private tmpfs when under /tmp,
+ * so nothing is left in the chroot), under a clean environment plus `env`. Every step execs, so
+ * the pid is the daemon's own and SIGTERM reaches it.
+ */
+export function keaCommand (rt: KeaRuntime, bin: string, args: string[], opts: { netns?: string, dirs?: string[], env?: Record<string, string> } = {}): { cmd: string, args: string[], env: NodeJS.ProcessEnv } {
+  const env = opts.env ?? {}
+  const ns = opts.netns === undefined ? [] : ['ip', 'netns', 'exec', opts.netns]
+  if (rt.root === undefined) {
+    const all = [...ns, bin, ...args]
+    return { cmd: all[0] as string, args: all.slice(1), env: { ...process.env, ...env } }
+  }
+  const q = (s: string): string => `'${s.replace(/'/g, "'\\''")}'`
+  const r = rt.root
+  const script = ['set -e', `mount -t proc proc ${q(join(r, 'proc'))}`]
+  if ((opts.dirs ?? []).some((d) => d.startsWith('/tmp/'))) script.push(`mount -t tmpfs tmpfs ${q(join(r, 'tmp'))}`)
+  for (const d of opts.dirs ?? []) script.push(`mkdir -p ${q(join(r, d))}`, `mount --bind ${q(d)} ${q(join(r, d))}`)
+  const vars = Object.entries({ PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8', ...env }).map(([k, v]) => q(`${k}=${v}`))
+  script.push(`exec chroot ${q(r)} env -i ${vars.join(' ')} ${[bin, ...args].map(q).join(' ')}`)
+  const all = [...ns, 'unshare', '-m', '--propagation', 'private', 'sh', '-c', script.join('\n')]
+  return { cmd: all[0] as string, args: all.slice(1), env: { PATH: process.env.PATH } }
+}
+
+/**
+ * The directories a daemon's configuration names (log outputs, lease files, control sockets),
+ * and the environment that lets Kea ≥ 2.6 use them: 2.6.3 and 3.0 refuse log paths outside
+ * KEA_LOG_FILE_DIR, lease files outside KEA_DHCP_DATA_DIR and sockets outside
+ * KEA_CONTROL_SOCKET_DIR (one directory each: the first one named wins).
+ */
+export function keaPaths (config: unknown, lockDir: string): { dirs: string[], env: Record<string, string> } {
+  const found: Record<'log' | 'data' | 'socket', string[]> = { log: [], data: [], socket: [] }
+  const walk = (v: unknown, key: string): void => {
+    if (Array.isArray(v)) { for (const x of v) walk(x, key); return }
+    if (v !== null && typeof v === 'object') { for (const [k, x] of Object.entries(v)) walk(x, k); return }
+    if (typeof v !== 'string' || !v.startsWith('/')) return
+    if (key === 'output') found.log.push(dirname(v))
+    else if (key === 'name' && v.endsWith('.csv')) found.data.push(dirname(v))
+    else if (key === 'socket-name') found.socket.push(dirname(v))
+  }
+  walk(config, '')
+  const env: Record<string, string> = { KEA_PIDFILE_DIR: lockDir, KEA_LOCKFILE_DIR: lockDir }
+  if (found.log[0] !== undefined) env.KEA_LOG_FILE_DIR = found.log[0]
+  if (found.data[0] !== undefined) env.KEA_DHCP_DATA_DIR = found.data[0]
+  if (found.socket[0] !== undefined) env.KEA_CONTROL_SOCKET_DIR = found.socket[0]
+  return { dirs: [...new Set([lockDir, ...found.log, ...found.data, ...found.socket])], env }
 }
 
 /**
@@ -23,7 +119,8 @@ export class KeaLab {
   private kea: ChildProcess | undefined
   private readonly daemons: Array<{ family: 4 | 6, proc: ChildProcess }> = []
 
-  constructor (readonly prefix: string, readonly dir: string) {
+  /** `rt`: which Kea serves (default the host's own). */
+  constructor (readonly prefix: string, readonly dir: string, readonly rt: KeaRuntime = HOST_KEA) {
     this.srv = `${prefix}-srv`
     this.cli = `${prefix}-cli`
     this.srvIf = `${prefix}s0`
@@ -95,10 +192,10 @@ export class KeaLab {
         ...body
       }
     }))
-    const p = spawn('ip', ['netns', 'exec', this.srv, `kea-dhcp${family}`, '-c', config], {
-      env: { ...process.env, TZ: 'UTC', KEA_PIDFILE_DIR: join(this.dir, 'lock'), KEA_LOCKFILE_DIR: join(this.dir, 'lock') },
-      stdio: ['ignore', 'ignore', 'inherit']
-    })
+    const written = JSON.parse(readFileSync(config, 'utf8')) as unknown
+    const paths = keaPaths(written, join(this.dir, 'lock'))
+    const run = keaCommand(this.rt, `kea-dhcp${family}`, ['-c', config], { netns: this.srv, dirs: [this.dir, ...paths.dirs], env: { TZ: 'UTC', ...paths.env } })
+    const p = spawn(run.cmd, run.args, { env: run.env, stdio: ['ignore', 'ignore', 'inherit'] })
     this.daemons.push({ family, proc: p })
     await new Promise((resolve) => setTimeout(resolve, 2500))
     if (p.exitCode !== null) throw new Error(`kea-dhcp${family} exited with ${p.exitCode}`)
@@ -120,7 +217,8 @@ export class KeaLab {
   async perfdhcp (args: string[], family: 4 | 6 = 4): Promise<void> {
     const target = family === 4 ? ['192.0.2.1'] : []
     await new Promise<void>((resolve, reject) => {
-      const p = spawn('ip', ['netns', 'exec', this.cli, 'perfdhcp', `-${family}`, '-l', this.cliIf, ...args, ...target], { stdio: 'ignore' })
+      const run = keaCommand(this.rt, 'perfdhcp', [`-${family}`, '-l', this.cliIf, ...args, ...target], { netns: this.cli })
+      const p = spawn(run.cmd, run.args, { env: run.env, stdio: 'ignore' })
       p.on('exit', () => resolve())
       p.on('error', reject)
     })
