@@ -46,6 +46,19 @@ function adopt (iv: LeaseClient, o: LeaseObservation): void {
   if (o.hostname !== undefined) iv.hostname = o.hostname
 }
 
+/**
+ * Lease caching (Kea's cache-threshold, on by default from 3.0): `…_LEASE_REUSE … reused for N
+ * seconds` hands the lease out again unchanged, N being the seconds it has left. So the lease
+ * runs out at t + N, whatever the line before said — Kea 3.0.4 logs a cached DHCPv4 renewal as
+ * `DHCP4_LEASE_ALLOC … allocated for 8 seconds` and then, same transaction, `DHCP4_LEASE_REUSE
+ * … reused for 6 seconds`, and its lease file keeps the old expiry. And N is not the lease's
+ * lifetime: a later DHCPv6 renewal, logged without one, is granted the full lifetime (3.0.4:
+ * a renewal after reuses for 8 s of a 10 s lease wrote expire = renewal + 10 s).
+ */
+function extendByReuse (cur: Open, o: LeaseObservation): void {
+  if (o.lifetime !== undefined) cur.expiry = o.ts + o.lifetime * 1000
+}
+
 function open (o: LeaseObservation, start: number | null): Open {
   const iv: LeaseInterval = {
     id: intervalId(o.key, o.event_id),
@@ -65,7 +78,8 @@ function open (o: LeaseObservation, start: number | null): Open {
   }
   if (o.subnet_id !== undefined) iv.subnet_id = o.subnet_id
   adopt(iv, o)
-  if (o.lifetime !== undefined) iv.lifetime = o.lifetime
+  // A reuse's N is what the lease had left, not its lifetime (see extendByReuse).
+  if (o.lifetime !== undefined && o.action !== 'reuse') iv.lifetime = o.lifetime
   return { iv, expiry: o.lifetime === undefined ? null : o.ts + o.lifetime * 1000, tail: [] }
 }
 
@@ -98,7 +112,8 @@ function finish (cur: Open, end: number | null, reason: EndReason, observed: boo
  * intervals with the same ids, whatever order they were stored in.
  *
  * - allocate/renew/reuse/lease-add/lease-update by the holder extend its interval (a renewal
- *   without a lifetime, as DHCPv6 logs it, keeps the last lifetime); by another client, or
+ *   without a lifetime, as DHCPv6 logs it, keeps the last lifetime; a reuse sets the expiry:
+ *   extendByReuse); by another client, or
  *   after the lease ran out, they close it and open a new one;
  * - release, decline, reclaim, delete end it at the logged time (reclaim: at the expiry if
  *   that came first, since reclamation runs after the lease has run out);
@@ -130,8 +145,11 @@ export function deriveIntervals (obs: readonly LeaseObservation[], before?: Leas
         cur.iv.extensions++
         adopt(cur.iv, o)
         if (o.subnet_id !== undefined) cur.iv.subnet_id = o.subnet_id
-        const lifetime = o.lifetime ?? cur.iv.lifetime
-        if (lifetime !== undefined) { cur.iv.lifetime = lifetime; cur.expiry = o.ts + lifetime * 1000 }
+        if (o.action === 'reuse') extendByReuse(cur, o)
+        else {
+          const lifetime = o.lifetime ?? cur.iv.lifetime
+          if (lifetime !== undefined) { cur.iv.lifetime = lifetime; cur.expiry = o.ts + lifetime * 1000 }
+        }
         cur.tail.push(o.event_id)
         if (cur.tail.length > EVIDENCE_TAIL) cur.tail.shift()
         continue

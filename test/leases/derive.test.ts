@@ -53,6 +53,21 @@ describe('deriveIntervals', () => {
     expect(deriveIntervals([obs('renew', 100, A)], first)).toEqual([{ ...ivs[1], id: expect.any(String), evidence: expect.any(Array) }])
   })
 
+  it('a reuse (lease caching) ends the lease at t + N, N being what it has left, not the lifetime a later renewal gets', () => {
+    // Kea 3.0.4, a 10 s lease: ALLOC for 10 s, REUSE for 8 s, then a DHCPv6 RENEW (no lifetime
+    // in the line) that the lease file shows granted the full 10 s.
+    const ivs = deriveIntervals([obs('allocate', 0, A, 10), obs('reuse', 2, A, 8), obs('renew', 5, A)])
+    expect(ivs.map((i) => [i.start, i.end, i.lifetime, i.extensions])).toEqual([[at(0), at(15), 10, 2]])
+    // Kea 3.0.4 logs a cached DHCPv4 renewal as ALLOC for the full lifetime, then REUSE for what
+    // is left (same transaction): the lease file keeps the old expiry.
+    const cached = deriveIntervals([obs('allocate', 0, A, 8), obs('allocate', 2.4, A, 8), obs('reuse', 2.4, A, 6)])
+    expect(cached.map((i) => [i.end, i.lifetime])).toEqual([[at(8.4), 8]])
+    // One that opens the history (collection began mid-lease) ends at t + N, lifetime unknown.
+    const [opened] = deriveIntervals([obs('reuse', 0, A, 45)])
+    expect(opened).toMatchObject({ start: at(0), end: at(45), end_reason: 'expiry-by-lifetime' })
+    expect(opened?.lifetime).toBeUndefined()
+  })
+
   it('reclamation ends at the expiry; its second log line is evidence, not a new lease', () => {
     const ivs = deriveIntervals([obs('allocate', 0, A, 60), obs('reclaim', 65, A), obs('reclaim', 65.001, {})])
     expect(ivs).toHaveLength(1)
