@@ -290,7 +290,9 @@ export const INSTALL_LOG_CODES = {
   /** A file source's `include` globs match no file yet: it waits for them. */
   sourceNoFiles: 'KEATRAIL_ERR_SOURCE_NO_FILES',
   /** A journal source on a machine without a journal, or whose units have no entries. */
-  sourceNoJournal: 'KEATRAIL_ERR_SOURCE_NO_JOURNAL'
+  sourceNoJournal: 'KEATRAIL_ERR_SOURCE_NO_JOURNAL',
+  /** A Kea log file outside /var/log/kea: Kea ≥ 2.4.2 / 2.6.3 / 3.0.1 refuse it without KEA_LOG_FILE_DIR. */
+  keaLogPath: 'KEATRAIL_ERR_KEA_LOG_PATH'
 } as const
 
 // Read bounds

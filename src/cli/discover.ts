@@ -1,5 +1,5 @@
 import { writeFileSync } from 'node:fs'
-import { basename, isAbsolute, join, resolve } from 'node:path'
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path'
 import { Option, type Command } from 'commander'
 import { stringify } from 'yaml'
 import { parseConfig } from '../config/config.js'
@@ -35,18 +35,18 @@ export function registerDiscover (program: Command, io: CliIo): void {
     .action((files: string[], o: { out?: string, force?: boolean, dataDir: string, syslogPort: number }) => {
       // Absolute: a relative dataDir would be read against whatever directory `run` starts in.
       const { yaml, warnings } = discover(files, resolve(o.dataDir), o.syslogPort)
+      if (o.out === undefined) io.stdout.write(yaml)
+      else {
+        try {
+          // 'wx' fails if the file exists, with no window between a check and the write.
+          writeFileSync(o.out, yaml, { flag: o.force === true ? 'w' : 'wx' })
+        } catch (err) {
+          // The refusal is the one line printed: the warnings are about a config not written.
+          if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new OutputExistsError(o.out)
+          throw err
+        }
+      }
       for (const w of warnings) io.stderr.write(`keatrail: ${w.code}: ${w.message}\n`)
-      if (o.out === undefined) {
-        io.stdout.write(yaml)
-        return
-      }
-      try {
-        // 'wx' fails if the file exists, with no window between a check and the write.
-        writeFileSync(o.out, yaml, { flag: o.force === true ? 'w' : 'wx' })
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new OutputExistsError(o.out)
-        throw err
-      }
     })
 }
 
@@ -109,6 +109,15 @@ export function discover (files: readonly string[], dataDir: string, syslogPort:
         notes.push(`${file}: ${out.daemon} logs to ${out.output} (logger ${out.logger}); forward it to keatrail, e.g. rsyslog: if $programname startswith 'kea-' then @@127.0.0.1:${syslogPort}`)
       } else {
         const path = isAbsolute(out.output) ? out.output : join(KEA_LOG_DIR, out.output)
+        // Since the fix for CVE-2025-32802 Kea refuses to start with a log file in any other
+        // directory (its parent exactly: not a subdirectory either), unless its environment
+        // names that directory; a config written for 2.2 then stops the upgraded server.
+        if (dirname(path) !== KEA_LOG_DIR) {
+          warnings.push({
+            code: INSTALL_LOG_CODES.keaLogPath,
+            message: `${file}: ${out.daemon} logs to ${path}, outside ${KEA_LOG_DIR}: Kea 2.4.2, 2.6.3, 3.0.1 and later refuse to start with it unless the daemon's environment sets KEA_LOG_FILE_DIR=${dirname(path)} (older Kea accept it)`
+          })
+        }
         // The rotated files (.1, .2 …) too: a file renamed while keatrail was down is still read.
         sources.push({ type: 'file', name: unique(`${daemon}-${basename(path).replace(/\.log$/, '')}`), include: [`${path}*`], pattern: patternName(out.pattern) })
         if (out.maxsize !== 0) notes.push(`${file}: ${path} rotates at ${out.maxsize ?? 10240000} bytes keeping ${out.maxver ?? 1} old file(s); keatrail follows the renames.`)

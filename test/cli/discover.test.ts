@@ -1,4 +1,5 @@
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parse as parseYaml } from 'yaml'
@@ -9,6 +10,7 @@ import { FileSource } from '../../src/sources/file/source.js'
 import { SqliteStore } from '../../src/store/sqlite/store.js'
 import { runCli } from '../helpers/cli.js'
 import { KEA_FIXTURES, readFixture, ROOT } from '../helpers/fixtures.js'
+import { KEA_VERSIONS, keaCommand, keaRuntime, type KeaRuntime } from '../helpers/kea.js'
 
 const configs = join(KEA_FIXTURES, 'configs')
 const quiet = { info: () => {}, error: () => {} }
@@ -77,11 +79,23 @@ describe('keatrail discover writes what the systemd unit can run', () => {
     const dir = mkdtempSync(join(tmpdir(), 'kt-discover-'))
     const bare = join(dir, 'kea-dhcp4.conf')
     writeFileSync(bare, '{ "Dhcp4": { "interfaces-config": { "interfaces": [ "eth0" ] }, "subnet4": [] } }')
-    const r = await runCli(['discover', bare, join(configs, 'kea4-info.json')])
+    const r = await runCli(['discover', bare, join(configs, 'debian-kea-dhcp4.conf')])
     expect(r.code).toBe(0)
     expect(r.err).toMatch(new RegExp(`^keatrail: KEATRAIL_ERR_KEA_NO_LOGGERS: ${bare} has no loggers[^\\n]*kea-dhcp4-server\\.service[^\\n]*\\n$`))
     // The other config's sources are still written.
     expect((parseYaml(r.out) as { sources: unknown[] }).sources.length).toBeGreaterThan(0)
+  })
+
+  it('warns, with a code, about each log file Kea ≥ 2.6.3 / 3.0 would refuse (outside /var/log/kea), and writes its source', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kt-discover-'))
+    const conf = join(dir, 'kea-dhcp4.conf')
+    const outputs = ['/var/log/kea/a.log', 'b.log', '/var/lib/kea/c.log', '/var/log/kea/sub/d.log']
+    writeFileSync(conf, JSON.stringify({ Dhcp4: { loggers: [{ name: 'kea-dhcp4', 'output-options': outputs.map((output) => ({ output })) }] } }))
+    const r = await runCli(['discover', conf])
+    expect(r.code).toBe(0)
+    expect(r.err.split('\n').filter(Boolean)).toEqual(['/var/lib/kea', '/var/log/kea/sub'].map((d) =>
+      `keatrail: KEATRAIL_ERR_KEA_LOG_PATH: ${conf}: Dhcp4 logs to ${d}/${d === '/var/lib/kea' ? 'c' : 'd'}.log, outside /var/log/kea: Kea 2.4.2, 2.6.3, 3.0.1 and later refuse to start with it unless the daemon's environment sets KEA_LOG_FILE_DIR=${d} (older Kea accept it)`))
+    expect((parseYaml(r.out) as { sources: Array<{ include: string[] }> }).sources.map((s) => s.include[0])).toEqual(['/var/log/kea/a.log*', '/var/log/kea/b.log*', '/var/lib/kea/c.log*', '/var/log/kea/sub/d.log*'])
   })
 
   it('refuses to overwrite --out without --force, in one coded line', async () => {
@@ -95,5 +109,48 @@ describe('keatrail discover writes what the systemd unit can run', () => {
     const forced = await runCli(['discover', join(configs, 'kea4-info.json'), '--out', out, '--force'])
     expect(forced.code).toBe(0)
     expect(loadConfig(out).dataDir).toBe('/var/lib/keatrail')
+  })
+})
+
+// The path warning against what each real Kea does: a log file outside /var/log/kea stops 2.6
+// and 3.0 unless KEA_LOG_FILE_DIR names its directory; 2.2 takes it as it is.
+KEA_VERSIONS.forEach((version) => {
+  const found = keaRuntime(version)
+  const unavailable = typeof found === 'string' ? found : ''
+  describe.skipIf(unavailable !== '' && process.env.CI !== 'true')(`keatrail discover and real Kea ${version}'s log paths${unavailable === '' ? '' : ` (skipped: ${unavailable})`}`, () => {
+    it(`warns about a log file outside /var/log/kea exactly when Kea ${version} refuses it`, async () => {
+      if (unavailable !== '') throw new Error(`CI needs real Kea ${version}: ${unavailable}`)
+      const rt = found as KeaRuntime
+      const dir = mkdtempSync(join(tmpdir(), `kt-discover-kea${version}-`))
+      const log = join(dir, 'kea-dhcp4.log')
+      const conf = join(dir, 'kea-dhcp4.conf')
+      writeFileSync(conf, JSON.stringify({
+        Dhcp4: {
+          'interfaces-config': { interfaces: [] },
+          'lease-database': { type: 'memfile', persist: false },
+          // output_options: 2.2 knows no 'output-options'; 2.6 and 3.0 take both.
+          loggers: [{ name: 'kea-dhcp4', severity: 'INFO', output_options: [{ output: log }] }]
+        }
+      }))
+      const r = await runCli(['discover', conf])
+      expect(r.err).toContain(`KEATRAIL_ERR_KEA_LOG_PATH: ${conf}: Dhcp4 logs to ${log}, outside /var/log/kea`)
+      const start = async (env: Record<string, string>): Promise<{ exitCode: number | null, output: string }> => {
+        const run = keaCommand(rt, 'kea-dhcp4', ['-c', conf], { dirs: [dir], env: { KEA_PIDFILE_DIR: dir, KEA_LOCKFILE_DIR: dir, ...env } })
+        const p = spawn(run.cmd, run.args, { env: run.env, stdio: ['ignore', 'pipe', 'pipe'] })
+        let output = ''
+        p.stdout.on('data', (d: Buffer) => { output += d.toString() })
+        p.stderr.on('data', (d: Buffer) => { output += d.toString() })
+        // Up (it logged DHCP4_STARTED to the file) or refused (it exited).
+        await expect.poll(() => p.exitCode !== null || (existsSync(log) && readFileSync(log, 'utf8').includes('DHCP4_STARTED')), { timeout: 15_000, interval: 100 }).toBe(true)
+        const exitCode = p.exitCode
+        if (exitCode === null) await new Promise<void>((resolve) => { p.on('exit', () => resolve()); p.kill('SIGTERM') })
+        return { exitCode, output }
+      }
+      const plain = await start({})
+      if (version === '2.2') expect(plain.exitCode, plain.output).toBeNull()
+      else expect(plain).toMatchObject({ exitCode: 1, output: expect.stringContaining(`invalid path specified: '${dir}', supported path is '/var/log/kea'`) })
+      // What the warning says to do.
+      expect((await start({ KEA_LOG_FILE_DIR: dir })).exitCode).toBeNull()
+    }, 40_000)
   })
 })
