@@ -1,28 +1,61 @@
 #!/usr/bin/env bash
-# Captures real Kea 2.2 logs for test/fixtures/kea/captured/: kea-dhcp4 and kea-dhcp6 in a
+# Captures real Kea logs for test/fixtures/kea/captured*/: kea-dhcp4 and kea-dhcp6 in a
 # private network namespace, driven by perfdhcp (allocate, renew, release) plus lease_cmds over
 # the control socket and, when ../shared/kea/tools is present, small clients that provoke
 # decline, NAK and INIT-REBOOT. Each daemon runs twice: at INFO with three outputs (default
 # file pattern, a custom pattern, stdout) and at DEBUG 99 (multi-line records).
 #
-# Needs root (network namespaces). Usage: scripts/capture-kea-fixtures.sh [OUT_DIR]
+# VERSION: 2.2 (the host's Debian 12 packages; the default) or 2.6 / 3.0 (Debian's in a chroot,
+# built by scripts/kea-chroot.sh). Needs root (network namespaces).
+# Usage: scripts/capture-kea-fixtures.sh [VERSION] [OUT_DIR]
+#   default OUT_DIR: test/fixtures/kea/captured (2.2), test/fixtures/kea/captured-VERSION (others)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
-OUT=${1:-$ROOT/test/fixtures/kea/captured}
+KEA_VERSION=2.2
+if [[ "${1:-}" =~ ^[0-9]+\.[0-9]+$ ]]; then KEA_VERSION=$1; shift; fi
+SUFFIX=""
+[ "$KEA_VERSION" = 2.2 ] || SUFFIX="-$KEA_VERSION"
+OUT=${1:-$ROOT/test/fixtures/kea/captured$SUFFIX}
 TOOLS=$ROOT/../shared/kea/tools
 WORK=$(mktemp -d /tmp/keatrail-capture.XXXXXX)
+# Kea 2.6.3 wants its control socket's directory at mode 0750.
+chmod 750 "$WORK"
 NS_SRV=kt-cap-srv
 NS_CLI=kt-cap-cli
 CUSTOM_PATTERN='%D{%Y-%m-%dT%H:%M:%S.%q%z} %h %c[%i]: %-5p %m\n'
 
 need() { command -v "$1" >/dev/null 2>&1; }
-if ! need kea-dhcp4 || ! need perfdhcp; then
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kea-dhcp4-server kea-dhcp6-server kea-admin >/dev/null
+if [ "$KEA_VERSION" = 2.2 ]; then
+  if ! need kea-dhcp4 || ! need perfdhcp; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kea-dhcp4-server kea-dhcp6-server kea-admin >/dev/null
+  fi
+  CHROOT=""
+  KEA_V=$(kea-dhcp4 -V | head -n1)
+else
+  CHROOT=$("$HERE/kea-chroot.sh" "$KEA_VERSION")
+  KEA_V=$(chroot "$CHROOT" kea-dhcp4 -V | head -n1)
 fi
-HOOKS=$(dirname "$(find /usr/lib -name libdhcp_lease_cmds.so | head -n1)")
+HOOKS=$(dirname "$(find "$CHROOT/usr/lib" -name libdhcp_lease_cmds.so | head -n1)")
+HOOKS=${HOOKS#"$CHROOT"}
+
+# kea_in NETNS: sets KEA_RUN to the command prefix that runs a Kea binary of $KEA_VERSION there.
+# A chroot's Kea sees $WORK at the same path (a private mount namespace: nothing is left in the
+# chroot) and may use it for logs, leases and sockets (Kea >= 2.6 restricts those paths).
+kea_in() {
+  if [ -z "$CHROOT" ]; then
+    KEA_RUN=(ip netns exec "$1" env KEA_PIDFILE_DIR="$WORK/lock" KEA_LOCKFILE_DIR="$WORK/lock")
+  else
+    KEA_RUN=(ip netns exec "$1" unshare -m --propagation private sh -c '
+      set -e; r=$1; w=$2; shift 2
+      mount -t proc proc "$r/proc"; mount -t tmpfs tmpfs "$r/tmp"; mkdir -p "$r$w"; mount --bind "$w" "$r$w"
+      exec chroot "$r" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 TZ=UTC \
+        KEA_PIDFILE_DIR="$w/lock" KEA_LOCKFILE_DIR="$w/lock" KEA_LOG_FILE_DIR="$w" KEA_DHCP_DATA_DIR="$w" KEA_CONTROL_SOCKET_DIR="$w" "$@"' \
+      sh "$CHROOT" "$WORK")
+  fi
+}
 
 cleanup() {
   set +e
@@ -110,8 +143,8 @@ EOF
 run() {
   local fam=$1 mode=$2 name=kea-dhcp$1
   kea_config "$fam" "$mode" > "$WORK/$name-$mode.json"
-  ip netns exec "$NS_SRV" env KEA_PIDFILE_DIR="$WORK/lock" KEA_LOCKFILE_DIR="$WORK/lock" \
-    "kea-dhcp$fam" -c "$WORK/$name-$mode.json" > "$WORK/$name-$mode.stdout" 2>&1 &
+  kea_in "$NS_SRV"
+  "${KEA_RUN[@]}" "kea-dhcp$fam" -c "$WORK/$name-$mode.json" > "$WORK/$name-$mode.stdout" 2>&1 &
   echo $! > "$WORK/kea$fam.pid"
   sleep 3
   local sock=$WORK/kea$fam.sock
@@ -122,12 +155,14 @@ run() {
     ctl "$sock" lease4-add '{"ip-address":"192.0.2.201","hw-address":"1a:1b:1c:1d:1e:1f","subnet-id":1}'
     ctl "$sock" lease4-add '{"ip-address":"192.0.2.201","hw-address":"1a:1b:1c:1d:1e:2f","subnet-id":1}' || true
     if [ -f "$TOOLS/dhcp4client.py" ]; then ip netns exec "$NS_CLI" python3 "$TOOLS/dhcp4client.py" kt-c0 > "$WORK/client4-$mode.txt" 2>&1 || true; fi
-    ip netns exec "$NS_CLI" perfdhcp -4 -r 10 -R 80 -p 8 -f 5 -F 3 -l kt-c0 192.0.2.1 > "$WORK/perfdhcp4-$mode.txt" 2>&1 || true
+    kea_in "$NS_CLI"
+    "${KEA_RUN[@]}" perfdhcp -4 -r 10 -R 80 -p 8 -f 5 -F 3 -l kt-c0 192.0.2.1 > "$WORK/perfdhcp4-$mode.txt" 2>&1 || true
   else
     ctl "$sock" lease6-add '{"ip-address":"2001:db8:1::201","duid":"00:03:00:01:1a:1b:1c:1d:1e:1f","iaid":1,"subnet-id":1,"hostname":"admin-added6.example.org","valid-lft":3600}'
     ctl "$sock" lease6-del '{"ip-address":"2001:db8:1::201"}'
     if [ -f "$TOOLS/dhcp6client.py" ]; then ip netns exec "$NS_CLI" python3 "$TOOLS/dhcp6client.py" kt-c0 > "$WORK/client6-$mode.txt" 2>&1 || true; fi
-    ip netns exec "$NS_CLI" perfdhcp -6 -e address-and-prefix -r 10 -R 80 -p 8 -f 5 -F 3 -l kt-c0 > "$WORK/perfdhcp6-$mode.txt" 2>&1 || true
+    kea_in "$NS_CLI"
+    "${KEA_RUN[@]}" perfdhcp -6 -e address-and-prefix -r 10 -R 80 -p 8 -f 5 -F 3 -l kt-c0 > "$WORK/perfdhcp6-$mode.txt" 2>&1 || true
   fi
   sleep 25 # let leases expire and be reclaimed
   kill -TERM "$(cat "$WORK/kea$fam.pid")"
@@ -147,7 +182,7 @@ for fam in 4 6; do
 done
 {
   echo "captured: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  echo "kea: $(kea-dhcp4 -V | head -n1 | tr '\n' ' ')"
+  echo "kea: $KEA_V"
   echo "custom_pattern: '$CUSTOM_PATTERN'"
   echo "timezone: $(cat /etc/timezone 2>/dev/null || echo UTC)"
   echo "hostname: $(hostname)"
