@@ -147,7 +147,9 @@ export const LOG_CODES = {
   /** An alert webhook could not be delivered after its retries. */
   webhook: 'KEATRAIL_ERR_WEBHOOK',
   /** The API server could not listen (port taken…): start-up fails (ApiListenError). */
-  apiListen: 'KEATRAIL_ERR_API_LISTEN'
+  apiListen: 'KEATRAIL_ERR_API_LISTEN',
+  /** A key's stored lease rows could not be read: rebuilt from the stored events (LeaseHistoryDamagedError). */
+  leaseHistoryDamaged: 'KEATRAIL_ERR_LEASE_HISTORY_DAMAGED'
 } as const
 
 // API hardening
@@ -310,5 +312,16 @@ export const CLIENT_MESSAGE_5XX: ReadonlySet<string> = new Set(['KEATRAIL_ERR_QU
 export const StoreLayoutError = createError<[string]>(
   'KEATRAIL_ERR_STORE_LAYOUT',
   '%s holds events in the row layout; convert it with `keatrail store migrate` (or set store.layout: rows)',
+  500
+)
+
+/**
+ * A key's stored lease history (a lease_log row, its observation bytes or their chunks) cannot be
+ * read. Writing, the key is rebuilt from the stored events (counted, logged); reading, this
+ * answer fails and the others go on.
+ */
+export const LeaseHistoryDamagedError = createError<[string, string]>(
+  'KEATRAIL_ERR_LEASE_HISTORY_DAMAGED',
+  'the stored lease history of %s cannot be read (%s); it is rebuilt from the stored events the next time an event of it is written',
   500
 )

@@ -62,6 +62,8 @@ export interface ServiceStatus {
   deadLettersDropped?: () => number
   /** Sources still running. */
   sourcesRunning?: () => boolean
+  /** Lease keys rebuilt because their stored rows could not be read. */
+  leaseRepairs?: () => number
   /** Each configured source's state; /readyz is 503 unless all are running. */
   sourceStates?: () => Record<string, 'starting' | 'running' | 'failed' | 'stopped'>
 }

@@ -74,6 +74,7 @@ export function registerMetrics (registry: Registry, status: ServiceStatus): voi
     counter(registry, name, help, [], () => { const v = status.kea?.()[key]; return v === undefined ? [] : [[{}, v]] })
   }
 
+  counter(registry, 'keatrail_lease_history_repaired_keys_total', 'Leases whose stored history could not be read (damaged on disk), rebuilt from the stored events (each logged)', [], () => status.leaseRepairs === undefined ? [] : [[{}, status.leaseRepairs()]])
   gauge(registry, 'keatrail_deadletter_events', 'Events waiting in the dead-letter store (keatrail deadletter list|retry)', [], () => [[{}, status.deadLetters?.() ?? 0]])
   counter(registry, 'keatrail_deadletter_dropped_events_total', 'Dead-lettered events removed because the dead-letter store was full (lost; each overflow is logged)', [], () => [[{}, status.deadLettersDropped?.() ?? 0]])
 }

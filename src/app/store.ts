@@ -114,6 +114,8 @@ export async function openStore (cfg: KeatrailConfig, ctx: StoreContext): Promis
         path: sqlitePath(cfg) as string,
         retention: { ...(retention.maxAgeDays === undefined ? {} : { maxAgeDays: retention.maxAgeDays }), ...(retention.maxSizeMiB === undefined ? {} : { maxSizeMiB: retention.maxSizeMiB }) }
       })
+      // Counted (keatrail_lease_history_repaired_keys_total) and logged, never silent.
+      store.leases.onRepair = (key, err) => { ctx.log.error(LOG_CODES.leaseHistoryDamaged, 'A lease\'s stored history could not be read; rebuilt from the stored events.', { key, error: err }) }
       return { store, deadLetters, close: async () => { await closeAll(store) } }
     }
     const { type: _type, ...esConfig } = s

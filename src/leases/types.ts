@@ -134,6 +134,8 @@ export interface HistoryQuery {
 
 /** The lease-history half of a store: both stores implement it with the same derivation code. */
 export interface LeaseStore {
+  /** Keys whose stored rows could not be read, rebuilt from the stored events (SQLite; each logged by the service). */
+  readonly repaired?: number
   /** Intervals overlapping `time` whose range contains the address (IA_PD prefixes too): at most MAX_INTERVALS + 1. */
   intervalsAt: (range: { lo: string, hi: string }, time: number, scope?: string) => Promise<LeaseInterval[]>
   /** The last interval ending at or before `time` and the first starting after it. */

@@ -18,6 +18,7 @@ describe('/metrics', () => {
         kea: () => ({ polls: 3, failures: 1, webhookSent: 2 }),
         deadLetters: () => 6,
         deadLettersDropped: () => 11,
+        leaseRepairs: () => 3,
         sourceStates: () => ({ relay: 'failed' })
       }
     })
@@ -40,7 +41,8 @@ describe('/metrics', () => {
         'keatrail_kea_polls_total 3',
         'keatrail_kea_webhook_sent_total 2',
         'keatrail_deadletter_events 6',
-        'keatrail_deadletter_dropped_events_total 11'
+        'keatrail_deadletter_dropped_events_total 11',
+        'keatrail_lease_history_repaired_keys_total 3'
       ]) expect(text).toContain(line)
       expect(text).toMatch(/^# TYPE keatrail_source_events_total counter$/m)
       expect(text).toMatch(/^# TYPE keatrail_pipeline_queued_batches gauge$/m)

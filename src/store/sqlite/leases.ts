@@ -7,6 +7,7 @@ import { MAX_INTERVALS, type CollectionGap, type HistoryQuery, type LeaseInterva
 import { LEASE_OBS_VIEW } from './migrations.js'
 import { identityOf, intervalDoc, intervalOf, ObsWriter, readIds, readObs, resumeObs, sameIdentity, type Identity } from './lease-codec.js'
 import { identBlob, identForms, identText } from './ident-blob.js'
+import { LeaseHistoryDamagedError, withCause } from '../../errors.js'
 
 interface Row { doc: string }
 
@@ -58,6 +59,17 @@ interface Tail {
   used: number
   /** Its observations in the apply running. */
   batch: LeaseObservation[]
+  /** Its stored rows could not be read and were dropped: rebuild it from the events (repair). */
+  rebuild?: true
+}
+
+/** Runs a decode of `key`'s stored rows; whatever it throws becomes LeaseHistoryDamagedError. */
+function damageOf<T> (key: string, read: () => T): T {
+  try {
+    return read()
+  } catch (err) {
+    throw withCause(new LeaseHistoryDamagedError(key, (err as Error).message), err)
+  }
 }
 
 interface LogRow extends Identity { rowid: number, kid: number, end: number | null, n: number, doc: string, obs: Buffer, key: string, scope: string, type: LeaseKey['type'], lease: string, lo: string, hi: string }
@@ -151,6 +163,18 @@ export class SqliteLeases implements LeaseStore {
   private readonly delChunks: Database.Statement
   private readonly insInterval: Database.Statement
   private readonly upCoverage: Database.Statement
+  private readonly delKeyChunks: Database.Statement
+  private readonly delKeyLog: Database.Statement
+  /**
+   * Every observation of a key in the stored events (the store sets it): what a key whose
+   * stored rows cannot be read is rebuilt from. Without it such a key starts over from the
+   * observations being derived.
+   */
+  observationsOf: ((k: LeaseKey) => LeaseObservation[]) | undefined
+  /** Called for each key rebuilt (the service logs it); `repaired` counts them. */
+  onRepair: ((key: string, err: Error) => void) | undefined
+  /** Keys whose stored rows could not be read, rebuilt from the events since this process started. */
+  repaired = 0
 
   constructor (private readonly db: Database.Database, private readonly policy: DerivationPolicy = { maxPending: 1, maxDelayMs: 0 }) {
     db.function('ident_text', { deterministic: true }, identText)
@@ -176,6 +200,8 @@ export class SqliteLeases implements LeaseStore {
     this.delLog = db.prepare('DELETE FROM lease_log WHERE rowid = ?')
     this.insChunk = db.prepare('INSERT OR REPLACE INTO lease_log_obs (iv, first, obs) VALUES (?, ?, ?)')
     this.delChunks = db.prepare('DELETE FROM lease_log_obs WHERE iv = ?')
+    this.delKeyChunks = db.prepare('DELETE FROM lease_log_obs WHERE iv IN (SELECT rowid FROM lease_log WHERE kid = ?)')
+    this.delKeyLog = db.prepare('DELETE FROM lease_log WHERE kid = ?')
     this.insInterval = db.prepare(`INSERT OR REPLACE INTO lease_intervals
       (id, key, origin, scope, type, lo, hi, start, start_seq, pos_ts, pos_seq, end, hwaddr, client_id, duid, duid_ll, hostname, doc)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
@@ -257,7 +283,7 @@ export class SqliteLeases implements LeaseStore {
     const touched: Tail[] = []
     try {
       for (const o of obs) {
-        const t = this.tail(o.key, o)
+        const t = this.tailOrReset(o.key, o)
         if (t.batch.length === 0) touched.push(t)
         t.batch.push(o)
       }
@@ -274,10 +300,16 @@ export class SqliteLeases implements LeaseStore {
         }
         t.batch = []
         const first = list[0] as LeaseObservation
-        if (t.last === undefined || after(first, t.ts, t.seq)) this.extend(t, list)
-        else {
-          this.rederive(t, first.ts, list, new Set())
-          this.cache.delete(t.k.key)
+        try {
+          if (t.rebuild === true) this.rebuild(t, list)
+          else if (t.last === undefined || after(first, t.ts, t.seq)) this.extend(t, list)
+          else {
+            this.rederive(t, first.ts, list, new Set())
+            this.cache.delete(t.k.key)
+          }
+        } catch (err) {
+          if (!(err instanceof LeaseHistoryDamagedError)) throw err
+          this.rebuild(this.reset(t.k.key, first, err), list)
         }
       }
     } finally {
@@ -302,6 +334,50 @@ export class SqliteLeases implements LeaseStore {
       if (t.used < this.tick - 8) this.cache.delete(k)
     }
     while (this.cache.size > CACHE_KEYS && newcomers.length > 0) this.cache.delete(newcomers.pop() as string)
+  }
+
+  /** tail(), or, its stored rows not readable, the key emptied for a rebuild (see reset). */
+  private tailOrReset (key: string, sample: LeaseKey): Tail {
+    try {
+      return this.tail(key, sample)
+    } catch (err) {
+      if (!(err instanceof LeaseHistoryDamagedError)) throw err
+      return this.reset(key, sample, err)
+    }
+  }
+
+  /**
+   * A key whose stored rows cannot be read (bytes damaged on disk, or written by a bug): its
+   * rows go, in this transaction, and it is rebuilt from every observation of it in the stored
+   * events (`rebuild`), so that one bad row never stops derivation — before, every flush threw,
+   * the pipeline retried its batch for ever and every lease answer failed.
+   */
+  private reset (key: string, sample: LeaseKey, err: Error): Tail {
+    const found = this.findKey.get(key) as { kid: number } | undefined
+    if (found !== undefined) {
+      this.delKeyChunks.run(found.kid)
+      this.delKeyLog.run(found.kid)
+    }
+    this.cache.delete(key)
+    const t = this.tail(key, sample)
+    t.rebuild = true
+    this.repaired++
+    this.onRepair?.(key, err)
+    return t
+  }
+
+  /** Derives an emptied key (reset) from the stored events' observations and `list`. */
+  private rebuild (t: Tail, list: readonly LeaseObservation[]): void {
+    const seen = new Set<string>()
+    const all: LeaseObservation[] = []
+    for (const o of [...(this.observationsOf?.(t.k) ?? []), ...list]) {
+      if (o.key !== t.k.key || seen.has(o.event_id)) continue
+      seen.add(o.event_id)
+      all.push(o)
+    }
+    all.sort(compareObservations)
+    delete t.rebuild
+    if (all.length > 0) this.extend(t, all)
   }
 
   /** In-order observations: continue the fold where the key's history ends. */
@@ -401,7 +477,7 @@ export class SqliteLeases implements LeaseStore {
     const found = this.findKey.get(key) as { kid: number } | undefined
     const t: Tail = { kid: found?.kid ?? Number(this.insKey.run(key, k.scope, k.type, k.lease, k.lo, k.hi).lastInsertRowid), k, last: undefined, ts: -Infinity, seq: '', used: this.tick, batch: [] }
     if (found !== undefined) {
-      const rows = (this.lastRows.all(t.kid, t.kid) as LogRow[]).map((r) => this.lightRowOf(r))
+      const rows = damageOf(key, () => (this.lastRows.all(t.kid, t.kid) as LogRow[]).map((r) => this.lightRowOf(r)))
       rows.sort((a, b) => byPosition(a.row, b.row))
       const last = rows[rows.length - 1]
       if (last !== undefined) {
@@ -451,7 +527,7 @@ export class SqliteLeases implements LeaseStore {
       const prev = this.prevPos.get(t.kid, anchor.pos) as { pos: number } | undefined
       loaded = this.rowsFrom.all(t.kid, prev?.pos ?? anchor.pos) as LogRow[]
     }
-    const rows = loaded.map((r) => this.rowOf(r)).sort((a, b) => byPosition(a.row, b.row))
+    const rows = damageOf(t.k.key, () => loaded.map((r) => this.rowOf(r))).sort((a, b) => byPosition(a.row, b.row))
     let at = 0
     if (anchor !== undefined) {
       for (let i = 0; i < rows.length; i++) {
@@ -465,7 +541,7 @@ export class SqliteLeases implements LeaseStore {
     const obs: LeaseObservation[] = []
     let dropped = 0
     for (const { row: r, obs: own } of tail) {
-      const chunks = r.sealed === 0 ? [] : (this.chunksOf.all(r.rowid) as Array<{ obs: Buffer }>).flatMap((c) => readObs(c.obs, t.k))
+      const chunks = r.sealed === 0 ? [] : damageOf(t.k.key, () => (this.chunksOf.all(r.rowid) as Array<{ obs: Buffer }>).flatMap((c) => readObs(c.obs, t.k)))
       for (const o of [...chunks, ...own]) {
         if (drop.has(o.event_id)) { dropped++; continue }
         if (!seen.has(o.event_id)) { seen.add(o.event_id); obs.push(o) }
@@ -566,10 +642,11 @@ export class SqliteLeases implements LeaseStore {
 
   /** Log intervals of the given rows. */
   private decode (rows: readonly LogRow[]): LeaseInterval[] {
-    return rows.map((r) => {
+    // A damaged row fails this answer with a coded error (the key is rebuilt on its next write).
+    return rows.map((r) => damageOf(r.key, () => {
       const k = keyOf(r)
       return intervalOf(k, r, readObs(r.obs, k).map((o) => o.event_id), intervalId)
-    })
+    }))
   }
 
   /** `lo IN (…) AND hi >= ?` over lease_keys: the keys whose range contains the address. */

@@ -53,6 +53,14 @@ export class SqliteStore implements Store {
     this.snapshots = new SqliteSnapshots(this.db)
     this.reader = new BlockReader(this.db)
     this.writer = new BlockWriter(this.db, this.reader, this.cfg.compression === undefined ? WRITE_CODEC : CODECS[this.cfg.compression])
+    // What a key whose stored lease rows cannot be read is rebuilt from: its events, found by
+    // the address's postings (a prefix's events carry its first address) and the server.
+    this.leases.observationsOf = (k) => {
+      const events: KeaEvent[] = []
+      const q: EventQuery = { filters: { ip: [k.lease.replace(/\/\d+$/, '')], ...(k.scope === '' ? {} : { host: [k.scope] }) } }
+      this.reader.forEach(q, (_row, _i, e) => { if (e.event.action !== undefined) events.push(e) })
+      return observeAll(events).filter((o) => o.key === k.key)
+    }
     this.deriveAfterCrash()
     this.writeTx = this.db.transaction((events: readonly KeaEvent[]) => {
       const r = this.writer.write(events)

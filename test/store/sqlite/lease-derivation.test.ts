@@ -112,6 +112,40 @@ describe('sqlite store: lease derivation after the events', () => {
     }
   })
 
+  it('a key whose stored rows cannot be read: its answers fail with a code, and its next events rebuild it from the stored events', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'kt-lease-damage-')), 'damaged.db')
+    const cut = Math.floor(events.length * 0.8)
+    const [before, after] = [events.slice(0, cut), events.slice(cut)]
+    const later = new Set(observeAll(after).map((o) => o.key))
+    const damaged = [...new Set(observeAll(before).map((o) => o.key))].filter((k) => later.has(k)).slice(0, 2)
+    expect(damaged).toHaveLength(2)
+    let store = new SqliteStore({ path })
+    await store.write(before)
+    await store.close()
+    // One key's observation bytes end inside a value, another's interval document is not JSON.
+    const db = new Database(path)
+    const kid = (key: string): number => db.prepare('SELECT kid FROM lease_keys WHERE key = ?').pluck().get(key) as number
+    db.prepare('UPDATE lease_log SET obs = x\'ff\' WHERE kid = ?').run(kid(damaged[0] as string))
+    db.prepare('UPDATE lease_log SET doc = \'{not json\' WHERE kid = ?').run(kid(damaged[1] as string))
+    db.close()
+
+    store = new SqliteStore({ path })
+    const ask = async (key: string): Promise<LeaseInterval[]> => {
+      const [scope, type, lease] = key.split('|') as [string, string, string]
+      return await store.leases.intervals(type === 'IA_PD' ? { prefix: lease, scope } : { address: lease, scope })
+    }
+    await expect(ask(damaged[0] as string)).rejects.toMatchObject({ code: 'KEATRAIL_ERR_LEASE_HISTORY_DAMAGED' })
+    const repairs: string[] = []
+    store.leases.onRepair = (key) => { repairs.push(key) }
+    // Before, this write's derivation threw, and so did every one after it.
+    await store.write(after)
+    store.leases.flush()
+    expect(store.leases.repaired).toBe(2)
+    expect(repairs.sort()).toEqual([...damaged].sort())
+    expect(await intervalsOf(store, expected)).toEqual(expected)
+    await store.close()
+  })
+
   it('a replayed batch adds no observation, and after retention emptied the store new events are derived', async () => {
     const path = join(mkdtempSync(join(tmpdir(), 'kt-derive-')), 'keatrail.db')
     const store = new SqliteStore({ path, retention: { maxAgeDays: 1 } })
