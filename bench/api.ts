@@ -18,6 +18,9 @@ import { constantRate } from './load.js'
 //        BENCH_RATE=n: requests/s (default 200, the issue's load).
 //        BENCH_COLD=1: the OS page cache dropped before each endpoint (root: /proc/sys/vm/drop_caches),
 //        open loop only: each endpoint's first requests read the file from disk.
+//        BENCH_ONLY=0,3: only those endpoints of the list below (by index).
+//        BENCH_NO_AUTOCANNON=1: the open loop only.
+//        BENCH_CPU_PROF=dir: the server writes a V8 CPU profile there when it exits (where the time goes).
 
 const EVENTS = Number(process.argv[2] ?? 1_000_000)
 const RATE = Number(process.env.BENCH_RATE ?? 200)
@@ -38,7 +41,8 @@ const port = 18_000 + Math.floor(Math.random() * 2000)
 const config = join(dataDir, 'bench-api.yaml')
 writeFileSync(config, `dataDir: ${dataDir}\napi:\n  port: ${port}\n  rateLimit: { max: 1000000000, windowMs: 60000, timeoutPenaltyMs: 0 }\n`)
 // No deadline penalty: an endpoint whose queries time out must not refuse the next endpoint's.
-const server = spawn(process.execPath, [join(packageRoot(), 'bin', 'keatrail.js'), 'serve', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] })
+const prof = process.env.BENCH_CPU_PROF === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`]
+const server = spawn(process.execPath, [...prof, join(packageRoot(), 'bin', 'keatrail.js'), 'serve', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] })
 // Read, not just piped: writes to a pipe are synchronous in Node on Linux, so a full pipe (64 KiB
 // of refusals logged under load) blocked the server's thread — and its shutdown — for good.
 let logLines = 0
@@ -69,12 +73,13 @@ const paths: Record<string, () => string> = {
   '/api/v1/stats/histogram (24 h, 1 h buckets)': () => { const t = T0 + rnd(Math.max(1, span - 86_400_000)); return `/api/v1/stats/histogram?from=${new Date(t).toISOString()}&to=${new Date(t + 86_400_000).toISOString()}&interval=1h` }
 }
 try {
-  for (const [name, next] of Object.entries(paths)) {
+  const only = process.env.BENCH_ONLY?.split(',').map(Number)
+  for (const [name, next] of Object.entries(paths).filter((_, i) => only === undefined || only.includes(i))) {
     x = 4242
     if (COLD) execFileSync('sh', ['-c', 'sync && echo 3 > /proc/sys/vm/drop_caches'])
     const o = await constantRate(url, RATE, SECONDS, next)
     process.stdout.write(`${name.padEnd(42)} ${COLD ? 'cold, open' : 'open loop '}  ${Math.round(o.achievedRate)} req/s  p50 ${o.p50.toFixed(1)} ms  p99 ${o.p99.toFixed(1)} ms  max ${o.max.toFixed(1)} ms  (${o.ok} ok, ${o.failed} failed${o.failed > 0 ? ` by status: ${JSON.stringify(o.failures)}` : ''})\n`)
-    if (COLD) continue
+    if (COLD || process.env.BENCH_NO_AUTOCANNON === '1') continue
     x = 4242
     // setupRequest, not a precomputed request list: with a list autocannon sent in bursts
     // (p99 ≈ 440 ms even on an empty store).
