@@ -99,6 +99,21 @@ describe('sqlite block layout', () => {
     await store.close()
   })
 
+  it('finds every event by id when a source\'s blocks overlap (late batches inside an older block\'s range)', async () => {
+    const path = fresh()
+    const store = new SqliteStore({ path, readers: { workers: 0 } })
+    const src = (await fixtureEvents()).filter((e) => e.host?.name === 'kea-a')
+    // Held back, then written one per batch: each lands inside the first block's offset range.
+    const late = new Set([150, 120, 90, 60, 30, 10].map((i) => src[i] as KeaEvent))
+    await store.write(src.filter((e) => !late.has(e)))
+    for (const e of late) await store.write([e])
+    expect(tables(path).blocks.length).toBeGreaterThan(5)
+    // An early event is found past the late blocks whose ranges end first (more than a lookup's
+    // nearest few), a late one in its own block.
+    expect(await store.getMany(src.map((e) => e.event.id))).toEqual(src)
+    await store.close()
+  })
+
   it('replaces an event stored unparsed when the same line comes again parsed (a re-import with the right pattern)', async () => {
     const store = new SqliteStore({ path: fresh(), readers: { workers: 0 } })
     const events = (await fixtureEvents()).slice(0, 200)

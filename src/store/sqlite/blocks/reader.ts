@@ -184,6 +184,7 @@ export class BlockReader {
     term: Database.Statement
     range: Database.Statement
     byOffset: Database.Statement
+    nearOffset: Database.Statement
     byId: Database.Statement
     total: Database.Statement
     byBlock: Database.Statement
@@ -202,6 +203,7 @@ export class BlockReader {
       term: db.prepare('SELECT block, frames FROM block_postings WHERE term = ?'),
       range: db.prepare('SELECT block, frames FROM block_postings WHERE term BETWEEN ? AND ?'),
       byOffset: db.prepare('SELECT id, source_id, min_ts, max_ts, n, codec, seq, pv FROM blocks WHERE source_id = ? AND max_off >= ? AND min_off <= ?'),
+      nearOffset: db.prepare('SELECT id, source_id, min_ts, max_ts, n, codec, seq, pv, min_off FROM blocks WHERE source_id = ? AND max_off >= ? ORDER BY max_off LIMIT 4'),
       byId: db.prepare('SELECT b.id, b.source_id, b.min_ts, b.max_ts, b.n, b.codec, b.seq, b.pv FROM block_ids i JOIN blocks b ON b.id = i.block WHERE i.id = ?'),
       total: db.prepare('SELECT coalesce(sum(n), 0) FROM blocks').pluck(),
       byBlock: db.prepare('SELECT id, source_id, min_ts, max_ts, n, codec, seq, pv FROM blocks WHERE id = ?')
@@ -477,26 +479,41 @@ export class BlockReader {
     }
   }
 
-  /** The blocks that may hold the event `id`: by (source, offset) when it has that shape, else by the id table. */
-  private blocksOf (id: string): BlockRow[] {
+  /**
+   * The blocks that may hold the event `id`: by (source, offset) when it has that shape, else
+   * by the id table. `near`: only the few blocks whose offset range ends first at or after the
+   * offset — a source's blocks hold disjoint ranges but for repairs and replays, so the one
+   * holding it is almost always among them. The index is (source_id, max_off): all the blocks
+   * whose range ends after the offset matched it, each read from the table for its min_off —
+   * half a source's blocks per lookup, ~1,500 at 10M events, 38 % of the readers' time
+   * answering /leases/at (its evidence lines) at 98 requests/s.
+   */
+  private blocksOf (id: string, near: boolean): BlockRow[] {
     const dash = id.indexOf('-')
     if (dash > 0) {
       const suffix = id.slice(dash + 1)
       // Offsets are at most 13 hex digits (< 2^52); longer suffixes are hashes (journal cursors).
       if (/^[0-9a-f]{1,13}$/.test(suffix)) {
         const off = parseInt(suffix, 16)
-        const rows = this.stmts.byOffset.all(id.slice(0, dash), off, off) as BlockRow[]
+        const rows = near
+          ? (this.stmts.nearOffset.all(id.slice(0, dash), off) as Array<BlockRow & { min_off: number | null }>).filter((r) => r.min_off !== null && r.min_off <= off)
+          : this.stmts.byOffset.all(id.slice(0, dash), off, off) as BlockRow[]
         if (rows.length > 0) return rows
       }
     }
-    return this.stmts.byId.all(id) as BlockRow[]
+    return near ? [] : this.stmts.byId.all(id) as BlockRow[]
   }
 
-  /** Where an event is stored, or undefined. */
+  /** Where an event is stored, or undefined: the blocks near its offset first, then every candidate. */
   locate (id: string): { row: BlockRow, i: number } | undefined {
-    for (const row of this.blocksOf(id)) {
-      const i = this.block(row).indexOf(id)
-      if (i !== undefined) return { row, i }
+    const tried = new Set<number>()
+    for (const near of [true, false]) {
+      for (const row of this.blocksOf(id, near)) {
+        if (tried.has(row.id)) continue
+        tried.add(row.id)
+        const i = this.block(row).indexOf(id)
+        if (i !== undefined) return { row, i }
+      }
     }
     return undefined
   }
