@@ -13,7 +13,7 @@ import { historyPage, holderAt } from '../leases/query.js'
 import { keaEventSchema } from '../parse/event.js'
 import { packageRoot } from '../paths.js'
 import { parseQuery } from '../query/parse.js'
-import { FILTER_FIELDS, MAX_PAGE_SIZE, type FilterField, type SearchRequest, type Store } from '../store/types.js'
+import { evidenceLineOf, FILTER_FIELDS, MAX_PAGE_SIZE, type EvidenceLine, type FilterField, type SearchRequest, type Store } from '../store/types.js'
 import { retryDeadLetters, type DeadLetterStore } from '../store/deadletter.js'
 import { LOOPBACK, apiConfigSchema, corsNeedsKeys, type ApiConfig } from './config.js'
 import { apiRange, apiTime } from './time.js'
@@ -447,7 +447,6 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
     return e
   })
 
-  type EvidenceLine = { id: string, time: string, line: string }
   /**
    * The evidence lines of every interval of one answer, in one read: up to EVIDENCE_LINES per
    * interval (20: the allocation, the renewals kept and the end), and at most MAX_PAGE_BYTES in
@@ -457,7 +456,8 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
   const EVIDENCE_LINES = 20
   const evidenceLines = async <H extends { evidence: string[] }>(hs: ReadonlyArray<H | undefined>): Promise<(h: H) => H & { evidence_lines: EvidenceLine[] }> => {
     const ids = hs.flatMap((h) => h === undefined ? [] : h.evidence.slice(0, EVIDENCE_LINES))
-    const found = new Map((await store.getMany(ids)).map((e) => [e.event.id, { id: e.event.id, time: e['@timestamp'], line: e.event.original }]))
+    const lines = store.evidence === undefined ? (await store.getMany(ids)).map(evidenceLineOf) : await store.evidence(ids)
+    const found = new Map(lines.map((l) => [l.id, l]))
     return (h) => ({ ...h, evidence_lines: h.evidence.slice(0, EVIDENCE_LINES).flatMap((id) => found.get(id) ?? []) })
   }
 

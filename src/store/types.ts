@@ -112,6 +112,12 @@ export interface Store {
   get: (id: string) => Promise<KeaEvent | undefined>
   /** The stored events among `ids` (at most MAX_PAGE_SIZE), in the order of `ids`: one round trip for evidence lines. */
   getMany: (ids: readonly string[]) => Promise<KeaEvent[]>
+  /**
+   * `getMany` reduced to what an evidence line shows (id, @timestamp, event.original), where a
+   * store has it cheaper than whole events: the SQLite blocks read the raw record and its time
+   * without re-deriving or cloning the event. Optional: the API falls back to getMany.
+   */
+  evidence?: (ids: readonly string[]) => Promise<EvidenceLine[]>
   count: (q?: EventQuery) => Promise<number>
   /** Events per time bucket of `intervalMs`, buckets keyed by their start. */
   histogram: (q: EventQuery, intervalMs: number) => Promise<Bucket[]>
@@ -130,6 +136,14 @@ export interface Store {
   /** Kea status snapshots (src/kea/). */
   readonly snapshots: SnapshotStore
   close: () => Promise<void>
+}
+
+/** One log line behind a lease answer. */
+export interface EvidenceLine { id: string, time: string, line: string }
+
+/** An event's evidence line. */
+export function evidenceLineOf (e: KeaEvent): EvidenceLine {
+  return { id: e.event.id, time: e['@timestamp'], line: e.event.original }
 }
 
 export const MAX_PAGE_SIZE = 1000

@@ -3,8 +3,8 @@ import { CursorInvalidError, QueryBucketsError, StoreReadError, isCodedError, wi
 import type { KeaEvent } from '../../parse/event.js'
 import { toSql } from '../../query/translate.js'
 import {
-  decodeCursor, encodeCursor, idsToGet, inIdOrder, MAX_BUCKETS, MAX_INTERVAL_MS, MAX_PAGE_BYTES, MAX_PAGE_SIZE, TOTAL_BOUND, withinBudget,
-  type Bucket, type EventQuery, type FilterField, type SearchPage, type SearchRequest, type SerializedPage, type TermCount
+  decodeCursor, encodeCursor, evidenceLineOf, idsToGet, inIdOrder, MAX_BUCKETS, MAX_INTERVAL_MS, MAX_PAGE_BYTES, MAX_PAGE_SIZE, TOTAL_BOUND, withinBudget,
+  type Bucket, type EventQuery, type EvidenceLine, type FilterField, type SearchPage, type SearchRequest, type SerializedPage, type TermCount
 } from '../types.js'
 import { DocBlocks } from './doc-blocks.js'
 import { ipKey } from './ip-key.js'
@@ -199,12 +199,13 @@ export interface ReadOps {
   search: (req: SearchRequest) => SearchPage
   searchSerialized: (req: SearchRequest) => SerializedPage
   getMany: (ids: readonly string[]) => KeaEvent[]
+  evidence: (ids: readonly string[]) => EvidenceLine[]
   count: (q?: EventQuery) => number
   histogram: (q: EventQuery, intervalMs: number) => Bucket[]
   top: (field: FilterField, q: EventQuery, size: number) => TermCount[]
 }
 export type ReadOp = keyof ReadOps
-const READ_OPS: ReadonlySet<string> = new Set<ReadOp>(['search', 'searchSerialized', 'getMany', 'count', 'histogram', 'top'])
+const READ_OPS: ReadonlySet<string> = new Set<ReadOp>(['search', 'searchSerialized', 'getMany', 'evidence', 'count', 'histogram', 'top'])
 
 /** A page with its events as JSON text, made where the read ran (Store.searchSerialized). */
 export function serializePage (page: SearchPage): SerializedPage {
@@ -213,10 +214,15 @@ export function serializePage (page: SearchPage): SerializedPage {
 }
 
 /** Read `op` on `reader` (either layout's: they have the same read methods). */
-export function runRead<K extends ReadOp> (reader: Pick<SqliteReader, Exclude<ReadOp, 'searchSerialized'>>, op: K, args: Parameters<ReadOps[K]>): ReturnType<ReadOps[K]> {
+export function runRead<K extends ReadOp> (reader: Pick<SqliteReader, Exclude<ReadOp, 'searchSerialized' | 'evidence'>> & { evidence?: ReadOps['evidence'] }, op: K, args: Parameters<ReadOps[K]>): ReturnType<ReadOps[K]> {
   if (!READ_OPS.has(op)) throw new StoreReadError('sqlite', `unknown read ${JSON.stringify(op)}`)
   if (op === 'searchSerialized') return serializePage(reader.search(...(args as Parameters<ReadOps['search']>))) as ReturnType<ReadOps[K]>
-  return (reader[op as Exclude<ReadOp, 'searchSerialized'>] as (...a: unknown[]) => ReturnType<ReadOps[K]>).apply(reader, args)
+  if (op === 'evidence') {
+    const [ids] = args as Parameters<ReadOps['evidence']>
+    // The row layout has no cheaper way than its events.
+    return (reader.evidence === undefined ? reader.getMany(ids).map(evidenceLineOf) : reader.evidence(ids)) as ReturnType<ReadOps[K]>
+  }
+  return (reader[op as Exclude<ReadOp, 'searchSerialized' | 'evidence'>] as (...a: unknown[]) => ReturnType<ReadOps[K]>).apply(reader, args)
 }
 
 /** Words to an FTS5 query: each quoted (no FTS syntax from users), all required. */

@@ -3,7 +3,7 @@ import { StoreLayoutError, StoreWriteError, withCause } from '../../errors.js'
 import type { KeaEvent } from '../../parse/event.js'
 import { coverageSpans, observeAll } from '../../leases/observe.js'
 import { validateConfig } from '../../config/validate.js'
-import type { Bucket, DeleteResult, EventQuery, FilterField, SearchPage, SearchRequest, SerializedPage, Store, TermCount, WriteResult } from '../types.js'
+import type { Bucket, DeleteResult, EventQuery, EvidenceLine, FilterField, SearchPage, SearchRequest, SerializedPage, Store, TermCount, WriteResult } from '../types.js'
 import { runRead, type ReadOps } from './reader.js'
 import { sqliteStoreConfigSchema, type SqliteStoreConfig } from './config.js'
 import { SqliteLeases } from './leases.js'
@@ -15,7 +15,7 @@ import { BlockWriter } from './blocks/writer.js'
 import { CODECS, WRITE_CODEC } from './blocks/compress.js'
 import { HealthCount } from './health-count.js'
 
-export type BlockReadOps = Pick<BlockReader, 'search' | 'getMany' | 'count' | 'histogram' | 'top'> & Pick<ReadOps, 'searchSerialized'>
+export type BlockReadOps = Pick<BlockReader, 'search' | 'getMany' | 'evidence' | 'count' | 'histogram' | 'top'> & Pick<ReadOps, 'searchSerialized'>
 
 /**
  * The embedded store in the block layout (issue 19): events in compressed blocks of up to 4,096
@@ -114,6 +114,7 @@ export class SqliteStore implements Store {
   async searchSerialized (req: SearchRequest): Promise<SerializedPage> { return await this.read('searchSerialized', req) }
   async get (id: string): Promise<KeaEvent | undefined> { return (await this.getMany([id]))[0] }
   async getMany (ids: readonly string[]): Promise<KeaEvent[]> { return await this.read('getMany', ids) }
+  async evidence (ids: readonly string[]): Promise<EvidenceLine[]> { return await this.read('evidence', ids) }
   async count (q: EventQuery = {}): Promise<number> { return await this.read('count', q) }
   async histogram (q: EventQuery, intervalMs: number): Promise<Bucket[]> { return await this.read('histogram', q, intervalMs) }
   async top (field: FilterField, q: EventQuery, size: number): Promise<TermCount[]> { return await this.read('top', field, q, size) }

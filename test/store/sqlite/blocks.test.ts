@@ -114,6 +114,18 @@ describe('sqlite block layout', () => {
     await store.close()
   })
 
+  it('evidence lines are what getMany\'s events show, re-derived or stored, in the order asked, unknown ids left out', async () => {
+    const store = new SqliteStore({ path: fresh(), readers: { workers: 0 } })
+    const events = [...(await fixtureEvents(true)).filter((e) => e.host?.name === 'kea-a'), ...(await fixtureEvents()).filter((e) => e.host?.name === 'kea-b')]
+    await store.write(events)
+    const ids = [...events.filter((_, i) => i % 7 === 0).map((e) => e.event.id).reverse(), 'nowhere-1f']
+    const lines = await store.evidence(ids)
+    expect(lines).toEqual((await store.getMany(ids)).map((e) => ({ id: e.event.id, time: e['@timestamp'], line: e.event.original })))
+    expect(lines.length).toBe(ids.length - 1)
+    expect(new Set(lines.map((l) => l.id.split('-')[0])).size).toBe(2)
+    await store.close()
+  })
+
   it('replaces an event stored unparsed when the same line comes again parsed (a re-import with the right pattern)', async () => {
     const store = new SqliteStore({ path: fresh(), readers: { workers: 0 } })
     const events = (await fixtureEvents()).slice(0, 200)
