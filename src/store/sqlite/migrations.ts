@@ -364,6 +364,17 @@ ALTER TABLE blocks ADD COLUMN pv INTEGER;
 -- schema 12 refuse the file (KEATRAIL_ERR_STORE_SCHEMA) instead of misreading those bytes.
 SELECT 1;
 `
+  },
+  {
+    version: 14,
+    name: 'block summaries indexed apart',
+    sql: `
+-- A block's row is ~4 KB in its table page (times, bloom and the start of the payload live
+-- there), so reading the summaries of every block in a time range read one page per block:
+-- 2,951 pages, 9 ms, for each query over a 10M-event file. The summaries in an index of their
+-- own (~60 bytes a block) answer the same selects from ~45 pages.
+CREATE INDEX blocks_summary ON blocks (max_ts, min_ts, source_id, n, codec, seq, pv, min_off, max_off);
+`
   }
 ]
 

@@ -144,6 +144,21 @@ function v4RangeTest (lo: string, hi: string): BlockTest | undefined {
 /** Whether a block holds events re-derived by rules newer than those that indexed it (see derivation.ts). */
 const stale = (row: BlockRow): boolean => row.pv !== null && row.pv < PARSER_VERSION
 
+/** Posting lookups that name at most this many blocks fetch them by id instead of scanning the table. */
+const BY_ID_BLOCKS = 512
+
+/** A posting term or range every match of `plan` needs (and-ed in), if there is one. */
+function requiredPosting (plan: Plan): (Plan & { kind: 'term' | 'range' }) | undefined {
+  if (plan.kind === 'term' || plan.kind === 'range') return plan
+  if (plan.kind === 'and') {
+    for (const p of plan.parts) {
+      const r = requiredPosting(p)
+      if (r !== undefined) return r
+    }
+  }
+  return undefined
+}
+
 /** Whether a query tests the message and time only: full text, no field. */
 function textOnly (q: EventQuery): boolean {
   const only = (n: QueryNode): boolean => n.type === 'text' || (n.type === 'not' ? only(n.child) : (n.type === 'and' || n.type === 'or') && n.children.every(only))
@@ -188,6 +203,7 @@ export class BlockReader {
     byId: Database.Statement
     total: Database.Statement
     byBlock: Database.Statement
+    stale: Database.Statement
   }
 
   constructor (db: Database.Database) {
@@ -206,7 +222,10 @@ export class BlockReader {
       nearOffset: db.prepare('SELECT id, source_id, min_ts, max_ts, n, codec, seq, pv, min_off FROM blocks WHERE source_id = ? AND max_off >= ? ORDER BY max_off LIMIT 4'),
       byId: db.prepare('SELECT b.id, b.source_id, b.min_ts, b.max_ts, b.n, b.codec, b.seq, b.pv FROM block_ids i JOIN blocks b ON b.id = i.block WHERE i.id = ?'),
       total: db.prepare('SELECT coalesce(sum(n), 0) FROM blocks').pluck(),
-      byBlock: db.prepare('SELECT id, source_id, min_ts, max_ts, n, codec, seq, pv FROM blocks WHERE id = ?')
+      byBlock: db.prepare('SELECT id, source_id, min_ts, max_ts, n, codec, seq, pv FROM blocks WHERE id = ?'),
+      // No index on pv: a file has few blocks of an older parser, and this runs only when postings
+      // named few blocks (a scan of the table's small columns, ~1 ms at 10M events).
+      stale: db.prepare('SELECT id, source_id, min_ts, max_ts, n, codec, seq, pv FROM blocks WHERE pv < ?')
     }
   }
 
@@ -301,12 +320,7 @@ export class BlockReader {
    * that may: bit k for frame k (block_postings.frames; a word or no plan: every frame).
    */
   candidates (q: EventQuery): Candidate[] {
-    const rows = (q.from === undefined && q.to === undefined
-      ? this.stmts.all.all()
-      : this.stmts.inRange.all((q.from ?? -8.64e15) * 1000, (q.to ?? 8.64e15) * 1000)) as BlockRow[]
-    const every = (row: BlockRow): number => 2 ** framesFor(row.n) - 1
     const plan = planOf(q)
-    if (plan.kind === 'all') return rows.map((r) => ({ ...r, mask: every(r) }))
     if (plan.kind === 'none') return []
     const postings = new Map<Plan, Map<number, number>>()
     const blooms = new Map<number, Uint8Array>()
@@ -320,6 +334,9 @@ export class BlockReader {
       }
       return m
     }
+    const rows = this.rowsFor(q, plan, framesOf)
+    const every = (row: BlockRow): number => 2 ** framesFor(row.n) - 1
+    if (plan.kind === 'all') return rows.map((r) => ({ ...r, mask: every(r) }))
     const bloomOf = (row: BlockRow): Uint8Array => {
       let b = blooms.get(row.id)
       if (b === undefined) {
@@ -355,6 +372,32 @@ export class BlockReader {
       if (mask !== 0) out.push({ ...r, mask })
     }
     return out
+  }
+
+  /**
+   * The block rows `q` may reach: when every match needs a posting term or range and it names
+   * few blocks, those (and the blocks older than the parser, whose postings were built by older
+   * rules), read by id; else every block in the time range. Before, a MAC asked for all time
+   * read all 2,951 block rows of a 10M-event file per request (half a reader's time: 80
+   * requests/s); a time range reads those whose newest event is after its start.
+   */
+  private rowsFor (q: EventQuery, plan: Plan, framesOf: (p: Plan & { kind: 'term' | 'range' }) => Map<number, number>): BlockRow[] {
+    const lo = (q.from ?? -8.64e15) * 1000
+    const hi = (q.to ?? 8.64e15) * 1000
+    const needed = requiredPosting(plan)
+    if (needed !== undefined) {
+      const hits = framesOf(needed)
+      if (hits.size <= BY_ID_BLOCKS) {
+        const rows: BlockRow[] = []
+        for (const id of hits.keys()) {
+          const r = this.stmts.byBlock.get(id) as BlockRow | undefined
+          if (r !== undefined && r.max_ts >= lo && r.min_ts < hi && !stale(r)) rows.push(r)
+        }
+        for (const r of this.stmts.stale.all(PARSER_VERSION) as BlockRow[]) if (r.max_ts >= lo && r.min_ts < hi) rows.push(r)
+        return rows.sort((a, b) => a.id - b.id)
+      }
+    }
+    return (q.from === undefined && q.to === undefined ? this.stmts.all.all() : this.stmts.inRange.all(lo, hi)) as BlockRow[]
   }
 
   /**
