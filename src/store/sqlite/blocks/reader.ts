@@ -198,6 +198,8 @@ export class BlockReader {
     bloom: Database.Statement
     term: Database.Statement
     range: Database.Statement
+    termIn: Database.Statement
+    rangeIn: Database.Statement
     byOffset: Database.Statement
     nearOffset: Database.Statement
     byId: Database.Statement
@@ -218,6 +220,8 @@ export class BlockReader {
       bloom: db.prepare('SELECT bloom FROM blocks WHERE id = ?').pluck(),
       term: db.prepare('SELECT block, frames FROM block_postings WHERE term = ?'),
       range: db.prepare('SELECT block, frames FROM block_postings WHERE term BETWEEN ? AND ?'),
+      termIn: db.prepare('SELECT block, frames FROM block_postings WHERE term = ? AND block IN (SELECT id FROM blocks WHERE max_ts >= ? AND min_ts < ?)'),
+      rangeIn: db.prepare('SELECT block, frames FROM block_postings WHERE term BETWEEN ? AND ? AND block IN (SELECT id FROM blocks WHERE max_ts >= ? AND min_ts < ?)'),
       byOffset: db.prepare('SELECT id, source_id, min_ts, max_ts, n, codec, seq, pv FROM blocks WHERE source_id = ? AND max_off >= ? AND min_off <= ?'),
       nearOffset: db.prepare('SELECT id, source_id, min_ts, max_ts, n, codec, seq, pv, min_off FROM blocks WHERE source_id = ? AND max_off >= ? ORDER BY max_off LIMIT 4'),
       byId: db.prepare('SELECT b.id, b.source_id, b.min_ts, b.max_ts, b.n, b.codec, b.seq, b.pv FROM block_ids i JOIN blocks b ON b.id = i.block WHERE i.id = ?'),
@@ -322,13 +326,20 @@ export class BlockReader {
   candidates (q: EventQuery): Candidate[] {
     const plan = planOf(q)
     if (plan.kind === 'none') return []
+    const lo = (q.from ?? -8.64e15) * 1000
+    const hi = (q.to ?? 8.64e15) * 1000
     const postings = new Map<Plan, Map<number, number>>()
     const blooms = new Map<number, Uint8Array>()
     const framesOf = (p: Plan & { kind: 'term' | 'range' }): Map<number, number> => {
       let m = postings.get(p)
       if (m === undefined) {
         m = new Map()
-        const hits = (p.kind === 'term' ? this.stmts.term.all(p.term) : this.stmts.range.all(p.lo, p.hi)) as Array<{ block: number, frames: number }>
+        // Within a time range, only the postings of its blocks leave SQLite: an IPv4 /24 has
+        // 25,600 postings over a 10M-event file, 17 ms to hand to JavaScript for the 4 blocks of
+        // an hour (65 % of a reader's time answering it); SQLite filters them in ~1 ms.
+        const hits = (q.from === undefined && q.to === undefined
+          ? p.kind === 'term' ? this.stmts.term.all(p.term) : this.stmts.range.all(p.lo, p.hi)
+          : p.kind === 'term' ? this.stmts.termIn.all(p.term, lo, hi) : this.stmts.rangeIn.all(p.lo, p.hi, lo, hi)) as Array<{ block: number, frames: number }>
         for (const h of hits) m.set(h.block, (m.get(h.block) ?? 0) | h.frames)
         postings.set(p, m)
       }
