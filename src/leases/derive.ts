@@ -56,7 +56,11 @@ function adopt (iv: LeaseClient, o: LeaseObservation): void {
  * a renewal after reuses for 8 s of a 10 s lease wrote expire = renewal + 10 s).
  */
 function extendByReuse (cur: Open, o: LeaseObservation): void {
-  if (o.lifetime !== undefined) cur.expiry = o.ts + o.lifetime * 1000
+  if (o.lifetime === undefined) return
+  cur.expiry = o.ts + o.lifetime * 1000
+  // Only a lower bound of the lifetime, kept when nothing better is known: a lifetime-less
+  // renewal then extends by it rather than not at all.
+  cur.iv.lifetime ??= o.lifetime
 }
 
 function open (o: LeaseObservation, start: number | null): Open {
@@ -78,8 +82,9 @@ function open (o: LeaseObservation, start: number | null): Open {
   }
   if (o.subnet_id !== undefined) iv.subnet_id = o.subnet_id
   adopt(iv, o)
-  // A reuse's N is what the lease had left, not its lifetime (see extendByReuse).
-  if (o.lifetime !== undefined && o.action !== 'reuse') iv.lifetime = o.lifetime
+  // A reuse's N is what the lease had left: a lifetime only until a better one is known (see
+  // extendByReuse and the borrowing below).
+  if (o.lifetime !== undefined) iv.lifetime = o.lifetime
   return { iv, expiry: o.lifetime === undefined ? null : o.ts + o.lifetime * 1000, tail: [] }
 }
 
@@ -159,10 +164,11 @@ export function deriveIntervals (obs: readonly LeaseObservation[], before?: Leas
         else close(o.ts, 'superseded', true)
       }
       cur = open(o, o.ts)
-      // A renewal without a lifetime opening an interval: take the lifetime this address had.
-      if (o.lifetime === undefined && prev?.lifetime !== undefined && sameClient(prev, o)) {
+      // A renewal without a lifetime opening an interval: take the lifetime this address had
+      // (a reuse opening one keeps its t + N as the expiry, but the lifetime is the address's).
+      if ((o.lifetime === undefined || o.action === 'reuse') && prev?.lifetime !== undefined && sameClient(prev, o)) {
         cur.iv.lifetime = prev.lifetime
-        cur.expiry = o.ts + prev.lifetime * 1000
+        if (o.lifetime === undefined) cur.expiry = o.ts + prev.lifetime * 1000
       }
       continue
     }

@@ -62,10 +62,14 @@ describe('deriveIntervals', () => {
     // is left (same transaction): the lease file keeps the old expiry.
     const cached = deriveIntervals([obs('allocate', 0, A, 8), obs('allocate', 2.4, A, 8), obs('reuse', 2.4, A, 6)])
     expect(cached.map((i) => [i.end, i.lifetime])).toEqual([[at(8.4), 8]])
-    // One that opens the history (collection began mid-lease) ends at t + N, lifetime unknown.
+    // One that opens the history (collection began mid-lease) ends at t + N; N stands in for the
+    // lifetime until one is known, so a DHCPv6 renewal within it extends it by that much.
     const [opened] = deriveIntervals([obs('reuse', 0, A, 45)])
-    expect(opened).toMatchObject({ start: at(0), end: at(45), end_reason: 'expiry-by-lifetime' })
-    expect(opened?.lifetime).toBeUndefined()
+    expect(opened).toMatchObject({ start: at(0), end: at(45), end_reason: 'expiry-by-lifetime', lifetime: 45 })
+    expect(deriveIntervals([obs('reuse', 100, A, 6), obs('renew', 103, A), obs('renew', 108, A)]).map((i) => [i.start, i.end])).toEqual([[at(100), at(114)]])
+    // After a lease of the same client, a reuse opening an interval takes its lifetime.
+    const after = deriveIntervals([obs('allocate', 0, A, 10), obs('reuse', 30, A, 7), obs('renew', 35, A)])
+    expect(after.map((i) => [i.start, i.end, i.lifetime])).toEqual([[at(0), at(10), 10], [at(30), at(45), 10]])
   })
 
   it('reclamation ends at the expiry; its second log line is evidence, not a new lease', () => {
