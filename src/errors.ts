@@ -317,11 +317,11 @@ export const StoreLayoutError = createError<[string]>(
 
 /**
  * A key's stored lease history (a lease_log row, its observation bytes or their chunks) cannot be
- * read. Writing, the key is rebuilt from the stored events (counted, logged); reading, this
- * answer fails and the others go on.
+ * read. The key is rebuilt from the stored events (counted, logged) by the write or read that met
+ * it; a read fails with this only when that rebuild failed (the answer fails, the others go on).
  */
 export const LeaseHistoryDamagedError = createError<[string, string]>(
   'KEATRAIL_ERR_LEASE_HISTORY_DAMAGED',
-  'the stored lease history of %s cannot be read (%s); it is rebuilt from the stored events the next time an event of it is written',
+  'the stored lease history of %s cannot be read (%s)',
   500
 )

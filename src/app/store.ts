@@ -115,7 +115,11 @@ export async function openStore (cfg: KeatrailConfig, ctx: StoreContext): Promis
         retention: { ...(retention.maxAgeDays === undefined ? {} : { maxAgeDays: retention.maxAgeDays }), ...(retention.maxSizeMiB === undefined ? {} : { maxSizeMiB: retention.maxSizeMiB }) }
       })
       // Counted (keatrail_lease_history_repaired_keys_total) and logged, never silent.
-      store.leases.onRepair = (key, err) => { ctx.log.error(LOG_CODES.leaseHistoryDamaged, 'A lease\'s stored history could not be read; rebuilt from the stored events.', { key, error: err }) }
+      store.leases.onRepair = (key, err, fromEvents) => {
+        ctx.log.error(LOG_CODES.leaseHistoryDamaged, fromEvents
+          ? 'A lease\'s stored history could not be read; rebuilt from the stored events.'
+          : 'A lease\'s stored history could not be read; started again from the events being written (the row layout cannot read it back from its events).', { key, error: err })
+      }
       return { store, deadLetters, close: async () => { await closeAll(store) } }
     }
     const { type: _type, ...esConfig } = s

@@ -63,15 +63,6 @@ interface Tail {
   rebuild?: true
 }
 
-/** Runs a decode of `key`'s stored rows; whatever it throws becomes LeaseHistoryDamagedError. */
-function damageOf<T> (key: string, read: () => T): T {
-  try {
-    return read()
-  } catch (err) {
-    throw withCause(new LeaseHistoryDamagedError(key, (err as Error).message), err)
-  }
-}
-
 interface LogRow extends Identity { rowid: number, kid: number, end: number | null, n: number, doc: string, obs: Buffer, key: string, scope: string, type: LeaseKey['type'], lease: string, lo: string, hi: string }
 
 // Identifiers read back as text (ident-blob.ts: colon hex is stored as bytes).
@@ -165,14 +156,26 @@ export class SqliteLeases implements LeaseStore {
   private readonly upCoverage: Database.Statement
   private readonly delKeyChunks: Database.Statement
   private readonly delKeyLog: Database.Statement
+  private readonly keyRow: Database.Statement
   /**
    * Every observation of a key in the stored events (the store sets it): what a key whose
    * stored rows cannot be read is rebuilt from. Without it such a key starts over from the
    * observations being derived.
    */
   observationsOf: ((k: LeaseKey) => LeaseObservation[]) | undefined
-  /** Called for each key rebuilt (the service logs it); `repaired` counts them. */
-  onRepair: ((key: string, err: Error) => void) | undefined
+  private repairListener: ((key: string, err: Error, fromEvents: boolean) => void) | undefined
+  /** Repairs made before anyone listened (the store's recovery on open): told to the first listener. */
+  private unreported: Array<{ key: string, err: Error }> = []
+  private readonly damagedKeys = new Set<string>()
+
+  /**
+   * Called for each key rebuilt (the service logs it; `repaired` counts them); `fromEvents`: from
+   * the stored events, else (no observationsOf) from the observations being derived only.
+   */
+  set onRepair (fn: (key: string, err: Error, fromEvents: boolean) => void) {
+    this.repairListener = fn
+    for (const r of this.unreported.splice(0)) fn(r.key, r.err, this.observationsOf !== undefined)
+  }
   /** Keys whose stored rows could not be read, rebuilt from the events since this process started. */
   repaired = 0
 
@@ -202,6 +205,7 @@ export class SqliteLeases implements LeaseStore {
     this.delChunks = db.prepare('DELETE FROM lease_log_obs WHERE iv = ?')
     this.delKeyChunks = db.prepare('DELETE FROM lease_log_obs WHERE iv IN (SELECT rowid FROM lease_log WHERE kid = ?)')
     this.delKeyLog = db.prepare('DELETE FROM lease_log WHERE kid = ?')
+    this.keyRow = db.prepare('SELECT key, scope, type, lease, lo, hi FROM lease_keys WHERE key = ?')
     this.insInterval = db.prepare(`INSERT OR REPLACE INTO lease_intervals
       (id, key, origin, scope, type, lo, hi, start, start_seq, pos_ts, pos_seq, end, hwaddr, client_id, duid, duid_ll, hostname, doc)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
@@ -336,6 +340,46 @@ export class SqliteLeases implements LeaseStore {
     while (this.cache.size > CACHE_KEYS && newcomers.length > 0) this.cache.delete(newcomers.pop() as string)
   }
 
+  /**
+   * Runs a decode of `key`'s stored rows (no SQL: an I/O error is not damage); whatever it throws
+   * becomes LeaseHistoryDamagedError, and the key is noted for `healing`.
+   */
+  private damaged<T> (key: string, decode: () => T): T {
+    try {
+      return decode()
+    } catch (err) {
+      this.damagedKeys.add(key)
+      throw withCause(new LeaseHistoryDamagedError(key, (err as Error).message), err)
+    }
+  }
+
+  /**
+   * A read that met a key's damaged rows rebuilds those keys from the stored events, in a
+   * transaction of its own, and runs once more; the answer fails only if that fails. Without
+   * the events to rebuild from (the row layout) it fails: erasing the key's history is no repair.
+   */
+  private healing<T> (read: () => T): T {
+    try {
+      return read()
+    } catch (err) {
+      const keys = [...this.damagedKeys]
+      this.damagedKeys.clear()
+      if (!(err instanceof LeaseHistoryDamagedError) || keys.length === 0 || this.observationsOf === undefined) throw err
+      try {
+        this.db.transaction(() => {
+          this.sync()
+          for (const key of keys) {
+            const k = this.keyRow.get(key) as LeaseKey | undefined
+            if (k !== undefined) this.rebuild(this.reset(key, k, err), [])
+          }
+        })()
+      } catch {
+        throw err
+      }
+      return read()
+    }
+  }
+
   /** tail(), or, its stored rows not readable, the key emptied for a rebuild (see reset). */
   private tailOrReset (key: string, sample: LeaseKey): Tail {
     try {
@@ -359,10 +403,13 @@ export class SqliteLeases implements LeaseStore {
       this.delKeyLog.run(found.kid)
     }
     this.cache.delete(key)
+    this.damagedKeys.delete(key)
     const t = this.tail(key, sample)
     t.rebuild = true
     this.repaired++
-    this.onRepair?.(key, err)
+    // Bounded: a process nobody listens to (an import) keeps the first 100.
+    if (this.repairListener === undefined) { if (this.unreported.length < 100) this.unreported.push({ key, err }) }
+    else this.repairListener(key, err, this.observationsOf !== undefined)
     return t
   }
 
@@ -477,7 +524,8 @@ export class SqliteLeases implements LeaseStore {
     const found = this.findKey.get(key) as { kid: number } | undefined
     const t: Tail = { kid: found?.kid ?? Number(this.insKey.run(key, k.scope, k.type, k.lease, k.lo, k.hi).lastInsertRowid), k, last: undefined, ts: -Infinity, seq: '', used: this.tick, batch: [] }
     if (found !== undefined) {
-      const rows = damageOf(key, () => (this.lastRows.all(t.kid, t.kid) as LogRow[]).map((r) => this.lightRowOf(r)))
+      const stored = this.lastRows.all(t.kid, t.kid) as LogRow[]
+      const rows = this.damaged(key, () => stored.map((r) => this.lightRowOf(r)))
       rows.sort((a, b) => byPosition(a.row, b.row))
       const last = rows[rows.length - 1]
       if (last !== undefined) {
@@ -527,7 +575,7 @@ export class SqliteLeases implements LeaseStore {
       const prev = this.prevPos.get(t.kid, anchor.pos) as { pos: number } | undefined
       loaded = this.rowsFrom.all(t.kid, prev?.pos ?? anchor.pos) as LogRow[]
     }
-    const rows = damageOf(t.k.key, () => loaded.map((r) => this.rowOf(r))).sort((a, b) => byPosition(a.row, b.row))
+    const rows = this.damaged(t.k.key, () => loaded.map((r) => this.rowOf(r))).sort((a, b) => byPosition(a.row, b.row))
     let at = 0
     if (anchor !== undefined) {
       for (let i = 0; i < rows.length; i++) {
@@ -541,7 +589,8 @@ export class SqliteLeases implements LeaseStore {
     const obs: LeaseObservation[] = []
     let dropped = 0
     for (const { row: r, obs: own } of tail) {
-      const chunks = r.sealed === 0 ? [] : damageOf(t.k.key, () => (this.chunksOf.all(r.rowid) as Array<{ obs: Buffer }>).flatMap((c) => readObs(c.obs, t.k)))
+      const sealed = r.sealed === 0 ? [] : this.chunksOf.all(r.rowid) as Array<{ obs: Buffer }>
+      const chunks = this.damaged(t.k.key, () => sealed.flatMap((c) => readObs(c.obs, t.k)))
       for (const o of [...chunks, ...own]) {
         if (drop.has(o.event_id)) { dropped++; continue }
         if (!seen.has(o.event_id)) { seen.add(o.event_id); obs.push(o) }
@@ -604,22 +653,40 @@ export class SqliteLeases implements LeaseStore {
       const e = earliest.get(k.key)
       if (e === undefined || ts < e.ts) earliest.set(k.key, { ts, k })
     }
+    // Keys whose rows cannot be read: rebuilt from the stored events, which the caller has
+    // already rid of the withdrawn ones (a replaced event's new version, a deleted one gone).
+    const broken = new Map<string, { k: LeaseKey, err: Error }>()
     if (observed !== undefined) {
       for (const o of observed) if (ids.has(o.event_id)) note(keyOf(o), o.ts)
     } else {
       for (const r of this.db.prepare(`SELECT ${LOG_COLS} FROM lease_log l JOIN lease_keys k ON k.kid = l.kid`).iterate() as IterableIterator<LogRow>) {
         const k = keyOf(r)
-        const own = readObs(r.obs, k)
-        const chunks = r.n > own.length ? (this.chunksOf.all(r.rowid) as Array<{ obs: Buffer }>).flatMap((c) => readObs(c.obs, k)) : []
-        for (const o of [...chunks, ...own]) if (ids.has(o.event_id)) note(k, o.ts)
+        try {
+          const own = this.damaged(k.key, () => readObs(r.obs, k))
+          const sealed = r.n > own.length ? this.chunksOf.all(r.rowid) as Array<{ obs: Buffer }> : []
+          const chunks = this.damaged(k.key, () => sealed.flatMap((c) => readObs(c.obs, k)))
+          for (const o of [...chunks, ...own]) if (ids.has(o.event_id)) note(k, o.ts)
+        } catch (err) {
+          if (!(err instanceof LeaseHistoryDamagedError)) throw err
+          broken.set(k.key, { k, err })
+        }
       }
     }
     let keys = 0
     for (const [key, { ts, k }] of earliest) {
-      if (this.findKey.get(key) === undefined) continue
+      if (this.findKey.get(key) === undefined || broken.has(key)) continue
       this.cache.delete(key)
-      if (this.rederive(this.tail(key, k), ts, [], ids) > 0) keys++
+      try {
+        if (this.rederive(this.tail(key, k), ts, [], ids) > 0) keys++
+      } catch (err) {
+        if (!(err instanceof LeaseHistoryDamagedError)) throw err
+        broken.set(key, { k, err })
+      }
       this.cache.delete(key)
+    }
+    for (const [key, { k, err }] of broken) {
+      this.rebuild(this.reset(key, k, err), [])
+      keys++
     }
     return keys
   }
@@ -643,7 +710,7 @@ export class SqliteLeases implements LeaseStore {
   /** Log intervals of the given rows. */
   private decode (rows: readonly LogRow[]): LeaseInterval[] {
     // A damaged row fails this answer with a coded error (the key is rebuilt on its next write).
-    return rows.map((r) => damageOf(r.key, () => {
+    return rows.map((r) => this.damaged(r.key, () => {
       const k = keyOf(r)
       return intervalOf(k, r, readObs(r.obs, k).map((o) => o.event_id), intervalId)
     }))
@@ -659,6 +726,10 @@ export class SqliteLeases implements LeaseStore {
   }
 
   async intervalsAt (range: { lo: string, hi: string }, time: number, scope?: string): Promise<LeaseInterval[]> {
+    return this.healing(() => this.intervalsAtNow(range, time, scope))
+  }
+
+  private intervalsAtNow (range: { lo: string, hi: string }, time: number, scope?: string): LeaseInterval[] {
     this.flush()
     const los = containingPrefixLos(range.lo)
     const marks = los.map(() => '?').join(', ')
@@ -674,6 +745,10 @@ export class SqliteLeases implements LeaseStore {
   }
 
   async neighbours (range: { lo: string, hi: string }, time: number, scope?: string): Promise<{ before?: LeaseInterval, after?: LeaseInterval }> {
+    return this.healing(() => this.neighboursNow(range, time, scope))
+  }
+
+  private neighboursNow (range: { lo: string, hi: string }, time: number, scope?: string): { before?: LeaseInterval, after?: LeaseInterval } {
     this.flush()
     const los = containingPrefixLos(range.lo)
     const marks = los.map(() => '?').join(', ')
@@ -701,6 +776,10 @@ export class SqliteLeases implements LeaseStore {
   }
 
   async intervals (q: HistoryQuery): Promise<LeaseInterval[]> {
+    return this.healing(() => this.intervalsNow(q))
+  }
+
+  private intervalsNow (q: HistoryQuery): LeaseInterval[] {
     this.flush()
     const limit = Math.min(q.limit ?? 100_000, 100_000)
     const parts: string[] = []

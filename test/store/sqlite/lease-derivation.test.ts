@@ -112,37 +112,55 @@ describe('sqlite store: lease derivation after the events', () => {
     }
   })
 
-  it('a key whose stored rows cannot be read: its answers fail with a code, and its next events rebuild it from the stored events', async () => {
+  it('a key whose stored rows cannot be read is rebuilt from the stored events by the write or read that meets it', async () => {
     const path = join(mkdtempSync(join(tmpdir(), 'kt-lease-damage-')), 'damaged.db')
     const cut = Math.floor(events.length * 0.8)
     const [before, after] = [events.slice(0, cut), events.slice(cut)]
     const later = new Set(observeAll(after).map((o) => o.key))
-    const damaged = [...new Set(observeAll(before).map((o) => o.key))].filter((k) => later.has(k)).slice(0, 2)
-    expect(damaged).toHaveLength(2)
+    const earlier = expectedIntervals(before)
+    const both = [...earlier.keys()].filter((k) => later.has(k))
+    // Damaged: the last row's observation bytes (the write reads it), another key's last interval
+    // document (the write too), and the first of several rows of a key no later event touches
+    // (only a read meets it).
+    const [lastObs, lastDoc] = both
+    const older = [...earlier].find(([k, ivs]) => !later.has(k) && ivs.length > 1)?.[0]
+    expect([lastObs, lastDoc, older].every((k) => k !== undefined)).toBe(true)
     let store = new SqliteStore({ path })
     await store.write(before)
     await store.close()
-    // One key's observation bytes end inside a value, another's interval document is not JSON.
     const db = new Database(path)
     const kid = (key: string): number => db.prepare('SELECT kid FROM lease_keys WHERE key = ?').pluck().get(key) as number
-    db.prepare('UPDATE lease_log SET obs = x\'ff\' WHERE kid = ?').run(kid(damaged[0] as string))
-    db.prepare('UPDATE lease_log SET doc = \'{not json\' WHERE kid = ?').run(kid(damaged[1] as string))
+    db.prepare('UPDATE lease_log SET obs = x\'ff\' WHERE rowid = (SELECT max(rowid) FROM lease_log WHERE kid = ?)').run(kid(lastObs as string))
+    db.prepare('UPDATE lease_log SET doc = \'{not json\' WHERE rowid = (SELECT max(rowid) FROM lease_log WHERE kid = ?)').run(kid(lastDoc as string))
+    db.prepare('UPDATE lease_log SET obs = x\'ff\' WHERE rowid = (SELECT min(rowid) FROM lease_log WHERE kid = ?)').run(kid(older as string))
     db.close()
 
     store = new SqliteStore({ path })
+    const repairs: string[] = []
+    store.leases.onRepair = (key, _err, fromEvents) => { expect(fromEvents).toBe(true); repairs.push(key) }
     const ask = async (key: string): Promise<LeaseInterval[]> => {
       const [scope, type, lease] = key.split('|') as [string, string, string]
       return await store.leases.intervals(type === 'IA_PD' ? { prefix: lease, scope } : { address: lease, scope })
     }
-    await expect(ask(damaged[0] as string)).rejects.toMatchObject({ code: 'KEATRAIL_ERR_LEASE_HISTORY_DAMAGED' })
-    const repairs: string[] = []
-    store.leases.onRepair = (key) => { repairs.push(key) }
     // Before, this write's derivation threw, and so did every one after it.
     await store.write(after)
     store.leases.flush()
-    expect(store.leases.repaired).toBe(2)
-    expect(repairs.sort()).toEqual([...damaged].sort())
+    expect(repairs.sort()).toEqual([lastObs, lastDoc].sort())
+    // A read meets the older damaged row: rebuilt, and answered.
+    expect(await ask(older as string)).toEqual(expected.get(older as string))
+    expect(store.leases.repaired).toBe(3)
     expect(await intervalsOf(store, expected)).toEqual(expected)
+    // Deleting events whose key is damaged (withdraw) rebuilds it from the events left.
+    const victim = both[2] as string
+    const db2 = new Database(path)
+    db2.prepare('UPDATE lease_log SET obs = x\'ff\' WHERE kid = (SELECT kid FROM lease_keys WHERE key = ?)').run(victim)
+    db2.close()
+    store.leases.flush()
+    const [scope, , lease] = victim.split('|') as [string, string, string]
+    const r = await store.deleteEvents({ filters: { ip: [lease], host: [scope] } })
+    expect(r.deleted).toBeGreaterThan(0)
+    expect(await ask(victim)).toEqual([])
+    expect(store.leases.repaired).toBe(4)
     await store.close()
   })
 
