@@ -1,5 +1,5 @@
 import { writeFileSync } from 'node:fs'
-import { basename, dirname, isAbsolute, join, resolve } from 'node:path'
+import { basename, dirname, isAbsolute, join, normalize, resolve } from 'node:path'
 import { Option, type Command } from 'commander'
 import { stringify } from 'yaml'
 import { parseConfig } from '../config/config.js'
@@ -112,7 +112,7 @@ export function discover (files: readonly string[], dataDir: string, syslogPort:
         // Since the fix for CVE-2025-32802 Kea refuses to start with a log file in any other
         // directory (its parent exactly: not a subdirectory either), unless its environment
         // names that directory; a config written for 2.2 then stops the upgraded server.
-        if (dirname(path) !== KEA_LOG_DIR) {
+        if (dirname(normalize(path)) !== KEA_LOG_DIR) {
           warnings.push({
             code: INSTALL_LOG_CODES.keaLogPath,
             message: `${file}: ${out.daemon} logs to ${path}, outside ${KEA_LOG_DIR}: Kea 2.4.2, 2.6.3, 3.0.1 and later refuse to start with it unless the daemon's environment sets KEA_LOG_FILE_DIR=${dirname(path)} (older Kea accept it)`

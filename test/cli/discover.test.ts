@@ -89,13 +89,13 @@ describe('keatrail discover writes what the systemd unit can run', () => {
   it('warns, with a code, about each log file Kea ≥ 2.6.3 / 3.0 would refuse (outside /var/log/kea), and writes its source', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'kt-discover-'))
     const conf = join(dir, 'kea-dhcp4.conf')
-    const outputs = ['/var/log/kea/a.log', 'b.log', '/var/lib/kea/c.log', '/var/log/kea/sub/d.log']
+    const outputs = ['/var/log/kea/a.log', 'b.log', '/var/lib/kea/c.log', '/var/log/kea/sub/d.log', '/var/log//kea/./e.log']
     writeFileSync(conf, JSON.stringify({ Dhcp4: { loggers: [{ name: 'kea-dhcp4', 'output-options': outputs.map((output) => ({ output })) }] } }))
     const r = await runCli(['discover', conf])
     expect(r.code).toBe(0)
     expect(r.err.split('\n').filter(Boolean)).toEqual(['/var/lib/kea', '/var/log/kea/sub'].map((d) =>
       `keatrail: KEATRAIL_ERR_KEA_LOG_PATH: ${conf}: Dhcp4 logs to ${d}/${d === '/var/lib/kea' ? 'c' : 'd'}.log, outside /var/log/kea: Kea 2.4.2, 2.6.3, 3.0.1 and later refuse to start with it unless the daemon's environment sets KEA_LOG_FILE_DIR=${d} (older Kea accept it)`))
-    expect((parseYaml(r.out) as { sources: Array<{ include: string[] }> }).sources.map((s) => s.include[0])).toEqual(['/var/log/kea/a.log*', '/var/log/kea/b.log*', '/var/lib/kea/c.log*', '/var/log/kea/sub/d.log*'])
+    expect((parseYaml(r.out) as { sources: Array<{ include: string[] }> }).sources.map((s) => s.include[0])).toEqual(['/var/log/kea/a.log*', '/var/log/kea/b.log*', '/var/lib/kea/c.log*', '/var/log/kea/sub/d.log*', '/var/log//kea/./e.log*'])
   })
 
   it('refuses to overwrite --out without --force, in one coded line', async () => {
