@@ -90,6 +90,15 @@ describe('sqlite pages bounded in bytes', () => {
     expect(got.length).toBeLessThan(N)
     expect(JSON.stringify(got).length).toBeLessThanOrEqual(MAX_PAGE_BYTES + one)
     expect(got.map((e) => e.event.id)).toEqual(ids.slice(0, got.length))
+  })
+
+  it('evidence lines (a lease answer\'s) stop at MAX_PAGE_BYTES of lines too, in the order asked', async () => {
+    const ids = events.map((e) => e.event.id).reverse()
+    const lines = await store.evidence(ids)
+    expect(lines.length).toBeGreaterThan(0)
+    expect(lines.length).toBeLessThan(N)
+    expect(lines.reduce((n, l) => n + l.line.length, 0)).toBeLessThanOrEqual(MAX_PAGE_BYTES)
+    expect(lines.map((l) => l.id)).toEqual(ids.slice(0, lines.length))
     await store.close()
   })
 })
