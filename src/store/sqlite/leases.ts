@@ -709,7 +709,7 @@ export class SqliteLeases implements LeaseStore {
 
   /** Log intervals of the given rows. */
   private decode (rows: readonly LogRow[]): LeaseInterval[] {
-    // A damaged row fails this answer with a coded error (the key is rebuilt on its next write).
+    // A damaged row fails this read with a coded error; `healing` rebuilds the key and reads again.
     return rows.map((r) => this.damaged(r.key, () => {
       const k = keyOf(r)
       return intervalOf(k, r, readObs(r.obs, k).map((o) => o.event_id), intervalId)
