@@ -2,6 +2,7 @@ import type Database from 'better-sqlite3'
 import { StoreLayoutError, StoreWriteError, withCause } from '../../errors.js'
 import type { KeaEvent } from '../../parse/event.js'
 import { coverageSpans, observeAll } from '../../leases/observe.js'
+import { isoMillis } from '../../parse/time/iso.js'
 import { validateConfig } from '../../config/validate.js'
 import type { Bucket, DeleteResult, EventQuery, EvidenceLine, FilterField, SearchPage, SearchRequest, SerializedPage, Store, TermCount, WriteResult } from '../types.js'
 import { runRead, type ReadOps } from './reader.js'
@@ -163,7 +164,7 @@ export class SqliteStore implements Store {
     const q: EventQuery = { ...(within === undefined ? {} : { from: within.from, to: within.to + 1 }), ...(scope === '' ? {} : { filters: { host: [scope] } }) }
     this.reader.forEach(q, (_row, _i, e) => {
       if (e.kea.parse.status === 'unmatched' || (e.host?.name ?? '') !== scope) return
-      const t = Date.parse(e['@timestamp'])
+      const t = isoMillis(e['@timestamp'])
       if (t < first) first = t
       if (t > last) last = t
     }, true)

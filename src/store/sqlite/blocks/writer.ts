@@ -153,17 +153,22 @@ export class BlockWriter {
     res.written += fresh.length
     res.fresh.push(...fresh)
     let rest = fresh
+    const ts = fresh.map((e) => isoToMicros(e['@timestamp']))
     // A batch that fits in its source's newest block goes there (a live tail's trickle fills
     // blocks); a larger one makes blocks of its own, of equal sizes: topping up the newest block
     // first re-encoded it whole for every batch (as much CPU as the batch's own blocks).
     const newest = this.s.newest.get(src) as StoredBlock | undefined
     if (newest !== undefined && newest.n + rest.length <= BLOCK_EVENTS) {
-      const minTs = rest.reduce((m, e) => Math.min(m, isoToMicros(e['@timestamp'])), Infinity)
+      const minTs = ts.reduce((m, t) => Math.min(m, t), Infinity)
       const appends = newest.max_off === null || rest.every((e) => { const o = addressed.get(e); return o === undefined || o > (newest.max_off as number) })
-      if (appends && minTs - newest.max_ts < MERGE_WITHIN_US && this.grow(newest, rest, addressed, seq)) rest = []
+      if (appends && minTs - newest.max_ts < MERGE_WITHIN_US && this.grow(newest, rest, ts, addressed, seq)) rest = []
     }
     const blocks = Math.ceil(rest.length / BLOCK_EVENTS)
-    for (let k = 0; k < blocks; k++) this.create(src, rest.slice(Math.floor((k * rest.length) / blocks), Math.floor(((k + 1) * rest.length) / blocks)), addressed, seq)
+    for (let k = 0; k < blocks; k++) {
+      const from = Math.floor((k * rest.length) / blocks)
+      const to = Math.floor(((k + 1) * rest.length) / blocks)
+      this.create(src, rest.slice(from, to), ts.slice(from, to), addressed, seq)
+    }
   }
 
   /** Block `row` with its header decoded, or undefined when it cannot be (corrupt). */
@@ -192,10 +197,9 @@ export class BlockWriter {
     this.reader.forget()
   }
 
-  /** A new block of `events` (all of source `src`). */
-  private create (src: string, events: KeaEvent[], addressed: Map<KeaEvent, number>, seq: number): void {
+  /** A new block of `events` (all of source `src`), `ts` their times (µs). */
+  private create (src: string, events: KeaEvent[], ts: number[], addressed: Map<KeaEvent, number>, seq: number): void {
     const lines = linesOf(events, src, this.contextOf)
-    const ts = events.map((e) => isoToMicros(e['@timestamp']))
     const bits = newBloom()
     const s = summary(ts, events.map((e) => addressed.get(e)))
     // The id first: postings name the block, and the row is written once (a blob update rewrites it whole).
@@ -205,11 +209,11 @@ export class BlockWriter {
   }
 
   /**
-   * Appends `events` to block `row` of the same source (its id, postings and bloom bits stay).
+   * Appends `events` (`times`: theirs, µs) to block `row` of the same source (its id, postings and bloom bits stay).
    * False, having written nothing, when the block cannot be decoded (corrupted on disk): the
    * events then make a block of their own.
    */
-  private grow (row: StoredBlock, events: KeaEvent[], addressed: Map<KeaEvent, number>, seq: number): boolean {
+  private grow (row: StoredBlock, events: KeaEvent[], times: readonly number[], addressed: Map<KeaEvent, number>, seq: number): boolean {
     const full = this.s.full.get(row.id) as FullBlock
     let old: BlockLines
     try {
@@ -218,7 +222,7 @@ export class BlockWriter {
       return false
     }
     const lines = linesOf(events, row.source_id, this.contextOf, old)
-    const ts = [...decodeTimes(full.times, full.n), ...events.map((e) => isoToMicros(e['@timestamp']))]
+    const ts = [...decodeTimes(full.times, full.n), ...times]
     const bits = bloomOf(full)
     this.index(row.id, events, bits, addressed, full.n)
     const s = summary(ts, events.map((e) => addressed.get(e)), row)
