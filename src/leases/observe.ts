@@ -100,15 +100,23 @@ export function compareObservations (a: LeaseObservation, b: LeaseObservation): 
  */
 export function coverageSpans (events: readonly KeaEvent[]): Map<string, { first: number, last: number }> {
   const spans = new Map<string, { first: number, last: number }>()
+  // A batch is mostly of one scope: its span is looked up when the scope changes.
+  let scope: string | undefined
+  let s: { first: number, last: number } | undefined
   for (const e of events) {
     if (e.kea.parse.status === 'unmatched') continue
     const ms = isoMillis(e['@timestamp'])
     if (Number.isNaN(ms)) continue
-    const scope = e.host?.name ?? ''
-    const s = spans.get(scope)
-    if (s === undefined) spans.set(scope, { first: ms, last: ms })
-    else if (ms < s.first) s.first = ms
-    else if (ms > s.last) s.last = ms
+    const name = e.host?.name ?? ''
+    if (name !== scope) { scope = name; s = spans.get(name) }
+    if (s === undefined) {
+      s = { first: ms, last: ms }
+      spans.set(name, s)
+    } else if (ms < s.first) {
+      s.first = ms
+    } else if (ms > s.last) {
+      s.last = ms
+    }
   }
   return spans
 }
