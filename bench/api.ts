@@ -6,7 +6,7 @@ import autocannon from 'autocannon'
 import { packageRoot } from '../src/paths.js'
 import { SqliteStore } from '../src/store/sqlite/store.js'
 import { fill, ip, mac, shape, STEPS, T0 } from './generate.js'
-import { constantRate } from './load.js'
+import { constantRate, oneAtATime } from './load.js'
 
 // bench/api: /api/v1/leases/at and /api/v1/events latency (p50/p99) at a fixed request rate on
 // loopback, against `keatrail serve` (its own process, as deployed) on a SQLite store of
@@ -21,11 +21,14 @@ import { constantRate } from './load.js'
 //        BENCH_ONLY=0,3: only those endpoints of the list below (by index).
 //        BENCH_NO_AUTOCANNON=1: the open loop only.
 //        BENCH_CPU_PROF=dir: the server writes a V8 CPU profile there when it exits (where the time goes).
+//        BENCH_COST=n: first, n requests per endpoint one at a time: latency without queueing, and
+//        the server's CPU per request (/proc; what bounds the rate two cores can serve).
 
 const EVENTS = Number(process.argv[2] ?? 1_000_000)
 const RATE = Number(process.env.BENCH_RATE ?? 200)
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20)
 const COLD = process.env.BENCH_COLD === '1'
+const COST = Number(process.env.BENCH_COST ?? 0)
 
 const s = shape(EVENTS)
 const keep = process.env.KEATRAIL_BENCH_DIR
@@ -76,6 +79,11 @@ try {
   const only = process.env.BENCH_ONLY?.split(',').map(Number)
   for (const [name, next] of Object.entries(paths).filter((_, i) => only === undefined || only.includes(i))) {
     x = 4242
+    if (COST > 0) {
+      const c = await oneAtATime(url, COST, next, server.pid as number)
+      process.stdout.write(`${name.padEnd(42)} one by one  p50 ${c.p50.toFixed(1)} ms  p99 ${c.p99.toFixed(1)} ms  server CPU ${c.cpuMs.toFixed(1)} ms/request  (${c.ok} ok, ${c.failed} failed)\n`)
+      x = 4242
+    }
     if (COLD) execFileSync('sh', ['-c', 'sync && echo 3 > /proc/sys/vm/drop_caches'])
     const o = await constantRate(url, RATE, SECONDS, next)
     process.stdout.write(`${name.padEnd(42)} ${COLD ? 'cold, open' : 'open loop '}  ${Math.round(o.achievedRate)} req/s  p50 ${o.p50.toFixed(1)} ms  p99 ${o.p99.toFixed(1)} ms  max ${o.max.toFixed(1)} ms  (${o.ok} ok, ${o.failed} failed${o.failed > 0 ? ` by status: ${JSON.stringify(o.failures)}` : ''})\n`)

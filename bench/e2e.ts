@@ -12,7 +12,7 @@ import { ElasticsearchStore } from '../src/store/elasticsearch/store.js'
 import { SqliteStore } from '../src/store/sqlite/store.js'
 import type { Store } from '../src/store/types.js'
 import { type Mix, writeKeaLog } from './lines.js'
-import { constantRate, type RateResult } from './load.js'
+import { constantRate, procCpuSeconds, type RateResult } from './load.js'
 
 // bench/e2e: the same real-shaped Kea log file (default file pattern; the INFO mix and the
 // DEBUG mix of real captures) through
@@ -90,11 +90,6 @@ async function measureKeatrail (kind: 'sqlite' | 'es', dir: string, log: string,
   process.stdout.write(JSON.stringify(f) + '\n')
 }
 
-function procCpuSeconds (pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return (Number(f[11]) + Number(f[12])) / 100 // utime, stime in USER_HZ (100 on Linux)
-}
 function procPeakRssMiB (pid: number): number {
   const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
   return m === null ? 0 : Number(m[1]) / 1024

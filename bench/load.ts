@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import { Agent, request } from 'node:http'
 
 export interface RateResult { sent: number, ok: number, failed: number, p50: number, p99: number, max: number, achievedRate: number, /** Failed requests by HTTP status (0: no response). */ failures: Record<number, number> }
@@ -59,4 +60,38 @@ export function discardedEvents (metricsText: string, source: string): number {
     if (m?.[1]?.split(',').includes(label) === true) return Number(m[2])
   }
   return NaN
+}
+
+/** CPU seconds (user + system, all threads) process `pid` has used, from /proc. */
+export function procCpuSeconds (pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(f[11]) + Number(f[12])) / 100 // utime, stime in USER_HZ (100 on Linux)
+}
+
+/**
+ * `count` requests one at a time (closed loop, one connection): each one's latency without
+ * queueing, and the CPU the server at `pid` spent per request (what a request costs: a core
+ * serves 1000 / cpuMs of them a second).
+ */
+export async function oneAtATime (baseUrl: string, count: number, nextPath: () => string, pid: number): Promise<{ ok: number, failed: number, p50: number, p99: number, cpuMs: number }> {
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 })
+  const times: number[] = []
+  let failed = 0
+  const cpu0 = procCpuSeconds(pid)
+  for (let i = 0; i < count; i++) {
+    const t0 = performance.now()
+    const status = await new Promise<number>((resolve) => {
+      const req = request(baseUrl + nextPath(), { agent }, (res) => { res.resume(); res.on('end', () => resolve(res.statusCode ?? 0)) })
+      req.on('error', () => resolve(0))
+      req.end()
+    })
+    if (status === 200) times.push(performance.now() - t0)
+    else failed++
+  }
+  const cpuMs = (procCpuSeconds(pid) - cpu0) * 1000 / count
+  agent.destroy()
+  times.sort((a, b) => a - b)
+  const at = (q: number): number => times[Math.min(times.length - 1, Math.floor(q * times.length))] ?? Number.NaN
+  return { ok: times.length, failed, p50: at(0.5), p99: at(0.99), cpuMs }
 }
