@@ -178,6 +178,48 @@ export class SqliteLeases implements LeaseStore {
   }
   /** Keys whose stored rows could not be read, rebuilt from the events since this process started. */
   repaired = 0
+  /**
+   * Keys reset in the transaction running now: counted and reported when it commits (settle).
+   * A rolled-back rebuild is done again by the retry, and was counted and logged twice.
+   */
+  private resetsInTx: Array<{ key: string, err: Error }> = []
+
+  /**
+   * The transaction that held lease changes ended (`committed` or rolled back): the keys it
+   * rebuilt are counted and reported, or forgotten. Nothing while a transaction is still open
+   * (an inner one: the outer one decides). Whoever runs lease changes in a transaction of its
+   * own (the store's writes and deletes) calls it when that ends.
+   */
+  settle (committed: boolean): void {
+    if (this.db.inTransaction) return
+    const done = this.resetsInTx
+    this.resetsInTx = []
+    if (!committed) return
+    for (const { key, err } of done) {
+      this.repaired++
+      // Bounded: a process nobody listens to (an import) keeps the first 100.
+      if (this.repairListener === undefined) { if (this.unreported.length < 100) this.unreported.push({ key, err }) }
+      else this.repairListener(key, err, this.observationsOf !== undefined)
+    }
+  }
+
+  /** Runs `tx` (a transaction holding lease changes) and settles it by how it ended. */
+  settled<T> (tx: () => T): T {
+    let r: T
+    try {
+      r = tx()
+    } catch (err) {
+      this.settle(false)
+      throw err
+    }
+    this.settle(true)
+    return r
+  }
+
+  /** `fn` in a transaction of its own, settled. */
+  private inTransaction<T> (fn: () => T): T {
+    return this.settled(this.db.transaction(fn))
+  }
 
   constructor (private readonly db: Database.Database, private readonly policy: DerivationPolicy = { maxPending: 1, maxDelayMs: 0 }) {
     db.function('ident_text', { deterministic: true }, identText)
@@ -244,10 +286,10 @@ export class SqliteLeases implements LeaseStore {
     if (this.timer !== undefined) { clearTimeout(this.timer); this.timer = undefined }
     const through = this.pendingThrough
     if (this.pending.length === 0 && through <= this.derivedThrough()) return
-    this.db.transaction(() => {
+    this.inTransaction(() => {
       this.apply(this.pending)
       if (through > this.derivedThrough()) { this.setThrough.run(through); this.through = through }
-    })()
+    })
     this.pending = []
   }
 
@@ -366,13 +408,13 @@ export class SqliteLeases implements LeaseStore {
       this.damagedKeys.clear()
       if (!(err instanceof LeaseHistoryDamagedError) || keys.length === 0 || this.observationsOf === undefined) throw err
       try {
-        this.db.transaction(() => {
+        this.inTransaction(() => {
           this.sync()
           for (const key of keys) {
             const k = this.keyRow.get(key) as LeaseKey | undefined
             if (k !== undefined) this.rebuild(this.reset(key, k, err), [])
           }
-        })()
+        })
       } catch {
         throw err
       }
@@ -406,10 +448,7 @@ export class SqliteLeases implements LeaseStore {
     this.damagedKeys.delete(key)
     const t = this.tail(key, sample)
     t.rebuild = true
-    this.repaired++
-    // Bounded: a process nobody listens to (an import) keeps the first 100.
-    if (this.repairListener === undefined) { if (this.unreported.length < 100) this.unreported.push({ key, err }) }
-    else this.repairListener(key, err, this.observationsOf !== undefined)
+    this.resetsInTx.push({ key, err })
     return t
   }
 

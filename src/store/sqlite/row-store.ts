@@ -123,7 +123,7 @@ export class SqliteRowStore implements Store {
 
   /** A database from before lease history: derive it from the events already stored. */
   private backfillLeases (): void {
-    this.db.transaction(() => {
+    this.leases.settled(this.db.transaction(() => {
       const spans = new Map<string, { first: number, last: number }>()
       for (const r of this.db.prepare('SELECT coalesce(host, \'\') AS scope, min(ts) AS f, max(ts) AS l FROM events GROUP BY 1').all() as Array<{ scope: string, f: number, l: number }>) {
         spans.set(r.scope, { first: Math.floor(r.f / 1000), last: Math.floor(r.l / 1000) })
@@ -136,7 +136,7 @@ export class SqliteRowStore implements Store {
         after = (rows[rows.length - 1] as { rowid: number }).rowid
         this.leases.apply(observeAll(rows.map((r) => this.eventOf(r))))
       }
-    })()
+    }))
   }
 
   /**
@@ -159,7 +159,7 @@ export class SqliteRowStore implements Store {
     if (events.length === 0) return { written: 0, duplicates: 0, deadLettered: 0 }
     try {
       // One transaction: all of the batch or none of it (better-sqlite3 rolls back on throw).
-      const { fresh, lastRowid, ...result } = this.writeTx(events)
+      const { fresh, lastRowid, ...result } = this.leases.settled(() => this.writeTx(events))
       // Only events stored now (new or replacing one that parsed worse): a replayed one was
       // observed when it was first stored.
       this.leases.enqueue(observeAll(fresh), lastRowid)
@@ -173,7 +173,7 @@ export class SqliteRowStore implements Store {
     this.leases.flush()
     const w = this.reader.where(q)
     const result: DeleteResult = { deleted: 0, rederived: 0, scopes: [] }
-    this.db.transaction(() => {
+    this.leases.settled(this.db.transaction(() => {
       const spans = this.db.prepare(`SELECT coalesce(host, '') AS scope, min(ts) AS f, max(ts) AS l FROM events WHERE ${w.sql} GROUP BY 1`).all(...w.params) as Array<{ scope: string, f: number, l: number }>
       // Their observations name the keys to re-derive: read before the documents go.
       const shaping = observeAll((this.db.prepare(`SELECT rowid, id, doc FROM events WHERE (${w.sql}) AND action IS NOT NULL`).all(...w.params) as StoredRow[]).map((r) => this.eventOf(r)))
@@ -203,7 +203,7 @@ export class SqliteRowStore implements Store {
         }
         result.scopes.push(entry)
       }
-    })()
+    }))
     // Rowids above the newest left may be handed out again: the watermark must not cover them.
     if (result.deleted > 0) this.leases.resetThrough(this.newestRowid())
     return result

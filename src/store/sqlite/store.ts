@@ -98,7 +98,7 @@ export class SqliteStore implements Store {
   async write (events: readonly KeaEvent[]): Promise<WriteResult> {
     if (events.length === 0) return { written: 0, duplicates: 0, deadLettered: 0 }
     try {
-      const { fresh, seq, written, duplicates, replaced } = this.writeTx(events)
+      const { fresh, seq, written, duplicates, replaced } = this.leases.settled(() => this.writeTx(events))
       this.leases.enqueue(observeAll(fresh), seq)
       return { written, duplicates, deadLettered: 0, ...(replaced > 0 ? { replaced } : {}) }
     } catch (err) {
@@ -123,7 +123,7 @@ export class SqliteStore implements Store {
   async deleteEvents (q: EventQuery): Promise<DeleteResult> {
     this.leases.flush()
     const result: DeleteResult = { deleted: 0, rederived: 0, scopes: [] }
-    this.db.transaction(() => {
+    const deleteTx = this.db.transaction(() => {
       const matches = new Map<number, { row: BlockRow, at: Set<number> }>()
       this.reader.forEach(q, (row, i) => {
         let m = matches.get(row.id)
@@ -152,7 +152,8 @@ export class SqliteStore implements Store {
         }
         result.scopes.push(entry)
       }
-    })()
+    })
+    this.leases.settled(deleteTx)
     return result
   }
 

@@ -164,6 +164,39 @@ describe('sqlite store: lease derivation after the events', () => {
     await store.close()
   })
 
+  it('a rebuild whose transaction rolls back is neither counted nor reported; the retry that commits is, once', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'kt-lease-rollback-')), 'damaged.db')
+    const cut = Math.floor(events.length * 0.8)
+    const [before, after] = [events.slice(0, cut), events.slice(cut)]
+    const later = new Set(observeAll(after).map((o) => o.key))
+    const victim = [...expectedIntervals(before).keys()].find((k) => later.has(k)) as string
+    let store = new SqliteStore({ path })
+    await store.write(before)
+    await store.close()
+    const db = new Database(path)
+    db.prepare('UPDATE lease_log SET obs = x\'ff\' WHERE rowid = (SELECT max(rowid) FROM lease_log WHERE kid = (SELECT kid FROM lease_keys WHERE key = ?))').run(victim)
+    // Every lease row written fails while the flag is set: the derivation that rebuilt the key rolls back.
+    db.exec('CREATE TABLE test_fail (x); INSERT INTO test_fail VALUES (1); CREATE TRIGGER test_fail_rows BEFORE INSERT ON lease_log WHEN EXISTS (SELECT 1 FROM test_fail) BEGIN SELECT RAISE(ABORT, \'injected failure\'); END')
+    store = new SqliteStore({ path })
+    const repairs: string[] = []
+    store.leases.onRepair = (key) => { repairs.push(key) }
+    try {
+      await store.write(after).catch(() => {})
+      expect(() => { store.leases.flush() }).toThrow(/injected failure/)
+      expect(() => { store.leases.flush() }).toThrow(/injected failure/)
+      expect(store.leases.repaired).toBe(0)
+      expect(repairs).toEqual([])
+      db.exec('DELETE FROM test_fail')
+      store.leases.flush()
+      expect(repairs).toEqual([victim])
+      expect(store.leases.repaired).toBe(1)
+      expect(await intervalsOf(store, expected)).toEqual(expected)
+    } finally {
+      db.close()
+      await store.close()
+    }
+  })
+
   it('a replayed batch adds no observation, and after retention emptied the store new events are derived', async () => {
     const path = join(mkdtempSync(join(tmpdir(), 'kt-derive-')), 'keatrail.db')
     const store = new SqliteStore({ path, retention: { maxAgeDays: 1 } })
