@@ -1,15 +1,12 @@
 import type Database from 'better-sqlite3'
-import { containingPrefixLos, parseAddressOrPrefix } from '../../leases/address.js'
 import { deriveIntervals, intervalId, resumable } from '../../leases/derive.js'
 import { compareObservations, sequenceOf } from '../../leases/observe.js'
-import { clientMatchers } from '../../leases/query.js'
-import { MAX_INTERVALS, type CollectionGap, type HistoryQuery, type LeaseInterval, type LeaseKey, type LeaseObservation, type LeaseStore } from '../../leases/types.js'
+import { type CollectionGap, type HistoryQuery, type LeaseInterval, type LeaseKey, type LeaseObservation, type LeaseStore } from '../../leases/types.js'
 import { LEASE_OBS_VIEW } from './migrations.js'
 import { identityOf, intervalDoc, intervalOf, ObsWriter, readIds, readObs, resumeObs, sameIdentity, type Identity } from './lease-codec.js'
-import { identBlob, identForms, identText } from './ident-blob.js'
-import { LeaseHistoryDamagedError, withCause } from '../../errors.js'
-
-interface Row { doc: string }
+import { identBlob } from './ident-blob.js'
+import { LeaseHistoryDamagedError, LOG_CODES, withCause } from '../../errors.js'
+import { keyOf, LeaseReader, LOG_COLS, type LeaseReadOp, type LeaseReadOps, type LogRow, type Row } from './lease-reader.js'
 
 /**
  * Observations kept in an interval's own row; older ones move to lease_log_obs in sealed chunks
@@ -63,17 +60,6 @@ interface Tail {
   rebuild?: true
 }
 
-interface LogRow extends Identity { rowid: number, kid: number, end: number | null, n: number, doc: string, obs: Buffer, key: string, scope: string, type: LeaseKey['type'], lease: string, lo: string, hi: string }
-
-// Identifiers read back as text (ident-blob.ts: colon hex is stored as bytes).
-const LOG_COLS = 'l.rowid AS rowid, l.kid AS kid, l.pos AS pos, l.start AS start, l."end" AS "end", l.n AS n, ident_text(l.hwaddr) AS hwaddr, ident_text(l.client_id) AS client_id, ' +
-  'ident_text(l.duid) AS duid, ident_text(l.duid_ll) AS duid_ll, l.hostname AS hostname, l.doc AS doc, l.obs AS obs, ' +
-  'k.key AS key, k.scope AS scope, k.type AS type, k.lease AS lease, k.lo AS lo, k.hi AS hi'
-
-function keyOf (r: LeaseKey): LeaseKey {
-  return { key: r.key, scope: r.scope, type: r.type, lease: r.lease, lo: r.lo, hi: r.hi }
-}
-
 function after (o: LeaseObservation, ts: number, seq: string): boolean {
   return o.ts > ts || (o.ts === ts && o.seq > seq)
 }
@@ -86,15 +72,6 @@ function byPosition (a: IvRow, b: IvRow): number {
   const sa = sequenceOf(a.iv.evidence[0] ?? '')
   const sb = sequenceOf(b.iv.evidence[0] ?? '')
   return sa < sb ? -1 : sa > sb ? 1 : 0
-}
-
-/** SQL's order for answers: NULL first, then the id. */
-function byStartThenId (at: (iv: LeaseInterval) => number | null): (a: LeaseInterval, b: LeaseInterval) => number {
-  return (a, b) => {
-    const x = at(a) ?? -Infinity
-    const y = at(b) ?? -Infinity
-    return x !== y ? (x < y ? -1 : 1) : a.id < b.id ? -1 : a.id > b.id ? 1 : 0
-  }
 }
 
 /** When pending observations are derived (the store's `leaseDerivation` config). */
@@ -221,8 +198,16 @@ export class SqliteLeases implements LeaseStore {
     return this.settled(this.db.transaction(fn))
   }
 
+  /** The reads on this connection: without reader workers, and those that met damaged rows. */
+  private readonly reads: LeaseReader
+  /**
+   * Where reads run when the store has reader workers (set by the store): off this connection's
+   * thread, the collector's.
+   */
+  remote: (<K extends LeaseReadOp>(op: K, args: Parameters<LeaseReadOps[K]>) => Promise<ReturnType<LeaseReadOps[K]>>) | undefined
+
   constructor (private readonly db: Database.Database, private readonly policy: DerivationPolicy = { maxPending: 1, maxDelayMs: 0 }) {
-    db.function('ident_text', { deterministic: true }, identText)
+    this.reads = new LeaseReader(db, (key) => { this.damagedKeys.add(key) })
     this.getThrough = db.prepare('SELECT value FROM meta WHERE key = \'leases_through\'')
     this.setThrough = db.prepare('UPDATE meta SET value = ? WHERE key = \'leases_through\'')
     this.getGen = db.prepare('SELECT value FROM meta WHERE key = \'leases_gen\'')
@@ -746,132 +731,33 @@ export class SqliteLeases implements LeaseStore {
     for (const [scope, s] of spans) this.upCoverage.run(scope, s.first, s.last)
   }
 
-  /** Log intervals of the given rows. */
-  private decode (rows: readonly LogRow[]): LeaseInterval[] {
-    // A damaged row fails this read with a coded error; `healing` rebuilds the key and reads again.
-    return rows.map((r) => this.damaged(r.key, () => {
-      const k = keyOf(r)
-      return intervalOf(k, r, readObs(r.obs, k).map((o) => o.event_id), intervalId)
-    }))
-  }
-
-  /** `lo IN (…) AND hi >= ?` over lease_keys: the keys whose range contains the address. */
-  private containing (range: { lo: string }, scope: string | undefined): { sql: string, params: unknown[] } {
-    const los = containingPrefixLos(range.lo)
-    return {
-      sql: `k.lo IN (${los.map(() => '?').join(', ')}) AND k.hi >= ?${scope === undefined ? '' : ' AND k.scope = ?'}`,
-      params: [...los, range.lo, ...(scope === undefined ? [] : [scope])]
+  /**
+   * A lease read: pending observations derived first, then read on a reader worker when the
+   * store has them (`remote`), else here. A read that meets damaged rows is done again here,
+   * where `healing` rebuilds their keys (a worker's connection is read-only).
+   */
+  private async read<K extends LeaseReadOp> (op: K, args: Parameters<LeaseReadOps[K]>): Promise<ReturnType<LeaseReadOps[K]>> {
+    this.flush()
+    if (this.remote !== undefined) {
+      try {
+        return await this.remote(op, args)
+      } catch (err) {
+        if ((err as { code?: string }).code !== LOG_CODES.leaseHistoryDamaged) throw err
+      }
     }
+    return this.healing(() => this.reads.run(op, args))
   }
 
   async intervalsAt (range: { lo: string, hi: string }, time: number, scope?: string): Promise<LeaseInterval[]> {
-    return this.healing(() => this.intervalsAtNow(range, time, scope))
-  }
-
-  private intervalsAtNow (range: { lo: string, hi: string }, time: number, scope?: string): LeaseInterval[] {
-    this.flush()
-    const los = containingPrefixLos(range.lo)
-    const marks = los.map(() => '?').join(', ')
-    const rows = this.db.prepare(`SELECT doc FROM lease_intervals
-      WHERE lo IN (${marks}) AND hi >= ? AND (start IS NULL OR start <= ?) AND (end IS NULL OR end > ?)
-      ${scope === undefined ? '' : 'AND scope = ?'} ORDER BY start, id LIMIT ${MAX_INTERVALS + 1}`)
-      .all(...los, range.lo, time, time, ...(scope === undefined ? [] : [scope])) as Row[]
-    const c = this.containing(range, scope)
-    const log = this.db.prepare(`SELECT ${LOG_COLS} FROM lease_keys k JOIN lease_log l ON l.kid = k.kid
-      WHERE ${c.sql} AND (l.start IS NULL OR l.start <= ?) AND (l."end" IS NULL OR l."end" > ?)`).all(...c.params, time, time) as LogRow[]
-    return [...rows.map((x) => JSON.parse(x.doc) as LeaseInterval), ...this.decode(log)]
-      .sort(byStartThenId((iv) => iv.start)).slice(0, MAX_INTERVALS + 1)
+    return await this.read('leaseIntervalsAt', [range, time, scope])
   }
 
   async neighbours (range: { lo: string, hi: string }, time: number, scope?: string): Promise<{ before?: LeaseInterval, after?: LeaseInterval }> {
-    return this.healing(() => this.neighboursNow(range, time, scope))
-  }
-
-  private neighboursNow (range: { lo: string, hi: string }, time: number, scope?: string): { before?: LeaseInterval, after?: LeaseInterval } {
-    this.flush()
-    const los = containingPrefixLos(range.lo)
-    const marks = los.map(() => '?').join(', ')
-    const sc = scope === undefined ? '' : 'AND scope = ?'
-    const scp = scope === undefined ? [] : [scope]
-    const kb = this.db.prepare(`SELECT doc FROM lease_intervals WHERE lo IN (${marks}) AND hi >= ? AND end IS NOT NULL AND end <= ? ${sc}
-      ORDER BY end DESC, id LIMIT 1`).get(...los, range.lo, time, ...scp) as Row | undefined
-    const ka = this.db.prepare(`SELECT doc FROM lease_intervals WHERE lo IN (${marks}) AND hi >= ? AND start > ? ${sc}
-      ORDER BY start ASC, id LIMIT 1`).get(...los, range.lo, time, ...scp) as Row | undefined
-    const c = this.containing(range, scope)
-    // Every row at the nearest end (start) time: ties are broken by the id, which is no column.
-    const lb = this.db.prepare(`WITH c AS (SELECT ${LOG_COLS} FROM lease_keys k JOIN lease_log l ON l.kid = k.kid
-      WHERE ${c.sql} AND l."end" IS NOT NULL AND l."end" <= ?) SELECT * FROM c WHERE "end" = (SELECT max("end") FROM c)`).all(...c.params, time) as LogRow[]
-    const la = this.db.prepare(`WITH c AS (SELECT ${LOG_COLS} FROM lease_keys k JOIN lease_log l ON l.kid = k.kid
-      WHERE ${c.sql} AND l.start > ?) SELECT * FROM c WHERE start = (SELECT min(start) FROM c)`).all(...c.params, time) as LogRow[]
-    const befores = [...(kb === undefined ? [] : [JSON.parse(kb.doc) as LeaseInterval]), ...this.decode(lb)]
-      .sort((a, b) => (b.end ?? 0) - (a.end ?? 0) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
-    const afters = [...(ka === undefined ? [] : [JSON.parse(ka.doc) as LeaseInterval]), ...this.decode(la)].sort(byStartThenId((iv) => iv.start))
-    const before = befores[0]
-    const next = afters[0]
-    return {
-      ...(before === undefined ? {} : { before }),
-      ...(next === undefined ? {} : { after: next })
-    }
+    return await this.read('leaseNeighbours', [range, time, scope])
   }
 
   async intervals (q: HistoryQuery): Promise<LeaseInterval[]> {
-    return this.healing(() => this.intervalsNow(q))
-  }
-
-  private intervalsNow (q: HistoryQuery): LeaseInterval[] {
-    this.flush()
-    const limit = Math.min(q.limit ?? 100_000, 100_000)
-    const parts: string[] = []
-    const params: unknown[] = []
-    const logParts: string[] = []
-    const logParams: unknown[] = []
-    if (q.address !== undefined || q.prefix !== undefined) {
-      const r = parseAddressOrPrefix((q.address ?? q.prefix) as string)
-      parts.push('lo = ? AND hi = ?')
-      params.push(r.lo, r.hi)
-      logParts.push('k.lo = ? AND k.hi = ?')
-      logParams.push(r.lo, r.hi)
-    } else {
-      const ms = clientMatchers(q)
-      const ors = ms.map((m) => {
-        params.push(...m.values)
-        return `${m.column} IN (${m.values.map(() => '?').join(', ')})`
-      })
-      parts.push(`(${ors.join(' OR ')})`)
-      const lors = ms.map((m) => {
-        const values = m.column === 'hostname' ? m.values : m.values.flatMap(identForms)
-        logParams.push(...values)
-        return `l.${m.column} IN (${values.map(() => '?').join(', ')})`
-      })
-      logParts.push(`(${lors.join(' OR ')})`)
-    }
-    if (q.from !== undefined) {
-      parts.push('(end IS NULL OR end > ?)'); params.push(q.from)
-      logParts.push('(l."end" IS NULL OR l."end" > ?)'); logParams.push(q.from)
-    }
-    if (q.to !== undefined) {
-      parts.push('(start IS NULL OR start < ?)'); params.push(q.to)
-      logParts.push('(l.start IS NULL OR l.start < ?)'); logParams.push(q.to)
-    }
-    if (q.scope !== undefined) {
-      parts.push('scope = ?'); params.push(q.scope)
-      logParts.push('k.scope = ?'); logParams.push(q.scope)
-    }
-    const rows = this.db.prepare(`SELECT doc FROM lease_intervals WHERE ${parts.join(' AND ')}
-      ORDER BY coalesce(start, end), id LIMIT ?`).all(...params, limit) as Row[]
-    const where = `FROM lease_log l JOIN lease_keys k ON k.kid = l.kid WHERE ${logParts.join(' AND ')}`
-    let log = this.db.prepare(`SELECT ${LOG_COLS} ${where} ORDER BY coalesce(l.start, l."end") LIMIT ?`).all(...logParams, limit) as LogRow[]
-    const last = log[log.length - 1]
-    if (log.length === limit && last !== undefined) {
-      // Rows tied with the last one at the limit: the id decides which of them are in.
-      const at = last.start ?? last.end
-      const seen = new Set(log.map((r) => r.rowid))
-      const ties = this.db.prepare(`SELECT ${LOG_COLS} ${where} AND coalesce(l.start, l."end") ${at === null ? 'IS NULL' : '= ?'}`)
-        .all(...logParams, ...(at === null ? [] : [at])) as LogRow[]
-      log = [...log, ...ties.filter((r) => !seen.has(r.rowid))]
-    }
-    return [...rows.map((x) => JSON.parse(x.doc) as LeaseInterval), ...this.decode(log)]
-      .sort(byStartThenId((iv) => iv.start ?? iv.end)).slice(0, limit)
+    return await this.read('leaseIntervals', [q])
   }
 
   async coverage (scope?: string): Promise<{ from: number, to: number } | undefined> {

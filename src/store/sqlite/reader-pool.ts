@@ -3,6 +3,7 @@ import { pathToFileURL } from 'node:url'
 import { Worker, type WorkerOptions } from 'node:worker_threads'
 import { QueryBusyError, QueryTimeoutError, StoreReadError, withCause } from '../../errors.js'
 import type { ReadOp, ReadOps } from './reader.js'
+import type { LeaseReadOp, LeaseReadOps } from './lease-reader.js'
 import type { ReadReply, ReaderWorkerData } from './reader-worker.js'
 
 export interface ReaderPoolOptions extends Omit<ReaderWorkerData, 'claims' | 'marker'> {
@@ -11,11 +12,15 @@ export interface ReaderPoolOptions extends Omit<ReaderWorkerData, 'claims' | 'ma
   maxQueued: number
 }
 
+/** What a reader worker answers: event reads (reader.ts) and lease reads (lease-reader.ts). */
+export type PoolOps = ReadOps & LeaseReadOps
+export type PoolOp = ReadOp | LeaseReadOp
+
 interface Job {
   id: number
   /** Its claim cell: holds `id` until a worker swaps in its marker. */
   cell: number
-  op: ReadOp
+  op: PoolOp
   args: unknown[]
   resolve: (v: unknown) => void
   reject: (e: Error) => void
@@ -90,7 +95,7 @@ export class ReaderPool {
   /** Why the pool cannot answer (closed, or its workers cannot open the database), without queueing a read; undefined when it can. */
   get unhealthy (): string | undefined { return this.closed ? 'the store is closed' : this.startFailure }
 
-  async run<K extends ReadOp> (op: K, args: Parameters<ReadOps[K]>): Promise<ReturnType<ReadOps[K]>> {
+  async run<K extends PoolOp> (op: K, args: Parameters<PoolOps[K]>): Promise<ReturnType<PoolOps[K]>> {
     if (this.closed) throw new StoreReadError('sqlite', 'the store is closed')
     // As many running as there are workers, and maxQueued waiting.
     const cell = this.freeCells.pop()

@@ -3,17 +3,19 @@ import { setPriority } from 'node:os'
 import { parentPort, workerData } from 'node:worker_threads'
 import Database from 'better-sqlite3'
 import { isCodedError } from '../../errors.js'
-import { SqliteReader, runRead, type ReadOp } from './reader.js'
+import { SqliteReader, runRead } from './reader.js'
 import { BlockReader } from './blocks/reader.js'
+import { isLeaseReadOp, LeaseReader } from './lease-reader.js'
+import type { PoolOp } from './reader-pool.js'
 
-// A reader worker (reader-pool.ts): a read-only connection to the store's WAL file and a
-// SqliteReader on it, answering one read at a time. Queries run here, not on the thread of the
-// sources, the pipeline and the API.
+// A reader worker (reader-pool.ts): a read-only connection to the store's WAL file, an event
+// reader and a LeaseReader on it, answering one read at a time. Queries run here, not on the
+// thread of the sources, the pipeline and the API.
 
 /** `claims`: the pool's claim cells (reader-pool.ts); `marker`: what this worker writes into a read's cell to take it. */
 export interface ReaderWorkerData { path: string, layout: 'rows' | 'blocks', busyTimeoutMs: number, cacheMiB: number, nice: number, claims: Int32Array, marker: number }
 /** A read, posted to every worker: the one that swaps the read's id in claims[cell] for its marker answers it. */
-export interface ReadRequest { id: number, cell: number, op: ReadOp, args: unknown[] }
+export interface ReadRequest { id: number, cell: number, op: PoolOp, args: unknown[] }
 export type ReadReply = { id: number } & (
   | { ok: true, value: unknown }
   | { ok: false, error: { message: string, code?: string, statusCode?: number, name: string } })
@@ -28,6 +30,7 @@ const db = new Database(data.path, { readonly: true, fileMustExist: true, timeou
 db.pragma(`cache_size = -${data.cacheMiB * 1024}`)
 const reader = data.layout === 'blocks' ? new BlockReader(db) : new SqliteReader(db)
 if (reader instanceof BlockReader) reader.warm()
+const leases = new LeaseReader(db)
 const port = parentPort
 if (port === null) throw new Error('reader-worker.ts runs as a worker thread')
 
@@ -38,7 +41,8 @@ port.on('message', (req: ReadRequest) => {
   try {
     // One read transaction per read: its statements see one version of the file (a block's
     // header and frames are read by range, in several statements).
-    reply = { id: req.id, ok: true, value: db.transaction(() => runRead(reader as SqliteReader, req.op, req.args as never))() }
+    const op = req.op
+    reply = { id: req.id, ok: true, value: db.transaction(() => isLeaseReadOp(op) ? leases.run(op, req.args as never) : runRead(reader as SqliteReader, op, req.args as never))() }
   } catch (err) {
     const e = err as Error & { statusCode?: number }
     const status = e.statusCode === undefined ? {} : { statusCode: e.statusCode }

@@ -75,6 +75,8 @@ export class SqliteStore implements Store {
     this.pool = this.path === ':memory:' || r.workers === 0
       ? undefined
       : new ReaderPool({ path: this.path, layout: 'blocks', workers: r.workers, queryTimeoutMs: r.queryTimeoutMs, maxQueued: r.maxQueued, cacheMiB: r.cacheMiB, nice: r.nice, busyTimeoutMs: this.cfg.busyTimeoutMs })
+    const pool = this.pool
+    if (pool !== undefined) this.leases.remote = async (op, args) => await pool.run(op, args)
     this.healthCount = new HealthCount(async () => await this.count({}))
   }
 

@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
-import { fill, shape } from '../../../bench/generate.js'
+import { fill, ip, mac, shape, T0 } from '../../../bench/generate.js'
+import { parseAddressOrPrefix } from '../../../src/leases/address.js'
 import { parseQuery, type QueryNode } from '../../../src/query/parse.js'
 import { SqliteStore } from '../../../src/store/sqlite/store.js'
 import type { SqliteStoreConfig } from '../../../src/store/sqlite/config.js'
@@ -183,6 +184,42 @@ describe('sqlite reads on reader workers', () => {
       await heavy
     } finally {
       await store.close()
+    }
+  })
+
+  it('lease reads run on the workers too: answers as on the store\'s own connection, within the readers\' deadline', async () => {
+    const s = shape(EVENTS)
+    const asks = Array.from({ length: 20 }, (_, i) => ({ address: ip((i * 37) % s.addresses), at: T0 + i * 997_000, mac: mac((i * 37) % s.addresses, 0) }))
+    const answers = async (store: SqliteStore): Promise<unknown[]> => {
+      const out: unknown[] = []
+      for (const q of asks) {
+        const r = parseAddressOrPrefix(q.address)
+        out.push(await store.leases.intervalsAt(r, q.at), await store.leases.neighbours(r, q.at), await store.leases.intervals({ address: q.address }), await store.leases.intervals({ mac: q.mac }))
+      }
+      return out
+    }
+    const here = open({ workers: 0 })
+    let expected: unknown[]
+    try {
+      expected = await answers(here)
+    } finally {
+      await here.close()
+    }
+    expect(expected.filter((a) => Array.isArray(a) && a.length > 0).length).toBeGreaterThan(40)
+    const pooled = open({ workers: 1 })
+    try {
+      expect(await answers(pooled)).toEqual(expected)
+    } finally {
+      await pooled.close()
+    }
+    // A read on a worker is bounded by its deadline (on the store's connection nothing could stop it):
+    // 1 ms is less than a worker takes to start.
+    const hurried = open({ workers: 1, queryTimeoutMs: 1 })
+    try {
+      const err = await codeOf(hurried.leases.intervals({ address: asks[0]?.address as string }))
+      expect(err.code).toBe('KEATRAIL_ERR_QUERY_TIMEOUT')
+    } finally {
+      await hurried.close()
     }
   })
 
