@@ -1,6 +1,7 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
+import { Session } from 'node:inspector/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Client } from '@elastic/elasticsearch'
@@ -33,6 +34,7 @@ import { constantRate, procCpuSeconds, type RateResult } from './load.js'
 //   scripts/syslog-ng.sh (Debian's packages unpacked privately). E2E_CPU_PROF=dir: a CPU profile of
 //   the measured keatrail process; E2E_NODE_FLAGS="…": extra V8 flags for it; E2E_SQLITE='{json}':
 //   SQLite store settings other than the defaults (src/store/sqlite/config.ts), e.g. '{"readers":{"nice":0}}'.
+//   E2E_ALLOC_PROF=file: a sampling allocation profile of the measured run, collected garbage included.
 
 const root = packageRoot()
 const quiet = { info: () => {}, error: () => {} }
@@ -58,6 +60,13 @@ async function measureKeatrail (kind: 'sqlite' | 'es', dir: string, log: string,
   const source = new FileSource({ type: 'file', name: 'bench', include: [log], timeZone: 'UTC', pollIntervalMs: 20, idleFlushMs: 200, ...batchEvents }, join(dir, `state-${kind}${serve ? '-serving' : ''}`), quiet)
   const pipeline = new Pipeline(store, { log: quiet, ...queueBatches })
   const stop = new AbortController()
+  // E2E_ALLOC_PROF=file: a sampling profile of what the run allocates, garbage included (where
+  // the collector's work comes from; a .heapprofile for Chrome DevTools). It slows the run.
+  const allocProf = process.env.E2E_ALLOC_PROF === undefined ? undefined : new Session()
+  if (allocProf !== undefined) {
+    allocProf.connect()
+    await allocProf.post('HeapProfiler.startSampling', { samplingInterval: 16_384, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true })
+  }
   globalThis.gc?.()
   const cpu0 = process.cpuUsage()
   const t0 = process.hrtime.bigint()
@@ -69,6 +78,11 @@ async function measureKeatrail (kind: 'sqlite' | 'es', dir: string, log: string,
   }
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9
   const cpu = process.cpuUsage(cpu0)
+  if (allocProf !== undefined) {
+    const { profile } = await allocProf.post('HeapProfiler.stopSampling')
+    writeFileSync(process.env.E2E_ALLOC_PROF as string, JSON.stringify(profile))
+    allocProf.disconnect()
+  }
   // Serving: the figures go out first, and the API stays up until the driver has stopped its load
   // and every request it sent has its answer (closing first would refuse them, 503, and count
   // them against the queries); then stdin closes.
