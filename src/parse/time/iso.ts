@@ -25,15 +25,20 @@ export class IsoFormatter {
 }
 
 /** The whole second read last (`YYYY-MM-DDTHH:MM:SS`) and its epoch ms. */
-let lastSecond = '\u0000'
+let lastSecond = '1970-01-01T00:00:00'
 let lastSecondMs = 0
 /** readIso's result: epoch ms (NaN when not a timestamp) and the microseconds past them. */
 let readMs = 0
 let readUs = 0
 
-/** `YYYY-MM-DDTHH:MM:SS` at the start of `s`: the separators in place (Date.parse checks the digits). */
+/**
+ * `YYYY-MM-DDTHH:MM:SS` at the start of `s`: the separators in place (Date.parse checks the
+ * digits), and not hour 24, which Date.parse reads as the next day's midnight only when nothing
+ * follows the seconds (`T24:00:00.5Z` is NaN): such text is Date.parse's to decide.
+ */
 function secondShape (s: string): boolean {
-  return s.charCodeAt(4) === 45 && s.charCodeAt(7) === 45 && s.charCodeAt(10) === 84 && s.charCodeAt(13) === 58 && s.charCodeAt(16) === 58
+  return s.charCodeAt(4) === 45 && s.charCodeAt(7) === 45 && s.charCodeAt(10) === 84 && s.charCodeAt(13) === 58 && s.charCodeAt(16) === 58 &&
+    !(s.charCodeAt(11) === 50 && s.charCodeAt(12) === 52)
 }
 
 /**

@@ -46,5 +46,8 @@ describe('isoMicros', () => {
     isoMicros('2026-11-24T09:22:41.000Z')
     expect(isoMicros('2026-11-24T09:22:41.000+01:00')).toBe(Date.UTC(2026, 10, 24, 8, 22, 41) * 1000)
     expect(isoMicros('2026-11-24T09:22:41.1234567891Z')).toBe(reference('2026-11-24T09:22:41.1234567891Z'))
+    // Hour 24: Date.parse reads the next midnight, and nothing with a fraction.
+    for (const h24 of ['2023-02-28T24:00:00Z', '2023-02-28T24:00:00.5Z', '2023-02-29T24:00:00.5Z']) expect(isoMillis(h24), h24).toBe(Date.parse(h24))
+    expect(Number.isNaN(isoMillis('\u0000' + 'x'.repeat(18) + '.5Z'))).toBe(true)
   })
 })
