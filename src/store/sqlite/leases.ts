@@ -172,15 +172,22 @@ export class SqliteLeases implements LeaseStore {
     const done = this.resetsInTx
     this.resetsInTx = []
     if (!committed) return
+    this.repaired += done.length
     for (const { key, err } of done) {
-      this.repaired++
       // Bounded: a process nobody listens to (an import) keeps the first 100.
-      if (this.repairListener === undefined) { if (this.unreported.length < 100) this.unreported.push({ key, err }) }
-      else this.repairListener(key, err, this.observationsOf !== undefined)
+      if (this.repairListener === undefined) {
+        if (this.unreported.length < 100) this.unreported.push({ key, err })
+        continue
+      }
+      // Told after the commit: a listener that throws must not fail a write that is stored.
+      try { this.repairListener(key, err, this.observationsOf !== undefined) } catch { /* the count stands */ }
     }
   }
 
-  /** Runs `tx` (a transaction holding lease changes) and settles it by how it ended. */
+  /**
+   * Runs `tx` (a transaction holding lease changes) and settles it by how it ended. Top-level
+   * transactions only: the resets of a savepoint rolled back inside one that commits would count.
+   */
   settled<T> (tx: () => T): T {
     let r: T
     try {
@@ -734,7 +741,8 @@ export class SqliteLeases implements LeaseStore {
   /**
    * A lease read: pending observations derived first, then read on a reader worker when the
    * store has them (`remote`), else here. A read that meets damaged rows is done again here,
-   * where `healing` rebuilds their keys (a worker's connection is read-only).
+   * where `healing` rebuilds their keys from the stored events (a worker's connection is
+   * read-only); the row layout has no events to rebuild from, and fails.
    */
   private async read<K extends LeaseReadOp> (op: K, args: Parameters<LeaseReadOps[K]>): Promise<ReturnType<LeaseReadOps[K]>> {
     this.flush()
@@ -742,7 +750,8 @@ export class SqliteLeases implements LeaseStore {
       try {
         return await this.remote(op, args)
       } catch (err) {
-        if ((err as { code?: string }).code !== LOG_CODES.leaseHistoryDamaged) throw err
+        // Without the events to rebuild from (the row layout) it would fail here the same way.
+        if ((err as { code?: string }).code !== LOG_CODES.leaseHistoryDamaged || this.observationsOf === undefined) throw err
       }
     }
     return this.healing(() => this.reads.run(op, args))

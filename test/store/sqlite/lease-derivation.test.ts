@@ -179,7 +179,8 @@ describe('sqlite store: lease derivation after the events', () => {
     db.exec('CREATE TABLE test_fail (x); INSERT INTO test_fail VALUES (1); CREATE TRIGGER test_fail_rows BEFORE INSERT ON lease_log WHEN EXISTS (SELECT 1 FROM test_fail) BEGIN SELECT RAISE(ABORT, \'injected failure\'); END')
     store = new SqliteStore({ path })
     const repairs: string[] = []
-    store.leases.onRepair = (key) => { repairs.push(key) }
+    // A listener that throws is told after the commit: the flush that stored the rebuild does not fail.
+    store.leases.onRepair = (key) => { repairs.push(key); throw new Error('listener failed') }
     try {
       await store.write(after).catch(() => {})
       expect(() => { store.leases.flush() }).toThrow(/injected failure/)
