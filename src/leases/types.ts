@@ -142,6 +142,8 @@ export interface LeaseStore {
   neighbours: (range: { lo: string, hi: string }, time: number, scope?: string) => Promise<{ before?: LeaseInterval, after?: LeaseInterval }>
   /** Intervals matching the query, in time order. */
   intervals: (q: HistoryQuery) => Promise<LeaseInterval[]>
+  /** intervals() of each query, in one read where the store can (SQLite: one reader worker round trip). */
+  intervalsMany?: (qs: readonly HistoryQuery[]) => Promise<LeaseInterval[][]>
   /** Time span of stored events per scope (host.name; '' when unknown). */
   coverage: (scope?: string) => Promise<{ from: number, to: number } | undefined>
   /** How much lease history is stored. */

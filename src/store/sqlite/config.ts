@@ -37,7 +37,7 @@ export const sqliteStoreConfigSchema = z.object({
     nice: z.number().int().min(0).max(19).default(10)
       .describe('Scheduling niceness of the worker threads (Linux): when the cores are busy, ingestion and the API go first')
   }).strict().prefault({})
-    .describe('Where reads run: event reads, and lease history reads (after the store\'s connection derives pending observations; a read that meets damaged lease rows is done again there, which rebuilds them)'),
+    .describe('Where reads run: event reads, and lease history reads (after the store\'s connection derives pending observations; in the blocks layout a read that meets damaged lease rows is done again there, which rebuilds them from the stored events)'),
   retention: z.object({
     maxAgeDays: z.number().positive().optional().describe('Delete events older than this'),
     maxSizeMiB: z.number().positive().optional().describe('Delete the oldest events while the database is larger than this')

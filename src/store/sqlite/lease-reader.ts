@@ -36,9 +36,11 @@ export interface LeaseReadOps {
   leaseIntervalsAt: (range: Range, time: number, scope?: string) => LeaseInterval[]
   leaseNeighbours: (range: Range, time: number, scope?: string) => { before?: LeaseInterval, after?: LeaseInterval }
   leaseIntervals: (q: HistoryQuery) => LeaseInterval[]
+  /** Several histories in one read (seeding from Kea's lease state asks one per lease). */
+  leaseIntervalsMany: (qs: readonly HistoryQuery[]) => LeaseInterval[][]
 }
 export type LeaseReadOp = keyof LeaseReadOps
-const LEASE_READ_OPS: ReadonlySet<string> = new Set<LeaseReadOp>(['leaseIntervalsAt', 'leaseNeighbours', 'leaseIntervals'])
+const LEASE_READ_OPS: ReadonlySet<string> = new Set<LeaseReadOp>(['leaseIntervalsAt', 'leaseNeighbours', 'leaseIntervals', 'leaseIntervalsMany'])
 
 export function isLeaseReadOp (op: string): op is LeaseReadOp {
   return LEASE_READ_OPS.has(op)
@@ -63,6 +65,7 @@ export class LeaseReader {
     if (op === 'leaseIntervalsAt') return this.intervalsAt(...(args as Parameters<LeaseReadOps['leaseIntervalsAt']>)) as ReturnType<LeaseReadOps[K]>
     if (op === 'leaseNeighbours') return this.neighbours(...(args as Parameters<LeaseReadOps['leaseNeighbours']>)) as ReturnType<LeaseReadOps[K]>
     if (op === 'leaseIntervals') return this.intervals(...(args as Parameters<LeaseReadOps['leaseIntervals']>)) as ReturnType<LeaseReadOps[K]>
+    if (op === 'leaseIntervalsMany') return (args[0] as readonly HistoryQuery[]).map((q) => this.intervals(q)) as ReturnType<LeaseReadOps[K]>
     throw new StoreReadError('sqlite', `unknown read ${JSON.stringify(op)}`)
   }
 

@@ -769,6 +769,10 @@ export class SqliteLeases implements LeaseStore {
     return await this.read('leaseIntervals', [q])
   }
 
+  async intervalsMany (qs: readonly HistoryQuery[]): Promise<LeaseInterval[][]> {
+    return await this.read('leaseIntervalsMany', [qs])
+  }
+
   async coverage (scope?: string): Promise<{ from: number, to: number } | undefined> {
     const row = (scope === undefined
       ? this.db.prepare('SELECT min(first) AS f, max(last) AS l FROM coverage').get()

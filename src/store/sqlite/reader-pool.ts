@@ -50,7 +50,7 @@ function startWorker (options: WorkerOptions): Worker {
 }
 
 /**
- * Worker threads answering the SQLite store's event reads, each with its own read-only
+ * Worker threads answering the SQLite store's event and lease reads, each with its own read-only
  * connection to the WAL file (readers never block the writer, nor it them). A read that passes
  * its deadline is answered KEATRAIL_ERR_QUERY_TIMEOUT at once (and the worker running it is
  * terminated and replaced); reads beyond `maxQueued` waiting are refused KEATRAIL_ERR_QUERY_BUSY.

@@ -209,6 +209,10 @@ describe('sqlite reads on reader workers', () => {
     const pooled = open({ workers: 1 })
     try {
       expect(await answers(pooled)).toEqual(expected)
+      // Seeding's batch of histories: one read, the same answers.
+      const qs = asks.flatMap((q) => [{ address: q.address }, { mac: q.mac }])
+      const one = await Promise.all(qs.map(async (q) => await pooled.leases.intervals(q)))
+      expect(await pooled.leases.intervalsMany(qs)).toEqual(one)
     } finally {
       await pooled.close()
     }
