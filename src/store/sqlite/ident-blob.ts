@@ -5,13 +5,39 @@
  * Anything else stays TEXT, as do the rows written before (schema 12): a lookup asks for both
  * forms (identForms), and reads turn a BLOB back into its text (identText, a SQL function).
  */
-const COLON_HEX = /^[0-9a-f]{2}(?::[0-9a-f]{2})*$/
+/** A lowercase hex digit's value, or -1. */
+function lowerHex (c: number): number {
+  return c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : -1
+}
+
+/**
+ * Writes the bytes of lowercase colon hex `s` (`1a:1b:…`, /^[0-9a-f]{2}(?::[0-9a-f]{2})*$/) into
+ * `out` from `at`, which must have room for (s.length + 1) / 3 of them; returns how many, or -1
+ * when `s` is not that form (some of `out` may be written then). One pass, no strings: a regex
+ * test and `replaceAll(':', '')` per identifier were ~4 % of a write's garbage (bench/e2e
+ * E2E_ALLOC_PROF), once per lease event for the row and once for its observation.
+ */
+export function writeColonHex (s: string, out: Uint8Array, at: number): number {
+  const n = (s.length + 1) / 3
+  if (!Number.isInteger(n) || n < 1) return -1
+  for (let i = 0; i < n; i++) {
+    const p = i * 3
+    if (i > 0 && s.charCodeAt(p - 1) !== 58) return -1
+    const hi = lowerHex(s.charCodeAt(p))
+    const lo = lowerHex(s.charCodeAt(p + 1))
+    if (hi < 0 || lo < 0) return -1
+    out[at + i] = hi * 16 + lo
+  }
+  return n
+}
 
 /** What lease_log stores for identifier `text`: its bytes when it is lowercase colon hex, else the text. */
 export function identBlob (text: string | null | undefined): Buffer | string | null {
   if (text === undefined || text === null) return null
-  if (!COLON_HEX.test(text)) return text
-  return Buffer.from(text.replaceAll(':', ''), 'hex')
+  const n = (text.length + 1) / 3
+  if (!Number.isInteger(n) || n < 1) return text
+  const bytes = Buffer.allocUnsafe(n)
+  return writeColonHex(text, bytes, 0) < 0 ? text : bytes
 }
 
 /** The identifier's text from what lease_log holds (identBlob's inverse; a TEXT value as it is). */

@@ -2,6 +2,7 @@ import type { EndReason, Certainty, LeaseInterval, LeaseKey, LeaseObservation } 
 import { END_REASONS } from '../../leases/types.js'
 import { SHAPING_ACTIONS, sequenceOf } from '../../leases/observe.js'
 import { ByteReader } from './varint.js'
+import { writeColonHex } from './ident-blob.js'
 
 // The compact forms SqliteLeases stores (schema 10): a key's observations as delta-encoded
 // bytes, an interval's derived fields as a short JSON array. A DHCPv4 renewal costs ~9 bytes
@@ -32,8 +33,9 @@ const C_HOSTNAME = 0x20
  * written before (schema 12) lack the flag and read as text.
  */
 const C_PACKED = 0x40
-const COLON_HEX = /^[0-9a-f]{2}(?::[0-9a-f]{2})*$/
 const PLAIN_HEX = /^(?:[0-9a-f]{2})+$/
+/** Where a colon hex identifier's bytes are made before its length is written (longer ones: as text). */
+const PACK_SCRATCH = new Uint8Array(256)
 
 
 function isCount (n: unknown): n is number {
@@ -137,7 +139,17 @@ export class ObsWriter {
 
   /** `s` packed (ByteReader.packed): hex — colon-separated when `colon` — as its bytes, anything else as text. */
   private packed (s: string, colon: boolean): void {
-    const hex = colon ? (COLON_HEX.test(s) ? s.replaceAll(':', '') : undefined) : (PLAIN_HEX.test(s) ? s : undefined)
+    if (colon) {
+      const n = s.length < 3 * PACK_SCRATCH.length ? writeColonHex(s, PACK_SCRATCH, 0) : -1
+      if (n >= 0) {
+        this.uint(n * 2 + 1)
+        this.room(n)
+        this.buf.set(PACK_SCRATCH.subarray(0, n), this.length)
+        this.length += n
+        return
+      }
+    }
+    const hex = !colon && PLAIN_HEX.test(s) ? s : undefined
     if (hex === undefined) {
       const n = Buffer.byteLength(s)
       this.uint(n * 2)

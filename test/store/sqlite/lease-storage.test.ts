@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { describe, expect, it } from 'vitest'
+import fc from 'fast-check'
 import { parseAddressOrPrefix } from '../../../src/leases/address.js'
 import { deriveIntervals } from '../../../src/leases/derive.js'
 import { compareObservations, sequenceOf } from '../../../src/leases/observe.js'
@@ -191,6 +192,17 @@ describe('sqlite lease storage (schema 10)', () => {
   it('keeps colon-hex identifiers as bytes, finds clients by them and by rows written as text before', async () => {
     expect(identText(identBlob('02:00:00:00:00:0a'))).toBe('02:00:00:00:00:0a')
     for (const kept of ['02:00:0A:00:00:0a', 'Host-B.example', '0', '02:00:00:00:00:0a:']) expect(identBlob(kept)).toBe(kept)
+    // The same bytes as the regex and hex decoding they replaced, and the same text back through an observation.
+    const colonHex = /^[0-9a-f]{2}(?::[0-9a-f]{2})*$/
+    const sample = obs[0] as LeaseObservation
+    fc.assert(fc.property(fc.oneof(fc.stringMatching(/^[0-9a-fA-F:]{0,40}$/), fc.array(fc.integer({ min: 0, max: 255 }), { minLength: 1, maxLength: 300 }).map((b) => b.map((x) => x.toString(16).padStart(2, '0')).join(':'))), (id) => {
+      expect(identBlob(id)).toEqual(colonHex.test(id) ? Buffer.from(id.replaceAll(':', ''), 'hex') : id)
+      const o: LeaseObservation = { ...sample, hwaddr: id, client_id: id, duid: id }
+      const w = new ObsWriter()
+      w.add(o)
+      const [back] = readObs(w.bytes(), sample)
+      expect([back?.hwaddr, back?.client_id, back?.duid]).toEqual([id, id, id])
+    }), { numRuns: 500 })
     const db = open()
     const leases = new SqliteLeases(db, { maxPending: 1, maxDelayMs: 0 })
     leases.apply([...obs].sort(compareObservations))
