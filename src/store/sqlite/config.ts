@@ -27,7 +27,7 @@ export const sqliteStoreConfigSchema = z.object({
     .describe('Lease intervals are derived from stored events in larger transactions than the events\' own: each commit rewrites every index page it touched, and the lease indexes are keyed by address and client'),
   readers: z.object({
     workers: z.number().int().min(0).max(16).default(2)
-      .describe('Worker threads answering event searches, counts, histograms, top values and lease history reads, each with a read-only connection, so that no query holds up ingestion or the API; 0 reads on the main thread (always so for :memory:, which other connections cannot open)'),
+      .describe('Worker threads answering event searches, counts, histograms, top values and lease histories, each with a read-only connection, so that no query holds up ingestion or the API; 0 reads on the main thread (always so for :memory:, which other connections cannot open)'),
     queryTimeoutMs: z.number().int().min(1).default(10_000)
       .describe('A read still running after this long is answered KEATRAIL_ERR_QUERY_TIMEOUT (503) and its worker replaced'),
     maxQueued: z.number().int().min(1).default(64)
@@ -37,7 +37,7 @@ export const sqliteStoreConfigSchema = z.object({
     nice: z.number().int().min(0).max(19).default(10)
       .describe('Scheduling niceness of the worker threads (Linux): when the cores are busy, ingestion and the API go first')
   }).strict().prefault({})
-    .describe('Where reads run: event reads, and lease history reads (after the store\'s connection derives pending observations; in the blocks layout a read that meets damaged lease rows is done again there, which rebuilds them from the stored events)'),
+    .describe('Where reads run: event reads, and lease histories by address or client (after the store\'s connection derives pending observations; in the blocks layout a read that meets damaged lease rows is done again there, which rebuilds them from the stored events). Who held an address at a time stays on the store\'s connection: an index lookup of a bounded number of rows'),
   retention: z.object({
     maxAgeDays: z.number().positive().optional().describe('Delete events older than this'),
     maxSizeMiB: z.number().positive().optional().describe('Delete the oldest events while the database is larger than this')

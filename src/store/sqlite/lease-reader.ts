@@ -49,9 +49,9 @@ export function isLeaseReadOp (op: string): op is LeaseReadOp {
 /**
  * The lease history's reads (intervals of an address at a time, its neighbours, a history by
  * address or client), on any connection to the store: the store's own, or a reader worker's —
- * where they run when the store has reader workers, so that a history of thousands of intervals
- * (a client's, up to 100,000) is read, decoded and parsed on no thread that collects or answers
- * HTTP (issue 19: reads off the collector's event loop). A stored row that cannot be decoded
+ * where histories run when the store has reader workers, so that thousands of intervals (a
+ * client's, up to 100,000) are read, decoded and parsed on no thread that collects or answers
+ * HTTP (issue 19: reads off the collector's event loop; SqliteLeases.read says which go where). A stored row that cannot be decoded
  * fails the read with KEATRAIL_ERR_LEASE_HISTORY_DAMAGED; `onDamaged` hears its key (the store's
  * connection rebuilds it: SqliteLeases.healing).
  */

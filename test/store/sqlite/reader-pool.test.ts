@@ -187,7 +187,7 @@ describe('sqlite reads on reader workers', () => {
     }
   })
 
-  it('lease reads run on the workers too: answers as on the store\'s own connection, within the readers\' deadline', async () => {
+  it('lease histories run on the workers too: answers as on the store\'s own connection, within the readers\' deadline', async () => {
     const s = shape(EVENTS)
     const asks = Array.from({ length: 20 }, (_, i) => ({ address: ip((i * 37) % s.addresses), at: T0 + i * 997_000, mac: mac((i * 37) % s.addresses, 0) }))
     const answers = async (store: SqliteStore): Promise<unknown[]> => {
