@@ -29,6 +29,20 @@ export function byStartThenId (at: (iv: LeaseInterval) => number | null): (a: Le
   }
 }
 
+/**
+ * `decode` of key `key`'s stored rows (no SQL in it: an I/O error is not damage): whatever it
+ * throws becomes LeaseHistoryDamagedError, and `onDamaged` hears the key (SqliteLeases.healing
+ * rebuilds it).
+ */
+export function decodeStored<T> (key: string, decode: () => T, onDamaged: (key: string) => void): T {
+  try {
+    return decode()
+  } catch (err) {
+    onDamaged(key)
+    throw withCause(new LeaseHistoryDamagedError(key, (err as Error).message), err)
+  }
+}
+
 type Range = { lo: string, hi: string }
 
 /** The lease reads a reader worker answers (reader-pool.ts), by name: what crosses the thread boundary. */
@@ -71,15 +85,10 @@ export class LeaseReader {
 
   /** Log intervals of the given rows. */
   private decode (rows: readonly LogRow[]): LeaseInterval[] {
-    return rows.map((r) => {
-      try {
-        const k = keyOf(r)
-        return intervalOf(k, r, readObs(r.obs, k).map((o) => o.event_id), intervalId)
-      } catch (err) {
-        this.onDamaged(r.key)
-        throw withCause(new LeaseHistoryDamagedError(r.key, (err as Error).message), err)
-      }
-    })
+    return rows.map((r) => decodeStored(r.key, () => {
+      const k = keyOf(r)
+      return intervalOf(k, r, readObs(r.obs, k).map((o) => o.event_id), intervalId)
+    }, this.onDamaged))
   }
 
   /** `lo IN (…) AND hi >= ?` over lease_keys: the keys whose range contains the address. */

@@ -5,8 +5,8 @@ import { type CollectionGap, type HistoryQuery, type LeaseInterval, type LeaseKe
 import { LEASE_OBS_VIEW } from './migrations.js'
 import { identityOf, intervalDoc, intervalOf, ObsWriter, readIds, readObs, resumeObs, sameIdentity, type Identity } from './lease-codec.js'
 import { identBlob } from './ident-blob.js'
-import { LeaseHistoryDamagedError, LOG_CODES, withCause } from '../../errors.js'
-import { keyOf, LeaseReader, LOG_COLS, type LeaseReadOp, type LeaseReadOps, type LogRow, type Row } from './lease-reader.js'
+import { LeaseHistoryDamagedError, LOG_CODES } from '../../errors.js'
+import { decodeStored, keyOf, LeaseReader, LOG_COLS, type LeaseReadOp, type LeaseReadOps, type LogRow, type Row } from './lease-reader.js'
 
 /**
  * Observations kept in an interval's own row; older ones move to lease_log_obs in sealed chunks
@@ -164,10 +164,10 @@ export class SqliteLeases implements LeaseStore {
   /**
    * The transaction that held lease changes ended (`committed` or rolled back): the keys it
    * rebuilt are counted and reported, or forgotten. Nothing while a transaction is still open
-   * (an inner one: the outer one decides). Whoever runs lease changes in a transaction of its
-   * own (the store's writes and deletes) calls it when that ends.
+   * (an inner one: the outer one decides). The store's writes and deletes, which run lease
+   * changes in transactions of their own, run them through `settled`.
    */
-  settle (committed: boolean): void {
+  private settle (committed: boolean): void {
     if (this.db.inTransaction) return
     const done = this.resetsInTx
     this.resetsInTx = []
@@ -214,7 +214,7 @@ export class SqliteLeases implements LeaseStore {
   remote: (<K extends LeaseReadOp>(op: K, args: Parameters<LeaseReadOps[K]>) => Promise<ReturnType<LeaseReadOps[K]>>) | undefined
 
   constructor (private readonly db: Database.Database, private readonly policy: DerivationPolicy = { maxPending: 1, maxDelayMs: 0 }) {
-    this.reads = new LeaseReader(db, (key) => { this.damagedKeys.add(key) })
+    this.reads = new LeaseReader(db, this.noteDamaged)
     this.getThrough = db.prepare('SELECT value FROM meta WHERE key = \'leases_through\'')
     this.setThrough = db.prepare('UPDATE meta SET value = ? WHERE key = \'leases_through\'')
     this.getGen = db.prepare('SELECT value FROM meta WHERE key = \'leases_gen\'')
@@ -374,18 +374,12 @@ export class SqliteLeases implements LeaseStore {
     while (this.cache.size > CACHE_KEYS && newcomers.length > 0) this.cache.delete(newcomers.pop() as string)
   }
 
-  /**
-   * Runs a decode of `key`'s stored rows (no SQL: an I/O error is not damage); whatever it throws
-   * becomes LeaseHistoryDamagedError, and the key is noted for `healing`.
-   */
+  /** A decode of `key`'s stored rows; failing, the key is noted for `healing` (decodeStored). */
   private damaged<T> (key: string, decode: () => T): T {
-    try {
-      return decode()
-    } catch (err) {
-      this.damagedKeys.add(key)
-      throw withCause(new LeaseHistoryDamagedError(key, (err as Error).message), err)
-    }
+    return decodeStored(key, decode, this.noteDamaged)
   }
+
+  private readonly noteDamaged = (key: string): void => { this.damagedKeys.add(key) }
 
   /**
    * A read that met a key's damaged rows rebuilds those keys from the stored events, in a
