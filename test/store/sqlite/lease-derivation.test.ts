@@ -112,11 +112,19 @@ describe('sqlite store: lease derivation after the events', () => {
     }
   })
 
-  it('a key whose stored rows cannot be read is rebuilt from the stored events by the write or read that meets it', async () => {
-    const path = join(mkdtempSync(join(tmpdir(), 'kt-lease-damage-')), 'damaged.db')
+  /** A store holding the first 80 % of the events (closed); the rest, and the keys they touch. */
+  async function storedBefore (prefix: string): Promise<{ path: string, before: KeaEvent[], after: KeaEvent[], later: Set<string> }> {
+    const path = join(mkdtempSync(join(tmpdir(), prefix)), 'damaged.db')
     const cut = Math.floor(events.length * 0.8)
     const [before, after] = [events.slice(0, cut), events.slice(cut)]
-    const later = new Set(observeAll(after).map((o) => o.key))
+    const store = new SqliteStore({ path })
+    await store.write(before)
+    await store.close()
+    return { path, before, after, later: new Set(observeAll(after).map((o) => o.key)) }
+  }
+
+  it('a key whose stored rows cannot be read is rebuilt from the stored events by the write or read that meets it', async () => {
+    const { path, before, after, later } = await storedBefore('kt-lease-damage-')
     const earlier = expectedIntervals(before)
     const both = [...earlier.keys()].filter((k) => later.has(k))
     // Damaged: the last row's observation bytes (the write reads it), another key's last interval
@@ -125,9 +133,6 @@ describe('sqlite store: lease derivation after the events', () => {
     const [lastObs, lastDoc] = both
     const older = [...earlier].find(([k, ivs]) => !later.has(k) && ivs.length > 1)?.[0]
     expect([lastObs, lastDoc, older].every((k) => k !== undefined)).toBe(true)
-    let store = new SqliteStore({ path })
-    await store.write(before)
-    await store.close()
     const db = new Database(path)
     const kid = (key: string): number => db.prepare('SELECT kid FROM lease_keys WHERE key = ?').pluck().get(key) as number
     db.prepare('UPDATE lease_log SET obs = x\'ff\' WHERE rowid = (SELECT max(rowid) FROM lease_log WHERE kid = ?)').run(kid(lastObs as string))
@@ -135,7 +140,7 @@ describe('sqlite store: lease derivation after the events', () => {
     db.prepare('UPDATE lease_log SET obs = x\'ff\' WHERE rowid = (SELECT min(rowid) FROM lease_log WHERE kid = ?)').run(kid(older as string))
     db.close()
 
-    store = new SqliteStore({ path })
+    const store = new SqliteStore({ path })
     const repairs: string[] = []
     store.leases.onRepair = (key, _err, fromEvents) => { expect(fromEvents).toBe(true); repairs.push(key) }
     const ask = async (key: string): Promise<LeaseInterval[]> => {
@@ -165,19 +170,13 @@ describe('sqlite store: lease derivation after the events', () => {
   })
 
   it('a rebuild whose transaction rolls back is neither counted nor reported; the retry that commits is, once', async () => {
-    const path = join(mkdtempSync(join(tmpdir(), 'kt-lease-rollback-')), 'damaged.db')
-    const cut = Math.floor(events.length * 0.8)
-    const [before, after] = [events.slice(0, cut), events.slice(cut)]
-    const later = new Set(observeAll(after).map((o) => o.key))
+    const { path, before, after, later } = await storedBefore('kt-lease-rollback-')
     const victim = [...expectedIntervals(before).keys()].find((k) => later.has(k)) as string
-    let store = new SqliteStore({ path })
-    await store.write(before)
-    await store.close()
     const db = new Database(path)
     db.prepare('UPDATE lease_log SET obs = x\'ff\' WHERE rowid = (SELECT max(rowid) FROM lease_log WHERE kid = (SELECT kid FROM lease_keys WHERE key = ?))').run(victim)
     // Every lease row written fails while the flag is set: the derivation that rebuilt the key rolls back.
     db.exec('CREATE TABLE test_fail (x); INSERT INTO test_fail VALUES (1); CREATE TRIGGER test_fail_rows BEFORE INSERT ON lease_log WHEN EXISTS (SELECT 1 FROM test_fail) BEGIN SELECT RAISE(ABORT, \'injected failure\'); END')
-    store = new SqliteStore({ path })
+    const store = new SqliteStore({ path })
     const repairs: string[] = []
     // A listener that throws is told after the commit: the flush that stored the rebuild does not fail.
     store.leases.onRepair = (key) => { repairs.push(key); throw new Error('listener failed') }
