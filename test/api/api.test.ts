@@ -383,6 +383,19 @@ describe(`REST API on ${kinds.join(' and ')}${esSkip === '' ? '' : ` (elasticsea
     await app.close()
   })
 
+  it('a lease history runs on a reader worker, within its deadline: over a real socket, 503 KEATRAIL_ERR_QUERY_TIMEOUT', async () => {
+    // The store's own file, read by a store whose readers have 1 ms (less than a worker takes to start).
+    const hurried = new SqliteStore({ path: (stores.sqlite as SqliteStore).path, readers: { workers: 1, queryTimeoutMs: 1 } })
+    const served = await serveApi(hurried, { port: 0 }, mkdtempSync(join(tmpdir(), 'kt-api-lease-deadline-')), {})
+    try {
+      const r = await fetch(`${served.url}/api/v1/leases/history?mac=${encodeURIComponent('00:0c:01:02:03:12')}`)
+      expect([r.status, ((await r.json()) as { code?: string }).code]).toEqual([503, 'KEATRAIL_ERR_QUERY_TIMEOUT'])
+    } finally {
+      await served.app.close()
+      await hurried.close()
+    }
+  })
+
   it('the audit log file is 0600 and a directory made for it 0700, whatever the umask; no entry lost at close', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'kt-audit-'))
     const path = join(dir, 'made', 'here', 'audit.log')
