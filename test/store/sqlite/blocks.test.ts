@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
@@ -8,12 +8,12 @@ import { PARSER_VERSION } from '../../../src/parse/derivation.js'
 import type { KeaEvent } from '../../../src/parse/event.js'
 import { parseQuery, type QueryNode } from '../../../src/query/parse.js'
 import { bloomAdd, bloomAddText, newBloom } from '../../../src/store/sqlite/blocks/bloom.js'
-import { DecodedBlock, FRAME_EVENTS, frameOf, framesFor, linesOf, lowerBytes, packLines } from '../../../src/store/sqlite/blocks/codec.js'
+import { DecodedBlock, FRAME_EVENTS, frameOf, framesFor, linesOf, lowerBytes, packLines, PAYLOAD_VERSION, unpackLines, type BlockLines } from '../../../src/store/sqlite/blocks/codec.js'
 import { planOf } from '../../../src/store/sqlite/blocks/plan.js'
 import { BlockReader, literalFilter } from '../../../src/store/sqlite/blocks/reader.js'
 import { compileQuery } from '../../../src/query/evaluate.js'
 import { textTokens } from '../../../src/query/evaluate.js'
-import { CODECS } from '../../../src/store/sqlite/blocks/compress.js'
+import { CODECS, decompress } from '../../../src/store/sqlite/blocks/compress.js'
 import { BLOCK_EVENTS } from '../../../src/store/sqlite/blocks/writer.js'
 import { migrateRowsToBlocks } from '../../../src/store/sqlite/migrate-layout.js'
 import { SqliteRowStore } from '../../../src/store/sqlite/row-store.js'
@@ -231,6 +231,48 @@ describe('sqlite block layout', () => {
       const b = DecodedBlock.unpack(packLines(linesOf(events, src, () => -1), codec), codec, src)
       expect(Array.from({ length: b.n }, (_, i) => b.event(i))).toEqual(events)
     }
+  })
+
+  // test/fixtures/store/block-payload-v2.*: a block of 300 real Kea lines (two frames; some
+  // re-derived, one with a continuation line, one id of another shape) written by the version 2
+  // encoder (commit 1324f3e), and the lines it was given.
+  const v2Payload = readFileSync(new URL('../../fixtures/store/block-payload-v2.deflate.bin', import.meta.url))
+  const v2Lines = JSON.parse(readFileSync(new URL('../../fixtures/store/block-payload-v2.lines.json', import.meta.url), 'utf8')) as BlockLines
+  const headerOf = (payload: Buffer): Buffer => decompress(payload.subarray(4, 4 + payload.readUInt32LE(0)), CODECS.deflate)
+
+  it('reads a version 2 payload as it was written', () => {
+    expect(headerOf(v2Payload).readInt32LE(0)).toBe(2)
+    expect(unpackLines(v2Payload, CODECS.deflate)).toEqual(v2Lines)
+    const b = DecodedBlock.unpack(v2Payload, CODECS.deflate, 'src')
+    for (const i of [0, 7, 11, 255, 256, 299]) {
+      expect(b.indexOf(b.id(i)), `event ${i}`).toBe(i)
+      expect(b.size(i)).toBeGreaterThan(v2Lines.originals[i]?.length as number)
+    }
+    expect(b.id(7)).toBe('other-shape-id')
+    expect(b.id(1)).toBe(`src-${v2Lines.ids[1] as string}`)
+    expect(b.indexOf('src-fffffff')).toBeUndefined()
+  })
+
+  it('writes version 3: each frame holds its events\' lengths; ids as offsets when every one is, else as text', () => {
+    const offsets: BlockLines = { ...v2Lines, ids: v2Lines.ids.map((id, i) => i === 7 ? (0xfffffe).toString(16) : id) }
+    const cases: Array<[string, BlockLines, number]> = [['offsets', offsets, 1], ['an id of another shape', v2Lines, 0],
+      // A leading zero would not read back the same as an offset.
+      ['a zero-padded id', { ...offsets, ids: offsets.ids.map((id, i) => i === 3 ? '0' + id : id) }, 0]]
+    for (const [name, lines, kind] of cases) {
+      for (const codec of [CODECS.deflate, CODECS.zstd]) {
+        const payload = packLines(lines, codec)
+        const head = decompress(payload.subarray(4, 4 + payload.readUInt32LE(0)), codec)
+        expect(head.readInt32LE(0), name).toBe(PAYLOAD_VERSION)
+        expect(head.readInt32LE(12), name).toBe(kind)
+        expect(unpackLines(payload, codec), name).toEqual(lines)
+        const b = DecodedBlock.unpack(payload, codec, 'src')
+        for (let i = 0; i < b.n; i++) expect(b.indexOf(b.id(i)), `${name}: event ${i}`).toBe(i)
+        expect(b.indexOf('src-fffffff')).toBeUndefined()
+        expect(b.indexOf('other-src-0')).toBeUndefined()
+      }
+    }
+    // Offsets: ~2 bytes an event in the header; text ids cost more.
+    expect(headerOf(packLines(offsets, CODECS.deflate)).length).toBeLessThan(headerOf(packLines(v2Lines, CODECS.deflate)).length)
   })
 
   it('a page\'s total stops counting soon after the page is full (reported "at least"); count() stays exact', async () => {

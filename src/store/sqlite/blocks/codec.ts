@@ -5,20 +5,26 @@ import { ByteReader } from '../varint.js'
 
 /**
  * One block's events in the form stored: a payload of frames of FRAME_EVENTS events, each
- * compressed on its own, behind a compressed header.
+ * compressed on its own, behind a compressed header (version 3).
  *   u32 (LE)        the compressed header's length
- *   header          binary: version, n, frame count, each frame's compressed length; per event
- *                   the length of the message when it is the end of the raw record (-1 else),
- *                   the UTF-8 lengths of its two lines (document, raw record) and its derivation
- *                   (a parse_contexts id, -1 for none); then the event ids joined by \n (without
- *                   the block's `source-` prefix when they have it)
- *   frame k         the documents of events k·F … k·F+F-1, then their raw records, each followed
- *                   by \n (lengths in the header: a raw record may hold newlines)
+ *   header          binary: version, n, frame count, how ids are kept, each frame's compressed
+ *                   length; then the event ids: as offsets (zigzag varint deltas, the first from
+ *                   0) when every id is `<source_id>-<offset in hex>`, else their suffixes joined
+ *                   by \n (without the block's `source-` prefix when they have it)
+ *   frame k         i32 LE per event of the frame: the length of its message when that is the end
+ *                   of the raw record (-1 else); the UTF-8 lengths of its two lines (document, raw
+ *                   record), event by event; its derivation (a parse_contexts id, -1 for none); then the
+ *                   documents of events k·F … k·F+F-1, then their raw records, each followed by \n
+ *                   (lengths above: a raw record may hold newlines)
+ * Per frame, not per block: a query reads a few events of each block it touches, and version 2's
+ * header of every event's lengths and text ids (~90 KB decompressed) cost ~3 ms of a MAC query's
+ * 14 (bench/api at 10M events); ids as offsets are ~2 bytes an event and decode without splitting.
  * Documents: an event its parser marked re-derivable (derivation.ts) stores none — its raw record
  * and derivation make it again when read (~2/3 of a block's bytes and a JSON.stringify per event
  * saved at write: bench/e2e, bench/store). Other events store their JSON with `event.id`,
- * `event.original` (and `message` when derivable) as null. Version 1 payloads (raw records as JSON
- * string literals, no derivations) are still read.
+ * `event.original` (and `message` when derivable) as null. Version 1 (raw records as JSON string
+ * literals, no derivations) and version 2 (the lengths, derivations and text ids in the header)
+ * payloads are still read; every block written or rewritten is version 3.
  * Frames: a query that names an identifier decompresses only the frames whose postings hold it
  * (block_postings.frames), ~40 KB instead of the block's ~600 KB.
  */
@@ -33,7 +39,13 @@ export const FRAME_EVENTS = 256
 export function lowerBytes (b: Buffer): Buffer {
   return Buffer.from(b.toString('latin1').toLowerCase(), 'latin1')
 }
-export const PAYLOAD_VERSION = 2
+export const PAYLOAD_VERSION = 3
+
+/** How a version 3 header keeps ids: suffixes as text, or offsets (see above). */
+const IDS_TEXT = 0
+const IDS_OFFSETS = 1
+/** A suffix that is an offset as written by `toString(16)` (≤ 13 digits: < 2^52), so it reads back the same. */
+const OFFSET_SUFFIX = /^(?:0|[1-9a-f][0-9a-f]{0,12})$/
 
 /** The id's part after the `<source_id>-` prefix ('' + id: ids of another shape, marked by a leading '!'). */
 function idSuffix (id: string, sourceId: string): string {
@@ -131,38 +143,43 @@ export const framesFor = (n: number): number => Math.ceil(n / FRAME_EVENTS)
 
 export function packLines (lines: BlockLines, codec: CodecId = WRITE_CODEC): Buffer {
   const n = lines.ids.length
-  const b: number[] = new Array<number>(2 * n)
   const frames: Buffer[] = []
   for (let k = 0; k * FRAME_EVENTS < n; k++) {
     const from = k * FRAME_EVENTS
     const to = Math.min(n, from + FRAME_EVENTS)
+    const count = to - from
     // Line by line into one buffer: joining the strings first and encoding the result cost 8 %
     // of a write (a rope flattened, then copied again).
-    let bytes = 0
-    for (let i = from; i < to; i++) {
-      const d = Buffer.byteLength(lines.docs[i] as string)
-      const o = Buffer.byteLength(lines.originals[i] as string)
-      b[2 * i] = d
-      b[2 * i + 1] = o
-      bytes += d + o + 2
-    }
+    let bytes = 16 * count
+    for (let i = from; i < to; i++) bytes += Buffer.byteLength(lines.docs[i] as string) + Buffer.byteLength(lines.originals[i] as string) + 2
     const buf = Buffer.allocUnsafe(bytes)
-    let at = 0
-    for (let i = from; i < to; i++) { at += buf.write(lines.docs[i] as string, at); buf[at++] = 10 }
-    for (let i = from; i < to; i++) { at += buf.write(lines.originals[i] as string, at); buf[at++] = 10 }
+    let at = 16 * count
+    for (let i = from; i < to; i++) {
+      const d = buf.write(lines.docs[i] as string, at)
+      at += d
+      buf[at++] = 10
+      buf.writeInt32LE(d, 4 * (count + 2 * (i - from)))
+    }
+    for (let i = from; i < to; i++) {
+      const o = buf.write(lines.originals[i] as string, at)
+      at += o
+      buf[at++] = 10
+      buf.writeInt32LE(o, 4 * (count + 2 * (i - from) + 1))
+    }
+    for (let i = from; i < to; i++) {
+      buf.writeInt32LE(lines.m[i] as number, 4 * (i - from))
+      buf.writeInt32LE(lines.ctx[i] as number, 4 * (3 * count + i - from))
+    }
     frames.push(compress(buf.subarray(0, at), codec))
   }
-  // Binary, not JSON: every query that touches a block reads its header, and JSON.parse of
-  // 12,000 numbers and 4,096 ids cost ~1 ms of it (bench/api: /events?q=mac: saturated).
-  const ids = Buffer.from(lines.ids.join('\n'), 'utf8')
-  const raw = Buffer.allocUnsafe(4 * (3 + frames.length + 4 * n) + ids.length)
+  const asOffsets = lines.ids.every((id) => OFFSET_SUFFIX.test(id))
+  const ids = asOffsets ? encodeTimes(lines.ids.map((id) => parseInt(id, 16))) : Buffer.from(lines.ids.join('\n'), 'utf8')
+  const raw = Buffer.allocUnsafe(4 * (4 + frames.length) + ids.length)
   let at = raw.writeInt32LE(PAYLOAD_VERSION, 0)
   at = raw.writeInt32LE(n, at)
   at = raw.writeInt32LE(frames.length, at)
+  at = raw.writeInt32LE(asOffsets ? IDS_OFFSETS : IDS_TEXT, at)
   for (const f of frames) at = raw.writeInt32LE(f.length, at)
-  for (let i = 0; i < n; i++) at = raw.writeInt32LE(lines.m[i] as number, at)
-  for (let i = 0; i < 2 * n; i++) at = raw.writeInt32LE(b[i] as number, at)
-  for (let i = 0; i < n; i++) at = raw.writeInt32LE(lines.ctx[i] as number, at)
   ids.copy(raw, at)
   const head = compress(raw, codec)
   const size = Buffer.alloc(4)
@@ -172,7 +189,31 @@ export function packLines (lines: BlockLines, codec: CodecId = WRITE_CODEC): Buf
 
 const LITTLE_ENDIAN = endianness() === 'LE'
 
-interface Header { v: number, n: number, f: Int32Array, m: Int32Array, b: Int32Array, c: Int32Array | undefined, ids: Buffer }
+/** `count` i32 LE from `raw` at byte `at`, into an aligned array. */
+function int32s (raw: Buffer, at: number, count: number): Int32Array {
+  // Copied into an aligned array (a decompressed buffer may start at any byte): as bytes on a
+  // little-endian machine, 16k readInt32LE calls were ~12 % of reading one event of a cold block.
+  const ints = new Int32Array(count)
+  if (LITTLE_ENDIAN) new Uint8Array(ints.buffer).set(raw.subarray(at, at + 4 * count))
+  else for (let k = 0; k < count; k++) ints[k] = raw.readInt32LE(at + 4 * k)
+  return ints
+}
+
+/**
+ * Per event of a frame (index j from the frame's first event): the message length (m), the
+ * two lines' lengths (lens[2j], lens[2j+1]) and the derivation (ctx; undefined in version 1).
+ */
+interface FrameMeta { m: Int32Array, lens: Int32Array, ctx: Int32Array | undefined }
+
+interface Header {
+  v: number
+  n: number
+  f: Int32Array
+  /** Versions 1 and 2: every event's FrameMeta, of the whole block. */
+  meta: FrameMeta | undefined
+  /** Ids as text (suffixes joined by \n), or as offsets. */
+  ids: Buffer | Float64Array
+}
 
 /** Bytes of a stored payload, read by range: a query reads a block's header and the frames it needs, not the whole blob. */
 export interface PayloadReader { length: number, read: (offset: number, length: number) => Buffer }
@@ -181,24 +222,26 @@ function readHeader (src: PayloadReader, codec: number): { head: Header, framesA
   const len = src.read(0, 4).readUInt32LE(0)
   const raw = decompress(src.read(4, len), codec)
   const v = raw.readInt32LE(0)
-  if (v !== 1 && v !== PAYLOAD_VERSION) throw new Error(`block payload version ${v} is unknown to this keatrail`)
+  if (v !== 1 && v !== 2 && v !== PAYLOAD_VERSION) throw new Error(`block payload version ${v} is unknown to this keatrail`)
   const n = raw.readInt32LE(4)
   const frames = raw.readInt32LE(8)
+  const bad = (): Error => new Error('block payload header does not describe its events')
+  if (frames !== framesFor(n)) throw bad()
+  if (v === PAYLOAD_VERSION) {
+    const kind = raw.readInt32LE(12)
+    if (raw.length < 4 * (4 + frames) || (kind !== IDS_TEXT && kind !== IDS_OFFSETS)) throw bad()
+    const idBytes = raw.subarray(4 * (4 + frames))
+    return { head: { v, n, f: int32s(raw, 16, frames), meta: undefined, ids: kind === IDS_OFFSETS ? decodeTimes(idBytes, n) : idBytes }, framesAt: 4 + len }
+  }
   const perEvent = v === 1 ? 3 : 4
-  if (frames !== framesFor(n) || raw.length < 4 * (3 + frames + perEvent * n)) throw new Error('block payload header does not describe its events')
-  // Copied into an aligned array (a decompressed buffer may start at any byte): as bytes on a
-  // little-endian machine, 16k readInt32LE calls were ~12 % of reading one event of a cold block.
-  const ints = new Int32Array(frames + perEvent * n)
-  if (LITTLE_ENDIAN) new Uint8Array(ints.buffer).set(raw.subarray(12, 12 + 4 * ints.length))
-  else for (let k = 0; k < ints.length; k++) ints[k] = raw.readInt32LE(12 + 4 * k)
+  if (raw.length < 4 * (3 + frames + perEvent * n)) throw bad()
+  const ints = int32s(raw, 12, frames + perEvent * n)
   return {
     head: {
       v,
       n,
       f: ints.subarray(0, frames),
-      m: ints.subarray(frames, frames + n),
-      b: ints.subarray(frames + n, frames + 3 * n),
-      c: v === 1 ? undefined : ints.subarray(frames + 3 * n),
+      meta: { m: ints.subarray(frames, frames + n), lens: ints.subarray(frames + n, frames + 3 * n), ctx: v === 1 ? undefined : ints.subarray(frames + 3 * n) },
       ids: raw.subarray(4 * (3 + frames + perEvent * n))
     },
     framesAt: 4 + len
@@ -209,12 +252,12 @@ export function unpackLines (payload: Uint8Array, codec: number): BlockLines {
   const b = DecodedBlock.unpack(payload, codec, '')
   const out = emptyLines()
   for (let i = 0; i < b.n; i++) {
+    out.ids.push(b.storedId(i))
+    out.m.push(b.messageLength(i))
     out.docs.push(b.doc(i))
     out.originals.push(b.original(i))
     out.ctx.push(b.context(i))
   }
-  out.ids.push(...b.ids)
-  out.m.push(...b.mLengths)
   return out
 }
 
@@ -226,6 +269,9 @@ export type Derive = (ctx: number, raw: string, offset: number, i: number, messa
 
 const noDerive: Derive = (ctx) => { throw new Error(`block event of derivation ${ctx} read without its parse contexts`) }
 
+/** A decompressed frame: its lines (documents, then raw records), where each starts, and its events' FrameMeta. */
+interface Frame { buf: Buffer, starts: Int32Array, meta: FrameMeta }
+
 /**
  * A stored block, decoded lazily: the header when it is read, a frame when one of its events is
  * asked for; a line becomes a string, and a document an object, only on demand. Identifiers are
@@ -233,37 +279,34 @@ const noDerive: Derive = (ctx) => { throw new Error(`block event of derivation $
  */
 export class DecodedBlock {
   readonly n: number
-  readonly mLengths: Int32Array
   private readonly version: number
-  private readonly lengths: Int32Array
-  private readonly contexts: Int32Array | undefined
-  private readonly idText: Buffer
+  /** Versions 1 and 2: the whole block's FrameMeta (from its header). */
+  private readonly blockMeta: FrameMeta | undefined
+  /** Ids as text (suffixes joined by \n) or as offsets. */
+  private readonly idText: Buffer | undefined
+  private readonly offsets: Float64Array | undefined
   /** Where each id starts in idText (and one past the last), found on first use. */
   private idStarts: Int32Array | undefined
   private lookups = 0
   private idMap: Map<string, number> | undefined
-  /** Each frame's decompressed bytes (once read) and its compressed bytes' place in the payload. */
-  private readonly frames: Array<Buffer | undefined>
+  /** Each frame once read, and its compressed bytes' place in the payload. */
+  private readonly frames: Array<Frame | undefined>
   private readonly frameAt: number[]
-  /** Per frame, the byte offset of each of its lines, documents then raw records. */
-  private readonly starts: Array<Int32Array | undefined>
   /** Per frame, its raw records in ASCII lower case (identifier tests), made on first use. */
   private readonly lowered: Array<Buffer | undefined>
 
   constructor (private readonly payload: PayloadReader, private readonly codec: number, private readonly sourceId: string, private readonly derive: Derive = noDerive) {
     const { head, framesAt } = readHeader(payload, codec)
     this.version = head.v
-    this.idText = head.ids
-    this.mLengths = head.m
-    this.lengths = head.b
-    this.contexts = head.c
+    if (head.ids instanceof Float64Array) this.offsets = head.ids
+    else this.idText = head.ids
+    this.blockMeta = head.meta
     this.n = head.n
     this.frameAt = []
     let at = framesAt
     for (const len of head.f) { this.frameAt.push(at); at += len }
     if (at !== payload.length) throw new Error(`block payload of ${payload.length} bytes does not hold its frames`)
-    this.frames = new Array<Buffer | undefined>(head.f.length)
-    this.starts = new Array<Int32Array | undefined>(head.f.length)
+    this.frames = new Array<Frame | undefined>(head.f.length)
     this.lowered = new Array<Buffer | undefined>(head.f.length)
   }
 
@@ -274,17 +317,11 @@ export class DecodedBlock {
 
   get frameCount (): number { return this.frames.length }
 
-  /** The stored id suffixes (see idAt). */
-  get ids (): string[] {
-    return Array.from({ length: this.n }, (_, i) => this.idAt(i))
-  }
-
-  private starts0 (): Int32Array {
+  private starts0 (t: Buffer): Int32Array {
     if (this.idStarts === undefined) {
       // Line starts, not 4,096 strings: a lookup needs one id and a page a hundred (splitting
       // was 13 % of reading one event of a cold block, and most of its garbage).
       const starts = new Int32Array(this.n + 1)
-      const t = this.idText
       let k = 1
       for (let at = t.indexOf(10); at >= 0 && k < this.n; at = t.indexOf(10, at + 1)) starts[k++] = at + 1
       if (k !== this.n && this.n > 0) throw new Error(`block payload names ${k} ids for ${this.n} events`)
@@ -294,28 +331,37 @@ export class DecodedBlock {
     return this.idStarts
   }
 
-  /** Event i's stored id suffix. */
-  private idAt (i: number): string {
-    const st = this.starts0()
-    return this.idText.toString('utf8', st[i] as number, (st[i + 1] as number) - 1)
+  /** Event i's stored id suffix: its offset in hex, or what follows the source's prefix, or '!' and the whole id. */
+  storedId (i: number): string {
+    if (this.offsets !== undefined) return (this.offsets[i] as number).toString(16)
+    const t = this.idText as Buffer
+    const st = this.starts0(t)
+    return t.toString('utf8', st[i] as number, (st[i + 1] as number) - 1)
   }
 
   /**
-   * Where event `id` is in this block, or undefined: its stored suffix searched as bytes (a
-   * lookup is most often the block's only one); from the 9th lookup on, by a map of every id.
+   * Where event `id` is in this block, or undefined: by its offset when ids are kept as offsets;
+   * else its stored suffix searched as bytes (a lookup is most often the block's only one), and
+   * from the 9th lookup on, by a map of every id.
    */
   indexOf (id: string): number | undefined {
     const suffix = idSuffix(id, this.sourceId)
+    if (this.offsets !== undefined) {
+      if (!OFFSET_SUFFIX.test(suffix)) return undefined
+      const off = parseInt(suffix, 16)
+      const i = this.offsets.indexOf(off)
+      return i < 0 ? undefined : i
+    }
     if (this.idMap !== undefined || ++this.lookups > 8) {
       if (this.idMap === undefined) {
         this.idMap = new Map()
-        for (let i = 0; i < this.n; i++) this.idMap.set(this.idAt(i), i)
+        for (let i = 0; i < this.n; i++) this.idMap.set(this.storedId(i), i)
       }
       return this.idMap.get(suffix)
     }
     const want = Buffer.from(suffix, 'utf8')
-    const t = this.idText
-    const st = this.starts0()
+    const t = this.idText as Buffer
+    const st = this.starts0(t)
     for (let at = t.indexOf(want); at >= 0; at = t.indexOf(want, at + 1)) {
       const end = at + want.length
       if ((at > 0 && t[at - 1] !== 10) || (end < t.length && t[end] !== 10)) continue
@@ -332,24 +378,33 @@ export class DecodedBlock {
     return undefined
   }
 
-  private frame (k: number): { buf: Buffer, starts: Int32Array } {
-    let buf = this.frames[k]
-    let starts = this.starts[k]
-    if (buf === undefined || starts === undefined) {
+  private frame (k: number): Frame {
+    let f = this.frames[k]
+    if (f === undefined) {
       const end = k + 1 < this.frameAt.length ? this.frameAt[k + 1] as number : this.payload.length
-      buf = decompress(this.payload.read(this.frameAt[k] as number, end - (this.frameAt[k] as number)), this.codec)
+      let buf = decompress(this.payload.read(this.frameAt[k] as number, end - (this.frameAt[k] as number)), this.codec)
       const from = k * FRAME_EVENTS
       const count = Math.min(this.n, from + FRAME_EVENTS) - from
-      starts = new Int32Array(2 * count + 1)
+      let meta: FrameMeta
+      if (this.blockMeta === undefined) {
+        if (buf.length < 16 * count) throw new Error(`block frame ${k} of ${buf.length} bytes does not hold its lines`)
+        const ints = int32s(buf, 0, 4 * count)
+        meta = { m: ints.subarray(0, count), lens: ints.subarray(count, 3 * count), ctx: ints.subarray(3 * count) }
+        buf = buf.subarray(16 * count)
+      } else {
+        const bm = this.blockMeta
+        meta = { m: bm.m.subarray(from, from + count), lens: bm.lens.subarray(2 * from, 2 * (from + count)), ctx: bm.ctx?.subarray(from, from + count) }
+      }
+      const starts = new Int32Array(2 * count + 1)
       let at = 0
-      for (let j = 0; j < count; j++) { starts[j] = at; at += (this.lengths[2 * (from + j)] as number) + 1 }
-      for (let j = 0; j < count; j++) { starts[count + j] = at; at += (this.lengths[2 * (from + j) + 1] as number) + 1 }
+      for (let j = 0; j < count; j++) { starts[j] = at; at += (meta.lens[2 * j] as number) + 1 }
+      for (let j = 0; j < count; j++) { starts[count + j] = at; at += (meta.lens[2 * j + 1] as number) + 1 }
       starts[2 * count] = at
       if (at !== buf.length) throw new Error(`block frame ${k} of ${buf.length} bytes does not hold its lines`)
-      this.frames[k] = buf
-      this.starts[k] = starts
+      f = { buf, starts, meta }
+      this.frames[k] = f
     }
-    return { buf, starts }
+    return f
   }
 
   private line (i: number, original: boolean): string {
@@ -360,13 +415,26 @@ export class DecodedBlock {
     return buf.toString('utf8', starts[j] as number, (starts[j + 1] as number) - 1)
   }
 
+  /** Event i's FrameMeta and its index there. */
+  private meta (i: number): { meta: FrameMeta, j: number } {
+    const k = frameOf(i)
+    return { meta: this.frame(k).meta, j: i - k * FRAME_EVENTS }
+  }
+
   id (i: number): string {
-    return fullId(this.idAt(i), this.sourceId)
+    return fullId(this.storedId(i), this.sourceId)
   }
 
   /** Event i's parse_contexts id, or -1: its document is stored. */
   context (i: number): number {
-    return this.contexts === undefined ? -1 : this.contexts[i] as number
+    const { meta, j } = this.meta(i)
+    return meta.ctx === undefined ? -1 : meta.ctx[j] as number
+  }
+
+  /** The length of event i's message when it is the end of its raw record, else -1. */
+  messageLength (i: number): number {
+    const { meta, j } = this.meta(i)
+    return meta.m[j] as number
   }
 
   /** Event i's stored document line ('' when it is re-derived; see above). */
@@ -380,13 +448,14 @@ export class DecodedBlock {
     return this.version === 1 ? JSON.parse(text) as string : text
   }
 
-  /** Bytes of event i's document as the API serialises it, about (page budgets); reads no frame. */
+  /** Bytes of event i's document as the API serialises it, about (page budgets). */
   size (i: number): number {
-    const raw = this.lengths[2 * i + 1] as number
+    const { meta, j } = this.meta(i)
+    const raw = meta.lens[2 * j + 1] as number
     // A re-derived document: its raw record, the message (its end, again) and ~600 bytes of fields.
-    if (this.context(i) >= 0) return 2 * raw + 600
+    if (meta.ctx !== undefined && (meta.ctx[j] as number) >= 0) return 2 * raw + 600
     // The message, when derived from the raw record, is a second copy of its end.
-    return (this.lengths[2 * i] as number) + raw + Math.max(0, this.mLengths[i] as number) + 80
+    return (meta.lens[2 * j] as number) + raw + Math.max(0, meta.m[j] as number) + 80
   }
 
   /**
@@ -396,7 +465,7 @@ export class DecodedBlock {
    */
   linesWith (k: number, literal: Buffer, lowerRaw?: Buffer): Set<number> {
     const out = new Set<number>()
-    const { buf, starts } = this.frame(k)
+    const { buf, starts, meta } = this.frame(k)
     const count = (starts.length - 1) / 2
     const first = k * FRAME_EVENTS
     const lineOf = (at: number, lo: number, hi: number): number => {
@@ -414,28 +483,25 @@ export class DecodedBlock {
       lo = lineOf(at, lo, count - 1)
       out.add(first + lo)
     }
-    if (this.contexts === undefined) return out
+    const ctx = meta.ctx
+    if (ctx === undefined) return out
     let derived = false
-    for (let j = 0; j < count && !derived; j++) derived = (this.contexts[first + j] as number) >= 0
+    for (let j = 0; j < count && !derived; j++) derived = (ctx[j] as number) >= 0
     if (!derived) return out
     if (lowerRaw === undefined) {
-      for (let j = 0; j < count; j++) if ((this.contexts[first + j] as number) >= 0) out.add(first + j)
+      for (let j = 0; j < count; j++) if ((ctx[j] as number) >= 0) out.add(first + j)
       return out
     }
     const low = this.lower(k)
     lo = count
     for (let at = low.indexOf(lowerRaw, end); at >= 0; at = low.indexOf(lowerRaw, at + 1)) {
       lo = lineOf(at, lo, 2 * count - 1)
-      const i = first + lo - count
-      if ((this.contexts[i] as number) >= 0) out.add(i)
+      const j = lo - count
+      if ((ctx[j] as number) >= 0) out.add(first + j)
     }
     return out
   }
 
-  /**
-   * Event i. `messageOnly`: a re-derived event may come with its header fields and message only
-   * (a full-text test needs no more); a stored document is whole either way.
-   */
   /** Frame k with its raw records lower-cased byte by byte (lowerBytes), at their places in the frame. */
   private lower (k: number): Buffer {
     let low = this.lowered[k]
@@ -450,10 +516,15 @@ export class DecodedBlock {
     return low
   }
 
+  /**
+   * Event i. `messageOnly`: a re-derived event may come with its header fields and message only
+   * (a full-text test needs no more); a stored document is whole either way.
+   */
   event (i: number, messageOnly = false): KeaEvent {
     const ctx = this.context(i)
     if (ctx >= 0) {
-      const e = this.derive(ctx, this.original(i), parseInt(this.idAt(i), 16), i, messageOnly)
+      const offset = this.offsets !== undefined ? this.offsets[i] as number : parseInt(this.storedId(i), 16)
+      const e = this.derive(ctx, this.original(i), offset, i, messageOnly)
       e.event.id = this.id(i)
       return e
     }
@@ -461,7 +532,7 @@ export class DecodedBlock {
     const original = this.original(i)
     e.event.id = this.id(i)
     e.event.original = original
-    const len = this.mLengths[i] as number
+    const len = this.messageLength(i)
     if (len >= 0) e.message = original.slice(original.length - len)
     return e
   }
