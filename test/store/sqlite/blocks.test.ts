@@ -482,6 +482,28 @@ describe('sqlite block layout', () => {
     }
   })
 
+  it('finds a word in a frame\'s documents and raw records in any ASCII case, and names every event beyond ASCII', async () => {
+    const events = (await fixtureEvents(true)).slice(0, FRAME_EVENTS)
+    const src = events[0]?.kea.source_id as string
+    const release = events.findIndex((e) => e.event.original.includes('released'))
+    expect(release).toBeGreaterThanOrEqual(0)
+    const edited = events.map((x, i) => i === release
+      ? { ...x, event: { ...x.event, original: x.event.original.replace('released', 'RELEASED') } }
+      : i === 3 ? { ...x, event: { ...x.event, original: x.event.original + ' café' }, message: x.message + ' café' } : x)
+    for (const [stored, contextOf] of [['re-derived', () => 1], ['stored documents', () => -1]] as const) {
+      const b = DecodedBlock.unpack(packLines(linesOf(edited, src, contextOf)), CODECS.zstd, src)
+      for (const word of ['released', 'properly', 'lease', 'dhcp4_lease_alloc', 'no_such_word']) {
+        const want = edited.flatMap((_, i) => {
+          const text = `${b.doc(i)}\n${b.original(i)}`
+          return /[^\x00-\x7f]/.test(text) || text.toLowerCase().includes(word) ? [i] : []
+        })
+        expect([...b.linesWithWord(0, Buffer.from(word))].sort((x, y) => x - y), `${word}, ${stored}`).toEqual(want)
+      }
+      expect(b.linesWithWord(0, Buffer.from('released')).has(release), stored).toBe(true)
+      expect(b.linesWithWord(0, Buffer.from('no_such_word'))).toEqual(new Set([3]))
+    }
+  })
+
   it('finds an identifier in a raw record whatever its ASCII case, with bytes beyond ASCII where they were', async () => {
     expect(lowerBytes(Buffer.from('HWTYPE=1 0A:BC É ×ß')).toString('latin1')).toBe(Buffer.from('hwtype=1 0a:bc É ×ß').toString('latin1').toLowerCase())
     expect(lowerBytes(Buffer.from('É host-Ä')).length).toBe(Buffer.from('É host-Ä').length)

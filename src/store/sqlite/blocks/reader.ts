@@ -75,11 +75,10 @@ export function literalFilter (plan: Plan): BlockTest | undefined {
   const leaf = (p: Plan): BlockTest | undefined => {
     if (p.kind === 'tokens') {
       if (p.tokens.length === 0 || !p.tokens.every((t) => /^[a-z0-9_]+$/.test(t))) return undefined
-      const words = p.tokens.map((t) => new RegExp(t, 'i'))
-      return (b) => (i) => {
-        const doc = b.doc(i)
-        const original = b.original(i)
-        return NON_ASCII.test(doc) || NON_ASCII.test(original) || words.every((w) => w.test(original) || w.test(doc))
+      const words = p.tokens.map((t) => Buffer.from(t, 'latin1'))
+      return (b, k) => {
+        const sets = words.map((w) => b.linesWithWord(k, w))
+        return (i) => sets.every((s) => s.has(i))
       }
     }
     if (p.kind === 'range') return v4RangeTest(p.lo, p.hi)
@@ -120,7 +119,6 @@ export function literalFilter (plan: Plan): BlockTest | undefined {
   return build(plan)
 }
 
-const NON_ASCII = /[^\x00-\x7f]/
 
 /**
  * The test of an IPv4 range whose bounds share whole leading octets (a /8, /16, /24 …): an
