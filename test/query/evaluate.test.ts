@@ -79,13 +79,13 @@ const PIECES = [
   '\u0000', '\u0007', '\u007f', '\u0085', '\u00ad', '\u2028', 'x\u0300\u0301y', '\u0300lead', 'trail\u0300', 'Ⓐ', '℃', '€', '$', '^', '`', '~', '|', '\\'
 ]
 
-function generated (n: number): string[] {
+function generated (n: number, pieces: readonly string[] = PIECES): string[] {
   const next = random(19)
   const out: string[] = []
   for (let i = 0; i < n; i++) {
     let s = ''
     const parts = 1 + Math.floor(next() * 12)
-    for (let j = 0; j < parts; j++) s += PIECES[Math.floor(next() * PIECES.length)]
+    for (let j = 0; j < parts; j++) s += pieces[Math.floor(next() * pieces.length)]
     out.push(s)
   }
   return out
@@ -136,11 +136,11 @@ describe(`textTokens as FTS5 unicode61 tokenchars '_' (SQLite ${SQLITE_VERSION})
     expect(mismatches(rows)).toEqual([])
   })
 
-  it('matches words and phrases in text as FTS5 MATCH does', () => {
-    const rows = generated(300)
+  /** compileQuery's text clauses against FTS5 MATCH over `rows`, with queries cut from them. */
+  function matchesAsFts (rows: readonly string[], seed: number): void {
     const fts = new Fts()
     fts.insert(rows)
-    const next = random(7)
+    const next = random(seed)
     let hits = 0
     let blank = 0
     for (let i = 0; i < 300; i++) {
@@ -167,6 +167,18 @@ describe(`textTokens as FTS5 unicode61 tokenchars '_' (SQLite ${SQLITE_VERSION})
     expect(hits).toBeGreaterThan(300)
     expect(blank).toBeLessThan(30)
     fts.db.close()
+  }
+
+  it('matches words and phrases in text as FTS5 MATCH does', () => {
+    matchesAsFts(generated(300), 7)
+  })
+
+  it('matches words and phrases in ASCII text (tested by regexes, not tokens) as FTS5 MATCH does', () => {
+    const ascii = PIECES.filter((p) => !/[^\x00-\x7f]/.test(p))
+    expect(ascii.length).toBeGreaterThan(30)
+    const rows = generated(300, ascii)
+    expect(rows.every((r) => !/[^\x00-\x7f]/.test(r))).toBe(true)
+    matchesAsFts(rows, 11)
   })
 })
 
