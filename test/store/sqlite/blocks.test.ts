@@ -299,6 +299,58 @@ describe('sqlite block layout', () => {
     }
   })
 
+  it('dense matches page as the row layout does, newest or oldest first, though their totals stop counting', async () => {
+    // 12,000 lease lines at random times within an hour (ties included), in no time order: a
+    // page is full long before its first block ends, and what the scan meets after that may
+    // still beat the page.
+    let x = 7
+    const rnd = (n: number): number => { x = (x * 1103515245 + 12345) % 2147483648; return x % n }
+    const t0 = Date.UTC(2026, 10, 24)
+    const lines = Array.from({ length: 12_000 }, (_, i) => {
+      const stamp = new Date(t0 + rnd(3_600_000)).toISOString().replace('T', ' ').slice(0, 23)
+      const label = `[hwtype=1 02:00:00:00:${(i >> 8 & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}], cid=[no info], tid=0x${i.toString(16)}`
+      return i % 10 === 9
+        ? `${stamp} INFO  [kea-dhcp4.leases/811.140000000000000] DHCP4_RELEASE ${label}: address 10.0.${i >> 8 & 255}.${i & 255} was released properly.`
+        : `${stamp} INFO  [kea-dhcp4.leases/811.140000000000000] DHCP4_LEASE_ALLOC ${label}: lease 10.0.${i >> 8 & 255}.${i & 255} has been allocated for 4000 seconds`
+    })
+    const { events } = await parseBuffer(lines.join('\n') + '\n', { host: 'kea-a', path: 'dense.log', rederivable: true })
+    const blocks = new SqliteStore({ path: fresh(), readers: { workers: 0 } })
+    const rows = new SqliteRowStore({ path: fresh(), readers: { workers: 0 } })
+    try {
+      await blocks.write(events)
+      await rows.write(events)
+      // Every tenth event, and every event.
+      for (const q of ['"was released properly"', 'ip:10.0.0.0/8']) {
+        const where = parseQuery(q) as QueryNode
+        const walk = async (st: Store, sort: 'asc' | 'desc'): Promise<string[]> => {
+          const out: string[] = []
+          let cursor: string | undefined
+          // The first pages: each one's scan passes its cutoff and stops testing.
+          for (let i = 0; i < 6; i++) {
+            const p = await st.search({ where, sort, size: 100, ...(cursor === undefined ? {} : { cursor }) })
+            out.push(...p.events.map((e) => e.event.id))
+            cursor = p.cursor
+            if (cursor === undefined) break
+          }
+          return out
+        }
+        for (const sort of ['desc', 'asc'] as const) {
+          const want = await walk(rows, sort)
+          expect(want.length, `${q} ${sort}`).toBe(600)
+          expect(await walk(blocks, sort), `${q} ${sort}`).toEqual(want)
+        }
+        // 1,200 releases are counted whole; 12,000 addresses stop counting.
+        const first = await blocks.search({ where, size: 100 })
+        const all = await blocks.count({ where })
+        expect(first.total, q).toEqual(q.startsWith('ip:') ? { value: expect.any(Number), relation: 'gte' } : { value: all, relation: 'eq' })
+        expect(first.total.value, q).toBeLessThan(q.startsWith('ip:') ? all : all + 1)
+      }
+    } finally {
+      await blocks.close()
+      await rows.close()
+    }
+  })
+
   it('compression: deflate writes deflate blocks, and a file mixes codecs (a block grown by another keatrail is re-packed with its codec)', async () => {
     const path = fresh()
     const events = await fixtureEvents(true)
