@@ -446,7 +446,9 @@ export class BlockReader {
       for (let f = 0; f < frames; f++) {
         const k = newestFirst ? frames - 1 - f : f
         if ((mask & (2 ** k)) === 0) continue
-        const test = b === undefined || stale(row) ? undefined : literal?.(b, k)
+        // Made when an event of the frame is first tested: one that `reaches` refuses whole
+        // (the rest of a block past a page's cutoff) costs no byte search.
+        let test: ((i: number) => boolean) | undefined | null = null
         const first = k * FRAME_EVENTS
         const count = Math.min(row.n, first + FRAME_EVENTS) - first
         for (let j = 0; j < count; j++) {
@@ -456,6 +458,7 @@ export class BlockReader {
           if (reaches !== undefined && !reaches(t)) continue
           let e: KeaEvent | undefined
           if (b !== undefined) {
+            if (test === null) test = stale(row) ? undefined : literal?.(b, k)
             if (test !== undefined && !test(i)) continue
             this.tested++
             e = b.event(i, messageOnly)
@@ -537,7 +540,8 @@ export class BlockReader {
         const k = bound()
         if (!pageFull && k !== undefined && (desc ? row.max_ts < k.ts : row.min_ts > k.ts)) { pageFull = true; testsAtFull = this.tested }
         if (pageFull) extra++
-        const stop = extra > TOTAL_EXTRA_BLOCKS || (pageFull && this.tested - testsAtFull > TOTAL_EXTRA_TESTS)
+        // Testing stopped (skipping) and no event of this block can enter the page: done.
+        const stop = extra > TOTAL_EXTRA_BLOCKS || (pageFull && (skipping || this.tested - testsAtFull > TOTAL_EXTRA_TESTS))
         if (stop) cutShort = true
         return !stop
       }, false, desc, reaches)
