@@ -8,7 +8,7 @@ import { PARSER_VERSION } from '../../../src/parse/derivation.js'
 import type { KeaEvent } from '../../../src/parse/event.js'
 import { parseQuery, type QueryNode } from '../../../src/query/parse.js'
 import { bloomAdd, bloomAddText, newBloom } from '../../../src/store/sqlite/blocks/bloom.js'
-import { DecodedBlock, FRAME_EVENTS, frameOf, framesFor, linesOf, lowerBytes, packLines, PAYLOAD_VERSION, unpackLines, type BlockLines } from '../../../src/store/sqlite/blocks/codec.js'
+import { decodeTimes, DecodedBlock, DeltaVarints, encodeTimes, FRAME_EVENTS, frameOf, framesFor, linesOf, lowerBytes, packLines, PAYLOAD_VERSION, unpackLines, type BlockLines } from '../../../src/store/sqlite/blocks/codec.js'
 import { planOf } from '../../../src/store/sqlite/blocks/plan.js'
 import { BlockReader, literalFilter } from '../../../src/store/sqlite/blocks/reader.js'
 import { compileQuery } from '../../../src/query/evaluate.js'
@@ -239,6 +239,21 @@ describe('sqlite block layout', () => {
   const v2Payload = readFileSync(new URL('../../fixtures/store/block-payload-v2.deflate.bin', import.meta.url))
   const v2Lines = JSON.parse(readFileSync(new URL('../../fixtures/store/block-payload-v2.lines.json', import.meta.url), 'utf8')) as BlockLines
   const headerOf = (payload: Buffer): Buffer => decompress(payload.subarray(4, 4 + payload.readUInt32LE(0)), CODECS.deflate)
+
+  it('decodes delta varints as far as asked, as decodeTimes does whole', () => {
+    const values = [0, 5, 5, 1_790_812_800_000_000, 1_790_812_800_000_007, 3, 2 ** 52, 17]
+    const bytes = encodeTimes(values)
+    const lazy = new DeltaVarints(bytes, values.length)
+    expect(lazy.at(4)).toBe(values[4])
+    expect(Array.from({ length: values.length }, (_, i) => lazy.at(i))).toEqual([...decodeTimes(bytes, values.length)])
+    expect(new DeltaVarints(bytes, values.length).indexOf(3)).toBe(5)
+    expect(new DeltaVarints(bytes, values.length).indexOf(4)).toBeUndefined()
+    expect(() => lazy.at(values.length)).toThrow(RangeError)
+    // Bytes that end inside a value fail when that value is asked for, not before.
+    const cut = new DeltaVarints(bytes.subarray(0, bytes.length - 1), values.length)
+    expect(cut.at(0)).toBe(0)
+    expect(() => cut.at(values.length - 1)).toThrow(RangeError)
+  })
 
   it('reads a version 2 payload as it was written', () => {
     expect(headerOf(v2Payload).readInt32LE(0)).toBe(2)

@@ -13,7 +13,7 @@ import {
 import { microsToIso } from '../../time.js'
 import { readError } from '../reader.js'
 import { BLOOM_RAW_FROM, bloomHas } from './bloom.js'
-import { DecodedBlock, decodeTimes, FRAME_EVENTS, framesFor, lowerBytes } from './codec.js'
+import { DecodedBlock, decodeTimes, DeltaVarints, FRAME_EVENTS, framesFor, lowerBytes } from './codec.js'
 import { decompress } from './compress.js'
 import { planOf, type Plan } from './plan.js'
 
@@ -639,18 +639,14 @@ export class BlockReader {
   evidence (ids: readonly string[]): EvidenceLine[] {
     const out: EvidenceLine[] = []
     try {
-      const times = new Map<number, Float64Array>()
       let bytes = 0
       for (const id of idsToGet(ids)) {
         const at = this.locate(id)
         if (at === undefined) continue
         const b = this.block(at.row)
         let time: string
-        if (b.context(at.i) >= 0) {
-          let ts = times.get(at.row.id)
-          if (ts === undefined) { ts = this.times(at.row); times.set(at.row.id, ts) }
-          time = microsToIso(ts[at.i] as number)
-        } else time = (JSON.parse(b.doc(at.i)) as KeaEvent)['@timestamp']
+        if (b.context(at.i) >= 0) time = microsToIso(new DeltaVarints(this.stmts.times.get(at.row.id) as Buffer, at.row.n).at(at.i))
+        else time = (JSON.parse(b.doc(at.i)) as KeaEvent)['@timestamp']
         const line = b.original(at.i)
         // getMany's bound on what one answer carries (outsized syslog frames).
         bytes += line.length
