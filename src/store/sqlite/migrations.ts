@@ -375,6 +375,17 @@ SELECT 1;
 -- own (~60 bytes a block) answer the same selects from ~45 pages.
 CREATE INDEX blocks_summary ON blocks (max_ts, min_ts, source_id, n, codec, seq, pv, min_off, max_off);
 `
+  },
+  {
+    version: 15,
+    name: 'block payload version 3',
+    sql: `
+-- Blocks written from now on keep each frame's line lengths in the frame and ids as offsets
+-- (src/store/sqlite/blocks/codec.ts, payload version 3). No table changes: the version is what
+-- makes a keatrail of schema 14, which cannot read those payloads, refuse the file
+-- (KEATRAIL_ERR_STORE_SCHEMA) instead of failing its reads and storing replays again.
+SELECT 1;
+`
   }
 ]
 

@@ -16,6 +16,7 @@ import { textTokens } from '../../../src/query/evaluate.js'
 import { CODECS, decompress } from '../../../src/store/sqlite/blocks/compress.js'
 import { BLOCK_EVENTS } from '../../../src/store/sqlite/blocks/writer.js'
 import { migrateRowsToBlocks } from '../../../src/store/sqlite/migrate-layout.js'
+import { MIGRATIONS } from '../../../src/store/sqlite/migrations.js'
 import { SqliteRowStore } from '../../../src/store/sqlite/row-store.js'
 import { SqliteStore } from '../../../src/store/sqlite/store.js'
 import type { Store } from '../../../src/store/types.js'
@@ -253,6 +254,32 @@ describe('sqlite block layout', () => {
     const cut = new DeltaVarints(bytes.subarray(0, bytes.length - 1), values.length)
     expect(cut.at(0)).toBe(0)
     expect(() => cut.at(values.length - 1)).toThrow(RangeError)
+    // A value too long to be one fails, and so does every later call: going on from inside
+    // it read other values (ids) where they were not.
+    const overlong = new DeltaVarints(Buffer.from([0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 2, 2, 2]), 3)
+    expect(() => overlong.at(0)).toThrow(RangeError)
+    expect(() => overlong.at(0)).toThrow(RangeError)
+    expect(() => overlong.at(2)).toThrow(RangeError)
+    // Bytes left over, or too few for n values at all.
+    expect(() => new DeltaVarints(Buffer.concat([bytes, Buffer.from([2])]), values.length).at(values.length - 1)).toThrow(/bytes left/)
+    expect(() => new DeltaVarints(Buffer.from([2]), 2)).toThrow(RangeError)
+  })
+
+  it('a file holding version 3 payloads has the schema version that makes an older keatrail refuse it', async () => {
+    const path = fresh()
+    const store = new SqliteStore({ path })
+    await store.write((await fixtureEvents(true)).slice(0, 20))
+    await store.close()
+    const db = new Database(path, { readonly: true })
+    try {
+      const payload = db.prepare('SELECT payload, codec FROM blocks').get() as { payload: Buffer, codec: number }
+      expect(decompress(payload.payload.subarray(4, 4 + payload.payload.readUInt32LE(0)), payload.codec).readInt32LE(0)).toBe(3)
+      // A keatrail of schema 14 read version 2 payloads only: it must not open this file.
+      expect(db.pragma('user_version', { simple: true })).toBe(MIGRATIONS.find((m) => m.name === 'block payload version 3')?.version)
+      expect(MIGRATIONS.find((m) => m.name === 'block payload version 3')?.version).toBe(15)
+    } finally {
+      db.close()
+    }
   })
 
   it('reads a version 2 payload as it was written', () => {
@@ -272,7 +299,10 @@ describe('sqlite block layout', () => {
     const offsets: BlockLines = { ...v2Lines, ids: v2Lines.ids.map((id, i) => i === 7 ? (0xfffffe).toString(16) : id) }
     const cases: Array<[string, BlockLines, number]> = [['offsets', offsets, 1], ['an id of another shape', v2Lines, 0],
       // A leading zero would not read back the same as an offset.
-      ['a zero-padded id', { ...offsets, ids: offsets.ids.map((id, i) => i === 3 ? '0' + id : id) }, 0]]
+      ['a zero-padded id', { ...offsets, ids: offsets.ids.map((id, i) => i === 3 ? '0' + id : id) }, 0],
+      // 13 hex digits are an offset (< 2^52); 14 are not (a hash, a journal cursor's).
+      ['13 hex digits', { ...offsets, ids: offsets.ids.map((id, i) => i === 5 ? 'fffffffffffff' : id) }, 1],
+      ['14 hex digits', { ...offsets, ids: offsets.ids.map((id, i) => i === 5 ? '10000000000000' : id) }, 0]]
     for (const [name, lines, kind] of cases) {
       for (const codec of [CODECS.deflate, CODECS.zstd]) {
         const payload = packLines(lines, codec)
@@ -321,8 +351,9 @@ describe('sqlite block layout', () => {
     let x = 7
     const rnd = (n: number): number => { x = (x * 1103515245 + 12345) % 2147483648; return x % n }
     const t0 = Date.UTC(2026, 10, 24)
+    // Half at any ms of the hour, half on 40 instants: many hits tie with a page's last one.
     const lines = Array.from({ length: 12_000 }, (_, i) => {
-      const stamp = new Date(t0 + rnd(3_600_000)).toISOString().replace('T', ' ').slice(0, 23)
+      const stamp = new Date(t0 + (i % 2 === 0 ? rnd(3_600_000) : 90_000 * rnd(40))).toISOString().replace('T', ' ').slice(0, 23)
       const label = `[hwtype=1 02:00:00:00:${(i >> 8 & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}], cid=[no info], tid=0x${i.toString(16)}`
       return i % 10 === 9
         ? `${stamp} INFO  [kea-dhcp4.leases/811.140000000000000] DHCP4_RELEASE ${label}: address 10.0.${i >> 8 & 255}.${i & 255} was released properly.`
