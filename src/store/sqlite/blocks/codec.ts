@@ -228,8 +228,9 @@ function readHeader (src: PayloadReader, codec: number): { head: Header, framesA
   const bad = (): Error => new Error('block payload header does not describe its events')
   if (frames !== framesFor(n)) throw bad()
   if (v === PAYLOAD_VERSION) {
+    if (n < 0 || raw.length < 4 * (4 + frames)) throw bad()
     const kind = raw.readInt32LE(12)
-    if (raw.length < 4 * (4 + frames) || (kind !== IDS_TEXT && kind !== IDS_OFFSETS)) throw bad()
+    if (kind !== IDS_TEXT && kind !== IDS_OFFSETS) throw bad()
     const idBytes = raw.subarray(4 * (4 + frames))
     return { head: { v, n, f: int32s(raw, 16, frames), meta: undefined, ids: kind === IDS_OFFSETS ? new DeltaVarints(idBytes, n) : idBytes }, framesAt: 4 + len }
   }
@@ -429,6 +430,8 @@ export class DecodedBlock {
 
   /** Event i's FrameMeta and its index there. */
   private meta (i: number): { meta: FrameMeta, j: number } {
+    // Versions 1 and 2 hold them in the header: no frame to decompress.
+    if (this.blockMeta !== undefined) return { meta: this.blockMeta, j: i }
     const k = frameOf(i)
     return { meta: this.frame(k).meta, j: i - k * FRAME_EVENTS }
   }
@@ -593,16 +596,27 @@ export class DeltaVarints {
   private readonly r: ByteReader
   private decoded = 0
   private prev = 0
+  /** The first decode error: every later call fails with it (the reader stops mid-value; going on would misread). */
+  private failed: Error | undefined
 
   constructor (buf: Uint8Array, readonly n: number) {
+    // Each value takes at least one byte.
+    if (!Number.isInteger(n) || n < 0 || buf.length < n) throw new RangeError(`${buf.length} bytes cannot hold ${n} varints`)
     this.values = new Float64Array(n)
     this.r = new ByteReader(buf)
   }
 
   private upTo (i: number): void {
-    while (this.decoded <= i) {
-      this.prev += this.r.int()
-      this.values[this.decoded++] = this.prev
+    if (this.failed !== undefined) throw this.failed
+    try {
+      while (this.decoded <= i) {
+        this.prev += this.r.int()
+        this.values[this.decoded++] = this.prev
+      }
+      if (this.decoded === this.n && !this.r.done) throw new RangeError(`bytes left after ${this.n} varints`)
+    } catch (err) {
+      this.failed = err as Error
+      throw err
     }
   }
 

@@ -122,7 +122,6 @@ export function literalFilter (plan: Plan): BlockTest | undefined {
   return build(plan)
 }
 
-
 /**
  * The test of an IPv4 range whose bounds share whole leading octets (a /8, /16, /24 …): an
  * address in it is printed starting with those octets and a dot, so a stored document holds
