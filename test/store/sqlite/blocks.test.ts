@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
@@ -13,7 +13,7 @@ import { planOf } from '../../../src/store/sqlite/blocks/plan.js'
 import { BlockReader, literalFilter } from '../../../src/store/sqlite/blocks/reader.js'
 import { compileQuery } from '../../../src/query/evaluate.js'
 import { textTokens } from '../../../src/query/evaluate.js'
-import { CODECS, decompress } from '../../../src/store/sqlite/blocks/compress.js'
+import { CODECS, compress, decompress, type CodecId } from '../../../src/store/sqlite/blocks/compress.js'
 import { BLOCK_EVENTS } from '../../../src/store/sqlite/blocks/writer.js'
 import { migrateRowsToBlocks } from '../../../src/store/sqlite/migrate-layout.js'
 import { MIGRATIONS } from '../../../src/store/sqlite/migrations.js'
@@ -240,6 +240,7 @@ describe('sqlite block layout', () => {
   const v2Payload = readFileSync(new URL('../../fixtures/store/block-payload-v2.deflate.bin', import.meta.url))
   const v2Lines = JSON.parse(readFileSync(new URL('../../fixtures/store/block-payload-v2.lines.json', import.meta.url), 'utf8')) as BlockLines
   const headerOf = (payload: Buffer): Buffer => decompress(payload.subarray(4, 4 + payload.readUInt32LE(0)), CODECS.deflate)
+  const headerOf2 = (payload: Buffer, codec: number): Buffer => decompress(payload.subarray(4, 4 + payload.readUInt32LE(0)), codec)
 
   it('decodes delta varints as far as asked, as decodeTimes does whole', () => {
     const values = [0, 5, 5, 1_790_812_800_000_000, 1_790_812_800_000_007, 3, 2 ** 52, 17]
@@ -263,6 +264,67 @@ describe('sqlite block layout', () => {
     // Bytes left over, or too few for n values at all.
     expect(() => new DeltaVarints(Buffer.concat([bytes, Buffer.from([2])]), values.length).at(values.length - 1)).toThrow(/bytes left/)
     expect(() => new DeltaVarints(Buffer.from([2]), 2)).toThrow(RangeError)
+  })
+
+  /** A block's lines packed as version 2 did (commit 1324f3e's packLines): lengths, derivations and text ids in the header. */
+  function packV2 (lines: BlockLines, codec: CodecId): Buffer {
+    const n = lines.ids.length
+    const frames: Buffer[] = []
+    for (let from = 0; from < n; from += FRAME_EVENTS) {
+      const to = Math.min(n, from + FRAME_EVENTS)
+      const text = lines.docs.slice(from, to).map((d) => d + '\n').join('') + lines.originals.slice(from, to).map((o) => o + '\n').join('')
+      frames.push(compress(Buffer.from(text, 'utf8'), codec))
+    }
+    const ints = [2, n, frames.length, ...frames.map((f) => f.length), ...lines.m,
+      ...lines.docs.flatMap((d, i) => [Buffer.byteLength(d), Buffer.byteLength(lines.originals[i] as string)]), ...lines.ctx]
+    const raw = Buffer.alloc(4 * ints.length)
+    ints.forEach((v, i) => raw.writeInt32LE(v, 4 * i))
+    const head = compress(Buffer.concat([raw, Buffer.from(lines.ids.join('\n'), 'utf8')]), codec)
+    const size = Buffer.alloc(4)
+    size.writeUInt32LE(head.length, 0)
+    return Buffer.concat([size, head, ...frames])
+  }
+
+  it('a file whose blocks are version 2 answers every read as the same file in version 3', async () => {
+    const v3 = fresh()
+    const events = [...(await fixtureEvents(true)).filter((e) => e.host?.name === 'kea-a'), ...(await fixtureEvents()).filter((e) => e.host?.name === 'kea-b')]
+    const w = new SqliteStore({ path: v3 })
+    await w.write(events)
+    await w.close()
+    const v2 = fresh()
+    copyFileSync(v3, v2)
+    const db = new Database(v2)
+    try {
+      const blocks = db.prepare('SELECT id, payload, codec FROM blocks').all() as Array<{ id: number, payload: Buffer, codec: CodecId }>
+      expect(blocks.length).toBeGreaterThan(1)
+      for (const b of blocks) {
+        const packed = packV2(unpackLines(b.payload, b.codec), b.codec)
+        expect(headerOf2(packed, b.codec).readInt32LE(0)).toBe(2)
+        db.prepare('UPDATE blocks SET payload = ? WHERE id = ?').run(packed, b.id)
+      }
+    } finally {
+      db.close()
+    }
+    const a = new SqliteStore({ path: v3, readers: { workers: 0 } })
+    const b = new SqliteStore({ path: v2, readers: { workers: 0 } })
+    try {
+      const mac = events.find((e) => e.client?.mac !== undefined)?.client?.mac as string
+      for (const q of [undefined, '"was released properly"', 'lease', 'LEASE_ALLOC', `mac:${mac}`, 'ip:192.0.2.0/24', 'ip:2001:db8::/32', 'code:DHCP6_*', 'NOT action:allocate']) {
+        const where = q === undefined ? undefined : parseQuery(q) as QueryNode
+        for (const sort of ['desc', 'asc'] as const) {
+          const req = { sort, size: 50, ...(where === undefined ? {} : { where }) }
+          expect(await b.search(req), `${q ?? 'all'} ${sort}`).toEqual(await a.search(req))
+        }
+        expect(await b.count(where === undefined ? {} : { where }), q).toBe(await a.count(where === undefined ? {} : { where }))
+      }
+      const ids = events.filter((_, i) => i % 17 === 0).map((e) => e.event.id)
+      expect(await b.getMany(ids)).toEqual(await a.getMany(ids))
+      expect(await b.evidence(ids)).toEqual(await a.evidence(ids))
+      expect((await b.getMany(ids)).length).toBe(ids.length)
+    } finally {
+      await a.close()
+      await b.close()
+    }
   })
 
   it('a file holding version 3 payloads has the schema version that makes an older keatrail refuse it', async () => {
