@@ -303,10 +303,10 @@ export class DecodedBlock {
   /** Each frame once read, and its compressed bytes' place in the payload. */
   private readonly frames: Array<Frame | undefined>
   private readonly frameAt: number[]
-  /** Per frame, its raw records in ASCII lower case (identifier tests), made on first use. */
-  private readonly lowered: Array<Buffer | undefined>
-  /** Per frame, all its lines lower-cased (word tests), made on first use. */
-  private readonly loweredAll: Array<{ low: Buffer, beyondAscii: number[] } | undefined>
+  /** Per frame, its lines lower-cased (lowerBytes: identifier and word tests), made on first use. */
+  private readonly lowFrames: Array<Buffer | undefined>
+  /** Per frame, its events with bytes beyond ASCII (word tests), found on first use. */
+  private readonly wideEvents: Array<number[] | undefined>
 
   constructor (private readonly payload: PayloadReader, private readonly codec: number, private readonly sourceId: string, private readonly derive: Derive = noDerive) {
     const { head, framesAt } = readHeader(payload, codec)
@@ -320,8 +320,8 @@ export class DecodedBlock {
     for (const len of head.f) { this.frameAt.push(at); at += len }
     if (at !== payload.length) throw new Error(`block payload of ${payload.length} bytes does not hold its frames`)
     this.frames = new Array<Frame | undefined>(head.f.length)
-    this.lowered = new Array<Buffer | undefined>(head.f.length)
-    this.loweredAll = new Array<{ low: Buffer, beyondAscii: number[] } | undefined>(head.f.length)
+    this.lowFrames = new Array<Buffer | undefined>(head.f.length)
+    this.wideEvents = new Array<number[] | undefined>(head.f.length)
   }
 
   static unpack (payload: Uint8Array, codec: number, sourceId: string, derive?: Derive): DecodedBlock {
@@ -499,7 +499,7 @@ export class DecodedBlock {
       for (let j = 0; j < count; j++) if ((ctx[j] as number) >= 0) out.add(first + j)
       return out
     }
-    const low = this.lower(k)
+    const low = this.lowered(k)
     lo = count
     for (let at = low.indexOf(lowerRaw, end); at >= 0; at = low.indexOf(lowerRaw, at + 1)) {
       lo = lineOf(at, lo, 2 * count - 1)
@@ -518,50 +518,45 @@ export class DecodedBlock {
    */
   linesWithWord (k: number, word: Buffer): Set<number> {
     const { starts } = this.frame(k)
-    const all = this.lowerAll(k)
-    const out = new Set(all.beyondAscii)
+    const low = this.lowered(k)
+    const out = new Set(this.beyondAscii(k))
     const count = (starts.length - 1) / 2
     const first = k * FRAME_EVENTS
-    for (let at = all.low.indexOf(word); at >= 0; at = all.low.indexOf(word, at + 1)) {
+    for (let at = low.indexOf(word); at >= 0; at = low.indexOf(word, at + 1)) {
       const line = lineAt(starts, at, 0, 2 * count - 1)
       out.add(first + (line < count ? line : line - count))
     }
     return out
   }
 
-  /** Frame k wholly lower-cased (lowerBytes), and its events whose lines hold a byte beyond ASCII. */
-  private lowerAll (k: number): { low: Buffer, beyondAscii: number[] } {
-    let l = this.loweredAll[k]
-    if (l === undefined) {
+  /** Frame k wholly lower-cased (lowerBytes), its lines at their places: identifier and word tests. */
+  private lowered (k: number): Buffer {
+    let low = this.lowFrames[k]
+    if (low === undefined) {
+      low = lowerBytes(this.frame(k).buf)
+      this.lowFrames[k] = low
+    }
+    return low
+  }
+
+  /** The events of frame k whose lines hold a byte beyond ASCII. */
+  private beyondAscii (k: number): number[] {
+    let out = this.wideEvents[k]
+    if (out === undefined) {
       const { buf, starts } = this.frame(k)
       const count = (starts.length - 1) / 2
       const text = buf.toString('latin1')
-      const beyondAscii: number[] = []
+      out = []
       const wide = /[\x80-\xff]/g
       for (let m = wide.exec(text); m !== null; m = wide.exec(text)) {
         const line = lineAt(starts, m.index, 0, 2 * count - 1)
-        beyondAscii.push(k * FRAME_EVENTS + (line < count ? line : line - count))
+        out.push(k * FRAME_EVENTS + (line < count ? line : line - count))
         // On from the next line: one mark per line.
         wide.lastIndex = starts[line + 1] as number
       }
-      l = { low: Buffer.from(text.toLowerCase(), 'latin1'), beyondAscii }
-      this.loweredAll[k] = l
+      this.wideEvents[k] = out
     }
-    return l
-  }
-
-  /** Frame k with its raw records lower-cased byte by byte (lowerBytes), at their places in the frame. */
-  private lower (k: number): Buffer {
-    let low = this.lowered[k]
-    if (low === undefined) {
-      const { buf, starts } = this.frame(k)
-      const from = starts[(starts.length - 1) / 2] as number
-      low = Buffer.allocUnsafe(buf.length)
-      buf.copy(low, 0, 0, from)
-      lowerBytes(buf.subarray(from)).copy(low, from)
-      this.lowered[k] = low
-    }
-    return low
+    return out
   }
 
   /**
@@ -587,8 +582,8 @@ export class DecodedBlock {
 }
 
 /**
- * encodeTimes' values decoded as far as asked: finding one event of a block by its offset, or
- * the time of one event, decoded all 4,096 (~1.5 ms of a /leases/at answer's ~9 of CPU, its ~25
+ * encodeTimes' values decoded as far as asked (decodeTimes: all of them): finding one event of a
+ * block by its offset, or the time of one event, decoded all 4,096 (~1.5 ms of a /leases/at answer's ~9 of CPU, its ~25
  * evidence lines each in another block: bench/api 10M).
  */
 export class DeltaVarints {
@@ -618,6 +613,12 @@ export class DeltaVarints {
       this.failed = err as Error
       throw err
     }
+  }
+
+  /** Every value (decodeTimes). */
+  all (): Float64Array {
+    if (this.decoded < this.n) this.upTo(this.n - 1)
+    return this.values
   }
 
   /** Value i (0 ≤ i < n). */
@@ -657,12 +658,5 @@ export function encodeTimes (ts: readonly number[]): Buffer {
 }
 
 export function decodeTimes (buf: Uint8Array, n: number): Float64Array {
-  const out = new Float64Array(n)
-  const r = new ByteReader(buf)
-  let prev = 0
-  for (let i = 0; i < n; i++) {
-    prev += r.int()
-    out[i] = prev
-  }
-  return out
+  return new DeltaVarints(buf, n).all()
 }

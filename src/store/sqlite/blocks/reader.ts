@@ -13,7 +13,7 @@ import {
 import { microsToIso } from '../../time.js'
 import { readError } from '../reader.js'
 import { BLOOM_RAW_FROM, bloomHas } from './bloom.js'
-import { DecodedBlock, decodeTimes, DeltaVarints, FRAME_EVENTS, framesFor, lowerBytes } from './codec.js'
+import { DecodedBlock, DeltaVarints, FRAME_EVENTS, framesFor, lowerBytes } from './codec.js'
 import { decompress } from './compress.js'
 import { planOf, type Plan } from './plan.js'
 
@@ -250,7 +250,7 @@ export class BlockReader {
     if (length === undefined) throw new StoreReadError('sqlite', `block ${row.id} is gone`)
     // By range: the header, then each frame a query reaches (a block's row is ~130 KB, a frame
     // ~8 KB). Every read runs in one transaction (see read()), so the ranges come from one version.
-    let times: Float64Array | undefined
+    let times: DeltaVarints | undefined
     const b = new DecodedBlock({
       length,
       read: (offset, n) => {
@@ -262,8 +262,8 @@ export class BlockReader {
       const storedUs = (): number => {
         // Read only for a record without a time of its own (rare): a lookup of one event in a
         // cold block otherwise decoded 4,096 times for nothing.
-        times ??= this.times(row)
-        return times[i] as number
+        times ??= this.timesOf(row)
+        return times.at(i)
       }
       const r = this.rederiver(ctx)
       if (typeof r === 'string') return underivedEvent(raw, offset, microsToIso(storedUs()), row.source_id, r)
@@ -315,7 +315,12 @@ export class BlockReader {
   }
 
   times (row: BlockRow): Float64Array {
-    return decodeTimes(this.stmts.times.get(row.id) as Buffer, row.n)
+    return this.timesOf(row).all()
+  }
+
+  /** A block's event times, decoded as far as they are read (one event's: its evidence line). */
+  private timesOf (row: BlockRow): DeltaVarints {
+    return new DeltaVarints(this.stmts.times.get(row.id) as Buffer, row.n)
   }
 
   /**
@@ -644,7 +649,7 @@ export class BlockReader {
         if (at === undefined) continue
         const b = this.block(at.row)
         let time: string
-        if (b.context(at.i) >= 0) time = microsToIso(new DeltaVarints(this.stmts.times.get(at.row.id) as Buffer, at.row.n).at(at.i))
+        if (b.context(at.i) >= 0) time = microsToIso(this.timesOf(at.row).at(at.i))
         else time = (JSON.parse(b.doc(at.i)) as KeaEvent)['@timestamp']
         const line = b.original(at.i)
         // getMany's bound on what one answer carries (outsized syslog frames).
@@ -680,7 +685,8 @@ export class BlockReader {
         counts.set(key, (counts.get(key) ?? 0) + n)
         if (counts.size > MAX_BUCKETS) throw new QueryBucketsError(`more than ${MAX_BUCKETS} buckets hold events; widen the interval or narrow the time range`)
       }
-      let blocks = this.candidates(q)
+      const reach = this.candidateRows(q)
+      let blocks: readonly BlockRow[] = reach.rows
       if (!needsDocs(q)) {
         // A block inside the time range whose events all fall in one bucket adds its count
         // without reading its times: with hour buckets most blocks of a busy server do.
@@ -692,7 +698,7 @@ export class BlockReader {
           return false
         })
       }
-      this.scan(q, { rows: blocks, maskOf: (r) => (r as Candidate).mask }, (_row, ts) => { add(bucketOf(ts), 1); return true })
+      this.scan(q, { rows: blocks, maskOf: reach.maskOf }, (_row, ts) => { add(bucketOf(ts), 1); return true })
       return [...counts].sort((a, b) => a[0] - b[0]).map(([key, count]) => ({ key, count }))
     } catch (err) {
       throw readError(err)
