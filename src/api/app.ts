@@ -42,7 +42,7 @@ declare module 'fastify' {
   }
   interface FastifyReply {
     /** Sends `json`, JSON text made elsewhere (a reader worker's page), as the response body without serialising it again. */
-    sendJsonText: (json: string) => FastifyReply
+    sendJsonText: (json: string | Buffer) => FastifyReply
   }
 }
 
@@ -154,6 +154,8 @@ function intervalMs (s: string): number {
 }
 
 const eventOut = keaEventSchema.loose()
+/** The head of an events page sent from its serialised events (a reader worker's bytes). */
+const EVENTS_OPEN = Buffer.from('{"events":')
 const holderOut = z.object({
   lease: z.string().describe('The address, or prefix with length'),
   address: z.string().optional(),
@@ -208,8 +210,8 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
   // (the schemas document them in OpenAPI): zod-encoding a page of 100 events cost more than the
   // query (bench/api). test/api checks the responses' shapes instead.
   app.setSerializerCompiler(() => (data) => JSON.stringify(data))
-  // A string body is sent as it is (fastify serialises only other payloads).
-  app.decorateReply('sendJsonText', function (this: FastifyReply, json: string) { return this.type('application/json; charset=utf-8').send(json) })
+  // A string or Buffer body is sent as it is (fastify serialises only other payloads).
+  app.decorateReply('sendJsonText', function (this: FastifyReply, json: string | Buffer) { return this.type('application/json; charset=utf-8').send(json) })
 
   // --- errors: one shape, stable codes ----------------------------------------------------
   /** Keys whose query ran past the store's deadline, and until when they wait (see timeoutPenaltyMs). */
@@ -433,7 +435,7 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
       // The same JSON as below, its events serialised where the read ran (Store.searchSerialized).
       const page = await store.searchSerialized(search)
       const cursor = page.cursor === undefined ? '' : `,"cursor":${JSON.stringify(wrapCursor(page.cursor, hash))}`
-      return await reply.sendJsonText(`{"events":${page.eventsJson},"total":${JSON.stringify(page.total)}${cursor}}`)
+      return await reply.sendJsonText(Buffer.concat([EVENTS_OPEN, page.eventsJson, Buffer.from(`,"total":${JSON.stringify(page.total)}${cursor}}`)]))
     }
     const page = await store.search(search)
     return { events: page.events, total: page.total, ...(page.cursor === undefined ? {} : { cursor: wrapCursor(page.cursor, hash) }) }

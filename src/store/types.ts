@@ -54,7 +54,8 @@ export interface SearchPage {
 
 /** A SearchPage whose events are already JSON text (a JSON array): see Store.searchSerialized. */
 export interface SerializedPage extends Omit<SearchPage, 'events'> {
-  eventsJson: string
+  /** The events as a JSON array, UTF-8 encoded: bytes cross from a worker without a copy and are sent as they are. */
+  eventsJson: Uint8Array
 }
 
 export interface WriteResult {

@@ -48,6 +48,13 @@ port.on('message', (req: ReadRequest) => {
     const status = e.statusCode === undefined ? {} : { statusCode: e.statusCode }
     reply = { id: req.id, ok: false, error: { message: e.message, name: e.name, ...(isCodedError(e) ? { code: e.code, ...status } : {}) } }
   }
-  port.postMessage(reply)
+  port.postMessage(reply, transferList(reply))
 })
+
+/** The buffers a reply moves to the collector's thread instead of copying: a serialised page's bytes. */
+function transferList (reply: ReadReply): ArrayBuffer[] {
+  if (!reply.ok || typeof reply.value !== 'object' || reply.value === null || !('eventsJson' in reply.value)) return []
+  const bytes = reply.value.eventsJson
+  return bytes instanceof Uint8Array && bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer ? [bytes.buffer] : []
+}
 port.postMessage('ready')
