@@ -25,6 +25,20 @@ const SLACK = 1000
 interface Tally { judged: number, agreed: number, nearChange: number, nearChangeAgreed: number, failures: string[] }
 const tally = (): Tally => ({ judged: 0, agreed: 0, nearChange: 0, nearChangeAgreed: 0, failures: [] })
 
+/**
+ * What a disagreement is about, for the failure message: the lease file rows (with the moment
+ * each appeared) and Kea's log lines naming any of `needles` (an address, a DUID), in time
+ * order, at most `max` of each. A run that fails cannot be repeated; its evidence must be in
+ * the output (CI keeps only that).
+ */
+function evidenceOf (needles: readonly string[], logFiles: readonly string[], tailer: CsvTailer, max = 40): string {
+  const hit = (line: string): boolean => needles.some((n) => n !== '' && line.includes(n))
+  const logLines = logFiles.flatMap((f) => readFileSync(f, 'utf8').split('\n').filter(hit)).sort()
+  const rows = tailer.rows.filter((r) => hit(r.fields.join(','))).map((r) => `${new Date(r.at).toISOString()} ${r.fields.join(',')}`)
+  const cut = (xs: string[]): string[] => xs.length > max ? [...xs.slice(0, max / 2), `… ${xs.length - max} more …`, ...xs.slice(-max / 2)] : xs
+  return [`  lease file rows (${rows.length}):`, ...cut(rows).map((l) => `    ${l}`), `  Kea log lines (${logLines.length}):`, ...cut(logLines).map((l) => `    ${l}`)].join('\n')
+}
+
 function clientOf (h: Holder, family: 4 | 6): string {
   return family === 4 ? (h.hwaddr ?? '') : `${h.duid ?? ''}/${h.iaid ?? ''}`
 }
@@ -48,6 +62,7 @@ KEA_VERSIONS.forEach((version, n) => {
     const truth: Record<4 | 6, TruthInterval[]> = { 4: [], 6: [] }
     let files = 0
     let started: string[] = []
+    let logFiles: string[] = []
 
     beforeAll(async () => {
       if (unavailable !== '') throw new Error(`CI needs real Kea: ${unavailable}`)
@@ -89,7 +104,7 @@ KEA_VERSIONS.forEach((version, n) => {
       truth[4] = truthIntervals(tailers[4], 4)
       truth[6] = truthIntervals(tailers[6], 6)
 
-      const logFiles = readdirSync(logs).filter((f) => /^kea-dhcp[46]\.log(\.\d+)?$/.test(f)).map((f) => join(logs, f))
+      logFiles = readdirSync(logs).filter((f) => /^kea-dhcp[46]\.log(\.\d+)?$/.test(f)).map((f) => join(logs, f))
       files = logFiles.length
       started = logFiles.flatMap((f) => readFileSync(f, 'utf8').match(/DHCP[46]_STARTED .*/g) ?? [])
       execFileSync(process.execPath, [join(ROOT, 'bin', 'keatrail.js'), 'import', '--data-dir', join(dir, 'data'), '--tz', 'UTC', ...logFiles], { stdio: ['ignore', 'ignore', 'inherit'] })
@@ -143,6 +158,10 @@ KEA_VERSIONS.forEach((version, n) => {
             else t.failures.push(`${lease} @ ${new Date(p).toISOString()}: lease file says ${JSON.stringify(expected)}, keatrail ${JSON.stringify(got)}`)
           }
         }
+        for (const f of t.failures.slice(0, 3)) {
+          const lease = f.split(' @ ')[0] as string
+          process.stdout.write(`ground truth Kea ${version} v${family} disagrees: ${f}\n${evidenceOf([lease.split('|')[1] as string], logFiles, tailers[family])}\n`)
+        }
         process.stdout.write(`ground truth Kea ${version} v${family}: ${t.agreed}/${t.judged} points agree (${t.judged === 0 ? 0 : (100 * t.agreed / t.judged).toFixed(2)} %); ` +
           `${t.nearChange} within ±1 s of a change, not judged (${t.nearChangeAgreed} of them agree)\n`)
         expect(t.failures.slice(0, 20)).toEqual([])
@@ -183,6 +202,10 @@ KEA_VERSIONS.forEach((version, n) => {
             const within = (t: number, at: number, width: number): boolean => t >= at - SLACK && t <= at + width + SLACK
             return m.lease === x.lease && within(m.start, x.start, x.startWidth) && within(m.end, x.end, x.endWidth)
           })
+          if (!same && failures.length < 3) {
+            const needles = family === 4 ? [client] : [duid as string, ...new Set(ivs.map((iv) => iv.lease.split('|')[1] as string))]
+            process.stdout.write(`ground truth Kea ${version} v${family} client ${client} disagrees:\n${evidenceOf(needles, logFiles, tailers[family])}\n`)
+          }
           if (!same) failures.push(`${client}: lease file ${JSON.stringify(theirs.map((x) => [x.lease, new Date(x.start).toISOString(), new Date(x.end).toISOString()]))} keatrail ${JSON.stringify(mine.map((x) => [x.lease, new Date(x.start).toISOString(), new Date(x.end).toISOString()]))}`)
         }
         process.stdout.write(`ground truth Kea ${version} v${family}: ${checked - failures.length}/${checked} client histories agree\n`)
