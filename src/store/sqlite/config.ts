@@ -34,10 +34,11 @@ export const sqliteStoreConfigSchema = z.object({
       .describe('Reads waiting for a free worker beyond which more are refused KEATRAIL_ERR_QUERY_BUSY (503)'),
     cacheMiB: z.number().int().min(2).max(4096).default(16)
       .describe('SQLite page cache of each worker\'s connection'),
-    // 19, not 10: 1M INFO events ingested while the API answered 50 mixed queries/s lost 14.7 and
-    // 16.4 % of the rate at 19 against 22.7 and 26.4 % at 10 (bench/e2e --serve 50, alternating),
-    // the queries' latency unchanged (p50 212-236 ms, p99 6-7 s while ingesting at full speed).
-    nice: z.number().int().min(0).max(19).default(19)
+    // 10, not 19. At 19, 1M INFO events ingested while the API answered 50 mixed queries/s lost
+    // 14.7 and 16.4 % of the rate against 22.7 and 26.4 % at 10 (bench/e2e --serve 50): but nice
+    // is relative to every process on the host, and with two other busy processes a read of the
+    // lease contract suite took > 30 s at 19 against 3.7 s at 10 (1.3 s on an idle machine).
+    nice: z.number().int().min(0).max(19).default(10)
       .describe('Scheduling niceness of the worker threads (Linux): when the cores are busy, ingestion and the API go first; a lower value gives queries more of a busy machine')
   }).strict().prefault({})
     .describe('Where reads run: event reads, and lease histories by address or client (after the store\'s connection derives pending observations; in the blocks layout a read that meets damaged lease rows is done again there, which rebuilds them from the stored events). Who held an address at a time stays on the store\'s connection: an index lookup of a bounded number of rows'),
