@@ -10,6 +10,7 @@ import { Counter, Histogram, Registry } from 'prom-client'
 import { z } from 'zod'
 import { ApiAuthError, ApiBadRequestError, ApiForbiddenError, ApiCrossSiteError, ApiHostNotAllowedError, ApiRateLimitError, CLIENT_MESSAGE_5XX, CursorInvalidError, NotFoundError, isCodedError } from '../errors.js'
 import { historyPage, holderAt } from '../leases/query.js'
+import { END_REASONS } from '../leases/types.js'
 import { keaEventSchema } from '../parse/event.js'
 import { packageRoot } from '../paths.js'
 import { parseQuery } from '../query/parse.js'
@@ -165,7 +166,7 @@ const holderOut = z.object({
   mac: z.string().optional(), hwaddr: z.string().optional(), client_id: z.string().optional(), duid: z.string().optional(),
   duid_ll: z.string().optional(), iaid: z.number().optional(), hostname: z.string().optional(),
   start: z.string().nullable(), end: z.string().nullable(),
-  end_reason: z.enum(['release', 'decline', 'reclaim', 'expiry-by-lifetime', 'superseded', 'deleted', 'still-active']),
+  end_reason: z.enum(END_REASONS),
   certainty: z.enum(['observed', 'inferred', 'gap']),
   origin: z.enum(['log', 'kea-state']),
   evidence: z.array(z.string()).describe('Event ids'),

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { EndReason, LeaseClient, LeaseInterval, LeaseObservation } from './types.js'
+import { WIPE_ACTION } from './wipes.js'
 
 const START_ACTIONS = new Set(['allocate', 'renew', 'reuse', 'lease-add', 'lease-update'])
 const END_REASON: Record<string, EndReason> = {
@@ -35,6 +36,8 @@ interface Open {
   /** When the lease runs out unless extended (ms); null when no lifetime is known. */
   expiry: number | null
   tail: string[]
+  /** A wipe of its server met it and its subnet is not known: whether it ended then is not (certainty gap). */
+  unsure?: boolean
 }
 
 function adopt (iv: LeaseClient, o: LeaseObservation): void {
@@ -98,7 +101,9 @@ function reopen (iv: LeaseInterval): Open {
   return {
     iv: { ...iv, end: null, end_reason: 'still-active', certainty: 'inferred', evidence: first === undefined ? [] : [first] },
     expiry: iv.end,
-    tail
+    tail,
+    // finish() makes 'gap' with a known start only for an interval a wipe met (see unsure).
+    ...(iv.certainty === 'gap' && iv.start !== null ? { unsure: true } : {})
   }
 }
 
@@ -106,7 +111,7 @@ function finish (cur: Open, end: number | null, reason: EndReason, observed: boo
   const iv = cur.iv
   iv.end = end
   iv.end_reason = reason
-  iv.certainty = observed && iv.start !== null ? 'observed' : iv.start === null ? 'gap' : 'inferred'
+  iv.certainty = cur.unsure === true || iv.start === null ? 'gap' : observed ? 'observed' : 'inferred'
   iv.evidence = [...iv.evidence, ...cur.tail, ...(endEvent === undefined ? [] : [endEvent])]
   return iv
 }
@@ -122,6 +127,8 @@ function finish (cur: Open, end: number | null, reason: EndReason, observed: boo
  *   after the lease ran out, they close it and open a new one;
  * - release, decline, reclaim, delete end it at the logged time (reclaim: at the expiry if
  *   that came first, since reclamation runs after the lease has run out);
+ * - a wipe of its server's subnet (an observation WipeRegistry.merge adds) ends it ("wiped");
+ *   one of a subnet it is not known to be in marks it (certainty "gap");
  * - otherwise the lease ends when its last lifetime runs out ("expiry-by-lifetime",
  *   inferred: Kea logs expiry only at DEBUG).
  *
@@ -145,6 +152,19 @@ export function deriveIntervals (obs: readonly LeaseObservation[], before?: Leas
     cur = undefined
   }
   for (const o of obs) {
+    if (o.action === WIPE_ACTION) {
+      // A wipe (src/leases/wipes.ts) ends the lease open at that moment if it is in the wiped
+      // subnet; one whose subnet is not known may or may not have ended: marked, not guessed.
+      // A lease that ran out before it, or nothing open, is not its business.
+      if (cur === undefined || (cur.expiry !== null && cur.expiry <= o.ts)) continue
+      const subnet = o.subnet_id ?? 0
+      if (subnet === 0 || cur.iv.subnet_id === subnet) close(o.ts, 'wiped', true, o.event_id)
+      else if (cur.iv.subnet_id === undefined) {
+        cur.unsure = true
+        if (!cur.iv.evidence.includes(o.event_id)) cur.iv.evidence.push(o.event_id)
+      }
+      continue
+    }
     if (START_ACTIONS.has(o.action)) {
       if (cur !== undefined && sameClient(cur.iv, o) && (cur.expiry === null || o.ts <= cur.expiry)) {
         cur.iv.extensions++

@@ -1,10 +1,11 @@
 /** Kinds of lease keatrail tracks: DHCPv4, DHCPv6 addresses (IA_NA), DHCPv6 prefixes (IA_PD). */
 export type LeaseType = 'V4' | 'IA_NA' | 'IA_PD'
 
-export const END_REASONS = ['release', 'decline', 'reclaim', 'expiry-by-lifetime', 'superseded', 'deleted', 'still-active'] as const
+// Appended only: the SQLite store writes an end reason as its index here (lease-codec.ts).
+export const END_REASONS = ['release', 'decline', 'reclaim', 'expiry-by-lifetime', 'superseded', 'deleted', 'still-active', 'wiped'] as const
 export type EndReason = typeof END_REASONS[number]
 
-/** observed: start and end seen in logs; inferred: end from the lifetime; gap: collection had a gap inside. */
+/** observed: start and end seen in logs; inferred: end from the lifetime; gap: collection had a gap inside, or a wipe of its server may have ended it (its subnet unknown). */
 export type Certainty = 'observed' | 'inferred' | 'gap'
 
 /** Who a lease was for. Every identifier Kea logged is kept; any of them finds the interval. */

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { deriveIntervals } from '../../src/leases/derive.js'
 import { compareObservations } from '../../src/leases/observe.js'
 import type { LeaseObservation } from '../../src/leases/types.js'
+import { WipeRegistry } from '../../src/leases/wipes.js'
 
 const T0 = Date.parse('2026-11-24T04:00:00Z')
 let n = 0
@@ -97,5 +98,57 @@ describe('deriveIntervals', () => {
     const b = deriveIntervals([...list].reverse().sort(compareObservations))
     expect(b).toEqual(a)
     expect(new Set(a.map((i) => i.id)).size).toBe(a.length)
+  })
+})
+
+describe('deriveIntervals with wipes (lease4-wipe / lease6-wipe)', () => {
+  const reg = (subnet: number, s: number): WipeRegistry => {
+    const r = new WipeRegistry()
+    r.add({ scope: 'kea', family: 4, subnet_id: subnet, ts: at(s), seq: `wipe-${s.toString(16).padStart(13, '0')}`, event_id: `wipe-${s.toString(16)}` })
+    return r
+  }
+  const inSubnet = (subnet: number): Partial<LeaseObservation> => ({ ...A, subnet_id: subnet })
+
+  it('a wipe of the lease\'s subnet ends it at that moment (observed), its line the end\'s evidence; a renewal after it opens another', () => {
+    const list = [obs('lease-add', 0, inSubnet(1), 3600), obs('allocate', 100, A, 3600)]
+    const ivs = deriveIntervals(reg(1, 50).merge(list))
+    expect(ivs.map((i) => [i.start, i.end, i.end_reason, i.certainty])).toEqual([
+      [at(0), at(50), 'wiped', 'observed'],
+      [at(100), at(3700), 'expiry-by-lifetime', 'inferred']
+    ])
+    expect(ivs[0]?.evidence.at(-1)).toBe('wipe-32')
+    // Subnet 0: every subnet (lease4-wipe without a subnet-id).
+    expect(deriveIntervals(reg(0, 50).merge([obs('allocate', 0, A, 3600)]))[0]).toMatchObject({ end: at(50), end_reason: 'wiped' })
+  })
+
+  it('leaves a lease of another subnet, one that ran out before, and one opened after it alone', () => {
+    const other = deriveIntervals(reg(2, 50).merge([obs('lease-add', 0, inSubnet(1), 3600)]))
+    expect(other.map((i) => [i.end, i.end_reason, i.certainty, i.evidence.includes('wipe-32')])).toEqual([[at(3600), 'expiry-by-lifetime', 'inferred', false]])
+    const ranOut = deriveIntervals(reg(1, 50).merge([obs('lease-add', 0, inSubnet(1), 30)]))
+    expect(ranOut.map((i) => [i.end, i.end_reason])).toEqual([[at(30), 'expiry-by-lifetime']])
+    const after = deriveIntervals(reg(1, 50).merge([obs('lease-add', 60, inSubnet(1), 30)]))
+    expect(after.map((i) => [i.start, i.end, i.end_reason])).toEqual([[at(60), at(90), 'expiry-by-lifetime']])
+  })
+
+  it('a lease whose subnet is not known is marked gap at the wipe, not ended, and stays so when resumed', () => {
+    const list = [obs('allocate', 0, A, 3600), obs('allocate', 100, A, 3600)]
+    const ivs = deriveIntervals(reg(1, 50).merge(list))
+    expect(ivs.map((i) => [i.start, i.end, i.end_reason, i.certainty])).toEqual([[at(0), at(3700), 'expiry-by-lifetime', 'gap']])
+    expect(ivs[0]?.evidence).toContain('wipe-32')
+    // Resumed by a later batch (a store's in-order path): still gap.
+    const resumed = deriveIntervals([obs('allocate', 200, A, 3600)], undefined, ivs[0])
+    expect(resumed.map((i) => [i.end, i.certainty])).toEqual([[at(3800), 'gap']])
+  })
+
+  it('merges only wipes of the key\'s server and family, at or after its first observation, each once', () => {
+    const r = reg(1, 50)
+    r.add({ scope: 'other', family: 4, subnet_id: 1, ts: at(60), seq: 'x', event_id: 'other-wipe' })
+    r.add({ scope: 'kea', family: 6, subnet_id: 1, ts: at(70), seq: 'y', event_id: 'v6-wipe' })
+    r.add({ scope: 'kea', family: 4, subnet_id: 1, ts: at(-10), seq: 'z', event_id: 'early-wipe' })
+    expect(r.add({ scope: 'kea', family: 4, subnet_id: 1, ts: at(50), seq: 'w', event_id: 'wipe-32' })).toBe(false)
+    const merged = r.merge([obs('allocate', 0, A, 3600)])
+    expect(merged.map((o) => o.event_id).filter((id) => id.includes('wipe'))).toEqual(['wipe-32'])
+    expect(r.merge(merged)).toEqual(merged)
+    expect(r.merge([obs('allocate', 0, A, 3600)], { ts: at(50), seq: 'wipe-' + (50).toString(16).padStart(13, '0') }).some((o) => o.action === 'lease-wipe')).toBe(false)
   })
 })
