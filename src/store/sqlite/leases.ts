@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3'
 import { deriveIntervals, intervalId, resumable } from '../../leases/derive.js'
 import { compareObservations, sequenceOf } from '../../leases/observe.js'
+import { typesOf, WIPE_ACTION, wipeObservation, WipeRegistry, type LeaseWipe } from '../../leases/wipes.js'
 import { type CollectionGap, type HistoryQuery, type LeaseInterval, type LeaseKey, type LeaseObservation, type LeaseStore } from '../../leases/types.js'
 import { LEASE_OBS_VIEW } from './migrations.js'
 import { identityOf, intervalDoc, intervalOf, ObsWriter, readIds, readObs, resumeObs, sameIdentity, type Identity } from './lease-codec.js'
@@ -96,7 +97,18 @@ export interface DerivationPolicy { maxPending: number, maxDelayMs: number }
  */
 export class SqliteLeases implements LeaseStore {
   private pending: LeaseObservation[] = []
+  /** Wipes of the events whose observations are pending: applied with them. */
+  private pendingWipes: LeaseWipe[] = []
   private pendingThrough = 0
+  /** The wipes in the stored events (src/leases/wipes.ts), read at the first derivation. */
+  private wipes: WipeRegistry | undefined
+  /** Where the wipes already stored are read from (the store's events); none without it. */
+  wipesStored: (() => LeaseWipe[]) | undefined
+  private openAtWipe: Database.Statement | undefined
+  /** Wipes stored in a file derived by a keatrail that ignored them: applied once, by the next apply. */
+  private unappliedWipes: LeaseWipe[] = []
+  /** meta 'lease_wipes' is set (in this process): the file's wipes have been applied. */
+  private wipesMarked = false
   /** The watermark as last read or written; -1: not known yet. */
   private through = -1
   private timer: NodeJS.Timeout | undefined
@@ -171,7 +183,13 @@ export class SqliteLeases implements LeaseStore {
     if (this.db.inTransaction) return
     const done = this.resetsInTx
     this.resetsInTx = []
-    if (!committed) return
+    if (!committed) {
+      // What the registry learnt may not be stored, nor the mark that the file's wipes are applied.
+      this.wipes = undefined
+      this.unappliedWipes = []
+      this.wipesMarked = false
+      return
+    }
     this.repaired += done.length
     for (const { key, err } of done) {
       // Bounded: a process nobody listens to (an import) keeps the first 100.
@@ -260,8 +278,9 @@ export class SqliteLeases implements LeaseStore {
    * Observations of events just committed (rowids up to `throughRowid`), to be derived later;
    * derives them now if enough have gathered.
    */
-  enqueue (obs: readonly LeaseObservation[], throughRowid: number): void {
+  enqueue (obs: readonly LeaseObservation[], throughRowid: number, wipes: readonly LeaseWipe[] = []): void {
     for (const o of obs) this.pending.push(o)
+    for (const w of wipes) this.pendingWipes.push(w)
     if (throughRowid > this.pendingThrough) this.pendingThrough = throughRowid
     if (this.pending.length >= this.policy.maxPending) this.flush()
     else if (this.timer === undefined && (this.pending.length > 0 || this.pendingThrough > this.through)) {
@@ -277,12 +296,44 @@ export class SqliteLeases implements LeaseStore {
   flush (): void {
     if (this.timer !== undefined) { clearTimeout(this.timer); this.timer = undefined }
     const through = this.pendingThrough
-    if (this.pending.length === 0 && through <= this.derivedThrough()) return
+    if (this.pending.length === 0 && this.pendingWipes.length === 0 && through <= this.derivedThrough()) return
     this.inTransaction(() => {
-      this.apply(this.pending)
+      this.apply(this.pending, this.pendingWipes)
       if (through > this.derivedThrough()) { this.setThrough.run(through); this.through = through }
     })
     this.pending = []
+    this.pendingWipes = []
+  }
+
+  /** The wipes known: those in the stored events (read once), and those applied since. */
+  private registry (): WipeRegistry {
+    if (this.wipes === undefined) {
+      const reg = new WipeRegistry()
+      const stored = this.wipesStored?.() ?? []
+      for (const w of stored) reg.add(w)
+      this.wipes = reg
+      // A file whose lease history was derived before wipes ended leases (no 'lease_wipes' in
+      // meta): its stored wipes reach their keys once, in the next apply.
+      this.wipesMarked = this.db.prepare('SELECT 1 FROM meta WHERE key = \'lease_wipes\'').get() !== undefined
+      if (!this.wipesMarked) this.unappliedWipes = stored
+    }
+    return this.wipes
+  }
+
+  /**
+   * A new wipe as an observation of every stored key of its server and family with an interval
+   * open at its moment (keys not stored yet meet it in their derivation: WipeRegistry.merge).
+   */
+  private wipeObservations (w: LeaseWipe): LeaseObservation[] {
+    // A key's intervals do not overlap: only its last one starting at or before the wipe can
+    // hold it, found by (kid, pos). Not a join over every interval of the server: that scan
+    // grew with the history (15 % of bench/e2e's CPU, the log repeating a wipe every ~600 lines).
+    this.openAtWipe ??= this.db.prepare(`SELECT k.key, k.scope, k.type, k.lease, k.lo, k.hi FROM lease_keys k
+      WHERE k.scope = ? AND k.type IN (?, ?)
+        AND (SELECT l."end" IS NULL OR l."end" > ? FROM lease_log l WHERE l.kid = k.kid AND l.pos <= ? ORDER BY l.pos DESC LIMIT 1)`)
+    const [a, b] = typesOf(w.family)
+    const keys = this.openAtWipe.all(w.scope, a, b ?? a, w.ts, w.ts) as LeaseKey[]
+    return keys.map((k) => wipeObservation(w, k))
   }
 
   /** Retention deleted events: nothing pending (flushed first), so the watermark is the newest rowid left. */
@@ -312,9 +363,23 @@ export class SqliteLeases implements LeaseStore {
    * before the earliest change (everything earlier cannot depend on it). Replays are dropped by
    * event id.
    */
-  apply (obs: readonly LeaseObservation[]): void {
-    if (obs.length === 0) return
+  apply (obs: readonly LeaseObservation[], wipes: readonly LeaseWipe[] = []): void {
+    if (obs.length === 0 && wipes.length === 0) return
     this.sync()
+    const reg = this.registry()
+    if (!this.wipesMarked) {
+      wipes = [...this.unappliedWipes, ...wipes]
+      this.unappliedWipes = []
+      this.db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (\'lease_wipes\', 1)').run()
+      this.wipesMarked = true
+    }
+    if (wipes.length > 0) {
+      const more: LeaseObservation[] = []
+      // Also a wipe seen before (a batch derived again after a crash): its keys' stored rows may
+      // predate it; where they have it already, it is dropped as a replay.
+      for (const w of wipes) { reg.add(w); more.push(...this.wipeObservations(w)) }
+      if (more.length > 0) obs = [...obs, ...more]
+    }
     this.tick++
     // Grouped on the keys' cached state itself: one Map lookup per observation, and no Map of
     // 10,000 keys built per flush (0.7 µs per event on bench/lease-derive's fill load).
@@ -453,11 +518,16 @@ export class SqliteLeases implements LeaseStore {
   }
 
   /** In-order observations: continue the fold where the key's history ends. */
-  private extend (t: Tail, list: LeaseObservation[]): void {
+  private extend (t: Tail, given: LeaseObservation[]): void {
+    // Wipes after where the key stood: those before it were folded in already.
+    const list = this.registry().merge(given, { ts: t.ts, seq: t.seq })
     const last = t.last
     const derived = last === undefined
       ? deriveIntervals(list)
       : resumable(last.iv) ? deriveIntervals(list, undefined, last.iv) : deriveIntervals(list, last.iv)
+    const kept = usedWipesOnly(list, derived)
+    // Only wipes that ended or marked nothing: nothing changed.
+    if (kept.length === 0) return
     let ivs = derived
     // Resumed (or given evidence as the context), the last interval comes back first, by its id.
     if (last !== undefined && derived[0]?.id === last.iv.id) {
@@ -465,9 +535,9 @@ export class SqliteLeases implements LeaseStore {
       last.dirty = true
       ivs = derived.slice(1)
     }
-    const rows = this.partition(list, ivs, last, (iv) => this.newRow(iv))
+    const rows = this.partition(kept, ivs, last, (iv) => this.newRow(iv))
     for (const r of rows) this.write(t.kid, r)
-    const end = list[list.length - 1] as LeaseObservation
+    const end = kept[kept.length - 1] as LeaseObservation
     t.last = rows[rows.length - 1] ?? last
     t.ts = end.ts
     t.seq = end.seq
@@ -623,6 +693,8 @@ export class SqliteLeases implements LeaseStore {
     }
     for (const o of add) if (!seen.has(o.event_id)) { seen.add(o.event_id); obs.push(o) }
     obs.sort(compareObservations)
+    const merged = this.registry().merge(obs)
+    obs.splice(0, obs.length, ...merged)
     const derived = deriveIntervals(obs, before?.iv)
     let ivs = derived
     if (before !== undefined && derived[0]?.id === before.iv.id) {
@@ -631,7 +703,7 @@ export class SqliteLeases implements LeaseStore {
       ivs = derived.slice(1)
     }
     const existing = new Map(tail.map(({ row: r }) => [r.iv.id, r]))
-    const touched = this.partition(obs, ivs, before, (iv) => {
+    const touched = this.partition(usedWipesOnly(obs, derived), ivs, before, (iv) => {
       const old = existing.get(iv.id)
       if (old === undefined) return this.newRow(iv)
       existing.delete(iv.id)
@@ -853,4 +925,14 @@ export class SqliteLeases implements LeaseStore {
     }
     this.db.exec(`DELETE FROM lease_intervals WHERE origin = 'log'; DROP TABLE lease_obs; ${LEASE_OBS_VIEW}`)
   }
+}
+
+/**
+ * `list` without the wipes that ended or marked none of `derived` (a wipe reaches every key of
+ * its server, most of them not open then): a key stores a wipe only where its evidence names it.
+ */
+function usedWipesOnly (list: LeaseObservation[], derived: readonly LeaseInterval[]): LeaseObservation[] {
+  if (!list.some((o) => o.action === WIPE_ACTION)) return list
+  const named = new Set(derived.flatMap((iv) => iv.evidence))
+  return list.filter((o) => o.action !== WIPE_ACTION || named.has(o.event_id))
 }

@@ -7,6 +7,7 @@ import { sqliteStoreConfigSchema, type SqliteStoreConfig } from './config.js'
 import { checkpointNow, closeStore, openDatabase, storeHealth, usedBytes } from './open.js'
 import { validateConfig } from '../../config/validate.js'
 import { coverageSpans, observe, observeAll } from '../../leases/observe.js'
+import { observeWipe, WIPE_ACTION, wipesOf, type LeaseWipe } from '../../leases/wipes.js'
 import type { LeaseObservation } from '../../leases/types.js'
 import { SqliteLeases } from './leases.js'
 import { SqliteSnapshots } from './snapshots.js'
@@ -50,6 +51,9 @@ export class SqliteRowStore implements Store {
     this.snapshots = new SqliteSnapshots(this.db)
     this.docs = new DocBlocks(this.db)
     this.reader = new SqliteReader(this.db, this.docs)
+    // The wipes already stored (src/leases/wipes.ts): every derivation of a key consults them.
+    this.leases.wipesStored = () => (this.db.prepare('SELECT rowid, id, doc FROM events WHERE action = ?').all(WIPE_ACTION) as StoredRow[])
+      .map((r) => observeWipe(this.eventOf(r))).filter((w): w is LeaseWipe => w !== undefined)
     if (from === 1) this.backfillLeases()
     this.deriveAfterCrash()
     this.insertEvent = this.db.prepare(`INSERT OR IGNORE INTO events
@@ -151,7 +155,8 @@ export class SqliteRowStore implements Store {
       const rows = page.all(after) as StoredRow[]
       if (rows.length === 0) break
       after = (rows[rows.length - 1] as StoredRow).rowid
-      this.leases.enqueue(observeAll(rows.map((r) => this.eventOf(r))), after)
+      const events = rows.map((r) => this.eventOf(r))
+      this.leases.enqueue(observeAll(events), after, wipesOf(events))
     }
     this.leases.enqueue([], this.newestRowid())
     this.leases.flush()
@@ -164,7 +169,7 @@ export class SqliteRowStore implements Store {
       const { fresh, lastRowid, ...result } = this.leases.settled(() => this.writeTx(events))
       // Only events stored now (new or replacing one that parsed worse): a replayed one was
       // observed when it was first stored.
-      this.leases.enqueue(observeAll(fresh), lastRowid)
+      this.leases.enqueue(observeAll(fresh), lastRowid, wipesOf(fresh))
       return result
     } catch (err) {
       throw withCause(new StoreWriteError('sqlite', `${(err as { code?: string }).code ?? ''} ${(err as Error).message}`.trim()), err)

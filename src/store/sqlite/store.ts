@@ -2,6 +2,7 @@ import type Database from 'better-sqlite3'
 import { StoreLayoutError, StoreWriteError, withCause } from '../../errors.js'
 import type { KeaEvent } from '../../parse/event.js'
 import { coverageSpans, observeAll } from '../../leases/observe.js'
+import { observeWipe, WIPE_ACTION, wipesOf, type LeaseWipe } from '../../leases/wipes.js'
 import { isoMillis } from '../../parse/time/iso.js'
 import { validateConfig } from '../../config/validate.js'
 import type { Bucket, DeleteResult, EventQuery, EvidenceLine, FilterField, SearchPage, SearchRequest, SerializedPage, Store, TermCount, WriteResult } from '../types.js'
@@ -62,6 +63,13 @@ export class SqliteStore implements Store {
       this.reader.forEach(q, (_row, _i, e) => { if (e.event.action !== undefined) events.push(e) })
       return observeAll(events).filter((o) => o.key === k.key)
     }
+    this.leases.wipesStored = () => {
+      const wipes: LeaseWipe[] = []
+      // A block that cannot be decoded fails its reads (KEATRAIL_ERR_STORE_READ), not the writer:
+      // a wipe in it is not known (ARCHITECTURE.md, lease wipes).
+      this.reader.forEachReadable({ filters: { action: [WIPE_ACTION] } }, (_row, _i, e) => { const w = observeWipe(e); if (w !== undefined) wipes.push(w) })
+      return wipes
+    }
     this.deriveAfterCrash()
     this.writeTx = this.db.transaction((events: readonly KeaEvent[]) => {
       const r = this.writer.write(events)
@@ -92,7 +100,7 @@ export class SqliteStore implements Store {
       const b = this.reader.block(row)
       const events: KeaEvent[] = []
       for (let i = 0; i < b.n; i++) events.push(b.event(i))
-      this.leases.enqueue(observeAll(events), row.seq)
+      this.leases.enqueue(observeAll(events), row.seq, wipesOf(events))
     }
     this.leases.flush()
   }
@@ -101,7 +109,7 @@ export class SqliteStore implements Store {
     if (events.length === 0) return { written: 0, duplicates: 0, deadLettered: 0 }
     try {
       const { fresh, seq, written, duplicates, replaced } = this.leases.settled(() => this.writeTx(events))
-      this.leases.enqueue(observeAll(fresh), seq)
+      this.leases.enqueue(observeAll(fresh), seq, wipesOf(fresh))
       return { written, duplicates, deadLettered: 0, ...(replaced > 0 ? { replaced } : {}) }
     } catch (err) {
       throw withCause(new StoreWriteError('sqlite', `${(err as { code?: string }).code ?? ''} ${(err as Error).message}`.trim()), err)

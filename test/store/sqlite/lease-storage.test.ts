@@ -8,6 +8,7 @@ import { deriveIntervals } from '../../../src/leases/derive.js'
 import { compareObservations, sequenceOf } from '../../../src/leases/observe.js'
 import type { LeaseInterval, LeaseObservation } from '../../../src/leases/types.js'
 import { ObsWriter, readIds, readObs } from '../../../src/store/sqlite/lease-codec.js'
+import { wipeObservation } from '../../../src/leases/wipes.js'
 import { packageRoot } from '../../../src/paths.js'
 import { identBlob, identText } from '../../../src/store/sqlite/ident-blob.js'
 import { SqliteLeases } from '../../../src/store/sqlite/leases.js'
@@ -123,6 +124,38 @@ describe('sqlite lease storage (schema 10)', () => {
     for (const o of one) w2.add(o)
     for (const o of one.slice(0, 3)) { more.add({ ...o, ts: o.ts + 1e9 }); w2.add({ ...o, ts: o.ts + 1e9 }) }
     expect(Buffer.compare(more.bytes(), w2.bytes())).toBe(0)
+  })
+
+  it('the observation codec keeps a wipe among a key\'s observations (no client, a subnet, an action by its text)', () => {
+    const one = obs.filter((o) => o.key === obs[0]?.key).slice(0, 6)
+    const k = one[0] as LeaseObservation
+    const wipe = wipeObservation({ scope: k.scope, family: k.type === 'V4' ? 4 : 6, subnet_id: 3, ts: (one[2] as LeaseObservation).ts + 1, seq: 'wipe-src-' + '0'.repeat(12) + '1', event_id: 'wipe-src-1' }, k)
+    const list = [...one.slice(0, 3), wipe, ...one.slice(3)]
+    const w = new ObsWriter()
+    for (const o of list) w.add(o)
+    expect(readObs(w.bytes(), k)).toEqual(list)
+  })
+
+  it('a file derived before wipes ended leases has its stored wipes applied once, by its next derivation', async () => {
+    const db = open()
+    const k = keyOf('kea-a', 'V4', '192.0.2.50')
+    const alloc: LeaseObservation = { ...k, event_id: 'src-10', ts: T0, seq: sequenceOf('src-10'), action: 'lease-add', subnet_id: 1, hwaddr: '02:00:00:00:00:0a', lifetime: 3600 }
+    const wipe = { scope: 'kea-a', family: 4 as const, subnet_id: 1, ts: T0 + 60_000, seq: sequenceOf('src-20'), event_id: 'src-20' }
+    // Derived as a keatrail that ignored wipes left it: open for the hour, no mark in meta.
+    const old = new SqliteLeases(db)
+    old.apply([alloc])
+    db.prepare('DELETE FROM meta WHERE key = \'lease_wipes\'').run()
+    expect((await old.intervals({ address: '192.0.2.50' })).map((i) => i.end_reason)).toEqual(['expiry-by-lifetime'])
+    // The wipe is among the stored events; an unrelated observation of another key comes in.
+    const other: LeaseObservation = { ...keyOf('kea-a', 'V4', '192.0.2.51'), event_id: 'src-30', ts: T0 + 120_000, seq: sequenceOf('src-30'), action: 'allocate', hwaddr: '02:00:00:00:00:0b', lifetime: 60 }
+    for (const round of [1, 2]) {
+      const next = new SqliteLeases(db)
+      next.wipesStored = () => [wipe]
+      next.apply(round === 1 ? [other] : [{ ...other, event_id: 'src-40', seq: sequenceOf('src-40'), ts: T0 + 200_000 }])
+      expect((await next.intervals({ address: '192.0.2.50' })).map((i) => [i.end, i.end_reason, i.evidence])).toEqual([[wipe.ts, 'wiped', ['src-10', 'src-20']]])
+    }
+    expect(db.prepare('SELECT value FROM meta WHERE key = \'lease_wipes\'').pluck().get()).toBe(1)
+    expect((await new SqliteLeases(db).stats()).observations).toBe(4)
   })
 
   it('in order, in batches of any size: one full derivation, every observation kept once', async () => {

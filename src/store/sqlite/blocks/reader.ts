@@ -479,6 +479,24 @@ export class BlockReader {
     this.scan(q, this.candidateRows(q), (row, _ts, i, _b, e) => { fn(row, i, e as KeaEvent); return true }, undefined, withDocs)
   }
 
+  /**
+   * forEach, a block at a time: a block that cannot be decoded (damaged on disk) is skipped and
+   * counted instead of ending the walk — for what must go on past damage (the lease wipes a
+   * writer reads when it starts). Returns the blocks skipped.
+   */
+  forEachReadable (q: EventQuery, fn: (row: BlockRow, i: number, e: KeaEvent) => void): number {
+    const reach = this.candidateRows(q)
+    let skipped = 0
+    for (const row of reach.rows) {
+      try {
+        this.scan(q, { rows: [row], maskOf: reach.maskOf }, (r, _ts, i, _b, e) => { fn(r, i, e as KeaEvent); return true })
+      } catch {
+        skipped++
+      }
+    }
+    return skipped
+  }
+
   search (req: SearchRequest): SearchPage {
     const size = Math.min(Math.max(req.size ?? 100, 1), MAX_PAGE_SIZE)
     const desc = (req.sort ?? 'desc') === 'desc'
