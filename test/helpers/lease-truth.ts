@@ -2,6 +2,7 @@ import { closeSync, existsSync, openSync, readSync } from 'node:fs'
 import { deriveIntervals } from '../../src/leases/derive.js'
 import { compareObservations, observeAll } from '../../src/leases/observe.js'
 import type { LeaseInterval } from '../../src/leases/types.js'
+import { WipeRegistry, wipesOf } from '../../src/leases/wipes.js'
 import type { KeaEvent } from '../../src/parse/event.js'
 
 /** One full derivation of every key from all events at once: what any store must end up with. */
@@ -12,9 +13,23 @@ export function expectedIntervals (events: readonly KeaEvent[]): Map<string, Lea
     list.push(o)
     byKey.set(o.key, list)
   }
+  // Each key with the wipes of its server: every one of them, whatever was stored when.
+  const wipes = new WipeRegistry()
+  for (const w of wipesOf(events)) wipes.add(w)
   const out = new Map<string, LeaseInterval[]>()
-  for (const [key, obs] of byKey) out.set(key, deriveIntervals([...obs].sort(compareObservations)))
+  for (const [key, obs] of byKey) out.set(key, deriveIntervals(wipes.merge([...obs].sort(compareObservations))))
   return out
+}
+
+/**
+ * Observations a store holds once every event is derived: one per lease event, and one per
+ * interval a wipe ended or marked (the key keeps the wipe its evidence names).
+ */
+export function expectedObservations (events: readonly KeaEvent[]): number {
+  const wipes = new Set(wipesOf(events).map((w) => w.event_id))
+  let named = 0
+  for (const ivs of expectedIntervals(events).values()) for (const iv of ivs) for (const id of iv.evidence) if (wipes.has(id)) named++
+  return observeAll(events).length + named
 }
 
 /**

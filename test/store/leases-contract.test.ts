@@ -24,8 +24,13 @@ const FIXTURES = [
   ['captured/kea-dhcp4-INFO-file.log', 'kea-c'],
   // DEBUG 99: reclamation logs two lines per lease (the second one is evidence, not a lease).
   ['kea-2.2.0-dhcp4-DEBUG99-full.log.gz', 'kea-d'],
-  ['kea-2.2.0-dhcp6-DEBUG99-full.log.gz', 'kea-d']
+  ['kea-2.2.0-dhcp6-DEBUG99-full.log.gz', 'kea-d'],
+  // Every lease message once (lines grouped by message ID, out of time order), with lease4-add
+  // (its subnet-id) and lease4-wipe of subnet 1 at 09:16:16.490.
+  ['golden/dhcp4-INFO-lease-events.log', 'kea-e'],
+  ['golden/dhcp4-DEBUG99-lease-events.log', 'kea-f']
 ] as const
+const WIPED = { scope: 'kea-e', address: '192.0.2.203', at: Date.parse('2026-11-24T09:16:30Z'), wipe: Date.parse('2026-11-24T09:16:16.490Z') }
 
 async function fixtureEvents (): Promise<KeaEvent[]> {
   const all: KeaEvent[] = []
@@ -98,11 +103,11 @@ describe(`lease history contract: ${kinds.join(' and ')} ${esSkip === '' ? '' : 
   it('the fixtures exercise v4, v6 addresses and v6 prefixes on four servers, INFO and DEBUG', () => {
     const types = new Set([...expected.keys()].map((k) => k.split('|')[1]))
     expect(types).toEqual(new Set(['V4', 'IA_NA', 'IA_PD']))
-    expect(new Set([...expected.keys()].map((k) => k.split('|')[0]))).toEqual(new Set(['kea-a', 'kea-b', 'kea-c', 'kea-d']))
+    expect(new Set([...expected.keys()].map((k) => k.split('|')[0]))).toEqual(new Set(['kea-a', 'kea-b', 'kea-c', 'kea-d', 'kea-e', 'kea-f']))
     const all = [...expected.values()].flat()
     expect(all.length).toBeGreaterThan(200)
     const reasons = new Set(all.map((iv) => iv.end_reason))
-    for (const r of ['release', 'expiry-by-lifetime', 'decline', 'reclaim']) expect(reasons, r).toContain(r)
+    for (const r of ['release', 'expiry-by-lifetime', 'decline', 'reclaim', 'wiped']) expect(reasons, r).toContain(r)
     // Intervals that gained evidence from a later line (a reclamation's second line).
     expect(all.some((iv) => iv.end_reason === 'reclaim' && iv.evidence.length > 2)).toBe(true)
   })
@@ -140,6 +145,41 @@ describe(`lease history contract: ${kinds.join(' and ')} ${esSkip === '' ? '' : 
       if ((answers[0]?.holders.length ?? 0) > 0) answersWithHolders++
     }
     expect(answersWithHolders).toBeGreaterThan(100)
+    // ~1,000 points × three stores, one at a time: ~20 s with Elasticsearch on an idle 2-core machine.
+  }, 120_000)
+
+  it('a wipe ends the leases of its subnet, whether it is stored after them, with them or before them', async () => {
+    const lines = readFixture('golden/dhcp4-INFO-lease-events.log').toString('utf8').split('\n')
+    const { events: wipeLines } = await parseBuffer(lines.filter((l) => l.includes('WIPE')).join('\n'), { host: 'kea-w', path: 'kea-w/wipe.log' })
+    const { events: rest } = await parseBuffer(lines.filter((l) => !l.includes('WIPE')).join('\n'), { host: 'kea-w', path: 'kea-w/rest.log' })
+    expect(wipeLines.map((e) => e.event.action)).toEqual(['lease-wipe', undefined])
+    const wipeId = (wipeLines[0] as KeaEvent).event.id
+    const answers: unknown[] = []
+    for (const k of kinds) {
+      for (const order of [[rest, wipeLines], [wipeLines, rest], [[...rest, ...wipeLines]]]) {
+        const store = await makers[k]?.() as Store
+        try {
+          for (const batch of order) await store.write(batch)
+          const a = await holderAt(store.leases, WIPED.address, WIPED.at, 'kea-w')
+          expect(a.holders, k).toEqual([])
+          expect(a.before, k).toMatchObject({ mac: '1A-1B-1C-1D-1E-3F', end: new Date(WIPED.wipe).toISOString(), end_reason: 'wiped', certainty: 'observed' })
+          expect(a.before?.evidence.at(-1)).toBe(wipeId)
+          // Before the wipe it was held.
+          expect((await holderAt(store.leases, WIPED.address, WIPED.wipe - 500, 'kea-w')).holders.map((h) => h.mac)).toEqual(['1A-1B-1C-1D-1E-3F'])
+          answers.push(a)
+        } finally {
+          await store.close()
+        }
+      }
+    }
+    for (const a of answers.slice(1)) expect(a).toEqual(answers[0])
+    // The bundled sample itself (kea-e), in every store and order.
+    for (const k of kinds) {
+      for (const stores of [inOrder, outOfOrder, concurrent]) {
+        const a = await holderAt((stores[k] as Store).leases, WIPED.address, WIPED.at, WIPED.scope)
+        expect([a.holders.length, a.before?.end_reason], k).toEqual([0, 'wiped'])
+      }
+    }
   })
 
   it('a DHCPv6 address inside a delegated prefix finds the prefix holder', async () => {

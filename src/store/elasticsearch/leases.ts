@@ -2,6 +2,7 @@ import type { Client, estypes } from '@elastic/elasticsearch'
 import { containingPrefixLos, parseAddressOrPrefix } from '../../leases/address.js'
 import { deriveIntervals, resumable } from '../../leases/derive.js'
 import { compareObservations, observe, sequenceOf } from '../../leases/observe.js'
+import { observeWipe, typesOf, WIPE_ACTION, wipeObservation, WipeRegistry, type LeaseWipe } from '../../leases/wipes.js'
 import { clientMatchers } from '../../leases/query.js'
 import { MAX_INTERVALS, type CollectionGap, type HistoryQuery, type LeaseInterval, type LeaseObservation, type LeaseStore } from '../../leases/types.js'
 import type { KeaEvent } from '../../parse/event.js'
@@ -102,6 +103,8 @@ export class EsLeases implements LeaseStore {
   private readonly latest = new Map<string, Latest | null>()
   /** Indices written since their last refresh: refreshed before derivation reads them. */
   private readonly unrefreshed = new Set<string>()
+  /** The wipes in the stored events (src/leases/wipes.ts), read at the first derivation. */
+  private wipes: WipeRegistry | undefined
 
   /**
    * `events`: the index pattern of this namespace's event data streams. `refreshEachWrite`: make
@@ -165,31 +168,96 @@ export class EsLeases implements LeaseStore {
   }
 
   /** Stores observations and re-derives their keys, after the batches applied before it. */
-  async apply (obs: readonly LeaseObservation[], spans: ReadonlyMap<string, { first: number, last: number }>, withdrawn: readonly LeaseObservation[] = []): Promise<void> {
+  async apply (obs: readonly LeaseObservation[], spans: ReadonlyMap<string, { first: number, last: number }>, withdrawn: readonly LeaseObservation[] = [], wipes: readonly LeaseWipe[] = []): Promise<void> {
     const turn = this.reserve()
     try {
       await turn.ready
-      await this.applyReserved(obs, spans, withdrawn)
+      await this.applyReserved(obs, spans, withdrawn, wipes)
     } finally {
       turn.release()
     }
   }
 
   /** `apply` for a caller holding the current place (see reserve). */
-  async applyReserved (obs: readonly LeaseObservation[], spans: ReadonlyMap<string, { first: number, last: number }>, withdrawn: readonly LeaseObservation[] = []): Promise<void> {
+  async applyReserved (obs: readonly LeaseObservation[], spans: ReadonlyMap<string, { first: number, last: number }>, withdrawn: readonly LeaseObservation[] = [], wipes: readonly LeaseWipe[] = []): Promise<void> {
     try {
-      await this.applyNow(obs, spans, withdrawn)
+      await this.applyNow(obs, spans, withdrawn, wipes)
     } catch (err) {
       // What was written before the failure is unknown: ask the index again next time.
       this.latest.clear()
+      this.wipes = undefined
       throw err
     }
   }
 
-  /** `withdrawn`: observations of events replaced or deleted; their keys are re-derived from before them. */
-  private async applyNow (obs: readonly LeaseObservation[], spans: ReadonlyMap<string, { first: number, last: number }>, withdrawn: readonly LeaseObservation[] = []): Promise<void> {
+  /** The wipes known: those in the stored events (read once), and those applied since. */
+  private async registry (): Promise<WipeRegistry> {
+    if (this.wipes === undefined) {
+      const reg = new WipeRegistry()
+      await this.visible(this.events)
+      for (let after: estypes.SortResults | undefined, round = 0; round < 1000; round++) {
+        const res = await this.client.search<KeaEvent>({
+          index: this.events, ignore_unavailable: true, allow_no_indices: true, size: 10_000,
+          query: { term: { 'event.action': WIPE_ACTION } },
+          sort: [{ '@timestamp': 'asc' }, { 'event.id': 'asc' }] as estypes.Sort,
+          _source: ['@timestamp', 'event.id', 'event.action', 'event.dataset', 'host.name', 'kea.subnet_id'],
+          ...(after === undefined ? {} : { search_after: after })
+        })
+        for (const h of res.hits.hits) { const w = h._source === undefined ? undefined : observeWipe(h._source); if (w !== undefined) reg.add(w) }
+        if (res.hits.hits.length < 10_000) break
+        after = res.hits.hits[res.hits.hits.length - 1]?.sort
+      }
+      this.wipes = reg
+    }
+    return this.wipes
+  }
+
+  /**
+   * A new wipe as the first changed observation of every key of its server and family with an
+   * interval open at its moment: those keys are re-derived from before it (keys derived later
+   * meet it in their derivation: WipeRegistry.merge).
+   */
+  private async openAtWipe (w: LeaseWipe): Promise<LeaseObservation[]> {
+    await this.visible(this.idx.intervals)
+    const out: LeaseObservation[] = []
+    const seen = new Set<string>()
+    for (let after: estypes.SortResults | undefined, round = 0; round < 1000; round++) {
+      const res = await this.client.search<NonNullable<IntervalHit['_source']>>({
+        index: this.idx.intervals, ignore_unavailable: true, allow_no_indices: true, size: 10_000,
+        query: {
+          bool: {
+            filter: [
+              { term: { origin: 'log' } }, { term: { scope: w.scope } }, { terms: { type: typesOf(w.family) } },
+              { bool: { should: [{ range: { start: { lte: w.ts } } }, { bool: { must_not: [{ exists: { field: 'start' } }] } }], minimum_should_match: 1 } },
+              { bool: { should: [{ range: { end: { gt: w.ts } } }, { bool: { must_not: [{ exists: { field: 'end' } }] } }], minimum_should_match: 1 } }
+            ]
+          }
+        },
+        sort: [{ key: 'asc' }, { pos_ts: 'asc' }, { pos_seq: 'asc' }] as estypes.Sort,
+        _source: ['doc'],
+        ...(after === undefined ? {} : { search_after: after })
+      })
+      for (const h of res.hits.hits) {
+        const iv = h._source?.doc
+        if (iv === undefined || seen.has(iv.key)) continue
+        seen.add(iv.key)
+        out.push(wipeObservation(w, iv))
+      }
+      if (res.hits.hits.length < 10_000) break
+      after = res.hits.hits[res.hits.hits.length - 1]?.sort
+    }
+    return out
+  }
+
+  /** `withdrawn`: observations of events replaced or deleted; their keys are re-derived from before them. `wipes`: the batch's. */
+  private async applyNow (obs: readonly LeaseObservation[], spans: ReadonlyMap<string, { first: number, last: number }>, withdrawn: readonly LeaseObservation[] = [], wipes: readonly LeaseWipe[] = []): Promise<void> {
     // The batch's events were just indexed: a re-derivation must refresh them before reading.
     if (!this.refreshEachWrite) this.unrefreshed.add(this.events)
+    const reg = await this.registry()
+    // Also a wipe seen before (a batch applied again): the keys it reaches are re-derived, and
+    // where they have it already nothing changes.
+    const wiped: LeaseObservation[] = []
+    for (const w of wipes) { reg.add(w); wiped.push(...await this.openAtWipe(w)) }
     const ops: unknown[] = []
     for (const [scope, s] of spans) ops.push({ index: { _index: this.idx.coverage, _id: `${scope}|${s.first}|${s.last}` } }, { scope, first: s.first, last: s.last })
     // Unlike SQLite this is not one transaction: a replayed batch re-derives its keys too, so a
@@ -213,7 +281,7 @@ export class EsLeases implements LeaseStore {
     for (const [key, value] of next) this.remember(key, value)
     // One window per key, from the earliest change: a withdrawn observation's key too.
     const earliest = new Map<string, LeaseObservation>()
-    for (const o of [...late, ...withdrawn]) {
+    for (const o of [...late, ...withdrawn, ...wiped]) {
       const e = earliest.get(o.key)
       if (e === undefined || compareObservations(o, e) < 0) earliest.set(o.key, o)
     }
@@ -253,7 +321,6 @@ export class EsLeases implements LeaseStore {
     for (const key of keys) {
       const tail = byKey.get(key) as LeaseObservation[]
       const first = tail[0] as LeaseObservation
-      const last = tail[tail.length - 1] as LeaseObservation
       const prev = latest.get(key)
       if (prev !== undefined && (prev.last_ts === undefined || prev.last_ts === null ||
         first.ts < prev.last_ts || (first.ts === prev.last_ts && first.seq <= (prev.last_seq ?? '')))) {
@@ -261,7 +328,10 @@ export class EsLeases implements LeaseStore {
         continue
       }
       const lastIv = prev?.doc
-      const fresh = lastIv !== undefined && resumable(lastIv) ? deriveIntervals(tail, undefined, lastIv) : deriveIntervals(tail, lastIv)
+      // Wipes after where the key stood (those before it were folded in already).
+      const merged = this.wipes?.merge(tail, prev === undefined ? undefined : { ts: prev.last_ts ?? -Infinity, seq: prev.last_seq ?? '' }) ?? tail
+      const fresh = lastIv !== undefined && resumable(lastIv) ? deriveIntervals(merged, undefined, lastIv) : deriveIntervals(merged, lastIv)
+      const last = merged[merged.length - 1] as LeaseObservation
       fresh.forEach((iv, i) => {
         ops.push({ index: { _index: this.idx.intervals, _id: iv.id } }, intervalDoc(iv, i === fresh.length - 1 ? last : undefined))
       })
@@ -344,7 +414,7 @@ export class EsLeases implements LeaseStore {
     ])
     const ops: unknown[] = []
     windows.forEach((w, i) => {
-      const tail = tails[i] ?? []
+      const tail = this.wipes?.merge(tails[i] ?? []) ?? tails[i] ?? []
       const fresh = deriveIntervals(tail, w.before)
       const keep = new Set(fresh.map((iv) => iv.id))
       for (const h of staleHits[i] ?? []) if (typeof h._id === 'string' && !keep.has(h._id)) ops.push({ delete: { _index: this.idx.intervals, _id: h._id } })

@@ -14,6 +14,7 @@ import {
 import { elasticsearchStoreConfigSchema, type ElasticsearchStoreConfig } from './config.js'
 import { validateConfig } from '../../config/validate.js'
 import { coverageSpans, observe } from '../../leases/observe.js'
+import { wipesOf } from '../../leases/wipes.js'
 import type { LeaseObservation } from '../../leases/types.js'
 import { deleteMatching, EsLeases, leaseIndices, OBSERVED_FIELDS } from './leases.js'
 import { EsSnapshots, snapshotIndex } from './snapshots.js'
@@ -150,7 +151,8 @@ export class ElasticsearchStore implements Store {
       const spans = coverageSpans(events)
       await turn.ready
       if (repair.withdrawn.length > 0) await this.retrying(async () => { await this.leases.forgetLegacy(repair.withdrawn.map((o) => o.event_id)) })
-      await this.retrying(async () => { await this.leases.applyReserved(obs, spans, repair.withdrawn) })
+      const wipes = wipesOf(events)
+      await this.retrying(async () => { await this.leases.applyReserved(obs, spans, repair.withdrawn, wipes) })
       return result
     } finally {
       turn.release()
