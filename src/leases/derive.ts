@@ -97,11 +97,14 @@ export function resumable (iv: LeaseInterval): boolean {
 }
 
 function reopen (iv: LeaseInterval): Open {
-  const [first, ...tail] = iv.evidence
+  // finish() wrote the head (the first event, and the wipe that marked it) then the tail of
+  // extensions, at most EVIDENCE_TAIL of them; a resumable interval has no end event.
+  const tailLength = Math.min(iv.extensions, EVIDENCE_TAIL, Math.max(iv.evidence.length - 1, 0))
+  const split = iv.evidence.length - tailLength
   return {
-    iv: { ...iv, end: null, end_reason: 'still-active', certainty: 'inferred', evidence: first === undefined ? [] : [first] },
+    iv: { ...iv, end: null, end_reason: 'still-active', certainty: 'inferred', evidence: iv.evidence.slice(0, split) },
     expiry: iv.end,
-    tail,
+    tail: iv.evidence.slice(split),
     // finish() makes 'gap' with a known start only for an interval a wipe met (see unsure).
     ...(iv.certainty === 'gap' && iv.start !== null ? { unsure: true } : {})
   }
@@ -159,9 +162,11 @@ export function deriveIntervals (obs: readonly LeaseObservation[], before?: Leas
       if (cur === undefined || (cur.expiry !== null && cur.expiry <= o.ts)) continue
       const subnet = o.subnet_id ?? 0
       if (subnet === 0 || cur.iv.subnet_id === subnet) close(o.ts, 'wiped', true, o.event_id)
-      else if (cur.iv.subnet_id === undefined) {
+      else if (cur.iv.subnet_id === undefined && cur.unsure !== true) {
+        // The first such wipe is named; later ones change nothing (a site wiping hourly would
+        // otherwise grow a long lease's evidence by one a wipe).
         cur.unsure = true
-        if (!cur.iv.evidence.includes(o.event_id)) cur.iv.evidence.push(o.event_id)
+        cur.iv.evidence.push(o.event_id)
       }
       continue
     }

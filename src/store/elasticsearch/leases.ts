@@ -213,9 +213,10 @@ export class EsLeases implements LeaseStore {
   }
 
   /**
-   * A new wipe as the first changed observation of every key of its server and family with an
-   * interval open at its moment: those keys are re-derived from before it (keys derived later
-   * meet it in their derivation: WipeRegistry.merge).
+   * A new wipe as an observation of every key of its server and family with an interval open at
+   * its moment (keys derived later meet it in their derivation: WipeRegistry.merge). They join
+   * the batch's observations: a key whose history ends before the wipe continues it (extend),
+   * the others are re-derived from before it.
    */
   private async openAtWipe (w: LeaseWipe): Promise<LeaseObservation[]> {
     await this.visible(this.idx.intervals)
@@ -229,7 +230,10 @@ export class EsLeases implements LeaseStore {
             filter: [
               { term: { origin: 'log' } }, { term: { scope: w.scope } }, { terms: { type: typesOf(w.family) } },
               { bool: { should: [{ range: { start: { lte: w.ts } } }, { bool: { must_not: [{ exists: { field: 'start' } }] } }], minimum_should_match: 1 } },
-              { bool: { should: [{ range: { end: { gt: w.ts } } }, { bool: { must_not: [{ exists: { field: 'end' } }] } }], minimum_should_match: 1 } }
+              // gte: an end in the wipe's millisecond may still follow it (source and offset decide).
+              { bool: { should: [{ range: { end: { gte: w.ts } } }, { bool: { must_not: [{ exists: { field: 'end' } }] } }], minimum_should_match: 1 } },
+              // Its subnet, or none known (marked); subnet 0 is every subnet.
+              ...(w.subnet_id === 0 ? [] : [{ bool: { should: [{ term: { subnet_id: w.subnet_id } }, { bool: { must_not: [{ exists: { field: 'subnet_id' } }] } }], minimum_should_match: 1 } }])
             ]
           }
         },
@@ -254,10 +258,13 @@ export class EsLeases implements LeaseStore {
     // The batch's events were just indexed: a re-derivation must refresh them before reading.
     if (!this.refreshEachWrite) this.unrefreshed.add(this.events)
     const reg = await this.registry()
-    // Also a wipe seen before (a batch applied again): the keys it reaches are re-derived, and
-    // where they have it already nothing changes.
-    const wiped: LeaseObservation[] = []
-    for (const w of wipes) { reg.add(w); wiped.push(...await this.openAtWipe(w)) }
+    // Also a wipe seen before (a batch applied again): where its keys have it already, nothing changes.
+    let wiped: LeaseObservation[] = []
+    for (const w of wipes) {
+      reg.add(w)
+      wiped = wiped.concat(await this.openAtWipe(w))
+    }
+    if (wiped.length > 0) obs = obs.concat(wiped)
     const ops: unknown[] = []
     for (const [scope, s] of spans) ops.push({ index: { _index: this.idx.coverage, _id: `${scope}|${s.first}|${s.last}` } }, { scope, first: s.first, last: s.last })
     // Unlike SQLite this is not one transaction: a replayed batch re-derives its keys too, so a
@@ -281,7 +288,7 @@ export class EsLeases implements LeaseStore {
     for (const [key, value] of next) this.remember(key, value)
     // One window per key, from the earliest change: a withdrawn observation's key too.
     const earliest = new Map<string, LeaseObservation>()
-    for (const o of [...late, ...withdrawn, ...wiped]) {
+    for (const o of [...late, ...withdrawn]) {
       const e = earliest.get(o.key)
       if (e === undefined || compareObservations(o, e) < 0) earliest.set(o.key, o)
     }

@@ -330,7 +330,7 @@ export class SqliteLeases implements LeaseStore {
     // grew with the history (15 % of bench/e2e's CPU, the log repeating a wipe every ~600 lines).
     this.openAtWipe ??= this.db.prepare(`SELECT k.key, k.scope, k.type, k.lease, k.lo, k.hi FROM lease_keys k
       WHERE k.scope = ? AND k.type IN (?, ?)
-        AND (SELECT l."end" IS NULL OR l."end" > ? FROM lease_log l WHERE l.kid = k.kid AND l.pos <= ? ORDER BY l.pos DESC LIMIT 1)`)
+        AND (SELECT l."end" IS NULL OR l."end" >= ? FROM lease_log l WHERE l.kid = k.kid AND l.pos <= ? ORDER BY l.pos DESC LIMIT 1)`)
     const [a, b] = typesOf(w.family)
     const keys = this.openAtWipe.all(w.scope, a, b ?? a, w.ts, w.ts) as LeaseKey[]
     return keys.map((k) => wipeObservation(w, k))
@@ -351,7 +351,8 @@ export class SqliteLeases implements LeaseStore {
   /** Called at the start of every change to log intervals, inside its transaction (see `gen`). */
   private sync (): void {
     const g = (this.getGen.get() as { value: number }).value
-    if (g !== this.gen) this.cache.clear()
+    // Another process derived since (keatrail import beside run): its keys and wipes are read again.
+    if (g !== this.gen) { this.cache.clear(); this.wipes = undefined }
     this.gen = Math.floor(Math.random() * 2 ** 48)
     this.setGen.run(this.gen)
   }
@@ -377,8 +378,12 @@ export class SqliteLeases implements LeaseStore {
       const more: LeaseObservation[] = []
       // Also a wipe seen before (a batch derived again after a crash): its keys' stored rows may
       // predate it; where they have it already, it is dropped as a replay.
-      for (const w of wipes) { reg.add(w); more.push(...this.wipeObservations(w)) }
-      if (more.length > 0) obs = [...obs, ...more]
+      for (const w of wipes) {
+        reg.add(w)
+        // One at a time, not spread: a wipe may reach 100,000 keys and more.
+        for (const o of this.wipeObservations(w)) more.push(o)
+      }
+      if (more.length > 0) obs = obs.concat(more)
     }
     this.tick++
     // Grouped on the keys' cached state itself: one Map lookup per observation, and no Map of
@@ -693,9 +698,9 @@ export class SqliteLeases implements LeaseStore {
     }
     for (const o of add) if (!seen.has(o.event_id)) { seen.add(o.event_id); obs.push(o) }
     obs.sort(compareObservations)
-    const merged = this.registry().merge(obs)
-    obs.splice(0, obs.length, ...merged)
-    const derived = deriveIntervals(obs, before?.iv)
+    // Not spread into obs: a key's whole history may be here (130,000 arguments overflow the stack).
+    const all = this.registry().merge(obs)
+    const derived = deriveIntervals(all, before?.iv)
     let ivs = derived
     if (before !== undefined && derived[0]?.id === before.iv.id) {
       before.iv = derived[0]
@@ -703,7 +708,7 @@ export class SqliteLeases implements LeaseStore {
       ivs = derived.slice(1)
     }
     const existing = new Map(tail.map(({ row: r }) => [r.iv.id, r]))
-    const touched = this.partition(usedWipesOnly(obs, derived), ivs, before, (iv) => {
+    const touched = this.partition(usedWipesOnly(all, derived), ivs, before, (iv) => {
       const old = existing.get(iv.id)
       if (old === undefined) return this.newRow(iv)
       existing.delete(iv.id)

@@ -52,8 +52,16 @@ export class SqliteRowStore implements Store {
     this.docs = new DocBlocks(this.db)
     this.reader = new SqliteReader(this.db, this.docs)
     // The wipes already stored (src/leases/wipes.ts): every derivation of a key consults them.
-    this.leases.wipesStored = () => (this.db.prepare('SELECT rowid, id, doc FROM events WHERE action = ?').all(WIPE_ACTION) as StoredRow[])
-      .map((r) => observeWipe(this.eventOf(r))).filter((w): w is LeaseWipe => w !== undefined)
+    this.leases.wipesStored = () => {
+      const wipes: LeaseWipe[] = []
+      for (const r of this.db.prepare('SELECT rowid, id, doc FROM events WHERE action = ?').all(WIPE_ACTION) as StoredRow[]) {
+        // A document that cannot be read fails its reads, not the writer: its wipe is not known.
+        let w: LeaseWipe | undefined
+        try { w = observeWipe(this.eventOf(r)) } catch { continue }
+        if (w !== undefined) wipes.push(w)
+      }
+      return wipes
+    }
     if (from === 1) this.backfillLeases()
     this.deriveAfterCrash()
     this.insertEvent = this.db.prepare(`INSERT OR IGNORE INTO events

@@ -8,7 +8,7 @@ import { deriveIntervals } from '../../../src/leases/derive.js'
 import { compareObservations, sequenceOf } from '../../../src/leases/observe.js'
 import type { LeaseInterval, LeaseObservation } from '../../../src/leases/types.js'
 import { ObsWriter, readIds, readObs } from '../../../src/store/sqlite/lease-codec.js'
-import { wipeObservation } from '../../../src/leases/wipes.js'
+import { wipeObservation, WipeRegistry, type LeaseWipe } from '../../../src/leases/wipes.js'
 import { packageRoot } from '../../../src/paths.js'
 import { identBlob, identText } from '../../../src/store/sqlite/ident-blob.js'
 import { SqliteLeases } from '../../../src/store/sqlite/leases.js'
@@ -136,6 +136,17 @@ describe('sqlite lease storage (schema 10)', () => {
     expect(readObs(w.bytes(), k)).toEqual(list)
   })
 
+  it('a wipe stored after a release in its own millisecond, but logged before it, ends the lease', async () => {
+    const k = keyOf('kea-a', 'V4', '192.0.2.60')
+    const leases = new SqliteLeases(open())
+    leases.apply([
+      { ...k, event_id: 'b0-10', ts: T0, seq: sequenceOf('b0-10'), action: 'lease-add', subnet_id: 1, hwaddr: '02:00:00:00:00:0a', lifetime: 3600 },
+      { ...k, event_id: 'b0-30', ts: T0 + 100_000, seq: sequenceOf('b0-30'), action: 'release', hwaddr: '02:00:00:00:00:0a' }
+    ])
+    leases.apply([], [{ scope: 'kea-a', family: 4, subnet_id: 1, ts: T0 + 100_000, seq: sequenceOf('b0-20'), event_id: 'b0-20' }])
+    expect((await leases.intervals({ address: '192.0.2.60' })).map((i) => [i.end, i.end_reason, i.evidence])).toEqual([[T0 + 100_000, 'wiped', ['b0-10', 'b0-20', 'b0-30']]])
+  })
+
   it('a file derived before wipes ended leases has its stored wipes applied once, by its next derivation', async () => {
     const db = open()
     const k = keyOf('kea-a', 'V4', '192.0.2.50')
@@ -156,6 +167,46 @@ describe('sqlite lease storage (schema 10)', () => {
     }
     expect(db.prepare('SELECT value FROM meta WHERE key = \'lease_wipes\'').pluck().get()).toBe(1)
     expect((await new SqliteLeases(db).stats()).observations).toBe(4)
+  })
+
+  it('wipes arriving with any batch, in order or shuffled, some in an observation\'s millisecond: one full derivation with every wipe', async () => {
+    // The server '' logs no subnet (as DHCPv4 allocations at INFO): its leases are marked, not ended.
+    const all = history(11).map((o) => { if (o.scope !== '') return o; const { subnet_id: _, ...rest } = o; return rest })
+    const rnd = lcg(12)
+    const wipes: LeaseWipe[] = []
+    const unknown = all.filter((o) => o.scope === '')
+    for (let i = 1; i <= 16; i++) {
+      // Some inside the long run of renewals of the server without subnets (a mark that must
+      // survive the interval being resumed by later batches).
+      const o = (i % 4 === 0 ? unknown[100 + Math.floor(rnd() * 250)] : all[Math.floor(rnd() * all.length)]) as LeaseObservation
+      // Half of the ids sort before the observations' at the same millisecond, half after.
+      const id = i % 2 === 0 ? `0wipe-${i.toString(16)}` : `wipe-${i.toString(16)}`
+      // Mostly the subnet of the observation it follows (it ends something), some at random (a lease of unknown subnet is marked).
+      wipes.push({ scope: o.scope, family: o.type === 'V4' ? 4 : 6, subnet_id: rnd() < 0.2 ? 0 : i % 3 === 0 ? 1 + Math.floor(rnd() * 3) : o.subnet_id ?? 1 + Math.floor(rnd() * 3), ts: rnd() < 0.4 ? o.ts : o.ts + Math.floor(rnd() * 20_000), seq: sequenceOf(id), event_id: id })
+    }
+    const reg = new WipeRegistry()
+    for (const w of wipes) reg.add(w)
+    const byKey = new Map<string, LeaseObservation[]>()
+    for (const o of all) byKey.set(o.key, [...(byKey.get(o.key) ?? []), o])
+    const want = sorted([...byKey.values()].flatMap((list) => deriveIntervals(reg.merge([...list].sort(compareObservations)))))
+    expect(want.filter((iv) => iv.end_reason === 'wiped').length).toBeGreaterThan(1)
+    expect(want.filter((iv) => iv.certainty === 'gap' && iv.start !== null).length).toBeGreaterThan(0)
+    for (const seed of [1, 2, 3]) {
+      for (const shuffle of [false, true]) {
+        const r = lcg(seed)
+        const leases = new SqliteLeases(open())
+        const bs = batches([...all].sort(compareObservations), r)
+        let order = bs.map((b) => ({ obs: b, wipes: [] as LeaseWipe[] }))
+        // In order: a wipe comes with the batch holding its moment; shuffled: with any batch.
+        for (const w of wipes) {
+          const at = shuffle ? Math.floor(r() * order.length) : Math.max(0, order.findIndex((b) => (b.obs[b.obs.length - 1] as LeaseObservation).ts >= w.ts))
+          order[at]?.wipes.push(w)
+        }
+        if (shuffle) order = order.map((b) => [r(), b] as const).sort((x, y) => x[0] - y[0]).map(([, b]) => b)
+        for (const b of order) leases.apply(b.obs, b.wipes)
+        expect(await stored(leases, all), `seed ${seed}${shuffle ? ', shuffled' : ''}`).toEqual(want)
+      }
+    }
   })
 
   it('in order, in batches of any size: one full derivation, every observation kept once', async () => {
