@@ -9,6 +9,7 @@ import { SqliteStore } from '../store/sqlite/store.js'
 import { SqliteRowStore } from '../store/sqlite/row-store.js'
 import type { Store } from '../store/types.js'
 import { lockDataDir } from './lock.js'
+import { SubnetMap } from '../leases/wipes.js'
 
 /**
  * write: run and import, which may create the store (and its data directory). read: every other
@@ -113,7 +114,7 @@ export async function openStore (cfg: KeatrailConfig, ctx: StoreContext): Promis
         ...rest,
         path: sqlitePath(cfg) as string,
         retention: { ...(retention.maxAgeDays === undefined ? {} : { maxAgeDays: retention.maxAgeDays }), ...(retention.maxSizeMiB === undefined ? {} : { maxSizeMiB: retention.maxSizeMiB }) }
-      })
+      }, new SubnetMap(cfg.leases.subnets))
       // Counted (keatrail_lease_history_repaired_keys_total) and logged, never silent.
       store.leases.onRepair = (key, err, fromEvents) => {
         ctx.log.error(LOG_CODES.leaseHistoryDamaged, fromEvents
@@ -127,6 +128,7 @@ export async function openStore (cfg: KeatrailConfig, ctx: StoreContext): Promis
       ...(deadLetters === undefined ? {} : { deadLetters }),
       onRetry: (err, attempt, waitMs) => { ctx.log.error(LOG_CODES.storeWrite, 'Elasticsearch write failed; retrying.', { attempt, waitMs, error: err }) }
     })
+    es.leases.subnets = new SubnetMap(cfg.leases.subnets)
     const opened = { store: es, deadLetters, close: async () => { await closeAll(es) } }
     try {
       if (ctx.mode === 'read') {

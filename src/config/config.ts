@@ -12,6 +12,7 @@ import { pipelineConfigSchema } from '../pipeline/config.js'
 import { sqliteStoreConfigSchema } from '../store/sqlite/config.js'
 import { elasticsearchStoreConfigSchema } from '../store/elasticsearch/config.js'
 import { logConfigSchema } from '../app/logger.js'
+import { leasesConfigSchema } from '../leases/config.js'
 
 // keatrail.yaml is composed of the components' own schemas and nothing else: a field a
 // component accepts is accepted here, with the component's default (written once, beside it).
@@ -40,6 +41,7 @@ export const configSchema = z.object({
   store: storeConfigSchema.prefault({ type: 'sqlite' }).describe('Where events are kept: sqlite (embedded) or elasticsearch'),
   sources: z.array(sourceConfigSchema).default([]).describe('What to collect: file, syslog and journal sources'),
   kea: keaConfigSchema.prefault({}).describe('Kea status snapshots (Control Agent / control sockets) and pool depletion alerts'),
+  leases: leasesConfigSchema.prefault({}).describe('What lease history knows of the Kea servers beyond their logs'),
   api: apiConfigSchema.prefault({}).describe('REST API and web UI (GET /, /api/v1, /docs, /metrics)'),
   pipeline: pipelineConfigSchema.prefault({}).describe('The queue between sources and the store'),
   log: logConfigSchema.prefault({}).describe('keatrail\'s own log (JSON lines on stderr)')

@@ -161,8 +161,10 @@ export function deriveIntervals (obs: readonly LeaseObservation[], before?: Leas
       // A lease that ran out before it, or nothing open, is not its business.
       if (cur === undefined || (cur.expiry !== null && cur.expiry <= o.ts)) continue
       const subnet = o.subnet_id ?? 0
-      if (subnet === 0 || cur.iv.subnet_id === subnet) close(o.ts, 'wiped', true, o.event_id)
-      else if (cur.iv.subnet_id === undefined && cur.unsure !== true) {
+      // The subnet the logs gave the lease, or else the one the configuration puts its address in.
+      const known = cur.iv.subnet_id === undefined ? o.in_subnet : cur.iv.subnet_id === subnet
+      if (subnet === 0 || known === true) close(o.ts, 'wiped', true, o.event_id)
+      else if (known === undefined && cur.unsure !== true) {
         // The first such wipe is named; later ones change nothing (a site wiping hourly would
         // otherwise grow a long lease's evidence by one a wipe).
         cur.unsure = true

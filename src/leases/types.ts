@@ -1,3 +1,5 @@
+import type { SubnetMap } from './wipes.js'
+
 /** Kinds of lease keatrail tracks: DHCPv4, DHCPv6 addresses (IA_NA), DHCPv6 prefixes (IA_PD). */
 export type LeaseType = 'V4' | 'IA_NA' | 'IA_PD'
 
@@ -48,6 +50,8 @@ export interface LeaseObservation extends LeaseClient, LeaseKey {
   /** Seconds; absent when the message has none (v6 renew). */
   lifetime?: number
   subnet_id?: number
+  /** On a wipe: whether the configured subnets put this key's address in the wiped subnet (absent: not known). */
+  in_subnet?: boolean
 }
 
 export interface LeaseInterval extends LeaseClient, LeaseKey {
@@ -137,6 +141,8 @@ export interface HistoryQuery {
 export interface LeaseStore {
   /** Keys whose stored rows could not be read, rebuilt from the stored events (SQLite; each logged by the service). */
   readonly repaired?: number
+  /** The configured subnets (`leases.subnets`), set by the composition root: which leases of unknown subnet a wipe ends. */
+  subnets?: SubnetMap
   /** Intervals overlapping `time` whose range contains the address (IA_PD prefixes too): at most MAX_INTERVALS + 1. */
   intervalsAt: (range: { lo: string, hi: string }, time: number, scope?: string) => Promise<LeaseInterval[]>
   /** The last interval ending at or before `time` and the first starting after it. */

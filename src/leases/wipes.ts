@@ -1,5 +1,7 @@
 import type { KeaEvent } from '../parse/event.js'
 import { isoMillis } from '../parse/time/iso.js'
+import { parseAddressOrPrefix } from './address.js'
+import type { LeasesConfig } from './config.js'
 import { compareObservations, sequenceOf } from './observe.js'
 import type { LeaseKey, LeaseObservation, LeaseType } from './types.js'
 
@@ -53,9 +55,48 @@ export function typesOf (family: 4 | 6): LeaseType[] {
   return family === 4 ? ['V4'] : ['IA_NA', 'IA_PD']
 }
 
-/** A wipe as an observation of key `k`: what a key's derivation folds in, and what evidence names. */
-export function wipeObservation (w: LeaseWipe, k: LeaseKey): LeaseObservation {
-  return { event_id: w.event_id, ts: w.ts, seq: w.seq, key: k.key, scope: k.scope, type: k.type, lease: k.lease, lo: k.lo, hi: k.hi, action: WIPE_ACTION, subnet_id: w.subnet_id }
+/**
+ * A wipe as an observation of key `k`: what a key's derivation folds in, and what evidence names.
+ * `inSubnet`: whether the configured subnets put k's address in the wiped subnet (SubnetMap).
+ */
+export function wipeObservation (w: LeaseWipe, k: LeaseKey, inSubnet?: boolean): LeaseObservation {
+  const o: LeaseObservation = { event_id: w.event_id, ts: w.ts, seq: w.seq, key: k.key, scope: k.scope, type: k.type, lease: k.lease, lo: k.lo, hi: k.hi, action: WIPE_ACTION, subnet_id: w.subnet_id }
+  if (inSubnet !== undefined) o.in_subnet = inSubnet
+  return o
+}
+
+/** The configured subnets (`leases.subnets`) by server and family: which subnet an address is in. */
+export class SubnetMap {
+  private readonly byScope = new Map<string, Array<{ id: number, lo: string, hi: string }>>()
+
+  constructor (subnets: LeasesConfig['subnets'] = []) {
+    for (const s of subnets) {
+      const r = parseAddressOrPrefix(s.prefix)
+      const k = `${r.family}|${s.server}`
+      const list = this.byScope.get(k) ?? []
+      list.push({ id: s.id, lo: r.lo, hi: r.hi })
+      this.byScope.set(k, list)
+    }
+  }
+
+  get size (): number { return this.byScope.size }
+
+  /**
+   * Whether `k`'s address or prefix lies in subnet `w.subnet_id` of the wipe's server: undefined
+   * when no configured subnet of that server holds it (unknown), false when another one does.
+   * (lo/hi are fixed-width hex of one family: they compare as text.)
+   */
+  holds (k: LeaseKey, w: LeaseWipe): boolean | undefined {
+    const list = this.byScope.get(`${w.family}|${k.scope}`)
+    if (list === undefined) return undefined
+    let other = false
+    for (const s of list) {
+      if (s.lo > k.lo || k.hi > s.hi) continue
+      if (s.id === w.subnet_id) return true
+      other = true
+    }
+    return other ? false : undefined
+  }
 }
 
 /**
@@ -67,6 +108,9 @@ export function wipeObservation (w: LeaseWipe, k: LeaseKey): LeaseObservation {
 export class WipeRegistry {
   private readonly byScope = new Map<string, LeaseWipe[]>()
   private readonly ids = new Set<string>()
+
+  /** `subnets`: the configured subnets, which tell a wipe which leases of unknown subnet it ends. */
+  constructor (private readonly subnets?: SubnetMap) {}
 
   /** Adds a wipe; false when it was known (the same event again). */
   add (w: LeaseWipe): boolean {
@@ -98,8 +142,16 @@ export class WipeRegistry {
       else hi = mid
     }
     const out: LeaseObservation[] = []
-    for (let i = lo; i < list.length; i++) out.push(wipeObservation(list[i] as LeaseWipe, k))
+    for (let i = lo; i < list.length; i++) {
+      const w = list[i] as LeaseWipe
+      out.push(wipeObservation(w, k, this.inSubnet(k, w)))
+    }
     return out
+  }
+
+  /** SubnetMap.holds for a wipe of one subnet (not of every subnet: 0). */
+  inSubnet (k: LeaseKey, w: LeaseWipe): boolean | undefined {
+    return w.subnet_id === 0 || this.subnets === undefined || this.subnets.size === 0 ? undefined : this.subnets.holds(k, w)
   }
 
   /**

@@ -15,6 +15,14 @@ describe('keatrail config', () => {
     expect(() => loadConfig(f)).toThrow(expect.objectContaining({ code: 'KEATRAIL_ERR_CONFIG_INVALID', message: expect.stringMatching(/keatrail\.yaml: sources\.0.*follow/) }))
   })
 
+  it('takes Kea subnets for lease wipes, and names a prefix that is not one', () => {
+    const ok = parseConfig({ leases: { subnets: [{ server: 'kea-a', id: 1, prefix: '192.0.2.0/24' }, { server: 'kea-a', id: 2, prefix: '2001:db8:1::/64' }] } })
+    expect(ok.leases.subnets).toHaveLength(2)
+    expect(parseConfig({}).leases.subnets).toEqual([])
+    expect(() => parseConfig({ leases: { subnets: [{ server: 'kea-a', id: 1, prefix: '192.0.2.7' }] } }))
+      .toThrow(expect.objectContaining({ code: 'KEATRAIL_ERR_CONFIG_INVALID', message: expect.stringMatching(/leases\.subnets\.0\.prefix.*prefix such as/) }))
+  })
+
   it('names a bad field of a source', () => {
     expect(() => new FileSource({ type: 'file', name: 'kea4', include: [] }, '/tmp', { info: () => {}, error: () => {} }))
       .toThrow(expect.objectContaining({ message: expect.stringContaining('sources.kea4.include') }))

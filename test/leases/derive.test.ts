@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { deriveIntervals } from '../../src/leases/derive.js'
 import { compareObservations } from '../../src/leases/observe.js'
 import type { LeaseObservation } from '../../src/leases/types.js'
-import { WipeRegistry } from '../../src/leases/wipes.js'
+import { SubnetMap, WipeRegistry } from '../../src/leases/wipes.js'
 
 const T0 = Date.parse('2026-11-24T04:00:00Z')
 let n = 0
@@ -138,6 +138,23 @@ describe('deriveIntervals with wipes (lease4-wipe / lease6-wipe)', () => {
     // Resumed by a later batch (a store's in-order path): still gap.
     const resumed = deriveIntervals([obs('allocate', 200, A, 3600)], undefined, ivs[0])
     expect(resumed.map((i) => [i.end, i.certainty])).toEqual([[at(3800), 'gap']])
+  })
+
+  it('with the configured subnets, a lease of unknown subnet is ended by a wipe of the subnet holding its address, untouched by another', () => {
+    const subnets = new SubnetMap([{ server: 'kea', id: 1, prefix: '192.0.2.0/24' }, { server: 'kea', id: 2, prefix: '198.51.100.0/24' }, { server: 'other', id: 1, prefix: '192.0.2.0/24' }])
+    const wipeAt = (subnet: number): WipeRegistry => {
+      const r = new WipeRegistry(subnets)
+      r.add({ scope: 'kea', family: 4, subnet_id: subnet, ts: at(50), seq: 'wipe-0000000000032', event_id: 'wipe-32' })
+      return r
+    }
+    const list = [obs('allocate', 0, A, 3600)]
+    expect(deriveIntervals(wipeAt(1).merge(list)).map((i) => [i.end, i.end_reason, i.certainty])).toEqual([[at(50), 'wiped', 'observed']])
+    expect(deriveIntervals(wipeAt(2).merge(list)).map((i) => [i.end, i.end_reason, i.certainty, i.evidence.includes('wipe-32')])).toEqual([[at(3600), 'expiry-by-lifetime', 'inferred', false]])
+    // A wipe of a subnet the configuration does not place this address in (it says subnet 1): untouched.
+    expect(deriveIntervals(wipeAt(3).merge(list)).map((i) => i.certainty)).toEqual(['inferred'])
+    expect(new SubnetMap([{ server: 'kea', id: 3, prefix: '203.0.113.0/24' }]).holds(obs('allocate', 0, A), { scope: 'kea', family: 4, subnet_id: 3, ts: 0, seq: '', event_id: '' })).toBeUndefined()
+    // A lease the logs put in a subnet keeps it, whatever the configuration says.
+    expect(deriveIntervals(wipeAt(2).merge([obs('lease-add', 0, { ...A, subnet_id: 2 }, 3600)]))[0]?.end_reason).toBe('wiped')
   })
 
   it('merges only wipes of the key\'s server and family, at or after its first observation, each once', () => {

@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { KeaControlClient } from '../../src/kea/control.js'
 import { holderAt } from '../../src/leases/query.js'
+import { SubnetMap } from '../../src/leases/wipes.js'
 import type { KeaEvent } from '../../src/parse/event.js'
 import { SqliteStore } from '../../src/store/sqlite/store.js'
 import { parseBuffer } from '../helpers/fixtures.js'
@@ -83,6 +84,20 @@ KEA_VERSIONS.forEach((version, n) => {
       const col = (name: string): number => tailer.header.indexOf(name)
       const removed = new Set(tailer.rows.filter((r) => r.fields[col('valid_lifetime')] === '0' && r.at >= wipedAt - 1000).map((r) => r.fields[col('address')]))
       for (const ip of [...added, ...allocated]) expect(removed, ip).toContain(ip)
+    })
+
+    it('with the Kea subnets configured (leases.subnets), the allocated leases end at the wipe too', async () => {
+      const mapped = new SqliteStore({ path: join(dir, 'mapped', 'keatrail.db') }, new SubnetMap([{ server: HOST, id: 1, prefix: '192.0.2.0/24' }]))
+      try {
+        await mapped.write(events)
+        for (const ip of allocated) {
+          const a = await holderAt(mapped.leases, ip, wipedAt + 1000, HOST)
+          expect(a.holders, ip).toEqual([])
+          expect([a.before?.end_reason, a.before?.certainty], ip).toEqual(['wiped', 'observed'])
+        }
+      } finally {
+        await mapped.close()
+      }
     })
 
     it('a lease added with its subnet ends at the wipe; an allocated one is marked gap, with the wipe as evidence', async () => {

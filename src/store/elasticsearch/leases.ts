@@ -2,7 +2,7 @@ import type { Client, estypes } from '@elastic/elasticsearch'
 import { containingPrefixLos, parseAddressOrPrefix } from '../../leases/address.js'
 import { deriveIntervals, resumable } from '../../leases/derive.js'
 import { compareObservations, observe, sequenceOf } from '../../leases/observe.js'
-import { observeWipe, typesOf, WIPE_ACTION, wipeObservation, WipeRegistry, type LeaseWipe } from '../../leases/wipes.js'
+import { observeWipe, typesOf, WIPE_ACTION, wipeObservation, WipeRegistry, type LeaseWipe, type SubnetMap } from '../../leases/wipes.js'
 import { clientMatchers } from '../../leases/query.js'
 import { MAX_INTERVALS, type CollectionGap, type HistoryQuery, type LeaseInterval, type LeaseObservation, type LeaseStore } from '../../leases/types.js'
 import type { KeaEvent } from '../../parse/event.js'
@@ -105,6 +105,9 @@ export class EsLeases implements LeaseStore {
   private readonly unrefreshed = new Set<string>()
   /** The wipes in the stored events (src/leases/wipes.ts), read at the first derivation. */
   private wipes: WipeRegistry | undefined
+  private subnetMap: SubnetMap | undefined
+  /** The configured subnets (`leases.subnets`): which leases of unknown subnet a wipe ends. */
+  set subnets (map: SubnetMap) { this.subnetMap = map; this.wipes = undefined }
 
   /**
    * `events`: the index pattern of this namespace's event data streams. `refreshEachWrite`: make
@@ -193,7 +196,7 @@ export class EsLeases implements LeaseStore {
   /** The wipes known: those in the stored events (read once), and those applied since. */
   private async registry (): Promise<WipeRegistry> {
     if (this.wipes === undefined) {
-      const reg = new WipeRegistry()
+      const reg = new WipeRegistry(this.subnetMap)
       await this.visible(this.events)
       for (let after: estypes.SortResults | undefined, round = 0; round < 1000; round++) {
         const res = await this.client.search<KeaEvent>({
@@ -245,7 +248,7 @@ export class EsLeases implements LeaseStore {
         const iv = h._source?.doc
         if (iv === undefined || seen.has(iv.key)) continue
         seen.add(iv.key)
-        out.push(wipeObservation(w, iv))
+        out.push(wipeObservation(w, iv, this.wipes?.inSubnet(iv, w)))
       }
       if (res.hits.hits.length < 10_000) break
       after = res.hits.hits[res.hits.hits.length - 1]?.sort

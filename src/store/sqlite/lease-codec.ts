@@ -188,7 +188,7 @@ export class ObsWriter {
     let seqOk = idForm ? o.seq.length === dash + 14 : o.seq === sequenceOf(id)
     for (let i = dash + 1, j = o.seq.length - (id.length - dash - 1); idForm && seqOk && i < id.length; i++, j++) seqOk = o.seq.charCodeAt(j) === id.charCodeAt(i)
     const odd = !seqOk || !Number.isSafeInteger(o.ts) || (o.lifetime !== undefined && !isCount(o.lifetime)) ||
-      (o.subnet_id !== undefined && !isCount(o.subnet_id)) || (o.iaid !== undefined && !isCount(o.iaid))
+      (o.subnet_id !== undefined && !isCount(o.subnet_id)) || (o.iaid !== undefined && !isCount(o.iaid)) || o.in_subnet !== undefined
     if (odd) {
       // Not the shape observe() makes: kept whole, outside the delta state.
       const { key: _k, scope: _s, type: _t, lease: _l, lo: _lo, hi: _hi, ...rest } = o

@@ -1,7 +1,7 @@
 import type Database from 'better-sqlite3'
 import { deriveIntervals, intervalId, resumable } from '../../leases/derive.js'
 import { compareObservations, sequenceOf } from '../../leases/observe.js'
-import { typesOf, WIPE_ACTION, wipeObservation, WipeRegistry, type LeaseWipe } from '../../leases/wipes.js'
+import { typesOf, WIPE_ACTION, wipeObservation, WipeRegistry, type LeaseWipe, type SubnetMap } from '../../leases/wipes.js'
 import { type CollectionGap, type HistoryQuery, type LeaseInterval, type LeaseKey, type LeaseObservation, type LeaseStore } from '../../leases/types.js'
 import { LEASE_OBS_VIEW } from './migrations.js'
 import { identityOf, intervalDoc, intervalOf, ObsWriter, readIds, readObs, resumeObs, sameIdentity, type Identity } from './lease-codec.js'
@@ -104,6 +104,9 @@ export class SqliteLeases implements LeaseStore {
   private wipes: WipeRegistry | undefined
   /** Where the wipes already stored are read from (the store's events); none without it. */
   wipesStored: (() => LeaseWipe[]) | undefined
+  private subnetMap: SubnetMap | undefined
+  /** The configured subnets (`leases.subnets`): which leases of unknown subnet a wipe ends. */
+  set subnets (map: SubnetMap) { this.subnetMap = map; this.wipes = undefined }
   private openAtWipe: Database.Statement | undefined
   /** Wipes stored in a file derived by a keatrail that ignored them: applied once, by the next apply. */
   private unappliedWipes: LeaseWipe[] = []
@@ -308,7 +311,7 @@ export class SqliteLeases implements LeaseStore {
   /** The wipes known: those in the stored events (read once), and those applied since. */
   private registry (): WipeRegistry {
     if (this.wipes === undefined) {
-      const reg = new WipeRegistry()
+      const reg = new WipeRegistry(this.subnetMap)
       const stored = this.wipesStored?.() ?? []
       for (const w of stored) reg.add(w)
       this.wipes = reg
@@ -333,7 +336,8 @@ export class SqliteLeases implements LeaseStore {
         AND (SELECT l."end" IS NULL OR l."end" >= ? FROM lease_log l WHERE l.kid = k.kid AND l.pos <= ? ORDER BY l.pos DESC LIMIT 1)`)
     const [a, b] = typesOf(w.family)
     const keys = this.openAtWipe.all(w.scope, a, b ?? a, w.ts, w.ts) as LeaseKey[]
-    return keys.map((k) => wipeObservation(w, k))
+    const reg = this.registry()
+    return keys.map((k) => wipeObservation(w, k, reg.inSubnet(k, w)))
   }
 
   /** Retention deleted events: nothing pending (flushed first), so the watermark is the newest rowid left. */

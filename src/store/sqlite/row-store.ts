@@ -7,7 +7,7 @@ import { sqliteStoreConfigSchema, type SqliteStoreConfig } from './config.js'
 import { checkpointNow, closeStore, openDatabase, storeHealth, usedBytes } from './open.js'
 import { validateConfig } from '../../config/validate.js'
 import { coverageSpans, observe, observeAll } from '../../leases/observe.js'
-import { observeWipe, WIPE_ACTION, wipesOf, type LeaseWipe } from '../../leases/wipes.js'
+import { observeWipe, WIPE_ACTION, wipesOf, type LeaseWipe, type SubnetMap } from '../../leases/wipes.js'
 import type { LeaseObservation } from '../../leases/types.js'
 import { SqliteLeases } from './leases.js'
 import { SqliteSnapshots } from './snapshots.js'
@@ -42,12 +42,14 @@ export class SqliteRowStore implements Store {
   private readonly pool: ReaderPool | undefined
   private readonly healthCount = new HealthCount(async () => await this.count({}))
 
-  constructor (config: SqliteStoreConfig) {
+  /** `subnets`: the configured Kea subnets (`leases.subnets`), known before the first derivation (recovery on open). */
+  constructor (config: SqliteStoreConfig, subnets?: SubnetMap) {
     this.cfg = validateConfig(sqliteStoreConfigSchema, config, 'store.sqlite')
     this.path = this.cfg.path
     const { db, from } = openDatabase(this.cfg)
     this.db = db
     this.leases = new SqliteLeases(this.db, this.cfg.leaseDerivation)
+    if (subnets !== undefined) this.leases.subnets = subnets
     this.snapshots = new SqliteSnapshots(this.db)
     this.docs = new DocBlocks(this.db)
     this.reader = new SqliteReader(this.db, this.docs)

@@ -2,7 +2,7 @@ import type Database from 'better-sqlite3'
 import { StoreLayoutError, StoreWriteError, withCause } from '../../errors.js'
 import type { KeaEvent } from '../../parse/event.js'
 import { coverageSpans, observeAll } from '../../leases/observe.js'
-import { observeWipe, WIPE_ACTION, wipesOf, type LeaseWipe } from '../../leases/wipes.js'
+import { observeWipe, WIPE_ACTION, wipesOf, type LeaseWipe, type SubnetMap } from '../../leases/wipes.js'
 import { isoMillis } from '../../parse/time/iso.js'
 import { validateConfig } from '../../config/validate.js'
 import type { Bucket, DeleteResult, EventQuery, EvidenceLine, FilterField, SearchPage, SearchRequest, SerializedPage, Store, TermCount, WriteResult } from '../types.js'
@@ -40,7 +40,8 @@ export class SqliteStore implements Store {
   private readonly writeTx: (events: readonly KeaEvent[]) => ReturnType<BlockWriter['write']>
   private readonly healthCount: HealthCount
 
-  constructor (config: SqliteStoreConfig) {
+  /** `subnets`: the configured Kea subnets (`leases.subnets`), known before the first derivation (recovery on open). */
+  constructor (config: SqliteStoreConfig, subnets?: SubnetMap) {
     this.cfg = validateConfig(sqliteStoreConfigSchema, config, 'store.sqlite')
     this.path = this.cfg.path
     this.db = openDatabase({
@@ -52,6 +53,7 @@ export class SqliteStore implements Store {
       }
     }).db
     this.leases = new SqliteLeases(this.db, this.cfg.leaseDerivation)
+    if (subnets !== undefined) this.leases.subnets = subnets
     this.snapshots = new SqliteSnapshots(this.db)
     this.reader = new BlockReader(this.db)
     this.writer = new BlockWriter(this.db, this.reader, this.cfg.compression === undefined ? WRITE_CODEC : CODECS[this.cfg.compression])
