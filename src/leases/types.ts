@@ -141,7 +141,7 @@ export interface HistoryQuery {
 export interface LeaseStore {
   /** Keys whose stored rows could not be read, rebuilt from the stored events (SQLite; each logged by the service). */
   readonly repaired?: number
-  /** The configured subnets (`leases.subnets`), set by the composition root: which leases of unknown subnet a wipe ends. */
+  /** The configured subnets (`leases.subnets`), set by the composition root: which leases of unknown subnet a wipe ends. Set only (reads give undefined). */
   subnets?: SubnetMap
   /** Intervals overlapping `time` whose range contains the address (IA_PD prefixes too): at most MAX_INTERVALS + 1. */
   intervalsAt: (range: { lo: string, hi: string }, time: number, scope?: string) => Promise<LeaseInterval[]>

@@ -128,8 +128,8 @@ export class WipeRegistry {
 
   get size (): number { return this.ids.size }
 
-  /** The wipes reaching key `k` at or after `fromTs`, as observations of it. */
-  of (k: LeaseKey, fromTs: number): LeaseObservation[] {
+  /** The wipes of key `k`'s server and family at or after `fromTs`. */
+  private from (k: LeaseKey, fromTs: number): LeaseWipe[] {
     const list = this.byScope.get(`${familyOf(k.type)}|${k.scope}`)
     if (list === undefined) return []
     // From the first at or after fromTs (binary search): a store of years may hold thousands, a
@@ -141,12 +141,7 @@ export class WipeRegistry {
       if ((list[mid] as LeaseWipe).ts < fromTs) lo = mid + 1
       else hi = mid
     }
-    const out: LeaseObservation[] = []
-    for (let i = lo; i < list.length; i++) {
-      const w = list[i] as LeaseWipe
-      out.push(wipeObservation(w, k, this.inSubnet(k, w)))
-    }
-    return out
+    return list.slice(lo)
   }
 
   /** SubnetMap.holds for a wipe of one subnet (not of every subnet: 0). */
@@ -163,10 +158,27 @@ export class WipeRegistry {
   merge (obs: readonly LeaseObservation[], after?: { ts: number, seq: string }): LeaseObservation[] {
     const first = obs[0]
     if (first === undefined || this.size === 0) return obs as LeaseObservation[]
-    const wipes = this.of(first, first.ts)
+    const wipes = this.from(first, first.ts)
     if (wipes.length === 0) return obs as LeaseObservation[]
-    const have = new Set(obs.map((o) => o.event_id))
-    const add = wipes.filter((w) => !have.has(w.event_id) && (after === undefined || w.ts > after.ts || (w.ts === after.ts && w.seq > after.seq)))
-    return add.length === 0 ? obs as LeaseObservation[] : [...obs, ...add].sort(compareObservations)
+    const byId = new Map(wipes.map((w) => [w.event_id, w]))
+    let out: LeaseObservation[] | undefined
+    // A wipe the key stores already is made again from the registry: what the configured
+    // subnets say of it now, not when it was stored.
+    obs.forEach((o, i) => {
+      const w = o.action === WIPE_ACTION ? byId.get(o.event_id) : undefined
+      if (w === undefined) return
+      byId.delete(o.event_id)
+      const fresh = wipeObservation(w, first, this.inSubnet(first, w))
+      if (fresh.in_subnet === o.in_subnet) return
+      out ??= [...obs]
+      out[i] = fresh
+    })
+    const add: LeaseObservation[] = []
+    for (const w of byId.values()) {
+      if (after !== undefined && !(w.ts > after.ts || (w.ts === after.ts && w.seq > after.seq))) continue
+      add.push(wipeObservation(w, first, this.inSubnet(first, w)))
+    }
+    if (add.length === 0) return out ?? obs as LeaseObservation[]
+    return [...(out ?? obs), ...add].sort(compareObservations)
   }
 }

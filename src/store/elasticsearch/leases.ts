@@ -234,9 +234,9 @@ export class EsLeases implements LeaseStore {
               { term: { origin: 'log' } }, { term: { scope: w.scope } }, { terms: { type: typesOf(w.family) } },
               { bool: { should: [{ range: { start: { lte: w.ts } } }, { bool: { must_not: [{ exists: { field: 'start' } }] } }], minimum_should_match: 1 } },
               // gte: an end in the wipe's millisecond may still follow it (source and offset decide).
-              { bool: { should: [{ range: { end: { gte: w.ts } } }, { bool: { must_not: [{ exists: { field: 'end' } }] } }], minimum_should_match: 1 } },
-              // Its subnet, or none known (marked); subnet 0 is every subnet.
-              ...(w.subnet_id === 0 ? [] : [{ bool: { should: [{ term: { subnet_id: w.subnet_id } }, { bool: { must_not: [{ exists: { field: 'subnet_id' } }] } }], minimum_should_match: 1 } }])
+              { bool: { should: [{ range: { end: { gte: w.ts } } }, { bool: { must_not: [{ exists: { field: 'end' } }] } }], minimum_should_match: 1 } }
+              // No filter by subnet: an interval's stored subnet is its last one, not the one it
+              // had at the wipe; the fold decides.
             ]
           }
         },

@@ -329,11 +329,13 @@ export class SqliteLeases implements LeaseStore {
    */
   private wipeObservations (w: LeaseWipe): LeaseObservation[] {
     // A key's intervals do not overlap: only its last one starting at or before the wipe can
-    // hold it, found by (kid, pos). Not a join over every interval of the server: that scan
+    // hold it, found by (kid, pos); of two at one position (one without a start ending where the
+    // next begins) the one ending last. Not a join over every interval of the server: that scan
     // grew with the history (15 % of bench/e2e's CPU, the log repeating a wipe every ~600 lines).
     this.openAtWipe ??= this.db.prepare(`SELECT k.key, k.scope, k.type, k.lease, k.lo, k.hi FROM lease_keys k
       WHERE k.scope = ? AND k.type IN (?, ?)
-        AND (SELECT l."end" IS NULL OR l."end" >= ? FROM lease_log l WHERE l.kid = k.kid AND l.pos <= ? ORDER BY l.pos DESC LIMIT 1)`)
+        AND (SELECT l."end" IS NULL OR l."end" >= ? FROM lease_log l WHERE l.kid = k.kid AND l.pos <= ?
+          ORDER BY l.pos DESC, l."end" IS NULL DESC, l."end" DESC LIMIT 1)`)
     const [a, b] = typesOf(w.family)
     const keys = this.openAtWipe.all(w.scope, a, b ?? a, w.ts, w.ts) as LeaseKey[]
     const reg = this.registry()

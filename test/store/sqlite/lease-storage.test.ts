@@ -8,7 +8,7 @@ import { deriveIntervals } from '../../../src/leases/derive.js'
 import { compareObservations, sequenceOf } from '../../../src/leases/observe.js'
 import type { LeaseInterval, LeaseObservation } from '../../../src/leases/types.js'
 import { ObsWriter, readIds, readObs } from '../../../src/store/sqlite/lease-codec.js'
-import { wipeObservation, WipeRegistry, type LeaseWipe } from '../../../src/leases/wipes.js'
+import { SubnetMap, wipeObservation, WipeRegistry, type LeaseWipe } from '../../../src/leases/wipes.js'
 import { packageRoot } from '../../../src/paths.js'
 import { identBlob, identText } from '../../../src/store/sqlite/ident-blob.js'
 import { SqliteLeases } from '../../../src/store/sqlite/leases.js'
@@ -145,6 +145,35 @@ describe('sqlite lease storage (schema 10)', () => {
     ])
     leases.apply([], [{ scope: 'kea-a', family: 4, subnet_id: 1, ts: T0 + 100_000, seq: sequenceOf('b0-20'), event_id: 'b0-20' }])
     expect((await leases.intervals({ address: '192.0.2.60' })).map((i) => [i.end, i.end_reason, i.evidence])).toEqual([[T0 + 100_000, 'wiped', ['b0-10', 'b0-20', 'b0-30']]])
+  })
+
+  it('a wipe reaches a lease whose key also holds an interval without a start at the same position', async () => {
+    const k = keyOf('kea-a', 'V4', '192.0.2.61')
+    const leases = new SqliteLeases(open())
+    leases.apply([{ ...k, event_id: 'b0-20', ts: T0 + 1000, seq: sequenceOf('b0-20'), action: 'allocate', hwaddr: '02:00:00:00:00:bb', lifetime: 3600 }])
+    // A late release by another client in the same millisecond, logged before: an interval without a start, ending there.
+    leases.apply([{ ...k, event_id: 'b0-10', ts: T0 + 1000, seq: sequenceOf('b0-10'), action: 'release', hwaddr: '02:00:00:00:00:cc' }])
+    leases.apply([], [{ scope: 'kea-a', family: 4, subnet_id: 0, ts: T0 + 2000, seq: sequenceOf('b0-30'), event_id: 'b0-30' }])
+    expect((await leases.intervals({ address: '192.0.2.61' })).map((i) => [i.hwaddr, i.end, i.end_reason])).toEqual([
+      ['02:00:00:00:00:cc', T0 + 1000, 'release'],
+      ['02:00:00:00:00:bb', T0 + 2000, 'wiped']
+    ])
+  })
+
+  it('a stored wipe is judged again with the subnets configured now when its key is derived again', async () => {
+    const db = open()
+    const k = keyOf('kea-a', 'V4', '192.0.2.62')
+    const alloc: LeaseObservation = { ...k, event_id: 'b1-10', ts: T0, seq: sequenceOf('b1-10'), action: 'allocate', hwaddr: '02:00:00:00:00:0a', lifetime: 3600 }
+    const wipe: LeaseWipe = { scope: 'kea-a', family: 4, subnet_id: 1, ts: T0 + 60_000, seq: sequenceOf('b1-20'), event_id: 'b1-20' }
+    const before = new SqliteLeases(db)
+    before.apply([alloc], [wipe])
+    expect((await before.intervals({ address: '192.0.2.62' })).map((i) => [i.end_reason, i.certainty])).toEqual([['expiry-by-lifetime', 'gap']])
+    const after = new SqliteLeases(db)
+    after.subnets = new SubnetMap([{ server: 'kea-a', id: 1, prefix: '192.0.2.0/24' }])
+    after.wipesStored = () => [wipe]
+    // A late observation re-derives the key from its first interval.
+    after.apply([{ ...alloc, event_id: 'b1-5', seq: sequenceOf('b1-5'), ts: T0 - 1000, action: 'allocate' }])
+    expect((await after.intervals({ address: '192.0.2.62' })).map((i) => [i.end, i.end_reason, i.certainty])).toEqual([[T0 + 60_000, 'wiped', 'observed']])
   })
 
   it('a file derived before wipes ended leases has its stored wipes applied once, by its next derivation', async () => {
