@@ -89,7 +89,8 @@ export function observeAll (events: readonly KeaEvent[]): LeaseObservation[] {
   return out
 }
 
-export function compareObservations (a: LeaseObservation, b: LeaseObservation): number {
+/** Derivation order: time, then source and offset. Also of wipes (anything with ts and seq). */
+export function compareObservations (a: Pick<LeaseObservation, 'ts' | 'seq'>, b: Pick<LeaseObservation, 'ts' | 'seq'>): number {
   return a.ts - b.ts || (a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0)
 }
 

@@ -121,7 +121,7 @@ export class WipeRegistry {
     list.push(w)
     // Wipes arrive in time order as a rule: sorted only when one does not.
     const prev = list[list.length - 2]
-    if (prev !== undefined && (prev.ts > w.ts || (prev.ts === w.ts && prev.seq > w.seq))) list.sort((a, b) => a.ts - b.ts || (a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0))
+    if (prev !== undefined && compareObservations(prev, w) > 0) list.sort(compareObservations)
     this.byScope.set(k, list)
     return true
   }
@@ -175,7 +175,7 @@ export class WipeRegistry {
     })
     const add: LeaseObservation[] = []
     for (const w of byId.values()) {
-      if (after !== undefined && !(w.ts > after.ts || (w.ts === after.ts && w.seq > after.seq))) continue
+      if (after !== undefined && compareObservations(w, after) <= 0) continue
       add.push(wipeObservation(w, first, this.inSubnet(first, w)))
     }
     if (add.length === 0) return out ?? obs as LeaseObservation[]
