@@ -149,7 +149,9 @@ export const LOG_CODES = {
   /** The API server could not listen (port taken…): start-up fails (ApiListenError). */
   apiListen: 'KEATRAIL_ERR_API_LISTEN',
   /** A key's stored lease rows could not be read: rebuilt from the stored events (LeaseHistoryDamagedError). */
-  leaseHistoryDamaged: 'KEATRAIL_ERR_LEASE_HISTORY_DAMAGED'
+  leaseHistoryDamaged: 'KEATRAIL_ERR_LEASE_HISTORY_DAMAGED',
+  /** Lease wipes past the store's bound (MAX_WIPES, src/leases/wipes.ts) were not applied: recorded as collection gaps. */
+  leaseWipesIgnored: 'KEATRAIL_ERR_LEASE_WIPES_IGNORED'
 } as const
 
 // API hardening

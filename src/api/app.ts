@@ -65,6 +65,8 @@ export interface ServiceStatus {
   sourcesRunning?: () => boolean
   /** Lease keys rebuilt because their stored rows could not be read. */
   leaseRepairs?: () => number
+  /** Lease wipes not applied (more than the store keeps). */
+  leaseWipesIgnored?: () => number
   /** Each configured source's state; /readyz is 503 unless all are running. */
   sourceStates?: () => Record<string, 'starting' | 'running' | 'failed' | 'stopped'>
 }

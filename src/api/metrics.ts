@@ -75,6 +75,7 @@ export function registerMetrics (registry: Registry, status: ServiceStatus): voi
   }
 
   counter(registry, 'keatrail_lease_history_repaired_keys_total', 'Leases whose stored history could not be read (damaged on disk), rebuilt from the stored events (each logged)', [], () => status.leaseRepairs === undefined ? [] : [[{}, status.leaseRepairs()]])
+  counter(registry, 'keatrail_lease_wipes_ignored_total', 'Lease wipe lines not applied to lease history because the store keeps its bound of wipes already (each batch logged; its time recorded as a collection gap)', [], () => status.leaseWipesIgnored === undefined ? [] : [[{}, status.leaseWipesIgnored()]])
   gauge(registry, 'keatrail_deadletter_events', 'Events waiting in the dead-letter store (keatrail deadletter list|retry)', [], () => [[{}, status.deadLetters?.() ?? 0]])
   counter(registry, 'keatrail_deadletter_dropped_events_total', 'Dead-lettered events removed because the dead-letter store was full (lost; each overflow is logged)', [], () => [[{}, status.deadLettersDropped?.() ?? 0]])
 }

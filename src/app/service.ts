@@ -71,6 +71,7 @@ export async function runService (cfg: KeatrailConfig, logger: Logger): Promise<
           ...(poller === undefined ? {} : { kea: () => ({ ...poller.counters, ...(poller.webhook === undefined ? {} : { webhookSent: poller.webhook.counters.sent, webhookFailed: poller.webhook.counters.failed, webhookDropped: poller.webhook.counters.dropped }) }) }),
           deadLetters: () => deadLetters?.count() ?? 0,
           leaseRepairs: () => store.leases.repaired ?? 0,
+          leaseWipesIgnored: () => store.leases.wipesIgnored ?? 0,
           sourcesRunning: () => running,
           sourceStates: () => Object.fromEntries(sources.map((s) => [s.name, pipeline.sourceState(s.name)]))
         }, registry, deadLetters, logger)

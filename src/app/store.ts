@@ -76,6 +76,14 @@ export function openDeadLetters (cfg: KeatrailConfig, mode: StoreMode): DeadLett
  * The one place keatrail constructs a store from its config. Returns undefined only when
  * `waitForCluster` aborted before Elasticsearch answered.
  */
+/** Lease wipes a store could not apply (more than MAX_WIPES): logged, never silent (keatrail_lease_wipes_ignored_total counts them). */
+function wipesIgnored (ctx: StoreContext): (scope: string, n: number, from: number, to: number) => void {
+  return (scope, n, from, to) => {
+    ctx.log.error(LOG_CODES.leaseWipesIgnored, 'Lease wipes not applied: the store keeps its bound of wipes already; their time is recorded as a collection gap.',
+      { server: scope, wipes: n, from: new Date(from).toISOString(), to: new Date(to).toISOString() })
+  }
+}
+
 export async function openStore (cfg: KeatrailConfig, ctx: StoreContext): Promise<OpenedStore | undefined> {
   if (ctx.mode === 'read') {
     // Checked before anything is opened: SQLite and the dead-letter store create their files.
@@ -121,6 +129,7 @@ export async function openStore (cfg: KeatrailConfig, ctx: StoreContext): Promis
           ? 'A lease\'s stored history could not be read; rebuilt from the stored events.'
           : 'A lease\'s stored history could not be read; started again from the events being written (the row layout cannot read it back from its events).', { key, error: err })
       }
+      store.leases.onWipesIgnored = wipesIgnored(ctx)
       return { store, deadLetters, close: async () => { await closeAll(store) } }
     }
     const { type: _type, ...esConfig } = s
@@ -129,6 +138,7 @@ export async function openStore (cfg: KeatrailConfig, ctx: StoreContext): Promis
       onRetry: (err, attempt, waitMs) => { ctx.log.error(LOG_CODES.storeWrite, 'Elasticsearch write failed; retrying.', { attempt, waitMs, error: err }) }
     })
     es.leases.subnets = new SubnetMap(cfg.leases.subnets)
+    es.leases.onWipesIgnored = wipesIgnored(ctx)
     const opened = { store: es, deadLetters, close: async () => { await closeAll(es) } }
     try {
       if (ctx.mode === 'read') {

@@ -141,6 +141,10 @@ export interface HistoryQuery {
 export interface LeaseStore {
   /** Keys whose stored rows could not be read, rebuilt from the stored events (SQLite; each logged by the service). */
   readonly repaired?: number
+  /** Lease wipes not applied because the store keeps MAX_WIPES already (each batch logged by the service; its time is a collection gap). */
+  readonly wipesIgnored?: number
+  /** Called for the wipes of one server a batch could not apply (set by the composition root, which logs them). */
+  onWipesIgnored?: (scope: string, n: number, from: number, to: number) => void
   /** The configured subnets (`leases.subnets`), set by the composition root: which leases of unknown subnet a wipe ends. Set only (reads give undefined). */
   subnets?: SubnetMap
   /** Intervals overlapping `time` whose range contains the address (IA_PD prefixes too): at most MAX_INTERVALS + 1. */

@@ -87,62 +87,93 @@ export class SubnetMap {
    * (lo/hi are fixed-width hex of one family: they compare as text.)
    */
   holds (k: LeaseKey, w: LeaseWipe): boolean | undefined {
-    const list = this.byScope.get(`${w.family}|${k.scope}`)
-    if (list === undefined) return undefined
-    let other = false
-    for (const s of list) {
-      if (s.lo > k.lo || k.hi > s.hi) continue
-      if (s.id === w.subnet_id) return true
-      other = true
-    }
-    return other ? false : undefined
+    const ids = this.idsHolding(k, w.family)
+    return ids.length === 0 ? undefined : ids.includes(w.subnet_id)
+  }
+
+  /** The ids of the configured subnets of k's server that hold its address or prefix. */
+  idsHolding (k: LeaseKey, family: 4 | 6 = familyOf(k.type)): number[] {
+    const list = this.byScope.get(`${family}|${k.scope}`)
+    if (list === undefined) return []
+    const out: number[] = []
+    for (const s of list) if (s.lo <= k.lo && k.hi <= s.hi) out.push(s.id)
+    return out
   }
 }
 
 /**
- * The wipes a store knows, by server and family, in time order. Wipes are operators' commands
- * (a handful in a store's life), so all of them are kept in memory and every derivation of a key
+ * Wipes a store keeps at most. Each costs ~0.3 KB in memory for the store's life, and a syslog
+ * peer can send any line: a flood of forged wipe lines must not grow memory without end. Kea
+ * logs a wipe of every subnet as one line per subnet, so this is 50 wipes of a 2,000-subnet
+ * server. Wipes past it are not applied: counted, logged and recorded as collection gaps.
+ */
+export const MAX_WIPES = 100_000
+
+/** What WipeRegistry.add did with a wipe. */
+export type WipeAdded = 'added' | 'known' | 'over-limit'
+
+/** One server and family's wipes in (ts, seq) order: all of them, and by subnet. */
+interface ScopeWipes {
+  all: LeaseWipe[]
+  bySubnet: Map<number, LeaseWipe[]>
+}
+
+/** Inserts in (ts, seq) order: wipes arrive in time order as a rule; a late one goes in place. */
+function insertSorted (list: LeaseWipe[], w: LeaseWipe): void {
+  const last = list[list.length - 1]
+  if (last === undefined || compareObservations(last, w) <= 0) { list.push(w); return }
+  list.splice(firstAtOrAfter(list, w), 0, w)
+}
+
+/** Index of the first wipe of `list` at or after position `p` (binary search). */
+function firstAtOrAfter (list: readonly LeaseWipe[], p: { ts: number, seq: string }): number {
+  let lo = 0
+  let hi = list.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (compareObservations(list[mid] as LeaseWipe, p) < 0) lo = mid + 1
+    else hi = mid
+  }
+  return lo
+}
+
+/** The first wipe of `list` after `after` (at or after it when `inclusive`) and before `before`, if any. */
+function firstBetween (list: readonly LeaseWipe[] | undefined, after: { ts: number, seq: string }, inclusive: boolean, before: { ts: number, seq: string } | undefined): LeaseWipe | undefined {
+  if (list === undefined) return undefined
+  let i = firstAtOrAfter(list, after)
+  if (!inclusive && i < list.length && compareObservations(list[i] as LeaseWipe, after) === 0) i++
+  const w = list[i]
+  return w === undefined || (before !== undefined && compareObservations(w, before) >= 0) ? undefined : w
+}
+
+/**
+ * The wipes a store knows, by server and family, in time order. Every derivation of a key
  * consults its server's: an interval is ended by a wipe whenever the wipe and the interval's
- * observations were collected, in whatever order.
+ * observations were collected, in whatever order. At most `limit` (MAX_WIPES) are kept.
  */
 export class WipeRegistry {
-  private readonly byScope = new Map<string, LeaseWipe[]>()
+  private readonly byScope = new Map<string, ScopeWipes>()
   private readonly ids = new Set<string>()
 
   /** `subnets`: the configured subnets, which tell a wipe which leases of unknown subnet it ends. */
-  constructor (private readonly subnets?: SubnetMap) {}
+  constructor (private readonly subnets?: SubnetMap, private readonly limit = MAX_WIPES) {}
 
-  /** Adds a wipe; false when it was known (the same event again). */
-  add (w: LeaseWipe): boolean {
-    if (this.ids.has(w.event_id)) return false
+  /** Adds a wipe: 'known' when it was (the same event again), 'over-limit' when the registry is full. */
+  add (w: LeaseWipe): WipeAdded {
+    if (this.ids.has(w.event_id)) return 'known'
+    if (this.ids.size >= this.limit) return 'over-limit'
     this.ids.add(w.event_id)
     const k = `${w.family}|${w.scope}`
-    const list = this.byScope.get(k) ?? []
-    list.push(w)
-    // Wipes arrive in time order as a rule: sorted only when one does not.
-    const prev = list[list.length - 2]
-    if (prev !== undefined && compareObservations(prev, w) > 0) list.sort(compareObservations)
-    this.byScope.set(k, list)
-    return true
+    let sw = this.byScope.get(k)
+    if (sw === undefined) { sw = { all: [], bySubnet: new Map() }; this.byScope.set(k, sw) }
+    insertSorted(sw.all, w)
+    let own = sw.bySubnet.get(w.subnet_id)
+    if (own === undefined) { own = []; sw.bySubnet.set(w.subnet_id, own) }
+    insertSorted(own, w)
+    return 'added'
   }
 
   get size (): number { return this.ids.size }
-
-  /** The wipes of key `k`'s server and family at or after `fromTs`. */
-  private from (k: LeaseKey, fromTs: number): LeaseWipe[] {
-    const list = this.byScope.get(`${familyOf(k.type)}|${k.scope}`)
-    if (list === undefined) return []
-    // From the first at or after fromTs (binary search): a store of years may hold thousands, a
-    // key derived in order meets the few after its first observation.
-    let lo = 0
-    let hi = list.length
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1
-      if ((list[mid] as LeaseWipe).ts < fromTs) lo = mid + 1
-      else hi = mid
-    }
-    return list.slice(lo)
-  }
 
   /** SubnetMap.holds for a wipe of one subnet (not of every subnet: 0). */
   inSubnet (k: LeaseKey, w: LeaseWipe): boolean | undefined {
@@ -150,35 +181,80 @@ export class WipeRegistry {
   }
 
   /**
-   * `obs` (one key's, in derivation order) with the wipes of its server and family at or after
-   * its first observation merged in, those it has already (by event id) left out. Wipes before it
-   * cannot end anything it opens. `after`: where the key's derivation stood (a resumed fold):
-   * only wipes after it.
+   * `obs` (one key's, in derivation order) with the wipes of its server and family that can
+   * change its derivation merged in, from its first observation on (wipes before it cannot end
+   * anything it opens); those it has already (by event id) are made again from the registry.
+   * `after`: where the key's derivation stood (a resumed fold): only wipes after it.
+   * `context`: the interval the derivation resumes or follows (its subnet).
+   *
+   * Between two of the key's own observations its state changes only by wipes, and after the
+   * first wipe of a subnet (or of every subnet) another of the same changes nothing: it ended
+   * the lease, or the lease is known to be in another subnet, or it was marked (deriveIntervals).
+   * So each stretch between observations takes only the first wipe, the first of every subnet
+   * (0), and the first of each subnet the key could be known in — the subnets its observations
+   * and `context` name, and the configured ones holding its address. A key meets a handful of
+   * wipes however many were sent, in O(log wipes) each.
    */
-  merge (obs: readonly LeaseObservation[], after?: { ts: number, seq: string }): LeaseObservation[] {
+  merge (obs: readonly LeaseObservation[], after?: { ts: number, seq: string }, context?: { subnet_id?: number }): LeaseObservation[] {
     const first = obs[0]
     if (first === undefined || this.size === 0) return obs as LeaseObservation[]
-    const wipes = this.from(first, first.ts)
-    if (wipes.length === 0) return obs as LeaseObservation[]
-    const byId = new Map(wipes.map((w) => [w.event_id, w]))
+    const sw = this.byScope.get(`${familyOf(first.type)}|${first.scope}`)
+    if (sw === undefined) return obs as LeaseObservation[]
+    const subnets = new Set<number>(this.subnets?.idsHolding(first) ?? [])
+    if (context?.subnet_id !== undefined) subnets.add(context.subnet_id)
+    const stored = new Map<string, number>()
+    obs.forEach((o, i) => {
+      if (o.action === WIPE_ACTION) stored.set(o.event_id, i)
+      else if (o.subnet_id !== undefined) subnets.add(o.subnet_id)
+    })
+    subnets.delete(0)
+    const lists = [sw.all, sw.bySubnet.get(0), ...[...subnets].map((s) => sw.bySubnet.get(s))]
+    // From the first observation's millisecond (as the stores have always merged), or after `after`.
+    let from: { ts: number, seq: string } = { ts: first.ts, seq: '' }
+    let inclusive = true
+    if (after !== undefined && compareObservations(after, from) >= 0) { from = after; inclusive = false }
+    const chosen = new Map<string, LeaseWipe>()
+    const pick = (lo: { ts: number, seq: string }, loInclusive: boolean, hi: { ts: number, seq: string } | undefined): void => {
+      for (const list of lists) {
+        const w = firstBetween(list, lo, loInclusive, hi)
+        if (w !== undefined) chosen.set(w.event_id, w)
+      }
+    }
+    // Stretches between the key's own observations (wipes it stores are not boundaries).
+    let lo = from
+    let loInclusive = inclusive
+    for (const o of obs) {
+      if (o.action === WIPE_ACTION || compareObservations(o, lo) < 0) continue
+      pick(lo, loInclusive, o)
+      lo = o
+      loInclusive = false
+    }
+    pick(lo, loInclusive, undefined)
     let out: LeaseObservation[] | undefined
     // A wipe the key stores already is made again from the registry: what the configured
     // subnets say of it now, not when it was stored.
-    obs.forEach((o, i) => {
-      const w = o.action === WIPE_ACTION ? byId.get(o.event_id) : undefined
-      if (w === undefined) return
-      byId.delete(o.event_id)
+    for (const [id, i] of stored) {
+      const w = chosen.get(id) ?? this.byId(sw, obs[i] as LeaseObservation)
+      chosen.delete(id)
+      if (w === undefined) continue
       const fresh = wipeObservation(w, first, this.inSubnet(first, w))
-      if (fresh.in_subnet === o.in_subnet) return
+      if (fresh.in_subnet === (obs[i] as LeaseObservation).in_subnet) continue
       out ??= [...obs]
       out[i] = fresh
-    })
-    const add: LeaseObservation[] = []
-    for (const w of byId.values()) {
-      if (after !== undefined && compareObservations(w, after) <= 0) continue
-      add.push(wipeObservation(w, first, this.inSubnet(first, w)))
     }
-    if (add.length === 0) return out ?? obs as LeaseObservation[]
-    return [...(out ?? obs), ...add].sort(compareObservations)
+    if (chosen.size === 0) return out ?? obs as LeaseObservation[]
+    const add = [...chosen.values()].map((w) => wipeObservation(w, first, this.inSubnet(first, w)))
+    return (out ?? [...obs]).concat(add).sort(compareObservations)
+  }
+
+  /** The registry's wipe for a stored wipe observation (by position, then id). */
+  private byId (sw: ScopeWipes, o: LeaseObservation): LeaseWipe | undefined {
+    const list = sw.all
+    for (let i = firstAtOrAfter(list, o); i < list.length; i++) {
+      const w = list[i] as LeaseWipe
+      if (compareObservations(w, o) !== 0) return undefined
+      if (w.event_id === o.event_id) return w
+    }
+    return undefined
   }
 }

@@ -18,7 +18,7 @@ describe('/metrics', () => {
         kea: () => ({ polls: 3, failures: 1, webhookSent: 2 }),
         deadLetters: () => 6,
         deadLettersDropped: () => 11,
-        leaseRepairs: () => 3,
+        leaseRepairs: () => 3, leaseWipesIgnored: () => 12,
         sourceStates: () => ({ relay: 'failed' })
       }
     })
@@ -42,7 +42,8 @@ describe('/metrics', () => {
         'keatrail_kea_webhook_sent_total 2',
         'keatrail_deadletter_events 6',
         'keatrail_deadletter_dropped_events_total 11',
-        'keatrail_lease_history_repaired_keys_total 3'
+        'keatrail_lease_history_repaired_keys_total 3',
+        'keatrail_lease_wipes_ignored_total 12'
       ]) expect(text).toContain(line)
       expect(text).toMatch(/^# TYPE keatrail_source_events_total counter$/m)
       expect(text).toMatch(/^# TYPE keatrail_pipeline_queued_batches gauge$/m)

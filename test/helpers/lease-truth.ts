@@ -1,8 +1,8 @@
 import { closeSync, existsSync, openSync, readSync } from 'node:fs'
 import { deriveIntervals } from '../../src/leases/derive.js'
 import { compareObservations, observeAll } from '../../src/leases/observe.js'
-import type { LeaseInterval } from '../../src/leases/types.js'
-import { WipeRegistry, wipesOf } from '../../src/leases/wipes.js'
+import type { LeaseInterval, LeaseObservation } from '../../src/leases/types.js'
+import { familyOf, WIPE_ACTION, wipeObservation, wipesOf, type LeaseWipe, type SubnetMap } from '../../src/leases/wipes.js'
 import type { KeaEvent } from '../../src/parse/event.js'
 
 /** One full derivation of every key from all events at once: what any store must end up with. */
@@ -14,11 +14,25 @@ export function expectedIntervals (events: readonly KeaEvent[]): Map<string, Lea
     byKey.set(o.key, list)
   }
   // Each key with the wipes of its server: every one of them, whatever was stored when.
-  const wipes = new WipeRegistry()
-  for (const w of wipesOf(events)) wipes.add(w)
+  const wipes = wipesOf(events)
   const out = new Map<string, LeaseInterval[]>()
-  for (const [key, obs] of byKey) out.set(key, deriveIntervals(wipes.merge([...obs].sort(compareObservations))))
+  for (const [key, obs] of byKey) out.set(key, deriveIntervals(everyWipe([...obs].sort(compareObservations), wipes)))
   return out
+}
+
+/**
+ * A key's observations (sorted) with every wipe of its server and family from its first
+ * observation's millisecond on, those it stores made again: the plain reading of what a wipe
+ * does, against which WipeRegistry.merge (which keeps only the wipes that can change the
+ * derivation) is checked.
+ */
+export function everyWipe (obs: readonly LeaseObservation[], wipes: readonly LeaseWipe[], subnets?: SubnetMap): LeaseObservation[] {
+  const first = obs[0]
+  if (first === undefined) return []
+  const inSubnet = (w: LeaseWipe): boolean | undefined => w.subnet_id === 0 || subnets === undefined || subnets.size === 0 ? undefined : subnets.holds(first, w)
+  const own = wipes.filter((w) => w.scope === first.scope && w.family === familyOf(first.type) && w.ts >= first.ts)
+  const ids = new Set(own.map((w) => w.event_id))
+  return [...obs.filter((o) => o.action !== WIPE_ACTION || !ids.has(o.event_id)), ...own.map((w) => wipeObservation(w, first, inSubnet(w)))].sort(compareObservations)
 }
 
 /**

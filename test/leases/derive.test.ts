@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest'
 import { deriveIntervals } from '../../src/leases/derive.js'
 import { compareObservations } from '../../src/leases/observe.js'
 import type { LeaseObservation } from '../../src/leases/types.js'
-import { SubnetMap, WipeRegistry } from '../../src/leases/wipes.js'
+import { SubnetMap, WipeRegistry, type LeaseWipe } from '../../src/leases/wipes.js'
+import { everyWipe } from '../helpers/lease-truth.js'
 
 const T0 = Date.parse('2026-11-24T04:00:00Z')
 let n = 0
@@ -162,10 +163,62 @@ describe('deriveIntervals with wipes (lease4-wipe / lease6-wipe)', () => {
     r.add({ scope: 'other', family: 4, subnet_id: 1, ts: at(60), seq: 'x', event_id: 'other-wipe' })
     r.add({ scope: 'kea', family: 6, subnet_id: 1, ts: at(70), seq: 'y', event_id: 'v6-wipe' })
     r.add({ scope: 'kea', family: 4, subnet_id: 1, ts: at(-10), seq: 'z', event_id: 'early-wipe' })
-    expect(r.add({ scope: 'kea', family: 4, subnet_id: 1, ts: at(50), seq: 'w', event_id: 'wipe-32' })).toBe(false)
+    expect(r.add({ scope: 'kea', family: 4, subnet_id: 1, ts: at(50), seq: 'w', event_id: 'wipe-32' })).toBe('known')
     const merged = r.merge([obs('allocate', 0, A, 3600)])
     expect(merged.map((o) => o.event_id).filter((id) => id.includes('wipe'))).toEqual(['wipe-32'])
     expect(r.merge(merged)).toEqual(merged)
     expect(r.merge([obs('allocate', 0, A, 3600)], { ts: at(50), seq: 'wipe-' + (50).toString(16).padStart(13, '0') }).some((o) => o.action === 'lease-wipe')).toBe(false)
+  })
+
+  it('keeps only the wipes that can change the derivation: the same intervals as with every wipe, however many were sent', () => {
+    // A seeded generator: the test must not flake.
+    let seed = 17
+    const rnd = (): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648 }
+    const configs = [undefined, new SubnetMap([{ server: 'kea', id: 2, prefix: '192.0.2.0/24' }]), new SubnetMap([{ server: 'kea', id: 5, prefix: '198.51.100.0/24' }])]
+    let floods = 0
+    for (let round = 0; round < 300; round++) {
+      const subnets = configs[round % configs.length]
+      const list: LeaseObservation[] = []
+      let s = 0
+      for (let i = 0; i < 2 + Math.floor(rnd() * 12); i++) {
+        s += Math.floor(rnd() * 40)
+        const a = rnd()
+        const action = a < 0.55 ? 'allocate' : a < 0.65 ? 'renew' : a < 0.8 ? 'release' : a < 0.9 ? 'lease-add' : 'reclaim'
+        const client = rnd() < 0.8 ? A : B
+        const o = obs(action, s, rnd() < 0.3 ? { ...client, subnet_id: 1 + Math.floor(rnd() * 3) } : client, action === 'renew' ? undefined : 20 + Math.floor(rnd() * 100))
+        list.push(o)
+      }
+      const wipes: LeaseWipe[] = []
+      // Runs of wipes of one subnet (a flood), of random subnets, of every subnet (0), some in an observation's second.
+      const count = rnd() < 0.3 ? 200 : Math.floor(rnd() * 12)
+      for (let i = 0; i < count; i++) {
+        const ts = at(Math.floor(rnd() * (s + 60)) - 5) + Math.floor(rnd() * 3)
+        const id = `w${round}-${i}`
+        const subnet = count > 100 && rnd() < 0.9 ? 1 : rnd() < 0.15 ? 0 : 1 + Math.floor(rnd() * 5)
+        wipes.push({ scope: 'kea', family: 4, subnet_id: subnet, ts, seq: id, event_id: id })
+      }
+      const r = new WipeRegistry(subnets)
+      for (const w of wipes) r.add(w)
+      const sortedObs = [...list].sort(compareObservations)
+      const merged = r.merge(sortedObs)
+      const want = deriveIntervals(everyWipe(sortedObs, wipes, subnets))
+      expect(deriveIntervals(merged), `round ${round}`).toEqual(want)
+      // Stored wipes (those the evidence names) given back: the same again.
+      const named = new Set(want.flatMap((iv) => iv.evidence))
+      expect(deriveIntervals(r.merge(merged.filter((o) => o.action !== 'lease-wipe' || named.has(o.event_id)))), `round ${round}, stored`).toEqual(want)
+      if (count > 100) {
+        floods++
+        // A handful per stretch between observations, not the flood.
+        expect(merged.length - sortedObs.length).toBeLessThanOrEqual((sortedObs.length + 1) * 6)
+      }
+    }
+    expect(floods).toBeGreaterThan(30)
+  })
+
+  it('keeps at most its bound of wipes: the rest are refused as over the limit', () => {
+    const r = new WipeRegistry(undefined, 2)
+    const w = (i: number): LeaseWipe => ({ scope: 'kea', family: 4, subnet_id: 1, ts: at(i), seq: `l-${i}`, event_id: `l-${i}` })
+    expect([r.add(w(1)), r.add(w(2)), r.add(w(3)), r.add(w(1))]).toEqual(['added', 'added', 'over-limit', 'known'])
+    expect(r.size).toBe(2)
   })
 })

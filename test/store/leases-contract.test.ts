@@ -182,6 +182,40 @@ describe(`lease history contract: ${kinds.join(' and ')} ${esSkip === '' ? '' : 
     }
   })
 
+  it('a flood of wipe lines, and wipes past the bound: the same answers in every store, the unapplied ones a collection gap', async () => {
+    const lines = readFixture('golden/dhcp4-INFO-lease-events.log').toString('utf8').split('\n').filter((l) => l !== '' && !l.includes('WIPE'))
+    const { events: rest } = await parseBuffer(lines.join('\n'), { host: 'kea-x', path: 'kea-x/rest.log' })
+    // After 192.0.2.203 was added in subnet 1 (09:16:15.783): 300 wipes of a subnet no lease
+    // is in, 1 ms apart, then one of subnet 1; the bound is 200, so the last 101 are not applied.
+    const wipe = (ms: number, subnet: number): string => `${new Date(WIPED.wipe + ms).toISOString().replace('T', ' ').replace('Z', '')} INFO  [kea-dhcp4.dhcpsrv/15928.140567963111936] DHCPSRV_MEMFILE_WIPE_LEASES4 removing all IPv4 leases from subnet ${subnet}`
+    const flood = [...Array.from({ length: 300 }, (_, i) => wipe(-600 + i, 9)), wipe(-200, 1)]
+    const { events: wipes } = await parseBuffer(flood.join('\n'), { host: 'kea-x', path: 'kea-x/wipes.log' })
+    expect(wipes.filter((e) => e.event.action === 'lease-wipe')).toHaveLength(301)
+    const answers: unknown[] = []
+    for (const k of kinds) {
+      const store = await makers[k]?.() as Store
+      try {
+        ;(store.leases as unknown as { wipeLimit: number }).wipeLimit = 200
+        await store.write(rest)
+        await store.write(wipes.slice(0, 150))
+        await store.write(wipes.slice(150))
+        // Still held after the wipe of its subnet that was not applied; the answer names the gap.
+        const held = await holderAt(store.leases, WIPED.address, WIPED.wipe - 100, 'kea-x')
+        expect(held.holders.map((h) => [h.mac, h.end_reason]), k).toEqual([['1A-1B-1C-1D-1E-3F', 'still-active']])
+        const during = await holderAt(store.leases, WIPED.address, WIPED.wipe - 300, 'kea-x')
+        expect(during.gaps?.map((g) => [g.from, g.to, g.reason]), k).toEqual([[new Date(WIPED.wipe - 400).toISOString(), new Date(WIPED.wipe - 200).toISOString(), '101 lease wipe(s) not applied: more than 200 wipes']])
+        expect(during.holders.map((h) => h.certainty), k).toEqual(['gap'])
+        expect(held.gaps, k).toBeUndefined()
+        // Counted once derived (a read derives what is pending).
+        expect(store.leases.wipesIgnored, k).toBe(101)
+        answers.push([held, during])
+      } finally {
+        await store.close()
+      }
+    }
+    for (const a of answers.slice(1)) expect(a).toEqual(answers[0])
+  })
+
   it('a DHCPv6 address inside a delegated prefix finds the prefix holder', async () => {
     const pd = [...expected.values()].flat().find((iv) => iv.type === 'IA_PD' && iv.start !== null && iv.end !== null) as LeaseInterval
     const inside = pd.lease.replace(/::\/\d+$/, '::ab:1')

@@ -2,7 +2,7 @@ import type { Client, estypes } from '@elastic/elasticsearch'
 import { containingPrefixLos, parseAddressOrPrefix } from '../../leases/address.js'
 import { deriveIntervals, resumable } from '../../leases/derive.js'
 import { compareObservations, observe, sequenceOf } from '../../leases/observe.js'
-import { observeWipe, typesOf, WIPE_ACTION, wipeObservation, WipeRegistry, type LeaseWipe, type SubnetMap } from '../../leases/wipes.js'
+import { MAX_WIPES, observeWipe, typesOf, WIPE_ACTION, wipeObservation, WipeRegistry, type LeaseWipe, type SubnetMap } from '../../leases/wipes.js'
 import { clientMatchers } from '../../leases/query.js'
 import { MAX_INTERVALS, type CollectionGap, type HistoryQuery, type LeaseInterval, type LeaseObservation, type LeaseStore } from '../../leases/types.js'
 import type { KeaEvent } from '../../parse/event.js'
@@ -105,6 +105,13 @@ export class EsLeases implements LeaseStore {
   private readonly unrefreshed = new Set<string>()
   /** The wipes in the stored events (src/leases/wipes.ts), read at the first derivation. */
   private wipes: WipeRegistry | undefined
+  /** Wipes not applied since this process started: more than MAX_WIPES (each batch of them logged by the service). */
+  wipesIgnored = 0
+  /** The most wipes kept (MAX_WIPES; tests set fewer). */
+  wipeLimit = MAX_WIPES
+  private wipesIgnoredListener: ((scope: string, n: number, from: number, to: number) => void) | undefined
+  /** Called for the wipes of one server a batch could not apply (MAX_WIPES). */
+  set onWipesIgnored (fn: (scope: string, n: number, from: number, to: number) => void) { this.wipesIgnoredListener = fn }
   private subnetMap: SubnetMap | undefined
   /** The configured subnets (`leases.subnets`): which leases of unknown subnet a wipe ends. */
   set subnets (map: SubnetMap) { this.subnetMap = map; this.wipes = undefined }
@@ -196,7 +203,7 @@ export class EsLeases implements LeaseStore {
   /** The wipes known: those in the stored events (read once), and those applied since. */
   private async registry (): Promise<WipeRegistry> {
     if (this.wipes === undefined) {
-      const reg = new WipeRegistry(this.subnetMap)
+      const reg = new WipeRegistry(this.subnetMap, this.wipeLimit)
       await this.visible(this.events)
       for (let after: estypes.SortResults | undefined, round = 0; round < 1000; round++) {
         const res = await this.client.search<KeaEvent>({
@@ -216,12 +223,16 @@ export class EsLeases implements LeaseStore {
   }
 
   /**
-   * A new wipe as an observation of every key of its server and family with an interval open at
-   * its moment (keys derived later meet it in their derivation: WipeRegistry.merge). They join
-   * the batch's observations: a key whose history ends before the wipe continues it (extend),
-   * the others are re-derived from before it.
+   * A batch's wipes of one server and family (in order) as observations of every key of theirs
+   * with an interval open at one of them: each such key meets the first, and its derivation
+   * merges the others that can change it (WipeRegistry.merge); keys derived later meet them
+   * there. They join the batch's observations: a key whose history ends before the wipe
+   * continues it (extend), the others are re-derived from before it. One search per batch, not
+   * per wipe: a flood of wipe lines must not cost a search of every open lease each.
    */
-  private async openAtWipe (w: LeaseWipe): Promise<LeaseObservation[]> {
+  private async openAtWipe (group: readonly LeaseWipe[]): Promise<LeaseObservation[]> {
+    const w = group[0] as LeaseWipe
+    const last = group[group.length - 1] as LeaseWipe
     await this.visible(this.idx.intervals)
     const out: LeaseObservation[] = []
     const seen = new Set<string>()
@@ -232,7 +243,7 @@ export class EsLeases implements LeaseStore {
           bool: {
             filter: [
               { term: { origin: 'log' } }, { term: { scope: w.scope } }, { terms: { type: typesOf(w.family) } },
-              { bool: { should: [{ range: { start: { lte: w.ts } } }, { bool: { must_not: [{ exists: { field: 'start' } }] } }], minimum_should_match: 1 } },
+              { bool: { should: [{ range: { start: { lte: last.ts } } }, { bool: { must_not: [{ exists: { field: 'start' } }] } }], minimum_should_match: 1 } },
               // gte: an end in the wipe's millisecond may still follow it (source and offset decide).
               { bool: { should: [{ range: { end: { gte: w.ts } } }, { bool: { must_not: [{ exists: { field: 'end' } }] } }], minimum_should_match: 1 } }
               // No filter by subnet: an interval's stored subnet is its last one, not the one it
@@ -263,9 +274,29 @@ export class EsLeases implements LeaseStore {
     const reg = await this.registry()
     // Also a wipe seen before (a batch applied again): where its keys have it already, nothing changes.
     let wiped: LeaseObservation[] = []
+    const groups = new Map<string, LeaseWipe[]>()
+    const ignored = new Map<string, { from: number, to: number, n: number }>()
+    const seen = new Set<string>()
     for (const w of wipes) {
-      reg.add(w)
-      wiped = wiped.concat(await this.openAtWipe(w))
+      if (seen.has(w.event_id)) continue
+      seen.add(w.event_id)
+      if (reg.add(w) === 'over-limit') {
+        const g = ignored.get(w.scope)
+        if (g === undefined) ignored.set(w.scope, { from: w.ts, to: w.ts, n: 1 })
+        else { g.from = Math.min(g.from, w.ts); g.to = Math.max(g.to, w.ts); g.n++ }
+        continue
+      }
+      const k = `${w.family}|${w.scope}`
+      const g = groups.get(k)
+      if (g === undefined) groups.set(k, [w])
+      else g.push(w)
+    }
+    for (const g of groups.values()) wiped = wiped.concat(await this.openAtWipe(g.sort(compareObservations)))
+    // Past MAX_WIPES: not applied, recorded as collection gaps, counted and reported.
+    for (const [scope, g] of ignored) {
+      await this.recordGap({ scope, from: g.from, to: g.to, reason: `${g.n} lease wipe(s) not applied: more than ${this.wipeLimit} wipes` })
+      this.wipesIgnored += g.n
+      try { this.wipesIgnoredListener?.(scope, g.n, g.from, g.to) } catch { /* the count stands */ }
     }
     if (wiped.length > 0) obs = obs.concat(wiped)
     const ops: unknown[] = []
@@ -339,7 +370,7 @@ export class EsLeases implements LeaseStore {
       }
       const lastIv = prev?.doc
       // Wipes after where the key stood (those before it were folded in already).
-      const merged = this.wipes?.merge(tail, prev === undefined ? undefined : { ts: prev.last_ts ?? -Infinity, seq: prev.last_seq ?? '' }) ?? tail
+      const merged = this.wipes?.merge(tail, prev === undefined ? undefined : { ts: prev.last_ts ?? -Infinity, seq: prev.last_seq ?? '' }, lastIv) ?? tail
       const fresh = lastIv !== undefined && resumable(lastIv) ? deriveIntervals(merged, undefined, lastIv) : deriveIntervals(merged, lastIv)
       const last = merged[merged.length - 1] as LeaseObservation
       fresh.forEach((iv, i) => {
@@ -424,7 +455,7 @@ export class EsLeases implements LeaseStore {
     ])
     const ops: unknown[] = []
     windows.forEach((w, i) => {
-      const tail = this.wipes?.merge(tails[i] ?? []) ?? tails[i] ?? []
+      const tail = this.wipes?.merge(tails[i] ?? [], undefined, w.before) ?? tails[i] ?? []
       const fresh = deriveIntervals(tail, w.before)
       const keep = new Set(fresh.map((iv) => iv.id))
       for (const h of staleHits[i] ?? []) if (typeof h._id === 'string' && !keep.has(h._id)) ops.push({ delete: { _index: this.idx.intervals, _id: h._id } })

@@ -1,7 +1,7 @@
 import type Database from 'better-sqlite3'
 import { deriveIntervals, intervalId, resumable } from '../../leases/derive.js'
 import { compareObservations, sequenceOf } from '../../leases/observe.js'
-import { typesOf, WIPE_ACTION, wipeObservation, WipeRegistry, type LeaseWipe, type SubnetMap } from '../../leases/wipes.js'
+import { MAX_WIPES, typesOf, WIPE_ACTION, wipeObservation, WipeRegistry, type LeaseWipe, type SubnetMap } from '../../leases/wipes.js'
 import { type CollectionGap, type HistoryQuery, type LeaseInterval, type LeaseKey, type LeaseObservation, type LeaseStore } from '../../leases/types.js'
 import { LEASE_OBS_VIEW } from './migrations.js'
 import { identityOf, intervalDoc, intervalOf, ObsWriter, readIds, readObs, resumeObs, sameIdentity, type Identity } from './lease-codec.js'
@@ -175,6 +175,15 @@ export class SqliteLeases implements LeaseStore {
    * A rolled-back rebuild is done again by the retry, and was counted and logged twice.
    */
   private resetsInTx: Array<{ key: string, err: Error }> = []
+  /** Wipes ignored in the transaction running now (ignoreWipes): counted and reported when it commits. */
+  private ignoredInTx: Array<{ scope: string, from: number, to: number, n: number }> = []
+  /** Wipes not applied since this process started: more than MAX_WIPES (each batch of them logged by the service). */
+  wipesIgnored = 0
+  /** The most wipes kept (MAX_WIPES; tests set fewer). */
+  wipeLimit = MAX_WIPES
+  private wipesIgnoredListener: ((scope: string, n: number, from: number, to: number) => void) | undefined
+  /** Called for the wipes of one server a batch could not apply (MAX_WIPES), once they are stored. */
+  set onWipesIgnored (fn: (scope: string, n: number, from: number, to: number) => void) { this.wipesIgnoredListener = fn }
 
   /**
    * The transaction that held lease changes ended (`committed` or rolled back): the keys it
@@ -186,6 +195,14 @@ export class SqliteLeases implements LeaseStore {
     if (this.db.inTransaction) return
     const done = this.resetsInTx
     this.resetsInTx = []
+    const ignored = this.ignoredInTx
+    this.ignoredInTx = []
+    if (committed) {
+      for (const g of ignored) {
+        this.wipesIgnored += g.n
+        try { this.wipesIgnoredListener?.(g.scope, g.n, g.from, g.to) } catch { /* the count stands */ }
+      }
+    }
     if (!committed) {
       // What the registry learnt may not be stored, nor the mark that the file's wipes are applied.
       this.wipes = undefined
@@ -311,8 +328,9 @@ export class SqliteLeases implements LeaseStore {
   /** The wipes known: those in the stored events (read once), and those applied since. */
   private registry (): WipeRegistry {
     if (this.wipes === undefined) {
-      const reg = new WipeRegistry(this.subnetMap)
+      const reg = new WipeRegistry(this.subnetMap, this.wipeLimit)
       const stored = this.wipesStored?.() ?? []
+      // Past MAX_WIPES when the file holds more (ignored when they came: their gaps are stored).
       for (const w of stored) reg.add(w)
       this.wipes = reg
       // A file whose lease history was derived before wipes ended leases (no 'lease_wipes' in
@@ -324,22 +342,48 @@ export class SqliteLeases implements LeaseStore {
   }
 
   /**
-   * A new wipe as an observation of every stored key of its server and family with an interval
-   * open at its moment (keys not stored yet meet it in their derivation: WipeRegistry.merge).
+   * A batch's wipes of one server and family (in order) as observations of every stored key of
+   * theirs with an interval open at one of them: each such key meets the first, and its
+   * derivation merges the others that can change it (WipeRegistry.merge). Keys not stored yet
+   * meet them in their derivation. One probe per batch, not per wipe: a flood of wipe lines
+   * cost one probe of every key each (50,000 keys, 250 wipes in a batch: out of memory).
    */
-  private wipeObservations (w: LeaseWipe): LeaseObservation[] {
-    // A key's intervals do not overlap: only its last one starting at or before the wipe can
-    // hold it, found by (kid, pos); of two at one position (one without a start ending where the
-    // next begins) the one ending last. Not a join over every interval of the server: that scan
+  private wipeObservations (group: readonly LeaseWipe[]): LeaseObservation[] {
+    // A key's intervals do not overlap: only its last one starting at or before the first wipe
+    // can hold it then, found by (kid, pos); of two at one position (one without a start ending
+    // where the next begins) the one ending last. Later wipes reach the intervals starting
+    // between the first and the last. Not a join over every interval of the server: that scan
     // grew with the history (15 % of bench/e2e's CPU, the log repeating a wipe every ~600 lines).
     this.openAtWipe ??= this.db.prepare(`SELECT k.key, k.scope, k.type, k.lease, k.lo, k.hi FROM lease_keys k
       WHERE k.scope = ? AND k.type IN (?, ?)
-        AND (SELECT l."end" IS NULL OR l."end" >= ? FROM lease_log l WHERE l.kid = k.kid AND l.pos <= ?
-          ORDER BY l.pos DESC, l."end" IS NULL DESC, l."end" DESC LIMIT 1)`)
+        AND ((SELECT l."end" IS NULL OR l."end" >= ? FROM lease_log l WHERE l.kid = k.kid AND l.pos <= ?
+          ORDER BY l.pos DESC, l."end" IS NULL DESC, l."end" DESC LIMIT 1)
+        OR EXISTS (SELECT 1 FROM lease_log l WHERE l.kid = k.kid AND l.pos > ? AND l.pos <= ?))`)
+    const w = group[0] as LeaseWipe
+    const last = group[group.length - 1] as LeaseWipe
     const [a, b] = typesOf(w.family)
-    const keys = this.openAtWipe.all(w.scope, a, b ?? a, w.ts, w.ts) as LeaseKey[]
+    const keys = this.openAtWipe.all(w.scope, a, b ?? a, w.ts, w.ts, w.ts, last.ts) as LeaseKey[]
     const reg = this.registry()
     return keys.map((k) => wipeObservation(w, k, reg.inSubnet(k, w)))
+  }
+
+  /**
+   * Wipes past the registry's bound (MAX_WIPES) are not applied: the time they cover on their
+   * server is recorded as a collection gap (answers there say so), and they are counted and
+   * reported once the transaction commits.
+   */
+  private ignoreWipes (ignored: readonly LeaseWipe[]): void {
+    const byScope = new Map<string, { from: number, to: number, n: number }>()
+    for (const w of ignored) {
+      const g = byScope.get(w.scope)
+      if (g === undefined) byScope.set(w.scope, { from: w.ts, to: w.ts, n: 1 })
+      else { g.from = Math.min(g.from, w.ts); g.to = Math.max(g.to, w.ts); g.n++ }
+    }
+    for (const [scope, g] of byScope) {
+      this.db.prepare('INSERT INTO gaps (scope, from_ts, to_ts, reason) VALUES (?, ?, ?, ?)')
+        .run(scope, g.from, g.to, `${g.n} lease wipe(s) not applied: more than ${this.wipeLimit} wipes`)
+      this.ignoredInTx.push({ scope, ...g })
+    }
   }
 
   /** Retention deleted events: nothing pending (flushed first), so the watermark is the newest rowid left. */
@@ -384,11 +428,22 @@ export class SqliteLeases implements LeaseStore {
       const more: LeaseObservation[] = []
       // Also a wipe seen before (a batch derived again after a crash): its keys' stored rows may
       // predate it; where they have it already, it is dropped as a replay.
+      const groups = new Map<string, LeaseWipe[]>()
+      // By id: a file's stored wipes applied once (unappliedWipes) may be this batch's too.
+      const ignored = new Map<string, LeaseWipe>()
       for (const w of wipes) {
-        reg.add(w)
-        // One at a time, not spread: a wipe may reach 100,000 keys and more.
-        for (const o of this.wipeObservations(w)) more.push(o)
+        if (reg.add(w) === 'over-limit') { ignored.set(w.event_id, w); continue }
+        const k = `${w.family}|${w.scope}`
+        const g = groups.get(k)
+        if (g === undefined) groups.set(k, [w])
+        else g.push(w)
       }
+      for (const g of groups.values()) {
+        g.sort(compareObservations)
+        // One at a time, not spread: a wipe may reach 100,000 keys and more.
+        for (const o of this.wipeObservations(g)) more.push(o)
+      }
+      if (ignored.size > 0) this.ignoreWipes([...ignored.values()])
       if (more.length > 0) obs = obs.concat(more)
     }
     this.tick++
@@ -531,7 +586,7 @@ export class SqliteLeases implements LeaseStore {
   /** In-order observations: continue the fold where the key's history ends. */
   private extend (t: Tail, given: LeaseObservation[]): void {
     // Wipes after where the key stood: those before it were folded in already.
-    const list = this.registry().merge(given, { ts: t.ts, seq: t.seq })
+    const list = this.registry().merge(given, { ts: t.ts, seq: t.seq }, t.last?.iv)
     const last = t.last
     const derived = last === undefined
       ? deriveIntervals(list)
@@ -705,7 +760,7 @@ export class SqliteLeases implements LeaseStore {
     for (const o of add) if (!seen.has(o.event_id)) { seen.add(o.event_id); obs.push(o) }
     obs.sort(compareObservations)
     // Not spread into obs: a key's whole history may be here (130,000 arguments overflow the stack).
-    const all = this.registry().merge(obs)
+    const all = this.registry().merge(obs, undefined, before?.iv)
     const derived = deriveIntervals(all, before?.iv)
     let ivs = derived
     if (before !== undefined && derived[0]?.id === before.iv.id) {

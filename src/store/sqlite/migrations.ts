@@ -386,6 +386,16 @@ CREATE INDEX blocks_summary ON blocks (max_ts, min_ts, source_id, n, codec, seq,
 -- (KEATRAIL_ERR_STORE_SCHEMA) instead of failing its reads and storing replays again.
 SELECT 1;
 `
+  },
+  {
+    version: 16,
+    name: 'lease keys by server',
+    sql: `
+-- A lease wipe probes the keys of one server (src/store/sqlite/leases.ts, wipeObservations):
+-- without this every wipe batch read every key of every server, and a flood of wipe lines
+-- naming servers that do not exist cost a scan of all keys each.
+CREATE INDEX IF NOT EXISTS lease_keys_scope ON lease_keys (scope, type);
+`
   }
 ]
 

@@ -338,7 +338,7 @@ describe('sqlite block layout', () => {
       const payload = db.prepare('SELECT payload, codec FROM blocks').get() as { payload: Buffer, codec: number }
       expect(decompress(payload.payload.subarray(4, 4 + payload.payload.readUInt32LE(0)), payload.codec).readInt32LE(0)).toBe(3)
       // A keatrail of schema 14 read version 2 payloads only: it must not open this file.
-      expect(db.pragma('user_version', { simple: true })).toBe(MIGRATIONS.find((m) => m.name === 'block payload version 3')?.version)
+      expect(db.pragma('user_version', { simple: true })).toBeGreaterThanOrEqual(MIGRATIONS.find((m) => m.name === 'block payload version 3')?.version ?? Infinity)
       expect(MIGRATIONS.find((m) => m.name === 'block payload version 3')?.version).toBe(15)
     } finally {
       db.close()

@@ -10,6 +10,7 @@ import type { LeaseInterval, LeaseObservation } from '../../../src/leases/types.
 import { ObsWriter, readIds, readObs } from '../../../src/store/sqlite/lease-codec.js'
 import { SubnetMap, wipeObservation, WipeRegistry, type LeaseWipe } from '../../../src/leases/wipes.js'
 import { packageRoot } from '../../../src/paths.js'
+import { everyWipe } from '../../helpers/lease-truth.js'
 import { identBlob, identText } from '../../../src/store/sqlite/ident-blob.js'
 import { SqliteLeases } from '../../../src/store/sqlite/leases.js'
 import { ByteReader } from '../../../src/store/sqlite/varint.js'
@@ -198,6 +199,72 @@ describe('sqlite lease storage (schema 10)', () => {
     expect((await new SqliteLeases(db).stats()).observations).toBe(4)
   })
 
+  it('a flood of wipe lines costs a handful of wipes per lease, not one per line, and derives what every wipe would', async () => {
+    const leases = new SqliteLeases(open())
+    leases.subnets = new SubnetMap([{ server: 'kea-a', id: 3, prefix: '192.0.2.0/25' }])
+    const all: LeaseObservation[] = []
+    for (let i = 0; i < 200; i++) {
+      const k = keyOf('kea-a', 'V4', `192.0.2.${i}`)
+      // Some leases name their subnet (lease-add), some lie in a configured one, the rest are unknown.
+      all.push({ ...k, event_id: `f0-${(i * 16).toString(16)}`, ts: T0 + i * 10, seq: sequenceOf(`f0-${(i * 16).toString(16)}`), action: i % 5 === 0 ? 'lease-add' : 'allocate', hwaddr: '02:00:00:00:00:0a', lifetime: 86_400, ...(i % 5 === 0 ? { subnet_id: 1 + (i % 3) } : {}) })
+    }
+    leases.apply(all)
+    const wipes: LeaseWipe[] = []
+    const merged = { wipes: 0 }
+    const merge = WipeRegistry.prototype.merge
+    const spy = function (this: WipeRegistry, ...args: Parameters<typeof merge>): LeaseObservation[] {
+      const out = merge.apply(this, args)
+      merged.wipes += out.filter((o) => o.action === 'lease-wipe').length
+      return out
+    }
+    WipeRegistry.prototype.merge = spy
+    try {
+      // 3,000 lines in 6 batches: a subnet no lease is in, then subnets 1 and 2 (the last batch: every subnet), a second apart.
+      for (let b = 0; b < 6; b++) {
+        const batch: LeaseWipe[] = []
+        for (let j = 0; j < 500; j++) {
+          const n = b * 500 + j
+          const id = `f1-${n.toString(16)}`
+          batch.push({ scope: 'kea-a', family: 4, subnet_id: b === 5 && j === 499 ? 0 : b < 2 ? 9 : 1 + (n % 2), ts: T0 + 10_000 + n * 1000, seq: sequenceOf(id), event_id: id })
+        }
+        wipes.push(...batch)
+        leases.apply([], batch)
+      }
+    } finally {
+      WipeRegistry.prototype.merge = merge
+    }
+    const byKey = new Map(all.map((o) => [o.key, [o]]))
+    const want = sorted([...byKey.values()].flatMap((list) => deriveIntervals(everyWipe(list, wipes, new SubnetMap([{ server: 'kea-a', id: 3, prefix: '192.0.2.0/25' }])))))
+    expect(await stored(leases, all)).toEqual(want)
+    expect(want.filter((iv) => iv.end_reason === 'wiped').length).toBe(200)
+    expect(want.filter((iv) => iv.certainty === 'gap').length).toBeGreaterThan(50)
+    // Each of the 200 leases met at most a few wipes per batch (one per line would be 600,000).
+    expect(merged.wipes).toBeLessThan(200 * 6 * 4)
+  })
+
+  it('wipes past the bound are not applied: counted, reported once stored, their time a collection gap', async () => {
+    const leases = new SqliteLeases(open())
+    leases.wipeLimit = 2
+    const reported: unknown[] = []
+    leases.onWipesIgnored = (scope, n, from, to) => { reported.push([scope, n, from, to]) }
+    const k = keyOf('kea-a', 'V4', '192.0.2.70')
+    leases.apply([{ ...k, event_id: 'g0-10', ts: T0, seq: sequenceOf('g0-10'), action: 'lease-add', subnet_id: 4, hwaddr: '02:00:00:00:00:0a', lifetime: 86_400 }])
+    const wipe = (i: number, subnet: number): LeaseWipe => ({ scope: 'kea-a', family: 4, subnet_id: subnet, ts: T0 + i * 1000, seq: sequenceOf(`g1-${i}`), event_id: `g1-${i}` })
+    // As the store hands them over: in a transaction that settles.
+    leases.enqueue([], 2, [wipe(1, 7), wipe(2, 8), wipe(3, 4), wipe(4, 4)])
+    leases.flush()
+    expect(leases.wipesIgnored).toBe(2)
+    expect(reported).toEqual([['kea-a', 2, T0 + 3000, T0 + 4000]])
+    // Not ended by the wipes of its subnet that were not applied; the answer says input is missing there.
+    expect((await leases.intervals({ address: '192.0.2.70' })).map((i) => i.end_reason)).toEqual(['expiry-by-lifetime'])
+    expect((await leases.gapsIn('kea-a', T0, T0 + 10_000)).map((g) => [g.from, g.to, g.reason])).toEqual([[T0 + 3000, T0 + 4000, '2 lease wipe(s) not applied: more than 2 wipes']])
+    // A rolled-back batch is not reported (nor counted): its retry will be.
+    const db = (leases as unknown as { db: Database.Database }).db
+    expect(() => { leases.settled(db.transaction(() => { leases.apply([], [wipe(5, 4)]); throw new Error('rolled back') })) }).toThrow('rolled back')
+    expect(leases.wipesIgnored).toBe(2)
+    expect(reported).toHaveLength(1)
+  })
+
   it('wipes arriving with any batch, in order or shuffled, some in an observation\'s millisecond: one full derivation with every wipe', async () => {
     // The server '' logs no subnet (as DHCPv4 allocations at INFO): its leases are marked, not ended.
     const all = history(11).map((o) => { if (o.scope !== '') return o; const { subnet_id: _, ...rest } = o; return rest })
@@ -213,11 +280,10 @@ describe('sqlite lease storage (schema 10)', () => {
       // Mostly the subnet of the observation it follows (it ends something), some at random (a lease of unknown subnet is marked).
       wipes.push({ scope: o.scope, family: o.type === 'V4' ? 4 : 6, subnet_id: rnd() < 0.2 ? 0 : i % 3 === 0 ? 1 + Math.floor(rnd() * 3) : o.subnet_id ?? 1 + Math.floor(rnd() * 3), ts: rnd() < 0.4 ? o.ts : o.ts + Math.floor(rnd() * 20_000), seq: sequenceOf(id), event_id: id })
     }
-    const reg = new WipeRegistry()
-    for (const w of wipes) reg.add(w)
     const byKey = new Map<string, LeaseObservation[]>()
     for (const o of all) byKey.set(o.key, [...(byKey.get(o.key) ?? []), o])
-    const want = sorted([...byKey.values()].flatMap((list) => deriveIntervals(reg.merge([...list].sort(compareObservations)))))
+    // Every wipe, not only those WipeRegistry.merge keeps.
+    const want = sorted([...byKey.values()].flatMap((list) => deriveIntervals(everyWipe([...list].sort(compareObservations), wipes))))
     expect(want.filter((iv) => iv.end_reason === 'wiped').length).toBeGreaterThan(1)
     expect(want.filter((iv) => iv.certainty === 'gap' && iv.start !== null).length).toBeGreaterThan(0)
     for (const seed of [1, 2, 3]) {
