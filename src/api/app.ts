@@ -469,7 +469,7 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
   app.get('/api/v1/leases/at', {
     schema: {
       description: 'Who held an address at a time (an IPv6 address inside a delegated prefix finds the prefix holder), with the evidence lines',
-      querystring: z.object({ address: z.string().min(2).max(64), time: z.string().max(64), scope: z.string().max(253).optional() }).strict(),
+      querystring: z.object({ address: z.string().min(2).max(64), time: z.string().max(64), scope: z.string().max(253).optional().describe('A Kea server (host.name) or lease domain; a server in a lease domain means its domain') }).strict(),
       response: { 200: z.object({ address: z.string(), time: z.string(), covered: z.boolean(), holders: z.array(holderOut), before: holderOut.optional(), after: holderOut.optional(), coverage: z.object({ from: z.string(), to: z.string() }).optional(), truncated: z.boolean().optional().describe('More holders than one answer holds (1,000)') }) }
     }
   }, async (req) => {
@@ -489,7 +489,7 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
       querystring: z.object({
         address: z.string().max(64).optional(), prefix: z.string().max(64).optional(), mac: z.string().max(64).optional(),
         client_id: z.string().max(600).optional(), duid: z.string().max(400).optional(), hostname: z.string().max(253).optional(),
-        from: timeParam, to: timeParam, scope: z.string().max(253).optional()
+        from: timeParam, to: timeParam, scope: z.string().max(253).optional().describe('A Kea server (host.name) or lease domain; a server in a lease domain means its domain')
       }).strict(),
       response: { 200: z.object({ intervals: z.array(holderOut), truncated: z.boolean().optional().describe('More intervals match than one answer holds (1,000): narrow from/to') }) }
     }

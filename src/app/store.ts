@@ -9,7 +9,7 @@ import { SqliteStore } from '../store/sqlite/store.js'
 import { SqliteRowStore } from '../store/sqlite/row-store.js'
 import type { Store } from '../store/types.js'
 import { lockDataDir } from './lock.js'
-import { SubnetMap } from '../leases/wipes.js'
+import { leaseSetup } from '../leases/config.js'
 
 /**
  * write: run and import, which may create the store (and its data directory). read: every other
@@ -122,7 +122,7 @@ export async function openStore (cfg: KeatrailConfig, ctx: StoreContext): Promis
         ...rest,
         path: sqlitePath(cfg) as string,
         retention: { ...(retention.maxAgeDays === undefined ? {} : { maxAgeDays: retention.maxAgeDays }), ...(retention.maxSizeMiB === undefined ? {} : { maxSizeMiB: retention.maxSizeMiB }) }
-      }, new SubnetMap(cfg.leases.subnets))
+      }, ...leaseSetup(cfg.leases))
       // Counted (keatrail_lease_history_repaired_keys_total) and logged, never silent.
       store.leases.onRepair = (key, err, fromEvents) => {
         ctx.log.error(LOG_CODES.leaseHistoryDamaged, fromEvents
@@ -137,7 +137,9 @@ export async function openStore (cfg: KeatrailConfig, ctx: StoreContext): Promis
       ...(deadLetters === undefined ? {} : { deadLetters }),
       onRetry: (err, attempt, waitMs) => { ctx.log.error(LOG_CODES.storeWrite, 'Elasticsearch write failed; retrying.', { attempt, waitMs, error: err }) }
     })
-    es.leases.subnets = new SubnetMap(cfg.leases.subnets)
+    const [subnets, domains] = leaseSetup(cfg.leases)
+    es.domains = domains
+    es.leases.subnets = subnets
     es.leases.onWipesIgnored = wipesIgnored(ctx)
     const opened = { store: es, deadLetters, close: async () => { await closeAll(es) } }
     try {

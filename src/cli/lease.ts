@@ -88,7 +88,7 @@ export function registerLease (program: Command, io: CliIo): void {
     .description('Who held ADDRESS at TIME (RFC 3339 with offset); DHCPv6 addresses inside a delegated prefix find its holder')
     .argument('<address>', 'IPv4 or IPv6 address')
     .argument('<time>', 'RFC 3339 time with offset, e.g. 2026-11-24T04:16:00Z')
-    .option('--scope <host>', 'only leases of this Kea server (host.name), and of events stored without one (imported before keatrail recorded the server)')
+    .option('--scope <host>', 'only leases of this Kea server (host.name; a server in a lease domain: the domain\'s) or lease domain, and of events stored without one (imported before keatrail recorded the server)')
     .addOption(new Option('--tz <zone>', 'show local times in this IANA zone (default: the zone the logs were read in)').argParser(parseTimeZone))
     .option('--json', 'print one JSON object')
     .action(async (address: string, time: string, o: LeaseOptions) => {
@@ -118,7 +118,7 @@ export function registerLease (program: Command, io: CliIo): void {
     .option('--hostname <h>', 'host name the client sent or was given')
     .option('--from <t>', 'RFC 3339 time with offset')
     .option('--to <t>', 'RFC 3339 time with offset')
-    .option('--scope <host>', 'only leases of this Kea server (host.name), and of events stored without one (imported before keatrail recorded the server)')
+    .option('--scope <host>', 'only leases of this Kea server (host.name; a server in a lease domain: the domain\'s) or lease domain, and of events stored without one (imported before keatrail recorded the server)')
     .addOption(new Option('--tz <zone>', 'show local times in this IANA zone').argParser(parseTimeZone))
     .option('--json', 'print one JSON object')
     .action(async (o: HistoryOptions) => {
@@ -145,7 +145,7 @@ export function registerLease (program: Command, io: CliIo): void {
   addStoreOptions(lease.command('import-csv'))
     .description('Seed lease history from Kea\'s memfile lease file (leases allocated before log collection began)')
     .argument('<files...>', 'kea-leases4.csv / kea-leases6.csv (and rotated .1, .2 …: Kea\'s LFC output)')
-    .option('--scope <host>', 'the Kea server these leases belong to (host.name of its events; default: the only one the store has)')
+    .option('--scope <host>', 'the Kea server these leases belong to (host.name of its events; in a lease domain, the domain\'s history; default: the only one the store has)')
     .action(async (files: string[], o: LeaseOptions) => {
       await withStore(o, io, 'write', async (opened) => {
         let scope = o.scope
@@ -154,6 +154,8 @@ export function registerLease (program: Command, io: CliIo): void {
           if (known.length > 1) throw new UsageError(`the store holds logs of several Kea servers (${known.map((k) => JSON.stringify(k)).join(', ')}): say which with --scope`)
           scope = known[0] ?? ''
         }
+        // A server in a lease domain: the domain's history.
+        scope = opened.store.leases.domains?.scopeOf(scope) ?? scope
         let rows = 0
         let created = 0
         let confirmed = 0

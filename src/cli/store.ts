@@ -1,4 +1,4 @@
-import { SubnetMap } from '../leases/wipes.js'
+import { leaseSetup } from '../leases/config.js'
 import { existsSync } from 'node:fs'
 import { hostname } from 'node:os'
 import type { Command } from 'commander'
@@ -126,7 +126,7 @@ export function registerStore (program: Command, io: CliIo): void {
           // A bar redrawn in place on a terminal; a line per 10 % in a log.
           if (tty) io.stderr.write(`\r[${'#'.repeat(Math.floor(pct / 5)).padEnd(20, '.')}] ${pct}% ${p.converted.toLocaleString('en')} / ${p.total.toLocaleString('en')} events`)
           else if (Math.floor(pct / 10) > shown) { shown = Math.floor(pct / 10); io.stderr.write(`converted ${p.converted} of ${p.total} events (${pct}%)\n`) }
-        }, new SubnetMap(cfg.leases.subnets))
+        }, ...leaseSetup(cfg.leases))
         if (tty) io.stderr.write('\n')
         io.stdout.write(n === 0 ? `${path} holds no events in the row layout: nothing to convert\n` : `converted ${n} events of ${path} into the block layout\n`)
       } finally {

@@ -149,7 +149,9 @@ export class KeaPoller {
         if (leases.length < LEASE_PAGE || typeof last !== 'string') break
         from = last
       }
-      const r = await seedKeaState(this.store.leases, memfileIntervals(rowsFromLeaseCommand(all, family), client.cfg.name), client.cfg.name)
+      // A server in a lease domain seeds the domain's history.
+      const scope = this.store.leases.domains?.scopeOf(client.cfg.name) ?? client.cfg.name
+      const r = await seedKeaState(this.store.leases, memfileIntervals(rowsFromLeaseCommand(all, family), scope), scope)
       created += r.created
     }
     this.counters.leasesSeeded += created

@@ -1,6 +1,7 @@
 import type { KeaEvent } from '../parse/event.js'
 import { isoMillis } from '../parse/time/iso.js'
 import { duidLinkLayer, parseAddressOrPrefix } from './address.js'
+import { NO_DOMAINS, type LeaseDomains } from './domains.js'
 import type { LeaseObservation, LeaseType } from './types.js'
 
 /**
@@ -32,8 +33,11 @@ function leaseType (e: KeaEvent): LeaseType | undefined {
   return undefined
 }
 
-/** The lease observation in an event, if the event shapes a lease of one address or prefix. */
-export function observe (e: KeaEvent): LeaseObservation | undefined {
+/**
+ * The lease observation in an event, if the event shapes a lease of one address or prefix.
+ * `domains`: a server in a lease domain keeps its leases under the domain's name.
+ */
+export function observe (e: KeaEvent, domains: LeaseDomains = NO_DOMAINS): LeaseObservation | undefined {
   const action = e.event.action
   if (action === undefined || !SHAPING_ACTIONS.has(action)) return undefined
   const type = leaseType(e)
@@ -52,7 +56,7 @@ export function observe (e: KeaEvent): LeaseObservation | undefined {
   if ((type === 'V4') !== (range.family === 4)) return undefined
   const ts = isoMillis(e['@timestamp'])
   if (Number.isNaN(ts)) return undefined
-  const scope = e.host?.name ?? ''
+  const scope = domains.scopeOf(e.host?.name ?? '')
   const o: LeaseObservation = {
     event_id: e.event.id,
     ts,
@@ -79,11 +83,11 @@ export function observe (e: KeaEvent): LeaseObservation | undefined {
   return o
 }
 
-export function observeAll (events: readonly KeaEvent[]): LeaseObservation[] {
+export function observeAll (events: readonly KeaEvent[], domains: LeaseDomains = NO_DOMAINS): LeaseObservation[] {
   const out: LeaseObservation[] = []
   for (const e of events) {
     if (e.event.action === undefined) continue
-    const o = observe(e)
+    const o = observe(e, domains)
     if (o !== undefined) out.push(o)
   }
   return out
@@ -99,7 +103,7 @@ export function compareObservations (a: Pick<LeaseObservation, 'ts' | 'seq'>, b:
  * that matched no pattern say nothing about leases (a log read with the wrong pattern is all
  * unmatched, stamped with the time it was read): they widen no span.
  */
-export function coverageSpans (events: readonly KeaEvent[]): Map<string, { first: number, last: number }> {
+export function coverageSpans (events: readonly KeaEvent[], domains: LeaseDomains = NO_DOMAINS): Map<string, { first: number, last: number }> {
   const spans = new Map<string, { first: number, last: number }>()
   // A batch is mostly of one scope: its span is looked up when the scope changes.
   let scope: string | undefined
@@ -108,7 +112,8 @@ export function coverageSpans (events: readonly KeaEvent[]): Map<string, { first
     if (e.kea.parse.status === 'unmatched') continue
     const ms = isoMillis(e['@timestamp'])
     if (Number.isNaN(ms)) continue
-    const name = e.host?.name ?? ''
+    // A lease domain's servers: one span (their leases have one history).
+    const name = domains.scopeOf(e.host?.name ?? '')
     if (name !== scope) { scope = name; s = spans.get(name) }
     if (s === undefined) {
       s = { first: ms, last: ms }

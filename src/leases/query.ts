@@ -78,7 +78,9 @@ function by<T> (pick: (a: T, b: T) => boolean): (found: Array<T | undefined>) =>
  * Who held `address` at `time`: the holders (for DHCPv6, the holder of a delegated prefix
  * containing it too) with their evidence; or nobody, with the nearest intervals before and after.
  */
-export async function holderAt (store: LeaseStore, address: string, time: number, scope?: string, now = Date.now()): Promise<HolderAnswer> {
+export async function holderAt (store: LeaseStore, address: string, time: number, server?: string, now = Date.now()): Promise<HolderAnswer> {
+  // A server in a lease domain: its domain's history.
+  const scope = server === undefined ? undefined : store.domains?.scopeOf(server) ?? server
   const range = parseAddress(address)
   const scopes = searchedScopes(scope)
   const found = (await Promise.all(scopes.map(async (s) => await store.intervalsAt(range, time, s)))).flat()
@@ -132,6 +134,8 @@ export type HistoryEntry = Holder & { address?: string, prefix?: string }
 /** The intervals of an address, prefix or client in time order: the first MAX_INTERVALS, then `truncated`. */
 export async function historyPage (store: LeaseStore, q: HistoryQuery, now = Date.now()): Promise<{ intervals: HistoryEntry[], truncated: boolean }> {
   const nq = normalizeHistoryQuery(q)
+  // A server in a lease domain: its domain's history.
+  if (nq.scope !== undefined) nq.scope = store.domains?.scopeOf(nq.scope) ?? nq.scope
   const found = (await Promise.all(searchedScopes(nq.scope).map(async (s) => {
     const { scope: _scope, ...rest } = nq
     return await store.intervals(s === undefined ? { ...rest, limit: MAX_INTERVALS + 1 } : { ...rest, scope: s, limit: MAX_INTERVALS + 1 })

@@ -1,3 +1,4 @@
+import type { LeaseDomains } from './domains.js'
 import type { SubnetMap } from './wipes.js'
 
 /** Kinds of lease keatrail tracks: DHCPv4, DHCPv6 addresses (IA_NA), DHCPv6 prefixes (IA_PD). */
@@ -147,6 +148,8 @@ export interface LeaseStore {
   onWipesIgnored?: (scope: string, n: number, from: number, to: number) => void
   /** The configured subnets (`leases.subnets`), set by the composition root: which leases of unknown subnet a wipe ends. Set only (reads give undefined). */
   subnets?: SubnetMap
+  /** The lease domains (`leases.domains`) the store keeps histories by: a server's name in a question means its domain. */
+  domains?: LeaseDomains
   /** Intervals overlapping `time` whose range contains the address (IA_PD prefixes too): at most MAX_INTERVALS + 1. */
   intervalsAt: (range: { lo: string, hi: string }, time: number, scope?: string) => Promise<LeaseInterval[]>
   /** The last interval ending at or before `time` and the first starting after it. */

@@ -2,6 +2,7 @@ import type { KeaEvent } from '../parse/event.js'
 import { isoMillis } from '../parse/time/iso.js'
 import { parseAddressOrPrefix } from './address.js'
 import type { LeasesConfig } from './config.js'
+import { NO_DOMAINS, type LeaseDomains } from './domains.js'
 import { compareObservations, sequenceOf } from './observe.js'
 import type { LeaseKey, LeaseObservation, LeaseType } from './types.js'
 
@@ -12,7 +13,7 @@ import type { LeaseKey, LeaseObservation, LeaseType } from './types.js'
  * intervals of that server, family and subnet open at that moment (deriveIntervals).
  */
 export interface LeaseWipe {
-  /** host.name of the server ('' when unknown), as lease keys have it. */
+  /** host.name of the server ('' when unknown), or its lease domain's name: as lease keys have it. */
   scope: string
   family: 4 | 6
   /** 0: every subnet. */
@@ -25,22 +26,27 @@ export interface LeaseWipe {
 /** The action a wipe has as an observation of one key (deriveIntervals ends or marks the open interval). */
 export const WIPE_ACTION = 'lease-wipe'
 
-/** The wipe an event records, if it is one. */
-export function observeWipe (e: KeaEvent): LeaseWipe | undefined {
+/**
+ * The wipe an event records, if it is one. In a lease domain it reaches the domain's history:
+ * servers on one SQL lease database share what was wiped; an HA peer does not (its copy of
+ * the leases stays), but the domain keeps one history, and a lease the peer still renews opens
+ * again at its next line.
+ */
+export function observeWipe (e: KeaEvent, domains: LeaseDomains = NO_DOMAINS): LeaseWipe | undefined {
   if (e.event.action !== WIPE_ACTION) return undefined
   const family = e.event.dataset === 'kea.dhcp4' ? 4 : e.event.dataset === 'kea.dhcp6' ? 6 : undefined
   if (family === undefined) return undefined
   const ts = isoMillis(e['@timestamp'])
   if (Number.isNaN(ts)) return undefined
   // lease4-wipe without a subnet-id wipes every subnet (Kea's lease_cmds).
-  return { scope: e.host?.name ?? '', family, subnet_id: e.kea.subnet_id ?? 0, ts, seq: sequenceOf(e.event.id), event_id: e.event.id }
+  return { scope: domains.scopeOf(e.host?.name ?? ''), family, subnet_id: e.kea.subnet_id ?? 0, ts, seq: sequenceOf(e.event.id), event_id: e.event.id }
 }
 
-export function wipesOf (events: readonly KeaEvent[]): LeaseWipe[] {
+export function wipesOf (events: readonly KeaEvent[], domains: LeaseDomains = NO_DOMAINS): LeaseWipe[] {
   const out: LeaseWipe[] = []
   for (const e of events) {
     if (e.event.action !== WIPE_ACTION) continue
-    const w = observeWipe(e)
+    const w = observeWipe(e, domains)
     if (w !== undefined) out.push(w)
   }
   return out
@@ -69,10 +75,11 @@ export function wipeObservation (w: LeaseWipe, k: LeaseKey, inSubnet?: boolean):
 export class SubnetMap {
   private readonly byScope = new Map<string, Array<{ id: number, lo: string, hi: string }>>()
 
-  constructor (subnets: LeasesConfig['subnets'] = []) {
+  /** `domains`: a server's subnets belong to its lease domain's history (a shared lease database's servers share them). */
+  constructor (subnets: LeasesConfig['subnets'] = [], domains: LeaseDomains = NO_DOMAINS) {
     for (const s of subnets) {
       const r = parseAddressOrPrefix(s.prefix)
-      const k = `${r.family}|${s.server}`
+      const k = `${r.family}|${domains.scopeOf(s.server)}`
       const list = this.byScope.get(k) ?? []
       list.push({ id: s.id, lo: r.lo, hi: r.hi })
       this.byScope.set(k, list)

@@ -23,6 +23,19 @@ describe('keatrail config', () => {
       .toThrow(expect.objectContaining({ code: 'KEATRAIL_ERR_CONFIG_INVALID', message: expect.stringMatching(/leases\.subnets\.0\.prefix.*prefix such as/) }))
   })
 
+  it('takes lease domains, and refuses a server in two of them or a domain named like another\'s server', () => {
+    const ok = parseConfig({ leases: { domains: [{ name: 'ha-pair', servers: ['kea-a', 'kea-b'] }] } })
+    expect(ok.leases.domains).toEqual([{ name: 'ha-pair', servers: ['kea-a', 'kea-b'] }])
+    expect(parseConfig({}).leases.domains).toEqual([])
+    const bad = (domains: unknown, message: RegExp): void => {
+      expect(() => parseConfig({ leases: { domains } })).toThrow(expect.objectContaining({ code: 'KEATRAIL_ERR_CONFIG_INVALID', message: expect.stringMatching(message) }))
+    }
+    bad([{ name: 'p1', servers: ['kea-a', 'kea-b'] }, { name: 'p2', servers: ['kea-b', 'kea-c'] }], /leases\.domains\.1\.servers.*kea-b is in lease domains p1 and p2/)
+    bad([{ name: 'p1', servers: ['kea-a', 'kea-b'] }, { name: 'p1', servers: ['kea-c', 'kea-d'] }], /leases\.domains\.1\.name.*configured twice/)
+    bad([{ name: 'kea-c', servers: ['kea-a', 'kea-b'] }, { name: 'p2', servers: ['kea-c', 'kea-d'] }], /leases\.domains\.0\.name.*named like a server of lease domain p2/)
+    bad([{ name: 'p1', servers: ['kea-a'] }], /leases\.domains\.0\.servers/)
+  })
+
   it('names a bad field of a source', () => {
     expect(() => new FileSource({ type: 'file', name: 'kea4', include: [] }, '/tmp', { info: () => {}, error: () => {} }))
       .toThrow(expect.objectContaining({ message: expect.stringContaining('sources.kea4.include') }))

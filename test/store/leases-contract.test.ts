@@ -2,7 +2,7 @@ import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
-import { history, holderAt } from '../../src/leases/query.js'
+import { history, historyPage, holderAt } from '../../src/leases/query.js'
 import type { LeaseInterval } from '../../src/leases/types.js'
 import type { KeaEvent } from '../../src/parse/event.js'
 import { ElasticsearchStore } from '../../src/store/elasticsearch/store.js'
@@ -10,6 +10,9 @@ import { SqliteStore } from '../../src/store/sqlite/store.js'
 import type { Store } from '../../src/store/types.js'
 import { parseBuffer, readFixture } from '../helpers/fixtures.js'
 import { expectedIntervals } from '../helpers/lease-truth.js'
+import { leaseSetup, type LeasesConfig } from '../../src/leases/config.js'
+import type { LeaseDomains } from '../../src/leases/domains.js'
+import type { SubnetMap } from '../../src/leases/wipes.js'
 
 // Lease history, every store: the same real Kea events (two servers, v4 and v6, addresses and
 // prefixes) written in order, out of order and twice; every store must hold exactly the
@@ -57,14 +60,23 @@ function shuffled<T> (items: readonly T[], seed: number): T[] {
 const esUrl = inject('esUrl')
 const esSkip = esUrl === '' ? inject('esSkipReason') : ''
 let seq = 0
-const makers: Record<string, () => Promise<Store>> = {
-  sqlite: async () => new SqliteStore({ path: join(mkdtempSync(join(tmpdir(), 'kt-lease-')), 'keatrail.db') }),
+function setupOf (leases?: LeasesConfig): [SubnetMap | undefined, LeaseDomains | undefined] {
+  return leases === undefined ? [undefined, undefined] : leaseSetup(leases)
+}
+/** `leases`: the configuration's `leases` part (subnets, lease domains), as the composition root hands it over. */
+const makers: Record<string, (leases?: LeasesConfig) => Promise<Store>> = {
+  sqlite: async (leases) => new SqliteStore({ path: join(mkdtempSync(join(tmpdir(), 'kt-lease-')), 'keatrail.db') }, ...setupOf(leases)),
   // Deriving after every write, as with a small maxPending: each batch meets the history the
   // earlier ones left (the default derives many batches at once, before the first read).
-  'sqlite, deriving each write': async () => new SqliteStore({ path: join(mkdtempSync(join(tmpdir(), 'kt-lease-')), 'keatrail.db'), leaseDerivation: { maxPending: 1, maxDelayMs: 0 } }),
-  elasticsearch: async () => {
+  'sqlite, deriving each write': async (leases) => new SqliteStore({ path: join(mkdtempSync(join(tmpdir(), 'kt-lease-')), 'keatrail.db'), leaseDerivation: { maxPending: 1, maxDelayMs: 0 } }, ...setupOf(leases)),
+  elasticsearch: async (leases) => {
     // No refresh per write, as in production: derivation must refresh what it reads itself.
     const s = new ElasticsearchStore({ url: esUrl, namespace: `leases${Date.now().toString(36)}${seq++}`, refresh: false })
+    if (leases !== undefined) {
+      const [subnets, domains] = leaseSetup(leases)
+      s.domains = domains
+      s.leases.subnets = subnets
+    }
     await s.ensureTemplates()
     return s
   }
@@ -214,6 +226,60 @@ describe(`lease history contract: ${kinds.join(' and ')} ${esSkip === '' ? '' : 
       }
     }
     for (const a of answers.slice(1)) expect(a).toEqual(answers[0])
+  })
+
+  it('a lease domain (an HA pair): one history from both servers\' lines, one holder, asked by the domain or either server', async () => {
+    // Kea 2.2 hot-standby: the primary (kea-ha1) allocates and renews; the standby (kea-ha2)
+    // logs only the updates it receives (no lease detail), and serves while the primary is down
+    // (30 s–80 s), renewing the primary's lease; the primary renews it again after.
+    const at = (s: number): string => new Date(Date.parse('2026-11-24T10:00:00Z') + s * 1000).toISOString().replace('T', ' ').replace('Z', '')
+    const alloc = (s: number, mac: string, ip: string, tid: number): string => `${at(s)} INFO  [kea-dhcp4.leases/100.200] DHCP4_LEASE_ALLOC [hwtype=1 ${mac}], cid=[no info], tid=0x${tid.toString(16)}: lease ${ip} has been allocated for 40 seconds`
+    const X = '02:00:00:00:00:0a'
+    const primary = [alloc(0, X, '192.0.2.50', 1), alloc(20, X, '192.0.2.50', 2), alloc(25, '02:00:00:00:00:0b', '192.0.2.51', 3), alloc(85, X, '192.0.2.50', 4)]
+    const standby = [
+      `${at(0.5)} INFO  [kea-dhcp4.commands/300.400] COMMAND_RECEIVED Received command 'lease4-update'`,
+      `${at(20.5)} INFO  [kea-dhcp4.commands/300.400] COMMAND_RECEIVED Received command 'lease4-update'`,
+      // Looks like a lease line (the client's label) but allocates nothing.
+      `${at(45)} INFO  [kea-dhcp4.ha-hooks/300.400] HA_COMMUNICATION_INTERRUPTED_CLIENT4 [hwtype=1 02:00:00:00:00:0c], cid=[no info], tid=0x9: new client attempting to get a lease from the partner`,
+      alloc(50, X, '192.0.2.50', 5)
+    ]
+    const { events: a } = await parseBuffer(primary.join('\n'), { host: 'kea-ha1', path: 'kea-ha1/kea.log' })
+    const { events: b } = await parseBuffer(standby.join('\n'), { host: 'kea-ha2', path: 'kea-ha2/kea.log' })
+    const t = (s: number): number => Date.parse('2026-11-24T10:00:00Z') + s * 1000
+    const answers: unknown[] = []
+    for (const k of kinds) {
+      // Each server's history on its own: two copies of one client while both fragments last.
+      const apart = await makers[k]?.() as Store
+      try {
+        await apart.write(a)
+        await apart.write(b)
+        expect((await holderAt(apart.leases, '192.0.2.50', t(55))).holders.map((h) => h.scope).sort(), k).toEqual(['kea-ha1', 'kea-ha2'])
+      } finally {
+        await apart.close()
+      }
+      const store = await makers[k]?.({ subnets: [], domains: [{ name: 'ha-pair', servers: ['kea-ha1', 'kea-ha2'] }] }) as Store
+      try {
+        // The standby's lines first, as a collector behind on one server delivers them.
+        await store.write(b)
+        await store.write(a)
+        // One interval, renewed by both; it ends after the last line collected (certainty gap).
+        const ivs = (await historyPage(store.leases, { address: '192.0.2.50' })).intervals
+        expect(ivs.map((iv) => [iv.scope, iv.mac, iv.start, iv.end, iv.end_reason, iv.certainty]), k).toEqual([['ha-pair', '02-00-00-00-00-0A', new Date(t(0)).toISOString(), new Date(t(125)).toISOString(), 'expiry-by-lifetime', 'gap']])
+        // Evidence from both servers: the standby's renewal among the primary's lines.
+        expect(ivs[0]?.evidence, k).toEqual(expect.arrayContaining([(a[0] as KeaEvent).event.id, (b[3] as KeaEvent).event.id, (a[3] as KeaEvent).event.id]))
+        for (const scope of [undefined, 'ha-pair', 'kea-ha1', 'kea-ha2']) {
+          for (const s of [10, 55, 70, 95]) {
+            const h = await holderAt(store.leases, '192.0.2.50', t(s), scope)
+            expect(h.holders.map((x) => [x.scope, x.mac]), `${k} ${String(scope)} ${s}`).toEqual([['ha-pair', '02-00-00-00-00-0A']])
+          }
+        }
+        expect((await historyPage(store.leases, { mac: '02:00:00:00:00:0c' })).intervals, k).toEqual([])
+        answers.push([ivs, await holderAt(store.leases, '192.0.2.51', t(30), 'kea-ha2')])
+      } finally {
+        await store.close()
+      }
+    }
+    for (const x of answers.slice(1)) expect(x).toEqual(answers[0])
   })
 
   it('a DHCPv6 address inside a delegated prefix finds the prefix holder', async () => {

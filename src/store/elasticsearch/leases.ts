@@ -2,6 +2,7 @@ import type { Client, estypes } from '@elastic/elasticsearch'
 import { containingPrefixLos, parseAddressOrPrefix } from '../../leases/address.js'
 import { deriveIntervals, resumable } from '../../leases/derive.js'
 import { compareObservations, observe, sequenceOf } from '../../leases/observe.js'
+import { NO_DOMAINS, type LeaseDomains } from '../../leases/domains.js'
 import { MAX_WIPES, observeWipe, typesOf, WIPE_ACTION, wipeObservation, WipeRegistry, type LeaseWipe, type SubnetMap } from '../../leases/wipes.js'
 import { clientMatchers } from '../../leases/query.js'
 import { MAX_INTERVALS, type CollectionGap, type HistoryQuery, type LeaseInterval, type LeaseObservation, type LeaseStore } from '../../leases/types.js'
@@ -113,6 +114,8 @@ export class EsLeases implements LeaseStore {
   /** Called for the wipes of one server a batch could not apply (MAX_WIPES). */
   set onWipesIgnored (fn: (scope: string, n: number, from: number, to: number) => void) { this.wipesIgnoredListener = fn }
   private subnetMap: SubnetMap | undefined
+  /** The lease domains (`leases.domains`): whose leases have one history (ElasticsearchStore.domains sets it). */
+  domains: LeaseDomains = NO_DOMAINS
   /** The configured subnets (`leases.subnets`): which leases of unknown subnet a wipe ends. */
   set subnets (map: SubnetMap) { this.subnetMap = map; this.wipes = undefined }
 
@@ -213,7 +216,7 @@ export class EsLeases implements LeaseStore {
           _source: ['@timestamp', 'event.id', 'event.action', 'event.dataset', 'host.name', 'kea.subnet_id'],
           ...(after === undefined ? {} : { search_after: after })
         })
-        for (const h of res.hits.hits) { const w = h._source === undefined ? undefined : observeWipe(h._source); if (w !== undefined) reg.add(w) }
+        for (const h of res.hits.hits) { const w = h._source === undefined ? undefined : observeWipe(h._source, this.domains); if (w !== undefined) reg.add(w) }
         if (res.hits.hits.length < 10_000) break
         after = res.hits.hits[res.hits.hits.length - 1]?.sort
       }
@@ -415,7 +418,7 @@ export class EsLeases implements LeaseStore {
     return windows.map((w, i) => {
       const byEvent = new Map<string, LeaseObservation>()
       for (const h of legacyHits[i] ?? []) { const o = (h._source as { doc: LeaseObservation }).doc; byEvent.set(o.event_id, o) }
-      for (const h of eventHits[i] ?? []) { const o = observe(h._source as KeaEvent); if (o !== undefined && o.key === w.key) byEvent.set(o.event_id, o) }
+      for (const h of eventHits[i] ?? []) { const o = observe(h._source as KeaEvent, this.domains); if (o !== undefined && o.key === w.key) byEvent.set(o.event_id, o) }
       const a = w.anchor
       return [...byEvent.values()].filter((o) => a === undefined || o.ts > a.start || (o.ts === a.start && o.seq >= a.seq)).sort(compareObservations)
     })

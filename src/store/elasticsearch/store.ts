@@ -15,6 +15,7 @@ import { elasticsearchStoreConfigSchema, type ElasticsearchStoreConfig } from '.
 import { validateConfig } from '../../config/validate.js'
 import { coverageSpans, observe } from '../../leases/observe.js'
 import { wipesOf } from '../../leases/wipes.js'
+import { byDomain, NO_DOMAINS, type LeaseDomains } from '../../leases/domains.js'
 import type { LeaseObservation } from '../../leases/types.js'
 import { deleteMatching, EsLeases, leaseIndices, OBSERVED_FIELDS } from './leases.js'
 import { EsSnapshots, snapshotIndex } from './snapshots.js'
@@ -68,6 +69,9 @@ export class ElasticsearchStore implements Store {
   private readonly pattern: string
   readonly leases: EsLeases
   readonly snapshots: EsSnapshots
+  private leaseDomains: LeaseDomains = NO_DOMAINS
+  /** Lease domains (`leases.domains`): whose leases have one history. Set by the composition root before the first write. */
+  set domains (d: LeaseDomains) { this.leaseDomains = d; this.leases.domains = d }
   /** Per kea.source_id: the ids of its events stored without parsing fully (see unparsedIds). */
   private readonly unparsed = new Map<string, Promise<Set<string> | 'all'>>()
 
@@ -131,7 +135,7 @@ export class ElasticsearchStore implements Store {
   async write (events: readonly KeaEvent[]): Promise<WriteResult> {
     if (events.length === 0) return { written: 0, duplicates: 0, deadLettered: 0 }
     // Once per event: the document carries the observation's key, lease history takes the rest.
-    const observed = events.map(observe)
+    const observed = events.map((e) => observe(e, this.leaseDomains))
     const docs = events.map((e, i) => this.toDoc(e, observed[i]))
     // Lease history is applied in the order of the writes, whichever event bulk finishes first.
     const turn = this.leases.reserve()
@@ -148,10 +152,10 @@ export class ElasticsearchStore implements Store {
       // Lease history after the events: a retry here must not re-send the events (their 409s
       // would be counted as duplicates of themselves).
       const obs = observed.filter((o): o is LeaseObservation => o !== undefined)
-      const spans = coverageSpans(events)
+      const spans = coverageSpans(events, this.leaseDomains)
       await turn.ready
       if (repair.withdrawn.length > 0) await this.retrying(async () => { await this.leases.forgetLegacy(repair.withdrawn.map((o) => o.event_id)) })
-      const wipes = wipesOf(events)
+      const wipes = wipesOf(events, this.leaseDomains)
       await this.retrying(async () => { await this.leases.applyReserved(obs, spans, repair.withdrawn, wipes) })
       return result
     } finally {
@@ -256,7 +260,7 @@ export class ElasticsearchStore implements Store {
           ops.push({ create: { _index: `logs-${c.doc.data_stream.dataset}-${c.doc.data_stream.namespace}`, _id: c.doc.event.id } }, c.doc)
           creates.add(c.doc.event.id)
         }
-        const o = observe(fromDoc(stored))
+        const o = observe(fromDoc(stored), this.leaseDomains)
         if (o !== undefined) withdrawn.push(o)
       }
       if (ops.length === 0) continue
@@ -409,13 +413,14 @@ export class ElasticsearchStore implements Store {
     await this.client.indices.refresh({ index: this.pattern, ignore_unavailable: true, allow_no_indices: true })
     const scopeQuery = (scope: string): estypes.QueryDslQueryContainer => scope === ''
       ? { bool: { must_not: [{ exists: { field: 'host.name' } }] } }
-      : { term: { 'host.name': scope } }
+      : { terms: { 'host.name': [...this.leaseDomains.hostsOf(scope)] } }
     const spansRes = await this.client.search({
       index: this.pattern, ignore_unavailable: true, allow_no_indices: true, size: 0, query,
       aggs: { s: { terms: { field: 'host.name', missing: '', size: 10_000 }, aggs: { f: { min: { field: '@timestamp' } }, l: { max: { field: '@timestamp' } } } } }
     })
-    const spans = ((spansRes.aggregations?.s as estypes.AggregationsStringTermsAggregate | undefined)?.buckets as Array<{ key: string, f: { value: number }, l: { value: number } }> | undefined ?? [])
-      .map((b) => ({ scope: String(b.key), from: b.f.value, to: b.l.value }))
+    // A lease domain's servers: one span (their leases have one history).
+    const spans = byDomain(((spansRes.aggregations?.s as estypes.AggregationsStringTermsAggregate | undefined)?.buckets as Array<{ key: string, f: { value: number }, l: { value: number } }> | undefined ?? [])
+      .map((b) => ({ scope: String(b.key), f: b.f.value, l: b.l.value })), this.leaseDomains).map((s) => ({ scope: s.scope, from: s.f, to: s.l }))
     // The earliest observation per key among the events to delete: their keys are re-derived.
     const withdrawn = new Map<string, LeaseObservation>()
     const shaping: string[] = []
@@ -430,7 +435,7 @@ export class ElasticsearchStore implements Store {
         ...(after === undefined ? {} : { search_after: after })
       })
       for (const h of res.hits.hits) {
-        const o = h._source === undefined ? undefined : observe(h._source)
+        const o = h._source === undefined ? undefined : observe(h._source, this.leaseDomains)
         if (o === undefined) continue
         shaping.push(o.event_id)
         if (!withdrawn.has(o.key)) withdrawn.set(o.key, o)

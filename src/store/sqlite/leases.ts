@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3'
 import { deriveIntervals, intervalId, resumable } from '../../leases/derive.js'
 import { compareObservations, sequenceOf } from '../../leases/observe.js'
+import { NO_DOMAINS, type LeaseDomains } from '../../leases/domains.js'
 import { MAX_WIPES, typesOf, WIPE_ACTION, wipeObservation, WipeRegistry, type LeaseWipe, type SubnetMap } from '../../leases/wipes.js'
 import { type CollectionGap, type HistoryQuery, type LeaseInterval, type LeaseKey, type LeaseObservation, type LeaseStore } from '../../leases/types.js'
 import { LEASE_OBS_VIEW } from './migrations.js'
@@ -108,6 +109,8 @@ export class SqliteLeases implements LeaseStore {
   /** The configured subnets (`leases.subnets`): which leases of unknown subnet a wipe ends. */
   set subnets (map: SubnetMap) { this.subnetMap = map; this.wipes = undefined }
   private openAtWipe: Database.Statement | undefined
+  /** The lease domains (`leases.domains`): what a server's name in a question means. */
+  domains: LeaseDomains = NO_DOMAINS
   /** Wipes stored in a file derived by a keatrail that ignored them: applied once, by the next apply. */
   private unappliedWipes: LeaseWipe[] = []
   /** meta 'lease_wipes' is set (in this process): the file's wipes have been applied. */

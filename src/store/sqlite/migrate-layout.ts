@@ -1,5 +1,6 @@
 import type { KeaEvent } from '../../parse/event.js'
 import type { SubnetMap } from '../../leases/wipes.js'
+import type { LeaseDomains } from '../../leases/domains.js'
 import { openDatabase } from './open.js'
 import { SqliteRowStore } from './row-store.js'
 import { SqliteReader, type StoredRow } from './reader.js'
@@ -20,9 +21,9 @@ const CHUNK_ROWS = 20_000
  * first, by opening the file in its own layout.
  * Returns how many events were converted now (0: nothing to do).
  */
-export async function migrateRowsToBlocks (path: string, onProgress: (p: LayoutProgress) => void = () => {}, subnets?: SubnetMap): Promise<number> {
+export async function migrateRowsToBlocks (path: string, onProgress: (p: LayoutProgress) => void = () => {}, subnets?: SubnetMap, domains?: LeaseDomains): Promise<number> {
   // Derives anything a crashed writer left pending, and brings the schema up to date.
-  const rows = new SqliteRowStore({ path, readers: { workers: 0 } }, subnets)
+  const rows = new SqliteRowStore({ path, readers: { workers: 0 } }, subnets, domains)
   await rows.close()
   const { db } = openDatabase({ path, busyTimeoutMs: 5000, synchronous: 'full', cacheMiB: 64 })
   try {

@@ -8,6 +8,7 @@ import { checkpointNow, closeStore, openDatabase, storeHealth, usedBytes } from 
 import { validateConfig } from '../../config/validate.js'
 import { coverageSpans, observe, observeAll } from '../../leases/observe.js'
 import { observeWipe, WIPE_ACTION, wipesOf, type LeaseWipe, type SubnetMap } from '../../leases/wipes.js'
+import { byDomain, NO_DOMAINS, type LeaseDomains } from '../../leases/domains.js'
 import type { LeaseObservation } from '../../leases/types.js'
 import { SqliteLeases } from './leases.js'
 import { SqliteSnapshots } from './snapshots.js'
@@ -42,14 +43,22 @@ export class SqliteRowStore implements Store {
   private readonly pool: ReaderPool | undefined
   private readonly healthCount = new HealthCount(async () => await this.count({}))
 
-  /** `subnets`: the configured Kea subnets (`leases.subnets`), known before the first derivation (recovery on open). */
-  constructor (config: SqliteStoreConfig, subnets?: SubnetMap) {
+  /** Lease domains (`leases.domains`): whose leases have one history. */
+  private readonly domains: LeaseDomains
+
+  /**
+   * `subnets`: the configured Kea subnets (`leases.subnets`), `domains` the lease domains
+   * (`leases.domains`), known before the first derivation (recovery on open).
+   */
+  constructor (config: SqliteStoreConfig, subnets?: SubnetMap, domains: LeaseDomains = NO_DOMAINS) {
+    this.domains = domains
     this.cfg = validateConfig(sqliteStoreConfigSchema, config, 'store.sqlite')
     this.path = this.cfg.path
     const { db, from } = openDatabase(this.cfg)
     this.db = db
     this.leases = new SqliteLeases(this.db, this.cfg.leaseDerivation)
     if (subnets !== undefined) this.leases.subnets = subnets
+    this.leases.domains = domains
     this.snapshots = new SqliteSnapshots(this.db)
     this.docs = new DocBlocks(this.db)
     this.reader = new SqliteReader(this.db, this.docs)
@@ -59,7 +68,7 @@ export class SqliteRowStore implements Store {
       for (const r of this.db.prepare('SELECT rowid, id, doc FROM events WHERE action = ?').all(WIPE_ACTION) as StoredRow[]) {
         // A document that cannot be read fails its reads, not the writer: its wipe is not known.
         let w: LeaseWipe | undefined
-        try { w = observeWipe(this.eventOf(r)) } catch { continue }
+        try { w = observeWipe(this.eventOf(r), domains) } catch { continue }
         if (w !== undefined) wipes.push(w)
       }
       return wipes
@@ -103,7 +112,7 @@ export class SqliteRowStore implements Store {
           // document block cannot be rewritten in place.
           if (old.action !== null) {
             withdrawn.push(e.event.id)
-            const o = observe(this.eventOf(old))
+            const o = observe(this.eventOf(old), this.domains)
             if (o !== undefined) withdrawnObs.push(o)
           }
           this.deleteEvent.run(old.rowid)
@@ -125,7 +134,7 @@ export class SqliteRowStore implements Store {
       // The replaced events' old observations (a `partial` one may have had one): removed with
       // them, in this transaction, and their keys re-derived without them.
       if (withdrawn.length > 0) this.leases.withdraw(withdrawn, withdrawnObs)
-      this.leases.cover(coverageSpans(events))
+      this.leases.cover(coverageSpans(events, this.domains))
       return { written, duplicates, deadLettered: 0, ...(replaced > 0 ? { replaced } : {}), fresh, lastRowid: rowids[rowids.length - 1] ?? 0 }
     })
     // Started on the first read; the schema is in place by now, so read-only connections can open.
@@ -150,7 +159,7 @@ export class SqliteRowStore implements Store {
         const rows = page.all(after) as StoredRow[]
         if (rows.length === 0) break
         after = (rows[rows.length - 1] as { rowid: number }).rowid
-        this.leases.apply(observeAll(rows.map((r) => this.eventOf(r))))
+        this.leases.apply(observeAll(rows.map((r) => this.eventOf(r)), this.domains))
       }
     }))
   }
@@ -166,7 +175,7 @@ export class SqliteRowStore implements Store {
       if (rows.length === 0) break
       after = (rows[rows.length - 1] as StoredRow).rowid
       const events = rows.map((r) => this.eventOf(r))
-      this.leases.enqueue(observeAll(events), after, wipesOf(events))
+      this.leases.enqueue(observeAll(events, this.domains), after, wipesOf(events, this.domains))
     }
     this.leases.enqueue([], this.newestRowid())
     this.leases.flush()
@@ -179,7 +188,7 @@ export class SqliteRowStore implements Store {
       const { fresh, lastRowid, ...result } = this.leases.settled(() => this.writeTx(events))
       // Only events stored now (new or replacing one that parsed worse): a replayed one was
       // observed when it was first stored.
-      this.leases.enqueue(observeAll(fresh), lastRowid, wipesOf(fresh))
+      this.leases.enqueue(observeAll(fresh, this.domains), lastRowid, wipesOf(fresh, this.domains))
       return result
     } catch (err) {
       throw withCause(new StoreWriteError('sqlite', `${(err as { code?: string }).code ?? ''} ${(err as Error).message}`.trim()), err)
@@ -191,9 +200,9 @@ export class SqliteRowStore implements Store {
     const w = this.reader.where(q)
     const result: DeleteResult = { deleted: 0, rederived: 0, scopes: [] }
     this.leases.settled(this.db.transaction(() => {
-      const spans = this.db.prepare(`SELECT coalesce(host, '') AS scope, min(ts) AS f, max(ts) AS l FROM events WHERE ${w.sql} GROUP BY 1`).all(...w.params) as Array<{ scope: string, f: number, l: number }>
+      const spans = byDomain(this.db.prepare(`SELECT coalesce(host, '') AS scope, min(ts) AS f, max(ts) AS l FROM events WHERE ${w.sql} GROUP BY 1`).all(...w.params) as Array<{ scope: string, f: number, l: number }>, this.domains)
       // Their observations name the keys to re-derive: read before the documents go.
-      const shaping = observeAll((this.db.prepare(`SELECT rowid, id, doc FROM events WHERE (${w.sql}) AND action IS NOT NULL`).all(...w.params) as StoredRow[]).map((r) => this.eventOf(r)))
+      const shaping = observeAll((this.db.prepare(`SELECT rowid, id, doc FROM events WHERE (${w.sql}) AND action IS NOT NULL`).all(...w.params) as StoredRow[]).map((r) => this.eventOf(r)), this.domains)
       const rows = this.db.prepare(`DELETE FROM events WHERE ${w.sql} RETURNING rowid, id, action`).all(...w.params) as Array<{ rowid: number, id: string, action: string | null }>
       result.deleted = rows.length
       if (rows.length === 0) return
@@ -203,8 +212,9 @@ export class SqliteRowStore implements Store {
       result.rederived = this.leases.withdraw(rows.filter((r) => r.action !== null).map((r) => r.id), shaping)
       for (const s of spans) {
         // Lines that did not parse say nothing about leases (see coverageSpans).
-        const byScope = s.scope === '' ? '(host IS NULL OR host = \'\')' : 'host = ?'
-        const args = s.scope === '' ? [] : [s.scope]
+        const hosts = this.domains.hostsOf(s.scope)
+        const byScope = s.scope === '' ? '(host IS NULL OR host = \'\')' : `host IN (${hosts.map(() => '?').join(', ')})`
+        const args = s.scope === '' ? [] : hosts
         const left = this.db.prepare(`SELECT min(ts) AS f, max(ts) AS l FROM events WHERE ${byScope} AND status != 'unmatched'`).get(...args) as { f: number | null, l: number | null }
         const coverage = this.leases.shrinkCoverage(s.scope, left.f === null || left.l === null ? undefined : { first: Math.floor(left.f / 1000), last: Math.floor(left.l / 1000) })
         const entry: DeleteResult['scopes'][number] = { scope: s.scope, ...(coverage === undefined ? {} : { coverage }) }

@@ -3,6 +3,7 @@ import { StoreLayoutError, StoreWriteError, withCause } from '../../errors.js'
 import type { KeaEvent } from '../../parse/event.js'
 import { coverageSpans, observeAll } from '../../leases/observe.js'
 import { observeWipe, WIPE_ACTION, wipesOf, type LeaseWipe, type SubnetMap } from '../../leases/wipes.js'
+import { NO_DOMAINS, type LeaseDomains } from '../../leases/domains.js'
 import { isoMillis } from '../../parse/time/iso.js'
 import { validateConfig } from '../../config/validate.js'
 import type { Bucket, DeleteResult, EventQuery, EvidenceLine, FilterField, SearchPage, SearchRequest, SerializedPage, Store, TermCount, WriteResult } from '../types.js'
@@ -40,8 +41,15 @@ export class SqliteStore implements Store {
   private readonly writeTx: (events: readonly KeaEvent[]) => ReturnType<BlockWriter['write']>
   private readonly healthCount: HealthCount
 
-  /** `subnets`: the configured Kea subnets (`leases.subnets`), known before the first derivation (recovery on open). */
-  constructor (config: SqliteStoreConfig, subnets?: SubnetMap) {
+  /** Lease domains (`leases.domains`): whose leases have one history. */
+  private readonly domains: LeaseDomains
+
+  /**
+   * `subnets`: the configured Kea subnets (`leases.subnets`), `domains` the lease domains
+   * (`leases.domains`), known before the first derivation (recovery on open).
+   */
+  constructor (config: SqliteStoreConfig, subnets?: SubnetMap, domains: LeaseDomains = NO_DOMAINS) {
+    this.domains = domains
     this.cfg = validateConfig(sqliteStoreConfigSchema, config, 'store.sqlite')
     this.path = this.cfg.path
     this.db = openDatabase({
@@ -54,6 +62,7 @@ export class SqliteStore implements Store {
     }).db
     this.leases = new SqliteLeases(this.db, this.cfg.leaseDerivation)
     if (subnets !== undefined) this.leases.subnets = subnets
+    this.leases.domains = domains
     this.snapshots = new SqliteSnapshots(this.db)
     this.reader = new BlockReader(this.db)
     this.writer = new BlockWriter(this.db, this.reader, this.cfg.compression === undefined ? WRITE_CODEC : CODECS[this.cfg.compression])
@@ -61,15 +70,15 @@ export class SqliteStore implements Store {
     // the address's postings (a prefix's events carry its first address) and the server.
     this.leases.observationsOf = (k) => {
       const events: KeaEvent[] = []
-      const q: EventQuery = { filters: { ip: [k.lease.replace(/\/\d+$/, '')], ...(k.scope === '' ? {} : { host: [k.scope] }) } }
+      const q: EventQuery = { filters: { ip: [k.lease.replace(/\/\d+$/, '')], ...(k.scope === '' ? {} : { host: [...domains.hostsOf(k.scope)] }) } }
       this.reader.forEach(q, (_row, _i, e) => { if (e.event.action !== undefined) events.push(e) })
-      return observeAll(events).filter((o) => o.key === k.key)
+      return observeAll(events, domains).filter((o) => o.key === k.key)
     }
     this.leases.wipesStored = () => {
       const wipes: LeaseWipe[] = []
       // A block that cannot be decoded fails its reads (KEATRAIL_ERR_STORE_READ), not the writer:
       // a wipe in it is not known (ARCHITECTURE.md, lease wipes).
-      this.reader.forEachReadable({ filters: { action: [WIPE_ACTION] } }, (_row, _i, e) => { const w = observeWipe(e); if (w !== undefined) wipes.push(w) })
+      this.reader.forEachReadable({ filters: { action: [WIPE_ACTION] } }, (_row, _i, e) => { const w = observeWipe(e, domains); if (w !== undefined) wipes.push(w) })
       return wipes
     }
     this.deriveAfterCrash()
@@ -77,8 +86,8 @@ export class SqliteStore implements Store {
       const r = this.writer.write(events)
       // The replaced events' old observations go with them, in this transaction, and their keys
       // are re-derived without them.
-      if (r.withdrawn.length > 0) this.leases.withdraw(r.withdrawn.map((e) => e.event.id), observeAll(r.withdrawn))
-      this.leases.cover(coverageSpans(events))
+      if (r.withdrawn.length > 0) this.leases.withdraw(r.withdrawn.map((e) => e.event.id), observeAll(r.withdrawn, this.domains))
+      this.leases.cover(coverageSpans(events, this.domains))
       return r
     })
     const r = this.cfg.readers
@@ -102,7 +111,7 @@ export class SqliteStore implements Store {
       const b = this.reader.block(row)
       const events: KeaEvent[] = []
       for (let i = 0; i < b.n; i++) events.push(b.event(i))
-      this.leases.enqueue(observeAll(events), row.seq, wipesOf(events))
+      this.leases.enqueue(observeAll(events, this.domains), row.seq, wipesOf(events, this.domains))
     }
     this.leases.flush()
   }
@@ -111,7 +120,7 @@ export class SqliteStore implements Store {
     if (events.length === 0) return { written: 0, duplicates: 0, deadLettered: 0 }
     try {
       const { fresh, seq, written, duplicates, replaced } = this.leases.settled(() => this.writeTx(events))
-      this.leases.enqueue(observeAll(fresh), seq, wipesOf(fresh))
+      this.leases.enqueue(observeAll(fresh, this.domains), seq, wipesOf(fresh, this.domains))
       return { written, duplicates, deadLettered: 0, ...(replaced > 0 ? { replaced } : {}) }
     } catch (err) {
       throw withCause(new StoreWriteError('sqlite', `${(err as { code?: string }).code ?? ''} ${(err as Error).message}`.trim()), err)
@@ -149,8 +158,8 @@ export class SqliteStore implements Store {
       result.deleted = removed.length
       // Their observations name the keys to re-derive.
       const shaping = removed.filter((e) => e.event.action !== undefined)
-      result.rederived = this.leases.withdraw(shaping.map((e) => e.event.id), observeAll(shaping))
-      for (const [scope, span] of coverageSpans(removed)) {
+      result.rederived = this.leases.withdraw(shaping.map((e) => e.event.id), observeAll(shaping, this.domains))
+      for (const [scope, span] of coverageSpans(removed, this.domains)) {
         // Lines that did not parse say nothing about leases (see coverageSpans).
         const left = this.spanOf(scope)
         const coverage = this.leases.shrinkCoverage(scope, left)
@@ -173,10 +182,11 @@ export class SqliteStore implements Store {
   private spanOf (scope: string, within?: { from: number, to: number }): { first: number, last: number } | undefined {
     let first = Infinity
     let last = -Infinity
-    // A named scope's blocks are found by their host postings; events without a host by a scan.
-    const q: EventQuery = { ...(within === undefined ? {} : { from: within.from, to: within.to + 1 }), ...(scope === '' ? {} : { filters: { host: [scope] } }) }
+    // A named scope's blocks are found by their host postings (a lease domain's: its servers');
+    // events without a host by a scan.
+    const q: EventQuery = { ...(within === undefined ? {} : { from: within.from, to: within.to + 1 }), ...(scope === '' ? {} : { filters: { host: [...this.domains.hostsOf(scope)] } }) }
     this.reader.forEach(q, (_row, _i, e) => {
-      if (e.kea.parse.status === 'unmatched' || (e.host?.name ?? '') !== scope) return
+      if (e.kea.parse.status === 'unmatched' || this.domains.scopeOf(e.host?.name ?? '') !== scope) return
       const t = isoMillis(e['@timestamp'])
       if (t < first) first = t
       if (t > last) last = t
