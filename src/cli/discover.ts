@@ -1,10 +1,11 @@
 import { writeFileSync } from 'node:fs'
+import { hostname } from 'node:os'
 import { basename, dirname, isAbsolute, join, normalize, resolve } from 'node:path'
 import { Option, type Command } from 'commander'
 import { stringify } from 'yaml'
 import { parseConfig } from '../config/config.js'
 import { INSTALL_LOG_CODES, OutputExistsError } from '../errors.js'
-import { keaOutputs, readKeaConfig, type KeaOutput } from '../kea/kea-config.js'
+import { keaHaPeers, keaOutputs, keaSubnets, readKeaConfig, type KeaOutput } from '../kea/kea-config.js'
 import { builtinPatterns } from '../parse/patterns.js'
 import { parsePort } from './options.js'
 import type { CliIo } from './parse.js'
@@ -32,9 +33,10 @@ export function registerDiscover (program: Command, io: CliIo): void {
     .option('--force', 'replace --out if it exists')
     .option('--data-dir <dir>', `dataDir of the config (default ${SERVICE_DATA_DIR}, the systemd unit's StateDirectory)`, SERVICE_DATA_DIR)
     .addOption(new Option('--syslog-port <port>', 'where keatrail receives syslog forwarded by rsyslog/syslog-ng').argParser(parsePort).default(5514))
-    .action((files: string[], o: { out?: string, force?: boolean, dataDir: string, syslogPort: number }) => {
+    .option('--server <name>', 'host.name of this Kea server\'s events (its subnets and HA pair in leases:); default: this host\'s name, as the sources record it', hostname())
+    .action((files: string[], o: { out?: string, force?: boolean, dataDir: string, syslogPort: number, server: string }) => {
       // Absolute: a relative dataDir would be read against whatever directory `run` starts in.
-      const { yaml, warnings } = discover(files, resolve(o.dataDir), o.syslogPort)
+      const { yaml, warnings } = discover(files, resolve(o.dataDir), o.syslogPort, o.server)
       if (o.out === undefined) io.stdout.write(yaml)
       else {
         try {
@@ -61,7 +63,7 @@ export interface DiscoverWarning {
   message: string
 }
 
-export function discover (files: readonly string[], dataDir: string, syslogPort: number): { yaml: string, warnings: DiscoverWarning[] } {
+export function discover (files: readonly string[], dataDir: string, syslogPort: number, server = hostname()): { yaml: string, warnings: DiscoverWarning[] } {
   const sources: Array<Record<string, unknown>> = []
   const notes: string[] = []
   const warnings: DiscoverWarning[] = []
@@ -76,8 +78,23 @@ export function discover (files: readonly string[], dataDir: string, syslogPort:
     return n
   }
   let syslog: Record<string, unknown> | undefined
+  // What lease history needs of the Kea configs: the subnets (lease wipes of a subnet end the
+  // leases in it) and the HA pair (its servers' leases have one history).
+  const subnets = new Map<string, { server: string, id: number, prefix: string }>()
+  const domains = new Map<string, { name: string, servers: string[] }>()
   for (const file of files) {
     const config = readKeaConfig(file)
+    for (const s of keaSubnets(config)) subnets.set(`${s.id}|${s.prefix}`, { server, id: s.id, prefix: s.prefix })
+    for (const ha of keaHaPeers(config)) {
+      // Kea names peers in its HA configuration; keatrail knows servers by their events'
+      // host.name. This one is `server`; the others keep their HA names, to be checked.
+      const servers = [...new Set(ha.peers.map((p) => p === ha.self ? server : p))].sort()
+      const name = `ha-${[...ha.peers].sort().join('-')}`
+      if (!domains.has(name)) {
+        domains.set(name, { name, servers })
+        notes.push(`${file}: HA peers ${ha.peers.join(', ')} (this one: ${ha.self}, written as ${server}); leases.domains names the others by their HA names: make each the host.name its logs carry.`)
+      }
+    }
     const outputs: KeaOutput[] = keaOutputs(config, file)
     if (outputs.length === 0) {
       const daemons = Object.keys(config as Record<string, unknown>).filter((k) => UNITS[k] !== undefined)
@@ -124,7 +141,11 @@ export function discover (files: readonly string[], dataDir: string, syslogPort:
       }
     }
   }
-  const config = { dataDir, store: { type: 'sqlite' }, sources }
+  const leases = {
+    ...(subnets.size === 0 ? {} : { subnets: [...subnets.values()] }),
+    ...(domains.size === 0 ? {} : { domains: [...domains.values()] })
+  }
+  const config = { dataDir, store: { type: 'sqlite' }, sources, ...(Object.keys(leases).length === 0 ? {} : { leases }) }
   parseConfig(config, 'discovered config')
   const header = ['# keatrail configuration written by `keatrail discover` from:', ...files.map((f) => `#   ${f}`), '#', ...notes.map((n) => `# ${n}`), '']
   return { yaml: header.join('\n') + stringify(config, { lineWidth: 0 }), warnings }

@@ -119,6 +119,61 @@ export function keaOutputs (config: unknown, path: string): KeaOutput[] {
   return outputs
 }
 
+/** A subnet of a Kea config: its id, and its prefix (or a delegated-prefix pool outside it). */
+export interface KeaSubnet { id: number, prefix: string }
+
+function records (v: unknown): Array<Record<string, unknown>> {
+  return Array.isArray(v) ? v.filter((x): x is Record<string, unknown> => x !== null && typeof x === 'object') : []
+}
+
+/**
+ * Every subnet of the DHCPv4 and DHCPv6 sections (shared networks' too), with the delegated-prefix
+ * pools of DHCPv6 subnets (a pool's prefix usually lies outside the subnet: an entry of its own
+ * with the subnet's id). Subnets without an id (Kea numbers them itself) are left out: their id
+ * is not known here.
+ */
+export function keaSubnets (config: unknown): KeaSubnet[] {
+  const out: KeaSubnet[] = []
+  const root = config !== null && typeof config === 'object' ? config as Record<string, unknown> : {}
+  for (const [daemon, key] of [['Dhcp4', 'subnet4'], ['Dhcp6', 'subnet6']] as const) {
+    const section = root[daemon]
+    if (section === null || typeof section !== 'object') continue
+    const sec = section as Record<string, unknown>
+    const subnets = [...records(sec[key]), ...records(sec['shared-networks']).flatMap((n) => records(n[key]))]
+    for (const sub of subnets) {
+      if (typeof sub.id !== 'number' || typeof sub.subnet !== 'string') continue
+      out.push({ id: sub.id, prefix: sub.subnet })
+      for (const pd of records(sub['pd-pools'])) {
+        if (typeof pd.prefix === 'string' && typeof pd['prefix-len'] === 'number') out.push({ id: sub.id, prefix: `${pd.prefix}/${pd['prefix-len']}` })
+      }
+    }
+  }
+  return out
+}
+
+/** An HA relationship of a Kea config (libdhcp_ha.so): this server's name and its peers'. */
+export interface KeaHaPeers { self: string, peers: string[] }
+
+/** The HA relationships the DHCPv4 and DHCPv6 sections' libdhcp_ha.so parameters configure. */
+export function keaHaPeers (config: unknown): KeaHaPeers[] {
+  const out: KeaHaPeers[] = []
+  const root = config !== null && typeof config === 'object' ? config as Record<string, unknown> : {}
+  for (const daemon of ['Dhcp4', 'Dhcp6']) {
+    const section = root[daemon]
+    if (section === null || typeof section !== 'object') continue
+    for (const lib of records((section as Record<string, unknown>)['hooks-libraries'])) {
+      if (typeof lib.library !== 'string' || !lib.library.endsWith('libdhcp_ha.so')) continue
+      const params = lib.parameters !== null && typeof lib.parameters === 'object' ? lib.parameters as Record<string, unknown> : {}
+      for (const rel of records(params['high-availability'])) {
+        const self = rel['this-server-name']
+        const peers = records(rel.peers).map((p) => p.name).filter((n): n is string => typeof n === 'string')
+        if (typeof self === 'string' && peers.length > 1) out.push({ self, peers })
+      }
+    }
+  }
+  return out
+}
+
 /**
  * The pattern of one output named on the command line: its exact `output` value, its file
  * name, or `stdout` / `syslog`. Without a name the config must have exactly one output.

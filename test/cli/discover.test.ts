@@ -58,6 +58,31 @@ describe('keatrail discover', () => {
 describe('keatrail discover writes what the systemd unit can run', () => {
   const unit = readFileSync(join(ROOT, 'deploy', 'keatrail.service'), 'utf8')
 
+  it('writes the subnets (shared networks\' and delegated-prefix pools too) and the HA pair into leases:', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kt-discover-'))
+    const ha = { library: '/usr/lib/x86_64-linux-gnu/kea/hooks/libdhcp_ha.so', parameters: { 'high-availability': [{ 'this-server-name': 'server1', mode: 'hot-standby', peers: [{ name: 'server1', url: 'http://192.0.2.1:8000/', role: 'primary' }, { name: 'server2', url: 'http://192.0.2.2:8000/', role: 'standby' }] }] } }
+    writeFileSync(join(dir, 'kea4.conf'), JSON.stringify({ Dhcp4: {
+      subnet4: [{ id: 1, subnet: '192.0.2.0/24' }, { subnet: '203.0.113.0/24' }],
+      'shared-networks': [{ name: 'lan', subnet4: [{ id: 7, subnet: '198.51.100.0/24' }] }],
+      'hooks-libraries': [ha]
+    } }))
+    writeFileSync(join(dir, 'kea6.conf'), JSON.stringify({ Dhcp6: {
+      subnet6: [{ id: 1, subnet: '2001:db8:1::/64', 'pd-pools': [{ prefix: '2001:db8:8000::', 'prefix-len': 48, 'delegated-len': 56 }] }],
+      'hooks-libraries': [ha]
+    } }))
+    const out = join(dir, 'keatrail.yaml')
+    const r = await runCli(['discover', join(dir, 'kea4.conf'), join(dir, 'kea6.conf'), '--out', out, '--server', 'kea-a'])
+    expect(r.code, r.err).toBe(0)
+    const cfg = loadConfig(out)
+    expect(cfg.leases.subnets).toEqual([
+      { server: 'kea-a', id: 1, prefix: '192.0.2.0/24' }, { server: 'kea-a', id: 7, prefix: '198.51.100.0/24' },
+      { server: 'kea-a', id: 1, prefix: '2001:db8:1::/64' }, { server: 'kea-a', id: 1, prefix: '2001:db8:8000::/48' }
+    ])
+    // One domain for the pair (both families), this server by its host.name, the other by its HA name.
+    expect(cfg.leases.domains).toEqual([{ name: 'ha-server1-server2', servers: ['kea-a', 'server2'] }])
+    expect(readFileSync(out, 'utf8')).toContain('make each the host.name its logs carry')
+  })
+
   it('dataDir is absolute: the unit\'s StateDirectory by default, --data-dir made absolute', async () => {
     const state = /^StateDirectory=(\S+)$/m.exec(unit)?.[1]
     expect(state).toBe('keatrail')
