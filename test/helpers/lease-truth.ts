@@ -1,20 +1,21 @@
 import { closeSync, existsSync, openSync, readSync } from 'node:fs'
 import { deriveIntervals } from '../../src/leases/derive.js'
+import type { LeaseDomains } from '../../src/leases/domains.js'
 import { compareObservations, observeAll } from '../../src/leases/observe.js'
 import type { LeaseInterval, LeaseObservation } from '../../src/leases/types.js'
 import { familyOf, WIPE_ACTION, wipeObservation, wipesOf, type LeaseWipe, type SubnetMap } from '../../src/leases/wipes.js'
 import type { KeaEvent } from '../../src/parse/event.js'
 
 /** One full derivation of every key from all events at once: what any store must end up with. */
-export function expectedIntervals (events: readonly KeaEvent[]): Map<string, LeaseInterval[]> {
+export function expectedIntervals (events: readonly KeaEvent[], domains?: LeaseDomains): Map<string, LeaseInterval[]> {
   const byKey = new Map<string, ReturnType<typeof observeAll>>()
-  for (const o of observeAll(events)) {
+  for (const o of observeAll(events, domains)) {
     const list = byKey.get(o.key) ?? []
     list.push(o)
     byKey.set(o.key, list)
   }
   // Each key with the wipes of its server: every one of them, whatever was stored when.
-  const wipes = wipesOf(events)
+  const wipes = wipesOf(events, domains)
   const out = new Map<string, LeaseInterval[]>()
   for (const [key, obs] of byKey) out.set(key, deriveIntervals(everyWipe([...obs].sort(compareObservations), wipes)))
   return out

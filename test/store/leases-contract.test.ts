@@ -282,6 +282,47 @@ describe(`lease history contract: ${kinds.join(' and ')} ${esSkip === '' ? '' : 
     for (const x of answers.slice(1)) expect(x).toEqual(answers[0])
   })
 
+  it('the logs of a real HA pair (captured, the primary down 35 s): as a lease domain, one full derivation of both servers in every store, one holder at any time', async () => {
+    const { events: a } = await parseBuffer(readFixture('captured-ha/kea-ha1.log.gz'), { host: 'kea-ha1', path: 'kea-ha1/kea.log' })
+    const { events: b } = await parseBuffer(readFixture('captured-ha/kea-ha2.log.gz'), { host: 'kea-ha2', path: 'kea-ha2/kea.log' })
+    const leases: LeasesConfig = { subnets: [], domains: [{ name: 'ha-pair', servers: ['kea-ha1', 'kea-ha2'] }] }
+    const want = expectedIntervals([...a, ...b], leaseSetup(leases)[1])
+    expect([...want.keys()].every((k) => k.startsWith('ha-pair|V4|'))).toBe(true)
+    // Both servers' lines in intervals: the standby's renewals while the primary was down.
+    const ids = new Set(b.map((e) => e.event.id))
+    const both = [...want.values()].flat().filter((iv) => iv.evidence.some((id) => ids.has(id)) && iv.evidence.some((id) => !ids.has(id)))
+    expect(both.length).toBeGreaterThan(3)
+    const batches = (events: KeaEvent[]): KeaEvent[][] => Array.from({ length: Math.ceil(events.length / 400) }, (_, i) => events.slice(i * 400, i * 400 + 400))
+    const answers: unknown[] = []
+    for (const k of kinds) {
+      const store = await makers[k]?.(leases) as Store
+      try {
+        // The two servers' batches interleaved, the standby's first (two collectors at their own pace).
+        const bs = batches(b)
+        const as = batches(a)
+        for (let i = 0; i < Math.max(bs.length, as.length); i++) for (const x of [bs[i], as[i]]) if (x !== undefined) await store.write(x)
+        for (const [key, ivs] of want) {
+          const lease = key.split('|')[2] as string
+          expect(await store.leases.intervals({ address: lease, scope: 'ha-pair' }), `${k} ${key}`).toEqual(ivs)
+        }
+        const held: unknown[] = []
+        for (const ivs of want.values()) {
+          for (const iv of ivs) {
+            if (iv.start === null || iv.end === null) continue
+            // Asked by either server: the domain's answer.
+            const h = await holderAt(store.leases, iv.lease, Math.floor((iv.start + iv.end) / 2), held.length % 2 === 0 ? 'kea-ha1' : 'kea-ha2')
+            expect(h.holders.length, `${k} ${iv.lease}`).toBe(1)
+            held.push(h)
+          }
+        }
+        answers.push(held)
+      } finally {
+        await store.close()
+      }
+    }
+    for (const x of answers.slice(1)) expect(x).toEqual(answers[0])
+  })
+
   it('a DHCPv6 address inside a delegated prefix finds the prefix holder', async () => {
     const pd = [...expected.values()].flat().find((iv) => iv.type === 'IA_PD' && iv.start !== null && iv.end !== null) as LeaseInterval
     const inside = pd.lease.replace(/::\/\d+$/, '::ab:1')
