@@ -16,7 +16,7 @@ import { CsvTailer, truthIntervals, type TruthInterval } from '../helpers/lease-
 // without multi-threading the peers' URLs are the partner's Control Agent), on one L2 segment:
 // a bridge in a namespace of its own, a veth to each server's namespace and to the clients'.
 // perfdhcp broadcasts (both servers hear every client; the standby answers only while its
-// partner is down). Mid-run the primary is killed (SIGKILL) for ~35 s, then restarted: the
+// partner is down). Mid-run the primary is killed (SIGKILL) for ~40 s, then restarted: the
 // standby serves in partner-down, the primary syncs the leases back. Each server's logs are
 // imported under its own host name with the pair as a lease domain; every holderAt point away
 // from ±1.5 s of a change agrees with the lease file of the server that was up and in sync
@@ -149,7 +149,7 @@ describe.skipIf(unavailable !== '' && process.env.CI !== 'true')(`lease history 
     tailers.s2.start()
     // More clients (-R) than addresses (20), renewals (-f) and releases (-F), 95 s; broadcast from
     // the clients' namespace, so both servers hear every client (no relay: perfdhcp relays to one).
-    const run = keaCommand(HOST_KEA, 'perfdhcp', ['-4', '-l', IF.cli, '-r', '12', '-R', '40', '-f', '4', '-F', '2', '-p', '95'], { netns: NS.cli })
+    const run = keaCommand(HOST_KEA, 'perfdhcp', ['-4', '-l', IF.cli, '-r', '12', '-R', '40', '-f', '4', '-F', '2', '-p', '100'], { netns: NS.cli })
     const perf = spawn(run.cmd, run.args, { env: run.env, stdio: 'ignore' })
     procs.push(perf)
     const perfDone = new Promise<void>((resolve) => { perf.on('exit', () => resolve()) })
@@ -159,7 +159,7 @@ describe.skipIf(unavailable !== '' && process.env.CI !== 'true')(`lease history 
     killedAt = Date.now()
     await untilState('s2', 'PARTNER-DOWN', 30_000, before - 1)
     partnerDown = true
-    await sleep(Math.max(0, killedAt + 35_000 - Date.now()))
+    await sleep(Math.max(0, killedAt + 40_000 - Date.now()))
     const restartFrom = lineCount('s1')
     restartedAt = Date.now()
     await start('kea-dhcp4', NS.s1, 'dhcp4-s1', dhcp4('s1'))
