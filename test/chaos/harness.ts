@@ -111,6 +111,27 @@ export function rssMiB (pid: number): number {
   return m === null ? 0 : Number(m[1]) / 1024
 }
 
+/**
+ * Watches a flood against `keatrail run`: samples its RSS and the stored count until `total`
+ * events are stored, it exits, or `ms` pass. `peak` and `stored` are read when it resolves.
+ */
+export function watchFlood (kt: Keatrail, api: string, total: number, ms: number, every = 50): { done: Promise<void>, peak: () => number, stored: () => number, alive: () => boolean } {
+  const pid = kt.proc.pid as number
+  let peak = rssMiB(pid)
+  let stored = 0
+  let alive = true
+  void kt.exited.then(() => { alive = false })
+  const deadline = Date.now() + ms
+  const done = (async () => {
+    while (alive && stored < total && Date.now() < deadline) {
+      try { peak = Math.max(peak, rssMiB(pid)) } catch { break }
+      try { stored = pipelineCounter(await metrics(api), 'stored') } catch { /* dying: the loop ends on `alive` */ }
+      await sleep(every)
+    }
+  })()
+  return { done, peak: () => peak, stored: () => stored, alive: () => alive }
+}
+
 /** Polls `probe` until it returns true or `ms` pass; returns whether it did. */
 export async function until (probe: () => boolean | Promise<boolean>, ms: number, every = 100): Promise<boolean> {
   const end = Date.now() + ms

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { describe, expect, it } from 'vitest'
 import { freePort } from '../helpers/outage.js'
-import { metrics, pipelineCounter, rssMiB, startKeatrail, writeConfig } from '../chaos/harness.js'
+import { startKeatrail, watchFlood, writeConfig } from '../chaos/harness.js'
 import { COUNT_STORED_SQL } from '../helpers/stored.js'
 
 // Security (issue 17): anyone who can reach the syslog TCP port can send 2-byte frames ("a\n").
@@ -25,21 +25,8 @@ describe('security: TCP syslog flood of tiny frames', () => {
     const config = writeConfig(dir, { sources: [{ type: 'syslog', name: 'flood', tcp: { host: '127.0.0.1', port } }] })
     const kt = startKeatrail(config)
     const api = await kt.apiUrl()
-    const pid = kt.proc.pid as number
     const total = CONNECTIONS * FRAMES
-    let peak = rssMiB(pid)
-    let stored = 0
-    let alive = true
-    void kt.exited.then(() => { alive = false })
-    // Samples RSS until everything is stored, keatrail dies, or the time is up.
-    const deadline = Date.now() + 100_000
-    const sampler = (async () => {
-      while (alive && stored < total && Date.now() < deadline) {
-        try { peak = Math.max(peak, rssMiB(pid)) } catch { break }
-        try { stored = pipelineCounter(await metrics(api), 'stored') } catch { /* dying: the loop ends on `alive` */ }
-        await new Promise((resolve) => setTimeout(resolve, 50))
-      }
-    })()
+    const flood = watchFlood(kt, api, total, 100_000)
     const started = Date.now()
     const payload = Buffer.from('a\n'.repeat(FRAMES))
     await Promise.all(Array.from({ length: CONNECTIONS }, async () => {
@@ -48,7 +35,8 @@ describe('security: TCP syslog flood of tiny frames', () => {
       await new Promise<void>((resolve) => { sock.once('connect', resolve); sock.once('close', () => resolve()) })
       await new Promise<void>((resolve) => { sock.once('close', () => resolve()); sock.end(payload, resolve) })
     }))
-    await sampler
+    await flood.done
+    const [peak, stored, alive] = [flood.peak(), flood.stored(), flood.alive()]
     process.stdout.write(`security TCP flood: ${CONNECTIONS} connections × ${FRAMES} frames of "a\\n" (${total} events) in ${Date.now() - started} ms: stored ${stored}, peak RSS ${peak.toFixed(0)} MiB, alive ${String(alive)}\n`)
     expect(alive, 'keatrail survived the flood').toBe(true)
     expect(peak).toBeLessThanOrEqual(300)

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { freePort } from '../helpers/outage.js'
-import { metrics, pipelineCounter, rssMiB, startKeatrail, writeConfig } from '../chaos/harness.js'
+import { metrics, startKeatrail, watchFlood, writeConfig } from '../chaos/harness.js'
 
 // Security: a syslog peer can send any line, and a lease-wipe line
 // (`DHCPSRV_MEMFILE_WIPE_LEASES4 … from subnet N`) reaches every open lease of its server. Each
@@ -31,9 +31,6 @@ describe('security: a flood of forged lease-wipe lines', () => {
     const config = writeConfig(dir, { sources: [{ type: 'syslog', name: 'flood', tcp: { host: '127.0.0.1', port } }] })
     const kt = startKeatrail(config)
     const api = await kt.apiUrl()
-    const pid = kt.proc.pid as number
-    let alive = true
-    void kt.exited.then(() => { alive = false })
     const lines: string[] = []
     for (let i = 0; i < LEASES; i++) {
       const mac = `02:00:00:00:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`
@@ -42,22 +39,14 @@ describe('security: a flood of forged lease-wipe lines', () => {
     // Subnet 7: no lease names one, so every wipe meets every lease (each could be in it).
     for (let i = 0; i < WIPES; i++) lines.push(frame(T0 + 60_000 + i * 10, 'INFO  [kea-dhcp4.dhcpsrv.1] DHCPSRV_MEMFILE_WIPE_LEASES4 removing all IPv4 leases from subnet 7'))
     const total = lines.length
-    let peak = rssMiB(pid)
-    let stored = 0
-    const deadline = Date.now() + 150_000
-    const sampler = (async () => {
-      while (alive && stored < total && Date.now() < deadline) {
-        try { peak = Math.max(peak, rssMiB(pid)) } catch { break }
-        try { stored = pipelineCounter(await metrics(api), 'stored') } catch { /* dying: the loop ends on `alive` */ }
-        await new Promise((resolve) => setTimeout(resolve, 100))
-      }
-    })()
+    const flood = watchFlood(kt, api, total, 150_000, 100)
     const started = Date.now()
     const sock = connect(port, '127.0.0.1')
     sock.on('error', () => {}) // keatrail dying resets the connection: the assertions below say so
     await new Promise<void>((resolve) => { sock.once('connect', resolve); sock.once('close', () => resolve()) })
     await new Promise<void>((resolve) => { sock.once('close', () => resolve()); sock.end(lines.join(''), resolve) })
-    await sampler
+    await flood.done
+    const [peak, stored, alive] = [flood.peak(), flood.stored(), flood.alive()]
     process.stdout.write(`security wipe flood: ${LEASES} leases then ${WIPES} wipe lines in ${Date.now() - started} ms: stored ${stored}, peak RSS ${peak.toFixed(0)} MiB, alive ${String(alive)}\n`)
     expect(alive, 'keatrail survived the flood').toBe(true)
     expect(stored).toBe(total)
