@@ -72,10 +72,6 @@ export function openDeadLetters (cfg: KeatrailConfig, mode: StoreMode): DeadLett
   return new DeadLetterStore(path)
 }
 
-/**
- * The one place keatrail constructs a store from its config. Returns undefined only when
- * `waitForCluster` aborted before Elasticsearch answered.
- */
 /** Lease wipes a store could not apply (more than MAX_WIPES): logged, never silent (keatrail_lease_wipes_ignored_total counts them). */
 function wipesIgnored (ctx: StoreContext): (scope: string, n: number, from: number, to: number) => void {
   return (scope, n, from, to) => {
@@ -84,6 +80,10 @@ function wipesIgnored (ctx: StoreContext): (scope: string, n: number, from: numb
   }
 }
 
+/**
+ * The one place keatrail constructs a store from its config. Returns undefined only when
+ * `waitForCluster` aborted before Elasticsearch answered.
+ */
 export async function openStore (cfg: KeatrailConfig, ctx: StoreContext): Promise<OpenedStore | undefined> {
   if (ctx.mode === 'read') {
     // Checked before anything is opened: SQLite and the dead-letter store create their files.

@@ -144,11 +144,30 @@ function firstAtOrAfter (list: readonly LeaseWipe[], p: { ts: number, seq: strin
   return lo
 }
 
+/**
+ * The first of a batch's wipes (in order) inside an interval (`start` null: from before
+ * collection; `end` null: still open; an end in the wipe's millisecond may still follow it):
+ * the one a stored key must meet (WipeRegistry.merge adds the rest). Undefined: none.
+ */
+export function firstWipeWithin (group: readonly LeaseWipe[], start: number | null, end: number | null): LeaseWipe | undefined {
+  let lo = 0
+  let hi = group.length
+  if (start !== null) {
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      if ((group[mid] as LeaseWipe).ts < start) lo = mid + 1
+      else hi = mid
+    }
+  }
+  const w = group[lo]
+  return w === undefined || (end !== null && w.ts > end) ? undefined : w
+}
+
 /** The first wipe of `list` after `after` (at or after it when `inclusive`) and before `before`, if any. */
 function firstBetween (list: readonly LeaseWipe[] | undefined, after: { ts: number, seq: string }, inclusive: boolean, before: { ts: number, seq: string } | undefined): LeaseWipe | undefined {
   if (list === undefined) return undefined
   let i = firstAtOrAfter(list, after)
-  if (!inclusive && i < list.length && compareObservations(list[i] as LeaseWipe, after) === 0) i++
+  while (!inclusive && i < list.length && compareObservations(list[i] as LeaseWipe, after) === 0) i++
   const w = list[i]
   return w === undefined || (before !== undefined && compareObservations(w, before) >= 0) ? undefined : w
 }
@@ -180,6 +199,27 @@ export class WipeRegistry {
     return 'added'
   }
 
+  /** Adds many (a store's stored wipes): sorted once, not one insertion each (out of order, that was quadratic). */
+  addAll (wipes: readonly LeaseWipe[]): void {
+    const touched = new Set<ScopeWipes>()
+    for (const w of wipes) {
+      if (this.ids.has(w.event_id) || this.ids.size >= this.limit) continue
+      this.ids.add(w.event_id)
+      const k = `${w.family}|${w.scope}`
+      let sw = this.byScope.get(k)
+      if (sw === undefined) { sw = { all: [], bySubnet: new Map() }; this.byScope.set(k, sw) }
+      sw.all.push(w)
+      let own = sw.bySubnet.get(w.subnet_id)
+      if (own === undefined) { own = []; sw.bySubnet.set(w.subnet_id, own) }
+      own.push(w)
+      touched.add(sw)
+    }
+    for (const sw of touched) {
+      sw.all.sort(compareObservations)
+      for (const own of sw.bySubnet.values()) own.sort(compareObservations)
+    }
+  }
+
   get size (): number { return this.ids.size }
 
   /** SubnetMap.holds for a wipe of one subnet (not of every subnet: 0). */
@@ -206,7 +246,10 @@ export class WipeRegistry {
     const first = obs[0]
     if (first === undefined || this.size === 0) return obs as LeaseObservation[]
     const sw = this.byScope.get(`${familyOf(first.type)}|${first.scope}`)
-    if (sw === undefined) return obs as LeaseObservation[]
+    // None of its server's wipes at or after its first observation (the usual case: wipes are
+    // rare): nothing to merge, and no subnet lookups (2,000 configured subnets made them 50 µs).
+    const newest = sw?.all[sw.all.length - 1]
+    if (sw === undefined || newest === undefined || newest.ts < first.ts) return obs as LeaseObservation[]
     const subnets = new Set<number>(this.subnets?.idsHolding(first) ?? [])
     if (context?.subnet_id !== undefined) subnets.add(context.subnet_id)
     const stored = new Map<string, number>()
@@ -234,7 +277,9 @@ export class WipeRegistry {
       if (o.action === WIPE_ACTION || compareObservations(o, lo) < 0) continue
       pick(lo, loInclusive, o)
       lo = o
-      loInclusive = false
+      // A wipe at the observation's very position (two ids with one seq) folds after it (the
+      // sort below is stable): it belongs to the stretch that follows.
+      loInclusive = true
     }
     pick(lo, loInclusive, undefined)
     let out: LeaseObservation[] | undefined

@@ -2,7 +2,7 @@ import type Database from 'better-sqlite3'
 import { deriveIntervals, intervalId, resumable } from '../../leases/derive.js'
 import { compareObservations, sequenceOf } from '../../leases/observe.js'
 import { NO_DOMAINS, type LeaseDomains } from '../../leases/domains.js'
-import { MAX_WIPES, typesOf, WIPE_ACTION, wipeObservation, WipeRegistry, type LeaseWipe, type SubnetMap } from '../../leases/wipes.js'
+import { firstWipeWithin, MAX_WIPES, typesOf, WIPE_ACTION, wipeObservation, WipeRegistry, type LeaseWipe, type SubnetMap } from '../../leases/wipes.js'
 import { type CollectionGap, type HistoryQuery, type LeaseInterval, type LeaseKey, type LeaseObservation, type LeaseStore } from '../../leases/types.js'
 import { LEASE_OBS_VIEW } from './migrations.js'
 import { identityOf, intervalDoc, intervalOf, ObsWriter, readIds, readObs, resumeObs, sameIdentity, type Identity } from './lease-codec.js'
@@ -103,12 +103,13 @@ export class SqliteLeases implements LeaseStore {
   private pendingThrough = 0
   /** The wipes in the stored events (src/leases/wipes.ts), read at the first derivation. */
   private wipes: WipeRegistry | undefined
-  /** Where the wipes already stored are read from (the store's events); none without it. */
-  wipesStored: (() => LeaseWipe[]) | undefined
+  /** Where the wipes already stored are read from (the store's events), at most `limit` of them in storage order; none without it. */
+  wipesStored: ((limit: number) => LeaseWipe[]) | undefined
   private subnetMap: SubnetMap | undefined
   /** The configured subnets (`leases.subnets`): which leases of unknown subnet a wipe ends. */
   set subnets (map: SubnetMap) { this.subnetMap = map; this.wipes = undefined }
   private openAtWipe: Database.Statement | undefined
+  private startedAmongWipes: Database.Statement | undefined
   /** The lease domains (`leases.domains`): what a server's name in a question means. */
   domains: LeaseDomains = NO_DOMAINS
   /** Wipes stored in a file derived by a keatrail that ignored them: applied once, by the next apply. */
@@ -332,9 +333,9 @@ export class SqliteLeases implements LeaseStore {
   private registry (): WipeRegistry {
     if (this.wipes === undefined) {
       const reg = new WipeRegistry(this.subnetMap, this.wipeLimit)
-      const stored = this.wipesStored?.() ?? []
-      // Past MAX_WIPES when the file holds more (ignored when they came: their gaps are stored).
-      for (const w of stored) reg.add(w)
+      // The first wipeLimit in storage order: those past it were ignored when they came (their gaps are stored).
+      const stored = this.wipesStored?.(this.wipeLimit) ?? []
+      reg.addAll(stored)
       this.wipes = reg
       // A file whose lease history was derived before wipes ended leases (no 'lease_wipes' in
       // meta): its stored wipes reach their keys once, in the next apply.
@@ -346,28 +347,41 @@ export class SqliteLeases implements LeaseStore {
 
   /**
    * A batch's wipes of one server and family (in order) as observations of every stored key of
-   * theirs with an interval open at one of them: each such key meets the first, and its
-   * derivation merges the others that can change it (WipeRegistry.merge). Keys not stored yet
-   * meet them in their derivation. One probe per batch, not per wipe: a flood of wipe lines
-   * cost one probe of every key each (50,000 keys, 250 wipes in a batch: out of memory).
+   * theirs with an interval open at one of them: each such key meets the first wipe inside its
+   * interval, and its derivation merges the others that can change it (WipeRegistry.merge).
+   * Keys not stored yet meet them in their derivation. One probe per batch, not per wipe: a
+   * flood of wipe lines cost one probe of every key each (50,000 keys, 250 wipes in a batch: out
+   * of memory). Not the group's first wipe for every key: a key whose intervals lie between two
+   * wipes far apart (forged times) was re-derived for nothing.
    */
   private wipeObservations (group: readonly LeaseWipe[]): LeaseObservation[] {
     // A key's intervals do not overlap: only its last one starting at or before the first wipe
     // can hold it then, found by (kid, pos); of two at one position (one without a start ending
-    // where the next begins) the one ending last. Later wipes reach the intervals starting
-    // between the first and the last. Not a join over every interval of the server: that scan
-    // grew with the history (15 % of bench/e2e's CPU, the log repeating a wipe every ~600 lines).
+    // where the next begins) the one ending last. Not a join over every interval of the server:
+    // that scan grew with the history (15 % of bench/e2e's CPU, a wipe every ~600 lines).
     this.openAtWipe ??= this.db.prepare(`SELECT k.key, k.scope, k.type, k.lease, k.lo, k.hi FROM lease_keys k
       WHERE k.scope = ? AND k.type IN (?, ?)
-        AND ((SELECT l."end" IS NULL OR l."end" >= ? FROM lease_log l WHERE l.kid = k.kid AND l.pos <= ?
-          ORDER BY l.pos DESC, l."end" IS NULL DESC, l."end" DESC LIMIT 1)
-        OR EXISTS (SELECT 1 FROM lease_log l WHERE l.kid = k.kid AND l.pos > ? AND l.pos <= ?))`)
+        AND (SELECT l."end" IS NULL OR l."end" >= ? FROM lease_log l WHERE l.kid = k.kid AND l.pos <= ?
+          ORDER BY l.pos DESC, l."end" IS NULL DESC, l."end" DESC LIMIT 1)`)
+    // The intervals starting after the first wipe and up to the last (stored before the wipes came).
+    this.startedAmongWipes ??= this.db.prepare(`SELECT k.key, k.scope, k.type, k.lease, k.lo, k.hi, l.start, l."end" AS "end" FROM lease_keys k
+      JOIN lease_log l ON l.kid = k.kid WHERE k.scope = ? AND k.type IN (?, ?) AND l.pos > ? AND l.pos <= ?`)
     const w = group[0] as LeaseWipe
     const last = group[group.length - 1] as LeaseWipe
     const [a, b] = typesOf(w.family)
-    const keys = this.openAtWipe.all(w.scope, a, b ?? a, w.ts, w.ts, w.ts, last.ts) as LeaseKey[]
     const reg = this.registry()
-    return keys.map((k) => wipeObservation(w, k, reg.inSubnet(k, w)))
+    const first = new Map<string, { k: LeaseKey, w: LeaseWipe }>()
+    for (const k of this.openAtWipe.all(w.scope, a, b ?? a, w.ts, w.ts) as LeaseKey[]) first.set(k.key, { k, w })
+    if (last.ts > w.ts) {
+      for (const r of this.startedAmongWipes.iterate(w.scope, a, b ?? a, w.ts, last.ts) as IterableIterator<LeaseKey & { start: number | null, end: number | null }>) {
+        const at = firstWipeWithin(group, r.start, r.end)
+        const had = first.get(r.key)
+        if (at !== undefined && (had === undefined || compareObservations(at, had.w) < 0)) first.set(r.key, { k: { key: r.key, scope: r.scope, type: r.type, lease: r.lease, lo: r.lo, hi: r.hi }, w: at })
+      }
+    }
+    const out: LeaseObservation[] = []
+    for (const { k, w: at } of first.values()) out.push(wipeObservation(at, k, reg.inSubnet(k, at)))
+    return out
   }
 
   /**

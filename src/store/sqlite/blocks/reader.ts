@@ -484,15 +484,18 @@ export class BlockReader {
    * counted instead of ending the walk — for what must go on past damage (the lease wipes a
    * writer reads when it starts). Returns the blocks skipped.
    */
-  forEachReadable (q: EventQuery, fn: (row: BlockRow, i: number, e: KeaEvent) => void): number {
+  forEachReadable (q: EventQuery, fn: (row: BlockRow, i: number, e: KeaEvent) => boolean | undefined): number {
     const reach = this.candidateRows(q)
     let skipped = 0
+    let stop = false
     for (const row of reach.rows) {
       try {
-        this.scan(q, { rows: [row], maskOf: reach.maskOf }, (r, _ts, i, _b, e) => { fn(r, i, e as KeaEvent); return true })
+        // `fn` returning false stops the walk.
+        this.scan(q, { rows: [row], maskOf: reach.maskOf }, (r, _ts, i, _b, e) => { stop = fn(r, i, e as KeaEvent) === false; return !stop })
       } catch {
         skipped++
       }
+      if (stop) break
     }
     return skipped
   }
