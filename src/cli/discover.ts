@@ -81,19 +81,16 @@ export function discover (files: readonly string[], dataDir: string, syslogPort:
   // What lease history needs of the Kea configs: the subnets (lease wipes of a subnet end the
   // leases in it) and the HA pair (its servers' leases have one history).
   const subnets = new Map<string, { server: string, id: number, prefix: string }>()
-  const domains = new Map<string, { name: string, servers: string[] }>()
+  /** HA relationships as sets of servers; those sharing a server are one lease domain (a hub with several partners, DHCPv4 and DHCPv6 peers). */
+  const pairs: Array<Set<string>> = []
   for (const file of files) {
     const config = readKeaConfig(file)
     for (const s of keaSubnets(config)) subnets.set(`${s.id}|${s.prefix}`, { server, id: s.id, prefix: s.prefix })
     for (const ha of keaHaPeers(config)) {
       // Kea names peers in its HA configuration; keatrail knows servers by their events'
       // host.name. This one is `server`; the others keep their HA names, to be checked.
-      const servers = [...new Set(ha.peers.map((p) => p === ha.self ? server : p))].sort()
-      const name = `ha-${[...ha.peers].sort().join('-')}`
-      if (!domains.has(name)) {
-        domains.set(name, { name, servers })
-        notes.push(`${file}: HA peers ${ha.peers.join(', ')} (this one: ${ha.self}, written as ${server}); leases.domains names the others by their HA names: make each the host.name its logs carry.`)
-      }
+      pairs.push(new Set(ha.peers.map((p) => p === ha.self ? server : p)))
+      notes.push(`${file}: HA peers ${ha.peers.join(', ')} (this one: ${ha.self}, written as ${server}); leases.domains names the others by their HA names: make each the host.name its logs carry.`)
     }
     const outputs: KeaOutput[] = keaOutputs(config, file)
     if (outputs.length === 0) {
@@ -141,12 +138,30 @@ export function discover (files: readonly string[], dataDir: string, syslogPort:
       }
     }
   }
+  const domains = mergeShared(pairs).filter((s) => s.size > 1).map((s) => {
+    const servers = [...s].sort()
+    return { name: `ha-${servers.join('-')}`, servers }
+  })
   const leases = {
     ...(subnets.size === 0 ? {} : { subnets: [...subnets.values()] }),
-    ...(domains.size === 0 ? {} : { domains: [...domains.values()] })
+    ...(domains.length === 0 ? {} : { domains })
   }
   const config = { dataDir, store: { type: 'sqlite' }, sources, ...(Object.keys(leases).length === 0 ? {} : { leases }) }
   parseConfig(config, 'discovered config')
   const header = ['# keatrail configuration written by `keatrail discover` from:', ...files.map((f) => `#   ${f}`), '#', ...notes.map((n) => `# ${n}`), '']
   return { yaml: header.join('\n') + stringify(config, { lineWidth: 0 }), warnings }
+}
+
+/** Sets that share a member merged into one (a server's leases have one history: one domain). */
+function mergeShared (sets: ReadonlyArray<Set<string>>): Array<Set<string>> {
+  const out: Array<Set<string>> = []
+  for (const s of sets) {
+    let into = new Set(s)
+    for (let i = out.length - 1; i >= 0; i--) {
+      const o = out[i] as Set<string>
+      if ([...o].some((m) => into.has(m))) { into = new Set([...o, ...into]); out.splice(i, 1) }
+    }
+    out.push(into)
+  }
+  return out
 }

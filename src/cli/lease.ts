@@ -73,7 +73,7 @@ async function describeHolder (store: Store, h: Holder, tz: string | undefined, 
   const zone = tz ?? ev.zone
   const span = `${h.start ?? '(before collection)'} → ${h.end ?? '(open)'}`
   const out = [
-    `${indent}${h.type === 'IA_PD' ? 'prefix' : 'address'} ${h.lease}${h.scope === '' ? ' (server not recorded)' : ` on ${h.scope}`}: ${who(h)}`,
+    `${indent}${h.type === 'IA_PD' ? 'prefix' : 'address'} ${h.lease}${h.scope === '' ? ' (server not recorded)' : ` on ${h.scope}`}${h.servers === undefined ? '' : ` (${h.servers.join(', ')})`}: ${who(h)}`,
     `${indent}  ${span}  (${h.end_reason}, ${h.certainty}${h.origin === 'kea-state' ? ', from Kea\'s lease file' : ''})`
   ]
   if (zone !== undefined && zone !== 'UTC') out.push(`${indent}  local: ${local(h.start, zone)} → ${local(h.end, zone)}`)

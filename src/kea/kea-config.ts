@@ -141,7 +141,8 @@ export function keaSubnets (config: unknown): KeaSubnet[] {
     const sec = section as Record<string, unknown>
     const subnets = [...records(sec[key]), ...records(sec['shared-networks']).flatMap((n) => records(n[key]))]
     for (const sub of subnets) {
-      if (typeof sub.id !== 'number' || typeof sub.subnet !== 'string') continue
+      // Id 0 (or none): Kea numbers the subnet itself.
+      if (typeof sub.id !== 'number' || sub.id < 1 || typeof sub.subnet !== 'string') continue
       out.push({ id: sub.id, prefix: sub.subnet })
       for (const pd of records(sub['pd-pools'])) {
         if (typeof pd.prefix === 'string' && typeof pd['prefix-len'] === 'number') out.push({ id: sub.id, prefix: `${pd.prefix}/${pd['prefix-len']}` })

@@ -15,7 +15,7 @@ export const leasesConfigSchema = z.object({
   }).strict()).max(100_000).default([])
     .describe('Kea\'s subnets by server. A lease4-wipe/lease6-wipe of a subnet ends the leases whose address lies in it even where the logs do not name their subnet (DHCP allocations at INFO); without an entry they are marked gap at the wipe'),
   domains: z.array(z.object({
-    name: z.string().min(1).max(253).describe('The domain\'s name: lease answers show it as their scope, and --scope / ?scope= take it (or one of its servers)'),
+    name: z.string().min(1).max(253).refine((n) => n !== '*', { message: '"*" means every server in lease answers' }).describe('The domain\'s name: lease answers show it as their scope, and --scope / ?scope= take it (or one of its servers)'),
     servers: z.array(z.string().min(1).max(253)).min(2).max(64).describe('host.name of each Kea server in it, as its logs are collected')
   }).strict()).max(10_000).default([])
     .superRefine((domains, ctx) => {
@@ -24,11 +24,12 @@ export const leasesConfigSchema = z.object({
       for (const [i, d] of domains.entries()) {
         if (names.has(d.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `lease domain ${d.name} is configured twice` })
         names.add(d.name)
-        for (const s of d.servers) {
+        for (const s of new Set(d.servers)) {
           const other = seen.get(s)
           if (other !== undefined) ctx.addIssue({ code: 'custom', path: [i, 'servers'], message: `server ${s} is in lease domains ${other} and ${d.name}: a server's leases have one history` })
           seen.set(s, d.name)
         }
+        if (new Set(d.servers).size < 2) ctx.addIssue({ code: 'custom', path: [i, 'servers'], message: `lease domain ${d.name} needs two servers or more` })
       }
       for (const [i, d] of domains.entries()) {
         const owner = seen.get(d.name)

@@ -40,6 +40,14 @@ interface Open {
   unsure?: boolean
 }
 
+/** An interval of a lease domain holds a line of o's server: it is among its servers (a new array: `iv` may be a stored interval's copy). */
+function heardFrom (iv: LeaseInterval, o: LeaseObservation): boolean {
+  const s = o.server
+  if (s === undefined || iv.servers?.includes(s) === true) return false
+  iv.servers = [...(iv.servers ?? []), s].sort()
+  return true
+}
+
 function adopt (iv: LeaseClient, o: LeaseObservation): void {
   if (o.hwaddr !== undefined) iv.hwaddr = o.hwaddr
   if (o.client_id !== undefined) iv.client_id = o.client_id
@@ -85,6 +93,7 @@ function open (o: LeaseObservation, start: number | null): Open {
   }
   if (o.subnet_id !== undefined) iv.subnet_id = o.subnet_id
   adopt(iv, o)
+  heardFrom(iv, o)
   // A reuse's N is what the lease had left: a lifetime only until a better one is known (see
   // extendByReuse and the borrowing below).
   if (o.lifetime !== undefined) iv.lifetime = o.lifetime
@@ -176,6 +185,7 @@ export function deriveIntervals (obs: readonly LeaseObservation[], before?: Leas
       if (cur !== undefined && sameClient(cur.iv, o) && (cur.expiry === null || o.ts <= cur.expiry)) {
         cur.iv.extensions++
         adopt(cur.iv, o)
+        heardFrom(cur.iv, o)
         if (o.subnet_id !== undefined) cur.iv.subnet_id = o.subnet_id
         if (o.action === 'reuse') extendByReuse(cur, o)
         else {
@@ -202,6 +212,7 @@ export function deriveIntervals (obs: readonly LeaseObservation[], before?: Leas
     const reason = END_REASON[o.action]
     if (reason === undefined) continue
     if (cur !== undefined) {
+      heardFrom(cur.iv, o)
       const end = reason === 'reclaim' && cur.expiry !== null ? Math.min(cur.expiry, o.ts) : o.ts
       close(end, reason, true, o.event_id)
       continue
@@ -211,6 +222,7 @@ export function deriveIntervals (obs: readonly LeaseObservation[], before?: Leas
     if (prev !== undefined && sameClient(prev, o) && prev.end !== null && prev.end <= o.ts) {
       if (!prev.evidence.includes(o.event_id)) {
         prev.evidence.push(o.event_id)
+        heardFrom(prev, o)
         if (prev === context) contextChanged = true
       }
       continue

@@ -56,7 +56,8 @@ export function observe (e: KeaEvent, domains: LeaseDomains = NO_DOMAINS): Lease
   if ((type === 'V4') !== (range.family === 4)) return undefined
   const ts = isoMillis(e['@timestamp'])
   if (Number.isNaN(ts)) return undefined
-  const scope = domains.scopeOf(e.host?.name ?? '')
+  const host = e.host?.name ?? ''
+  const scope = domains.scopeOf(host)
   const o: LeaseObservation = {
     event_id: e.event.id,
     ts,
@@ -80,6 +81,8 @@ export function observe (e: KeaEvent, domains: LeaseDomains = NO_DOMAINS): Lease
   }
   if (e.kea.iaid !== undefined) o.iaid = e.kea.iaid
   if (e.kea.hostname !== undefined) o.hostname = e.kea.hostname
+  // In a lease domain: which of its servers said so (answers list them).
+  if (scope !== host) o.server = host
   return o
 }
 
@@ -91,6 +94,23 @@ export function observeAll (events: readonly KeaEvent[], domains: LeaseDomains =
     if (o !== undefined) out.push(o)
   }
   return out
+}
+
+/**
+ * The observations of events being withdrawn or read back, under today's lease domains and,
+ * for a domain's servers, under their own names too: history derived before a domain was
+ * configured is kept under the server's name, and a delete, a replacement or a repair must
+ * still reach it (re-observed with today's domains only, it stayed, citing deleted events).
+ */
+export function observeAllEither (events: readonly KeaEvent[], domains: LeaseDomains = NO_DOMAINS): LeaseObservation[] {
+  const now = observeAll(events, domains)
+  if (domains.size === 0) return now
+  for (const e of events) {
+    if (e.event.action === undefined || domains.scopeOf(e.host?.name ?? '') === (e.host?.name ?? '')) continue
+    const o = observe(e)
+    if (o !== undefined) now.push(o)
+  }
+  return now
 }
 
 /** Derivation order: time, then source and offset. Also of wipes (anything with ts and seq). */

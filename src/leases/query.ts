@@ -25,6 +25,7 @@ export function toHolder (iv: LeaseInterval, now = Date.now()): Holder {
     evidence: iv.evidence,
     origin: iv.origin
   }
+  if (iv.servers !== undefined) h.servers = iv.servers
   const mac = ecsMac(iv.hwaddr)
   if (mac !== undefined) h.mac = mac
   for (const k of ['hwaddr', 'client_id', 'duid', 'duid_ll', 'iaid', 'hostname'] as const) {
@@ -70,6 +71,19 @@ export function searchedScopes (scope: string | undefined): Array<string | undef
   return scope === undefined || scope === '' ? [scope] : [scope, '']
 }
 
+/**
+ * What a question about `server` asks: its lease domain's history (and the empty scope, see
+ * searchedScopes), and for a server in a domain its own name too — history derived before
+ * the domain was configured is kept under it.
+ */
+function asked (store: LeaseStore, server: string | undefined): { scope: string | undefined, scopes: Array<string | undefined> } {
+  if (server === undefined) return { scope: undefined, scopes: [undefined] }
+  const scope = store.domains?.scopeOf(server) ?? server
+  const scopes = searchedScopes(scope)
+  if (scope !== server) scopes.push(server)
+  return { scope, scopes }
+}
+
 function by<T> (pick: (a: T, b: T) => boolean): (found: Array<T | undefined>) => T | undefined {
   return (found) => found.reduce<T | undefined>((best, x) => x === undefined ? best : best === undefined || pick(x, best) ? x : best, undefined)
 }
@@ -80,9 +94,8 @@ function by<T> (pick: (a: T, b: T) => boolean): (found: Array<T | undefined>) =>
  */
 export async function holderAt (store: LeaseStore, address: string, time: number, server?: string, now = Date.now()): Promise<HolderAnswer> {
   // A server in a lease domain: its domain's history.
-  const scope = server === undefined ? undefined : store.domains?.scopeOf(server) ?? server
+  const { scope, scopes } = asked(store, server)
   const range = parseAddress(address)
-  const scopes = searchedScopes(scope)
   const found = (await Promise.all(scopes.map(async (s) => await store.intervalsAt(range, time, s)))).flat()
     .sort((a, b) => (a.start ?? -Infinity) - (b.start ?? -Infinity) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
   const truncated = found.length > MAX_INTERVALS
@@ -135,8 +148,7 @@ export type HistoryEntry = Holder & { address?: string, prefix?: string }
 export async function historyPage (store: LeaseStore, q: HistoryQuery, now = Date.now()): Promise<{ intervals: HistoryEntry[], truncated: boolean }> {
   const nq = normalizeHistoryQuery(q)
   // A server in a lease domain: its domain's history.
-  if (nq.scope !== undefined) nq.scope = store.domains?.scopeOf(nq.scope) ?? nq.scope
-  const found = (await Promise.all(searchedScopes(nq.scope).map(async (s) => {
+  const found = (await Promise.all(asked(store, nq.scope).scopes.map(async (s) => {
     const { scope: _scope, ...rest } = nq
     return await store.intervals(s === undefined ? { ...rest, limit: MAX_INTERVALS + 1 } : { ...rest, scope: s, limit: MAX_INTERVALS + 1 })
   }))).flat()

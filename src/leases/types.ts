@@ -53,6 +53,8 @@ export interface LeaseObservation extends LeaseClient, LeaseKey {
   subnet_id?: number
   /** On a wipe: whether the configured subnets put this key's address in the wiped subnet (absent: not known). */
   in_subnet?: boolean
+  /** host.name of the server that logged it, when its scope is that server's lease domain. */
+  server?: string
 }
 
 export interface LeaseInterval extends LeaseClient, LeaseKey {
@@ -73,6 +75,8 @@ export interface LeaseInterval extends LeaseClient, LeaseKey {
   evidence: string[]
   /** Where the interval came from: logs, or Kea's own lease state (memfile CSV, lease*-get-all). */
   origin: 'log' | 'kea-state'
+  /** In a lease domain: the servers whose lines it holds (host.name, sorted). */
+  servers?: string[]
 }
 
 /** One holder in an answer, as the CLI and API print it. */
@@ -87,6 +91,8 @@ export interface Holder extends LeaseClient {
   certainty: Certainty
   evidence: string[]
   origin: 'log' | 'kea-state'
+  /** In a lease domain: the servers whose lines the interval holds. */
+  servers?: string[]
 }
 
 /** A time range in which keatrail knows it lost input (UDP datagrams dropped…): no answer inside is certain. */

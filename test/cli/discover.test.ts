@@ -79,8 +79,14 @@ describe('keatrail discover writes what the systemd unit can run', () => {
       { server: 'kea-a', id: 1, prefix: '2001:db8:1::/64' }, { server: 'kea-a', id: 1, prefix: '2001:db8:8000::/48' }
     ])
     // One domain for the pair (both families), this server by its host.name, the other by its HA name.
-    expect(cfg.leases.domains).toEqual([{ name: 'ha-server1-server2', servers: ['kea-a', 'server2'] }])
+    expect(cfg.leases.domains).toEqual([{ name: 'ha-kea-a-server2', servers: ['kea-a', 'server2'] }])
     expect(readFileSync(out, 'utf8')).toContain('make each the host.name its logs carry')
+    // A hub with two partners (two relationships sharing this server), and a subnet Kea numbers itself (id 0): one domain, no subnet.
+    const rel = (peer: string): unknown => ({ 'this-server-name': 'hub', mode: 'hot-standby', peers: [{ name: 'hub', url: 'http://192.0.2.1:8000/', role: 'primary' }, { name: peer, url: 'http://192.0.2.9:8000/', role: 'standby' }] })
+    writeFileSync(join(dir, 'hub.conf'), JSON.stringify({ Dhcp4: { subnet4: [{ id: 0, subnet: '192.0.2.0/24' }], 'hooks-libraries': [{ library: 'libdhcp_ha.so', parameters: { 'high-availability': [rel('spoke1'), rel('spoke2')] } }] } }))
+    const hub = join(dir, 'hub.yaml')
+    expect((await runCli(['discover', join(dir, 'hub.conf'), '--out', hub, '--server', 'kea-hub'])).code).toBe(0)
+    expect(loadConfig(hub).leases).toEqual({ subnets: [], domains: [{ name: 'ha-kea-hub-spoke1-spoke2', servers: ['kea-hub', 'spoke1', 'spoke2'] }] })
   })
 
   it('dataDir is absolute: the unit\'s StateDirectory by default, --data-dir made absolute', async () => {

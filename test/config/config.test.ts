@@ -34,6 +34,8 @@ describe('keatrail config', () => {
     bad([{ name: 'p1', servers: ['kea-a', 'kea-b'] }, { name: 'p1', servers: ['kea-c', 'kea-d'] }], /leases\.domains\.1\.name.*configured twice/)
     bad([{ name: 'kea-c', servers: ['kea-a', 'kea-b'] }, { name: 'p2', servers: ['kea-c', 'kea-d'] }], /leases\.domains\.0\.name.*named like a server of lease domain p2/)
     bad([{ name: 'p1', servers: ['kea-a'] }], /leases\.domains\.0\.servers/)
+    bad([{ name: 'p1', servers: ['kea-a', 'kea-a'] }], /leases\.domains\.0\.servers.*needs two servers/)
+    bad([{ name: '*', servers: ['kea-a', 'kea-b'] }], /leases\.domains\.0\.name.*every server/)
   })
 
   it('names a bad field of a source', () => {

@@ -265,7 +265,8 @@ describe(`lease history contract: ${kinds.join(' and ')} ${esSkip === '' ? '' : 
         // One interval, renewed by both; it ends after the last line collected (certainty gap).
         const ivs = (await historyPage(store.leases, { address: '192.0.2.50' })).intervals
         expect(ivs.map((iv) => [iv.scope, iv.mac, iv.start, iv.end, iv.end_reason, iv.certainty]), k).toEqual([['ha-pair', '02-00-00-00-00-0A', new Date(t(0)).toISOString(), new Date(t(125)).toISOString(), 'expiry-by-lifetime', 'gap']])
-        // Evidence from both servers: the standby's renewal among the primary's lines.
+        // Both servers behind it, and evidence from both: the standby's renewal among the primary's lines.
+        expect(ivs[0]?.servers, k).toEqual(['kea-ha1', 'kea-ha2'])
         expect(ivs[0]?.evidence, k).toEqual(expect.arrayContaining([(a[0] as KeaEvent).event.id, (b[3] as KeaEvent).event.id, (a[3] as KeaEvent).event.id]))
         for (const scope of [undefined, 'ha-pair', 'kea-ha1', 'kea-ha2']) {
           for (const s of [10, 55, 70, 95]) {

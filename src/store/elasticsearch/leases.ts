@@ -1,9 +1,9 @@
 import type { Client, estypes } from '@elastic/elasticsearch'
 import { containingPrefixLos, parseAddressOrPrefix } from '../../leases/address.js'
 import { deriveIntervals, resumable } from '../../leases/derive.js'
-import { compareObservations, observe, sequenceOf } from '../../leases/observe.js'
+import { compareObservations, observeAllEither, sequenceOf } from '../../leases/observe.js'
 import { NO_DOMAINS, type LeaseDomains } from '../../leases/domains.js'
-import { MAX_WIPES, observeWipe, typesOf, WIPE_ACTION, wipeObservation, WipeRegistry, type LeaseWipe, type SubnetMap } from '../../leases/wipes.js'
+import { firstWipeWithin, MAX_WIPES, observeWipe, typesOf, WIPE_ACTION, wipeObservation, WipeRegistry, type LeaseWipe, type SubnetMap } from '../../leases/wipes.js'
 import { clientMatchers } from '../../leases/query.js'
 import { MAX_INTERVALS, type CollectionGap, type HistoryQuery, type LeaseInterval, type LeaseObservation, type LeaseStore } from '../../leases/types.js'
 import type { KeaEvent } from '../../parse/event.js'
@@ -216,8 +216,11 @@ export class EsLeases implements LeaseStore {
           _source: ['@timestamp', 'event.id', 'event.action', 'event.dataset', 'host.name', 'kea.subnet_id'],
           ...(after === undefined ? {} : { search_after: after })
         })
-        for (const h of res.hits.hits) { const w = h._source === undefined ? undefined : observeWipe(h._source, this.domains); if (w !== undefined) reg.add(w) }
-        if (res.hits.hits.length < 10_000) break
+        const page: LeaseWipe[] = []
+        for (const h of res.hits.hits) { const w = h._source === undefined ? undefined : observeWipe(h._source, this.domains); if (w !== undefined) page.push(w) }
+        reg.addAll(page)
+        // At most wipeLimit (the earliest by time): after a flood, reading them all could run out of memory.
+        if (res.hits.hits.length < 10_000 || reg.size >= this.wipeLimit) break
         after = res.hits.hits[res.hits.hits.length - 1]?.sort
       }
       this.wipes = reg
@@ -237,8 +240,7 @@ export class EsLeases implements LeaseStore {
     const w = group[0] as LeaseWipe
     const last = group[group.length - 1] as LeaseWipe
     await this.visible(this.idx.intervals)
-    const out: LeaseObservation[] = []
-    const seen = new Set<string>()
+    const first = new Map<string, { k: LeaseInterval, w: LeaseWipe }>()
     for (let after: estypes.SortResults | undefined, round = 0; round < 1000; round++) {
       const res = await this.client.search<NonNullable<IntervalHit['_source']>>({
         index: this.idx.intervals, ignore_unavailable: true, allow_no_indices: true, size: 10_000,
@@ -260,13 +262,17 @@ export class EsLeases implements LeaseStore {
       })
       for (const h of res.hits.hits) {
         const iv = h._source?.doc
-        if (iv === undefined || seen.has(iv.key)) continue
-        seen.add(iv.key)
-        out.push(wipeObservation(w, iv, this.wipes?.inSubnet(iv, w)))
+        if (iv === undefined) continue
+        // The first of the batch's wipes inside this interval (none: it is not the batch's business).
+        const at = firstWipeWithin(group, iv.start, iv.end)
+        const had = first.get(iv.key)
+        if (at !== undefined && (had === undefined || compareObservations(at, had.w) < 0)) first.set(iv.key, { k: iv, w: at })
       }
       if (res.hits.hits.length < 10_000) break
       after = res.hits.hits[res.hits.hits.length - 1]?.sort
     }
+    const out: LeaseObservation[] = []
+    for (const { k, w: at } of first.values()) out.push(wipeObservation(at, k, this.wipes?.inSubnet(k, at)))
     return out
   }
 
@@ -295,12 +301,6 @@ export class EsLeases implements LeaseStore {
       else g.push(w)
     }
     for (const g of groups.values()) wiped = wiped.concat(await this.openAtWipe(g.sort(compareObservations)))
-    // Past MAX_WIPES: not applied, recorded as collection gaps, counted and reported.
-    for (const [scope, g] of ignored) {
-      await this.recordGap({ scope, from: g.from, to: g.to, reason: `${g.n} lease wipe(s) not applied: more than ${this.wipeLimit} wipes` })
-      this.wipesIgnored += g.n
-      try { this.wipesIgnoredListener?.(scope, g.n, g.from, g.to) } catch { /* the count stands */ }
-    }
     if (wiped.length > 0) obs = obs.concat(wiped)
     const ops: unknown[] = []
     for (const [scope, s] of spans) ops.push({ index: { _index: this.idx.coverage, _id: `${scope}|${s.first}|${s.last}` } }, { scope, first: s.first, last: s.last })
@@ -332,6 +332,14 @@ export class EsLeases implements LeaseStore {
     const windows = [...earliest.values()]
     for (const o of windows) this.latest.delete(o.key)
     for (let i = 0; i < windows.length; i += 200) await this.rederive(windows.slice(i, i + 200))
+    // Past MAX_WIPES: not applied, recorded as collection gaps (an id of their own: a batch
+    // applied again writes the same one), counted and reported once the batch is applied.
+    for (const [scope, g] of ignored) {
+      const reason = `${g.n} lease wipe(s) not applied: more than ${this.wipeLimit} wipes`
+      await this.client.index({ index: this.idx.coverage, id: `${scope}|wipes|${g.from}|${g.to}`, document: { kind: 'gap', scope, first: g.from, last: g.to, reason }, refresh: true })
+      this.wipesIgnored += g.n
+      try { this.wipesIgnoredListener?.(scope, g.n, g.from, g.to) } catch { /* the count stands */ }
+    }
   }
 
   /**
@@ -418,7 +426,8 @@ export class EsLeases implements LeaseStore {
     return windows.map((w, i) => {
       const byEvent = new Map<string, LeaseObservation>()
       for (const h of legacyHits[i] ?? []) { const o = (h._source as { doc: LeaseObservation }).doc; byEvent.set(o.event_id, o) }
-      for (const h of eventHits[i] ?? []) { const o = observe(h._source as KeaEvent, this.domains); if (o !== undefined && o.key === w.key) byEvent.set(o.event_id, o) }
+      // Under today's domains, or a domain server's own name (history derived before the domain).
+      for (const h of eventHits[i] ?? []) for (const o of observeAllEither([h._source as KeaEvent], this.domains)) if (o.key === w.key) byEvent.set(o.event_id, o)
       const a = w.anchor
       return [...byEvent.values()].filter((o) => a === undefined || o.ts > a.start || (o.ts === a.start && o.seq >= a.seq)).sort(compareObservations)
     })

@@ -13,7 +13,7 @@ import {
 } from '../types.js'
 import { elasticsearchStoreConfigSchema, type ElasticsearchStoreConfig } from './config.js'
 import { validateConfig } from '../../config/validate.js'
-import { coverageSpans, observe } from '../../leases/observe.js'
+import { coverageSpans, observe, observeAllEither } from '../../leases/observe.js'
 import { wipesOf } from '../../leases/wipes.js'
 import { byDomain, NO_DOMAINS, type LeaseDomains } from '../../leases/domains.js'
 import type { LeaseObservation } from '../../leases/types.js'
@@ -260,8 +260,7 @@ export class ElasticsearchStore implements Store {
           ops.push({ create: { _index: `logs-${c.doc.data_stream.dataset}-${c.doc.data_stream.namespace}`, _id: c.doc.event.id } }, c.doc)
           creates.add(c.doc.event.id)
         }
-        const o = observe(fromDoc(stored), this.leaseDomains)
-        if (o !== undefined) withdrawn.push(o)
+        for (const o of observeAllEither([fromDoc(stored)], this.leaseDomains)) withdrawn.push(o)
       }
       if (ops.length === 0) continue
       const r = await this.client.bulk({ operations: ops, refresh: this.cfg.refresh })
@@ -435,10 +434,10 @@ export class ElasticsearchStore implements Store {
         ...(after === undefined ? {} : { search_after: after })
       })
       for (const h of res.hits.hits) {
-        const o = h._source === undefined ? undefined : observe(h._source, this.leaseDomains)
-        if (o === undefined) continue
-        shaping.push(o.event_id)
-        if (!withdrawn.has(o.key)) withdrawn.set(o.key, o)
+        if (h._source === undefined) continue
+        const seen = observeAllEither([h._source], this.leaseDomains)
+        if (seen.length > 0) shaping.push(h._source.event.id)
+        for (const o of seen) if (!withdrawn.has(o.key)) withdrawn.set(o.key, o)
       }
       if (res.hits.hits.length < 10_000) break
       after = res.hits.hits[res.hits.hits.length - 1]?.sort

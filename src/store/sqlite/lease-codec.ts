@@ -20,6 +20,7 @@ const F_MORE = 0x80
 const X_SOURCE = 0x01 // the event id's source (before its last '-') differs from the previous one
 const X_RAW_ID = 0x02 // the event id is not <source>-<hex offset>: its text follows
 const X_SOURCE_PACKED = 0x04 // with X_SOURCE: the source is written packed (ByteReader.packed; since schema 13)
+const X_SERVER = 0x08 // the server (a lease domain's member that logged it) differs from the previous one: its text follows ('' none)
 const C_HWADDR = 0x01
 const C_CLIENT_ID = 0x02
 const C_DUID = 0x04
@@ -45,10 +46,10 @@ function isCount (n: unknown): n is number {
 type Client = Pick<LeaseObservation, 'hwaddr' | 'client_id' | 'duid' | 'duid_ll' | 'iaid' | 'hostname'>
 
 /** Delta state shared by the writer and the reader: each observation is stored relative to the one before. */
-interface State { ts: number, off: number, src: string, lifetime: number | undefined, subnet: number | undefined, client: Client }
+interface State { ts: number, off: number, src: string, lifetime: number | undefined, subnet: number | undefined, client: Client, server: string | undefined }
 
 function fresh (): State {
-  return { ts: 0, off: 0, src: '', lifetime: undefined, subnet: undefined, client: {} }
+  return { ts: 0, off: 0, src: '', lifetime: undefined, subnet: undefined, client: {}, server: undefined }
 }
 
 function sameClient (a: Client, b: Client): boolean {
@@ -204,6 +205,7 @@ export class ObsWriter {
     if (!sameClient(o, st.client)) flags |= F_CLIENT
     if (!idForm) more |= X_RAW_ID
     else if (dash !== st.src.length || !id.startsWith(st.src)) more |= X_SOURCE | X_SOURCE_PACKED
+    if (o.server !== st.server) more |= X_SERVER
     if (more !== 0) flags |= F_MORE
     this.byte(flags)
     if (more !== 0) this.byte(more)
@@ -217,6 +219,7 @@ export class ObsWriter {
     } else {
       this.text(o.event_id)
     }
+    if ((more & X_SERVER) !== 0) { this.text(o.server ?? ''); st.server = o.server }
     if ((flags & F_LIFETIME) !== 0) { this.uint(o.lifetime === undefined ? 0 : o.lifetime + 1); st.lifetime = o.lifetime }
     if ((flags & F_SUBNET) !== 0) { this.uint(o.subnet_id === undefined ? 0 : o.subnet_id + 1); st.subnet = o.subnet_id }
     if ((flags & F_CLIENT) !== 0) {
@@ -270,6 +273,7 @@ export function readIds (data: Uint8Array): { ids: string[], ts: number, seq: st
       off += r.int()
       id = `${src}-${off.toString(16)}`
     }
+    if ((more & X_SERVER) !== 0) r.skip()
     if ((flags & F_LIFETIME) !== 0) r.uint()
     if ((flags & F_SUBNET) !== 0) r.uint()
     if ((flags & F_CLIENT) !== 0) {
@@ -324,6 +328,7 @@ export function readObs (data: Uint8Array, k: LeaseKey, st: State = fresh()): Le
       st.off += r.int()
       id = `${st.src}-${st.off.toString(16)}`
     }
+    if ((more & X_SERVER) !== 0) { const v = r.text(); st.server = v === '' ? undefined : v }
     if ((flags & F_LIFETIME) !== 0) { const v = r.uint(); st.lifetime = v === 0 ? undefined : v - 1 }
     if ((flags & F_SUBNET) !== 0) { const v = r.uint(); st.subnet = v === 0 ? undefined : v - 1 }
     if ((flags & F_CLIENT) !== 0) {
@@ -340,6 +345,7 @@ export function readObs (data: Uint8Array, k: LeaseKey, st: State = fresh()): Le
     const o: LeaseObservation = { event_id: id, ts: st.ts, seq: sequenceOf(id), key: k.key, scope: k.scope, type: k.type, lease: k.lease, lo: k.lo, hi: k.hi, action }
     if (st.lifetime !== undefined) o.lifetime = st.lifetime
     if (st.subnet !== undefined) o.subnet_id = st.subnet
+    if (st.server !== undefined) o.server = st.server
     out.push(Object.assign(o, client))
     st.client = client
   }
@@ -350,7 +356,7 @@ const CERTAINTIES: readonly Certainty[] = ['observed', 'inferred', 'gap']
 
 /**
  * An interval's fields beyond its key and indexed columns, as a JSON array:
- * [end_reason, certainty, extensions, evidence, lifetime, subnet_id, iaid, hostname, id].
+ * [end_reason, certainty, extensions, evidence, lifetime, subnet_id, iaid, hostname, id, servers].
  * Evidence names the observations held in the same row by index (a run i..i+m as i, -m), any
  * other event by its id; hostname only when its column (lowercased) does not give it back, id
  * only when it is not the hash of the key and the first evidence.
@@ -376,7 +382,7 @@ export function intervalDoc (iv: LeaseInterval, ids: readonly string[], derivedI
   if (run > 0) ev += `,-${run}`
   const tail = [iv.lifetime ?? null, iv.subnet_id ?? null, iv.iaid ?? null,
     iv.hostname !== undefined && iv.hostname !== iv.hostname.toLowerCase() ? iv.hostname : null,
-    iv.id === derivedId ? null : iv.id]
+    iv.id === derivedId ? null : iv.id, iv.servers ?? null]
   let end = tail.length
   while (end > 0 && tail[end - 1] === null) end--
   let rest = ''
@@ -399,7 +405,7 @@ export function sameIdentity (a: Identity, iv: LeaseInterval): boolean {
 
 /** An interval from its row: key fields, identity columns, doc, and the ids of the observations in the row. */
 export function intervalOf (k: LeaseKey, row: Identity & { end: number | null, doc: string }, ids: readonly string[], idOf: (key: string, first: string) => string, parsed?: unknown[]): LeaseInterval {
-  const d = (parsed ?? JSON.parse(row.doc)) as [number, number, number, Array<number | string>, (number | null)?, (number | null)?, (number | null)?, (string | null)?, (string | null)?]
+  const d = (parsed ?? JSON.parse(row.doc)) as [number, number, number, Array<number | string>, (number | null)?, (number | null)?, (number | null)?, (string | null)?, (string | null)?, (string[] | null)?]
   const evidence: string[] = []
   let last = -1
   for (const e of d[3]) {
@@ -433,5 +439,6 @@ export function intervalOf (k: LeaseKey, row: Identity & { end: number | null, d
   if (d[6] !== undefined && d[6] !== null) iv.iaid = d[6]
   const host = d[7] ?? row.hostname
   if (host !== null) iv.hostname = host
+  if (d[9] !== undefined && d[9] !== null) iv.servers = d[9]
   return iv
 }

@@ -396,6 +396,17 @@ SELECT 1;
 -- naming servers that do not exist cost a scan of all keys each.
 CREATE INDEX IF NOT EXISTS lease_keys_scope ON lease_keys (scope, type);
 `
+  },
+  {
+    version: 17,
+    name: 'lease observations name their server',
+    sql: `
+-- In a lease domain (leases.domains) each stored observation may name the server that logged it
+-- (src/store/sqlite/lease-codec.ts, X_SERVER), and an interval's document the servers it holds.
+-- No table changes: the version makes a keatrail of schema 16, which would misread those bytes,
+-- refuse the file (KEATRAIL_ERR_STORE_SCHEMA).
+SELECT 1;
+`
   }
 ]
 

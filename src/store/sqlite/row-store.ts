@@ -6,7 +6,7 @@ import { parsesBetter, type Bucket, type DeleteResult, type EventQuery, type Fil
 import { sqliteStoreConfigSchema, type SqliteStoreConfig } from './config.js'
 import { checkpointNow, closeStore, openDatabase, storeHealth, usedBytes } from './open.js'
 import { validateConfig } from '../../config/validate.js'
-import { coverageSpans, observe, observeAll } from '../../leases/observe.js'
+import { coverageSpans, observeAll, observeAllEither } from '../../leases/observe.js'
 import { observeWipe, WIPE_ACTION, wipesOf, type LeaseWipe, type SubnetMap } from '../../leases/wipes.js'
 import { byDomain, NO_DOMAINS, type LeaseDomains } from '../../leases/domains.js'
 import type { LeaseObservation } from '../../leases/types.js'
@@ -63,9 +63,11 @@ export class SqliteRowStore implements Store {
     this.docs = new DocBlocks(this.db)
     this.reader = new SqliteReader(this.db, this.docs)
     // The wipes already stored (src/leases/wipes.ts): every derivation of a key consults them.
-    this.leases.wipesStored = () => {
+    this.leases.wipesStored = (limit) => {
       const wipes: LeaseWipe[] = []
-      for (const r of this.db.prepare('SELECT rowid, id, doc FROM events WHERE action = ?').all(WIPE_ACTION) as StoredRow[]) {
+      // At most `limit`, streamed: after a flood of wipe lines, reading them all made every start run out of memory.
+      for (const r of this.db.prepare('SELECT rowid, id, doc FROM events WHERE action = ? ORDER BY rowid').iterate(WIPE_ACTION) as IterableIterator<StoredRow>) {
+        if (wipes.length >= limit) break
         // A document that cannot be read fails its reads, not the writer: its wipe is not known.
         let w: LeaseWipe | undefined
         try { w = observeWipe(this.eventOf(r), domains) } catch { continue }
@@ -112,8 +114,7 @@ export class SqliteRowStore implements Store {
           // document block cannot be rewritten in place.
           if (old.action !== null) {
             withdrawn.push(e.event.id)
-            const o = observe(this.eventOf(old), this.domains)
-            if (o !== undefined) withdrawnObs.push(o)
+            for (const o of observeAllEither([this.eventOf(old)], this.domains)) withdrawnObs.push(o)
           }
           this.deleteEvent.run(old.rowid)
           gone.push(old.rowid)
@@ -150,7 +151,8 @@ export class SqliteRowStore implements Store {
   private backfillLeases (): void {
     this.leases.settled(this.db.transaction(() => {
       const spans = new Map<string, { first: number, last: number }>()
-      for (const r of this.db.prepare('SELECT coalesce(host, \'\') AS scope, min(ts) AS f, max(ts) AS l FROM events GROUP BY 1').all() as Array<{ scope: string, f: number, l: number }>) {
+      // A lease domain's servers: one span (their leases have one history).
+      for (const r of byDomain(this.db.prepare('SELECT coalesce(host, \'\') AS scope, min(ts) AS f, max(ts) AS l FROM events GROUP BY 1').all() as Array<{ scope: string, f: number, l: number }>, this.domains)) {
         spans.set(r.scope, { first: Math.floor(r.f / 1000), last: Math.floor(r.l / 1000) })
       }
       this.leases.cover(spans)
@@ -202,7 +204,7 @@ export class SqliteRowStore implements Store {
     this.leases.settled(this.db.transaction(() => {
       const spans = byDomain(this.db.prepare(`SELECT coalesce(host, '') AS scope, min(ts) AS f, max(ts) AS l FROM events WHERE ${w.sql} GROUP BY 1`).all(...w.params) as Array<{ scope: string, f: number, l: number }>, this.domains)
       // Their observations name the keys to re-derive: read before the documents go.
-      const shaping = observeAll((this.db.prepare(`SELECT rowid, id, doc FROM events WHERE (${w.sql}) AND action IS NOT NULL`).all(...w.params) as StoredRow[]).map((r) => this.eventOf(r)), this.domains)
+      const shaping = observeAllEither((this.db.prepare(`SELECT rowid, id, doc FROM events WHERE (${w.sql}) AND action IS NOT NULL`).all(...w.params) as StoredRow[]).map((r) => this.eventOf(r)), this.domains)
       const rows = this.db.prepare(`DELETE FROM events WHERE ${w.sql} RETURNING rowid, id, action`).all(...w.params) as Array<{ rowid: number, id: string, action: string | null }>
       result.deleted = rows.length
       if (rows.length === 0) return

@@ -1,7 +1,7 @@
 import type Database from 'better-sqlite3'
 import { StoreLayoutError, StoreWriteError, withCause } from '../../errors.js'
 import type { KeaEvent } from '../../parse/event.js'
-import { coverageSpans, observeAll } from '../../leases/observe.js'
+import { coverageSpans, observeAll, observeAllEither } from '../../leases/observe.js'
 import { observeWipe, WIPE_ACTION, wipesOf, type LeaseWipe, type SubnetMap } from '../../leases/wipes.js'
 import { NO_DOMAINS, type LeaseDomains } from '../../leases/domains.js'
 import { isoMillis } from '../../parse/time/iso.js'
@@ -72,13 +72,18 @@ export class SqliteStore implements Store {
       const events: KeaEvent[] = []
       const q: EventQuery = { filters: { ip: [k.lease.replace(/\/\d+$/, '')], ...(k.scope === '' ? {} : { host: [...domains.hostsOf(k.scope)] }) } }
       this.reader.forEach(q, (_row, _i, e) => { if (e.event.action !== undefined) events.push(e) })
-      return observeAll(events, domains).filter((o) => o.key === k.key)
+      return observeAllEither(events, domains).filter((o) => o.key === k.key)
     }
-    this.leases.wipesStored = () => {
+    this.leases.wipesStored = (limit) => {
       const wipes: LeaseWipe[] = []
       // A block that cannot be decoded fails its reads (KEATRAIL_ERR_STORE_READ), not the writer:
-      // a wipe in it is not known (ARCHITECTURE.md, lease wipes).
-      this.reader.forEachReadable({ filters: { action: [WIPE_ACTION] } }, (_row, _i, e) => { const w = observeWipe(e, domains); if (w !== undefined) wipes.push(w) })
+      // a wipe in it is not known (ARCHITECTURE.md, lease wipes). At most `limit`: after a flood
+      // of wipe lines, reading them all made every start run out of memory.
+      this.reader.forEachReadable({ filters: { action: [WIPE_ACTION] } }, (_row, _i, e) => {
+        const w = observeWipe(e, domains)
+        if (w !== undefined) wipes.push(w)
+        return wipes.length < limit
+      })
       return wipes
     }
     this.deriveAfterCrash()
@@ -86,7 +91,7 @@ export class SqliteStore implements Store {
       const r = this.writer.write(events)
       // The replaced events' old observations go with them, in this transaction, and their keys
       // are re-derived without them.
-      if (r.withdrawn.length > 0) this.leases.withdraw(r.withdrawn.map((e) => e.event.id), observeAll(r.withdrawn, this.domains))
+      if (r.withdrawn.length > 0) this.leases.withdraw(r.withdrawn.map((e) => e.event.id), observeAllEither(r.withdrawn, this.domains))
       this.leases.cover(coverageSpans(events, this.domains))
       return r
     })
@@ -158,7 +163,7 @@ export class SqliteStore implements Store {
       result.deleted = removed.length
       // Their observations name the keys to re-derive.
       const shaping = removed.filter((e) => e.event.action !== undefined)
-      result.rederived = this.leases.withdraw(shaping.map((e) => e.event.id), observeAll(shaping, this.domains))
+      result.rederived = this.leases.withdraw(shaping.map((e) => e.event.id), observeAllEither(shaping, this.domains))
       for (const [scope, span] of coverageSpans(removed, this.domains)) {
         // Lines that did not parse say nothing about leases (see coverageSpans).
         const left = this.spanOf(scope)
