@@ -5,8 +5,11 @@ import { describe, expect, it } from 'vitest'
 import { leaseSetup, leasesConfigSchema } from '../../../src/leases/config.js'
 import { historyPage, holderAt } from '../../../src/leases/query.js'
 import { SqliteStore } from '../../../src/store/sqlite/store.js'
+import type { LeaseWipe } from '../../../src/leases/wipes.js'
 import { parseBuffer } from '../../helpers/fixtures.js'
 
+// Lease domains and wipes over what a store held before this process started.
+//
 // A lease domain configured on a store that already holds history of its servers: that history
 // stays under the server's own name (a change applies from then on), and a question about the
 // server, a delete of its events or a repair must still reach it.
@@ -35,6 +38,29 @@ describe('lease domains over history derived before them (sqlite)', () => {
       expect(gone.rederived).toBe(2)
       expect((await historyPage(store.leases, { address: '192.0.2.60' })).intervals).toEqual([])
       expect((await historyPage(store.leases, { address: '192.0.2.61' })).intervals).toEqual([])
+    } finally {
+      await store.close()
+    }
+  })
+})
+
+describe('stored lease wipes on start (sqlite)', () => {
+  it('reads at most the wipes it keeps: a file holding a flood of them opens within its bound', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'kt-wipes-')), 'keatrail.db')
+    const wipe = (i: number): string => `${at(i)} INFO  [kea-dhcp4.dhcpsrv/100.200] DHCPSRV_MEMFILE_WIPE_LEASES4 removing all IPv4 leases from subnet 7`
+    const { events } = await parseBuffer(Array.from({ length: 3000 }, (_, i) => wipe(i)).join('\n'), { host: 'kea-a', path: 'kea-a/wipes.log' })
+    const first = new SqliteStore({ path })
+    await first.write(events)
+    await first.close()
+    const store = new SqliteStore({ path })
+    try {
+      const read: number[] = []
+      const stored = store.leases.wipesStored as (limit: number) => LeaseWipe[]
+      store.leases.wipeLimit = 100
+      store.leases.wipesStored = (limit) => { const got = stored(limit); read.push(got.length); return got }
+      await store.write((await parseBuffer(alloc(4000, '02:00:00:00:00:0a', '192.0.2.60'), { host: 'kea-a', path: 'kea-a/lease.log' })).events)
+      expect((await holderAt(store.leases, '192.0.2.60', t(4001))).holders).toHaveLength(1)
+      expect(read).toEqual([100])
     } finally {
       await store.close()
     }
