@@ -151,7 +151,9 @@ export const LOG_CODES = {
   /** A key's stored lease rows could not be read: rebuilt from the stored events (LeaseHistoryDamagedError). */
   leaseHistoryDamaged: 'KEATRAIL_ERR_LEASE_HISTORY_DAMAGED',
   /** Lease wipes past the store's bound (MAX_WIPES, src/leases/wipes.ts) were not applied: recorded as collection gaps. */
-  leaseWipesIgnored: 'KEATRAIL_ERR_LEASE_WIPES_IGNORED'
+  leaseWipesIgnored: 'KEATRAIL_ERR_LEASE_WIPES_IGNORED',
+  /** A SQLite store's lease history was derived with other lease domains than this process has (`leases.domains`): its servers' lines now go elsewhere. */
+  leaseDomainsChanged: 'KEATRAIL_ERR_LEASE_DOMAINS_CHANGED'
 } as const
 
 // API hardening

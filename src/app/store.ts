@@ -10,6 +10,7 @@ import { SqliteRowStore } from '../store/sqlite/row-store.js'
 import type { Store } from '../store/types.js'
 import { lockDataDir } from './lock.js'
 import { leaseSetup } from '../leases/config.js'
+import type { LeaseDomains } from '../leases/domains.js'
 
 /**
  * write: run and import, which may create the store (and its data directory). read: every other
@@ -81,6 +82,24 @@ function wipesIgnored (ctx: StoreContext): (scope: string, n: number, from: numb
 }
 
 /**
+ * A store's lease history derived with other lease domains than this process has: said, since
+ * its servers' lines now go to other histories (`keatrail import` without the `--config` that
+ * `run` has splits an HA pair's history again). Then recorded: the change is the operator's.
+ */
+function checkDomains (leases: SqliteStore['leases'], domains: LeaseDomains, ctx: StoreContext): void {
+  const was = leases.domainsRecorded()
+  const now = domains.signature()
+  if (was === now) return
+  if (was !== undefined) {
+    const msg = 'This store\'s lease history was derived with other lease domains (leases.domains) than now: from here on their servers\' lines go to other histories. Give every writer (run, import) the same leases.domains (--config).'
+    const fields = { before: JSON.parse(was) as unknown, now: JSON.parse(now) as unknown }
+    if (ctx.log.warn !== undefined) ctx.log.warn(LOG_CODES.leaseDomainsChanged, msg, fields)
+    else ctx.log.error(LOG_CODES.leaseDomainsChanged, msg, fields)
+  }
+  leases.recordDomains(now)
+}
+
+/**
  * The one place keatrail constructs a store from its config. Returns undefined only when
  * `waitForCluster` aborted before Elasticsearch answered.
  */
@@ -117,12 +136,13 @@ export async function openStore (cfg: KeatrailConfig, ctx: StoreContext): Promis
   const s = cfg.store
   try {
     if (s.type === 'sqlite') {
+      const [subnets, domains] = leaseSetup(cfg.leases)
       const { type: _type, retention, path: _path, ...rest } = s
       const store = new (rest.layout === 'rows' ? SqliteRowStore : SqliteStore)({
         ...rest,
         path: sqlitePath(cfg) as string,
         retention: { ...(retention.maxAgeDays === undefined ? {} : { maxAgeDays: retention.maxAgeDays }), ...(retention.maxSizeMiB === undefined ? {} : { maxSizeMiB: retention.maxSizeMiB }) }
-      }, ...leaseSetup(cfg.leases))
+      }, subnets, domains)
       // Counted (keatrail_lease_history_repaired_keys_total) and logged, never silent.
       store.leases.onRepair = (key, err, fromEvents) => {
         ctx.log.error(LOG_CODES.leaseHistoryDamaged, fromEvents
@@ -130,6 +150,7 @@ export async function openStore (cfg: KeatrailConfig, ctx: StoreContext): Promis
           : 'A lease\'s stored history could not be read; started again from the events being written (the row layout cannot read it back from its events).', { key, error: err })
       }
       store.leases.onWipesIgnored = wipesIgnored(ctx)
+      if (ctx.mode === 'write') checkDomains(store.leases, domains, ctx)
       return { store, deadLetters, close: async () => { await closeAll(store) } }
     }
     const { type: _type, ...esConfig } = s

@@ -21,6 +21,11 @@ export class LeaseDomains {
 
   get size (): number { return this.members.size }
 
+  /** The domains as one canonical text (sorted): what a store records to notice another configuration later. */
+  signature (): string {
+    return JSON.stringify([...this.members].map(([name, servers]) => ({ name, servers: [...servers].sort() })).sort((a, b) => a.name < b.name ? -1 : 1))
+  }
+
   /** The scope lease history keeps a server's leases under: its domain's name, or the server's own. */
   scopeOf (server: string): string {
     return this.byServer.get(server) ?? server

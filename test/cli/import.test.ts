@@ -1,4 +1,4 @@
-import { mkdtempSync, copyFileSync } from 'node:fs'
+import { mkdtempSync, copyFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { runCli as run } from '../helpers/cli.js'
@@ -34,6 +34,21 @@ describe('keatrail import', () => {
     copyFileSync(files[0]!, rotated)
     await run(['import', '--data-dir', dir, '--tz', 'UTC', files[0]!])
     expect((await run(['import', '--data-dir', dir, '--tz', 'UTC', rotated])).err).toContain('0 new, 206 already stored')
+  })
+
+  it('says so when a store\'s lease history was derived with other lease domains (an import without the config run has)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kt-import-'))
+    const config = join(dir, 'keatrail.yaml')
+    writeFileSync(config, `dataDir: ${JSON.stringify(join(dir, 'data'))}\nleases:\n  domains:\n    - name: ha-pair\n      servers: [kea-ha1, kea-ha2]\n`)
+    const withDomains = await run(['import', '--config', config, '--tz', 'UTC', '--host', 'kea-ha1', files[0]!])
+    expect(withDomains.code).toBe(0)
+    expect(withDomains.err).not.toContain('KEATRAIL_ERR_LEASE_DOMAINS_CHANGED')
+    const without = await run(['import', '--data-dir', join(dir, 'data'), '--tz', 'UTC', '--host', 'kea-ha2', files[0]!])
+    expect(without.code).toBe(0)
+    expect(without.err).toContain('KEATRAIL_ERR_LEASE_DOMAINS_CHANGED')
+    expect(without.err).toContain('ha-pair')
+    // Recorded: the same configuration again says nothing.
+    expect((await run(['import', '--data-dir', join(dir, 'data'), '--tz', 'UTC', '--host', 'kea-ha2', files[0]!])).err).not.toContain('KEATRAIL_ERR_LEASE_DOMAINS_CHANGED')
   })
 
   it('exits non-zero when a file cannot be read, naming it', async () => {

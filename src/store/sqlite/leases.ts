@@ -116,6 +116,17 @@ export class SqliteLeases implements LeaseStore {
   private unappliedWipes: LeaseWipe[] = []
   /** meta 'lease_wipes' is set (in this process): the file's wipes have been applied. */
   private wipesMarked = false
+  /** The lease domains the file's history was last derived with (LeaseDomains.signature), undefined when never recorded. */
+  domainsRecorded (): string | undefined {
+    const row = this.db.prepare('SELECT value FROM meta WHERE key = \'lease_domains\'').get() as { value: unknown } | undefined
+    return row === undefined ? undefined : String(row.value)
+  }
+
+  /** Records the lease domains this process derives with (see domainsRecorded). */
+  recordDomains (signature: string): void {
+    this.db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (\'lease_domains\', ?)').run(signature)
+  }
+
   /** The watermark as last read or written; -1: not known yet. */
   private through = -1
   private timer: NodeJS.Timeout | undefined
