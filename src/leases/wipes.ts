@@ -199,6 +199,32 @@ export class WipeRegistry {
     return 'added'
   }
 
+  /**
+   * A batch's wipes added: those kept, grouped by server and family in time order (each group is
+   * one probe of the server's keys), and per server the span and count of those past the bound
+   * (not applied: the stores record the span as a collection gap). The same wipe twice counts once.
+   */
+  admit (wipes: readonly LeaseWipe[]): { groups: LeaseWipe[][], ignored: Map<string, { from: number, to: number, n: number }> } {
+    const groups = new Map<string, LeaseWipe[]>()
+    const ignored = new Map<string, { from: number, to: number, n: number }>()
+    const seen = new Set<string>()
+    for (const w of wipes) {
+      if (seen.has(w.event_id)) continue
+      seen.add(w.event_id)
+      if (this.add(w) === 'over-limit') {
+        const g = ignored.get(w.scope)
+        if (g === undefined) ignored.set(w.scope, { from: w.ts, to: w.ts, n: 1 })
+        else { g.from = Math.min(g.from, w.ts); g.to = Math.max(g.to, w.ts); g.n++ }
+        continue
+      }
+      const k = `${w.family}|${w.scope}`
+      const g = groups.get(k)
+      if (g === undefined) groups.set(k, [w])
+      else g.push(w)
+    }
+    return { groups: [...groups.values()].map((g) => g.sort(compareObservations)), ignored }
+  }
+
   /** Adds many (a store's stored wipes): sorted once, not one insertion each (out of order, that was quadratic). */
   addAll (wipes: readonly LeaseWipe[]): void {
     const touched = new Set<ScopeWipes>()

@@ -283,24 +283,8 @@ export class EsLeases implements LeaseStore {
     const reg = await this.registry()
     // Also a wipe seen before (a batch applied again): where its keys have it already, nothing changes.
     let wiped: LeaseObservation[] = []
-    const groups = new Map<string, LeaseWipe[]>()
-    const ignored = new Map<string, { from: number, to: number, n: number }>()
-    const seen = new Set<string>()
-    for (const w of wipes) {
-      if (seen.has(w.event_id)) continue
-      seen.add(w.event_id)
-      if (reg.add(w) === 'over-limit') {
-        const g = ignored.get(w.scope)
-        if (g === undefined) ignored.set(w.scope, { from: w.ts, to: w.ts, n: 1 })
-        else { g.from = Math.min(g.from, w.ts); g.to = Math.max(g.to, w.ts); g.n++ }
-        continue
-      }
-      const k = `${w.family}|${w.scope}`
-      const g = groups.get(k)
-      if (g === undefined) groups.set(k, [w])
-      else g.push(w)
-    }
-    for (const g of groups.values()) wiped = wiped.concat(await this.openAtWipe(g.sort(compareObservations)))
+    const { groups, ignored } = reg.admit(wipes)
+    for (const g of groups) wiped = wiped.concat(await this.openAtWipe(g))
     if (wiped.length > 0) obs = obs.concat(wiped)
     const ops: unknown[] = []
     for (const [scope, s] of spans) ops.push({ index: { _index: this.idx.coverage, _id: `${scope}|${s.first}|${s.last}` } }, { scope, first: s.first, last: s.last })

@@ -400,14 +400,8 @@ export class SqliteLeases implements LeaseStore {
    * server is recorded as a collection gap (answers there say so), and they are counted and
    * reported once the transaction commits.
    */
-  private ignoreWipes (ignored: readonly LeaseWipe[]): void {
-    const byScope = new Map<string, { from: number, to: number, n: number }>()
-    for (const w of ignored) {
-      const g = byScope.get(w.scope)
-      if (g === undefined) byScope.set(w.scope, { from: w.ts, to: w.ts, n: 1 })
-      else { g.from = Math.min(g.from, w.ts); g.to = Math.max(g.to, w.ts); g.n++ }
-    }
-    for (const [scope, g] of byScope) {
+  private ignoreWipes (ignored: ReadonlyMap<string, { from: number, to: number, n: number }>): void {
+    for (const [scope, g] of ignored) {
       this.db.prepare('INSERT INTO gaps (scope, from_ts, to_ts, reason) VALUES (?, ?, ?, ?)')
         .run(scope, g.from, g.to, `${g.n} lease wipe(s) not applied: more than ${this.wipeLimit} wipes`)
       this.ignoredInTx.push({ scope, ...g })
@@ -456,22 +450,11 @@ export class SqliteLeases implements LeaseStore {
       const more: LeaseObservation[] = []
       // Also a wipe seen before (a batch derived again after a crash): its keys' stored rows may
       // predate it; where they have it already, it is dropped as a replay.
-      const groups = new Map<string, LeaseWipe[]>()
       // By id: a file's stored wipes applied once (unappliedWipes) may be this batch's too.
-      const ignored = new Map<string, LeaseWipe>()
-      for (const w of wipes) {
-        if (reg.add(w) === 'over-limit') { ignored.set(w.event_id, w); continue }
-        const k = `${w.family}|${w.scope}`
-        const g = groups.get(k)
-        if (g === undefined) groups.set(k, [w])
-        else g.push(w)
-      }
-      for (const g of groups.values()) {
-        g.sort(compareObservations)
-        // One at a time, not spread: a wipe may reach 100,000 keys and more.
-        for (const o of this.wipeObservations(g)) more.push(o)
-      }
-      if (ignored.size > 0) this.ignoreWipes([...ignored.values()])
+      const { groups, ignored } = reg.admit(wipes)
+      // One at a time, not spread: a wipe may reach 100,000 keys and more.
+      for (const g of groups) for (const o of this.wipeObservations(g)) more.push(o)
+      if (ignored.size > 0) this.ignoreWipes(ignored)
       if (more.length > 0) obs = obs.concat(more)
     }
     this.tick++
