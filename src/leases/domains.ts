@@ -31,11 +31,6 @@ export class LeaseDomains {
     return this.byServer.get(server) ?? server
   }
 
-  /** A domain's servers (undefined: not a domain). */
-  serversOf (scope: string): readonly string[] | undefined {
-    return this.members.get(scope)
-  }
-
   /** The host.names whose events a lease-history scope holds: a domain's servers, or the server itself. */
   hostsOf (scope: string): readonly string[] {
     return this.members.get(scope) ?? [scope]
