@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A real Elasticsearch for tests and benchmarks: Elastic's integ-test-zip from Maven Central
 # (server, netty4, x-pack core+security), cached outside the repo, run as a non-root user on
-# free loopback ports.
+# free loopback ports. With KEATRAIL_SEARCH_ENGINE=opensearch (scripts/opensearch.sh), the same
+# for OpenSearch's integ-test-zip (server and netty4; no security plugin, plain HTTP).
 #
 #   scripts/elasticsearch.sh fetch    download the zip into the cache (mvn)
 #   scripts/elasticsearch.sh start    start it (fetching if needed), wait for yellow, print its URL
@@ -12,31 +13,44 @@
 # Environment: KEATRAIL_ES_VERSION (default 8.19.21, the newest 8.x published as integ-test-zip),
 # KEATRAIL_CACHE (default ~/.cache/keatrail), KEATRAIL_ES_RUN (instance dir, default
 # /tmp/keatrail-es), KEATRAIL_ES_HEAP (default 512m), ES_JAVA_HOME (default: a JDK 17 or 21).
+# With KEATRAIL_SEARCH_ENGINE=opensearch: KEATRAIL_OS_VERSION (default 2.19.6, the newest 2.x that
+# runs on JDK 17), KEATRAIL_OS_RUN (default /tmp/keatrail-os), KEATRAIL_ES_HEAP as above.
 set -euo pipefail
 
-VERSION=${KEATRAIL_ES_VERSION:-8.19.21}
+ENGINE=${KEATRAIL_SEARCH_ENGINE:-elasticsearch}
 CACHE=${KEATRAIL_CACHE:-$HOME/.cache/keatrail}
-RUN=${KEATRAIL_ES_RUN:-/tmp/keatrail-es}
 HEAP=${KEATRAIL_ES_HEAP:-512m}
-ZIP=$CACHE/elasticsearch-$VERSION.zip
 ES_USER=keatrail-es
+case "$ENGINE" in
+  elasticsearch)
+    VERSION=${KEATRAIL_ES_VERSION:-8.19.21}
+    RUN=${KEATRAIL_ES_RUN:-/tmp/keatrail-es}
+    ARTIFACT=org.elasticsearch.distribution.integ-test-zip:elasticsearch:$VERSION:zip
+    NAME=Elasticsearch ;;
+  opensearch)
+    VERSION=${KEATRAIL_OS_VERSION:-2.19.6}
+    RUN=${KEATRAIL_OS_RUN:-/tmp/keatrail-os}
+    ARTIFACT=org.opensearch.distribution.integ-test-zip:opensearch:$VERSION:zip
+    NAME=OpenSearch ;;
+  *) echo "KEATRAIL_SEARCH_ENGINE must be elasticsearch or opensearch, not $ENGINE" >&2; exit 2 ;;
+esac
+ZIP=$CACHE/$ENGINE-$VERSION.zip
 
-log() { echo "elasticsearch.sh: $*" >&2; }
+log() { echo "$ENGINE.sh: $*" >&2; }
 
 fetch() {
   [ -s "$ZIP" ] && return 0
   mkdir -p "$CACHE"
-  command -v mvn >/dev/null || { log "mvn is needed to fetch Elasticsearch from Maven Central"; exit 1; }
-  log "fetching org.elasticsearch.distribution.integ-test-zip:elasticsearch:$VERSION:zip"
-  mvn -q -B dependency:copy \
-    "-Dartifact=org.elasticsearch.distribution.integ-test-zip:elasticsearch:$VERSION:zip" \
+  command -v mvn >/dev/null || { log "mvn is needed to fetch $NAME from Maven Central"; exit 1; }
+  log "fetching $ARTIFACT"
+  mvn -q -B dependency:copy "-Dartifact=$ARTIFACT" \
     "-DoutputDirectory=$CACHE" >&2
   [ -s "$ZIP" ] || { log "download failed: $ZIP missing"; exit 1; }
 }
 
 java_home() {
   if [ -n "${ES_JAVA_HOME:-}" ]; then echo "$ES_JAVA_HOME"; return; fi
-  # Elasticsearch 8 runs on JDK 17 and 21; newer JDKs lack the Security Manager it uses.
+  # Elasticsearch 8 and OpenSearch 2 run on JDK 17 and 21; newer JDKs lack the Security Manager they use.
   for candidate in /usr/lib/jvm/java-21-openjdk-amd64 /usr/lib/jvm/temurin-21-jdk-amd64 /usr/lib/jvm/java-17-openjdk-amd64 /usr/lib/jvm/openjdk-17; do
     if [ -x "$candidate/bin/java" ]; then echo "$candidate"; return; fi
   done
@@ -81,18 +95,23 @@ resume() {
 
 launch() {
   local home port tport jhome
-  home=$(echo "$RUN"/elasticsearch-*)
+  home=$(echo "$RUN"/"$ENGINE"-*)
   read -r port tport < "$RUN/ports"
   jhome=$(java_home)
-  log "starting Elasticsearch $VERSION on 127.0.0.1:$port (java: $jhome, heap $HEAP)"
-  as_es_user "ES_JAVA_HOME=$jhome" "ES_JAVA_OPTS=-Xms$HEAP -Xmx$HEAP" \
-    "$home/bin/elasticsearch" -d -p "$RUN/pid" \
-    -Ediscovery.type=single-node -Expack.security.enabled=false -Enetwork.host=127.0.0.1 \
+  log "starting $NAME $VERSION on 127.0.0.1:$port (java: $jhome, heap $HEAP)"
+  local env=("ES_JAVA_HOME=$jhome" "ES_JAVA_OPTS=-Xms$HEAP -Xmx$HEAP") extra=(-Expack.security.enabled=false)
+  if [ "$ENGINE" = opensearch ]; then
+    env=("OPENSEARCH_JAVA_HOME=$jhome" "OPENSEARCH_JAVA_OPTS=-Xms$HEAP -Xmx$HEAP")
+    extra=()
+  fi
+  as_es_user "${env[@]}" \
+    "$home/bin/$ENGINE" -d -p "$RUN/pid" \
+    -Ediscovery.type=single-node "${extra[@]}" -Enetwork.host=127.0.0.1 \
     -Ehttp.port="$port" -Etransport.port="$tport" \
     -Epath.data="$RUN/data" -Epath.logs="$RUN/logs" \
     -Ecluster.routing.allocation.disk.threshold_enabled=false \
     -Eaction.destructive_requires_name=false >"$RUN/stdout.log" 2>&1 || {
-      log "Elasticsearch did not start:"; tail -n 30 "$RUN/stdout.log" "$RUN"/logs/*.log 2>/dev/null >&2; exit 1; }
+      log "$NAME did not start:"; tail -n 30 "$RUN/stdout.log" "$RUN"/logs/*.log 2>/dev/null >&2; exit 1; }
   local url="http://127.0.0.1:$port"
   for _ in $(seq 1 180); do
     if curl -fsS "$url/_cluster/health?wait_for_status=yellow&timeout=1s" >/dev/null 2>&1; then
@@ -103,7 +122,7 @@ launch() {
     if ! running && [ -f "$RUN/pid" ]; then break; fi
     sleep 1
   done
-  log "Elasticsearch did not become ready; its log:"
+  log "$NAME did not become ready; its log:"
   tail -n 40 "$RUN"/logs/*.log >&2 2>/dev/null || true
   exit 1
 }
