@@ -46,6 +46,8 @@ export interface RetryOptions extends BackoffOptions {
   signal?: AbortSignal
   /** Hears each failure that will be retried, with the wait before the next attempt. */
   onRetry?: (err: unknown, attempt: number, waitMs: number) => void
+  /** Errors no retry can cure (an operator's mistake): thrown at once. */
+  permanent?: (err: unknown) => boolean
 }
 
 /** Runs `fn` until it succeeds, retrying with backoff; throws its last error once out of retries or aborted. */
@@ -56,7 +58,7 @@ export async function retry<T> (fn: (attempt: number) => Promise<T>, opts: Retry
     try {
       return await fn(attempt)
     } catch (err) {
-      if (aborted() || (opts.retries !== undefined && attempt > opts.retries)) throw err
+      if (aborted() || (opts.retries !== undefined && attempt > opts.retries) || opts.permanent?.(err) === true) throw err
       const wait = backoff.next()
       opts.onRetry?.(err, attempt, wait)
       await sleep(wait, undefined, opts.signal === undefined ? undefined : { signal: opts.signal }).catch(() => {})

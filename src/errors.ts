@@ -329,3 +329,12 @@ export const LeaseHistoryDamagedError = createError<[string, string]>(
   'the stored lease history of %s cannot be read (%s)',
   500
 )
+
+// Scale-out (issue 21)
+
+/** store.type names one search engine and store.url answers as the other (their clients differ). */
+export const StoreDistributionError = createError<[string, string, string, string]>(
+  'KEATRAIL_ERR_STORE_DISTRIBUTION',
+  '%s answers as %s, not %s: set store.type: %s (or --store)',
+  500
+)

@@ -34,15 +34,15 @@ export function applyOverrides (doc: unknown, o: Overrides, env: NodeJS.ProcessE
   if (o.dataDir !== undefined) out.dataDir = o.dataDir
   const fileStore: Doc = isObject(out.store) ? out.store : { type: 'sqlite' }
   let store: Doc = o.store === undefined || o.store === fileStore.type ? { ...fileStore } : { type: o.store }
-  if (store.type !== 'sqlite' && store.type !== 'elasticsearch') throw new UsageError(`--store must be sqlite or elasticsearch, not ${JSON.stringify(store.type)}`)
-  if (store.type === 'elasticsearch') {
+  if (store.type !== 'sqlite' && store.type !== 'elasticsearch' && store.type !== 'opensearch') throw new UsageError(`--store must be sqlite, elasticsearch or opensearch, not ${JSON.stringify(store.type)}`)
+  if (store.type !== 'sqlite') {
     store = { ...store, ...esFromEnv(env) }
     const url = o.esUrl ?? store.url ?? env.KEATRAIL_ES_URL
-    if (url === undefined) throw new UsageError('the elasticsearch store needs a URL: --es-url, store.url in the config or KEATRAIL_ES_URL')
+    if (url === undefined) throw new UsageError(`the ${String(store.type)} store needs a URL: --es-url, store.url in the config or KEATRAIL_ES_URL`)
     store.url = url
     if (o.esNamespace !== undefined) store.namespace = o.esNamespace
   } else if (o.esUrl !== undefined || o.esNamespace !== undefined) {
-    throw new UsageError('--es-url and --es-namespace apply to the elasticsearch store: add --store elasticsearch')
+    throw new UsageError('--es-url and --es-namespace apply to the elasticsearch and opensearch stores: add --store elasticsearch (or opensearch)')
   }
   out.store = store
   const api = Object.fromEntries(Object.entries(o.api ?? {}).filter(([, v]) => v !== undefined))

@@ -1,7 +1,7 @@
 import { chmodSync, existsSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import type { KeatrailConfig } from '../config/config.js'
-import { DataDirError, LOG_CODES, StoreMissingError, StoreReadError } from '../errors.js'
+import { DataDirError, LOG_CODES, StoreDistributionError, StoreMissingError, StoreReadError } from '../errors.js'
 import type { Log } from '../pipeline/types.js'
 import { DeadLetterStore } from '../store/deadletter.js'
 import { ElasticsearchStore, eventsPattern } from '../store/elasticsearch/store.js'
@@ -153,10 +153,11 @@ export async function openStore (cfg: KeatrailConfig, ctx: StoreContext): Promis
       if (ctx.mode === 'write') checkDomains(store.leases, domains, ctx)
       return { store, deadLetters, close: async () => { await closeAll(store) } }
     }
-    const { type: _type, ...esConfig } = s
+    const { type: distribution, ...esConfig } = s
     const es = new ElasticsearchStore(esConfig, {
+      distribution,
       ...(deadLetters === undefined ? {} : { deadLetters }),
-      onRetry: (err, attempt, waitMs) => { ctx.log.error(LOG_CODES.storeWrite, 'Elasticsearch write failed; retrying.', { attempt, waitMs, error: err }) }
+      onRetry: (err, attempt, waitMs) => { ctx.log.error(LOG_CODES.storeWrite, `${distribution === 'opensearch' ? 'OpenSearch' : 'Elasticsearch'} write failed; retrying.`, { attempt, waitMs, error: err }) }
     })
     const [subnets, domains] = leaseSetup(cfg.leases)
     es.domains = domains
@@ -192,9 +193,11 @@ export async function openStore (cfg: KeatrailConfig, ctx: StoreContext): Promis
 async function requireEvents (es: ElasticsearchStore, url: string, namespace: string): Promise<void> {
   let found: { indices: unknown[], data_streams: unknown[] }
   try {
+    await es.client.verify()
     found = await es.client.indices.resolveIndex({ name: eventsPattern(namespace), expand_wildcards: 'all' })
   } catch (err) {
-    throw new StoreReadError('elasticsearch', `${url}: ${(err as Error).message}`)
+    if (err instanceof StoreDistributionError) throw err
+    throw new StoreReadError(es.client.distribution, `${url}: ${(err as Error).message}`)
   }
   if (found.indices.length === 0 && found.data_streams.length === 0) {
     throw new StoreMissingError(`${url} namespace ${namespace}`, `no ${eventsPattern(namespace)} data streams (check --es-namespace / store.namespace; keatrail run and import create them)`)

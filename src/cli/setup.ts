@@ -18,6 +18,7 @@ interface SetupOptions {
   config?: string
   logLevel?: string
   es?: string
+  store?: 'elasticsearch' | 'opensearch'
   esNamespace?: string
   kibana?: string
   space?: string
@@ -28,6 +29,7 @@ export function registerSetup (program: Command, io: CliIo): void {
   addConfigOption(program.command('setup'))
     .description('Install keatrail\'s templates and indices in Elasticsearch and its dashboards in Kibana (idempotent)')
     .option('--es <url>', 'Elasticsearch URL, overriding store.url of --config (or KEATRAIL_ES_URL; credentials: KEATRAIL_ES_USERNAME/KEATRAIL_ES_PASSWORD or KEATRAIL_ES_API_KEY)')
+    .addOption(new Option('--store <kind>', 'the engine at --es: elasticsearch or opensearch (default: store.type of --config, else elasticsearch)').choices(['elasticsearch', 'opensearch']))
     .option('--es-namespace <ns>', 'data stream namespace: logs-kea.dhcp4-<ns> (default: default)')
     .option('--kibana <url>', 'Kibana URL: import the dashboards (credentials: KEATRAIL_KIBANA_USERNAME/PASSWORD or KEATRAIL_KIBANA_API_KEY, else the Elasticsearch ones)')
     .option('--space <space>', 'Kibana space to import into', 'default')
@@ -35,12 +37,13 @@ export function registerSetup (program: Command, io: CliIo): void {
     .action(async (o: SetupOptions) => {
       const env = process.env
       const cfg = resolveConfig(o.config, {
-        store: 'elasticsearch',
+        // Without --store, a config file's own store (its settings kept); without either, elasticsearch.
+        ...(o.store !== undefined ? { store: o.store } : o.config === undefined ? { store: 'elasticsearch' } : {}),
         ...(o.es === undefined ? {} : { esUrl: o.es }),
         ...(o.esNamespace === undefined ? {} : { esNamespace: o.esNamespace }),
         ...(o.logLevel === undefined ? {} : { logLevel: o.logLevel })
       })
-      if (cfg.store.type !== 'elasticsearch') throw new UsageError('setup installs Elasticsearch templates: give --es or a config whose store is elasticsearch')
+      if (cfg.store.type === 'sqlite') throw new UsageError('setup installs Elasticsearch or OpenSearch templates: give --es (with --store opensearch for OpenSearch) or a config whose store is elasticsearch or opensearch')
       const url = cfg.store.url
       const namespace = cfg.store.namespace
       // setup installs the templates itself (and says which changed): the store is opened without.
@@ -48,7 +51,7 @@ export function registerSetup (program: Command, io: CliIo): void {
       const es = opened.store as ElasticsearchStore
       try {
         const r = await setupElasticsearch(es, namespace, o.retentionDays)
-        io.stdout.write(`elasticsearch ${url}:\n` +
+        io.stdout.write(`${cfg.store.type} ${url}:\n` +
           `  templates: ${r.changed.length === 0 ? 'all up to date' : `installed or updated ${r.changed.join(', ')}`}${r.unchanged.length > 0 && r.changed.length > 0 ? `; unchanged ${r.unchanged.join(', ')}` : ''}\n` +
           `  indices: ${r.created.length === 0 ? 'all exist' : `created ${r.created.join(', ')}`}\n` +
           r.features.map((f) => `  ${f}\n`).join(''))

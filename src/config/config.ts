@@ -30,7 +30,11 @@ const elasticsearchSchema = elasticsearchStoreConfigSchema.extend({
   type: z.literal('elasticsearch').describe('Events in Elasticsearch data streams (`keatrail setup` installs their templates and ILM policy)')
 })
 
-export const storeConfigSchema = z.discriminatedUnion('type', [sqliteSchema, elasticsearchSchema])
+const opensearchSchema = elasticsearchStoreConfigSchema.extend({
+  type: z.literal('opensearch').describe('Events in OpenSearch data streams: the same settings, indices and answers as elasticsearch (`keatrail setup` installs the templates)')
+})
+
+export const storeConfigSchema = z.discriminatedUnion('type', [sqliteSchema, elasticsearchSchema, opensearchSchema])
 export type StoreConfig = z.output<typeof storeConfigSchema>
 
 export const sourceConfigSchema = z.discriminatedUnion('type', [fileSourceConfigSchema, syslogSourceConfigSchema, journalSourceConfigSchema])
@@ -38,7 +42,7 @@ export type SourceConfig = z.output<typeof sourceConfigSchema>
 
 export const configSchema = z.object({
   dataDir: z.string().min(1).default('./data').describe('SQLite database, dead letters, checkpoints (state/) and the writer lock live here'),
-  store: storeConfigSchema.prefault({ type: 'sqlite' }).describe('Where events are kept: sqlite (embedded) or elasticsearch'),
+  store: storeConfigSchema.prefault({ type: 'sqlite' }).describe('Where events are kept: sqlite (embedded), elasticsearch or opensearch'),
   sources: z.array(sourceConfigSchema).default([]).describe('What to collect: file, syslog and journal sources'),
   kea: keaConfigSchema.prefault({}).describe('Kea status snapshots (Control Agent / control sockets) and pool depletion alerts'),
   leases: leasesConfigSchema.prefault({}).describe('What lease history knows of the Kea servers beyond their logs'),

@@ -4,14 +4,14 @@ import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
-import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { apiKeyHash, buildApp, type AuditEntry } from '../../src/api/app.js'
 import { checkExposure, serveApi } from '../../src/api/serve.js'
 import { apiConfigSchema } from '../../src/api/config.js'
 import type { KeaSnapshot } from '../../src/kea/snapshot.js'
 import type { KeaEvent } from '../../src/parse/event.js'
 import { QueryBusyError, QueryTimeoutError, StoreReadError, withCause } from '../../src/errors.js'
-import { ElasticsearchStore } from '../../src/store/elasticsearch/store.js'
+import { engineStore, enginesUp } from '../helpers/engines.js'
 import { SqliteStore } from '../../src/store/sqlite/store.js'
 import { DeadLetterStore } from '../../src/store/deadletter.js'
 import type { Store } from '../../src/store/types.js'
@@ -24,20 +24,19 @@ import { rawRequest, UNAUTHENTICATED_VARIANTS } from '../helpers/raw-http.js'
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = any
 
-const esUrl = inject('esUrl')
-const esSkip = esUrl === '' ? inject('esSkipReason') : ''
-const kinds = esSkip === '' ? ['sqlite', 'elasticsearch'] : ['sqlite']
+const { up: engines, skip: esSkip } = enginesUp()
+const kinds = ['sqlite', ...engines.map((e) => e.name)]
 const KEY = 'kt_test-reader-key-0123456789'
 /** What a response must never carry: the store's own messages (SQLite, FTS5), SQL, stack frames. */
 const LEAK = /SQLITE|sqlite_|syntax error near|fts5|no such (column|table|function)|Recursion|Expression tree|unterminated|\bat \S+ \(|\bat (\/|file:|node:)|"stack"|SELECT |events_fts|node_modules/i
 const ADMIN = 'kt_test-admin-key-0123456789'
 
-describe(`REST API on ${kinds.join(' and ')}${esSkip === '' ? '' : ` (elasticsearch skipped: ${esSkip})`}`, () => {
+describe(`REST API on ${kinds.join(' and ')}${esSkip === '' ? '' : ` (skipped: ${esSkip})`}`, () => {
   const apps: Record<string, FastifyInstance> = {}
   const stores: Record<string, Store> = {}
   const audits: AuditEntry[] = []
   beforeAll(async () => {
-    if (process.env.CI === 'true' && esSkip !== '') throw new Error(`CI needs Elasticsearch: ${esSkip}`)
+    if (process.env.CI === 'true' && esSkip !== '') throw new Error(`CI needs Elasticsearch and OpenSearch: ${esSkip}`)
     const events: KeaEvent[] = []
     for (const f of ['captured/kea-dhcp4-INFO-file.log', 'captured/kea-dhcp6-INFO-file.log']) events.push(...(await parseBuffer(readFixture(f), { host: 'kea-a', path: f })).events)
     const snap: KeaSnapshot = {
@@ -46,10 +45,10 @@ describe(`REST API on ${kinds.join(' and ')}${esSkip === '' ? '' : ` (elasticsea
       totals: { total: 61, assigned: 50, declined: 0, free: 11, utilization: 81.97 }, packets: {}
     }
     stores.sqlite = new SqliteStore({ path: join(mkdtempSync(join(tmpdir(), 'kt-api-')), 'k.db') })
-    if (esSkip === '') {
-      const es = new ElasticsearchStore({ url: esUrl, namespace: `api${Date.now().toString(36)}`, refresh: true })
+    for (const engine of engines) {
+      const es = engineStore(engine, { namespace: `api${Date.now().toString(36)}`, refresh: true })
       await es.ensureTemplates()
-      stores.elasticsearch = es
+      stores[engine.name] = es
     }
     for (const [k, s] of Object.entries(stores)) {
       await s.write(events)

@@ -94,3 +94,37 @@ describe.skipIf(esSkip !== '' && process.env.CI !== 'true')(`keatrail setup${esS
     expect(old.err).toMatch(/version 8\.5\.3 is older than 8\.9\.0/)
   })
 })
+
+const osUrl = inject('osUrl')
+const osSkip = osUrl === '' ? inject('osSkipReason') : ''
+
+describe.skipIf((osSkip !== '' || esSkip !== '') && process.env.CI !== 'true')(`keatrail setup on OpenSearch${osSkip === '' ? '' : ` (skipped: ${osSkip})`}`, () => {
+  it('installs the templates and indices with --store opensearch, says what it leaves to ISM, and a second run changes nothing', async () => {
+    const ns = `ossetup${Date.now().toString(36)}`
+    const first = await runCli(['setup', '--store', 'opensearch', '--es', osUrl, '--es-namespace', ns])
+    expect(first.code, first.err).toBe(0)
+    expect(first.out).toContain(`opensearch ${osUrl}:`)
+    // Templates are the cluster's (an earlier suite may have installed them): asked of OpenSearch.
+    for (const [kind, name] of [['_component_template', 'keatrail-ecs@mappings'], ['_component_template', 'keatrail-kea@mappings'], ['_index_template', 'keatrail-logs-kea'], ['_index_template', 'keatrail-leases'], ['_index_template', 'keatrail-lease-obs'], ['_index_template', 'keatrail-snapshots']]) {
+      expect((await fetch(`${osUrl}/${kind}/${name}`)).status, name).toBe(200)
+    }
+    expect(first.out).toContain(`indices: created keatrail-leases-${ns}, keatrail-lease-obs-${ns}, keatrail-coverage-${ns}, keatrail-snapshots-${ns}`)
+    expect(first.out).toMatch(/ISM: not installed by keatrail .*OpenSearch 2\.\d+\.\d+/)
+    expect(first.out).not.toMatch(/ILM|logsdb/)
+    const second = await runCli(['setup', '--store', 'opensearch', '--es', osUrl, '--es-namespace', ns])
+    expect(second.out).toContain('templates: all up to date')
+    expect(second.out).toContain('indices: all exist')
+  })
+
+  it('the wrong engine for the URL is one coded line naming the store.type to set, either way, and nothing is installed', async () => {
+    const ns = `osmix${Date.now().toString(36)}`
+    const asEs = await runCli(['setup', '--es', osUrl, '--es-namespace', ns])
+    expect(asEs.code).toBe(2)
+    expect(asEs.err.trim().split('\n')).toEqual([`keatrail: KEATRAIL_ERR_STORE_DISTRIBUTION: ${osUrl} answers as OpenSearch, not Elasticsearch: set store.type: opensearch (or --store)`])
+    const asOs = await runCli(['setup', '--store', 'opensearch', '--es', esUrl, '--es-namespace', ns])
+    expect(asOs.code).toBe(2)
+    expect(asOs.err.trim().split('\n')).toEqual([`keatrail: KEATRAIL_ERR_STORE_DISTRIBUTION: ${esUrl} answers as Elasticsearch, not OpenSearch: set store.type: elasticsearch (or --store)`])
+    const os = await fetch(`${osUrl}/_resolve/index/keatrail-*-${ns}`).then(async (r) => await r.json() as { indices: unknown[] })
+    expect(os.indices).toEqual([])
+  })
+})

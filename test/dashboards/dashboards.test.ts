@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { dashboardFiles, DATA_VIEWS } from '../../src/dashboards/keatrail.js'
 import { fieldsUsed, toNdjson, type SavedObject } from '../../src/dashboards/saved-objects.js'
 import { ElasticsearchStore } from '../../src/store/elasticsearch/store.js'
+import { ElasticEngine } from '../../src/store/elasticsearch/engine.js'
 import type { KeaSnapshot } from '../../src/kea/snapshot.js'
 import { parseBuffer, readFixture, ROOT } from '../helpers/fixtures.js'
 
@@ -151,7 +152,9 @@ describe.skipIf(esSkip !== '' && process.env.CI !== 'true')(`dashboards against 
     const missing: string[] = []
     for (const [view, index] of Object.entries(patterns)) {
       const used = usages().filter((u) => u.view === view)
-      const caps = await es.client.fieldCaps({ index, fields: [...new Set(used.map((u) => u.field))] })
+      const engine = es.client
+      if (!(engine instanceof ElasticEngine)) throw new Error('an Elasticsearch store')
+      const caps = await engine.client.fieldCaps({ index, fields: [...new Set(used.map((u) => u.field))] })
       for (const u of used) {
         const entry = caps.fields[u.field]
         const types = entry === undefined ? [] : Object.keys(entry)

@@ -1,13 +1,13 @@
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { KeaEvent } from '../../src/parse/event.js'
-import { ElasticsearchStore } from '../../src/store/elasticsearch/store.js'
 import { SqliteStore } from '../../src/store/sqlite/store.js'
 import { SqliteRowStore } from '../../src/store/sqlite/row-store.js'
 import { isoToMicros } from '../../src/store/time.js'
 import { MAX_PAGE_BYTES, type EventQuery, type Store } from '../../src/store/types.js'
+import { engineStore, searchEngines } from '../helpers/engines.js'
 import { parseBuffer, plainCopy, readFixture } from '../helpers/fixtures.js'
 
 // One contract, every store: the same real Kea events written to each, and every answer
@@ -63,7 +63,6 @@ async function allPages (store: Store, q: EventQuery, sort: 'asc' | 'desc', size
 
 interface Kind { name: string, skip: string, make: () => Promise<Store>, rederivable?: boolean }
 
-const esUrl = inject('esUrl')
 const kinds: Kind[] = [
   {
     name: 'sqlite, documents re-derived from raw records',
@@ -88,15 +87,15 @@ const kinds: Kind[] = [
     skip: '',
     make: async () => new SqliteRowStore({ path: join(mkdtempSync(join(tmpdir(), 'kt-store-')), 'keatrail.db') })
   },
-  {
-    name: 'elasticsearch',
-    skip: esUrl === '' ? inject('esSkipReason') : '',
+  ...searchEngines().map((engine): Kind => ({
+    name: engine.name,
+    skip: engine.skip,
     make: async () => {
-      const s = new ElasticsearchStore({ url: esUrl, namespace: `contract${Date.now().toString(36)}`, refresh: true })
+      const s = engineStore(engine, { namespace: `contract${Date.now().toString(36)}`, refresh: true })
       await s.ensureTemplates()
       return s
     }
-  }
+  }))
 ]
 
 for (const kind of kinds) {

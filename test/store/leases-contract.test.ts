@@ -1,13 +1,13 @@
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { history, historyPage, holderAt } from '../../src/leases/query.js'
 import type { LeaseInterval } from '../../src/leases/types.js'
 import type { KeaEvent } from '../../src/parse/event.js'
-import { ElasticsearchStore } from '../../src/store/elasticsearch/store.js'
 import { SqliteStore } from '../../src/store/sqlite/store.js'
 import type { Store } from '../../src/store/types.js'
+import { engineStore, searchEngines } from '../helpers/engines.js'
 import { parseBuffer, readFixture } from '../helpers/fixtures.js'
 import { expectedIntervals } from '../helpers/lease-truth.js'
 import { leaseSetup, type LeasesConfig } from '../../src/leases/config.js'
@@ -57,8 +57,9 @@ function shuffled<T> (items: readonly T[], seed: number): T[] {
 }
 
 
-const esUrl = inject('esUrl')
-const esSkip = esUrl === '' ? inject('esSkipReason') : ''
+const engines = searchEngines()
+const missing = engines.filter((e) => e.skip !== '')
+const esSkip = missing.map((e) => `${e.name}: ${e.skip}`).join('; ')
 let seq = 0
 function setupOf (leases?: LeasesConfig): [SubnetMap | undefined, LeaseDomains | undefined] {
   return leases === undefined ? [undefined, undefined] : leaseSetup(leases)
@@ -69,9 +70,9 @@ const makers: Record<string, (leases?: LeasesConfig) => Promise<Store>> = {
   // Deriving after every write, as with a small maxPending: each batch meets the history the
   // earlier ones left (the default derives many batches at once, before the first read).
   'sqlite, deriving each write': async (leases) => new SqliteStore({ path: join(mkdtempSync(join(tmpdir(), 'kt-lease-')), 'keatrail.db'), leaseDerivation: { maxPending: 1, maxDelayMs: 0 } }, ...setupOf(leases)),
-  elasticsearch: async (leases) => {
+  ...Object.fromEntries(engines.filter((e) => e.skip === '').map((engine) => [engine.name, async (leases?: LeasesConfig) => {
     // No refresh per write, as in production: derivation must refresh what it reads itself.
-    const s = new ElasticsearchStore({ url: esUrl, namespace: `leases${Date.now().toString(36)}${seq++}`, refresh: false })
+    const s = engineStore(engine, { namespace: `leases${Date.now().toString(36)}${seq++}`, refresh: false })
     if (leases !== undefined) {
       const [subnets, domains] = leaseSetup(leases)
       s.domains = domains
@@ -79,11 +80,11 @@ const makers: Record<string, (leases?: LeasesConfig) => Promise<Store>> = {
     }
     await s.ensureTemplates()
     return s
-  }
+  }]))
 }
-const kinds = esSkip === '' ? ['sqlite', 'sqlite, deriving each write', 'elasticsearch'] : ['sqlite', 'sqlite, deriving each write']
+const kinds = Object.keys(makers)
 
-describe(`lease history contract: ${kinds.join(' and ')} ${esSkip === '' ? '' : ` (elasticsearch skipped: ${esSkip})`}`, () => {
+describe(`lease history contract: ${kinds.join(' and ')} ${esSkip === '' ? '' : ` (skipped: ${esSkip})`}`, () => {
   let events: KeaEvent[]
   let expected: Map<string, LeaseInterval[]>
   const inOrder: Record<string, Store> = {}
@@ -91,7 +92,7 @@ describe(`lease history contract: ${kinds.join(' and ')} ${esSkip === '' ? '' : 
   const concurrent: Record<string, Store> = {}
 
   beforeAll(async () => {
-    if (process.env.CI === 'true' && esSkip !== '') throw new Error(`CI needs Elasticsearch: ${esSkip}`)
+    if (process.env.CI === 'true' && esSkip !== '') throw new Error(`CI needs Elasticsearch and OpenSearch: ${esSkip}`)
     events = await fixtureEvents()
     expected = expectedIntervals(events)
     const batches: KeaEvent[][] = []

@@ -1,15 +1,15 @@
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parseAddressOrPrefix } from '../../src/leases/address.js'
 import type { KeaEvent } from '../../src/parse/event.js'
 import { FIELDS } from '../../src/query/fields.js'
 import { parseQuery, type QueryNode } from '../../src/query/parse.js'
-import { ElasticsearchStore } from '../../src/store/elasticsearch/store.js'
 import { SqliteStore } from '../../src/store/sqlite/store.js'
 import { SqliteRowStore } from '../../src/store/sqlite/row-store.js'
 import type { Store } from '../../src/store/types.js'
+import { engineStore, enginesUp } from '../helpers/engines.js'
 import { parseBuffer, plainCopy, readFixture } from '../helpers/fixtures.js'
 import { CONTRACT_QUERIES } from '../helpers/query-cases.js'
 
@@ -46,15 +46,14 @@ const hasText = (n: QueryNode): boolean => n.type === 'text' || (n.type === 'not
 
 const QUERIES = CONTRACT_QUERIES
 
-const esUrl = inject('esUrl')
-const esSkip = esUrl === '' ? inject('esSkipReason') : ''
-const kinds = esSkip === '' ? ['sqlite', 'rows', 'elasticsearch'] : ['sqlite', 'rows']
+const { up: engines, skip: esSkip } = enginesUp()
+const kinds = ['sqlite', 'rows', ...engines.map((e) => e.name)]
 
-describe(`query language on ${kinds.join(' and ')}${esSkip === '' ? '' : ` (elasticsearch skipped: ${esSkip})`}`, () => {
+describe(`query language on ${kinds.join(' and ')}${esSkip === '' ? '' : ` (skipped: ${esSkip})`}`, () => {
   const stores: Record<string, Store> = {}
   let events: KeaEvent[] = []
   beforeAll(async () => {
-    if (process.env.CI === 'true' && esSkip !== '') throw new Error(`CI needs Elasticsearch: ${esSkip}`)
+    if (process.env.CI === 'true' && esSkip !== '') throw new Error(`CI needs Elasticsearch and OpenSearch: ${esSkip}`)
     for (const [file, host] of [['captured/kea-dhcp4-INFO-file.log', 'kea-a'], ['captured/kea-dhcp6-INFO-file.log', 'kea-a'], ['kea-2.2.0-dhcp4-INFO-full.log', 'kea-b']] as const) {
       events.push(...(await parseBuffer(readFixture(file), { host, path: `${host}/${file}`, rederivable: true })).events)
     }
@@ -62,10 +61,10 @@ describe(`query language on ${kinds.join(' and ')}${esSkip === '' ? '' : ` (elas
     events = events.map(plainCopy)
     stores.sqlite = new SqliteStore({ path: join(mkdtempSync(join(tmpdir(), 'kt-q-')), 'k.db') })
     stores.rows = new SqliteRowStore({ path: join(mkdtempSync(join(tmpdir(), 'kt-q-')), 'k.db') })
-    if (esSkip === '') {
-      const es = new ElasticsearchStore({ url: esUrl, namespace: `query${Date.now().toString(36)}`, refresh: true })
+    for (const engine of engines) {
+      const es = engineStore(engine, { namespace: `query${Date.now().toString(36)}`, refresh: true })
       await es.ensureTemplates()
-      stores.elasticsearch = es
+      stores[engine.name] = es
     }
     for (const s of Object.values(stores)) await s.write(events)
   }, 120_000)

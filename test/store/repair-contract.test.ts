@@ -1,10 +1,11 @@
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { describe, expect, inject, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { holderAt } from '../../src/leases/query.js'
 import type { KeaEvent } from '../../src/parse/event.js'
 import { ElasticsearchStore } from '../../src/store/elasticsearch/store.js'
+import { engineStore, enginesUp } from '../helpers/engines.js'
 import { SqliteStore } from '../../src/store/sqlite/store.js'
 import type { Store } from '../../src/store/types.js'
 import { parseBuffer, readFixture } from '../helpers/fixtures.js'
@@ -12,19 +13,14 @@ import { parseBuffer, readFixture } from '../helpers/fixtures.js'
 // A stored event that parsed worse is replaced by one with its id that parsed better, in every
 // store; what the old one said about leases is withdrawn (issue 18).
 
-const esUrl = inject('esUrl')
 let seq = 0
 const makers: Record<string, () => Promise<Store>> = {
   sqlite: async () => new SqliteStore({ path: join(mkdtempSync(join(tmpdir(), 'kt-repair-')), 'keatrail.db') }),
-  ...(esUrl === ''
-    ? {}
-    : {
-        elasticsearch: async () => {
-          const s = new ElasticsearchStore({ url: esUrl, namespace: `repairc${Date.now().toString(36)}${seq++}`, refresh: false })
-          await s.ensureTemplates()
-          return s
-        }
-      })
+  ...Object.fromEntries(enginesUp().up.map((engine) => [engine.name, async () => {
+    const s = engineStore(engine, { namespace: `repairc${Date.now().toString(36)}${seq++}`, refresh: false })
+    await s.ensureTemplates()
+    return s
+  }]))
 }
 
 /** The allocation of 192.0.2.12 (18:02:32.689Z), and a `partial` reading of the same line that took another address. */

@@ -1,11 +1,11 @@
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { failedSnapshot, type KeaSnapshot } from '../../src/kea/snapshot.js'
-import { ElasticsearchStore } from '../../src/store/elasticsearch/store.js'
 import { SqliteStore } from '../../src/store/sqlite/store.js'
 import type { Store } from '../../src/store/types.js'
+import { engineStore, enginesUp } from '../helpers/engines.js'
 
 // Kea snapshots, both stores: the same snapshots in, the same answers out.
 
@@ -19,22 +19,21 @@ function snap (server: string, service: 'dhcp4' | 'dhcp6', minute: number, assig
   }
 }
 
-const esUrl = inject('esUrl')
-const esSkip = esUrl === '' ? inject('esSkipReason') : ''
-const kinds = esSkip === '' ? ['sqlite', 'elasticsearch'] : ['sqlite']
+const { up: engines, skip: esSkip } = enginesUp()
+const kinds = ['sqlite', ...engines.map((e) => e.name)]
 
-describe(`snapshot store contract: ${kinds.join(' and ')}${esSkip === '' ? '' : ` (elasticsearch skipped: ${esSkip})`}`, () => {
+describe(`snapshot store contract: ${kinds.join(' and ')}${esSkip === '' ? '' : ` (skipped: ${esSkip})`}`, () => {
   const stores: Record<string, Store> = {}
   const all: KeaSnapshot[] = []
   beforeAll(async () => {
-    if (process.env.CI === 'true' && esSkip !== '') throw new Error(`CI needs Elasticsearch: ${esSkip}`)
+    if (process.env.CI === 'true' && esSkip !== '') throw new Error(`CI needs Elasticsearch and OpenSearch: ${esSkip}`)
     for (let m = 0; m < 30; m++) all.push(snap('kea-a', 'dhcp4', m, m), snap('kea-b', 'dhcp4', m, 2 * m, m < 10 ? [1] : [1, 3]))
     all.push(failedSnapshot('kea-a', 'dhcp6', T0 + 31 * 60_000, 30_000, 'unreachable', 'ECONNREFUSED'))
     stores.sqlite = new SqliteStore({ path: join(mkdtempSync(join(tmpdir(), 'kt-snap-')), 'k.db') })
-    if (esSkip === '') {
-      const es = new ElasticsearchStore({ url: esUrl, namespace: `snap${Date.now().toString(36)}` })
+    for (const engine of engines) {
+      const es = engineStore(engine, { namespace: `snap${Date.now().toString(36)}` })
       await es.ensureTemplates()
-      stores.elasticsearch = es
+      stores[engine.name] = es
     }
     for (const s of Object.values(stores)) {
       await s.snapshots.write(all)

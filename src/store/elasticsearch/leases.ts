@@ -1,4 +1,5 @@
-import type { Client, estypes } from '@elastic/elasticsearch'
+import type { estypes } from '@elastic/elasticsearch'
+import type { SearchEngine } from './engine.js'
 import { containingPrefixLos, parseAddressOrPrefix } from '../../leases/address.js'
 import { deriveIntervals, resumable } from '../../leases/derive.js'
 import { compareObservations, observeAllEither, sequenceOf } from '../../leases/observe.js'
@@ -19,7 +20,7 @@ export function leaseIndices (namespace: string): { intervals: string, obs: stri
  * and bulk delete, page after page, since a cluster without the reindex module (the test
  * cluster) has no _delete_by_query. Bounded: a page of 10,000 per round, at most 100,000 rounds.
  */
-export async function deleteMatching (client: Client, index: string, query: Q): Promise<number> {
+export async function deleteMatching (client: SearchEngine, index: string, query: Q): Promise<number> {
   let deleted = 0
   for (let round = 0; round < 100_000; round++) {
     await client.indices.refresh({ index, ignore_unavailable: true, allow_no_indices: true })
@@ -123,7 +124,7 @@ export class EsLeases implements LeaseStore {
    * `events`: the index pattern of this namespace's event data streams. `refreshEachWrite`: make
    * every write searchable at once (tests); else within refresh_interval.
    */
-  constructor (private readonly client: Client, namespace: string, private readonly events: string, private readonly refreshEachWrite = false) {
+  constructor (private readonly client: SearchEngine, namespace: string, private readonly events: string, private readonly refreshEachWrite = false) {
     this.idx = leaseIndices(namespace)
   }
 

@@ -1,6 +1,7 @@
 import type { estypes } from '@elastic/elasticsearch'
 import { leaseIndices } from './leases.js'
 import { snapshotIndex } from './snapshots.js'
+import { ElasticEngine } from './engine.js'
 import { TEMPLATE_FILES, type ElasticsearchStore } from './store.js'
 
 const TEMPLATES = TEMPLATE_FILES.map(([, name]) => name)
@@ -31,14 +32,21 @@ export async function setupElasticsearch (store: ElasticsearchStore, namespace: 
     await client.indices.create({ index }, { ignore: [400] })
     report.created.push(index)
   }
+  if (!(client instanceof ElasticEngine)) {
+    // OpenSearch's lifecycle is the ISM plugin, which its test build (and Maven Central) lacks:
+    // not installed untested; docs/CONFIG.md's "Retention on OpenSearch" has the policy to apply.
+    report.features.push(`ISM: not installed by keatrail (apply the policy in the README, "Scale out"; OpenSearch ${await client.nodeVersion().catch(() => '?')})`)
+    return report
+  }
+  const es = client.client
   // ILM: only where the cluster has it (the x-pack ILM module); the events then roll over and
   // are deleted after the retention.
-  const ilm = await client.ilm.getStatus().then(() => true, () => false)
+  const ilm = await es.ilm.getStatus().then(() => true, () => false)
   if (ilm) {
     const policy = { phases: { hot: { actions: { rollover: { max_age: '1d', max_primary_shard_size: '50gb' } } }, delete: { min_age: `${retentionDays}d`, actions: { delete: {} } } } }
-    const existing = await client.ilm.getLifecycle({ name: POLICY }).catch(() => undefined)
+    const existing = await es.ilm.getLifecycle({ name: POLICY }).catch(() => undefined)
     const same = JSON.stringify(existing?.[POLICY]?.policy?.phases) === JSON.stringify(policy.phases)
-    if (!same) await client.ilm.putLifecycle({ name: POLICY, policy } as unknown as estypes.IlmPutLifecycleRequest)
+    if (!same) await es.ilm.putLifecycle({ name: POLICY, policy } as unknown as estypes.IlmPutLifecycleRequest)
     const comp = await client.cluster.getComponentTemplate({ name: LIFECYCLE_COMPONENT }, { ignore: [404] })
     if (comp.component_templates?.[0] === undefined) {
       await client.cluster.putComponentTemplate({ name: LIFECYCLE_COMPONENT, template: { settings: { 'index.lifecycle.name': POLICY } } })
@@ -52,10 +60,8 @@ export async function setupElasticsearch (store: ElasticsearchStore, namespace: 
   } else {
     report.features.push('ILM: not available on this cluster (skipped; SQLite-style retention is not applied to Elasticsearch)')
   }
-  const license = await client.license.get().then((r) => r.license.type, () => 'none')
-  // GET / is not served by every distribution (the test zip has no root handler): ask a node.
-  const nodes = await client.nodes.info({ node_id: '_local', metric: '_none' }).catch(() => undefined)
-  const version = Object.values(nodes?.nodes ?? {})[0]?.version ?? '0.0.0'
+  const license = await es.license.get().then((r) => r.license.type, () => 'none')
+  const version = await client.nodeVersion().catch(() => '0.0.0')
   const [major, minor] = version.split('.').map(Number) as [number, number]
   const logsdb = (major > 8 || (major === 8 && minor >= 17)) && ['trial', 'enterprise'].includes(license)
   report.features.push(logsdb ? `logsdb: available (license ${license}); events keep the standard index mode` : `logsdb: not available (Elasticsearch ${version}, license ${license})`)

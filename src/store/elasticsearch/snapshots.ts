@@ -1,4 +1,5 @@
-import type { Client, estypes } from '@elastic/elasticsearch'
+import type { estypes } from '@elastic/elasticsearch'
+import type { SearchEngine } from './engine.js'
 import { MAX_SNAPSHOTS, type KeaSnapshot, type SnapshotQuery, type SnapshotStore } from '../../kea/snapshot.js'
 
 export function snapshotIndex (namespace: string): string {
@@ -15,7 +16,7 @@ export function snapshotIndex (namespace: string): string {
 export class EsSnapshots implements SnapshotStore {
   private readonly index: string
 
-  constructor (private readonly client: Client, namespace: string) {
+  constructor (private readonly client: SearchEngine, namespace: string) {
     this.index = snapshotIndex(namespace)
   }
 

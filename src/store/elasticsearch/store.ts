@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { retry } from '../../backoff.js'
-import { Client, errors as esErrors, type estypes } from '@elastic/elasticsearch'
-import { CursorInvalidError, QueryBucketsError, QueryTimeoutError, StoreReadError, withCause } from '../../errors.js'
+import type { estypes } from '@elastic/elasticsearch'
+import { CursorInvalidError, QueryBucketsError, QueryTimeoutError, StoreDistributionError, StoreReadError, withCause } from '../../errors.js'
 import type { KeaEvent } from '../../parse/event.js'
 import { packageRoot } from '../../paths.js'
 import type { DeadLetterStore } from '../deadletter.js'
@@ -20,6 +20,7 @@ import type { LeaseObservation } from '../../leases/types.js'
 import { deleteMatching, EsLeases, leaseIndices, OBSERVED_FIELDS } from './leases.js'
 import { EsSnapshots, snapshotIndex } from './snapshots.js'
 import { toElasticsearch } from '../../query/translate.js'
+import { connectEngine, type Distribution, type SearchEngine } from './engine.js'
 
 const DATASETS = new Set(['kea.dhcp4', 'kea.dhcp6', 'kea.other'])
 /** Templates keatrail installs, in dependency order (components before the index templates using them). */
@@ -53,6 +54,8 @@ export interface ElasticsearchStoreOptions {
   deadLetters?: DeadLetterStore
   /** Called when a bulk request fails and will be retried (for logs and metrics). */
   onRetry?: (err: Error, attempt: number, waitMs: number) => void
+  /** The engine the cluster runs (`store.type`); default elasticsearch. */
+  distribution?: Distribution
 }
 
 /**
@@ -62,7 +65,7 @@ export interface ElasticsearchStoreOptions {
  */
 export class ElasticsearchStore implements Store {
   readonly kind = 'elasticsearch' as const
-  readonly client: Client
+  readonly client: SearchEngine
   private readonly cfg: ReturnType<typeof elasticsearchStoreConfigSchema.parse>
   private readonly opts: ElasticsearchStoreOptions
   private readonly stop = new AbortController()
@@ -82,11 +85,11 @@ export class ElasticsearchStore implements Store {
     const auth = this.cfg.apiKey !== undefined
       ? { apiKey: this.cfg.apiKey }
       : this.cfg.username !== undefined ? { username: this.cfg.username, password: this.cfg.password ?? '' } : undefined
-    this.client = new Client({
-      node: this.cfg.url,
-      requestTimeout: this.cfg.requestTimeoutMs,
+    this.client = connectEngine(opts.distribution ?? 'elasticsearch', {
+      url: this.cfg.url,
+      requestTimeoutMs: this.cfg.requestTimeoutMs,
       ...(auth === undefined ? {} : { auth }),
-      ...(this.cfg.caFile === undefined ? {} : { tls: { ca: readFileSync(this.cfg.caFile) } })
+      ...(this.cfg.caFile === undefined ? {} : { ca: readFileSync(this.cfg.caFile) })
     })
     this.leases = new EsLeases(this.client, this.cfg.namespace, this.pattern, this.cfg.refresh)
     this.snapshots = new EsSnapshots(this.client, this.cfg.namespace)
@@ -99,6 +102,7 @@ export class ElasticsearchStore implements Store {
    * comparing bodies would report changes that are not there.
    */
   async ensureTemplates (): Promise<string[]> {
+    await this.client.verify()
     const dir = join(packageRoot(), 'mappings')
     const changed: string[] = []
     for (const [kind, name, file] of TEMPLATE_FILES) {
@@ -177,6 +181,7 @@ export class ElasticsearchStore implements Store {
       initialMs: this.cfg.retry.initialMs,
       maxMs: this.cfg.retry.maxMs,
       signal: this.stop.signal,
+      permanent: (err) => err instanceof StoreDistributionError,
       ...(onRetry === undefined ? {} : { onRetry: (err: unknown, attempt: number, waitMs: number) => { onRetry(err as Error, attempt, waitMs) } })
     })
   }
@@ -280,7 +285,7 @@ export class ElasticsearchStore implements Store {
     const conflicts: Doc[] = []
     const refused = new Set<string>()
     const dead: Array<{ event: KeaEvent, reason: string }> = []
-    const stats = await this.client.helpers.bulk<Doc>({
+    const stats = await this.client.bulkHelper<Doc>({
       datasource: docs as Doc[],
       onDocument: (doc) => ({ create: { _index: `logs-${doc.data_stream.dataset}-${doc.data_stream.namespace}`, _id: doc.event.id } }),
       onDrop: (d) => {
@@ -294,9 +299,7 @@ export class ElasticsearchStore implements Store {
       retries: this.cfg.bulk.retries,
       wait: 1000,
       refreshOnCompletion: this.cfg.refresh ? this.pattern : false
-    // The client's own retries would hide an outage for a while and then give up; write()
-    // retries whole requests itself, visibly and without limit.
-    }, { maxRetries: 0 })
+    })
     if (stats.aborted) throw new Error('bulk aborted')
     if (dead.length > 0) {
       if (this.opts.deadLetters === undefined) throw new Error(`${dead.length} events were rejected and no dead-letter store is configured: ${dead[0]?.reason ?? ''}`)
@@ -338,7 +341,7 @@ export class ElasticsearchStore implements Store {
       allow_no_indices: true,
       timeout: this.budget,
       query: this.query(req),
-      sort: [{ '@timestamp': { order, format: TIME_FORMAT } }, { 'event.id': { order } }],
+      sort: [{ '@timestamp': this.nanosFormatted ? { order, format: TIME_FORMAT } : { order } }, { 'event.id': { order } }],
       size: size + 1,
       track_total_hits: TOTAL_BOUND,
       ...(searchAfter === undefined ? {} : { search_after: searchAfter })
@@ -352,8 +355,17 @@ export class ElasticsearchStore implements Store {
     return {
       events: page.map((h) => fromDoc(h._source as Doc)),
       total: { value: total.value, relation: total.relation === 'gte' ? 'gte' : 'eq' },
-      ...(more && last?.sort !== undefined ? { cursor: encodeCursor({ t: String(last.sort[0]), id: String(last.sort[1]) }) } : {})
+      ...(more && last?.sort !== undefined ? { cursor: encodeCursor({ t: this.nanosFormatted ? String(last.sort[0]) : (last._source as Doc)['@timestamp'], id: String(last.sort[1]) }) } : {})
     }
+  }
+
+  /**
+   * Elasticsearch formats a date_nanos sort value as text when asked (`format`), exact where the
+   * long it answers otherwise is not (past 2^53 in JSON); OpenSearch has no sort `format`, but
+   * takes the event's own time text as `search_after`.
+   */
+  private get nanosFormatted (): boolean {
+    return this.client.distribution === 'elasticsearch'
   }
 
   async get (id: string): Promise<KeaEvent | undefined> {
@@ -499,8 +511,8 @@ export class ElasticsearchStore implements Store {
     try {
       res = await fn()
     } catch (err) {
-      if (err instanceof esErrors.TimeoutError) throw withCause(new QueryTimeoutError(this.cfg.queryTimeoutMs), err)
-      if (err instanceof esErrors.ResponseError && JSON.stringify(err.body ?? '').includes('too_many_buckets_exception')) throw withCause(tooManyBuckets(), err)
+      if (this.client.isTimeout(err)) throw withCause(new QueryTimeoutError(this.cfg.queryTimeoutMs), err)
+      if (JSON.stringify(this.client.errorBody(err) ?? '').includes('too_many_buckets_exception')) throw withCause(tooManyBuckets(), err)
       throw withCause(new StoreReadError('elasticsearch', (err as Error).message), err)
     }
     // A search past its `timeout` answers what it collected so far: not an answer to give.

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { fill, shape } from '../../../bench/generate.js'
 import type { KeaEvent } from '../../../src/parse/event.js'
 import { parseQuery, type QueryNode } from '../../../src/query/parse.js'
+import { ElasticEngine } from '../../../src/store/elasticsearch/engine.js'
 import { ElasticsearchStore } from '../../../src/store/elasticsearch/store.js'
 import { parseBuffer, readFixture } from '../../helpers/fixtures.js'
 
@@ -39,14 +40,16 @@ describe.skipIf(esSkip !== '' && process.env.CI !== 'true')(`elasticsearch store
       const p = meta?.meta.request.params
       if (p?.path.includes('/_search') === true) seen.push(`${String(p.querystring ?? '')} ${typeof p.body === 'string' ? p.body : JSON.stringify(p.body ?? '')}`)
     }
-    store.client.diagnostic.on('request', onRequest)
+    const engine = store.client
+    if (!(engine instanceof ElasticEngine)) throw new Error('an Elasticsearch store')
+    engine.client.diagnostic.on('request', onRequest)
     try {
       const where = parseQuery('ip:192.0.2.0/24 OR NOT level:info') as QueryNode
       await store.search({ where, size: 5 })
       await store.top('code', { where }, 5)
       await store.histogram({ where }, 3_600_000)
     } finally {
-      store.client.diagnostic.off('request', onRequest)
+      engine.client.diagnostic.off('request', onRequest)
     }
     expect(seen).toHaveLength(3)
     for (const s of seen) expect(s).toMatch(/"timeout":"10000ms"|timeout=10000ms/)

@@ -1,0 +1,264 @@
+import { Client as EsClient, errors as esErrors, type estypes } from '@elastic/elasticsearch'
+import { Client as OsClient, errors as osErrors } from '@opensearch-project/opensearch'
+import type { ConnectionOptions } from 'node:tls'
+import { StoreDistributionError } from '../../errors.js'
+
+/** Which search engine a cluster runs: both speak the same REST dialect for what keatrail uses. */
+export type Distribution = 'elasticsearch' | 'opensearch'
+
+/** Per-request options both clients take. */
+export interface CallOptions {
+  /** Statuses answered as a body instead of an error (404 of a lookup). */
+  ignore?: number[]
+  maxRetries?: number
+  requestTimeout?: number
+}
+
+export interface BulkDrop<T> { status: number, error?: { type?: string | null, reason?: string | null } | null, document: T }
+
+/** The action of each document of a bulk helper run: created under this id, never overwritten. */
+export interface CreateAction { create: { _index: string, _id: string } }
+
+/** One run of the client's bulk helper: flushes by bytes and interval, retries 429 per document. */
+export interface BulkRun<T> {
+  datasource: T[]
+  onDocument: (doc: T) => CreateAction
+  onDrop: (d: BulkDrop<T>) => void
+  flushBytes: number
+  flushInterval: number
+  concurrency: number
+  retries: number
+  wait: number
+  refreshOnCompletion: string | false
+}
+
+type IndexOpts = { index: string | string[], ignore_unavailable?: boolean, allow_no_indices?: boolean }
+
+/**
+ * The part of a search engine's REST API keatrail uses, in the Elasticsearch 8 client's request
+ * and response shapes (estypes): the store, lease history and snapshots are written once against
+ * it. Elasticsearch's own client answers it as is; OpenSearch's (whose requests put the body
+ * apart and whose answers wrap it) through OpenSearchEngine. Elastic's client refuses to talk to
+ * OpenSearch at all (it checks the product header), hence two clients rather than one.
+ */
+export interface SearchEngine {
+  readonly distribution: Distribution
+  search: <T = unknown>(req: estypes.SearchRequest, opts?: CallOptions) => Promise<estypes.SearchResponse<T>>
+  msearch: <T = unknown>(req: { searches: estypes.MsearchRequestItem[] }) => Promise<estypes.MsearchResponse<T>>
+  count: (req: estypes.CountRequest, opts?: CallOptions) => Promise<estypes.CountResponse>
+  bulk: (req: { operations: unknown[], refresh?: boolean }, opts?: CallOptions) => Promise<estypes.BulkResponse>
+  index: (req: { index: string, id?: string, document: unknown, refresh?: boolean }) => Promise<unknown>
+  bulkHelper: <T>(run: BulkRun<T>) => Promise<{ successful: number, aborted: boolean }>
+  indices: {
+    exists: (req: { index: string }) => Promise<boolean>
+    create: (req: { index: string }, opts?: CallOptions) => Promise<unknown>
+    refresh: (req: IndexOpts) => Promise<unknown>
+    putMapping: (req: IndexOpts & { properties: Record<string, unknown> }) => Promise<unknown>
+    resolveIndex: (req: { name: string, expand_wildcards?: 'all' }) => Promise<{ indices: unknown[], data_streams: unknown[] }>
+    getIndexTemplate: (req: { name: string }, opts?: CallOptions) => Promise<estypes.IndicesGetIndexTemplateResponse>
+    putIndexTemplate: (req: estypes.IndicesPutIndexTemplateRequest) => Promise<unknown>
+  }
+  cluster: {
+    health: (req: { timeout: string }) => Promise<{ status: string, cluster_name: string }>
+    getComponentTemplate: (req: { name: string }, opts?: CallOptions) => Promise<estypes.ClusterGetComponentTemplateResponse>
+    putComponentTemplate: (req: estypes.ClusterPutComponentTemplateRequest) => Promise<unknown>
+  }
+  /**
+   * Fails with KEATRAIL_ERR_STORE_DISTRIBUTION when the cluster runs the other engine (an
+   * operator's `store.type` mistake: Elastic's client would refuse with a message about an
+   * "unknown product", OpenSearch's would write into Elasticsearch without a word).
+   */
+  verify: () => Promise<void>
+  /** The version of the node answering (GET / is not served by every distribution's test build). */
+  nodeVersion: () => Promise<string>
+  /** The request was abandoned at its requestTimeout. */
+  isTimeout: (err: unknown) => boolean
+  /** The engine answered with an error status: its body (undefined for other failures). */
+  errorBody: (err: unknown) => unknown
+  close: () => Promise<void>
+}
+
+const NAMES: Record<Distribution, string> = { elasticsearch: 'Elasticsearch', opensearch: 'OpenSearch' }
+function mismatch (url: string, is: Distribution): Error {
+  const other: Distribution = is === 'opensearch' ? 'elasticsearch' : 'opensearch'
+  return new StoreDistributionError(url, NAMES[is], NAMES[other], is)
+}
+
+export interface EngineConnection {
+  url: string
+  requestTimeoutMs: number
+  auth?: { apiKey: string } | { username: string, password: string }
+  ca?: Buffer
+}
+
+export function connectEngine (distribution: Distribution, c: EngineConnection): SearchEngine {
+  return distribution === 'opensearch' ? new OpenSearchEngine(c) : new ElasticEngine(c)
+}
+
+/** Elasticsearch, through Elastic's client (its helpers.bulk, its typed requests). */
+export class ElasticEngine implements SearchEngine {
+  readonly distribution = 'elasticsearch' as const
+  readonly client: EsClient
+  private readonly url: string
+
+  constructor (c: EngineConnection) {
+    this.url = c.url
+    this.client = new EsClient({
+      node: c.url,
+      requestTimeout: c.requestTimeoutMs,
+      ...(c.auth === undefined ? {} : { auth: c.auth }),
+      ...(c.ca === undefined ? {} : { tls: { ca: c.ca } })
+    })
+  }
+
+  readonly search = async <T>(req: estypes.SearchRequest, opts?: CallOptions): Promise<estypes.SearchResponse<T>> => await this.client.search<T>(req, opts)
+  readonly msearch = async <T>(req: { searches: estypes.MsearchRequestItem[] }): Promise<estypes.MsearchResponse<T>> => await this.client.msearch<T>(req)
+  readonly count = async (req: estypes.CountRequest, opts?: CallOptions): Promise<estypes.CountResponse> => await this.client.count(req, opts)
+  readonly bulk = async (req: { operations: unknown[], refresh?: boolean }, opts?: CallOptions): Promise<estypes.BulkResponse> =>
+    await this.client.bulk(req as estypes.BulkRequest, opts)
+
+  readonly index = async (req: { index: string, id?: string, document: unknown, refresh?: boolean }): Promise<unknown> => await this.client.index(req)
+  readonly bulkHelper = async <T>(run: BulkRun<T>): Promise<{ successful: number, aborted: boolean }> => {
+    // The client's own retries would hide an outage for a while and then give up: the store
+    // retries whole requests itself, visibly and without limit.
+    return await this.client.helpers.bulk<T>(run, { maxRetries: 0 })
+  }
+
+  readonly indices: SearchEngine['indices'] = {
+    exists: async (req) => await this.client.indices.exists(req),
+    create: async (req, opts) => await this.client.indices.create(req, opts),
+    refresh: async (req) => await this.client.indices.refresh(req),
+    putMapping: async (req) => await this.client.indices.putMapping(req),
+    resolveIndex: async (req) => await this.client.indices.resolveIndex(req),
+    getIndexTemplate: async (req, opts) => await this.client.indices.getIndexTemplate(req, opts),
+    putIndexTemplate: async (req) => await this.client.indices.putIndexTemplate(req)
+  }
+
+  readonly cluster: SearchEngine['cluster'] = {
+    health: async (req) => await this.client.cluster.health(req),
+    getComponentTemplate: async (req, opts) => await this.client.cluster.getComponentTemplate(req, opts),
+    putComponentTemplate: async (req) => await this.client.cluster.putComponentTemplate(req)
+  }
+
+  async verify (): Promise<void> {
+    try {
+      await this.client.cluster.health({ timeout: '5s' })
+    } catch (err) {
+      if (err instanceof esErrors.ProductNotSupportedError) throw mismatch(this.url, 'opensearch')
+      throw err
+    }
+  }
+
+  async nodeVersion (): Promise<string> {
+    const nodes = await this.client.nodes.info({ node_id: '_local', metric: '_none' })
+    return Object.values(nodes.nodes)[0]?.version ?? '0.0.0'
+  }
+
+  isTimeout (err: unknown): boolean { return err instanceof esErrors.TimeoutError }
+  errorBody (err: unknown): unknown { return err instanceof esErrors.ResponseError ? err.body : undefined }
+  async close (): Promise<void> { await this.client.close() }
+}
+
+type Query = Record<string, unknown>
+/** Request fields that are URL parameters, not body: the rest of an estypes request is its body. */
+const URL_PARAMS = new Set(['ignore_unavailable', 'allow_no_indices', 'expand_wildcards', 'routing', 'preference', 'request_cache', 'refresh', 'timeout', 'master_timeout'])
+
+function split (req: object, path: readonly string[], urlOnly = false): { qs: Query, body: Query } {
+  const qs: Query = {}
+  const body: Query = {}
+  for (const [k, v] of Object.entries(req)) {
+    if (path.includes(k) || v === undefined) continue
+    if (urlOnly || URL_PARAMS.has(k)) qs[k] = v
+    else body[k] = v
+  }
+  return { qs, body }
+}
+
+const names = (index: string | string[]): string => encodeURIComponent(Array.isArray(index) ? index.join(',') : index).replaceAll('%2C', ',').replaceAll('%2A', '*')
+
+/**
+ * OpenSearch, through its official client's transport: each request keatrail makes is written
+ * out here as the REST call it is (method, path, parameters, body), so the shapes above hold for
+ * both engines. A search's `timeout` is a body field on both (URL_PARAMS lists it for the
+ * cluster health call, whose only parameter it is); it is moved back into the body for searches.
+ */
+export class OpenSearchEngine implements SearchEngine {
+  readonly distribution = 'opensearch' as const
+  readonly client: OsClient
+  private readonly url: string
+
+  constructor (c: EngineConnection) {
+    this.url = c.url
+    const auth = c.auth === undefined ? {} : 'apiKey' in c.auth ? { headers: { authorization: `ApiKey ${c.auth.apiKey}` } } : { auth: c.auth }
+    this.client = new OsClient({
+      node: c.url,
+      requestTimeout: c.requestTimeoutMs,
+      ...auth,
+      ...(c.ca === undefined ? {} : { ssl: { ca: c.ca } satisfies ConnectionOptions })
+    })
+  }
+
+  private async call<T> (method: string, path: string, qs: Query, body?: unknown, opts: CallOptions = {}, bulk = false): Promise<T> {
+    const params = { method, path, querystring: qs, ...(body === undefined ? {} : bulk ? { bulkBody: body as Query[] } : { body: body as Query }) }
+    const res = await this.client.transport.request(params, opts)
+    return res.body as T
+  }
+
+  readonly search = async <T>(req: estypes.SearchRequest, opts?: CallOptions): Promise<estypes.SearchResponse<T>> => {
+    const { qs, body } = split(req, ['index'])
+    if (qs.timeout !== undefined) { body.timeout = qs.timeout; delete qs.timeout }
+    return await this.call('POST', `/${names(req.index ?? '_all')}/_search`, qs, body, opts)
+  }
+
+  readonly msearch = async <T>(req: { searches: estypes.MsearchRequestItem[] }): Promise<estypes.MsearchResponse<T>> =>
+    await this.call('POST', '/_msearch', {}, req.searches, {}, true)
+
+  readonly count = async (req: estypes.CountRequest, opts?: CallOptions): Promise<estypes.CountResponse> => {
+    const { qs, body } = split(req, ['index'])
+    return await this.call('POST', `/${names(req.index ?? '_all')}/_count`, qs, body, opts)
+  }
+
+  readonly bulk = async (req: { operations: unknown[], refresh?: boolean }, opts?: CallOptions): Promise<estypes.BulkResponse> =>
+    await this.call('POST', '/_bulk', req.refresh === undefined ? {} : { refresh: req.refresh }, req.operations, opts, true)
+
+  readonly index = async (req: { index: string, id?: string, document: unknown, refresh?: boolean }): Promise<unknown> =>
+    await this.call(req.id === undefined ? 'POST' : 'PUT', `/${names(req.index)}/_doc${req.id === undefined ? '' : `/${encodeURIComponent(req.id)}`}`,
+      req.refresh === undefined ? {} : { refresh: req.refresh }, req.document)
+
+  readonly bulkHelper = async <T>(run: BulkRun<T>): Promise<{ successful: number, aborted: boolean }> => {
+    const { onDrop, ...rest } = run
+    const stats = await this.client.helpers.bulk<T>({ ...rest, onDrop: (d) => { onDrop({ status: d.status, error: d.error, document: d.document }) } }, { maxRetries: 0 })
+    return { successful: stats.successful, aborted: stats.aborted }
+  }
+
+  readonly indices: SearchEngine['indices'] = {
+    exists: async (req) => (await this.client.transport.request({ method: 'HEAD', path: `/${names(req.index)}` }, { ignore: [404] })).statusCode === 200,
+    create: async (req, opts) => await this.call('PUT', `/${names(req.index)}`, {}, {}, opts),
+    refresh: async (req) => { const { qs } = split(req, ['index'], true); return await this.call('POST', `/${names(req.index)}/_refresh`, qs) },
+    putMapping: async (req) => { const { qs, body } = split(req, ['index']); return await this.call('PUT', `/${names(req.index)}/_mapping`, qs, body) },
+    resolveIndex: async (req) => await this.call('GET', `/_resolve/index/${names(req.name)}`, req.expand_wildcards === undefined ? {} : { expand_wildcards: req.expand_wildcards }),
+    getIndexTemplate: async (req, opts) => await this.call('GET', `/_index_template/${names(req.name)}`, {}, undefined, opts),
+    putIndexTemplate: async (req) => { const { body } = split(req, ['name']); return await this.call('PUT', `/_index_template/${names(req.name)}`, {}, body) }
+  }
+
+  readonly cluster: SearchEngine['cluster'] = {
+    health: async (req) => await this.call('GET', '/_cluster/health', { timeout: req.timeout }),
+    getComponentTemplate: async (req, opts) => await this.call('GET', `/_component_template/${names(req.name)}`, {}, undefined, opts),
+    putComponentTemplate: async (req) => { const { body } = split(req, ['name']); return await this.call('PUT', `/_component_template/${names(req.name)}`, {}, body) }
+  }
+
+  async verify (): Promise<void> {
+    // Elasticsearch marks every answer with the product it is (its own client checks the same).
+    const res = await this.client.transport.request({ method: 'GET', path: '/_cluster/health', querystring: { timeout: '5s' } })
+    if (res.headers?.['x-elastic-product'] === 'Elasticsearch') throw mismatch(this.url, 'elasticsearch')
+  }
+
+  async nodeVersion (): Promise<string> {
+    const nodes = await this.call<{ nodes: Record<string, { version?: string }> }>('GET', '/_nodes/_local/_none', {})
+    return Object.values(nodes.nodes)[0]?.version ?? '0.0.0'
+  }
+
+  isTimeout (err: unknown): boolean { return err instanceof osErrors.TimeoutError }
+  errorBody (err: unknown): unknown { return err instanceof osErrors.ResponseError ? err.body : undefined }
+  async close (): Promise<void> { await this.client.close() }
+}
