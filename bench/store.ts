@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Client } from '@elastic/elasticsearch'
+import { Client as OsClient } from '@opensearch-project/opensearch'
 import type { KeaEvent } from '../src/parse/event.js'
 import { resolvePattern } from '../src/parse/patterns.js'
 import { parseStream } from '../src/parse/stream.js'
@@ -27,7 +28,9 @@ import { keaLogChunks } from './lines.js'
 const root = packageRoot()
 const EVENTS = Number((process.argv[2] === 'phase' ? process.argv[4] : process.argv[2]) ?? 1_000_000)
 const ROUNDS = Math.max(0, Number(process.env.ES_ROUNDS ?? 2))
-const SQLITE_ROUNDS = Math.max(1, Number(process.env.SQLITE_ROUNDS ?? 2))
+const SQLITE_ROUNDS = Math.max(0, Number(process.env.SQLITE_ROUNDS ?? 2))
+/** BENCH_ENGINE=opensearch: the scale-out rounds against OpenSearch (OS_URL or scripts/opensearch.sh), its client's helpers.bulk the ceiling. */
+const ENGINE = process.env.BENCH_ENGINE === 'opensearch' ? 'opensearch' as const : 'elasticsearch' as const
 
 /** `rederivable`: as the file source and `keatrail import` parse (the block layout keeps raw records only). */
 async function buildEvents (count: number, rederivable: boolean): Promise<KeaEvent[]> {
@@ -63,7 +66,7 @@ async function phase (name: string, esUrl: string): Promise<void> {
     bytes = statSync(join(dir, 'keatrail.db')).size - await emptyBytes(name)
     rmSync(dir, { recursive: true, force: true })
   } else if (name === 'elasticsearch') {
-    const store = new ElasticsearchStore({ url: esUrl, namespace: `benchk${Date.now().toString(36)}` })
+    const store = new ElasticsearchStore({ url: esUrl, namespace: `benchk${Date.now().toString(36)}` }, { distribution: ENGINE })
     await store.ensureTemplates()
     // As the pipeline does: up to two batches in flight, each acknowledged on its own.
     const inFlight = new Set<Promise<unknown>>()
@@ -74,16 +77,38 @@ async function phase (name: string, esUrl: string): Promise<void> {
     }
     await Promise.all(inFlight)
     await store.close()
+  } else if (name === 'ndjson') {
+    // A bulk path of keatrail's own over plain HTTP (fetch): the same documents and flush size,
+    // 4 requests in flight, each document serialized once into the request body.
+    const ns = `benchn${Date.now().toString(36)}`
+    let ok = 0
+    const send = async (body: string): Promise<void> => {
+      const res = await fetch(`${esUrl}/_bulk`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body })
+      const r = await res.json() as { items: Array<{ create: { status: number } }> }
+      for (const it of r.items) if (it.create.status === 201) ok++
+    }
+    const inFlight = new Set<Promise<void>>()
+    let body = ''
+    for (const e of events) {
+      body += `{"create":{"_index":"logs-${e.event.dataset}-${ns}","_id":${JSON.stringify(e.event.id)}}}\n${JSON.stringify({ ...e, data_stream: { type: 'logs', dataset: e.event.dataset, namespace: ns } })}\n`
+      if (body.length < 5_000_000) continue
+      if (inFlight.size >= 4) await Promise.race(inFlight)
+      const p = send(body).then(() => { inFlight.delete(p) })
+      inFlight.add(p)
+      body = ''
+    }
+    if (body !== '') await send(body)
+    await Promise.all(inFlight)
+    if (ok !== events.length) throw new Error(`ndjson indexed ${ok} of ${events.length}`)
   } else {
     // The ceiling: one helpers.bulk over the same documents, same flush size and concurrency.
-    const client = new Client({ node: esUrl })
     const ns = `benchb${Date.now().toString(36)}`
-    const stats = await client.helpers.bulk({
-      datasource: events.map((e) => ({ ...e, data_stream: { type: 'logs', dataset: e.event.dataset, namespace: ns } })),
-      onDocument: (doc) => ({ create: { _index: `logs-${doc.event.dataset}-${ns}`, _id: doc.event.id } }),
-      flushBytes: 5_000_000,
-      concurrency: 4
-    })
+    const datasource = events.map((e) => ({ ...e, data_stream: { type: 'logs', dataset: e.event.dataset, namespace: ns } }))
+    const onDocument = (doc: KeaEvent): { create: { _index: string, _id: string } } => ({ create: { _index: `logs-${doc.event.dataset}-${ns}`, _id: doc.event.id } })
+    const client = ENGINE === 'opensearch' ? new OsClient({ node: esUrl }) : new Client({ node: esUrl })
+    const stats = client instanceof OsClient
+      ? await client.helpers.bulk({ datasource, onDocument, flushBytes: 5_000_000, concurrency: 4 })
+      : await client.helpers.bulk({ datasource, onDocument, flushBytes: 5_000_000, concurrency: 4 })
     if (stats.successful !== events.length) throw new Error(`ceiling indexed ${stats.successful} of ${events.length}`)
     await client.close()
   }
@@ -92,9 +117,10 @@ async function phase (name: string, esUrl: string): Promise<void> {
 }
 
 async function driver (): Promise<void> {
-  let esUrl = process.env.ES_URL ?? ''
-  if (esUrl === '' && ROUNDS > 0) esUrl = execFileSync('bash', [join(root, 'scripts', 'elasticsearch.sh'), 'start'], { encoding: 'utf8' }).trim().split('\n').pop() ?? ''
-  process.stdout.write(`bench/store: ${EVENTS.toLocaleString('en')} real-shaped Kea events (parsed before timing), batches of 10,000 (two in flight to Elasticsearch), Elasticsearch ${esUrl}\n`)
+  const Engine = ENGINE === 'opensearch' ? 'OpenSearch' : 'Elasticsearch'
+  let esUrl = (ENGINE === 'opensearch' ? process.env.OS_URL : process.env.ES_URL) ?? ''
+  if (esUrl === '' && ROUNDS > 0) esUrl = execFileSync('bash', [join(root, 'scripts', `${ENGINE}.sh`), 'start'], { encoding: 'utf8' }).trim().split('\n').pop() ?? ''
+  process.stdout.write(`bench/store: ${EVENTS.toLocaleString('en')} real-shaped Kea events (parsed before timing), batches of 10,000 (two in flight to ${Engine}), ${Engine} ${esUrl}\n`)
   const run = (name: string, events: number, label: string): { events: number, seconds: number, rssMiB: number, bytes?: number } => {
     const r = spawnSync(process.execPath, ['--max-old-space-size=8192', fileURLToPath(import.meta.url), 'phase', name, String(events)], {
       encoding: 'utf8', env: { ...process.env, ES_URL: esUrl }, maxBuffer: 1 << 24
@@ -113,16 +139,17 @@ async function driver (): Promise<void> {
     process.stdout.write(`block layout / row layout, round ${round}: ${(rows.seconds / blocks.seconds).toFixed(1)}× the rate, ${((rows.bytes ?? 0) / (blocks.bytes ?? 1)).toFixed(0)}× fewer bytes\n`)
   }
   if (ROUNDS === 0) return
-  run('ceiling', Math.min(EVENTS, 200_000), 'Elasticsearch warm-up (not counted)')
+  run('ceiling', Math.min(EVENTS, 200_000), `${Engine} warm-up (not counted)`)
   const ratios: number[] = []
   for (let round = 1; round <= ROUNDS; round++) {
-    const k = run('elasticsearch', EVENTS, `keatrail → elasticsearch, round ${round}`)
+    const k = run('elasticsearch', EVENTS, `keatrail → ${ENGINE}, round ${round}`)
     const c = run('ceiling', EVENTS, `bare helpers.bulk (ceiling), round ${round}`)
+    run('ndjson', EVENTS, `bare NDJSON over fetch, round ${round}`)
     ratios.push(c.seconds / k.seconds)
   }
   const sorted = [...ratios].sort((a, b) => a - b)
   const median = sorted.length % 2 === 1 ? sorted[(sorted.length - 1) / 2] as number : ((sorted[sorted.length / 2 - 1] as number) + (sorted[sorted.length / 2] as number)) / 2
-  process.stdout.write(`keatrail → Elasticsearch is ${median.toFixed(2)} of the bare bulk ceiling (median of ${ROUNDS} rounds: ${ratios.map((x) => x.toFixed(2)).join(', ')})\n`)
+  process.stdout.write(`keatrail → ${Engine} is ${median.toFixed(2)} of the bare bulk ceiling (median of ${ROUNDS} rounds: ${ratios.map((x) => x.toFixed(2)).join(', ')})\n`)
 }
 
 if (process.argv[2] === 'phase') await phase(process.argv[3] as string, process.env.ES_URL ?? '')
