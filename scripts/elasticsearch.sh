@@ -10,6 +10,14 @@
 #   scripts/elasticsearch.sh resume   start the stopped instance again: same data, same port
 #   scripts/elasticsearch.sh url      print the URL of the running instance
 #
+#   scripts/elasticsearch.sh cluster start      a 3-node cluster (every node master-eligible and
+#                                               data), green; prints the three URLs, one a line
+#   scripts/elasticsearch.sh cluster kill N     kill -9 node N (1-3)
+#   scripts/elasticsearch.sh cluster resume N   start node N again (same data and ports)
+#   scripts/elasticsearch.sh cluster master     the elected master's node number
+#   scripts/elasticsearch.sh cluster stop       stop every node and remove the cluster's data
+#   (instance dir $RUN-cluster; heap KEATRAIL_ES_CLUSTER_HEAP, default 384m per node)
+#
 # Environment: KEATRAIL_ES_VERSION (default 8.19.21, the newest 8.x published as integ-test-zip),
 # KEATRAIL_CACHE (default ~/.cache/keatrail), KEATRAIL_ES_RUN (instance dir, default
 # /tmp/keatrail-es), KEATRAIL_ES_HEAP (default 512m), ES_JAVA_HOME (default: a JDK 17 or 21).
@@ -138,11 +146,89 @@ stop() {
   rm -f "$RUN/pid" "$RUN/url"
 }
 
+# A 3-node cluster on loopback: one unpacked home, a data and log directory per node.
+CRUN=$RUN-cluster
+CHEAP=${KEATRAIL_ES_CLUSTER_HEAP:-384m}
+
+cluster_node_running() { [ -f "$CRUN/node$1.pid" ] && kill -0 "$(cat "$CRUN/node$1.pid")" 2>/dev/null; }
+
+cluster_launch() {
+  local n=$1 home jhome seeds="" masters="" i
+  home=$(echo "$CRUN"/"$ENGINE"-*)
+  jhome=$(java_home)
+  for i in 1 2 3; do
+    seeds="$seeds${seeds:+,}127.0.0.1:$(cut -d' ' -f2 "$CRUN/ports$i")"
+    masters="$masters${masters:+,}node$i"
+  done
+  local port tport
+  read -r port tport < "$CRUN/ports$n"
+  mkdir -p "$CRUN/data$n" "$CRUN/logs$n"
+  [ "$(id -u)" = 0 ] && chown -R "$ES_USER" "$CRUN"
+  log "starting cluster node $n on 127.0.0.1:$port (heap $CHEAP)"
+  as_es_user "ES_JAVA_HOME=$jhome" "ES_JAVA_OPTS=-Xms$CHEAP -Xmx$CHEAP" \
+    "$home/bin/$ENGINE" -d -p "$CRUN/node$n.pid" \
+    -Ecluster.name=keatrail-test -Enode.name="node$n" -Expack.security.enabled=false -Enetwork.host=127.0.0.1 \
+    -Ehttp.port="$port" -Etransport.port="$tport" \
+    -Ediscovery.seed_hosts="$seeds" -Ecluster.initial_master_nodes="$masters" \
+    -Epath.data="$CRUN/data$n" -Epath.logs="$CRUN/logs$n" \
+    -Ecluster.routing.allocation.disk.threshold_enabled=false \
+    -Eaction.destructive_requires_name=false >"$CRUN/stdout$n.log" 2>&1 || {
+      log "cluster node $n did not start:"; tail -n 30 "$CRUN/stdout$n.log" "$CRUN"/logs"$n"/*.log 2>/dev/null >&2; exit 1; }
+}
+
+cluster_wait() {
+  local status=$1 port
+  read -r port _ < "$CRUN/ports1"
+  for _ in $(seq 1 240); do
+    for i in 1 2 3; do
+      read -r port _ < "$CRUN/ports$i"
+      if curl -fsS "http://127.0.0.1:$port/_cluster/health?wait_for_status=$status&wait_for_nodes=${2:-3}&timeout=1s" >/dev/null 2>&1; then return 0; fi
+    done
+    sleep 1
+  done
+  log "the cluster did not become $status; node logs:"
+  tail -n 20 "$CRUN"/logs*/*.log >&2 2>/dev/null || true
+  exit 1
+}
+
+cluster() {
+  [ "$ENGINE" = elasticsearch ] || { log "cluster: Elasticsearch only"; exit 2; }
+  case "${1:-}" in
+    start)
+      fetch
+      cluster stop
+      mkdir -p "$CRUN"
+      unzip -q "$ZIP" -d "$CRUN"
+      for i in 1 2 3; do echo "$(free_port) $(free_port)" > "$CRUN/ports$i"; done
+      for i in 1 2 3; do cluster_launch "$i"; done
+      cluster_wait green 3
+      for i in 1 2 3; do echo "http://127.0.0.1:$(cut -d' ' -f1 "$CRUN/ports$i")"; done ;;
+    kill) kill -9 "$(cat "$CRUN/node$2.pid")"; rm -f "$CRUN/node$2.pid" ;;
+    resume) cluster_node_running "$2" || cluster_launch "$2" ;;
+    master)
+      local i port name
+      for i in 1 2 3; do
+        cluster_node_running "$i" || continue
+        read -r port _ < "$CRUN/ports$i"
+        name=$(curl -fsS "http://127.0.0.1:$port/_cat/master?h=node" 2>/dev/null) || continue
+        echo "${name#node}" | tr -d '[:space:]'; echo; return 0
+      done
+      exit 1 ;;
+    stop)
+      for i in 1 2 3; do
+        if cluster_node_running "$i"; then kill -9 "$(cat "$CRUN/node$i.pid")"; fi
+      done
+      rm -rf "$CRUN" ;;
+    *) echo "usage: $0 cluster start|kill N|resume N|master|stop" >&2; exit 2 ;;
+  esac
+}
+
 case "${1:-}" in
+  cluster) shift; cluster "$@" ;;
   fetch) fetch ;;
   start) start ;;
   resume) resume ;;
   stop) stop ;;
   url) url ;;
-  *) echo "usage: $0 fetch|start|stop|resume|url" >&2; exit 2 ;;
+  *) echo "usage: $0 fetch|start|stop|resume|url|cluster" >&2; exit 2 ;;
 esac

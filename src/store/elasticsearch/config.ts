@@ -1,7 +1,9 @@
 import { z } from 'zod'
 
 export const elasticsearchStoreConfigSchema = z.object({
-  url: z.string().url().describe('Elasticsearch URL, e.g. http://127.0.0.1:9200'),
+  url: z.string().url().describe('Elasticsearch (or OpenSearch) URL, e.g. http://127.0.0.1:9200'),
+  nodes: z.array(z.string().url()).max(32).optional()
+    .describe('Further nodes of the same cluster (url is the first): requests go round-robin, and a node that fails is marked dead and the request retried on another. No sniffing: the addresses a cluster advertises may not be reachable from keatrail (containers, NAT), and a site\'s few nodes are known'),
   username: z.string().optional().describe('Basic-auth user (with password)'),
   password: z.string().optional().describe('Basic-auth password; prefer the KEATRAIL_ES_PASSWORD environment variable'),
   apiKey: z.string().optional().describe('API key (base64 id:key); prefer KEATRAIL_ES_API_KEY'),

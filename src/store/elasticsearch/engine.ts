@@ -54,6 +54,7 @@ export interface SearchEngine {
     create: (req: { index: string }, opts?: CallOptions) => Promise<unknown>
     refresh: (req: IndexOpts) => Promise<unknown>
     putMapping: (req: IndexOpts & { properties: Record<string, unknown> }) => Promise<unknown>
+    putSettings: (req: IndexOpts & { settings: Record<string, unknown> }) => Promise<unknown>
     resolveIndex: (req: { name: string, expand_wildcards?: 'all' }) => Promise<{ indices: unknown[], data_streams: unknown[] }>
     getIndexTemplate: (req: { name: string }, opts?: CallOptions) => Promise<estypes.IndicesGetIndexTemplateResponse>
     putIndexTemplate: (req: estypes.IndicesPutIndexTemplateRequest) => Promise<unknown>
@@ -85,7 +86,8 @@ function mismatch (url: string, is: Distribution): Error {
 }
 
 export interface EngineConnection {
-  url: string
+  /** Every node keatrail may send to (the first one is the configured url). */
+  nodes: string[]
   requestTimeoutMs: number
   auth?: { apiKey: string } | { username: string, password: string }
   ca?: Buffer
@@ -102,9 +104,9 @@ export class ElasticEngine implements SearchEngine {
   private readonly url: string
 
   constructor (c: EngineConnection) {
-    this.url = c.url
+    this.url = c.nodes.join(', ')
     this.client = new EsClient({
-      node: c.url,
+      nodes: c.nodes,
       requestTimeout: c.requestTimeoutMs,
       ...(c.auth === undefined ? {} : { auth: c.auth }),
       ...(c.ca === undefined ? {} : { tls: { ca: c.ca } })
@@ -129,6 +131,7 @@ export class ElasticEngine implements SearchEngine {
     create: async (req, opts) => await this.client.indices.create(req, opts),
     refresh: async (req) => await this.client.indices.refresh(req),
     putMapping: async (req) => await this.client.indices.putMapping(req),
+    putSettings: async (req) => await this.client.indices.putSettings(req),
     resolveIndex: async (req) => await this.client.indices.resolveIndex(req),
     getIndexTemplate: async (req, opts) => await this.client.indices.getIndexTemplate(req, opts),
     putIndexTemplate: async (req) => await this.client.indices.putIndexTemplate(req)
@@ -188,10 +191,10 @@ export class OpenSearchEngine implements SearchEngine {
   private readonly url: string
 
   constructor (c: EngineConnection) {
-    this.url = c.url
+    this.url = c.nodes.join(', ')
     const auth = c.auth === undefined ? {} : 'apiKey' in c.auth ? { headers: { authorization: `ApiKey ${c.auth.apiKey}` } } : { auth: c.auth }
     this.client = new OsClient({
-      node: c.url,
+      nodes: c.nodes,
       requestTimeout: c.requestTimeoutMs,
       ...auth,
       ...(c.ca === undefined ? {} : { ssl: { ca: c.ca } satisfies ConnectionOptions })
@@ -236,6 +239,7 @@ export class OpenSearchEngine implements SearchEngine {
     create: async (req, opts) => await this.call('PUT', `/${names(req.index)}`, {}, {}, opts),
     refresh: async (req) => { const { qs } = split(req, ['index'], true); return await this.call('POST', `/${names(req.index)}/_refresh`, qs) },
     putMapping: async (req) => { const { qs, body } = split(req, ['index']); return await this.call('PUT', `/${names(req.index)}/_mapping`, qs, body) },
+    putSettings: async (req) => { const { qs } = split(req, ['index', 'settings'], true); return await this.call('PUT', `/${names(req.index)}/_settings`, qs, req.settings) },
     resolveIndex: async (req) => await this.call('GET', `/_resolve/index/${names(req.name)}`, req.expand_wildcards === undefined ? {} : { expand_wildcards: req.expand_wildcards }),
     getIndexTemplate: async (req, opts) => await this.call('GET', `/_index_template/${names(req.name)}`, {}, undefined, opts),
     putIndexTemplate: async (req) => { const { body } = split(req, ['name']); return await this.call('PUT', `/_index_template/${names(req.name)}`, {}, body) }

@@ -86,7 +86,7 @@ export class ElasticsearchStore implements Store {
       ? { apiKey: this.cfg.apiKey }
       : this.cfg.username !== undefined ? { username: this.cfg.username, password: this.cfg.password ?? '' } : undefined
     this.client = connectEngine(opts.distribution ?? 'elasticsearch', {
-      url: this.cfg.url,
+      nodes: [this.cfg.url, ...(this.cfg.nodes ?? [])],
       requestTimeoutMs: this.cfg.requestTimeoutMs,
       ...(auth === undefined ? {} : { auth }),
       ...(this.cfg.caFile === undefined ? {} : { ca: readFileSync(this.cfg.caFile) })
@@ -120,6 +120,11 @@ export class ElasticsearchStore implements Store {
     // Index templates reach new backing indices only; lease re-derivation searches this field
     // in the existing ones too (adding a field is allowed on a live index, and a no-op once there).
     await this.client.indices.putMapping({ index: this.pattern, allow_no_indices: true, ignore_unavailable: true, properties: LEASE_KEY_MAPPING })
+    // Lease history and snapshots live in one regular index each: with a replica wherever a
+    // second node can hold it, or losing one node stops lease history (and so every write).
+    // Indices made before the templates said so get it too.
+    const l = leaseIndices(this.cfg.namespace)
+    await this.client.indices.putSettings({ index: [l.intervals, l.obs, l.coverage, snapshotIndex(this.cfg.namespace)], allow_no_indices: true, ignore_unavailable: true, settings: { 'index.auto_expand_replicas': '0-1' } })
     return changed
   }
 
