@@ -33,7 +33,12 @@ export function applyOverrides (doc: unknown, o: Overrides, env: NodeJS.ProcessE
   const out: Doc = isObject(doc) ? { ...doc } : {}
   if (o.dataDir !== undefined) out.dataDir = o.dataDir
   const fileStore: Doc = isObject(out.store) ? out.store : { type: 'sqlite' }
-  let store: Doc = o.store === undefined || o.store === fileStore.type ? { ...fileStore } : { type: o.store }
+  // Elasticsearch and OpenSearch take the same settings: --store switching between them keeps
+  // the file's (its URL, namespace, nodes, credentials); to or from sqlite they do not apply.
+  const engines = ['elasticsearch', 'opensearch']
+  let store: Doc = o.store === undefined || o.store === fileStore.type
+    ? { ...fileStore }
+    : engines.includes(o.store) && engines.includes(String(fileStore.type)) ? { ...fileStore, type: o.store } : { type: o.store }
   if (store.type !== 'sqlite' && store.type !== 'elasticsearch' && store.type !== 'opensearch') throw new UsageError(`--store must be sqlite, elasticsearch or opensearch, not ${JSON.stringify(store.type)}`)
   if (store.type !== 'sqlite') {
     store = { ...store, ...esFromEnv(env) }

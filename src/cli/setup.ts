@@ -7,12 +7,22 @@ import { packageRoot } from '../paths.js'
 import { setupElasticsearch } from '../store/elasticsearch/setup.js'
 import type { ElasticsearchStore } from '../store/elasticsearch/store.js'
 import { resolveConfig } from '../app/config.js'
+import { readConfigDocument } from '../config/config.js'
 import { asLog, createLogger } from '../app/logger.js'
 import { openStore, type OpenedStore } from '../app/store.js'
 import { UsageError } from '../errors.js'
 import { addConfigOption } from './store-options.js'
 import { intAtLeast } from './options.js'
 import type { CliIo } from './parse.js'
+
+const ENGINES = ['elasticsearch', 'opensearch']
+
+/** The store type a config file names (undefined without a file, or when it names none). */
+function configStoreType (file: string | undefined): string | undefined {
+  if (file === undefined) return undefined
+  const store = (readConfigDocument(file) as { store?: { type?: unknown } } | null)?.store
+  return typeof store?.type === 'string' ? store.type : undefined
+}
 
 interface SetupOptions {
   config?: string
@@ -37,8 +47,8 @@ export function registerSetup (program: Command, io: CliIo): void {
     .action(async (o: SetupOptions) => {
       const env = process.env
       const cfg = resolveConfig(o.config, {
-        // Without --store, a config file's own store (its settings kept); without either, elasticsearch.
-        ...(o.store !== undefined ? { store: o.store } : o.config === undefined ? { store: 'elasticsearch' } : {}),
+        // Without --store, a config file's own search engine (its settings kept); else elasticsearch.
+        ...(o.store !== undefined ? { store: o.store } : ENGINES.includes(configStoreType(o.config) ?? '') ? {} : { store: 'elasticsearch' }),
         ...(o.es === undefined ? {} : { esUrl: o.es }),
         ...(o.esNamespace === undefined ? {} : { esNamespace: o.esNamespace }),
         ...(o.logLevel === undefined ? {} : { logLevel: o.logLevel })

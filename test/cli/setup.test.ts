@@ -1,8 +1,10 @@
-import { readFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { createServer, type IncomingMessage, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest'
+import { stringify } from 'yaml'
 import { runCli } from '../helpers/cli.js'
 import { FIXTURES, ROOT } from '../helpers/fixtures.js'
 
@@ -124,7 +126,26 @@ describe.skipIf((osSkip !== '' || esSkip !== '') && process.env.CI !== 'true')(`
     const asOs = await runCli(['setup', '--store', 'opensearch', '--es', esUrl, '--es-namespace', ns])
     expect(asOs.code).toBe(2)
     expect(asOs.err.trim().split('\n')).toEqual([`keatrail: KEATRAIL_ERR_STORE_DISTRIBUTION: ${esUrl} answers as Elasticsearch, not OpenSearch: set store.type: elasticsearch (or --store)`])
-    const os = await fetch(`${osUrl}/_resolve/index/keatrail-*-${ns}`).then(async (r) => await r.json() as { indices: unknown[] })
-    expect(os.indices).toEqual([])
+    // Nothing installed in either cluster (the second command's client was pointed at Elasticsearch).
+    for (const url of [osUrl, esUrl]) {
+      const found = await fetch(`${url}/_resolve/index/keatrail-*-${ns}`).then(async (r) => await r.json() as { indices: unknown[] })
+      expect(found.indices, url).toEqual([])
+    }
+  })
+
+  it('--store switches between the engines keeping a config file\'s URL and namespace; a config with the sqlite store and --es installs into Elasticsearch', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kt-setup-switch-'))
+    const ns = `osswitch${Date.now().toString(36)}`
+    const file = join(dir, 'keatrail.yaml')
+    writeFileSync(file, stringify({ store: { type: 'elasticsearch', url: osUrl, namespace: ns } }))
+    const r = await runCli(['setup', '--config', file, '--store', 'opensearch'])
+    expect(r.code, r.err).toBe(0)
+    expect(r.out).toContain(`opensearch ${osUrl}:`)
+    expect(r.out).toContain(`keatrail-leases-${ns}`)
+    const sqlite = join(dir, 'sqlite.yaml')
+    writeFileSync(sqlite, stringify({ store: { type: 'sqlite' } }))
+    const es = await runCli(['setup', '--config', sqlite, '--es', esUrl, '--es-namespace', ns])
+    expect(es.code, es.err).toBe(0)
+    expect(es.out).toContain(`elasticsearch ${esUrl}:`)
   })
 })
