@@ -217,9 +217,9 @@ async function templatesInPlace (es: ElasticsearchStore, log: Log, signal: Abort
   try {
     await es.ensureTemplatesWaiting((err, attempt, waitMs) => {
       attempts = attempt
-      log.error(LOG_CODES.storeWrite, 'Elasticsearch not reachable to check templates; waiting for it.', { attempt, waitMs, error: err })
+      log.error(LOG_CODES.storeWrite, `${engineName(es)} not reachable to check templates; waiting for it.`, { attempt, waitMs, error: err })
     })
-    if (attempts > 0) log.info('Elasticsearch reachable; templates in place.', { attempts: attempts + 1 })
+    if (attempts > 0) log.info(`${engineName(es)} reachable; templates in place.`, { attempts: attempts + 1 })
     return true
   } catch (err) {
     if (signal.aborted) return false
@@ -227,6 +227,10 @@ async function templatesInPlace (es: ElasticsearchStore, log: Log, signal: Abort
   } finally {
     signal.removeEventListener('abort', onAbort)
   }
+}
+
+function engineName (es: ElasticsearchStore): string {
+  return es.client.distribution === 'opensearch' ? 'OpenSearch' : 'Elasticsearch'
 }
 
 /** Opens the config's store, runs `fn` with it, and closes it whatever happens. */

@@ -55,6 +55,7 @@ export interface SearchEngine {
     refresh: (req: IndexOpts) => Promise<unknown>
     putMapping: (req: IndexOpts & { properties: Record<string, unknown> }) => Promise<unknown>
     putSettings: (req: IndexOpts & { settings: Record<string, unknown> }) => Promise<unknown>
+    getSettings: (req: IndexOpts) => Promise<Record<string, { settings?: { index?: Record<string, unknown> } }>>
     resolveIndex: (req: { name: string, expand_wildcards?: 'all' }) => Promise<{ indices: unknown[], data_streams: unknown[] }>
     getIndexTemplate: (req: { name: string }, opts?: CallOptions) => Promise<estypes.IndicesGetIndexTemplateResponse>
     putIndexTemplate: (req: estypes.IndicesPutIndexTemplateRequest) => Promise<unknown>
@@ -74,6 +75,8 @@ export interface SearchEngine {
   nodeVersion: () => Promise<string>
   /** The request was abandoned at its requestTimeout. */
   isTimeout: (err: unknown) => boolean
+  /** The node could not be reached (refused, reset): another node may answer. */
+  isConnectionError: (err: unknown) => boolean
   /** The engine answered with an error status: its body (undefined for other failures). */
   errorBody: (err: unknown) => unknown
   close: () => Promise<void>
@@ -103,7 +106,8 @@ export class ElasticEngine implements SearchEngine {
   readonly client: EsClient
   private readonly url: string
 
-  constructor (c: EngineConnection) {
+  constructor (private readonly connection: EngineConnection) {
+    const c = connection
     this.url = c.nodes.join(', ')
     this.client = new EsClient({
       nodes: c.nodes,
@@ -132,6 +136,7 @@ export class ElasticEngine implements SearchEngine {
     refresh: async (req) => await this.client.indices.refresh(req),
     putMapping: async (req) => await this.client.indices.putMapping(req),
     putSettings: async (req) => await this.client.indices.putSettings(req),
+    getSettings: async (req) => await this.client.indices.getSettings(req) as Record<string, { settings?: { index?: Record<string, unknown> } }>,
     resolveIndex: async (req) => await this.client.indices.resolveIndex(req),
     getIndexTemplate: async (req, opts) => await this.client.indices.getIndexTemplate(req, opts),
     putIndexTemplate: async (req) => await this.client.indices.putIndexTemplate(req)
@@ -147,7 +152,11 @@ export class ElasticEngine implements SearchEngine {
     try {
       await this.client.cluster.health({ timeout: '5s' })
     } catch (err) {
-      if (err instanceof esErrors.ProductNotSupportedError) throw mismatch(this.url, 'opensearch')
+      // Elastic's client refuses any 2xx answer without Elasticsearch's product header, before
+      // reading it: asked with OpenSearch's client, a cluster that says it is OpenSearch is the
+      // operator's mistake; anything else (a proxy's page) may pass, and is retried like an
+      // unreachable cluster.
+      if (err instanceof esErrors.ProductNotSupportedError && await new OpenSearchEngine(this.connection).isOpenSearch()) throw mismatch(this.url, 'opensearch')
       throw err
     }
   }
@@ -158,6 +167,7 @@ export class ElasticEngine implements SearchEngine {
   }
 
   isTimeout (err: unknown): boolean { return err instanceof esErrors.TimeoutError }
+  isConnectionError (err: unknown): boolean { return err instanceof esErrors.ConnectionError }
   errorBody (err: unknown): unknown { return err instanceof esErrors.ResponseError ? err.body : undefined }
   async close (): Promise<void> { await this.client.close() }
 }
@@ -202,7 +212,7 @@ export class OpenSearchEngine implements SearchEngine {
   }
 
   private async call<T> (method: string, path: string, qs: Query, body?: unknown, opts: CallOptions = {}, bulk = false): Promise<T> {
-    const params = { method, path, querystring: qs, ...(body === undefined ? {} : bulk ? { bulkBody: body as Query[] } : { body: body as Query }) }
+    const params = { method, path, querystring: qs, ...(body === undefined ? {} : bulk ? { bulkBody: typeof body === 'string' ? body : body as Query[] } : { body: body as Query }) }
     const res = await this.client.transport.request(params, opts)
     return res.body as T
   }
@@ -240,6 +250,7 @@ export class OpenSearchEngine implements SearchEngine {
     refresh: async (req) => { const { qs } = split(req, ['index'], true); return await this.call('POST', `/${names(req.index)}/_refresh`, qs) },
     putMapping: async (req) => { const { qs, body } = split(req, ['index']); return await this.call('PUT', `/${names(req.index)}/_mapping`, qs, body) },
     putSettings: async (req) => { const { qs } = split(req, ['index', 'settings'], true); return await this.call('PUT', `/${names(req.index)}/_settings`, qs, req.settings) },
+    getSettings: async (req) => { const { qs } = split(req, ['index'], true); return await this.call('GET', `/${names(req.index)}/_settings`, qs) },
     resolveIndex: async (req) => await this.call('GET', `/_resolve/index/${names(req.name)}`, req.expand_wildcards === undefined ? {} : { expand_wildcards: req.expand_wildcards }),
     getIndexTemplate: async (req, opts) => await this.call('GET', `/_index_template/${names(req.name)}`, {}, undefined, opts),
     putIndexTemplate: async (req) => { const { body } = split(req, ['name']); return await this.call('PUT', `/_index_template/${names(req.name)}`, {}, body) }
@@ -257,12 +268,25 @@ export class OpenSearchEngine implements SearchEngine {
     if (res.headers?.['x-elastic-product'] === 'Elasticsearch') throw mismatch(this.url, 'elasticsearch')
   }
 
+  /** GET / names OpenSearch as its distribution (closes this engine's client: a probe). */
+  async isOpenSearch (): Promise<boolean> {
+    try {
+      const root = await this.call<{ version?: { distribution?: string } }>('GET', '/', {}, undefined, { maxRetries: 0 })
+      return root.version?.distribution === 'opensearch'
+    } catch {
+      return false
+    } finally {
+      await this.close()
+    }
+  }
+
   async nodeVersion (): Promise<string> {
     const nodes = await this.call<{ nodes: Record<string, { version?: string }> }>('GET', '/_nodes/_local/_none', {})
     return Object.values(nodes.nodes)[0]?.version ?? '0.0.0'
   }
 
   isTimeout (err: unknown): boolean { return err instanceof osErrors.TimeoutError }
+  isConnectionError (err: unknown): boolean { return err instanceof osErrors.ConnectionError }
   errorBody (err: unknown): unknown { return err instanceof osErrors.ResponseError ? err.body : undefined }
   async close (): Promise<void> { await this.client.close() }
 }

@@ -122,9 +122,13 @@ export class ElasticsearchStore implements Store {
     await this.client.indices.putMapping({ index: this.pattern, allow_no_indices: true, ignore_unavailable: true, properties: LEASE_KEY_MAPPING })
     // Lease history and snapshots live in one regular index each: with a replica wherever a
     // second node can hold it, or losing one node stops lease history (and so every write).
-    // Indices made before the templates said so get it too.
+    // Indices made before the templates said so (no replica, none to expand) get it too; a
+    // replica count an operator chose stays.
     const l = leaseIndices(this.cfg.namespace)
-    await this.client.indices.putSettings({ index: [l.intervals, l.obs, l.coverage, snapshotIndex(this.cfg.namespace)], allow_no_indices: true, ignore_unavailable: true, settings: { 'index.auto_expand_replicas': '0-1' } })
+    const regular = [l.intervals, l.obs, l.coverage, snapshotIndex(this.cfg.namespace)]
+    const settings = await this.client.indices.getSettings({ index: regular, allow_no_indices: true, ignore_unavailable: true })
+    const bare = Object.entries(settings).filter(([, v]) => String(v.settings?.index?.number_of_replicas) === '0' && [undefined, 'false'].includes(v.settings?.index?.auto_expand_replicas as string | undefined)).map(([k]) => k)
+    if (bare.length > 0) await this.client.indices.putSettings({ index: bare, settings: { 'index.auto_expand_replicas': '0-1' } })
     return changed
   }
 
@@ -321,7 +325,7 @@ export class ElasticsearchStore implements Store {
     for (const [field, values] of Object.entries(q.filters ?? {}) as Array<[FilterField, ReadonlyArray<string | number>]>) {
       if (values.length === 0) continue
       const path = FILTER_FIELDS[field]
-      if (path === undefined) throw new StoreReadError('elasticsearch', `unknown filter field ${JSON.stringify(field)}`)
+      if (path === undefined) throw new StoreReadError(this.client.distribution, `unknown filter field ${JSON.stringify(field)}`)
       filter.push({ terms: { [path]: values.map((v) => field === 'subnet_id' ? Number(v) : String(v)) } })
     }
     if (q.where !== undefined) filter.push(toElasticsearch(q.where))
@@ -394,7 +398,7 @@ export class ElasticsearchStore implements Store {
   }
 
   async histogram (q: EventQuery, intervalMs: number): Promise<Bucket[]> {
-    if (!Number.isInteger(intervalMs) || intervalMs < 1) throw new StoreReadError('elasticsearch', 'the histogram interval must be a positive whole number of ms')
+    if (!Number.isInteger(intervalMs) || intervalMs < 1) throw new StoreReadError(this.client.distribution, 'the histogram interval must be a positive whole number of ms')
     if (intervalMs > MAX_INTERVAL_MS) throw new QueryBucketsError(`an interval of at most ${MAX_INTERVAL_MS} ms (about 285 years), not ${intervalMs} ms`)
     const res = await this.read(async () => await this.client.search({
       index: this.pattern, ignore_unavailable: true, allow_no_indices: true, size: 0, timeout: this.budget, query: this.query(q),
@@ -513,12 +517,18 @@ export class ElasticsearchStore implements Store {
   /** A read within the query budget: partial answers (`timed_out`) and abandoned requests are KEATRAIL_ERR_QUERY_TIMEOUT. */
   private async read<T> (fn: () => Promise<T>): Promise<T> {
     let res: T
-    try {
-      res = await fn()
-    } catch (err) {
-      if (this.client.isTimeout(err)) throw withCause(new QueryTimeoutError(this.cfg.queryTimeoutMs), err)
-      if (JSON.stringify(this.client.errorBody(err) ?? '').includes('too_many_buckets_exception')) throw withCause(tooManyBuckets(), err)
-      throw withCause(new StoreReadError('elasticsearch', (err as Error).message), err)
+    for (let attempt = 1; ; attempt++) {
+      try {
+        res = await fn()
+        break
+      } catch (err) {
+        // A node that cannot be reached is marked dead by the client's pool: the next attempt
+        // goes to another node. Never a timed-out read (it would cost the cluster twice).
+        if (this.client.isConnectionError(err) && attempt < 1 + (this.cfg.nodes?.length ?? 0)) continue
+        if (this.client.isTimeout(err)) throw withCause(new QueryTimeoutError(this.cfg.queryTimeoutMs), err)
+        if (JSON.stringify(this.client.errorBody(err) ?? '').includes('too_many_buckets_exception')) throw withCause(tooManyBuckets(), err)
+        throw withCause(new StoreReadError(this.client.distribution, (err as Error).message), err)
+      }
     }
     // A search past its `timeout` answers what it collected so far: not an answer to give.
     if ((res as { timed_out?: boolean }).timed_out === true) throw new QueryTimeoutError(this.cfg.queryTimeoutMs)
