@@ -14,24 +14,6 @@ export interface CallOptions {
   requestTimeout?: number
 }
 
-export interface BulkDrop<T> { status: number, error?: { type?: string | null, reason?: string | null } | null, document: T }
-
-/** The action of each document of a bulk helper run: created under this id, never overwritten. */
-export interface CreateAction { create: { _index: string, _id: string } }
-
-/** One run of the client's bulk helper: flushes by bytes and interval, retries 429 per document. */
-export interface BulkRun<T> {
-  datasource: T[]
-  onDocument: (doc: T) => CreateAction
-  onDrop: (d: BulkDrop<T>) => void
-  flushBytes: number
-  flushInterval: number
-  concurrency: number
-  retries: number
-  wait: number
-  refreshOnCompletion: string | false
-}
-
 type IndexOpts = { index: string | string[], ignore_unavailable?: boolean, allow_no_indices?: boolean }
 
 /**
@@ -48,7 +30,11 @@ export interface SearchEngine {
   count: (req: estypes.CountRequest, opts?: CallOptions) => Promise<estypes.CountResponse>
   bulk: (req: { operations: unknown[], refresh?: boolean }, opts?: CallOptions) => Promise<estypes.BulkResponse>
   index: (req: { index: string, id?: string, document: unknown, refresh?: boolean }) => Promise<unknown>
-  bulkHelper: <T>(run: BulkRun<T>) => Promise<{ successful: number, aborted: boolean }>
+  /**
+   * One `_bulk` request of a body already serialized (NDJSON), answered as sent (no retry by
+   * the client: the caller retries, visibly and without limit).
+   */
+  bulkBody: (body: string) => Promise<estypes.BulkResponse>
   indices: {
     exists: (req: { index: string }) => Promise<boolean>
     create: (req: { index: string }, opts?: CallOptions) => Promise<unknown>
@@ -124,11 +110,8 @@ export class ElasticEngine implements SearchEngine {
     await this.client.bulk(req as estypes.BulkRequest, opts)
 
   readonly index = async (req: { index: string, id?: string, document: unknown, refresh?: boolean }): Promise<unknown> => await this.client.index(req)
-  readonly bulkHelper = async <T>(run: BulkRun<T>): Promise<{ successful: number, aborted: boolean }> => {
-    // The client's own retries would hide an outage for a while and then give up: the store
-    // retries whole requests itself, visibly and without limit.
-    return await this.client.helpers.bulk<T>(run, { maxRetries: 0 })
-  }
+  readonly bulkBody = async (body: string): Promise<estypes.BulkResponse> =>
+    await this.client.transport.request<estypes.BulkResponse>({ method: 'POST', path: '/_bulk', bulkBody: body }, { maxRetries: 0 })
 
   readonly indices: SearchEngine['indices'] = {
     exists: async (req) => await this.client.indices.exists(req),
@@ -238,11 +221,7 @@ export class OpenSearchEngine implements SearchEngine {
     await this.call(req.id === undefined ? 'POST' : 'PUT', `/${names(req.index)}/_doc${req.id === undefined ? '' : `/${encodeURIComponent(req.id)}`}`,
       req.refresh === undefined ? {} : { refresh: req.refresh }, req.document)
 
-  readonly bulkHelper = async <T>(run: BulkRun<T>): Promise<{ successful: number, aborted: boolean }> => {
-    const { onDrop, ...rest } = run
-    const stats = await this.client.helpers.bulk<T>({ ...rest, onDrop: (d) => { onDrop({ status: d.status, error: d.error, document: d.document }) } }, { maxRetries: 0 })
-    return { successful: stats.successful, aborted: stats.aborted }
-  }
+  readonly bulkBody = async (body: string): Promise<estypes.BulkResponse> => await this.call('POST', '/_bulk', {}, body, { maxRetries: 0 }, true)
 
   readonly indices: SearchEngine['indices'] = {
     exists: async (req) => (await this.client.transport.request({ method: 'HEAD', path: `/${names(req.index)}` }, { ignore: [404] })).statusCode === 200,

@@ -20,6 +20,7 @@ import type { LeaseObservation } from '../../leases/types.js'
 import { deleteMatching, EsLeases, leaseIndices, OBSERVED_FIELDS } from './leases.js'
 import { EsSnapshots, snapshotIndex } from './snapshots.js'
 import { toElasticsearch } from '../../query/translate.js'
+import { bulkCreate } from './bulk.js'
 import { connectEngine, type Distribution, type SearchEngine } from './engine.js'
 
 const DATASETS = new Set(['kea.dhcp4', 'kea.dhcp6', 'kea.other'])
@@ -132,6 +133,30 @@ export class ElasticsearchStore implements Store {
     return changed
   }
 
+  /**
+   * The two NDJSON lines of an event's `create`: the action, and the document as toDoc makes it
+   * (data_stream first; `kea.lease.key` set on the event for the one JSON.stringify, then taken
+   * away again) — without copying the event object per write.
+   */
+  private bulkLines (e: KeaEvent, o: LeaseObservation | undefined): string {
+    const dataset = DATASETS.has(e.event.dataset) ? e.event.dataset : 'kea.other'
+    const head = `{"create":{"_index":"logs-${dataset}-${this.cfg.namespace}","_id":${JSON.stringify(e.event.id)}}}\n`
+    const lease = e.kea.lease as (KeaEvent['kea']['lease'] & { key?: string }) | undefined
+    if (o !== undefined && (lease === undefined || 'key' in lease)) return `${head}${JSON.stringify(this.toDoc(e, o))}\n`
+    const ds = `{"data_stream":{"type":"logs","dataset":"${dataset}","namespace":"${this.cfg.namespace}"}`
+    if (o === undefined || lease === undefined) {
+      const doc = JSON.stringify(e)
+      return `${head}${ds}${doc.length > 2 ? ',' : ''}${doc.slice(1)}\n`
+    }
+    lease.key = o.key
+    try {
+      return `${head}${ds},${JSON.stringify(e).slice(1)}\n`
+    } finally {
+      // The last property added: V8 takes it away by undoing the map transition (no slow mode).
+      delete lease.key
+    }
+  }
+
   /** `o`: the event's lease observation, if it has one. */
   private toDoc (e: KeaEvent, o: LeaseObservation | undefined): Doc {
     const dataset = DATASETS.has(e.event.dataset) ? e.event.dataset : 'kea.other'
@@ -149,13 +174,14 @@ export class ElasticsearchStore implements Store {
     if (events.length === 0) return { written: 0, duplicates: 0, deadLettered: 0 }
     // Once per event: the document carries the observation's key, lease history takes the rest.
     const observed = events.map((e) => observe(e, this.leaseDomains))
-    const docs = events.map((e, i) => this.toDoc(e, observed[i]))
+    // Each event serialized once, into its bulk lines; a retry of the batch sends them again.
+    const lines = events.map((e, i) => this.bulkLines(e, observed[i]))
     // Lease history is applied in the order of the writes, whichever event bulk finishes first.
     const turn = this.leases.reserve()
     try {
-      const { result, conflicts, refused } = await this.retrying(async () => await this.bulkOnce(docs))
+      const { result, conflicts, refused } = await this.retrying(async () => await this.bulkOnce(events, observed, lines))
       // Stored events that parsed worse than these (a re-import with the right pattern): replaced.
-      const written = docs.filter((d) => !refused.has(d.event.id))
+      const written = events.filter((e) => !refused.has(e.event.id))
       const repair = await this.retrying(async () => await this.replaceWorse(conflicts, written))
       if (repair.replaced > 0) {
         result.duplicates -= repair.replaced - repair.fromWritten
@@ -237,9 +263,9 @@ export class ElasticsearchStore implements Store {
    * events (another data stream). Returns how many were replaced, how many of those had been
    * counted as written, and the observations the old documents had (their keys are re-derived).
    */
-  private async replaceWorse (conflicts: readonly Doc[], written: readonly Doc[]): Promise<{ replaced: number, fromWritten: number, withdrawn: LeaseObservation[] }> {
-    const parsed = (d: Doc): boolean => d.kea.parse.status !== 'unmatched'
-    const candidates = new Map<string, { doc: Doc, conflict: boolean }>()
+  private async replaceWorse (conflicts: readonly Doc[], written: readonly KeaEvent[]): Promise<{ replaced: number, fromWritten: number, withdrawn: LeaseObservation[] }> {
+    const parsed = (d: KeaEvent): boolean => d.kea.parse.status !== 'unmatched'
+    const candidates = new Map<string, { doc: KeaEvent, conflict: false } | { doc: Doc, conflict: true }>()
     for (const d of conflicts) if (parsed(d)) candidates.set(d.event.id, { doc: d, conflict: true })
     const sources = new Map<string, Set<string> | 'all'>()
     for (const d of written) {
@@ -289,27 +315,25 @@ export class ElasticsearchStore implements Store {
   }
 
   /** `refused`: ids of the documents not written (duplicates and dead letters). */
-  private async bulkOnce (docs: readonly Doc[]): Promise<{ result: WriteResult, conflicts: Doc[], refused: Set<string> }> {
+  private async bulkOnce (events: readonly KeaEvent[], observed: ReadonlyArray<LeaseObservation | undefined>, lines: readonly string[]): Promise<{ result: WriteResult, conflicts: Doc[], refused: Set<string> }> {
     let duplicates = 0
     const conflicts: Doc[] = []
     const refused = new Set<string>()
     const dead: Array<{ event: KeaEvent, reason: string }> = []
-    const stats = await this.client.bulkHelper<Doc>({
-      datasource: docs as Doc[],
-      onDocument: (doc) => ({ create: { _index: `logs-${doc.data_stream.dataset}-${doc.data_stream.namespace}`, _id: doc.event.id } }),
-      onDrop: (d) => {
-        refused.add(d.document.event.id)
-        if (d.status === 409) { duplicates++; conflicts.push(d.document); return }
-        dead.push({ event: fromDoc(d.document), reason: `${d.status} ${d.error?.type ?? ''}: ${d.error?.reason ?? ''}`.trim() })
-      },
+    const { created, refused: drops } = await bulkCreate(this.client, lines, {
       flushBytes: this.cfg.bulk.flushBytes,
-      flushInterval: this.cfg.bulk.flushIntervalMs,
       concurrency: this.cfg.bulk.concurrency,
       retries: this.cfg.bulk.retries,
-      wait: 1000,
-      refreshOnCompletion: this.cfg.refresh ? this.pattern : false
+      waitMs: 1000
     })
-    if (stats.aborted) throw new Error('bulk aborted')
+    if (this.cfg.refresh) await this.client.indices.refresh({ index: this.pattern, ignore_unavailable: true, allow_no_indices: true })
+    for (const d of drops) {
+      const e = events[d.index] as KeaEvent
+      refused.add(e.event.id)
+      if (d.status === 409) { duplicates++; conflicts.push(this.toDoc(e, observed[d.index])); continue }
+      dead.push({ event: e, reason: `${d.status} ${d.error?.type ?? ''}: ${d.error?.reason ?? ''}`.trim() })
+    }
+    const stats = { successful: created }
     if (dead.length > 0) {
       if (this.opts.deadLetters === undefined) throw new Error(`${dead.length} events were rejected and no dead-letter store is configured: ${dead[0]?.reason ?? ''}`)
       this.opts.deadLetters.add('elasticsearch', dead)

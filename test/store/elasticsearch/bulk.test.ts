@@ -1,0 +1,75 @@
+import type { estypes } from '@elastic/elasticsearch'
+import { describe, expect, it } from 'vitest'
+import { bulkCreate } from '../../../src/store/elasticsearch/bulk.js'
+import type { SearchEngine } from '../../../src/store/elasticsearch/engine.js'
+
+// The retry and split rules of keatrail's own bulk path, against an engine that answers what a
+// busy cluster answers per item (429, 409, 400): deterministic here, where a real cluster only
+// answers 429 under load (the store suites run the same path against real Elasticsearch and
+// OpenSearch).
+
+/** An engine whose `_bulk` answers each document by `answer(id, attempt)`, recording the bodies. */
+function engine (answer: (id: string, attempt: number) => number, inFlight?: { now: number, max: number }): { e: SearchEngine, bodies: string[] } {
+  const bodies: string[] = []
+  const seen = new Map<string, number>()
+  const e = {
+    bulkBody: async (body: string): Promise<estypes.BulkResponse> => {
+      bodies.push(body)
+      if (inFlight !== undefined) { inFlight.now++; inFlight.max = Math.max(inFlight.max, inFlight.now) }
+      await new Promise((resolve) => setTimeout(resolve, 5))
+      if (inFlight !== undefined) inFlight.now--
+      const lines = body.split('\n').filter(Boolean)
+      const items = []
+      for (let i = 0; i < lines.length; i += 2) {
+        const id = (JSON.parse(lines[i] as string) as { create: { _id: string } }).create._id
+        const attempt = seen.get(id) ?? 0
+        seen.set(id, attempt + 1)
+        const status = answer(id, attempt)
+        items.push({ create: { _index: 'x', _id: id, status, ...(status === 201 ? {} : { error: { type: `t${status}`, reason: `r${status}` } }) } })
+      }
+      return { errors: items.some((i) => i.create.status !== 201), took: 1, items } as estypes.BulkResponse
+    }
+  } as unknown as SearchEngine
+  return { e, bodies }
+}
+
+const lines = (n: number): string[] => Array.from({ length: n }, (_, i) => `{"create":{"_index":"x","_id":"id${i}"}}\n{"n":${i}}\n`)
+
+describe('bulkCreate', () => {
+  it('sends 429s again (up to retries, waiting longer each time) and returns every other refusal with its index', async () => {
+    // id3: 429 twice then created; id5: 429 forever; id7: 409; id8: 400.
+    const { e } = engine((id, attempt) => id === 'id3' ? (attempt < 2 ? 429 : 201) : id === 'id5' ? 429 : id === 'id7' ? 409 : id === 'id8' ? 400 : 201)
+    const t0 = Date.now()
+    const r = await bulkCreate(e, lines(10), { flushBytes: 1e6, concurrency: 2, retries: 3, waitMs: 10 })
+    expect(r.created).toBe(7)
+    expect(r.refused.map((x) => [x.index, x.status, x.error?.type])).toEqual([[7, 409, 't409'], [8, 400, 't400'], [5, 429, 't429']])
+    // Waits of 10, 20 and 40 ms before the three retries.
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(70)
+  })
+
+  it('with retries 0 a 429 is refused at once', async () => {
+    const { e, bodies } = engine((id) => id === 'id1' ? 429 : 201)
+    const r = await bulkCreate(e, lines(3), { flushBytes: 1e6, concurrency: 1, retries: 0, waitMs: 10 })
+    expect(r).toEqual({ created: 2, refused: [{ index: 1, status: 429, error: { type: 't429', reason: 'r429' } }] })
+    expect(bodies).toHaveLength(1)
+  })
+
+  it('splits the body at flushBytes, every document once, with at most `concurrency` requests in flight', async () => {
+    const flight = { now: 0, max: 0 }
+    const { e, bodies } = engine(() => 201, flight)
+    const all = lines(100)
+    const size = (all[0] as string).length
+    const r = await bulkCreate(e, all, { flushBytes: size * 10, concurrency: 3, retries: 0, waitMs: 10 })
+    expect(r).toEqual({ created: 100, refused: [] })
+    expect(bodies).toHaveLength(10)
+    expect(bodies.join('')).toBe(all.join(''))
+    expect(flight.max).toBe(3)
+  })
+
+  it('a request that fails as a whole rejects the batch once the others settle', async () => {
+    let calls = 0
+    const e = { bulkBody: async () => { calls++; throw new Error('connection refused') } } as unknown as SearchEngine
+    await expect(bulkCreate(e, lines(30), { flushBytes: 100, concurrency: 2, retries: 0, waitMs: 10 })).rejects.toThrow('connection refused')
+    expect(calls).toBeLessThanOrEqual(3)
+  })
+})
