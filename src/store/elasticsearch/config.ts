@@ -10,12 +10,12 @@ export const elasticsearchStoreConfigSchema = z.object({
   caFile: z.string().optional().describe('PEM file of the CA that signed the cluster\'s certificate'),
   namespace: z.string().regex(/^[a-z0-9][a-z0-9_]*$/).default('default').describe('Data stream namespace: logs-kea.dhcp4-<namespace>'),
   bulk: z.object({
-    flushBytes: z.number().int().positive().default(5_000_000).describe('Bulk request size at which the helper sends (bytes)'),
-    flushIntervalMs: z.number().int().positive().default(5_000).describe('Send a partial bulk after this long'),
+    flushBytes: z.number().int().positive().default(5_000_000).describe('A batch\'s events are sent in bulk requests of about this many bytes'),
+    flushIntervalMs: z.number().int().positive().optional().describe('Ignored (accepted so that older configs still load): each batch is sent whole as soon as it is written'),
     concurrency: z.number().int().min(1).max(32).default(4).describe('Bulk requests in flight'),
     retries: z.number().int().min(0).default(5).describe('Per-document retries of 429 (too many requests)')
-  }).strict().default({ flushBytes: 5_000_000, flushIntervalMs: 5_000, concurrency: 4, retries: 5 })
-    .describe('How events are batched into bulk requests (the client\'s bulk helper)'),
+  }).strict().default({ flushBytes: 5_000_000, concurrency: 4, retries: 5 })
+    .describe('How a batch of events is sent in bulk requests (src/store/elasticsearch/bulk.ts)'),
   retry: z.object({
     initialMs: z.number().int().positive().default(500).describe('First wait after a failed bulk request'),
     maxMs: z.number().int().positive().default(30_000).describe('Longest wait between retries (exponential, capped)')
