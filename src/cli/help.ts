@@ -15,6 +15,7 @@ export const EXAMPLES: Readonly<Record<string, string>> = {
   'lease at': 'keatrail lease at 192.0.2.10 2026-11-24T04:16:00Z   (or: now, now-2h)',
   'lease history': 'keatrail lease history --mac 02:00:00:00:00:0a --from now-7d',
   'lease import-csv': 'keatrail lease import-csv /var/lib/kea/kea-leases4.csv --scope kea-a',
+  'lease attribute': 'keatrail lease attribute --tz Europe/Berlin complaints.csv > answered.csv   (rows: address,time[,…])',
   'kea status': 'keatrail kea status --url http://127.0.0.1:8000',
   setup: 'keatrail setup --es https://es.example.net:9200 --kibana https://kibana.example.net:5601',
   serve: 'keatrail serve --data-dir /var/lib/keatrail --port 8080',

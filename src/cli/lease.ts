@@ -7,6 +7,7 @@ import { historyPage, holderAt } from '../leases/query.js'
 import { seedKeaState } from '../leases/seed.js'
 import type { Holder, HistoryQuery } from '../leases/types.js'
 import type { Store } from '../store/types.js'
+import { registerAttribute } from './attribute.js'
 import { parseTimeZone } from './options.js'
 import type { CliIo } from './parse.js'
 import { addStoreOptions, commandConfig, type StoreOptions } from './store-options.js'
@@ -141,6 +142,8 @@ export function registerLease (program: Command, io: CliIo): void {
         if (truncated) io.stdout.write(`(the first ${intervals.length} intervals only: narrow --from/--to for the rest)\n`)
       })
     })
+
+  registerAttribute(lease, io)
 
   addStoreOptions(lease.command('import-csv'))
     .description('Seed lease history from Kea\'s memfile lease file (leases allocated before log collection began)')

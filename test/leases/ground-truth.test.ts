@@ -5,7 +5,8 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parseAddressOrPrefix } from '../../src/leases/address.js'
 import { history, holderAt } from '../../src/leases/query.js'
-import type { Holder } from '../../src/leases/types.js'
+import { attributeRows, type AttributionRow } from '../../src/leases/attribute.js'
+import type { Holder, HolderAnswer } from '../../src/leases/types.js'
 import { SqliteStore } from '../../src/store/sqlite/store.js'
 import { ROOT } from '../helpers/fixtures.js'
 import { KEA_VERSIONS, KeaLab, keaRuntime, type KeaRuntime } from '../helpers/kea.js'
@@ -133,6 +134,7 @@ KEA_VERSIONS.forEach((version, n) => {
       it(`holderAt agrees with the v${family} lease file at every point not within ±1 s of a change`, async () => {
         const t = tally()
         const cov = await store.leases.coverage() as { from: number, to: number }
+        const asked: Array<{ address: string, time: number, answer: HolderAnswer }> = []
         const byLease = new Map<string, TruthInterval[]>()
         for (const iv of truth[family]) byLease.set(iv.lease, [...(byLease.get(iv.lease) ?? []), iv])
         for (const [lease, ivs] of byLease) {
@@ -148,6 +150,7 @@ KEA_VERSIONS.forEach((version, n) => {
             if (p < cov.from || p > cov.to) continue
             const expected = ivs.filter((iv) => iv.start <= p && p < iv.end).map((iv) => iv.client)
             const answer = await holderAt(store.leases, probeAddress(lease), p)
+            asked.push({ address: probeAddress(lease), time: p, answer })
             const type = lease.split('|')[0]
             const got = answer.holders.filter((h) => h.origin === 'log' && h.type === type).map((h) => clientOf(h, family))
             const ok = JSON.stringify(got) === JSON.stringify(expected)
@@ -166,6 +169,26 @@ KEA_VERSIONS.forEach((version, n) => {
           `${t.nearChange} within ±1 s of a change, not judged (${t.nearChangeAgreed} of them agree)\n`)
         expect(t.failures.slice(0, 20)).toEqual([])
         expect(t.judged).toBeGreaterThan(150)
+
+        // Every probe again as one row of a batch (keatrail lease attribute, issue 22): each row
+        // answers what `lease at` answered — the same holders, intervals and evidence.
+        async function * rows (): AsyncGenerator<string[]> {
+          yield ['ip', 'timestamp', 'ticket']
+          for (const [i, q] of asked.entries()) yield [q.address, new Date(q.time).toISOString(), `case-${i}`]
+        }
+        const answered: AttributionRow[] = []
+        const counts = await attributeRows(store.leases, rows(), { columns: () => {}, row: (r) => { answered.push(r) } })
+        expect(answered).toHaveLength(asked.length)
+        const join = (hs: Holder[], pick: (h: Holder) => string): string => hs.map(pick).join(' | ')
+        answered.forEach((r, i) => {
+          const a = (asked[i] as { answer: HolderAnswer }).answer
+          expect(r.input.ticket).toBe(`case-${i}`)
+          expect(r.answer.status, r.input.ip).toBe(a.holders.length > 0 ? 'held' : a.gaps !== undefined ? 'gap' : a.covered ? 'no-holder' : 'not-covered')
+          expect(r.answer.evidence).toBe(join(a.holders, (h) => h.evidence.join(' ')))
+          expect(r.answer.start).toBe(join(a.holders, (h) => h.start ?? 'before collection'))
+          expect(r.answer.end).toBe(join(a.holders, (h) => h.end ?? 'open'))
+        })
+        process.stdout.write(`ground truth Kea ${version} v${family}: ${asked.length} probes as one attribution batch, each row as lease at answered (${counts.held} held, ${counts['no-holder']} no-holder)\n`)
       })
 
       it(`historyOfClient gives every v${family} client the leases the lease file shows`, async () => {

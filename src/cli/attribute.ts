@@ -1,0 +1,96 @@
+import { createReadStream } from 'node:fs'
+import { parse } from 'csv-parse'
+import { stringify } from 'csv-stringify/sync'
+import { Option, type Command } from 'commander'
+import { InputReadError } from '../errors.js'
+import { attributeRows, type AttributionStatus } from '../leases/attribute.js'
+import { parseTimeZone } from './options.js'
+import type { CliIo } from './parse.js'
+import { addStoreOptions, commandConfig, type StoreOptions } from './store-options.js'
+import { asLog, createLogger } from '../app/logger.js'
+import { withStore } from '../app/store.js'
+
+interface AttributeCliOptions extends StoreOptions {
+  json?: boolean
+  scope?: string
+  tz?: string
+}
+
+/** A CSV record longer than this is answered bad-input, not read (an input's bound). */
+const MAX_RECORD_BYTES = 64 * 1024
+
+/** The records of a CSV stream; a record the reader cannot read is `{ bad, raw }`, and reading goes on. */
+export async function * csvRecords (input: NodeJS.ReadableStream): AsyncGenerator<string[] | { bad: string, raw: string }> {
+  // A skipped record is answered where it stood: after the records read before it.
+  const skipped: Array<{ after: number, bad: string, raw: string }> = []
+  const parser = parse({
+    bom: true,
+    relax_column_count: true,
+    relax_quotes: true,
+    skip_empty_lines: true,
+    max_record_size: MAX_RECORD_BYTES,
+    skip_records_with_error: true,
+    raw: true,
+    on_skip: (err) => {
+      // csv-parse's error carries its reading context (records read before it, the raw text).
+      const info = err as { records?: number, raw?: string, message?: string } | undefined
+      skipped.push({ after: info?.records ?? 0, bad: `unreadable CSV: ${info?.message ?? 'a malformed record'}`, raw: info?.raw?.slice(0, 200) ?? '' })
+      return undefined
+    }
+  })
+  input.pipe(parser)
+  input.on('error', (err) => parser.destroy(err))
+  let read = 0
+  const due = function * (upTo: number): Generator<{ bad: string, raw: string }> {
+    while (skipped.length > 0 && (skipped[0] as { after: number }).after <= upTo) {
+      const { bad, raw } = skipped.shift() as { bad: string, raw: string }
+      yield { bad, raw }
+    }
+  }
+  for await (const r of parser as AsyncIterable<{ record: string[] }>) {
+    yield * due(read)
+    read++
+    yield r.record
+  }
+  yield * due(Number.POSITIVE_INFINITY)
+}
+
+export function registerAttribute (lease: Command, io: CliIo): void {
+  addStoreOptions(lease.command('attribute'))
+    .description('Answer a report\'s rows of address and time (CSV: extra columns kept) with who held each address then: one output row per input row')
+    .argument('<file>', 'CSV file, or - for standard input: address,time[,…] (a header row naming them is recognised)')
+    .addOption(new Option('--tz <zone>', 'IANA zone of times written without one (otherwise such rows are bad input)').argParser(parseTimeZone))
+    .option('--scope <host>', 'only leases of this Kea server or lease domain (as lease at --scope)')
+    .option('--json', 'one JSON object per row (NDJSON) instead of CSV')
+    .action(async (file: string, o: AttributeCliOptions) => {
+      const input = file === '-' ? io.stdin : createReadStream(file)
+      // A missing file is the operator's mistake, said before any store is opened.
+      if (file !== '-') {
+        await new Promise<void>((resolve, reject) => {
+          const s = input as ReturnType<typeof createReadStream>
+          s.once('open', () => { resolve() })
+          s.once('error', (err) => { reject(new InputReadError(file, err.message)) })
+        })
+      }
+      const cfg = commandConfig(o)
+      const counts = await withStore(cfg, { mode: 'read', log: asLog(createLogger(cfg.log, io.stderr)) }, async (opened) => {
+        let columns: string[] = []
+        return await attributeRows(opened.store.leases, csvRecords(input), {
+          columns: (names) => {
+            columns = names
+            if (o.json !== true) io.stdout.write(stringify([names]))
+          },
+          row: async (r) => {
+            const cells = { ...r.input, ...r.answer } as Record<string, string>
+            const text = o.json === true ? JSON.stringify(cells) + '\n' : stringify([columns.map((c) => cells[c] ?? '')])
+            // Output is written as fast as its reader takes it, never gathered in memory.
+            if (!io.stdout.write(text)) await new Promise<void>((resolve) => io.stdout.once('drain', () => { resolve() }))
+          }
+        }, { ...(o.tz === undefined ? {} : { timeZone: o.tz }), ...(o.scope === undefined ? {} : { scope: o.scope }) })
+      })
+      const total = Object.values(counts).reduce((a, b) => a + b, 0)
+      io.stderr.write(`attributed ${total} row(s): ${(Object.entries(counts) as Array<[AttributionStatus, number]>).map(([k, v]) => `${v} ${k}`).join(', ')}\n`)
+      // Done, but not all of it (help: exit code 1): some rows could not be read.
+      if (counts['bad-input'] > 0) io.exitCode = 1
+    })
+}
