@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
+import { PassThrough } from 'node:stream'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import fastifyRateLimit from '@fastify/rate-limit'
@@ -8,8 +9,10 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRepl
 import { jsonSchemaTransform, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod'
 import { Counter, Histogram, Registry } from 'prom-client'
 import { z } from 'zod'
-import { ApiAuthError, ApiBadRequestError, ApiForbiddenError, ApiCrossSiteError, ApiHostNotAllowedError, ApiRateLimitError, CLIENT_MESSAGE_5XX, CursorInvalidError, NotFoundError, isCodedError } from '../errors.js'
+import { ApiAuthError, ApiBadRequestError, ApiForbiddenError, ApiCrossSiteError, ApiHostNotAllowedError, ApiRateLimitError, CLIENT_MESSAGE_5XX, CursorInvalidError, NotFoundError, QueryBusyError, isCodedError } from '../errors.js'
 import { historyPage, holderAt } from '../leases/query.js'
+import { attributeRows, MAX_ATTRIBUTE_ROWS } from '../leases/attribute.js'
+import { LocalTimeResolver } from '../parse/time/zone.js'
 import { END_REASONS } from '../leases/types.js'
 import { keaEventSchema } from '../parse/event.js'
 import { packageRoot } from '../paths.js'
@@ -177,6 +180,9 @@ const holderOut = z.object({
 })
 const snapshotOut = z.object({}).loose().describe('A Kea status snapshot (src/kea/snapshot.ts)')
 const timeParam = z.string().max(64).optional()
+/** A batch attribution's body: 100,000 rows of an address, a time and a few short fields. */
+const ATTRIBUTE_BODY_BYTES = 32 * 1024 * 1024
+
 const queryParam = z.string().max(4096).optional().describe('Query language: mac:02-00-00-00-00-0a AND action:allocate, ip:192.0.2.0/24, "phrase", NOT, OR, ( )')
 
 /**
@@ -482,6 +488,50 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
       ...(a.before === undefined ? {} : { before: withLines(a.before) }),
       ...(a.after === undefined ? {} : { after: withLines(a.after) })
     }
+  })
+
+  // Batch attribution (issue 22): one batch at a time per process — a 100,000-row batch is
+  // ~20 s of the store's reads; a second waits its turn by being refused (503, retry later).
+  let attributing = false
+  app.post('/api/v1/leases/attribute', {
+    bodyLimit: ATTRIBUTE_BODY_BYTES,
+    config: { audit: false },
+    schema: {
+      description: 'Who held each address at each time of a report (up to 100,000 rows): one NDJSON line per row, in order, streamed as answered — the row\'s own fields, then status (held, no-holder, not-covered, gap, bad-input), reason and the holder (as `keatrail lease attribute`). Audited: one entry per row.',
+      body: z.object({
+        rows: z.array(z.object({ address: z.string().max(64), time: z.string().max(64) }).catchall(z.string().max(256))
+          .refine((r) => Object.keys(r).length <= 16, 'at most 16 fields per row')).min(1).max(MAX_ATTRIBUTE_ROWS),
+        tz: z.string().max(64).optional().describe('IANA zone of times written without one'),
+        scope: z.string().max(253).optional().describe('A Kea server (host.name) or lease domain')
+      }).strict()
+    }
+  }, async (req, reply) => {
+    if (attributing) throw new QueryBusyError(1)
+    const { rows, tz, scope } = req.body
+    if (tz !== undefined) {
+      try { new LocalTimeResolver(tz) } catch { throw new ApiBadRequestError(`tz: ${JSON.stringify(tz)} is not an IANA time zone (such as UTC or Europe/Berlin)`) }
+    }
+    attributing = true
+    const out = new PassThrough()
+    const key = req.apiKey?.name ?? ''
+    async function * cells (): AsyncGenerator<string[]> {
+      for (const r of rows) yield [r.address, r.time]
+    }
+    let i = 0
+    const done = attributeRows(store.leases, cells(), {
+      columns: () => {},
+      row: async (r) => {
+        const own = rows[i++] ?? { address: '', time: '' }
+        opts.audit?.({ time: new Date().toISOString(), key, ip: req.ip, method: 'POST', route: '/api/v1/leases/attribute', params: {}, query: auditable({ address: own.address, time: own.time, row: i, answer: r.answer.status }), status: 200 })
+        // A client gone (the stream destroyed) ends the batch: nothing waits for a drain that never comes.
+        if (out.destroyed) throw new Error('the client closed the connection')
+        if (!out.write(JSON.stringify({ ...own, ...r.answer }) + '\n')) await new Promise((resolve) => { out.once('drain', resolve); out.once('close', resolve) })
+      }
+    }, { header: false, ...(tz === undefined ? {} : { timeZone: tz }), ...(scope === undefined ? {} : { scope }) })
+    // The response's socket closing before the last line was sent: the client is gone.
+    reply.raw.once('close', () => { if (!reply.raw.writableFinished) out.destroy() })
+    done.then(() => { out.end() }, (err: unknown) => { out.destroy(err as Error) }).finally(() => { attributing = false })
+    return reply.type('application/x-ndjson; charset=utf-8').send(out)
   })
 
   app.get('/api/v1/leases/history', {

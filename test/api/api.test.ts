@@ -125,6 +125,66 @@ describe(`REST API on ${kinds.join(' and ')}${esSkip === '' ? '' : ` (skipped: $
     await vi.waitFor(() => { expect(audits.map((a) => [a.key, a.route, a.status])).toEqual(kinds.flatMap(() => [['reader', '/api/v1/leases/at', 200]]).concat(kinds.flatMap(() => [['reader', '/api/v1/leases/history', 200]]))) })
   })
 
+  it('POST /api/v1/leases/attribute: one NDJSON line per row, in order, as /leases/at answers; one audit entry per row; bounded', async () => {
+    audits.length = 0
+    const rows = [
+      { address: '192.0.2.10', time: '2026-11-24T19:02:30+01:00', ticket: 'A-1' },
+      { address: '192.0.2.10', time: '2020-01-01T00:00:00Z', ticket: 'A-2' },
+      { address: 'not-an-ip', time: '2026-11-24T18:02:30Z', ticket: 'A-3' },
+      { address: '192.0.2.10', time: '2026-11-24 19:02:30', ticket: 'A-4' }
+    ]
+    for (const k of kinds) {
+      const app = apps[k] as FastifyInstance
+      const r = await app.inject({ method: 'POST', url: '/api/v1/leases/attribute', headers: auth, payload: { rows, tz: 'Europe/Berlin' } })
+      expect(r.statusCode, r.body).toBe(200)
+      expect(r.headers['content-type']).toMatch(/^application\/x-ndjson/)
+      const lines = r.body.trim().split('\n').map((l) => JSON.parse(l) as Record<string, string>)
+      expect(lines.map((l) => [l.ticket, l.status])).toEqual([['A-1', 'held'], ['A-2', 'not-covered'], ['A-3', 'bad-input'], ['A-4', 'held']])
+      const at = (await app.inject({ url: '/api/v1/leases/at?address=192.0.2.10&time=2026-11-24T19:02:30%2B01:00', headers: auth })).json()
+      expect(lines[0]).toMatchObject({ address: '192.0.2.10', mac: at.holders[0].mac, start: at.holders[0].start, evidence: at.holders[0].evidence.join(' ') })
+      expect(lines[3]?.evidence).toBe(lines[0]?.evidence)
+    }
+    await vi.waitFor(() => {
+      const mine = audits.filter((a) => a.route === '/api/v1/leases/attribute')
+      expect(mine).toHaveLength(rows.length * kinds.length)
+      expect(mine.slice(0, 4).map((a) => [a.key, a.query.address, a.query.answer])).toEqual([['reader', '192.0.2.10', 'held'], ['reader', '192.0.2.10', 'not-covered'], ['reader', 'not-an-ip', 'bad-input'], ['reader', '192.0.2.10', 'held']])
+    })
+    const app = apps.sqlite as FastifyInstance
+    const tooMany = await app.inject({ method: 'POST', url: '/api/v1/leases/attribute', headers: auth, payload: { rows: Array.from({ length: 100_001 }, () => ({ address: '192.0.2.10', time: '2026-11-24T18:02:30Z' })) } })
+    expect(tooMany.statusCode).toBe(400)
+    const badTz = await app.inject({ method: 'POST', url: '/api/v1/leases/attribute', headers: auth, payload: { rows, tz: 'Mars/Olympus' } })
+    expect([badTz.statusCode, badTz.json().message]).toEqual([400, 'tz: "Mars/Olympus" is not an IANA time zone (such as UTC or Europe/Berlin)'])
+    expect((await app.inject({ method: 'POST', url: '/api/v1/leases/attribute', payload: { rows } })).statusCode).toBe(401)
+    // One batch at a time: a second, sent while the first streams, is refused (503) and may retry.
+    const big = Array.from({ length: 20_000 }, (_, i) => ({ address: `192.0.2.${1 + (i % 200)}`, time: '2026-11-24T18:02:30Z' }))
+    const [first, second] = await Promise.all([
+      app.inject({ method: 'POST', url: '/api/v1/leases/attribute', headers: auth, payload: { rows: big } }),
+      new Promise((resolve) => setTimeout(resolve, 200)).then(async () => await app.inject({ method: 'POST', url: '/api/v1/leases/attribute', headers: auth, payload: { rows } }))
+    ])
+    expect(first.statusCode).toBe(200)
+    expect(first.body.trim().split('\n')).toHaveLength(20_000)
+    expect([second.statusCode, second.json().code]).toEqual([503, 'KEATRAIL_ERR_QUERY_BUSY'])
+
+    // A client that goes away mid-stream ends its batch: the next one is answered, not refused.
+    const served = await buildApp({ store: stores.sqlite as Store, api: { keys: [{ name: 'reader', sha256: apiKeyHash(KEY), role: 'read' }], rateLimit: { max: 100_000, windowMs: 60_000 } } })
+    const url = await served.listen({ port: 0, host: '127.0.0.1' })
+    try {
+      const gone = new AbortController()
+      const res = await fetch(`${url}/api/v1/leases/attribute`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ rows: big }), signal: gone.signal })
+      const reader = res.body?.getReader()
+      await reader?.read()
+      gone.abort()
+      await vi.waitFor(async () => {
+        const next = await served.inject({ method: 'POST', url: '/api/v1/leases/attribute', headers: auth, payload: { rows } })
+        expect(next.statusCode).toBe(200)
+      }, { timeout: 30_000, interval: 200 })
+    } finally {
+      // The aborted response's socket lingers (undici's side) until a timeout: not waited for.
+      served.server.closeAllConnections()
+      await served.close()
+    }
+  }, 120_000)
+
   it('every authenticated read is audited once, with key, address, route, parameters and status; public, refused and metrics requests are not', async () => {
     const log: AuditEntry[] = []
     const app = await buildApp({ store: stores.sqlite as Store, api: { keys: [{ name: 'reader', sha256: apiKeyHash(KEY) }, { name: 'ops', sha256: apiKeyHash(ADMIN), role: 'admin' }] }, audit: (e) => log.push(e) })
