@@ -1,11 +1,10 @@
 import { execFileSync, spawn } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import autocannon from 'autocannon'
 import { packageRoot } from '../src/paths.js'
-import { SqliteStore } from '../src/store/sqlite/store.js'
-import { fill, ip, mac, shape, STEPS, T0 } from './generate.js'
+import { fillOnce, ip, mac, shape, STEPS, T0 } from './generate.js'
 import { constantRate, oneAtATime } from './load.js'
 
 // bench/api: /api/v1/leases/at and /api/v1/events latency (p50/p99) at a fixed request rate on
@@ -34,12 +33,7 @@ const s = shape(EVENTS)
 const keep = process.env.KEATRAIL_BENCH_DIR
 const dataDir = keep ?? mkdtempSync(join(tmpdir(), 'kt-bench-api-'))
 mkdirSync(dataDir, { recursive: true })
-if (!existsSync(join(dataDir, 'keatrail.db'))) {
-  const store = new SqliteStore({ path: join(dataDir, 'keatrail.db') })
-  const f = await fill(store, s)
-  await store.close()
-  process.stdout.write(`filled ${f.events.toLocaleString('en')} events in ${f.seconds.toFixed(0)} s\n`)
-}
+await fillOnce(dataDir, s)
 const port = 18_000 + Math.floor(Math.random() * 2000)
 const config = join(dataDir, 'bench-api.yaml')
 writeFileSync(config, `dataDir: ${dataDir}\napi:\n  port: ${port}\n  rateLimit: { max: 1000000000, windowMs: 60000, timeoutPenaltyMs: 0 }\n`)

@@ -1,10 +1,9 @@
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { packageRoot } from '../src/paths.js'
-import { SqliteStore } from '../src/store/sqlite/store.js'
-import { fill, ip, shape, STEPS, T0 } from './generate.js'
+import { fillOnce, ip, shape, STEPS, T0 } from './generate.js'
 
 // bench/attribute (issue 22): `keatrail lease attribute` answering ROWS rows of address and
 // time (an abuse desk's batch) against a store of EVENTS events (bench/generate: 10 events per
@@ -19,12 +18,7 @@ const ROWS = Number(process.argv[3] ?? 100_000)
 const s = shape(EVENTS)
 const dataDir = process.env.KEATRAIL_BENCH_DIR ?? mkdtempSync(join(tmpdir(), 'kt-bench-attribute-'))
 mkdirSync(dataDir, { recursive: true })
-if (!existsSync(join(dataDir, 'keatrail.db'))) {
-  const store = new SqliteStore({ path: join(dataDir, 'keatrail.db') })
-  const f = await fill(store, s)
-  await store.close()
-  process.stdout.write(`filled ${f.events.toLocaleString('en')} events in ${f.seconds.toFixed(0)} s\n`)
-}
+await fillOnce(dataDir, s)
 // Rows at random addresses and times over the whole log (deterministic), a tenth outside it.
 let seed = 42
 const rnd = (): number => { seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31; return seed / 2 ** 31 }

@@ -1,6 +1,9 @@
 import type { KeaEvent } from '../src/parse/event.js'
 import { resolvePattern } from '../src/parse/patterns.js'
 import { parseStream } from '../src/parse/stream.js'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { SqliteStore } from '../src/store/sqlite/store.js'
 import type { Store } from '../src/store/types.js'
 
 // Real-shaped Kea 2.2 DHCPv4 INFO logs for the benchmarks: every lease interval is an
@@ -62,3 +65,12 @@ export async function fill (store: Store, s: Shape): Promise<{ events: number, s
   return { events, seconds: Number(process.hrtime.bigint() - t0) / 1e9 }
 }
 
+
+/** dataDir/keatrail.db filled with shape `s`, unless it is there already (KEATRAIL_BENCH_DIR reuse). */
+export async function fillOnce (dataDir: string, s: Shape): Promise<void> {
+  if (existsSync(join(dataDir, 'keatrail.db'))) return
+  const store = new SqliteStore({ path: join(dataDir, 'keatrail.db') })
+  const f = await fill(store, s)
+  await store.close()
+  process.stdout.write(`filled ${f.events.toLocaleString('en')} events in ${f.seconds.toFixed(0)} s\n`)
+}

@@ -6,8 +6,8 @@ import { promisify } from 'node:util'
 import { afterAll, describe, expect, inject, it } from 'vitest'
 import { writeKeaLog } from '../../bench/lines.js'
 import { ElasticsearchStore } from '../../src/store/elasticsearch/store.js'
-import { parseBuffer, ROOT } from '../helpers/fixtures.js'
-import { expectedIntervals } from '../helpers/lease-truth.js'
+import { ROOT } from '../helpers/fixtures.js'
+import { expectDerivationOf } from '../helpers/lease-truth.js'
 import { metrics, pipelineCounter, rssMiB, SOAK, sleep, sourceCounter, startKeatrail, until, writeConfig } from './harness.js'
 
 // Chaos: Elasticsearch is killed (SIGKILL) in the middle of an ingest, stays down for 60 s,
@@ -96,19 +96,10 @@ describe.skipIf(esUrl === '')(`chaos: Elasticsearch killed for 60 s mid-ingest${
     const count = await direct.count()
     // Lease history too survived the outages: every key's intervals (time, outcome, client)
     // equal one derivation from the whole file.
-    const project = (ivs: Array<{ start: number | null, end: number | null, end_reason: string | null, hwaddr?: string, duid?: string }>): string[] =>
-      ivs.map((iv) => `${iv.start}-${iv.end} ${iv.end_reason} ${iv.hwaddr ?? iv.duid ?? ''}`)
-    const expected = expectedIntervals((await parseBuffer(readFileSync(log), { timeZone: 'UTC' })).events)
-    let intervals = 0
-    for (const [key, want] of expected) {
-      const [, type, lease] = key.split('|') as [string, string, string]
-      const got = await direct.leases.intervals(type === 'IA_PD' ? { prefix: lease } : { address: lease })
-      expect(project(got), key).toEqual(project(want))
-      intervals += want.length
-    }
+    const { intervals, keys } = await expectDerivationOf(direct.leases, log)
     await direct.close()
     process.stdout.write(`chaos ES outage: ${written.records} lines, ${outages} × Elasticsearch killed for ${OUTAGE_MS / 1000} s, keatrail killed and restarted while it was down, Elasticsearch restarted; ${report.join('; ')}; ` +
-      `stored ${count} events and ${intervals} lease intervals over ${expected.size} addresses (last process: ${pipelineCounter(m, 'stored')} written, ${pipelineCounter(m, 'duplicates')} already there; ${retried + kt.logs().filter((l) => l.msg === 'Elasticsearch write failed; retrying.').length} failed requests retried); peak RSS ${peakRss.toFixed(0)} MiB\n`)
+      `stored ${count} events and ${intervals} lease intervals over ${keys} addresses (last process: ${pipelineCounter(m, 'stored')} written, ${pipelineCounter(m, 'duplicates')} already there; ${retried + kt.logs().filter((l) => l.msg === 'Elasticsearch write failed; retrying.').length} failed requests retried); peak RSS ${peakRss.toFixed(0)} MiB\n`)
     expect(count).toBe(written.records)
     expect(acked()).toBe(written.bytes)
     // The killed process had saved what was acknowledged before the outage: the restart re-read

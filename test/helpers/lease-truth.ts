@@ -1,10 +1,12 @@
-import { closeSync, existsSync, openSync, readSync } from 'node:fs'
+import { closeSync, existsSync, openSync, readFileSync, readSync } from 'node:fs'
+import { expect } from 'vitest'
 import { deriveIntervals } from '../../src/leases/derive.js'
 import type { LeaseDomains } from '../../src/leases/domains.js'
 import { compareObservations, observeAll } from '../../src/leases/observe.js'
-import type { LeaseInterval, LeaseObservation } from '../../src/leases/types.js'
+import type { LeaseInterval, LeaseObservation, LeaseStore } from '../../src/leases/types.js'
 import { familyOf, WIPE_ACTION, wipeObservation, wipesOf, type LeaseWipe, type SubnetMap } from '../../src/leases/wipes.js'
 import type { KeaEvent } from '../../src/parse/event.js'
+import { parseBuffer } from './fixtures.js'
 
 /** One full derivation of every key from all events at once: what any store must end up with. */
 export function expectedIntervals (events: readonly KeaEvent[], domains?: LeaseDomains): Map<string, LeaseInterval[]> {
@@ -138,4 +140,24 @@ export function truthIntervals (t: CsvTailer, family: 4 | 6): TruthInterval[] {
   }
   out.push(...open.values())
   return out.sort((a, b) => a.start - b.start)
+}
+
+/**
+ * Asserts that a store's lease history equals one full derivation of a log file (each key's
+ * intervals: times, how they ended, the client), as the chaos and cluster tests check after
+ * their faults. `scope`: the server whose history is asked (the log's own host). Returns the
+ * intervals and keys compared.
+ */
+export async function expectDerivationOf (leases: Pick<LeaseStore, 'intervals'>, log: string, scope?: string): Promise<{ intervals: number, keys: number }> {
+  const project = (ivs: Array<{ start: number | null, end: number | null, end_reason: string | null, hwaddr?: string, duid?: string }>): string[] =>
+    ivs.map((iv) => `${iv.start}-${iv.end} ${iv.end_reason} ${iv.hwaddr ?? iv.duid ?? ''}`)
+  const expected = expectedIntervals((await parseBuffer(readFileSync(log), { timeZone: 'UTC', ...(scope === undefined ? {} : { host: scope }) })).events)
+  let intervals = 0
+  for (const [key, want] of expected) {
+    const [, type, lease] = key.split('|') as [string, string, string]
+    const got = await leases.intervals({ ...(type === 'IA_PD' ? { prefix: lease } : { address: lease }), ...(scope === undefined ? {} : { scope }) })
+    expect(project(got), key).toEqual(project(want))
+    intervals += want.length
+  }
+  return { intervals, keys: expected.size }
 }
