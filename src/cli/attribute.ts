@@ -16,11 +16,10 @@ interface AttributeCliOptions extends StoreOptions {
   tz?: string
 }
 
-/** A CSV record longer than this is answered bad-input, not read (an input's bound). */
-const MAX_RECORD_BYTES = 64 * 1024
-
 /** The records of a CSV stream; a record the reader cannot read is `{ bad, raw }`, and reading goes on. */
 export async function * csvRecords (input: NodeJS.ReadableStream): AsyncGenerator<string[] | { bad: string, raw: string }> {
+  // No record size bound: csv-parse's (max_record_size) drops every record after the first
+  // one past it. The input is the operator's own file; the API bounds its body instead.
   // A skipped record is answered where it stood: after the records read before it.
   const skipped: Array<{ after: number, bad: string, raw: string }> = []
   const parser = parse({
@@ -28,7 +27,6 @@ export async function * csvRecords (input: NodeJS.ReadableStream): AsyncGenerato
     relax_column_count: true,
     relax_quotes: true,
     skip_empty_lines: true,
-    max_record_size: MAX_RECORD_BYTES,
     skip_records_with_error: true,
     raw: true,
     on_skip: (err) => {

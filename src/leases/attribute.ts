@@ -19,9 +19,10 @@ export type AttributionColumn = typeof ATTRIBUTION_COLUMNS[number]
  * held: a holder was found (several, joined by " | ", when a DHCPv6 address lies in a delegated
  * prefix and was also leased itself); no-holder: keatrail has the logs of that time and nobody
  * held it; not-covered: keatrail has no logs of that time; gap: input of that time is known to
- * be lost; bad-input: the row's address or time cannot be read.
+ * be lost; bad-input: the row's address or time cannot be read; error: the store could not
+ * answer that row (the reason says why; the batch goes on).
  */
-export type AttributionStatus = 'held' | 'no-holder' | 'not-covered' | 'gap' | 'bad-input'
+export type AttributionStatus = 'held' | 'no-holder' | 'not-covered' | 'gap' | 'bad-input' | 'error'
 
 export type Attribution = Record<AttributionColumn, string>
 
@@ -49,22 +50,32 @@ const MONTHS = 'jan feb mar apr may jun jul aug sep oct nov dec'.split(' ')
  */
 export function reportTime (text: string, zone: LocalTimeResolver | undefined): number {
   const s = text.trim()
-  if (/^\d{9,10}(\.\d+)?$/.test(s)) return Math.round(Number(s) * 1000)
+  // Epoch fractions are cut, as ISO fractions are: a time is never moved into the next second.
+  if (/^\d{9,10}(\.\d+)?$/.test(s)) return Math.floor(Number(s) * 1000)
   if (/^\d{13}$/.test(s)) return Number(s)
   const clf = /^(\d{1,2})\/([A-Za-z]{3})\/(\d{4}):(\d\d):(\d\d):(\d\d) ([+-]\d{4})$/.exec(s)
   if (clf !== null) {
     const month = MONTHS.indexOf((clf[2] as string).toLowerCase())
     if (month < 0) throw new Error(`unknown month in ${JSON.stringify(text)}`)
-    const iso = `${clf[3]}-${String(month + 1).padStart(2, '0')}-${(clf[1] as string).padStart(2, '0')}T${clf[4]}:${clf[5]}:${clf[6]}${(clf[7] as string).slice(0, 3)}:${(clf[7] as string).slice(3)}`
-    return checked(Date.parse(iso), text)
+    return fromParts(text, clf[3] as string, String(month + 1), clf[1] as string, clf[4] as string, clf[5] as string, clf[6] as string, undefined, clf[7], zone)
   }
   const m = /^(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d)(?::(\d\d)(\.\d{1,9})?)?\s*(Z|UTC|GMT|[+-]\d\d:?\d\d)?$/i.exec(s)
   if (m === null) throw new Error(`time ${JSON.stringify(text)} is not RFC 3339, "YYYY-MM-DD HH:MM:SS UTC", epoch seconds or milliseconds`)
-  const [, y, mo, d, h, mi, sec, frac, off] = m as unknown as [string, string, string, string, string, string, string | undefined, string | undefined, string | undefined]
+  return fromParts(text, m[1] as string, m[2] as string, m[3] as string, m[4] as string, m[5] as string, m[6] ?? '0', m[7], m[8], zone)
+}
+
+/** Checked calendar fields (no rolling over: 31 Feb is refused) to an instant. */
+function fromParts (text: string, y: string, mo: string, d: string, h: string, mi: string, sec: string, frac: string | undefined, off: string | undefined, zone: LocalTimeResolver | undefined): number {
   const ms = frac === undefined ? 0 : Math.floor(Number(`0${frac}`) * 1000)
-  const wall = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(sec ?? 0), ms)
-  const back = new Date(wall)
-  if (back.getUTCMonth() !== Number(mo) - 1 || back.getUTCDate() !== Number(d) || Number(h) > 23 || Number(mi) > 59 || Number(sec ?? 0) > 59) throw new Error(`time ${JSON.stringify(text)} is not a valid date`)
+  // A leap second (23:59:60, RFC 3339) is the last instant of its minute's 59th second.
+  const leap = Number(sec) === 60 && Number(h) === 23 && Number(mi) === 59
+  const date = new Date(0)
+  date.setUTCFullYear(Number(y), Number(mo) - 1, Number(d))
+  date.setUTCHours(Number(h), Number(mi), leap ? 59 : Number(sec), leap ? 999 : ms)
+  if (date.getUTCFullYear() !== Number(y) || date.getUTCMonth() !== Number(mo) - 1 || date.getUTCDate() !== Number(d) || Number(h) > 23 || Number(mi) > 59 || (Number(sec) > 59 && !leap)) {
+    throw new Error(`time ${JSON.stringify(text)} is not a valid date`)
+  }
+  const wall = date.getTime()
   if (off === undefined) {
     if (zone === undefined) throw new Error(`time ${JSON.stringify(text)} has no time zone: give --tz (an IANA zone) or write the offset`)
     return zone.resolve(wall)
@@ -72,12 +83,10 @@ export function reportTime (text: string, zone: LocalTimeResolver | undefined): 
   if (/^(Z|UTC|GMT)$/i.test(off)) return wall
   const sign = off.startsWith('-') ? -1 : 1
   const digits = off.slice(1).replace(':', '')
-  return wall - sign * (Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2))) * 60_000
-}
-
-function checked (ms: number, text: string): number {
-  if (Number.isNaN(ms)) throw new Error(`time ${JSON.stringify(text)} is not a valid date`)
-  return ms
+  const oh = Number(digits.slice(0, 2))
+  const om = Number(digits.slice(2))
+  if (oh > 14 || om > 59) throw new Error(`time ${JSON.stringify(text)} has an impossible offset ${off}`)
+  return wall - sign * (oh * 60 + om) * 60_000
 }
 
 function empty (status: AttributionStatus, reason: string): Attribution {
@@ -104,7 +113,13 @@ export async function attributeOne (store: LeaseStore, address: string, time: st
   } catch (err) {
     return empty('bad-input', (err as Error).message)
   }
-  const a = await holderAt(store, address.trim(), t, opts.scope, opts.now)
+  let a: Awaited<ReturnType<typeof holderAt>>
+  try {
+    a = await holderAt(store, address.trim(), t, opts.scope, opts.now)
+  } catch (err) {
+    // The store could not answer this row (a read timeout, a damaged key): the batch goes on.
+    return empty('error', (err as Error).message)
+  }
   if (a.holders.length === 0) {
     if (a.gaps !== undefined) return empty('gap', `input known to be lost: ${a.gaps.map((g) => `${g.from} … ${g.to} (${g.reason})`).join('; ')}`)
     if (!a.covered) return empty('not-covered', a.coverage === undefined ? 'keatrail has no logs of this server' : `keatrail has logs from ${a.coverage.from} to ${a.coverage.to}`)
@@ -115,7 +130,11 @@ export async function attributeOne (store: LeaseStore, address: string, time: st
   const hs = a.holders
   const out: Attribution = {
     status: 'held',
-    reason: a.covered ? '' : `the time lies outside the logs keatrail has${a.coverage === undefined ? '' : ` (${a.coverage.from} … ${a.coverage.to})`}`,
+    reason: [
+      a.gaps === undefined ? '' : `input known to be lost around this time: ${a.gaps.map((g) => `${g.from} … ${g.to} (${g.reason})`).join('; ')}`,
+      a.covered || a.gaps !== undefined ? '' : `the time lies outside the logs keatrail has${a.coverage === undefined ? '' : ` (${a.coverage.from} … ${a.coverage.to})`}`,
+      a.truncated === true ? `more holders than one answer holds: the first ${hs.length}` : ''
+    ].filter((x) => x !== '').join('; '),
     mac: joined(hs, (h) => h.mac),
     client_id: joined(hs, (h) => h.client_id),
     duid: joined(hs, (h) => h.duid),
@@ -156,18 +175,28 @@ export async function attributeRows (
   emit: { columns: (names: string[]) => void, row: (r: AttributionRow) => void | Promise<void> },
   opts: AttributeOptions = {}
 ): Promise<Record<AttributionStatus, number>> {
-  const counts: Record<AttributionStatus, number> = { held: 0, 'no-holder': 0, 'not-covered': 0, gap: 0, 'bad-input': 0 }
+  const counts: Record<AttributionStatus, number> = { held: 0, 'no-holder': 0, 'not-covered': 0, gap: 0, 'bad-input': 0, error: 0 }
   let names: string[] | undefined
   let addressAt = 0
   let timeAt = 1
   const nameOf = (i: number): string => names?.[i] ?? (i === 0 ? 'address' : i === 1 ? 'time' : `column${i + 1}`)
   const start = (header: string[] | undefined, width: number): void => {
     if (header !== undefined) {
-      names = header
+      // Names as given, made unique and kept apart from the answer's columns (a report's own
+      // `status` or `hostname` column must not be overwritten by the answer's).
+      const seen = new Set<string>(ATTRIBUTION_COLUMNS)
+      names = header.map((h, i) => {
+        let name = h.trim() === '' ? `column${i + 1}` : h.trim()
+        if (seen.has(name)) name = `${name}_input`
+        for (let k = 2; seen.has(name); k++) name = `${name.replace(/_\d+$/, '')}_${k}`
+        seen.add(name)
+        return name
+      })
       const a = header.findIndex((h) => ADDRESS_HEADER.test(h.trim()))
       const t = header.findIndex((h) => TIME_HEADER.test(h.trim()))
-      if (a >= 0) addressAt = a
-      if (t >= 0) timeAt = t
+      // One recognised: the other is the first other column.
+      addressAt = a >= 0 ? a : t === 0 ? 1 : 0
+      timeAt = t >= 0 ? t : header.findIndex((_, i) => i !== addressAt)
     }
     emit.columns([...Array.from({ length: Math.max(width, header?.length ?? 0, 2) }, (_, i) => nameOf(i)), ...ATTRIBUTION_COLUMNS])
   }
@@ -185,7 +214,9 @@ export async function attributeRows (
     }
     if (first) {
       first = false
-      const header = opts.header !== false && row.length >= 2 && !readable(row[0] ?? '', row[1] ?? '', opts)
+      // A header names its address or time column; a first row that names neither is data
+      // (answered, bad input or not), never dropped.
+      const header = opts.header !== false && row.some((c) => ADDRESS_HEADER.test(c.trim()) || TIME_HEADER.test(c.trim()))
       start(header ? row : undefined, row.length)
       if (header) continue
     }
@@ -203,8 +234,3 @@ export async function attributeRows (
   return counts
 }
 
-/** Whether a first row reads as data: its address or its time can be read (else a header). */
-function readable (address: string, time: string, opts: AttributeOptions): boolean {
-  try { parseAddress(address.trim()); return true } catch { /* not an address */ }
-  try { reportTime(time, opts.timeZone === undefined ? undefined : new LocalTimeResolver(opts.timeZone)); return true } catch { return false }
-}

@@ -128,7 +128,7 @@ describe(`REST API on ${kinds.join(' and ')}${esSkip === '' ? '' : ` (skipped: $
   it('POST /api/v1/leases/attribute: one NDJSON line per row, in order, as /leases/at answers; one audit entry per row; bounded', async () => {
     audits.length = 0
     const rows = [
-      { address: '192.0.2.10', time: '2026-11-24T19:02:30+01:00', ticket: 'A-1' },
+      { address: '192.0.2.10', time: '2026-11-24T19:02:30+01:00', ticket: 'A-1', status: 'open' },
       { address: '192.0.2.10', time: '2020-01-01T00:00:00Z', ticket: 'A-2' },
       { address: 'not-an-ip', time: '2026-11-24T18:02:30Z', ticket: 'A-3' },
       { address: '192.0.2.10', time: '2026-11-24 19:02:30', ticket: 'A-4' }
@@ -140,12 +140,14 @@ describe(`REST API on ${kinds.join(' and ')}${esSkip === '' ? '' : ` (skipped: $
       expect(r.headers['content-type']).toMatch(/^application\/x-ndjson/)
       const lines = r.body.trim().split('\n').map((l) => JSON.parse(l) as Record<string, string>)
       expect(lines.map((l) => [l.ticket, l.status])).toEqual([['A-1', 'held'], ['A-2', 'not-covered'], ['A-3', 'bad-input'], ['A-4', 'held']])
+      // The report's own `status` field is kept beside the answer's.
+      expect(lines[0]?.status_input).toBe('open')
       const at = (await app.inject({ url: '/api/v1/leases/at?address=192.0.2.10&time=2026-11-24T19:02:30%2B01:00', headers: auth })).json()
       expect(lines[0]).toMatchObject({ address: '192.0.2.10', mac: at.holders[0].mac, start: at.holders[0].start, evidence: at.holders[0].evidence.join(' ') })
       expect(lines[3]?.evidence).toBe(lines[0]?.evidence)
     }
     await vi.waitFor(() => {
-      const mine = audits.filter((a) => a.route === '/api/v1/leases/attribute')
+      const mine = audits.filter((a) => a.route === '/api/v1/leases/attribute' && a.query.row !== undefined)
       expect(mine).toHaveLength(rows.length * kinds.length)
       expect(mine.slice(0, 4).map((a) => [a.key, a.query.address, a.query.answer])).toEqual([['reader', '192.0.2.10', 'held'], ['reader', '192.0.2.10', 'not-covered'], ['reader', 'not-an-ip', 'bad-input'], ['reader', '192.0.2.10', 'held']])
     })
@@ -182,6 +184,26 @@ describe(`REST API on ${kinds.join(' and ')}${esSkip === '' ? '' : ` (skipped: $
       // The aborted response's socket lingers (undici's side) until a timeout: not waited for.
       served.server.closeAllConnections()
       await served.close()
+    }
+
+    // A client that stops reading and never closes: cut off after api.attributeStallMs.
+    const stalled = await buildApp({ store: stores.sqlite as Store, api: { attributeStallMs: 500, keys: [{ name: 'reader', sha256: apiKeyHash(KEY), role: 'read' }], rateLimit: { max: 100_000, windowMs: 60_000 } } })
+    const at = await stalled.listen({ port: 0, host: '127.0.0.1' })
+    const sock = connect(Number(new URL(at).port), '127.0.0.1')
+    try {
+      const body = JSON.stringify({ rows: Array.from({ length: 50_000 }, (_, i) => ({ address: `192.0.2.${1 + (i % 200)}`, time: '2026-11-24T18:02:30Z', pad: 'x'.repeat(200) })) })
+      await new Promise<void>((resolve) => sock.once('connect', resolve))
+      sock.write(`POST /api/v1/leases/attribute HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${KEY}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
+      await new Promise<void>((resolve) => sock.once('data', () => { resolve() }))
+      sock.pause()
+      await vi.waitFor(async () => {
+        const next = await stalled.inject({ method: 'POST', url: '/api/v1/leases/attribute', headers: auth, payload: { rows } })
+        expect(next.statusCode).toBe(200)
+      }, { timeout: 30_000, interval: 200 })
+    } finally {
+      sock.destroy()
+      stalled.server.closeAllConnections()
+      await stalled.close()
     }
   }, 120_000)
 

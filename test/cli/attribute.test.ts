@@ -123,6 +123,23 @@ describe('keatrail lease attribute', () => {
   }, 180_000)
 })
 
+describe('keatrail lease attribute: reports as they come', () => {
+  it('keeps a report\'s own columns named like the answer\'s, finds the one named column and takes the other, answers a first row that is no header, and reads on past a huge record', async () => {
+    const huge = 'x'.repeat(70 * 1024)
+    const r = await runCli(['lease', 'attribute', '--data-dir', dir, '-'], [
+      'Date,Source IP Address,hostname,status',
+      `2026-11-24T09:16:16Z,192.0.2.203,printer,open`,
+      `2026-11-24T09:16:16Z,192.0.2.203,${huge},open`,
+      `2026-11-24T09:16:16Z,192.0.2.203,last,open`
+    ].join('\n') + '\n')
+    const [header, ...rows] = csv(r.out)
+    expect(header?.slice(0, 6)).toEqual(['Date', 'Source IP Address', 'hostname_input', 'status_input', 'status', 'reason'])
+    expect(rows.map((x) => [x[2]?.length, x[3], x[4]])).toEqual([[7, 'open', 'held'], [huge.length, 'open', 'held'], [4, 'open', 'held']])
+    const noHeader = await runCli(['lease', 'attribute', '--data-dir', dir, '-'], 'not-an-ip,sometime\n192.0.2.203,2026-11-24T09:16:16Z\n')
+    expect(csv(noHeader.out).slice(1).map((x) => x[2])).toEqual(['bad-input', 'held'])
+  })
+})
+
 describe('reportTime', () => {
   it('reads the forms abuse reports use, and a local time in a zone (the earlier instant when DST repeats an hour)', () => {
     const utc = Date.UTC(2026, 10, 24, 4, 16, 0)
@@ -134,5 +151,11 @@ describe('reportTime', () => {
     expect(reportTime('2026-10-25 02:30:00', new LocalTimeResolver('Europe/Berlin'))).toBe(Date.UTC(2026, 9, 25, 0, 30))
     expect(() => reportTime('2026-11-24 04:16:00', undefined)).toThrow(/no time zone/)
     expect(() => reportTime('24/Foo/2026:04:16:00 +0000', undefined)).toThrow(/unknown month/)
+    // Never rolled over into another day, never a two-digit year, never a 24-hour offset.
+    expect(() => reportTime('31/Feb/2026:04:16:00 +0000', undefined)).toThrow(/not a valid date/)
+    expect(new Date(reportTime('0099-01-01T00:00:00Z', undefined)).getUTCFullYear()).toBe(99)
+    expect(() => reportTime('2026-11-24T04:16:00+2400', undefined)).toThrow(/impossible offset/)
+    expect(reportTime('2026-12-31T23:59:60Z', undefined)).toBe(Date.UTC(2026, 11, 31, 23, 59, 59, 999))
+    expect(reportTime('1795493760.9999', undefined)).toBe(utc + 999)
   })
 })
