@@ -318,12 +318,14 @@ export function parseTime (input: string, what = 'time', now = Date.now()): numb
 /**
  * The `lo` keys of every prefix that could contain this address (one per prefix length): an
  * IA_PD lookup is then an indexed `lo IN (…)` instead of a range scan over all prefixes.
+ * DHCPv4 delegates no prefixes, so an IPv4 address has one key, its own: asking 33 made every
+ * `lease at` of an IPv4 address 33 index probes per statement (half of a batch attribution's
+ * CPU at 10M events, issue 22).
  */
 export function containingPrefixLos (lo: string): string[] {
-  const family = lo.startsWith('6:') ? 6 : 4
+  if (!lo.startsWith('6:')) return [lo]
   const hex = lo.slice(2)
-  const max = family === 4 ? 32 : 128
   const out = new Set<string>()
-  for (let len = 0; len <= max; len++) out.add(`${family}:${maskHex(hex, len, '0')}`)
+  for (let len = 0; len <= 128; len++) out.add(`6:${maskHex(hex, len, '0')}`)
   return [...out]
 }
