@@ -6,9 +6,7 @@ import { InputReadError } from '../errors.js'
 import { attributeRows, type AttributionStatus } from '../leases/attribute.js'
 import { parseTimeZone } from './options.js'
 import type { CliIo } from './parse.js'
-import { addStoreOptions, commandConfig, type StoreOptions } from './store-options.js'
-import { asLog, createLogger } from '../app/logger.js'
-import { withStore } from '../app/store.js'
+import { addStoreOptions, withCommandStore, type StoreOptions } from './store-options.js'
 
 interface AttributeCliOptions extends StoreOptions {
   json?: boolean
@@ -70,8 +68,7 @@ export function registerAttribute (lease: Command, io: CliIo): void {
           s.once('error', (err) => { reject(new InputReadError(file, err.message)) })
         })
       }
-      const cfg = commandConfig(o)
-      const counts = await withStore(cfg, { mode: 'read', log: asLog(createLogger(cfg.log, io.stderr)) }, async (opened) => {
+      const counts = await withCommandStore(o, io, 'read', async (opened) => {
         let columns: string[] = []
         return await attributeRows(opened.store.leases, csvRecords(input), {
           columns: (names) => {

@@ -10,15 +10,7 @@ import type { Store } from '../store/types.js'
 import { registerAttribute } from './attribute.js'
 import { parseTimeZone } from './options.js'
 import type { CliIo } from './parse.js'
-import { addStoreOptions, commandConfig, type StoreOptions } from './store-options.js'
-import { asLog, createLogger } from '../app/logger.js'
-import { withStore as withConfigStore, type OpenedStore, type StoreMode } from '../app/store.js'
-
-/** The store of the command's config: `read` fails when it does not exist (never creates one). */
-async function withStore<T> (o: StoreOptions, io: CliIo, mode: StoreMode, fn: (opened: OpenedStore) => Promise<T>): Promise<T> {
-  const cfg = commandConfig(o)
-  return await withConfigStore(cfg, { mode, log: asLog(createLogger(cfg.log, io.stderr)) }, fn)
-}
+import { addStoreOptions, withCommandStore, type StoreOptions } from './store-options.js'
 
 interface LeaseOptions extends StoreOptions {
   json?: boolean
@@ -94,7 +86,7 @@ export function registerLease (program: Command, io: CliIo): void {
     .option('--json', 'print one JSON object')
     .action(async (address: string, time: string, o: LeaseOptions) => {
       const t = parseTime(time)
-      await withStore(o, io, 'read', async (opened) => {
+      await withCommandStore(o, io, 'read', async (opened) => {
         const a = await holderAt(opened.store.leases, address, t, o.scope)
         if (o.json === true) { io.stdout.write(JSON.stringify(a) + '\n'); return }
         const lines = [`${a.address} at ${a.time}:`]
@@ -134,7 +126,7 @@ export function registerLease (program: Command, io: CliIo): void {
         ...(o.to === undefined ? {} : { to: parseTime(o.to, '--to') }),
         ...(o.scope === undefined ? {} : { scope: o.scope })
       }
-      await withStore(o, io, 'read', async (opened) => {
+      await withCommandStore(o, io, 'read', async (opened) => {
         const { intervals, truncated } = await historyPage(opened.store.leases, q)
         if (o.json === true) { io.stdout.write(JSON.stringify({ intervals, ...(truncated ? { truncated } : {}) }) + '\n'); return }
         if (intervals.length === 0) { io.stdout.write('no leases found.\n'); return }
@@ -150,7 +142,7 @@ export function registerLease (program: Command, io: CliIo): void {
     .argument('<files...>', 'kea-leases4.csv / kea-leases6.csv (and rotated .1, .2 …: Kea\'s LFC output)')
     .option('--scope <host>', 'the Kea server these leases belong to (host.name of its events; in a lease domain, the domain\'s history; default: the only one the store has)')
     .action(async (files: string[], o: LeaseOptions) => {
-      await withStore(o, io, 'write', async (opened) => {
+      await withCommandStore(o, io, 'write', async (opened) => {
         let scope = o.scope
         if (scope === undefined) {
           const known = await opened.store.leases.scopes()

@@ -1,7 +1,9 @@
 import { Option, type Command } from 'commander'
 import { resolveConfig, type Overrides } from '../app/config.js'
-import { LOG_LEVELS } from '../app/logger.js'
+import { asLog, createLogger, LOG_LEVELS } from '../app/logger.js'
+import { withStore, type OpenedStore, type StoreMode } from '../app/store.js'
 import { storeConfigSchema, type KeatrailConfig } from '../config/config.js'
+import type { CliIo } from './parse.js'
 
 /** The store kinds --store accepts: the `type`s of the config's store union. */
 export const STORE_KINDS = storeConfigSchema.options.map((o) => o.shape.type.value)
@@ -48,4 +50,10 @@ export function storeOverrides (o: StoreOptions): Overrides {
 /** The effective config of a command from its --config and flags. */
 export function commandConfig (o: StoreOptions, extra: Overrides = {}, fallback?: () => unknown): KeatrailConfig {
   return resolveConfig(o.config, { ...storeOverrides(o), ...extra }, fallback)
+}
+
+/** The store of a command's config, with the command's logger; `read` fails when it does not exist (never creates one). */
+export async function withCommandStore<T> (o: StoreOptions, io: CliIo, mode: StoreMode, fn: (opened: OpenedStore) => Promise<T>): Promise<T> {
+  const cfg = commandConfig(o)
+  return await withStore(cfg, { mode, log: asLog(createLogger(cfg.log, io.stderr)) }, fn)
 }
