@@ -102,6 +102,22 @@ function joined (holders: readonly Holder[], pick: (h: Holder) => string | numbe
 }
 
 /**
+ * One resolver per zone, shared by every row: with an unbounded fold tolerance it keeps no
+ * state that matters (a repeated hour always resolves to its earlier instant, whatever rows came
+ * before), and building one per row built an Intl.DateTimeFormat per row.
+ */
+const resolvers = new Map<string, LocalTimeResolver>()
+function resolverFor (zone: string): LocalTimeResolver {
+  let r = resolvers.get(zone)
+  if (r === undefined) {
+    if (resolvers.size >= 64) resolvers.clear()
+    r = new LocalTimeResolver(zone, Number.POSITIVE_INFINITY)
+    resolvers.set(zone, r)
+  }
+  return r
+}
+
+/**
  * One row's answer. A zone-less time resolves on its own (a report's rows are in no time order):
  * in a DST fold, the earlier of the two instants.
  */
@@ -109,7 +125,7 @@ export async function attributeOne (store: LeaseStore, address: string, time: st
   let t: number
   try {
     parseAddress(address.trim())
-    t = reportTime(time, opts.timeZone === undefined ? undefined : new LocalTimeResolver(opts.timeZone))
+    t = reportTime(time, opts.timeZone === undefined ? undefined : resolverFor(opts.timeZone))
   } catch (err) {
     return empty('bad-input', (err as Error).message)
   }
