@@ -186,6 +186,20 @@ describe(`REST API on ${kinds.join(' and ')}${esSkip === '' ? '' : ` (skipped: $
       await served.close()
     }
 
+    // Past the body bound (32 MiB), over a real socket: 413 before anything is parsed, though
+    // every row would pass the schema (100,000 rows of a 256- and a 40-character field).
+    const huge = JSON.stringify({ rows: Array.from({ length: 100_000 }, () => ({ address: '192.0.2.10', time: '2026-11-24T18:02:30Z', pad: 'p'.repeat(256), note: 'n'.repeat(40) })) })
+    expect(Buffer.byteLength(huge)).toBeGreaterThan(32 * 1024 * 1024)
+    const bounded = await buildApp({ store: stores.sqlite as Store, api: { keys: [{ name: 'reader', sha256: apiKeyHash(KEY), role: 'read' }], rateLimit: { max: 100_000, windowMs: 60_000 } } })
+    const bUrl = await bounded.listen({ port: 0, host: '127.0.0.1' })
+    try {
+      const tooBig = await fetch(`${bUrl}/api/v1/leases/attribute`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: huge })
+      expect(tooBig.status).toBe(413)
+    } finally {
+      bounded.server.closeAllConnections()
+      await bounded.close()
+    }
+
     // A client that stops reading and never closes: cut off after api.attributeStallMs.
     const stalled = await buildApp({ store: stores.sqlite as Store, api: { attributeStallMs: 500, keys: [{ name: 'reader', sha256: apiKeyHash(KEY), role: 'read' }], rateLimit: { max: 100_000, windowMs: 60_000 } } })
     const at = await stalled.listen({ port: 0, host: '127.0.0.1' })

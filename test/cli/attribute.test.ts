@@ -140,6 +140,17 @@ describe('keatrail lease attribute: reports as they come', () => {
   })
 })
 
+describe('keatrail lease attribute: a report that is not there', () => {
+  it('a missing file is one coded line, exit 2, before any store is opened', async () => {
+    const missing = join(dir, 'no-such-report.csv')
+    const r = await runCli(['lease', 'attribute', '--data-dir', join(dir, 'no-store-here'), missing])
+    expect(r.code).toBe(2)
+    expect(r.err.trim().split('\n')).toHaveLength(1)
+    expect(r.err).toMatch(new RegExp(`^keatrail: KEATRAIL_ERR_INPUT_READ: Cannot read ${missing.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: ENOENT`))
+    expect(r.out).toBe('')
+  })
+})
+
 describe('reportTime', () => {
   it('reads the forms abuse reports use, and a local time in a zone (the earlier instant when DST repeats an hour)', () => {
     const utc = Date.UTC(2026, 10, 24, 4, 16, 0)
