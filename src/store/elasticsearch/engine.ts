@@ -86,7 +86,7 @@ export function connectEngine (distribution: Distribution, c: EngineConnection):
   return distribution === 'opensearch' ? new OpenSearchEngine(c) : new ElasticEngine(c)
 }
 
-/** Elasticsearch, through Elastic's client (its helpers.bulk, its typed requests). */
+/** Elasticsearch, through Elastic's client (its transport and typed requests). */
 export class ElasticEngine implements SearchEngine {
   readonly distribution = 'elasticsearch' as const
   readonly client: EsClient
