@@ -493,6 +493,14 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
   // Batch attribution (issue 22): one batch at a time per process — a 100,000-row batch is
   // ~20 s of the store's reads; a second waits its turn by being refused (503, retry later).
   let attributing = false
+  // Stops the running batch (at most one): a shutdown ends it at once rather than waiting for
+  // up to 100,000 rows, or for a client that stopped reading to be cut off by attributeStallMs.
+  let stopBatch: (() => void) | undefined
+  app.addHook('preClose', async () => {
+    stopBatch?.()
+    // Any other response still being sent (a slow reader of a large page) is cut off after the grace.
+    setTimeout(() => { app.server.closeAllConnections() }, cfg.shutdownGraceMs).unref()
+  })
   app.post('/api/v1/leases/attribute', {
     bodyLimit: ATTRIBUTE_BODY_BYTES,
     // Refused before its body is read and validated (~0.4 s of the event loop for 100,000 rows).
@@ -547,7 +555,8 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
     }, { header: false, ...(tz === undefined ? {} : { timeZone: tz }), ...(scope === undefined ? {} : { scope }) })
     // The response's socket closing before the last line was sent: the client is gone.
     reply.raw.once('close', () => { if (!reply.raw.writableFinished) out.destroy() })
-    done.then(() => { out.end() }, (err: unknown) => { out.destroy(err as Error) }).finally(() => { attributing = false })
+    stopBatch = () => { out.destroy(); reply.raw.destroy() }
+    done.then(() => { out.end() }, (err: unknown) => { out.destroy(err as Error) }).finally(() => { attributing = false; stopBatch = undefined })
     return reply.type('application/x-ndjson; charset=utf-8').send(out)
   })
 

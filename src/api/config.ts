@@ -19,6 +19,7 @@ export const apiConfigSchema = z.object({
   }).strict().prefault({}).describe('Request rate limits, per API key (per client address for requests without one)'),
   auditLog: z.string().optional().describe('File to append every authenticated read to (JSON lines: key name, client address, route, parameters, status), created mode 0600; default <dataDir>/audit.log'),
   requestTimeoutMs: z.number().int().min(1000).default(30_000).describe('Time a client has to send a whole request; a client that dribbles its request is cut off (fastify\'s default is no limit)'),
+  shutdownGraceMs: z.number().int().min(0).default(10_000).describe('At shutdown, responses still being sent after this long are cut off (a running batch attribution at once), so that no client can hold the process open'),
   attributeStallMs: z.number().int().min(100).default(60_000).describe('A batch attribution (POST /api/v1/leases/attribute) whose client takes none of its answers for this long is cut off, freeing the one batch a process runs at a time'),
   cors: z.boolean().default(false).describe('Send CORS headers allowing any origin (off: the UI is served by keatrail itself); needs api.keys')
 }).strict()

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { connect } from 'node:net'
+import { connect, type Socket } from 'node:net'
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -202,14 +202,19 @@ describe(`REST API on ${kinds.join(' and ')}${esSkip === '' ? '' : ` (skipped: $
 
     // A client that stops reading and never closes: cut off after api.attributeStallMs.
     const stalled = await buildApp({ store: stores.sqlite as Store, api: { attributeStallMs: 500, keys: [{ name: 'reader', sha256: apiKeyHash(KEY), role: 'read' }], rateLimit: { max: 100_000, windowMs: 60_000 } } })
-    const at = await stalled.listen({ port: 0, host: '127.0.0.1' })
-    const sock = connect(Number(new URL(at).port), '127.0.0.1')
-    try {
+    /** Sends a 50,000-row batch over a socket of its own, and stops reading after its first bytes. */
+    const stallBatch = async (app: FastifyInstance): Promise<Socket> => {
+      const at = await app.listen({ port: 0, host: '127.0.0.1' })
+      const sock = connect(Number(new URL(at).port), '127.0.0.1')
       const body = JSON.stringify({ rows: Array.from({ length: 50_000 }, (_, i) => ({ address: `192.0.2.${1 + (i % 200)}`, time: '2026-11-24T18:02:30Z', pad: 'x'.repeat(200) })) })
       await new Promise<void>((resolve) => sock.once('connect', resolve))
       sock.write(`POST /api/v1/leases/attribute HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${KEY}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
       await new Promise<void>((resolve) => sock.once('data', () => { resolve() }))
       sock.pause()
+      return sock
+    }
+    const sock = await stallBatch(stalled)
+    try {
       await vi.waitFor(async () => {
         const next = await stalled.inject({ method: 'POST', url: '/api/v1/leases/attribute', headers: auth, payload: { rows } })
         expect(next.statusCode).toBe(200)
@@ -218,6 +223,21 @@ describe(`REST API on ${kinds.join(' and ')}${esSkip === '' ? '' : ` (skipped: $
       sock.destroy()
       stalled.server.closeAllConnections()
       await stalled.close()
+    }
+
+    // Shutting down while a batch streams to a client that stopped reading: the batch is cut off
+    // at once, not after attributeStallMs (60 s by default), and close() returns.
+    const closing = await buildApp({ store: stores.sqlite as Store, api: { shutdownGraceMs: 120_000, keys: [{ name: 'reader', sha256: apiKeyHash(KEY), role: 'read' }] } })
+    const paused = await stallBatch(closing)
+    try {
+      const outcome = await Promise.race([
+        closing.close().then(() => 'closed'),
+        new Promise((resolve) => setTimeout(() => { resolve('still open after 20 s') }, 20_000).unref())
+      ])
+      expect(outcome).toBe('closed')
+    } finally {
+      paused.destroy()
+      closing.server.closeAllConnections()
     }
   }, 120_000)
 
