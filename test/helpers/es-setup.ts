@@ -56,6 +56,7 @@ async function engine (name: string, file: string, given: string | undefined, of
     try { running = execFileSync('bash', [script, 'url'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() } catch { /* none */ }
     if (running !== '' && await healthy(running)) {
       url = running
+      await pruneEarlierRuns(url)
     } else {
       try {
         url = execFileSync('bash', [script, 'start'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 900_000 }).trim().split('\n').pop() ?? ''
@@ -67,4 +68,40 @@ async function engine (name: string, file: string, given: string | undefined, of
   }
   if (url === '' && process.env.CI === 'true') throw new Error(`CI needs ${name}. ${reason}`)
   return { url, reason, stop: () => { if (started) execFileSync('bash', [script, 'stop'], { stdio: 'inherit' }) } }
+}
+
+/** How old a test index must be to belong to an earlier run (a whole run takes under 30 min). */
+const EARLIER_RUN_MS = 2 * 3600_000
+
+/**
+ * Deletes the data streams and indices that earlier runs left on an instance this run reuses.
+ * Tests make a namespace of their own each and never delete it; a reused instance collected
+ * the namespaces of ~4 full runs and reached its limit of 1,000 open shards, failing the next
+ * run's writes. Only what is older than any run in progress is deleted, so a second run beside
+ * this one keeps its indices; an instance given by ES_URL / OS_URL is never touched.
+ */
+export async function pruneEarlierRuns (url: string, now = Date.now()): Promise<{ dataStreams: number, indices: number }> {
+  const get = async (path: string): Promise<unknown> => {
+    const res = await fetch(`${url}${path}`, { signal: AbortSignal.timeout(30_000) })
+    if (!res.ok) throw new Error(`GET ${path}: ${res.status} ${await res.text()}`)
+    return await res.json()
+  }
+  const del = async (path: string): Promise<void> => {
+    const res = await fetch(`${url}${path}`, { method: 'DELETE', signal: AbortSignal.timeout(120_000) })
+    if (!res.ok && res.status !== 404) throw new Error(`DELETE ${path}: ${res.status} ${await res.text()}`)
+  }
+  const settings = await get('/_all/_settings/index.creation_date?expand_wildcards=open,closed,hidden') as Record<string, { settings: { index: { creation_date: string } } }>
+  const created = new Map(Object.entries(settings).map(([name, s]) => [name, Number(s.settings.index.creation_date)]))
+  const old = (name: string): boolean => now - (created.get(name) ?? now) > EARLIER_RUN_MS
+  // The integ-test builds the scripts start have no data streams (an x-pack feature): none to list.
+  const listed = await fetch(`${url}/_data_stream/*`, { signal: AbortSignal.timeout(30_000) })
+  const streams = (listed.ok ? await listed.json() as { data_streams: Array<{ name: string, system?: boolean, indices: Array<{ index_name: string }> }> } : { data_streams: [] }).data_streams
+    .filter((d) => d.system !== true && !d.name.startsWith('.') && d.indices.every((i) => old(i.index_name)))
+    .map((d) => d.name)
+  // Plain indices only: a data stream's backing indices go with it, dot-named ones are the engine's own.
+  const indices = [...created.keys()].filter((name) => !name.startsWith('.') && old(name))
+  const chunks = (names: string[]): string[][] => Array.from({ length: Math.ceil(names.length / 50) }, (_, i) => names.slice(i * 50, i * 50 + 50))
+  for (const names of chunks(streams)) await del(`/_data_stream/${names.map(encodeURIComponent).join(',')}`)
+  for (const names of chunks(indices)) await del(`/${names.map(encodeURIComponent).join(',')}?ignore_unavailable=true`)
+  return { dataStreams: streams.length, indices: indices.length }
 }
