@@ -119,6 +119,14 @@ export interface Store {
    * without re-deriving or cloning the event. Optional: the API falls back to getMany.
    */
   evidence?: (ids: readonly string[]) => Promise<EvidenceLine[]>
+  /**
+   * The tamper-evidence chain over the stored raw records (src/store/sqlite/chain.ts): its
+   * newest link, and a full re-computation. Absent where a store keeps none (the row layout).
+   */
+  chain?: {
+    head: () => Promise<ChainHead | undefined>
+    verify: (opts?: ChainVerifyOptions) => Promise<ChainReport>
+  }
   count: (q?: EventQuery) => Promise<number>
   /** Events per time bucket of `intervalMs`, buckets keyed by their start. */
   histogram: (q: EventQuery, intervalMs: number) => Promise<Bucket[]>
@@ -200,4 +208,30 @@ export function decodeCursor (s: string): Cursor | undefined {
     if (Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && typeof v[1] === 'string') return { t: v[0], id: v[1] }
   } catch { /* fall through */ }
   return undefined
+}
+
+/** A link of a store's tamper-evidence chain: its batch's write sequence, when it was stored, its hash (hex). */
+export interface ChainHead { seq: number, time: string, link: string }
+
+/** What `keatrail verify` found. `broken`: the first link that does not hold, and why. */
+export interface ChainReport {
+  links: number
+  records: number
+  /** Links whose records were all read and re-hashed. */
+  intact: number
+  /** Links that lost records to retention or `store delete` (their kept records checked by tag). */
+  partial: number
+  /** Events in blocks that no link covers (stored before schema 18 made the chain). */
+  uncovered: number
+  oldest?: ChainHead
+  head?: ChainHead
+  broken?: { seq: number, time: string, reason: string, record?: { id: string, block: number, position: number } }
+  /** The link asked for (a report's head, hex) and where it is in the chain, if it is. */
+  named?: { link: string, seq?: number }
+}
+
+export interface ChainVerifyOptions {
+  progress?: (done: number, total: number) => void
+  /** A link (hex) to find: the head an evidence report was made against. */
+  named?: string
 }

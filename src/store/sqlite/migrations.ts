@@ -407,6 +407,36 @@ CREATE INDEX IF NOT EXISTS lease_keys_scope ON lease_keys (scope, type);
 -- refuse the file (KEATRAIL_ERR_STORE_SCHEMA).
 SELECT 1;
 `
+  },
+  {
+    version: 18,
+    name: 'tamper-evidence chain',
+    sql: `
+-- One link per write batch over the raw records it stored (src/store/sqlite/chain.ts): a report
+-- names the newest link, and keatrail verify re-computes them all. Records stored before this
+-- version are in no link (verify counts them).
+CREATE TABLE chain (
+  seq     INTEGER PRIMARY KEY,         -- the batch's write sequence (blocks.seq)
+  time    INTEGER NOT NULL,            -- ms, when it was stored
+  n       INTEGER NOT NULL,            -- records it stored
+  dropped INTEGER NOT NULL DEFAULT 0,  -- of those, removed since by retention or store delete
+  digest  BLOB NOT NULL,               -- SHA-256 over its records
+  prev    BLOB NOT NULL,               -- the link before it (32 zero bytes for the first)
+  link    BLOB NOT NULL                -- SHA-256 over prev, seq, n, time and digest
+);
+-- Where a batch's records are: positions pos … pos + n - 1 of a block, its k-th run; tags: a
+-- 32-bit FNV-1a per record (which record of a broken link differs).
+CREATE TABLE chain_runs (
+  block INTEGER NOT NULL,
+  pos   INTEGER NOT NULL,
+  seq   INTEGER NOT NULL,
+  k     INTEGER NOT NULL,
+  n     INTEGER NOT NULL,
+  tags  BLOB NOT NULL,
+  PRIMARY KEY (block, pos)
+) WITHOUT ROWID;
+CREATE INDEX chain_runs_seq ON chain_runs (seq, k);
+`
   }
 ]
 

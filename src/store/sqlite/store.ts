@@ -6,7 +6,7 @@ import { observeWipe, WIPE_ACTION, wipesOf, type LeaseWipe, type SubnetMap } fro
 import { NO_DOMAINS, type LeaseDomains } from '../../leases/domains.js'
 import { isoMillis } from '../../parse/time/iso.js'
 import { validateConfig } from '../../config/validate.js'
-import type { Bucket, DeleteResult, EventQuery, EvidenceLine, FilterField, SearchPage, SearchRequest, SerializedPage, Store, TermCount, WriteResult } from '../types.js'
+import type { Bucket, ChainHead, ChainReport, ChainVerifyOptions, DeleteResult, EventQuery, EvidenceLine, FilterField, SearchPage, SearchRequest, SerializedPage, Store, TermCount, WriteResult } from '../types.js'
 import { runRead, type ReadOps } from './reader.js'
 import { sqliteStoreConfigSchema, type SqliteStoreConfig } from './config.js'
 import { SqliteLeases } from './leases.js'
@@ -15,6 +15,7 @@ import { ReaderPool } from './reader-pool.js'
 import { SqliteSnapshots } from './snapshots.js'
 import { BlockReader, type BlockRow } from './blocks/reader.js'
 import { BlockWriter } from './blocks/writer.js'
+import { chainHead, verifyChain } from './chain.js'
 import { CODECS, WRITE_CODEC } from './blocks/compress.js'
 import { HealthCount } from './health-count.js'
 
@@ -142,6 +143,12 @@ export class SqliteStore implements Store {
   async get (id: string): Promise<KeaEvent | undefined> { return (await this.getMany([id]))[0] }
   async getMany (ids: readonly string[]): Promise<KeaEvent[]> { return await this.read('getMany', ids) }
   async evidence (ids: readonly string[]): Promise<EvidenceLine[]> { return await this.read('evidence', ids) }
+  readonly chain = {
+    head: async (): Promise<ChainHead | undefined> => chainHead(this.db),
+    // On the store's connection, in one read transaction: a consistent picture of the file.
+    verify: async (opts?: ChainVerifyOptions): Promise<ChainReport> => this.db.transaction(() => verifyChain(this.db, opts))()
+  }
+
   async count (q: EventQuery = {}): Promise<number> { return await this.read('count', q) }
   async histogram (q: EventQuery, intervalMs: number): Promise<Bucket[]> { return await this.read('histogram', q, intervalMs) }
   async top (field: FilterField, q: EventQuery, size: number): Promise<TermCount[]> { return await this.read('top', field, q, size) }
@@ -252,7 +259,11 @@ export class SqliteStore implements Store {
         this.db.pragma('incremental_vacuum')
       }
     }
-    if (deleted > 0) this.db.pragma('incremental_vacuum')
+    if (deleted > 0) {
+      // Links none of whose records are left go, from the oldest on (the chain verifies from the oldest kept).
+      this.db.transaction(() => this.writer.pruneChain())()
+      this.db.pragma('incremental_vacuum')
+    }
     return deleted
   }
 

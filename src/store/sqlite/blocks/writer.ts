@@ -8,6 +8,7 @@ import { decodeTimes, encodeTimes, filterLines, frameOf, linesOf, packLines, rep
 import { compress, decompress, WRITE_CODEC, type CodecId } from './compress.js'
 import { TermCollector } from './plan.js'
 import type { BlockReader, BlockRow } from './reader.js'
+import { ChainWriter, type ChainRun } from '../chain.js'
 
 /**
  * Events per block. 4,096: one write batch of a busy source fills one (the pipeline's batches
@@ -54,6 +55,9 @@ function bloomOf (row: { bloom: Buffer, n: number, codec: number }): Uint8Array 
 export class BlockWriter {
   private readonly s: ReturnType<typeof statements>
   private readonly terms = new TermCollector()
+  private readonly chain: ChainWriter
+  /** Where the current batch's new records went (its chain link's runs). */
+  private placed: ChainRun[] = []
   /**
    * parse_contexts ids of the derivations met in the current batch: looked up per batch, not
    * kept across them (a rolled-back batch takes the rows it inserted with it).
@@ -74,12 +78,14 @@ export class BlockWriter {
   /** `codec`: what the blocks it writes or rewrites are compressed with (a block read keeps its own). */
   constructor (db: Database.Database, private readonly reader: BlockReader, private readonly codec: CodecId = WRITE_CODEC) {
     this.s = statements(db)
+    this.chain = new ChainWriter(db)
   }
 
   /** Stores a batch (inside the caller's transaction); returns the write sequence it took. */
   write (events: readonly KeaEvent[]): BatchResult & { seq: number } {
     const seq = this.s.seq.get() as number
     this.contexts = new Map()
+    this.placed = []
     const res: BatchResult = { written: 0, duplicates: 0, replaced: 0, fresh: [], withdrawn: [] }
     const bySource = new Map<string, KeaEvent[]>()
     for (const e of events) {
@@ -89,6 +95,7 @@ export class BlockWriter {
       else list.push(e)
     }
     for (const [src, list] of bySource) this.writeSource(src, list, seq, res)
+    if (this.placed.length > 0) this.chain.append(seq, this.placed)
     this.reader.forget()
     return { ...res, seq }
   }
@@ -193,6 +200,7 @@ export class BlockWriter {
   dropBlock (id: number): void {
     this.s.dropPostings.run(id)
     this.s.dropIds.run(id)
+    this.chain.droppedBlock(id)
     this.s.delBlock.run(id)
     this.reader.forget()
   }
@@ -205,6 +213,7 @@ export class BlockWriter {
     // The id first: postings name the block, and the row is written once (a blob update rewrites it whole).
     const id = this.s.nextId.get() as number
     this.index(id, events, bits, addressed)
+    this.placed.push({ block: id, pos: 0, events })
     this.s.insert.run(id, src, s.minTs, s.maxTs, s.minOff, s.maxOff, events.length, seq, this.codec, encodeTimes(ts), bloomFor(events.length, bits, this.codec), packLines(lines, this.codec), this.versionOf(lines))
   }
 
@@ -225,6 +234,7 @@ export class BlockWriter {
     const ts = [...decodeTimes(full.times, full.n), ...times]
     const bits = bloomOf(full)
     this.index(row.id, events, bits, addressed, full.n)
+    this.placed.push({ block: row.id, pos: full.n, events })
     const s = summary(ts, events.map((e) => addressed.get(e)), row)
     this.s.update.run(s.minTs, s.maxTs, s.minOff, s.maxOff, ts.length, seq, this.codec, encodeTimes(ts), bloomFor(ts.length, bits, this.codec), packLines(lines, this.codec), this.versionOf(lines, full.pv), row.id)
     return true
@@ -288,6 +298,7 @@ export class BlockWriter {
       else { kept.push(e); keptTs.push(ts[i] as number) }
     }
     if (removed.length === 0) return []
+    this.chain.removed(row.id, full.n, drop)
     // Every term of the removed events goes; the kept events' terms are put back below.
     // One collector for them all (eventTerms makes one per event): retention removes whole blocks.
     const terms = this.terms
@@ -320,6 +331,11 @@ export class BlockWriter {
     let v = old
     for (const c of this.contexts.values()) if (v === null || c.v < v) v = c.v
     return lines.ctx.some((c) => c >= 0) ? v : null
+  }
+
+  /** Deletes the chain's oldest links all of whose records are gone (after retention). */
+  pruneChain (): number {
+    return this.chain.prune()
   }
 
   nextSeq (): number {
