@@ -17,6 +17,7 @@ import { registerServe } from './serve.js'
 import { registerParse, type CliIo } from './parse.js'
 import { registerRun } from './run.js'
 import { registerStore } from './store.js'
+import { registerVerify } from './verify.js'
 
 /** Exit code of every usage and coded error (commander's own included); 1 is "done, but not all of it". */
 export const EXIT_ERROR = 2
@@ -58,6 +59,7 @@ export async function main (argv: string[], io: CliIo = {
   registerServe(program, io)
   registerConfigCheck(program, io)
   registerStore(program, io)
+  registerVerify(program, io)
   addExamples(program)
   const fail = (err: CodedError): number => {
     io.stderr.write(`keatrail: ${err.code}: ${err.message.replace(/\s*\n\s*/g, ' ')}\n`)

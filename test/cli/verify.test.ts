@@ -1,0 +1,49 @@
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import { describe, expect, it } from 'vitest'
+import { packLines, unpackLines } from '../../src/store/sqlite/blocks/codec.js'
+import { runCli } from '../helpers/cli.js'
+import { KEA_FIXTURES } from '../helpers/fixtures.js'
+
+// Issue 22: `keatrail verify` re-computes the store's tamper-evidence chain: exit 0 when every
+// record is as stored (and the head a report names is in the chain), 1 with the first broken
+// link and the altered record otherwise.
+
+describe('keatrail verify', () => {
+  it('holds on a store as keatrail wrote it, names the altered record after one byte is changed behind its back', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kt-verify-'))
+    for (const [f, host] of [['kea-2.2.0-dhcp4-INFO-full.log', 'kea-a'], ['kea-2.2.0-dhcp6-INFO-full.log', 'kea-b']]) {
+      const r = await runCli(['import', '--data-dir', dir, '--tz', 'UTC', '--host', host as string, join(KEA_FIXTURES, f as string)])
+      expect(r.code, r.err).toBe(0)
+    }
+    const ok = await runCli(['verify', '--data-dir', dir])
+    expect(ok.code, ok.err).toBe(0)
+    expect(ok.out).toMatch(/^chain: \d+ links, [\d,]+ records, oldest kept link \d+ .*, head [0-9a-f]{64} /m)
+    expect(ok.out).toMatch(/^OK: every record covered by the chain is as it was stored$/m)
+    const json = JSON.parse((await runCli(['verify', '--data-dir', dir, '--json'])).out) as { ok: boolean, head: { link: string, seq: number }, records: number }
+    expect(json.ok).toBe(true)
+    const named = await runCli(['verify', '--data-dir', dir, '--head', json.head.link])
+    expect([named.code, named.out]).toEqual([0, expect.stringMatching(new RegExp(`head ${json.head.link}: link ${json.head.seq} of the chain \\(the newest\\)`))])
+    const unknown = await runCli(['verify', '--data-dir', dir, '--head', 'ab'.repeat(32)])
+    expect([unknown.code, unknown.out]).toEqual([1, expect.stringMatching(/not in the chain/)])
+    const bad = await runCli(['verify', '--data-dir', dir, '--head', 'xyz'])
+    expect([bad.code, bad.err.trim().split('\n')]).toEqual([2, [expect.stringMatching(/^keatrail: KEATRAIL_ERR_USAGE: --head takes the 64 hex digits/)]])
+
+    // One character of one stored raw record changed, the block packed again (what someone
+    // editing the file with sqlite3 and the codec would do).
+    const db = new Database(join(dir, 'keatrail.db'))
+    const run = db.prepare('SELECT block, pos, n FROM chain_runs ORDER BY seq, k LIMIT 1').get() as { block: number, pos: number, n: number }
+    const row = db.prepare('SELECT codec, payload FROM blocks WHERE id = ?').get(run.block) as { codec: 1 | 2, payload: Buffer }
+    const lines = unpackLines(row.payload, row.codec)
+    const at = run.pos + 3
+    lines.originals[at] = (lines.originals[at] as string).replace('INFO', 'INF0')
+    db.prepare('UPDATE blocks SET payload = ? WHERE id = ?').run(packLines(lines, row.codec), run.block)
+    db.close()
+    const broken = await runCli(['verify', '--data-dir', dir])
+    expect(broken.code).toBe(1)
+    expect(broken.out).toMatch(new RegExp(`^BROKEN at link \\d+ \\(stored [^)]+\\): a record differs from what was stored: record \\S+ \\(block ${run.block}, position ${at}\\)$`, 'm'))
+    expect(broken.out).toMatch(/^FAILED$/m)
+  }, 60_000)
+})
