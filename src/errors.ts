@@ -338,3 +338,12 @@ export const StoreDistributionError = createError<[string, string, string, strin
   '%s answers as %s, not %s: set store.type: %s (or --store)',
   500
 )
+
+// The forensic desk (issue 22)
+
+/** A report or other output file could not be written (a directory that does not exist, no permission, disk full). */
+export const OutputWriteError = createError<[string, string]>(
+  'KEATRAIL_ERR_OUTPUT_WRITE',
+  'Cannot write %s: %s',
+  500
+)

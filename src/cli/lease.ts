@@ -8,6 +8,7 @@ import { seedKeaState } from '../leases/seed.js'
 import type { Holder, HistoryQuery } from '../leases/types.js'
 import type { Store } from '../store/types.js'
 import { registerAttribute } from './attribute.js'
+import { registerReport } from './report.js'
 import { parseTimeZone } from './options.js'
 import type { CliIo } from './parse.js'
 import { addStoreOptions, withCommandStore, type StoreOptions } from './store-options.js'
@@ -136,6 +137,7 @@ export function registerLease (program: Command, io: CliIo): void {
     })
 
   registerAttribute(lease, io)
+  registerReport(lease, io)
 
   addStoreOptions(lease.command('import-csv'))
     .description('Seed lease history from Kea\'s memfile lease file (leases allocated before log collection began)')

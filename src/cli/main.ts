@@ -1,9 +1,7 @@
-import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
 import { Command, CommanderError } from 'commander'
 import { isCodedError, UsageError, type CodedError } from '../errors.js'
 import { loadConfig } from '../config/config.js'
-import { packageRoot } from '../paths.js'
+import { version } from '../paths.js'
 import { registerConfigCheck } from './config-check.js'
 import { registerDeadLetter } from './deadletter.js'
 import { registerDiscover } from './discover.js'
@@ -22,10 +20,6 @@ import { registerVerify } from './verify.js'
 /** Exit code of every usage and coded error (commander's own included); 1 is "done, but not all of it". */
 export const EXIT_ERROR = 2
 
-/** keatrail's version, from its package.json. */
-export function version (): string {
-  return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version
-}
 
 /** Runs the CLI; resolves to the process exit code. `io` is swappable for tests. */
 export async function main (argv: string[], io: CliIo = {

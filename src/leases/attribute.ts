@@ -136,6 +136,11 @@ export async function attributeOne (store: LeaseStore, address: string, time: st
     // The store could not answer this row (a read timeout, a damaged key): the batch goes on.
     return empty('error', (err as Error).message)
   }
+  return attributionOf(a)
+}
+
+/** A `lease at` answer as one attribution row: its status, why, and the holders' fields joined. */
+export function attributionOf (a: Awaited<ReturnType<typeof holderAt>>): Attribution {
   if (a.holders.length === 0) {
     if (a.gaps !== undefined) return empty('gap', `input known to be lost: ${a.gaps.map((g) => `${g.from} … ${g.to} (${g.reason})`).join('; ')}`)
     if (!a.covered) return empty('not-covered', a.coverage === undefined ? 'keatrail has no logs of this server' : `keatrail has logs from ${a.coverage.from} to ${a.coverage.to}`)

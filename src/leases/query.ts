@@ -115,13 +115,30 @@ export async function holderAt (store: LeaseStore, address: string, time: number
     ...(truncated ? { truncated } : {})
   }
   if (at.length === 0) {
-    const ns = await Promise.all(scopes.map(async (s) => await store.neighbours(range, time, s)))
-    const before = by<LeaseInterval>((a, b) => (a.end ?? 0) > (b.end ?? 0))(ns.map((n) => n.before))
-    const after = by<LeaseInterval>((a, b) => (a.start ?? 0) < (b.start ?? 0))(ns.map((n) => n.after))
-    if (before !== undefined) answer.before = toHolder(before, now)
-    if (after !== undefined) answer.after = toHolder(after, now)
+    const n = await neighbourIntervals(store, range, time, scopes)
+    if (n.before !== undefined) answer.before = toHolder(n.before, now)
+    if (n.after !== undefined) answer.after = toHolder(n.after, now)
   }
   return answer
+}
+
+async function neighbourIntervals (store: LeaseStore, range: { lo: string, hi: string }, time: number, scopes: Array<string | undefined>): Promise<{ before?: LeaseInterval, after?: LeaseInterval }> {
+  const ns = await Promise.all(scopes.map(async (s) => await store.neighbours(range, time, s)))
+  const before = by<LeaseInterval>((a, b) => (a.end ?? 0) > (b.end ?? 0))(ns.map((n) => n.before))
+  const after = by<LeaseInterval>((a, b) => (a.start ?? 0) < (b.start ?? 0))(ns.map((n) => n.after))
+  return { ...(before === undefined ? {} : { before }), ...(after === undefined ? {} : { after }) }
+}
+
+/**
+ * The holders of an address just before `before` ends and just after `after` (ms): an evidence
+ * report's timeline around the holders it names. `server` as in holderAt.
+ */
+export async function holdersAround (store: LeaseStore, address: string, before: number, after: number, server?: string, now = Date.now()): Promise<{ before?: Holder, after?: Holder }> {
+  const { scopes } = asked(store, server)
+  const range = parseAddress(address)
+  const b = (await neighbourIntervals(store, range, before, scopes)).before
+  const a = (await neighbourIntervals(store, range, after, scopes)).after
+  return { ...(b === undefined ? {} : { before: toHolder(b, now) }), ...(a === undefined ? {} : { after: toHolder(a, now) }) }
 }
 
 /** Validates and normalizes a history query: exactly one subject, identifiers in Kea's form. */

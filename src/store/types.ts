@@ -126,6 +126,8 @@ export interface Store {
   chain?: {
     head: () => Promise<ChainHead | undefined>
     verify: (opts?: ChainVerifyOptions) => Promise<ChainReport>
+    /** The link covering each stored record of `ids` (undefined: not stored, or stored before the chain began). */
+    proofs: (ids: readonly string[]) => Promise<Array<ChainProof | undefined>>
   }
   count: (q?: EventQuery) => Promise<number>
   /** Events per time bucket of `intervalMs`, buckets keyed by their start. */
@@ -212,6 +214,9 @@ export function decodeCursor (s: string): Cursor | undefined {
 
 /** A link of a store's tamper-evidence chain: its batch's write sequence, when it was stored, its hash (hex). */
 export interface ChainHead { seq: number, time: string, link: string }
+
+/** The link that covers a stored record: a report's line is checked against it. */
+export interface ChainProof { seq: number, link: string }
 
 /** What `keatrail verify` found. `broken`: the first link that does not hold, and why. */
 export interface ChainReport {

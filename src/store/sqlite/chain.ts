@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import type Database from 'better-sqlite3'
 import type { KeaEvent } from '../../parse/event.js'
-import type { ChainHead, ChainReport, ChainVerifyOptions } from '../types.js'
+import type { ChainHead, ChainProof, ChainReport, ChainVerifyOptions } from '../types.js'
 import { DecodedBlock } from './blocks/codec.js'
 
 // The tamper-evidence chain (issue 22): one link per write batch, over the raw records that batch
@@ -212,4 +212,18 @@ export function verifyChain (db: Database.Database, opts: ChainVerifyOptions = {
 export function chainHead (db: Database.Database): ChainHead | undefined {
   const l = db.prepare('SELECT seq, time, n, dropped, digest, prev, link FROM chain ORDER BY seq DESC LIMIT 1').get() as LinkRow | undefined
   return l === undefined ? undefined : headOf(l)
+}
+
+/** The link that covers each stored record (`locate`: where an id is stored), or undefined (stored before the chain, or not stored). */
+export function chainProofs (db: Database.Database, locate: (id: string) => { row: { id: number }, i: number } | undefined, ids: readonly string[]): Array<ChainProof | undefined> {
+  const runAt = db.prepare('SELECT seq, pos, n FROM chain_runs WHERE block = ? AND pos <= ? ORDER BY pos DESC LIMIT 1')
+  const linkAt = db.prepare('SELECT link FROM chain WHERE seq = ?').pluck()
+  return ids.map((id) => {
+    const at = locate(id)
+    if (at === undefined) return undefined
+    const run = runAt.get(at.row.id, at.i) as { seq: number, pos: number, n: number } | undefined
+    if (run === undefined || at.i >= run.pos + run.n) return undefined
+    const link = linkAt.get(run.seq) as Buffer | undefined
+    return link === undefined ? undefined : { seq: run.seq, link: link.toString('hex') }
+  })
 }

@@ -6,7 +6,7 @@ import { observeWipe, WIPE_ACTION, wipesOf, type LeaseWipe, type SubnetMap } fro
 import { NO_DOMAINS, type LeaseDomains } from '../../leases/domains.js'
 import { isoMillis } from '../../parse/time/iso.js'
 import { validateConfig } from '../../config/validate.js'
-import type { Bucket, ChainHead, ChainReport, ChainVerifyOptions, DeleteResult, EventQuery, EvidenceLine, FilterField, SearchPage, SearchRequest, SerializedPage, Store, TermCount, WriteResult } from '../types.js'
+import type { Bucket, ChainHead, ChainProof, ChainReport, ChainVerifyOptions, DeleteResult, EventQuery, EvidenceLine, FilterField, SearchPage, SearchRequest, SerializedPage, Store, TermCount, WriteResult } from '../types.js'
 import { runRead, type ReadOps } from './reader.js'
 import { sqliteStoreConfigSchema, type SqliteStoreConfig } from './config.js'
 import { SqliteLeases } from './leases.js'
@@ -15,7 +15,7 @@ import { ReaderPool } from './reader-pool.js'
 import { SqliteSnapshots } from './snapshots.js'
 import { BlockReader, type BlockRow } from './blocks/reader.js'
 import { BlockWriter } from './blocks/writer.js'
-import { chainHead, verifyChain } from './chain.js'
+import { chainHead, chainProofs, verifyChain } from './chain.js'
 import { CODECS, WRITE_CODEC } from './blocks/compress.js'
 import { HealthCount } from './health-count.js'
 
@@ -146,7 +146,8 @@ export class SqliteStore implements Store {
   readonly chain = {
     head: async (): Promise<ChainHead | undefined> => chainHead(this.db),
     // On the store's connection, in one read transaction: a consistent picture of the file.
-    verify: async (opts?: ChainVerifyOptions): Promise<ChainReport> => this.db.transaction(() => verifyChain(this.db, opts))()
+    verify: async (opts?: ChainVerifyOptions): Promise<ChainReport> => this.db.transaction(() => verifyChain(this.db, opts))(),
+    proofs: async (ids: readonly string[]): Promise<Array<ChainProof | undefined>> => this.db.transaction(() => chainProofs(this.db, (id) => this.reader.locate(id), ids))()
   }
 
   async count (q: EventQuery = {}): Promise<number> { return await this.read('count', q) }

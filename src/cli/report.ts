@@ -1,0 +1,47 @@
+import { writeFileSync } from 'node:fs'
+import { Option, type Command } from 'commander'
+import { OutputWriteError, UsageError } from '../errors.js'
+import { evidenceReport } from '../leases/report.js'
+import { reportHtml } from '../leases/report-html.js'
+import { version } from '../paths.js'
+import { parseTimeZone } from './options.js'
+import type { CliIo } from './parse.js'
+import { addStoreOptions, withCommandStore, type StoreOptions } from './store-options.js'
+
+interface ReportCliOptions extends StoreOptions {
+  format: 'html' | 'json'
+  out?: string
+  scope?: string
+  tz?: string
+}
+
+export function registerReport (lease: Command, io: CliIo): void {
+  addStoreOptions(lease.command('report'))
+    .description('An evidence report of who held ADDRESS at TIME: the answer, the intervals around it, every evidence line verbatim with its source, and the chain link covering each (self-contained HTML, prints on A4; or JSON)')
+    .argument('<address>', 'IPv4 or IPv6 address')
+    .argument('<time>', 'the time as a report gives it: RFC 3339, "2026-11-24 04:16:00 UTC", epoch seconds …')
+    .addOption(new Option('--format <format>', 'html or json').choices(['html', 'json']).default('html'))
+    .option('--out <file>', 'write the report here (default: standard output)')
+    .addOption(new Option('--tz <zone>', 'IANA zone of a zone-less TIME and of the times shown beside UTC (default UTC)').argParser(parseTimeZone))
+    .option('--scope <host>', 'only leases of this Kea server or lease domain (as lease at --scope)')
+    .addHelpText('after', '\nExample:\n  keatrail lease report 192.0.2.23 "2026-11-24 04:16:00" --tz Europe/Berlin --out 192.0.2.23.html\n  keatrail verify --report 192.0.2.23.html')
+    .action(async (address: string, time: string, o: ReportCliOptions) => {
+      const r = await withCommandStore(o, io, 'read', async (opened) => {
+        try {
+          return await evidenceReport(opened.store, address, time, { keatrailVersion: version(), ...(o.tz === undefined ? {} : { timeZone: o.tz }), ...(o.scope === undefined ? {} : { scope: o.scope }) })
+        } catch (err) {
+          // The address or time could not be read: the operator's mistake, one line.
+          if (err instanceof Error && !('code' in err && String(err.code).startsWith('KEATRAIL_ERR'))) throw new UsageError(`${address} at ${time}: ${err.message}`)
+          throw err
+        }
+      })
+      const text = o.format === 'json' ? JSON.stringify(r, null, 2) + '\n' : reportHtml(r)
+      if (o.out === undefined) { io.stdout.write(text); return }
+      try {
+        writeFileSync(o.out, text)
+      } catch (err) {
+        throw new OutputWriteError(o.out, (err as Error).message)
+      }
+      io.stderr.write(`${r.answer.status}: ${r.answer.reason}\nwrote ${o.out} (${r.evidence.length} evidence lines${r.chain === undefined ? '' : `, chain head ${r.chain.link}`})\n`)
+    })
+}
