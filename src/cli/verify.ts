@@ -1,12 +1,41 @@
+import { readFileSync } from 'node:fs'
 import type { Command } from 'commander'
-import { UsageError } from '../errors.js'
-import type { ChainReport } from '../store/types.js'
+import { z } from 'zod'
+import { InputReadError, UsageError } from '../errors.js'
+import { reportFromText } from '../leases/report-html.js'
+import type { ChainReport, Store } from '../store/types.js'
 import type { CliIo } from './parse.js'
 import { addStoreOptions, withCommandStore, type StoreOptions } from './store-options.js'
 
 interface VerifyOptions extends StoreOptions {
   head?: string
+  report?: string
   json?: boolean
+}
+
+/** What `verify --report` needs of an evidence report (src/leases/report.ts). */
+const reportSchema = z.object({
+  report: z.literal('keatrail evidence report'),
+  chain: z.object({ link: z.string().regex(/^[0-9a-f]{64}$/) }).optional(),
+  evidence: z.array(z.object({ id: z.string(), raw: z.string(), chain: z.object({ seq: z.number(), link: z.string() }).optional() })).max(10_000)
+})
+
+/** Each evidence line of a report compared with the stored record and the link covering it: the problems found. */
+async function checkLines (store: Store, lines: z.infer<typeof reportSchema>['evidence']): Promise<string[]> {
+  const problems: string[] = []
+  const stored = new Map<string, string>()
+  for (let i = 0; i < lines.length; i += 500) {
+    for (const e of await store.getMany(lines.slice(i, i + 500).map((l) => l.id))) stored.set(e.event.id, e.event.original)
+  }
+  const proofs = await store.chain?.proofs(lines.map((l) => l.id)) ?? []
+  lines.forEach((l, k) => {
+    const raw = stored.get(l.id)
+    const proof = proofs[k]
+    if (raw === undefined) problems.push(`line ${k + 1} (${l.id}): not in the store (deleted, or aged out by retention)`)
+    else if (raw !== l.raw) problems.push(`line ${k + 1} (${l.id}): differs from the stored record`)
+    else if (l.chain !== undefined && (proof === undefined || proof.seq !== l.chain.seq || proof.link !== l.chain.link)) problems.push(`line ${k + 1} (${l.id}): not covered by the link the report names (${l.chain.seq})`)
+  })
+  return problems
 }
 
 /** What `verify` concludes: the chain holds (and holds the named head), or where it does not. */
@@ -42,22 +71,40 @@ export function registerVerify (program: Command, io: CliIo): void {
   addStoreOptions(program.command('verify'))
     .description('Re-compute the tamper-evidence chain over the stored raw records: every record is as it was stored, or the first link that is not (exit 1)')
     .option('--head <hex>', 'the chain head an evidence report names: also fails unless the chain still holds it')
+    .option('--report <file>', 'an evidence report (keatrail lease report, HTML or JSON): also checks its head is in the chain and each of its lines is the stored record, covered by the link it names')
     .option('--json', 'the result as one JSON object')
-    .addHelpText('after', '\nExample:\n  keatrail verify --data-dir /var/lib/keatrail')
+    .addHelpText('after', '\nExamples:\n  keatrail verify --data-dir /var/lib/keatrail\n  keatrail verify --report 192.0.2.23.html')
     .action(async (o: VerifyOptions) => {
       if (o.head !== undefined && !/^[0-9a-f]{64}$/.test(o.head)) throw new UsageError('--head takes the 64 hex digits of a link (as a report names it)')
+      let report: z.infer<typeof reportSchema> | undefined
+      if (o.report !== undefined) {
+        let text: string
+        try { text = readFileSync(o.report, 'utf8') } catch (err) { throw new InputReadError(o.report, (err as Error).message) }
+        let parsed: ReturnType<typeof reportSchema.safeParse>
+        try { parsed = reportSchema.safeParse(reportFromText(text)) } catch { throw new UsageError(`${o.report} is not a keatrail evidence report (no report JSON in it)`) }
+        if (!parsed.success) throw new UsageError(`${o.report} is not a keatrail evidence report: ${parsed.error.issues[0]?.path.join('.') ?? ''} ${parsed.error.issues[0]?.message ?? ''}`)
+        report = parsed.data
+        if (o.head !== undefined && report.chain !== undefined && o.head !== report.chain.link) throw new UsageError('--head and the report name different heads: give one')
+      }
+      const named = o.head ?? report?.chain?.link
       const tty = (io.stderr as NodeJS.WriteStream).isTTY === true
-      const r = await withCommandStore(o, io, 'read', async (opened) => {
+      const { r, problems } = await withCommandStore(o, io, 'read', async (opened) => {
         const chain = opened.store.chain
         if (chain === undefined) throw new UsageError('this store keeps no tamper-evidence chain (the SQLite row layout); convert it with keatrail store migrate')
-        return await chain.verify({
+        const r = await chain.verify({
           progress: (done, total) => { if (tty && done % 100 === 0) io.stderr.write(`\rverified ${done} of ${total} links`) },
-          ...(o.head === undefined ? {} : { named: o.head })
+          ...(named === undefined ? {} : { named })
         })
+        return { r, problems: report === undefined ? [] : await checkLines(opened.store, report.evidence) }
       })
       if (tty) io.stderr.write('\r')
       const v = verdict(r)
-      io.stdout.write(o.json === true ? JSON.stringify({ ...r, ok: v.ok }) + '\n' : v.lines.join('\n') + '\n')
+      if (report !== undefined) {
+        if (problems.length > 0) v.ok = false
+        const lines = problems.length === 0 ? [`report: its ${report.evidence.length} evidence lines are the stored records${report.chain === undefined ? '' : ', each covered by the link it names'}`] : problems.map((p) => `report: ${p}`)
+        v.lines.splice(v.lines.length - 1, 1, ...lines, v.ok ? 'OK: every record covered by the chain is as it was stored, and so is every line of the report' : 'FAILED')
+      }
+      io.stdout.write(o.json === true ? JSON.stringify({ ...r, ...(report === undefined ? {} : { report_problems: problems }), ok: v.ok }) + '\n' : v.lines.join('\n') + '\n')
       io.exitCode = v.ok ? 0 : 1
     })
 }
