@@ -118,7 +118,7 @@ describe('the SQLite store\'s tamper-evidence chain', () => {
     const row = forge.prepare('SELECT source_id, codec, payload FROM blocks WHERE id = ?').get(target.block) as { source_id: string, codec: number, payload: Buffer }
     const b = DecodedBlock.unpack(row.payload, row.codec, row.source_id)
     const { recordTag } = await import('../../../src/store/sqlite/chain.js')
-    run.tags.writeUInt32LE(recordTag(recordFrame(b.id(position), b.original(position))), 4 * (position - run.pos))
+    run.tags.writeUInt32LE(recordTag(b.original(position)), 4 * (position - run.pos))
     forge.prepare('UPDATE chain_runs SET tags = ? WHERE block = ? AND pos = ?').run(run.tags, target.block, run.pos)
     const runs = forge.prepare('SELECT block, pos, n FROM chain_runs WHERE seq = ? ORDER BY k').all(run.seq) as Array<{ block: number, pos: number, n: number }>
     const hash = createHash('sha256')
