@@ -13,9 +13,11 @@ import { ApiAuthError, ApiBadRequestError, ApiForbiddenError, ApiCrossSiteError,
 import { historyPage, holderAt } from '../leases/query.js'
 import { ATTRIBUTION_COLUMNS, attributeRows, MAX_ATTRIBUTE_ROWS } from '../leases/attribute.js'
 import { LocalTimeResolver } from '../parse/time/zone.js'
+import { evidenceReport, type EvidenceReport } from '../leases/report.js'
+import { reportHtml } from '../leases/report-html.js'
 import { END_REASONS } from '../leases/types.js'
 import { keaEventSchema } from '../parse/event.js'
-import { packageRoot } from '../paths.js'
+import { packageRoot, version } from '../paths.js'
 import { parseQuery } from '../query/parse.js'
 import { evidenceLineOf, FILTER_FIELDS, MAX_PAGE_SIZE, type EvidenceLine, type FilterField, type SearchRequest, type Store } from '../store/types.js'
 import { retryDeadLetters, type DeadLetterStore } from '../store/deadletter.js'
@@ -671,6 +673,39 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
     if (dlq === undefined) return { retried: 0, written: 0, duplicates: 0, deadLettered: 0, remaining: 0 }
     return await retryDeadLetters(store, dlq, req.query.limit)
   })
+
+  app.get('/api/v1/leases/report', {
+    schema: {
+      description: 'An evidence report of who held an address at a time (as `keatrail lease report`): the answer, the intervals before and after, every evidence line verbatim with its source and the chain link covering it. format=html: a self-contained page to save and print (an attachment); json: the same data.',
+      querystring: z.object({
+        address: z.string().min(2).max(64), time: z.string().min(1).max(64),
+        tz: z.string().max(64).optional().describe('IANA zone of a zone-less time and of the times shown beside UTC (default UTC)'),
+        scope: z.string().max(253).optional(), format: z.enum(['html', 'json']).default('html')
+      }).strict()
+    }
+  }, async (req, reply) => {
+    const { address, time, tz, scope, format } = req.query
+    if (tz !== undefined) {
+      try { new LocalTimeResolver(tz) } catch { throw new ApiBadRequestError(`tz: ${JSON.stringify(tz)} is not an IANA time zone (such as UTC or Europe/Berlin)`) }
+    }
+    let r: EvidenceReport
+    try {
+      r = await evidenceReport(store, address, time, { keatrailVersion: version(), ...(tz === undefined ? {} : { timeZone: tz }), ...(scope === undefined ? {} : { scope }) })
+    } catch (err) {
+      // An address or time that cannot be read is the caller's mistake; a store failure keeps its code.
+      if (isCodedError(err)) throw err
+      throw new ApiBadRequestError(`${address} at ${time}: ${(err as Error).message}`)
+    }
+    if (format === 'json') return r
+    const html = reportHtml(r)
+    const name = `keatrail-report-${r.question.address.replace(/[^0-9A-Za-z.]/g, '_')}-${r.question.instant.replace(/[^0-9TZ]/g, '')}.html`
+    return await reply.type('text/html; charset=utf-8').header('content-disposition', `attachment; filename="${name}"`).header('content-security-policy', pageCsp(html)).send(html)
+  })
+
+  app.get('/api/v1/about', {
+    config: { audit: false },
+    schema: { description: 'This keatrail: its version, the time zone it runs in (the UI shows times in it), and whether its store keeps a tamper-evidence chain', response: { 200: z.object({ version: z.string(), time_zone: z.string(), chain: z.boolean() }) } }
+  }, async () => ({ version: version(), time_zone: Intl.DateTimeFormat().resolvedOptions().timeZone, chain: store.chain !== undefined }))
 
   app.get('/api/v1/whoami', {
     config: { audit: false },

@@ -134,7 +134,7 @@ export function reportHtml (r: EvidenceReport): string {
 ${timeline(r)}
 ${intervalsTable(r)}
 <h2>Evidence: the log lines, verbatim</h2>
-${evidenceList(r)}
+${evidenceList(r)}${r.evidence_truncated === true ? `<p>More evidence lines exist than one report holds: the first ${r.evidence.length} are shown.</p>` : ''}
 <h2>Integrity</h2>
 <p class="proof">${r.chain === undefined ? 'This store keeps no tamper-evidence chain.' : `Made against chain head <strong>${esc(r.chain.link)}</strong> (link ${r.chain.seq}, stored ${esc(r.chain.time)}). Every evidence line above names the link that covers it. To check that none was altered after collection: <code>keatrail verify --report &lt;this file&gt;</code> on the store (it re-computes the chain, finds this head in it, and compares each line with the stored record).`}</p>
 <dl><dt>Made</dt><dd>${esc(r.made)}</dd><dt>keatrail</dt><dd>${esc(r.versions.keatrail)} (parser rules ${r.versions.parser})</dd><dt>Times shown in</dt><dd>${esc(r.time_zone)}${r.time_zone === 'UTC' ? '' : ' and UTC'}</dd></dl>

@@ -1,6 +1,6 @@
 import { PARSER_VERSION } from '../parse/derivation.js'
 import type { KeaEvent } from '../parse/event.js'
-import type { ChainHead, ChainProof, Store } from '../store/types.js'
+import { MAX_PAGE_SIZE, type ChainHead, type ChainProof, type Store } from '../store/types.js'
 import { attributionOf, reportTime, type AttributionStatus } from './attribute.js'
 import { holderAt, holdersAround } from './query.js'
 import type { Holder } from './types.js'
@@ -48,6 +48,8 @@ export interface EvidenceReport {
   answer: { status: AttributionStatus, reason: string, covered: boolean, coverage?: { from: string, to: string }, gaps?: Array<{ from: string, to: string, reason: string }> }
   timeline: ReportInterval[]
   evidence: ReportEvidence[]
+  /** More evidence lines than one report holds (MAX_PAGE_SIZE): the first intervals' first. */
+  evidence_truncated?: boolean
   /** The newest link when the report was made: `keatrail verify --head` / `--report` find it. */
   chain?: ChainHead
 }
@@ -79,7 +81,10 @@ export async function evidenceReport (store: Store, address: string, time: strin
     if (a.before !== undefined) timeline.push({ ...a.before, role: 'before' })
     if (a.after !== undefined) timeline.push({ ...a.after, role: 'after' })
   }
-  const wanted = timeline.flatMap((iv, k) => iv.evidence.slice(0, REPORT_EVIDENCE_LINES).map((id) => ({ id, k })))
+  // At most MAX_PAGE_SIZE lines in all (getMany's bound): an answer of many holders (up to 1,000)
+  // would otherwise ask for 20,000.
+  const all = timeline.flatMap((iv, k) => iv.evidence.slice(0, REPORT_EVIDENCE_LINES).map((id) => ({ id, k })))
+  const wanted = all.slice(0, MAX_PAGE_SIZE)
   const events = new Map((await store.getMany(wanted.map((w) => w.id))).map((e) => [e.event.id, e]))
   const proofs = store.chain === undefined ? [] : await store.chain.proofs(wanted.map((w) => w.id))
   const evidence: ReportEvidence[] = []
@@ -106,6 +111,7 @@ export async function evidenceReport (store: Store, address: string, time: strin
     },
     timeline,
     evidence,
+    ...(all.length > wanted.length ? { evidence_truncated: true } : {}),
     ...(head === undefined ? {} : { chain: head })
   }
 }

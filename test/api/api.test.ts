@@ -15,7 +15,7 @@ import { engineStore, enginesUp } from '../helpers/engines.js'
 import { SqliteStore } from '../../src/store/sqlite/store.js'
 import { DeadLetterStore } from '../../src/store/deadletter.js'
 import type { Store } from '../../src/store/types.js'
-import { parseBuffer, readFixture } from '../helpers/fixtures.js'
+import { parseBuffer, readFixture, ROOT } from '../helpers/fixtures.js'
 import { rawRequest, UNAUTHENTICATED_VARIANTS } from '../helpers/raw-http.js'
 
 // One API suite, both stores: the same requests give the same responses.
@@ -123,6 +123,45 @@ describe(`REST API on ${kinds.join(' and ')}${esSkip === '' ? '' : ` (skipped: $
     const hist = await same('/api/v1/leases/history?duid=00-03-00-01-02-00-00-00-06-0A')
     expect(hist.body.intervals.some((i: { prefix?: string }) => i.prefix !== undefined)).toBe(true)
     await vi.waitFor(() => { expect(audits.map((a) => [a.key, a.route, a.status])).toEqual(kinds.flatMap(() => [['reader', '/api/v1/leases/at', 200]]).concat(kinds.flatMap(() => [['reader', '/api/v1/leases/history', 200]]))) })
+  })
+
+  it('GET /api/v1/leases/report: the evidence report as JSON, or as an HTML attachment under its own CSP; a bad address or zone is a 400', async () => {
+    for (const k of kinds) {
+      const app = apps[k] as FastifyInstance
+      const j = await app.inject({ url: '/api/v1/leases/report?address=192.0.2.10&time=2026-11-24%2019:02:30&tz=Europe/Berlin&format=json', headers: auth })
+      expect(j.statusCode, j.body).toBe(200)
+      const rep = j.json()
+      const at = (await app.inject({ url: '/api/v1/leases/at?address=192.0.2.10&time=2026-11-24T18:02:30Z', headers: auth })).json()
+      expect(rep.question).toEqual({ address: '192.0.2.10', time: '2026-11-24 19:02:30', instant: '2026-11-24T18:02:30.000Z' })
+      expect([rep.answer.status, rep.time_zone]).toEqual(['held', 'Europe/Berlin'])
+      const holder = rep.timeline.find((iv: Json) => iv.role === 'holder')
+      expect([holder.mac, holder.start, holder.evidence]).toEqual([at.holders[0].mac, at.holders[0].start, at.holders[0].evidence])
+      // The lines the API shows as evidence, verbatim, in the report.
+      const lines = rep.evidence.filter((e: Json) => rep.timeline[e.interval].role === 'holder').map((e: Json) => e.raw)
+      expect(lines).toEqual(at.holders[0].evidence_lines.map((l: Json) => l.line))
+      // A chain where the store keeps one (SQLite), none in the search engines yet.
+      expect(rep.chain === undefined).toBe(k !== 'sqlite')
+
+      const h = await app.inject({ url: '/api/v1/leases/report?address=192.0.2.10&time=2026-11-24T18:02:30Z', headers: auth })
+      expect(h.statusCode).toBe(200)
+      expect(h.headers['content-type']).toBe('text/html; charset=utf-8')
+      expect(h.headers['content-disposition']).toBe('attachment; filename="keatrail-report-192.0.2.10-20261124T180230000Z.html"')
+      expect(h.headers['content-security-policy']).toMatch(/^default-src 'none'; script-src 'sha256-[^']+'; style-src 'sha256-[^']+';/)
+      expect(h.body).toMatch(/^<!doctype html>/)
+      expect(h.body).toContain('<h1>Who held 192.0.2.10 at 2026-11-24 18:02:30.000 UTC?</h1>')
+
+      const bad = await app.inject({ url: '/api/v1/leases/report?address=192.0.2.300&time=2026-11-24T18:02:30Z', headers: auth })
+      // As /leases/at answers the same mistake.
+      const badAt = await app.inject({ url: '/api/v1/leases/at?address=192.0.2.300&time=2026-11-24T18:02:30Z', headers: auth })
+      expect([bad.statusCode, bad.json().code]).toEqual([400, badAt.json().code])
+      const badTime = await app.inject({ url: '/api/v1/leases/report?address=192.0.2.10&time=yesterday', headers: auth })
+      expect([badTime.statusCode, badTime.json().code]).toEqual([400, 'KEATRAIL_ERR_BAD_REQUEST'])
+      expect(bad.body).not.toMatch(LEAK)
+      expect((await app.inject({ url: '/api/v1/leases/report?address=192.0.2.10&time=2026-11-24T18:02:30Z&tz=Mars/Olympus', headers: auth })).statusCode).toBe(400)
+      expect((await app.inject({ url: '/api/v1/leases/report?address=192.0.2.10&time=2026-11-24T18:02:30Z' })).statusCode).toBe(401)
+      const about = (await app.inject({ url: '/api/v1/about', headers: auth })).json()
+      expect(about).toEqual({ version: JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version, time_zone: Intl.DateTimeFormat().resolvedOptions().timeZone, chain: k === 'sqlite' })
+    }
   })
 
   it('POST /api/v1/leases/attribute: one NDJSON line per row, in order, as /leases/at answers; one audit entry per row; bounded', async () => {
