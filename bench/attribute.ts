@@ -12,6 +12,7 @@ import { fillOnce, ip, shape, STEPS, T0 } from './generate.js'
 //
 // Usage: npm run bench:attribute [-- EVENTS [ROWS]]   (default 10,000,000 and 100,000)
 //        KEATRAIL_BENCH_DIR=dir: reuse (or keep) the data directory (dir/keatrail.db), as bench/api.
+//        BENCH_ATTRIBUTE_ARGS="--mmap-mib 0": options added to the command.
 
 const EVENTS = Number(process.argv[2] ?? 10_000_000)
 const ROWS = Number(process.argv[3] ?? 100_000)
@@ -31,7 +32,9 @@ for (let i = 0; i < ROWS; i++) {
 const csv = join(dataDir, 'report.csv')
 writeFileSync(csv, lines.join('\n') + '\n')
 const t0 = process.hrtime.bigint()
-const r = spawnSync('/usr/bin/time', ['-f', '%M', process.execPath, join(packageRoot(), 'bin', 'keatrail.js'), 'lease', 'attribute', '--data-dir', dataDir, csv], { encoding: 'utf8', maxBuffer: 1 << 30 })
+// BENCH_ATTRIBUTE_ARGS: more options for the command (e.g. "--mmap-mib 0", to compare).
+const extra = (process.env.BENCH_ATTRIBUTE_ARGS ?? '').split(' ').filter((x) => x !== '')
+const r = spawnSync('/usr/bin/time', ['-f', '%M', process.execPath, join(packageRoot(), 'bin', 'keatrail.js'), 'lease', 'attribute', '--data-dir', dataDir, ...extra, csv], { encoding: 'utf8', maxBuffer: 1 << 30 })
 const seconds = Number(process.hrtime.bigint() - t0) / 1e9
 if (r.status !== 0) throw new Error(`lease attribute failed (${r.status}): ${r.stderr}`)
 const err = r.stderr.trim().split('\n')

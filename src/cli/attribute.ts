@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs'
 import { parse } from 'csv-parse'
 import { stringify } from 'csv-stringify/sync'
-import { Option, type Command } from 'commander'
+import { InvalidArgumentError, Option, type Command } from 'commander'
 import { InputReadError } from '../errors.js'
 import { attributeRows, type AttributionStatus } from '../leases/attribute.js'
 import { parseTimeZone } from './options.js'
@@ -9,9 +9,16 @@ import type { CliIo } from './parse.js'
 import { addStoreOptions, withCommandStore, type StoreOptions } from './store-options.js'
 
 interface AttributeCliOptions extends StoreOptions {
+  mmapMib: number
   json?: boolean
   scope?: string
   tz?: string
+}
+
+function parseMmap (v: string): number {
+  const n = Number(v)
+  if (!Number.isInteger(n) || n < 0 || n > 1_048_576) throw new InvalidArgumentError('a whole number of MiB, 0 to 1048576')
+  return n
 }
 
 /** The records of a CSV stream; a record the reader cannot read is `{ bad, raw }`, and reading goes on. */
@@ -58,6 +65,9 @@ export function registerAttribute (lease: Command, io: CliIo): void {
     .addOption(new Option('--tz <zone>', 'IANA zone of times written without one (otherwise such rows are bad input)').argParser(parseTimeZone))
     .option('--scope <host>', 'only leases of this Kea server or lease domain (as lease at --scope)')
     .option('--json', 'one JSON object per row (NDJSON) instead of CSV')
+    // A batch reads lease rows all over the file: mapped, each page read costs no system call
+    // and no copy (100,000 rows against 10M events: 15.4–18.3 s against 19.8–22.9 s, bench/attribute).
+    .addOption(new Option('--mmap-mib <n>', 'map up to this much of the SQLite store for reading (store.sqlite.mmapMiB; 0: none)').argParser(parseMmap).default(1024))
     .action(async (file: string, o: AttributeCliOptions) => {
       const input = file === '-' ? io.stdin : createReadStream(file)
       // A missing file is the operator's mistake, said before any store is opened.
@@ -82,7 +92,7 @@ export function registerAttribute (lease: Command, io: CliIo): void {
             if (!io.stdout.write(text)) await new Promise<void>((resolve) => io.stdout.once('drain', () => { resolve() }))
           }
         }, { ...(o.tz === undefined ? {} : { timeZone: o.tz }), ...(o.scope === undefined ? {} : { scope: o.scope }) })
-      })
+      }, (cfg) => cfg.store.type === 'sqlite' ? { ...cfg, store: { ...cfg.store, mmapMiB: o.mmapMib } } : cfg)
       const total = Object.values(counts).reduce((a, b) => a + b, 0)
       io.stderr.write(`attributed ${total} row(s): ${(Object.entries(counts) as Array<[AttributionStatus, number]>).map(([k, v]) => `${v} ${k}`).join(', ')}\n`)
       // Done, but not all of it (help: exit code 1): some rows could not be read.

@@ -53,7 +53,7 @@ export function commandConfig (o: StoreOptions, extra: Overrides = {}, fallback?
 }
 
 /** The store of a command's config, with the command's logger; `read` fails when it does not exist (never creates one). */
-export async function withCommandStore<T> (o: StoreOptions, io: CliIo, mode: StoreMode, fn: (opened: OpenedStore) => Promise<T>): Promise<T> {
-  const cfg = commandConfig(o)
+export async function withCommandStore<T> (o: StoreOptions, io: CliIo, mode: StoreMode, fn: (opened: OpenedStore) => Promise<T>, adjust: (cfg: KeatrailConfig) => KeatrailConfig = (c) => c): Promise<T> {
+  const cfg = adjust(commandConfig(o))
   return await withStore(cfg, { mode, log: asLog(createLogger(cfg.log, io.stderr)) }, fn)
 }

@@ -12,6 +12,8 @@ export interface OpenOptions {
   busyTimeoutMs: number
   synchronous: 'full' | 'normal'
   cacheMiB: number
+  /** SQLite mmap_size in MiB (0: reads go through read(2) into the page cache). */
+  mmapMiB?: number
   /** Called with the file's schema version before any migration: throws to refuse the file untouched. */
   accept?: (db: Database.Database, version: number) => void
 }
@@ -30,6 +32,7 @@ export function openDatabase (o: OpenOptions): { db: Database.Database, from: nu
   db.pragma(`synchronous = ${o.synchronous === 'full' ? 'FULL' : 'NORMAL'}`)
   db.pragma('foreign_keys = ON')
   db.pragma(`cache_size = -${o.cacheMiB * 1024}`)
+  if (o.mmapMiB !== undefined && o.mmapMiB > 0) db.pragma(`mmap_size = ${o.mmapMiB * 1024 * 1024}`)
   // CIDR queries compare fixed-width hex forms of addresses (src/leases/address.ts).
   db.function('keatrail_ip_hex', { deterministic: true }, (ip: unknown) => {
     if (typeof ip !== 'string') return null
