@@ -107,7 +107,7 @@ describe.skipIf((osSkip !== '' || esSkip !== '') && process.env.CI !== 'true')(`
     expect(first.code, first.err).toBe(0)
     expect(first.out).toContain(`opensearch ${osUrl}:`)
     // Templates are the cluster's (an earlier suite may have installed them): asked of OpenSearch.
-    for (const [kind, name] of [['_component_template', 'keatrail-ecs@mappings'], ['_component_template', 'keatrail-kea@mappings'], ['_index_template', 'keatrail-logs-kea'], ['_index_template', 'keatrail-leases'], ['_index_template', 'keatrail-lease-obs'], ['_index_template', 'keatrail-snapshots']]) {
+    for (const [kind, name] of [['_component_template', 'keatrail-ecs@mappings'], ['_component_template', 'keatrail-kea@mappings'], ['_index_template', 'keatrail-logs-kea'], ['_index_template', 'keatrail-leases'], ['_index_template', 'keatrail-lease-obs'], ['_index_template', 'keatrail-snapshots'], ['_index_template', 'keatrail-chain']]) {
       expect((await fetch(`${osUrl}/${kind}/${name}`)).status, name).toBe(200)
     }
     expect(first.out).toContain(`indices: created keatrail-leases-${ns}, keatrail-lease-obs-${ns}, keatrail-coverage-${ns}, keatrail-snapshots-${ns}`)

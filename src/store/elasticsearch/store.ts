@@ -9,7 +9,7 @@ import { packageRoot } from '../../paths.js'
 import type { DeadLetterStore } from '../deadletter.js'
 import {
   decodeCursor, encodeCursor, FILTER_FIELDS, type DeleteResult, idsToGet, inIdOrder, MAX_BUCKETS, MAX_INTERVAL_MS, MAX_PAGE_SIZE, parsesBetter, TOTAL_BOUND, withinBudget,
-  type Bucket, type EventQuery, type FilterField, type SearchPage, type SearchRequest, type Store, type TermCount, type WriteResult
+  type Bucket, type ChainHead, type ChainProof, type ChainReport, type ChainVerifyOptions, type EventQuery, type FilterField, type SearchPage, type SearchRequest, type Store, type TermCount, type WriteResult
 } from '../types.js'
 import { elasticsearchStoreConfigSchema, type ElasticsearchStoreConfig } from './config.js'
 import { validateConfig } from '../../config/validate.js'
@@ -21,6 +21,7 @@ import { deleteMatching, EsLeases, leaseIndices, OBSERVED_FIELDS } from './lease
 import { EsSnapshots, snapshotIndex } from './snapshots.js'
 import { toElasticsearch } from '../../query/translate.js'
 import { bulkCreate } from './bulk.js'
+import { chainIndex, EsChain } from './chain.js'
 import { connectEngine, type Distribution, type SearchEngine } from './engine.js'
 
 const DATASETS = new Set(['kea.dhcp4', 'kea.dhcp6', 'kea.other'])
@@ -31,7 +32,8 @@ export const TEMPLATE_FILES = [
   ['index', 'keatrail-logs-kea', 'index-template-events.json'],
   ['index', 'keatrail-leases', 'index-template-leases.json'],
   ['index', 'keatrail-lease-obs', 'index-template-lease-obs.json'],
-  ['index', 'keatrail-snapshots', 'index-template-snapshots.json']
+  ['index', 'keatrail-snapshots', 'index-template-snapshots.json'],
+  ['index', 'keatrail-chain', 'index-template-chain.json']
 ] as const
 /** The event data streams of one namespace: what a keatrail instance reads. */
 export function eventsPattern (namespace: string): string {
@@ -73,6 +75,12 @@ export class ElasticsearchStore implements Store {
   private readonly pattern: string
   readonly leases: EsLeases
   readonly snapshots: EsSnapshots
+  private readonly chainLog: EsChain
+  readonly chain = {
+    head: async (): Promise<ChainHead | undefined> => await this.chainLog.headLink(),
+    verify: async (opts?: ChainVerifyOptions): Promise<ChainReport> => await this.chainLog.verify(opts),
+    proofs: async (ids: readonly string[]): Promise<Array<ChainProof | undefined>> => await this.chainLog.proofs(ids)
+  }
   private leaseDomains: LeaseDomains = NO_DOMAINS
   /** Lease domains (`leases.domains`): whose leases have one history. Set by the composition root before the first write. */
   set domains (d: LeaseDomains) { this.leaseDomains = d; this.leases.domains = d }
@@ -94,6 +102,7 @@ export class ElasticsearchStore implements Store {
     })
     this.leases = new EsLeases(this.client, this.cfg.namespace, this.pattern, this.cfg.refresh)
     this.snapshots = new EsSnapshots(this.client, this.cfg.namespace)
+    this.chainLog = new EsChain(this.client, chainIndex(this.cfg.namespace), this.pattern)
   }
 
   /**
@@ -188,6 +197,9 @@ export class ElasticsearchStore implements Store {
         result.written -= repair.fromWritten
         result.replaced = repair.replaced
       }
+      // The chain's link over what this write created (a retry of the link after a lost answer
+      // may append a second link over the same records: both verify).
+      await this.retrying(async () => { await this.chainLog.append(written) })
       // Lease history after the events: a retry here must not re-send the events (their 409s
       // would be counted as duplicates of themselves).
       const obs = observed.filter((o): o is LeaseObservation => o !== undefined)
