@@ -52,7 +52,9 @@ export function verdict (r: ChainReport): { ok: boolean, lines: string[] } {
   if (r.uncovered > 0) lines.push(`not covered: ${n(r.uncovered)} records stored before this store kept a chain (schema 18)`)
   let ok = r.broken === undefined
   if (r.broken !== undefined) {
-    const at = r.broken.record === undefined ? '' : `: record ${r.broken.record.id} (block ${r.broken.record.block}, position ${r.broken.record.position})`
+    const rec = r.broken.record
+    // Elasticsearch has no blocks (-1): the record's place in its link.
+    const at = rec === undefined ? '' : `: record ${rec.id} (${rec.block < 0 ? `record ${rec.position + 1} of the link` : `block ${rec.block}, position ${rec.position}`})`
     lines.push(`BROKEN at link ${r.broken.seq}${r.broken.time === '' ? '' : ` (stored ${r.broken.time})`}: ${r.broken.reason}${at}`)
   }
   if (r.named !== undefined && r.broken === undefined) {
