@@ -1,28 +1,33 @@
-import { createHash } from 'node:crypto'
-import { crc32 } from 'node:zlib'
+import { createHash, hash } from 'node:crypto'
 import type Database from 'better-sqlite3'
 import type { KeaEvent } from '../../parse/event.js'
 import type { ChainHead, ChainProof, ChainReport, ChainVerifyOptions } from '../types.js'
 import { DecodedBlock } from './blocks/codec.js'
 
 // The tamper-evidence chain (issue 22): one link per write batch, over the raw records that batch
-// stored. A link's digest is SHA-256 over the UTF-8 of its records in storage order, each framed
-// as `<length of id>:<id><length of raw>:<raw>` (lengths in UTF-16 code units, as JavaScript
-// counts them: framing without a byte count of each record cost ~0.4 µs less per event); the
-// link is SHA-256 over
-// LINK_DOMAIN, the previous link (32 zero bytes for the first), and seq, n, time (ms) as 8-byte
-// big-endian integers, then the digest. A report names the newest link (the head) it was made
-// against: altering a stored record afterwards changes its link's digest, and re-computing the
-// chain to hide that changes every later link, so the head a report names is no longer in it.
+// stored (docs/ARCHITECTURE.md has the format for third parties):
+//   frame  = `<length of id>:<id><length of raw>:<raw>` (lengths in UTF-16 code units, as
+//            JavaScript counts them), UTF-8
+//   leaf   = SHA-256(frame)
+//   digest = SHA-256(leaf 1 ‖ … ‖ leaf n), the batch's records in the order it stored them
+//   link   = SHA-256(LINK_DOMAIN ‖ previous link (32 zero bytes for the first) ‖ seq ‖ n ‖ time
+//            (ms), each 8-byte big-endian ‖ digest)
+// A report names the newest link (the head) it was made against: altering a stored record
+// afterwards changes its leaf and so its link's digest; re-computing the chain to hide that
+// changes every later link, so the head a report names is no longer in it.
 //
-// Where each batch's records are (chain_runs: block, position, count) is kept as retention and
-// `store delete` remove events from blocks; a link that lost records counts them (`dropped`) and
-// is then checked only by its kept records' tags (CRC-32 of each raw record's UTF-8: they also
-// say which record of a broken link differs). Links all of whose records are gone are deleted from
-// the oldest on; each link stores its predecessor, so the chain verifies from the oldest kept.
+// Where each batch's records are (chain_runs: block, position, count, and `ord`, the place of the
+// run's first record among the batch's) follows them as retention and `store delete` remove
+// events from blocks, and as a re-import replaces a record's text: the leaf of each record removed
+// is kept (chain_dropped), so a link that lost records still re-computes from its kept records
+// and those leaves, and every kept record stays bound to its link. Per record the runs keep the
+// first 4 bytes of its leaf (`tags`): which record of a broken link differs. A leaf per record
+// costs ~1 µs more per event than hashing a batch as one stream; it is what keeps a link that
+// lost one record to retention from leaving its other 4,999 unprotected.
 
 const LINK_DOMAIN = Buffer.from('keatrail-chain-v1\n')
 export const GENESIS = Buffer.alloc(32)
+const TAG_BYTES = 4
 
 /** One batch's records placed in one block: positions pos … pos + events.length - 1. */
 export interface ChainRun { block: number, pos: number, events: readonly KeaEvent[] }
@@ -35,15 +40,28 @@ export function linkOf (prev: Uint8Array, seq: number, n: number, time: number, 
   return createHash('sha256').update(LINK_DOMAIN).update(prev).update(ints).update(digest).digest()
 }
 
-/** A record as its link's digest frames it. */
+/** A record as its leaf frames it. */
 export function recordFrame (id: string, raw: string): string {
   return `${id.length}:${id}${raw.length}:${raw}`
 }
 
-/** CRC-32 (zlib's) of a raw record's UTF-8: which record of a broken link differs. */
-export function recordTag (raw: string): number {
-  return crc32(raw)
+/** A record's leaf: SHA-256 of its frame. */
+export function recordLeaf (id: string, raw: string): Buffer {
+  return hash('sha256', recordFrame(id, raw), 'buffer')
 }
+
+/** The digest of a batch: SHA-256 over its records' leaves in order. */
+export function digestOf (leaves: readonly Uint8Array[]): Buffer {
+  const h = createHash('sha256')
+  for (const l of leaves) h.update(l)
+  return h.digest()
+}
+
+/** What a block can say of its records: their ids and raw text by position. */
+type RecordAt = (i: number) => { id: string, raw: string }
+
+interface RunRow { block: number, pos: number, seq: number, ord: number, n: number, tags: Buffer }
+interface LinkRow { seq: number, time: number, n: number, dropped: number, digest: Buffer, prev: Buffer, link: Buffer }
 
 export class ChainWriter {
   private readonly s: ReturnType<typeof statements>
@@ -54,33 +72,29 @@ export class ChainWriter {
 
   /** The link of batch `seq` (inside the store's write transaction): its runs, digest and link. */
   append (seq: number, runs: readonly ChainRun[], time = Date.now()): void {
-    const hash = createHash('sha256')
-    let n = 0
-    runs.forEach((r, k) => {
-      const tags = Buffer.alloc(4 * r.events.length)
-      // One update per run (a ~1 MB string for a batch of 5,000): with a byte length per record
-      // and an FNV tag in JavaScript this cost 1.4 µs per event, 13 % of a bench/e2e write; ~0.65 µs now.
-      const frames: string[] = []
+    const leaves: Buffer[] = []
+    for (const r of runs) {
+      const tags = Buffer.alloc(TAG_BYTES * r.events.length)
+      const ord = leaves.length
       for (let i = 0; i < r.events.length; i++) {
         const e = r.events[i] as KeaEvent
-        const raw = e.event.original
-        frames.push(`${e.event.id.length}:${e.event.id}${raw.length}:`, raw)
-        tags.writeUInt32LE(crc32(raw), 4 * i)
+        const leaf = recordLeaf(e.event.id, e.event.original)
+        leaf.copy(tags, TAG_BYTES * i, 0, TAG_BYTES)
+        leaves.push(leaf)
       }
-      hash.update(frames.join(''))
-      n += r.events.length
-      this.s.addRun.run(r.block, r.pos, seq, k, r.events.length, tags)
-    })
-    const digest = hash.digest()
+      this.s.addRun.run(r.block, r.pos, seq, ord, r.events.length, tags)
+    }
+    const digest = digestOf(leaves)
     const prev = (this.s.head.get() as { link: Buffer } | undefined)?.link ?? GENESIS
-    this.s.addLink.run(seq, time, n, digest, prev, linkOf(prev, seq, n, time, digest))
+    this.s.addLink.run(seq, time, leaves.length, digest, prev, linkOf(prev, seq, leaves.length, time, digest))
   }
 
   /**
-   * Events of block `block` (`total` before) removed where `drop(i)`: the runs there shift to the
-   * kept positions and their links count what they lost.
+   * Events of block `block` (`total` before) removed where `drop(i)` (`at(i)`: the record there,
+   * before the removal): their leaves are kept, the runs move to the kept positions, split where
+   * a record went, and their links count what they lost.
    */
-  removed (block: number, total: number, drop: (i: number) => boolean): void {
+  removed (block: number, total: number, drop: (i: number) => boolean, at: RecordAt): void {
     const runs = this.s.runsOf.all(block) as RunRow[]
     if (runs.length === 0) return
     // keptBefore[i]: kept positions before position i (the new position of a kept event i).
@@ -88,77 +102,129 @@ export class ChainWriter {
     for (let i = 0; i < total; i++) keptBefore[i + 1] = (keptBefore[i] as number) + (drop(i) ? 0 : 1)
     this.s.delRuns.run(block)
     for (const r of runs) {
-      const tags: number[] = []
-      for (let i = 0; i < r.n; i++) if (!drop(r.pos + i)) tags.push(r.tags.readUInt32LE(4 * i))
-      if (tags.length < r.n) this.s.addDropped.run(r.n - tags.length, r.seq)
-      if (tags.length === 0) continue
-      const buf = Buffer.alloc(4 * tags.length)
-      tags.forEach((t, i) => buf.writeUInt32LE(t, 4 * i))
-      this.s.addRun.run(block, keptBefore[r.pos], r.seq, r.k, tags.length, buf)
+      let lost = 0
+      let start = -1
+      const flush = (end: number): void => {
+        if (start < 0) return
+        this.s.addRun.run(block, keptBefore[start], r.seq, r.ord + (start - r.pos), end - start, r.tags.subarray(TAG_BYTES * (start - r.pos), TAG_BYTES * (end - r.pos)))
+        start = -1
+      }
+      for (let i = r.pos; i < r.pos + r.n; i++) {
+        if (!drop(i)) { if (start < 0) start = i; continue }
+        flush(i)
+        const rec = at(i)
+        this.s.addDropped.run(r.seq, r.ord + (i - r.pos), recordLeaf(rec.id, rec.raw))
+        lost++
+      }
+      flush(r.pos + r.n)
+      if (lost > 0) this.s.addDroppedCount.run(lost, r.seq)
     }
   }
 
-  /** A block dropped whole (it could not be decoded): its links lose all its runs' records. */
+  /**
+   * Record `i` of block `block` replaced in place by a re-import that parsed better (`old`: the
+   * record before): when its raw text changed, the old record leaves its link as a removal does
+   * (its leaf kept), and the new one is placed in the current batch's link by the caller.
+   */
+  replaced (block: number, i: number, old: { id: string, raw: string }): void {
+    const r = this.s.runAt.get(block, i) as RunRow | undefined
+    if (r === undefined || i >= r.pos + r.n) return
+    this.s.delRun.run(block, r.pos)
+    if (i > r.pos) this.s.addRun.run(block, r.pos, r.seq, r.ord, i - r.pos, r.tags.subarray(0, TAG_BYTES * (i - r.pos)))
+    if (i + 1 < r.pos + r.n) this.s.addRun.run(block, i + 1, r.seq, r.ord + (i + 1 - r.pos), r.pos + r.n - i - 1, r.tags.subarray(TAG_BYTES * (i + 1 - r.pos)))
+    this.s.addDropped.run(r.seq, r.ord + (i - r.pos), recordLeaf(old.id, old.raw))
+    this.s.addDroppedCount.run(1, r.seq)
+  }
+
+  /** A block dropped whole because it cannot be decoded: its records' leaves are unknown (NULL); their links can no longer be re-computed. */
   droppedBlock (block: number): void {
-    for (const r of this.s.runsOf.all(block) as RunRow[]) this.s.addDropped.run(r.n, r.seq)
+    for (const r of this.s.runsOf.all(block) as RunRow[]) {
+      for (let i = 0; i < r.n; i++) this.s.addDropped.run(r.seq, r.ord + i, null)
+      this.s.addDroppedCount.run(r.n, r.seq)
+    }
     this.s.delRuns.run(block)
   }
 
-  /** Deletes the links all of whose records are gone and that precede every link with records left. */
+  /**
+   * Deletes the links all of whose records are gone and that precede every link with records
+   * left; the last one deleted is kept as the tombstone the first kept link must follow.
+   */
   prune (): number {
-    return this.s.prune.run().changes
+    const through = this.s.prunable.get() as { seq: number, link: Buffer } | undefined
+    if (through === undefined) return 0
+    this.s.setTombstone.run(`x${through.link.toString('hex')}`)
+    this.s.pruneDropped.run(through.seq)
+    return this.s.prune.run(through.seq).changes
   }
 }
 
-interface RunRow { block: number, pos: number, seq: number, k: number, n: number, tags: Buffer }
-interface LinkRow { seq: number, time: number, n: number, dropped: number, digest: Buffer, prev: Buffer, link: Buffer }
-
 function statements (db: Database.Database) {
   return {
-    addRun: db.prepare('INSERT INTO chain_runs (block, pos, seq, k, n, tags) VALUES (?, ?, ?, ?, ?, ?)'),
+    addRun: db.prepare('INSERT INTO chain_runs (block, pos, seq, ord, n, tags) VALUES (?, ?, ?, ?, ?, ?)'),
     addLink: db.prepare('INSERT INTO chain (seq, time, n, digest, prev, link) VALUES (?, ?, ?, ?, ?, ?)'),
     head: db.prepare('SELECT link FROM chain ORDER BY seq DESC LIMIT 1'),
-    runsOf: db.prepare('SELECT block, pos, seq, k, n, tags FROM chain_runs WHERE block = ? ORDER BY pos'),
+    runsOf: db.prepare('SELECT block, pos, seq, ord, n, tags FROM chain_runs WHERE block = ? ORDER BY pos'),
+    runAt: db.prepare('SELECT block, pos, seq, ord, n, tags FROM chain_runs WHERE block = ? AND pos <= ? ORDER BY pos DESC LIMIT 1'),
     delRuns: db.prepare('DELETE FROM chain_runs WHERE block = ?'),
-    addDropped: db.prepare('UPDATE chain SET dropped = dropped + ? WHERE seq = ?'),
-    prune: db.prepare('DELETE FROM chain WHERE dropped >= n AND seq < coalesce((SELECT min(seq) FROM chain WHERE dropped < n), 9223372036854775807)')
+    delRun: db.prepare('DELETE FROM chain_runs WHERE block = ? AND pos = ?'),
+    addDropped: db.prepare('INSERT INTO chain_dropped (seq, ord, leaf) VALUES (?, ?, ?)'),
+    addDroppedCount: db.prepare('UPDATE chain SET dropped = dropped + ? WHERE seq = ?'),
+    // The newest link such that it and every link before it have no records left.
+    prunable: db.prepare(`SELECT seq, link FROM chain WHERE dropped >= n
+      AND seq < coalesce((SELECT min(seq) FROM chain WHERE dropped < n), 9223372036854775807) ORDER BY seq DESC LIMIT 1`),
+    setTombstone: db.prepare('INSERT INTO meta (key, value) VALUES (\'chain_pruned\', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
+    pruneDropped: db.prepare('DELETE FROM chain_dropped WHERE seq <= ?'),
+    prune: db.prepare('DELETE FROM chain WHERE seq <= ?')
   }
 }
 
 const headOf = (l: LinkRow): ChainHead => ({ seq: l.seq, time: new Date(l.time).toISOString(), link: l.link.toString('hex') })
 
+/** Decoded blocks verify keeps (least recently used out): a live tail's batch grows one block per source. */
+const VERIFY_BLOCKS = 256
+
 /**
- * Re-computes the chain of a store file: every link from its stored predecessor, every intact
- * link's digest from the records in its blocks. Stops at the first link that does not hold.
+ * Re-computes the chain of a store file: every link from its stored predecessor (the first from
+ * the tombstone pruning left, or zeros), every link's digest from its records' leaves — kept
+ * records hashed again, removed ones by the leaves kept for them. Stops at the first link that
+ * does not hold.
  */
 export function verifyChain (db: Database.Database, opts: ChainVerifyOptions = {}): ChainReport {
   const { progress, named } = opts
   const wanted = named === undefined ? undefined : Buffer.from(named, 'hex')
   const links = db.prepare('SELECT seq, time, n, dropped, digest, prev, link FROM chain ORDER BY seq').iterate() as IterableIterator<LinkRow>
   const total = db.prepare('SELECT count(*) FROM chain').pluck().get() as number
-  const runsOf = db.prepare('SELECT block, pos, seq, k, n, tags FROM chain_runs WHERE seq = ? ORDER BY k')
+  const runsOf = db.prepare('SELECT block, pos, seq, ord, n, tags FROM chain_runs WHERE seq = ? ORDER BY ord')
+  const droppedOf = db.prepare('SELECT ord, leaf FROM chain_dropped WHERE seq = ? ORDER BY ord')
   const blockRow = db.prepare('SELECT source_id, n, codec, payload FROM blocks WHERE id = ?')
   const covered = db.prepare('SELECT coalesce(sum(n), 0) FROM chain_runs').pluck().get() as number
   const events = db.prepare('SELECT coalesce(sum(n), 0) FROM blocks').pluck().get() as number
+  const meta = (key: string): string | undefined => db.prepare('SELECT value FROM meta WHERE key = ?').pluck().get(key) as string | undefined
+  const base = Number(meta('chain_base') ?? 0)
+  // Kept as 'x' + hex: meta's values have INTEGER affinity, and an all-digit hex would turn into a number.
+  const tombstone = meta('chain_pruned')?.slice(1)
   const report: ChainReport = { links: 0, records: 0, intact: 0, partial: 0, uncovered: events - covered, ...(named === undefined ? {} : { named: { link: named } }) }
-  // The blocks of consecutive links are mostly the same few: keep the last ones decoded.
   const cache = new Map<number, DecodedBlock | Error>()
   const block = (id: number): DecodedBlock | Error => {
     let b = cache.get(id)
-    if (b === undefined) {
-      const row = blockRow.get(id) as { source_id: string, n: number, codec: number, payload: Buffer } | undefined
-      try {
-        if (row === undefined) throw new Error(`block ${id} is missing`)
-        b = DecodedBlock.unpack(row.payload, row.codec, row.source_id)
-      } catch (err) {
-        b = err instanceof Error ? err : new Error(String(err))
-      }
-      if (cache.size >= 8) cache.delete(cache.keys().next().value as number)
+    if (b !== undefined) {
+      // Least recently used out: refreshed on every use.
+      cache.delete(id)
       cache.set(id, b)
+      return b
     }
+    const row = blockRow.get(id) as { source_id: string, n: number, codec: number, payload: Buffer } | undefined
+    try {
+      if (row === undefined) throw new Error(`block ${id} is missing`)
+      b = DecodedBlock.unpack(row.payload, row.codec, row.source_id)
+    } catch (err) {
+      b = err instanceof Error ? err : new Error(String(err))
+    }
+    if (cache.size >= VERIFY_BLOCKS) cache.delete(cache.keys().next().value as number)
+    cache.set(id, b)
     return b
   }
-  let prev: Buffer | undefined
+  let prev: Buffer | undefined = tombstone === undefined ? GENESIS : Buffer.from(tombstone, 'hex')
   for (const l of links) {
     const fail = (reason: string, record?: { id: string, block: number, position: number }): ChainReport => {
       report.broken = { seq: l.seq, time: new Date(l.time).toISOString(), reason, ...(record === undefined ? {} : { record }) }
@@ -166,17 +232,17 @@ export function verifyChain (db: Database.Database, opts: ChainVerifyOptions = {
     }
     report.links++
     if (report.oldest === undefined) report.oldest = headOf(l)
-    if (prev !== undefined && !prev.equals(l.prev)) return fail('its stored predecessor is not the link before it (a link was altered, removed or inserted)')
+    if (!prev.equals(l.prev)) return fail(report.links === 1 ? 'it does not follow the last link retention removed (older links were removed or altered)' : 'its stored predecessor is not the link before it (a link was altered, removed or inserted)')
     if (!linkOf(l.prev, l.seq, l.n, l.time, l.digest).equals(l.link)) return fail('its link is not the hash of its predecessor, numbers and digest')
     prev = l.link
     if (wanted !== undefined && report.named !== undefined && l.link.equals(wanted)) report.named.seq = l.seq
-    const hash = createHash('sha256')
+    // Its records in order: runs of kept records and the leaves of removed ones, by ord.
+    const leaves = new Array<Buffer | null | undefined>(l.n)
     let kept = 0
     for (const r of runsOf.all(l.seq) as RunRow[]) {
       const b = block(r.block)
       if (b instanceof Error) return fail(`block ${r.block} cannot be read (${b.message})`)
-      if (r.pos + r.n > b.n) return fail(`block ${r.block} holds ${b.n} events, fewer than the link's records at positions ${r.pos} … ${r.pos + r.n - 1}`)
-      const frames: string[] = []
+      if (r.pos + r.n > b.n || r.ord + r.n > l.n) return fail(`its records at positions ${r.pos} … ${r.pos + r.n - 1} of block ${r.block} are not all there`)
       for (let i = 0; i < r.n; i++) {
         let id: string
         let raw: string
@@ -187,26 +253,34 @@ export function verifyChain (db: Database.Database, opts: ChainVerifyOptions = {
         } catch (err) {
           return fail(`block ${r.block} cannot be read at position ${r.pos + i} (${(err as Error).message})`)
         }
-        if (recordTag(raw) !== r.tags.readUInt32LE(4 * i)) return fail('a record differs from what was stored', { id, block: r.block, position: r.pos + i })
-        frames.push(recordFrame(id, raw))
+        const leaf = recordLeaf(id, raw)
+        if (leaf.compare(r.tags, TAG_BYTES * i, TAG_BYTES * (i + 1), 0, TAG_BYTES) !== 0) return fail('a record differs from what was stored', { id, block: r.block, position: r.pos + i })
+        if (leaves[r.ord + i] !== undefined) return fail(`two of its runs claim record ${r.ord + i + 1}`)
+        leaves[r.ord + i] = leaf
       }
-      hash.update(frames.join(''))
       kept += r.n
     }
-    report.records += kept
-    if (kept !== l.n - l.dropped) return fail(`${kept} of its records are in the store, ${l.n - l.dropped} should be`)
-    if (l.dropped > 0) {
-      report.partial++
-    } else {
-      if (!hash.digest().equals(l.digest)) return fail('its records do not hash to its digest (a record was altered beyond what its tag shows)')
-      report.intact++
+    let lost = 0
+    let unknown = 0
+    for (const d of droppedOf.all(l.seq) as Array<{ ord: number, leaf: Buffer | null }>) {
+      if (d.ord >= l.n || leaves[d.ord] !== undefined) return fail(`record ${d.ord + 1} is both kept and removed`)
+      leaves[d.ord] = d.leaf
+      lost++
+      if (d.leaf === null) unknown++
     }
+    report.records += kept
+    if (kept + lost !== l.n || lost !== l.dropped) return fail(`${kept} of its ${l.n} records are in the store and ${lost} recorded as removed (${l.dropped} counted)`)
+    if (unknown === 0 && !digestOf(leaves as Buffer[]).equals(l.digest)) return fail('its records do not hash to its digest (a record was altered, added or removed behind keatrail\'s back)')
+    if (lost > 0) report.partial++
+    else report.intact++
     report.head = headOf(l)
     progress?.(report.links, total)
   }
   // Records whose link is gone (the newest links deleted, or any): nothing before them shows it.
   const orphan = db.prepare('SELECT seq FROM chain_runs WHERE seq NOT IN (SELECT seq FROM chain) ORDER BY seq LIMIT 1').pluck().get() as number | undefined
   if (orphan !== undefined) report.broken = { seq: orphan, time: '', reason: 'the link of these records is missing (removed from the chain)' }
+  // Records in no link beyond those stored before the chain began: added behind keatrail's back.
+  else if (report.uncovered > base) report.broken = { seq: report.head?.seq ?? 0, time: report.head?.time ?? '', reason: `${report.uncovered - base} records are in no link (${base} were stored before the store kept a chain): added behind keatrail's back, or their links removed` }
   return report
 }
 

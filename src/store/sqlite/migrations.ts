@@ -424,18 +424,30 @@ CREATE TABLE chain (
   prev    BLOB NOT NULL,               -- the link before it (32 zero bytes for the first)
   link    BLOB NOT NULL                -- SHA-256 over prev, seq, n, time and digest
 );
--- Where a batch's records are: positions pos … pos + n - 1 of a block, its k-th run; tags: a
--- 32-bit FNV-1a per record (which record of a broken link differs).
+-- Where a batch's records are: positions pos … pos + n - 1 of a block, the batch's records
+-- ord … ord + n - 1; tags: the first 4 bytes of each record's leaf (which record of a broken link
+-- differs).
 CREATE TABLE chain_runs (
   block INTEGER NOT NULL,
   pos   INTEGER NOT NULL,
   seq   INTEGER NOT NULL,
-  k     INTEGER NOT NULL,
+  ord   INTEGER NOT NULL,
   n     INTEGER NOT NULL,
   tags  BLOB NOT NULL,
   PRIMARY KEY (block, pos)
 ) WITHOUT ROWID;
-CREATE INDEX chain_runs_seq ON chain_runs (seq, k);
+CREATE INDEX chain_runs_seq ON chain_runs (seq, ord);
+-- The leaves (SHA-256 of the framed record) of records removed since their batch was stored
+-- (retention, store delete, a re-import that changed the text; NULL: a block dropped because it
+-- could not be decoded): their links still re-compute from the kept records and these.
+CREATE TABLE chain_dropped (
+  seq  INTEGER NOT NULL,
+  ord  INTEGER NOT NULL,
+  leaf BLOB,
+  PRIMARY KEY (seq, ord)
+) WITHOUT ROWID;
+-- Records stored before this version: in no link, and verify accepts no more than these.
+INSERT OR REPLACE INTO meta (key, value) SELECT 'chain_base', coalesce(sum(n), 0) FROM blocks;
 `
   }
 ]

@@ -5,7 +5,7 @@ import Database from 'better-sqlite3'
 import { afterAll, describe, expect, it } from 'vitest'
 import type { KeaEvent } from '../../../src/parse/event.js'
 import { DecodedBlock, packLines, unpackLines } from '../../../src/store/sqlite/blocks/codec.js'
-import { GENESIS, linkOf, recordFrame } from '../../../src/store/sqlite/chain.js'
+import { digestOf, GENESIS, linkOf, recordLeaf } from '../../../src/store/sqlite/chain.js'
 import { SqliteStore } from '../../../src/store/sqlite/store.js'
 import { parseBuffer, plainCopy, readFixture } from '../../helpers/fixtures.js'
 import { createHash } from 'node:crypto'
@@ -77,7 +77,9 @@ describe('the SQLite store\'s tamper-evidence chain', () => {
       const db = new Database(path, { readonly: true })
       const first = db.prepare('SELECT seq, time, n, digest, link FROM chain ORDER BY seq LIMIT 1').get() as { seq: number, time: number, n: number, digest: Buffer, link: Buffer }
       db.close()
-      const digest = createHash('sha256').update((batches[0] as KeaEvent[]).map((e) => recordFrame(e.event.id, e.event.original)).join('')).digest()
+      // Each record's leaf is SHA-256 of `<id length>:<id><raw length>:<raw>`; the digest SHA-256 of the leaves.
+      const leafOf = (e: KeaEvent): Buffer => createHash('sha256').update(`${e.event.id.length}:${e.event.id}${e.event.original.length}:${e.event.original}`).digest()
+      const digest = createHash('sha256').update(Buffer.concat((batches[0] as KeaEvent[]).map(leafOf))).digest()
       expect(first.digest.equals(digest)).toBe(true)
       expect(first.link.equals(linkOf(GENESIS, first.seq, first.n, first.time, digest))).toBe(true)
     } finally {
@@ -95,7 +97,7 @@ describe('the SQLite store\'s tamper-evidence chain', () => {
     await store.close()
 
     const db = new Database(path, { readonly: true })
-    const target = db.prepare('SELECT block, pos, n FROM chain_runs ORDER BY seq DESC, k LIMIT 1').get() as { block: number, pos: number, n: number }
+    const target = db.prepare('SELECT block, pos, n FROM chain_runs ORDER BY seq DESC, ord LIMIT 1').get() as { block: number, pos: number, n: number }
     db.close()
     const position = target.pos + Math.floor(target.n / 2)
     // One character of the record (an address's last digit) changed.
@@ -114,21 +116,20 @@ describe('the SQLite store\'s tamper-evidence chain', () => {
     // Someone who also re-computes the record's tag, the link's digest and every link after it
     // makes a chain that holds, but whose head is not the one the report named.
     const forge = new Database(path)
-    const run = forge.prepare('SELECT block, pos, seq, k, n, tags FROM chain_runs WHERE block = ? AND pos <= ? ORDER BY pos DESC LIMIT 1').get(target.block, position) as { pos: number, seq: number, tags: Buffer }
+    const run = forge.prepare('SELECT block, pos, seq, ord, n, tags FROM chain_runs WHERE block = ? AND pos <= ? ORDER BY pos DESC LIMIT 1').get(target.block, position) as { pos: number, seq: number, tags: Buffer }
     const row = forge.prepare('SELECT source_id, codec, payload FROM blocks WHERE id = ?').get(target.block) as { source_id: string, codec: number, payload: Buffer }
     const b = DecodedBlock.unpack(row.payload, row.codec, row.source_id)
-    const { recordTag } = await import('../../../src/store/sqlite/chain.js')
-    run.tags.writeUInt32LE(recordTag(b.original(position)), 4 * (position - run.pos))
+    recordLeaf(b.id(position), b.original(position)).copy(run.tags, 4 * (position - run.pos), 0, 4)
     forge.prepare('UPDATE chain_runs SET tags = ? WHERE block = ? AND pos = ?').run(run.tags, target.block, run.pos)
-    const runs = forge.prepare('SELECT block, pos, n FROM chain_runs WHERE seq = ? ORDER BY k').all(run.seq) as Array<{ block: number, pos: number, n: number }>
-    const hash = createHash('sha256')
+    const runs = forge.prepare('SELECT block, pos, n FROM chain_runs WHERE seq = ? ORDER BY ord').all(run.seq) as Array<{ block: number, pos: number, n: number }>
+    const leaves: Buffer[] = []
     for (const r of runs) {
       const rb = forge.prepare('SELECT source_id, codec, payload FROM blocks WHERE id = ?').get(r.block) as { source_id: string, codec: number, payload: Buffer }
       const d = DecodedBlock.unpack(rb.payload, rb.codec, rb.source_id)
-      for (let i = r.pos; i < r.pos + r.n; i++) hash.update(recordFrame(d.id(i), d.original(i)))
+      for (let i = r.pos; i < r.pos + r.n; i++) leaves.push(recordLeaf(d.id(i), d.original(i)))
     }
     const link = forge.prepare('SELECT seq, time, n, prev FROM chain WHERE seq = ?').get(run.seq) as { seq: number, time: number, n: number, prev: Buffer }
-    const digest = hash.digest()
+    const digest = digestOf(leaves)
     forge.prepare('UPDATE chain SET digest = ?, link = ? WHERE seq = ?').run(digest, linkOf(link.prev, link.seq, link.n, link.time, digest), run.seq)
     forge.close()
     const forged = new SqliteStore({ path, readers: { workers: 0 } })
@@ -194,6 +195,57 @@ describe('the SQLite store\'s tamper-evidence chain', () => {
     }
   })
 
+  it('holds against the forgeries a removal would allow: a record hidden as removed, the oldest link dropped, a block added', async () => {
+    const events = await fixtureEvents()
+    const write = async (): Promise<string> => {
+      const path = fresh()
+      const store = new SqliteStore({ path, readers: { workers: 0 } })
+      for (let i = 0; i < events.length; i += 100) await store.write(events.slice(i, i + 100))
+      await store.close()
+      return path
+    }
+    const verify = async (path: string): Promise<ReturnType<SqliteStore['chain']['verify']>> => {
+      const store = new SqliteStore({ path, readers: { workers: 0 } })
+      try { return await store.chain.verify() } finally { await store.close() }
+    }
+    // One record of a link "removed" (its run shortened, its true leaf recorded, the count
+    // raised) and another of the same link altered with its tag made to match: the digest,
+    // re-computed from the kept records and the removed one's leaf, no longer holds.
+    const p1 = await write()
+    const db = new Database(p1)
+    const run = db.prepare('SELECT block, pos, seq, ord, n, tags FROM chain_runs WHERE n > 4 ORDER BY seq LIMIT 1').get() as { block: number, pos: number, seq: number, ord: number, n: number, tags: Buffer }
+    const row = db.prepare('SELECT source_id, codec, payload FROM blocks WHERE id = ?').get(run.block) as { source_id: string, codec: 1 | 2, payload: Buffer }
+    const d = DecodedBlock.unpack(row.payload, row.codec, row.source_id)
+    const last = run.pos + run.n - 1
+    db.prepare('UPDATE chain_runs SET n = ?, tags = ? WHERE block = ? AND pos = ?').run(run.n - 1, run.tags.subarray(0, 4 * (run.n - 1)), run.block, run.pos)
+    db.prepare('INSERT INTO chain_dropped (seq, ord, leaf) VALUES (?, ?, ?)').run(run.seq, run.ord + run.n - 1, recordLeaf(d.id(last), d.original(last)))
+    db.prepare('UPDATE chain SET dropped = dropped + 1 WHERE seq = ?').run(run.seq)
+    const lines = unpackLines(row.payload, row.codec)
+    lines.originals[run.pos] = (lines.originals[run.pos] as string).replace('INFO', 'INF0')
+    db.prepare('UPDATE blocks SET payload = ? WHERE id = ?').run(packLines(lines, row.codec), run.block)
+    const tags = Buffer.from(run.tags.subarray(0, 4 * (run.n - 1)))
+    recordLeaf(d.id(run.pos), lines.originals[run.pos] as string).copy(tags, 0, 0, 4)
+    db.prepare('UPDATE chain_runs SET tags = ? WHERE block = ? AND pos = ?').run(tags, run.block, run.pos)
+    db.close()
+    expect((await verify(p1)).broken).toMatchObject({ seq: run.seq, reason: expect.stringMatching(/do not hash to its digest/) })
+
+    // The oldest link and its runs deleted (as if never written): the first kept link does not
+    // follow the zeros a chain begins with, nor a tombstone retention left.
+    const p2 = await write()
+    const db2 = new Database(p2)
+    db2.prepare('DELETE FROM chain_runs WHERE seq = (SELECT min(seq) FROM chain)').run()
+    db2.prepare('DELETE FROM chain WHERE seq = (SELECT min(seq) FROM chain)').run()
+    db2.close()
+    expect((await verify(p2)).broken?.reason).toMatch(/does not follow the last link retention removed/)
+
+    // A block added behind keatrail's back (a copy of one, under a new id): records in no link.
+    const p3 = await write()
+    const db3 = new Database(p3)
+    db3.prepare('INSERT INTO blocks (id, source_id, min_ts, max_ts, min_off, max_off, n, seq, codec, times, bloom, payload, pv) SELECT id + 1000, source_id || \'x\', min_ts, max_ts, min_off, max_off, n, seq, codec, times, bloom, payload, pv FROM blocks WHERE id = (SELECT min(id) FROM blocks)').run()
+    db3.close()
+    expect((await verify(p3)).broken?.reason).toMatch(/^\d+ records are in no link \(0 were stored before the store kept a chain\)/)
+  })
+
   it('stays verifiable from the oldest kept link when retention and store delete remove events', async () => {
     const events = await fixtureEvents()
     const path = fresh()
@@ -216,6 +268,17 @@ describe('the SQLite store\'s tamper-evidence chain', () => {
       expect(after.head).toEqual(before.head)
     } finally {
       await store.close()
+    }
+    // A record kept in a link that lost others, altered: found by its leaf's tag.
+    const db = new Database(path)
+    const run = db.prepare('SELECT r.block, r.pos FROM chain_runs r JOIN chain c ON c.seq = r.seq WHERE c.dropped > 0 LIMIT 1').get() as { block: number, pos: number }
+    db.close()
+    const id = alterRecord(path, run.block, run.pos, (raw) => raw.replace('INFO', 'INF0'))
+    const again = new SqliteStore({ path, readers: { workers: 0 } })
+    try {
+      expect((await again.chain.verify()).broken?.record).toEqual({ id, block: run.block, position: run.pos })
+    } finally {
+      await again.close()
     }
   })
 })

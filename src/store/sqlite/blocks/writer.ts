@@ -247,6 +247,13 @@ export class BlockWriter {
     const bits = bloomOf(full)
     const ts = [...decodeTimes(full.times, full.n)]
     for (const f of fixes) {
+      // A re-import that reads the record differently (a multi-line record joined now, line by
+      // line before): the old text leaves its chain link as a removal does, the new one joins this batch's.
+      const oldRaw = lines.originals[f.i] as string
+      if (oldRaw !== f.e.event.original) {
+        this.chain.replaced(row.id, f.i, { id: f.e.event.id, raw: oldRaw })
+        this.placed.push({ block: row.id, pos: f.i, events: [f.e] })
+      }
       replaceLine(lines, f.i, f.e, row.source_id, this.contextOf)
       ts[f.i] = isoToMicros(f.e['@timestamp'])
     }
@@ -298,7 +305,7 @@ export class BlockWriter {
       else { kept.push(e); keptTs.push(ts[i] as number) }
     }
     if (removed.length === 0) return []
-    this.chain.removed(row.id, full.n, drop)
+    this.chain.removed(row.id, full.n, drop, (i) => ({ id: b.id(i), raw: b.original(i) }))
     // Every term of the removed events goes; the kept events' terms are put back below.
     // One collector for them all (eventTerms makes one per event): retention removes whole blocks.
     const terms = this.terms
