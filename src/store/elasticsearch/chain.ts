@@ -1,23 +1,22 @@
-import { createHash } from 'node:crypto'
-import { crc32 } from 'node:zlib'
 import type { estypes } from '@elastic/elasticsearch'
 import type { KeaEvent } from '../../parse/event.js'
-import { GENESIS, linkOf, recordFrame } from '../sqlite/chain.js'
+import { digestOf, GENESIS, linkOf, recordLeaf } from '../sqlite/chain.js'
 import type { ChainHead, ChainProof, ChainReport, ChainVerifyOptions } from '../types.js'
 import type { SearchEngine } from './engine.js'
 
 // The tamper-evidence chain in Elasticsearch/OpenSearch (issue 22): the same links as the SQLite
 // store's (src/store/sqlite/chain.ts, docs/ARCHITECTURE.md), one document each in
 // keatrail-chain-<namespace>, _id the zero-padded sequence. A link lists its records' ids (the
-// documents the batch created, in the batch's order) and a CRC-32 of each raw record; verify
-// reads them back by id. Collectors writing one namespace each append with `create` on the next
+// documents the batch created, in the batch's order) and their leaves (32 bytes each: an index
+// of Elasticsearch holds ~1 KB per event anyway); verify reads the records back by id, and a
+// record deleted since (an index aged out) leaves its link checkable by its stored leaf. Collectors writing one namespace each append with `create` on the next
 // sequence: the one that loses the race (409) reads the head again and appends after it.
 
 export function chainIndex (namespace: string): string {
   return `keatrail-chain-${namespace}`
 }
 
-interface LinkDoc { seq: number, time: number, n: number, digest: string, prev: string, link: string, ids: string[], tags: string }
+interface LinkDoc { seq: number, time: number, n: number, digest: string, prev: string, link: string, ids: string[], leaves: string }
 
 const idOf = (seq: number): string => String(seq).padStart(16, '0')
 /** Ids per read of records (a search by ids). */
@@ -41,19 +40,14 @@ export class EsChain {
   /** Appends the link of the records a write created (`created`, in the batch's order). */
   async append (created: readonly KeaEvent[], time = Date.now()): Promise<void> {
     if (created.length === 0) return
-    const frames: string[] = []
-    const tags = Buffer.alloc(4 * created.length)
-    created.forEach((e, i) => {
-      frames.push(recordFrame(e.event.id, e.event.original))
-      tags.writeUInt32LE(crc32(e.event.original), 4 * i)
-    })
-    const digest = createHash('sha256').update(frames.join('')).digest()
+    const leaves = created.map((e) => recordLeaf(e.event.id, e.event.original))
+    const digest = digestOf(leaves)
     for (let attempt = 0; attempt < APPEND_ATTEMPTS; attempt++) {
       const prev = this.head ?? await this.newest()
       const seq = (prev?.seq ?? 0) + 1
       const prevLink = prev === undefined ? GENESIS : Buffer.from(prev.link, 'hex')
       const link = linkOf(prevLink, seq, created.length, time, digest).toString('hex')
-      const doc: LinkDoc = { seq, time, n: created.length, digest: digest.toString('hex'), prev: prevLink.toString('hex'), link, ids: created.map((e) => e.event.id), tags: tags.toString('base64') }
+      const doc: LinkDoc = { seq, time, n: created.length, digest: digest.toString('hex'), prev: prevLink.toString('hex'), link, ids: created.map((e) => e.event.id), leaves: Buffer.concat(leaves).toString('base64') }
       // No refresh per link (a forced refresh per batch would cost every write): a create on the
       // next sequence's _id conflicts in real time, and the head is read again (refreshed) then.
       const r = await this.engine.bulk({ operations: [{ create: { _index: this.index, _id: idOf(seq) } }, doc] })
@@ -91,7 +85,8 @@ export class EsChain {
     const events = (await this.engine.count({ index: this.events, ignore_unavailable: true, allow_no_indices: true })).count
     const report: ChainReport = { links: 0, records: 0, intact: 0, partial: 0, uncovered: 0, ...(wanted === undefined ? {} : { named: { link: wanted } }) }
     let covered = 0
-    let prev: string | undefined
+    // Links are never pruned here: the first one follows the zeros a chain begins with.
+    let prev = GENESIS.toString('hex')
     let after: estypes.SortResults | undefined
     for (;;) {
       const page = await this.engine.search<LinkDoc>({ index: this.index, ignore_unavailable: true, allow_no_indices: true, size: 100, sort: [{ seq: 'asc' }], ...(after === undefined ? {} : { search_after: after }) })
@@ -105,27 +100,25 @@ export class EsChain {
         }
         report.links++
         if (report.oldest === undefined) report.oldest = { seq: l.seq, time, link: l.link }
-        if (prev !== undefined && prev !== l.prev) return fail('its stored predecessor is not the link before it (a link was altered, removed or inserted)')
+        if (prev !== l.prev) return fail(report.links === 1 ? 'it does not follow the zeros a chain begins with (older links were removed or altered)' : 'its stored predecessor is not the link before it (a link was altered, removed or inserted)')
         const digest = Buffer.from(l.digest, 'hex')
         if (linkOf(Buffer.from(l.prev, 'hex'), l.seq, l.n, l.time, digest).toString('hex') !== l.link || l.ids.length !== l.n) return fail('its link is not the hash of its predecessor, numbers and digest')
         prev = l.link
         if (wanted !== undefined && report.named !== undefined && l.link === wanted) report.named.seq = l.seq
+        const leaves = Buffer.from(l.leaves, 'base64')
+        if (leaves.length !== 32 * l.n || !digestOf(Array.from({ length: l.n }, (_, i) => leaves.subarray(32 * i, 32 * i + 32))).equals(digest)) return fail('its records\' leaves do not hash to its digest (the link was altered)')
         const stored = await this.records(l.ids)
-        const tags = Buffer.from(l.tags, 'base64')
-        const frames: string[] = []
         let missing = 0
         for (let i = 0; i < l.ids.length; i++) {
           const id = l.ids[i] as string
           const raw = stored.get(id)
-          // Deleted since (retention's index deletion, store delete): what is left is checked.
+          // Deleted since (an index aged out, store delete): its link still holds by its leaf.
           if (raw === undefined) { missing++; continue }
-          if (crc32(raw) !== tags.readUInt32LE(4 * i)) return fail('a record differs from what was stored', { id, block: -1, position: i })
-          frames.push(recordFrame(id, raw))
+          if (!recordLeaf(id, raw).equals(leaves.subarray(32 * i, 32 * i + 32))) return fail('a record differs from what was stored', { id, block: -1, position: i })
         }
         covered += l.n - missing
         report.records += l.n - missing
         if (missing > 0) report.partial++
-        else if (!createHash('sha256').update(frames.join('')).digest().equals(digest)) return fail('its records do not hash to its digest (a record was altered beyond what its tag shows)')
         else report.intact++
         report.head = { seq: l.seq, time, link: l.link }
         opts.progress?.(report.links, total)

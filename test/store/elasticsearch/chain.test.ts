@@ -49,6 +49,9 @@ for (const engine of searchEngines()) {
         expect(del.status).toBe(200)
         const removed = await store.chain.verify()
         expect(removed.broken).toMatchObject({ seq: 4, reason: expect.stringMatching(/predecessor is not the link before it/) })
+        // The oldest removed too.
+        await fetch(`${engine.url}/${chainIndex(namespace)}/_doc/${String(1).padStart(16, '0')}?refresh=true`, { method: 'DELETE' })
+        expect((await store.chain.verify()).broken).toMatchObject({ seq: 2, reason: expect.stringMatching(/does not follow the zeros a chain begins with/) })
       } finally {
         await store.close()
       }
