@@ -13,7 +13,7 @@ import { ApiAuthError, ApiBadRequestError, ApiForbiddenError, ApiCrossSiteError,
 import { historyPage, holderAt } from '../leases/query.js'
 import { ATTRIBUTION_COLUMNS, attributeRows, MAX_ATTRIBUTE_ROWS } from '../leases/attribute.js'
 import { LocalTimeResolver } from '../parse/time/zone.js'
-import { evidenceReport, type EvidenceReport } from '../leases/report.js'
+import { checkReportQuestion, evidenceReport, type EvidenceReport } from '../leases/report.js'
 import { reportHtml } from '../leases/report-html.js'
 import { END_REASONS } from '../leases/types.js'
 import { keaEventSchema } from '../parse/event.js'
@@ -688,14 +688,15 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
     if (tz !== undefined) {
       try { new LocalTimeResolver(tz) } catch { throw new ApiBadRequestError(`tz: ${JSON.stringify(tz)} is not an IANA time zone (such as UTC or Europe/Berlin)`) }
     }
-    let r: EvidenceReport
+    // An address or time that cannot be read is the caller's mistake (400); whatever fails after
+    // that is the store's, and answers as such.
     try {
-      r = await evidenceReport(store, address, time, { keatrailVersion: version(), ...(tz === undefined ? {} : { timeZone: tz }), ...(scope === undefined ? {} : { scope }) })
+      checkReportQuestion(address, time, tz)
     } catch (err) {
-      // An address or time that cannot be read is the caller's mistake; a store failure keeps its code.
       if (isCodedError(err)) throw err
       throw new ApiBadRequestError(`${address} at ${time}: ${(err as Error).message}`)
     }
+    const r: EvidenceReport = await evidenceReport(store, address, time, { keatrailVersion: version(), ...(tz === undefined ? {} : { timeZone: tz }), ...(scope === undefined ? {} : { scope }) })
     if (format === 'json') return r
     const html = reportHtml(r)
     const name = `keatrail-report-${r.question.address.replace(/[^0-9A-Za-z.]/g, '_')}-${r.question.instant.replace(/[^0-9TZ]/g, '')}.html`

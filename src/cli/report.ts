@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs'
 import { Option, type Command } from 'commander'
-import { OutputWriteError, UsageError } from '../errors.js'
-import { evidenceReport } from '../leases/report.js'
+import { isCodedError, OutputWriteError, UsageError } from '../errors.js'
+import { checkReportQuestion, evidenceReport } from '../leases/report.js'
 import { reportHtml } from '../leases/report-html.js'
 import { version } from '../paths.js'
 import { parseTimeZone } from './options.js'
@@ -26,15 +26,14 @@ export function registerReport (lease: Command, io: CliIo): void {
     .option('--scope <host>', 'only leases of this Kea server or lease domain (as lease at --scope)')
     .addHelpText('after', '\nExample:\n  keatrail lease report 192.0.2.23 "2026-11-24 04:16:00" --tz Europe/Berlin --out 192.0.2.23.html\n  keatrail verify --report 192.0.2.23.html')
     .action(async (address: string, time: string, o: ReportCliOptions) => {
-      const r = await withCommandStore(o, io, 'read', async (opened) => {
-        try {
-          return await evidenceReport(opened.store, address, time, { keatrailVersion: version(), ...(o.tz === undefined ? {} : { timeZone: o.tz }), ...(o.scope === undefined ? {} : { scope: o.scope }) })
-        } catch (err) {
-          // The address or time could not be read: the operator's mistake, one line.
-          if (err instanceof Error && !('code' in err && String(err.code).startsWith('KEATRAIL_ERR'))) throw new UsageError(`${address} at ${time}: ${err.message}`)
-          throw err
-        }
-      })
+      // The address or time could not be read: the operator's mistake, one line, before any store opens.
+      try {
+        checkReportQuestion(address, time, o.tz)
+      } catch (err) {
+        if (isCodedError(err)) throw err
+        throw new UsageError(`${address} at ${time}: ${(err as Error).message}`)
+      }
+      const r = await withCommandStore(o, io, 'read', async (opened) => await evidenceReport(opened.store, address, time, { keatrailVersion: version(), ...(o.tz === undefined ? {} : { timeZone: o.tz }), ...(o.scope === undefined ? {} : { scope: o.scope }) }))
       const text = o.format === 'json' ? JSON.stringify(r, null, 2) + '\n' : reportHtml(r)
       if (o.out === undefined) { io.stdout.write(text); return }
       try {

@@ -2,6 +2,7 @@ import { PARSER_VERSION } from '../parse/derivation.js'
 import type { KeaEvent } from '../parse/event.js'
 import { MAX_PAGE_SIZE, type ChainHead, type ChainProof, type Store } from '../store/types.js'
 import { attributionOf, reportTime, type AttributionStatus } from './attribute.js'
+import { parseAddress } from './address.js'
 import { holderAt, holdersAround } from './query.js'
 import type { Holder } from './types.js'
 import { LocalTimeResolver } from '../parse/time/zone.js'
@@ -62,6 +63,12 @@ export interface ReportOptions {
   now?: number
 }
 
+/** Throws (the address's coded error, or a plain one for the time) unless the question can be read. */
+export function checkReportQuestion (address: string, time: string, timeZone?: string): void {
+  parseAddress(address.trim())
+  reportTime(time, new LocalTimeResolver(timeZone ?? 'UTC'))
+}
+
 /** Builds the report of who held `address` at `time` (report time forms, as `lease attribute` reads them). */
 export async function evidenceReport (store: Store, address: string, time: string, opts: ReportOptions): Promise<EvidenceReport> {
   const zone = opts.timeZone ?? 'UTC'
@@ -70,13 +77,17 @@ export async function evidenceReport (store: Store, address: string, time: strin
   const row = attributionOf(a)
   const timeline: ReportInterval[] = []
   if (a.holders.length > 0) {
-    // The holders, and who held the address just before the first began and just after the last ended.
+    // The holders, and who held the address just before the first began and just after the last
+    // ended. A lease taken over ends at the very millisecond the next begins (superseded): the
+    // one before may end at the first start, the one after begin at the last end.
     const starts = a.holders.map((h) => h.start === null ? instant : Date.parse(h.start))
     const ends = a.holders.map((h) => h.end === null ? instant : Date.parse(h.end))
-    const around = await holdersAround(store.leases, address.trim(), Math.min(...starts) - 1, Math.max(...ends), opts.scope, opts.now)
-    if (around.before !== undefined) timeline.push({ ...around.before, role: 'before' })
+    const around = await holdersAround(store.leases, address.trim(), Math.min(...starts), Math.max(...ends) - 1, opts.scope, opts.now)
+    const mine = new Set(a.holders.map((h) => `${h.scope}|${h.lease}|${h.start ?? ''}`))
+    const other = (h: Holder | undefined): h is Holder => h !== undefined && !mine.has(`${h.scope}|${h.lease}|${h.start ?? ''}`)
+    if (other(around.before)) timeline.push({ ...around.before, role: 'before' })
     for (const h of a.holders) timeline.push({ ...h, role: 'holder' })
-    if (around.after !== undefined) timeline.push({ ...around.after, role: 'after' })
+    if (other(around.after)) timeline.push({ ...around.after, role: 'after' })
   } else {
     if (a.before !== undefined) timeline.push({ ...a.before, role: 'before' })
     if (a.after !== undefined) timeline.push({ ...a.after, role: 'after' })
