@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs'
 import type { Command } from 'commander'
 import { z } from 'zod'
 import { InputReadError, UsageError } from '../errors.js'
-import { reportFromText } from '../leases/report-html.js'
+import { reportFromText, reportHtml } from '../leases/report-html.js'
+import type { EvidenceReport } from '../leases/report.js'
 import type { ChainReport, Store } from '../store/types.js'
 import type { CliIo } from './parse.js'
 import { addStoreOptions, withCommandStore, type StoreOptions } from './store-options.js'
@@ -79,25 +80,34 @@ export function registerVerify (program: Command, io: CliIo): void {
     .action(async (o: VerifyOptions) => {
       if (o.head !== undefined && !/^[0-9a-f]{64}$/.test(o.head)) throw new UsageError('--head takes the 64 hex digits of a link (as a report names it)')
       let report: z.infer<typeof reportSchema> | undefined
+      let htmlProblem: string | undefined
       if (o.report !== undefined) {
         let text: string
         try { text = readFileSync(o.report, 'utf8') } catch (err) { throw new InputReadError(o.report, (err as Error).message) }
-        let parsed: ReturnType<typeof reportSchema.safeParse>
-        try { parsed = reportSchema.safeParse(reportFromText(text)) } catch { throw new UsageError(`${o.report} is not a keatrail evidence report (no report JSON in it)`) }
+        let data: unknown
+        try { data = reportFromText(text) } catch { throw new UsageError(`${o.report} is not a keatrail evidence report (no report JSON in it)`) }
+        const parsed = reportSchema.safeParse(data)
         if (!parsed.success) throw new UsageError(`${o.report} is not a keatrail evidence report: ${parsed.error.issues[0]?.path.join('.') ?? ''} ${parsed.error.issues[0]?.message ?? ''}`)
         report = parsed.data
+        // An HTML report is what a reader sees: it must be exactly the page its embedded data
+        // makes (an edited line, answer or timeline in the page is a change after it was made).
+        if (text.includes('<script type="application/json" id="keatrail-report">')) {
+          let same = false
+          try { same = reportHtml(data as EvidenceReport) === text } catch { same = false }
+          if (!same) htmlProblem = 'the page differs from the report data it embeds: it was changed after keatrail made it'
+        }
         if (o.head !== undefined && report.chain !== undefined && o.head !== report.chain.link) throw new UsageError('--head and the report name different heads: give one')
       }
       const named = o.head ?? report?.chain?.link
       const tty = (io.stderr as NodeJS.WriteStream).isTTY === true
       const { r, problems } = await withCommandStore(o, io, 'read', async (opened) => {
         const chain = opened.store.chain
-        if (chain === undefined) throw new UsageError('this store keeps no tamper-evidence chain (the SQLite row layout); convert it with keatrail store migrate')
+        if (chain === undefined) throw new UsageError('this store keeps no tamper-evidence chain (the SQLite row layout: convert it with keatrail store migrate)')
         const r = await chain.verify({
           progress: (done, total) => { if (tty && done % 100 === 0) io.stderr.write(`\rverified ${done} of ${total} links`) },
           ...(named === undefined ? {} : { named })
         })
-        return { r, problems: report === undefined ? [] : await checkLines(opened.store, report.evidence) }
+        return { r, problems: report === undefined ? [] : [...(htmlProblem === undefined ? [] : [htmlProblem]), ...await checkLines(opened.store, report.evidence)] }
       })
       if (tty) io.stderr.write('\r')
       const v = verdict(r)

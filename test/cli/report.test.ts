@@ -1,5 +1,5 @@
 /// <reference lib="dom" />
-import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
@@ -108,6 +108,15 @@ describe.skipIf(unavailable !== '' && process.env.CI !== 'true')(`keatrail lease
     const ok = await runCli(['verify', '--data-dir', dir, '--report', file])
     expect(ok.code, ok.out + ok.err).toBe(0)
     expect(ok.out).toMatch(new RegExp(`^report: its ${rep.evidence.length} evidence lines are the stored records, each covered by the link it names$`, 'm'))
+
+    // The page edited where a reader looks (a MAC in a shown line), its embedded data left alone.
+    const edited = join(dir, 'edited.html')
+    const page0 = readFileSync(file, 'utf8')
+    const shown = page0.indexOf('<pre>')
+    writeFileSync(edited, page0.slice(0, shown) + page0.slice(shown).replace('3e', '3f'))
+    const tampered = await runCli(['verify', '--data-dir', dir, '--report', edited])
+    expect(tampered.code).toBe(1)
+    expect(tampered.out).toContain('report: the page differs from the report data it embeds: it was changed after keatrail made it')
 
     // One evidence line's stored record altered (its MAC's last digit), the block packed again.
     const target = rep.evidence[rep.evidence.length - 1] as EvidenceReport['evidence'][number]
