@@ -185,6 +185,11 @@ describe.skipIf(unavailable !== '' && process.env.CI !== 'true')(`web UI in chro
     const html = readFileSync(await download.path(), 'utf8')
     expect(html).toContain('<h1>Who held 192.0.2.10 at 2026-11-24 18:02:30.000 UTC?</h1>')
     await page.screenshot({ path: join(ARTIFACTS, 'ui-lease-link.png'), fullPage: true })
+    // Back from UTC to the server's zone: the link says so too.
+    await page.selectOption('#zone', 'server')
+    await page.waitForFunction(() => !location.hash.includes('utc=1'))
+    expect(await page.inputValue('#zone')).toBe('server')
+    expect(await page.inputValue('#at-form input[name=address]')).toBe('192.0.2.10')
     expect(errors).toEqual([])
   }, 90_000)
 
