@@ -85,7 +85,9 @@ export class ChainWriter {
       this.s.addRun.run(r.block, r.pos, seq, ord, r.events.length, tags)
     }
     const digest = digestOf(leaves)
-    const prev = (this.s.head.get() as { link: Buffer } | undefined)?.link ?? GENESIS
+    // After retention pruned every link, the next follows the tombstone of the last one.
+    const tomb = this.s.tombstone.get() as string | undefined
+    const prev = (this.s.head.get() as { link: Buffer } | undefined)?.link ?? (tomb === undefined ? GENESIS : Buffer.from(tomb.slice(1), 'hex'))
     this.s.addLink.run(seq, time, leaves.length, digest, prev, linkOf(prev, seq, leaves.length, time, digest))
   }
 
@@ -172,6 +174,7 @@ function statements (db: Database.Database) {
     // The newest link such that it and every link before it have no records left.
     prunable: db.prepare(`SELECT seq, link FROM chain WHERE dropped >= n
       AND seq < coalesce((SELECT min(seq) FROM chain WHERE dropped < n), 9223372036854775807) ORDER BY seq DESC LIMIT 1`),
+    tombstone: db.prepare('SELECT value FROM meta WHERE key = \'chain_pruned\'').pluck(),
     setTombstone: db.prepare('INSERT INTO meta (key, value) VALUES (\'chain_pruned\', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
     pruneDropped: db.prepare('DELETE FROM chain_dropped WHERE seq <= ?'),
     prune: db.prepare('DELETE FROM chain WHERE seq <= ?')

@@ -269,6 +269,19 @@ describe('the SQLite store\'s tamper-evidence chain', () => {
     } finally {
       await store.close()
     }
+    // Everything aged out, links pruned to a tombstone; the next write follows it.
+    const emptied = new SqliteStore({ path: fresh(), readers: { workers: 0 }, retention: { maxAgeDays: 1 } })
+    try {
+      for (let i = 0; i < events.length; i += 100) await emptied.write(events.slice(i, i + 100))
+      emptied.applyRetention(Date.parse('2100-01-01T00:00:00Z'))
+      const none = await emptied.chain.verify()
+      expect([none.broken, none.links, none.records]).toEqual([undefined, 0, 0])
+      await emptied.write(events.slice(0, 10).map((e) => ({ ...e, '@timestamp': '2099-12-31T00:00:00.000Z' })))
+      const next = await emptied.chain.verify()
+      expect([next.broken, next.links, next.records]).toEqual([undefined, 1, 10])
+    } finally {
+      await emptied.close()
+    }
     // A record kept in a link that lost others, altered: found by its leaf's tag.
     const db = new Database(path)
     const run = db.prepare('SELECT r.block, r.pos FROM chain_runs r JOIN chain c ON c.seq = r.seq WHERE c.dropped > 0 LIMIT 1').get() as { block: number, pos: number }
