@@ -48,7 +48,7 @@ export function verdict (r: ChainReport): { ok: boolean, lines: string[] } {
     lines.push('no chain: nothing was stored since the store began keeping one')
   } else {
     lines.push(`chain: ${links(r.links)}, ${n(r.records)} records${r.oldest === undefined ? '' : `, oldest kept link ${r.oldest.seq} (${r.oldest.time})`}${r.head === undefined ? '' : `, head ${r.head.link} (link ${r.head.seq}, ${r.head.time})`}`)
-    lines.push(`checked: ${links(r.intact)} re-hashed whole; ${n(r.partial)} lost records to retention or store delete (their kept records checked one by one)`)
+    lines.push(`checked: ${links(r.intact)} re-hashed whole; ${n(r.partial)} lost records to retention, store delete or a re-import (re-hashed with the leaves kept for those)`)
   }
   if (r.uncovered > 0) lines.push(`not covered: ${n(r.uncovered)} records stored before this store kept a chain (schema 18)`)
   let ok = r.broken === undefined
