@@ -98,6 +98,12 @@ export class ChainWriter {
    */
   removed (block: number, total: number, drop: (i: number) => boolean, at: RecordAt): void {
     const runs = this.s.runsOf.all(block) as RunRow[]
+    // Records in no run (stored before the chain) leave the count verify allows for them.
+    let uncovered = 0
+    let next = 0
+    for (const r of runs) { for (let i = next; i < r.pos; i++) if (drop(i)) uncovered++; next = r.pos + r.n }
+    for (let i = next; i < total; i++) if (drop(i)) uncovered++
+    if (uncovered > 0) this.s.lowerBase.run(uncovered)
     if (runs.length === 0) return
     // keptBefore[i]: kept positions before position i (the new position of a kept event i).
     const keptBefore = new Int32Array(total + 1)
@@ -130,7 +136,8 @@ export class ChainWriter {
    */
   replaced (block: number, i: number, old: { id: string, raw: string }): void {
     const r = this.s.runAt.get(block, i) as RunRow | undefined
-    if (r === undefined || i >= r.pos + r.n) return
+    // A record stored before the chain: the new one is covered from now on.
+    if (r === undefined || i >= r.pos + r.n) { this.s.lowerBase.run(1); return }
     this.s.delRun.run(block, r.pos)
     if (i > r.pos) this.s.addRun.run(block, r.pos, r.seq, r.ord, i - r.pos, r.tags.subarray(0, TAG_BYTES * (i - r.pos)))
     if (i + 1 < r.pos + r.n) this.s.addRun.run(block, i + 1, r.seq, r.ord + (i + 1 - r.pos), r.pos + r.n - i - 1, r.tags.subarray(TAG_BYTES * (i + 1 - r.pos)))
@@ -139,11 +146,14 @@ export class ChainWriter {
   }
 
   /** A block dropped whole because it cannot be decoded: its records' leaves are unknown (NULL); their links can no longer be re-computed. */
-  droppedBlock (block: number): void {
+  droppedBlock (block: number, total: number): void {
+    let covered = 0
     for (const r of this.s.runsOf.all(block) as RunRow[]) {
       for (let i = 0; i < r.n; i++) this.s.addDropped.run(r.seq, r.ord + i, null)
       this.s.addDroppedCount.run(r.n, r.seq)
+      covered += r.n
     }
+    if (total > covered) this.s.lowerBase.run(total - covered)
     this.s.delRuns.run(block)
   }
 
@@ -175,6 +185,7 @@ function statements (db: Database.Database) {
     prunable: db.prepare(`SELECT seq, link FROM chain WHERE dropped >= n
       AND seq < coalesce((SELECT min(seq) FROM chain WHERE dropped < n), 9223372036854775807) ORDER BY seq DESC LIMIT 1`),
     tombstone: db.prepare('SELECT value FROM meta WHERE key = \'chain_pruned\'').pluck(),
+    lowerBase: db.prepare('UPDATE meta SET value = max(0, value - ?) WHERE key = \'chain_base\''),
     setTombstone: db.prepare('INSERT INTO meta (key, value) VALUES (\'chain_pruned\', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
     pruneDropped: db.prepare('DELETE FROM chain_dropped WHERE seq <= ?'),
     prune: db.prepare('DELETE FROM chain WHERE seq <= ?')
@@ -273,6 +284,9 @@ export function verifyChain (db: Database.Database, opts: ChainVerifyOptions = {
     }
     report.records += kept
     if (kept + lost !== l.n || lost !== l.dropped) return fail(`${kept} of its ${l.n} records are in the store and ${lost} recorded as removed (${l.dropped} counted)`)
+    // A leaf unknown (a block that could not be decoded was dropped): the digest cannot be
+    // re-computed, so the link's kept records cannot be proven as stored — a failure, not a pass.
+    if (unknown > 0 && kept > 0) return fail(`${unknown} of its records were lost with a block that could not be read: its ${kept} kept records cannot be proven as stored`)
     if (unknown === 0 && !digestOf(leaves as Buffer[]).equals(l.digest)) return fail('its records do not hash to its digest (a record was altered, added or removed behind keatrail\'s back)')
     if (lost > 0) report.partial++
     else report.intact++

@@ -243,8 +243,15 @@ export class SqliteStore implements Store {
       // file can hold days, and an age limit is often a legal one.
       const across = this.db.prepare('SELECT id, source_id, min_ts, max_ts, n, codec, seq, pv FROM blocks WHERE min_ts < ? AND max_ts >= ?').all(cutoff, cutoff) as BlockRow[]
       for (const r of across) {
-        const ts = this.reader.times(r)
-        deleted += removeTx(r, (i) => (ts[i] as number) < cutoff)
+        try {
+          const ts = this.reader.times(r)
+          deleted += removeTx(r, (i) => (ts[i] as number) < cutoff)
+        } catch {
+          // Undecodable (corrupted on disk): its events cannot be told apart by age; dropped
+          // whole, as the blocks wholly past the cutoff are, rather than failing every run.
+          this.db.transaction(() => this.writer.dropBlock(r.id))()
+          deleted += r.n
+        }
       }
       this.leases.prune(Math.floor(cutoff / 1000))
     }

@@ -246,6 +246,56 @@ describe('the SQLite store\'s tamper-evidence chain', () => {
     expect((await verify(p3)).broken?.reason).toMatch(/^\d+ records are in no link \(0 were stored before the store kept a chain\)/)
   })
 
+  it('a leaf recorded unknown fails its link; records stored before the chain leave their allowance when they go', async () => {
+    const events = await fixtureEvents()
+    const path = fresh()
+    const store = new SqliteStore({ path, readers: { workers: 0 } })
+    for (let i = 0; i < events.length; i += 100) await store.write(events.slice(i, i + 100))
+    await store.close()
+    // One record of a link marked lost with its leaf unknown (what dropping an unreadable block
+    // records): the link's other records can no longer be proven, and verify says so.
+    const db = new Database(path)
+    const run = db.prepare('SELECT block, pos, seq, ord, n, tags FROM chain_runs WHERE n > 4 ORDER BY seq LIMIT 1').get() as { block: number, pos: number, seq: number, ord: number, n: number, tags: Buffer }
+    db.prepare('UPDATE chain_runs SET n = ?, tags = ? WHERE block = ? AND pos = ?').run(run.n - 1, run.tags.subarray(0, 4 * (run.n - 1)), run.block, run.pos)
+    db.prepare('INSERT INTO chain_dropped (seq, ord, leaf) VALUES (?, ?, NULL)').run(run.seq, run.ord + run.n - 1)
+    db.prepare('UPDATE chain SET dropped = dropped + 1 WHERE seq = ?').run(run.seq)
+    db.close()
+    const s1 = new SqliteStore({ path, readers: { workers: 0 } })
+    try {
+      expect((await s1.chain.verify()).broken?.reason).toMatch(/lost with a block that could not be read: its \d+ kept records cannot be proven/)
+    } finally {
+      await s1.close()
+    }
+
+    // A file whose records all predate the chain (as one upgraded to schema 18): deleting them
+    // lowers the allowance, so a block added afterwards is found.
+    const old = fresh()
+    const s2 = new SqliteStore({ path: old, readers: { workers: 0 } })
+    await s2.write(events.slice(0, 200))
+    await s2.close()
+    const db2 = new Database(old)
+    db2.exec("DELETE FROM chain_runs; DELETE FROM chain; UPDATE meta SET value = 200 WHERE key = 'chain_base'")
+    db2.close()
+    const s3 = new SqliteStore({ path: old, readers: { workers: 0 } })
+    try {
+      expect((await s3.chain.verify()).broken).toBeUndefined()
+      await s3.deleteEvents({})
+      await s3.write(events.slice(200, 210))
+    } finally {
+      await s3.close()
+    }
+    const db3 = new Database(old)
+    expect(db3.prepare("SELECT value FROM meta WHERE key = 'chain_base'").pluck().get()).toBe(0)
+    db3.prepare('INSERT INTO blocks (id, source_id, min_ts, max_ts, min_off, max_off, n, seq, codec, times, bloom, payload, pv) SELECT id + 1000, source_id || \'x\', min_ts, max_ts, min_off, max_off, n, seq, codec, times, bloom, payload, pv FROM blocks WHERE id = (SELECT max(id) FROM blocks)').run()
+    db3.close()
+    const s4 = new SqliteStore({ path: old, readers: { workers: 0 } })
+    try {
+      expect((await s4.chain.verify()).broken?.reason).toMatch(/^[1-9]\d* records are in no link \(0 were stored before/)
+    } finally {
+      await s4.close()
+    }
+  })
+
   it('stays verifiable from the oldest kept link when retention and store delete remove events', async () => {
     const events = await fixtureEvents()
     const path = fresh()

@@ -200,7 +200,7 @@ export class BlockWriter {
   dropBlock (id: number): void {
     this.s.dropPostings.run(id)
     this.s.dropIds.run(id)
-    this.chain.droppedBlock(id)
+    this.chain.droppedBlock(id, (this.s.blockN.get(id) as number | undefined) ?? 0)
     this.s.delBlock.run(id)
     this.reader.forget()
   }
@@ -382,6 +382,7 @@ function statements (db: Database.Database) {
       addId: db.prepare('INSERT OR REPLACE INTO block_ids (id, block) VALUES (?, ?)'),
       delId: db.prepare('DELETE FROM block_ids WHERE id = ?'),
       delBlock: db.prepare('DELETE FROM blocks WHERE id = ?'),
+      blockN: db.prepare('SELECT n FROM blocks WHERE id = ?').pluck(),
       // No index by block: a full scan, only for a block that cannot be decoded.
       dropPostings: db.prepare('DELETE FROM block_postings WHERE block = ?'),
       dropIds: db.prepare('DELETE FROM block_ids WHERE block = ?'),
