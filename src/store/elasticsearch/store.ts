@@ -199,7 +199,7 @@ export class ElasticsearchStore implements Store {
       }
       // The chain's link over what this write created (a retry of the link after a lost answer
       // may append a second link over the same records: both verify).
-      await this.retrying(async () => { await this.chainLog.append(written) })
+      await this.retrying(async () => { await this.chainLog.append([...written, ...repair.recreated]) })
       // Lease history after the events: a retry here must not re-send the events (their 409s
       // would be counted as duplicates of themselves).
       const obs = observed.filter((o): o is LeaseObservation => o !== undefined)
@@ -275,7 +275,7 @@ export class ElasticsearchStore implements Store {
    * events (another data stream). Returns how many were replaced, how many of those had been
    * counted as written, and the observations the old documents had (their keys are re-derived).
    */
-  private async replaceWorse (conflicts: readonly Doc[], written: readonly KeaEvent[]): Promise<{ replaced: number, fromWritten: number, withdrawn: LeaseObservation[] }> {
+  private async replaceWorse (conflicts: readonly Doc[], written: readonly KeaEvent[]): Promise<{ replaced: number, fromWritten: number, withdrawn: LeaseObservation[], recreated: KeaEvent[] }> {
     const parsed = (d: KeaEvent): boolean => d.kea.parse.status !== 'unmatched'
     const candidates = new Map<string, { doc: KeaEvent, conflict: false } | { doc: Doc, conflict: true }>()
     for (const d of conflicts) if (parsed(d)) candidates.set(d.event.id, { doc: d, conflict: true })
@@ -292,6 +292,8 @@ export class ElasticsearchStore implements Store {
     let replaced = 0
     let fromWritten = 0
     const withdrawn: LeaseObservation[] = []
+    // Stored again under their id by this repair (not among the write's created ones): the chain links them too.
+    const recreated: KeaEvent[] = []
     const all = [...candidates.values()]
     for (let i = 0; i < all.length; i += 1000) {
       const chunk = all.slice(i, i + 1000)
@@ -302,7 +304,7 @@ export class ElasticsearchStore implements Store {
         query: { bool: { filter: [{ ids: { values: chunk.map((c) => c.doc.event.id) } }, { terms: { 'kea.parse.status': ['unmatched', 'partial'] } }] } }
       })
       const ops: unknown[] = []
-      const creates = new Set<string>()
+      const creates = new Map<string, KeaEvent>()
       for (const h of res.hits.hits) {
         const c = candidates.get(h._id as string)
         const stored = h._source
@@ -310,20 +312,20 @@ export class ElasticsearchStore implements Store {
         ops.push({ delete: { _index: h._index, _id: h._id, if_seq_no: h._seq_no, if_primary_term: h._primary_term } })
         if (c.conflict) {
           ops.push({ create: { _index: `logs-${c.doc.data_stream.dataset}-${c.doc.data_stream.namespace}`, _id: c.doc.event.id } }, c.doc)
-          creates.add(c.doc.event.id)
+          creates.set(c.doc.event.id, c.doc)
         }
         for (const o of observeAllEither([fromDoc(stored)], this.leaseDomains)) withdrawn.push(o)
       }
       if (ops.length === 0) continue
       const r = await this.client.bulk({ operations: ops, refresh: this.cfg.refresh })
       for (const item of r.items) {
-        if (item.create?.status === 201) replaced++
+        if (item.create?.status === 201) { replaced++; const e = creates.get(item.create._id ?? ''); if (e !== undefined) recreated.push(e) }
         else if (item.delete?.status === 200 && !creates.has(item.delete._id ?? '')) { replaced++; fromWritten++ }
         // 409 on a delete: changed meanwhile by another writer, whose version stands.
         else if (item.create !== undefined && item.create.status !== 409) throw new Error(`replacing an event failed: ${item.create.status} ${item.create.error?.reason ?? ''}`)
       }
     }
-    return { replaced, fromWritten, withdrawn }
+    return { replaced, fromWritten, withdrawn, recreated }
   }
 
   /** `refused`: ids of the documents not written (duplicates and dead letters). */

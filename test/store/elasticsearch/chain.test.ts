@@ -57,6 +57,36 @@ for (const engine of searchEngines()) {
       }
     })
 
+    it('a re-import that reads records better (their text changed) keeps the chain whole', async () => {
+      if (engine.skip !== '') throw new Error(`CI needs ${engine.name}: ${engine.skip}`)
+      const namespace = `chainrepair${Date.now().toString(36)}`
+      const events = (await fixtureEvents()).filter((e) => e.event.dataset === 'kea.dhcp4').slice(0, 40)
+      // Read worse before: the first 20 as unmatched (another data stream), the next 20 as partial
+      // (the same one: replaced under their id); both with a shorter text (a record cut at a line).
+      const worse = events.map((e, i) => {
+        const w = structuredClone(e)
+        w.kea.parse.status = i < 20 ? 'unmatched' : 'partial'
+        if (i < 20) { w.event.dataset = 'kea.other'; delete w.event.action }
+        w.event.original = e.event.original.slice(0, 40)
+        return w
+      })
+      const store = engineStore(engine, { namespace, refresh: true })
+      try {
+        await store.ensureTemplates()
+        await store.write(worse)
+        const r = await store.write(events)
+        expect(r.replaced).toBe(40)
+        const v = await store.chain.verify()
+        expect(v.broken).toBeUndefined()
+        expect(v.records).toBe(40)
+        // A record's proof names the newer link, the one with its text now.
+        const proofs = await store.chain.proofs([(events[5] as KeaEvent).event.id, (events[25] as KeaEvent).event.id])
+        expect(proofs.map((p) => p?.seq)).toEqual([2, 2])
+      } finally {
+        await store.close()
+      }
+    })
+
     it('two stores appending to one namespace at once keep one chain', async () => {
       if (engine.skip !== '') throw new Error(`CI needs ${engine.name}: ${engine.skip}`)
       const namespace = `chainrace${Date.now().toString(36)}`
