@@ -2,8 +2,7 @@ import { readFileSync } from 'node:fs'
 import type { Command } from 'commander'
 import { z } from 'zod'
 import { InputReadError, UsageError } from '../errors.js'
-import { reportFromText, reportHtml } from '../leases/report-html.js'
-import type { EvidenceReport } from '../leases/report.js'
+import { reportFromText } from '../leases/report-html.js'
 import type { ChainReport, Store } from '../store/types.js'
 import type { CliIo } from './parse.js'
 import { addStoreOptions, withCommandStore, type StoreOptions } from './store-options.js'
@@ -18,8 +17,21 @@ interface VerifyOptions extends StoreOptions {
 const reportSchema = z.object({
   report: z.literal('keatrail evidence report'),
   chain: z.object({ link: z.string().regex(/^[0-9a-f]{64}$/) }).optional(),
+  answer: z.object({ status: z.string(), reason: z.string() }),
   evidence: z.array(z.object({ id: z.string(), raw: z.string(), chain: z.object({ seq: z.number(), link: z.string() }).optional() })).max(10_000)
 })
+
+const unescape = (s: string): string => s.replace(/<[^>]*>/g, '').replace(/&(amp|lt|gt|quot|#39);/g, (_, e: string) => ({ amp: '&', lt: '<', gt: '>', quot: '"', '#39': "'" })[e] as string)
+
+/** What an HTML report shows that its data does not say (its answer, its evidence lines), or undefined. */
+export function shownDiffers (page: string, r: z.infer<typeof reportSchema>): string | undefined {
+  const answer = /<div class="answer [^"]*">([\s\S]*?)<\/div>/.exec(page)
+  if (answer === null || unescape(answer[1] as string) !== `${r.answer.status}: ${r.answer.reason}`) return 'the answer the page shows is not the one its data holds: it was changed after keatrail made it'
+  const lines = [...page.matchAll(/<pre>([\s\S]*?)<\/pre>/g)].map((m) => unescape(m[1] as string))
+  const raws = r.evidence.map((e) => e.raw.replace(/\r\n/g, '\n'))
+  if (lines.length !== raws.length || lines.some((l, i) => l !== raws[i])) return 'the evidence lines the page shows are not those its data holds: it was changed after keatrail made it'
+  return undefined
+}
 
 /** Each evidence line of a report compared with the stored record and the link covering it: the problems found. */
 async function checkLines (store: Store, lines: z.infer<typeof reportSchema>['evidence']): Promise<string[]> {
@@ -84,18 +96,23 @@ export function registerVerify (program: Command, io: CliIo): void {
       if (o.report !== undefined) {
         let text: string
         try { text = readFileSync(o.report, 'utf8') } catch (err) { throw new InputReadError(o.report, (err as Error).message) }
+        // A JSON report first (its text may quote a page's markup); otherwise the JSON an HTML
+        // report embeds. A BOM and CRLF line ends (editors, mail) are not changes.
+        text = text.replace(/^\uFEFF/, '').replace(/\r\n/g, '\n')
         let data: unknown
-        try { data = reportFromText(text) } catch { throw new UsageError(`${o.report} is not a keatrail evidence report (no report JSON in it)`) }
+        let html = false
+        try {
+          data = JSON.parse(text)
+        } catch {
+          try { data = reportFromText(text); html = true } catch { throw new UsageError(`${o.report} is not a keatrail evidence report (no report JSON in it)`) }
+        }
         const parsed = reportSchema.safeParse(data)
         if (!parsed.success) throw new UsageError(`${o.report} is not a keatrail evidence report: ${parsed.error.issues[0]?.path.join('.') ?? ''} ${parsed.error.issues[0]?.message ?? ''}`)
         report = parsed.data
-        // An HTML report is what a reader sees: it must be exactly the page its embedded data
-        // makes (an edited line, answer or timeline in the page is a change after it was made).
-        if (text.includes('<script type="application/json" id="keatrail-report">')) {
-          let same = false
-          try { same = reportHtml(data as EvidenceReport) === text } catch { same = false }
-          if (!same) htmlProblem = 'the page differs from the report data it embeds: it was changed after keatrail made it'
-        }
+        // An HTML report is what a reader sees: its answer and evidence lines as shown must be
+        // those of the data it embeds (compared as text, so that a page made by an older
+        // keatrail, whose layout differs, still checks).
+        if (html) htmlProblem = shownDiffers(text, report)
         if (o.head !== undefined && report.chain !== undefined && o.head !== report.chain.link) throw new UsageError('--head and the report name different heads: give one')
       }
       const named = o.head ?? report?.chain?.link

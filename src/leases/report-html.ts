@@ -91,7 +91,7 @@ function evidenceList (r: EvidenceReport): string {
       s.source_id === undefined ? '' : `source ${s.source_id}`,
       s.ingested === undefined ? '' : `read ${s.ingested}`
     ].filter((x) => x !== '').join(' · ')
-    const proof = e.chain === undefined ? 'stored before this store kept a chain: not covered by it' : `chain link ${e.chain.seq}: ${e.chain.link}`
+    const proof = e.chain === undefined ? 'in no link of the store\'s chain (stored before the store kept one)' : `chain link ${e.chain.seq}: ${e.chain.link}`
     return `<div class="line"><div class="meta">${n + 1}. ${esc(iv?.role ?? '')} · ${when(e.time, r.time_zone, '')} · id ${esc(e.id)}</div><pre>${esc(e.raw)}</pre><div class="src">${esc(where)}<br>${esc(proof)}</div></div>`
   }).join('')
 }

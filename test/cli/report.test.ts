@@ -114,9 +114,13 @@ describe.skipIf(unavailable !== '' && process.env.CI !== 'true')(`keatrail lease
     const page0 = readFileSync(file, 'utf8')
     const shown = page0.indexOf('<pre>')
     writeFileSync(edited, page0.slice(0, shown) + page0.slice(shown).replace('3e', '3f'))
+    // Saved with CRLF line ends and a BOM (an editor on another system): not a change.
+    const crlf = join(dir, 'crlf.html')
+    writeFileSync(crlf, '\uFEFF' + page0.replace(/\n/g, '\r\n'))
+    expect((await runCli(['verify', '--data-dir', dir, '--report', crlf])).code).toBe(0)
     const tampered = await runCli(['verify', '--data-dir', dir, '--report', edited])
     expect(tampered.code).toBe(1)
-    expect(tampered.out).toContain('report: the page differs from the report data it embeds: it was changed after keatrail made it')
+    expect(tampered.out).toContain('report: the evidence lines the page shows are not those its data holds: it was changed after keatrail made it')
 
     // One evidence line's stored record altered (its MAC's last digit), the block packed again.
     const target = rep.evidence[rep.evidence.length - 1] as EvidenceReport['evidence'][number]
