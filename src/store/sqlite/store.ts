@@ -257,14 +257,23 @@ export class SqliteStore implements Store {
     }
     if (maxSizeMiB !== undefined) {
       const limit = maxSizeMiB * 1024 * 1024
-      for (let round = 0; round < 1000 && this.usedBytes() > limit; round++) {
+      let used = this.usedBytes()
+      for (let round = 0; round < 1000 && used > limit; round++) {
         const total = this.db.prepare('SELECT count(*) FROM blocks').pluck().get() as number
         if (total === 0) break
         drop(oldest.all(Math.max(1, Math.ceil(total * 0.05))) as BlockRow[])
+        // The leaves kept for removed records take room until their links are wholly gone: pruned
+        // each round, or the file would not shrink and the loop would delete the newest events too.
+        this.db.transaction(() => this.writer.pruneChain())()
         const first = this.db.prepare('SELECT min(min_ts) FROM blocks').pluck().get() as number | null
         if (first !== null) this.leases.prune(Math.floor(first / 1000))
         checkpointNow(this.db, this.cfg.busyTimeoutMs)
         this.db.pragma('incremental_vacuum')
+        // A round that freed nothing (the leaves of one huge write's removed records outweigh
+        // them) would go on to the newest events: stop, and try again at the next interval.
+        const now = this.usedBytes()
+        if (now >= used) break
+        used = now
       }
     }
     if (deleted > 0) {

@@ -136,7 +136,7 @@ describe('sqlite ip:<cidr> from event_ips keyed by hex', () => {
         DELETE FROM event_ips WHERE event = old.rowid;
       END;
       ALTER TABLE events DROP COLUMN client_hex;
-      DROP TABLE blocks; DROP TABLE block_postings; DROP TABLE block_ids; DROP TABLE parse_contexts; DROP TABLE chain_runs; DROP TABLE chain; DELETE FROM meta WHERE key = 'block_seq'`)
+      DROP TABLE blocks; DROP TABLE block_postings; DROP TABLE block_ids; DROP TABLE parse_contexts; DROP TABLE chain_runs; DROP TABLE chain; DROP TABLE chain_dropped; DELETE FROM meta WHERE key IN ('block_seq', 'chain_base')`)
     db.pragma(`user_version = ${(MIGRATIONS.find((m) => m.name === 'addresses as comparable hex')?.version ?? 0) - 1}`)
     db.close()
     const store = new SqliteStore({ path: old })
