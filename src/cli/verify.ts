@@ -1,11 +1,16 @@
-import { readFileSync } from 'node:fs'
 import type { Command } from 'commander'
 import { z } from 'zod'
-import { InputReadError, UsageError } from '../errors.js'
+import { existsSync, readFileSync } from 'node:fs'
+import Database from 'better-sqlite3'
+import { InputReadError, StoreMissingError, StoreSchemaError, UsageError } from '../errors.js'
+import { sqlitePath } from '../app/store.js'
+import { BlockReader } from '../store/sqlite/blocks/reader.js'
+import { chainProofs, verifyChain } from '../store/sqlite/chain.js'
+import { MIGRATIONS } from '../store/sqlite/migrations.js'
 import { reportFromText } from '../leases/report-html.js'
-import type { ChainReport, Store } from '../store/types.js'
+import type { ChainProof, ChainReport, ChainVerifyOptions, Store } from '../store/types.js'
 import type { CliIo } from './parse.js'
-import { addStoreOptions, withCommandStore, type StoreOptions } from './store-options.js'
+import { addStoreOptions, commandConfig, withCommandStore, type StoreOptions } from './store-options.js'
 
 interface VerifyOptions extends StoreOptions {
   head?: string
@@ -34,13 +39,15 @@ export function shownDiffers (page: string, r: z.infer<typeof reportSchema>): st
 }
 
 /** Each evidence line of a report compared with the stored record and the link covering it: the problems found. */
-async function checkLines (store: Store, lines: z.infer<typeof reportSchema>['evidence']): Promise<string[]> {
+type LineSource = Pick<Store, 'getMany'> & { proofs: (ids: readonly string[]) => Promise<Array<ChainProof | undefined>> }
+
+async function checkLines (store: LineSource, lines: z.infer<typeof reportSchema>['evidence']): Promise<string[]> {
   const problems: string[] = []
   const stored = new Map<string, string>()
   for (let i = 0; i < lines.length; i += 500) {
     for (const e of await store.getMany(lines.slice(i, i + 500).map((l) => l.id))) stored.set(e.event.id, e.event.original)
   }
-  const proofs = await store.chain?.proofs(lines.map((l) => l.id)) ?? []
+  const proofs = await store.proofs(lines.map((l) => l.id))
   lines.forEach((l, k) => {
     const raw = stored.get(l.id)
     const proof = proofs[k]
@@ -50,6 +57,33 @@ async function checkLines (store: Store, lines: z.infer<typeof reportSchema>['ev
   })
   return problems
 }
+
+/** `verify` of an SQLite file opened read-only: nothing in it changes, whatever its schema. */
+async function verifyFile (path: string, opts: ChainVerifyOptions, lineProblems: (source: LineSource) => Promise<string[]>): Promise<{ r: ChainReport, problems: string[] }> {
+  if (!existsSync(path)) throw new StoreMissingError(path, 'no database there (check --data-dir / dataDir or store.path)')
+  const db = new Database(path, { readonly: true, fileMustExist: true })
+  try {
+    const version = db.pragma('user_version', { simple: true }) as number
+    const latest = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0
+    if (version > latest) throw new StoreSchemaError('sqlite', `${path} has schema version ${version}, newer than this keatrail (${latest}); upgrade keatrail`)
+    if (version < CHAIN_SCHEMA) throw new UsageError(`${path} has schema version ${version}: it keeps no tamper-evidence chain yet (keatrail keeps one from schema ${CHAIN_SCHEMA} on, for what it stores from then)`)
+    const reader = new BlockReader(db)
+    // One read transaction: a consistent picture of a file the service may be writing.
+    db.prepare('BEGIN').run()
+    try {
+      const r = verifyChain(db, opts)
+      const problems = await lineProblems({ getMany: async (ids) => reader.getMany(ids), proofs: async (ids) => chainProofs(db, (id) => reader.locate(id), ids) })
+      return { r, problems }
+    } finally {
+      db.prepare('COMMIT').run()
+    }
+  } finally {
+    db.close()
+  }
+}
+
+/** The schema version that made the chain (migrations.ts). */
+const CHAIN_SCHEMA = MIGRATIONS.find((m) => m.name === 'tamper-evidence chain')?.version ?? 18
 
 /** What `verify` concludes: the chain holds (and holds the named head), or where it does not. */
 export function verdict (r: ChainReport): { ok: boolean, lines: string[] } {
@@ -117,15 +151,22 @@ export function registerVerify (program: Command, io: CliIo): void {
       }
       const named = o.head ?? report?.chain?.link
       const tty = (io.stderr as NodeJS.WriteStream).isTTY === true
-      const { r, problems } = await withCommandStore(o, io, 'read', async (opened) => {
-        const chain = opened.store.chain
-        if (chain === undefined) throw new UsageError('this store keeps no tamper-evidence chain (the SQLite row layout: convert it with keatrail store migrate)')
-        const r = await chain.verify({
-          progress: (done, total) => { if (tty && done % 100 === 0) io.stderr.write(`\rverified ${done} of ${total} links`) },
-          ...(named === undefined ? {} : { named })
+      const opts = {
+        progress: (done: number, total: number) => { if (tty && done % 100 === 0) io.stderr.write(`\rverified ${done} of ${total} links`) },
+        ...(named === undefined ? {} : { named })
+      }
+      const lineProblems = async (source: LineSource): Promise<string[]> => report === undefined ? [] : [...(htmlProblem === undefined ? [] : [htmlProblem]), ...await checkLines(source, report.evidence)]
+      const path = sqlitePath(commandConfig(o))
+      const { r, problems } = path !== undefined
+        // The SQLite file read-only, as it is: verifying a copy kept as evidence must not migrate
+        // it, derive pending lease history into it or take the service's lock.
+        ? await verifyFile(path, opts, lineProblems)
+        : await withCommandStore(o, io, 'read', async (opened) => {
+          const chain = opened.store.chain
+          if (chain === undefined) throw new UsageError('this store keeps no tamper-evidence chain')
+          const r = await chain.verify(opts)
+          return { r, problems: await lineProblems({ getMany: async (ids) => await opened.store.getMany(ids), proofs: chain.proofs }) }
         })
-        return { r, problems: report === undefined ? [] : [...(htmlProblem === undefined ? [] : [htmlProblem]), ...await checkLines(opened.store, report.evidence)] }
-      })
       if (tty) io.stderr.write('\r')
       const v = verdict(r)
       if (report !== undefined) {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { gunzipSync } from 'node:zlib'
 import { tmpdir } from 'node:os'
@@ -19,8 +20,11 @@ describe('keatrail verify', () => {
       const r = await runCli(['import', '--data-dir', dir, '--tz', 'UTC', '--host', host as string, join(KEA_FIXTURES, f as string)])
       expect(r.code, r.err).toBe(0)
     }
+    // Read-only: the file is the same bytes after verify (a copy kept as evidence stays as kept).
+    const before = createHash('sha256').update(readFileSync(join(dir, 'keatrail.db'))).digest('hex')
     const ok = await runCli(['verify', '--data-dir', dir])
     expect(ok.code, ok.err).toBe(0)
+    expect(createHash('sha256').update(readFileSync(join(dir, 'keatrail.db'))).digest('hex')).toBe(before)
     expect(ok.out).toMatch(/^chain: \d+ links, [\d,]+ records, oldest kept link \d+ .*, head [0-9a-f]{64} /m)
     expect(ok.out).toMatch(/^OK: every record covered by the chain is as it was stored$/m)
     const json = JSON.parse((await runCli(['verify', '--data-dir', dir, '--json'])).out) as { ok: boolean, head: { link: string, seq: number }, records: number }
@@ -47,6 +51,19 @@ describe('keatrail verify', () => {
     expect(broken.out).toMatch(new RegExp(`^BROKEN at link \\d+ \\(stored [^)]+\\): a record differs from what was stored: record \\S+ \\(block ${run.block}, position ${at}\\)$`, 'm'))
     expect(broken.out).toMatch(/^FAILED$/m)
   }, 60_000)
+
+  it('refuses a file from before the chain without changing it (no migration)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kt-verify-old-'))
+    expect((await runCli(['import', '--data-dir', dir, '--tz', 'UTC', '--host', 'kea-a', join(KEA_FIXTURES, 'kea-2.2.0-dhcp4-INFO-full.log')])).code).toBe(0)
+    const db = new Database(join(dir, 'keatrail.db'))
+    db.exec('DROP TABLE chain_runs; DROP TABLE chain; DROP TABLE chain_dropped; PRAGMA user_version = 17')
+    db.close()
+    const r = await runCli(['verify', '--data-dir', dir])
+    expect([r.code, r.err.trim()]).toEqual([2, expect.stringMatching(/^keatrail: KEATRAIL_ERR_USAGE: \S+keatrail\.db has schema version 17: it keeps no tamper-evidence chain yet/)])
+    const after = new Database(join(dir, 'keatrail.db'), { readonly: true })
+    expect(after.pragma('user_version', { simple: true })).toBe(17)
+    after.close()
+  })
 
   it('holds after a re-import with the right pattern replaces records whose text changed (multi-line records joined)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'kt-verify-repair-'))
