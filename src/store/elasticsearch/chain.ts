@@ -1,6 +1,6 @@
 import type { estypes } from '@elastic/elasticsearch'
 import type { KeaEvent } from '../../parse/event.js'
-import { digestOf, GENESIS, linkOf, recordLeaf } from '../sqlite/chain.js'
+import { digestOf, GENESIS, linkOf, recordLeaf } from '../chain-format.js'
 import type { ChainHead, ChainProof, ChainReport, ChainVerifyOptions } from '../types.js'
 import type { SearchEngine } from './engine.js'
 

@@ -1,8 +1,8 @@
-import { createHash, hash } from 'node:crypto'
 import type Database from 'better-sqlite3'
 import type { KeaEvent } from '../../parse/event.js'
 import type { ChainHead, ChainProof, ChainReport, ChainVerifyOptions } from '../types.js'
 import { DecodedBlock } from './blocks/codec.js'
+import { digestOf, GENESIS, linkOf, recordLeaf } from '../chain-format.js'
 
 // The tamper-evidence chain (issue 22): one link per write batch, over the raw records that batch
 // stored (docs/ARCHITECTURE.md has the format for third parties):
@@ -25,37 +25,10 @@ import { DecodedBlock } from './blocks/codec.js'
 // costs ~1 µs more per event than hashing a batch as one stream; it is what keeps a link that
 // lost one record to retention from leaving its other 4,999 unprotected.
 
-const LINK_DOMAIN = Buffer.from('keatrail-chain-v1\n')
-export const GENESIS = Buffer.alloc(32)
 const TAG_BYTES = 4
 
 /** One batch's records placed in one block: positions pos … pos + events.length - 1. */
 export interface ChainRun { block: number, pos: number, events: readonly KeaEvent[] }
-
-export function linkOf (prev: Uint8Array, seq: number, n: number, time: number, digest: Uint8Array): Buffer {
-  const ints = Buffer.alloc(24)
-  ints.writeBigUInt64BE(BigInt(seq), 0)
-  ints.writeBigUInt64BE(BigInt(n), 8)
-  ints.writeBigUInt64BE(BigInt(time), 16)
-  return createHash('sha256').update(LINK_DOMAIN).update(prev).update(ints).update(digest).digest()
-}
-
-/** A record as its leaf frames it. */
-export function recordFrame (id: string, raw: string): string {
-  return `${id.length}:${id}${raw.length}:${raw}`
-}
-
-/** A record's leaf: SHA-256 of its frame. */
-export function recordLeaf (id: string, raw: string): Buffer {
-  return hash('sha256', recordFrame(id, raw), 'buffer')
-}
-
-/** The digest of a batch: SHA-256 over its records' leaves in order. */
-export function digestOf (leaves: readonly Uint8Array[]): Buffer {
-  const h = createHash('sha256')
-  for (const l of leaves) h.update(l)
-  return h.digest()
-}
 
 /** What a block can say of its records: their ids and raw text by position. */
 type RecordAt = (i: number) => { id: string, raw: string }
@@ -85,10 +58,15 @@ export class ChainWriter {
       this.s.addRun.run(r.block, r.pos, seq, ord, r.events.length, tags)
     }
     const digest = digestOf(leaves)
-    // After retention pruned every link, the next follows the tombstone of the last one.
-    const tomb = this.s.tombstone.get() as string | undefined
-    const prev = (this.s.head.get() as { link: Buffer } | undefined)?.link ?? (tomb === undefined ? GENESIS : Buffer.from(tomb.slice(1), 'hex'))
+    // After retention pruned every link, the next follows the tombstone of the last one (read
+    // only then: not a statement more per batch).
+    const prev = (this.s.head.get() as { link: Buffer } | undefined)?.link ?? this.tombstone() ?? GENESIS
     this.s.addLink.run(seq, time, leaves.length, digest, prev, linkOf(prev, seq, leaves.length, time, digest))
+  }
+
+  private tombstone (): Buffer | undefined {
+    const t = this.s.tombstone.get() as string | undefined
+    return t === undefined ? undefined : Buffer.from(t.slice(1), 'hex')
   }
 
   /**

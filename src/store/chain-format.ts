@@ -1,0 +1,35 @@
+import { createHash, hash } from 'node:crypto'
+
+// The tamper-evidence chain's format, one for every store (src/store/sqlite/chain.ts,
+// src/store/elasticsearch/chain.ts; docs/ARCHITECTURE.md for third parties):
+//   frame  = `<length of id>:<id><length of raw>:<raw>` (UTF-16 code units), UTF-8
+//   leaf   = SHA-256(frame); digest = SHA-256(leaf 1 ‖ … ‖ leaf n)
+//   link   = SHA-256(LINK_DOMAIN ‖ previous link ‖ seq ‖ n ‖ time, 8-byte big-endian ‖ digest)
+
+const LINK_DOMAIN = Buffer.from('keatrail-chain-v1\n')
+export const GENESIS = Buffer.alloc(32)
+
+export function linkOf (prev: Uint8Array, seq: number, n: number, time: number, digest: Uint8Array): Buffer {
+  const ints = Buffer.alloc(24)
+  ints.writeBigUInt64BE(BigInt(seq), 0)
+  ints.writeBigUInt64BE(BigInt(n), 8)
+  ints.writeBigUInt64BE(BigInt(time), 16)
+  return createHash('sha256').update(LINK_DOMAIN).update(prev).update(ints).update(digest).digest()
+}
+
+/** A record as its leaf frames it. */
+export function recordFrame (id: string, raw: string): string {
+  return `${id.length}:${id}${raw.length}:${raw}`
+}
+
+/** A record's leaf: SHA-256 of its frame. */
+export function recordLeaf (id: string, raw: string): Buffer {
+  return hash('sha256', recordFrame(id, raw), 'buffer')
+}
+
+/** The digest of a batch: SHA-256 over its records' leaves in order. */
+export function digestOf (leaves: readonly Uint8Array[]): Buffer {
+  const h = createHash('sha256')
+  for (const l of leaves) h.update(l)
+  return h.digest()
+}
