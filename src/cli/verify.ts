@@ -1,8 +1,8 @@
 import type { Command } from 'commander'
 import { z } from 'zod'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, statSync } from 'node:fs'
 import Database from 'better-sqlite3'
-import { InputReadError, StoreMissingError, StoreSchemaError, UsageError } from '../errors.js'
+import { InputReadError, isCodedError, StoreMissingError, StoreSchemaError, UsageError } from '../errors.js'
 import { sqlitePath } from '../app/store.js'
 import { BlockReader } from '../store/sqlite/blocks/reader.js'
 import { chainProofs, verifyChain } from '../store/sqlite/chain.js'
@@ -17,6 +17,9 @@ interface VerifyOptions extends StoreOptions {
   report?: string
   json?: boolean
 }
+
+/** The largest evidence report `verify --report` reads: 1,000 lines of a 60 KB record, escaped, and their page. */
+const MAX_REPORT_BYTES = 128 * 1024 * 1024
 
 /** What `verify --report` needs of an evidence report (src/leases/report.ts). */
 const reportSchema = z.object({
@@ -129,7 +132,15 @@ export function registerVerify (program: Command, io: CliIo): void {
       let htmlProblem: string | undefined
       if (o.report !== undefined) {
         let text: string
-        try { text = readFileSync(o.report, 'utf8') } catch (err) { throw new InputReadError(o.report, (err as Error).message) }
+        try {
+          // Bounded: a report holds at most 1,000 evidence lines (~60 KB each at the most).
+          const size = statSync(o.report).size
+          if (size > MAX_REPORT_BYTES) throw new UsageError(`${o.report} is ${size} bytes: no evidence report is larger than ${MAX_REPORT_BYTES}`)
+          text = readFileSync(o.report, 'utf8')
+        } catch (err) {
+          if (isCodedError(err)) throw err
+          throw new InputReadError(o.report, (err as Error).message)
+        }
         // A JSON report first (its text may quote a page's markup); otherwise the JSON an HTML
         // report embeds. A BOM and CRLF line ends (editors, mail) are not changes.
         text = text.replace(/^\uFEFF/, '').replace(/\r\n/g, '\n')

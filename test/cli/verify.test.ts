@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, truncateSync, writeFileSync } from 'node:fs'
 import { gunzipSync } from 'node:zlib'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -33,6 +33,14 @@ describe('keatrail verify', () => {
     expect([named.code, named.out]).toEqual([0, expect.stringMatching(new RegExp(`head ${json.head.link}: link ${json.head.seq} of the chain \\(the newest\\)`))])
     const unknown = await runCli(['verify', '--data-dir', dir, '--head', 'ab'.repeat(32)])
     expect([unknown.code, unknown.out]).toEqual([1, expect.stringMatching(/not in the chain/)])
+    // A report file that is not there, or larger than any report (sparse: no disk used): one line each.
+    const missing = await runCli(['verify', '--data-dir', dir, '--report', join(dir, 'no-such-report.html')])
+    expect([missing.code, missing.err.trim().split('\n')]).toEqual([2, [expect.stringMatching(/^keatrail: KEATRAIL_ERR_INPUT_READ: Cannot read \S+no-such-report\.html/)]])
+    const huge = join(dir, 'huge.html')
+    writeFileSync(huge, '')
+    truncateSync(huge, 129 * 1024 * 1024)
+    const tooBig = await runCli(['verify', '--data-dir', dir, '--report', huge])
+    expect([tooBig.code, tooBig.err.trim().split('\n')]).toEqual([2, [expect.stringMatching(/^keatrail: KEATRAIL_ERR_USAGE: \S+huge\.html is 135266304 bytes: no evidence report is larger than 134217728$/)]])
     const bad = await runCli(['verify', '--data-dir', dir, '--head', 'xyz'])
     expect([bad.code, bad.err.trim().split('\n')]).toEqual([2, [expect.stringMatching(/^keatrail: KEATRAIL_ERR_USAGE: --head takes the 64 hex digits/)]])
 
