@@ -4,7 +4,7 @@ import { markDerivable, newDerivation, PARSER_VERSION, type Derivation } from '.
 import type { InputLine } from './lines.js'
 import { interpretMessage } from './kea/message.js'
 import { builtinRules, type RuleSet } from './kea/rules.js'
-import { IsoFormatter } from './time/iso.js'
+import { IsoFormatter, isEventTime } from './time/iso.js'
 import { compilePattern, emptyHeader, type HeaderFields, type LineParser } from './pattern/compile.js'
 import { SCAN_BAD_TIME, SCAN_NONE } from './pattern/scanner.js'
 
@@ -296,7 +296,10 @@ export class RecordParser {
   }
 
   private baseEvent (first: InputLine, original: string, message: string, status: ParseStatus, h: HeaderFields): KeaEvent {
-    const time = h.time ?? first.time ?? this.clock()
+    // A source's own time for the line (syslog header, journal) that no store can hold counts
+    // as none: the line is stored at its receive time, with event.ingested saying so.
+    const lineTime = first.time !== undefined && isEventTime(first.time) ? first.time : undefined
+    const time = h.time ?? lineTime ?? this.clock()
     const iso = this.iso.format(time, h.micros)
     const logger = h.logger
     const root = logger === undefined ? undefined : loggerRoot(logger)
@@ -305,7 +308,7 @@ export class RecordParser {
       proc = { name: root, pid: h.pid, thread: h.thread === undefined ? undefined : { id: h.thread } }
     }
     const host = h.host ?? first.host ?? this.opts.host
-    const timed = h.time !== undefined || first.time !== undefined
+    const timed = h.time !== undefined || lineTime !== undefined
     // One literal with every field (undefined until set; JSON.stringify drops those): all
     // events share hidden classes. See the NOTE in kea/message.ts.
     return {

@@ -1,6 +1,7 @@
 import { PatternSyntaxError, PatternUnsupportedError } from '../../errors.js'
 import { compileTimeFormat, escapeRegex, fixedLayout, type FixedLayout, type TimeComponent } from '../time/strftime.js'
 import { LocalTimeResolver } from '../time/zone.js'
+import { isEventTime } from '../time/iso.js'
 import { buildScanner, type Scanner } from './scanner.js'
 import { tokenizePattern, type ConversionToken, type PatternToken } from './tokenize.js'
 
@@ -454,7 +455,7 @@ function resolveTime (parts: DateParts[], dates: DateSpec[], resolver: LocalTime
   if (score === 4) {
     out.time = p.epoch * 1000 + millis
     out.micros = micros
-    return true
+    return isEventTime(out.time)
   }
   if (p.ampm === 'PM') p.hour += 12
   const local = (dates[chosen] as DateSpec).local
@@ -469,7 +470,9 @@ function resolveTime (parts: DateParts[], dates: DateSpec[], resolver: LocalTime
   else if (local && resolver !== undefined) out.time = resolver.resolve(wall)
   else out.time = wall
   out.micros = micros
-  return true
+  // A time no store can hold (a 20-digit epoch, year 0): the line does not match its pattern,
+  // so it is kept raw and marked, as any other line whose header does not read.
+  return isEventTime(out.time)
 }
 
 // `%.-1p` (log4cplus's own example) prints the first letter; Kea's level names differ in it.

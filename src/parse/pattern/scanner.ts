@@ -1,3 +1,4 @@
+import { EVENT_TIME_MAX_MS } from '../time/iso.js'
 import type { FixedLayout } from '../time/strftime.js'
 import type { LocalTimeResolver } from '../time/zone.js'
 import type { HeaderFields } from './compile.js'
@@ -154,6 +155,8 @@ function compileSteps (steps: Step[], resolver: LocalTimeResolver | undefined): 
           '  if (key !== cal.key) { cal.key = key; cal.ms = Date.UTC(year, mo, day); }',
           `  const wall = cal.ms + ((hour * 60 + minute) * 60 + second) * 1000 + ${millis};`,
           `  out.time = ${step.local && resolver !== undefined ? 'resolver.resolve(wall)' : 'wall'};`,
+          // Year 0000 (Date.UTC reads it as 1900): a time no store holds, as in compile.ts.
+          `  if (!(out.time >= 0 && out.time <= ${EVENT_TIME_MAX_MS})) { out.time = undefined; bad = 4; }`,
           '}'
         )
         break

@@ -24,6 +24,19 @@ export class IsoFormatter {
   }
 }
 
+/**
+ * The latest instant an event may carry: 9999-12-31T23:59:59.999Z, the end of RFC 3339's
+ * four-digit years. The stores encode times as µs below 2^53 (SQLite: zigzag varint deltas that
+ * read back at most 9 bytes); a syslog header saying `+275760-09-13T00:00:00Z` (Date.parse reads
+ * it) once made every later write of its source fail and every full scan answer 503.
+ */
+export const EVENT_TIME_MAX_MS = 253402300799999
+
+/** Whether epoch ms `t` can be an event's time: 1970 to the end of year 9999. */
+export function isEventTime (t: number): boolean {
+  return t >= 0 && t <= EVENT_TIME_MAX_MS
+}
+
 /** The whole second read last (`YYYY-MM-DDTHH:MM:SS`) and its epoch ms. */
 let lastSecond = '1970-01-01T00:00:00'
 let lastSecondMs = 0

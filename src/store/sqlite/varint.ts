@@ -35,7 +35,9 @@ export class ByteReader {
     let v = 0
     let mul = 1
     for (;;) {
-      if (this.p >= this.buf.length || mul > 2 ** 56) throw this.truncated()
+      // Ten bytes at most: encodeTimes wrote that many for a zigzag delta of 2^62 or more (a
+      // forged year-275760 time, before event times were bounded), and such a store stays readable.
+      if (this.p >= this.buf.length || mul > 2 ** 63) throw this.truncated()
       const b = this.buf[this.p++] as number
       v += (b & 0x7f) * mul
       if (b < 0x80) return v

@@ -258,7 +258,7 @@ describe('sqlite block layout', () => {
     expect(() => cut.at(values.length - 1)).toThrow(RangeError)
     // A value too long to be one fails, and so does every later call: going on from inside
     // it read other values (ids) where they were not.
-    const overlong = new DeltaVarints(Buffer.from([0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 2, 2, 2]), 3)
+    const overlong = new DeltaVarints(Buffer.from([0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 2, 2, 2]), 3)
     expect(() => overlong.at(0)).toThrow(RangeError)
     expect(() => overlong.at(0)).toThrow(RangeError)
     expect(() => overlong.at(2)).toThrow(RangeError)
@@ -357,9 +357,9 @@ describe('sqlite block layout', () => {
       const len = row.payload.readUInt32LE(0)
       const head = decompress(row.payload.subarray(4, 4 + len), row.codec)
       expect(head.readInt32LE(12)).toBe(1) // ids as offsets
-      // The first id made a varint too long to be one (nine continuation bytes), the rest kept.
+      // The first id made a varint too long to be one (ten continuation bytes), the rest kept.
       const idsAt = 4 * (4 + head.readInt32LE(8))
-      const bad = compress(Buffer.concat([head.subarray(0, idsAt), Buffer.alloc(9, 0x80), head.subarray(idsAt)]), row.codec)
+      const bad = compress(Buffer.concat([head.subarray(0, idsAt), Buffer.alloc(10, 0x80), head.subarray(idsAt)]), row.codec)
       const size = Buffer.alloc(4)
       size.writeUInt32LE(bad.length, 0)
       db.prepare('UPDATE blocks SET payload = ? WHERE id = ?').run(Buffer.concat([size, bad, row.payload.subarray(4 + len)]), row.id)

@@ -1,0 +1,151 @@
+import { createSocket } from 'node:dgram'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { interpretMessage } from '../../src/parse/kea/message.js'
+import { builtinRules } from '../../src/parse/kea/rules.js'
+import type { KeaEvent } from '../../src/parse/event.js'
+import { RecordParser } from '../../src/parse/parser.js'
+import { compilePattern } from '../../src/parse/pattern/compile.js'
+import { resolvePattern } from '../../src/parse/patterns.js'
+import { Pipeline } from '../../src/pipeline/pipeline.js'
+import { parseSyslog } from '../../src/sources/syslog/header.js'
+import { SyslogSource } from '../../src/sources/syslog/source.js'
+import { decodeTimes, encodeTimes } from '../../src/store/sqlite/blocks/codec.js'
+import { SqliteStore } from '../../src/store/sqlite/store.js'
+
+// What anyone who can send a syslog datagram could do to the process or the store (a hardening
+// review, session 18): each case here stalled the event loop for seconds or broke the store.
+// The inputs are sized so that the old code would outlast the test's timeout by far (a cost
+// growing with the square or cube of the length), while the fixed code takes milliseconds.
+
+const quiet = { info: () => {}, error: () => {} }
+const LEASE = 'INFO  [kea-dhcp4.leases.139952574804480] DHCP4_LEASE_ALLOC [hwtype=1 02:00:00:00:00:0a], cid=[no info], tid=0x7f74d74a: lease 192.0.2.10 has been allocated for 40 seconds'
+
+function parseAll (pattern: string, lines: string[]): KeaEvent[] {
+  const p = new RecordParser({ pattern, compiled: compilePattern(pattern), sourceId: 's', maxRecordBytes: 4 * 1024 * 1024 })
+  const out: KeaEvent[] = []
+  for (const [i, text] of lines.entries()) p.push({ text, offset: i, bytes: text.length }, (e) => out.push(e))
+  p.flush((e) => out.push(e))
+  return out
+}
+
+describe('event times no store can hold', () => {
+  const now = Date.UTC(2026, 11, 7, 12)
+  it('an RFC 5424 header time that is not RFC 5424\'s TIMESTAMP counts as none (the receive time stands for it)', () => {
+    for (const t of ['+275760-09-13T00:00:00Z', '-271821-04-20T00:00:00Z', '10000-01-01T00:00:00Z', '2026-12-07', '2026-12-07T12:00:00.1234567Z', '2026-12-07T12:00:00']) {
+      expect(parseSyslog(`<14>1 ${t} h kea-dhcp4 - - - x`, now, (w) => w), t).toMatchObject({ format: 'rfc5424', time: undefined, host: 'h', body: 'x' })
+    }
+    expect(parseSyslog('<14>1 2026-12-07T11:00:00.123456+01:00 h a - - - x', now, (w) => w)?.time).toBe(Date.UTC(2026, 11, 7, 10, 0, 0, 123))
+    expect(parseSyslog('<14>1 9999-12-31T23:59:59Z h a - - - x', now, (w) => w)?.time).toBe(Date.UTC(9999, 11, 31, 23, 59, 59))
+  })
+
+  it('a log line whose time is past year 9999 or before 1970 does not read as a header: kept raw, marked unmatched', () => {
+    const [epoch, ok] = parseAll('%d{%s} %-5p %m', ['99999999999999 INFO  far future', '1795511776 INFO  fine'])
+    expect(epoch?.kea.parse.status).toBe('unmatched')
+    expect(epoch?.message).toBe('99999999999999 INFO  far future')
+    expect(ok?.['@timestamp']).toBe('2026-11-24T09:16:16.000Z')
+    // The fast scanner's path (kea-file): year 0000 is Date.UTC's 1900.
+    const [zero] = parseAll(resolvePattern('kea-file'), ['0000-01-01 00:00:00.000 INFO  [kea-dhcp4.leases/1.2] DHCP4_X text'])
+    expect(zero?.['@timestamp']).not.toMatch(/^19/)
+    expect(zero?.kea.parse.status).not.toBe('ok')
+  })
+
+  it('block times written before the bound (a 10-byte varint) still read', () => {
+    const ts = [0, 2 ** 62, 2 ** 62 + 2 ** 40]
+    expect(Array.from(decodeTimes(encodeTimes(ts), 3))).toEqual(ts)
+  })
+
+  describe('a forged datagram through a real socket into the SQLite store', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kt-hostile-'))
+    let store: SqliteStore
+    let source: SyslogSource
+    const stop = new AbortController()
+    let running: Promise<void>
+    beforeAll(async () => {
+      store = new SqliteStore({ path: join(dir, 'k.db') })
+      source = new SyslogSource({ type: 'syslog', name: 'sys', udp: { host: '127.0.0.1', port: 0 }, timeZone: 'UTC', flushMs: 20 })
+      running = new Pipeline(store, { log: quiet }).run([source], stop.signal)
+      await vi.waitFor(() => { expect(source.bound.udp).toBeDefined() })
+    })
+    afterAll(async () => {
+      stop.abort()
+      await running
+      await store.close()
+    })
+
+    it('is stored at its receive time; the source\'s later writes and full scans go on', async () => {
+      const client = createSocket('udp4')
+      const send = async (text: string): Promise<void> => { await new Promise<void>((resolve) => client.send(text, source.bound.udp, '127.0.0.1', () => { resolve() })) }
+      const before = Date.now()
+      await send(`<14>1 +275760-09-13T00:00:00Z kea-a kea-dhcp4 - - - ${LEASE}`)
+      await vi.waitFor(async () => { expect(await store.count()).toBe(1) })
+      await send(`<14>1 2026-12-07T04:16:00Z kea-a kea-dhcp4 - - - ${LEASE.replace('192.0.2.10', '192.0.2.11')}`)
+      await vi.waitFor(async () => { expect(await store.count()).toBe(2) })
+      client.close()
+      const { events } = await store.search({ size: 10, sort: 'asc', text: 'allocated' })
+      expect(events.map((e) => e.client?.ip)).toEqual(['192.0.2.11', '192.0.2.10'])
+      const forged = events[1] as KeaEvent
+      expect(Date.parse(forged['@timestamp'])).toBeGreaterThanOrEqual(before - 1000)
+      expect(Date.parse(forged['@timestamp'])).toBeLessThanOrEqual(Date.now())
+    })
+  })
+})
+
+describe('input that cost a power of its length', () => {
+  it('the kea-syslog header on a line of "a." (1 MB) reads as no header at once', () => {
+    const line = 'INFO  [' + 'a.'.repeat(500_000)
+    const [e] = parseAll(resolvePattern('kea-syslog'), [line])
+    expect(e?.kea.parse.status).toBe('unmatched')
+    expect(e?.message.length).toBe(line.length)
+    // Kea's own lines still read, thread id and all.
+    expect(parseAll(resolvePattern('kea-syslog'), [LEASE])[0]).toMatchObject({ log: { logger: 'kea-dhcp4.leases' }, process: { thread: { id: 139952574804480 } }, kea: { parse: { status: 'ok' } } })
+  })
+
+  it('a rule form with several free-text parts is not tried on text longer than Kea writes (64 KB crafted: 8 s before)', () => {
+    const rules = builtinRules()
+    const label = '[hwtype=1 02:00:00:00:00:0a], cid=[no info]'
+    const head = `DHCP4_DECLINE_LEASE_MISMATCH Received DHCPDECLINE for addr 192.0.2.1 from client ${label}, but the data doesn't match: received hwaddr: `
+    const text = head + ', lease hwaddr: '.repeat(2000) + ', received client-id: '.repeat(1500)
+    const e = parseAll(resolvePattern('debian-systemd'), ['INFO  x'])[0] as KeaEvent
+    expect(interpretMessage(text, e, rules).formMismatch).toBe(true)
+    // The message as Kea writes it still matches its form.
+    const real = parseAll(resolvePattern('debian-systemd'), ['INFO  x'])[0] as KeaEvent
+    const r = interpretMessage(`DHCP4_DECLINE_LEASE_MISMATCH Received DHCPDECLINE for addr 192.0.2.1 from client ${label}, but the data doesn't match: received hwaddr: 02:00:00:00:00:0b, lease hwaddr: 02:00:00:00:00:0a, received client-id: no info, lease client-id: no info`, real, rules)
+    expect(r.formMismatch).toBe(false)
+    expect(real.event.action).toBe('decline-fail')
+  })
+
+  it('a datagram of LFs before one letter, and one of 32,000 short lines: read at once, one event each, every line kept', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kt-hostile-lines-'))
+    const store = new SqliteStore({ path: join(dir, 'k.db') })
+    const source = new SyslogSource({ type: 'syslog', name: 'sys', udp: { host: '127.0.0.1', port: 0 }, timeZone: 'UTC', flushMs: 20 })
+    const stop = new AbortController()
+    const pipeline = new Pipeline(store, { log: quiet })
+    const running = pipeline.run([source], stop.signal)
+    try {
+      await vi.waitFor(() => { expect(source.bound.udp).toBeDefined() })
+      const client = createSocket('udp4')
+      const send = async (text: string): Promise<void> => { await new Promise<void>((resolve) => client.send(text, source.bound.udp, '127.0.0.1', () => { resolve() })) }
+      // The old trim (/\n+$/) tried each run of LFs to its end: 3.7 s for 65 KB, hours for this.
+      await send('<14>' + '\n'.repeat(60_000) + 'x')
+      await send('<14>' + 'a\n'.repeat(32_000))
+      // Each message one event: before, one per line (all with the message's id: the store kept one).
+      await send(`<14>Dec  7 04:16:00 kea-a kea-dhcp4: ${LEASE}\nsecond line\n\n${LEASE}\n`)
+      await vi.waitFor(async () => { expect(await store.count()).toBe(3) }, { timeout: 20_000, interval: 50 })
+      client.close()
+      expect(pipeline.sourceFlow('sys').unmatched).toBe(2)
+      const { events } = await store.search({ size: 10, sort: 'asc' })
+      const text = events.map((e) => e.message)
+      expect(text).toContain('\n'.repeat(60_000) + 'x')
+      expect(text).toContain(Array(32_000).fill('a').join('\n'))
+      const lease = events.find((e) => e.event.code === 'DHCP4_LEASE_ALLOC')
+      expect(lease?.message).toBe(`${LEASE.slice(LEASE.indexOf('DHCP4_'))}\nsecond line\n\n${LEASE}`)
+    } finally {
+      stop.abort()
+      await running
+      await store.close()
+    }
+  }, 60_000)
+})
