@@ -57,6 +57,7 @@ export function interpretMessage (message: string, event: KeaEvent, rules: RuleS
   if (rule !== undefined) {
     for (let f = 0; f < rule.forms.length; f++) {
       const form = rule.forms[f] as MessageRule['forms'][number]
+      if (text.length > form.maxText) continue
       const m = form.regex.exec(text)
       if (m === null) continue
       applyRule(rule, form.groups, m, event)

@@ -29,7 +29,7 @@ const isLoggerChar = (c: number): boolean => (c >= 65 && c <= 90) || (c >= 97 &&
 // Exactly JavaScript's \s, so the scanner agrees with the regex on every input.
 const isSpace = (c: number): boolean => c === 32 || (c >= 9 && c <= 13) || c === 0xa0 || c === 0x1680 ||
   (c >= 0x2000 && c <= 0x200a) || c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f || c === 0x3000 || c === 0xfeff
-const isThreadChar = (c: number): boolean => !isSpace(c) && c !== 93 && c !== 41 && !Number.isNaN(c)
+const isThreadChar = (c: number): boolean => !isSpace(c) && c !== 93 && c !== 41 && c !== 46 && !Number.isNaN(c)
 const isHostChar = (c: number): boolean => !isSpace(c) && !Number.isNaN(c)
 
 /**
@@ -108,7 +108,7 @@ const CLASS_SOURCE = new Map<(c: number) => boolean, string>([
   [isUpper, '(c >= 65 && c <= 90)'],
   [isDigit, '(c >= 48 && c <= 57)'],
   [isLoggerChar, '((c >= 65 && c <= 90) || (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 95 || c === 46 || c === 45)'],
-  [isThreadChar, '(c === c && c !== 93 && c !== 41 && !isSpace(c))'],
+  [isThreadChar, '(c === c && c !== 93 && c !== 41 && c !== 46 && !isSpace(c))'],
   [isHostChar, '(c === c && !isSpace(c))']
 ])
 
