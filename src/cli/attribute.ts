@@ -8,6 +8,12 @@ import { parseTimeZone } from './options.js'
 import type { CliIo } from './parse.js'
 import { addStoreOptions, withCommandStore, type StoreOptions } from './store-options.js'
 
+/**
+ * Cells that start with = + - @ TAB or CR get a leading ': hostnames and log text come from the
+ * network (a DHCP client names itself), and a spreadsheet would run "=HYPERLINK(…)" as a formula.
+ */
+const CSV_OPTIONS = { escape_formulas: true }
+
 interface AttributeCliOptions extends StoreOptions {
   mmapMib: number
   json?: boolean
@@ -83,11 +89,11 @@ export function registerAttribute (lease: Command, io: CliIo): void {
         return await attributeRows(opened.store.leases, csvRecords(input), {
           columns: (names) => {
             columns = names
-            if (o.json !== true) io.stdout.write(stringify([names]))
+            if (o.json !== true) io.stdout.write(stringify([names], CSV_OPTIONS))
           },
           row: async (r) => {
             const cells = { ...r.input, ...r.answer } as Record<string, string>
-            const text = o.json === true ? JSON.stringify(cells) + '\n' : stringify([columns.map((c) => cells[c] ?? '')])
+            const text = o.json === true ? JSON.stringify(cells) + '\n' : stringify([columns.map((c) => cells[c] ?? '')], CSV_OPTIONS)
             // Output is written as fast as its reader takes it, never gathered in memory.
             if (!io.stdout.write(text)) await new Promise<void>((resolve) => io.stdout.once('drain', () => { resolve() }))
           }

@@ -198,7 +198,7 @@ describe.skipIf(unavailable !== '' && process.env.CI !== 'true')(`web UI in chro
     const errors: string[] = []
     page.on('pageerror', (e) => errors.push(e.message))
     await page.goto(`${url}/#attribute`)
-    const csv = 'ticket,src_ip,timestamp\nT-1,192.0.2.10,2026-11-24T18:02:30Z\n"T-2, quoted",192.0.2.10,2020-01-01T00:00:00Z\nT-3,not-an-ip,2026-11-24T18:02:30Z\n'
+    const csv = 'ticket,src_ip,timestamp\nT-1,192.0.2.10,2026-11-24T18:02:30Z\n"T-2, quoted",192.0.2.10,2020-01-01T00:00:00Z\n=T-3,not-an-ip,2026-11-24T18:02:30Z\n'
     await page.setInputFiles('#attribute-form input[name=file]', { name: 'report.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) })
     await page.click('#attribute-form button[type=submit]')
     await page.waitForFunction(() => /^3 rows: /.test(document.querySelector('#attribute-status')?.textContent ?? ''))
@@ -206,12 +206,14 @@ describe.skipIf(unavailable !== '' && process.env.CI !== 'true')(`web UI in chro
     const table = await page.locator('#attribute-results tbody tr').evaluateAll((trs) => trs.map((tr) => Array.from(tr.querySelectorAll('td')).map((td) => td.textContent)))
     const head = await page.locator('#attribute-results thead th').allTextContents()
     expect(head.slice(0, 5)).toEqual(['address', 'time', 'ticket', 'status', 'reason'])
-    expect(table.map((r) => [r[2], r[3]])).toEqual([['T-1', 'held'], ['T-2, quoted', 'not-covered'], ['T-3', 'bad-input']])
+    expect(table.map((r) => [r[2], r[3]])).toEqual([['T-1', 'held'], ['T-2, quoted', 'not-covered'], ['=T-3', 'bad-input']])
     expect(table[0]?.[head.indexOf('mac')]).toBe('02-00-00-00-00-0A')
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#attribute-download')])
     const text = readFileSync(await download.path(), 'utf8')
     expect(text.split('\r\n')[0]).toBe(head.join(','))
     expect(text).toContain('"T-2, quoted",not-covered')
+    // A cell a spreadsheet would run as a formula is written as text.
+    expect(text).toContain(",'=T-3,bad-input")
     await page.screenshot({ path: join(ARTIFACTS, 'ui-attribute.png'), fullPage: true })
     expect(errors).toEqual([])
   }, 60_000)

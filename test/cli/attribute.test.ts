@@ -141,6 +141,16 @@ describe('keatrail lease attribute: reports as they come', () => {
 })
 
 describe('keatrail lease attribute: a report that is not there', () => {
+  it('writes a cell a spreadsheet would run as a formula (= + - @ first) as text', async () => {
+    const file = join(dir, 'formulas.csv')
+    writeFileSync(file, 'ticket,address,time\n=HYPERLINK("http://example.invalid"),192.0.2.203,2026-11-24T09:16:16Z\n@SUM(1),192.0.2.203,2026-11-24T09:16:16Z\n')
+    const r = await runCli(['lease', 'attribute', '--data-dir', dir, file])
+    expect(r.code, r.err).toBe(0)
+    const [header, ...rows] = csv(r.out)
+    const ticket = (header as string[]).indexOf('ticket')
+    expect(rows.map((row) => row[ticket])).toEqual(["'=HYPERLINK(\"http://example.invalid\")", "'@SUM(1)"])
+  })
+
   it('a missing file is one coded line, exit 2, before any store is opened', async () => {
     const missing = join(dir, 'no-such-report.csv')
     const r = await runCli(['lease', 'attribute', '--data-dir', join(dir, 'no-store-here'), missing])
