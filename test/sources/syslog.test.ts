@@ -3,7 +3,7 @@ import { execFileSync, spawn } from 'node:child_process'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { KeaEvent } from '../../src/parse/event.js'
 import { Pipeline } from '../../src/pipeline/pipeline.js'
 import { SyslogFramer } from '../../src/sources/syslog/frame.js'
@@ -42,6 +42,30 @@ describe('syslog framing (RFC 6587)', () => {
       f.end((m) => got.push(m.toString()))
       expect(got).toEqual(frames)
     }), { numRuns: 500 })
+  })
+
+  it('joins a frame that arrives a byte at a time once, not once per byte (hostile senders: 340 ms of copying per 64 KB)', () => {
+    const body = Buffer.alloc(60_000, 0x61)
+    const lf = Buffer.concat([Buffer.from('<14>'), body, Buffer.from('\n')])
+    const octet = Buffer.concat([Buffer.from(`${lf.length - 1} `), lf.subarray(0, -1)])
+    const long = Buffer.concat([Buffer.from('<14>'), Buffer.alloc(70_000, 0x62), Buffer.from('\n<14>after\n')])
+    const concat = vi.spyOn(Buffer, 'concat')
+    try {
+      for (const stream of [lf, octet, long]) {
+        concat.mockClear()
+        const f = new SyslogFramer(64 * 1024)
+        const got: Array<[number, boolean]> = []
+        for (let i = 0; i < stream.length; i++) f.push(stream.subarray(i, i + 1), (m, t) => got.push([m.length, t]))
+        f.end((m, t) => got.push([m.length, t]))
+        expect(got).toEqual(stream === long ? [[64 * 1024, true], [9, false]] : [[60_004, false]])
+        expect(f.heldBytes).toBe(0)
+        // A frame's first 11 bytes decide its framing (joined as they come), then one join per
+        // frame: ~12 per frame here, against one per byte (60,000) before.
+        expect(concat.mock.calls.length).toBeLessThan(40)
+      }
+    } finally {
+      concat.mockRestore()
+    }
   })
 
   it('cuts oversized frames without buffering them, and resynchronises', () => {

@@ -18,6 +18,18 @@ export interface Frame {
  */
 export class SyslogFramer {
   private buf: Buffer = Buffer.alloc(0)
+  /**
+   * Chunks received while `buf` cannot yet make a frame, joined to it only when they can
+   * complete one. Joining each chunk as it came copied the partial frame again every time, and
+   * each look for its LF started over: a 64 KB frame sent a byte at a time cost 340 ms.
+   */
+  private parts: Buffer[] = []
+  private partsBytes = 0
+  private partsHaveLf = false
+  /** buf[0, lfFrom) holds no LF (looked at already). */
+  private lfFrom = 0
+  /** Octet counting: the bytes buf must hold for its frame (0: not known, or LF framing). */
+  private need = 0
   /** Bytes still to drop from an oversized octet-counted frame. */
   private skipBytes = 0
   /** Dropping the rest of an oversized LF frame, up to its LF. */
@@ -27,12 +39,37 @@ export class SyslogFramer {
 
   /** Bytes received and not yet handed out as frames (unread chunk and partial frame). */
   get heldBytes (): number {
-    return this.buf.length
+    return this.buf.length + this.partsBytes
   }
 
   /** Adds received bytes; `next()` hands out the frames they complete. */
   feed (data: Buffer): void {
-    this.buf = this.buf.length === 0 ? data : Buffer.concat([this.buf, data])
+    if (this.buf.length === 0 && this.parts.length === 0) { this.buf = data; return }
+    this.parts.push(data)
+    this.partsBytes += data.length
+    if (!this.partsHaveLf && data.includes(0x0a)) this.partsHaveLf = true
+  }
+
+  /** Whether the chunks waiting may complete what buf holds (or buf is too short to tell its framing). */
+  private joinable (): boolean {
+    if (this.parts.length === 0) return false
+    if (this.skipBytes > 0 || this.skipToLf || this.buf.length < 11) return true
+    const total = this.buf.length + this.partsBytes
+    return this.need > 0 ? total >= this.need : this.partsHaveLf || total > this.maxBytes
+  }
+
+  private join (): void {
+    this.buf = Buffer.concat([this.buf, ...this.parts])
+    this.parts = []
+    this.partsBytes = 0
+    this.partsHaveLf = false
+  }
+
+  /** buf from byte n on (what came before was handed out or skipped). */
+  private consume (n: number): void {
+    this.buf = this.buf.subarray(n)
+    this.lfFrom = 0
+    this.need = 0
   }
 
   /** The next complete frame, or undefined until more bytes are fed. */
@@ -41,20 +78,37 @@ export class SyslogFramer {
       if (this.skipBytes > 0) {
         const n = Math.min(this.skipBytes, this.buf.length)
         this.skipBytes -= n
-        this.buf = this.buf.subarray(n)
+        this.consume(n)
       }
       if (this.skipToLf) {
         const nl = this.buf.indexOf(0x0a)
-        if (nl < 0) { this.buf = Buffer.alloc(0); return undefined }
+        if (nl < 0) {
+          this.consume(this.buf.length)
+          if (this.parts.length === 0) return undefined
+          this.join()
+          continue
+        }
         this.skipToLf = false
-        this.buf = this.buf.subarray(nl + 1)
+        this.consume(nl + 1)
       }
-      if (this.buf.length === 0) return undefined
+      if (this.buf.length === 0) {
+        if (this.parts.length === 0) return undefined
+        this.join()
+        continue
+      }
       const counted = this.octetCounted()
-      if (counted === 'wait') return undefined
+      if (counted === 'wait') {
+        if (!this.joinable()) return undefined
+        this.join()
+        continue
+      }
       if (counted !== 'no') return counted
       const lf = this.lfFrame()
-      if (lf === 'wait') return undefined
+      if (lf === 'wait') {
+        if (!this.joinable()) return undefined
+        this.join()
+        continue
+      }
       if (lf !== 'empty') return lf
     }
   }
@@ -76,29 +130,30 @@ export class SyslogFramer {
     const len = Number(digits)
     const start = sp + 1
     const keep = Math.min(len, this.maxBytes)
-    if (this.buf.length < start + keep) return 'wait'
+    if (this.buf.length < start + keep) { this.need = start + keep; return 'wait' }
     const frame = { frame: this.buf.subarray(start, start + keep), truncated: len > this.maxBytes }
     const consumed = Math.min(this.buf.length, start + len)
     this.skipBytes = start + len - consumed
-    this.buf = this.buf.subarray(consumed)
+    this.consume(consumed)
     return frame
   }
 
   /** 'empty': an empty line was skipped. */
   private lfFrame (): Frame | 'wait' | 'empty' {
-    const nl = this.buf.indexOf(0x0a)
+    const nl = this.buf.indexOf(0x0a, this.lfFrom)
     if (nl < 0) {
       if (this.buf.length > this.maxBytes) {
         const frame = { frame: this.buf.subarray(0, this.maxBytes), truncated: true }
-        this.buf = Buffer.alloc(0)
+        this.consume(this.buf.length)
         this.skipToLf = true
         return frame
       }
+      this.lfFrom = this.buf.length
       return 'wait'
     }
     const end = nl > 0 && this.buf[nl - 1] === 0x0d ? nl - 1 : nl
     const frame = end > 0 ? { frame: this.buf.subarray(0, Math.min(end, this.maxBytes)), truncated: end > this.maxBytes } : 'empty'
-    this.buf = this.buf.subarray(nl + 1)
+    this.consume(nl + 1)
     return frame
   }
 
@@ -110,8 +165,9 @@ export class SyslogFramer {
 
   /** The unfinished frame at the end of the stream (call once `next()` returned undefined). */
   last (): Frame | undefined {
+    if (this.parts.length > 0) this.join()
     const buf = this.buf
-    this.buf = Buffer.alloc(0)
+    this.consume(buf.length)
     if (buf.length === 0 || this.skipToLf || this.skipBytes > 0) return undefined
     return { frame: buf.subarray(0, this.maxBytes), truncated: buf.length > this.maxBytes }
   }
