@@ -68,6 +68,13 @@ export interface SearchEngine {
   close: () => Promise<void>
 }
 
+/**
+ * A bulk answer holds each item's status and error only: bulkCreate reads nothing else, and the
+ * whole answer (index, id, version, shards, seq_no… ~190 bytes an item) was ~1 MB of JSON to parse
+ * per 5,000 events.
+ */
+const BULK_ANSWER = { filter_path: 'items.*.status,items.*.error' }
+
 const NAMES: Record<Distribution, string> = { elasticsearch: 'Elasticsearch', opensearch: 'OpenSearch' }
 function mismatch (url: string, is: Distribution): Error {
   const other: Distribution = is === 'opensearch' ? 'elasticsearch' : 'opensearch'
@@ -111,7 +118,7 @@ export class ElasticEngine implements SearchEngine {
 
   readonly index = async (req: { index: string, id?: string, document: unknown, refresh?: boolean }): Promise<unknown> => await this.client.index(req)
   readonly bulkBody = async (body: string): Promise<estypes.BulkResponse> =>
-    await this.client.transport.request<estypes.BulkResponse>({ method: 'POST', path: '/_bulk', bulkBody: body }, { maxRetries: 0 })
+    await this.client.transport.request<estypes.BulkResponse>({ method: 'POST', path: '/_bulk', bulkBody: body, querystring: BULK_ANSWER }, { maxRetries: 0 })
 
   readonly indices: SearchEngine['indices'] = {
     exists: async (req) => await this.client.indices.exists(req),
@@ -221,7 +228,7 @@ export class OpenSearchEngine implements SearchEngine {
     await this.call(req.id === undefined ? 'POST' : 'PUT', `/${names(req.index)}/_doc${req.id === undefined ? '' : `/${encodeURIComponent(req.id)}`}`,
       req.refresh === undefined ? {} : { refresh: req.refresh }, req.document)
 
-  readonly bulkBody = async (body: string): Promise<estypes.BulkResponse> => await this.call('POST', '/_bulk', {}, body, { maxRetries: 0 }, true)
+  readonly bulkBody = async (body: string): Promise<estypes.BulkResponse> => await this.call('POST', '/_bulk', BULK_ANSWER, body, { maxRetries: 0 }, true)
 
   readonly indices: SearchEngine['indices'] = {
     exists: async (req) => (await this.client.transport.request({ method: 'HEAD', path: `/${names(req.index)}` }, { ignore: [404] })).statusCode === 200,
