@@ -21,7 +21,7 @@ type Builder<T extends SourceConfig['type']> = (cfg: Extract<SourceConfig, { typ
 
 /** The source kinds keatrail.yaml's `sources[].type` names, each built from its own config. */
 export const SOURCES: { [T in SourceConfig['type']]: Builder<T> } = {
-  file: (cfg, ctx, log) => new FileSource(cfg, ctx.stateDir, log),
+  file: (cfg, ctx, log) => new FileSource({ ...cfg, batchEvents: cfg.batchEvents ?? ctx.store.batchEvents }, ctx.stateDir, log),
   journal: (cfg, ctx, log) => new JournalSource(cfg, ctx.stateDir, log),
   syslog: (cfg, ctx, log) => {
     // Dropped datagrams are a gap in what keatrail saw: lease answers overlapping it say so.

@@ -101,6 +101,11 @@ export interface TermCount { value: string, count: number }
  */
 export interface Store {
   readonly kind: 'sqlite' | 'elasticsearch'
+  /**
+   * Events per write this store does best with, for the sources whose config names no batch size
+   * (file sources; their own default otherwise): the composition root passes it on.
+   */
+  readonly batchEvents?: number
   write: (events: readonly KeaEvent[]) => Promise<WriteResult>
   search: (req: SearchRequest) => Promise<SearchPage>
   /**

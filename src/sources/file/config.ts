@@ -16,8 +16,11 @@ export const fileSourceConfigSchema = z.object({
   idleFlushMs: z.number().int().min(10).default(1000)
     .describe('After this long without new bytes, a last line without newline and an open multi-line record are emitted'),
   maxLineBytes: z.number().int().min(1024).default(1024 * 1024).describe('Longer lines are cut, marked and counted'),
-  batchEvents: z.number().int().min(1).default(5000)
-    .describe('Events per batch handed to the pipeline: one store transaction or bulk request each (SQLite writes a backlog ~1.5x faster in batches of 5,000 than of 1,000; a live tail sends smaller ones after idleFlushMs)')
+  batchEvents: z.number().int().min(1).optional()
+    .describe('Events per batch handed to the pipeline: one store transaction or bulk write each (SQLite writes a backlog ~1.5x faster in batches of 5,000 than of 1,000; a live tail sends smaller ones after idleFlushMs). Unset: 5,000, or the store\'s own (Elasticsearch/OpenSearch: 1,000)')
 }).strict()
+
+/** Events per batch when neither the source's config nor its store names a size. */
+export const FILE_BATCH_EVENTS = 5000
 
 export type FileSourceConfig = z.input<typeof fileSourceConfigSchema>

@@ -10,7 +10,7 @@ import { resolvePattern } from '../../parse/patterns.js'
 import { systemTimeZone } from '../../parse/time/zone.js'
 import { CheckpointFile } from '../../pipeline/checkpoint.js'
 import { emptyCounters, type Emit, type Log, type Source, type SourceCounters } from '../../pipeline/types.js'
-import { fileSourceConfigSchema, type FileSourceConfig } from './config.js'
+import { FILE_BATCH_EVENTS, fileSourceConfigSchema, type FileSourceConfig } from './config.js'
 import { validateConfig } from '../../config/validate.js'
 import { LOG_CODES } from '../../errors.js'
 
@@ -225,7 +225,7 @@ export class FileSource implements Source {
       grew = true
       this.counters.received += n
       reader.splitter.push(buf.subarray(0, n), (line) => reader.parser.push(line, onEvent))
-      if (events.length >= this.cfg.batchEvents) await hand()
+      if (events.length >= (this.cfg.batchEvents ?? FILE_BATCH_EVENTS)) await hand()
     }
     if (grew) reader.lastGrowth = Date.now()
     else if (Date.now() - reader.lastGrowth >= this.cfg.idleFlushMs && (reader.splitter.pendingBytes > 0 || reader.parser.pendingOffset !== undefined)) {
