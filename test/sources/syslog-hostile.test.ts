@@ -34,27 +34,38 @@ function parseAll (pattern: string, lines: string[]): KeaEvent[] {
 describe('event times no store can hold', () => {
   const now = Date.UTC(2026, 11, 7, 12)
   it('an RFC 5424 header time that is not RFC 5424\'s TIMESTAMP counts as none (the receive time stands for it)', () => {
-    for (const t of ['+275760-09-13T00:00:00Z', '-271821-04-20T00:00:00Z', '10000-01-01T00:00:00Z', '2026-12-07', '2026-12-07T12:00:00.1234567Z', '2026-12-07T12:00:00']) {
+    for (const t of ['+275760-09-13T00:00:00Z', '-271821-04-20T00:00:00Z', '10000-01-01T00:00:00Z', '2300-01-01T00:00:00Z', '1969-12-31T23:59:59Z', '2026-12-07', '2026-12-07T12:00:00.1234567890Z', '2026-12-07T12:00:00']) {
       expect(parseSyslog(`<14>1 ${t} h kea-dhcp4 - - - x`, now, (w) => w), t).toMatchObject({ format: 'rfc5424', time: undefined, host: 'h', body: 'x' })
     }
     expect(parseSyslog('<14>1 2026-12-07T11:00:00.123456+01:00 h a - - - x', now, (w) => w)?.time).toBe(Date.UTC(2026, 11, 7, 10, 0, 0, 123))
-    expect(parseSyslog('<14>1 9999-12-31T23:59:59Z h a - - - x', now, (w) => w)?.time).toBe(Date.UTC(9999, 11, 31, 23, 59, 59))
+    // As senders write it: nine fraction digits (Go's RFC3339Nano), lower-case t and z.
+    expect(parseSyslog('<14>1 2026-12-07t11:00:00.123456789z h a - - - x', now, (w) => w)?.time).toBe(Date.UTC(2026, 11, 7, 11, 0, 0, 123))
+    expect(parseSyslog('<14>1 2099-12-31T23:59:59Z h a - - - x', now, (w) => w)?.time).toBe(Date.UTC(2099, 11, 31, 23, 59, 59))
   })
 
-  it('a log line whose time is past year 9999 or before 1970 does not read as a header: kept raw, marked unmatched', () => {
-    const [epoch, ok] = parseAll('%d{%s} %-5p %m', ['99999999999999 INFO  far future', '1795511776 INFO  fine'])
-    expect(epoch?.kea.parse.status).toBe('unmatched')
-    expect(epoch?.message).toBe('99999999999999 INFO  far future')
-    expect(ok?.['@timestamp']).toBe('2026-11-24T09:16:16.000Z')
-    // The fast scanner's path (kea-file): year 0000 is Date.UTC's 1900.
-    const [zero] = parseAll(resolvePattern('kea-file'), ['0000-01-01 00:00:00.000 INFO  [kea-dhcp4.leases/1.2] DHCP4_X text'])
-    expect(zero?.['@timestamp']).not.toMatch(/^19/)
-    expect(zero?.kea.parse.status).not.toBe('ok')
+  it('a log line whose time is past 2099 or before 1970 reads as no time: "unreadable timestamp", stored at its reading time, text kept', () => {
+    const now = Date.now()
+    const impossible = (pattern: string, line: string): void => {
+      const [e] = parseAll(pattern, [line])
+      expect(e?.kea.parse, `${pattern}: ${line}`).toMatchObject({ status: 'partial', reason: 'unreadable timestamp' })
+      expect(Date.parse(e?.['@timestamp'] ?? ''), `${pattern}: ${line}`).toBeGreaterThanOrEqual(now - 1000)
+      expect(e?.event.original).toBe(line)
+    }
+    // Each of the three ways a header's time is read: the regex path (epoch seconds, an offset),
+    // the generated extractor (a layout of fixed widths), the scanner (kea-file).
+    impossible('%d{%s} %-5p %m', '999999999999 INFO  X_Y far future')
+    impossible('%d{%Y-%m-%dT%H:%M:%S%z} %-5p %m', '2099-12-31T23:59:59-1400 INFO  X_Y next century by its offset')
+    impossible('%D{%Y-%m-%d %H:%M:%S.%q} %-5p [%c.%t] %m', '0000-01-01 00:00:00.000 INFO  [kea-dhcp4.leases.1] DHCP4_X year 0 is 1900')
+    impossible(resolvePattern('kea-file'), '0000-01-01 00:00:00.000 INFO  [kea-dhcp4.leases/1.2] DHCP4_X year 0 is 1900')
+    expect(parseAll('%d{%s} %-5p %m', ['1795511776 INFO  X_Y fine'])[0]?.['@timestamp']).toBe('2026-11-24T09:16:16.000Z')
   })
 
-  it('block times written before the bound (a 10-byte varint) still read', () => {
-    const ts = [0, 2 ** 62, 2 ** 62 + 2 ** 40]
-    expect(Array.from(decodeTimes(encodeTimes(ts), 3))).toEqual(ts)
+  it('block times read back exactly across the whole range, backwards too; 10-byte varints written before still read', () => {
+    const max = Date.UTC(2099, 11, 31, 23, 59, 59, 999) * 1000 + 999
+    const ts = [0, max, 1, max, 0, max - 1]
+    expect(Array.from(decodeTimes(encodeTimes(ts), ts.length))).toEqual(ts)
+    const old = [0, 2 ** 62, 2 ** 62 + 2 ** 40]
+    expect(Array.from(decodeTimes(encodeTimes(old), 3))).toEqual(old)
   })
 
   describe('a forged datagram through a real socket into the SQLite store', () => {
@@ -83,12 +94,21 @@ describe('event times no store can hold', () => {
       await vi.waitFor(async () => { expect(await store.count()).toBe(1) })
       await send(`<14>1 2026-12-07T04:16:00Z kea-a kea-dhcp4 - - - ${LEASE.replace('192.0.2.10', '192.0.2.11')}`)
       await vi.waitFor(async () => { expect(await store.count()).toBe(2) })
-      client.close()
       const { events } = await store.search({ size: 10, sort: 'asc', text: 'allocated' })
       expect(events.map((e) => e.client?.ip)).toEqual(['192.0.2.11', '192.0.2.10'])
       const forged = events[1] as KeaEvent
       expect(Date.parse(forged['@timestamp'])).toBeGreaterThanOrEqual(before - 1000)
       expect(Date.parse(forged['@timestamp'])).toBeLessThanOrEqual(Date.now())
+      // A year no store writes exactly (2300), then later lines: all found in the last hour, in order.
+      await send(`<14>1 2300-01-01T00:00:00Z kea-a kea-dhcp4 - - - ${LEASE.replace('192.0.2.10', '192.0.2.12')}`)
+      await send(`<14>1 ${new Date().toISOString()} kea-a kea-dhcp4 - - - ${LEASE.replace('192.0.2.10', '192.0.2.13')}`)
+      // Invalid UTF-8 in the header only: the body is text, no raw bytes kept.
+      await new Promise<void>((resolve) => client.send(Buffer.concat([Buffer.from('<14>1 - kea'), Buffer.from([0xff]), Buffer.from(` kea-dhcp4 - - - ${LEASE.replace('192.0.2.10', '192.0.2.14')}`)]), source.bound.udp, '127.0.0.1', () => { resolve() }))
+      await vi.waitFor(async () => { expect(await store.count()).toBe(5) })
+      const recent = await store.search({ size: 10, sort: 'asc', from: Date.now() - 3_600_000, to: Date.now() + 1000 })
+      expect(recent.events.map((e) => e.client?.ip).sort()).toEqual(['192.0.2.10', '192.0.2.12', '192.0.2.13', '192.0.2.14'])
+      expect(recent.events.find((e) => e.client?.ip === '192.0.2.14')?.kea.parse.raw_base64).toBeUndefined()
+      client.close()
     })
   })
 })
@@ -115,6 +135,11 @@ describe('input that cost a power of its length', () => {
     const r = interpretMessage(`DHCP4_DECLINE_LEASE_MISMATCH Received DHCPDECLINE for addr 192.0.2.1 from client ${label}, but the data doesn't match: received hwaddr: 02:00:00:00:00:0b, lease hwaddr: 02:00:00:00:00:0a, received client-id: no info, lease client-id: no info`, real, rules)
     expect(r.formMismatch).toBe(false)
     expect(real.event.action).toBe('decline-fail')
+    // A lease-cmds failure with a user context of several KB is Kea's and still reads.
+    const cmd = parseAll(resolvePattern('debian-systemd'), ['INFO  x'])[0] as KeaEvent
+    const context = JSON.stringify({ 'user-context': { note: 'x'.repeat(5000) } })
+    expect(interpretMessage(`LEASE_CMDS_ADD4_FAILED lease4-add command failed (parameters: { "ip-address": "192.0.2.1", ${context.slice(1, -1)} }, reason: lease already exists)`, cmd, rules).formMismatch).toBe(false)
+    expect(cmd.event.action).toBe('lease-cmd-fail')
   })
 
   it('a datagram of LFs before one letter, and one of 32,000 short lines: read at once, one event each, every line kept', async () => {

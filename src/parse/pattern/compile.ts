@@ -1,7 +1,7 @@
 import { PatternSyntaxError, PatternUnsupportedError } from '../../errors.js'
 import { compileTimeFormat, escapeRegex, fixedLayout, type FixedLayout, type TimeComponent } from '../time/strftime.js'
 import { LocalTimeResolver } from '../time/zone.js'
-import { isEventTime } from '../time/iso.js'
+import { EVENT_TIME_MAX_MS, isEventTime } from '../time/iso.js'
 import { buildScanner, type Scanner } from './scanner.js'
 import { tokenizePattern, type ConversionToken, type PatternToken } from './tokenize.js'
 
@@ -409,6 +409,8 @@ function generateExtractor (
       'if (dayKey !== day.key) { day.key = dayKey; day.ms = Date.UTC(y, mo, d); }',
       `const wall = day.ms + ((h * 60 + mi) * 60 + s) * 1000 + ${ms};`,
       (dates[0] as DateSpec).local && resolver !== undefined ? 'out.time = resolver.resolve(wall);' : 'out.time = wall;',
+      // A time no store holds (year 0000 reads as 1900; see isEventTime).
+      `if (!(out.time >= 0 && out.time <= ${EVENT_TIME_MAX_MS})) { out.time = undefined; return false; }`,
       'return true;'
     )
   }
@@ -457,7 +459,7 @@ function resolveTime (parts: DateParts[], dates: DateSpec[], resolver: LocalTime
   if (score === 4) {
     out.time = p.epoch * 1000 + millis
     out.micros = micros
-    return isEventTime(out.time)
+    return keepEventTime(out)
   }
   if (p.ampm === 'PM') p.hour += 12
   const local = (dates[chosen] as DateSpec).local
@@ -472,9 +474,17 @@ function resolveTime (parts: DateParts[], dates: DateSpec[], resolver: LocalTime
   else if (local && resolver !== undefined) out.time = resolver.resolve(wall)
   else out.time = wall
   out.micros = micros
-  // A time no store can hold (a 20-digit epoch, year 0): the line does not match its pattern,
-  // so it is kept raw and marked, as any other line whose header does not read.
-  return isEventTime(out.time)
+  return keepEventTime(out)
+}
+
+/**
+ * A time no store can hold (a 12-digit epoch, year 0, year 10000 by its offset) reads as no time:
+ * the record is marked "unreadable timestamp" and stored at its receive time, its text kept.
+ */
+function keepEventTime (out: HeaderFields): boolean {
+  if (out.time !== undefined && isEventTime(out.time)) return true
+  out.time = undefined
+  return false
 }
 
 // `%.-1p` (log4cplus's own example) prints the first letter; Kea's level names differ in it.

@@ -25,14 +25,15 @@ export class IsoFormatter {
 }
 
 /**
- * The latest instant an event may carry: 9999-12-31T23:59:59.999Z, the end of RFC 3339's
- * four-digit years. The stores encode times as µs below 2^53 (SQLite: zigzag varint deltas that
- * read back at most 9 bytes); a syslog header saying `+275760-09-13T00:00:00Z` (Date.parse reads
- * it) once made every later write of its source fail and every full scan answer 503.
+ * The latest instant an event may carry: 2099-12-31T23:59:59.999Z. The SQLite store writes block
+ * times as zigzag deltas of µs in doubles, exact while a step is below 2^52 µs (year 2112): a
+ * syslog header saying `+275760-09-13T00:00:00Z` (Date.parse reads it) made every later write of
+ * its source fail and every full scan answer 503, and one saying 2300 made the events after it
+ * read back with wrong times. No Kea server logs past 2099 on purpose.
  */
-export const EVENT_TIME_MAX_MS = 253402300799999
+export const EVENT_TIME_MAX_MS = 4102444799999
 
-/** Whether epoch ms `t` can be an event's time: 1970 to the end of year 9999. */
+/** Whether epoch ms `t` can be an event's time: 1970 to the end of 2099. */
 export function isEventTime (t: number): boolean {
   return t >= 0 && t <= EVENT_TIME_MAX_MS
 }
