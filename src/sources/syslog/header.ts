@@ -19,9 +19,10 @@ export interface SyslogMessage {
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec']
 const RFC3164 = /^(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) ([ \d]\d) (\d\d):(\d\d):(\d\d) (?:(\S+) )?([^\s:[]+)(?:\[(\d+)\])?: ?/
-// RFC 5424 §6.2.3: FULL-DATE "T" FULL-TIME, a four-digit year, at most six fraction digits.
-// Date.parse alone also reads `+275760-09-13T00:00:00Z`, a time no store can hold.
-const RFC5424_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)$/
+// RFC 5424 §6.2.3 (RFC 3339): FULL-DATE "T" FULL-TIME with a four-digit year; up to nine
+// fraction digits and a lower-case t/z, as senders write them (Go's RFC3339Nano). Date.parse
+// alone also reads `+275760-09-13T00:00:00Z`, a time no store can hold.
+const RFC5424_TIME = /^\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:[Zz]|[+-]\d\d:\d\d)$/
 const RFC5424 = /^1 (\S+) (\S+) (\S+) (\S+) (\S+) (-|(?:\[(?:[^\]\\]|\\.)*\])+) ?/
 
 /**
@@ -39,7 +40,7 @@ export function parseSyslog (text: string, now: number, toUtc: (wallMs: number) 
   const r5 = RFC5424.exec(rest)
   if (r5 !== null) {
     const nil = (v: string | undefined): string | undefined => v === '-' ? undefined : v
-    const t = RFC5424_TIME.test(r5[1] as string) ? Date.parse(r5[1] as string) : Number.NaN
+    const t = RFC5424_TIME.test(r5[1] as string) ? Date.parse((r5[1] as string).toUpperCase()) : Number.NaN
     return {
       ...base,
       // Not RFC 5424's TIMESTAMP (four-digit year): the receive time stands for it, as for "-".

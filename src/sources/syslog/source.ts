@@ -706,7 +706,8 @@ export class SyslogSource implements Source {
     // (the pattern's %m runs over newlines); one that does not is one unmatched event holding
     // every line — not one event per line (a 64 KB datagram of "a\n" made 32,000).
     const input: InputLine = { text: body, offset: seq, bytes: Buffer.byteLength(body), time: msg?.time ?? receivedAt, host: msg?.host ?? remote }
-    if (rawBody !== undefined) { input.raw = Buffer.from(rawBody); input.bytes = rawBody.length }
+    // Only a body that is not valid UTF-8 itself (the header's bytes may be what was not).
+    if (rawBody !== undefined && !Buffer.from(body, 'utf8').equals(rawBody)) { input.raw = Buffer.from(rawBody); input.bytes = rawBody.length }
     this.parser.push(input, onEvent)
     this.parser.flush(onEvent)
     this.batchBytes += raw.length
