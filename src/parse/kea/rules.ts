@@ -80,13 +80,15 @@ export type RuleSet = Map<string, MessageRule>
 /**
  * Bounds on the text a form is tried on. A regex of several lazy roles (`.*?`) anchored at `$`
  * backtracks in a power of the length on text that almost matches: DHCP4_DECLINE_LEASE_MISMATCH's
- * four {text}s took 8.3 s on a crafted 64 KB syslog message, 1.1 s on 30 KB; forms with one
- * lazy role ~100 ms on 64 KB. Kea's messages these rules read are a few hundred characters (a
- * lease-cmds parameter dump a few KB), so longer text is not theirs to read: it gets the generic
- * scan and is marked partial ("does not match any form"), its text kept.
+ * four {text}s took 8.3 s on a crafted 64 KB syslog message, 1.1 s on 30 KB (3.6 ms at 4 KB);
+ * forms with two lazy roles (lease-cmds failures: parameters and reason) 57 ms on 64 KB, one
+ * ~100 ms. Kea writes the three-or-more kind in a few hundred characters, so longer text is
+ * not theirs to read: it gets the generic scan and is marked partial ("does not match any
+ * form"), its text kept. The others keep their whole 64 KB (a syslog message's default bound;
+ * a lease-cmds parameter dump with a large user context runs to several KB).
  */
 const FORM_TEXT_LAZY = 4096
-const FORM_TEXT_MAX = 16384
+const FORM_TEXT_MAX = 65536
 const LAZY_ROLES = new Set<Role>(['shared_network', 'hostname', 'server', 'peer', 'params', 'text'])
 
 const PLACEHOLDER = /\{([a-z_0-9]+)\}/g
@@ -112,7 +114,7 @@ export function compileForm (form: string, where: string): CompiledForm {
   }
   source += escapeRegex(form.slice(last)) + '$'
   const lazy = roles.filter((r) => LAZY_ROLES.has(r)).length
-  return { form, maxText: lazy >= 2 ? FORM_TEXT_LAZY : FORM_TEXT_MAX, regex: new RegExp(source, 's'), roles, groups }
+  return { form, maxText: lazy >= 3 ? FORM_TEXT_LAZY : FORM_TEXT_MAX, regex: new RegExp(source, 's'), roles, groups }
 }
 
 /** Loads and compiles every rule file in a directory (default: the package's parsers/messages). */
