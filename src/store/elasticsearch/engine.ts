@@ -69,11 +69,11 @@ export interface SearchEngine {
 }
 
 /**
- * A bulk answer holds each item's status and error only: bulkCreate reads nothing else, and the
+ * A bulk answer holds each item's status and error only (and a failed request's own): bulkCreate reads nothing else, and the
  * whole answer (index, id, version, shards, seq_no… ~190 bytes an item) was ~1 MB of JSON to parse
  * per 5,000 events.
  */
-const BULK_ANSWER = { filter_path: 'items.*.status,items.*.error' }
+const BULK_ANSWER = { filter_path: 'items.*.status,items.*.error,error,status' }
 
 const NAMES: Record<Distribution, string> = { elasticsearch: 'Elasticsearch', opensearch: 'OpenSearch' }
 function mismatch (url: string, is: Distribution): Error {
