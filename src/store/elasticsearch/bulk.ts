@@ -44,6 +44,8 @@ export async function bulkCreate (engine: SearchEngine, lines: readonly string[]
     if (chunk.length > 0) chunks.push(chunk)
     const send = async (c: number[]): Promise<void> => {
       const res = await engine.bulkBody(bodyOf(lines, c))
+      // A 2xx that is no bulk answer (a proxy's page): said as such, not a TypeError.
+      if (!Array.isArray(res?.items)) throw new Error(`bulk answered without items: ${JSON.stringify(res)?.slice(0, 200) ?? String(res)}`)
       if (res.items.length !== c.length) throw new Error(`bulk answered ${res.items.length} items for ${c.length} documents`)
       res.items.forEach((item, k) => {
         const r = item.create as estypes.BulkResponseItem

@@ -78,6 +78,11 @@ describe('bulkCreate', () => {
     expect(flight.max).toBe(3)
   })
 
+  it('a 2xx answer that is no bulk answer (a proxy\'s page) rejects with what it was', async () => {
+    const e = { bulkBody: async () => '<html>gateway</html>' } as unknown as SearchEngine
+    await expect(bulkCreate(e, lines(3), { flushBytes: 1e6, concurrency: 1, retries: 0, waitMs: 10 })).rejects.toThrow('bulk answered without items: "<html>gateway</html>"')
+  })
+
   it('a request that fails as a whole rejects the batch once the others settle', async () => {
     let calls = 0
     const e = { bulkBody: async () => { calls++; throw new Error('connection refused') } } as unknown as SearchEngine
