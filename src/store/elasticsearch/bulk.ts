@@ -43,7 +43,11 @@ export async function bulkCreate (engine: SearchEngine, lines: readonly string[]
     }
     if (chunk.length > 0) chunks.push(chunk)
     const send = async (c: number[]): Promise<void> => {
-      const res = await engine.bulkBody(bodyOf(lines, c))
+      // One string, not a Buffer written line by line: that took ~15 % less CPU per event, but
+      // Buffers live outside V8's heap, and in the chaos suite's Elasticsearch outage the process
+      // grew to 337–345 MiB against ~185 with strings (a pool of bodies did not help; not
+      // understood yet: docs/BENCHMARKS.md, issue 21).
+      const res = await engine.bulkBody(c.map((i) => lines[i]).join(''))
       // A 2xx that is no bulk answer (a proxy's page): said as such, not a TypeError.
       if (!Array.isArray(res?.items)) throw new Error(`bulk answered without items: ${JSON.stringify(res)?.slice(0, 200) ?? String(res)}`)
       if (res.items.length !== c.length) throw new Error(`bulk answered ${res.items.length} items for ${c.length} documents`)
@@ -70,31 +74,4 @@ export async function bulkCreate (engine: SearchEngine, lines: readonly string[]
     if (pending.length > 0) await new Promise((resolve) => setTimeout(resolve, opts.waitMs * 2 ** attempt))
   }
   return { created, refused }
-}
-
-/**
- * Lines `idx` of `lines` as one UTF-8 body, each written straight into a Buffer. Joined into a
- * string first, every request was a ~1 MB string on the heap (the collector's, under the 256 MiB
- * cap) that the client then encoded into a Buffer again: the join was 18 % of what the
- * Elasticsearch path allocated (bench/e2e, E2E_ALLOC_PROF).
- */
-export function bodyOf (lines: readonly string[], idx: readonly number[]): Buffer {
-  let chars = 0
-  for (const i of idx) chars += (lines[i] as string).length
-  let buf = Buffer.allocUnsafe(chars + 4096)
-  let at = 0
-  for (const i of idx) {
-    const line = lines[i] as string
-    // UTF-8 takes at most 3 bytes per UTF-16 unit: only text past ASCII can need more room.
-    if (buf.length - at < line.length * 3) {
-      const need = at + Buffer.byteLength(line)
-      if (need > buf.length) {
-        const bigger = Buffer.allocUnsafe(Math.max(need, buf.length * 2))
-        buf.copy(bigger, 0, 0, at)
-        buf = bigger
-      }
-    }
-    at += buf.write(line, at)
-  }
-  return buf.subarray(0, at)
 }

@@ -1,6 +1,6 @@
 import type { estypes } from '@elastic/elasticsearch'
 import { describe, expect, it } from 'vitest'
-import { bodyOf, bulkCreate } from '../../../src/store/elasticsearch/bulk.js'
+import { bulkCreate } from '../../../src/store/elasticsearch/bulk.js'
 import type { SearchEngine } from '../../../src/store/elasticsearch/engine.js'
 
 // The retry and split rules of keatrail's own bulk path, against an engine that answers what a
@@ -13,8 +13,7 @@ function engine (answer: (id: string, attempt: number) => number, inFlight?: { n
   const bodies: string[] = []
   const seen = new Map<string, number>()
   const e = {
-    bulkBody: async (bytes: Buffer): Promise<estypes.BulkResponse> => {
-      const body = bytes.toString('utf8')
+    bulkBody: async (body: string): Promise<estypes.BulkResponse> => {
       bodies.push(body)
       if (inFlight !== undefined) { inFlight.now++; inFlight.max = Math.max(inFlight.max, inFlight.now) }
       await new Promise((resolve) => setTimeout(resolve, 5))
@@ -35,17 +34,6 @@ function engine (answer: (id: string, attempt: number) => number, inFlight?: { n
 }
 
 const lines = (n: number): string[] => Array.from({ length: n }, (_, i) => `{"create":{"_index":"x","_id":"id${i}"}}\n{"n":${i}}\n`)
-
-describe('bodyOf', () => {
-  it('writes the lines as UTF-8, text past ASCII and lines larger than the first guess included', () => {
-    const text = ['{"a":1}\n', `{"m":"${'é→🙂'.repeat(3000)}"}\n`, '{"b":2}\n', `{"n":"${'x'.repeat(10_000)}"}\n`]
-    const body = bodyOf(text, [0, 1, 2, 3])
-    expect(body.toString('utf8')).toBe(text.join(''))
-    expect(body.length).toBe(Buffer.byteLength(text.join('')))
-    expect(bodyOf(text, [3, 0]).toString('utf8')).toBe(text[3]! + text[0]!)
-    expect(bodyOf(text, []).length).toBe(0)
-  })
-})
 
 describe('bulkCreate', () => {
   it('sends 429s again (up to retries, waiting longer each time) and returns every other refusal with its index', async () => {
