@@ -1,7 +1,7 @@
 import { PatternSyntaxError, PatternUnsupportedError } from '../../errors.js'
 import { compileTimeFormat, escapeRegex, fixedLayout, type FixedLayout, type TimeComponent } from '../time/strftime.js'
 import { LocalTimeResolver } from '../time/zone.js'
-import { EVENT_TIME_MAX_MS, isEventTime } from '../time/iso.js'
+import { isEventTime } from '../time/iso.js'
 import { buildScanner, type Scanner } from './scanner.js'
 import { tokenizePattern, type ConversionToken, type PatternToken } from './tokenize.js'
 
@@ -409,15 +409,15 @@ function generateExtractor (
       'if (dayKey !== day.key) { day.key = dayKey; day.ms = Date.UTC(y, mo, d); }',
       `const wall = day.ms + ((h * 60 + mi) * 60 + s) * 1000 + ${ms};`,
       (dates[0] as DateSpec).local && resolver !== undefined ? 'out.time = resolver.resolve(wall);' : 'out.time = wall;',
-      // A time no store holds (year 0000 reads as 1900; see isEventTime).
-      `if (!(out.time >= 0 && out.time <= ${EVENT_TIME_MAX_MS})) { out.time = undefined; return false; }`,
+      // A time no store holds (year 0000 reads as 1900): as keepEventTime.
+      'if (!isEventTime(out.time)) { out.time = undefined; return false; }',
       'return true;'
     )
   }
   // The source is built from integers only (see above), never from input text.
-  const factory = new Function('expandLevel', 'DIGITS', 'resolver', 'day', `return function extract (m, out) {\n${lines.join('\n')}\n}`) as
-    (e: typeof expandLevel, d: RegExp, r: LocalTimeResolver | undefined, day: { key: number, ms: number }) => (m: RegExpExecArray, out: HeaderFields) => boolean
-  return factory(expandLevel, DIGITS, resolver, { key: -1, ms: 0 })
+  const factory = new Function('expandLevel', 'DIGITS', 'resolver', 'day', 'isEventTime', `return function extract (m, out) {\n${lines.join('\n')}\n}`) as
+    (e: typeof expandLevel, d: RegExp, r: LocalTimeResolver | undefined, day: { key: number, ms: number }, t: typeof isEventTime) => (m: RegExpExecArray, out: HeaderFields) => boolean
+  return factory(expandLevel, DIGITS, resolver, { key: -1, ms: 0 }, isEventTime)
 }
 
 function blankParts (): DateParts {

@@ -1,4 +1,4 @@
-import { EVENT_TIME_MAX_MS } from '../time/iso.js'
+import { isEventTime } from '../time/iso.js'
 import type { FixedLayout } from '../time/strftime.js'
 import type { LocalTimeResolver } from '../time/zone.js'
 import type { HeaderFields } from './compile.js'
@@ -155,8 +155,8 @@ function compileSteps (steps: Step[], resolver: LocalTimeResolver | undefined): 
           '  if (key !== cal.key) { cal.key = key; cal.ms = Date.UTC(year, mo, day); }',
           `  const wall = cal.ms + ((hour * 60 + minute) * 60 + second) * 1000 + ${millis};`,
           `  out.time = ${step.local && resolver !== undefined ? 'resolver.resolve(wall)' : 'wall'};`,
-          // Year 0000 (Date.UTC reads it as 1900): a time no store holds, as in compile.ts.
-          `  if (!(out.time >= 0 && out.time <= ${EVENT_TIME_MAX_MS})) { out.time = undefined; bad = 4; }`,
+          // Year 0000 (Date.UTC reads it as 1900): a time no store holds.
+          '  if (!isEventTime(out.time)) { out.time = undefined; bad = 4; }',
           '}'
         )
         break
@@ -192,7 +192,7 @@ function compileSteps (steps: Step[], resolver: LocalTimeResolver | undefined): 
   })
   code.push('return 2 | bad;')
   // The source is built from integers, character codes and JSON-quoted pattern literals only.
-  const factory = new Function('isSpace', 'DIGITS', 'resolver', 'cal', `return function scan (text, out) {\n${code.join('\n')}\n}`) as
-    (isSpace: (c: number) => boolean, digits: RegExp, resolver: LocalTimeResolver | undefined, cal: { key: number, ms: number }) => Scanner
-  return factory(isSpace, /^\d{1,15}$/, resolver, { key: -1, ms: 0 })
+  const factory = new Function('isSpace', 'DIGITS', 'resolver', 'cal', 'isEventTime', `return function scan (text, out) {\n${code.join('\n')}\n}`) as
+    (isSpace: (c: number) => boolean, digits: RegExp, resolver: LocalTimeResolver | undefined, cal: { key: number, ms: number }, t: typeof isEventTime) => Scanner
+  return factory(isSpace, /^\d{1,15}$/, resolver, { key: -1, ms: 0 }, isEventTime)
 }

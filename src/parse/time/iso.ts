@@ -31,7 +31,7 @@ export class IsoFormatter {
  * its source fail and every full scan answer 503, and one saying 2300 made the events after it
  * read back with wrong times. No Kea server logs past 2099 on purpose.
  */
-export const EVENT_TIME_MAX_MS = 4102444799999
+const EVENT_TIME_MAX_MS = 4102444799999
 
 /** Whether epoch ms `t` can be an event's time: 1970 to the end of 2099. */
 export function isEventTime (t: number): boolean {
