@@ -27,6 +27,22 @@ export function recordLeaf (id: string, raw: string): Buffer {
   return hash('sha256', recordFrame(id, raw), 'buffer')
 }
 
+/**
+ * The leaves of `n` records (`idAt(i)`, `rawAt(i)`), in order, as one buffer of 32-byte leaves.
+ * Each leaf comes out of `hash` as a 32-character 'binary' (latin1) string copied into the buffer: a Buffer
+ * per record cost ~0.6 µs more (bench/leaves.ts: 1,340–1,400 against 740–805 ns per record).
+ */
+export function leavesOf (n: number, idAt: (i: number) => string, rawAt: (i: number) => string): Buffer {
+  const leaves = Buffer.allocUnsafe(32 * n)
+  for (let i = 0; i < n; i++) leaves.write(hash('sha256', recordFrame(idAt(i), rawAt(i)), 'binary'), 32 * i, 'binary')
+  return leaves
+}
+
+/** The digest of a batch from its leaves as one buffer (as `leavesOf` makes them). */
+export function digestOfLeaves (leaves: Uint8Array): Buffer {
+  return hash('sha256', leaves, 'buffer')
+}
+
 /** The digest of a batch: SHA-256 over its records' leaves in order. */
 export function digestOf (leaves: readonly Uint8Array[]): Buffer {
   const h = createHash('sha256')

@@ -1,6 +1,6 @@
 import type { estypes } from '@elastic/elasticsearch'
 import type { KeaEvent } from '../../parse/event.js'
-import { digestOf, GENESIS, linkOf, recordLeaf } from '../chain-format.js'
+import { digestOf, digestOfLeaves, GENESIS, leavesOf, linkOf, recordLeaf } from '../chain-format.js'
 import type { ChainHead, ChainProof, ChainReport, ChainVerifyOptions } from '../types.js'
 import type { SearchEngine } from './engine.js'
 
@@ -40,14 +40,14 @@ export class EsChain {
   /** Appends the link of the records a write created (`created`, in the batch's order). */
   async append (created: readonly KeaEvent[], time = Date.now()): Promise<void> {
     if (created.length === 0) return
-    const leaves = created.map((e) => recordLeaf(e.event.id, e.event.original))
-    const digest = digestOf(leaves)
+    const leaves = leavesOf(created.length, (i) => (created[i] as KeaEvent).event.id, (i) => (created[i] as KeaEvent).event.original)
+    const digest = digestOfLeaves(leaves)
     for (let attempt = 0; attempt < APPEND_ATTEMPTS; attempt++) {
       const prev = this.head ?? await this.newest()
       const seq = (prev?.seq ?? 0) + 1
       const prevLink = prev === undefined ? GENESIS : Buffer.from(prev.link, 'hex')
       const link = linkOf(prevLink, seq, created.length, time, digest).toString('hex')
-      const doc: LinkDoc = { seq, time, n: created.length, digest: digest.toString('hex'), prev: prevLink.toString('hex'), link, ids: created.map((e) => e.event.id), leaves: Buffer.concat(leaves).toString('base64') }
+      const doc: LinkDoc = { seq, time, n: created.length, digest: digest.toString('hex'), prev: prevLink.toString('hex'), link, ids: created.map((e) => e.event.id), leaves: leaves.toString('base64') }
       // No refresh per link (a forced refresh per batch would cost every write): a create on the
       // next sequence's _id conflicts in real time, and the head is read again (refreshed) then.
       const r = await this.engine.bulk({ operations: [{ create: { _index: this.index, _id: idOf(seq) } }, doc] })

@@ -2,7 +2,7 @@ import type Database from 'better-sqlite3'
 import type { KeaEvent } from '../../parse/event.js'
 import type { ChainHead, ChainProof, ChainReport, ChainVerifyOptions } from '../types.js'
 import { DecodedBlock } from './blocks/codec.js'
-import { digestOf, GENESIS, linkOf, recordLeaf } from '../chain-format.js'
+import { digestOf, digestOfLeaves, GENESIS, leavesOf, linkOf, recordLeaf } from '../chain-format.js'
 
 // The tamper-evidence chain (issue 22): one link per write batch, over the raw records that batch
 // stored (docs/ARCHITECTURE.md has the format for third parties):
@@ -45,23 +45,22 @@ export class ChainWriter {
 
   /** The link of batch `seq` (inside the store's write transaction): its runs, digest and link. */
   append (seq: number, runs: readonly ChainRun[], time = Date.now()): void {
-    const leaves: Buffer[] = []
+    const parts: Buffer[] = []
+    let n = 0
     for (const r of runs) {
-      const tags = Buffer.alloc(TAG_BYTES * r.events.length)
-      const ord = leaves.length
-      for (let i = 0; i < r.events.length; i++) {
-        const e = r.events[i] as KeaEvent
-        const leaf = recordLeaf(e.event.id, e.event.original)
-        leaf.copy(tags, TAG_BYTES * i, 0, TAG_BYTES)
-        leaves.push(leaf)
-      }
-      this.s.addRun.run(r.block, r.pos, seq, ord, r.events.length, tags)
+      const events = r.events
+      const leaves = leavesOf(events.length, (i) => (events[i] as KeaEvent).event.id, (i) => (events[i] as KeaEvent).event.original)
+      const tags = Buffer.allocUnsafe(TAG_BYTES * events.length)
+      for (let i = 0; i < events.length; i++) leaves.copy(tags, TAG_BYTES * i, 32 * i, 32 * i + TAG_BYTES)
+      this.s.addRun.run(r.block, r.pos, seq, n, events.length, tags)
+      parts.push(leaves)
+      n += events.length
     }
-    const digest = digestOf(leaves)
+    const digest = digestOfLeaves(parts.length === 1 ? parts[0] as Buffer : Buffer.concat(parts))
     // After retention pruned every link, the next follows the tombstone of the last one (read
     // only then: not a statement more per batch).
     const prev = (this.s.head.get() as { link: Buffer } | undefined)?.link ?? this.tombstone() ?? GENESIS
-    this.s.addLink.run(seq, time, leaves.length, digest, prev, linkOf(prev, seq, leaves.length, time, digest))
+    this.s.addLink.run(seq, time, n, digest, prev, linkOf(prev, seq, n, time, digest))
   }
 
   private tombstone (): Buffer | undefined {
