@@ -116,6 +116,11 @@ export class Pipeline {
     const drainBy = { at: Number.POSITIVE_INFINITY }
     // Ends the sink's retry wait at once on a halt, so the drain starts (and ends) on time.
     const halting = new AbortController()
+    // Ends, at the drain's deadline, a store write still retrying (a cluster down at shutdown):
+    // otherwise the drain waited for it for ever, past any deadline, and the queued batches of
+    // sources that cannot replay were never counted as dropped.
+    const overdue = new AbortController()
+    let overdueTimer: NodeJS.Timeout | undefined
     let graceTimer: NodeJS.Timeout | undefined
     // Stops sources and sink, once: on the caller's signal (also one that came before or during
     // start-up) or when a source fails to start.
@@ -124,6 +129,7 @@ export class Pipeline {
       halted = true
       clearTimeout(graceTimer)
       drainBy.at = Date.now() + (this.opts.drainMs ?? PIPELINE_DEFAULTS.drainMs)
+      overdueTimer = setTimeout(() => { overdue.abort() }, drainBy.at - Date.now() + 1)
       if (launched) stopSources.abort()
       halting.abort()
       this.wakeSink?.()
@@ -217,7 +223,8 @@ export class Pipeline {
     if (halted) setImmediate(() => stopSources.abort())
     else if (sources.some((s) => this.states.get(s.name) === 'starting')) graceTimer = setTimeout(started, this.opts.startGraceMs ?? PIPELINE_DEFAULTS.startGraceMs)
     else started()
-    await this.sink(() => halted, drainBy, () => emitting > 0 || handing > 0, halting.signal)
+    await this.sink(() => halted, drainBy, () => emitting > 0 || handing > 0, halting.signal, overdue.signal)
+    clearTimeout(overdueTimer)
     drain.over = true
     for (const b of this.queue.splice(0)) if (replays.get(b.source) !== true) giveUp(b)
     for (const w of this.spaceWaiters.splice(0)) w()
@@ -250,7 +257,7 @@ export class Pipeline {
    * Writes the queue until halted and empty, with no source that cannot replay still stopping
    * (`emitting`), or until drainBy.
    */
-  private async sink (halted: () => boolean, drainBy: { at: number }, emitting: () => boolean, halting: AbortSignal): Promise<void> {
+  private async sink (halted: () => boolean, drainBy: { at: number }, emitting: () => boolean, halting: AbortSignal, overdue: AbortSignal): Promise<void> {
     const backoff = new Backoff({ initialMs: 200, maxMs: 30_000 })
     for (;;) {
       const batch = this.queue[0]
@@ -272,7 +279,7 @@ export class Pipeline {
       }
       try {
         const started = performance.now()
-        const r = await this.store.write(batch.events)
+        const r = await untilAborted(this.store.write(batch.events, { signal: overdue }), overdue)
         this.opts.onWrite?.(performance.now() - started)
         this.queue.shift()
         this.counters.queued = this.queue.length
@@ -293,6 +300,8 @@ export class Pipeline {
         // the API and /metrics would wait until the whole queue is written.
         await new Promise((resolve) => setImmediate(resolve))
       } catch (err) {
+        // The drain's deadline ended the write: not a store error; the loop ends at the deadline.
+        if (overdue.aborted) continue
         this.counters.storeErrors++
         const wait = backoff.next()
         this.opts.log.error((err as { code?: string }).code ?? LOG_CODES.storeWrite, 'Store write failed; retrying the batch.', { error: err, retryInMs: wait })
@@ -301,5 +310,24 @@ export class Pipeline {
         else await sleep(wait, undefined, { signal: halting }).catch(() => {})
       }
     }
+  }
+}
+
+/**
+ * `p`, or a rejection as soon as `signal` aborts: a store request in flight at the drain's
+ * deadline (up to its request timeout) must not hold the shutdown. `p` settles later unwatched.
+ */
+async function untilAborted<T> (p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) { p.catch(() => {}); throw new Error('The shutdown drain deadline passed during the store write.') }
+  let onAbort: (() => void) | undefined
+  const aborted = new Promise<never>((_resolve, reject) => {
+    onAbort = () => { reject(new Error('The shutdown drain deadline passed during the store write.')) }
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
+  try {
+    return await Promise.race([p, aborted])
+  } finally {
+    if (onAbort !== undefined) signal.removeEventListener('abort', onAbort)
+    p.catch(() => {})
   }
 }

@@ -94,6 +94,8 @@ export interface DeleteResult {
 export interface Bucket { key: number, count: number }
 export interface TermCount { value: string, count: number }
 
+export interface WriteOptions { signal?: AbortSignal }
+
 /**
  * What keatrail needs from a place that keeps events. Both stores answer every query the same
  * way (test/store/contract.test.ts). `write` resolves only once the batch is durable: that is
@@ -106,7 +108,11 @@ export interface Store {
    * (file sources; their own default otherwise): the composition root passes it on.
    */
   readonly batchEvents?: number
-  write: (events: readonly KeaEvent[]) => Promise<WriteResult>
+  /**
+   * `signal` ends a write still retrying (a cluster that does not answer) with a rejection: the
+   * events may be stored in part. A store whose write never waits (SQLite) ignores it.
+   */
+  write: (events: readonly KeaEvent[], opts?: WriteOptions) => Promise<WriteResult>
   search: (req: SearchRequest) => Promise<SearchPage>
   /**
    * `search`, its events JSON already — where reads run on worker threads, serialised there: the

@@ -1,6 +1,6 @@
 import { createSocket } from 'node:dgram'
 import { mkdtempSync } from 'node:fs'
-import { connect } from 'node:net'
+import { connect, createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it, vi } from 'vitest'
@@ -8,6 +8,7 @@ import type { KeaEvent } from '../../src/parse/event.js'
 import { Pipeline } from '../../src/pipeline/pipeline.js'
 import { SpillQueue } from '../../src/pipeline/spill.js'
 import { SyslogSource } from '../../src/sources/syslog/source.js'
+import { ElasticsearchStore } from '../../src/store/elasticsearch/store.js'
 import type { Store, WriteResult } from '../../src/store/types.js'
 
 // Issue 17: "it must never lose data uncounted". Syslog senders cannot be asked to send again:
@@ -174,5 +175,41 @@ describe('shutdown drain: UDP syslog', () => {
     const all = [...first.stored, ...next.stored].map((e) => e.event.original)
     expect(new Set(all).size).toBe(all.length)
     expect(all.length + source.counters.dropped).toBe(sent)
+  })
+})
+
+describe('shutdown drain: a cluster that does not answer', () => {
+  it('ends at its deadline and counts as dropped what a source that cannot replay had handed over', async () => {
+    // A port nothing listens on: every request of the real Elasticsearch store is refused, and
+    // its write retries until something ends it. Before, only close() did, which came after the
+    // drain: the drain waited for ever and nothing was counted.
+    const closed = createServer()
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve))
+    const port = (closed.address() as AddressInfo).port
+    await new Promise((resolve) => closed.close(resolve))
+    const store = new ElasticsearchStore({ url: `http://127.0.0.1:${port}`, namespace: 'drain', retry: { initialMs: 20, maxMs: 100 } })
+    const losses: number[] = []
+    const logs: string[] = []
+    const log = { info: () => {}, error: (code: string) => { logs.push(code) } }
+    const source = new SyslogSource({ type: 'syslog', name: 'tcp', tcp: { host: '127.0.0.1', port: 0 }, timeZone: 'UTC', batchEvents: 100, maxPendingBatches: 8, flushMs: 20 },
+      undefined, (_from, _to, count) => { losses.push(count) })
+    const pipeline = new Pipeline(store, { log, queueBatches: 2, drainMs: 300 })
+    const stop = new AbortController()
+    const running = pipeline.run([source], stop.signal)
+    try {
+      await vi.waitFor(() => expect(source.bound.tcp).toBeDefined())
+      const n = 500
+      await sendTcp(source.bound.tcp as number, n)
+      await vi.waitFor(() => expect(pipeline.sourceFlow(source.name).events).toBe(n), { timeout: 10_000 })
+      stop.abort()
+      const ended = await Promise.race([running.then(() => true), new Promise((resolve) => setTimeout(resolve, 10_000, false))])
+      expect(ended).toBe(true)
+      expect(source.counters.dropped).toBe(n)
+      expect(losses.reduce((a, b) => a + b, 0)).toBe(n)
+      expect(logs).toContain('KEATRAIL_ERR_SHUTDOWN_DROPPED')
+    } finally {
+      await store.close()
+      await running.catch(() => {})
+    }
   })
 })

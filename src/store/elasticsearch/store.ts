@@ -9,7 +9,7 @@ import { packageRoot } from '../../paths.js'
 import type { DeadLetterStore } from '../deadletter.js'
 import {
   decodeCursor, encodeCursor, FILTER_FIELDS, type DeleteResult, idsToGet, inIdOrder, MAX_BUCKETS, MAX_INTERVAL_MS, MAX_PAGE_SIZE, parsesBetter, TOTAL_BOUND, withinBudget,
-  type Bucket, type ChainHead, type ChainProof, type ChainReport, type ChainVerifyOptions, type EventQuery, type FilterField, type SearchPage, type SearchRequest, type Store, type TermCount, type WriteResult
+  type Bucket, type ChainHead, type ChainProof, type ChainReport, type ChainVerifyOptions, type EventQuery, type FilterField, type SearchPage, type SearchRequest, type Store, type TermCount, type WriteOptions, type WriteResult
 } from '../types.js'
 import { elasticsearchStoreConfigSchema, type ElasticsearchStoreConfig } from './config.js'
 import { validateConfig } from '../../config/validate.js'
@@ -184,9 +184,10 @@ export class ElasticsearchStore implements Store {
   /**
    * Resolves when every event is in Elasticsearch (or dead-lettered). A failing request (cluster
    * down, network) is retried with capped exponential backoff until it succeeds or the store
-   * closes; the caller's await is the backpressure.
+   * closes or `opts.signal` aborts (a shutdown's drain deadline); the caller's await is the
+   * backpressure.
    */
-  async write (events: readonly KeaEvent[]): Promise<WriteResult> {
+  async write (events: readonly KeaEvent[], opts: WriteOptions = {}): Promise<WriteResult> {
     if (events.length === 0) return { written: 0, duplicates: 0, deadLettered: 0 }
     // Once per event: the document carries the observation's key, lease history takes the rest.
     const observed = events.map((e) => observe(e, this.leaseDomains))
@@ -195,10 +196,10 @@ export class ElasticsearchStore implements Store {
     // Lease history is applied in the order of the writes, whichever event bulk finishes first.
     const turn = this.leases.reserve()
     try {
-      const { result, conflicts, refused } = await this.retrying(async () => await this.bulkOnce(events, observed, lines))
+      const { result, conflicts, refused } = await this.retrying(async () => await this.bulkOnce(events, observed, lines), undefined, opts.signal)
       // Stored events that parsed worse than these (a re-import with the right pattern): replaced.
       const written = events.filter((e) => !refused.has(e.event.id))
-      const repair = await this.retrying(async () => await this.replaceWorse(conflicts, written))
+      const repair = await this.retrying(async () => await this.replaceWorse(conflicts, written), undefined, opts.signal)
       if (repair.replaced > 0) {
         result.duplicates -= repair.replaced - repair.fromWritten
         result.written -= repair.fromWritten
@@ -206,15 +207,15 @@ export class ElasticsearchStore implements Store {
       }
       // The chain's link over what this write created (a retry of the link after a lost answer
       // may append a second link over the same records: both verify).
-      await this.retrying(async () => { await this.chainLog.append([...written, ...repair.recreated]) })
+      await this.retrying(async () => { await this.chainLog.append([...written, ...repair.recreated]) }, undefined, opts.signal)
       // Lease history after the events: a retry here must not re-send the events (their 409s
       // would be counted as duplicates of themselves).
       const obs = observed.filter((o): o is LeaseObservation => o !== undefined)
       const spans = coverageSpans(events, this.leaseDomains)
       await turn.ready
-      if (repair.withdrawn.length > 0) await this.retrying(async () => { await this.leases.forgetLegacy(repair.withdrawn.map((o) => o.event_id)) })
+      if (repair.withdrawn.length > 0) await this.retrying(async () => { await this.leases.forgetLegacy(repair.withdrawn.map((o) => o.event_id)) }, undefined, opts.signal)
       const wipes = wipesOf(events, this.leaseDomains)
-      await this.retrying(async () => { await this.leases.applyReserved(obs, spans, repair.withdrawn, wipes) })
+      await this.retrying(async () => { await this.leases.applyReserved(obs, spans, repair.withdrawn, wipes) }, undefined, opts.signal)
       return result
     } finally {
       turn.release()
@@ -229,12 +230,12 @@ export class ElasticsearchStore implements Store {
     return await this.retrying(async () => await this.ensureTemplates(), onRetry)
   }
 
-  private async retrying<T> (fn: () => Promise<T>, onRetry = this.opts.onRetry): Promise<T> {
-    // Until it succeeds or the store closes (close() aborts the wait).
+  private async retrying<T> (fn: () => Promise<T>, onRetry = this.opts.onRetry, signal?: AbortSignal): Promise<T> {
+    // Until it succeeds or the store closes (close() aborts the wait), or the caller gives up.
     return await retry(fn, {
       initialMs: this.cfg.retry.initialMs,
       maxMs: this.cfg.retry.maxMs,
-      signal: this.stop.signal,
+      signal: signal === undefined ? this.stop.signal : AbortSignal.any([this.stop.signal, signal]),
       permanent: (err) => err instanceof StoreDistributionError,
       ...(onRetry === undefined ? {} : { onRetry: (err: unknown, attempt: number, waitMs: number) => { onRetry(err as Error, attempt, waitMs) } })
     })
