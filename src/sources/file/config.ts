@@ -16,6 +16,8 @@ export const fileSourceConfigSchema = z.object({
   idleFlushMs: z.number().int().min(10).default(1000)
     .describe('After this long without new bytes, a last line without newline and an open multi-line record are emitted'),
   maxLineBytes: z.number().int().min(1024).default(1024 * 1024).describe('Longer lines are cut, marked and counted'),
+  batchBytes: z.number().int().min(64 * 1024).default(4 * 1024 * 1024)
+    .describe('A batch is handed to the pipeline once its records hold this many bytes, whatever its event count: with pipeline.queueBatches this bounds what waits for the store (5,000 events of 1 MiB lines were ~5 GB)'),
   batchEvents: z.number().int().min(1).optional()
     .describe('Events per batch handed to the pipeline: one store transaction or bulk write each (SQLite writes a backlog ~1.5x faster in batches of 5,000 than of 1,000; a live tail sends smaller ones after idleFlushMs). Unset: 5,000, or the store\'s own (Elasticsearch/OpenSearch: 1,000)')
 }).strict()

@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, openSync, readdirSync, readSync, statSync } from 'node:fs'
+import { closeSync, constants, fstatSync, openSync, readdirSync, readSync, statSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { basename, dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -15,6 +15,12 @@ import { validateConfig } from '../../config/validate.js'
 import { LOG_CODES } from '../../errors.js'
 
 const READ_BYTES = 64 * 1024
+/**
+ * The read loop lets the event loop run after this many bytes read: text that makes few events
+ * (a run of NULs after a crash: its lines are cut at maxLineBytes) was read without an await,
+ * 300 MB holding the process ~750 ms. 1 MiB is ~2.5 ms of such reading, ~5,000 Kea lines.
+ */
+const YIELD_BYTES = 1024 * 1024
 
 /** Checkpoint of one file, keyed by its fingerprint (the hash of its first line). */
 interface FileCheckpoint { offset: number, path: string, updated: string }
@@ -86,7 +92,10 @@ export class FileSource implements Source {
     this.host = this.cfg.host ?? hostname()
     this.compiled = compilePattern(this.pattern, { timeZone: this.timeZone })
     this.checkpointFile = new CheckpointFile<Checkpoints>(join(stateDir, `file-${this.name}.json`))
-    this.checkpoints = this.checkpointFile.load() ?? {}
+    this.checkpoints = validCheckpoints(this.checkpointFile.load() ?? {}, (key) => {
+      this.log.error(LOG_CODES.checkpointCorrupt, 'A checkpoint entry is malformed; its file is read again from the beginning (event ids prevent duplicates).',
+        { source: this.name, path: this.checkpointFile.path, fingerprint: key })
+    })
     // A checkpoint that cannot be read at all is a setup fault start() reports; bad content is re-read.
     if (this.checkpointFile.corrupt !== undefined && this.checkpointFile.unreadable === undefined) {
       this.log.error(LOG_CODES.checkpointCorrupt, 'Checkpoint file is unreadable; re-reading all files (event ids prevent duplicates).',
@@ -131,6 +140,9 @@ export class FileSource implements Source {
         continue
       }
       if (st.isDirectory()) { this.reportOnce(path, LOG_CODES.source, 'Path is a directory, not a log file; skipped.'); continue }
+      // A FIFO would block the process in openSync until something writes to it (a socket or a
+      // device is no log file either).
+      if (!st.isFile()) { this.reportOnce(path, LOG_CODES.source, 'Path is not a regular file (a FIFO, socket or device); skipped.'); continue }
       const known = this.byInode.get(`${st.dev}:${st.ino}`)
       if (known !== undefined) { known.path = path; continue }
       this.open(path)
@@ -160,12 +172,18 @@ export class FileSource implements Source {
   private open (path: string): void {
     let fd: number
     try {
-      fd = openSync(path, 'r')
+      // Non-blocking: the path may have become a FIFO since scan() looked (fstat below tells).
+      fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK)
     } catch (err) {
       this.reportOnce(path, LOG_CODES.source, `Cannot open: ${(err as Error).message}`)
       return
     }
     const st = fstatSync(fd)
+    if (!st.isFile()) {
+      closeSync(fd)
+      this.reportOnce(path, LOG_CODES.source, 'Path is not a regular file (a FIFO, socket or device); skipped.')
+      return
+    }
     const head = Buffer.alloc(Math.min(FINGERPRINT_BYTES, st.size))
     const n = head.length === 0 ? 0 : readSync(fd, head, 0, head.length, 0)
     const fingerprint = identityFromHead(head.subarray(0, n), this.host)
@@ -180,7 +198,13 @@ export class FileSource implements Source {
       return
     }
     const cp = this.checkpoints[fingerprint]
-    const start = cp !== undefined ? Math.min(cp.offset, st.size) : this.cfg.readFrom === 'end' && this.firstScan ? st.size : 0
+    if (cp !== undefined && cp.offset > st.size) {
+      // Shorter than what was stored of it: rewritten since (truncated in place while keatrail
+      // was down). Read as a new file: records at offsets stored before have their old ids, and
+      // a record there that differs is taken for the stored one (logged here, not repairable).
+      this.log.error(LOG_CODES.sourceTruncated, 'File is shorter than its checkpoint; reading it from the beginning as a new file.', { source: this.name, path, checkpoint: cp.offset, size: st.size })
+    }
+    const start = cp !== undefined && cp.offset <= st.size ? cp.offset : cp === undefined && this.cfg.readFrom === 'end' && this.firstScan ? st.size : 0
     // rederivable: events are handed over as parsed, so the store may keep raw records only.
     const parser = new RecordParser({ pattern: this.pattern, compiled: this.compiled, timeZone: this.timeZone, sourceId: fingerprint, path, host: this.host, rederivable: true })
     const reader = new Reader(fd, st.ino, path, fingerprint, start, parser, this.cfg.maxLineBytes)
@@ -198,34 +222,53 @@ export class FileSource implements Source {
       this.close(reader)
       return false
     }
-    if (st.size < reader.pos) {
-      // Truncated in place (copytruncate): the content is new; identity is re-read by the next scan.
-      this.log.error(LOG_CODES.sourceTruncated, 'File shrank; treating it as a new file.', { source: this.name, path: reader.path })
-      this.close(reader)
-      return true
-    }
     let events: KeaEvent[] = []
+    let eventBytes = 0
     const onEvent = (e: KeaEvent): void => {
       events.push(e)
+      eventBytes += e.event.original.length
     }
     const hand = async (): Promise<void> => {
       if (events.length === 0) return
       const batch = events
       events = []
+      eventBytes = 0
       const upTo = reader.safeOffset()
       await emit({ source: this.name, events: batch, ack: () => this.ack(reader, upTo) })
     }
+    if (st.size < reader.pos) {
+      // Truncated in place (copytruncate): the content is new; identity is re-read by the next
+      // scan. What was read of the old content is handed over first (a last line, an open record).
+      this.log.error(LOG_CODES.sourceTruncated, 'File shrank; treating it as a new file.', { source: this.name, path: reader.path })
+      reader.splitter.flush((line) => reader.parser.push(line, onEvent))
+      reader.parser.flush(onEvent)
+      await hand()
+      this.close(reader)
+      return true
+    }
     const buf = Buffer.allocUnsafe(READ_BYTES)
     let grew = false
+    let sinceYield = 0
     // Stops at a signal: a large backlog must not delay shutdown until it is all read (and dropped).
     while (reader.pos < st.size && !signal.aborted) {
-      const n = readSync(reader.fd, buf, 0, Math.min(READ_BYTES, st.size - reader.pos), reader.pos)
+      let n: number
+      try {
+        n = readSync(reader.fd, buf, 0, Math.min(READ_BYTES, st.size - reader.pos), reader.pos)
+      } catch (err) {
+        // EIO and the like: this file is given up (counted, logged once); the next scan opens it
+        // again from its checkpoint, and the source goes on with the others.
+        this.reportOnce(reader.path, LOG_CODES.source, `Cannot read: ${(err as Error).message}`)
+        await hand()
+        this.close(reader)
+        return true
+      }
       if (n <= 0) break
       reader.pos += n
       grew = true
       this.counters.received += n
       reader.splitter.push(buf.subarray(0, n), (line) => reader.parser.push(line, onEvent))
-      if (events.length >= (this.cfg.batchEvents ?? FILE_BATCH_EVENTS)) await hand()
+      if (events.length >= (this.cfg.batchEvents ?? FILE_BATCH_EVENTS) || eventBytes >= this.cfg.batchBytes) await hand()
+      if ((sinceYield += n) >= YIELD_BYTES) { sinceYield = 0; await new Promise((resolve) => setImmediate(resolve)) }
     }
     if (grew) reader.lastGrowth = Date.now()
     else if (Date.now() - reader.lastGrowth >= this.cfg.idleFlushMs && (reader.splitter.pendingBytes > 0 || reader.parser.pendingOffset !== undefined)) {
@@ -285,6 +328,18 @@ export class FileSource implements Source {
     this.counters.errors++
     this.log.error(code, msg, { source: this.name, path: key })
   }
+}
+
+/** The checkpoint entries that have the shape a file's checkpoint has (`bad` is told of the others). */
+function validCheckpoints (loaded: Checkpoints, bad: (key: string) => void): Checkpoints {
+  const out: Checkpoints = {}
+  for (const [key, cp] of Object.entries(loaded as Record<string, unknown>)) {
+    const c = cp as Partial<FileCheckpoint> | null
+    if (c !== null && typeof c === 'object' && typeof c.offset === 'number' && Number.isSafeInteger(c.offset) && c.offset >= 0 && typeof c.path === 'string') {
+      out[key] = { offset: c.offset, path: c.path, updated: typeof c.updated === 'string' ? c.updated : '' }
+    } else bad(key)
+  }
+  return out
 }
 
 /** The file source's matching rule: `*` within a file name (also what run's start-up warning checks). */
