@@ -89,8 +89,9 @@ export async function runService (cfg: KeatrailConfig, logger: Logger): Promise<
       const sqlite = store
       const apply = (): void => {
         try {
-          const deleted = sqlite.applyRetention()
-          if (deleted > 0) log.info('Retention deleted old events.', { deleted })
+          sqlite.applyRetention()
+          const { events, snapshots } = sqlite.lastRetention
+          if (events > 0 || snapshots > 0) log.info('Retention deleted old events and Kea snapshots.', { deleted: events, snapshots })
         } catch (err) {
           log.error(LOG_CODES.storeWrite, 'Retention failed; will try again.', { error: err })
         }

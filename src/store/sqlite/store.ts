@@ -19,6 +19,15 @@ import { chainHead, chainProofs, verifyChain } from './chain.js'
 import { CODECS, WRITE_CODEC } from './blocks/compress.js'
 import { HealthCount } from './health-count.js'
 
+/**
+ * Size retention keeps every Kea snapshot of the last day (a day at 30 s polls is 2,880 per
+ * server and service: what the UI's utilization charts and an incident review of yesterday read)
+ * and thins older ones to one per SNAPSHOT_THIN_MS. Constants, not settings: the trade-off is
+ * the same for every site, and maxAgeDays / maxSizeMiB stay the only knobs of retention.
+ */
+const SNAPSHOT_FULL_RESOLUTION_MS = 86_400_000
+const SNAPSHOT_THIN_MS = 3_600_000
+
 export type BlockReadOps = Pick<BlockReader, 'search' | 'getMany' | 'evidence' | 'count' | 'histogram' | 'top'> & Pick<ReadOps, 'searchSerialized'>
 
 /**
@@ -41,6 +50,11 @@ export class SqliteStore implements Store {
   private readonly pool: ReaderPool | undefined
   private readonly writeTx: (events: readonly KeaEvent[]) => ReturnType<BlockWriter['write']>
   private readonly healthCount: HealthCount
+  /**
+   * What the last applyRetention() removed: events (its return value) and Kea snapshots (also
+   * counted, since the store opened, in `snapshots.pruned`).
+   */
+  lastRetention: { events: number, snapshots: number } = { events: 0, snapshots: 0 }
 
   /** Lease domains (`leases.domains`): whose leases have one history. */
   private readonly domains: LeaseDomains
@@ -213,11 +227,23 @@ export class SqliteStore implements Store {
 
   /**
    * Drops whole blocks whose newest event is older than maxAgeDays, then the oldest blocks while
-   * the file is over maxSizeMiB, and hands freed pages back. Returns how many events went.
+   * the file is over maxSizeMiB, and hands freed pages back. Returns how many events went
+   * (`lastRetention` also says how many Kea snapshots).
+   *
+   * Kea snapshots obey the same bounds, and give way first: older than
+   * maxAgeDays they go like events do. Over maxSizeMiB, snapshots older than a day are first
+   * thinned to one per server, service and hour, then the oldest go, all but the newest of each
+   * server and service, and only then events. Events are the record (lease history, the
+   * tamper-evidence chain, what an investigation reads); snapshots are a sampled time series of
+   * which an hourly sample keeps the trend at 1/120 of the bytes (30 s polls), and one of 1,000
+   * subnets is ~82 KB: left alone they outgrew the events and size retention deleted every event
+   * to keep them. The newest of each server and service stays for `latest()` and the depletion
+   * alerts primed from it after a restart.
    */
   applyRetention (now = Date.now()): number {
     this.leases.flush()
     let deleted = 0
+    let snapshots = 0
     const { maxAgeDays, maxSizeMiB } = this.cfg.retention
     const seq = this.writer.nextSeq()
     // A transaction per block: each is ~5-20 ms (its documents are parsed for the postings to
@@ -254,9 +280,11 @@ export class SqliteStore implements Store {
         }
       }
       this.leases.prune(Math.floor(cutoff / 1000))
+      snapshots += this.snapshots.deleteBefore(Math.floor(cutoff / 1000))
     }
     if (maxSizeMiB !== undefined) {
       const limit = maxSizeMiB * 1024 * 1024
+      snapshots += this.shrinkSnapshots(now, limit)
       let used = this.usedBytes()
       for (let round = 0; round < 1000 && used > limit; round++) {
         const total = this.db.prepare('SELECT count(*) FROM blocks').pluck().get() as number
@@ -279,9 +307,37 @@ export class SqliteStore implements Store {
     if (deleted > 0) {
       // Links none of whose records are left go, from the oldest on (the chain verifies from the oldest kept).
       this.db.transaction(() => this.writer.pruneChain())()
+    }
+    if (deleted > 0 || snapshots > 0) this.db.pragma('incremental_vacuum')
+    this.lastRetention = { events: deleted, snapshots }
+    return deleted
+  }
+
+  /**
+   * Size retention's first step (see applyRetention): thins the snapshots older than
+   * SNAPSHOT_FULL_RESOLUTION_MS, then evicts the oldest, all but the newest of each server and
+   * service, until the file is within `limit` bytes. Returns how many went.
+   */
+  private shrinkSnapshots (now: number, limit: number): number {
+    if (this.usedBytes() <= limit) return 0
+    // Whole hours: a bucket is thinned once, not a part of it each run.
+    const before = Math.floor((now - SNAPSHOT_FULL_RESOLUTION_MS) / SNAPSHOT_THIN_MS) * SNAPSHOT_THIN_MS
+    let removed = this.snapshots.thin(before, SNAPSHOT_THIN_MS)
+    // Freed pages count at once (used bytes are pages minus free pages): no checkpoint needed to
+    // measure. Steps of 1 % of the evictable snapshots: at most ~100 rounds, and no more than
+    // 1 % of the history goes beyond what the limit needs (a deleted row frees a page only once
+    // its page is empty, so the bytes cannot be computed ahead).
+    const step = Math.max(1, Math.ceil(this.snapshots.evictable() / 100))
+    while (this.usedBytes() > limit) {
+      const n = this.snapshots.deleteOldest(step)
+      removed += n
+      if (n === 0) break
+    }
+    if (removed > 0) {
+      checkpointNow(this.db, this.cfg.busyTimeoutMs)
       this.db.pragma('incremental_vacuum')
     }
-    return deleted
+    return removed
   }
 
   /** Bytes of the database in use (pages minus free pages). */
