@@ -1,7 +1,8 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { estypes } from '@elastic/elasticsearch'
 import type { SearchEngine } from './engine.js'
 
-/** A document the cluster refused (409: already there; any other status after the 429 retries). */
+/** A document the cluster refused (409: already there; any other 4xx but 429). */
 export interface BulkRefusal { index: number, status: number, error?: { type?: string | null, reason?: string | null } | null }
 
 export interface BulkCreateOptions {
@@ -9,17 +10,34 @@ export interface BulkCreateOptions {
   flushBytes: number
   /** Requests in flight. */
   concurrency: number
-  /** Times a document answered 429 (too many requests) is sent again before it is refused. */
+  /** Times a document answered 429 or 5xx is sent again at the short waits (waitMs, doubled each time). */
   retries: number
-  /** Wait before each 429 retry, ms (doubled each time). */
+  /** Wait before the first retry, ms (doubled each time, up to maxWaitMs). */
   waitMs: number
+  /** Longest wait between retries once `retries` are spent. */
+  maxWaitMs: number
+  /** Ends the retries: the call rejects (the documents still answered 429/5xx are not stored). */
+  signal?: AbortSignal
+  /** Told of each retry past `retries` (the service logs it): documents still waiting, their last answer. */
+  onStillRefused?: (documents: number, status: number, reason: string, waitMs: number) => void
+}
+
+/**
+ * Answers of a document to send again, as Beats and Logstash do: 429 (the cluster's queues are
+ * full) and 5xx (a shard unavailable during a recovery or a rolling restart: 503
+ * unavailable_shards_exception). Before, a 5xx went to the dead-letter queue at once and a 429
+ * after five retries: a rolling restart moved whole batches there, and a longer outage
+ * overflowed it. The write waits instead (backpressure, as for a cluster that does not answer).
+ */
+function isTransient (status: number): boolean {
+  return status === 429 || status >= 500
 }
 
 /**
  * `create` of every line pair in `lines` (the action line and the document, each ending in a
  * newline, serialized by the caller once), in requests of about flushBytes, `concurrency` at a
- * time; items answered 429 are sent again up to `retries` times, other refusals are returned
- * with their index in `lines`. A request that fails as a whole (cluster down) rejects: the
+ * time; items answered 429 or 5xx are sent again until they are taken (or `signal` aborts), other
+ * refusals are returned with their index in `lines`. A request that fails as a whole (cluster down) rejects: the
  * caller retries the batch, whose stored documents then answer 409.
  *
  * Why not the clients' helpers.bulk: each document is serialized by the caller exactly once
@@ -31,7 +49,9 @@ export async function bulkCreate (engine: SearchEngine, lines: readonly string[]
   let created = 0
   const refused: BulkRefusal[] = []
   let pending: number[] = lines.map((_, i) => i)
+  let last = { status: 0, reason: '' }
   for (let attempt = 0; pending.length > 0; attempt++) {
+    if (opts.signal?.aborted === true) throw new Error(`bulk write abandoned with ${pending.length} documents still answered ${last.status} ${last.reason}`)
     const again: number[] = []
     const chunks: number[][] = []
     let chunk: number[] = []
@@ -55,7 +75,7 @@ export async function bulkCreate (engine: SearchEngine, lines: readonly string[]
         const r = item.create as estypes.BulkResponseItem
         const i = c[k] as number
         if (r.status === 201) created++
-        else if (r.status === 429 && attempt < opts.retries) again.push(i)
+        else if (isTransient(r.status)) { again.push(i); last = { status: r.status, reason: `${r.error?.type ?? ''}: ${r.error?.reason ?? ''}` } }
         else refused.push({ index: i, status: r.status, ...(r.error === undefined ? {} : { error: r.error }) })
       })
     }
@@ -71,7 +91,10 @@ export async function bulkCreate (engine: SearchEngine, lines: readonly string[]
     await Promise.all(running)
     if (failure !== undefined) throw failure
     pending = again.sort((a, b) => a - b)
-    if (pending.length > 0) await new Promise((resolve) => setTimeout(resolve, opts.waitMs * 2 ** attempt))
+    if (pending.length === 0) break
+    const wait = Math.min(opts.waitMs * 2 ** Math.min(attempt, 30), opts.maxWaitMs)
+    if (attempt >= opts.retries) opts.onStillRefused?.(pending.length, last.status, last.reason, wait)
+    await sleep(wait, undefined, opts.signal === undefined ? undefined : { signal: opts.signal }).catch(() => {})
   }
   return { created, refused }
 }

@@ -196,7 +196,7 @@ export class ElasticsearchStore implements Store {
     // Lease history is applied in the order of the writes, whichever event bulk finishes first.
     const turn = this.leases.reserve()
     try {
-      const { result, conflicts, refused } = await this.retrying(async () => await this.bulkOnce(events, observed, lines), undefined, opts.signal)
+      const { result, conflicts, refused } = await this.retrying(async () => await this.bulkOnce(events, observed, lines, opts.signal), undefined, opts.signal)
       // Stored events that parsed worse than these (a re-import with the right pattern): replaced.
       const written = events.filter((e) => !refused.has(e.event.id))
       const repair = await this.retrying(async () => await this.replaceWorse(conflicts, written), undefined, opts.signal)
@@ -337,7 +337,7 @@ export class ElasticsearchStore implements Store {
   }
 
   /** `refused`: ids of the documents not written (duplicates and dead letters). */
-  private async bulkOnce (events: readonly KeaEvent[], observed: ReadonlyArray<LeaseObservation | undefined>, lines: readonly string[]): Promise<{ result: WriteResult, conflicts: Doc[], refused: Set<string> }> {
+  private async bulkOnce (events: readonly KeaEvent[], observed: ReadonlyArray<LeaseObservation | undefined>, lines: readonly string[], signal?: AbortSignal): Promise<{ result: WriteResult, conflicts: Doc[], refused: Set<string> }> {
     let duplicates = 0
     const conflicts: Doc[] = []
     const refused = new Set<string>()
@@ -346,7 +346,12 @@ export class ElasticsearchStore implements Store {
       flushBytes: this.cfg.bulk.flushBytes,
       concurrency: this.cfg.bulk.concurrency,
       retries: this.cfg.bulk.retries,
-      waitMs: 1000
+      waitMs: 1000,
+      maxWaitMs: this.cfg.retry.maxMs,
+      signal: signal === undefined ? this.stop.signal : AbortSignal.any([this.stop.signal, signal]),
+      onStillRefused: (documents, status, reason, waitMs) => {
+        this.opts.onRetry?.(new Error(`${documents} documents answered ${status} ${reason}; sending them again`), 0, waitMs)
+      }
     })
     if (this.cfg.refresh) await this.client.indices.refresh({ index: this.pattern, ignore_unavailable: true, allow_no_indices: true })
     for (const d of drops) {

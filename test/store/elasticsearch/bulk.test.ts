@@ -4,7 +4,7 @@ import { bulkCreate } from '../../../src/store/elasticsearch/bulk.js'
 import type { SearchEngine } from '../../../src/store/elasticsearch/engine.js'
 
 // The retry and split rules of keatrail's own bulk path, against an engine that answers what a
-// busy cluster answers per item (429, 409, 400): deterministic here, where a real cluster only
+// busy cluster answers per item (429, 503, 409, 400): deterministic here, where a real cluster only
 // answers 429 under load (the store suites run the same path against real Elasticsearch and
 // OpenSearch).
 
@@ -36,22 +36,30 @@ function engine (answer: (id: string, attempt: number) => number, inFlight?: { n
 const lines = (n: number): string[] => Array.from({ length: n }, (_, i) => `{"create":{"_index":"x","_id":"id${i}"}}\n{"n":${i}}\n`)
 
 describe('bulkCreate', () => {
-  it('sends 429s again (up to retries, waiting longer each time) and returns every other refusal with its index', async () => {
-    // id3: 429 twice then created; id5: 429 forever; id7: 409; id8: 400.
-    const { e } = engine((id, attempt) => id === 'id3' ? (attempt < 2 ? 429 : 201) : id === 'id5' ? 429 : id === 'id7' ? 409 : id === 'id8' ? 400 : 201)
+  it('sends 429s and 5xx again until they are taken, waiting longer each time, and returns every other refusal with its index', async () => {
+    // id3: 429 twice then created; id5: 503 (a shard recovering) four times then created; id7: 409; id8: 400.
+    const { e } = engine((id, attempt) => id === 'id3' ? (attempt < 2 ? 429 : 201) : id === 'id5' ? (attempt < 4 ? 503 : 201) : id === 'id7' ? 409 : id === 'id8' ? 400 : 201)
+    const told: Array<[number, number, number]> = []
     const t0 = Date.now()
-    const r = await bulkCreate(e, lines(10), { flushBytes: 1e6, concurrency: 2, retries: 3, waitMs: 10 })
-    expect(r.created).toBe(7)
-    expect(r.refused.map((x) => [x.index, x.status, x.error?.type])).toEqual([[7, 409, 't409'], [8, 400, 't400'], [5, 429, 't429']])
-    // Waits of 10, 20 and 40 ms before the three retries.
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(70)
+    const r = await bulkCreate(e, lines(10), { flushBytes: 1e6, concurrency: 2, retries: 2, waitMs: 10, maxWaitMs: 25, onStillRefused: (n, status, _reason, wait) => { told.push([n, status, wait]) } })
+    expect(r.created).toBe(8)
+    expect(r.refused.map((x) => [x.index, x.status, x.error?.type])).toEqual([[7, 409, 't409'], [8, 400, 't400']])
+    // Waits of 10 and 20 ms (the quick retries), then 25 and 25 (capped), each of those told.
+    expect(told).toEqual([[1, 503, 25], [1, 503, 25]])
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(75)
   })
 
-  it('with retries 0 a 429 is refused at once', async () => {
-    const { e, bodies } = engine((id) => id === 'id1' ? 429 : 201)
-    const r = await bulkCreate(e, lines(3), { flushBytes: 1e6, concurrency: 1, retries: 0, waitMs: 10 })
-    expect(r).toEqual({ created: 2, refused: [{ index: 1, status: 429, error: { type: 't429', reason: 'r429' } }] })
-    expect(bodies).toHaveLength(1)
+  it('a document answered 5xx for ever is sent again until the signal aborts, then the call rejects (nothing dead-lettered)', async () => {
+    const { e, bodies } = engine((id) => id === 'id1' ? 500 : 201)
+    const stop = new AbortController()
+    let told = 0
+    await expect(bulkCreate(e, lines(3), {
+      flushBytes: 1e6, concurrency: 1, retries: 0, waitMs: 5, maxWaitMs: 5, signal: stop.signal,
+      onStillRefused: () => { if (++told === 3) stop.abort() }
+    })).rejects.toThrow('bulk write abandoned with 1 documents still answered 500 t500: r500')
+    // The first request, then id1 alone each time.
+    expect(bodies.slice(1).every((b) => b.includes('"id1"') && !b.includes('"id0"'))).toBe(true)
+    expect(bodies.length).toBeGreaterThanOrEqual(3)
   })
 
   it('splits the body at flushBytes, every document once, with at most `concurrency` requests in flight', async () => {
@@ -59,7 +67,7 @@ describe('bulkCreate', () => {
     const { e, bodies } = engine(() => 201, flight)
     const all = lines(100)
     const size = (all[0] as string).length
-    const r = await bulkCreate(e, all, { flushBytes: size * 10, concurrency: 3, retries: 0, waitMs: 10 })
+    const r = await bulkCreate(e, all, { flushBytes: size * 10, concurrency: 3, retries: 0, waitMs: 10, maxWaitMs: 10 })
     expect(r).toEqual({ created: 100, refused: [] })
     expect(bodies).toHaveLength(10)
     expect(bodies.join('')).toBe(all.join(''))
@@ -68,13 +76,13 @@ describe('bulkCreate', () => {
 
   it('a 2xx answer that is no bulk answer (a proxy\'s page) rejects with what it was', async () => {
     const e = { bulkBody: async () => '<html>gateway</html>' } as unknown as SearchEngine
-    await expect(bulkCreate(e, lines(3), { flushBytes: 1e6, concurrency: 1, retries: 0, waitMs: 10 })).rejects.toThrow('bulk answered without items: "<html>gateway</html>"')
+    await expect(bulkCreate(e, lines(3), { flushBytes: 1e6, concurrency: 1, retries: 0, waitMs: 10, maxWaitMs: 10 })).rejects.toThrow('bulk answered without items: "<html>gateway</html>"')
   })
 
   it('a request that fails as a whole rejects the batch once the others settle', async () => {
     let calls = 0
     const e = { bulkBody: async () => { calls++; throw new Error('connection refused') } } as unknown as SearchEngine
-    await expect(bulkCreate(e, lines(30), { flushBytes: 100, concurrency: 2, retries: 0, waitMs: 10 })).rejects.toThrow('connection refused')
+    await expect(bulkCreate(e, lines(30), { flushBytes: 100, concurrency: 2, retries: 0, waitMs: 10, maxWaitMs: 10 })).rejects.toThrow('connection refused')
     expect(calls).toBeLessThanOrEqual(3)
   })
 })
