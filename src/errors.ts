@@ -347,3 +347,13 @@ export const OutputWriteError = createError<[string, string]>(
   'Cannot write %s: %s',
   500
 )
+
+// Kea control channel bounds
+
+/** Codes the Kea poller logs while it keeps polling. */
+export const KEA_LOG_CODES = {
+  /** Lease seeding stopped before Kea's last lease page (the paging cursor did not advance, or more pages than the bound): the leases after it are not seeded; counted in leaseSeedsIncomplete. */
+  leaseSeedIncomplete: 'KEATRAIL_ERR_KEA_LEASE_SEED_INCOMPLETE',
+  /** Kea's answers could not be made into a snapshot, or the store refused it: an "error" snapshot (error.kind internal) is recorded in its place. */
+  snapshotFailed: 'KEATRAIL_ERR_KEA_SNAPSHOT'
+} as const

@@ -40,6 +40,53 @@ export interface KeaAnswer {
 /** Why a command failed, as snapshots record it. */
 export type ControlFailure = 'unreachable' | 'timeout' | 'auth' | 'http' | 'protocol' | 'too-large'
 
+/**
+ * Deepest nesting of objects and arrays an answer may have. Kea's deepest answers (config-get:
+ * the Control Agent's list, arguments, Dhcp6, shared-networks, subnet6, pools, option-data,
+ * user-context) are some 15 levels; an answer of megabytes of brackets costs JSON.parse a
+ * second and overflows the stack of anything that walks it recursively, so it is refused
+ * before it is parsed.
+ */
+export const MAX_ANSWER_DEPTH = 64
+
+const TOO_DEEP = `the answer is nested deeper than ${MAX_ANSWER_DEPTH} levels (no Kea answer is)`
+
+/**
+ * Follows a JSON text's nesting as its bytes arrive, each byte once: how deep it goes, and
+ * whether its top-level object or array has closed (the answer can be complete). The bytes of
+ * multi-byte UTF-8 characters are all ≥ 0x80, so none is taken for a bracket, quote or backslash.
+ */
+class NestingScanner {
+  tooDeep = false
+  /** The top-level object or array has closed. */
+  closed = false
+  private depth = 0
+  private inString = false
+  private escaped = false
+
+  feed (c: Buffer): void {
+    let { depth, inString, escaped } = this
+    for (let i = 0; i < c.length; i++) {
+      const b = c[i] as number
+      if (inString) {
+        if (escaped) escaped = false
+        else if (b === 0x5c) escaped = true
+        else if (b === 0x22) inString = false
+      } else if (b === 0x22) {
+        inString = true
+      } else if (b === 0x7b || b === 0x5b) {
+        if (++depth > MAX_ANSWER_DEPTH) { this.tooDeep = true; return }
+      } else if (b === 0x7d || b === 0x5d) {
+        // A close before any open leaves depth below 0: never "closed", JSON.parse says why.
+        if (--depth === 0) { this.closed = true; return }
+      }
+    }
+    this.depth = depth
+    this.inString = inString
+    this.escaped = escaped
+  }
+}
+
 export class KeaCommandError extends Error {
   readonly code = 'KEATRAIL_ERR_KEA_CONTROL'
   constructor (readonly kind: ControlFailure, server: string, command: string, reason: string) {
@@ -107,12 +154,19 @@ export class KeaControlClient {
       }, (res) => {
         const chunks: Buffer[] = []
         let size = 0
+        // Only an answer (HTTP 200) is parsed; an error page is quoted, not walked.
+        const nesting = res.statusCode === 200 ? new NestingScanner() : undefined
         res.on('data', (c: Buffer) => {
           size += c.length
           if (size > this.cfg.maxResponseBytes) {
             req.destroy()
             fail('too-large', `the answer is larger than maxResponseBytes (${this.cfg.maxResponseBytes} bytes)`)
             return
+          }
+          // Past the top-level value only more of nothing may follow (JSON.parse stops at it).
+          if (nesting !== undefined && !nesting.closed) {
+            nesting.feed(c)
+            if (nesting.tooDeep) { req.destroy(); fail('protocol', TOO_DEEP); return }
           }
           chunks.push(c)
         })
@@ -135,29 +189,35 @@ export class KeaControlClient {
     })
   }
 
-  /** Kea's unix control socket: raw JSON in, raw JSON out, then Kea closes the connection. */
+  /**
+   * Kea's unix control socket: raw JSON in, raw JSON out, then Kea closes the connection. The
+   * answer is taken when its top-level object closes or when Kea closes the connection,
+   * whichever comes first: each byte is looked at once and the answer joined and parsed once
+   * (joining and parsing all of it on every chunk cost ~1 s of CPU for an 8 MB answer).
+   */
   private async viaSocket (command: string, payload: string): Promise<string> {
     return await new Promise<string>((resolve, reject) => {
-      const fail = (kind: ControlFailure, reason: string): void => { sock.destroy(); reject(new KeaCommandError(kind, this.cfg.name, command, reason)) }
+      let done = false
+      const fail = (kind: ControlFailure, reason: string): void => { done = true; clearTimeout(deadline); sock.destroy(); reject(new KeaCommandError(kind, this.cfg.name, command, reason)) }
+      const finish = (): void => { done = true; clearTimeout(deadline); resolve(Buffer.concat(chunks, size).toString('utf8')) }
       const chunks: Buffer[] = []
       let size = 0
+      const nesting = new NestingScanner()
       const sock = connect(this.cfg.socket as string)
       const deadline = setTimeout(() => { fail('timeout', `no complete answer within ${this.cfg.timeoutMs} ms`) }, this.cfg.timeoutMs)
       sock.on('connect', () => { sock.write(payload) })
       sock.on('data', (c: Buffer) => {
+        if (done) return
+        if (size + c.length > this.cfg.maxResponseBytes) { fail('too-large', `the answer is larger than maxResponseBytes (${this.cfg.maxResponseBytes} bytes)`); return }
         size += c.length
-        if (size > this.cfg.maxResponseBytes) { fail('too-large', `the answer is larger than maxResponseBytes (${this.cfg.maxResponseBytes} bytes)`); return }
         chunks.push(c)
-        // Kea keeps the connection open until it has sent a whole JSON document.
-        const text = Buffer.concat(chunks).toString('utf8')
-        try { JSON.parse(text); clearTimeout(deadline); sock.end(); resolve(text) } catch { /* not complete yet */ }
+        nesting.feed(c)
+        if (nesting.tooDeep) { fail('protocol', TOO_DEEP); return }
+        // Kea may keep the connection open until it has sent a whole JSON document.
+        if (nesting.closed) { finish(); sock.end() }
       })
-      sock.on('error', (err: NodeJS.ErrnoException) => { clearTimeout(deadline); fail('unreachable', `${err.code ?? ''} ${err.message}`.trim()) })
-      sock.on('end', () => {
-        clearTimeout(deadline)
-        const text = Buffer.concat(chunks).toString('utf8')
-        resolve(text)
-      })
+      sock.on('error', (err: NodeJS.ErrnoException) => { if (!done) fail('unreachable', `${err.code ?? ''} ${err.message}`.trim()) })
+      sock.on('end', () => { if (!done) finish() })
     })
   }
 }

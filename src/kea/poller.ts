@@ -1,13 +1,14 @@
 import { z } from 'zod'
-import { LOG_CODES } from '../errors.js'
+import { KEA_LOG_CODES, LOG_CODES } from '../errors.js'
 import { Backoff } from '../backoff.js'
+import { parseAddressOrPrefix } from '../leases/address.js'
 import { memfileIntervals, rowsFromLeaseCommand } from '../leases/memfile.js'
 import { seedKeaState } from '../leases/seed.js'
 import type { Log } from '../pipeline/types.js'
 import type { Store } from '../store/types.js'
 import { AlertEngine, alertEvent, alertsConfigSchema, Webhook, type PoolAlert } from './alerts.js'
 import { KeaCommandError, KeaControlClient, keaServerConfigSchema, type KeaAnswer, type KeaService } from './control.js'
-import { buildSnapshot, failedSnapshot, summarizeConfig, type ConfigSummary, type KeaSnapshot } from './snapshot.js'
+import { buildSnapshot, cutText, failedSnapshot, summarizeConfig, type ConfigSummary, type KeaSnapshot } from './snapshot.js'
 
 export const keaConfigSchema = z.object({
   servers: z.array(keaServerConfigSchema).default([]).describe('Kea servers to take status snapshots of'),
@@ -18,8 +19,21 @@ export type KeaConfig = z.output<typeof keaConfigSchema>
 
 /** Longest wait between attempts while a server is down. */
 const MAX_BACKOFF_MS = 300_000
+/**
+ * Leases asked for per lease*-get-page. Each page is handed to the lease store before the next
+ * is asked for: all of Kea's leases at once (up to MAX_LEASE_PAGES pages, ~260 B each parsed)
+ * were ~2.6 GB for 10 million, far past the 256 MB heap the service runs with.
+ */
 const LEASE_PAGE = 1000
+/** Pages per seed and service: its cost bound (10 million leases) whatever the Control Agent answers. */
 const MAX_LEASE_PAGES = 10_000
+
+/** The sortable key of a lease address (the paging cursor), or undefined if it is none. */
+function addressKey (address: string): string | undefined {
+  try { return parseAddressOrPrefix(address).lo } catch { return undefined }
+}
+
+const messageOf = (err: unknown): string => err instanceof Error ? err.message : String(err)
 
 /** What the poller remembers of one daemon between polls. */
 interface DaemonState {
@@ -43,7 +57,8 @@ export class KeaPoller {
   readonly clients: KeaControlClient[]
   readonly alerts: AlertEngine
   readonly webhook: Webhook | undefined
-  readonly counters = { polls: 0, failures: 0, snapshots: 0, alerts: 0, leasesSeeded: 0 }
+  /** leaseSeedsIncomplete: seeds of one service that stopped before Kea's last lease (an error, or cut: each logged). */
+  readonly counters = { polls: 0, failures: 0, snapshots: 0, alerts: 0, leasesSeeded: 0, leaseSeedsIncomplete: 0 }
   private readonly state = new Map<string, DaemonState>()
 
   constructor (readonly cfg: KeaConfig, private readonly store: Store | undefined, private readonly log: Log, private readonly now: () => number = Date.now) {
@@ -70,8 +85,9 @@ export class KeaPoller {
       const status = await client.command('status-get', service)
       if (status.result !== 0) {
         // The Control Agent could not reach the daemon behind it: that daemon is unreachable.
-        const offline = /unable to forward|offline|No such file|Connection refused/i.test(status.text ?? '')
-        return failedSnapshot(name, service, time, bucket, offline ? 'unreachable' : 'kea', status.text ?? `result ${status.result}`)
+        const text = status.text === undefined ? undefined : cutText(String(status.text))
+        const offline = /unable to forward|offline|No such file|Connection refused/i.test(text ?? '')
+        return failedSnapshot(name, service, time, bucket, offline ? 'unreachable' : 'kea', text ?? `result ${status.result}`)
       }
       const args = status.arguments ?? {}
       const pid = typeof args.pid === 'number' ? args.pid : undefined
@@ -98,27 +114,35 @@ export class KeaPoller {
         ...(st.config === undefined ? {} : { config: st.config })
       })
     } catch (err) {
-      if (!(err instanceof KeaCommandError)) throw err
-      delete st.pid
-      return failedSnapshot(name, service, time, bucket, err.kind, err.message)
+      if (err instanceof KeaCommandError) {
+        delete st.pid
+        return failedSnapshot(name, service, time, bucket, err.kind, err.message)
+      }
+      // Answers keatrail could not make into a snapshot (a stack overflow on a hostile answer
+      // was one): recorded all the same, or the server would vanish from the snapshots on every
+      // poll. What was kept of it is fetched again next time.
+      this.state.delete(key)
+      const message = `the answers could not be made into a snapshot: ${messageOf(err)}`
+      this.log.error(KEA_LOG_CODES.snapshotFailed, 'A Kea snapshot could not be built; an error snapshot takes its place.', { server: name, service, error: err })
+      return failedSnapshot(name, service, time, bucket, 'internal', message)
     }
   }
 
   /** Polls one server once: snapshots stored, alerts evaluated, stored and sent. */
   async pollOnce (client: KeaControlClient): Promise<PollResult> {
     this.counters.polls++
-    const snapshots = await this.snapshot(client)
-    const alerts = snapshots.flatMap((s) => this.alerts.evaluate(s))
+    let snapshots = await this.snapshot(client)
     for (const s of snapshots) {
       if (s.state !== 'up') {
         this.counters.failures++
-        this.log.error(LOG_CODES.keaUnreachable, 'Kea server did not answer; recorded as unreachable.', { server: s.server, service: s.service, error: s.error?.message })
+        // An internal failure was logged where it happened, with its own code.
+        if (s.error?.kind !== 'internal') this.log.error(LOG_CODES.keaUnreachable, 'Kea server did not answer; recorded as unreachable.', { server: s.server, service: s.service, error: s.error?.message })
       }
     }
-    if (this.store !== undefined) {
-      await this.store.snapshots.write(snapshots)
-      if (alerts.length > 0) await this.store.write(alerts.map(alertEvent))
-    }
+    // Alerts come from what was stored: none from a snapshot the store refused.
+    if (this.store !== undefined) snapshots = await this.storeSnapshots(this.store, client, snapshots)
+    const alerts = snapshots.flatMap((s) => this.alerts.evaluate(s))
+    if (this.store !== undefined && alerts.length > 0) await this.store.write(alerts.map(alertEvent))
     this.counters.snapshots += snapshots.length
     this.counters.alerts += alerts.length
     for (const a of alerts) {
@@ -128,33 +152,76 @@ export class KeaPoller {
     return { snapshots, alerts }
   }
 
+  /**
+   * Writes the snapshots; if the store refuses them, an error snapshot for each saying why, so
+   * the poll shows in the history. A store that refuses that too (it is down) throws: the
+   * loop logs it and polls again.
+   */
+  private async storeSnapshots (store: Store, client: KeaControlClient, snapshots: KeaSnapshot[]): Promise<KeaSnapshot[]> {
+    try {
+      await store.snapshots.write(snapshots)
+      return snapshots
+    } catch (err) {
+      this.log.error(KEA_LOG_CODES.snapshotFailed, 'A Kea snapshot could not be stored; an error snapshot takes its place.', { server: client.cfg.name, error: err })
+      const failed = snapshots.map((s) => failedSnapshot(s.server, s.service, Date.parse(s['@timestamp']), client.cfg.intervalMs, 'internal', `the snapshot could not be stored: ${messageOf(err)}`))
+      await store.snapshots.write(failed)
+      return failed
+    }
+  }
+
   /** Kea's current leases (lease_cmds, paged) as kea-state intervals in lease history. */
   async seedLeases (client: KeaControlClient): Promise<number> {
     if (this.store === undefined) return 0
+    const leaseStore = this.store.leases
+    const server = client.cfg.name
+    // A server in a lease domain seeds the domain's history.
+    const scope = leaseStore.domains?.scopeOf(server) ?? server
     let created = 0
     for (const service of client.cfg.services) {
       const family = service === 'dhcp4' ? 4 : 6
-      const all: Array<Record<string, unknown>> = []
       let from = 'start'
-      for (let page = 0; page < MAX_LEASE_PAGES; page++) {
-        const a = await client.command(`lease${family}-get-page`, service, { from, limit: LEASE_PAGE })
-        if (a.result === 3) break
-        if (a.result !== 0) {
-          this.log.error(LOG_CODES.keaUnreachable, 'Kea did not list its leases (is the lease_cmds hook loaded?).', { server: client.cfg.name, service, error: a.text })
-          break
+      // Kea pages in address order from the last address of the page before: a page that does
+      // not end past it is one seen already (a Control Agent repeating pages), and would be
+      // asked for again and again.
+      let cursor = ''
+      let pages = 0
+      let seeded = 0
+      let complete = false
+      let cut: string | undefined
+      try {
+        for (;;) {
+          if (pages >= MAX_LEASE_PAGES) { cut = `Kea listed more than ${MAX_LEASE_PAGES} pages of ${LEASE_PAGE} leases`; break }
+          const a = await client.command(`lease${family}-get-page`, service, { from, limit: LEASE_PAGE })
+          pages++
+          if (a.result === 3) { complete = true; break }
+          if (a.result !== 0) {
+            this.log.error(LOG_CODES.keaUnreachable, 'Kea did not list its leases (is the lease_cmds hook loaded?).', { server, service, error: cutText(String(a.text ?? `result ${a.result}`)) })
+            break
+          }
+          const listed = a.arguments?.leases
+          const leases = (Array.isArray(listed) ? listed : []).filter((l): l is Record<string, unknown> => typeof l === 'object' && l !== null)
+          if (leases.length === 0) { complete = true; break }
+          const last = leases[leases.length - 1]?.['ip-address']
+          const key = typeof last === 'string' ? addressKey(last) : undefined
+          if (key !== undefined && key <= cursor) { cut = `the paging cursor did not advance (page ${pages}, asked from ${from}, ends at ${cutText(String(last), 64)})`; break }
+          // This page is in the store before the next is asked for: memory holds one page.
+          const r = await seedKeaState(leaseStore, memfileIntervals(rowsFromLeaseCommand(leases, family), scope), scope)
+          created += r.created
+          seeded += leases.length
+          this.counters.leasesSeeded += r.created
+          if (leases.length < LEASE_PAGE) { complete = true; break }
+          if (typeof last !== 'string' || key === undefined) { cut = `the last lease of page ${pages} has no ip-address to ask for the next page from`; break }
+          from = last
+          cursor = key
         }
-        const leases = (a.arguments?.leases ?? []) as Array<Record<string, unknown>>
-        all.push(...leases)
-        const last = leases[leases.length - 1]?.['ip-address']
-        if (leases.length < LEASE_PAGE || typeof last !== 'string') break
-        from = last
+      } finally {
+        // Errors (logged here or by the caller) and cuts alike leave the seed incomplete.
+        if (!complete) this.counters.leaseSeedsIncomplete++
       }
-      // A server in a lease domain seeds the domain's history.
-      const scope = this.store.leases.domains?.scopeOf(client.cfg.name) ?? client.cfg.name
-      const r = await seedKeaState(this.store.leases, memfileIntervals(rowsFromLeaseCommand(all, family), scope), scope)
-      created += r.created
+      if (cut !== undefined) {
+        this.log.error(KEA_LOG_CODES.leaseSeedIncomplete, `Lease seeding stopped early: ${cut}; the leases after it are not seeded.`, { server, service, pages, leases: seeded })
+      }
     }
-    this.counters.leasesSeeded += created
     return created
   }
 

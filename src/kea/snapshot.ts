@@ -46,7 +46,7 @@ export interface KeaSnapshot {
   server: string
   service: KeaService
   state: 'up' | 'unreachable' | 'error'
-  error?: { kind: ControlFailure | 'kea', message: string }
+  error?: { kind: SnapshotFailure, message: string }
   pid?: number
   /** Seconds since start and since the last reconfiguration. */
   uptime?: number
@@ -62,18 +62,63 @@ export interface KeaSnapshot {
   packets: Record<string, number>
 }
 
+/**
+ * Why a snapshot is not "up": a control-channel failure (unreachable), Kea answering an error
+ * ('kea'), or keatrail unable to build or store a snapshot from the answers ('internal').
+ */
+export type SnapshotFailure = ControlFailure | 'kea' | 'internal'
+
+/**
+ * Longest text (characters) kept of what Kea says in free text: an error text, a version. A
+ * result≠0 answer's text could be as long as the answer (8 MB), logged and stored on every poll.
+ */
+export const MAX_ERROR_TEXT = 1024
+
+/** `text` cut to `max` characters, saying how many more there were. */
+export function cutText (text: string, max = MAX_ERROR_TEXT): string {
+  if (text.length <= max) return text
+  // Not between the two halves of a surrogate pair: that would be invalid UTF-16 in the store.
+  const last = text.charCodeAt(max - 1)
+  const end = last >= 0xd800 && last <= 0xdbff ? max - 1 : max
+  return `${text.slice(0, end)}… [cut: ${text.length - end} more characters]`
+}
+
 /** What keatrail keeps of a config-get: its hash and the subnets (for names and prefixes). */
 export interface ConfigSummary {
   hash: string
   subnets: Array<{ id: number, subnet: string, shared_network?: string }>
 }
 
-function canonical (v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`
-  if (v !== null && typeof v === 'object') {
-    return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`).join(',')}}`
+/**
+ * JSON with the keys of every object sorted, for a hash that does not depend on key order.
+ * Walks with a stack of its own, not recursion: however deep the value, it cannot overflow
+ * the call stack. Its text is what the recursive version wrote (stored hashes stay comparable).
+ */
+function canonical (root: unknown): string {
+  const out: string[] = []
+  // Work in reverse order: literal text to write, or a value to write out.
+  const todo: Array<string | { v: unknown }> = [{ v: root }]
+  for (let item = todo.pop(); item !== undefined; item = todo.pop()) {
+    if (typeof item === 'string') { out.push(item); continue }
+    const v = item.v
+    if (Array.isArray(v)) {
+      todo.push(']')
+      for (let i = v.length - 1; i >= 0; i--) { todo.push({ v: v[i] }); if (i > 0) todo.push(',') }
+      todo.push('[')
+    } else if (v !== null && typeof v === 'object') {
+      const keys = Object.keys(v).sort()
+      todo.push('}')
+      for (let i = keys.length - 1; i >= 0; i--) {
+        const k = keys[i] as string
+        todo.push({ v: (v as Record<string, unknown>)[k] }, `${JSON.stringify(k)}:`)
+        if (i > 0) todo.push(',')
+      }
+      todo.push('{')
+    } else {
+      out.push(JSON.stringify(v))
+    }
   }
-  return JSON.stringify(v)
+  return out.join('')
 }
 
 /** Hash (Kea 2.2 has no config-hash-get) and subnets of a config-get answer. */
@@ -86,7 +131,7 @@ export function summarizeConfig (answer: KeaAnswer, service: KeaService): Config
     if (!Array.isArray(list)) return
     for (const s of list as Array<Record<string, unknown>>) {
       if (typeof s.id !== 'number' || typeof s.subnet !== 'string') continue
-      subnets.push({ id: s.id, subnet: s.subnet, ...(network === undefined ? {} : { shared_network: network }) })
+      subnets.push({ id: s.id, subnet: cutText(s.subnet), ...(network === undefined ? {} : { shared_network: cutText(network) }) })
     }
   }
   add(root[key])
@@ -153,10 +198,13 @@ export function buildSnapshot (i: SnapshotInput): KeaSnapshot {
   const ids = new Set<number>(config.keys())
   for (const k of Object.keys(stats)) { const m = /^subnet\[(\d+)\]\./.exec(k); if (m !== null) ids.add(Number(m[1])) }
   const rows = new Map<number, Record<string, number>>()
-  const rs = (i.statLease?.result === 0 ? i.statLease.arguments?.['result-set'] : undefined) as { columns?: string[], rows?: number[][] } | undefined
-  if (rs?.columns !== undefined && rs.rows !== undefined) {
-    for (const r of rs.rows) {
-      const rec = Object.fromEntries(rs.columns.map((c, j) => [c, Number(r[j])]))
+  const rs = (i.statLease?.result === 0 ? i.statLease.arguments?.['result-set'] : undefined) as { columns?: unknown, rows?: unknown } | undefined
+  // A table of columns and rows as stat_cmds answers it; anything else is not used.
+  if (Array.isArray(rs?.columns) && Array.isArray(rs.rows)) {
+    const columns = rs.columns.map(String)
+    for (const r of rs.rows as unknown[]) {
+      if (!Array.isArray(r)) continue
+      const rec = Object.fromEntries(columns.map((c, j) => [c, Number(r[j])]))
       if (Number.isFinite(rec['subnet-id'])) { rows.set(rec['subnet-id'] as number, rec); ids.add(rec['subnet-id'] as number) }
     }
   }
@@ -220,7 +268,7 @@ export function buildSnapshot (i: SnapshotInput): KeaSnapshot {
   if (typeof status.uptime === 'number') snap.uptime = status.uptime
   if (typeof status.reload === 'number') snap.reload = status.reload
   if (typeof status['multi-threading-enabled'] === 'boolean') snap.multi_threading = status['multi-threading-enabled']
-  if (i.version?.result === 0 && typeof i.version.text === 'string') snap.version = i.version.text
+  if (i.version?.result === 0 && typeof i.version.text === 'string') snap.version = cutText(i.version.text)
   const ha = haStates(status)
   if (ha !== undefined) snap.ha = ha
   if (i.config !== undefined) snap.config_hash = i.config.hash
@@ -228,14 +276,14 @@ export function buildSnapshot (i: SnapshotInput): KeaSnapshot {
 }
 
 /** A snapshot saying the server could not be asked: that is data too. */
-export function failedSnapshot (server: string, service: KeaService, time: number, bucketMs: number, kind: ControlFailure | 'kea', message: string): KeaSnapshot {
+export function failedSnapshot (server: string, service: KeaService, time: number, bucketMs: number, kind: SnapshotFailure, message: string): KeaSnapshot {
   return {
     '@timestamp': new Date(time).toISOString(),
     id: snapshotId(server, service, time, bucketMs),
     server,
     service,
-    state: kind === 'kea' ? 'error' : 'unreachable',
-    error: { kind, message },
+    state: kind === 'kea' || kind === 'internal' ? 'error' : 'unreachable',
+    error: { kind, message: cutText(message) },
     subnets: [],
     shared_networks: [],
     totals: { total: 0, assigned: 0, declined: 0, free: 0, utilization: 0 },

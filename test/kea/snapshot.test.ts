@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import type { KeaAnswer } from '../../src/kea/control.js'
-import { buildSnapshot, failedSnapshot, summarizeConfig } from '../../src/kea/snapshot.js'
+import { buildSnapshot, cutText, failedSnapshot, MAX_ERROR_TEXT, summarizeConfig } from '../../src/kea/snapshot.js'
 import { KEA_FIXTURES } from '../helpers/fixtures.js'
 
 // Real answers of kea-ctrl-agent 2.2 in front of kea-dhcp4 (lease_cmds + stat_cmds) after
@@ -48,5 +48,38 @@ describe('snapshots from real Kea answers', () => {
     expect(down.result).toBe(1)
     const s = failedSnapshot('kea-a', 'dhcp6', time, 30_000, 'kea', down.text as string)
     expect(s).toMatchObject({ state: 'error', error: { kind: 'kea', message: expect.stringContaining('unable to forward command to the dhcp6 service') } })
+  })
+})
+
+describe('bounds on what a hostile answer can make a snapshot cost', () => {
+  const time = Date.parse('2026-11-26T15:08:28Z')
+
+  it('the config hash of a config nested 100,000 levels deep: no stack overflow', () => {
+    let deep: unknown = { leaf: true }
+    for (let i = 0; i < 100_000; i++) deep = i % 2 === 0 ? [deep, 1] : { k: deep }
+    const s = summarizeConfig({ result: 0, arguments: { Dhcp4: { subnet4: [{ id: 1, subnet: '192.0.2.0/24', 'user-context': deep }] } } }, 'dhcp4')
+    expect(s.hash).toMatch(/^[0-9a-f]{64}$/)
+    expect(s.subnets).toEqual([{ id: 1, subnet: '192.0.2.0/24' }])
+  })
+
+  it('the config hash is the one earlier versions computed (stored hashes stay comparable)', () => {
+    expect(summarizeConfig(answer('config-get'), 'dhcp4').hash).toBe('df24d5be4f69d219c0ca7aff052dce16d3703039a463de639986ad8f0e863f09')
+  })
+
+  it('error texts and version strings are cut to MAX_ERROR_TEXT, saying how much was cut', () => {
+    const s = failedSnapshot('kea-a', 'dhcp4', time, 30_000, 'kea', `x${'😀'.repeat(1_000_000)}`)
+    expect(s.error?.message).toMatch(/… \[cut: \d+ more characters\]$/)
+    expect(s.error?.message.length).toBeLessThan(MAX_ERROR_TEXT + 100)
+    expect(s.error?.message).not.toMatch(/[\ud800-\udbff]…/)
+    expect(cutText('short')).toBe('short')
+    const v = buildSnapshot({ server: 'kea-a', service: 'dhcp4', time, bucketMs: 30_000, status: answer('status-get'), version: { result: 0, text: 'v'.repeat(5_000_000) } })
+    expect(v.version?.length).toBeLessThan(MAX_ERROR_TEXT + 100)
+  })
+
+  it('a stat_cmds result-set that is not a table is ignored, not a crash', () => {
+    for (const rs of [{ columns: 'subnet-id', rows: [[1]] }, { columns: ['subnet-id'], rows: [null, 7, [1]] }, { columns: ['subnet-id'], rows: 'x' }]) {
+      const s = buildSnapshot({ server: 'kea-a', service: 'dhcp4', time, bucketMs: 30_000, status: answer('status-get'), stats: answer('statistic-get-all'), statLease: { result: 0, arguments: { 'result-set': rs } } })
+      expect(s.subnets.map((u) => u.id)).toContain(1)
+    }
   })
 })
