@@ -357,3 +357,11 @@ export const KEA_LOG_CODES = {
   /** Kea's answers could not be made into a snapshot, or the store refused it: an "error" snapshot (error.kind internal) is recorded in its place. */
   snapshotFailed: 'KEATRAIL_ERR_KEA_SNAPSHOT'
 } as const
+
+// Journal source
+
+/** Codes the journal source logs while it keeps running. */
+export const JOURNAL_LOG_CODES = {
+  /** journalctl refused the saved cursor ("Failed to seek to cursor"): the journal is read again from its oldest entry (event ids prevent duplicates). */
+  cursorRefused: 'KEATRAIL_ERR_JOURNAL_CURSOR'
+} as const

@@ -2,19 +2,20 @@ import { execFile, spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { statSync } from 'node:fs'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { z } from 'zod'
 import type { KeaEvent } from '../../parse/event.js'
-import type { InputLine } from '../../parse/lines.js'
-import { RecordParser } from '../../parse/parser.js'
+import { LineSplitter, type InputLine } from '../../parse/lines.js'
+import { RecordParser, type ParseStats } from '../../parse/parser.js'
 import { compilePattern } from '../../parse/pattern/compile.js'
 import { resolvePattern } from '../../parse/patterns.js'
 import { CheckpointFile } from '../../pipeline/checkpoint.js'
 import { emptyCounters, type Emit, type Log, type Source, type SourceCounters } from '../../pipeline/types.js'
 import { validateConfig } from '../../config/validate.js'
-import { LOG_CODES } from '../../errors.js'
+import { JOURNAL_LOG_CODES, LOG_CODES } from '../../errors.js'
 import { Backoff } from '../../backoff.js'
+import { fileSourceConfigSchema } from '../file/config.js'
+import { messageBytes, readJsonPrefix } from './entry.js'
 
 export const journalSourceConfigSchema = z.object({
   type: z.literal('journal').describe('Read the systemd journal through journalctl (Kea under systemd logging to stdout)'),
@@ -28,6 +29,9 @@ export const journalSourceConfigSchema = z.object({
   journalctl: z.string().default('journalctl').describe('The journalctl program'),
   batchEvents: z.number().int().min(1).default(500).describe('Events per batch'),
   flushMs: z.number().int().min(1).default(200).describe('A partial batch is handed over after this long'),
+  // The file source's field, default and all: a Kea line is as long whichever way it comes.
+  maxLineBytes: fileSourceConfigSchema.shape.maxLineBytes
+    .describe('A longer MESSAGE is cut, marked and counted; journalctl\'s JSON lines are read up to 4 times this plus 64 KiB'),
   restartMs: z.object({
     initial: z.number().int().min(10).default(500).describe('First wait before restarting journalctl after it exited'),
     max: z.number().int().min(10).default(30_000).describe('Longest wait (exponential, capped)')
@@ -46,13 +50,29 @@ export function journalFilter (cfg: Pick<z.output<typeof journalSourceConfigSche
   return a
 }
 
+/** The fields the source asks journalctl for (--output-fields; it adds the cursor and timestamps itself). */
+const FIELDS = ['MESSAGE', '_HOSTNAME', '_PID', 'SYSLOG_IDENTIFIER']
+
+/**
+ * What a JSON line may take beyond maxLineBytes: MESSAGE that is not printable UTF-8 comes as an
+ * array of byte numbers, up to 4 characters a byte ("255,"); printable text takes at most 2 a
+ * byte (escapes). The other fields are the few small ones FIELDS names, the cursor and timestamps.
+ */
+const JSON_BYTES_PER_BYTE = 4
+const JSON_OTHER_FIELDS_BYTES = 64 * 1024
+
+/** The shape of a line of `journalctl --output=json`; values are checked where they are used. */
 interface JournalEntry {
-  __CURSOR?: string
-  __REALTIME_TIMESTAMP?: string
-  _HOSTNAME?: string
-  _PID?: string
-  SYSLOG_IDENTIFIER?: string
-  MESSAGE?: string | number[] | null
+  __CURSOR?: unknown
+  __REALTIME_TIMESTAMP?: unknown
+  _HOSTNAME?: unknown
+  _PID?: unknown
+  SYSLOG_IDENTIFIER?: unknown
+  MESSAGE?: unknown
+}
+
+function text (v: unknown): string | undefined {
+  return typeof v === 'string' ? v : undefined
 }
 
 /**
@@ -60,6 +80,8 @@ interface JournalEntry {
  * --output=json --after-cursor=<saved>`. The cursor is saved only for entries the store has
  * acknowledged. journalctl is restarted with backoff when it exits (or is missing), without
  * stopping other sources. Event ids derive from the cursor, so a re-read is never stored twice.
+ * What one entry costs is bounded: journalctl's lines are read up to a bound (the start of a
+ * longer one is kept) and MESSAGE is cut at maxLineBytes, cut events marked and counted.
  */
 export class JournalSource implements Source {
   readonly name: string
@@ -73,6 +95,10 @@ export class JournalSource implements Source {
   private ackedCursor: string | undefined
   private savedCursor: string | undefined
   private readonly idPrefix: string
+  /** What names the entry last read (its cursor): a following entry whose cursor was cut off is named after it. */
+  private lastBasis: string | undefined
+  /** journalctl refused the saved cursor: read from the oldest entry, whatever readFrom says. */
+  private fromOldest = false
 
   constructor (config: JournalSourceConfig, stateDir: string, private readonly log: Log) {
     this.cfg = validateConfig(journalSourceConfigSchema, config, `sources.${(config as { name?: string }).name ?? '?'}`)
@@ -89,6 +115,11 @@ export class JournalSource implements Source {
     this.cursor = typeof saved?.cursor === 'string' ? saved.cursor : undefined
     this.ackedCursor = this.cursor
     this.savedCursor = this.cursor
+  }
+
+  /** Its parser's counters: lines, records, and lines cut (truncated) or not UTF-8, as a file source's parsers count them. */
+  get parseStats (): Readonly<ParseStats> {
+    return this.parser.stats
   }
 
   private starting: Promise<void> | undefined
@@ -131,12 +162,25 @@ export class JournalSource implements Source {
     while (!signal.aborted) {
       const started = Date.now()
       let failure: unknown
+      let refused: string | undefined
       try {
-        await this.follow(emit, signal)
+        refused = await this.follow(emit, signal)
       } catch (err) {
         failure = err
       }
       if (signal.aborted) break
+      if (refused !== undefined) {
+        // A cursor journalctl cannot seek to (damaged, or of another journal) would be refused
+        // at every restart: the source would never read again. What is still in the journal is
+        // read from its oldest entry instead; event ids make the store skip what it has. Vacuumed
+        // entries are gone either way, and journalctl seeks past a stale cursor itself.
+        this.counters.errors++
+        this.log.error(JOURNAL_LOG_CODES.cursorRefused, 'journalctl refused the saved cursor; reading the journal again from its oldest entry (event ids prevent duplicates).',
+          { source: this.name, cursor: this.cursor, error: refused })
+        this.cursor = undefined
+        this.fromOldest = true
+        continue
+      }
       // A journalctl that ran a while was healthy: its exit starts the backoff afresh.
       if (Date.now() - started > 60_000) backoff.reset()
       const wait = backoff.next()
@@ -159,12 +203,25 @@ export class JournalSource implements Source {
     const a = ['--follow', '--output=json', '--all', '--no-pager', '--quiet', ...journalFilter(this.cfg)]
     // --follow implies --lines=10, even after a cursor: ask for everything explicitly.
     if (this.cursor !== undefined) a.push(`--after-cursor=${this.cursor}`, '--lines=all')
-    else a.push(this.cfg.readFrom === 'end' ? '--lines=0' : '--lines=all')
+    else a.push(this.cfg.readFrom === 'end' && !this.fromOldest ? '--lines=0' : '--lines=all')
+    // Only the fields the events use: the others (journald adds some twenty) cost parsing, and
+    // could make a line long enough to be cut.
+    a.push(`--output-fields=${FIELDS.join(',')}`)
     return a
   }
 
-  /** One run of journalctl; resolves when it exits or the source stops. */
-  private async follow (emit: Emit, signal: AbortSignal): Promise<void> {
+  /** journalctl's lines are read up to this many bytes: a MESSAGE of maxLineBytes fits, whatever its shape. */
+  private get jsonLineBytes (): number {
+    return JSON_BYTES_PER_BYTE * this.cfg.maxLineBytes + JSON_OTHER_FIELDS_BYTES
+  }
+
+  /**
+   * One run of journalctl; resolves when the source stops, or to journalctl's complaint when it
+   * refused the cursor it was given. Throws when journalctl exits otherwise.
+   */
+  private async follow (emit: Emit, signal: AbortSignal): Promise<string | undefined> {
+    const after = this.cursor
+    this.lastBasis = after
     const child = spawn(this.cfg.journalctl, this.args(), { stdio: ['ignore', 'pipe', 'pipe'] })
     let stderr = ''
     child.stderr?.on('data', (d: Buffer) => { if (stderr.length < 4000) stderr += d.toString() })
@@ -183,31 +240,38 @@ export class JournalSource implements Source {
       const events = batch
       const cursor = batchCursor
       batch = []
-      child.stdout?.pause()
       await emit({ source: this.name, events, ack: () => { if (cursor !== undefined) { this.ackedCursor = cursor; this.checkpoint() } } })
-      child.stdout?.resume()
     }
     const timer = setInterval(() => { void hand() }, this.cfg.flushMs)
     try {
-      const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream, crlfDelay: Infinity })
-      for await (const line of lines) {
-        let entry: JournalEntry
-        try {
-          entry = JSON.parse(line) as JournalEntry
-        } catch (err) {
-          this.counters.errors++
-          this.log.error(LOG_CODES.source, 'journalctl wrote a line that is not JSON; skipped.', { source: this.name, error: err, line: line.slice(0, 200) })
-          continue
+      // Not readline: it holds a whole line however long. The splitter keeps the start of a line
+      // up to the bound and skips the rest as it comes (and counts it).
+      const splitter = new LineSplitter({ maxLineBytes: this.jsonLineBytes })
+      const lines: InputLine[] = []
+      // Read as the loop asks: while it waits for the pipeline, journalctl waits on a full pipe.
+      for await (const chunk of child.stdout as AsyncIterable<Buffer>) {
+        splitter.push(chunk, (line) => { lines.push(line) })
+        for (const line of lines) {
+          const entry = this.entryOf(line)
+          if (entry === undefined) continue
+          const cursor = text(entry.__CURSOR)
+          // What names the entry: its cursor or, cut off a long line, the entry before it and
+          // "next", the same on every read (a restart resumes at the entry before it).
+          const basis = cursor ?? `${this.lastBasis ?? ''}\0next`
+          this.lastBasis = basis
+          for (const e of this.toEvents(entry, basis, line.truncated === true)) batch.push(e)
+          if (cursor !== undefined) { this.cursor = cursor; batchCursor = cursor }
+          if (batch.length >= this.cfg.batchEvents) await hand()
         }
-        // Bytes, as every source counts what it received (the line and its newline).
-        this.counters.received += Buffer.byteLength(line) + 1
-        for (const e of this.toEvents(entry)) batch.push(e)
-        if (entry.__CURSOR !== undefined) { this.cursor = entry.__CURSOR; batchCursor = entry.__CURSOR }
-        if (batch.length >= this.cfg.batchEvents) await hand()
+        lines.length = 0
       }
+      // A last line without newline is one journalctl did not finish (it ends each entry with
+      // one): its cursor was not taken, so the next run reads that entry again, whole.
       await hand()
       const code = await exited
-      if (!signal.aborted) throw new Error(`journalctl exited with ${code ?? 'a signal'}${stderr === '' ? '' : `: ${stderr.trim()}`}`)
+      if (signal.aborted) return undefined
+      if (after !== undefined && code !== 0 && stderr.includes('Failed to seek to cursor')) return stderr.trim()
+      throw new Error(`journalctl exited with ${code ?? 'a signal'}${stderr === '' ? '' : `: ${stderr.trim()}`}`)
     } finally {
       clearInterval(timer)
       signal.removeEventListener('abort', onAbort)
@@ -215,22 +279,65 @@ export class JournalSource implements Source {
     }
   }
 
-  private toEvents (entry: JournalEntry): KeaEvent[] {
-    const raw = entry.MESSAGE
-    if (raw === undefined || raw === null) return []
-    const bytes = typeof raw === 'string' ? undefined : Buffer.from(raw)
-    const text = bytes === undefined ? raw as string : ''
-    const time = entry.__REALTIME_TIMESTAMP === undefined ? undefined : Math.floor(Number(entry.__REALTIME_TIMESTAMP) / 1000)
+  /** The entry a line of journalctl holds; undefined (logged, counted) when it holds none. */
+  private entryOf (line: InputLine): JournalEntry | undefined {
+    // Bytes, as every source counts what it received (the line and its newline), also those cut off.
+    this.counters.received += line.bytes + 1
+    if (line.truncated !== true) {
+      try {
+        const entry = JSON.parse(line.text) as unknown
+        if (entry !== null && typeof entry === 'object' && !Array.isArray(entry)) return entry
+        throw new Error('not an object')
+      } catch (err) {
+        this.counters.errors++
+        this.log.error(LOG_CODES.source, 'journalctl wrote a line that is not a JSON entry; skipped.', { source: this.name, error: err, line: line.text.slice(0, 200) })
+        return undefined
+      }
+    }
+    // Longer than the bound: what of its fields is whole. MESSAGE comes first or its start is
+    // there (the other fields are small); fields printed after it, the cursor too, may be lost.
+    let fields: JournalEntry
+    try {
+      fields = readJsonPrefix(line.text).fields
+    } catch {
+      fields = {}
+    }
+    if (fields.MESSAGE === undefined) {
+      this.counters.errors++
+      this.log.error(LOG_CODES.source, 'journalctl wrote an entry longer than the source reads, and its MESSAGE is not in what was read; skipped.',
+        { source: this.name, bytes: line.bytes, cursor: text(fields.__CURSOR), line: line.text.slice(0, 200) })
+    }
+    return fields
+  }
+
+  /** The events of an entry's MESSAGE; `cut`: its JSON line was longer than the bound. */
+  private toEvents (entry: JournalEntry, basis: string, cut: boolean): KeaEvent[] {
+    const whole = messageBytes(entry.MESSAGE)
+    if (whole === undefined) return []
+    const realtime = Number(text(entry.__REALTIME_TIMESTAMP))
+    const time = Number.isFinite(realtime) ? Math.floor(realtime / 1000) : undefined
+    const host = text(entry._HOSTNAME)
+    const pidText = text(entry._PID)
+    const pid = pidText !== undefined && /^\d{1,10}$/.test(pidText) ? Number(pidText) : undefined
+    const identifier = text(entry.SYSLOG_IDENTIFIER)
+    // The cursor names the entry for good: the id survives restarts and re-reads. An entry makes
+    // several events (two Kea headers, a record over the size bounds): the first keeps the id an
+    // entry always had (stored ones still match a replay), the k-th gets "-k" (k >= 1).
+    const id = `${this.idPrefix}-${createHash('sha1').update(basis).digest('hex').slice(0, 20)}`
+    let k = 0
     const out: KeaEvent[] = []
     const onEvent = (e: KeaEvent): void => {
-      // The cursor names the entry for good: the id survives restarts and re-reads.
-      if (entry.__CURSOR !== undefined) e.event.id = `${this.idPrefix}-${createHash('sha1').update(entry.__CURSOR).digest('hex').slice(0, 20)}`
-      if (entry._PID !== undefined && e.process?.pid === undefined) e.process = { ...e.process, pid: Number(entry._PID) }
-      if (e.process !== undefined && e.process.name === undefined && entry.SYSLOG_IDENTIFIER !== undefined) e.process.name = entry.SYSLOG_IDENTIFIER
+      e.event.id = k === 0 ? id : `${id}-${k}`
+      k++
+      if (pid !== undefined && e.process?.pid === undefined) e.process = { ...e.process, pid }
+      if (e.process !== undefined && e.process.name === undefined && identifier !== undefined) e.process.name = identifier
       out.push(e)
     }
+    // Cut at maxLineBytes, as the file source cuts a line: what is kept is marked and counted.
+    const max = this.cfg.maxLineBytes
+    const over = whole.length > max ? whole.length - max : 0
+    const buf = over > 0 ? whole.subarray(0, max) : whole
     // Split the bytes, not the text, so each line of a non-UTF-8 MESSAGE keeps its own raw bytes.
-    const buf = bytes ?? Buffer.from(text, 'utf8')
     const parts: Buffer[] = []
     for (let start = 0; start <= buf.length;) {
       const nl = buf.indexOf(10, start)
@@ -240,12 +347,18 @@ export class JournalSource implements Source {
       start = nl + 1
     }
     if (parts.length > 1 && parts[parts.length - 1]?.length === 0) parts.pop()
-    for (const part of parts) {
+    for (let i = 0; i < parts.length; i++) {
+      const part = parts[i] as Buffer
       const l = part.toString('utf8')
       const line: InputLine = { text: l, offset: 0, bytes: part.length }
       if (time !== undefined) line.time = time
-      if (entry._HOSTNAME !== undefined) line.host = entry._HOSTNAME
-      if (bytes !== undefined && !Buffer.from(l, 'utf8').equals(part)) line.raw = Buffer.from(part)
+      if (host !== undefined) line.host = host
+      // Only a decoding that replaced something can differ from the bytes.
+      if (l.includes('\uFFFD') && !Buffer.from(l, 'utf8').equals(part)) line.raw = Buffer.from(part)
+      if (i === parts.length - 1 && (over > 0 || cut)) {
+        line.truncated = true
+        line.bytes += over
+      }
       this.parser.push(line, onEvent)
     }
     this.parser.flush(onEvent)
