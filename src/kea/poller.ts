@@ -128,8 +128,12 @@ export class KeaPoller {
     }
   }
 
-  /** Polls one server once: snapshots stored, alerts evaluated, stored and sent. */
-  async pollOnce (client: KeaControlClient): Promise<PollResult> {
+  /**
+   * Polls one server once: snapshots stored, alerts evaluated, stored and sent. `signal` ends a
+   * store write still retrying (a cluster down at shutdown: the service closes the store only
+   * after polling has stopped, so a write waiting for it would hold the shutdown for ever).
+   */
+  async pollOnce (client: KeaControlClient, signal?: AbortSignal): Promise<PollResult> {
     this.counters.polls++
     let snapshots = await this.snapshot(client)
     for (const s of snapshots) {
@@ -142,7 +146,7 @@ export class KeaPoller {
     // Alerts come from what was stored: none from a snapshot the store refused.
     if (this.store !== undefined) snapshots = await this.storeSnapshots(this.store, client, snapshots)
     const alerts = snapshots.flatMap((s) => this.alerts.evaluate(s))
-    if (this.store !== undefined && alerts.length > 0) await this.store.write(alerts.map(alertEvent))
+    if (this.store !== undefined && alerts.length > 0) await this.store.write(alerts.map(alertEvent), signal === undefined ? {} : { signal })
     this.counters.snapshots += snapshots.length
     this.counters.alerts += alerts.length
     for (const a of alerts) {
@@ -241,7 +245,7 @@ export class KeaPoller {
     while (!signal.aborted) {
       let ok = false
       try {
-        const r = await this.pollOnce(client)
+        const r = await this.pollOnce(client, signal)
         ok = r.snapshots.every((s) => s.state === 'up')
         if (ok && client.cfg.leasesIntervalMs !== undefined && this.now() >= nextLeases) {
           nextLeases = this.now() + client.cfg.leasesIntervalMs

@@ -170,3 +170,28 @@ describe('snapshots that cannot be built or stored are recorded as failed', () =
     expect((await store.snapshots.latest('kea-a'))[0]?.error?.message).toBe(s?.error?.message)
   })
 })
+
+describe('stopping', () => {
+  it('ends a poll whose alert write is still waiting for the store (a cluster down at shutdown)', async () => {
+    // A pool 99 % used: the poll raises an alert and writes it as an event.
+    handler = (command) => command === 'statistic-get-all'
+      ? { result: 0, arguments: { 'subnet[1].total-addresses': [[100, '2026-01-01 00:00:00.000000']], 'subnet[1].assigned-addresses': [[99, '2026-01-01 00:00:00.000000']] } }
+      : undefined
+    // The write waits as the Elasticsearch store's does while its cluster does not answer: until
+    // its signal aborts. Before, the poller gave it none, and the service (which closes the store
+    // only after polling has stopped) never stopped.
+    let waiting = 0
+    vi.spyOn(store, 'write').mockImplementation(async (_events, opts) => {
+      waiting++
+      return await new Promise((_resolve, reject) => {
+        opts?.signal?.addEventListener('abort', () => { reject(new Error('write abandoned')) }, { once: true })
+      })
+    })
+    const stop = new AbortController()
+    const running = poller().run(stop.signal)
+    await vi.waitFor(() => expect(waiting).toBe(1), { timeout: 10_000 })
+    stop.abort()
+    const ended = await Promise.race([running.then(() => true), new Promise((resolve) => setTimeout(resolve, 5000, false))])
+    expect(ended).toBe(true)
+  })
+})
