@@ -39,6 +39,12 @@ export interface RecordParserOptions {
   /** The time of a record that names none (default: now); a re-derivation gives the stored time. */
   clock?: () => number
   /**
+   * Believe record times however far ahead of the clock (default: not past FUTURE_TOLERANCE_MS).
+   * A re-derivation: the records it reads were written with their times checked (a record refused
+   * then keeps its document), and its clock is a stored time, costly to read for every record.
+   */
+  trustTimes?: boolean
+  /**
    * Events with their header fields and message only, the Kea rules not applied: a reader
    * testing a query on the message alone (full text) re-derives them at a fraction of the cost.
    */
@@ -110,6 +116,15 @@ interface Pending {
 }
 
 /**
+ * How far ahead of the clock reading it a record's time may be. Further, it is no time the record
+ * was written at: one forged syslog datagram dated 2099 made its batch's coverage span reach
+ * 2099, so that lease answers for any later time said the logs covered it. 26 hours is the widest
+ * gap between two time zones: a pattern's local time read in the wrong zone is not refused.
+ */
+export const FUTURE_TOLERANCE_MS = 26 * 3_600_000
+const FUTURE_REASON = 'timestamp more than 26 hours ahead of the clock'
+
+/**
  * Assembles lines into Kea records and turns each into a KeaEvent.
  *
  * A record starts only at a line whose header matches the pattern; other lines continue the
@@ -134,6 +149,8 @@ export class RecordParser {
   private readonly idPrefix: string
   private readonly derivation: Derivation | undefined
   private readonly clock: () => number
+  /** The last event baseEvent made had a header time ahead of the clock (FUTURE_TOLERANCE_MS). */
+  private future = false
 
   constructor (opts: RecordParserOptions) {
     this.opts = opts
@@ -268,7 +285,8 @@ export class RecordParser {
     }
     if (event.event.dataset === '') event.event.dataset = datasetOf(h.logger, event.event.code, result.rule?.family, this.opts.dataset)
     // Cut or undecodable records keep bytes the raw text does not hold: their documents are stored.
-    if (this.derivation !== undefined && rawLines === undefined && event.kea.parse.truncated === undefined) markDerivable(event, this.derivation)
+    // So do records dated ahead of the clock: read again later, their time would be believed.
+    if (this.derivation !== undefined && rawLines === undefined && event.kea.parse.truncated === undefined && !this.future) markDerivable(event, this.derivation)
     this.count(event)
     emit(event)
   }
@@ -296,11 +314,17 @@ export class RecordParser {
   }
 
   private baseEvent (first: InputLine, original: string, message: string, status: ParseStatus, h: HeaderFields): KeaEvent {
-    // A source's own time for the line (syslog header, journal) that no store can hold counts
-    // as none: the line is stored at its receive time, with event.ingested saying so.
-    const lineTime = first.time !== undefined && isEventTime(first.time) ? first.time : undefined
-    const time = h.time ?? lineTime ?? this.clock()
-    const iso = this.iso.format(time, h.micros)
+    const limit = this.opts.trustTimes === true ? Number.POSITIVE_INFINITY : this.clock() + FUTURE_TOLERANCE_MS
+    // A source's own time for the line (syslog header, journal) that no store can hold, or far
+    // ahead of the clock, counts as none: the line is stored at its receive time, with
+    // event.ingested saying so.
+    const lineTime = first.time !== undefined && isEventTime(first.time) && first.time <= limit ? first.time : undefined
+    // A header time far ahead of the clock is not believed either (see FUTURE_TOLERANCE_MS).
+    const future = h.time !== undefined && h.time > limit
+    this.future = future
+    const headerTime = future ? undefined : h.time
+    const time = headerTime ?? lineTime ?? this.clock()
+    const iso = this.iso.format(time, headerTime === undefined ? undefined : h.micros)
     const logger = h.logger
     const root = logger === undefined ? undefined : loggerRoot(logger)
     let proc: KeaEvent['process']
@@ -308,7 +332,7 @@ export class RecordParser {
       proc = { name: root, pid: h.pid, thread: h.thread === undefined ? undefined : { id: h.thread } }
     }
     const host = h.host ?? first.host ?? this.opts.host
-    const timed = h.time !== undefined || lineTime !== undefined
+    const timed = headerTime !== undefined || lineTime !== undefined
     // One literal with every field (undefined until set; JSON.stringify drops those): all
     // events share hidden classes. See the NOTE in kea/message.ts.
     return {
@@ -324,7 +348,7 @@ export class RecordParser {
         kind: 'event',
         category: undefined,
         ingested: timed ? undefined : iso,
-        timezone: this.zone !== undefined && h.time !== undefined ? this.zone : undefined
+        timezone: this.zone !== undefined && headerTime !== undefined ? this.zone : undefined
       },
       log: {
         level: h.level === undefined ? undefined : ecsLevel(h.level),
@@ -353,7 +377,7 @@ export class RecordParser {
         ha: undefined,
         requested_address: undefined,
         source_id: this.opts.sourceId,
-        parse: { status, reason: undefined, raw_base64: undefined, truncated: undefined }
+        parse: future && status === 'ok' ? { status: 'partial', reason: FUTURE_REASON, raw_base64: undefined, truncated: undefined } : { status, reason: undefined, raw_base64: undefined, truncated: undefined }
       }
     }
   }

@@ -19,7 +19,7 @@ export class Rederiver {
 
   /** `messageOnly`: events with their header fields and message, no Kea rule applied (RecordParserOptions). */
   constructor (spec: DerivationSpec, messageOnly = false) {
-    this.parser = new RecordParser({ ...spec, clock: () => this.now(), messageOnly })
+    this.parser = new RecordParser({ ...spec, clock: () => this.now(), messageOnly, trustTimes: true })
   }
 
   /** The event of raw record `raw` read at `offset`; `timeMs`: its stored time (asked only for a record that names none). */

@@ -60,6 +60,18 @@ describe('event times no store can hold', () => {
     expect(parseAll('%d{%s} %-5p %m', ['1795511776 INFO  X_Y fine'])[0]?.['@timestamp']).toBe('2026-11-24T09:16:16.000Z')
   })
 
+  it('a log line dated more than 26 hours ahead of the clock is stored at its reading time, marked, text kept; 25 hours ahead is believed', () => {
+    const pattern = resolvePattern('kea-file')
+    const at = (ms: number): string => new Date(ms).toISOString().replace('T', ' ').slice(0, 23)
+    const now = Date.now()
+    const [far, near] = parseAll(pattern, [`${at(now + 27 * 3_600_000)} INFO  [kea-dhcp4.leases/1.2] ${LEASE.slice(LEASE.indexOf('DHCP4_'))}`, `${at(now + 25 * 3_600_000)} INFO  [kea-dhcp4.leases/1.2] DHCP4_X near`])
+    expect(far?.kea.parse).toMatchObject({ status: 'partial', reason: 'timestamp more than 26 hours ahead of the clock' })
+    expect(Date.parse(far?.['@timestamp'] ?? '')).toBeLessThanOrEqual(Date.now())
+    expect(far?.client?.ip).toBe('192.0.2.10')
+    expect(near?.kea.parse.status).toBe('ok')
+    expect(Date.parse(near?.['@timestamp'] ?? '')).toBeGreaterThan(now + 24 * 3_600_000)
+  })
+
   it('block times read back exactly across the whole range, backwards too; 10-byte varints written before still read', () => {
     const max = Date.UTC(2099, 11, 31, 23, 59, 59, 999) * 1000 + 999
     const ts = [0, max, 1, max, 0, max - 1]
@@ -108,6 +120,29 @@ describe('event times no store can hold', () => {
       const recent = await store.search({ size: 10, sort: 'asc', from: Date.now() - 3_600_000, to: Date.now() + 1000 })
       expect(recent.events.map((e) => e.client?.ip).sort()).toEqual(['192.0.2.10', '192.0.2.12', '192.0.2.13', '192.0.2.14'])
       expect(recent.events.find((e) => e.client?.ip === '192.0.2.14')?.kea.parse.raw_base64).toBeUndefined()
+      client.close()
+    })
+
+    it('a header time far ahead of the clock is not believed: its host\'s lease coverage does not reach the future', async () => {
+      const client = createSocket('udp4')
+      const send = async (text: string): Promise<void> => { await new Promise<void>((resolve) => client.send(text, source.bound.udp, '127.0.0.1', () => { resolve() })) }
+      const before = Date.now()
+      // A year a store holds exactly, but no time Kea wrote it at: before, the batch's coverage
+      // span then reached 2099, so `lease at` for any later time said the logs covered it.
+      await send(`<14>1 2099-06-01T00:00:00Z kea-b kea-dhcp4 - - - ${LEASE.replace('192.0.2.10', '192.0.2.20')}`)
+      await send(`<14>1 ${new Date(before + 20 * 3_600_000).toISOString()} kea-b kea-dhcp4 - - - ${LEASE.replace('192.0.2.10', '192.0.2.21')}`)
+      await vi.waitFor(async () => { expect((await store.search({ size: 10, text: 'allocated', filters: { host: ['kea-b'] } })).events).toHaveLength(2) })
+      const { events } = await store.search({ size: 10, text: 'allocated', filters: { host: ['kea-b'] } })
+      const forged = events.find((e) => e.client?.ip === '192.0.2.20') as KeaEvent
+      // As any header time the store cannot believe: the receive time stands for it, and says so.
+      expect(Date.parse(forged['@timestamp'])).toBeLessThanOrEqual(Date.now())
+      expect(forged.event.ingested).toBe(forged['@timestamp'])
+      // 20 hours ahead is a clock or a zone off, not a forgery: believed.
+      expect(events.find((e) => e.client?.ip === '192.0.2.21')?.['@timestamp']).toBe(new Date(before + 20 * 3_600_000).toISOString())
+      await vi.waitFor(async () => { expect(await store.leases.coverage('kea-b')).toBeDefined() })
+      const covered = await store.leases.coverage('kea-b')
+      expect(covered?.to).toBeGreaterThan(before + 19 * 3_600_000)
+      expect(covered?.to).toBeLessThanOrEqual(before + 27 * 3_600_000)
       client.close()
     })
   })
