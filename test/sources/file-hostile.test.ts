@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, symlinkSync, truncateSync, writeFileSync, appendFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, symlinkSync, truncateSync, writeFileSync, appendFileSync, statSync } from 'node:fs'
+import { createRequire, syncBuiltinESMExports } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it, vi } from 'vitest'
@@ -141,6 +142,44 @@ describe('file source: what a log directory can hold', () => {
       await vi.waitFor(() => expect(events(f).map((e) => e.event.original)).toEqual(expect.arrayContaining([INFO_LINES[4], held, INFO_LINES[10]])), { timeout: 10_000 })
       expect(f.errors.map((e) => e.code)).toContain('KEATRAIL_ERR_SOURCE_TRUNCATED')
     } finally {
+      await f.stop()
+    }
+  })
+
+  it('a file whose reads fail (EIO) is opened again later; the event loop and the other files go on', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kt-fh-'))
+    writeFileSync(join(dir, 'kea.log'), INFO)
+    writeFileSync(join(dir, 'kea.log.1'), INFO_LINES.slice(50, 90).join('\n') + '\n')
+    const bad = statSync(join(dir, 'kea.log.1')).ino
+    // A disk that fails every read of one file: the source's readSync (an ESM import of node:fs)
+    // is the one patched here, through node:fs's CommonJS object.
+    const fs = createRequire(import.meta.url)('node:fs') as typeof import('node:fs')
+    const readSync = fs.readSync
+    let failures = 0
+    fs.readSync = ((fd: number, ...rest: unknown[]) => {
+      if (fs.fstatSync(fd).ino === bad) { failures++; throw Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' }) }
+      return (readSync as (...a: unknown[]) => number)(fd, ...rest)
+    }) as typeof fs.readSync
+    syncBuiltinESMExports()
+    let ticks = 0
+    const timer = setInterval(() => { ticks++ }, 10)
+    const f = follow(dir, [join(dir, 'kea.log*')])
+    try {
+      // Before, the failing file was opened and read again at once, for ever: no timer ran again.
+      await vi.waitFor(() => expect(events(f)).toHaveLength(INFO_LINES.length - 1), { timeout: 10_000 })
+      await vi.waitFor(() => expect(failures).toBeGreaterThanOrEqual(2), { timeout: 10_000 })
+      expect(ticks).toBeGreaterThan(5)
+      // A try a second: not a storm.
+      expect(failures).toBeLessThan(10)
+      expect(f.errors.filter((e) => e.msg.startsWith('Cannot read'))).toHaveLength(1)
+      // The disk heals: the file is read from its checkpoint.
+      fs.readSync = readSync
+      syncBuiltinESMExports()
+      await vi.waitFor(() => expect(events(f)).toHaveLength(INFO_LINES.length - 1 + 39), { timeout: 10_000 })
+    } finally {
+      clearInterval(timer)
+      fs.readSync = readSync
+      syncBuiltinESMExports()
       await f.stop()
     }
   })

@@ -21,6 +21,8 @@ const READ_BYTES = 64 * 1024
  * 300 MB holding the process ~750 ms. 1 MiB is ~2.5 ms of such reading, ~5,000 Kea lines.
  */
 const YIELD_BYTES = 1024 * 1024
+/** A file whose reading failed (EIO) is opened again after this long. */
+const READ_RETRY_MS = 1000
 
 /** Checkpoint of one file, keyed by its fingerprint (the hash of its first line). */
 interface FileCheckpoint { offset: number, path: string, updated: string }
@@ -80,6 +82,8 @@ export class FileSource implements Source {
   private readonly checkpoints: Checkpoints
   private readonly checkpointFile: CheckpointFile<Checkpoints>
   private readonly reported = new Set<string>()
+  /** Paths whose reading failed: not opened again before this time (ms). */
+  private readonly failedUntil = new Map<string, number>()
   private dirty = false
   private lastSave = 0
   private firstScan = true
@@ -132,7 +136,10 @@ export class FileSource implements Source {
 
   /** Finds files to follow: new ones, renamed ones, replaced ones. */
   private scan (): void {
+    const now = Date.now()
+    for (const [path, until] of this.failedUntil) if (until <= now) this.failedUntil.delete(path)
     for (const path of this.matchingFiles()) {
+      if (this.failedUntil.has(path)) continue
       let st
       try {
         st = statSync(path)
@@ -185,7 +192,16 @@ export class FileSource implements Source {
       return
     }
     const head = Buffer.alloc(Math.min(FINGERPRINT_BYTES, st.size))
-    const n = head.length === 0 ? 0 : readSync(fd, head, 0, head.length, 0)
+    let n: number
+    try {
+      n = head.length === 0 ? 0 : readSync(fd, head, 0, head.length, 0)
+    } catch (err) {
+      // As a failed read in readSome: reported once, tried again later, the others go on.
+      closeSync(fd)
+      this.reportOnce(path, LOG_CODES.source, `Cannot read: ${(err as Error).message}`)
+      this.failedUntil.set(path, Date.now() + READ_RETRY_MS)
+      return
+    }
     const fingerprint = identityFromHead(head.subarray(0, n), this.host)
     if (fingerprint === undefined) {
       // Not even one complete line yet: its identity is not known. Look again next scan.
@@ -255,12 +271,15 @@ export class FileSource implements Source {
       try {
         n = readSync(reader.fd, buf, 0, Math.min(READ_BYTES, st.size - reader.pos), reader.pos)
       } catch (err) {
-        // EIO and the like: this file is given up (counted, logged once); the next scan opens it
-        // again from its checkpoint, and the source goes on with the others.
+        // EIO and the like: this file is given up (counted, logged once) and opened again from
+        // its checkpoint after READ_RETRY_MS; the source goes on with the others. No progress is
+        // reported: a file failing at once on every try must not keep the loop from sleeping
+        // (synchronous reads and microtasks only: it held the event loop for good).
         this.reportOnce(reader.path, LOG_CODES.source, `Cannot read: ${(err as Error).message}`)
         await hand()
         this.close(reader)
-        return true
+        this.failedUntil.set(reader.path, Date.now() + READ_RETRY_MS)
+        return false
       }
       if (n <= 0) break
       reader.pos += n
