@@ -219,4 +219,32 @@ describe('journal entries from a stub journalctl', () => {
     expect(got[0]?.event.original === text.slice(0, 4096)).toBe(true)
     expect(got[0]?.kea.parse.truncated).toBe(true)
   }, 30_000)
+
+  it('while the pipeline does not take a batch, hands over no other and reads no further (the flush timer\'s batches piled up)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kt-journal-'))
+    // 60 entries written 5 ms apart, then a marker file: journalctl has written them all.
+    const entries = Array.from({ length: 60 }, (_, i) => JSON.stringify({ __CURSOR: `c-${i}`, __REALTIME_TIMESTAMP: String(1795512161000000 + i * 1000), MESSAGE: `INFO  DHCP4_E${i} entry` }))
+    writeFileSync(join(dir, 'out.json'), entries.join('\n') + '\n')
+    const journalctl = join(dir, 'journalctl')
+    writeFileSync(journalctl, `#!/bin/sh\n[ "$1" = --version ] && exit 0\nwhile IFS= read -r l; do printf '%s\\n' "$l"; sleep 0.005; done < '${join(dir, 'out.json')}'\ntouch '${join(dir, 'done')}'\nexec sleep 600\n`, { mode: 0o755 })
+    const source = new JournalSource({ type: 'journal', name: 'j', journalctl, flushMs: 20 }, join(dir, 'state'), quiet)
+    let pending = 0
+    let handed = 0
+    const ctl = new AbortController()
+    // The store is down: no hand-over ever completes.
+    const running = source.run(async (b) => { pending++; handed += b.events.length; await new Promise(() => {}) }, ctl.signal)
+    try {
+      await vi.waitFor(() => { expect(existsSync(join(dir, 'done'))).toBe(true) }, { timeout: 15_000 })
+      // Before, each 20 ms tick handed over what had been read since, one more emit left waiting.
+      let ticks = 0
+      const t = setInterval(() => { ticks++ }, 20)
+      await vi.waitFor(() => { expect(pending >= 3 || ticks >= 15).toBe(true) }, { timeout: 5000 })
+      clearInterval(t)
+      expect(pending).toBe(1)
+      expect(handed).toBeLessThan(60)
+    } finally {
+      ctl.abort()
+      await Promise.race([running, new Promise((resolve) => setTimeout(resolve, 2000))])
+    }
+  }, 30_000)
 })

@@ -235,14 +235,21 @@ export class JournalSource implements Source {
     signal.addEventListener('abort', onAbort, { once: true })
     let batch: KeaEvent[] = []
     let batchCursor: string | undefined
+    // One hand-over at a time, and the read loop waits for it: the flush timer's batches, each
+    // left waiting in emit while the pipeline was full, let the source read the whole journal
+    // into memory (and journalctl never waited); one at a time also keeps the acks in order.
+    let inFlight: Promise<void> | undefined
     const hand = async (): Promise<void> => {
+      while (inFlight !== undefined) await inFlight
       if (batch.length === 0) return
       const events = batch
       const cursor = batchCursor
       batch = []
-      await emit({ source: this.name, events, ack: () => { if (cursor !== undefined) { this.ackedCursor = cursor; this.checkpoint() } } })
+      const handed = emit({ source: this.name, events, ack: () => { if (cursor !== undefined) { this.ackedCursor = cursor; this.checkpoint() } } })
+      inFlight = handed.then(() => {}, () => {}).finally(() => { inFlight = undefined })
+      await handed
     }
-    const timer = setInterval(() => { void hand() }, this.cfg.flushMs)
+    const timer = setInterval(() => { if (inFlight === undefined) void hand().catch(() => {}) }, this.cfg.flushMs)
     try {
       // Not readline: it holds a whole line however long. The splitter keeps the start of a line
       // up to the bound and skips the rest as it comes (and counts it).
@@ -250,6 +257,7 @@ export class JournalSource implements Source {
       const lines: InputLine[] = []
       // Read as the loop asks: while it waits for the pipeline, journalctl waits on a full pipe.
       for await (const chunk of child.stdout as AsyncIterable<Buffer>) {
+        while (inFlight !== undefined) await inFlight
         splitter.push(chunk, (line) => { lines.push(line) })
         for (const line of lines) {
           const entry = this.entryOf(line)
