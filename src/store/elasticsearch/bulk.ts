@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { estypes } from '@elastic/elasticsearch'
 import type { SearchEngine } from './engine.js'
 
-/** A document the cluster refused (409: already there; any other 4xx but 429). */
+/** A document the cluster refused (409: already there; any other 4xx but 429; a 500 after the retries). */
 export interface BulkRefusal { index: number, status: number, error?: { type?: string | null, reason?: string | null } | null }
 
 export interface BulkCreateOptions {
@@ -10,7 +10,7 @@ export interface BulkCreateOptions {
   flushBytes: number
   /** Requests in flight. */
   concurrency: number
-  /** Times a document answered 429 or 5xx is sent again at the short waits (waitMs, doubled each time). */
+  /** Times a document answered 429 or 5xx is sent again at the short waits (waitMs, doubled each time); a 500 is then refused. */
   retries: number
   /** Wait before the first retry, ms (doubled each time, up to maxWaitMs). */
   waitMs: number
@@ -23,21 +23,24 @@ export interface BulkCreateOptions {
 }
 
 /**
- * Answers of a document to send again, as Beats and Logstash do: 429 (the cluster's queues are
- * full) and 5xx (a shard unavailable during a recovery or a rolling restart: 503
- * unavailable_shards_exception). Before, a 5xx went to the dead-letter queue at once and a 429
- * after five retries: a rolling restart moved whole batches there, and a longer outage
- * overflowed it. The write waits instead (backpressure, as for a cluster that does not answer).
+ * Answers of a document to send again until it is taken: 429 (the cluster's queues are full) and
+ * the 5xx of a cluster that is not there for a while (502–504: a shard unavailable during a
+ * recovery or a rolling restart answers 503 unavailable_shards_exception). Before, a 5xx went to
+ * the dead-letter queue at once and a 429 after five retries: a rolling restart moved whole
+ * batches there, and a longer outage overflowed it. The write waits instead (backpressure, as
+ * for a cluster that does not answer). Another 5xx (500: e.g. an ingest pipeline failing on the
+ * document) is sent again only `retries` times: one document failing for ever must not hold every
+ * source.
  */
 function isTransient (status: number): boolean {
-  return status === 429 || status >= 500
+  return status === 429 || status === 502 || status === 503 || status === 504
 }
 
 /**
  * `create` of every line pair in `lines` (the action line and the document, each ending in a
  * newline, serialized by the caller once), in requests of about flushBytes, `concurrency` at a
- * time; items answered 429 or 5xx are sent again until they are taken (or `signal` aborts), other
- * refusals are returned with their index in `lines`. A request that fails as a whole (cluster down) rejects: the
+ * time; items answered 429 or 502–504 are sent again until they are taken (or `signal` aborts), a
+ * 500 `retries` times; other refusals are returned with their index in `lines`. A request that fails as a whole (cluster down) rejects: the
  * caller retries the batch, whose stored documents then answer 409.
  *
  * Why not the clients' helpers.bulk: each document is serialized by the caller exactly once
@@ -75,7 +78,7 @@ export async function bulkCreate (engine: SearchEngine, lines: readonly string[]
         const r = item.create as estypes.BulkResponseItem
         const i = c[k] as number
         if (r.status === 201) created++
-        else if (isTransient(r.status)) { again.push(i); last = { status: r.status, reason: `${r.error?.type ?? ''}: ${r.error?.reason ?? ''}` } }
+        else if (isTransient(r.status) || (r.status >= 500 && attempt < opts.retries)) { again.push(i); last = { status: r.status, reason: `${r.error?.type ?? ''}: ${r.error?.reason ?? ''}` } }
         else refused.push({ index: i, status: r.status, ...(r.error === undefined ? {} : { error: r.error }) })
       })
     }

@@ -13,7 +13,7 @@ export const elasticsearchStoreConfigSchema = z.object({
     flushBytes: z.number().int().positive().default(5_000_000).describe('A batch\'s events are sent in bulk requests of about this many bytes'),
     flushIntervalMs: z.number().int().positive().optional().describe('Ignored (accepted so that older configs still load): each batch is sent whole as soon as it is written'),
     concurrency: z.number().int().min(1).max(32).default(4).describe('Bulk requests in flight'),
-    retries: z.number().int().min(0).default(5).describe('Per-document retries of 429 (too many requests) and 5xx (a shard unavailable) at short waits (1 s, doubled each time); after them the document is still sent again, retry.maxMs apart at most, each time logged, until the cluster takes it: never dead-lettered for these answers (the write waits: backpressure)')
+    retries: z.number().int().min(0).default(5).describe('Per-document retries of 429 (too many requests) and 5xx at short waits (1 s, doubled each time); after them a document answered 429 or 502–504 (a shard unavailable) is still sent again, retry.maxMs apart at most, each time logged, until the cluster takes it (the write waits: backpressure), and one answered another 5xx (500) is dead-lettered')
   }).strict().default({ flushBytes: 5_000_000, concurrency: 4, retries: 5 })
     .describe('How a batch of events is sent in bulk requests (src/store/elasticsearch/bulk.ts)'),
   retry: z.object({

@@ -49,17 +49,24 @@ describe('bulkCreate', () => {
     expect(Date.now() - t0).toBeGreaterThanOrEqual(75)
   })
 
-  it('a document answered 5xx for ever is sent again until the signal aborts, then the call rejects (nothing dead-lettered)', async () => {
-    const { e, bodies } = engine((id) => id === 'id1' ? 500 : 201)
+  it('a document answered 503 for ever is sent again until the signal aborts, then the call rejects (nothing dead-lettered)', async () => {
+    const { e, bodies } = engine((id) => id === 'id1' ? 503 : 201)
     const stop = new AbortController()
     let told = 0
     await expect(bulkCreate(e, lines(3), {
       flushBytes: 1e6, concurrency: 1, retries: 0, waitMs: 5, maxWaitMs: 5, signal: stop.signal,
       onStillRefused: () => { if (++told === 3) stop.abort() }
-    })).rejects.toThrow('bulk write abandoned with 1 documents still answered 500 t500: r500')
+    })).rejects.toThrow('bulk write abandoned with 1 documents still answered 503 t503: r503')
     // The first request, then id1 alone each time.
     expect(bodies.slice(1).every((b) => b.includes('"id1"') && !b.includes('"id0"'))).toBe(true)
     expect(bodies.length).toBeGreaterThanOrEqual(3)
+  })
+
+  it('a document answered 500 (an ingest pipeline failing on it) is sent again `retries` times, then refused: it holds no source for ever', async () => {
+    const { e, bodies } = engine((id) => id === 'id1' ? 500 : 201)
+    const r = await bulkCreate(e, lines(3), { flushBytes: 1e6, concurrency: 1, retries: 2, waitMs: 5, maxWaitMs: 5 })
+    expect(r).toEqual({ created: 2, refused: [{ index: 1, status: 500, error: { type: 't500', reason: 'r500' } }] })
+    expect(bodies).toHaveLength(3)
   })
 
   it('splits the body at flushBytes, every document once, with at most `concurrency` requests in flight', async () => {
