@@ -21,8 +21,10 @@ export class DeadLetterStore {
   private readonly db: Database.Database
   private readonly maxEntries: number
   private readonly maxBytes: number
-  /** Characters of the documents held (their JSON): what maxBytes bounds. */
+  /** Bytes (UTF-8) of the documents held (their JSON): what maxBytes bounds. A running total, counted again when it passes a bound. */
   private bytes: number
+  /** Entries held, a running total as `bytes`. */
+  private entries: number
   /** Entries removed because the store was full. */
   dropped = 0
 
@@ -40,30 +42,48 @@ export class DeadLetterStore {
       seq INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, store TEXT NOT NULL,
       event_id TEXT NOT NULL, reason TEXT NOT NULL, doc TEXT NOT NULL)`)
     this.maxBytes = maxBytes
-    this.bytes = this.db.prepare('SELECT coalesce(sum(length(doc)), 0) FROM deadletter').pluck().get() as number
+    this.entries = this.count()
+    this.bytes = this.bytesNow()
   }
 
   add (store: string, items: ReadonlyArray<{ event: KeaEvent, reason: string }>): void {
     if (items.length === 0) return
     const insert = this.db.prepare('INSERT INTO deadletter (time, store, event_id, reason, doc) VALUES (?, ?, ?, ?, ?)')
     const now = new Date().toISOString()
-    const evict = this.db.prepare('DELETE FROM deadletter WHERE seq IN (SELECT seq FROM deadletter ORDER BY seq LIMIT ?) RETURNING length(doc) AS n')
     this.db.transaction(() => {
       for (const it of items) {
         const doc = JSON.stringify(it.event)
         insert.run(now, store, it.event.event.id, it.reason.slice(0, 4000), doc)
-        this.bytes += doc.length
+        this.bytes += Buffer.byteLength(doc)
+        this.entries++
       }
-      let over = Math.max(0, this.count() - this.maxEntries)
-      // Over the bytes too: the oldest go, one at a time, until the rest fits (the newest stays).
-      for (;;) {
-        const gone = evict.all(over > 0 ? over : this.bytes > this.maxBytes && this.count() > 1 ? 1 : 0) as Array<{ n: number }>
-        if (gone.length === 0) break
-        for (const g of gone) this.bytes -= g.n
-        this.dropped += gone.length
-        over = 0
+      if (this.entries <= this.maxEntries && this.bytes <= this.maxBytes) return
+      // Over a bound by the running totals: counted again first (`keatrail deadletter retry` in
+      // another process removes entries this one does not see), then the oldest go in one
+      // statement each: by count, then up to the newest entry from which on the rest fits.
+      this.resync()
+      const over = this.entries - this.maxEntries
+      if (over > 0) this.dropped += this.db.prepare('DELETE FROM deadletter WHERE seq IN (SELECT seq FROM deadletter ORDER BY seq LIMIT ?)').run(over).changes
+      if (this.bytesNow() > this.maxBytes) {
+        // The newest entry whose documents, with all newer ones, pass the bound: it and older ones go.
+        const cut = this.db.prepare(`SELECT seq FROM (SELECT seq, sum(length(CAST(doc AS BLOB))) OVER (ORDER BY seq DESC) AS tail FROM deadletter)
+          WHERE tail > ? ORDER BY seq DESC LIMIT 1`).pluck().get(this.maxBytes) as number | undefined
+        const newest = this.db.prepare('SELECT max(seq) FROM deadletter').pluck().get() as number
+        // The newest entry stays even when it alone is over the bound.
+        if (cut !== undefined) this.dropped += this.db.prepare('DELETE FROM deadletter WHERE seq <= ? AND seq < ?').run(cut, newest).changes
       }
+      this.resync()
     })()
+  }
+
+  /** The running totals from the table. */
+  private resync (): void {
+    this.entries = this.count()
+    this.bytes = this.bytesNow()
+  }
+
+  private bytesNow (): number {
+    return this.db.prepare('SELECT coalesce(sum(length(CAST(doc AS BLOB))), 0) FROM deadletter').pluck().get() as number
   }
 
   count (): number {
@@ -76,8 +96,10 @@ export class DeadLetterStore {
   }
 
   remove (seqs: readonly number[]): void {
-    const del = this.db.prepare('DELETE FROM deadletter WHERE seq = ? RETURNING length(doc) AS n')
-    this.db.transaction(() => { for (const s of seqs) for (const g of del.all(s) as Array<{ n: number }>) this.bytes -= g.n })()
+    const del = this.db.prepare('DELETE FROM deadletter WHERE seq = ? RETURNING length(CAST(doc AS BLOB)) AS n')
+    this.db.transaction(() => {
+      for (const s of seqs) for (const g of del.all(s) as Array<{ n: number }>) { this.bytes -= g.n; this.entries-- }
+    })()
   }
 
   close (): void {
