@@ -100,6 +100,27 @@ describe('sqlite retention of Kea snapshots', () => {
     }
   })
 
+  it('by size, a store at its limit by its events: the snapshots within their share (a quarter) stay, events go', async () => {
+    const store = new SqliteStore({ path: fresh(), readers: { workers: 0 }, retention: { maxSizeMiB: 4 } })
+    try {
+      const base = await events2000()
+      for (let r = 0; r < 30; r++) await store.write(base.map((e) => ({ ...e, event: { ...e.event, id: `${r}/${e.event.id}` } })))
+      // An hour of one server every minute, 60 subnets: ~0.4 MB of documents, within 1 MiB.
+      const snaps = series(['kea-a'], NOW - HOUR, NOW, 60_000, 60)
+      await store.snapshots.write(snaps)
+      expect(store.usedBytes()).toBeGreaterThan(4 * MIB)
+      const deleted = store.applyRetention(NOW)
+      // Before (the snapshots gave way wholly first): 59 snapshots went, only the newest stayed.
+      expect(deleted).toBeGreaterThan(0)
+      expect(store.lastRetention.snapshots).toBe(0)
+      expect(await store.snapshots.query({ size: 10_000 })).toHaveLength(snaps.length)
+      expect(await store.count()).toBeGreaterThan(0)
+      expect(store.usedBytes()).toBeLessThanOrEqual(4 * MIB)
+    } finally {
+      await store.close()
+    }
+  })
+
   it('by size: snapshots past the last day are first thinned to the earliest of each hour, and that alone may be enough', async () => {
     const store = new SqliteStore({ path: fresh(), readers: { workers: 0 }, retention: { maxSizeMiB: 10 } })
     try {

@@ -108,18 +108,25 @@ export class SqliteSnapshots implements SnapshotStore {
     return removed
   }
 
-  /** Deletes the `n` oldest snapshots, never the newest of a server and service. */
-  deleteOldest (n: number): number {
+  /** Deletes the `n` oldest snapshots, never the newest of a server and service; how many went and their documents' length. */
+  deleteOldest (n: number): { removed: number, bytes: number } {
     const chunk = this.db.prepare(`DELETE FROM snapshots WHERE id IN (SELECT id FROM snapshots s
-      WHERE ts < (SELECT max(ts) FROM snapshots t WHERE t.server = s.server AND t.service = s.service) ORDER BY ts, id LIMIT ?)`)
+      WHERE ts < (SELECT max(ts) FROM snapshots t WHERE t.server = s.server AND t.service = s.service) ORDER BY ts, id LIMIT ?) RETURNING length(doc)`).pluck()
     let removed = 0
+    let bytes = 0
     while (removed < n) {
-      const k = this.db.transaction(() => chunk.run(Math.min(PRUNE_CHUNK, n - removed)).changes)()
-      removed += k
-      if (k === 0) break
+      const gone = this.db.transaction(() => chunk.all(Math.min(PRUNE_CHUNK, n - removed)) as number[])()
+      removed += gone.length
+      for (const b of gone) bytes += b
+      if (gone.length === 0) break
     }
     this.pruned += removed
-    return removed
+    return { removed, bytes }
+  }
+
+  /** The length of every snapshot's document together (≈ bytes: Kea's JSON is ASCII). */
+  docBytes (): number {
+    return this.db.prepare('SELECT coalesce(sum(length(doc)), 0) FROM snapshots').pluck().get() as number
   }
 
   /** Snapshots `deleteOldest` may still remove (all but the newest of each server and service). */

@@ -27,6 +27,12 @@ import { HealthCount } from './health-count.js'
  */
 const SNAPSHOT_FULL_RESOLUTION_MS = 86_400_000
 const SNAPSHOT_THIN_MS = 3_600_000
+/**
+ * The share of maxSizeMiB the snapshots keep before events go: beyond it the oldest snapshots go
+ * first, within it events do. Giving way wholly (a review found it) left a store whose events
+ * fill the limit, as any store at its limit, with no snapshot history at all but the newest.
+ */
+const SNAPSHOT_SHARE = 0.25
 
 export type BlockReadOps = Pick<BlockReader, 'search' | 'getMany' | 'evidence' | 'count' | 'histogram' | 'top'> & Pick<ReadOps, 'searchSerialized'>
 
@@ -284,7 +290,7 @@ export class SqliteStore implements Store {
     }
     if (maxSizeMiB !== undefined) {
       const limit = maxSizeMiB * 1024 * 1024
-      snapshots += this.shrinkSnapshots(now, limit)
+      snapshots += this.shrinkSnapshots(now, limit, SNAPSHOT_SHARE * limit)
       let used = this.usedBytes()
       for (let round = 0; round < 1000 && used > limit; round++) {
         const total = this.db.prepare('SELECT count(*) FROM blocks').pluck().get() as number
@@ -303,6 +309,8 @@ export class SqliteStore implements Store {
         if (now >= used) break
         used = now
       }
+      // No event left to delete, and still over: the snapshots go down to the newest of each.
+      if (used > limit) snapshots += this.shrinkSnapshots(now, limit, 0)
     }
     if (deleted > 0) {
       // Links none of whose records are left go, from the oldest on (the chain verifies from the oldest kept).
@@ -314,11 +322,12 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * Size retention's first step (see applyRetention): thins the snapshots older than
+   * Size retention's snapshot steps (see applyRetention): thins the snapshots older than
    * SNAPSHOT_FULL_RESOLUTION_MS, then evicts the oldest, all but the newest of each server and
-   * service, until the file is within `limit` bytes. Returns how many went.
+   * service, while the file is over `limit` bytes and their documents over `budget`. Returns how
+   * many went.
    */
-  private shrinkSnapshots (now: number, limit: number): number {
+  private shrinkSnapshots (now: number, limit: number, budget: number): number {
     if (this.usedBytes() <= limit) return 0
     // Whole hours: a bucket is thinned once, not a part of it each run.
     const before = Math.floor((now - SNAPSHOT_FULL_RESOLUTION_MS) / SNAPSHOT_THIN_MS) * SNAPSHOT_THIN_MS
@@ -328,10 +337,12 @@ export class SqliteStore implements Store {
     // 1 % of the history goes beyond what the limit needs (a deleted row frees a page only once
     // its page is empty, so the bytes cannot be computed ahead).
     const step = Math.max(1, Math.ceil(this.snapshots.evictable() / 100))
-    while (this.usedBytes() > limit) {
-      const n = this.snapshots.deleteOldest(step)
-      removed += n
-      if (n === 0) break
+    let bytes = this.snapshots.docBytes()
+    while (this.usedBytes() > limit && bytes > budget) {
+      const gone = this.snapshots.deleteOldest(step)
+      removed += gone.removed
+      bytes -= gone.bytes
+      if (gone.removed === 0) break
     }
     if (removed > 0) {
       checkpointNow(this.db, this.cfg.busyTimeoutMs)
