@@ -247,4 +247,22 @@ describe('journal entries from a stub journalctl', () => {
       await Promise.race([running, new Promise((resolve) => setTimeout(resolve, 2000))])
     }
   }, 30_000)
+
+  it('does not pass --output-fields to a journalctl older than systemd 236, which refuses it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kt-journal-'))
+    writeFileSync(join(dir, 'out.json'), JSON.stringify({ __CURSOR: 'c-1', __REALTIME_TIMESTAMP: '1795512161000000', MESSAGE: 'INFO  DHCP4_OLD from an old journalctl' }) + '\n')
+    const journalctl = join(dir, 'journalctl')
+    // As systemd 219's journalctl (RHEL 7): an unknown option is an error.
+    writeFileSync(journalctl, `#!/bin/sh\n[ "$1" = --version ] && { echo 'systemd 219'; echo '+PAM +AUDIT'; exit 0; }\nfor a in "$@"; do case "$a" in --output-fields=*) echo "journalctl: unrecognized option '$a'" >&2; exit 1;; esac; done\ncat '${join(dir, 'out.json')}'\nexec sleep 600\n`, { mode: 0o755 })
+    const got: KeaEvent[] = []
+    const source = new JournalSource({ type: 'journal', name: 'j', journalctl, flushMs: 20 }, join(dir, 'state'), quiet)
+    const ctl = new AbortController()
+    const running = source.run(async (b) => { got.push(...b.events); b.ack() }, ctl.signal)
+    try {
+      await vi.waitFor(() => { expect(got.map((e) => e.event.code)).toEqual(['DHCP4_OLD']) }, { timeout: 10_000 })
+    } finally {
+      ctl.abort()
+      await running
+    }
+  }, 30_000)
 })

@@ -99,6 +99,8 @@ export class JournalSource implements Source {
   private lastBasis: string | undefined
   /** journalctl refused the saved cursor: read from the oldest entry, whatever readFrom says. */
   private fromOldest = false
+  /** journalctl knows --output-fields (systemd ≥ 236; an unknown version is taken for a newer one). */
+  private outputFields = true
 
   constructor (config: JournalSourceConfig, stateDir: string, private readonly log: Log) {
     this.cfg = validateConfig(journalSourceConfigSchema, config, `sources.${(config as { name?: string }).name ?? '?'}`)
@@ -149,9 +151,13 @@ export class JournalSource implements Source {
     }
     await new Promise<void>((resolve, reject) => {
       // Bounded: a journalctl that hangs must not hold start-up (and a signal) forever.
-      execFile(this.cfg.journalctl, ['--version'], { timeout: 10_000 }, (err) => {
-        if (err === null) resolve()
-        else reject(new Error(`cannot run ${this.cfg.journalctl}: ${err.message.split('\n')[0] ?? ''}`))
+      execFile(this.cfg.journalctl, ['--version'], { timeout: 10_000 }, (err, stdout) => {
+        if (err !== null) { reject(new Error(`cannot run ${this.cfg.journalctl}: ${err.message.split('\n')[0] ?? ''}`)); return }
+        // "systemd 252 (252.39-1~deb12u1)": --output-fields came with systemd 236 (2017); an
+        // older journalctl refuses the option and would be restarted for ever without reading.
+        const version = /^systemd (\d+)/m.exec(String(stdout))?.[1]
+        this.outputFields = version === undefined || Number(version) >= 236
+        resolve()
       })
     })
   }
@@ -206,7 +212,7 @@ export class JournalSource implements Source {
     else a.push(this.cfg.readFrom === 'end' && !this.fromOldest ? '--lines=0' : '--lines=all')
     // Only the fields the events use: the others (journald adds some twenty) cost parsing, and
     // could make a line long enough to be cut.
-    a.push(`--output-fields=${FIELDS.join(',')}`)
+    if (this.outputFields) a.push(`--output-fields=${FIELDS.join(',')}`)
     return a
   }
 
