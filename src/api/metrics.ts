@@ -28,7 +28,7 @@ const KEA_COUNTERS: Record<string, [string, string]> = {
   snapshots: ['keatrail_kea_snapshots_total', 'Kea status snapshots stored'],
   alerts: ['keatrail_kea_alerts_total', 'Pool depletion alerts raised or cleared'],
   leasesSeeded: ['keatrail_kea_leases_seeded_total', 'Lease intervals seeded from Kea\'s lease commands'],
-  leaseSeedsIncomplete: ['keatrail_kea_lease_seeds_incomplete_total', 'Lease seedings that stopped before Kea\'s last lease page (a paging cursor that did not advance, or the page bound; each logged)'],
+  leaseSeedsIncomplete: ['keatrail_kea_lease_seeds_incomplete_total', 'Lease seedings that did not reach Kea\'s last lease page: an error, lease_cmds not loaded, a paging cursor that did not advance, or the page bound (each logged)'],
   webhookSent: ['keatrail_kea_webhook_sent_total', 'Alerts delivered to the webhook'],
   webhookFailed: ['keatrail_kea_webhook_failed_total', 'Alerts the webhook did not take after every retry (each logged)'],
   webhookDropped: ['keatrail_kea_webhook_dropped_total', 'Alerts not sent to the webhook because its queue was full (each logged)']

@@ -28,7 +28,7 @@ const LEASE_PAGE = 1000
 /** Pages per seed and service: its cost bound (10 million leases) whatever the Control Agent answers. */
 const MAX_LEASE_PAGES = 10_000
 
-/** The sortable key of a lease address (the paging cursor), or undefined if it is none. */
+/** A lease address in one form whatever its text (the end of a page), or undefined if it is none. */
 function addressKey (address: string): string | undefined {
   try { return parseAddressOrPrefix(address).lo } catch { return undefined }
 }
@@ -184,10 +184,11 @@ export class KeaPoller {
     for (const service of client.cfg.services) {
       const family = service === 'dhcp4' ? 4 : 6
       let from = 'start'
-      // Kea pages in address order from the last address of the page before: a page that does
-      // not end past it is one seen already (a Control Agent repeating pages), and would be
-      // asked for again and again.
-      let cursor = ''
+      // Kea pages from the last address of the page before: a page that ends where one ended
+      // before is one seen already (a Control Agent repeating pages), and would be asked for
+      // again and again. Not an order check: an SQL lease6 backend that stores addresses as text
+      // (Kea before 2.5) pages in text order, not numeric.
+      const ends = new Set<string>()
       let pages = 0
       let seeded = 0
       let complete = false
@@ -207,7 +208,8 @@ export class KeaPoller {
           if (leases.length === 0) { complete = true; break }
           const last = leases[leases.length - 1]?.['ip-address']
           const key = typeof last === 'string' ? addressKey(last) : undefined
-          if (key !== undefined && key <= cursor) { cut = `the paging cursor did not advance (page ${pages}, asked from ${from}, ends at ${cutText(String(last), 64)})`; break }
+          if (key !== undefined && ends.has(key)) { cut = `the paging cursor did not advance (page ${pages}, asked from ${from}, ends at ${cutText(String(last), 64)})`; break }
+          if (key !== undefined) ends.add(key)
           // This page is in the store before the next is asked for: memory holds one page.
           const r = await seedKeaState(leaseStore, memfileIntervals(rowsFromLeaseCommand(leases, family), scope), scope)
           created += r.created
@@ -216,7 +218,6 @@ export class KeaPoller {
           if (leases.length < LEASE_PAGE) { complete = true; break }
           if (typeof last !== 'string' || key === undefined) { cut = `the last lease of page ${pages} has no ip-address to ask for the next page from`; break }
           from = last
-          cursor = key
         }
       } finally {
         // Errors (logged here or by the caller) and cuts alike leave the seed incomplete.

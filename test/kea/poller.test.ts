@@ -171,6 +171,26 @@ describe('snapshots that cannot be built or stored are recorded as failed', () =
   })
 })
 
+describe('lease seeding in a backend\'s own order', () => {
+  it('pages that end at addresses out of numeric order (an SQL backend paging by text) are all read', async () => {
+    // Text order: '10.0.0.200' < '10.0.0.50'. Three full pages, then none.
+    const ends = ['10.0.0.200', '10.0.0.50', '10.0.0.7']
+    let served = 0
+    handler = (command) => {
+      if (command !== 'lease4-get-page') return undefined
+      if (served >= ends.length) return { result: 3, text: '0 IPv4 lease(s) found.' }
+      const first = served * 1000
+      const leases = Array.from({ length: 1000 }, (_, j) => j === 999 ? { ...lease(first + j), 'ip-address': ends[served] } : lease(first + j))
+      served++
+      return { result: 0, text: '1000 IPv4 lease(s) found.', arguments: { leases, count: 1000 } }
+    }
+    const p = poller()
+    await p.seedLeases(p.clients[0]!)
+    expect(requests.filter((r) => r.command === 'lease4-get-page').map((r) => r.args?.from)).toEqual(['start', ...ends])
+    expect(p.counters.leaseSeedsIncomplete).toBe(0)
+  })
+})
+
 describe('stopping', () => {
   it('ends a poll whose alert write is still waiting for the store (a cluster down at shutdown)', async () => {
     // A pool 99 % used: the poll raises an alert and writes it as an event.
