@@ -31,6 +31,16 @@ function follow (dir: string, include: string[], extra: Record<string, unknown> 
 
 const events = (f: Followed): KeaEvent[] => f.batches.flat()
 
+/** Writes the INFO capture to dir/kea.log and follows it until read (checkpoint saved); its path. */
+async function readOnce (dir: string): Promise<string> {
+  const log = join(dir, 'kea.log')
+  writeFileSync(log, INFO)
+  const first = follow(dir, [log])
+  await vi.waitFor(() => expect(events(first)).toHaveLength(INFO_LINES.length - 1), { timeout: 10_000 })
+  await first.stop()
+  return log
+}
+
 describe('file source: what a log directory can hold', () => {
   it('skips a FIFO and a symlink to one (opening it blocked the whole process), and reads the other files', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'kt-fh-'))
@@ -92,11 +102,7 @@ describe('file source: what a log directory can hold', () => {
 
   it('reads a file again whose checkpoint entry is malformed (it stopped the source for good), and says so', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'kt-fh-'))
-    const log = join(dir, 'kea.log')
-    writeFileSync(log, INFO)
-    const first = follow(dir, [log])
-    await vi.waitFor(() => expect(events(first)).toHaveLength(INFO_LINES.length - 1), { timeout: 10_000 })
-    await first.stop()
+    const log = await readOnce(dir)
     const cpPath = join(dir, 'state', 'file-k.json')
     const saved = JSON.parse(readFileSync(cpPath, 'utf8')) as Record<string, unknown>
     writeFileSync(cpPath, JSON.stringify(Object.fromEntries(Object.keys(saved).map((k) => [k, null]))))
@@ -111,11 +117,7 @@ describe('file source: what a log directory can hold', () => {
 
   it('reads a file shorter than its checkpoint from the beginning, and says so', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'kt-fh-'))
-    const log = join(dir, 'kea.log')
-    writeFileSync(log, INFO)
-    const first = follow(dir, [log])
-    await vi.waitFor(() => expect(events(first)).toHaveLength(INFO_LINES.length - 1), { timeout: 10_000 })
-    await first.stop()
+    const log = await readOnce(dir)
     // Rewritten while keatrail was down, with the same first line (so the same identity).
     writeFileSync(log, INFO_LINES.slice(0, 3).join('\n') + '\n')
     const again = follow(dir, [log])
