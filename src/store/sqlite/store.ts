@@ -6,7 +6,7 @@ import { observeWipe, WIPE_ACTION, wipesOf, type LeaseWipe, type SubnetMap } fro
 import { NO_DOMAINS, type LeaseDomains } from '../../leases/domains.js'
 import { isoMillis } from '../../parse/time/iso.js'
 import { validateConfig } from '../../config/validate.js'
-import type { Bucket, ChainHead, ChainProof, ChainReport, ChainVerifyOptions, DeleteResult, EventQuery, EvidenceLine, FilterField, SearchPage, SearchRequest, SerializedPage, Store, TermCount, WriteResult } from '../types.js'
+import type { Bucket, ChainHead, ChainProof, ChainReport, ChainVerifyOptions, DeleteResult, EventQuery, EvidenceLine, FilterField, SearchPage, SearchRequest, SerializedPage, Store, TermCount, WriteOptions, WriteResult } from '../types.js'
 import { runRead, type ReadOps } from './reader.js'
 import { sqliteStoreConfigSchema, type SqliteStoreConfig } from './config.js'
 import { SqliteLeases } from './leases.js'
@@ -142,7 +142,8 @@ export class SqliteStore implements Store {
     this.leases.flush()
   }
 
-  async write (events: readonly KeaEvent[]): Promise<WriteResult> {
+  // `_opts.signal` (Store.write) is not needed: a write never waits here, it runs to its end.
+  async write (events: readonly KeaEvent[], _opts?: WriteOptions): Promise<WriteResult> {
     if (events.length === 0) return { written: 0, duplicates: 0, deadLettered: 0 }
     try {
       const { fresh, seq, written, duplicates, replaced } = this.leases.settled(() => this.writeTx(events))
