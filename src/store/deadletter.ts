@@ -25,6 +25,8 @@ export class DeadLetterStore {
   private bytes: number
   /** Entries held, a running total as `bytes`. */
   private entries: number
+  /** PRAGMA data_version when the totals were last counted: it changes when another connection commits. */
+  private seenVersion: number
   /** Entries removed because the store was full. */
   dropped = 0
 
@@ -42,8 +44,10 @@ export class DeadLetterStore {
       seq INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, store TEXT NOT NULL,
       event_id TEXT NOT NULL, reason TEXT NOT NULL, doc TEXT NOT NULL)`)
     this.maxBytes = maxBytes
-    this.entries = this.count()
-    this.bytes = this.bytesNow()
+    this.entries = 0
+    this.bytes = 0
+    this.resync()
+    this.seenVersion = this.db.pragma('data_version', { simple: true }) as number
   }
 
   add (store: string, items: ReadonlyArray<{ event: KeaEvent, reason: string }>): void {
@@ -58,32 +62,33 @@ export class DeadLetterStore {
         this.entries++
       }
       if (this.entries <= this.maxEntries && this.bytes <= this.maxBytes) return
-      // Over a bound by the running totals: counted again first (`keatrail deadletter retry` in
-      // another process removes entries this one does not see), then the oldest go in one
-      // statement each: by count, then up to the newest entry from which on the rest fits.
-      this.resync()
-      const over = this.entries - this.maxEntries
-      if (over > 0) this.dropped += this.db.prepare('DELETE FROM deadletter WHERE seq IN (SELECT seq FROM deadletter ORDER BY seq LIMIT ?)').run(over).changes
-      if (this.bytesNow() > this.maxBytes) {
-        // The newest entry whose documents, with all newer ones, pass the bound: it and older ones go.
-        const cut = this.db.prepare(`SELECT seq FROM (SELECT seq, sum(length(CAST(doc AS BLOB))) OVER (ORDER BY seq DESC) AS tail FROM deadletter)
-          WHERE tail > ? ORDER BY seq DESC LIMIT 1`).pluck().get(this.maxBytes) as number | undefined
-        const newest = this.db.prepare('SELECT max(seq) FROM deadletter').pluck().get() as number
-        // The newest entry stays even when it alone is over the bound.
-        if (cut !== undefined) this.dropped += this.db.prepare('DELETE FROM deadletter WHERE seq <= ? AND seq < ?').run(cut, newest).changes
+      // Over a bound by the running totals. Counted again only when another connection wrote
+      // (`keatrail deadletter retry` in another process removes entries this one does not see):
+      // a count reads every document, and a store at its bound is over it at nearly every add.
+      const version = this.db.pragma('data_version', { simple: true }) as number
+      if (version !== this.seenVersion) { this.resync(); this.seenVersion = version }
+      // The oldest go, by count, then in chunks sized by the mean entry until the rest fits
+      // (the newest stays); each DELETE reads only the documents it removes.
+      const evict = this.db.prepare('DELETE FROM deadletter WHERE seq IN (SELECT seq FROM deadletter WHERE seq < (SELECT max(seq) FROM deadletter) ORDER BY seq LIMIT ?) RETURNING length(CAST(doc AS BLOB))').pluck()
+      const drop = (n: number): number => {
+        const gone = evict.all(n) as number[]
+        for (const b of gone) this.bytes -= b
+        this.entries -= gone.length
+        this.dropped += gone.length
+        return gone.length
       }
-      this.resync()
+      if (this.entries > this.maxEntries) drop(this.entries - this.maxEntries)
+      while (this.bytes > this.maxBytes && this.entries > 1) {
+        const chunk = Math.min(1000, Math.max(1, Math.ceil((this.bytes - this.maxBytes) / (this.bytes / this.entries))))
+        if (drop(chunk) === 0) break
+      }
     })()
   }
 
-  /** The running totals from the table. */
+  /** The running totals from the table (every document read). */
   private resync (): void {
     this.entries = this.count()
-    this.bytes = this.bytesNow()
-  }
-
-  private bytesNow (): number {
-    return this.db.prepare('SELECT coalesce(sum(length(CAST(doc AS BLOB))), 0) FROM deadletter').pluck().get() as number
+    this.bytes = this.db.prepare('SELECT coalesce(sum(length(CAST(doc AS BLOB))), 0) FROM deadletter').pluck().get() as number
   }
 
   count (): number {
