@@ -293,9 +293,10 @@ export class SqliteStore implements Store {
       const limit = maxSizeMiB * 1024 * 1024
       snapshots += this.shrinkSnapshots(now, limit, SNAPSHOT_SHARE * limit)
       let used = this.usedBytes()
+      let noEvents = false
       for (let round = 0; round < 1000 && used > limit; round++) {
         const total = this.db.prepare('SELECT count(*) FROM blocks').pluck().get() as number
-        if (total === 0) break
+        if (total === 0) { noEvents = true; break }
         drop(oldest.all(Math.max(1, Math.ceil(total * 0.05))) as BlockRow[])
         // The leaves kept for removed records take room until their links are wholly gone: pruned
         // each round, or the file would not shrink and the loop would delete the newest events too.
@@ -310,8 +311,9 @@ export class SqliteStore implements Store {
         if (now >= used) break
         used = now
       }
-      // No event left to delete, and still over: the snapshots go down to the newest of each.
-      if (used > limit) snapshots += this.shrinkSnapshots(now, limit, 0)
+      // No event left to delete, and still over: the snapshots go down to the newest of each
+      // (not when the loop stopped with events left: it tries again at the next interval).
+      if (noEvents && used > limit) snapshots += this.shrinkSnapshots(now, limit, 0)
     }
     if (deleted > 0) {
       // Links none of whose records are left go, from the oldest on (the chain verifies from the oldest kept).
