@@ -64,12 +64,12 @@ export class DeadLetterStore {
       if (this.entries <= this.maxEntries && this.bytes <= this.maxBytes) return
       // Over a bound by the running totals. Counted again only when another connection wrote
       // (`keatrail deadletter retry` in another process removes entries this one does not see):
-      // a count reads every document, and a store at its bound is over it at nearly every add.
+      // a store at its bound is over it at nearly every add.
       const version = this.db.pragma('data_version', { simple: true }) as number
       if (version !== this.seenVersion) { this.resync(); this.seenVersion = version }
       // The oldest go, by count, then in chunks sized by the mean entry until the rest fits
       // (the newest stays); each DELETE reads only the documents it removes.
-      const evict = this.db.prepare('DELETE FROM deadletter WHERE seq IN (SELECT seq FROM deadletter WHERE seq < (SELECT max(seq) FROM deadletter) ORDER BY seq LIMIT ?) RETURNING length(CAST(doc AS BLOB))').pluck()
+      const evict = this.db.prepare('DELETE FROM deadletter WHERE seq IN (SELECT seq FROM deadletter WHERE seq < (SELECT max(seq) FROM deadletter) ORDER BY seq LIMIT ?) RETURNING octet_length(doc)').pluck()
       const drop = (n: number): number => {
         const gone = evict.all(n) as number[]
         for (const b of gone) this.bytes -= b
@@ -85,10 +85,10 @@ export class DeadLetterStore {
     })()
   }
 
-  /** The running totals from the table (every document read). */
+  /** The running totals from the table (octet_length: from each row's header, no document read). */
   private resync (): void {
     this.entries = this.count()
-    this.bytes = this.db.prepare('SELECT coalesce(sum(length(CAST(doc AS BLOB))), 0) FROM deadletter').pluck().get() as number
+    this.bytes = this.db.prepare('SELECT coalesce(sum(octet_length(doc)), 0) FROM deadletter').pluck().get() as number
   }
 
   count (): number {
@@ -101,7 +101,7 @@ export class DeadLetterStore {
   }
 
   remove (seqs: readonly number[]): void {
-    const del = this.db.prepare('DELETE FROM deadletter WHERE seq = ? RETURNING length(CAST(doc AS BLOB)) AS n')
+    const del = this.db.prepare('DELETE FROM deadletter WHERE seq = ? RETURNING octet_length(doc) AS n')
     this.db.transaction(() => {
       for (const s of seqs) for (const g of del.all(s) as Array<{ n: number }>) { this.bytes -= g.n; this.entries-- }
     })()

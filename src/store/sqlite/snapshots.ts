@@ -108,10 +108,10 @@ export class SqliteSnapshots implements SnapshotStore {
     return removed
   }
 
-  /** Deletes the `n` oldest snapshots, never the newest of a server and service; how many went and their documents' length. */
+  /** Deletes the `n` oldest snapshots, never the newest of a server and service; how many went and their documents' bytes. */
   deleteOldest (n: number): { removed: number, bytes: number } {
     const chunk = this.db.prepare(`DELETE FROM snapshots WHERE id IN (SELECT id FROM snapshots s
-      WHERE ts < (SELECT max(ts) FROM snapshots t WHERE t.server = s.server AND t.service = s.service) ORDER BY ts, id LIMIT ?) RETURNING length(doc)`).pluck()
+      WHERE ts < (SELECT max(ts) FROM snapshots t WHERE t.server = s.server AND t.service = s.service) ORDER BY ts, id LIMIT ?) RETURNING octet_length(doc)`).pluck()
     let removed = 0
     let bytes = 0
     while (removed < n) {
@@ -124,9 +124,9 @@ export class SqliteSnapshots implements SnapshotStore {
     return { removed, bytes }
   }
 
-  /** The length of every snapshot's document together (≈ bytes: Kea's JSON is ASCII). */
+  /** The bytes of every snapshot's document together (octet_length: from each row's header, no document read). */
   docBytes (): number {
-    return this.db.prepare('SELECT coalesce(sum(length(doc)), 0) FROM snapshots').pluck().get() as number
+    return this.db.prepare('SELECT coalesce(sum(octet_length(doc)), 0) FROM snapshots').pluck().get() as number
   }
 
   /** Snapshots `deleteOldest` may still remove (all but the newest of each server and service). */
