@@ -158,9 +158,16 @@ describe('file source: what a log directory can hold', () => {
     const fs = createRequire(import.meta.url)('node:fs') as typeof import('node:fs')
     const readSync = fs.readSync
     let failures = 0
-    fs.readSync = ((fd: number, ...rest: unknown[]) => {
-      if (fs.fstatSync(fd).ino === bad) { failures++; throw Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' }) }
-      return (readSync as (...a: unknown[]) => number)(fd, ...rest)
+    let headReads = 0
+    // `heads`: whether the reads of its head (its identity, ≤ 1 KiB) fail too.
+    let heads = false
+    fs.readSync = ((fd: number, buffer: Uint8Array, ...rest: unknown[]) => {
+      if (fs.fstatSync(fd).ino === bad) {
+        const head = buffer.length <= 1024
+        if (head) headReads++
+        if (!head || heads) { failures++; throw Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' }) }
+      }
+      return (readSync as (...a: unknown[]) => number)(fd, buffer, ...rest)
     }) as typeof fs.readSync
     syncBuiltinESMExports()
     let ticks = 0
@@ -173,8 +180,15 @@ describe('file source: what a log directory can hold', () => {
       expect(ticks).toBeGreaterThan(5)
       // A try a second: not a storm.
       expect(failures).toBeLessThan(10)
+      expect(headReads).toBe(failures)
+      // Its head cannot be read either: the same (before, the source stopped for good).
+      heads = true
+      const failed = failures
+      await vi.waitFor(() => expect(failures).toBeGreaterThanOrEqual(failed + 2), { timeout: 10_000 })
+      expect(failures).toBeLessThan(failed + 10)
       expect(f.errors.filter((e) => e.msg.startsWith('Cannot read'))).toHaveLength(1)
       // The disk heals: the file is read from its checkpoint.
+      heads = false
       fs.readSync = readSync
       syncBuiltinESMExports()
       await vi.waitFor(() => expect(events(f)).toHaveLength(INFO_LINES.length - 1 + 39), { timeout: 10_000 })

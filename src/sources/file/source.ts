@@ -84,6 +84,8 @@ export class FileSource implements Source {
   private readonly reported = new Set<string>()
   /** Paths whose reading failed: not opened again before this time (ms). */
   private readonly failedUntil = new Map<string, number>()
+  /** Paths whose reading failed since the start (as `reported`: a few, each logged once). */
+  private readonly readFailed = new Set<string>()
   private dirty = false
   private lastSave = 0
   private firstScan = true
@@ -200,6 +202,7 @@ export class FileSource implements Source {
       closeSync(fd)
       this.reportOnce(path, LOG_CODES.source, `Cannot read: ${(err as Error).message}`)
       this.failedUntil.set(path, Date.now() + READ_RETRY_MS)
+      this.readFailed.add(path)
       return
     }
     const fingerprint = identityFromHead(head.subarray(0, n), this.host)
@@ -226,7 +229,8 @@ export class FileSource implements Source {
     const reader = new Reader(fd, st.ino, path, fingerprint, start, parser, this.cfg.maxLineBytes)
     this.readers.set(fingerprint, reader)
     this.byInode.set(`${st.dev}:${st.ino}`, reader)
-    this.log.info('Following file.', { source: this.name, path, fingerprint, offset: start })
+    // Not again at each try (one a second) at a file whose reading failed.
+    if (!this.readFailed.has(path)) this.log.info('Following file.', { source: this.name, path, fingerprint, offset: start })
   }
 
   /** Reads what is new in one file and hands it over in batches. Returns whether anything happened. */
@@ -279,6 +283,7 @@ export class FileSource implements Source {
         await hand()
         this.close(reader)
         this.failedUntil.set(reader.path, Date.now() + READ_RETRY_MS)
+        this.readFailed.add(reader.path)
         return false
       }
       if (n <= 0) break
