@@ -267,7 +267,8 @@ export class RecordParser {
       reason = reason ?? 'record does not match the whole pattern'
     }
     const event = this.baseEvent(first, text, message, status, h)
-    if (reason !== undefined) event.kea.parse.reason = reason
+    // A record both partial for its own reason and dated ahead of the clock says both.
+    if (reason !== undefined) event.kea.parse.reason = this.future ? `${reason}; ${FUTURE_REASON}` : reason
     if (p.truncated || p.bytes >= this.maxRecordBytes) event.kea.parse.truncated = true
     if (rawLines !== undefined) {
       event.kea.parse.raw_base64 = Buffer.concat(rawLines.flatMap((l, i) => [
@@ -377,7 +378,7 @@ export class RecordParser {
         ha: undefined,
         requested_address: undefined,
         source_id: this.opts.sourceId,
-        parse: future && status === 'ok' ? { status: 'partial', reason: FUTURE_REASON, raw_base64: undefined, truncated: undefined } : { status, reason: undefined, raw_base64: undefined, truncated: undefined }
+        parse: future ? { status: status === 'ok' ? 'partial' : status, reason: FUTURE_REASON, raw_base64: undefined, truncated: undefined } : { status, reason: undefined, raw_base64: undefined, truncated: undefined }
       }
     }
   }

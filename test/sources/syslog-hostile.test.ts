@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { interpretMessage } from '../../src/parse/kea/message.js'
 import { builtinRules } from '../../src/parse/kea/rules.js'
 import type { KeaEvent } from '../../src/parse/event.js'
+import { derivationOf } from '../../src/parse/derivation.js'
 import { RecordParser } from '../../src/parse/parser.js'
 import { compilePattern } from '../../src/parse/pattern/compile.js'
 import { resolvePattern } from '../../src/parse/patterns.js'
@@ -70,6 +71,16 @@ describe('event times no store can hold', () => {
     expect(far?.client?.ip).toBe('192.0.2.10')
     expect(near?.kea.parse.status).toBe('ok')
     expect(Date.parse(near?.['@timestamp'] ?? '')).toBeGreaterThan(now + 24 * 3_600_000)
+    // A file source's parser keeps raw records only for what it can make again: not this one
+    // (read later, its time would be believed).
+    const p = new RecordParser({ pattern, compiled: compilePattern(pattern), sourceId: 's', rederivable: true })
+    const out: KeaEvent[] = []
+    for (const [i, text] of [`${at(now + 27 * 3_600_000)} INFO  [kea-dhcp4.leases/1.2] DHCP4_X far`, `${at(now)} INFO  [kea-dhcp4.leases/1.2] DHCP4_X now`].entries()) p.push({ text, offset: i, bytes: text.length }, (e) => out.push(e))
+    p.flush((e) => out.push(e))
+    expect(out.map((e) => derivationOf(e) !== undefined)).toEqual([false, true])
+    // Partial for a reason of its own, and dated ahead: both said.
+    const [both] = parseAll('%D{%Y-%m-%d %H:%M:%S.%q} %-5p %m END', [`${at(now + 27 * 3_600_000)} INFO  X_Y no end`])
+    expect(both?.kea.parse.reason).toBe('record does not match the whole pattern; timestamp more than 26 hours ahead of the clock')
   })
 
   it('block times read back exactly across the whole range, backwards too; 10-byte varints written before still read', () => {
