@@ -198,11 +198,8 @@ export class FileSource implements Source {
     try {
       n = head.length === 0 ? 0 : readSync(fd, head, 0, head.length, 0)
     } catch (err) {
-      // As a failed read in readSome: reported once, tried again later, the others go on.
       closeSync(fd)
-      this.reportOnce(path, LOG_CODES.source, `Cannot read: ${(err as Error).message}`)
-      this.failedUntil.set(path, Date.now() + READ_RETRY_MS)
-      this.readFailed.add(path)
+      this.readFailedAt(path, err)
       return
     }
     const fingerprint = identityFromHead(head.subarray(0, n), this.host)
@@ -275,15 +272,11 @@ export class FileSource implements Source {
       try {
         n = readSync(reader.fd, buf, 0, Math.min(READ_BYTES, st.size - reader.pos), reader.pos)
       } catch (err) {
-        // EIO and the like: this file is given up (counted, logged once) and opened again from
-        // its checkpoint after READ_RETRY_MS; the source goes on with the others. No progress is
-        // reported: a file failing at once on every try must not keep the loop from sleeping
-        // (synchronous reads and microtasks only: it held the event loop for good).
-        this.reportOnce(reader.path, LOG_CODES.source, `Cannot read: ${(err as Error).message}`)
+        // No progress is reported: a file failing at once on every try must not keep the loop
+        // from sleeping (synchronous reads and microtasks only: it held the event loop for good).
         await hand()
         this.close(reader)
-        this.failedUntil.set(reader.path, Date.now() + READ_RETRY_MS)
-        this.readFailed.add(reader.path)
+        this.readFailedAt(reader.path, err)
         return false
       }
       if (n <= 0) break
@@ -306,6 +299,16 @@ export class FileSource implements Source {
       return true
     }
     return grew
+  }
+
+  /**
+   * Reading `path` failed (EIO and the like): reported once, counted, and the file opened again
+   * from its checkpoint after READ_RETRY_MS; the source goes on with the others.
+   */
+  private readFailedAt (path: string, err: unknown): void {
+    this.reportOnce(path, LOG_CODES.source, `Cannot read: ${(err as Error).message}`)
+    this.failedUntil.set(path, Date.now() + READ_RETRY_MS)
+    this.readFailed.add(path)
   }
 
   private ack (reader: Reader, upTo: number): void {
