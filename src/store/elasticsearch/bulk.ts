@@ -37,40 +37,38 @@ function isTransient (status: number): boolean {
 }
 
 /**
- * `create` of every line pair in `lines` (the action line and the document, each ending in a
- * newline, serialized by the caller once), in requests of about flushBytes, `concurrency` at a
- * time; items answered 429 or 502–504 are sent again until they are taken (or `signal` aborts), a
- * 500 `retries` times; other refusals are returned with their index in `lines`. A request that fails as a whole (cluster down) rejects: the
- * caller retries the batch, whose stored documents then answer 409.
+ * `create` of `count` documents, each as its line pair from `lineOf(i)` (the action line and the
+ * document, each ending in a newline), in requests of about flushBytes, `concurrency` at a time;
+ * items answered 429 or 502–504 are sent again until they are taken (or `signal` aborts), a 500
+ * `retries` times; other refusals are returned with their index. A request that fails as a whole
+ * (cluster down) rejects: the caller retries the batch, whose stored documents then answer 409.
  *
- * Why not the clients' helpers.bulk: each document is serialized by the caller exactly once
+ * Why not the clients' helpers.bulk: each document is serialized by the caller once per request
  * (the helpers serialize an object per document, then measure each string's UTF-8 length
  * again): a CPU profile of keatrail → Elasticsearch (bench/e2e, INFO) spent 8 % of its samples
  * in the helper's serialize and 5 % in Buffer.byteLength (docs/BENCHMARKS.md, issue 21).
+ *
+ * Why lines are asked for when their request is built, not all before the first is sent: a
+ * batch's ~1.2 KB line strings then die young, joined into the body at once, instead of living
+ * through every request of the batch (promoted, marked, compacted). An allocation profile of
+ * bench/e2e put ~60 % of the ES path's bytes in those lines and their bodies, and garbage
+ * collection took a third of its busy CPU (docs/BENCHMARKS.md, issue 21, session 20). A document
+ * sent again is serialized again: retries are rare, and a document's line is the same each time.
  */
-export async function bulkCreate (engine: SearchEngine, lines: readonly string[], opts: BulkCreateOptions): Promise<{ created: number, refused: BulkRefusal[] }> {
+export async function bulkCreate (engine: SearchEngine, count: number, lineOf: (index: number) => string, opts: BulkCreateOptions): Promise<{ created: number, refused: BulkRefusal[] }> {
   let created = 0
   const refused: BulkRefusal[] = []
-  let pending: number[] = lines.map((_, i) => i)
+  let pending: number[] = Array.from({ length: count }, (_, i) => i)
   let last = { status: 0, reason: '' }
   for (let attempt = 0; pending.length > 0; attempt++) {
     if (opts.signal?.aborted === true) throw new Error(`bulk write abandoned with ${pending.length} documents still answered ${last.status} ${last.reason}`)
     const again: number[] = []
-    const chunks: number[][] = []
-    let chunk: number[] = []
-    let size = 0
-    for (const i of pending) {
-      chunk.push(i)
-      size += (lines[i] as string).length
-      if (size >= opts.flushBytes) { chunks.push(chunk); chunk = []; size = 0 }
-    }
-    if (chunk.length > 0) chunks.push(chunk)
-    const send = async (c: number[]): Promise<void> => {
+    const send = async (c: number[], body: string): Promise<void> => {
       // One string, not a Buffer written line by line: that took ~15 % less CPU per event, but
       // Buffers live outside V8's heap, and in the chaos suite's Elasticsearch outage the process
       // grew to 337–345 MiB against ~185 with strings (a pool of bodies did not help; not
       // understood yet: docs/BENCHMARKS.md, issue 21).
-      const res = await engine.bulkBody(c.map((i) => lines[i]).join(''))
+      const res = await engine.bulkBody(body)
       // A 2xx that is no bulk answer (a proxy's page): said as such, not a TypeError.
       if (!Array.isArray(res?.items)) throw new Error(`bulk answered without items: ${JSON.stringify(res)?.slice(0, 200) ?? String(res)}`)
       if (res.items.length !== c.length) throw new Error(`bulk answered ${res.items.length} items for ${c.length} documents`)
@@ -82,13 +80,22 @@ export async function bulkCreate (engine: SearchEngine, lines: readonly string[]
         else refused.push({ index: i, status: r.status, ...(r.error === undefined ? {} : { error: r.error }) })
       })
     }
-    // At most `concurrency` requests in flight; all settle before the batch answers.
+    // At most `concurrency` requests in flight, the next body built once one is free; all
+    // settle before the batch answers.
     const running = new Set<Promise<void>>()
     let failure: unknown
-    for (const c of chunks) {
-      if (running.size >= opts.concurrency) await Promise.race(running)
-      if (failure !== undefined) break
-      const p: Promise<void> = send(c).catch((err: unknown) => { failure ??= err }).finally(() => { running.delete(p) })
+    for (let k = 0; k < pending.length && failure === undefined;) {
+      if (running.size >= opts.concurrency) { await Promise.race(running); continue }
+      const chunk: number[] = []
+      const parts: string[] = []
+      for (let size = 0; k < pending.length && size < opts.flushBytes;) {
+        const i = pending[k++] as number
+        const line = lineOf(i)
+        chunk.push(i)
+        parts.push(line)
+        size += line.length
+      }
+      const p: Promise<void> = send(chunk, parts.join('')).catch((err: unknown) => { failure ??= err }).finally(() => { running.delete(p) })
       running.add(p)
     }
     await Promise.all(running)

@@ -191,15 +191,13 @@ export class ElasticsearchStore implements Store {
     if (events.length === 0) return { written: 0, duplicates: 0, deadLettered: 0 }
     // Once per event: the document carries the observation's key, lease history takes the rest.
     const observed = events.map((e) => observe(e, this.leaseDomains))
-    // Each event serialized once, into its bulk lines; a retry of the batch sends them again.
-    const lines = events.map((e, i) => this.bulkLines(e, observed[i]))
     // Lease history is applied in the order of the writes, whichever event bulk finishes first.
     const turn = this.leases.reserve()
     // The store's close or the caller's signal, whichever comes first (see linkedSignal).
     const link = linkedSignal(this.stop.signal, opts.signal)
     const ended = link.signal
     try {
-      const { result, conflicts, refused } = await this.retrying(async () => await this.bulkOnce(events, observed, lines, ended), undefined, ended)
+      const { result, conflicts, refused } = await this.retrying(async () => await this.bulkOnce(events, observed, ended), undefined, ended)
       // Stored events that parsed worse than these (a re-import with the right pattern): replaced.
       const written = events.filter((e) => !refused.has(e.event.id))
       const repair = await this.retrying(async () => await this.replaceWorse(conflicts, written), undefined, ended)
@@ -342,12 +340,12 @@ export class ElasticsearchStore implements Store {
   }
 
   /** `refused`: ids of the documents not written (duplicates and dead letters). */
-  private async bulkOnce (events: readonly KeaEvent[], observed: ReadonlyArray<LeaseObservation | undefined>, lines: readonly string[], signal?: AbortSignal): Promise<{ result: WriteResult, conflicts: Doc[], refused: Set<string> }> {
+  private async bulkOnce (events: readonly KeaEvent[], observed: ReadonlyArray<LeaseObservation | undefined>, signal?: AbortSignal): Promise<{ result: WriteResult, conflicts: Doc[], refused: Set<string> }> {
     let duplicates = 0
     const conflicts: Doc[] = []
     const refused = new Set<string>()
     const dead: Array<{ event: KeaEvent, reason: string }> = []
-    const { created, refused: drops } = await bulkCreate(this.client, lines, {
+    const { created, refused: drops } = await bulkCreate(this.client, events.length, (i) => this.bulkLines(events[i] as KeaEvent, observed[i]), {
       flushBytes: this.cfg.bulk.flushBytes,
       concurrency: this.cfg.bulk.concurrency,
       retries: this.cfg.bulk.retries,
