@@ -14,6 +14,7 @@ import { resolvePattern } from '../../parse/patterns.js'
 import { LocalTimeResolver, systemTimeZone } from '../../parse/time/zone.js'
 import { SpillQueue } from '../../pipeline/spill.js'
 import { emptyCounters, type Emit, type Log, type Source, type SourceCounters } from '../../pipeline/types.js'
+import { Throttled } from '../../throttled.js'
 import { SyslogFramer } from './frame.js'
 import { parseSyslog, type SyslogMessage } from './header.js'
 import { UdpKernelDrops } from './udp-drops.js'
@@ -128,42 +129,6 @@ interface Conn {
   ended: boolean
   firstFrame: NodeJS.Timeout | undefined
   slot: Slot | undefined
-}
-
-/** How long one line per kind of trouble stands for the same trouble happening again. */
-const LOG_EVERY_MS = 10_000
-
-/**
- * Logs the first occurrence at once, then at most one line per LOG_EVERY_MS saying how many
- * more there were: trouble repeating thousands of times a second (refused connections, a
- * full disk) must not become as many log lines.
- */
-class Throttled {
-  private count = 0
-  private fields: Record<string, unknown> = {}
-  private timer: NodeJS.Timeout | undefined
-  constructor (private readonly write: (count: number, fields: Record<string, unknown>) => void) {}
-
-  hit (fields: Record<string, unknown>): void {
-    this.count++
-    this.fields = fields
-    if (this.timer === undefined) this.flush()
-  }
-
-  private flush (): void {
-    if (this.count === 0) { this.timer = undefined; return }
-    this.write(this.count, this.fields)
-    this.count = 0
-    this.timer = setTimeout(() => this.flush(), LOG_EVERY_MS)
-    this.timer.unref()
-  }
-
-  stop (): void {
-    clearTimeout(this.timer)
-    this.timer = undefined
-    if (this.count > 0) this.write(this.count, this.fields)
-    this.count = 0
-  }
 }
 
 /** A short reason for an error from listen/bind/readFile. */
