@@ -365,3 +365,43 @@ export const JOURNAL_LOG_CODES = {
   /** journalctl refused the saved cursor ("Failed to seek to cursor"): the journal is read again from its oldest entry (event ids prevent duplicates). */
   cursorRefused: 'KEATRAIL_ERR_JOURNAL_CURSOR'
 } as const
+
+// Audit log
+
+/** api.auditLog cannot be made or opened (no permission, no space…): the API does not start. */
+export const AuditLogError = createError<[string, string]>(
+  'KEATRAIL_ERR_AUDIT_LOG',
+  'Cannot use the audit log %s: %s',
+  500
+)
+/**
+ * The answer to a read whose audit entry could not be written (disk full, I/O error): the read is
+ * refused rather than answered unrecorded. Counted in keatrail_audit_write_failures_total.
+ */
+export const AuditWriteError = createError<[]>(
+  'KEATRAIL_ERR_AUDIT_WRITE',
+  'The audit log could not record this read, so it is not answered; retry later (the service log has the detail)',
+  503
+)
+/** Codes the API logs about its audit log while it keeps running. */
+export const AUDIT_LOG_CODES = {
+  /** Audit entries could not be written: their reads were refused (503) or their batch cut off (throttled: one line per 10 s with the count). */
+  write: 'KEATRAIL_ERR_AUDIT_WRITE',
+  /** The audit log could not be reopened on SIGHUP: entries keep going to the file that was open. */
+  reopen: 'KEATRAIL_ERR_AUDIT_LOG'
+} as const
+
+// Store credentials and output files
+
+/** The search engine refused keatrail's credentials (HTTP 401) or what they may do (403). */
+export const StoreAuthError = createError<[string, string, string]>(
+  'KEATRAIL_ERR_STORE_AUTH',
+  '%s at %s refused keatrail: %s',
+  500
+)
+/** A command's `--out FILE` (`discover`, `lease report`) where FILE exists (or is a symbolic link): replaced only with --force, and never through a link. */
+export const OutputFileExistsError = createError<[string, string]>(
+  'KEATRAIL_ERR_OUTPUT_EXISTS',
+  '%s exists: %s',
+  400
+)

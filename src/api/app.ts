@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto'
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import { PassThrough } from 'node:stream'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -9,7 +9,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRepl
 import { jsonSchemaTransform, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod'
 import { Counter, Histogram, Registry } from 'prom-client'
 import { z } from 'zod'
-import { ApiAuthError, ApiBadRequestError, ApiForbiddenError, ApiCrossSiteError, ApiHostNotAllowedError, ApiRateLimitError, CLIENT_MESSAGE_5XX, CursorInvalidError, NotFoundError, QueryBusyError, isCodedError } from '../errors.js'
+import { ApiAuthError, ApiBadRequestError, ApiForbiddenError, ApiCrossSiteError, ApiHostNotAllowedError, ApiRateLimitError, AUDIT_LOG_CODES, AuditWriteError, CLIENT_MESSAGE_5XX, CursorInvalidError, NotFoundError, QueryBusyError, isCodedError } from '../errors.js'
 import { historyPage, holderAt } from '../leases/query.js'
 import { ATTRIBUTION_COLUMNS, attributeRows, MAX_ATTRIBUTE_ROWS } from '../leases/attribute.js'
 import { LocalTimeResolver } from '../parse/time/zone.js'
@@ -24,6 +24,7 @@ import { retryDeadLetters, type DeadLetterStore } from '../store/deadletter.js'
 import { LOOPBACK, apiConfigSchema, corsNeedsKeys, type ApiConfig } from './config.js'
 import { apiRange, apiTime } from './time.js'
 import { registerMetrics } from './metrics.js'
+import { Throttled } from '../throttled.js'
 import type { SourceFlow } from '../pipeline/pipeline.js'
 
 /** Who a request authenticated as. */
@@ -52,8 +53,14 @@ declare module 'fastify' {
   }
 }
 
-/** One line of the audit log: who read what, and what they got. */
-export interface AuditEntry { time: string, key: string, ip: string, method: string, route: string, params: Record<string, unknown>, query: Record<string, unknown>, status: number }
+/**
+ * One line of the audit log: who read what, and what they got. A batch attribution writes one
+ * such entry with a `batch` id (its query: the number of rows), then one AuditRow per row.
+ */
+export interface AuditEntry { time: string, key: string, ip: string, method: string, route: string, params: Record<string, unknown>, query: Record<string, unknown>, status: number, batch?: string }
+/** One row of a batch attribution: the address and time asked and the answer; who asked, from where and when is its batch's AuditEntry. */
+export interface AuditRow { batch: string, row: number, address: string, at: string, answer: string }
+export type AuditRecord = AuditEntry | AuditRow
 
 /** What the running service tells the API about itself (metrics, readiness). */
 export interface ServiceStatus {
@@ -79,7 +86,8 @@ export interface ServiceStatus {
 export interface BuildAppOptions {
   store: Store
   api?: z.input<typeof apiConfigSchema>
-  audit?: (e: AuditEntry) => void
+  /** Records one audit entry; throws when it could not (the read it records is then refused, 503). */
+  audit?: (e: AuditRecord) => void
   status?: ServiceStatus
   /** Fastify's logger (pino) or its options; off by default in tests. */
   logger?: FastifyServerOptions['logger']
@@ -288,6 +296,15 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
   const keyLimit = app.rateLimit({ keyGenerator: (req) => `key:${req.apiKey?.name ?? ''}` })
   const refusedLimit = app.rateLimit({ max: cfg.rateLimit.failedAuthMax, keyGenerator: (req) => `refused:${req.ip}` })
   const publicLimit = app.rateLimit({ keyGenerator: (req) => `public:${req.ip}` })
+  // Refusals are logged, but one line per 10 s at most (the first at once), with how many there
+  // were and from how many addresses: a client guessing keys, refused and then rate limited,
+  // made one line per request (25,607 lines, 4.4 MB in 10 s from one client).
+  const refusedFrom = new Set<string>()
+  const refusedLog = new Throttled((count, f) => {
+    app.log.warn({ code: 'KEATRAIL_ERR_AUTH', count, clients: refusedFrom.size, ...f }, 'API requests refused: no valid key (count: since the last such line; ip, route: the last one)')
+    refusedFrom.clear()
+  })
+  app.addHook('onClose', async () => { refusedLog.stop() })
   // DNS rebinding: without keys, any web page the operator visits could point its own name at
   // 127.0.0.1 and read the API through the browser. Such requests carry the page's name in Host
   // (and in an absolute-form target): answer only loopback names.
@@ -322,7 +339,8 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
     if (typeof key === 'string') {
       // Refusals are logged (never the header) and end the connection: a client without a key
       // gets no kept-alive socket to hold.
-      req.log.warn({ ip: req.ip, route: req.routeOptions.url ?? '(no route)' }, 'API request refused: no valid key')
+      if (refusedFrom.size < 10_000) refusedFrom.add(req.ip)
+      refusedLog.hit({ ip: req.ip, route: req.routeOptions.url ?? '(no route)' })
       reply.header('connection', 'close')
       await refusedLimit.call(app, req, reply)
       throw new ApiAuthError(key)
@@ -380,16 +398,42 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
     })
   })
 
-  // Every authenticated request is audited, in one place, once answered: events, stats, alerts
-  // and snapshots reveal who had which address as much as the lease routes do. Refused requests
-  // (no key) are not: they read nothing, and are rate limited per address instead.
-  app.addHook('onResponse', async (req, reply) => {
-    if (opts.audit === undefined || req.apiKey === null || req.routeOptions.config.audit === false) return
-    opts.audit({
-      time: new Date().toISOString(), key: req.apiKey.name, ip: req.ip, method: req.method,
-      route: req.routeOptions.url ?? `(no route) ${(req.url.split('?')[0] ?? '').slice(0, 256)}`,
+  // Every authenticated request is audited, in one place: events, stats, alerts and snapshots
+  // reveal who had which address as much as the lease routes do. Refused requests (no key) are
+  // not: they read nothing, and are rate limited per address instead. The entry is written
+  // before the answer leaves, with the status it goes with (onSend: the last step before the
+  // bytes); an answer whose entry cannot be written (disk full) is not sent: 503 instead, so no
+  // read goes unrecorded (it did: 200 with data, the entry lost to ENOSPC).
+  const auditFailures = new Counter({ name: 'keatrail_audit_write_failures_total', help: 'Audit entries that could not be written (disk full, I/O error): each read was refused (503) or its batch attribution cut off; logged, throttled', registers: [registry] })
+  const auditFailLog = new Throttled((count, f) => { app.log.error({ code: AUDIT_LOG_CODES.write, count, ...f }, 'Audit entries could not be written: the reads they record were refused (count: since the last such line).') })
+  app.addHook('onClose', async () => { auditFailLog.stop() })
+  /** Writes one audit record; false (counted, logged) when it could not be written. */
+  const record = (e: AuditRecord, route: string): boolean => {
+    if (opts.audit === undefined) return true
+    try {
+      opts.audit(e)
+      return true
+    } catch (err) {
+      auditFailures.inc()
+      auditFailLog.hit({ route, error: String((err as Error)?.message ?? err).slice(0, 300) })
+      return false
+    }
+  }
+  const AUDIT_REFUSED = JSON.stringify({ code: 'KEATRAIL_ERR_AUDIT_WRITE', message: new AuditWriteError().message })
+  /** Requests whose route writes its own entries (a batch attribution: its entry, then one per row). */
+  const selfAudited = new WeakSet<object>()
+  app.addHook('onSend', async (req, reply, payload) => {
+    if (opts.audit === undefined || req.apiKey === null || req.routeOptions.config.audit === false || selfAudited.has(req)) return payload
+    const route = req.routeOptions.url ?? `(no route) ${(req.url.split('?')[0] ?? '').slice(0, 256)}`
+    const written = record({
+      time: new Date().toISOString(), key: req.apiKey.name, ip: req.ip, method: req.method, route,
       params: auditable(req.params), query: auditable(req.query), status: reply.statusCode
-    })
+    }, route)
+    if (written) return payload
+    if (typeof (payload as { destroy?: unknown } | null)?.destroy === 'function') (payload as { destroy: () => void }).destroy()
+    reply.removeHeader('content-disposition')
+    reply.code(503).header('content-type', 'application/json; charset=utf-8').header('content-security-policy', API_CSP)
+    return AUDIT_REFUSED
   })
 
   // --- routes -------------------------------------------------------------------------------
@@ -508,7 +552,7 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
     // Refused before its body is read and validated (~0.4 s of the event loop for 100,000 rows).
     onRequest: async () => { if (attributing) throw new QueryBusyError(1) },
     schema: {
-      description: 'Who held each address at each time of a report (up to 100,000 rows): one NDJSON line per row, in order, streamed as answered — the row\'s own fields, then status (held, no-holder, not-covered, gap, bad-input), reason and the holder (as `keatrail lease attribute`). Audited: one entry per row.',
+      description: 'Who held each address at each time of a report (up to 100,000 rows): one NDJSON line per row, in order, streamed as answered — the row\'s own fields, then status (held, no-holder, not-covered, gap, bad-input), reason and the holder (as `keatrail lease attribute`). Audited: one entry for the batch (who, from where, when, a batch id), then one line per row (the address and time asked, the answer); a row whose line cannot be written is not sent, and the answer ends there.',
       body: z.object({
         rows: z.array(z.object({ address: z.string().max(64), time: z.string().max(64) }).catchall(z.string().max(256))
           .refine((r) => Object.keys(r).length <= 16, 'at most 16 fields per row')).min(1).max(MAX_ATTRIBUTE_ROWS),
@@ -522,9 +566,17 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
     if (tz !== undefined) {
       try { new LocalTimeResolver(tz) } catch { throw new ApiBadRequestError(`tz: ${JSON.stringify(tz)} is not an IANA time zone (such as UTC or Europe/Berlin)`) }
     }
+    // Audited compactly (a read key could add 338 bytes per row, 33.8 MB per batch): one entry
+    // says who asked, from where, when, with a batch id; then each row one line of that id, the
+    // address and time asked and the answer. Written before the batch starts, so it precedes its
+    // rows; not written: nothing is answered (503).
+    const batch = randomBytes(6).toString('base64url')
+    const route = '/api/v1/leases/attribute'
+    selfAudited.add(req)
+    const entry: AuditEntry = { time: new Date().toISOString(), key: req.apiKey?.name ?? '', ip: req.ip, method: 'POST', route, params: {}, query: auditable({ rows: rows.length, tz, scope }), status: 200, batch }
+    if (!record(entry, route)) return await reply.code(503).type('application/json; charset=utf-8').send(AUDIT_REFUSED)
     attributing = true
     const out = new PassThrough()
-    const key = req.apiKey?.name ?? ''
     async function * cells (): AsyncGenerator<string[]> {
       for (const r of rows) yield [r.address, r.time]
     }
@@ -533,9 +585,10 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
       columns: () => {},
       row: async (r) => {
         const own = rows[i++] ?? { address: '', time: '' }
-        opts.audit?.({ time: new Date().toISOString(), key, ip: req.ip, method: 'POST', route: '/api/v1/leases/attribute', params: {}, query: auditable({ address: own.address, time: own.time, row: i, answer: r.answer.status }), status: 200 })
         // A client gone (the stream destroyed) ends the batch: nothing waits for a drain that never comes.
         if (out.destroyed) throw new Error('the client closed the connection')
+        // No row leaves unrecorded: an entry that cannot be written cuts the answer off here.
+        if (!record({ batch, row: i, address: own.address, at: own.time, answer: r.answer.status }, route)) throw new AuditWriteError()
         // The row's own fields, those named like an answer's column kept apart (status_input …).
         const fields = Object.fromEntries(Object.entries(own).map(([k, v]) => [(ATTRIBUTION_COLUMNS as readonly string[]).includes(k) ? `${k}_input` : k, v]))
         if (out.write(JSON.stringify({ ...fields, ...r.answer }) + '\n')) return

@@ -1,11 +1,11 @@
-import { appendFileSync, chmodSync, closeSync, fchmodSync, mkdirSync, openSync, writeSync } from 'node:fs'
+import { chmodSync, closeSync, constants, fchmodSync, fstatSync, ftruncateSync, mkdirSync, openSync, statSync, writeSync, type Stats } from 'node:fs'
 import { dirname } from 'node:path'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { Registry } from 'prom-client'
-import { UsageError } from '../errors.js'
+import { AUDIT_LOG_CODES, AuditLogError, ConfigInvalidError, UsageError } from '../errors.js'
 import type { Store } from '../store/types.js'
 import type { DeadLetterStore } from '../store/deadletter.js'
-import { buildApp, type AuditEntry, type ServiceStatus } from './app.js'
+import { buildApp, type AuditRecord, type ServiceStatus } from './app.js'
 import { LOOPBACK, apiConfigSchema, corsNeedsKeys, type ApiConfig } from './config.js'
 
 /** Refuses to expose the API beyond loopback without keys, unless the operator said insecure. */
@@ -15,26 +15,110 @@ export function checkExposure (cfg: ApiConfig): void {
   throw new UsageError(`refusing to serve the API on ${cfg.host} without API keys: add api.keys (keatrail api-key makes one) or set api.insecure / --insecure`)
 }
 
+/** What a file that is not a regular file is, in words. */
+function kindOf (st: Stats): string {
+  return st.isDirectory() ? 'a directory' : st.isFIFO() ? 'a FIFO' : st.isCharacterDevice() ? 'a character device' : st.isBlockDevice() ? 'a block device' : st.isSocket() ? 'a socket' : 'not a regular file'
+}
+
+function notRegular (path: string, kind: string): Error {
+  return new ConfigInvalidError('api.auditLog', `${path} is ${kind}: the audit log must be a regular file (keatrail appends to it and keeps it mode 0600); name a file, or leave api.auditLog out for <dataDir>/audit.log`)
+}
+
+/**
+ * Opens `path` for appending, a regular file only, and brings it to 0600. Anything else (a
+ * device such as /dev/null, a FIFO, a directory, a socket) is refused, never opened for long
+ * nor chmod-ed: it is looked at before opening (opening a device can act on it), and the
+ * descriptor is looked at after (the path may have changed in between). O_NONBLOCK: a FIFO with
+ * no reader fails (ENXIO) rather than blocking the process in open(2).
+ */
+function openRegular (path: string): number {
+  let before: Stats | undefined
+  try { before = statSync(path) } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new AuditLogError(path, (err as Error).message)
+  }
+  if (before !== undefined && !before.isFile()) throw notRegular(path, kindOf(before))
+  let fd: number
+  try {
+    fd = openSync(path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOCTTY | constants.O_NONBLOCK, 0o600)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'EISDIR') throw notRegular(path, 'a directory')
+    if (code === 'ENXIO') throw notRegular(path, 'a FIFO or socket')
+    throw new AuditLogError(path, (err as Error).message)
+  }
+  try {
+    const st = fstatSync(fd)
+    if (!st.isFile()) throw notRegular(path, kindOf(st))
+    fchmodSync(fd, 0o600)
+    return fd
+  } catch (err) {
+    closeSync(fd)
+    throw (err as { code?: string }).code === 'KEATRAIL_ERR_CONFIG_INVALID' ? err : new AuditLogError(path, (err as Error).message)
+  }
+}
+
+/** The audit log as serveApi uses it. */
+export interface AuditLog {
+  /** Appends one entry as one whole line; throws when it could not (disk full…), leaving no part of it in the file. */
+  write: (e: AuditRecord) => void
+  /** Opens the path again (logrotate moved the file away): new entries go to the file now there. Throws, keeping the old file, when it cannot. */
+  reopen: () => void
+  close: () => void
+}
+
 /**
  * Opens the audit log for appending. It says who looked up which address or client, so it is
- * created 0600 (its directory 0700 when created here) whatever the umask, and an existing file
- * is brought back to 0600. One descriptor; each entry is one write(2) to it, so nothing waits in
- * a buffer to be lost at close (an entry after close still goes to the file).
+ * a regular file created 0600 (its directory 0700 when created here) whatever the umask, and an
+ * existing file is brought back to 0600. One descriptor; each entry is written whole before the
+ * read it records is answered (nothing waits in a buffer to be lost at close; an entry after
+ * close still goes to the file).
  */
-export function openAuditLog (path: string): { write: (e: AuditEntry) => void, close: () => void } {
+export function openAuditLog (path: string): AuditLog {
   const dir = dirname(path)
-  const first = mkdirSync(dir, { recursive: true, mode: 0o700 })
-  // mkdir's mode is masked by the umask: set it on each directory made here, and only those.
-  if (first !== undefined) {
-    for (let d = dir, i = 0; i < 256; d = dirname(d), i++) { chmodSync(d, 0o700); if (d === first || d === dirname(d)) break }
+  try {
+    const first = mkdirSync(dir, { recursive: true, mode: 0o700 })
+    // mkdir's mode is masked by the umask: set it on each directory made here, and only those.
+    if (first !== undefined) {
+      for (let d = dir, i = 0; i < 256; d = dirname(d), i++) { chmodSync(d, 0o700); if (d === first || d === dirname(d)) break }
+    }
+  } catch (err) {
+    throw new AuditLogError(path, (err as Error).message)
   }
-  let fd = openSync(path, 'a', 0o600)
-  fchmodSync(fd, 0o600)
+  let fd = openRegular(path)
+  /** A line was cut by a failed write and could not be taken back: the next entry starts on a line of its own. */
+  let torn = false
+  const append = (to: number, e: AuditRecord): void => {
+    const line = Buffer.from(`${torn ? '\n' : ''}${JSON.stringify(e)}\n`)
+    let done = 0
+    try {
+      while (done < line.length) {
+        const n = writeSync(to, line, done, line.length - done)
+        if (n <= 0) throw new Error('write(2) wrote nothing')
+        done += n
+      }
+      torn = false
+    } catch (err) {
+      // A full disk takes the first part of a line and refuses the rest: take that part back,
+      // so the file holds whole entries only (an auditor parses each line).
+      if (done > 0) {
+        try { ftruncateSync(to, fstatSync(to).size - done) } catch { torn = true }
+      }
+      throw err
+    }
+  }
   return {
     write: (e) => {
-      const line = JSON.stringify(e) + '\n'
-      if (fd >= 0) writeSync(fd, line)
-      else appendFileSync(path, line, { mode: 0o600 })
+      if (fd >= 0) { append(fd, e); return }
+      const once = openRegular(path)
+      try { append(once, e) } finally { closeSync(once) }
+    },
+    reopen: () => {
+      if (fd < 0) return
+      const next = openRegular(path)
+      const old = fd
+      fd = next
+      torn = false
+      closeSync(old)
     },
     close: () => { if (fd >= 0) { closeSync(fd); fd = -1 } }
   }
@@ -44,19 +128,34 @@ export function openAuditLog (path: string): { write: (e: AuditEntry) => void, c
 export async function serveApi (store: Store, api: unknown, dataDir: string, status: ServiceStatus, registry?: Registry, deadLetters?: DeadLetterStore, logger?: FastifyBaseLogger): Promise<{ app: FastifyInstance, url: string }> {
   const cfg = apiConfigSchema.parse(api ?? {})
   checkExposure(cfg)
-  const audit = openAuditLog(cfg.auditLog ?? `${dataDir}/audit.log`)
+  const auditPath = cfg.auditLog ?? `${dataDir}/audit.log`
+  const audit = openAuditLog(auditPath)
   let app: FastifyInstance
   try {
     app = await buildApp({
       store, api: cfg, status, ...(registry === undefined ? {} : { registry }), ...(deadLetters === undefined ? {} : { deadLetters }), ...(logger === undefined ? {} : { loggerInstance: logger }),
-      // Reads reveal who had which address: keep who asked, append-only.
+      // Reads reveal who had which address: keep who asked, append-only; a read whose entry
+      // cannot be written is refused (the app answers 503).
       audit: audit.write
     })
   } catch (err) {
     audit.close()
     throw err
   }
-  app.addHook('onClose', async () => { audit.close() })
+  // logrotate's rename-and-create leaves the old file open here: SIGHUP (its postrotate) opens
+  // the path again. copytruncate needs nothing: every write appends (O_APPEND), after the cut.
+  const served = app
+  const reopen = (): void => {
+    try {
+      audit.reopen()
+      const log = logger ?? served.log
+      log.info({ path: auditPath }, 'Audit log reopened (SIGHUP).')
+    } catch (err) {
+      served.log.error({ code: AUDIT_LOG_CODES.reopen, path: auditPath, error: (err as Error).message }, 'Could not reopen the audit log on SIGHUP: entries still go to the file that was open.')
+    }
+  }
+  process.on('SIGHUP', reopen)
+  app.addHook('onClose', async () => { process.off('SIGHUP', reopen); audit.close() })
   try {
     const url = await app.listen({ host: cfg.host, port: cfg.port })
     return { app, url }

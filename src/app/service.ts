@@ -45,6 +45,10 @@ export async function runService (cfg: KeatrailConfig, logger: Logger): Promise<
   }
   process.on('SIGTERM', onSignal)
   process.on('SIGINT', onSignal)
+  // `systemctl reload` (the unit's ExecReload) sends SIGHUP: the API reopens its audit log on it
+  // (logrotate); without an API nothing is reopened, and the signal must not end the service.
+  const onHangup = (): void => { log.info('SIGHUP received: the audit log, if the API runs, is reopened.') }
+  process.on('SIGHUP', onHangup)
   const cleanups: Array<() => unknown> = []
   try {
     const opened = await openStore(cfg, { mode: 'write', log, waitForCluster: stop.signal, lockHeld: true })
@@ -125,6 +129,7 @@ export async function runService (cfg: KeatrailConfig, logger: Logger): Promise<
     }
     process.off('SIGTERM', onSignal)
     process.off('SIGINT', onSignal)
+    process.off('SIGHUP', onHangup)
     unlock()
   }
 }

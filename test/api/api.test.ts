@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
-import { apiKeyHash, buildApp, type AuditEntry } from '../../src/api/app.js'
+import { apiKeyHash, buildApp, type AuditEntry, type AuditRecord, type AuditRow } from '../../src/api/app.js'
 import { checkExposure, serveApi } from '../../src/api/serve.js'
 import { apiConfigSchema } from '../../src/api/config.js'
 import type { KeaSnapshot } from '../../src/kea/snapshot.js'
@@ -56,7 +56,7 @@ describe(`REST API on ${kinds.join(' and ')}${esSkip === '' ? '' : ` (skipped: $
       apps[k] = await buildApp({
         store: s,
         api: { keys: [{ name: 'reader', sha256: apiKeyHash(KEY), role: 'read' }, { name: 'ops', sha256: apiKeyHash(ADMIN), role: 'admin' }], rateLimit: { max: 100_000, windowMs: 60_000 } },
-        audit: (e) => audits.push(e)
+        audit: (e) => audits.push(e as AuditEntry)
       })
     }
   }, 120_000)
@@ -187,9 +187,13 @@ describe(`REST API on ${kinds.join(' and ')}${esSkip === '' ? '' : ` (skipped: $
       expect(lines[3]?.evidence).toBe(lines[0]?.evidence)
     }
     await vi.waitFor(() => {
-      const mine = audits.filter((a) => a.route === '/api/v1/leases/attribute' && a.query.row !== undefined)
+      // One entry per batch (who, from where), then one line per row of its batch id.
+      const all = audits as AuditRecord[]
+      const batches = all.filter((a): a is AuditEntry => 'route' in a && a.route === '/api/v1/leases/attribute' && a.batch !== undefined)
+      const mine = all.filter((a): a is AuditRow => 'row' in a)
+      expect(batches.map((b) => [b.key, b.query.rows, b.status])).toEqual(kinds.map(() => ['reader', rows.length, 200]))
       expect(mine).toHaveLength(rows.length * kinds.length)
-      expect(mine.slice(0, 4).map((a) => [a.key, a.query.address, a.query.answer])).toEqual([['reader', '192.0.2.10', 'held'], ['reader', '192.0.2.10', 'not-covered'], ['reader', 'not-an-ip', 'bad-input'], ['reader', '192.0.2.10', 'held']])
+      expect(mine.slice(0, 4).map((a) => [a.batch, a.row, a.address, a.answer])).toEqual([[batches[0]?.batch, 1, '192.0.2.10', 'held'], [batches[0]?.batch, 2, '192.0.2.10', 'not-covered'], [batches[0]?.batch, 3, 'not-an-ip', 'bad-input'], [batches[0]?.batch, 4, '192.0.2.10', 'held']])
     })
     const app = apps.sqlite as FastifyInstance
     const tooMany = await app.inject({ method: 'POST', url: '/api/v1/leases/attribute', headers: auth, payload: { rows: Array.from({ length: 100_001 }, () => ({ address: '192.0.2.10', time: '2026-11-24T18:02:30Z' })) } })
@@ -283,7 +287,7 @@ describe(`REST API on ${kinds.join(' and ')}${esSkip === '' ? '' : ` (skipped: $
 
   it('every authenticated read is audited once, with key, address, route, parameters and status; public, refused and metrics requests are not', async () => {
     const log: AuditEntry[] = []
-    const app = await buildApp({ store: stores.sqlite as Store, api: { keys: [{ name: 'reader', sha256: apiKeyHash(KEY) }, { name: 'ops', sha256: apiKeyHash(ADMIN), role: 'admin' }] }, audit: (e) => log.push(e) })
+    const app = await buildApp({ store: stores.sqlite as Store, api: { keys: [{ name: 'reader', sha256: apiKeyHash(KEY) }, { name: 'ops', sha256: apiKeyHash(ADMIN), role: 'admin' }] }, audit: (e) => log.push(e as AuditEntry) })
     const id = (await app.inject({ url: '/api/v1/events?q=code:DHCP4_RELEASE&size=1', headers: auth })).json().events[0].event.id as string
     const reads = [
       `/api/v1/events/${id}`, '/api/v1/stats/top?field=mac&q=ip:192.0.2.10', '/api/v1/stats/histogram?interval=1h&to=2026-11-25T00:00:00Z',

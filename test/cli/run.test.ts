@@ -52,6 +52,21 @@ describe('keatrail run (the process)', () => {
   }, 30_000)
 })
 
+describe('keatrail run and SIGHUP', () => {
+  it('survives SIGHUP (systemctl reload) without an API, and still drains on SIGTERM', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kt-hup-'))
+    const config = join(dir, 'keatrail.yaml')
+    writeFileSync(config, `dataDir: ${join(dir, 'data')}\napi:\n  enabled: false\nsources: []\n`)
+    const run = startRun(config)
+    await waitForLog(run, 'keatrail running.')
+    run.proc.kill('SIGHUP')
+    await waitForLog(run, 'SIGHUP received')
+    expect(run.proc.exitCode).toBeNull()
+    run.proc.kill('SIGTERM')
+    expect(await run.exit).toBe(0)
+  }, 30_000)
+})
+
 describe('keatrail run retention', () => {
   it('applies the configured retention at start', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'kt-ret-'))
