@@ -633,19 +633,33 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
     return { intervals: page.intervals, ...(page.truncated ? { truncated: true } : {}) }
   })
 
+  /** The head of a snapshot page sent from its serialised documents (a reader worker's bytes). */
+  const SNAPSHOTS_OPEN = Buffer.from('{"snapshots":')
   app.get('/api/v1/snapshots', {
     schema: {
-      description: 'Kea status snapshots by server, service, subnet and time range (oldest first)',
+      description: 'Kea status snapshots by server, service, subnet and time range, oldest first: a page holds at most `size` snapshots and 8 MiB of documents (always one), the rest behind `cursor`',
       querystring: z.object({
-        server: z.string().max(253).optional(), service: z.enum(['dhcp4', 'dhcp6']).optional(), subnet_id: z.coerce.number().int().optional(),
-        from: timeParam, to: timeParam, size: z.coerce.number().int().min(1).max(10_000).default(1000)
+        server: z.string().max(253).optional(), service: z.enum(['dhcp4', 'dhcp6']).optional(), subnet_id: z.coerce.number().int().min(0).max(4_294_967_295).optional(),
+        from: timeParam, to: timeParam, size: z.coerce.number().int().min(1).max(10_000).default(100),
+        cursor: z.string().max(2048).optional().describe('The cursor of the previous page of the same query')
       }).strict(),
-      response: { 200: z.object({ snapshots: z.array(snapshotOut) }) }
+      response: { 200: z.object({ snapshots: z.array(snapshotOut), cursor: z.string().optional().describe('More snapshots match: pass it as cursor for the next page') }) }
     }
-  }, async (req) => {
-    const { from, to, ...rest } = req.query
-    const q = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined))
-    return { snapshots: await store.snapshots.query({ ...q, ...apiRange(from, to) }) as unknown as Array<Record<string, unknown>> }
+  }, async (req, reply) => {
+    const { from, to, cursor, ...rest } = req.query
+    const range = apiRange(from, to)
+    const hash = cursorHash(['snapshots', rest.server ?? null, rest.service ?? null, rest.subnet_id ?? null, range.from ?? null, range.to ?? null])
+    const q = {
+      ...Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined)), ...range,
+      ...(cursor === undefined ? {} : { cursor: unwrapCursor(cursor, hash) })
+    }
+    if (store.snapshots.pageSerialized !== undefined) {
+      const page = await store.snapshots.pageSerialized(q)
+      const next = page.cursor === undefined ? '' : `,"cursor":${JSON.stringify(wrapCursor(page.cursor, hash))}`
+      return await reply.sendJsonText(Buffer.concat([SNAPSHOTS_OPEN, page.snapshotsJson, Buffer.from(`${next}}`)]))
+    }
+    const page = await store.snapshots.page(q)
+    return { snapshots: page.snapshots as unknown as Array<Record<string, unknown>>, ...(page.cursor === undefined ? {} : { cursor: wrapCursor(page.cursor, hash) }) }
   })
 
   app.get('/api/v1/snapshots/latest', {

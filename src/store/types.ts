@@ -1,6 +1,6 @@
 import type { KeaEvent } from '../parse/event.js'
 import type { LeaseStore } from '../leases/types.js'
-import type { SnapshotStore } from '../kea/snapshot.js'
+import type { KeaSnapshot, SnapshotQuery, SnapshotStore } from '../kea/snapshot.js'
 import type { QueryNode } from '../query/parse.js'
 
 /** Exact-match filters every store supports; values within a field are ORed, fields ANDed. */
@@ -156,8 +156,27 @@ export interface Store {
   /** Lease history derived from the lifecycle events written (src/leases/). */
   readonly leases: LeaseStore
   /** Kea status snapshots (src/kea/). */
-  readonly snapshots: SnapshotStore
+  readonly snapshots: SnapshotPages
   close: () => Promise<void>
+}
+
+/** A snapshot query that goes on from a page's cursor. */
+export interface SnapshotPageQuery extends SnapshotQuery { cursor?: string }
+
+/**
+ * A page of Kea snapshots, oldest first: at most the size asked and MAX_PAGE_BYTES of documents
+ * (always one), the rest behind `cursor`. One snapshot of a server with 1,000 subnets is ~131 KB:
+ * 10,000 of them in one answer exhausted a 256 MiB heap.
+ */
+export interface SnapshotPage { snapshots: KeaSnapshot[], cursor?: string }
+/** A snapshot page with its documents as one UTF-8 JSON array, made where the read ran (as SerializedPage). */
+export interface SerializedSnapshotPage { snapshotsJson: Uint8Array, cursor?: string }
+
+/** A store's snapshots, read in pages (`query` is the first page's snapshots). */
+export interface SnapshotPages extends SnapshotStore {
+  page: (q: SnapshotPageQuery) => Promise<SnapshotPage>
+  /** The same page serialised where it was read (the SQLite store's reader workers): the API sends its bytes as they are. */
+  pageSerialized?: (q: SnapshotPageQuery) => Promise<SerializedSnapshotPage>
 }
 
 /** One log line behind a lease answer. */

@@ -1,6 +1,8 @@
 import type { estypes } from '@elastic/elasticsearch'
 import type { SearchEngine } from './engine.js'
-import { MAX_SNAPSHOTS, type KeaSnapshot, type SnapshotQuery, type SnapshotStore } from '../../kea/snapshot.js'
+import { CursorInvalidError } from '../../errors.js'
+import { MAX_SNAPSHOTS, type KeaSnapshot, type SnapshotQuery } from '../../kea/snapshot.js'
+import { decodeCursor, encodeCursor, MAX_PAGE_BYTES, type SnapshotPage, type SnapshotPageQuery, type SnapshotPages } from '../types.js'
 
 export function snapshotIndex (namespace: string): string {
   return `keatrail-snapshots-${namespace}`
@@ -13,7 +15,7 @@ export function snapshotIndex (namespace: string): string {
  * arrays are flattened in Elasticsearch, so "utilization per subnet over time" in Kibana needs
  * one document per pool.
  */
-export class EsSnapshots implements SnapshotStore {
+export class EsSnapshots implements SnapshotPages {
   private readonly index: string
 
   constructor (private readonly client: SearchEngine, namespace: string) {
@@ -41,6 +43,15 @@ export class EsSnapshots implements SnapshotStore {
   }
 
   async query (q: SnapshotQuery): Promise<KeaSnapshot[]> {
+    return (await this.page(q)).snapshots
+  }
+
+  /**
+   * At most `size` snapshots and MAX_PAGE_BYTES of documents (as the SQLite store), asked for in
+   * steps sized by the largest document seen so far: one search of 10,000 snapshots of 1,000
+   * subnets is ~1.3 GB of answer, parsed whole by the client before any bound could apply.
+   */
+  async page (q: SnapshotPageQuery): Promise<SnapshotPage> {
     const filter: estypes.QueryDslQueryContainer[] = [{ term: { kind: 'server' } }]
     if (q.server !== undefined) filter.push({ term: { server: q.server } })
     if (q.service !== undefined) filter.push({ term: { service: q.service } })
@@ -48,12 +59,41 @@ export class EsSnapshots implements SnapshotStore {
     if (q.from !== undefined || q.to !== undefined) {
       filter.push({ range: { '@timestamp': { ...(q.from === undefined ? {} : { gte: q.from }), ...(q.to === undefined ? {} : { lt: q.to }), format: 'epoch_millis' } } })
     }
+    let after: estypes.SortResults | undefined
+    if (q.cursor !== undefined) {
+      const c = decodeCursor(q.cursor)
+      if (c === undefined || !/^-?\d{1,16}$/.test(c.t)) throw new CursorInvalidError()
+      after = [Number(c.t), c.id]
+    }
     const size = Math.min(Math.max(Math.trunc(q.size ?? 1000), 1), MAX_SNAPSHOTS)
-    const res = await this.client.search<{ doc: KeaSnapshot }>({
-      index: this.index, ignore_unavailable: true, allow_no_indices: true, size, query: { bool: { filter } },
-      sort: [{ '@timestamp': 'asc' }, { id: 'asc' }], _source: ['doc']
-    })
-    return res.hits.hits.map((h) => (h._source as { doc: KeaSnapshot }).doc)
+    const out: KeaSnapshot[] = []
+    let bytes = 0
+    let largest = 0
+    let last: estypes.SortResults | undefined
+    let more = false
+    // The first step is small; each next one asks for what the bytes left hold at the largest
+    // document seen (and one more, which tells whether the page is cut).
+    let ask = Math.min(size + 1, SNAPSHOT_FIRST_STEP)
+    for (;;) {
+      const res = await this.client.search<{ doc: KeaSnapshot }>({
+        index: this.index, ignore_unavailable: true, allow_no_indices: true, size: ask, query: { bool: { filter } },
+        sort: [{ '@timestamp': 'asc' }, { id: 'asc' }], _source: ['doc'], ...(after === undefined ? {} : { search_after: after })
+      })
+      const hits = res.hits.hits
+      for (const h of hits) {
+        const doc = (h._source as { doc: KeaSnapshot }).doc
+        const n = JSON.stringify(doc).length
+        if (out.length === size || (out.length > 0 && bytes + n > MAX_PAGE_BYTES)) { more = true; break }
+        out.push(doc)
+        bytes += n
+        largest = Math.max(largest, n)
+        last = h.sort
+      }
+      if (more || hits.length < ask) break
+      after = hits[hits.length - 1]?.sort
+      ask = Math.max(1, Math.min(size + 1 - out.length, SNAPSHOT_MAX_STEP, Math.floor((MAX_PAGE_BYTES - bytes) / Math.max(largest, 1)) + 1))
+    }
+    return { snapshots: out, ...(more && last !== undefined ? { cursor: encodeCursor({ t: String(last[0]), id: String(last[1]) }) } : {}) }
   }
 
   async latest (server?: string): Promise<KeaSnapshot[]> {
@@ -67,6 +107,10 @@ export class EsSnapshots implements SnapshotStore {
       .sort((a, b) => byte(a.server, b.server) || byte(a.service, b.service))
   }
 }
+
+/** Snapshots asked for in the first search of a page, and at most in any one. */
+const SNAPSHOT_FIRST_STEP = 16
+const SNAPSHOT_MAX_STEP = 1000
 
 /** Code-unit order, as SQLite's BINARY collation sorts: both stores list servers alike. */
 function byte (a: string, b: string): number {

@@ -4,6 +4,7 @@ import { Worker, type WorkerOptions } from 'node:worker_threads'
 import { QueryBusyError, QueryTimeoutError, StoreReadError, withCause } from '../../errors.js'
 import type { ReadOp, ReadOps } from './reader.js'
 import type { LeaseReadOp, LeaseReadOps } from './lease-reader.js'
+import type { SnapshotReadOp, SnapshotReadOps } from './snapshots.js'
 import type { ReadReply, ReaderWorkerData } from './reader-worker.js'
 
 export interface ReaderPoolOptions extends Omit<ReaderWorkerData, 'claims' | 'marker'> {
@@ -12,9 +13,9 @@ export interface ReaderPoolOptions extends Omit<ReaderWorkerData, 'claims' | 'ma
   maxQueued: number
 }
 
-/** What a reader worker answers: event reads (reader.ts) and lease reads (lease-reader.ts). */
-export type PoolOps = ReadOps & LeaseReadOps
-export type PoolOp = ReadOp | LeaseReadOp
+/** What a reader worker answers: event reads (reader.ts), lease reads (lease-reader.ts) and snapshot pages (snapshots.ts). */
+export type PoolOps = ReadOps & LeaseReadOps & SnapshotReadOps
+export type PoolOp = ReadOp | LeaseReadOp | SnapshotReadOp
 
 interface Job {
   id: number

@@ -6,6 +6,7 @@ import { isCodedError } from '../../errors.js'
 import { SqliteReader, runRead } from './reader.js'
 import { BlockReader } from './blocks/reader.js'
 import { isLeaseReadOp, LeaseReader } from './lease-reader.js'
+import { isSnapshotReadOp, SnapshotReader } from './snapshots.js'
 import type { PoolOp } from './reader-pool.js'
 
 // A reader worker (reader-pool.ts): a read-only connection to the store's WAL file, an event
@@ -31,6 +32,7 @@ db.pragma(`cache_size = -${data.cacheMiB * 1024}`)
 const reader = data.layout === 'blocks' ? new BlockReader(db) : new SqliteReader(db)
 if (reader instanceof BlockReader) reader.warm()
 const leases = new LeaseReader(db)
+const snapshots = new SnapshotReader(db)
 const port = parentPort
 if (port === null) throw new Error('reader-worker.ts runs as a worker thread')
 
@@ -42,7 +44,13 @@ port.on('message', (req: ReadRequest) => {
     // One read transaction per read: its statements see one version of the file (a block's
     // header and frames are read by range, in several statements).
     const op = req.op
-    reply = { id: req.id, ok: true, value: db.transaction(() => isLeaseReadOp(op) ? leases.run(op, req.args as never) : runRead(reader as SqliteReader, op, req.args as never))() }
+    reply = {
+      id: req.id,
+      ok: true,
+      value: db.transaction(() => isLeaseReadOp(op)
+        ? leases.run(op, req.args as never)
+        : isSnapshotReadOp(op) ? snapshots.run(op, req.args as never) : runRead(reader as SqliteReader, op, req.args as never))()
+    }
   } catch (err) {
     const e = err as Error & { statusCode?: number }
     const status = e.statusCode === undefined ? {} : { statusCode: e.statusCode }
@@ -51,10 +59,10 @@ port.on('message', (req: ReadRequest) => {
   port.postMessage(reply, transferList(reply))
 })
 
-/** The buffers a reply moves to the collector's thread instead of copying: a serialised page's bytes. */
+/** The buffers a reply moves to the collector's thread instead of copying: a serialised page's bytes (events or snapshots). */
 function transferList (reply: ReadReply): ArrayBuffer[] {
-  if (!reply.ok || typeof reply.value !== 'object' || reply.value === null || !('eventsJson' in reply.value)) return []
-  const bytes = reply.value.eventsJson
+  if (!reply.ok || typeof reply.value !== 'object' || reply.value === null) return []
+  const bytes = 'eventsJson' in reply.value ? reply.value.eventsJson : 'snapshotsJson' in reply.value ? reply.value.snapshotsJson : undefined
   return bytes instanceof Uint8Array && bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer ? [bytes.buffer] : []
 }
 port.postMessage('ready')

@@ -144,7 +144,10 @@ export class SqliteRowStore implements Store {
       ? undefined
       : new ReaderPool({ path: this.path, layout: 'rows', workers: r.workers, queryTimeoutMs: r.queryTimeoutMs, maxQueued: r.maxQueued, cacheMiB: r.cacheMiB, nice: r.nice, busyTimeoutMs: this.cfg.busyTimeoutMs })
     const pool = this.pool
-    if (pool !== undefined) this.leases.remote = async (op, args) => await pool.run(op, args)
+    if (pool !== undefined) {
+      this.leases.remote = async (op, args) => await pool.run(op, args)
+      this.snapshots.remote = async (op, args) => await pool.run(op, args)
+    }
   }
 
   /** A database from before lease history: derive it from the events already stored. */

@@ -121,7 +121,10 @@ export class SqliteStore implements Store {
       ? undefined
       : new ReaderPool({ path: this.path, layout: 'blocks', workers: r.workers, queryTimeoutMs: r.queryTimeoutMs, maxQueued: r.maxQueued, cacheMiB: r.cacheMiB, nice: r.nice, busyTimeoutMs: this.cfg.busyTimeoutMs })
     const pool = this.pool
-    if (pool !== undefined) this.leases.remote = async (op, args) => await pool.run(op, args)
+    if (pool !== undefined) {
+      this.leases.remote = async (op, args) => await pool.run(op, args)
+      this.snapshots.remote = async (op, args) => await pool.run(op, args)
+    }
     this.healthCount = new HealthCount(async () => await this.count({}))
   }
 
