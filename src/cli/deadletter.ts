@@ -16,10 +16,9 @@ export function registerDeadLetter (program: Command, io: CliIo): void {
       // A reader: a data directory without a dead-letter store is an error, not an empty list.
       const dlq = openDeadLetters(commandConfig(o), 'read')
       try {
-        const entries = dlq.list(o.limit)
-        for (const e of entries) {
-          io.stdout.write(o.json === true ? JSON.stringify(e) + '\n' : `${e.seq}\t${e.time}\t${e.store}\t${e.eventId}\t${e.reason}\n`)
-        }
+        // The text form shows no event: its lines come from the columns, no document read or parsed.
+        if (o.json === true) for (const e of dlq.list(o.limit)) io.stdout.write(JSON.stringify(e) + '\n')
+        else for (const e of dlq.summaries(o.limit)) io.stdout.write(`${e.seq}\t${e.time}\t${e.store}\t${e.eventId}\t${e.reason}\n`)
         if (o.json !== true) io.stderr.write(`${dlq.count()} dead-lettered event(s)\n`)
       } finally {
         dlq.close()

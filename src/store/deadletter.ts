@@ -2,15 +2,31 @@ import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
 import type { KeaEvent } from '../parse/event.js'
+import { withinBudget } from './types.js'
 
-export interface DeadLetter {
+/** A dead-lettered event without its document: what listing it needs. */
+export interface DeadLetterEntry {
   seq: number
   time: string
   store: string
   eventId: string
   reason: string
+  /** The document's bytes (UTF-8 JSON), from the row's header: the document is not read. */
+  bytes: number
+}
+
+export interface DeadLetter extends Omit<DeadLetterEntry, 'bytes'> {
   event: KeaEvent
 }
+
+/**
+ * A retry's step: this many entries or this many bytes of their documents, whichever comes
+ * first, written to the store and then removed before the next is read. One step of everything
+ * (100,000 entries of ~2 KB) held every document, parsed, then the store's request for them all:
+ * out of memory in a 256 MiB heap.
+ */
+export const RETRY_CHUNK = 500
+export const RETRY_CHUNK_BYTES = 4 * 1024 * 1024
 
 /**
  * Events a store rejected (e.g. an Elasticsearch mapping error), with the reason: kept, bounded in
@@ -95,9 +111,36 @@ export class DeadLetterStore {
     return (this.db.prepare('SELECT count(*) AS n FROM deadletter').get() as { n: number }).n
   }
 
+  /** The oldest `limit` entries with their events (`keatrail deadletter list --json`, a retry's steps: see `batch`). */
   list (limit = 100): DeadLetter[] {
-    return (this.db.prepare('SELECT * FROM deadletter ORDER BY seq LIMIT ?').all(limit) as Array<{ seq: number, time: string, store: string, event_id: string, reason: string, doc: string }>)
-      .map((r) => ({ seq: r.seq, time: r.time, store: r.store, eventId: r.event_id, reason: r.reason, event: JSON.parse(r.doc) as KeaEvent }))
+    return this.batch(0, Number.MAX_SAFE_INTEGER, limit, Infinity)
+  }
+
+  /** The oldest `limit` entries without their documents: none is read, nor parsed (the API's list answers these only). */
+  summaries (limit = 100): DeadLetterEntry[] {
+    return (this.db.prepare('SELECT seq, time, store, event_id, reason, octet_length(doc) AS bytes FROM deadletter ORDER BY seq LIMIT ?').all(limit) as Array<{ seq: number, time: string, store: string, event_id: string, reason: string, bytes: number }>)
+      .map((r) => ({ seq: r.seq, time: r.time, store: r.store, eventId: r.event_id, reason: r.reason, bytes: r.bytes }))
+  }
+
+  /**
+   * The entries after `afterSeq` up to `throughSeq`, oldest first, with their events: at most
+   * `limit`, and at most `maxBytes` of documents (always one). Each document is read only once it
+   * fits.
+   */
+  batch (afterSeq: number, throughSeq: number, limit: number, maxBytes: number): DeadLetter[] {
+    const rows = this.db.prepare('SELECT seq, time, store, event_id, reason, octet_length(doc) AS bytes FROM deadletter WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?')
+      .all(afterSeq, throughSeq, limit) as Array<{ seq: number, time: string, store: string, event_id: string, reason: string, bytes: number }>
+    const docOf = this.db.prepare('SELECT doc FROM deadletter WHERE seq = ?').pluck()
+    return withinBudget(rows, (r) => r.bytes, maxBytes).flatMap((r) => {
+      // Removed since the rows were listed (another process's retry): skipped.
+      const doc = docOf.get(r.seq) as string | undefined
+      return doc === undefined ? [] : [{ seq: r.seq, time: r.time, store: r.store, eventId: r.event_id, reason: r.reason, event: JSON.parse(doc) as KeaEvent }]
+    })
+  }
+
+  /** The newest entry's seq (0 when empty): what a retry stops at, so entries it dead-letters again are not retried in the same run. */
+  lastSeq (): number {
+    return this.db.prepare('SELECT coalesce(max(seq), 0) FROM deadletter').pluck().get() as number
   }
 
   remove (seqs: readonly number[]): void {
@@ -113,12 +156,27 @@ export class DeadLetterStore {
 }
 
 /**
- * Writes up to `limit` dead-lettered events to the store again. Those it accepts (or already
- * has) leave the dead-letter store; those it rejects again are dead-lettered anew by the store.
+ * Writes up to `limit` dead-lettered events to the store again, in steps of RETRY_CHUNK entries or
+ * RETRY_CHUNK_BYTES, each written and then removed before the next is read: memory is one step's
+ * whatever the limit, and a failure (the store down) keeps only the step it failed in and those
+ * after it. Those the store accepts (or already has) leave the dead-letter store; those it rejects
+ * again are dead-lettered anew by the store, after the entries this run started with, and are not
+ * retried again in the same run.
  */
 export async function retryDeadLetters (store: { write: (events: KeaEvent[]) => Promise<{ written: number, duplicates: number, deadLettered: number }> }, dlq: DeadLetterStore, limit: number): Promise<{ retried: number, written: number, duplicates: number, deadLettered: number, remaining: number }> {
-  const entries = dlq.list(limit)
-  const r = await store.write(entries.map((e) => e.event))
-  dlq.remove(entries.map((e) => e.seq))
-  return { retried: entries.length, ...r, remaining: dlq.count() }
+  const through = dlq.lastSeq()
+  const total = { retried: 0, written: 0, duplicates: 0, deadLettered: 0 }
+  let after = 0
+  while (total.retried < limit) {
+    const chunk = dlq.batch(after, through, Math.min(RETRY_CHUNK, limit - total.retried), RETRY_CHUNK_BYTES)
+    if (chunk.length === 0) break
+    const r = await store.write(chunk.map((e) => e.event))
+    dlq.remove(chunk.map((e) => e.seq))
+    after = (chunk[chunk.length - 1] as DeadLetter).seq
+    total.retried += chunk.length
+    total.written += r.written
+    total.duplicates += r.duplicates
+    total.deadLettered += r.deadLettered
+  }
+  return { ...total, remaining: dlq.count() }
 }

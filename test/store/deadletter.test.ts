@@ -4,7 +4,8 @@ import { join } from 'node:path'
 import { describe, expect, it, vi } from 'vitest'
 import type { KeaEvent } from '../../src/parse/event.js'
 import { parseBuffer } from '../helpers/fixtures.js'
-import { DeadLetterStore } from '../../src/store/deadletter.js'
+import Database from 'better-sqlite3'
+import { DeadLetterStore, retryDeadLetters } from '../../src/store/deadletter.js'
 
 // The dead-letter store is bounded in bytes as well as entries: by entries alone, 100,000 events
 // of 1 MiB lines held ~100 GB on disk.
@@ -65,6 +66,68 @@ describe('dead-letter store', () => {
     counts.mockRestore()
     expect(dl.dropped).toBe(1000)
     expect(dl.count()).toBe(2000)
+    dl.close()
+  })
+})
+
+// Finding 6 of the third audit: `POST /api/v1/deadletter/retry?limit=100000` read, parsed and
+// wrote all 100,000 entries (~2.1 KB each) in one step: out of memory in a 256 MiB heap. A retry
+// now goes RETRY_CHUNK entries or RETRY_CHUNK_BYTES at a time, each step written then removed.
+describe('dead-letter retries and listings are bounded', () => {
+  /** RETRY_CHUNK_BYTES (deadletter.ts), written out: this test runs against code without it too. */
+  const RETRY_CHUNK_BYTES = 4 * 1024 * 1024
+  function sized (i: number, extra: number): KeaEvent {
+    return { ...template, event: { ...template.event, id: `r${String(i).padStart(6, '0')}`, original: `${template.event.original} ${'y'.repeat(extra)}` } }
+  }
+
+  it('retries in steps of 500 entries or 4 MiB, each removed before the next is read; rejected again: kept for the next run', async () => {
+    const dl = new DeadLetterStore(join(mkdtempSync(join(tmpdir(), 'kt-dl-')), 'dl.db'))
+    dl.add('elasticsearch', Array.from({ length: 1200 }, (_, i) => ({ event: sized(i, 0), reason: 'r' })))
+    dl.add('elasticsearch', Array.from({ length: 100 }, (_, i) => ({ event: sized(1200 + i, 100_000), reason: 'r' })))
+    const large = Buffer.byteLength(JSON.stringify(sized(1200, 100_000)))
+    const steps: Array<{ n: number, bytes: number, held: number }> = []
+    // As the Elasticsearch store does with what its mapping refuses: dead-lettered anew.
+    const store = {
+      write: async (events: KeaEvent[]) => {
+        steps.push({ n: events.length, bytes: events.reduce((n, e) => n + Buffer.byteLength(JSON.stringify(e)), 0), held: dl.count() })
+        const again = events.filter((e) => e.event.id.endsWith('7'))
+        dl.add('elasticsearch', again.map((e) => ({ event: e, reason: 'still refused' })))
+        return { written: events.length - again.length, duplicates: 0, deadLettered: again.length }
+      }
+    }
+    const r = await retryDeadLetters(store, dl, 100_000)
+    // 500, 500, then the last 200 small ones with as many large ones as fit, then the large ones by bytes.
+    const small = Buffer.byteLength(JSON.stringify(sized(0, 0)))
+    const third = Math.floor((RETRY_CHUNK_BYTES - 200 * small) / large)
+    const perStep = Math.floor(RETRY_CHUNK_BYTES / large)
+    expect(steps.map((s) => s.n)).toEqual([500, 500, 200 + third, ...Array.from({ length: Math.ceil((100 - third) / perStep) }, (_, i) => Math.min(perStep, 100 - third - i * perStep))])
+    for (const s of steps) expect(s.bytes).toBeLessThanOrEqual(RETRY_CHUNK_BYTES)
+    // Each step left the store before the next was read: 500 fewer, 50 of them back (ids ending in 7).
+    expect(steps.slice(0, 3).map((s) => s.held)).toEqual([1300, 1300 - 500 + 50, 1300 - 1000 + 100])
+    expect(r).toEqual({ retried: 1300, written: 1300 - 130, duplicates: 0, deadLettered: 130, remaining: 130 })
+    expect(dl.summaries(1000).every((e) => e.reason === 'still refused')).toBe(true)
+
+    // A store that fails midway: the steps written before are gone, the rest stays.
+    const sent: number[] = []
+    const failing = { write: async (events: KeaEvent[]) => { sent.push(events.length); if (sent.length === 2) throw new Error('cluster down'); return { written: events.length, duplicates: 0, deadLettered: 0 } } }
+    dl.add('elasticsearch', Array.from({ length: 1000 }, (_, i) => ({ event: sized(5000 + i, 0), reason: 'r' })))
+    await expect(retryDeadLetters(failing, dl, 100_000)).rejects.toThrow('cluster down')
+    expect(sent).toHaveLength(2)
+    expect(dl.count()).toBe(130 + 1000 - (sent[0] as number))
+    dl.close()
+  })
+
+  it('lists entries without reading their documents: one that cannot be parsed is listed, with its size', () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'kt-dl-')), 'dl.db')
+    const dl = new DeadLetterStore(path)
+    dl.add('elasticsearch', Array.from({ length: 3 }, (_, i) => ({ event: sized(i, 0), reason: `reason ${i}` })))
+    const other = new Database(path)
+    other.prepare('UPDATE deadletter SET doc = ? WHERE event_id = ?').run(`{"cut": "${'z'.repeat(5000)}`, 'r000001')
+    other.close()
+    expect(dl.summaries(10).map((e) => [e.eventId, e.reason, e.bytes])).toEqual([
+      ['r000000', 'reason 0', Buffer.byteLength(JSON.stringify(sized(0, 0)))], ['r000001', 'reason 1', 5009], ['r000002', 'reason 2', Buffer.byteLength(JSON.stringify(sized(2, 0)))]
+    ])
+    expect(dl.summaries(1).map((e) => e.eventId)).toEqual(['r000000'])
     dl.close()
   })
 })
