@@ -1,14 +1,17 @@
 import { chmodSync, existsSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import type { KeatrailConfig } from '../config/config.js'
-import { DataDirError, LOG_CODES, StoreDistributionError, StoreMissingError, StoreReadError } from '../errors.js'
+import { DataDirError, LOG_CODES, StoreAuthError, StoreDistributionError, StoreMissingError, StoreReadError, withCause, type CodedError } from '../errors.js'
 import type { Log } from '../pipeline/types.js'
 import { DeadLetterStore } from '../store/deadletter.js'
+import { ENGINE_NAMES, engineOfError } from '../store/elasticsearch/engine.js'
 import { ElasticsearchStore, eventsPattern } from '../store/elasticsearch/store.js'
 import { SqliteStore } from '../store/sqlite/store.js'
 import { SqliteRowStore } from '../store/sqlite/row-store.js'
 import type { Store } from '../store/types.js'
 import { lockDataDir } from './lock.js'
+import { withoutCredentials } from '../credentials.js'
+import { boundedText } from './logger.js'
 import { leaseSetup } from '../leases/config.js'
 import type { LeaseDomains } from '../leases/domains.js'
 
@@ -157,7 +160,7 @@ export async function openStore (cfg: KeatrailConfig, ctx: StoreContext): Promis
     const es = new ElasticsearchStore(esConfig, {
       distribution,
       ...(deadLetters === undefined ? {} : { deadLetters }),
-      onRetry: (err, attempt, waitMs) => { ctx.log.error(LOG_CODES.storeWrite, `${distribution === 'opensearch' ? 'OpenSearch' : 'Elasticsearch'} write failed; retrying.`, { attempt, waitMs, error: err }) }
+      onRetry: (err, attempt, waitMs) => { ctx.log.error(LOG_CODES.storeWrite, `${ENGINE_NAMES[distribution]} write failed; retrying.`, { attempt, waitMs, error: err }) }
     })
     const [subnets, domains] = leaseSetup(cfg.leases)
     es.domains = domains
@@ -189,6 +192,28 @@ export async function openStore (cfg: KeatrailConfig, ctx: StoreContext): Promis
   }
 }
 
+/**
+ * A cluster's 401 (credentials not accepted) or 403 (accepted, but not allowed what keatrail
+ * asked) as the coded error an operator acts on, with where to look; undefined for any other
+ * error. `url`: the configured one, when the error does not name the node.
+ */
+export function storeAuthError (err: unknown, url?: string): CodedError | undefined {
+  const engine = engineOfError(err)
+  const meta = (err as { meta?: { statusCode?: unknown, body?: unknown, meta?: { connection?: { url?: unknown } | null } } }).meta
+  const status = meta?.statusCode
+  if (engine === undefined || (status !== 401 && status !== 403)) return undefined
+  const node = meta?.meta?.connection?.url
+  const where = node !== undefined && node !== null ? withoutCredentials(String(node)) : url !== undefined ? withoutCredentials(url) : 'its configured URL'
+  const error = (meta?.body as { error?: { type?: unknown, reason?: unknown } } | undefined)?.error
+  const said = typeof error === 'object' && error !== null
+    ? [error.type, error.reason].filter((x) => typeof x === 'string').join(': ')
+    : typeof error === 'string' ? error : (err as Error).message
+  const hint = status === 401
+    ? 'the credentials were not accepted (check KEATRAIL_ES_USERNAME and KEATRAIL_ES_PASSWORD or store.username and store.password, a user:password in the URL, or KEATRAIL_ES_API_KEY / store.apiKey)'
+    : 'the credentials were accepted but may not do this (the user or API key needs cluster health and templates, and the logs-kea.* and keatrail-* indices)'
+  return new StoreAuthError(ENGINE_NAMES[engine], where, `HTTP ${status}, ${hint}${said === '' ? '' : ` (${boundedText(said, 300)})`}`)
+}
+
 /** Fails with the URL and namespace when the cluster holds no keatrail events for that namespace. */
 async function requireEvents (es: ElasticsearchStore, url: string, namespace: string): Promise<void> {
   let found: { indices: unknown[], data_streams: unknown[] }
@@ -197,10 +222,12 @@ async function requireEvents (es: ElasticsearchStore, url: string, namespace: st
     found = await es.client.indices.resolveIndex({ name: eventsPattern(namespace), expand_wildcards: 'all' })
   } catch (err) {
     if (err instanceof StoreDistributionError) throw err
-    throw new StoreReadError(es.client.distribution, `${url}: ${(err as Error).message}`)
+    // A wrong password is said as such; the URL never with its user and password (--es-url
+    // http://elastic:PW@host printed the password).
+    throw storeAuthError(err, url) ?? withCause(new StoreReadError(es.client.distribution, `${withoutCredentials(url)}: ${boundedText((err as Error).message)}`), err)
   }
   if (found.indices.length === 0 && found.data_streams.length === 0) {
-    throw new StoreMissingError(`${url} namespace ${namespace}`, `no ${eventsPattern(namespace)} data streams (check --es-namespace / store.namespace; keatrail run and import create them)`)
+    throw new StoreMissingError(`${withoutCredentials(url)} namespace ${namespace}`, `no ${eventsPattern(namespace)} data streams (check --es-namespace / store.namespace; keatrail run and import create them)`)
   }
 }
 
@@ -230,7 +257,7 @@ async function templatesInPlace (es: ElasticsearchStore, log: Log, signal: Abort
 }
 
 function engineName (es: ElasticsearchStore): string {
-  return es.client.distribution === 'opensearch' ? 'OpenSearch' : 'Elasticsearch'
+  return ENGINE_NAMES[es.client.distribution]
 }
 
 /** Opens the config's store, runs `fn` with it, and closes it whatever happens. */

@@ -1,5 +1,8 @@
 import { resolve, sep } from 'node:path'
+import { withoutCredentials } from '../credentials.js'
+import { storeAuthError } from '../app/store.js'
 import { ApiListenError, ConfigInvalidError, DataDirError, StoreUnreachableError, type CodedError } from '../errors.js'
+import { engineOfError } from '../store/elasticsearch/engine.js'
 
 /** What the command that failed was working on, for naming it in the message. */
 export interface ErrorContext {
@@ -24,8 +27,11 @@ export function explainError (err: unknown, ctx: ErrorContext): CodedError | und
   if (ES_UNREACHABLE.has(e.name)) {
     const url = e.meta?.meta?.connection?.url
     const where = url !== undefined && url !== null ? withoutCredentials(String(url)) : ctx.esUrl !== undefined ? withoutCredentials(ctx.esUrl) : 'its configured URL'
-    return new StoreUnreachableError('Elasticsearch', where, `${e.message} (is it running, and is the URL right?)`)
+    return new StoreUnreachableError(engineOfError(e) === 'opensearch' ? 'OpenSearch' : 'Elasticsearch', where, `${e.message} (is it running, and is the URL right?)`)
   }
+  // The cluster answered 401/403: the operator's credentials, not a keatrail bug.
+  const refused = storeAuthError(e, ctx.esUrl)
+  if (refused !== undefined) return refused
   if (e.syscall === 'listen' && typeof e.code === 'string') {
     const at = typeof e.port === 'number' ? `${typeof e.address === 'string' ? e.address : ''}:${e.port}` : 'its address'
     const why = e.code === 'EADDRINUSE' ? 'the port is in use (another keatrail or service?): choose another with --port' : e.message
@@ -46,15 +52,4 @@ export function explainError (err: unknown, ctx: ErrorContext): CodedError | und
     return new ConfigInvalidError(issue?.path.map(String).join('.') || '(top level)', issue?.message ?? e.message)
   }
   return undefined
-}
-
-function withoutCredentials (url: string): string {
-  try {
-    const u = new URL(url)
-    u.username = ''
-    u.password = ''
-    return u.toString().replace(/\/$/, '')
-  } catch {
-    return url
-  }
 }

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto'
 import { z } from 'zod'
 import { LOG_CODES } from '../errors.js'
 import { retry } from '../backoff.js'
+import { withoutCredentials } from '../credentials.js'
 import type { KeaEvent } from '../parse/event.js'
 import type { Log } from '../pipeline/types.js'
 import type { KeaSnapshot } from './snapshot.js'
@@ -156,7 +157,7 @@ export class Webhook {
   send (a: PoolAlert): void {
     if (this.queue.length >= this.capacity) {
       this.counters.dropped++
-      this.log.error(LOG_CODES.webhook, 'Alert webhook queue full; alert not sent there (it is in the store).', { url: this.cfg.url, scope: a.scope, dropped: this.counters.dropped })
+      this.log.error(LOG_CODES.webhook, 'Alert webhook queue full; alert not sent there (it is in the store).', { url: withoutCredentials(this.cfg.url), scope: a.scope, dropped: this.counters.dropped })
       return
     }
     this.queue.push(a)
@@ -183,7 +184,7 @@ export class Webhook {
         this.counters.sent++
       } catch (err) {
         this.counters.failed++
-        this.log.error(LOG_CODES.webhook, 'Alert webhook failed; alert not delivered there (it is in the store).', { url: this.cfg.url, error: err, scope: a.scope })
+        this.log.error(LOG_CODES.webhook, 'Alert webhook failed; alert not delivered there (it is in the store).', { url: withoutCredentials(this.cfg.url), error: err, scope: a.scope })
       }
     }
   }

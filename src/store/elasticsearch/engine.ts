@@ -75,10 +75,18 @@ export interface SearchEngine {
  */
 const BULK_ANSWER = { filter_path: 'items.*.status,items.*.error' }
 
-const NAMES: Record<Distribution, string> = { elasticsearch: 'Elasticsearch', opensearch: 'OpenSearch' }
+/** How each engine is named to an operator. */
+export const ENGINE_NAMES: Record<Distribution, string> = { elasticsearch: 'Elasticsearch', opensearch: 'OpenSearch' }
 function mismatch (url: string, is: Distribution): Error {
   const other: Distribution = is === 'opensearch' ? 'elasticsearch' : 'opensearch'
-  return new StoreDistributionError(url, NAMES[is], NAMES[other], is)
+  return new StoreDistributionError(url, ENGINE_NAMES[is], ENGINE_NAMES[other], is)
+}
+
+/** Which engine's client raised `err` (undefined: neither client's error). */
+export function engineOfError (err: unknown): Distribution | undefined {
+  if (err instanceof esErrors.ElasticsearchClientError) return 'elasticsearch'
+  if (err instanceof osErrors.OpenSearchClientError) return 'opensearch'
+  return undefined
 }
 
 export interface EngineConnection {
@@ -192,9 +200,18 @@ export class OpenSearchEngine implements SearchEngine {
 
   constructor (c: EngineConnection) {
     this.url = c.nodes.join(', ')
-    const auth = c.auth === undefined ? {} : 'apiKey' in c.auth ? { headers: { authorization: `ApiKey ${c.auth.apiKey}` } } : { auth: c.auth }
+    // OpenSearch's client has no API key option (basic or AWS SigV4 only). A client-wide
+    // `headers: { authorization }` goes into every request's parameters, which each error carries
+    // (meta.meta.request.params.headers) and which its client does not redact: a 401 or a refused
+    // connection logged the key in clear. Given per node instead, it is the connection's own
+    // header, which the client's errors leave out (Connection's toJSON and inspect drop it), like
+    // the Basic header it makes of `auth`.
+    const a = c.auth
+    const apiKey = a !== undefined && 'apiKey' in a ? a.apiKey : undefined
+    const nodes = apiKey === undefined ? c.nodes : c.nodes.map((n) => ({ url: new URL(n), headers: { authorization: `ApiKey ${apiKey}` } }))
+    const auth = a === undefined || 'apiKey' in a ? {} : { auth: a }
     this.client = new OsClient({
-      nodes: c.nodes,
+      nodes,
       requestTimeout: c.requestTimeoutMs,
       ...auth,
       ...(c.ca === undefined ? {} : { ssl: { ca: c.ca } satisfies ConnectionOptions })
