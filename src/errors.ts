@@ -283,12 +283,6 @@ export const SHUTDOWN_LOG_CODES = {
 
 // Install and discover
 
-/** `keatrail discover --out FILE` where FILE exists: it is replaced only with --force. */
-export const OutputExistsError = createError<[string]>(
-  'KEATRAIL_ERR_OUTPUT_EXISTS',
-  '%s exists: keatrail discover replaces it only with --force',
-  400
-)
 /** Warnings (stderr or the service's log), not errors: the command or source carries on. */
 export const INSTALL_LOG_CODES = {
   /** A Kea configuration given to `discover` has no `loggers` (Kea then logs to stdout at INFO). */

@@ -1,8 +1,8 @@
-import { createReadStream } from 'node:fs'
+import { createReadStream, fstat } from 'node:fs'
 import { parse } from 'csv-parse'
 import { stringify } from 'csv-stringify/sync'
 import { InvalidArgumentError, Option, type Command } from 'commander'
-import { InputReadError } from '../errors.js'
+import { InputReadError, isCodedError } from '../errors.js'
 import { attributeRows, type AttributionStatus } from '../leases/attribute.js'
 import { parseTimeZone } from './options.js'
 import type { CliIo } from './parse.js'
@@ -27,8 +27,12 @@ function parseMmap (v: string): number {
   return n
 }
 
-/** The records of a CSV stream; a record the reader cannot read is `{ bad, raw }`, and reading goes on. */
-export async function * csvRecords (input: NodeJS.ReadableStream): AsyncGenerator<string[] | { bad: string, raw: string }> {
+/**
+ * The records of a CSV stream; a record the reader cannot read is `{ bad, raw }`, and reading goes
+ * on. The stream itself failing (a directory given as the file: EISDIR once reading starts, an
+ * I/O error) ends it with KEATRAIL_ERR_INPUT_READ naming `name`.
+ */
+export async function * csvRecords (input: NodeJS.ReadableStream, name = 'the input'): AsyncGenerator<string[] | { bad: string, raw: string }> {
   // No record size bound: csv-parse's (max_record_size) drops every record after the first
   // one past it. The input is the operator's own file; the API bounds its body instead.
   // A skipped record is answered where it stood: after the records read before it.
@@ -48,7 +52,7 @@ export async function * csvRecords (input: NodeJS.ReadableStream): AsyncGenerato
     }
   })
   input.pipe(parser)
-  input.on('error', (err) => parser.destroy(err))
+  input.on('error', (err) => parser.destroy(isCodedError(err) ? err : new InputReadError(name, err.message)))
   let read = 0
   const due = function * (upTo: number): Generator<{ bad: string, raw: string }> {
     while (skipped.length > 0 && (skipped[0] as { after: number }).after <= upTo) {
@@ -76,17 +80,24 @@ export function registerAttribute (lease: Command, io: CliIo): void {
     .addOption(new Option('--mmap-mib <n>', 'map up to this much of the SQLite store for reading (store.sqlite.mmapMiB; 0: none)').argParser(parseMmap).default(1024))
     .action(async (file: string, o: AttributeCliOptions) => {
       const input = file === '-' ? io.stdin : createReadStream(file)
-      // A missing file is the operator's mistake, said before any store is opened.
+      // A missing file, or a directory, is the operator's mistake, said before any store is opened.
       if (file !== '-') {
         await new Promise<void>((resolve, reject) => {
           const s = input as ReturnType<typeof createReadStream>
-          s.once('open', () => { resolve() })
+          s.once('open', (fd) => {
+            // A directory opens, and fails only once read (EISDIR).
+            fstat(fd, (err, st) => {
+              if (err === null && !st.isDirectory()) { resolve(); return }
+              s.destroy()
+              reject(new InputReadError(file, err?.message ?? 'it is a directory, not a CSV file'))
+            })
+          })
           s.once('error', (err) => { reject(new InputReadError(file, err.message)) })
         })
       }
       const counts = await withCommandStore(o, io, 'read', async (opened) => {
         let columns: string[] = []
-        return await attributeRows(opened.store.leases, csvRecords(input), {
+        return await attributeRows(opened.store.leases, csvRecords(input, file === '-' ? 'standard input' : file), {
           columns: (names) => {
             columns = names
             if (o.json !== true) io.stdout.write(stringify([names], CSV_OPTIONS))

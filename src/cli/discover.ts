@@ -1,13 +1,13 @@
-import { writeFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { basename, dirname, isAbsolute, join, normalize, resolve } from 'node:path'
 import { Option, type Command } from 'commander'
 import { stringify } from 'yaml'
 import { parseConfig } from '../config/config.js'
-import { INSTALL_LOG_CODES, OutputExistsError } from '../errors.js'
+import { INSTALL_LOG_CODES } from '../errors.js'
 import { keaHaPeers, keaOutputs, keaSubnets, readKeaConfig, type KeaOutput } from '../kea/kea-config.js'
 import { builtinPatterns } from '../parse/patterns.js'
 import { parsePort } from './options.js'
+import { writeOutput } from './output.js'
 import type { CliIo } from './parse.js'
 
 /** Debian's systemd units for each Kea daemon section (for stdout/stderr outputs). */
@@ -39,14 +39,8 @@ export function registerDiscover (program: Command, io: CliIo): void {
       const { yaml, warnings } = discover(files, resolve(o.dataDir), o.syslogPort, o.server)
       if (o.out === undefined) io.stdout.write(yaml)
       else {
-        try {
-          // 'wx' fails if the file exists, with no window between a check and the write.
-          writeFileSync(o.out, yaml, { flag: o.force === true ? 'w' : 'wx' })
-        } catch (err) {
-          // The refusal is the one line printed: the warnings are about a config not written.
-          if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new OutputExistsError(o.out)
-          throw err
-        }
+        // The refusal is the one line printed: the warnings are about a config not written.
+        writeOutput(o.out, yaml, o.force === true, 'keatrail discover')
       }
       for (const w of warnings) io.stderr.write(`keatrail: ${w.code}: ${w.message}\n`)
     })

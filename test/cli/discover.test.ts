@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parse as parseYaml } from 'yaml'
@@ -140,6 +140,18 @@ describe('keatrail discover writes what the systemd unit can run', () => {
     const forced = await runCli(['discover', join(configs, 'kea4-info.json'), '--out', out, '--force'])
     expect(forced.code).toBe(0)
     expect(loadConfig(out).dataDir).toBe('/var/lib/keatrail')
+  })
+
+  it('never writes through a symbolic link at --out, not even with --force', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kt-discover-'))
+    const precious = join(dir, 'precious.txt')
+    writeFileSync(precious, 'keep me\n')
+    const out = join(dir, 'keatrail.yaml')
+    symlinkSync(precious, out)
+    const r = await runCli(['discover', join(configs, 'kea4-info.json'), '--out', out, '--force'])
+    expect(r.code).toBe(2)
+    expect(r.err).toBe(`keatrail: KEATRAIL_ERR_OUTPUT_EXISTS: ${out} exists: it is a symbolic link, which keatrail discover never writes through (not even with --force): give the path of a file\n`)
+    expect(readFileSync(precious, 'utf8')).toBe('keep me\n')
   })
 })
 
