@@ -71,8 +71,11 @@ export class EsSnapshots implements SnapshotPages {
     let largest = 0
     let last: estypes.SortResults | undefined
     let more = false
-    // The first step is small; each next one asks for what the bytes left hold at the largest
-    // document seen (and one more, which tells whether the page is cut).
+    // The first step is small; each next one at most doubles it (up to SNAPSHOT_MAX_STEP), and
+    // asks for no more than the bytes left hold at the largest document seen (and one more,
+    // which tells whether the page is cut). Doubling, not the budget alone: small documents
+    // first (unreachable snapshots, history from before a server grew) made the budget ask for
+    // 1,000 at once, and 125 MB of 1,000-subnet documents came back to fill one page.
     let ask = Math.min(size + 1, SNAPSHOT_FIRST_STEP)
     for (;;) {
       const res = await this.client.search<{ doc: KeaSnapshot }>({
@@ -91,7 +94,7 @@ export class EsSnapshots implements SnapshotPages {
       }
       if (more || hits.length < ask) break
       after = hits[hits.length - 1]?.sort
-      ask = Math.max(1, Math.min(size + 1 - out.length, SNAPSHOT_MAX_STEP, Math.floor((MAX_PAGE_BYTES - bytes) / Math.max(largest, 1)) + 1))
+      ask = Math.max(1, Math.min(size + 1 - out.length, ask * 2, SNAPSHOT_MAX_STEP, Math.floor((MAX_PAGE_BYTES - bytes) / Math.max(largest, 1)) + 1))
     }
     return { snapshots: out, ...(more && last !== undefined ? { cursor: encodeCursor({ t: String(last[0]), id: String(last[1]) }) } : {}) }
   }
@@ -109,8 +112,8 @@ export class EsSnapshots implements SnapshotPages {
 }
 
 /** Snapshots asked for in the first search of a page, and at most in any one. */
-const SNAPSHOT_FIRST_STEP = 16
-const SNAPSHOT_MAX_STEP = 1000
+const SNAPSHOT_FIRST_STEP = 8
+const SNAPSHOT_MAX_STEP = 64
 
 /** Code-unit order, as SQLite's BINARY collation sorts: both stores list servers alike. */
 function byte (a: string, b: string): number {
