@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import fastifyRateLimit from '@fastify/rate-limit'
 import fastifySwagger from '@fastify/swagger'
 import fastifySwaggerUi from '@fastify/swagger-ui'
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import { jsonSchemaTransform, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod'
 import { Counter, Histogram, Registry } from 'prom-client'
 import { z } from 'zod'
@@ -44,8 +44,11 @@ declare module 'fastify' {
     public?: boolean
     /** admin: the route changes state or shows what only operators may see; unset: any key. */
     role?: 'admin'
-    /** false: not written to the audit log (metrics scrapes, whoami: they read no stored data). */
-    audit?: boolean
+    /**
+     * false: not written to the audit log (metrics scrapes, whoami: they read no stored data);
+     * 'before': also recorded before the handler acts (status 0), refused if that cannot be written.
+     */
+    audit?: boolean | 'before'
   }
   interface FastifyReply {
     /** Sends `json`, JSON text made elsewhere (a reader worker's page), as the response body without serialising it again. */
@@ -125,7 +128,7 @@ function cursorHash (parts: unknown[]): string {
 function auditable (values: unknown): Record<string, unknown> {
   const out: Record<string, unknown> = {}
   if (values === null || typeof values !== 'object') return out
-  for (const [k, v] of Object.entries(values as Record<string, unknown>).slice(0, 16)) {
+  for (const [k, v] of Object.entries(values as Record<string, unknown>).filter(([, v]) => v !== undefined).slice(0, 16)) {
     out[k.slice(0, 64)] = typeof v === 'string' ? v.slice(0, 512) : typeof v === 'number' || typeof v === 'boolean' ? v : String(v).slice(0, 512)
   }
   return out
@@ -420,16 +423,26 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
     }
   }
   const AUDIT_REFUSED = JSON.stringify({ code: 'KEATRAIL_ERR_AUDIT_WRITE', message: new AuditWriteError().message })
+  const routeOf = (req: FastifyRequest): string => req.routeOptions.url ?? `(no route) ${(req.url.split('?')[0] ?? '').slice(0, 256)}`
   /** Requests whose route writes its own entries (a batch attribution: its entry, then one per row). */
   const selfAudited = new WeakSet<object>()
+  const auditEntry = (req: FastifyRequest, key: ApiKeyIdentity, status: number): AuditEntry => ({
+    time: new Date().toISOString(), key: key.name, ip: req.ip, method: req.method, route: routeOf(req),
+    params: auditable(req.params), query: auditable(req.query), status
+  })
+  // A route that changes state (`audit: 'before'`: the dead-letter retry) is recorded before it
+  // acts, with status 0 (started): an entry that cannot be written refuses it (503) with nothing
+  // done. Its outcome is recorded as any answer's, below; if only that entry is lost, the answer
+  // still goes out (the action is on record, and was done). Audited after the fact only, the
+  // retry ran and moved every dead letter while its client was told 503 and nothing was recorded.
+  app.addHook('preHandler', async (req) => {
+    if (opts.audit === undefined || req.apiKey === null || req.routeOptions.config.audit !== 'before') return
+    if (!record(auditEntry(req, req.apiKey, 0), routeOf(req))) throw new AuditWriteError()
+  })
   app.addHook('onSend', async (req, reply, payload) => {
     if (opts.audit === undefined || req.apiKey === null || req.routeOptions.config.audit === false || selfAudited.has(req)) return payload
-    const route = req.routeOptions.url ?? `(no route) ${(req.url.split('?')[0] ?? '').slice(0, 256)}`
-    const written = record({
-      time: new Date().toISOString(), key: req.apiKey.name, ip: req.ip, method: req.method, route,
-      params: auditable(req.params), query: auditable(req.query), status: reply.statusCode
-    }, route)
-    if (written) return payload
+    const written = record(auditEntry(req, req.apiKey, reply.statusCode), routeOf(req))
+    if (written || (req.routeOptions.config.audit === 'before' && reply.statusCode < 500)) return payload
     if (typeof (payload as { destroy?: unknown } | null)?.destroy === 'function') (payload as { destroy: () => void }).destroy()
     reply.removeHeader('content-disposition')
     reply.code(503).header('content-type', 'application/json; charset=utf-8').header('content-security-policy', API_CSP)
@@ -730,7 +743,7 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
   })
 
   app.post('/api/v1/deadletter/retry', {
-    config: { role: 'admin' },
+    config: { role: 'admin', audit: 'before' },
     schema: {
       description: 'Write up to `limit` dead-lettered events to the store again, oldest first, 500 (or 4 MiB) at a time (admin key); accepted ones leave the dead-letter store',
       querystring: z.object({ limit: z.coerce.number().int().min(1).max(100_000).default(10_000) }).strict(),
