@@ -35,9 +35,17 @@ const NEVER_LOGGED = new Set(['body', 'bulkbody', 'headers', 'authorization', 'p
  * out), any Authorization value and URL credentials in it replaced by [Redacted].
  */
 export function boundedText (s: string, max = MAX_LOGGED_STRING): string {
-  const cut = s.length > max ? s.slice(0, max) : s
-  const clean = cut.replace(AUTH_VALUE, '$1 [Redacted]').replace(URL_USERINFO, '$1[Redacted]@')
-  return s.length > max ? `${clean}… (${s.length - max} more characters)` : clean
+  // Redacted before the cut, over a little more than is kept: a cut through "user:password@"
+  // left the password's start behind with no "@" for the pattern to find.
+  const clean = (s.length > max ? s.slice(0, max + 1024) : s).replace(AUTH_VALUE, '$1 [Redacted]').replace(URL_USERINFO, '$1[Redacted]@')
+  return s.length > max ? `${clean.slice(0, max)}… (${s.length - max} more characters)` : clean
+}
+
+/** A stack as it may be written: its message part bounded apart, so that a long message leaves the frames. */
+function boundedStack (stack: string): string {
+  const frames = stack.indexOf('\n    at ')
+  if (frames < 0) return boundedText(stack)
+  return boundedText(stack.slice(0, frames), MAX_REASON) + boundedText(stack.slice(frames))
 }
 
 type Fields = Record<string, unknown>
@@ -92,7 +100,7 @@ export function serializeError (err: unknown, depth = 0): unknown {
   const ctor = (err as { constructor?: unknown }).constructor
   if (err instanceof Error) out.type = typeof ctor === 'function' && ctor.name !== '' ? ctor.name : err.name
   if (typeof err.message === 'string') out.message = boundedText(err.message)
-  if (typeof err.stack === 'string') out.stack = boundedText(err.stack)
+  if (typeof err.stack === 'string') out.stack = boundedStack(err.stack)
   let fields = 0
   for (const [k, v] of Object.entries(err)) {
     if (k in out || k === 'meta' || k === 'cause' || k === 'errors' || NEVER_LOGGED.has(k.toLowerCase())) continue

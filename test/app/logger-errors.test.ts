@@ -5,7 +5,7 @@ import { errors as esErrors } from '@elastic/elasticsearch'
 import { errors as osErrors } from '@opensearch-project/opensearch'
 import { describe, expect, it } from 'vitest'
 import { buildApp } from '../../src/api/app.js'
-import { asLog, createLogger, MAX_LOGGED_STRING } from '../../src/app/logger.js'
+import { asLog, boundedText, createLogger, MAX_LOGGED_STRING, serializeError } from '../../src/app/logger.js'
 import { SqliteStore } from '../../src/store/sqlite/store.js'
 
 // Finding 4/5 (audit 3): a failed Elasticsearch/OpenSearch write logged the whole error object,
@@ -109,6 +109,16 @@ describe('the service log\'s errors (pino err serializer)', () => {
     expect(o.err.cause.body).toBeUndefined()
     expect(o.err.cause.cause.cause.cause).toBeUndefined()
     expect(line).not.toContain(MAC)
+  })
+
+  it('redacts before it cuts, and a long message leaves the stack\'s frames (the review of the log fix)', () => {
+    const msg = `${'x'.repeat(4075)} http://elastic:SuperSecretPassw0rd@es:9200/_bulk failed`
+    expect(boundedText(msg)).not.toContain('Super')
+    const e = serializeError(new Error(msg)) as { message: string, stack: string }
+    expect(JSON.stringify(e)).not.toContain('Super')
+    const long = serializeError(new Error('y'.repeat(5000))) as { stack: string }
+    expect(long.stack).toMatch(/\n\s+at /)
+    expect(long.stack.length).toBeLessThan(8192)
   })
 
   it('never writes an Authorization value or URL credentials, wherever they are', () => {
