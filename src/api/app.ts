@@ -494,7 +494,9 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
     const q = req.query
     const where = q.q === undefined ? undefined : parseQuery(q.q)
     const range = apiRange(q.from, q.to)
-    const hash = cursorHash([q.q ?? '', range.from ?? null, range.to ?? null, q.sort])
+    // The query as written, not its resolved times: `from=now-1h` resolves anew on each page (a
+    // relative window moves with the clock), and bound to milliseconds no next page was accepted.
+    const hash = cursorHash([q.q ?? '', q.from ?? null, q.to ?? null, q.sort])
     const search: SearchRequest = {
       ...range, sort: q.sort, size: q.size,
       ...(where === undefined ? {} : { where }),
@@ -661,7 +663,7 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
   }, async (req, reply) => {
     const { from, to, cursor, ...rest } = req.query
     const range = apiRange(from, to)
-    const hash = cursorHash(['snapshots', rest.server ?? null, rest.service ?? null, rest.subnet_id ?? null, range.from ?? null, range.to ?? null])
+    const hash = cursorHash(['snapshots', rest.server ?? null, rest.service ?? null, rest.subnet_id ?? null, from ?? null, to ?? null])
     const q = {
       ...Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined)), ...range,
       ...(cursor === undefined ? {} : { cursor: unwrapCursor(cursor, hash) })
