@@ -127,6 +127,17 @@ describe(`snapshot pages: ${kinds.join(' and ')}${esSkip === '' ? '' : ` (skippe
     }, 60_000)
   }
 
+  it('snapshots of one time (several servers) are split across pages without one lost or repeated', async () => {
+    // Minutes 500 and 501, five servers each: pages of 1, 2 and 3 cut between equal times.
+    const ties = [500, 501].flatMap((m) => Array.from({ length: 5 }, (_, k) => snap(`tie-${k}`, 'dhcp4', m, k)))
+    for (const s of Object.values(stores)) await s.snapshots.write(ties)
+    const window = { from: T0 + 500 * 60_000, to: T0 + 502 * 60_000 }
+    const expected = [...ties].sort((a, b) => a['@timestamp'].localeCompare(b['@timestamp']) || (a.id < b.id ? -1 : 1)).map((x) => x.id)
+    for (const kind of kinds) {
+      for (const size of [1, 2, 3]) expect((await walk(stores[kind] as Store, { ...window, size })).flat(), `${kind}, pages of ${size}`).toEqual(expected)
+    }
+  })
+
   it('both stores page identically', async () => {
     const answers = await Promise.all(kinds.map(async (k) => await walk(stores[k] as Store, { size: 50, server: 'kea-big', to: T0 + 65 * 60_000 })))
     for (const a of answers.slice(1)) expect(a).toEqual(answers[0])
