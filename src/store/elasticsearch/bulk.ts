@@ -18,8 +18,32 @@ export interface BulkCreateOptions {
   maxWaitMs: number
   /** Ends the retries: the call rejects (the documents still answered 429/5xx are not stored). */
   signal?: AbortSignal
+  /** Request bodies to reuse (one per request in flight); without, each request allocates its own. */
+  bodies?: BodyPool
   /** Told of each retry past `retries` (the service logs it): documents still waiting, their last answer. */
   onStillRefused?: (documents: number, status: number, reason: string, waitMs: number) => void
+}
+
+/**
+ * Request bodies reused from one request to the next. A body is given back only after its
+ * request was answered (a request that failed or was abandoned may still hold it), and only
+ * while it is no larger than `keepBytes`.
+ */
+export class BodyPool {
+  private readonly free: Buffer[] = []
+  constructor (private readonly keep: number, private readonly keepBytes: number) {}
+  take (): Buffer { return this.free.pop() ?? Buffer.allocUnsafeSlow(1 << 20) }
+  give (body: Buffer): void {
+    if (this.free.length < this.keep && body.length <= this.keepBytes) this.free.push(body)
+  }
+}
+
+/** `body` with room for `more` bytes after `used` (grown twice over, the used bytes copied). */
+function room (body: Buffer, used: number, more: number): Buffer {
+  if (used + more <= body.length) return body
+  const grown = Buffer.allocUnsafeSlow(Math.max(body.length * 2, used + more))
+  body.copy(grown, 0, 0, used)
+  return grown
 }
 
 /**
@@ -63,12 +87,14 @@ export async function bulkCreate (engine: SearchEngine, count: number, lineOf: (
   for (let attempt = 0; pending.length > 0; attempt++) {
     if (opts.signal?.aborted === true) throw new Error(`bulk write abandoned with ${pending.length} documents still answered ${last.status} ${last.reason}`)
     const again: number[] = []
-    const send = async (c: number[], body: string): Promise<void> => {
-      // One string, not a Buffer written line by line: that took ~15 % less CPU per event, but
-      // Buffers live outside V8's heap, and in the chaos suite's Elasticsearch outage the process
-      // grew to 337–345 MiB against ~185 with strings (a pool of bodies did not help; not
-      // understood yet: docs/BENCHMARKS.md, issue 21).
-      const res = await engine.bulkBody(body)
+    const send = async (c: number[], body: Buffer, used: number): Promise<void> => {
+      // A Buffer, lines written into it, not one joined string: no join, no copy into a Buffer
+      // by the client, no UTF-8 length of the body (~8 % of the busy samples; −10 % CPU per event,
+      // docs/BENCHMARKS.md, issue 21, session 20). It needs the client's redaction 'remove'
+      // (engine.ts): its default copied a failed request's Buffer body into an object of one
+      // property per byte.
+      const res = await engine.bulkBody(body.subarray(0, used))
+      opts.bodies?.give(body)
       // A 2xx that is no bulk answer (a proxy's page): said as such, not a TypeError.
       if (!Array.isArray(res?.items)) throw new Error(`bulk answered without items: ${JSON.stringify(res)?.slice(0, 200) ?? String(res)}`)
       if (res.items.length !== c.length) throw new Error(`bulk answered ${res.items.length} items for ${c.length} documents`)
@@ -87,15 +113,18 @@ export async function bulkCreate (engine: SearchEngine, count: number, lineOf: (
     for (let k = 0; k < pending.length && failure === undefined;) {
       if (running.size >= opts.concurrency) { await Promise.race(running); continue }
       const chunk: number[] = []
-      const parts: string[] = []
+      let body = opts.bodies?.take() ?? Buffer.allocUnsafeSlow(1 << 20)
+      let used = 0
       for (let size = 0; k < pending.length && size < opts.flushBytes;) {
         const i = pending[k++] as number
         const line = lineOf(i)
         chunk.push(i)
-        parts.push(line)
+        // A UTF-16 code unit takes at most 3 bytes in UTF-8.
+        body = room(body, used, line.length * 3)
+        used += body.write(line, used)
         size += line.length
       }
-      const p: Promise<void> = send(chunk, parts.join('')).catch((err: unknown) => { failure ??= err }).finally(() => { running.delete(p) })
+      const p: Promise<void> = send(chunk, body, used).catch((err: unknown) => { failure ??= err }).finally(() => { running.delete(p) })
       running.add(p)
     }
     await Promise.all(running)

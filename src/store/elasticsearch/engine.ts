@@ -34,7 +34,7 @@ export interface SearchEngine {
    * One `_bulk` request of a body already serialized (NDJSON), answered as sent (no retry by
    * the client: the caller retries, visibly and without limit).
    */
-  bulkBody: (body: string) => Promise<estypes.BulkResponse>
+  bulkBody: (body: string | Buffer) => Promise<estypes.BulkResponse>
   indices: {
     exists: (req: { index: string }) => Promise<boolean>
     create: (req: { index: string }, opts?: CallOptions) => Promise<unknown>
@@ -113,6 +113,13 @@ export class ElasticEngine implements SearchEngine {
     this.client = new EsClient({
       nodes: c.nodes,
       requestTimeout: c.requestTimeoutMs,
+      // The client's default redaction ('replace') deep-copies every failed request's metadata
+      // with Object.entries: a bulk body sent as a Buffer became an object of 1.2 million
+      // numbered properties per error, and a cluster going down took the heap from 60 to 230 MB
+      // at each retry (the chaos outage peaked at 414–421 MiB RSS). 'remove' drops the request
+      // headers (credentials) and the connection in place, copying nothing; the service log's
+      // serializer never writes the request anyway (src/app/logger.ts).
+      redaction: { type: 'remove' },
       ...(c.auth === undefined ? {} : { auth: c.auth }),
       ...(c.ca === undefined ? {} : { tls: { ca: c.ca } })
     })
@@ -125,7 +132,7 @@ export class ElasticEngine implements SearchEngine {
     await this.client.bulk(req as estypes.BulkRequest, opts)
 
   readonly index = async (req: { index: string, id?: string, document: unknown, refresh?: boolean }): Promise<unknown> => await this.client.index(req)
-  readonly bulkBody = async (body: string): Promise<estypes.BulkResponse> =>
+  readonly bulkBody = async (body: string | Buffer): Promise<estypes.BulkResponse> =>
     await this.client.transport.request<estypes.BulkResponse>({ method: 'POST', path: '/_bulk', bulkBody: body, querystring: BULK_ANSWER }, { maxRetries: 0 })
 
   readonly indices: SearchEngine['indices'] = {
@@ -245,7 +252,7 @@ export class OpenSearchEngine implements SearchEngine {
     await this.call(req.id === undefined ? 'POST' : 'PUT', `/${names(req.index)}/_doc${req.id === undefined ? '' : `/${encodeURIComponent(req.id)}`}`,
       req.refresh === undefined ? {} : { refresh: req.refresh }, req.document)
 
-  readonly bulkBody = async (body: string): Promise<estypes.BulkResponse> => await this.call('POST', '/_bulk', BULK_ANSWER, body, { maxRetries: 0 }, true)
+  readonly bulkBody = async (body: string | Buffer): Promise<estypes.BulkResponse> => await this.call('POST', '/_bulk', BULK_ANSWER, body, { maxRetries: 0 }, true)
 
   readonly indices: SearchEngine['indices'] = {
     exists: async (req) => (await this.client.transport.request({ method: 'HEAD', path: `/${names(req.index)}` }, { ignore: [404] })).statusCode === 200,

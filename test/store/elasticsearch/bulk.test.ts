@@ -13,7 +13,8 @@ function engine (answer: (id: string, attempt: number) => number, inFlight?: { n
   const bodies: string[] = []
   const seen = new Map<string, number>()
   const e = {
-    bulkBody: async (body: string): Promise<estypes.BulkResponse> => {
+    bulkBody: async (sent: string | Buffer): Promise<estypes.BulkResponse> => {
+      const body = sent.toString()
       bodies.push(body)
       if (inFlight !== undefined) { inFlight.now++; inFlight.max = Math.max(inFlight.max, inFlight.now) }
       await new Promise((resolve) => setTimeout(resolve, 5))
