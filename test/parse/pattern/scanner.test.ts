@@ -90,6 +90,9 @@ describe('header scanner', () => {
       expect(b.code, `${pattern} ← ${JSON.stringify(line)}`).toBe(a.code === -1 ? SCAN_NONE : a.code)
       if (b.code !== SCAN_NONE) { headers++; expect(b.h).toEqual(a.h) }
     }), { numRuns: 5000 })
-    expect(headers).toBeGreaterThan(1000) // the property saw real headers, not only rejects
+    // The property saw real headers, not only rejects. About a fifth of the generated lines keep a
+    // header (four random runs: 999, 1,024, 1,047, 1,066 of 5,000): a bound of 1,000 failed a CI
+    // run at 999, and one in four here.
+    expect(headers).toBeGreaterThan(500)
   })
 })
