@@ -1,3 +1,4 @@
+import { CursorInvalidError } from '../errors.js'
 import type { KeaEvent } from '../parse/event.js'
 import type { LeaseStore } from '../leases/types.js'
 import type { KeaSnapshot, SnapshotQuery, SnapshotStore } from '../kea/snapshot.js'
@@ -240,6 +241,13 @@ export function decodeCursor (s: string): Cursor | undefined {
     if (Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && typeof v[1] === 'string') return { t: v[0], id: v[1] }
   } catch { /* fall through */ }
   return undefined
+}
+
+/** A cursor whose time is a whole number (the SQLite stores' events, both stores' snapshots): at most 16 digits, exact as a double; else KEATRAIL_ERR_CURSOR_INVALID. */
+export function decodeTimeCursor (s: string): { ts: number, id: string } {
+  const c = decodeCursor(s)
+  if (c === undefined || !/^-?\d{1,16}$/.test(c.t)) throw new CursorInvalidError()
+  return { ts: Number(c.t), id: c.id }
 }
 
 /** A link of a store's tamper-evidence chain: its batch's write sequence, when it was stored, its hash (hex). */

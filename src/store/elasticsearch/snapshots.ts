@@ -1,8 +1,7 @@
 import type { estypes } from '@elastic/elasticsearch'
 import type { SearchEngine } from './engine.js'
-import { CursorInvalidError } from '../../errors.js'
 import { MAX_SNAPSHOTS, type KeaSnapshot, type SnapshotQuery } from '../../kea/snapshot.js'
-import { decodeCursor, encodeCursor, MAX_PAGE_BYTES, type SnapshotPage, type SnapshotPageQuery, type SnapshotPages } from '../types.js'
+import { decodeTimeCursor, encodeCursor, MAX_PAGE_BYTES, type SnapshotPage, type SnapshotPageQuery, type SnapshotPages } from '../types.js'
 
 export function snapshotIndex (namespace: string): string {
   return `keatrail-snapshots-${namespace}`
@@ -61,9 +60,8 @@ export class EsSnapshots implements SnapshotPages {
     }
     let after: estypes.SortResults | undefined
     if (q.cursor !== undefined) {
-      const c = decodeCursor(q.cursor)
-      if (c === undefined || !/^-?\d{1,16}$/.test(c.t)) throw new CursorInvalidError()
-      after = [Number(c.t), c.id]
+      const c = decodeTimeCursor(q.cursor)
+      after = [c.ts, c.id]
     }
     const size = Math.min(Math.max(Math.trunc(q.size ?? 1000), 1), MAX_SNAPSHOTS)
     const out: KeaSnapshot[] = []

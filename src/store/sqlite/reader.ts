@@ -1,9 +1,9 @@
 import type Database from 'better-sqlite3'
-import { CursorInvalidError, QueryBucketsError, StoreReadError, isCodedError, withCause } from '../../errors.js'
+import { QueryBucketsError, StoreReadError, isCodedError, withCause } from '../../errors.js'
 import type { KeaEvent } from '../../parse/event.js'
 import { toSql } from '../../query/translate.js'
 import {
-  decodeCursor, encodeCursor, evidenceLineOf, idsToGet, inIdOrder, MAX_BUCKETS, MAX_INTERVAL_MS, MAX_PAGE_BYTES, MAX_PAGE_SIZE, TOTAL_BOUND, withinBudget,
+  decodeTimeCursor, encodeCursor, evidenceLineOf, idsToGet, inIdOrder, MAX_BUCKETS, MAX_INTERVAL_MS, MAX_PAGE_BYTES, MAX_PAGE_SIZE, TOTAL_BOUND, withinBudget,
   type Bucket, type EventQuery, type EvidenceLine, type FilterField, type SearchPage, type SearchRequest, type SerializedPage, type TermCount
 } from '../types.js'
 import { DocBlocks } from './doc-blocks.js'
@@ -81,10 +81,9 @@ export class SqliteReader {
     let sql = `SELECT rowid, id, doc, ts FROM events WHERE ${w.sql}`
     const params = [...w.params]
     if (req.cursor !== undefined) {
-      const c = decodeCursor(req.cursor)
-      if (c === undefined || !/^-?\d+$/.test(c.t)) throw new CursorInvalidError()
+      const c = decodeTimeCursor(req.cursor)
       sql += desc ? ' AND (ts, id) < (?, ?)' : ' AND (ts, id) > (?, ?)'
-      params.push(Number(c.t), c.id)
+      params.push(c.ts, c.id)
     }
     sql += desc ? ' ORDER BY ts DESC, id DESC' : ' ORDER BY ts ASC, id ASC'
     sql += ' LIMIT ?'

@@ -1,7 +1,7 @@
 import type Database from 'better-sqlite3'
-import { CursorInvalidError, StoreReadError } from '../../errors.js'
+import { StoreReadError } from '../../errors.js'
 import { MAX_SNAPSHOTS, type KeaSnapshot, type SnapshotQuery } from '../../kea/snapshot.js'
-import { decodeCursor, encodeCursor, withinBudget, type SerializedSnapshotPage, type SnapshotPage, type SnapshotPageQuery, type SnapshotPages } from '../types.js'
+import { decodeTimeCursor, encodeCursor, withinBudget, type SerializedSnapshotPage, type SnapshotPage, type SnapshotPageQuery, type SnapshotPages } from '../types.js'
 import { readError } from './reader.js'
 
 /**
@@ -49,10 +49,9 @@ export class SnapshotReader {
     if (q.from !== undefined) { parts.push('ts >= ?'); params.push(q.from) }
     if (q.to !== undefined) { parts.push('ts < ?'); params.push(q.to) }
     if (q.cursor !== undefined) {
-      const c = decodeCursor(q.cursor)
-      if (c === undefined || !/^-?\d{1,16}$/.test(c.t)) throw new CursorInvalidError()
+      const c = decodeTimeCursor(q.cursor)
       parts.push('ts >= ? AND (ts > ? OR id > ?)')
-      params.push(Number(c.t), Number(c.t), c.id)
+      params.push(c.ts, c.ts, c.id)
     }
     if (q.subnet_id !== undefined) {
       // Every document is read: documents are JSON.stringify's text, so one holding the subnet

@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3'
-import { CursorInvalidError, QueryBucketsError, StoreReadError } from '../../../errors.js'
+import { QueryBucketsError, StoreReadError } from '../../../errors.js'
 import { PARSER_VERSION, type DerivationSpec } from '../../../parse/derivation.js'
 import type { KeaEvent } from '../../../parse/event.js'
 import { builtinRules } from '../../../parse/kea/rules.js'
@@ -7,7 +7,7 @@ import { Rederiver, underivedEvent } from '../../../parse/rederive.js'
 import { compileQuery } from '../../../query/evaluate.js'
 import type { QueryNode } from '../../../query/parse.js'
 import {
-  decodeCursor, encodeCursor, idsToGet, inIdOrder, MAX_BUCKETS, MAX_INTERVAL_MS, MAX_PAGE_BYTES, MAX_PAGE_SIZE, TOTAL_BOUND, withinBudget,
+  decodeTimeCursor, encodeCursor, idsToGet, inIdOrder, MAX_BUCKETS, MAX_INTERVAL_MS, MAX_PAGE_BYTES, MAX_PAGE_SIZE, TOTAL_BOUND, withinBudget,
   FILTER_FIELDS, type Bucket, type EventQuery, type EvidenceLine, type FilterField, type SearchPage, type SearchRequest, type TermCount
 } from '../../types.js'
 import { microsToIso } from '../../time.js'
@@ -505,9 +505,7 @@ export class BlockReader {
     const desc = (req.sort ?? 'desc') === 'desc'
     let after: { ts: number, id: string } | undefined
     if (req.cursor !== undefined) {
-      const c = decodeCursor(req.cursor)
-      if (c === undefined || !/^-?\d+$/.test(c.t)) throw new CursorInvalidError()
-      after = { ts: Number(c.t), id: c.id }
+      after = decodeTimeCursor(req.cursor)
     }
     try {
       const blocks = this.candidateRows(req)
