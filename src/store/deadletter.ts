@@ -118,7 +118,13 @@ export class DeadLetterStore {
 
   /** The oldest `limit` entries without their documents: none is read, nor parsed (the API's list answers these only). */
   summaries (limit = 100): DeadLetterEntry[] {
-    return (this.db.prepare('SELECT seq, time, store, event_id, reason, octet_length(doc) AS bytes FROM deadletter ORDER BY seq LIMIT ?').all(limit) as Array<{ seq: number, time: string, store: string, event_id: string, reason: string, bytes: number }>)
+    return this.rows(0, Number.MAX_SAFE_INTEGER, limit)
+  }
+
+  /** The entries after `afterSeq` up to `throughSeq`, oldest first, at most `limit`, without their documents. */
+  private rows (afterSeq: number, throughSeq: number, limit: number): DeadLetterEntry[] {
+    return (this.db.prepare('SELECT seq, time, store, event_id, reason, octet_length(doc) AS bytes FROM deadletter WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?')
+      .all(afterSeq, throughSeq, limit) as Array<{ seq: number, time: string, store: string, event_id: string, reason: string, bytes: number }>)
       .map((r) => ({ seq: r.seq, time: r.time, store: r.store, eventId: r.event_id, reason: r.reason, bytes: r.bytes }))
   }
 
@@ -128,13 +134,11 @@ export class DeadLetterStore {
    * fits.
    */
   batch (afterSeq: number, throughSeq: number, limit: number, maxBytes: number): DeadLetter[] {
-    const rows = this.db.prepare('SELECT seq, time, store, event_id, reason, octet_length(doc) AS bytes FROM deadletter WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?')
-      .all(afterSeq, throughSeq, limit) as Array<{ seq: number, time: string, store: string, event_id: string, reason: string, bytes: number }>
     const docOf = this.db.prepare('SELECT doc FROM deadletter WHERE seq = ?').pluck()
-    return withinBudget(rows, (r) => r.bytes, maxBytes).flatMap((r) => {
+    return withinBudget(this.rows(afterSeq, throughSeq, limit), (e) => e.bytes, maxBytes).flatMap(({ bytes: _bytes, ...e }) => {
       // Removed since the rows were listed (another process's retry): skipped.
-      const doc = docOf.get(r.seq) as string | undefined
-      return doc === undefined ? [] : [{ seq: r.seq, time: r.time, store: r.store, eventId: r.event_id, reason: r.reason, event: JSON.parse(doc) as KeaEvent }]
+      const doc = docOf.get(e.seq) as string | undefined
+      return doc === undefined ? [] : [{ ...e, event: JSON.parse(doc) as KeaEvent }]
     })
   }
 
