@@ -199,11 +199,10 @@ export async function openStore (cfg: KeatrailConfig, ctx: StoreContext): Promis
  */
 export function storeAuthError (err: unknown, url?: string): CodedError | undefined {
   const engine = engineOfError(err)
-  const meta = (err as { meta?: { statusCode?: unknown, body?: unknown, meta?: { connection?: { url?: unknown } | null } } }).meta
+  const meta = (err as { meta?: { statusCode?: unknown, body?: unknown } }).meta
   const status = meta?.statusCode
   if (engine === undefined || (status !== 401 && status !== 403)) return undefined
-  const node = meta?.meta?.connection?.url
-  const where = node !== undefined && node !== null ? withoutCredentials(String(node)) : url !== undefined ? withoutCredentials(url) : 'its configured URL'
+  const where = clusterWhere(err, url)
   const error = (meta?.body as { error?: { type?: unknown, reason?: unknown } } | undefined)?.error
   const said = typeof error === 'object' && error !== null
     ? [error.type, error.reason].filter((x) => typeof x === 'string').join(': ')
@@ -212,6 +211,15 @@ export function storeAuthError (err: unknown, url?: string): CodedError | undefi
     ? 'the credentials were not accepted (check KEATRAIL_ES_USERNAME and KEATRAIL_ES_PASSWORD or store.username and store.password, a user:password in the URL, or KEATRAIL_ES_API_KEY / store.apiKey)'
     : 'the credentials were accepted but may not do this (the user or API key needs cluster health and templates, and the logs-kea.* and keatrail-* indices)'
   return new StoreAuthError(ENGINE_NAMES[engine], where, `HTTP ${status}, ${hint}${said === '' ? '' : ` (${boundedText(said, 300)})`}`)
+}
+
+/**
+ * Where a search engine client's error happened, for an operator: the node it names, else the
+ * configured `url`, never with user and password.
+ */
+export function clusterWhere (err: unknown, url?: string): string {
+  const node = (err as { meta?: { meta?: { connection?: { url?: unknown } | null } } }).meta?.meta?.connection?.url
+  return node !== undefined && node !== null ? withoutCredentials(String(node)) : url !== undefined ? withoutCredentials(url) : 'its configured URL'
 }
 
 /** Fails with the URL and namespace when the cluster holds no keatrail events for that namespace. */

@@ -1,8 +1,7 @@
 import { resolve, sep } from 'node:path'
-import { withoutCredentials } from '../credentials.js'
-import { storeAuthError } from '../app/store.js'
+import { clusterWhere, storeAuthError } from '../app/store.js'
 import { ApiListenError, ConfigInvalidError, DataDirError, StoreUnreachableError, type CodedError } from '../errors.js'
-import { engineOfError } from '../store/elasticsearch/engine.js'
+import { ENGINE_NAMES, engineOfError } from '../store/elasticsearch/engine.js'
 
 /** What the command that failed was working on, for naming it in the message. */
 export interface ErrorContext {
@@ -23,11 +22,9 @@ const FS_DENIED = new Set(['EACCES', 'EPERM', 'EROFS', 'ENOSPC', 'ENOTDIR', 'EEX
  */
 export function explainError (err: unknown, ctx: ErrorContext): CodedError | undefined {
   if (!(err instanceof Error)) return undefined
-  const e = err as Error & { code?: unknown, path?: unknown, syscall?: unknown, address?: unknown, port?: unknown, meta?: { meta?: { connection?: { url?: unknown } } } }
+  const e = err as Error & { code?: unknown, path?: unknown, syscall?: unknown, address?: unknown, port?: unknown }
   if (ES_UNREACHABLE.has(e.name)) {
-    const url = e.meta?.meta?.connection?.url
-    const where = url !== undefined && url !== null ? withoutCredentials(String(url)) : ctx.esUrl !== undefined ? withoutCredentials(ctx.esUrl) : 'its configured URL'
-    return new StoreUnreachableError(engineOfError(e) === 'opensearch' ? 'OpenSearch' : 'Elasticsearch', where, `${e.message} (is it running, and is the URL right?)`)
+    return new StoreUnreachableError(ENGINE_NAMES[engineOfError(e) ?? 'elasticsearch'], clusterWhere(e, ctx.esUrl), `${e.message} (is it running, and is the URL right?)`)
   }
   // The cluster answered 401/403: the operator's credentials, not a keatrail bug.
   const refused = storeAuthError(e, ctx.esUrl)
