@@ -38,6 +38,9 @@ export class BodyPool {
   }
 }
 
+/** Bodies for a call without a pool: each request allocates its own. */
+const NO_POOL = new BodyPool(0, 0)
+
 /** `body` with room for `more` bytes after `used` (grown twice over, the used bytes copied). */
 function room (body: Buffer, used: number, more: number): Buffer {
   if (used + more <= body.length) return body
@@ -113,7 +116,7 @@ export async function bulkCreate (engine: SearchEngine, count: number, lineOf: (
     for (let k = 0; k < pending.length && failure === undefined;) {
       if (running.size >= opts.concurrency) { await Promise.race(running); continue }
       const chunk: number[] = []
-      let body = opts.bodies?.take() ?? Buffer.allocUnsafeSlow(1 << 20)
+      let body = (opts.bodies ?? NO_POOL).take()
       let used = 0
       for (let size = 0; k < pending.length && size < opts.flushBytes;) {
         const i = pending[k++] as number

@@ -75,7 +75,8 @@ export class ElasticsearchStore implements Store {
    * 5,000, peak RSS 169–173 against 252–264 MiB, the same events/s.
    */
   readonly batchEvents = 1000
-  private readonly bodies = new BodyPool(4, 16 << 20)
+  /** One reusable request body per bulk request in flight. */
+  private readonly bodies: BodyPool
   readonly client: SearchEngine
   private readonly cfg: ReturnType<typeof elasticsearchStoreConfigSchema.parse>
   private readonly opts: ElasticsearchStoreOptions
@@ -97,6 +98,8 @@ export class ElasticsearchStore implements Store {
 
   constructor (config: ElasticsearchStoreConfig, opts: ElasticsearchStoreOptions = {}) {
     this.cfg = validateConfig(elasticsearchStoreConfigSchema, config, 'store.elasticsearch')
+    // A body ends one document past flushBytes; one grown far past it (a huge record) is not kept.
+    this.bodies = new BodyPool(this.cfg.bulk.concurrency, 2 * this.cfg.bulk.flushBytes)
     this.opts = opts
     this.pattern = eventsPattern(this.cfg.namespace)
     const auth = this.cfg.apiKey !== undefined
