@@ -24,11 +24,10 @@ const MAX_ROOT_CAUSES = 3
 /** A cluster's answer that is no JSON error (a proxy's page): its first characters only. */
 const MAX_RAW_BODY = 256
 
-/** An Authorization header's value (its scheme kept) and a URL's user:password. */
+/** An Authorization header's value (its scheme kept); a URL's user:password is URL_USERINFO. */
 const AUTH_VALUE = /\b(ApiKey|Basic|Bearer)\s+[A-Za-z0-9+/=._~-]+/g
 /** Fields of an error never written, whatever they hold: what was sent, and credentials. */
 const NEVER_LOGGED = new Set(['body', 'bulkbody', 'headers', 'authorization', 'password', 'apikey', 'api_key', 'token', 'secret', 'auth'])
-
 
 /**
  * Text as it may be written: cut to `max` characters (the cut said, with how much was left
