@@ -749,11 +749,11 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
     schema: {
       description: 'Write up to `limit` dead-lettered events to the store again, oldest first, 500 (or 4 MiB) at a time (admin key); accepted ones leave the dead-letter store',
       querystring: z.object({ limit: z.coerce.number().int().min(1).max(100_000).default(10_000) }).strict(),
-      response: { 200: z.object({ retried: z.number(), written: z.number(), duplicates: z.number(), deadLettered: z.number(), remaining: z.number() }) }
+      response: { 200: z.object({ retried: z.number(), written: z.number(), duplicates: z.number(), deadLettered: z.number(), unreadable: z.number().describe('Entries whose stored document does not parse: left in place, skipped'), remaining: z.number() }) }
     }
   }, async (req) => {
     const dlq = opts.deadLetters
-    if (dlq === undefined) return { retried: 0, written: 0, duplicates: 0, deadLettered: 0, remaining: 0 }
+    if (dlq === undefined) return { retried: 0, written: 0, duplicates: 0, deadLettered: 0, unreadable: 0, remaining: 0 }
     return await retryDeadLetters(store, dlq, req.query.limit)
   })
 

@@ -36,7 +36,7 @@ export function registerDeadLetter (program: Command, io: CliIo): void {
         if (dlq === undefined) return
         const before = dlq.count()
         const r = await retryDeadLetters(opened.store, dlq, o.limit)
-        io.stderr.write(`retried ${r.retried}: ${r.written} stored, ${r.duplicates} already stored, ${r.deadLettered} rejected again (${r.remaining} of ${before} remain)\n`)
+        io.stderr.write(`retried ${r.retried}: ${r.written} stored, ${r.duplicates} already stored, ${r.deadLettered} rejected again${r.unreadable > 0 ? `, ${r.unreadable} unreadable (left in place)` : ''} (${r.remaining} of ${before} remain)\n`)
         io.exitCode = r.deadLettered > 0 ? 1 : 0
       })
     })

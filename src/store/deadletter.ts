@@ -131,15 +131,37 @@ export class DeadLetterStore {
   /**
    * The entries after `afterSeq` up to `throughSeq`, oldest first, with their events: at most
    * `limit`, and at most `maxBytes` of documents (always one). Each document is read only once it
-   * fits.
+   * fits. A document that does not parse is left where it is and skipped (`step` names them).
    */
   batch (afterSeq: number, throughSeq: number, limit: number, maxBytes: number): DeadLetter[] {
+    return this.step(afterSeq, throughSeq, limit, maxBytes).entries
+  }
+
+  /**
+   * `batch` with what a retry needs besides: the seqs of the entries whose document does not
+   * parse (stored by another version, or damaged on disk) and the last seq the step covered, so
+   * that the entries after them are retried all the same (one unreadable entry stopped every
+   * retry at it before).
+   */
+  step (afterSeq: number, throughSeq: number, limit: number, maxBytes: number): { entries: DeadLetter[], unreadable: number[], lastSeq: number | undefined } {
     const docOf = this.db.prepare('SELECT doc FROM deadletter WHERE seq = ?').pluck()
-    return withinBudget(this.rows(afterSeq, throughSeq, limit), (e) => e.bytes, maxBytes).flatMap(({ bytes: _bytes, ...e }) => {
+    const rows = withinBudget(this.rows(afterSeq, throughSeq, limit), (e) => e.bytes, maxBytes)
+    const entries: DeadLetter[] = []
+    const unreadable: number[] = []
+    for (const { bytes: _bytes, ...e } of rows) {
       // Removed since the rows were listed (another process's retry): skipped.
       const doc = docOf.get(e.seq) as string | undefined
-      return doc === undefined ? [] : [{ ...e, event: JSON.parse(doc) as KeaEvent }]
-    })
+      if (doc === undefined) continue
+      let event: KeaEvent
+      try {
+        event = JSON.parse(doc) as KeaEvent
+      } catch {
+        unreadable.push(e.seq)
+        continue
+      }
+      entries.push({ ...e, event })
+    }
+    return { entries, unreadable, lastSeq: rows[rows.length - 1]?.seq }
   }
 
   /** The newest entry's seq (0 when empty): what a retry stops at, so entries it dead-letters again are not retried in the same run. */
@@ -167,17 +189,20 @@ export class DeadLetterStore {
  * again are dead-lettered anew by the store, after the entries this run started with, and are not
  * retried again in the same run.
  */
-export async function retryDeadLetters (store: { write: (events: KeaEvent[]) => Promise<{ written: number, duplicates: number, deadLettered: number }> }, dlq: DeadLetterStore, limit: number): Promise<{ retried: number, written: number, duplicates: number, deadLettered: number, remaining: number }> {
+export async function retryDeadLetters (store: { write: (events: KeaEvent[]) => Promise<{ written: number, duplicates: number, deadLettered: number }> }, dlq: DeadLetterStore, limit: number): Promise<{ retried: number, written: number, duplicates: number, deadLettered: number, unreadable: number, remaining: number }> {
   const through = dlq.lastSeq()
-  const total = { retried: 0, written: 0, duplicates: 0, deadLettered: 0 }
+  const total = { retried: 0, written: 0, duplicates: 0, deadLettered: 0, unreadable: 0 }
   let after = 0
-  while (total.retried < limit) {
-    const chunk = dlq.batch(after, through, Math.min(RETRY_CHUNK, limit - total.retried), RETRY_CHUNK_BYTES)
-    if (chunk.length === 0) break
-    const r = await store.write(chunk.map((e) => e.event))
-    dlq.remove(chunk.map((e) => e.seq))
-    after = (chunk[chunk.length - 1] as DeadLetter).seq
-    total.retried += chunk.length
+  while (total.retried + total.unreadable < limit) {
+    const { entries, unreadable, lastSeq } = dlq.step(after, through, Math.min(RETRY_CHUNK, limit - total.retried - total.unreadable), RETRY_CHUNK_BYTES)
+    if (lastSeq === undefined) break
+    // Unreadable entries stay (for `keatrail deadletter list` and an operator's decision), counted.
+    total.unreadable += unreadable.length
+    after = lastSeq
+    if (entries.length === 0) continue
+    const r = await store.write(entries.map((e) => e.event))
+    dlq.remove(entries.map((e) => e.seq))
+    total.retried += entries.length
     total.written += r.written
     total.duplicates += r.duplicates
     total.deadLettered += r.deadLettered

@@ -704,7 +704,7 @@ describe(`REST API on ${kinds.join(' and ')}${esSkip === '' ? '' : ` (skipped: $
       expect(list).toMatchObject({ count: 3, entries: [{ store: 'elasticsearch', reason: expect.stringContaining('mapper_parsing_exception') }, {}, {}] })
       expect((await app.inject({ method: 'POST', url: '/api/v1/deadletter/retry', headers: auth })).statusCode).toBe(403)
       const retry = (await app.inject({ method: 'POST', url: '/api/v1/deadletter/retry', headers: admin })).json()
-      expect(retry).toEqual({ retried: 3, written: 3, duplicates: 0, deadLettered: 0, remaining: 0 })
+      expect(retry).toEqual({ retried: 3, written: 3, duplicates: 0, deadLettered: 0, unreadable: 0, remaining: 0 })
       expect(await store.count()).toBe(3)
       await app.close()
       await store.close()

@@ -39,7 +39,7 @@ describe('API: dead letters are retried in bounded steps and listed without thei
     const app = await buildApp({ store, deadLetters: dlq, api: { keys: [{ name: 'ops', sha256: apiKeyHash(ADMIN), role: 'admin' }] } })
     try {
       const r = await app.inject({ method: 'POST', url: '/api/v1/deadletter/retry?limit=100000', headers: admin })
-      expect([r.statusCode, r.json()]).toEqual([200, { retried: N, written: N, duplicates: 0, deadLettered: 0, remaining: 0 }])
+      expect([r.statusCode, r.json()]).toEqual([200, { retried: N, written: N, duplicates: 0, deadLettered: 0, unreadable: 0, remaining: 0 }])
       expect(writes.map((w) => w.n)).toEqual([500, 500, 500, 500, 300])
       for (const w of writes) expect(w.bytes).toBeLessThanOrEqual(4 * 1024 * 1024)
       expect(writes.map((w) => w.held)).toEqual([N, N - 500, N - 1000, N - 1500, N - 2000])

@@ -76,6 +76,8 @@ describe('dead-letter store', () => {
 describe('dead-letter retries and listings are bounded', () => {
   /** RETRY_CHUNK_BYTES (deadletter.ts), written out: this test runs against code without it too. */
   const RETRY_CHUNK_BYTES = 4 * 1024 * 1024
+  /** RETRY_CHUNK (deadletter.ts), written out likewise. */
+  const RETRY_CHUNK = 500
   function sized (i: number, extra: number): KeaEvent {
     return { ...template, event: { ...template.event, id: `r${String(i).padStart(6, '0')}`, original: `${template.event.original} ${'y'.repeat(extra)}` } }
   }
@@ -104,7 +106,7 @@ describe('dead-letter retries and listings are bounded', () => {
     for (const s of steps) expect(s.bytes).toBeLessThanOrEqual(RETRY_CHUNK_BYTES)
     // Each step left the store before the next was read: 500 fewer, 50 of them back (ids ending in 7).
     expect(steps.slice(0, 3).map((s) => s.held)).toEqual([1300, 1300 - 500 + 50, 1300 - 1000 + 100])
-    expect(r).toEqual({ retried: 1300, written: 1300 - 130, duplicates: 0, deadLettered: 130, remaining: 130 })
+    expect(r).toEqual({ retried: 1300, written: 1300 - 130, duplicates: 0, deadLettered: 130, unreadable: 0, remaining: 130 })
     expect(dl.summaries(1000).every((e) => e.reason === 'still refused')).toBe(true)
 
     // A store that fails midway: the steps written before are gone, the rest stays.
@@ -128,6 +130,26 @@ describe('dead-letter retries and listings are bounded', () => {
       ['r000000', 'reason 0', Buffer.byteLength(JSON.stringify(sized(0, 0)))], ['r000001', 'reason 1', 5009], ['r000002', 'reason 2', Buffer.byteLength(JSON.stringify(sized(2, 0)))]
     ])
     expect(dl.summaries(1).map((e) => e.eventId)).toEqual(['r000000'])
+    dl.close()
+  })
+
+  it('retries past an entry whose document does not parse, leaves it in place and counts it', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'kt-dl-')), 'dl.db')
+    const dl = new DeadLetterStore(path)
+    // A whole first step unreadable, then one more among readable ones.
+    dl.add('elasticsearch', Array.from({ length: RETRY_CHUNK + 20 }, (_, i) => ({ event: sized(i, 0), reason: 'r' })))
+    const other = new Database(path)
+    other.prepare('UPDATE deadletter SET doc = ? WHERE seq <= ? OR event_id = ?').run('{"cut": "zz', RETRY_CHUNK, `r${String(RETRY_CHUNK + 5).padStart(6, '0')}`)
+    other.close()
+    const stored: string[] = []
+    const store = { write: async (events: KeaEvent[]) => { stored.push(...events.map((e) => e.event.id)); return { written: events.length, duplicates: 0, deadLettered: 0 } } }
+    const r = await retryDeadLetters(store, dl, 100_000)
+    expect(r).toEqual({ retried: 19, written: 19, duplicates: 0, deadLettered: 0, unreadable: RETRY_CHUNK + 1, remaining: RETRY_CHUNK + 1 })
+    expect(stored).toHaveLength(19)
+    expect(stored).not.toContain(`r${String(RETRY_CHUNK + 5).padStart(6, '0')}`)
+    expect(dl.summaries(1).map((e) => e.eventId)).toEqual(['r000000'])
+    // The limit counts the unreadable ones it passed too (the API's cost bound).
+    expect((await retryDeadLetters(store, dl, 10)).unreadable).toBe(10)
     dl.close()
   })
 })
