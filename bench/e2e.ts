@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Client } from '@elastic/elasticsearch'
 import { serveApi } from '../src/api/serve.js'
+import { tuneHeap } from '../src/heap.js'
 import { packageRoot } from '../src/paths.js'
 import { Pipeline } from '../src/pipeline/pipeline.js'
 import { FileSource } from '../src/sources/file/source.js'
@@ -43,6 +44,8 @@ interface Figures { name: string, events: number, seconds: number, cpuSeconds: n
 
 /** keatrail in this (child) process: file source → pipeline → store, until every record is stored. */
 async function measureKeatrail (kind: 'sqlite' | 'es', dir: string, log: string, records: number, esUrl: string, serve: boolean): Promise<void> {
+  // As the process entry (bin/keatrail.js) does.
+  tuneHeap()
   const store: Store = kind === 'sqlite'
     ? new SqliteStore({ path: join(dir, serve ? 'keatrail-serving.db' : 'keatrail.db'), ...JSON.parse(process.env.E2E_SQLITE ?? '{}') as object })
     : new ElasticsearchStore({ url: esUrl, namespace: `e2e${Date.now().toString(36)}` })

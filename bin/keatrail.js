@@ -1,5 +1,9 @@
 #!/usr/bin/env node
 import { main } from '../dist/src/cli/main.js'
+import { tuneHeap } from '../dist/src/heap.js'
+
+// The heap's growth between full collections (why: src/heap.ts).
+tuneHeap()
 
 // What keatrail writes is private to its user whatever umask it was started with (a shell's
 // 022, systemd's UMask=0027): the data directory 0700; the SQLite databases with their -wal
