@@ -35,9 +35,9 @@ const V8_CHOICE = '--heap-growing-percent=0'
  * collection, so setting it once started takes effect; the size is read after each full
  * collection (a `gc` performance entry: a handful a second at most).
  */
-export function tuneHeap (execArgv: readonly string[] = process.execArgv): void {
+export function tuneHeap (execArgv: readonly string[] = process.execArgv): HeapTuning | undefined {
   const flag = heapFlag(execArgv)
-  if (flag === undefined) return
+  if (flag === undefined) return undefined
   let tuned = false
   const set = (on: boolean): void => {
     if (on === tuned) return
@@ -50,7 +50,11 @@ export function tuneHeap (execArgv: readonly string[] = process.execArgv): void 
       if ((e as GcEntry).detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) set(getHeapStatistics().used_heap_size <= TUNED_BELOW_BYTES)
     }
   }).observe({ entryTypes: ['gc'] })
+  return { get tuned () { return tuned } }
 }
+
+/** What tuneHeap set: HEAP_GROWING_PERCENT (true) or V8's own choice, as of the last full collection. */
+export interface HeapTuning { readonly tuned: boolean }
 
 /** The V8 flag tuneHeap sets for a process started with `execArgv` (none: the operator chose). */
 export function heapFlag (execArgv: readonly string[]): string | undefined {
