@@ -182,7 +182,7 @@ export async function openStore (cfg: KeatrailConfig, ctx: StoreContext): Promis
       await es.close()
       throw err
     }
-    if (await templatesInPlace(es, ctx.log, ctx.waitForCluster)) return opened
+    if (await templatesInPlace(es, esConfig.url, ctx.log, ctx.waitForCluster)) return opened
     await opened.close()
     return undefined
   } catch (err) {
@@ -245,14 +245,18 @@ async function requireEvents (es: ElasticsearchStore, url: string, namespace: st
  * the first write would create indices with default mappings. Returns false when `signal`
  * aborted meanwhile (closing the store ends the wait).
  */
-async function templatesInPlace (es: ElasticsearchStore, log: Log, signal: AbortSignal): Promise<boolean> {
+async function templatesInPlace (es: ElasticsearchStore, url: string, log: Log, signal: AbortSignal): Promise<boolean> {
   let attempts = 0
   const onAbort = (): void => { void es.close() }
   signal.addEventListener('abort', onAbort, { once: true })
   try {
     await es.ensureTemplatesWaiting((err, attempt, waitMs) => {
       attempts = attempt
-      log.error(LOG_CODES.storeWrite, `${engineName(es)} not reachable to check templates; waiting for it.`, { attempt, waitMs, error: err })
+      // Credentials refused is said as such (it is no outage), and still waited for: a cluster
+      // whose security index is still starting refuses known users too (boot order).
+      const auth = storeAuthError(err, url)
+      if (auth !== undefined) log.error(auth.code, `${auth.message}; waiting for it.`, { attempt, waitMs })
+      else log.error(LOG_CODES.storeWrite, `${engineName(es)} not reachable to check templates; waiting for it.`, { attempt, waitMs, error: err })
     })
     if (attempts > 0) log.info(`${engineName(es)} reachable; templates in place.`, { attempts: attempts + 1 })
     return true

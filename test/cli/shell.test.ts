@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs'
+import { createServer as createHttpServer } from 'node:http'
 import { createServer, type AddressInfo, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -362,5 +363,29 @@ describe('keatrail run with Elasticsearch not there yet', () => {
     run.proc.kill('SIGTERM')
     expect(await run.exited).toBe(0)
     expect(existsSync(join(dir, 'data', 'keatrail.lock'))).toBe(false)
+  })
+
+  it('says when the cluster refuses its credentials (401), not "not reachable", and still waits', async () => {
+    const refusing = createHttpServer((req, res) => {
+      req.resume()
+      req.on('end', () => {
+        res.writeHead(401, { 'content-type': 'application/json', 'x-elastic-product': 'Elasticsearch' })
+        res.end(JSON.stringify({ error: { type: 'security_exception', reason: 'unable to authenticate user [keatrail] for REST request [/_cluster/health]' }, status: 401 }))
+      })
+    })
+    servers.push(refusing)
+    await new Promise<void>((resolve) => refusing.listen(0, '127.0.0.1', resolve))
+    const url = `http://keatrail:S3cretPW@127.0.0.1:${(refusing.address() as AddressInfo).port}`
+    const dir = mkdtempSync(join(tmpdir(), 'kt-es-401-'))
+    const run = keatrail('run', '--config', config(dir, { store: { type: 'elasticsearch', url, retry: { initialMs: 50, maxMs: 200 } }, sources: [] }))
+    await vi.waitFor(() => {
+      expect(run.lines().filter((l) => l.code === 'KEATRAIL_ERR_STORE_AUTH').length, run.stderr()).toBeGreaterThanOrEqual(2)
+    }, { timeout: 15_000, interval: 50 })
+    const line = run.lines().find((l) => l.code === 'KEATRAIL_ERR_STORE_AUTH') as Record<string, unknown>
+    expect(line).toMatchObject({ level: 'error', msg: expect.stringMatching(/HTTP 401, the credentials were not accepted .*unable to authenticate user.*; waiting for it\.$/) })
+    expect(run.stderr()).not.toContain('S3cretPW')
+    expect(run.lines().some((l) => l.msg === 'Elasticsearch not reachable to check templates; waiting for it.')).toBe(false)
+    run.proc.kill('SIGTERM')
+    expect(await run.exited).toBe(0)
   })
 })
