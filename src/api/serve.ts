@@ -73,7 +73,7 @@ export interface AuditLog {
  * read it records is answered (nothing waits in a buffer to be lost at close; an entry after
  * close still goes to the file).
  */
-export function openAuditLog (path: string): AuditLog {
+export function openAuditLog (path: string, maxBytes = Infinity): AuditLog {
   const dir = dirname(path)
   try {
     const first = mkdirSync(dir, { recursive: true, mode: 0o700 })
@@ -87,8 +87,15 @@ export function openAuditLog (path: string): AuditLog {
   let fd = openRegular(path)
   /** A line was cut by a failed write and could not be taken back: the next entry starts on a line of its own. */
   let torn = false
+  /** The open file's size as this process last knew it (a copytruncate shrinks it unseen: asked again before refusing). */
+  let size = fstatSync(fd).size
   const append = (to: number, e: AuditRecord): void => {
     const line = Buffer.from(`${torn ? '\n' : ''}${JSON.stringify(e)}\n`)
+    if (to !== fd) size = fstatSync(to).size
+    if (size + line.length > maxBytes) {
+      size = fstatSync(to).size
+      if (size + line.length > maxBytes) throw new Error(`the audit log reached api.auditLogMaxBytes (${maxBytes} bytes): rotate it (logrotate, then SIGHUP)`)
+    }
     let done = 0
     try {
       while (done < line.length) {
@@ -96,6 +103,7 @@ export function openAuditLog (path: string): AuditLog {
         if (n <= 0) throw new Error('write(2) wrote nothing')
         done += n
       }
+      size += done
       torn = false
     } catch (err) {
       // A full disk takes the first part of a line and refuses the rest: take that part back,
@@ -117,6 +125,7 @@ export function openAuditLog (path: string): AuditLog {
       const next = openRegular(path)
       const old = fd
       fd = next
+      size = fstatSync(next).size
       torn = false
       closeSync(old)
     },
@@ -129,7 +138,7 @@ export async function serveApi (store: Store, api: unknown, dataDir: string, sta
   const cfg = apiConfigSchema.parse(api ?? {})
   checkExposure(cfg)
   const auditPath = cfg.auditLog ?? `${dataDir}/audit.log`
-  const audit = openAuditLog(auditPath)
+  const audit = openAuditLog(auditPath, cfg.auditLogMaxBytes)
   let app: FastifyInstance
   try {
     app = await buildApp({

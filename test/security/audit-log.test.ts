@@ -221,6 +221,46 @@ describe('security: the audit log follows logrotate', () => {
   }, 30_000)
 })
 
+describe('security: the audit log has a size bound (api.auditLogMaxBytes)', () => {
+  it('full: reads refused, 503, counted, nothing dropped; rotated (rename + SIGHUP, or copytruncate): answered again', async () => {
+    // Before: no bound of its own, a read key's batches grew it ~10 MB each until the disk that
+    // also holds the store was full.
+    const dir = mkdtempSync(join(base, 'bound-'))
+    const path = join(dir, 'audit.log')
+    const { lines, logger } = captured()
+    const served = await serveApi(store, { ...api(path), auditLogMaxBytes: 4096 }, base, {}, undefined, undefined, logger)
+    try {
+      const answered: number[] = []
+      let refused: Awaited<ReturnType<typeof get>> | undefined
+      for (let i = 0; i < 300 && refused === undefined; i++) {
+        const r = await get(served.url, at(i))
+        if (r.status === 200) answered.push(i)
+        else refused = r
+      }
+      expect(answered.length).toBeGreaterThan(3)
+      expect(refused?.status).toBe(503)
+      expect(JSON.parse(refused?.text ?? '')).toMatchObject({ code: 'KEATRAIL_ERR_AUDIT_WRITE' })
+      expect(statSync(path).size).toBeLessThanOrEqual(4096)
+      // Every answered read has its entry: none dropped to make room.
+      expect(entries(path).filter(isEntry).map((e) => e.query.time)).toEqual(answered.map((i) => `2026-11-24T18:02:30.${String(i).padStart(3, '0')}Z`))
+      expect(await failures(served.url)).toBe(1)
+      expect(lines.find((l) => l.code === 'KEATRAIL_ERR_AUDIT_WRITE')).toMatchObject({ error: expect.stringContaining('api.auditLogMaxBytes (4096 bytes): rotate it') })
+      // logrotate's rename and create, then its postrotate SIGHUP.
+      renameSync(path, `${path}.1`)
+      process.kill(process.pid, 'SIGHUP')
+      await vi.waitFor(() => { expect(existsSync(path)).toBe(true) }, { timeout: 5000, interval: 10 })
+      expect((await get(served.url, at(900))).status).toBe(200)
+      for (let i = 901; i < 999 && (await get(served.url, at(i))).status === 200;);
+      expect((await get(served.url, at(999))).status).toBe(503)
+      // copytruncate: the file shrinks under keatrail, which asks its size again before refusing.
+      truncateSync(path, 0)
+      expect((await get(served.url, at(999))).status).toBe(200)
+    } finally {
+      await served.app.close()
+    }
+  }, 30_000)
+})
+
 describe('security: api.auditLog must be a regular file', () => {
   /** serveApi's rejection, or 'served' (then closed). */
   async function outcome (path: string): Promise<unknown> {
