@@ -17,7 +17,12 @@ export function registerDeadLetter (program: Command, io: CliIo): void {
       const dlq = openDeadLetters(commandConfig(o), 'read')
       try {
         // The text form shows no event: its lines come from the columns, no document read or parsed.
-        if (o.json === true) for (const e of dlq.list(o.limit)) io.stdout.write(JSON.stringify(e) + '\n')
+        // An entry whose document is no event is listed too, marked, without one.
+        if (o.json === true) {
+          const { entries, unreadable } = dlq.step(0, Number.MAX_SAFE_INTEGER, o.limit, Infinity)
+          const all: Array<{ seq: number }> = [...entries, ...unreadable.map((u) => ({ ...u, unreadable: true }))].sort((a, b) => a.seq - b.seq)
+          for (const e of all) io.stdout.write(JSON.stringify(e) + '\n')
+        }
         else for (const e of dlq.summaries(o.limit)) io.stdout.write(`${e.seq}\t${e.time}\t${e.store}\t${e.eventId}\t${e.reason}\n`)
         if (o.json !== true) io.stderr.write(`${dlq.count()} dead-lettered event(s)\n`)
       } finally {
@@ -37,7 +42,7 @@ export function registerDeadLetter (program: Command, io: CliIo): void {
         const before = dlq.count()
         const r = await retryDeadLetters(opened.store, dlq, o.limit)
         io.stderr.write(`retried ${r.retried}: ${r.written} stored, ${r.duplicates} already stored, ${r.deadLettered} rejected again${r.unreadable > 0 ? `, ${r.unreadable} unreadable (left in place)` : ''} (${r.remaining} of ${before} remain)\n`)
-        io.exitCode = r.deadLettered > 0 ? 1 : 0
+        io.exitCode = r.deadLettered > 0 || r.unreadable > 0 ? 1 : 0
       })
     })
 }

@@ -138,28 +138,24 @@ export class DeadLetterStore {
   }
 
   /**
-   * `batch` with what a retry needs besides: the seqs of the entries whose document does not
-   * parse (stored by another version, or damaged on disk) and the last seq the step covered, so
-   * that the entries after them are retried all the same (one unreadable entry stopped every
-   * retry at it before).
+   * `batch` with what a retry needs besides: the entries whose document is no event (it does not
+   * parse, or parses to something without an event's id, raw record, time and parse status:
+   * damaged on disk, or written by another version) and the last seq the step covered, so that
+   * the entries after them are retried all the same (one such entry stopped every retry at it
+   * before: a JSON parse error, or the store's TypeError on `{}`).
    */
-  step (afterSeq: number, throughSeq: number, limit: number, maxBytes: number): { entries: DeadLetter[], unreadable: number[], lastSeq: number | undefined } {
+  step (afterSeq: number, throughSeq: number, limit: number, maxBytes: number): { entries: DeadLetter[], unreadable: Array<Omit<DeadLetterEntry, 'bytes'>>, lastSeq: number | undefined } {
     const docOf = this.db.prepare('SELECT doc FROM deadletter WHERE seq = ?').pluck()
     const rows = withinBudget(this.rows(afterSeq, throughSeq, limit), (e) => e.bytes, maxBytes)
     const entries: DeadLetter[] = []
-    const unreadable: number[] = []
+    const unreadable: Array<Omit<DeadLetterEntry, 'bytes'>> = []
     for (const { bytes: _bytes, ...e } of rows) {
       // Removed since the rows were listed (another process's retry): skipped.
       const doc = docOf.get(e.seq) as string | undefined
       if (doc === undefined) continue
-      let event: KeaEvent
-      try {
-        event = JSON.parse(doc) as KeaEvent
-      } catch {
-        unreadable.push(e.seq)
-        continue
-      }
-      entries.push({ ...e, event })
+      const event = eventOf(doc)
+      if (event === undefined) unreadable.push(e)
+      else entries.push({ ...e, event })
     }
     return { entries, unreadable, lastSeq: rows[rows.length - 1]?.seq }
   }
@@ -193,13 +189,19 @@ export async function retryDeadLetters (store: { write: (events: KeaEvent[]) => 
   const through = dlq.lastSeq()
   const total = { retried: 0, written: 0, duplicates: 0, deadLettered: 0, unreadable: 0 }
   let after = 0
-  while (total.retried + total.unreadable < limit) {
-    const { entries, unreadable, lastSeq } = dlq.step(after, through, Math.min(RETRY_CHUNK, limit - total.retried - total.unreadable), RETRY_CHUNK_BYTES)
+  // `limit` counts the entries written: unreadable ones are passed (however many lead the
+  // store), within the store's own bound (entries up to `through`, maxBytes of documents).
+  while (total.retried < limit) {
+    const { entries, unreadable, lastSeq } = dlq.step(after, through, Math.min(RETRY_CHUNK, limit - total.retried), RETRY_CHUNK_BYTES)
     if (lastSeq === undefined) break
-    // Unreadable entries stay (for `keatrail deadletter list` and an operator's decision), counted.
+    // Unreadable entries stay (listed by `keatrail deadletter list --json`, for an operator's decision), counted.
     total.unreadable += unreadable.length
     after = lastSeq
-    if (entries.length === 0) continue
+    if (entries.length === 0) {
+      // Steps of nothing to write never wait on the store: let the event loop run between them.
+      await new Promise((resolve) => setImmediate(resolve))
+      continue
+    }
     const r = await store.write(entries.map((e) => e.event))
     dlq.remove(entries.map((e) => e.seq))
     total.retried += entries.length
@@ -208,4 +210,19 @@ export async function retryDeadLetters (store: { write: (events: KeaEvent[]) => 
     total.deadLettered += r.deadLettered
   }
   return { ...total, remaining: dlq.count() }
+}
+
+/** A stored document as the event it must be for a store to take it, else undefined. */
+function eventOf (doc: string): KeaEvent | undefined {
+  let v: unknown
+  try {
+    v = JSON.parse(doc)
+  } catch {
+    return undefined
+  }
+  const e = v as Partial<KeaEvent> | null
+  if (typeof e !== 'object' || e === null || typeof e['@timestamp'] !== 'string' || typeof e.event !== 'object' || e.event === null ||
+    typeof e.event.id !== 'string' || typeof e.event.original !== 'string' || typeof e.kea !== 'object' || e.kea === null ||
+    typeof e.kea.parse !== 'object' || e.kea.parse === null) return undefined
+  return e as KeaEvent
 }

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { runCli as run } from '../helpers/cli.js'
 import { describe, expect, inject, it } from 'vitest'
+import Database from 'better-sqlite3'
 import { DeadLetterStore } from '../../src/store/deadletter.js'
 import { ElasticsearchStore } from '../../src/store/elasticsearch/store.js'
 import { parseBuffer, readFixture } from '../helpers/fixtures.js'
@@ -45,5 +46,22 @@ describe.skipIf(esUrl === '')('keatrail deadletter', () => {
     await check.refresh()
     expect(await check.count()).toBe(10)
     await check.close()
+  })
+})
+
+describe('keatrail deadletter list --json', () => {
+  it('lists an entry whose document is no event too, marked unreadable, in order', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kt-dlq-json-'))
+    const events = (await parseBuffer(readFixture('kea-2.2.0-dhcp4-INFO-full.log'))).events.slice(0, 3)
+    const dlq = new DeadLetterStore(join(dir, 'deadletter.db'))
+    dlq.add('elasticsearch', events.map((event) => ({ event, reason: '400 mapper_parsing_exception' })))
+    dlq.close()
+    const db = new Database(join(dir, 'deadletter.db'))
+    db.prepare('UPDATE deadletter SET doc = ? WHERE seq = 2').run('{}')
+    db.close()
+    const listed = await run(['deadletter', 'list', '--json', '--data-dir', dir])
+    const lines = listed.out.trim().split('\n').map((l) => JSON.parse(l) as { seq: number, unreadable?: boolean, event?: { event: { id: string } } })
+    // Before: the unreadable one left out without a word.
+    expect(lines.map((l) => [l.seq, l.unreadable ?? false, l.event?.event.id])).toEqual([[1, false, events[0]?.event.id], [2, true, undefined], [3, false, events[2]?.event.id]])
   })
 })

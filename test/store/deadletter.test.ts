@@ -140,16 +140,21 @@ describe('dead-letter retries and listings are bounded', () => {
     dl.add('elasticsearch', Array.from({ length: RETRY_CHUNK + 20 }, (_, i) => ({ event: sized(i, 0), reason: 'r' })))
     const other = new Database(path)
     other.prepare('UPDATE deadletter SET doc = ? WHERE seq <= ? OR event_id = ?').run('{"cut": "zz', RETRY_CHUNK, `r${String(RETRY_CHUNK + 5).padStart(6, '0')}`)
+    // JSON, but no event (another version's document): a store would throw on it.
+    other.prepare('UPDATE deadletter SET doc = ? WHERE event_id = ?').run('{}', `r${String(RETRY_CHUNK + 6).padStart(6, '0')}`)
+    other.prepare('UPDATE deadletter SET doc = ? WHERE event_id = ?').run('null', `r${String(RETRY_CHUNK + 7).padStart(6, '0')}`)
     other.close()
     const stored: string[] = []
-    const store = { write: async (events: KeaEvent[]) => { stored.push(...events.map((e) => e.event.id)); return { written: events.length, duplicates: 0, deadLettered: 0 } } }
-    const r = await retryDeadLetters(store, dl, 100_000)
-    expect(r).toEqual({ retried: 19, written: 19, duplicates: 0, deadLettered: 0, unreadable: RETRY_CHUNK + 1, remaining: RETRY_CHUNK + 1 })
-    expect(stored).toHaveLength(19)
-    expect(stored).not.toContain(`r${String(RETRY_CHUNK + 5).padStart(6, '0')}`)
+    // As a store does with a document that is no event (a TypeError reading its fields).
+    const store = { write: async (events: KeaEvent[]) => { stored.push(...events.map((e) => e.kea.parse.status.length > 0 ? e.event.id : '')); return { written: events.length, duplicates: 0, deadLettered: 0 } } }
+    // The limit counts the entries written: the unreadable ones leading the store do not use it up.
+    const r = await retryDeadLetters(store, dl, 10)
+    expect(r).toEqual({ retried: 10, written: 10, duplicates: 0, deadLettered: 0, unreadable: RETRY_CHUNK + 3, remaining: RETRY_CHUNK + 3 + 7 })
+    const rest = await retryDeadLetters(store, dl, 100_000)
+    expect(rest).toEqual({ retried: 7, written: 7, duplicates: 0, deadLettered: 0, unreadable: RETRY_CHUNK + 3, remaining: RETRY_CHUNK + 3 })
+    expect(stored).toHaveLength(17)
+    for (const n of [5, 6, 7]) expect(stored).not.toContain(`r${String(RETRY_CHUNK + n).padStart(6, '0')}`)
     expect(dl.summaries(1).map((e) => e.eventId)).toEqual(['r000000'])
-    // The limit counts the unreadable ones it passed too (the API's cost bound).
-    expect((await retryDeadLetters(store, dl, 10)).unreadable).toBe(10)
     dl.close()
   })
 })
