@@ -22,6 +22,13 @@ export const HEAP_GROWING_PERCENT = 100
  */
 export const TUNED_BELOW_BYTES = 64 * 1024 * 1024
 
+/**
+ * Tuned only under a heap cap at most this large (the launchers' `--max-old-space-size=256`).
+ * Without a cap V8 already lets a heap grow up to 4× (the review measured a churned live set: 4
+ * full collections with V8's choice, 9 at a fixed 2×; under the 256 MiB cap 22 against 10).
+ */
+export const TUNED_UNDER_LIMIT_BYTES = 1024 * 1024 * 1024
+
 /** A `gc` performance entry (Node's types leave `detail` out of PerformanceEntry). */
 type GcEntry = PerformanceEntry & { detail?: { kind?: number } }
 
@@ -29,15 +36,17 @@ type GcEntry = PerformanceEntry & { detail?: { kind?: number } }
 const V8_CHOICE = '--heap-growing-percent=0'
 
 /**
- * Applies HEAP_GROWING_PERCENT while the live heap stays under TUNED_BELOW_BYTES, unless the
- * operator gave V8 their own (`node --heap-growing-percent=…`). Called by the process entry
+ * Applies HEAP_GROWING_PERCENT while the live heap stays under TUNED_BELOW_BYTES, in a process
+ * whose heap is capped (TUNED_UNDER_LIMIT_BYTES), unless the operator gave V8 their own
+ * (`node --heap-growing-percent=…`). The flag is the process's: reader worker threads get it
+ * too (their heaps are small); only the main thread's size switches it. Called by the process entry
  * (bin/keatrail.js) and by benchmarks measuring what it runs. V8 reads the flag at each
  * collection, so setting it once started takes effect; the size is read after each full
  * collection (a `gc` performance entry: a handful a second at most).
  */
 export function tuneHeap (execArgv: readonly string[] = process.execArgv): HeapTuning | undefined {
   const flag = heapFlag(execArgv)
-  if (flag === undefined) return undefined
+  if (flag === undefined || getHeapStatistics().heap_size_limit > TUNED_UNDER_LIMIT_BYTES) return undefined
   let tuned = false
   const set = (on: boolean): void => {
     if (on === tuned) return

@@ -20,7 +20,7 @@ describe('heap tuning', () => {
   const entry = (): string => `data:text/javascript,${encodeURIComponent(`import { tuneHeap } from '${pathToFileURL(join(packageRoot(), 'dist', 'src', 'heap.js')).href}'; tuneHeap()`)}`
   const fullCollections = (live: number, total: number, flags: string[]): number => {
     const script = `const keep = []; for (let i = 0; i < ${total}; i++) { keep.push({ i, s: 'x' + i }); if (keep.length > ${live}) keep.splice(0, ${live / 10}); if (i % 10000 === 0) await new Promise(setImmediate) }`
-    const r = spawnSync(process.execPath, ['--trace-gc', ...flags, '--import', entry(), '--input-type=module', '-e', script], { encoding: 'utf8' })
+    const r = spawnSync(process.execPath, ['--max-old-space-size=256', '--trace-gc', ...flags, '--import', entry(), '--input-type=module', '-e', script], { encoding: 'utf8' })
     expect(r.status, r.stderr).toBe(0)
     return r.stdout.split('Mark-Compact').length - 1
   }
@@ -37,17 +37,24 @@ describe('heap tuning', () => {
   })
 
   it('leaves the choice to V8 while the live heap is large, and takes it back once small again', () => {
-    // ~150 MB live (over TUNED_BELOW_BYTES), then ~3 MB: what tuneHeap has set after each
-    // (read after full collections, so independent of how many there were).
+    // ~150 MB live (over TUNED_BELOW_BYTES), then ~3 MB and a full collection: what tuneHeap has
+    // set after each (read after full collections, so independent of how many there were).
     const script = `import { tuneHeap } from '${pathToFileURL(join(packageRoot(), 'dist', 'src', 'heap.js')).href}'
       const t = tuneHeap([])
       const states = [t.tuned]
       const churn = async (live, total) => { const keep = []; for (let i = 0; i < total; i++) { keep.push({ i, s: 'x' + i }); if (keep.length > live) keep.splice(0, live / 10); if (i % 10000 === 0) await new Promise(setImmediate) } return keep.length }
       await churn(2000000, 6000000); states.push(t.tuned)
-      await churn(40000, 6000000); states.push(t.tuned)
+      await churn(40000, 1000000); globalThis.gc(); await new Promise(setImmediate); await new Promise(setImmediate); states.push(t.tuned)
       console.log(JSON.stringify(states))`
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' })
+    const r = spawnSync(process.execPath, ['--max-old-space-size=256', '--expose-gc', '--input-type=module', '-e', script], { encoding: 'utf8' })
     expect(r.status, r.stderr).toBe(0)
     expect(JSON.parse(r.stdout)).toEqual([true, false, true])
+  })
+
+  it('leaves a heap without a cap to V8 (it grows up to 4× there)', () => {
+    const script = `import { tuneHeap } from '${pathToFileURL(join(packageRoot(), 'dist', 'src', 'heap.js')).href}'; console.log(JSON.stringify(tuneHeap([]) === undefined))`
+    const run = (flags: string[]): unknown => JSON.parse(spawnSync(process.execPath, [...flags, '--input-type=module', '-e', script], { encoding: 'utf8' }).stdout)
+    expect(run(['--max-old-space-size=4096'])).toBe(true)
+    expect(run(['--max-old-space-size=256'])).toBe(false)
   })
 })
