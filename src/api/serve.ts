@@ -59,6 +59,8 @@ function openRegular (path: string): number {
 
 /** The audit log as serveApi uses it. */
 export interface AuditLog {
+  /** The file is at api.auditLogMaxBytes already: every read is refused until it is rotated. */
+  full: () => boolean
   /** Appends one entry as one whole line; throws when it could not (disk full…), leaving no part of it in the file. */
   write: (e: AuditRecord) => void
   /** Opens the path again (logrotate moved the file away): new entries go to the file now there. Throws, keeping the old file, when it cannot. */
@@ -87,15 +89,11 @@ export function openAuditLog (path: string, maxBytes = Infinity): AuditLog {
   let fd = openRegular(path)
   /** A line was cut by a failed write and could not be taken back: the next entry starts on a line of its own. */
   let torn = false
-  /** The open file's size as this process last knew it (a copytruncate shrinks it unseen: asked again before refusing). */
-  let size = fstatSync(fd).size
   const append = (to: number, e: AuditRecord): void => {
     const line = Buffer.from(`${torn ? '\n' : ''}${JSON.stringify(e)}\n`)
-    if (to !== fd) size = fstatSync(to).size
-    if (size + line.length > maxBytes) {
-      size = fstatSync(to).size
-      if (size + line.length > maxBytes) throw new Error(`the audit log reached api.auditLogMaxBytes (${maxBytes} bytes): rotate it (logrotate, then SIGHUP)`)
-    }
+    // The file's size asked each time (one fstat): `keatrail serve` beside `keatrail run` appends
+    // to the same file, and a copytruncate shrinks it unseen.
+    if (maxBytes !== Infinity && fstatSync(to).size + line.length > maxBytes) throw new Error(`the audit log reached api.auditLogMaxBytes (${maxBytes} bytes): rotate it (logrotate, then SIGHUP)`)
     let done = 0
     try {
       while (done < line.length) {
@@ -103,7 +101,6 @@ export function openAuditLog (path: string, maxBytes = Infinity): AuditLog {
         if (n <= 0) throw new Error('write(2) wrote nothing')
         done += n
       }
-      size += done
       torn = false
     } catch (err) {
       // A full disk takes the first part of a line and refuses the rest: take that part back,
@@ -115,6 +112,7 @@ export function openAuditLog (path: string, maxBytes = Infinity): AuditLog {
     }
   }
   return {
+    full: () => fd >= 0 && fstatSync(fd).size >= maxBytes,
     write: (e) => {
       if (fd >= 0) { append(fd, e); return }
       const once = openRegular(path)
@@ -125,7 +123,6 @@ export function openAuditLog (path: string, maxBytes = Infinity): AuditLog {
       const next = openRegular(path)
       const old = fd
       fd = next
-      size = fstatSync(next).size
       torn = false
       closeSync(old)
     },
@@ -163,6 +160,8 @@ export async function serveApi (store: Store, api: unknown, dataDir: string, sta
       served.log.error({ code: AUDIT_LOG_CODES.reopen, path: auditPath, error: (err as Error).message }, 'Could not reopen the audit log on SIGHUP: entries still go to the file that was open.')
     }
   }
+  // Full already (a bound lowered, a rotation that did not happen): said at start, not only per refused read.
+  if (audit.full()) served.log.error({ code: AUDIT_LOG_CODES.write, path: auditPath, maxBytes: cfg.auditLogMaxBytes }, 'The audit log is at api.auditLogMaxBytes: every data read is refused (503) until it is rotated (logrotate, then SIGHUP).')
   process.on('SIGHUP', reopen)
   app.addHook('onClose', async () => { process.off('SIGHUP', reopen); audit.close() })
   try {

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process'
-import { chmodSync, closeSync, constants, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, statSync, truncateSync, unlinkSync, writeFileSync, writeSync } from 'node:fs'
+import { appendFileSync, chmodSync, closeSync, constants, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, statSync, truncateSync, unlinkSync, writeFileSync, writeSync } from 'node:fs'
 import { request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -228,35 +228,49 @@ describe('security: the audit log has a size bound (api.auditLogMaxBytes)', () =
     const dir = mkdtempSync(join(base, 'bound-'))
     const path = join(dir, 'audit.log')
     const { lines, logger } = captured()
-    const served = await serveApi(store, { ...api(path), auditLogMaxBytes: 4096 }, base, {}, undefined, undefined, logger)
+    // Another process (`keatrail serve` beside `keatrail run`) has written to it already.
+    writeFileSync(path, `${'{"other":"process"}\n'.repeat(1000)}`)
+    const served = await serveApi(store, { ...api(path), auditLogMaxBytes: 65_536 }, base, {}, undefined, undefined, logger)
     try {
       const answered: number[] = []
       let refused: Awaited<ReturnType<typeof get>> | undefined
-      for (let i = 0; i < 300 && refused === undefined; i++) {
+      for (let i = 0; i < 900 && refused === undefined; i++) {
         const r = await get(served.url, at(i))
         if (r.status === 200) answered.push(i)
         else refused = r
+        // Meanwhile the other process writes on (each side's own count would miss the other's).
+        if (i === 20) appendFileSync(path, '{"other":"process"}\n'.repeat(1000))
       }
       expect(answered.length).toBeGreaterThan(3)
       expect(refused?.status).toBe(503)
       expect(JSON.parse(refused?.text ?? '')).toMatchObject({ code: 'KEATRAIL_ERR_AUDIT_WRITE' })
-      expect(statSync(path).size).toBeLessThanOrEqual(4096)
+      expect(statSync(path).size).toBeLessThanOrEqual(65_536)
       // Every answered read has its entry: none dropped to make room.
-      expect(entries(path).filter(isEntry).map((e) => e.query.time)).toEqual(answered.map((i) => `2026-11-24T18:02:30.${String(i).padStart(3, '0')}Z`))
+      expect(entries(path).filter(isEntry).filter((e) => e.query !== undefined).map((e) => e.query.time)).toEqual(answered.map((i) => `2026-11-24T18:02:30.${String(i).padStart(3, '0')}Z`))
       expect(await failures(served.url)).toBe(1)
-      expect(lines.find((l) => l.code === 'KEATRAIL_ERR_AUDIT_WRITE')).toMatchObject({ error: expect.stringContaining('api.auditLogMaxBytes (4096 bytes): rotate it') })
+      expect(lines.find((l) => l.code === 'KEATRAIL_ERR_AUDIT_WRITE')).toMatchObject({ error: expect.stringContaining('api.auditLogMaxBytes (65536 bytes): rotate it') })
       // logrotate's rename and create, then its postrotate SIGHUP.
       renameSync(path, `${path}.1`)
       process.kill(process.pid, 'SIGHUP')
       await vi.waitFor(() => { expect(existsSync(path)).toBe(true) }, { timeout: 5000, interval: 10 })
       expect((await get(served.url, at(900))).status).toBe(200)
-      for (let i = 901; i < 999 && (await get(served.url, at(i))).status === 200;);
+      for (let i = 0; i < 900 && (await get(served.url, at(901))).status === 200; i++);
       expect((await get(served.url, at(999))).status).toBe(503)
       // copytruncate: the file shrinks under keatrail, which asks its size again before refusing.
       truncateSync(path, 0)
       expect((await get(served.url, at(999))).status).toBe(200)
     } finally {
       await served.app.close()
+    }
+    // Full already at start: said then, once, not only per refused read.
+    writeFileSync(path, 'x'.repeat(65_535) + '\n')
+    const again = captured()
+    const full = await serveApi(store, { ...api(path), auditLogMaxBytes: 65_536 }, base, {}, undefined, undefined, again.logger)
+    try {
+      expect(again.lines.filter((l) => l.code === 'KEATRAIL_ERR_AUDIT_WRITE')).toMatchObject([{ level: 'error', maxBytes: 65_536, msg: expect.stringContaining('every data read is refused') }])
+      expect((await get(full.url, at(1))).status).toBe(503)
+    } finally {
+      await full.app.close()
     }
   }, 30_000)
 })
