@@ -2,8 +2,9 @@ import { constants, PerformanceObserver, type PerformanceEntry } from 'node:perf
 import { getHeapStatistics, setFlagsFromString } from 'node:v8'
 
 /**
- * While the heap is small, V8's old generation may grow to twice its live size before the next
- * full collection (V8 picks 1.1–4× from its own speed estimates; keatrail's pipelines got ~1.4×).
+ * While the heap is small, V8's old generation may grow by up to its live size (2×) before the
+ * next full collection (V8 picks 1.1–4× from its own speed estimates; keatrail's pipelines got
+ * ~1.4× under the launchers' 256 MiB cap).
  *
  * Why: every event lives through its batch's queue and write (~5,000 events in flight), so each
  * is promoted to the old generation, and at ~1.4× headroom a full collection ran every ~13 MB
@@ -15,12 +16,17 @@ import { getHeapStatistics, setFlagsFromString } from 'node:v8'
 export const HEAP_GROWING_PERCENT = 100
 
 /**
- * Above this much live heap (after a full collection) V8 chooses again. A flood that keeps a
- * large heap live (20,000 forged lease wipes: test/security/wipe-flood.test.ts) peaked at 280 MiB
- * RSS with 2× throughout (bound 300; 245 without): memory is kept where it is scarce, CPU saved
- * where the heap is the pipeline's usual ~35 MB.
+ * The growth allowed on top of the live heap: a heap of `live` bytes may grow by
+ * min(live, HEADROOM_BYTES). Where that is less than MIN_TUNED_PERCENT of it, V8 chooses. Floods
+ * that keep a large heap live peaked near the RSS bound with 2× of any live size (20,000 forged
+ * lease wipes, test/security/wipe-flood.test.ts: 280 MiB against 245, bound 300; still 274 in
+ * CI with 2× below 64 MiB live): memory is kept where it is scarce, CPU saved where the heap is
+ * the pipeline's usual ~35 MB.
  */
-export const TUNED_BELOW_BYTES = 64 * 1024 * 1024
+export const HEADROOM_BYTES = 32 * 1024 * 1024
+
+/** Below this growth (percent of the live heap) V8's own choice (~37 % in the pipelines) is as good. */
+export const MIN_TUNED_PERCENT = 40
 
 /**
  * Tuned only under a heap cap at most this large (the launchers' `--max-old-space-size=256`).
@@ -32,38 +38,40 @@ export const TUNED_UNDER_LIMIT_BYTES = 1024 * 1024 * 1024
 /** A `gc` performance entry (Node's types leave `detail` out of PerformanceEntry). */
 type GcEntry = PerformanceEntry & { detail?: { kind?: number } }
 
-/** V8's own choice (`--heap-growing-percent=0`: the factor from its estimates). */
-const V8_CHOICE = '--heap-growing-percent=0'
-
-/**
- * Applies HEAP_GROWING_PERCENT while the live heap stays under TUNED_BELOW_BYTES, in a process
- * whose heap is capped (TUNED_UNDER_LIMIT_BYTES), unless the operator gave V8 their own
- * (`node --heap-growing-percent=…`). The flag is the process's: reader worker threads get it
- * too (their heaps are small); only the main thread's size switches it. Called by the process entry
- * (bin/keatrail.js) and by benchmarks measuring what it runs. V8 reads the flag at each
- * collection, so setting it once started takes effect; the size is read after each full
- * collection (a `gc` performance entry: a handful a second at most).
- */
-export function tuneHeap (execArgv: readonly string[] = process.execArgv): HeapTuning | undefined {
-  const flag = heapFlag(execArgv)
-  if (flag === undefined || getHeapStatistics().heap_size_limit > TUNED_UNDER_LIMIT_BYTES) return undefined
-  let tuned = false
-  const set = (on: boolean): void => {
-    if (on === tuned) return
-    setFlagsFromString(on ? flag : V8_CHOICE)
-    tuned = on
-  }
-  set(true)
-  new PerformanceObserver((list) => {
-    for (const e of list.getEntries()) {
-      if ((e as GcEntry).detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) set(getHeapStatistics().used_heap_size <= TUNED_BELOW_BYTES)
-    }
-  }).observe({ entryTypes: ['gc'] })
-  return { get tuned () { return tuned } }
+/** The growth tuneHeap sets for a live heap of `liveBytes` (0: V8's own choice). */
+export function growthPercent (liveBytes: number): number {
+  const percent = Math.min(HEAP_GROWING_PERCENT, Math.floor(100 * HEADROOM_BYTES / Math.max(liveBytes, 1)))
+  return percent < MIN_TUNED_PERCENT ? 0 : percent
 }
 
-/** What tuneHeap set: HEAP_GROWING_PERCENT (true) or V8's own choice, as of the last full collection. */
-export interface HeapTuning { readonly tuned: boolean }
+/**
+ * Applies growthPercent of the live heap (read after each full collection), in a process whose
+ * heap is capped (TUNED_UNDER_LIMIT_BYTES), unless the operator gave V8 their own
+ * (`node --heap-growing-percent=…`). Called by the process entry (bin/keatrail.js) and by
+ * benchmarks measuring what it runs. V8 reads the flag at each collection, so setting it once
+ * started takes effect; a `gc` performance entry comes a handful of times a second at most. The
+ * flag is the process's: reader worker threads get it too (their heaps are small); only the main
+ * thread's size sets it.
+ */
+export function tuneHeap (execArgv: readonly string[] = process.execArgv): HeapTuning | undefined {
+  if (heapFlag(execArgv) === undefined || getHeapStatistics().heap_size_limit > TUNED_UNDER_LIMIT_BYTES) return undefined
+  let percent = -1
+  const set = (next: number): void => {
+    if (next === percent) return
+    setFlagsFromString(`--heap-growing-percent=${next}`)
+    percent = next
+  }
+  set(HEAP_GROWING_PERCENT)
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      if ((e as GcEntry).detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) set(growthPercent(getHeapStatistics().used_heap_size))
+    }
+  }).observe({ entryTypes: ['gc'] })
+  return { get tuned () { return percent > 0 }, get percent () { return percent } }
+}
+
+/** What tuneHeap set, as of the last full collection: `percent` (0: V8's own choice). */
+export interface HeapTuning { readonly tuned: boolean, readonly percent: number }
 
 /** The V8 flag tuneHeap sets for a process started with `execArgv` (none: the operator chose). */
 export function heapFlag (execArgv: readonly string[]): string | undefined {

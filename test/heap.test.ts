@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { describe, expect, it } from 'vitest'
-import { HEAP_GROWING_PERCENT, heapFlag } from '../src/heap.js'
+import { HEAP_GROWING_PERCENT, growthPercent, heapFlag } from '../src/heap.js'
 import { packageRoot } from '../src/paths.js'
 
 describe('heap tuning', () => {
@@ -12,6 +12,11 @@ describe('heap tuning', () => {
     expect(heapFlag(['--heap_growing_percent=30'])).toBeUndefined()
     expect(heapFlag(['--heap-growing-percent', '30'])).toBeUndefined()
     expect(heapFlag(['--heap-growing-percentage=30'])).toBe(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`)
+  })
+
+  it('allows at most 32 MiB of growth on top of the live heap, and leaves large heaps to V8', () => {
+    const MiB = 1024 * 1024
+    expect([10, 32, 35, 64, 80, 81, 150].map((m) => growthPercent(m * MiB))).toEqual([100, 100, 91, 50, 40, 0, 0])
   })
 
   // The process entry's tuning (bin/keatrail.js: after V8 started) in a child process that
