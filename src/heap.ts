@@ -54,7 +54,7 @@ export function growthPercent (liveBytes: number): number {
  * thread's size sets it.
  */
 export function tuneHeap (execArgv: readonly string[] = process.execArgv): HeapTuning | undefined {
-  if (heapFlag(execArgv) === undefined || getHeapStatistics().heap_size_limit > TUNED_UNDER_LIMIT_BYTES) return undefined
+  if (operatorChoseGrowth(execArgv) || getHeapStatistics().heap_size_limit > TUNED_UNDER_LIMIT_BYTES) return undefined
   let percent = -1
   const set = (next: number): void => {
     if (next === percent) return
@@ -73,7 +73,7 @@ export function tuneHeap (execArgv: readonly string[] = process.execArgv): HeapT
 /** What tuneHeap set, as of the last full collection: `percent` (0: V8's own choice). */
 export interface HeapTuning { readonly tuned: boolean, readonly percent: number }
 
-/** The V8 flag tuneHeap sets for a process started with `execArgv` (none: the operator chose). */
-export function heapFlag (execArgv: readonly string[]): string | undefined {
-  return execArgv.some((a) => /^--heap[-_]growing[-_]percent(=|$)/.test(a)) ? undefined : `--heap-growing-percent=${HEAP_GROWING_PERCENT}`
+/** Whether a process started with `execArgv` was given its own `--heap-growing-percent` (V8 takes `-` or `_`). */
+export function operatorChoseGrowth (execArgv: readonly string[]): boolean {
+  return execArgv.some((a) => /^--heap[-_]growing[-_]percent(=|$)/.test(a))
 }
