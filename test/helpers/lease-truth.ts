@@ -103,19 +103,42 @@ export class CsvTailer {
  * means "somewhere in this second", so it carries a width of 999 ms; a time the tailer saw a
  * row appear carries none.
  */
-export interface TruthInterval { lease: string, client: string, start: number, end: number, startWidth: number, endWidth: number }
+export interface TruthInterval {
+  lease: string
+  client: string
+  start: number
+  end: number
+  startWidth: number
+  endWidth: number
+  /**
+   * Ended by a stale reclamation (Kea 3.0, see truthIntervals): the lease file freed the lease
+   * at `end`, the log shows nothing until the lease's next change, `endWidth` later.
+   */
+  stale?: true
+}
 
 /**
  * Who held what when, per the lease file: per lease in file order, a holding row by the same
  * client before the lease ran out extends it; anything else ends it (at the row's appearance
  * for a removal or decline, at the expiry for a reclamation). v6 leases are keyed by type, and
  * clients by DUID + IAID.
+ *
+ * A stale reclamation: Kea 3.0 keeps a released lease (state 3) for the next client, and its
+ * reclamation timer can write the released copy back as reclaimed (state 2: the previous
+ * holder's DUID, its expire before the new holding began) just after the lease was given to
+ * another client (seen in CI: a released prefix given to DUID …:2f at 16:44:43.180, the stale
+ * row, then the prefix given to …:30 at 43.230, …:2f's release refused as "belongs to another
+ * client"). The lease file frees the lease there; at INFO the log shows nothing of it, so the
+ * holding's end is known only to lie between that row and the lease's next change in the file
+ * (or its own expiry): that span is its width, and the interval is marked `stale`.
  */
 export function truthIntervals (t: CsvTailer, family: 4 | 6): TruthInterval[] {
   const col = (name: string): number => t.header.indexOf(name)
   const [cAddr, cValid, cExpire, cState] = [col('address'), col('valid_lifetime'), col('expire'), col('state')]
   const out: TruthInterval[] = []
   const open = new Map<string, TruthInterval>()
+  // Per lease: an interval a stale reclamation ended, and the latest its end may be.
+  const staleEnded = new Map<string, { iv: TruthInterval, until: number }>()
   for (const { fields: f, at } of t.rows) {
     const type = family === 4 ? 'V4' : f[col('lease_type')] === '2' ? 'IA_PD' : 'IA_NA'
     const lease = type === 'IA_PD' ? `${f[cAddr]}/${f[col('prefix_len')]}` : f[cAddr] as string
@@ -124,6 +147,11 @@ export function truthIntervals (t: CsvTailer, family: 4 | 6): TruthInterval[] {
     const expire = Number(f[cExpire]) * 1000
     const state = Number(f[cState])
     const key = `${type}|${lease}`
+    const ended = staleEnded.get(key)
+    if (ended !== undefined) {
+      ended.iv.endWidth = Math.max(0, Math.min(at, ended.until) - ended.iv.end)
+      staleEnded.delete(key)
+    }
     const cur = open.get(key)
     if (valid > 0 && state === 0) {
       const cltt = expire - valid * 1000
@@ -133,11 +161,23 @@ export function truthIntervals (t: CsvTailer, family: 4 | 6): TruthInterval[] {
       continue
     }
     if (cur === undefined) continue
+    if (state === 2 && (client !== cur.client || expire < cur.start)) {
+      const until = cur.end
+      cur.end = at
+      cur.endWidth = 0
+      cur.stale = true
+      staleEnded.set(key, { iv: cur, until })
+      out.push(cur)
+      open.delete(key)
+      continue
+    }
     const end = state === 2 ? expire : at
     if (end < cur.end) { cur.end = end; cur.endWidth = state === 2 ? 999 : 0 }
     out.push(cur)
     open.delete(key)
   }
+  // No later change: the end may lie anywhere up to the holding's own expiry.
+  for (const { iv, until } of staleEnded.values()) iv.endWidth = Math.max(0, until - iv.end)
   out.push(...open.values())
   return out.sort((a, b) => a.start - b.start)
 }
