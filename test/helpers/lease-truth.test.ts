@@ -52,6 +52,65 @@ describe('the lease file as ground truth', () => {
     expect([stale?.end, stale?.endWidth, stale?.stale]).toEqual([at(3200), 13000 - 3200, true])
   })
 
+  it('runs a stale end\'s width past the flush timer\'s second copy of the stale row, to the next holding', () => {
+    const [, stale] = truthIntervals(tailerOf([
+      row('2b', 10, 10, 0, 980),
+      row('2b', 0, 0, 3, 3147),
+      row('2f', 10, 13, 0, 3180),
+      row('2b', 0, 0, 2, 3200),
+      row('2b', 0, 0, 2, 4700),
+      row('30', 10, 15, 0, 5900)
+    ]), 6)
+    expect([stale?.client.slice(-5), stale?.end, stale?.endWidth]).toEqual([':2f/1', at(3200), 2700])
+  })
+
+  it('caps a stale end\'s width at the holding\'s own expiry', () => {
+    const [, stale] = truthIntervals(tailerOf([
+      row('2b', 10, 10, 0, 980),
+      row('2b', 0, 0, 3, 3147),
+      row('2f', 10, 13, 0, 3180),
+      row('2b', 0, 0, 2, 3200),
+      row('30', 10, 30, 0, 20_000)
+    ]), 6)
+    expect([stale?.end, stale?.endWidth]).toEqual([at(3200), 13000 - 3200])
+  })
+
+  it('knows a stale copy of the holder\'s own earlier holding (released and taken again in one second)', () => {
+    const truth = truthIntervals(tailerOf([
+      row('2f', 10, 13, 0, 3100),
+      row('2f', 0, 3, 3, 3300),
+      row('2f', 10, 13, 0, 3500),
+      row('2f', 0, 3, 2, 3600),
+      row('30', 10, 14, 0, 4000)
+    ]), 6)
+    expect(truth.map((iv) => [iv.client.slice(-5), iv.start - at(0), iv.end - at(0), iv.endWidth, iv.stale ?? false])).toEqual([
+      [':2f/1', 3000, 3300, 0, false],
+      [':2f/1', 3000, 3600, 400, true],
+      [':30/1', 4000, 14000, 999, false]
+    ])
+  })
+
+  it('leaves a holding that ran out at its expiry whatever reclamation row comes later', () => {
+    const truth = truthIntervals(tailerOf([
+      row('2f', 10, 13, 0, 3180),
+      row('2b', 0, 2, 2, 40_000)
+    ]), 6)
+    expect(truth.map((iv) => [iv.end - at(0), iv.endWidth, iv.stale ?? false])).toEqual([[13000, 999, false]])
+  })
+
+  it('reads DHCPv4 rows the same way, the client by hwaddr', () => {
+    const header = 'address,hwaddr,client_id,valid_lifetime,expire,subnet_id,fqdn_fwd,fqdn_rev,hostname,state,user_context,pool_id'
+    const v4 = (mac: string, valid: number, expire: number, state: number, atMs: number): { fields: string[], at: number } =>
+      ({ fields: `192.0.2.10,00:0c:01:02:03:${mac},,${valid},${T + expire},1,0,0,,${state},,0`.split(','), at: at(atMs) })
+    const t = tailerOf([v4('2b', 8, 8, 0, 500), v4('2b', 0, 0, 3, 2100), v4('2f', 8, 10, 0, 2200), v4('2b', 0, 0, 2, 2300), v4('30', 8, 11, 0, 3400)])
+    t.header = header.split(',')
+    expect(truthIntervals(t, 4).map((iv) => [iv.client, iv.end - at(0), iv.endWidth, iv.stale ?? false])).toEqual([
+      ['00:0c:01:02:03:2b', 2100, 0, false],
+      ['00:0c:01:02:03:2f', 2300, 1100, true],
+      ['00:0c:01:02:03:30', 11000, 999, false]
+    ])
+  })
+
   it('ends a holding its own reclamation ends at the expiry, known to the second', () => {
     const truth = truthIntervals(tailerOf([
       row('2f', 10, 13, 0, 3180),

@@ -124,8 +124,8 @@ export interface TruthInterval {
  * clients by DUID + IAID.
  *
  * A stale reclamation: Kea 3.0 keeps a released lease (state 3) for the next client, and its
- * reclamation timer can write the released copy back as reclaimed (state 2: the previous
- * holder's DUID, its expire before the new holding began) just after the lease was given to
+ * reclamation timer can write the released copy back as reclaimed (state 2, the previous
+ * holder's, appearing before the new holding ran out) just after the lease was given to
  * another client (seen in CI: a released prefix given to DUID …:2f at 16:44:43.180, the stale
  * row, then the prefix given to …:30 at 43.230, …:2f's release refused as "belongs to another
  * client"). The lease file frees the lease there; at INFO the log shows nothing of it, so the
@@ -147,8 +147,10 @@ export function truthIntervals (t: CsvTailer, family: 4 | 6): TruthInterval[] {
     const expire = Number(f[cExpire]) * 1000
     const state = Number(f[cState])
     const key = `${type}|${lease}`
+    // A stale end's width runs to the lease's next holding, or to a row of its holder: not to
+    // the flush timer's second copy of the stale row (Kea 3.0 writes one when it deletes it).
     const ended = staleEnded.get(key)
-    if (ended !== undefined) {
+    if (ended !== undefined && ((valid > 0 && state === 0) || client === ended.iv.client)) {
       ended.iv.endWidth = Math.max(0, Math.min(at, ended.until) - ended.iv.end)
       staleEnded.delete(key)
     }
@@ -161,18 +163,21 @@ export function truthIntervals (t: CsvTailer, family: 4 | 6): TruthInterval[] {
       continue
     }
     if (cur === undefined) continue
-    if (state === 2 && (client !== cur.client || expire < cur.start)) {
-      const until = cur.end
+    if (state === 2 && at < cur.end) {
+      // Reclaimed before it ran out: Kea reclaims only what expired, so this is a stale copy
+      // (another client's, or this client's from before it took the lease again).
+      staleEnded.set(key, { iv: cur, until: cur.end })
       cur.end = at
       cur.endWidth = 0
       cur.stale = true
-      staleEnded.set(key, { iv: cur, until })
       out.push(cur)
       open.delete(key)
       continue
     }
-    const end = state === 2 ? expire : at
-    if (end < cur.end) { cur.end = end; cur.endWidth = state === 2 ? 999 : 0 }
+    // A reclamation once the holding ran out leaves its end at the expiry the holding row gave
+    // (a copy of an older holding carries an older expire); a removal, release or decline ends
+    // it when the row appeared, if before that.
+    if (at < cur.end) { cur.end = at; cur.endWidth = 0 }
     out.push(cur)
     open.delete(key)
   }

@@ -34,7 +34,9 @@ const tally = (): Tally => ({ judged: 0, agreed: 0, nearChange: 0, nearChangeAgr
  * only that).
  */
 function evidenceOf (needles: readonly string[], logFiles: readonly string[], tailer: CsvTailer, window?: readonly [number, number], max = 40): string {
-  const hit = (line: string): boolean => needles.some((n) => n !== '' && line.includes(n))
+  // A needle ends where an address, prefix or identifier ends (2001:db8:1::10 is not ::10c).
+  const res = needles.filter((n) => n !== '').map((n) => new RegExp(`${n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?=[,\\s/\\]]|$)`))
+  const hit = (line: string): boolean => res.some((re) => re.test(line))
   const inWindow = (t: number): boolean => window === undefined || (t >= window[0] && t <= window[1])
   const logTime = (line: string): number => Date.parse(`${line.slice(0, 10)}T${line.slice(11, 23)}Z`)
   const logLines = logFiles.flatMap((f) => readFileSync(f, 'utf8').split('\n').filter((l) => hit(l) && inWindow(logTime(l)))).sort()
@@ -42,6 +44,9 @@ function evidenceOf (needles: readonly string[], logFiles: readonly string[], ta
   const cut = (xs: string[]): string[] => xs.length > max ? [...xs.slice(0, max / 2), `… ${xs.length - max} more …`, ...xs.slice(-max / 2)] : xs
   return [`  lease file rows (${rows.length}):`, ...cut(rows).map((l) => `    ${l}`), `  Kea log lines (${logLines.length}):`, ...cut(logLines).map((l) => `    ${l}`)].join('\n')
 }
+
+/** A time for a failure message; an open end (no time) as such, not a RangeError hiding the failure. */
+const iso = (t: number): string => Number.isFinite(t) ? new Date(t).toISOString() : 'open'
 
 function clientOf (h: Holder, family: 4 | 6): string {
   return family === 4 ? (h.hwaddr ?? '') : `${h.duid ?? ''}/${h.iaid ?? ''}`
@@ -231,15 +236,19 @@ KEA_VERSIONS.forEach((version, n) => {
           if (!same && failures.length < 3) {
             // The spans only one side has, and what was logged and written around them: the
             // client's whole history would push them out of the evidence's bound.
-            const key = (x: Span): string => `${x.lease} ${new Date(x.start).toISOString()}–${new Date(x.end).toISOString()}`
+            const key = (x: Span): string => `${x.lease} ${iso(x.start)}–${iso(x.end)}`
             const matched = (x: Span, ys: Span[]): boolean => ys.some((y) => y.lease === x.lease && Math.abs(y.start - x.start) <= SLACK + 999 && Math.abs(y.end - x.end) <= SLACK + 999)
             const differing = [...mine.filter((m) => !matched(m, theirs)), ...theirs.filter((t) => !matched(t, mine))]
             const spans = differing.length > 0 ? differing : [...mine, ...theirs]
-            const window = [Math.min(...spans.flatMap((x) => [x.start, x.end])) - 3000, Math.max(...spans.flatMap((x) => [x.start, x.end])) + 3000] as const
-            const needles = family === 4 ? [client] : [duid as string, ...new Set(spans.map((x) => x.lease.split('|')[1] as string))]
-            process.stdout.write(`ground truth Kea ${version} v${family} client ${client} disagrees on ${[...new Set(differing.map(key))].join('; ')}:\n${evidenceOf(needles, logFiles, tailers[family], window)}\n`)
+            const times = spans.flatMap((x) => [x.start, x.end]).filter(Number.isFinite)
+            const window = times.length === 0 ? undefined : [Math.min(...times) - 3000, Math.max(...times) + 3000] as const
+            // The leases too: a row or line of another client (a stale reclamation, the next
+            // holder) is part of what happened. A prefix as the lease file writes it, without its length.
+            const leases = [...new Set(spans.map((x) => (x.lease.split('|')[1] as string).replace(/\/\d+$/, '')))]
+            const needles = [family === 4 ? client : duid as string, ...leases]
+            process.stdout.write(`ground truth Kea ${version} v${family} client ${client} disagrees${differing.length > 0 ? ` on ${[...new Set(differing.map(key))].join('; ')}` : ''}:\n${evidenceOf(needles, logFiles, tailers[family], window)}\n`)
           }
-          if (!same) failures.push(`${client}: lease file ${JSON.stringify(theirs.map((x) => [x.lease, new Date(x.start).toISOString(), new Date(x.end).toISOString()]))} keatrail ${JSON.stringify(mine.map((x) => [x.lease, new Date(x.start).toISOString(), new Date(x.end).toISOString()]))}`)
+          if (!same) failures.push(`${client}: lease file ${JSON.stringify(theirs.map((x) => [x.lease, iso(x.start), iso(x.end)]))} keatrail ${JSON.stringify(mine.map((x) => [x.lease, iso(x.start), iso(x.end)]))}`)
         }
         // Kea 3.0's stale reclamations (test/helpers/lease-truth.ts): their ends judged between
         // the freeing row and the lease's next change; how many, said.
@@ -247,6 +256,8 @@ KEA_VERSIONS.forEach((version, n) => {
         process.stdout.write(`ground truth Kea ${version} v${family}: ${checked - failures.length}/${checked} client histories agree; ${stale} holding(s) freed in the lease file by a stale reclamation the log does not show\n`)
         expect(failures.slice(0, 10)).toEqual([])
         expect(checked).toBeGreaterThan(20)
+        // Seen only with 3.0's released-lease state: elsewhere the rule would be hiding something.
+        if (version !== '3.0') expect(stale, 'stale reclamations').toBe(0)
       })
     }
   })
