@@ -23,18 +23,25 @@ function tailerOf (rows: Array<{ fields: string[], at: number }>): CsvTailer {
 
 const at = (ms: number): number => (T * 1000) + ms
 
+/** Each interval as [client's last characters, start, end (ms past T), end width, stale]. */
+const spansOf = (truth: ReturnType<typeof truthIntervals>): Array<[string, number, number, number, boolean]> =>
+  truth.map((iv) => [iv.client.slice(-5), iv.start - at(0), iv.end - at(0), iv.endWidth, iv.stale ?? false])
+
+/**
+ * CI, Kea 3.0: …:2b releases (state 3, kept for reuse); the prefix is given to …:2f; the
+ * reclamation timer writes …:2b's released copy back as reclaimed.
+ */
+const STALE_AFTER_REUSE = [
+  row('2b', 10, 10, 0, 980),
+  row('2b', 0, 0, 3, 3147),
+  row('2f', 10, 13, 0, 3180),
+  row('2b', 0, 0, 2, 3200)
+]
+
 describe('the lease file as ground truth', () => {
   it('ends a holding at the stale reclamation that freed it, with the span to the next change as its width', () => {
-    // CI, Kea 3.0: …:2b releases (state 3, kept for reuse); the prefix is given to …:2f; the
-    // reclamation timer writes …:2b's released copy back as reclaimed; …:30 gets the prefix.
-    const truth = truthIntervals(tailerOf([
-      row('2b', 10, 10, 0, 980),
-      row('2b', 0, 0, 3, 3147),
-      row('2f', 10, 13, 0, 3180),
-      row('2b', 0, 0, 2, 3200),
-      row('30', 10, 13, 0, 3230)
-    ]), 6)
-    expect(truth.map((iv) => [iv.client.slice(-5), iv.start - at(0), iv.end - at(0), iv.endWidth, iv.stale ?? false])).toEqual([
+    // …:30 gets the prefix 30 ms after the stale row.
+    expect(spansOf(truthIntervals(tailerOf([...STALE_AFTER_REUSE, row('30', 10, 13, 0, 3230)]), 6))).toEqual([
       [':2b/1', 0, 3147, 0, false],
       [':2f/1', 3000, 3200, 30, true],
       [':30/1', 3000, 13000, 999, false]
@@ -42,48 +49,29 @@ describe('the lease file as ground truth', () => {
   })
 
   it('gives a stale end no later change the span to the holding\'s own expiry', () => {
-    const [, stale] = truthIntervals(tailerOf([
-      row('2b', 10, 10, 0, 980),
-      row('2b', 0, 0, 3, 3147),
-      row('2f', 10, 13, 0, 3180),
-      row('2b', 0, 0, 2, 3200)
-    ]), 6)
+    const [, stale] = truthIntervals(tailerOf(STALE_AFTER_REUSE), 6)
     expect(stale?.client).toBe(`${DUID('2f')}/1`)
     expect([stale?.end, stale?.endWidth, stale?.stale]).toEqual([at(3200), 13000 - 3200, true])
   })
 
   it('runs a stale end\'s width past the flush timer\'s second copy of the stale row, to the next holding', () => {
-    const [, stale] = truthIntervals(tailerOf([
-      row('2b', 10, 10, 0, 980),
-      row('2b', 0, 0, 3, 3147),
-      row('2f', 10, 13, 0, 3180),
-      row('2b', 0, 0, 2, 3200),
-      row('2b', 0, 0, 2, 4700),
-      row('30', 10, 15, 0, 5900)
-    ]), 6)
+    const [, stale] = truthIntervals(tailerOf([...STALE_AFTER_REUSE, row('2b', 0, 0, 2, 4700), row('30', 10, 15, 0, 5900)]), 6)
     expect([stale?.client.slice(-5), stale?.end, stale?.endWidth]).toEqual([':2f/1', at(3200), 2700])
   })
 
   it('caps a stale end\'s width at the holding\'s own expiry', () => {
-    const [, stale] = truthIntervals(tailerOf([
-      row('2b', 10, 10, 0, 980),
-      row('2b', 0, 0, 3, 3147),
-      row('2f', 10, 13, 0, 3180),
-      row('2b', 0, 0, 2, 3200),
-      row('30', 10, 30, 0, 20_000)
-    ]), 6)
+    const [, stale] = truthIntervals(tailerOf([...STALE_AFTER_REUSE, row('30', 10, 30, 0, 20_000)]), 6)
     expect([stale?.end, stale?.endWidth]).toEqual([at(3200), 13000 - 3200])
   })
 
   it('knows a stale copy of the holder\'s own earlier holding (released and taken again in one second)', () => {
-    const truth = truthIntervals(tailerOf([
+    expect(spansOf(truthIntervals(tailerOf([
       row('2f', 10, 13, 0, 3100),
       row('2f', 0, 3, 3, 3300),
       row('2f', 10, 13, 0, 3500),
       row('2f', 0, 3, 2, 3600),
       row('30', 10, 14, 0, 4000)
-    ]), 6)
-    expect(truth.map((iv) => [iv.client.slice(-5), iv.start - at(0), iv.end - at(0), iv.endWidth, iv.stale ?? false])).toEqual([
+    ]), 6))).toEqual([
       [':2f/1', 3000, 3300, 0, false],
       [':2f/1', 3000, 3600, 400, true],
       [':30/1', 4000, 14000, 999, false]
