@@ -91,6 +91,8 @@ export interface BuildAppOptions {
   api?: z.input<typeof apiConfigSchema>
   /** Records one audit entry; throws when it could not (the read it records is then refused, 503). */
   audit?: (e: AuditRecord) => void
+  /** The audit log has no room for another entry (api.auditLogMaxBytes): reads are refused, and /readyz says so. */
+  auditFull?: () => boolean
   status?: ServiceStatus
   /** Fastify's logger (pino) or its options; off by default in tests. */
   logger?: FastifyServerOptions['logger']
@@ -460,19 +462,22 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
     ready: z.boolean(),
     store: z.string(),
     sources: z.boolean().describe('Every configured source is running'),
-    sourceStates: z.record(z.string(), z.enum(['starting', 'running', 'failed', 'stopped'])).describe('Each configured source\'s state by name')
+    sourceStates: z.record(z.string(), z.enum(['starting', 'running', 'failed', 'stopped'])).describe('Each configured source\'s state by name'),
+    audit: z.enum(['ok', 'full', 'off']).describe('The audit log: full (at api.auditLogMaxBytes) refuses every data read until it is rotated; off when this API keeps none')
   })
   app.get('/readyz', {
     config: { public: true },
-    schema: { description: 'The store answers and every configured source runs', response: { 200: readyOut, 503: readyOut } }
+    schema: { description: 'The store answers, every configured source runs, and the audit log has room (reads are refused while it is full)', response: { 200: readyOut, 503: readyOut } }
   }, async (req, reply) => {
     const h = await store.health()
     const sourceStates = status.sourceStates?.() ?? {}
     const sources = (status.sourcesRunning?.() ?? true) && Object.values(sourceStates).every((s) => s === 'running')
-    const ready = h.ok && sources
+    // Asked each time (one fstat): a rotation makes room without a read to notice it.
+    const audit = opts.audit === undefined ? 'off' as const : opts.auditFull?.() === true ? 'full' as const : 'ok' as const
+    const ready = h.ok && sources && audit !== 'full'
     // Public: the store's own detail (its path, its error text) goes to the log, not to anyone asking.
     if (!h.ok) req.log.warn({ detail: h.detail }, 'readiness: the store does not answer')
-    return reply.status(ready ? 200 : 503).send({ ready, store: `${store.kind} ${h.ok ? 'ok' : 'unavailable'}`, sources, sourceStates })
+    return reply.status(ready ? 200 : 503).send({ ready, store: `${store.kind} ${h.ok ? 'ok' : 'unavailable'}`, sources, sourceStates, audit })
   })
 
   app.get('/metrics', { schema: { hide: true }, config: { audit: false } }, async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()))

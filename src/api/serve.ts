@@ -57,9 +57,16 @@ function openRegular (path: string): number {
   }
 }
 
+/**
+ * The room an entry takes, for saying the log is full before a read is refused: a read's entry
+ * is ~200–400 bytes (its parameters cut at 256 characters each); a batch attribution's first
+ * entry more.
+ */
+export const AUDIT_ENTRY_ROOM = 1024
+
 /** The audit log as serveApi uses it. */
 export interface AuditLog {
-  /** The file is at api.auditLogMaxBytes already: every read is refused until it is rotated. */
+  /** No room for another entry under api.auditLogMaxBytes (AUDIT_ENTRY_ROOM): reads are refused until it is rotated. */
   full: () => boolean
   /** Appends one entry as one whole line; throws when it could not (disk full…), leaving no part of it in the file. */
   write: (e: AuditRecord) => void
@@ -112,7 +119,7 @@ export function openAuditLog (path: string, maxBytes = Infinity): AuditLog {
     }
   }
   return {
-    full: () => fd >= 0 && fstatSync(fd).size >= maxBytes,
+    full: () => fd >= 0 && fstatSync(fd).size + AUDIT_ENTRY_ROOM > maxBytes,
     write: (e) => {
       if (fd >= 0) { append(fd, e); return }
       const once = openRegular(path)
@@ -142,7 +149,8 @@ export async function serveApi (store: Store, api: unknown, dataDir: string, sta
       store, api: cfg, status, ...(registry === undefined ? {} : { registry }), ...(deadLetters === undefined ? {} : { deadLetters }), ...(logger === undefined ? {} : { loggerInstance: logger }),
       // Reads reveal who had which address: keep who asked, append-only; a read whose entry
       // cannot be written is refused (the app answers 503).
-      audit: audit.write
+      audit: audit.write,
+      auditFull: audit.full
     })
   } catch (err) {
     audit.close()
@@ -161,7 +169,7 @@ export async function serveApi (store: Store, api: unknown, dataDir: string, sta
     }
   }
   // Full already (a bound lowered, a rotation that did not happen): said at start, not only per refused read.
-  if (audit.full()) served.log.error({ code: AUDIT_LOG_CODES.write, path: auditPath, maxBytes: cfg.auditLogMaxBytes }, 'The audit log is at api.auditLogMaxBytes: every data read is refused (503) until it is rotated (logrotate, then SIGHUP).')
+  if (audit.full()) served.log.error({ code: AUDIT_LOG_CODES.write, path: auditPath, maxBytes: cfg.auditLogMaxBytes }, 'The audit log has no room left under api.auditLogMaxBytes: every data read is refused (503) until it is rotated (logrotate, then SIGHUP).')
   process.on('SIGHUP', reopen)
   app.addHook('onClose', async () => { process.off('SIGHUP', reopen); audit.close() })
   try {

@@ -641,8 +641,8 @@ describe(`REST API on ${kinds.join(' and ')}${esSkip === '' ? '' : ` (skipped: $
       const down = new Proxy(real, { get: (t, k) => k === 'health' ? async () => ({ ok: false, detail: 'SQLITE_CANTOPEN: unable to open database file /var/lib/keatrail/keatrail.db' }) : Reflect.get(t, k) })
       const app = await buildApp({ store: down })
       const r = await app.inject({ url: '/readyz' })
-      expect([r.statusCode, r.json()]).toEqual([503, { ready: false, store: 'sqlite unavailable', sources: true, sourceStates: {} }])
-      expect((await (apps.sqlite as FastifyInstance).inject({ url: '/readyz' })).json()).toEqual({ ready: true, store: 'sqlite ok', sources: true, sourceStates: {} })
+      expect([r.statusCode, r.json()]).toEqual([503, { ready: false, store: 'sqlite unavailable', sources: true, sourceStates: {}, audit: 'off' }])
+      expect((await (apps.sqlite as FastifyInstance).inject({ url: '/readyz' })).json()).toEqual({ ready: true, store: 'sqlite ok', sources: true, sourceStates: {}, audit: 'ok' })
       await app.close()
     })
 

@@ -50,10 +50,10 @@ describe('/readyz reports each source', () => {
 
   it('is ready only when every configured source runs', async () => {
     expect(await ready({ sourcesRunning: () => true, sourceStates: () => ({ a: 'running', b: 'running' }) }))
-      .toEqual({ code: 200, body: { ready: true, store: expect.any(String), sources: true, sourceStates: { a: 'running', b: 'running' } } })
+      .toEqual({ code: 200, body: { ready: true, store: expect.any(String), sources: true, sourceStates: { a: 'running', b: 'running' }, audit: 'off' } })
     for (const state of ['starting', 'failed', 'stopped'] as const) {
       expect(await ready({ sourcesRunning: () => true, sourceStates: () => ({ a: 'running', b: state }) }))
-        .toEqual({ code: 503, body: { ready: false, store: expect.any(String), sources: false, sourceStates: { a: 'running', b: state } } })
+        .toEqual({ code: 503, body: { ready: false, store: expect.any(String), sources: false, sourceStates: { a: 'running', b: state }, audit: 'off' } })
     }
   })
 })

@@ -249,10 +249,14 @@ describe('security: the audit log has a size bound (api.auditLogMaxBytes)', () =
       expect(entries(path).filter(isEntry).filter((e) => e.query !== undefined).map((e) => e.query.time)).toEqual(answered.map((i) => `2026-11-24T18:02:30.${String(i).padStart(3, '0')}Z`))
       expect(await failures(served.url)).toBe(1)
       expect(lines.find((l) => l.code === 'KEATRAIL_ERR_AUDIT_WRITE')).toMatchObject({ error: expect.stringContaining('api.auditLogMaxBytes (65536 bytes): rotate it') })
+      // Readiness says so (before: 200, ready, while every read was refused).
+      const ready = async (): Promise<[number, unknown]> => { const r = await fetch(`${served.url}/readyz`); return [r.status, (await r.json() as { audit: unknown }).audit] }
+      expect(await ready()).toEqual([503, 'full'])
       // logrotate's rename and create, then its postrotate SIGHUP.
       renameSync(path, `${path}.1`)
       process.kill(process.pid, 'SIGHUP')
       await vi.waitFor(() => { expect(existsSync(path)).toBe(true) }, { timeout: 5000, interval: 10 })
+      expect(await ready()).toEqual([200, 'ok'])
       expect((await get(served.url, at(900))).status).toBe(200)
       for (let i = 0; i < 900 && (await get(served.url, at(901))).status === 200; i++);
       expect((await get(served.url, at(999))).status).toBe(503)

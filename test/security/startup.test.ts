@@ -79,7 +79,7 @@ describe('keatrail run readiness and signals', () => {
     const url = await k.apiUrl()
     await vi.waitFor(async () => {
       const res = await fetch(`${url}/readyz`)
-      expect({ status: res.status, body: await res.json() as unknown }).toEqual({ status: 200, body: { ready: true, store: expect.any(String), sources: true, sourceStates: { kea: 'running' } } })
+      expect({ status: res.status, body: await res.json() as unknown }).toEqual({ status: 200, body: { ready: true, store: expect.any(String), sources: true, sourceStates: { kea: 'running' }, audit: 'ok' } })
     }, { timeout: 10_000, interval: 50 })
     k.proc.kill('SIGTERM')
     expect(await exitWithin(k, 15_000)).toBe(0)
