@@ -7,7 +7,7 @@ import fastifySwagger from '@fastify/swagger'
 import fastifySwaggerUi from '@fastify/swagger-ui'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import { jsonSchemaTransform, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod'
-import { Counter, Histogram, Registry } from 'prom-client'
+import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import { z } from 'zod'
 import { ApiAuthError, ApiBadRequestError, ApiForbiddenError, ApiCrossSiteError, ApiHostNotAllowedError, ApiRateLimitError, AUDIT_LOG_CODES, AuditWriteError, CLIENT_MESSAGE_5XX, CursorInvalidError, NotFoundError, QueryBusyError, isCodedError } from '../errors.js'
 import { historyPage, holderAt } from '../leases/query.js'
@@ -91,8 +91,8 @@ export interface BuildAppOptions {
   api?: z.input<typeof apiConfigSchema>
   /** Records one audit entry; throws when it could not (the read it records is then refused, 503). */
   audit?: (e: AuditRecord) => void
-  /** The audit log has no room for another entry (api.auditLogMaxBytes): reads are refused, and /readyz says so. */
-  auditFull?: () => boolean
+  /** Bytes left in the audit log under api.auditLogMaxBytes (Infinity: unbounded): /readyz and a gauge show it. */
+  auditRoom?: () => number
   status?: ServiceStatus
   /** Fastify's logger (pino) or its options; off by default in tests. */
   logger?: FastifyServerOptions['logger']
@@ -122,7 +122,14 @@ function cursorHash (parts: unknown[]): string {
   return createHash('sha256').update(JSON.stringify(parts)).digest('base64url').slice(0, 12)
 }
 
-/** On every answer: no MIME sniffing, no Referer. */
+/**
+ * Under this many bytes left, the audit log counts as full (/readyz): a read's entry is ~210–240
+ * bytes, ~870 with a 512-character query and a cursor, a batch attribution's first ~500; a
+ * request with many long parameters (each cut at 512 characters) can take more, and be refused
+ * while more than this is left.
+ */
+export const AUDIT_ENTRY_ROOM = 1024
+
 /**
  * Request parameters as the audit log keeps them: a request that failed validation still has
  * its raw values, so each is cut (a 16 KiB query string must not become a 16 KiB audit line).
@@ -410,6 +417,14 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
   // bytes); an answer whose entry cannot be written (disk full) is not sent: 503 instead, so no
   // read goes unrecorded (it did: 200 with data, the entry lost to ENOSPC).
   const auditFailures = new Counter({ name: 'keatrail_audit_write_failures_total', help: 'Audit entries that could not be written (disk full, I/O error): each read was refused (503) or its batch attribution cut off; logged, throttled', registers: [registry] })
+  /** Bytes left under api.auditLogMaxBytes; a file whose size cannot be asked counts as full. */
+  const auditRoom = (): number => {
+    try { return opts.auditRoom?.() ?? Infinity } catch { return 0 }
+  }
+  if (opts.audit !== undefined && opts.auditRoom !== undefined) {
+    // Alert before reads are refused (the failure counter moves only once they are).
+    new Gauge({ name: 'keatrail_audit_log_room_bytes', help: 'Bytes left in the audit log under api.auditLogMaxBytes: reads are refused once an entry does not fit (rotate it)', registers: [registry], collect () { this.set(Math.max(0, auditRoom())) } })
+  }
   const auditFailLog = new Throttled((count, f) => { app.log.error({ code: AUDIT_LOG_CODES.write, count, ...f }, 'Audit entries could not be written: the reads they record were refused (count: since the last such line).') })
   app.addHook('onClose', async () => { auditFailLog.stop() })
   /** Writes one audit record; false (counted, logged) when it could not be written. */
@@ -463,18 +478,20 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
     store: z.string(),
     sources: z.boolean().describe('Every configured source is running'),
     sourceStates: z.record(z.string(), z.enum(['starting', 'running', 'failed', 'stopped'])).describe('Each configured source\'s state by name'),
-    audit: z.enum(['ok', 'full', 'off']).describe('The audit log: full (at api.auditLogMaxBytes) refuses every data read until it is rotated; off when this API keeps none')
+    audit: z.enum(['ok', 'full', 'off']).describe('The audit log: full when less than ~1 KiB is left under api.auditLogMaxBytes (reads are refused until it is rotated; small ones may still pass); off when this API keeps none. Not part of `ready`: collection goes on')
   })
   app.get('/readyz', {
     config: { public: true },
-    schema: { description: 'The store answers, every configured source runs, and the audit log has room (reads are refused while it is full)', response: { 200: readyOut, 503: readyOut } }
+    schema: { description: 'The store answers and every configured source runs; whether the audit log is full (reads refused) is said beside it', response: { 200: readyOut, 503: readyOut } }
   }, async (req, reply) => {
     const h = await store.health()
     const sourceStates = status.sourceStates?.() ?? {}
     const sources = (status.sourcesRunning?.() ?? true) && Object.values(sourceStates).every((s) => s === 'running')
-    // Asked each time (one fstat): a rotation makes room without a read to notice it.
-    const audit = opts.audit === undefined ? 'off' as const : opts.auditFull?.() === true ? 'full' as const : 'ok' as const
-    const ready = h.ok && sources && audit !== 'full'
+    // Asked each time (one fstat): a rotation makes room without a read to notice it. Not a
+    // reason to be unready: `keatrail run` still collects, and a health check that restarts an
+    // unready process cannot empty a full file (a restart loop stopping collection each time).
+    const audit = opts.audit === undefined ? 'off' as const : auditRoom() < AUDIT_ENTRY_ROOM ? 'full' as const : 'ok' as const
+    const ready = h.ok && sources
     // Public: the store's own detail (its path, its error text) goes to the log, not to anyone asking.
     if (!h.ok) req.log.warn({ detail: h.detail }, 'readiness: the store does not answer')
     return reply.status(ready ? 200 : 503).send({ ready, store: `${store.kind} ${h.ok ? 'ok' : 'unavailable'}`, sources, sourceStates, audit })

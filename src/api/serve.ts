@@ -5,7 +5,7 @@ import type { Registry } from 'prom-client'
 import { AUDIT_LOG_CODES, AuditLogError, ConfigInvalidError, UsageError } from '../errors.js'
 import type { Store } from '../store/types.js'
 import type { DeadLetterStore } from '../store/deadletter.js'
-import { buildApp, type AuditRecord, type ServiceStatus } from './app.js'
+import { AUDIT_ENTRY_ROOM, buildApp, type AuditRecord, type ServiceStatus } from './app.js'
 import { LOOPBACK, apiConfigSchema, corsNeedsKeys, type ApiConfig } from './config.js'
 
 /** Refuses to expose the API beyond loopback without keys, unless the operator said insecure. */
@@ -57,17 +57,12 @@ function openRegular (path: string): number {
   }
 }
 
-/**
- * The room an entry takes, for saying the log is full before a read is refused: a read's entry
- * is ~200–400 bytes (its parameters cut at 256 characters each); a batch attribution's first
- * entry more.
- */
-export const AUDIT_ENTRY_ROOM = 1024
-
 /** The audit log as serveApi uses it. */
 export interface AuditLog {
-  /** No room for another entry under api.auditLogMaxBytes (AUDIT_ENTRY_ROOM): reads are refused until it is rotated. */
+  /** Less than AUDIT_ENTRY_ROOM left under api.auditLogMaxBytes: reads are refused (most, or all) until it is rotated. */
   full: () => boolean
+  /** Bytes left under api.auditLogMaxBytes (Infinity: unbounded; closed: what the path's file leaves). */
+  room: () => number
   /** Appends one entry as one whole line; throws when it could not (disk full…), leaving no part of it in the file. */
   write: (e: AuditRecord) => void
   /** Opens the path again (logrotate moved the file away): new entries go to the file now there. Throws, keeping the old file, when it cannot. */
@@ -118,8 +113,14 @@ export function openAuditLog (path: string, maxBytes = Infinity): AuditLog {
       throw err
     }
   }
+  const room = (): number => {
+    if (maxBytes === Infinity) return Infinity
+    if (fd >= 0) return maxBytes - fstatSync(fd).size
+    try { return maxBytes - statSync(path).size } catch { return maxBytes }
+  }
   return {
-    full: () => fd >= 0 && fstatSync(fd).size + AUDIT_ENTRY_ROOM > maxBytes,
+    full: () => room() < AUDIT_ENTRY_ROOM,
+    room,
     write: (e) => {
       if (fd >= 0) { append(fd, e); return }
       const once = openRegular(path)
@@ -150,7 +151,7 @@ export async function serveApi (store: Store, api: unknown, dataDir: string, sta
       // Reads reveal who had which address: keep who asked, append-only; a read whose entry
       // cannot be written is refused (the app answers 503).
       audit: audit.write,
-      auditFull: audit.full
+      auditRoom: audit.room
     })
   } catch (err) {
     audit.close()

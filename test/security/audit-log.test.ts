@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { apiKeyHash, type AuditEntry, type AuditRecord, type AuditRow } from '../../src/api/app.js'
-import { serveApi } from '../../src/api/serve.js'
+import { openAuditLog, serveApi } from '../../src/api/serve.js'
 import { createLogger } from '../../src/app/logger.js'
 import { SqliteStore } from '../../src/store/sqlite/store.js'
 import { runCli } from '../helpers/cli.js'
@@ -249,14 +249,19 @@ describe('security: the audit log has a size bound (api.auditLogMaxBytes)', () =
       expect(entries(path).filter(isEntry).filter((e) => e.query !== undefined).map((e) => e.query.time)).toEqual(answered.map((i) => `2026-11-24T18:02:30.${String(i).padStart(3, '0')}Z`))
       expect(await failures(served.url)).toBe(1)
       expect(lines.find((l) => l.code === 'KEATRAIL_ERR_AUDIT_WRITE')).toMatchObject({ error: expect.stringContaining('api.auditLogMaxBytes (65536 bytes): rotate it') })
-      // Readiness says so (before: 200, ready, while every read was refused).
+      // Readiness says so beside `ready` (collection goes on), and a gauge to alert on before
+      // reads are refused (before: nothing but the failures counter, once they were).
       const ready = async (): Promise<[number, unknown]> => { const r = await fetch(`${served.url}/readyz`); return [r.status, (await r.json() as { audit: unknown }).audit] }
-      expect(await ready()).toEqual([503, 'full'])
+      const room = async (): Promise<number> => Number(/^keatrail_audit_log_room_bytes (\d+)$/m.exec(await (await fetch(`${served.url}/metrics`, { headers: auth })).text())?.[1] ?? NaN)
+      expect(await ready()).toEqual([200, 'full'])
+      expect(await room()).toBe(65_536 - statSync(path).size)
+      expect(await room()).toBeLessThan(1024)
       // logrotate's rename and create, then its postrotate SIGHUP.
       renameSync(path, `${path}.1`)
       process.kill(process.pid, 'SIGHUP')
       await vi.waitFor(() => { expect(existsSync(path)).toBe(true) }, { timeout: 5000, interval: 10 })
       expect(await ready()).toEqual([200, 'ok'])
+      expect(await room()).toBeGreaterThan(60_000)
       expect((await get(served.url, at(900))).status).toBe(200)
       for (let i = 0; i < 900 && (await get(served.url, at(901))).status === 200; i++);
       expect((await get(served.url, at(999))).status).toBe(503)
@@ -265,6 +270,12 @@ describe('security: the audit log has a size bound (api.auditLogMaxBytes)', () =
       expect((await get(served.url, at(999))).status).toBe(200)
     } finally {
       await served.app.close()
+    }
+    // Full: less than 1 KiB left, asked of the file each time.
+    for (const [size, full] of [[65_536 - 1025, false], [65_536 - 1023, true]] as const) {
+      writeFileSync(path, 'x'.repeat(size - 1) + '\n')
+      const log = openAuditLog(path, 65_536)
+      try { expect([size, log.full(), log.room()]).toEqual([size, full, 65_536 - size]) } finally { log.close() }
     }
     // Full already at start: said then, once, not only per refused read.
     writeFileSync(path, 'x'.repeat(65_535) + '\n')
