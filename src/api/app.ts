@@ -143,6 +143,7 @@ function auditable (values: unknown): Record<string, unknown> {
   return out
 }
 
+/** On every answer: no MIME sniffing, no Referer. */
 const BASE_HEADERS = { 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer' }
 /** API answers are data: they load nothing and are never framed. */
 const API_CSP = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"

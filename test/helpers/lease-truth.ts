@@ -139,6 +139,8 @@ export function truthIntervals (t: CsvTailer, family: 4 | 6): TruthInterval[] {
   const open = new Map<string, TruthInterval>()
   // Per lease: an interval a stale reclamation ended, and the latest its end may be.
   const staleEnded = new Map<string, { iv: TruthInterval, until: number }>()
+  /** A stale end's width: to the lease's next change at `next`, at most to the holding's expiry. */
+  const widen = ({ iv, until }: { iv: TruthInterval, until: number }, next = Infinity): void => { iv.endWidth = Math.max(0, Math.min(next, until) - iv.end) }
   for (const { fields: f, at } of t.rows) {
     const type = family === 4 ? 'V4' : f[col('lease_type')] === '2' ? 'IA_PD' : 'IA_NA'
     const lease = type === 'IA_PD' ? `${f[cAddr]}/${f[col('prefix_len')]}` : f[cAddr] as string
@@ -151,7 +153,7 @@ export function truthIntervals (t: CsvTailer, family: 4 | 6): TruthInterval[] {
     // the flush timer's second copy of the stale row (Kea 3.0 writes one when it deletes it).
     const ended = staleEnded.get(key)
     if (ended !== undefined && ((valid > 0 && state === 0) || client === ended.iv.client)) {
-      ended.iv.endWidth = Math.max(0, Math.min(at, ended.until) - ended.iv.end)
+      widen(ended, at)
       staleEnded.delete(key)
     }
     const cur = open.get(key)
@@ -182,7 +184,7 @@ export function truthIntervals (t: CsvTailer, family: 4 | 6): TruthInterval[] {
     open.delete(key)
   }
   // No later change: the end may lie anywhere up to the holding's own expiry.
-  for (const { iv, until } of staleEnded.values()) iv.endWidth = Math.max(0, until - iv.end)
+  for (const ended of staleEnded.values()) widen(ended)
   out.push(...open.values())
   return out.sort((a, b) => a.start - b.start)
 }

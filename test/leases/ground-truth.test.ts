@@ -7,6 +7,7 @@ import { parseAddressOrPrefix } from '../../src/leases/address.js'
 import { history, holderAt } from '../../src/leases/query.js'
 import { attributeRows, type AttributionRow } from '../../src/leases/attribute.js'
 import type { Holder, HolderAnswer } from '../../src/leases/types.js'
+import { escapeRegex } from '../../src/parse/time/strftime.js'
 import { SqliteStore } from '../../src/store/sqlite/store.js'
 import { ROOT } from '../helpers/fixtures.js'
 import { KEA_VERSIONS, KeaLab, keaRuntime, type KeaRuntime } from '../helpers/kea.js'
@@ -35,7 +36,7 @@ const tally = (): Tally => ({ judged: 0, agreed: 0, nearChange: 0, nearChangeAgr
  */
 function evidenceOf (needles: readonly string[], logFiles: readonly string[], tailer: CsvTailer, window?: readonly [number, number], max = 40): string {
   // A needle ends where an address, prefix or identifier ends (2001:db8:1::10 is not ::10c).
-  const res = needles.filter((n) => n !== '').map((n) => new RegExp(`${n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?=[,\\s/\\]]|$)`))
+  const res = needles.filter((n) => n !== '').map((n) => new RegExp(`${escapeRegex(n)}(?=[,\\s/\\]]|$)`))
   const hit = (line: string): boolean => res.some((re) => re.test(line))
   const inWindow = (t: number): boolean => window === undefined || (t >= window[0] && t <= window[1])
   const logTime = (line: string): number => Date.parse(`${line.slice(0, 10)}T${line.slice(11, 23)}Z`)
