@@ -4,7 +4,7 @@ import { request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
-import { apiKeyHash, type AuditEntry, type AuditRecord, type AuditRow } from '../../src/api/app.js'
+import { apiKeyHash, buildApp, type AuditEntry, type AuditRecord, type AuditRow } from '../../src/api/app.js'
 import { openAuditLog, serveApi } from '../../src/api/serve.js'
 import { createLogger } from '../../src/app/logger.js'
 import { SqliteStore } from '../../src/store/sqlite/store.js'
@@ -288,6 +288,24 @@ describe('security: the audit log has a size bound (api.auditLogMaxBytes)', () =
       await full.app.close()
     }
   }, 30_000)
+})
+
+describe('security: an audit log whose size cannot be asked', () => {
+  it('counts as full on the public /readyz (200, no 500 to anyone asking) and in the gauge', async () => {
+    const app = await buildApp({
+      store, api: { keys, rateLimit: { max: 100_000, windowMs: 60_000 } },
+      audit: () => {},
+      auditRoom: () => { throw Object.assign(new Error('EIO: i/o error, fstat'), { code: 'EIO' }) }
+    })
+    try {
+      const r = await app.inject({ url: '/readyz' })
+      expect([r.statusCode, r.json().audit]).toEqual([200, 'full'])
+      const metrics = await app.inject({ url: '/metrics', headers: auth })
+      expect(metrics.body).toMatch(/^keatrail_audit_log_room_bytes 0$/m)
+    } finally {
+      await app.close()
+    }
+  })
 })
 
 describe('security: api.auditLog must be a regular file', () => {
