@@ -399,3 +399,14 @@ export const OutputFileExistsError = createError<[string, string]>(
   '%s exists: %s',
   400
 )
+
+/**
+ * A key that wrote its share of the audit log (api.auditKeyShare of api.auditLogMaxBytes) since
+ * the log was last rotated: its reads are refused so that it cannot fill the log and stop every
+ * other key's reads. Counted in keatrail_audit_quota_refusals_total.
+ */
+export const AuditQuotaError = createError<[string, string]>(
+  'KEATRAIL_ERR_AUDIT_QUOTA',
+  'This key has written its share of the audit log (%s of %s bytes) since the log was last rotated: its reads are refused until an operator rotates it (other keys still read)',
+  429
+)

@@ -89,8 +89,13 @@ export interface ServiceStatus {
 export interface BuildAppOptions {
   store: Store
   api?: z.input<typeof apiConfigSchema>
-  /** Records one audit entry; throws when it could not (the read it records is then refused, 503). */
-  audit?: (e: AuditRecord) => void
+  /**
+   * Records one audit entry of the key named; throws when it could not (the read it records is
+   * then refused, 503), AuditQuotaError when the key has used its share of the log (429).
+   */
+  audit?: (e: AuditRecord, key: string) => void
+  /** Throws AuditQuotaError when less than `bytes` is left of the key's share of the audit log: its read is refused before it runs. */
+  auditAdmit?: (key: string, bytes: number) => void
   /** Bytes left in the audit log under api.auditLogMaxBytes (Infinity: unbounded): /readyz and a gauge show it. */
   auditRoom?: () => number
   status?: ServiceStatus
@@ -426,21 +431,42 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
     // Alert before reads are refused (the failure counter moves only once they are).
     new Gauge({ name: 'keatrail_audit_log_room_bytes', help: 'Bytes left in the audit log under api.auditLogMaxBytes: reads are refused once an entry does not fit (rotate it)', registers: [registry], collect () { this.set(Math.max(0, auditRoom())) } })
   }
+  const quotaRefusals = new Counter({ name: 'keatrail_audit_quota_refusals_total', help: 'Reads refused (429) because their key had used its share of the audit log (api.auditKeyShare) since the log was rotated', labelNames: ['key'], registers: [registry] })
   const auditFailLog = new Throttled((count, f) => { app.log.error({ code: AUDIT_LOG_CODES.write, count, ...f }, 'Audit entries could not be written: the reads they record were refused (count: since the last such line).') })
-  app.addHook('onClose', async () => { auditFailLog.stop() })
-  /** Writes one audit record; false (counted, logged) when it could not be written. */
-  const record = (e: AuditRecord, route: string): boolean => {
-    if (opts.audit === undefined) return true
+  /** One throttled line per key (keys are configured: a bounded set). */
+  const quotaLogs = new Map<string, Throttled>()
+  const quotaLog = (key: string): Throttled => {
+    let log = quotaLogs.get(key)
+    if (log === undefined) {
+      log = new Throttled((count, f) => { app.log.warn({ code: 'KEATRAIL_ERR_AUDIT_QUOTA', count, ...f }, 'A key has used its share of the audit log (api.auditKeyShare): its reads are refused until the log is rotated (count: since the last such line).') })
+      quotaLogs.set(key, log)
+    }
+    return log
+  }
+  app.addHook('onClose', async () => { auditFailLog.stop(); for (const log of quotaLogs.values()) log.stop() })
+  const AUDIT_REFUSED = JSON.stringify({ code: 'KEATRAIL_ERR_AUDIT_WRITE', message: new AuditWriteError().message })
+  /** Counts and logs a refusal for the key's share; the answer's body. */
+  const quotaRefused = (err: Error & { code: string }, key: string, route: string): string => {
+    quotaRefusals.inc({ key })
+    quotaLog(key).hit({ key, route })
+    return JSON.stringify({ code: err.code, message: err.message })
+  }
+  /**
+   * Writes one audit record of `key`'s: undefined, or the refusal to answer instead (a failed
+   * write: 503, counted and logged; the key past its share: 429, counted).
+   */
+  const record = (e: AuditRecord, route: string, key: string): { status: number, body: string } | undefined => {
+    if (opts.audit === undefined) return undefined
     try {
-      opts.audit(e)
-      return true
+      opts.audit(e, key)
+      return undefined
     } catch (err) {
+      if (isCodedError(err) && err.code === 'KEATRAIL_ERR_AUDIT_QUOTA') return { status: 429, body: quotaRefused(err, key, route) }
       auditFailures.inc()
       auditFailLog.hit({ route, error: String((err as Error)?.message ?? err).slice(0, 300) })
-      return false
+      return { status: 503, body: AUDIT_REFUSED }
     }
   }
-  const AUDIT_REFUSED = JSON.stringify({ code: 'KEATRAIL_ERR_AUDIT_WRITE', message: new AuditWriteError().message })
   const routeOf = (req: FastifyRequest): string => req.routeOptions.url ?? `(no route) ${(req.url.split('?')[0] ?? '').slice(0, 256)}`
   /** Requests whose route writes its own entries (a batch attribution: its entry, then one per row). */
   const selfAudited = new WeakSet<object>()
@@ -453,18 +479,34 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
   // done. Its outcome is recorded as any answer's, below; if only that entry is lost, the answer
   // still goes out (the action is on record, and was done). Audited after the fact only, the
   // retry ran and moved every dead letter while its client was told 503 and nothing was recorded.
-  app.addHook('preHandler', async (req) => {
-    if (opts.audit === undefined || req.apiKey === null || req.routeOptions.config.audit !== 'before') return
-    if (!record(auditEntry(req, req.apiKey, 0), routeOf(req))) throw new AuditWriteError()
+  // A key past its share of the log is refused before its read runs (the read would be refused
+  // at its entry anyway, after costing the store).
+  app.addHook('preHandler', async (req, reply) => {
+    if (opts.audit === undefined || req.apiKey === null || req.routeOptions.config.audit === false) return
+    // A route recorded before it acts writes two entries: room for both, or the second could be
+    // refused after the action was done.
+    try { opts.auditAdmit?.(req.apiKey.name, AUDIT_ENTRY_ROOM * (req.routeOptions.config.audit === 'before' ? 2 : 1)) } catch (err) {
+      // Any other failure (the file's size not asked) is left to the entry's write to answer.
+      if (isCodedError(err) && err.code === 'KEATRAIL_ERR_AUDIT_QUOTA') {
+        selfAudited.add(req)
+        return await reply.code(429).type('application/json; charset=utf-8').send(quotaRefused(err, req.apiKey.name, routeOf(req)))
+      }
+    }
+    if (req.routeOptions.config.audit !== 'before') return
+    const refused = record(auditEntry(req, req.apiKey, 0), routeOf(req), req.apiKey.name)
+    if (refused !== undefined) {
+      selfAudited.add(req)
+      return await reply.code(refused.status).type('application/json; charset=utf-8').send(refused.body)
+    }
   })
   app.addHook('onSend', async (req, reply, payload) => {
     if (opts.audit === undefined || req.apiKey === null || req.routeOptions.config.audit === false || selfAudited.has(req)) return payload
-    const written = record(auditEntry(req, req.apiKey, reply.statusCode), routeOf(req))
-    if (written || (req.routeOptions.config.audit === 'before' && reply.statusCode < 500)) return payload
+    const refused = record(auditEntry(req, req.apiKey, reply.statusCode), routeOf(req), req.apiKey.name)
+    if (refused === undefined || (req.routeOptions.config.audit === 'before' && reply.statusCode < 500)) return payload
     if (typeof (payload as { destroy?: unknown } | null)?.destroy === 'function') (payload as { destroy: () => void }).destroy()
     reply.removeHeader('content-disposition')
-    reply.code(503).header('content-type', 'application/json; charset=utf-8').header('content-security-policy', API_CSP)
-    return AUDIT_REFUSED
+    reply.code(refused.status).header('content-type', 'application/json; charset=utf-8').header('content-security-policy', API_CSP)
+    return refused.body
   })
 
   // --- routes -------------------------------------------------------------------------------
@@ -612,7 +654,8 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
     const route = '/api/v1/leases/attribute'
     selfAudited.add(req)
     const entry: AuditEntry = { time: new Date().toISOString(), key: req.apiKey?.name ?? '', ip: req.ip, method: 'POST', route, params: {}, query: auditable({ rows: rows.length, tz, scope }), status: 200, batch }
-    if (!record(entry, route)) return await reply.code(503).type('application/json; charset=utf-8').send(AUDIT_REFUSED)
+    const refused = record(entry, route, entry.key)
+    if (refused !== undefined) return await reply.code(refused.status).type('application/json; charset=utf-8').send(refused.body)
     attributing = true
     const out = new PassThrough()
     async function * cells (): AsyncGenerator<string[]> {
@@ -626,7 +669,7 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
         // A client gone (the stream destroyed) ends the batch: nothing waits for a drain that never comes.
         if (out.destroyed) throw new Error('the client closed the connection')
         // No row leaves unrecorded: an entry that cannot be written cuts the answer off here.
-        if (!record({ batch, row: i, address: own.address, at: own.time, answer: r.answer.status }, route)) throw new AuditWriteError()
+        if (record({ batch, row: i, address: own.address, at: own.time, answer: r.answer.status }, route, entry.key) !== undefined) throw new AuditWriteError()
         // The row's own fields, those named like an answer's column kept apart (status_input …).
         const fields = Object.fromEntries(Object.entries(own).map(([k, v]) => [(ATTRIBUTION_COLUMNS as readonly string[]).includes(k) ? `${k}_input` : k, v]))
         if (out.write(JSON.stringify({ ...fields, ...r.answer }) + '\n')) return

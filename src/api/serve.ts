@@ -2,9 +2,10 @@ import { chmodSync, closeSync, constants, fchmodSync, fstatSync, ftruncateSync, 
 import { dirname } from 'node:path'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { Registry } from 'prom-client'
-import { AUDIT_LOG_CODES, AuditLogError, ConfigInvalidError, UsageError } from '../errors.js'
+import { AUDIT_LOG_CODES, AuditLogError, AuditQuotaError, ConfigInvalidError, UsageError } from '../errors.js'
 import type { Store } from '../store/types.js'
 import type { DeadLetterStore } from '../store/deadletter.js'
+import { AuditShares } from './audit-shares.js'
 import { AUDIT_ENTRY_ROOM, buildApp, type AuditRecord, type ServiceStatus } from './app.js'
 import { LOOPBACK, apiConfigSchema, corsNeedsKeys, type ApiConfig } from './config.js'
 
@@ -39,7 +40,8 @@ function openRegular (path: string): number {
   if (before !== undefined && !before.isFile()) throw notRegular(path, kindOf(before))
   let fd: number
   try {
-    fd = openSync(path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOCTTY | constants.O_NONBLOCK, 0o600)
+    // Read too: each key's share is counted from the lines in the file (AuditShares).
+    fd = openSync(path, constants.O_RDWR | constants.O_APPEND | constants.O_CREAT | constants.O_NOCTTY | constants.O_NONBLOCK, 0o600)
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
     if (code === 'EISDIR') throw notRegular(path, 'a directory')
@@ -63,8 +65,13 @@ export interface AuditLog {
   full: () => boolean
   /** Bytes left under api.auditLogMaxBytes (Infinity: unbounded; closed: what the path's file leaves). */
   room: () => number
-  /** Appends one entry as one whole line; throws when it could not (disk full…), leaving no part of it in the file. */
-  write: (e: AuditRecord) => void
+  /**
+   * Appends one entry of `key`'s as one whole line; throws when it could not (disk full…),
+   * leaving no part of it in the file, and AuditQuotaError when it would take `key` past its share.
+   */
+  write: (e: AuditRecord, key: string) => void
+  /** Throws AuditQuotaError when less than `bytes` is left of `key`'s share. */
+  admit: (key: string, bytes: number) => void
   /** Opens the path again (logrotate moved the file away): new entries go to the file now there. Throws, keeping the old file, when it cannot. */
   reopen: () => void
   close: () => void
@@ -77,7 +84,7 @@ export interface AuditLog {
  * read it records is answered (nothing waits in a buffer to be lost at close; an entry after
  * close still goes to the file).
  */
-export function openAuditLog (path: string, maxBytes = Infinity): AuditLog {
+export function openAuditLog (path: string, maxBytes = Infinity, keyShare = 1): AuditLog {
   const dir = dirname(path)
   try {
     const first = mkdirSync(dir, { recursive: true, mode: 0o700 })
@@ -91,11 +98,23 @@ export function openAuditLog (path: string, maxBytes = Infinity): AuditLog {
   let fd = openRegular(path)
   /** A line was cut by a failed write and could not be taken back: the next entry starts on a line of its own. */
   let torn = false
-  const append = (to: number, e: AuditRecord): void => {
+  const share = maxBytes === Infinity || keyShare >= 1 ? Infinity : Math.floor(maxBytes * keyShare)
+  const shares = new AuditShares()
+  // Lines written from here on are charged (another process's too); those before, to nobody.
+  if (share !== Infinity) shares.sync(fd)
+  /** The file's size, each key's share counted up to it first (when shares are bounded). */
+  const sizeOf = (to: number): number => share === Infinity ? fstatSync(to).size : shares.sync(to)
+  const quota = (key: string, bytes: number): void => {
+    if (shares.used(key) + bytes > share) throw new AuditQuotaError(String(share), String(maxBytes))
+  }
+  const append = (to: number, e: AuditRecord, key: string): void => {
     const line = Buffer.from(`${torn ? '\n' : ''}${JSON.stringify(e)}\n`)
     // The file's size asked each time (one fstat): `keatrail serve` beside `keatrail run` appends
     // to the same file, and a copytruncate shrinks it unseen.
-    if (maxBytes !== Infinity && fstatSync(to).size + line.length > maxBytes) throw new Error(`the audit log reached api.auditLogMaxBytes (${maxBytes} bytes): rotate it (logrotate, then SIGHUP)`)
+    if (maxBytes !== Infinity) {
+      if (sizeOf(to) + line.length > maxBytes) throw new Error(`the audit log reached api.auditLogMaxBytes (${maxBytes} bytes): rotate it (logrotate, then SIGHUP)`)
+      quota(key, line.length)
+    }
     let done = 0
     try {
       while (done < line.length) {
@@ -113,18 +132,24 @@ export function openAuditLog (path: string, maxBytes = Infinity): AuditLog {
       throw err
     }
   }
-  const room = (): number => {
-    if (maxBytes === Infinity) return Infinity
-    if (fd >= 0) return maxBytes - fstatSync(fd).size
-    try { return maxBytes - statSync(path).size } catch { return maxBytes }
+  /** The file's size now (closed: what the path's file has; none: 0). */
+  const size = (): number => {
+    if (fd >= 0) return fstatSync(fd).size
+    try { return statSync(path).size } catch { return 0 }
   }
+  const room = (): number => maxBytes === Infinity ? Infinity : maxBytes - size()
   return {
     full: () => room() < AUDIT_ENTRY_ROOM,
     room,
-    write: (e) => {
-      if (fd >= 0) { append(fd, e); return }
+    write: (e, key) => {
+      if (fd >= 0) { append(fd, e, key); return }
       const once = openRegular(path)
-      try { append(once, e) } finally { closeSync(once) }
+      try { append(once, e, key) } finally { closeSync(once) }
+    },
+    admit: (key, bytes) => {
+      if (share === Infinity || fd < 0) return
+      shares.sync(fd)
+      quota(key, bytes)
     },
     reopen: () => {
       if (fd < 0) return
@@ -138,12 +163,17 @@ export function openAuditLog (path: string, maxBytes = Infinity): AuditLog {
   }
 }
 
+/** The least share of the audit log a key may be given: ~70 reads' entries. */
+const MIN_KEY_SHARE = 16_384
+
 /** Builds the app with an audit log file, checks exposure, listens; resolves to the app and its URL. */
 export async function serveApi (store: Store, api: unknown, dataDir: string, status: ServiceStatus, registry?: Registry, deadLetters?: DeadLetterStore, logger?: FastifyBaseLogger): Promise<{ app: FastifyInstance, url: string }> {
   const cfg = apiConfigSchema.parse(api ?? {})
   checkExposure(cfg)
   const auditPath = cfg.auditLog ?? `${dataDir}/audit.log`
-  const audit = openAuditLog(auditPath, cfg.auditLogMaxBytes)
+  const keyShare = cfg.auditKeyShare ?? (cfg.keys.length > 1 ? 0.5 : 1)
+  if (keyShare < 1 && cfg.auditLogMaxBytes * keyShare < MIN_KEY_SHARE) throw new ConfigInvalidError('api.auditKeyShare', `${keyShare} of api.auditLogMaxBytes (${cfg.auditLogMaxBytes}) leaves a key less than ${MIN_KEY_SHARE} bytes of the audit log: raise either`)
+  const audit = openAuditLog(auditPath, cfg.auditLogMaxBytes, keyShare)
   let app: FastifyInstance
   try {
     app = await buildApp({
@@ -151,6 +181,7 @@ export async function serveApi (store: Store, api: unknown, dataDir: string, sta
       // Reads reveal who had which address: keep who asked, append-only; a read whose entry
       // cannot be written is refused (the app answers 503).
       audit: audit.write,
+      auditAdmit: audit.admit,
       auditRoom: audit.room
     })
   } catch (err) {

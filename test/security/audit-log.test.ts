@@ -290,6 +290,99 @@ describe('security: the audit log has a size bound (api.auditLogMaxBytes)', () =
   }, 30_000)
 })
 
+describe('security: one key cannot fill the audit log (api.auditKeyShare)', () => {
+  it('past half the bound (two keys, unset) a key\'s reads are refused, 429, before they run, counted; the other key reads on; a rotation gives it room again', async () => {
+    // Before: one read key repeating batch attributions (~10 MB each) filled api.auditLogMaxBytes
+    // and every key's reads were refused until an operator rotated the log.
+    const OTHER = 'kt_test-audit-other-0123456789'
+    const two = [...keys, { name: 'other', sha256: apiKeyHash(OTHER) }]
+    const dir = mkdtempSync(join(base, 'share-'))
+    const path = join(dir, 'audit.log')
+    const { lines, logger } = captured()
+    const served = await serveApi(store, { ...api(path), keys: two, auditLogMaxBytes: 65_536 }, base, {}, undefined, undefined, logger)
+    const byOther = async (p: string): Promise<number> => (await fetch(`${served.url}${p}`, { headers: { authorization: `Bearer ${OTHER}` } })).status
+    const readerBytes = (): number => readFileSync(path, 'utf8').split('\n').filter((l) => l.includes('"key":"reader"')).reduce((n, l) => n + l.length + 1, 0)
+    try {
+      let refused: Awaited<ReturnType<typeof get>> | undefined
+      let answered = 0
+      for (let i = 0; i < 900 && refused === undefined; i++) {
+        const r = await get(served.url, at(i))
+        if (r.status === 200) answered++
+        else refused = r
+      }
+      expect(answered).toBeGreaterThan(50)
+      expect(refused?.status).toBe(429)
+      expect(JSON.parse(refused?.text ?? '')).toEqual({ code: 'KEATRAIL_ERR_AUDIT_QUOTA', message: expect.stringContaining('32768 of 65536 bytes') })
+      expect(readerBytes()).toBeLessThanOrEqual(32_768)
+      expect(readerBytes()).toBeGreaterThan(32_768 - 1024)
+      // Refused before it runs (the store is not asked), a batch too; nothing more written for it.
+      const asked = vi.spyOn(store.leases, 'intervalsAt')
+      try {
+        expect((await get(served.url, at(1))).status).toBe(429)
+        expect(asked).not.toHaveBeenCalled()
+      } finally { asked.mockRestore() }
+      const size = statSync(path).size
+      expect((await attribute(served.url, [{ address: '192.0.2.10', time: '2026-11-24T18:02:30Z' }])).status).toBe(429)
+      expect(statSync(path).size).toBe(size)
+      // The other key reads, and is recorded.
+      expect(await byOther(at(1))).toBe(200)
+      expect(entries(path).filter(isEntry).at(-1)).toMatchObject({ key: 'other', status: 200 })
+      const metrics = await (await fetch(`${served.url}/metrics`, { headers: { authorization: `Bearer ${OTHER}` } })).text()
+      expect(Number(/^keatrail_audit_quota_refusals_total\{key="reader"\} (\d+)$/m.exec(metrics)?.[1])).toBe(3)
+      // Not a write failure; /metrics (no stored data, not audited) still answers the refused key.
+      expect(await failures(served.url)).toBe(0)
+      expect(lines.find((l) => l.code === 'KEATRAIL_ERR_AUDIT_QUOTA')).toMatchObject({ level: 'warn', key: 'reader' })
+      // copytruncate: the cut file is seen, the key's count starts again.
+      truncateSync(path, 0)
+      expect((await get(served.url, at(950))).status).toBe(200)
+      for (let i = 0; i < 900 && (await get(served.url, at(951))).status === 200; i++);
+      expect((await get(served.url, at(952))).status).toBe(429)
+      // logrotate: rename, create, SIGHUP.
+      renameSync(path, `${path}.1`)
+      process.kill(process.pid, 'SIGHUP')
+      await vi.waitFor(() => { expect(existsSync(path)).toBe(true) }, { timeout: 5000, interval: 10 })
+      expect((await get(served.url, at(953))).status).toBe(200)
+    } finally {
+      await served.app.close()
+    }
+    // A share too small to hold ~70 reads' entries is refused at start, one coded line.
+    await expect(serveApi(store, { ...api(join(dir, 'small.log')), keys: two, auditLogMaxBytes: 65_536, auditKeyShare: 0.2 }, base, {})).rejects.toMatchObject({ code: 'KEATRAIL_ERR_CONFIG_INVALID', message: expect.stringContaining('api.auditKeyShare') })
+    // One key alone: the whole bound is its own (nobody else to keep room for).
+    const alone = openAuditLog(join(dir, 'alone.log'), 65_536)
+    try {
+      const entry: AuditRow = { batch: 'b', row: 1, address: '192.0.2.10', at: 'x'.repeat(900), answer: 'held' }
+      for (let i = 0; i < 60; i++) alone.write(entry, 'reader')
+      expect(() => { alone.admit('reader', 1024) }).not.toThrow()
+    } finally { alone.close() }
+  }, 30_000)
+})
+
+describe('security: a batch attribution counts against its key\'s share', () => {
+  it('cut off at the first row past the share: the key\'s entry and rows stay within it, every row sent recorded, the refusal counted', async () => {
+    const two = [...keys, { name: 'other', sha256: apiKeyHash('kt_test-audit-other-0123456789') }]
+    const path = join(mkdtempSync(join(base, 'share-batch-')), 'audit.log')
+    const served = await serveApi(store, { ...api(path), keys: two, auditLogMaxBytes: 65_536 }, base, {})
+    try {
+      const rows = Array.from({ length: 2000 }, (_, i) => ({ address: '192.0.2.10', time: '2026-11-24T18:02:30Z', ticket: `T-${i}` }))
+      const r = await attribute(served.url, rows)
+      expect(r.status).toBe(200)
+      const sent = r.body.split('\n').filter((l) => l.endsWith('}'))
+      const text = readFileSync(path, 'utf8')
+      const head = entries(path).find(isEntry)
+      const mine = text.split('\n').filter((l) => l !== '' && (l.includes('"key":"reader"') || l.includes(`"batch":"${head?.batch ?? '?'}"`)))
+      expect(mine.reduce((n, l) => n + l.length + 1, 0)).toBeLessThanOrEqual(32_768)
+      expect(mine.length).toBeGreaterThan(100)
+      expect(sent.length).toBeGreaterThan(0)
+      expect(sent.length).toBeLessThan(rows.length)
+      expect(sent.length).toBeLessThanOrEqual(mine.length - 1)
+      const metrics = await (await fetch(`${served.url}/metrics`, { headers: auth })).text()
+      expect(/^keatrail_audit_quota_refusals_total\{key="reader"\} (\d+)$/m.exec(metrics)?.[1]).toBe('1')
+    } finally {
+      await served.app.close()
+    }
+  }, 30_000)
+})
+
 describe('security: an audit log whose size cannot be asked', () => {
   it('counts as full on the public /readyz (200, no 500 to anyone asking) and in the gauge', async () => {
     const app = await buildApp({

@@ -1,0 +1,107 @@
+import { appendFileSync, closeSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, truncateSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import type { AuditEntry, AuditRow } from '../../src/api/app.js'
+import { AuditShares } from '../../src/api/audit-shares.js'
+import { openAuditLog } from '../../src/api/serve.js'
+
+// A key's share of the audit log is counted from the file: `keatrail serve` beside `keatrail
+// run` append to one file, each process must see the other's lines (the review found one key
+// filling 63,954 of 65,536 bytes through two processes with a share of 0.5 each).
+
+const base = mkdtempSync(join(tmpdir(), 'kt-audit-shares-'))
+afterAll(() => { rmSync(base, { recursive: true, force: true }) })
+
+let n = 0
+const fresh = (): string => join(base, `audit-${n++}.log`)
+const entry = (key: string, batch?: string): AuditEntry => ({ time: '2026-12-07T21:00:00.000Z', key, ip: '127.0.0.1', method: 'GET', route: '/api/v1/leases/at', params: {}, query: { address: '192.0.2.10', time: 'x'.repeat(200) }, status: 200, ...(batch === undefined ? {} : { batch }) })
+const row = (batch: string, i: number): AuditRow => ({ batch, row: i, address: '192.0.2.10', at: 'y'.repeat(200), answer: 'held' })
+/** Bytes of the file's lines that name `key`. */
+const bytesOf = (path: string, key: string): number => readFileSync(path, 'utf8').split('\n').filter((l) => l.includes(`"key":"${key}"`)).reduce((s, l) => s + l.length + 1, 0)
+const quotaOf = (f: () => void): string | undefined => {
+  try { f(); return undefined } catch (err) { return (err as { code?: string }).code }
+}
+
+describe('the audit log\'s key shares (AuditShares)', () => {
+  it('two processes on one file: a key\'s lines through both count against one share; the other key writes on', () => {
+    const path = fresh()
+    const a = openAuditLog(path, 65_536, 0.5)
+    const b = openAuditLog(path, 65_536, 0.5)
+    try {
+      let refused: string | undefined
+      for (let i = 0; i < 1000 && refused === undefined; i++) refused = quotaOf(() => { (i % 2 === 0 ? a : b).write(entry('k'), 'k') })
+      expect(refused).toBe('KEATRAIL_ERR_AUDIT_QUOTA')
+      expect(bytesOf(path, 'k')).toBeLessThanOrEqual(32_768)
+      expect(bytesOf(path, 'k')).toBeGreaterThan(32_768 - 400)
+      expect(quotaOf(() => { a.admit('k', 1024) })).toBe('KEATRAIL_ERR_AUDIT_QUOTA')
+      expect(quotaOf(() => { b.admit('k', 1024) })).toBe('KEATRAIL_ERR_AUDIT_QUOTA')
+      expect(quotaOf(() => { b.write(entry('other'), 'other') })).toBeUndefined()
+      // A SIGHUP that rotated nothing (a reload, another log's postrotate): the counts stand.
+      a.reopen()
+      expect(quotaOf(() => { a.write(entry('k'), 'k') })).toBe('KEATRAIL_ERR_AUDIT_QUOTA')
+      // Rotated (rename, then the reopen): a new file, counted from its start.
+      renameSync(path, `${path}.1`)
+      a.reopen()
+      b.reopen()
+      expect(quotaOf(() => { a.write(entry('k'), 'k') })).toBeUndefined()
+    } finally { a.close(); b.close() }
+  })
+
+  it('a batch\'s rows count against its entry\'s key, whoever wrote them', () => {
+    const path = fresh()
+    const a = openAuditLog(path, 65_536, 0.5)
+    const b = openAuditLog(path, 65_536, 0.5)
+    try {
+      a.write(entry('k', 'B1'), 'k')
+      let refused: string | undefined
+      for (let i = 1; i < 1000 && refused === undefined; i++) refused = quotaOf(() => { b.write(row('B1', i), 'k') })
+      expect(refused).toBe('KEATRAIL_ERR_AUDIT_QUOTA')
+      expect(quotaOf(() => { a.admit('k', 1024) })).toBe('KEATRAIL_ERR_AUDIT_QUOTA')
+      expect(quotaOf(() => { a.admit('other', 1024) })).toBeUndefined()
+    } finally { a.close(); b.close() }
+    // What the file held when a process opened it is charged to nobody (a restart: a fresh share
+    // of what is left; reading back up to 1 GiB at start is not done).
+    const c = openAuditLog(path, 65_536, 0.5)
+    try { expect(quotaOf(() => { c.admit('k', 1024) })).toBeUndefined() } finally { c.close() }
+  })
+
+  it('a copytruncate is seen even when the file grew past the counted size again before the next look', () => {
+    const path = fresh()
+    const a = openAuditLog(path, 65_536, 0.5)
+    try {
+      let refused: string | undefined
+      for (let i = 0; i < 1000 && refused === undefined; i++) refused = quotaOf(() => { a.write(entry('k'), 'k') })
+      expect(refused).toBe('KEATRAIL_ERR_AUDIT_QUOTA')
+      truncateSync(path, 0)
+      // Another process writes more than was counted, before this one looks again.
+      for (let i = 0; i < 150; i++) appendFileSync(path, `${JSON.stringify(entry('other'))}\n`)
+      expect(quotaOf(() => { a.write(entry('k'), 'k') })).toBeUndefined()
+    } finally { a.close() }
+  })
+
+  it('a line being written is counted once whole; a line longer than a read step (not an entry) is skipped, the lines after it counted; many steps of lines at one look', () => {
+    const path = fresh()
+    appendFileSync(path, '')
+    const shares = new AuditShares()
+    const fd = openSync(path, 'r')
+    try {
+      shares.sync(fd)
+      const line = `${JSON.stringify(entry('k'))}\n`
+      appendFileSync(path, line.slice(0, 100))
+      shares.sync(fd)
+      expect(shares.used('k')).toBe(0)
+      appendFileSync(path, line.slice(100))
+      shares.sync(fd)
+      expect(shares.used('k')).toBe(line.length)
+      // Its last read step starts with what looks like an entry: still one line, skipped whole.
+      appendFileSync(path, `${'z'.repeat(2 << 20)}${line}${line}`)
+      shares.sync(fd)
+      expect(shares.used('k')).toBe(2 * line.length)
+      // More than a read step of lines at once: all counted in one look.
+      appendFileSync(path, line.repeat(5000))
+      shares.sync(fd)
+      expect(shares.used('k')).toBe(5002 * line.length)
+    } finally { closeSync(fd) }
+  })
+})
