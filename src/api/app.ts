@@ -455,16 +455,16 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
    * Writes one audit record of `key`'s: undefined, or the refusal to answer instead (a failed
    * write: 503, counted and logged; the key past its share: 429, counted).
    */
-  const record = (e: AuditRecord, route: string, key: string): { status: number, body: string } | undefined => {
+  const record = (e: AuditRecord, route: string, key: string): { status: number, body: string, error: Error } | undefined => {
     if (opts.audit === undefined) return undefined
     try {
       opts.audit(e, key)
       return undefined
     } catch (err) {
-      if (isCodedError(err) && err.code === 'KEATRAIL_ERR_AUDIT_QUOTA') return { status: 429, body: quotaRefused(err, key, route) }
+      if (isCodedError(err) && err.code === 'KEATRAIL_ERR_AUDIT_QUOTA') return { status: 429, body: quotaRefused(err, key, route), error: err }
       auditFailures.inc()
       auditFailLog.hit({ route, error: String((err as Error)?.message ?? err).slice(0, 300) })
-      return { status: 503, body: AUDIT_REFUSED }
+      return { status: 503, body: AUDIT_REFUSED, error: new AuditWriteError() }
     }
   }
   const routeOf = (req: FastifyRequest): string => req.routeOptions.url ?? `(no route) ${(req.url.split('?')[0] ?? '').slice(0, 256)}`
@@ -483,9 +483,10 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
   // at its entry anyway, after costing the store).
   app.addHook('preHandler', async (req, reply) => {
     if (opts.audit === undefined || req.apiKey === null || req.routeOptions.config.audit === false) return
-    // A route recorded before it acts writes two entries: room for both, or the second could be
-    // refused after the action was done.
-    try { opts.auditAdmit?.(req.apiKey.name, AUDIT_ENTRY_ROOM * (req.routeOptions.config.audit === 'before' ? 2 : 1)) } catch (err) {
+    // Room for the entry (its parameters as long as the request's, at most), two for a route
+    // recorded before it acts: its second could otherwise be refused after the action was done.
+    const room = (AUDIT_ENTRY_ROOM + req.url.length) * (req.routeOptions.config.audit === 'before' ? 2 : 1)
+    try { opts.auditAdmit?.(req.apiKey.name, room) } catch (err) {
       // Any other failure (the file's size not asked) is left to the entry's write to answer.
       if (isCodedError(err) && err.code === 'KEATRAIL_ERR_AUDIT_QUOTA') {
         selfAudited.add(req)
@@ -669,7 +670,8 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
         // A client gone (the stream destroyed) ends the batch: nothing waits for a drain that never comes.
         if (out.destroyed) throw new Error('the client closed the connection')
         // No row leaves unrecorded: an entry that cannot be written cuts the answer off here.
-        if (record({ batch, row: i, address: own.address, at: own.time, answer: r.answer.status }, route, entry.key) !== undefined) throw new AuditWriteError()
+        const cut = record({ batch, row: i, address: own.address, at: own.time, answer: r.answer.status }, route, entry.key)
+        if (cut !== undefined) throw cut.error
         // The row's own fields, those named like an answer's column kept apart (status_input …).
         const fields = Object.fromEntries(Object.entries(own).map(([k, v]) => [(ATTRIBUTION_COLUMNS as readonly string[]).includes(k) ? `${k}_input` : k, v]))
         if (out.write(JSON.stringify({ ...fields, ...r.answer }) + '\n')) return

@@ -2,22 +2,34 @@ import { fstatSync, readSync } from 'node:fs'
 
 /** Bytes read per step when counting lines appended to the audit log. */
 const CHUNK = 1 << 20
-/** Batch ids remembered (a row line names its batch, not its key); the oldest forgotten first. */
+/**
+ * Bytes counted per call at most: a process that fell far behind (an idle `keatrail serve`
+ * beside a busy `keatrail run`, a reopen onto a file others filled) catches up a step per
+ * request instead of stalling one for seconds (~10M row lines in a 1 GiB log).
+ */
+const CATCH_UP = 8 * CHUNK
+/** Batch ids remembered (a row line names its batch, not its key); the least recently used forgotten first. */
 const BATCHES = 10_000
 /** Bytes before the counted end compared at each look: a file cut and written again past it since is told apart by them. */
 const TAIL = 64
 
+const ROW = Buffer.from('{"batch":"')
+const KEY = Buffer.from('"key":"')
+const BATCH_FIELD = Buffer.from(',"batch":"')
+const QUOTE = 0x22
+const BACKSLASH = 0x5c
+
 /**
  * Each API key's bytes in the audit log, counted from the file itself: every line appended since
  * the last look (this process's, or another's: `keatrail serve` beside `keatrail run` appends to
- * the same file) is read back and charged to its key (a batch attribution's rows to their batch
- * entry's key). One key repeating batch attributions (~10 MB each) otherwise filled the whole
+ * the same file) is charged to its key (a batch attribution's rows to their batch entry's key).
+ * One key repeating batch attributions (~10 MB each) otherwise filled the whole
  * api.auditLogMaxBytes and every other key's reads were refused until an operator rotated it.
  *
  * What the file held when this process first looked is charged to nobody (reading back up to
  * 1 GiB at start would delay it): after a restart each key has its share of what is left. A file
  * replaced (logrotate's rename and create, then SIGHUP) or cut (copytruncate) is counted again
- * from its start.
+ * from its start; batch ids are kept (a batch's rows may go on in the new file).
  */
 export class AuditShares {
   private readonly bytes = new Map<string, number>()
@@ -29,38 +41,38 @@ export class AuditShares {
   private tail: Buffer = Buffer.alloc(0)
   /** Inside a line longer than CHUNK (not an entry of keatrail's): skipped to its end. */
   private skipping = false
+  private readonly buf = Buffer.allocUnsafe(CHUNK)
+  private readonly probe = Buffer.allocUnsafe(TAIL)
 
   /** Bytes of `key`'s lines counted so far. */
   used (key: string): number {
     return this.bytes.get(key) ?? 0
   }
 
-  /** Counts what was appended to the file open as `fd` (readable) since the last call; its size. */
+  /** Counts what was appended to the file open as `fd` (readable) since the last call (up to CATCH_UP bytes); its size. */
   sync (fd: number): number {
     const st = fstatSync(fd)
     if (this.file === undefined) {
       this.file = { dev: st.dev, ino: st.ino }
       this.upTo = st.size
-      this.tail = this.read(fd, Math.max(0, st.size - TAIL), Math.min(TAIL, st.size))
+      this.keepTail(fd)
       return st.size
     }
     if (st.dev !== this.file.dev || st.ino !== this.file.ino || st.size < this.upTo || !this.tailHolds(fd)) {
       this.file = { dev: st.dev, ino: st.ino }
       this.bytes.clear()
-      this.batchKeys.clear()
       this.upTo = 0
       this.tail = Buffer.alloc(0)
       this.skipping = false
     }
-    if (st.size <= this.upTo) return st.size
-    const buf = Buffer.allocUnsafe(Math.min(CHUNK, st.size - this.upTo))
-    while (this.upTo < st.size) {
-      const asked = Math.min(buf.length, st.size - this.upTo)
-      const n = readSync(fd, buf, 0, asked, this.upTo)
+    const from = this.upTo
+    while (this.upTo < st.size && this.upTo - from < CATCH_UP) {
+      const asked = Math.min(CHUNK, st.size - this.upTo)
+      const n = readSync(fd, this.buf, 0, asked, this.upTo)
       if (n <= 0) break
       // Fewer bytes than asked: the file was cut meanwhile (the next call starts it again).
       const toEnd = n < asked || this.upTo + n >= st.size
-      const got = buf.subarray(0, n)
+      const got = this.buf.subarray(0, n)
       let start = 0
       for (let nl = got.indexOf(10); nl !== -1; nl = got.indexOf(10, start)) {
         if (this.skipping) this.skipping = false
@@ -76,35 +88,78 @@ export class AuditShares {
       // The file's last line is not whole yet (being written): counted once its end is there.
       if (toEnd && start < n) break
     }
-    this.tail = this.read(fd, Math.max(0, this.upTo - TAIL), Math.min(TAIL, this.upTo))
+    if (this.upTo !== from) this.keepTail(fd)
     return st.size
+  }
+
+  /**
+   * This process appended `line` (of `key`'s; `batch`: an attribution's entry) to a file of
+   * `before` bytes: counted without reading it back when nothing else was appended in between
+   * (one fstat instead of two reads per row of a batch).
+   */
+  appended (fd: number, key: string, line: Buffer, before: number, batch?: string): void {
+    if (this.file === undefined || this.upTo !== before || this.skipping || fstatSync(fd).size !== before + line.length) return
+    if (batch !== undefined) this.remember(batch, key)
+    this.add(key, line.length)
+    this.upTo += line.length
+    this.tail = line.length >= TAIL ? Buffer.from(line.subarray(line.length - TAIL)) : Buffer.concat([this.tail, line]).subarray(-TAIL)
+  }
+
+  private keepTail (fd: number): void {
+    const length = Math.min(TAIL, this.upTo)
+    this.tail = Buffer.from(this.probe.subarray(0, length === 0 ? 0 : readSync(fd, this.probe, 0, length, this.upTo - length)))
   }
 
   /** The file still has the bytes last read before upTo (a copytruncate followed by more lines than were counted has not). */
   private tailHolds (fd: number): boolean {
-    return this.read(fd, this.upTo - this.tail.length, this.tail.length).equals(this.tail)
+    const length = this.tail.length
+    if (length === 0) return true
+    const n = readSync(fd, this.probe, 0, length, this.upTo - length)
+    return n === length && this.probe.subarray(0, length).equals(this.tail)
   }
 
-  private read (fd: number, from: number, length: number): Buffer {
-    const b = Buffer.alloc(length)
-    const n = length === 0 ? 0 : readSync(fd, b, 0, length, from)
-    return b.subarray(0, n)
+  private add (key: string, bytes: number): void {
+    this.bytes.set(key, this.used(key) + bytes)
   }
 
+  private remember (batch: string, key: string): void {
+    this.batchKeys.delete(batch)
+    this.batchKeys.set(batch, key)
+    if (this.batchKeys.size > BATCHES) this.batchKeys.delete(this.batchKeys.keys().next().value as string)
+  }
+
+  /**
+   * Charges one line (without its end of line) to its key. Read by position rather than parsed
+   * (a 1 GiB log is ~10M row lines): an entry is `{"time":…,"key":"<name>",…` and an
+   * attribution's ends `,"batch":"<id>"}`; a row starts `{"batch":"<id>",`. A client's text
+   * inside an entry has every quote escaped, so it cannot look like those.
+   */
   private charge (line: Buffer): void {
-    let e: { key?: unknown, batch?: unknown }
-    try { e = JSON.parse(line.toString('utf8')) as typeof e } catch { return }
-    if (typeof e !== 'object' || e === null) return
-    let key: string | undefined
-    if (typeof e.key === 'string') {
-      key = e.key
-      if (typeof e.batch === 'string') {
-        this.batchKeys.set(e.batch, key)
-        if (this.batchKeys.size > BATCHES) this.batchKeys.delete(this.batchKeys.keys().next().value as string)
-      }
-    } else if (typeof e.batch === 'string') {
-      key = this.batchKeys.get(e.batch)
+    const len = line.length + 1
+    if (line.subarray(0, ROW.length).equals(ROW)) {
+      const end = line.indexOf(QUOTE, ROW.length)
+      if (end < 0) return
+      const batch = line.toString('latin1', ROW.length, end)
+      const key = this.batchKeys.get(batch)
+      if (key === undefined) return
+      // Used again: a running batch is never the one forgotten.
+      this.remember(batch, key)
+      this.add(key, len)
+      return
     }
-    if (key !== undefined) this.bytes.set(key, this.used(key) + line.length + 1)
+    const k = line.indexOf(KEY)
+    if (k < 0) return
+    const end = line.indexOf(QUOTE, k + KEY.length)
+    if (end < 0) return
+    let key = line.toString('utf8', k + KEY.length, end)
+    if (line.subarray(k + KEY.length, end).includes(BACKSLASH)) {
+      // A name with escapes: parsed whole.
+      try { key = (JSON.parse(line.toString('utf8')) as { key: string }).key } catch { return }
+      if (typeof key !== 'string') return
+    }
+    // An attribution's own batch id is its last field (a client's parameter named batch sits inside `query`).
+    const b = line.lastIndexOf(BATCH_FIELD)
+    if (b >= 0 && line.indexOf(QUOTE, b + BATCH_FIELD.length) === line.length - 2) this.remember(line.toString('latin1', b + BATCH_FIELD.length, line.length - 2), key)
+    this.add(key, len)
   }
 }

@@ -111,8 +111,9 @@ export function openAuditLog (path: string, maxBytes = Infinity, keyShare = 1): 
     const line = Buffer.from(`${torn ? '\n' : ''}${JSON.stringify(e)}\n`)
     // The file's size asked each time (one fstat): `keatrail serve` beside `keatrail run` appends
     // to the same file, and a copytruncate shrinks it unseen.
+    const before = maxBytes === Infinity ? 0 : sizeOf(to)
     if (maxBytes !== Infinity) {
-      if (sizeOf(to) + line.length > maxBytes) throw new Error(`the audit log reached api.auditLogMaxBytes (${maxBytes} bytes): rotate it (logrotate, then SIGHUP)`)
+      if (before + line.length > maxBytes) throw new Error(`the audit log reached api.auditLogMaxBytes (${maxBytes} bytes): rotate it (logrotate, then SIGHUP)`)
       quota(key, line.length)
     }
     let done = 0
@@ -123,6 +124,7 @@ export function openAuditLog (path: string, maxBytes = Infinity, keyShare = 1): 
         done += n
       }
       torn = false
+      if (share !== Infinity) shares.appended(to, key, line, before, 'route' in e ? e.batch : undefined)
     } catch (err) {
       // A full disk takes the first part of a line and refuses the rest: take that part back,
       // so the file holds whole entries only (an auditor parses each line).

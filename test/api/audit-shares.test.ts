@@ -104,4 +104,72 @@ describe('the audit log\'s key shares (AuditShares)', () => {
       expect(shares.used('k')).toBe(5002 * line.length)
     } finally { closeSync(fd) }
   })
+
+  it('a batch rotated in the middle: its rows in the new file still count against its key', () => {
+    const path = fresh()
+    const a = openAuditLog(path, 65_536, 0.5)
+    try {
+      a.write(entry('k', 'B1'), 'k')
+      for (let i = 1; i <= 20; i++) a.write(row('B1', i), 'k')
+      renameSync(path, `${path}.1`)
+      a.reopen()
+      let refused: string | undefined
+      for (let i = 21; i < 2000 && refused === undefined; i++) refused = quotaOf(() => { a.write(row('B1', i), 'k') })
+      expect(refused).toBe('KEATRAIL_ERR_AUDIT_QUOTA')
+      expect(readFileSync(path).length).toBeLessThanOrEqual(32_768)
+      // Rows another process wrote into the new file: counted from the file.
+      renameSync(path, `${path}.2`)
+      a.reopen()
+      const b = openAuditLog(path, 65_536, 1)
+      try { for (let i = 0; i < 200; i++) b.write(row('B1', 3000 + i), 'k') } finally { b.close() }
+      expect(readFileSync(path).length).toBeGreaterThan(32_768)
+      expect(quotaOf(() => { a.admit('k', 1024) })).toBe('KEATRAIL_ERR_AUDIT_QUOTA')
+    } finally { a.close() }
+  })
+
+  it('a running batch is not forgotten however many others start meanwhile; a client\'s parameter named batch maps nothing; an escaped key name is read whole', () => {
+    const path = fresh()
+    appendFileSync(path, '')
+    const shares = new AuditShares()
+    const fd = openSync(path, 'r')
+    try {
+      shares.sync(fd)
+      const rowLine = `${JSON.stringify(row('B1', 1))}\n`
+      const lines = [`${JSON.stringify(entry('k', 'B1'))}\n`]
+      for (let i = 0; i < 12_000; i++) {
+        lines.push(`${JSON.stringify(entry('other', `O${i}`))}\n`)
+        if (i % 100 === 0) lines.push(rowLine)
+      }
+      appendFileSync(path, lines.join(''))
+      shares.sync(fd)
+      const entryBytes = Buffer.byteLength(lines[0] as string)
+      expect(shares.used('k')).toBe(entryBytes + 120 * rowLine.length)
+      // A read whose query has a parameter named batch: its rows are nobody's.
+      const sneaky: AuditEntry = { ...entry('mallory'), query: { a: '1', batch: 'B2' } }
+      const quoted: AuditEntry = { ...entry('we "quote"\\s') }
+      appendFileSync(path, `${JSON.stringify(sneaky)}\n${JSON.stringify(row('B2', 1))}\n${JSON.stringify(quoted)}\n`)
+      shares.sync(fd)
+      expect(shares.used('mallory')).toBe(JSON.stringify(sneaky).length + 1)
+      expect(shares.used('we "quote"\\s')).toBe(Buffer.byteLength(JSON.stringify(quoted)) + 1)
+    } finally { closeSync(fd) }
+  })
+
+  it('a process far behind catches up 8–9 MiB a look, not all at once', () => {
+    const path = fresh()
+    appendFileSync(path, '')
+    const shares = new AuditShares()
+    const fd = openSync(path, 'r')
+    try {
+      shares.sync(fd)
+      const line = `${JSON.stringify(entry('k'))}\n`
+      const count = Math.ceil((20 << 20) / line.length)
+      appendFileSync(path, line.repeat(count))
+      shares.sync(fd)
+      expect(shares.used('k')).toBeGreaterThan(7 << 20)
+      expect(shares.used('k')).toBeLessThanOrEqual(9 << 20)
+      shares.sync(fd)
+      shares.sync(fd)
+      expect(shares.used('k')).toBe(count * line.length)
+    } finally { closeSync(fd) }
+  })
 })
