@@ -211,16 +211,23 @@ export class ElasticsearchStore implements Store {
         result.replaced = repair.replaced
       }
       // The chain's link over what this write created (a retry of the link after a lost answer
-      // may append a second link over the same records: both verify).
-      await this.retrying(async () => { await this.chainLog.append([...written, ...repair.recreated]) }, undefined, ended)
+      // may append a second link over the same records: both verify), and lease history, at
+      // once: neither reads what the other writes.
+      const chained = this.retrying(async () => { await this.chainLog.append([...written, ...repair.recreated]) }, undefined, ended)
       // Lease history after the events: a retry here must not re-send the events (their 409s
       // would be counted as duplicates of themselves).
-      const obs = observed.filter((o): o is LeaseObservation => o !== undefined)
-      const spans = coverageSpans(events, this.leaseDomains)
-      await turn.ready
-      if (repair.withdrawn.length > 0) await this.retrying(async () => { await this.leases.forgetLegacy(repair.withdrawn.map((o) => o.event_id)) }, undefined, ended)
-      const wipes = wipesOf(events, this.leaseDomains)
-      await this.retrying(async () => { await this.leases.applyReserved(obs, spans, repair.withdrawn, wipes) }, undefined, ended)
+      const leased = (async () => {
+        const obs = observed.filter((o): o is LeaseObservation => o !== undefined)
+        const spans = coverageSpans(events, this.leaseDomains)
+        await turn.ready
+        if (repair.withdrawn.length > 0) await this.retrying(async () => { await this.leases.forgetLegacy(repair.withdrawn.map((o) => o.event_id)) }, undefined, ended)
+        const wipes = wipesOf(events, this.leaseDomains)
+        await this.retrying(async () => { await this.leases.applyReserved(obs, spans, repair.withdrawn, wipes) }, undefined, ended)
+      })()
+      // Both settled before the turn is released (lease history stays in the order of the writes).
+      const [c, l] = await Promise.allSettled([chained, leased])
+      if (c.status === 'rejected') throw c.reason
+      if (l.status === 'rejected') throw l.reason
       return result
     } finally {
       link.dispose()
