@@ -22,6 +22,17 @@ const bytesOf = (path: string, key: string): number => readFileSync(path, 'utf8'
 const quotaOf = (f: () => void): string | undefined => {
   try { f(); return undefined } catch (err) { return (err as { code?: string }).code }
 }
+/** Runs `f` with a new empty file, its fd (read only) and an AuditShares that has looked at it once. */
+function counting (f: (path: string, shares: AuditShares, fd: number) => void): void {
+  const path = fresh()
+  appendFileSync(path, '')
+  const shares = new AuditShares()
+  const fd = openSync(path, 'r')
+  try {
+    shares.sync(fd)
+    f(path, shares, fd)
+  } finally { closeSync(fd) }
+}
 
 describe('the audit log\'s key shares (AuditShares)', () => {
   it('two processes on one file: a key\'s lines through both count against one share; the other key writes on', () => {
@@ -81,12 +92,7 @@ describe('the audit log\'s key shares (AuditShares)', () => {
   })
 
   it('a line being written is counted once whole; a line longer than a read step (not an entry) is skipped, the lines after it counted; many steps of lines at one look', () => {
-    const path = fresh()
-    appendFileSync(path, '')
-    const shares = new AuditShares()
-    const fd = openSync(path, 'r')
-    try {
-      shares.sync(fd)
+    counting((path, shares, fd) => {
       const line = `${JSON.stringify(entry('k'))}\n`
       appendFileSync(path, line.slice(0, 100))
       shares.sync(fd)
@@ -102,7 +108,7 @@ describe('the audit log\'s key shares (AuditShares)', () => {
       appendFileSync(path, line.repeat(5000))
       shares.sync(fd)
       expect(shares.used('k')).toBe(5002 * line.length)
-    } finally { closeSync(fd) }
+    })
   })
 
   it('a batch rotated in the middle: its rows in the new file still count against its key', () => {
@@ -128,12 +134,7 @@ describe('the audit log\'s key shares (AuditShares)', () => {
   })
 
   it('a running batch is not forgotten however many others start meanwhile; a client\'s parameter named batch maps nothing; an escaped key name is read whole', () => {
-    const path = fresh()
-    appendFileSync(path, '')
-    const shares = new AuditShares()
-    const fd = openSync(path, 'r')
-    try {
-      shares.sync(fd)
+    counting((path, shares, fd) => {
       const rowLine = `${JSON.stringify(row('B1', 1))}\n`
       const lines = [`${JSON.stringify(entry('k', 'B1'))}\n`]
       for (let i = 0; i < 12_000; i++) {
@@ -151,16 +152,11 @@ describe('the audit log\'s key shares (AuditShares)', () => {
       shares.sync(fd)
       expect(shares.used('mallory')).toBe(JSON.stringify(sneaky).length + 1)
       expect(shares.used('we "quote"\\s')).toBe(Buffer.byteLength(JSON.stringify(quoted)) + 1)
-    } finally { closeSync(fd) }
+    })
   })
 
   it('a process far behind catches up 8–9 MiB a look, not all at once', () => {
-    const path = fresh()
-    appendFileSync(path, '')
-    const shares = new AuditShares()
-    const fd = openSync(path, 'r')
-    try {
-      shares.sync(fd)
+    counting((path, shares, fd) => {
       const line = `${JSON.stringify(entry('k'))}\n`
       const count = Math.ceil((20 << 20) / line.length)
       appendFileSync(path, line.repeat(count))
@@ -170,6 +166,6 @@ describe('the audit log\'s key shares (AuditShares)', () => {
       shares.sync(fd)
       shares.sync(fd)
       expect(shares.used('k')).toBe(count * line.length)
-    } finally { closeSync(fd) }
+    })
   })
 })
