@@ -100,7 +100,7 @@ export function openAuditLog (path: string, maxBytes = Infinity, keyShare = 1): 
   let torn = false
   const share = maxBytes === Infinity || keyShare >= 1 ? Infinity : Math.floor(maxBytes * keyShare)
   const shares = new AuditShares()
-  // Lines written from here on are charged (another process's too); those before, to nobody.
+  // Its first step of counting what the file holds already (the rest at the next writes).
   if (share !== Infinity) shares.sync(fd)
   /** The file's size, each key's share counted up to it first (when shares are bounded). */
   const sizeOf = (to: number): number => share === Infinity ? fstatSync(to).size : shares.sync(to)
