@@ -5,8 +5,9 @@ const CHUNK = 1 << 20
 /**
  * Bytes counted per call at most: a process that fell far behind (a restart onto a full log, an
  * idle `keatrail serve` beside a busy `keatrail run`, a reopen onto a file others filled)
- * catches up a step per audited request instead of stalling one for seconds (~10M row lines in
- * a 1 GiB log; ~0.55 µs a row line, ~0.4 µs an entry: 2 MiB ≈ 10–12 ms, measured).
+ * catches up a step per look instead of stalling a request for seconds (~10M row lines in a
+ * 1 GiB log; ~0.55 µs a row line, ~0.4 µs an entry: 2 MiB ≈ 10–12 ms, measured). A read looks
+ * twice (before it runs, and at its entry), a batch attribution once per row.
  */
 const CATCH_UP = 2 * CHUNK
 /** Batch ids remembered (a row line names its batch, not its key); the least recently used forgotten first. */
@@ -27,8 +28,8 @@ const QUOTE = 0x22
  * api.auditLogMaxBytes and every other key's reads were refused until an operator rotated it.
  *
  * What the file held when this process opened it is counted too (a restart gives no key a fresh
- * share), CATCH_UP bytes per look: a 1 GiB log is counted over its first ~500 audited requests,
- * the counts short of the file meanwhile. A file replaced (logrotate's rename and create, then
+ * share), CATCH_UP bytes per look: a 1 GiB log is counted over its first ~250 reads (or ~500
+ * rows of a batch), the counts short of the file meanwhile. A file replaced (logrotate's rename and create, then
  * SIGHUP) or cut (copytruncate) is counted again from its start; batch ids are kept (a batch's
  * rows may go on in the new file).
  */
@@ -65,7 +66,8 @@ export class AuditShares {
       this.skipping = false
     }
     const from = this.upTo
-    while (this.upTo < st.size && this.upTo - from < CATCH_UP) {
+    // At most CATCH_UP: a step is read only when a whole one still fits.
+    while (this.upTo < st.size && this.upTo - from <= CATCH_UP - CHUNK) {
       const asked = Math.min(CHUNK, st.size - this.upTo)
       const n = readSync(fd, this.buf, 0, asked, this.upTo)
       if (n <= 0) break
@@ -122,14 +124,17 @@ export class AuditShares {
   }
 
   private remember (batch: string, key: string): void {
+    // An entry naming the last row's batch anew (another key's): its rows are looked up again.
+    if (this.lastRow?.batch === batch && this.lastRow.key !== key) this.lastRow = undefined
     this.batchKeys.delete(batch)
     this.batchKeys.set(batch, key)
     if (this.batchKeys.size <= BATCHES) return
     let oldest = this.batchKeys.keys().next().value as string
     // The batch of the last row is in use though not looked up again (compared as bytes).
     if (oldest === this.lastRow?.batch) {
+      const kept = this.batchKeys.get(oldest) as string
       this.batchKeys.delete(oldest)
-      this.batchKeys.set(oldest, this.lastRow.key)
+      this.batchKeys.set(oldest, kept)
       oldest = this.batchKeys.keys().next().value as string
     }
     this.batchKeys.delete(oldest)
