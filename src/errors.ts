@@ -382,7 +382,9 @@ export const AUDIT_LOG_CODES = {
   /** Audit entries could not be written: their reads were refused (503) or their batch cut off (throttled: one line per 10 s with the count). */
   write: 'KEATRAIL_ERR_AUDIT_WRITE',
   /** The audit log could not be reopened on SIGHUP: entries keep going to the file that was open. */
-  reopen: 'KEATRAIL_ERR_AUDIT_LOG'
+  reopen: 'KEATRAIL_ERR_AUDIT_LOG',
+  /** A key's reads were refused: it used its share of the audit log (AuditQuotaError; throttled per key). */
+  quota: 'KEATRAIL_ERR_AUDIT_QUOTA'
 } as const
 
 // Store credentials and output files

@@ -9,7 +9,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRepl
 import { jsonSchemaTransform, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod'
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import { z } from 'zod'
-import { ApiAuthError, ApiBadRequestError, ApiForbiddenError, ApiCrossSiteError, ApiHostNotAllowedError, ApiRateLimitError, AUDIT_LOG_CODES, AuditWriteError, CLIENT_MESSAGE_5XX, CursorInvalidError, NotFoundError, QueryBusyError, isCodedError } from '../errors.js'
+import { ApiAuthError, ApiBadRequestError, ApiForbiddenError, ApiCrossSiteError, ApiHostNotAllowedError, ApiRateLimitError, AUDIT_LOG_CODES, AuditQuotaError, AuditWriteError, CLIENT_MESSAGE_5XX, CursorInvalidError, NotFoundError, QueryBusyError, isCodedError } from '../errors.js'
 import { historyPage, holderAt } from '../leases/query.js'
 import { ATTRIBUTION_COLUMNS, attributeRows, MAX_ATTRIBUTE_ROWS } from '../leases/attribute.js'
 import { LocalTimeResolver } from '../parse/time/zone.js'
@@ -438,7 +438,7 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
   const quotaLog = (key: string): Throttled => {
     let log = quotaLogs.get(key)
     if (log === undefined) {
-      log = new Throttled((count, f) => { app.log.warn({ code: 'KEATRAIL_ERR_AUDIT_QUOTA', count, ...f }, 'A key has used its share of the audit log (api.auditKeyShare): its reads are refused until the log is rotated (count: since the last such line).') })
+      log = new Throttled((count, f) => { app.log.warn({ code: AUDIT_LOG_CODES.quota, count, ...f }, 'A key has used its share of the audit log (api.auditKeyShare): its reads are refused until the log is rotated (count: since the last such line).') })
       quotaLogs.set(key, log)
     }
     return log
@@ -446,7 +446,7 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
   app.addHook('onClose', async () => { auditFailLog.stop(); for (const log of quotaLogs.values()) log.stop() })
   const AUDIT_REFUSED = JSON.stringify({ code: 'KEATRAIL_ERR_AUDIT_WRITE', message: new AuditWriteError().message })
   /** Counts and logs a refusal for the key's share; the answer's body. */
-  const quotaRefused = (err: Error & { code: string }, key: string, route: string): string => {
+  const quotaRefused = (err: InstanceType<typeof AuditQuotaError>, key: string, route: string): string => {
     quotaRefusals.inc({ key })
     quotaLog(key).hit({ key, route })
     return JSON.stringify({ code: err.code, message: err.message })
@@ -461,7 +461,7 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
       opts.audit(e, key)
       return undefined
     } catch (err) {
-      if (isCodedError(err) && err.code === 'KEATRAIL_ERR_AUDIT_QUOTA') return { status: 429, body: quotaRefused(err, key, route), error: err }
+      if (err instanceof AuditQuotaError) return { status: 429, body: quotaRefused(err, key, route), error: err }
       auditFailures.inc()
       auditFailLog.hit({ route, error: String((err as Error)?.message ?? err).slice(0, 300) })
       return { status: 503, body: AUDIT_REFUSED, error: new AuditWriteError() }
@@ -488,7 +488,7 @@ export async function buildApp (opts: BuildAppOptions): Promise<FastifyInstance>
     const room = (AUDIT_ENTRY_ROOM + req.url.length) * (req.routeOptions.config.audit === 'before' ? 2 : 1)
     try { opts.auditAdmit?.(req.apiKey.name, room) } catch (err) {
       // Any other failure (the file's size not asked) is left to the entry's write to answer.
-      if (isCodedError(err) && err.code === 'KEATRAIL_ERR_AUDIT_QUOTA') {
+      if (err instanceof AuditQuotaError) {
         selfAudited.add(req)
         return await reply.code(429).type('application/json; charset=utf-8').send(quotaRefused(err, req.apiKey.name, routeOf(req)))
       }

@@ -112,10 +112,8 @@ export function openAuditLog (path: string, maxBytes = Infinity, keyShare = 1): 
     // The file's size asked each time (one fstat): `keatrail serve` beside `keatrail run` appends
     // to the same file, and a copytruncate shrinks it unseen.
     const before = maxBytes === Infinity ? 0 : sizeOf(to)
-    if (maxBytes !== Infinity) {
-      if (before + line.length > maxBytes) throw new Error(`the audit log reached api.auditLogMaxBytes (${maxBytes} bytes): rotate it (logrotate, then SIGHUP)`)
-      quota(key, line.length)
-    }
+    if (before + line.length > maxBytes) throw new Error(`the audit log reached api.auditLogMaxBytes (${maxBytes} bytes): rotate it (logrotate, then SIGHUP)`)
+    quota(key, line.length)
     let done = 0
     try {
       while (done < line.length) {
