@@ -357,6 +357,36 @@ describe('security: one key cannot fill the audit log (api.auditKeyShare)', () =
   }, 30_000)
 })
 
+describe('security: a key\'s requests cannot charge their audit lines to another key', () => {
+  it('parameters named key and batch (in the URL, refused 400, still recorded): the sender is charged, also when the file is read back after a restart; the key they name reads on', async () => {
+    const OTHER = 'kt_test-audit-other-0123456789'
+    const two = [...keys, { name: 'other', sha256: apiKeyHash(OTHER) }]
+    const path = join(mkdtempSync(join(base, 'share-forged-')), 'audit.log')
+    const cfg = { ...api(path), keys: two, auditLogMaxBytes: 65_536 }
+    const byOther = async (url: string): Promise<number> => (await fetch(`${url}${at(1)}`, { headers: { authorization: `Bearer ${OTHER}` } })).status
+    const first = await serveApi(store, cfg, base, {})
+    try {
+      // The entry records its parameters raw: `"query":{…,"key":"other","batch":"Q",…}`.
+      const forged = (i: number): string => `${at(i)}&key=other&batch=Q&note=${encodeURIComponent('"key":"other"')}`
+      const statuses: number[] = []
+      for (let i = 0; i < 400 && !statuses.includes(429); i++) statuses.push((await get(first.url, forged(i))).status)
+      expect(statuses.filter((s) => s === 400).length).toBeGreaterThan(50)
+      expect(statuses.at(-1)).toBe(429)
+      expect(await byOther(first.url)).toBe(200)
+    } finally {
+      await first.app.close()
+    }
+    // A restart counts the file from its lines: the forged ones are still the sender's.
+    const again = await serveApi(store, cfg, base, {})
+    try {
+      expect((await get(again.url, at(2))).status).toBe(429)
+      expect(await byOther(again.url)).toBe(200)
+    } finally {
+      await again.app.close()
+    }
+  }, 30_000)
+})
+
 describe('security: a batch attribution counts against its key\'s share', () => {
   it('cut off at the first row past the share: the key\'s entry and rows stay within it, every row sent recorded, the refusal counted', async () => {
     const two = [...keys, { name: 'other', sha256: apiKeyHash('kt_test-audit-other-0123456789') }]
